@@ -1,0 +1,1 @@
+"""The audio stage: resolve a reference, decode, resample once, encode, hash."""

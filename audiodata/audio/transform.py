@@ -1,0 +1,38 @@
+"""Downmix, resample once, quantize, encode, hash: the one place audio changes.
+
+The clip is resampled exactly once, here, with soxr HQ; the stored 16-bit PCM is
+what the content hash covers, so the hash can be re-checked from the FLAC alone and
+is the same for lossless copies of one recording in any container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from audiodata.audio.decode import Decoded
+
+CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav")}
+
+
+def to_pcm16(decoded: Decoded, target_rate: int) -> np.ndarray:
+    mono = decoded.samples.mean(axis=1, dtype=np.float32) if decoded.channels > 1 else decoded.samples[:, 0]
+    if decoded.sampling_rate != target_rate and mono.size:
+        mono = soxr.resample(mono, decoded.sampling_rate, target_rate, quality="HQ")
+    scaled = np.rint(np.asarray(mono, dtype=np.float32) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype("<i2")
+
+
+def pcm_hash(pcm: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(pcm, dtype="<i2").tobytes(), digest_size=16).hexdigest()
+
+
+def encode(pcm: np.ndarray, rate: int, codec: str) -> bytes:
+    fmt, subtype, _ = CODECS[codec]
+    buf = io.BytesIO()
+    sf.write(buf, pcm, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()

@@ -1,0 +1,423 @@
+"""``convert``: raw JSON corpora in, Hub-ready Parquet shards out.
+
+Stages (webdataset-style, each small): read items -> parse to records -> record
+rules -> audio stage (pure, in a worker pool, in order) -> split assignment ->
+shard writers; every record that fails a stage goes to ``rejects.jsonl`` with its
+reasons. Accounting always holds: read = written + rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audiodata import __version__
+from audiodata.pipeline.options import ConvertOptions, OptionsError
+from audiodata.pipeline.process import AudioSettings, Processed, process_batch
+from audiodata.pipeline.state import WORK, RunState, atomic_write
+from audiodata.readers.dialects import parse_record
+from audiodata.readers.dialects.common import ParseContext
+from audiodata.readers.jsonstream import RawItem, iter_file
+from audiodata.readers.sources import InputError, InputFile, expand
+from audiodata.records import Record, SourceLoc
+from audiodata.rules.engine import check_record, has_error, keep_enabled
+from audiodata.rules.findings import Finding
+from audiodata.rules.registry import select
+from audiodata.writer.card import card_yaml, render_card
+from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
+
+OUTPUT_FILES = ("data", "README.md", "manifest.json", "rejects.jsonl", WORK)
+
+
+@dataclass
+class ConvertResult:
+    output: Path
+    records_read: int = 0
+    records_written: int = 0
+    records_rejected: int = 0
+    audio_seconds: float = 0.0  # seconds of audio written (at the target rate)
+    clips: int = 0
+    rejects_by_code: dict[str, int] = field(default_factory=dict)
+    warnings_by_code: dict[str, int] = field(default_factory=dict)
+    shards: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: int = 0
+    already_complete: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0: every record went through; 1: some were rejected."""
+        return 1 if self.records_rejected else 0
+
+
+@dataclass
+class Progress:
+    """What a progress display is told after each record."""
+
+    bytes_done: int = 0
+    bytes_total: int = 0
+    records: int = 0
+    rejected: int = 0
+    audio_seconds: float = 0.0
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class _Pending:
+    seq: int
+    item: RawItem
+    source: SourceLoc
+    record: Record | None
+    findings: list[Finding]
+
+
+def convert(
+    inputs: list[str | os.PathLike[str]] | str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    on_progress: ProgressFn | None = None,
+    **kwargs: Any,
+) -> ConvertResult:
+    """Convert ``inputs`` (files, folders, globs, dataset_info.json) into ``output``.
+
+    Keyword arguments are :class:`ConvertOptions` fields. Raises
+    :class:`OptionsError`/:class:`InputError` for usage errors; bad records never raise.
+    """
+    opts = options or ConvertOptions(**kwargs)
+    paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    out = Path(output)
+    files = expand(paths, opts.media_root, opts.format, opts.datasets, exclude=[out])
+    fingerprint = opts.fingerprint([f.describe() for f in files])
+    state = _prepare_output(out, fingerprint, opts.overwrite)
+    if state.status == "complete":
+        return _result_from_manifest(out, already_complete=True)
+    run = _Run(files, out, opts, state, on_progress)
+    return run.finalize() if state.status == "finalizing" else run.run()
+
+
+def _prepare_output(out: Path, fingerprint: str, overwrite: bool) -> RunState:
+    state = RunState.load(out)
+    if overwrite:
+        for name in OUTPUT_FILES:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        state = None
+    elif state is not None and state.fingerprint != fingerprint:
+        raise OptionsError(f"{out} holds a conversion of other inputs or options; pass --overwrite to replace it")
+    elif state is None and out.exists() and any(out.iterdir()):
+        raise OptionsError(f"{out} exists and is not an audiodata output; choose an empty folder or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        state = RunState(fingerprint)
+        state.save(out)
+    return state
+
+
+class _Run:
+    def __init__(self, files: list[InputFile], out: Path, opts: ConvertOptions, state: RunState,
+                 on_progress: ProgressFn | None) -> None:
+        self.files, self.out, self.opts, self.state = files, out, opts, state
+        self.work = out / WORK
+        self.on_progress = on_progress
+        self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
+        self.settings = AudioSettings(opts.sample_rate, opts.codec, opts.max_audio_bytes, opts.max_duration,
+                                      opts.allow_absolute_paths, self.enabled)
+        self.writers: dict[str, ShardWriter] = {}
+        self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
+        self.progress = Progress(bytes_total=sum(f.path.stat().st_size for f in files))
+        self.live_stats: dict[str, Any] = {}
+        self.start = self.result.resumed_from
+
+    # -- reading -----------------------------------------------------------------
+    def _items(self) -> Iterator[_Pending]:
+        seq = 0
+        done_bytes = 0
+        for f in self.files:
+            size = f.path.stat().st_size
+            try:
+                for item in iter_file(f.path, self.opts.max_record_bytes):
+                    src = SourceLoc(f.display, item.index, item.line)
+                    if seq >= self.start:
+                        yield self._parse(seq, item, src, f)
+                    seq += 1
+            except (OSError, EOFError, ValueError) as exc:  # unreadable or corrupt input file
+                if seq >= self.start:
+                    item = RawItem(-1, 0, code="F004", error=f"cannot read the file: {exc}")
+                    yield _Pending(seq, item, SourceLoc(f.display, -1, None), None,
+                                   [Finding("F004", item.error or "", "", SourceLoc(f.display, -1, None))])
+                seq += 1
+            done_bytes += size
+            self.progress.bytes_done = done_bytes
+
+    def _parse(self, seq: int, item: RawItem, src: SourceLoc, f: InputFile) -> _Pending:
+        if item.code is not None:
+            return _Pending(seq, item, src, None, [Finding(item.code, item.error or "", "", src)])
+        ctx = ParseContext(f.spec, src, f.media_root, self.opts.prompt, self.opts.system)
+        record, findings = parse_record(item.obj, ctx)
+        if record is not None:
+            findings = keep_enabled(check_record(record, self.enabled), self.enabled)
+        return _Pending(seq, item, src, record, findings)
+
+    # -- the run -----------------------------------------------------------------
+    def run(self) -> ConvertResult:
+        self._restore()
+        rejects = self.rejects = open(self.work / "rejects.jsonl", "a", encoding="utf-8")
+        try:
+            for pending, processed in self._processed():
+                self._accept(pending, processed, rejects)
+            rejects.flush()
+            for w in self.writers.values():
+                w.close()
+        except BaseException:
+            for w in self.writers.values():
+                w.abort()
+            raise
+        finally:
+            rejects.close()
+        return self.finalize()
+
+    def _processed(self) -> Iterator[tuple[_Pending, Processed | None]]:
+        """Records in input order with their audio-stage outcome (bounded in flight)."""
+        workers = self.opts.workers
+        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        window: deque[tuple[list[_Pending], Future[list[Processed]] | list[Processed]]] = deque()
+        batch: list[_Pending] = []
+
+        def submit(items: list[_Pending]) -> None:
+            todo = [(p.seq, p.record) for p in items if p.record is not None and not has_error(p.findings)
+                    and not self._already_written(p)]
+            if pool is None:
+                window.append((items, process_batch(todo, self.settings)))
+            else:
+                window.append((items, pool.submit(process_batch, todo, self.settings)))
+
+        def drain(limit: int) -> Iterator[tuple[_Pending, Processed | None]]:
+            while len(window) > limit:
+                items, fut = window.popleft()
+                done = fut if isinstance(fut, list) else fut.result()
+                by_seq = {p.seq: p for p in done}
+                for p in items:
+                    yield p, by_seq.get(p.seq)
+
+        try:
+            for pending in self._items():
+                batch.append(pending)
+                if len(batch) >= self.opts.batch_size:
+                    submit(batch)
+                    batch = []
+                    yield from drain(2 * workers + 1)
+            if batch:
+                submit(batch)
+            yield from drain(0)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _streams_of(self, kind: str) -> list[str]:
+        splits = [self.opts.split] + ([self.opts.val_split] if self.opts.val_ratio else [])
+        return [f"{kind}/{s}" for s in splits]
+
+    def _already_written(self, p: _Pending) -> bool:
+        """On resume: a record whose every possible stream is durable past it."""
+        return p.record is not None and all(self.state.is_durable(s, p.seq) for s in self._streams_of(p.record.kind))
+
+    def _accept(self, p: _Pending, processed: Processed | None, rejects: Any) -> None:
+        self.progress.records += 1
+        findings = list(p.findings)
+        if processed is not None:
+            findings += processed.findings
+        if processed is None and p.record is not None and not has_error(findings):
+            return  # already in a durable shard (resume)
+        if has_error(findings) or processed is None or processed.row is None:
+            self._reject(p, findings, rejects)
+            return
+        assert p.record is not None
+        stream = f"{p.record.kind}/{self._split(p.record, processed.hashes)}"
+        if self.state.is_durable(stream, p.seq):
+            return
+        writer = self._writer(stream, p.record.kind)
+        self.progress.audio_seconds += processed.row["audio_seconds"]
+        writer.add(processed.row, p.seq, processed.stats)
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _reject(self, p: _Pending, findings: list[Finding], rejects: Any) -> None:
+        errors = [f for f in findings if f.is_error]
+        entry: dict[str, Any] = {
+            "seq": p.seq,
+            "source": p.source.file,
+            "index": p.source.index,
+            "line": p.source.line,
+            "reasons": [f.to_dict() | {"source": None} for f in errors],
+        }
+        for r in entry["reasons"]:
+            for k in ("source", "index", "line"):
+                r.pop(k, None)
+        if p.item.obj is not None:
+            entry["record"] = p.item.obj
+        else:
+            entry["raw"] = p.item.raw
+        rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.progress.rejected += 1
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _split(self, record: Record, hashes: list[str]) -> str:
+        """Seeded, keyed on audio content: the same audio never lands in two splits."""
+        if not self.opts.val_ratio:
+            return self.opts.split
+        key = min(hashes) if hashes else f"id:{record.id}"
+        digest = hashlib.blake2b(f"{self.opts.seed}:{key}".encode(), digest_size=8).digest()
+        u = int.from_bytes(digest, "big") / 2**64
+        return self.opts.val_split if u < self.opts.val_ratio else self.opts.split
+
+    def _writer(self, stream: str, kind: str) -> ShardWriter:
+        if stream not in self.writers:
+            first = sum(1 for s in self.state.shards if s.stream == stream)
+            self.writers[stream] = ShardWriter(self.work, stream, kind, self.opts.sample_rate, self.opts.max_shard_size,
+                                               self.opts.row_group_rows, first, self._checkpoint)
+        return self.writers[stream]
+
+    def _checkpoint(self, info: ShardInfo) -> None:
+        """A shard closed: record what is durable, so a kill here loses nothing."""
+        self.rejects.flush()  # every reject before this point must survive a kill
+        os.fsync(self.rejects.fileno())
+        self.state.shards.append(info)
+        position = info.last_seq + 1
+        for stream, w in self.writers.items():
+            first_open = w.first_open_seq()
+            self.state.durable[stream] = first_open if first_open is not None else position
+        self.state.position = position
+        self.state.save(self.out)
+
+    # -- resume and finish -----------------------------------------------------------
+    def _restore(self) -> None:
+        """Drop leftovers of an interrupted run: .tmp shards, shards and rejects past the resume point."""
+        for tmp in self.work.rglob("*.tmp"):
+            tmp.unlink()
+        known = {s.file for s in self.state.shards}
+        for shard in self.work.rglob("shard-*.parquet"):
+            if str(shard.relative_to(self.work)) not in known:
+                shard.unlink()
+        path = self.work / "rejects.jsonl"
+        if path.exists():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                    if _seq_of(line) < self.start]
+            atomic_write(path, "".join(kept))
+
+    def finalize(self) -> ConvertResult:
+        self.state.status = "finalizing"
+        self.state.save(self.out)
+        rejects_path = self.work / "rejects.jsonl"
+        by_code: Counter[str] = Counter()
+        n_rejects = 0
+        rejects_path.touch()
+        with open(rejects_path, encoding="utf-8") as fh:
+            for line in fh:
+                n_rejects += 1
+                by_code.update({r["code"] for r in json.loads(line)["reasons"]})
+        streams: dict[str, list[ShardInfo]] = {}
+        for s in self.state.shards:
+            streams.setdefault(s.stream, []).append(s)
+        kinds = sorted({s.split("/")[0] for s in streams}, key=lambda k: ("sft", "dpo").index(k))
+        configs: dict[str, dict[str, Any]] = {}
+        shard_rows: list[dict[str, Any]] = []
+        totals: dict[str, Any] = {}
+        data = self.out / "data"
+        data.mkdir(exist_ok=True)
+        for stream in sorted(streams, key=lambda s: (kinds.index(s.split("/")[0]), s.split("/")[1] != self.opts.split, s)):
+            kind, split = stream.split("/")
+            name = "default" if len(kinds) == 1 else kind
+            data_dir = "data" if len(kinds) == 1 else f"data/{kind}"
+            shards = sorted(streams[stream], key=lambda s: s.shard)
+            cfg = configs.setdefault(name, {"kind": kind, "data_dir": data_dir, "splits": {}})
+            cfg["splits"][split] = {"rows": sum(s.rows for s in shards), "bytes": sum(s.bytes for s in shards)}
+            for s in shards:
+                final = f"{data_dir}/{split}-{s.shard:05d}-of-{len(shards):05d}.parquet"
+                src, dst = self.work / s.file, self.out / final
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if src.exists():
+                    os.replace(src, dst)
+                merge_stats(totals, s.stats)
+                shard_rows.append({"file": final, "config": name, "split": split, "rows": s.rows, "bytes": s.bytes,
+                                   "sha256": s.sha256, "audio_seconds": s.audio_seconds, "clips": s.clips})
+        if rejects_path.exists():
+            with open(rejects_path, encoding="utf-8") as fh, open(self.out / "rejects.jsonl.tmp", "w", encoding="utf-8") as dst_fh:
+                for line in fh:
+                    entry = json.loads(line)
+                    entry.pop("seq", None)
+                    dst_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            os.replace(self.out / "rejects.jsonl.tmp", self.out / "rejects.jsonl")
+        written = sum(r["rows"] for r in shard_rows)
+        summary = {
+            "records_read": written + n_rejects,
+            "written": written,
+            "rejected": n_rejects,
+            "clips": sum(r["clips"] for r in shard_rows),
+            "audio_seconds": round(sum(r["audio_seconds"] for r in shard_rows), 6),
+            "sample_rate": self.opts.sample_rate,
+            "codec": self.opts.codec,
+            "source_sampling_rates": totals.get("source_sampling_rates", {}),
+            "source_formats": totals.get("source_formats", {}),
+            "warnings_by_code": totals.get("warnings", {}),
+            "rejects_by_code": dict(sorted(by_code.items())),
+            "configs": configs,
+        }
+        manifest = {
+            "audiodata_version": __version__,
+            "format_version": 1,
+            "options": self.opts.recorded(),
+            "inputs": [{"file": f.display, "dialect": f.spec.formatting or "auto", "entry": f.spec.name} for f in self.files],
+            "summary": summary,
+            "shards": shard_rows,
+            "rejects": {"file": "rejects.jsonl", "count": n_rejects},
+        }
+        atomic_write(self.out / "README.md", render_card(card_yaml(configs, self.opts.sample_rate), summary))
+        atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        self.state.status = "complete"
+        self.state.save(self.out)
+        shutil.rmtree(self.work / "sft", ignore_errors=True)
+        shutil.rmtree(self.work / "dpo", ignore_errors=True)
+        rejects_path.unlink(missing_ok=True)
+        return _result_from_manifest(self.out, resumed_from=self.result.resumed_from)
+
+
+def _seq_of(line: str) -> float:
+    """The input position of a rejects line; a torn last line (kill mid-write) sorts last."""
+    try:
+        return int(json.loads(line)["seq"])
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
+
+
+def _result_from_manifest(out: Path, resumed_from: int = 0, already_complete: bool = False) -> ConvertResult:
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    s = manifest["summary"]
+    return ConvertResult(
+        output=out,
+        records_read=s["records_read"],
+        records_written=s["written"],
+        records_rejected=s["rejected"],
+        audio_seconds=s["audio_seconds"],
+        clips=s["clips"],
+        rejects_by_code=s["rejects_by_code"],
+        warnings_by_code=s["warnings_by_code"],
+        shards=manifest["shards"],
+        resumed_from=resumed_from,
+        already_complete=already_complete,
+    )
+
+
+__all__ = ["ConvertResult", "InputError", "OptionsError", "Progress", "convert"]

@@ -1,0 +1,105 @@
+"""Conversion settings as one dataclass (trl-style): the CLI and the Python API
+build the same object, and the run fingerprint is computed from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from audiodata.readers.spec import DIALECTS
+
+#: Settings that change how a run goes, not what it writes; left out of the fingerprint.
+RUNTIME_ONLY = ("num_workers", "overwrite", "progress", "batch_size")
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def parse_size(text: str | int) -> int:
+    """'500MB' -> 500_000_000 (decimal, like datasets); '1GiB' -> 2**30."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(text)
+    if not m or (m.group(2) or "").lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (try 500MB, 64MiB, 1GB)")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+class OptionsError(ValueError):
+    """A usage error: the CLI exits with code 2."""
+
+
+@dataclass
+class ConvertOptions:
+    """Everything ``audiodata convert`` can be told. Defaults are the documented ones."""
+
+    format: str | None = None  # force a dialect instead of detecting it per record
+    media_root: str | None = None  # default: each input file's own folder
+    prompt: str | None = None  # user prompt for transcript-only (minicpm) records
+    system: str | None = None  # system prompt for records that carry none
+    sample_rate: int = 16000
+    codec: str = "flac"
+    split: str = "train"
+    val_ratio: float = 0.0
+    val_split: str = "validation"
+    seed: int = 0
+    max_shard_size: int = 500 * 10**6
+    row_group_rows: int = 100
+    max_audio_bytes: int = 256 * 2**20
+    max_duration: float = 1200.0
+    max_record_bytes: int = 512 * 2**20
+    allow_absolute_paths: bool = True
+    datasets: list[str] = field(default_factory=list)  # dataset_info.json entries to take (default: all)
+    select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    num_workers: int = 0  # 0: all cores
+    batch_size: int = 16
+    overwrite: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_shard_size, str):
+            self.max_shard_size = parse_size(self.max_shard_size)
+        if isinstance(self.max_audio_bytes, str):
+            self.max_audio_bytes = parse_size(self.max_audio_bytes)
+        if isinstance(self.max_record_bytes, str):
+            self.max_record_bytes = parse_size(self.max_record_bytes)
+        if self.format is not None and self.format not in (*DIALECTS, "openai"):
+            raise OptionsError(f"--format must be one of {', '.join(DIALECTS)}, got {self.format!r}")
+        if self.sample_rate < 8000 or self.sample_rate > 192000:
+            raise OptionsError(f"--sample-rate {self.sample_rate} is out of range (8000..192000)")
+        if self.codec not in ("flac", "wav"):
+            raise OptionsError(f"--codec must be flac or wav, got {self.codec!r}")
+        if not 0.0 <= self.val_ratio < 1.0:
+            raise OptionsError(f"--val-ratio must be in [0, 1), got {self.val_ratio}")
+        for name in (self.split, self.val_split):
+            if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+                raise OptionsError(f"split names must be letters, digits or _, got {name!r}")
+        if self.val_ratio and self.split == self.val_split:
+            raise OptionsError("--split and --val-split must differ")
+        if self.max_shard_size < 2**16:
+            raise OptionsError("--max-shard-size must be at least 64KiB")
+        if self.num_workers < 0:
+            raise OptionsError("--num-workers must be >= 0")
+        if self.media_root is not None and not os.path.isdir(self.media_root):
+            raise OptionsError(f"--media-root {self.media_root} is not a folder")
+
+    @property
+    def workers(self) -> int:
+        return self.num_workers or os.cpu_count() or 1
+
+    def recorded(self) -> dict[str, object]:
+        """The options that shape the output, as stored in the manifest."""
+        return {k: v for k, v in asdict(self).items() if k not in RUNTIME_ONLY}
+
+    def fingerprint(self, inputs: list[dict[str, object]]) -> str:
+        blob = json.dumps({"options": self.recorded(), "inputs": inputs}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def option_names() -> list[str]:
+    return [f.name for f in fields(ConvertOptions)]

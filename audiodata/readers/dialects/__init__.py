@@ -1,0 +1,46 @@
+"""Dialect detection and dispatch: raw JSON object -> canonical :class:`Record`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audiodata.records import Record
+from audiodata.readers.dialects import alpaca, messages, minicpm, sharegpt
+from audiodata.readers.dialects.common import ParseContext, ParseError
+from audiodata.rules.findings import Finding
+
+PARSERS = {"minicpm": minicpm.parse, "sharegpt": sharegpt.parse, "alpaca": alpaca.parse, "messages": messages.parse}
+
+
+def detect(obj: dict[str, Any]) -> str | None:
+    """Name the dialect a record is written in, from its keys."""
+    if "conversations" in obj:
+        return "sharegpt"
+    msgs = obj.get("messages")
+    if msgs is None and isinstance(obj.get("prompt"), list):
+        msgs = obj["prompt"]
+    if isinstance(msgs, list):
+        first = next((m for m in msgs if isinstance(m, dict)), {})
+        return "sharegpt" if "from" in first else "messages"
+    if "instruction" in obj or "output" in obj or ("input" in obj and ("chosen" in obj or "audios" in obj)):
+        return "alpaca"
+    if ("audio" in obj or "audios" in obj) and "text" in obj:
+        return "minicpm"
+    return None
+
+
+def parse_record(obj: Any, ctx: ParseContext) -> tuple[Record | None, list[Finding]]:
+    """Parse one JSON value; on failure return no record and a located finding."""
+    if not isinstance(obj, dict):
+        return None, [Finding("F002", f"record is a JSON {type(obj).__name__}, not an object", "", ctx.source)]
+    formatting = ctx.spec.formatting
+    if formatting == "openai":
+        formatting = "messages"
+    dialect = formatting or detect(obj)
+    if dialect is None:
+        keys = ", ".join(sorted(obj)[:8]) or "no keys"
+        return None, [Finding("F003", f"no dialect matches keys ({keys})", "", ctx.source)]
+    try:
+        return PARSERS[dialect](obj, ctx), []
+    except ParseError as exc:
+        return None, [Finding(exc.code, f"{dialect}: {exc.message}", exc.field, ctx.source)]

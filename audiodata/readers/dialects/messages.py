@@ -1,0 +1,74 @@
+"""``messages`` + ``audios`` (ms-swift, OpenAI style) and chat-template content lists.
+
+Content items ``{"type": "audio", "path"|"audio"|"url": ...}`` become ``<audio>``
+markers in place and their audio joins the record's list in order; value-less audio
+items are markers whose audio comes from ``audios``. Preference data is either
+ms-swift's ``rejected_response`` (the last assistant turn is the chosen one) or
+TRL's ``prompt``/``chosen``/``rejected``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audiodata.records import AudioRef, Message, Record
+from audiodata.readers.dialects.common import (
+    ParseContext,
+    ParseError,
+    audio_list,
+    merge_audios,
+    new_record,
+    optional_text,
+    pop_system,
+    turns,
+)
+
+
+def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
+    key = "messages" if obj.get("messages") is not None else "prompt"
+    if not isinstance(obj.get(key), list):
+        raise ParseError("S001", "missing field 'messages' (a list of {role, content})", "messages")
+    if obj.get("rejected_messages") is not None:
+        raise ParseError("S001", "rejected_messages is not supported; use rejected_response", "rejected_messages")
+    inline: list[AudioRef] = []
+    bare = [0]
+    msgs = turns(obj[key], key, ctx, inline, bare, "role", "content")
+    msgs, system = pop_system(msgs, optional_text(obj, "system"))
+    chosen = rejected = None
+    kind = "sft"
+    if obj.get("rejected_response") is not None:
+        kind = "dpo"
+        if not isinstance(obj["rejected_response"], str):
+            raise ParseError("S001", "rejected_response must be a string", "rejected_response")
+        if not msgs:
+            raise ParseError("S001", "messages is empty", key)
+        chosen = [msgs.pop()]
+        rejected = [Message("assistant", obj["rejected_response"], "rejected_response")]
+    elif obj.get("chosen") is not None or obj.get("rejected") is not None:
+        kind = "dpo"
+        chosen, rejected = (_responses(obj, name, ctx, inline, bare) for name in ("chosen", "rejected"))
+    akey = "audios" if obj.get("audios") is not None else "audio"
+    audios = merge_audios(audio_list(obj.get(akey), akey), inline, bare[0], key)
+    return new_record(
+        obj,
+        ctx,
+        "messages",
+        kind=kind,
+        messages=msgs,
+        audios=audios,
+        system=system,
+        tools=optional_text(obj, "tools"),
+        chosen=chosen,
+        rejected=rejected,
+    )
+
+
+def _responses(obj: dict[str, Any], name: str, ctx: ParseContext, inline: list[AudioRef], bare: list[int]) -> list[Message]:
+    value = obj.get(name)
+    if value is None:
+        raise ParseError("S001", f"missing field {name!r} (preference data needs chosen and rejected)", name)
+    if isinstance(value, str):
+        return [Message("assistant", value, name)]
+    if isinstance(value, dict):
+        value = [value]
+    return turns(value, name, ctx, inline, bare, "role", "content")

@@ -1,0 +1,131 @@
+"""The canonical record model: one place that says what a training example is.
+
+Every reader turns its dialect into these objects; the rules, the audio stage, the
+writer, dedup and the trainer only ever see them. Borrowing lhotse's split between
+recordings and supervisions: an :class:`AudioRef` says where audio comes from, a
+:class:`Clip` is that audio after decoding, and a :class:`Record` ties an ordered
+list of audios to the conversation that refers to them through ``<audio>`` markers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AUDIO_MARKER = "<audio>"
+IMAGE_MARKER = "<image>"
+VIDEO_MARKER = "<video>"
+
+RecordKind = Literal["sft", "dpo"]
+
+#: Canonical conversation roles. ``system`` lives in :attr:`Record.system`; a system
+#: turn left inside ``messages`` is a structural error the rules report.
+ROLES = ("user", "assistant", "tool", "function_call")
+PROMPT_ROLES = ("user", "tool")
+RESPONSE_ROLES = ("assistant", "function_call")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLoc:
+    """Where a record came from: the input file as given, its 0-based position in
+    that file and the 1-based line on which it starts."""
+
+    file: str
+    index: int
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else f"index {self.index}"
+        return f"{self.file}:{where} (record {self.index})"
+
+
+@dataclass(slots=True)
+class Message:
+    """One turn. ``content`` is plain text with ``<audio>`` markers kept in place."""
+
+    role: str
+    content: str
+    field: str = ""  # where the turn sits in the input, e.g. "conversations[2]"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+AudioRefKind = Literal["path", "base64", "data_uri", "bytes", "array", "url"]
+
+
+@dataclass(slots=True)
+class AudioRef:
+    """A reference to one audio as the input wrote it, not yet read.
+
+    ``value`` is a path string, a base64 string, a data URI, raw bytes, or a list of
+    float samples (``kind == "array"``, with ``sampling_rate``). ``field`` locates the
+    reference in the input (``audios[1]``, ``messages[0].content[0].path``).
+    """
+
+    kind: AudioRefKind
+    value: Any
+    field: str
+    name: str | None = None
+    sampling_rate: int | None = None
+
+    def origin(self) -> str:
+        """The original reference as it is recorded in the output: a path, or "inline"."""
+        if self.kind in ("path", "url"):
+            return str(self.value)
+        return "inline"
+
+
+@dataclass(slots=True)
+class Record:
+    """One training example in canonical form.
+
+    For ``sft`` the ``messages`` are the whole conversation. For ``dpo`` they are the
+    prompt (ending on a user turn) and ``chosen``/``rejected`` hold the competing
+    responses. ``media_root`` is the folder relative audio paths resolve against.
+    """
+
+    id: str
+    kind: RecordKind
+    messages: list[Message]
+    source: SourceLoc
+    audios: list[AudioRef] = field(default_factory=list)
+    system: str | None = None
+    tools: str | None = None
+    chosen: list[Message] | None = None
+    rejected: list[Message] | None = None
+    media_root: str = "."
+    dialect: str = ""
+
+    def texts(self) -> list[tuple[str, str]]:
+        """Every text of the record with its field, for text-level rules."""
+        out = [(m.field or f"messages[{i}]", m.content) for i, m in enumerate(self.messages)]
+        for name, turns in (("chosen", self.chosen), ("rejected", self.rejected)):
+            for i, m in enumerate(turns or []):
+                out.append((m.field or f"{name}[{i}]", m.content))
+        return out
+
+
+@dataclass(slots=True)
+class Clip:
+    """One audio after the audio stage: decoded, mono, resampled once, encoded.
+
+    ``pcm_hash`` is the BLAKE2b-128 of the stored 16-bit PCM, so it survives any
+    lossless change of container and can be re-checked from ``data`` alone.
+    """
+
+    data: bytes
+    codec: str
+    sampling_rate: int
+    channels: int
+    num_samples: int
+    pcm_hash: str
+    origin: str
+    source_format: str
+    source_sampling_rate: int
+    source_channels: int
+    source_duration: float
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / self.sampling_rate if self.sampling_rate else 0.0

@@ -1,0 +1,46 @@
+"""A finding: one rule firing on one record, located to the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from audiodata.records import SourceLoc
+from audiodata.rules.registry import Severity, get
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    message: str
+    field: str = ""
+    source: SourceLoc | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return get(self.code).severity
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def located(self, source: SourceLoc) -> Finding:
+        return Finding(self.code, self.message, self.field, source)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "severity": self.severity.value, "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        if self.source is not None:
+            out.update(source=self.source.file, index=self.source.index, line=self.source.line)
+        return out
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        fld = f" [{self.field}]" if self.field else ""
+        return f"{where}{self.code}{fld} {self.message}"
+
+
+def finding(code: str, message: str, field: str = "") -> Finding:
+    get(code)  # fail fast on a typo'd code
+    return Finding(code, message, field)

@@ -1,0 +1,145 @@
+"""Rules over one parsed record: structure, markers and pairs.
+
+They mirror what LLaMA-Factory checks (and where it crashes or silently drops),
+see shared research notes: role order, message counts, ``<audio>`` counts over
+prompt + response (prompt + chosen and prompt + rejected separately for DPO).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from audiodata.records import (
+    AUDIO_MARKER,
+    IMAGE_MARKER,
+    PROMPT_ROLES,
+    RESPONSE_ROLES,
+    ROLES,
+    VIDEO_MARKER,
+    Message,
+    Record,
+)
+from audiodata.rules.findings import Finding
+from audiodata.rules.registry import Severity, record_rule
+
+E, W = Severity.ERROR, Severity.WARNING
+
+
+def _field(m: Message, default: str) -> str:
+    return m.field or default
+
+
+@record_rule("S002", "unknown-role", E, "A turn has a role that is not user/assistant/tool/function_call; map it or fix the tag.")
+def unknown_role(rec: Record) -> Iterator[Finding]:
+    for name, turns in (("messages", rec.messages), ("chosen", rec.chosen), ("rejected", rec.rejected)):
+        for i, m in enumerate(turns or []):
+            if m.role not in ROLES and m.role != "system":
+                yield Finding("S002", f"unknown role {m.role!r}", _field(m, f"{name}[{i}]"))
+
+
+@record_rule("S003", "role-order", E, "System only first; user and assistant turns must alternate, starting with user.")
+def role_order(rec: Record) -> Iterator[Finding]:
+    for i, m in enumerate(rec.messages):
+        if m.role == "system":
+            yield Finding("S003", "a system turn is only allowed as the first turn", _field(m, f"messages[{i}]"))
+            continue
+        want = PROMPT_ROLES if i % 2 == 0 else RESPONSE_ROLES
+        if m.role in ROLES and m.role not in want:
+            side = "user/tool" if i % 2 == 0 else "assistant/function_call"
+            yield Finding("S003", f"turn {i} is {m.role!r} but must be {side}", _field(m, f"messages[{i}]"))
+            return
+
+
+@record_rule("S004", "empty-content", E, "A turn has empty text; fill it or drop the turn.")
+def empty_content(rec: Record) -> Iterator[Finding]:
+    for fld, text in rec.texts():
+        if not text.strip():
+            yield Finding("S004", "empty content", fld)
+
+
+@record_rule("S007", "turn-count", E, "SFT must end on an assistant turn; a DPO prompt must end on a user turn.")
+def turn_count(rec: Record) -> Iterator[Finding]:
+    n = len(rec.messages)
+    if rec.kind == "sft":
+        if n < 2 or n % 2 != 0:
+            yield Finding("S007", f"an SFT conversation needs an even number (>= 2) of turns, got {n}", "messages")
+    elif n % 2 != 1:
+        yield Finding("S007", f"a DPO prompt needs an odd number of turns ending on the user, got {n}", "messages")
+
+
+@record_rule("S006", "pair-not-assistant", E, "chosen and rejected must be assistant (or function_call) turns.")
+def pair_roles(rec: Record) -> Iterator[Finding]:
+    if rec.kind != "dpo":
+        return
+    for name, turns in (("chosen", rec.chosen), ("rejected", rec.rejected)):
+        if not turns:
+            yield Finding("S006", f"{name} is empty", name)
+        for i, m in enumerate(turns or []):
+            if m.role not in RESPONSE_ROLES:
+                yield Finding("S006", f"{name} turn has role {m.role!r}", _field(m, f"{name}[{i}]"))
+
+
+@record_rule("P001", "chosen-equals-rejected", W, "chosen and rejected are identical: the pair teaches nothing.")
+def identical_pair(rec: Record) -> Iterator[Finding]:
+    if rec.kind == "dpo" and rec.chosen and rec.rejected:
+        if [m.to_dict() for m in rec.chosen] == [m.to_dict() for m in rec.rejected]:
+            yield Finding("P001", "chosen and rejected are identical", "chosen")
+
+
+def _count(turns: list[Message] | None, marker: str) -> int:
+    return sum(m.content.count(marker) for m in turns or [])
+
+
+@record_rule("M001", "audio-marker-count", E, "The number of <audio> markers must equal the number of audios.")
+def marker_count(rec: Record) -> Iterator[Finding]:
+    n_audio = len(rec.audios)
+    if rec.kind == "sft":
+        seen = _count(rec.messages, AUDIO_MARKER)
+        if seen != n_audio:
+            yield Finding("M001", f"{seen} <audio> marker(s) for {n_audio} audio(s)", "messages")
+        return
+    prompt = _count(rec.messages, AUDIO_MARKER)
+    for name, turns in (("chosen", rec.chosen), ("rejected", rec.rejected)):
+        seen = prompt + _count(turns, AUDIO_MARKER)
+        if seen != n_audio:
+            yield Finding("M001", f"prompt + {name} hold {seen} <audio> marker(s) for {n_audio} audio(s)", name)
+
+
+@record_rule("M002", "marker-in-response", E, "<audio> inside a DPO response is counted by trainers; keep markers in the prompt.")
+def marker_in_response(rec: Record) -> Iterator[Finding]:
+    if rec.kind != "dpo":
+        return
+    for name, turns in (("chosen", rec.chosen), ("rejected", rec.rejected)):
+        for i, m in enumerate(turns or []):
+            if AUDIO_MARKER in m.content:
+                yield Finding("M002", f"<audio> marker in {name}", _field(m, f"{name}[{i}]"))
+
+
+@record_rule("M003", "marker-in-system", W, "<audio> in system or tools is neither counted nor expanded; move it to a user turn.")
+def marker_in_system(rec: Record) -> Iterator[Finding]:
+    for name, text in (("system", rec.system), ("tools", rec.tools)):
+        if text and AUDIO_MARKER in text:
+            yield Finding("M003", f"<audio> marker in {name}", name)
+
+
+@record_rule("M004", "image-video-marker", E, "<image>/<video> markers without images/videos fail multimodal templates.")
+def other_media_markers(rec: Record) -> Iterator[Finding]:
+    for fld, text in rec.texts():
+        for marker in (IMAGE_MARKER, VIDEO_MARKER):
+            if marker in text:
+                yield Finding("M004", f"{marker} marker but the record has no {marker[1:-1]}s", fld)
+
+
+SPECIAL_TOKENS = re.compile(
+    r"<\|(?:AUDIO|IMAGE|VIDEO|audio_bos|audio_eos|audio_pad|audio_start|audio_end|"
+    r"vision_start|vision_end|image_pad|video_pad)\|>|\(<audio>\./</audio>\)|<(?:/?audio_start|/?audio_end|/?spk_start|/?spk_end)>"
+)
+
+
+@record_rule("M005", "raw-special-token", E, "Raw model special tokens in text break the audio token/feature count.")
+def special_tokens(rec: Record) -> Iterator[Finding]:
+    for fld, text in [*rec.texts(), ("system", rec.system or ""), ("tools", rec.tools or "")]:
+        m = SPECIAL_TOKENS.search(text)
+        if m:
+            yield Finding("M005", f"raw special token {m.group(0)!r} in text", fld)

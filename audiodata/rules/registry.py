@@ -1,0 +1,109 @@
+"""The rule registry: every problem audiodata can report has a stable code here.
+
+Ruff-style: a letter family and a number (``M001``), a severity, and a one-line
+summary that says how to fix it. Parsers and the audio stage report codes that
+have no check function (they find the problem while reading); record rules carry
+their check and run in :mod:`audiodata.rules.engine`. Docs are generated from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audiodata.records import Record
+    from audiodata.rules.findings import Finding
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+FAMILIES = {
+    "F": "file and JSON parsing",
+    "S": "structure",
+    "M": "markers",
+    "A": "audio",
+    "T": "text",
+    "P": "preference pairs",
+    "B": "token budget",
+    "D": "duplicates",
+}
+
+RecordCheck = Callable[["Record"], Iterator["Finding"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+    check: RecordCheck | None = None
+
+    @property
+    def family(self) -> str:
+        return FAMILIES[self.code[0]]
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def register(code: str, name: str, severity: Severity, summary: str, check: RecordCheck | None = None) -> Rule:
+    if code in REGISTRY:
+        raise ValueError(f"rule code {code} registered twice")
+    if code[0] not in FAMILIES:
+        raise ValueError(f"rule code {code} has an unknown family")
+    rule = Rule(code, name, severity, summary, check)
+    REGISTRY[code] = rule
+    return rule
+
+
+def record_rule(code: str, name: str, severity: Severity, summary: str) -> Callable[[RecordCheck], RecordCheck]:
+    """Decorator: register a check that looks at one parsed :class:`Record`."""
+
+    def wrap(fn: RecordCheck) -> RecordCheck:
+        register(code, name, severity, summary, fn)
+        return fn
+
+    return wrap
+
+
+def get(code: str) -> Rule:
+    return REGISTRY[code]
+
+
+def select(select: list[str] | None = None, ignore: list[str] | None = None) -> set[str]:
+    """Codes enabled by ruff-style prefixes (``--select M,A0 --ignore A008``)."""
+    codes = set(REGISTRY)
+    if select:
+        codes = {c for c in codes if any(c.startswith(p) for p in select)}
+    if ignore:
+        codes = {c for c in codes if not any(c.startswith(p) for p in ignore)}
+    return codes
+
+
+# Codes reported by readers and the audio stage while they work. Record rules are
+# registered next to their checks in audiodata.rules.record_rules.
+S = Severity
+register("F001", "malformed-json", S.ERROR, "The line or array element is not valid JSON; fix the syntax.")
+register("F002", "not-an-object", S.ERROR, "A record must be a JSON object; wrap the values in {...}.")
+register("F003", "unknown-dialect", S.ERROR, "No known dialect matches the record's keys; pass --format or fix the keys.")
+register("F004", "unreadable-input", S.ERROR, "The input file cannot be read (missing, permissions, bad gzip).")
+register("F005", "record-too-large", S.ERROR, "The record exceeds --max-record-bytes; split it or raise the bound.")
+register("S001", "invalid-field", S.ERROR, "A required field is missing or has the wrong type.")
+register("A001", "audio-file-missing", S.ERROR, "The audio file does not exist; fix the path or --media-root.")
+register("A002", "path-escapes-root", S.ERROR, "A relative audio path resolves outside the media root; move the file under it.")
+register("A003", "audio-url", S.ERROR, "Audio given as a URL; download it first (audiodata never fetches).")
+register("A004", "invalid-base64", S.ERROR, "The inline audio is not valid base64; re-encode it.")
+register("A005", "undecodable-audio", S.ERROR, "The audio cannot be decoded; check the file or container.")
+register("A006", "empty-audio", S.ERROR, "The audio has no samples; remove it or replace it.")
+register("A007", "audio-too-short", S.ERROR, "Audio under 0.1 s yields no audio tokens in Whisper-style encoders.")
+register("A009", "low-sample-rate", S.WARNING, "Source rate under 16 kHz: upsampling cannot restore the missing band.")
+register("A010", "container-needs-ffmpeg", S.ERROR, "This container needs ffmpeg; install it (apt-get install ffmpeg).")
+register("A011", "audio-too-large", S.ERROR, "The audio exceeds --max-audio-bytes or --max-duration; trim or split it.")

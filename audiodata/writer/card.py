@@ -1,0 +1,97 @@
+"""The dataset card (README.md): Hub YAML plus a summary a person reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from audiodata.writer.schema import features
+
+
+def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int) -> dict[str, Any]:
+    """``configs``: name -> {"kind", "data_dir", "splits": {split: {"rows", "bytes"}}}."""
+    cfg_list, info_list = [], []
+    for i, (name, cfg) in enumerate(configs.items()):
+        entry: dict[str, Any] = {
+            "config_name": name,
+            "data_files": [{"split": s, "path": f"{cfg['data_dir']}/{s}-*"} for s in cfg["splits"]],
+        }
+        if i == 0:
+            entry["default"] = True
+        cfg_list.append(entry)
+        size = sum(v["bytes"] for v in cfg["splits"].values())
+        info = {
+            "config_name": name,
+            "features": features(cfg["kind"], sample_rate)._to_yaml_list(),
+            "splits": [{"name": s, "num_bytes": v["bytes"], "num_examples": v["rows"]} for s, v in cfg["splits"].items()],
+            "download_size": size,
+            "dataset_size": size,
+        }
+        info_list.append(info)
+    meta: dict[str, Any] = {"configs": cfg_list}
+    if len(info_list) == 1 and next(iter(configs)) == "default":
+        info_list[0].pop("config_name")
+        meta["dataset_info"] = info_list[0]
+    else:
+        meta["dataset_info"] = info_list
+    meta["task_categories"] = ["audio-text-to-text"]
+    meta["tags"] = ["audio", "audiodata"]
+    return meta
+
+
+def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
+    head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    hours = summary["audio_seconds"] / 3600
+    lines = [
+        "---",
+        head.rstrip(),
+        "---",
+        "",
+        "# Audio dataset",
+        "",
+        "Prepared with [audiodata](https://github.com/audiodata/audiodata): audio decoded, downmixed to mono, resampled once "
+        f"to {summary['sample_rate']} Hz and stored losslessly ({summary['codec'].upper()}) in the `audios` column.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| records | {summary['written']} |",
+        f"| audio clips | {summary['clips']} |",
+        f"| audio hours | {hours:.3f} |",
+        f"| source sample rates | {_counts(summary['source_sampling_rates'], ' Hz')} |",
+        f"| source formats | {_counts(summary['source_formats'])} |",
+        f"| rejected records | {summary['rejected']} |",
+        "",
+        "## Configs and splits",
+        "",
+        "| config | split | records | bytes |",
+        "|---|---|---|---|",
+    ]
+    for name, cfg in summary["configs"].items():
+        for split, v in cfg["splits"].items():
+            lines.append(f"| {name} | {split} | {v['rows']} | {v['bytes']} |")
+    lines += ["", "## Rejected records", ""]
+    if summary["rejects_by_code"]:
+        lines += ["| code | count |", "|---|---|"]
+        lines += [f"| {code} | {n} |" for code, n in sorted(summary["rejects_by_code"].items())]
+        lines += ["", "Each rejected record is kept with its reasons in `rejects.jsonl` next to the data."]
+    else:
+        lines.append("None.")
+    config_arg = "" if "default" in summary["configs"] else f', "{next(iter(summary["configs"]))}"'
+    lines += ["", "## Loading", "", "```python", "from datasets import load_dataset", "",
+              f'ds = load_dataset("path/or/repo"{config_arg})', 'ds["train"][0]["audios"][0]  # decoded audio', "```", ""]
+    return "\n".join(lines)
+
+
+def _counts(d: dict[str, int], unit: str = "") -> str:
+    if not d:
+        return "-"
+    items = sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k}{unit} ({v})" for k, v in items)
+
+
+def read_card_yaml(text: str) -> dict[str, Any]:
+    if not text.startswith("---"):
+        return {}
+    end = text.find("\n---", 3)
+    return yaml.safe_load(text[3:end]) or {} if end != -1 else {}

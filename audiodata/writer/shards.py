@@ -1,0 +1,215 @@
+"""Parquet shard writing: Hub layout, byte-capped, atomic.
+
+A shard is written to ``<name>.tmp`` through a file wrapper that counts and hashes
+every byte, so the size cap works on actual bytes and the sha256 costs no re-read;
+only a closed, fsynced file is renamed to its final name. A crash or kill leaves a
+``.tmp`` that the next run deletes, never a half-written shard under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import config as ds_config
+from datasets.arrow_writer import get_parquet_column_options
+
+from audiodata.writer.schema import features
+
+
+class CountingFile:
+    """A write-only binary file that tracks its size and sha256 as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "wb")
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        mv = memoryview(data)
+        self._fh.write(mv)
+        self.sha.update(mv)
+        self.size += mv.nbytes
+        return mv.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+
+@dataclass
+class ShardInfo:
+    """One finished shard, as the manifest records it."""
+
+    stream: str
+    shard: int
+    file: str  # path relative to the work dir while running, to the output at the end
+    rows: int
+    bytes: int
+    sha256: str
+    audio_seconds: float
+    clips: int
+    first_seq: int
+    last_seq: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def row_nbytes(row: dict[str, Any]) -> int:
+    """A close estimate of a row's Parquet size: the audio dominates."""
+    n = 64 + sum(len(a["bytes"]) + 64 for a in row.get("audios") or [])
+    for key in ("messages", "chosen", "rejected"):
+        n += sum(len(m["content"]) + 16 for m in row.get(key) or [])
+    return n + len(row.get("system") or "") + len(row.get("tools") or "") + 96 * len(row.get("audio_info") or [])
+
+
+class ShardWriter:
+    """Writes one stream (config + split) into shards capped at ``max_bytes``.
+
+    Row groups hold at most ``row_group_rows`` rows (or ~1/8 of a shard) so a reader
+    streaming audio never has to pull a huge group; columns use the encodings
+    ``datasets`` itself writes (media columns PLAIN and uncompressed, content-defined
+    chunking for Xet dedup on the Hub).
+    """
+
+    def __init__(self, work_dir: Path, stream: str, kind: str, sample_rate: int, max_bytes: int, row_group_rows: int,
+                 first_shard: int, on_close: Callable[[ShardInfo], None]) -> None:
+        self.dir = work_dir / stream
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stream = stream
+        self.features = features(kind, sample_rate)
+        self.schema = self.features.arrow_schema
+        self.max_bytes = max_bytes
+        self.reserve = 64 * 1024 + max_bytes // 50  # footer, page index, page headers
+        self.row_group_rows = row_group_rows
+        self.row_group_bytes = max(max_bytes // 8, 1 << 20)
+        self.next_shard = first_shard
+        self.on_close = on_close
+        self._file: CountingFile | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._rows: list[dict[str, Any]] = []
+        self._buffered = 0
+        self._shard_rows = 0
+        self._seconds = 0.0
+        self._clips = 0
+        self._first_seq = self._last_seq = -1
+        self._stats: dict[str, Any] = {}
+
+    def add(self, row: dict[str, Any], seq: int, stats: dict[str, Any]) -> None:
+        size = row_nbytes(row)
+        written = self._file.size if self._file else 0
+        if self._shard_rows and written + self._buffered + size + self.reserve > self.max_bytes:
+            self._close_shard()
+        if self._shard_rows == 0:
+            self._first_seq = seq
+        self._rows.append(row)
+        self._buffered += size
+        self._shard_rows += 1
+        self._last_seq = seq
+        self._seconds += row["audio_seconds"]
+        self._clips += len(row["audios"])
+        merge_stats(self._stats, stats)
+        if len(self._rows) >= self.row_group_rows or self._buffered >= self.row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        if self._writer is None:
+            tmp = self.dir / f"shard-{self.next_shard:05d}.parquet.tmp"
+            self._file = CountingFile(tmp)
+            cdc = getattr(ds_config, "DEFAULT_CDC_OPTIONS", None)
+            kwargs: dict[str, Any] = {"write_page_index": True, **get_parquet_column_options(self.features, self.schema)}
+            if cdc:
+                kwargs["use_content_defined_chunking"] = cdc
+            self._writer = pq.ParquetWriter(self._file, self.schema, **kwargs)
+            if cdc:
+                self._writer.add_key_value_metadata({"content_defined_chunking": json.dumps(cdc)})
+        table = pa.Table.from_pylist(self._rows, schema=self.schema)
+        self._writer.write_table(table, row_group_size=len(self._rows))
+        self._rows, self._buffered = [], 0
+
+    def _close_shard(self) -> None:
+        self._flush()
+        if self._writer is None or self._file is None:
+            return
+        self._writer.close()
+        self._file.close()
+        name = f"shard-{self.next_shard:05d}.parquet"
+        os.replace(self.dir / f"{name}.tmp", self.dir / name)
+        _fsync_dir(self.dir)
+        info = ShardInfo(self.stream, self.next_shard, f"{self.stream}/{name}", self._shard_rows, self._file.size,
+                         self._file.sha.hexdigest(), round(self._seconds, 6), self._clips, self._first_seq, self._last_seq,
+                         self._stats)
+        self._writer = self._file = None
+        self._shard_rows, self._seconds, self._clips, self._stats = 0, 0.0, 0, {}
+        self.next_shard += 1
+        self.on_close(info)
+
+    def first_open_seq(self) -> int | None:
+        """The input position of the first row not yet in a closed shard."""
+        return self._first_seq if self._shard_rows else None
+
+    def close(self) -> None:
+        if self._shard_rows:
+            self._close_shard()
+
+    def abort(self) -> None:
+        """Drop the open shard (on error): its .tmp is removed, finished shards stay."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+        if self._file is not None:
+            self._file.close()
+        for tmp in self.dir.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def merge_stats(into: dict[str, Any], add: dict[str, Any]) -> None:
+    """Add counters (nested dicts of numbers) from ``add`` into ``into``."""
+    for key, value in add.items():
+        if isinstance(value, dict):
+            merge_stats(into.setdefault(key, {}), value)
+        else:
+            into[key] = into.get(key, 0) + value
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

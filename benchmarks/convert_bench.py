@@ -1,0 +1,665 @@
+#!/usr/bin/env python
+"""Conversion throughput benchmark: audiodata vs. a hand-rolled floor vs. the datasets recipe.
+
+All three methods run in one invocation over the same corpus and the same worker count;
+throughput is reported as x-realtime (total source audio seconds / wall seconds).
+
+* floor      -- decode (soundfile, or an ffmpeg subprocess for containers libsndfile cannot
+                read) + float32 mono downmix + soxr HQ resample to 16 kHz + FLAC (PCM_16)
+                encode into memory, in a multiprocessing Pool. No JSON/Parquet work.
+* audiodata  -- ``audiodata.convert(inputs=[jsonl], output=dir, num_workers=N, overwrite=True)``.
+* datasets   -- load_dataset("json") + cast_column(Audio(16 kHz)) + map(re-encode to FLAC)
+                + to_parquet, with a throw-away cache dir.
+
+The corpus is real (synthetic) speech from espeak-ng, cached in ``benchmarks/.cache/``.
+
+Usage::
+
+    python benchmarks/convert_bench.py --clips 2000 --num-workers 2 --json-out bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+TARGET_SR = 16_000
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+CACHE_DIR = BENCH_DIR / ".cache"
+
+CORPUS_VERSION = 1
+SEED = 20240601
+N_SENTENCES = 100
+N_BASE = 150
+MIN_SECONDS, MAX_SECONDS = 2.0, 12.0
+ESPEAK_SR = 22_050
+
+# Extensions the floor decodes with soundfile (libsndfile); everything else goes through ffmpeg.
+SOUNDFILE_EXTS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au"})
+
+TARGET_FLOOR_RATIO = 0.8
+TARGET_DATASETS_RATIO = 4.0
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus: sentences
+# --------------------------------------------------------------------------------------------
+
+# fmt: off
+SUBJECTS = [
+    "the old fisherman", "my younger sister", "a tired engineer", "our neighbour", "the committee",
+    "every student", "the small dog", "a curious child", "the pilot", "her grandfather",
+    "the new manager", "two farmers", "the orchestra", "a quiet librarian", "the baker",
+    "the mayor", "a young doctor", "his best friend", "the tour guide", "the night nurse",
+]
+VERBS = [  # (past, base)
+    ("repaired", "repair"), ("painted", "paint"), ("carried", "carry"), ("found", "find"),
+    ("sold", "sell"), ("borrowed", "borrow"), ("cleaned", "clean"), ("described", "describe"),
+    ("ordered", "order"), ("delivered", "deliver"), ("noticed", "notice"), ("packed", "pack"),
+    ("opened", "open"), ("photographed", "photograph"), ("forgot", "forget"), ("moved", "move"),
+]
+OBJECTS = [
+    "the broken bicycle", "a wooden chair", "three heavy boxes", "the morning newspaper",
+    "a letter from Paris", "the kitchen window", "an old umbrella", "the blue notebook",
+    "a basket of apples", "the map of the city", "a bottle of olive oil", "the garden gate",
+    "a pair of leather boots", "the last train ticket", "a bright yellow kite", "the piano",
+]
+PLACES = [
+    "near the harbour", "in the garden", "behind the station", "at the market",
+    "on the mountain road", "inside the museum", "by the river", "across the square",
+    "under the bridge", "at the edge of the forest", "in the crowded cafe", "outside the bank",
+]
+TIMES = [
+    "before breakfast", "on Tuesday afternoon", "late last night", "at seven o'clock",
+    "during the storm", "in early spring", "after the meeting", "on the fourteenth of May",
+    "just before sunset", "in nineteen ninety eight", "every other weekend", "around midnight",
+]
+MANNERS = [
+    "carefully", "quickly", "without a word", "with great care", "once again", "in a hurry",
+    "rather slowly", "with a big smile", "for the second time", "without asking anyone",
+]
+CONNECTORS = ["and then", "because", "although", "while", "but", "so", "even though"]
+NUMBERS = ["twelve", "forty two", "three hundred", "seventeen", "ninety nine", "two thousand"]
+# fmt: on
+
+
+def _clause(rng: random.Random, *, place: bool, when: bool, manner: bool) -> str:
+    """One declarative clause built from the word lists."""
+    parts = [rng.choice(SUBJECTS), rng.choice(VERBS)[0], rng.choice(OBJECTS)]
+    if manner:
+        parts.append(rng.choice(MANNERS))
+    if place:
+        parts.append(rng.choice(PLACES))
+    if when:
+        parts.append(rng.choice(TIMES))
+    return " ".join(parts)
+
+
+def _sentence(rng: random.Random) -> str:
+    """A sentence of varied length and shape (about 4 to 30 words)."""
+    shape = rng.randrange(7)
+    if shape == 0:
+        text = _clause(rng, place=False, when=False, manner=False) + "."
+    elif shape == 1:
+        text = _clause(rng, place=True, when=False, manner=rng.random() < 0.5) + "."
+    elif shape == 2:
+        text = f"{rng.choice(TIMES)}, " + _clause(rng, place=False, when=False, manner=True) + "."
+    elif shape == 3:
+        who, verb = rng.choice(SUBJECTS), rng.choice(VERBS)[1]
+        text = f"did {who} really {verb} {rng.choice(OBJECTS)} {rng.choice(PLACES)}?"
+    elif shape == 4:
+        text = (
+            f"{rng.choice(SUBJECTS)} paid {rng.choice(NUMBERS)} dollars for "
+            f"{rng.choice(OBJECTS)} {rng.choice(TIMES)}."
+        )
+    elif shape == 5:
+        first = _clause(rng, place=True, when=True, manner=False)
+        second = _clause(rng, place=False, when=False, manner=True)
+        text = f"{first}, {rng.choice(CONNECTORS)} {second}."
+    else:
+        first = _clause(rng, place=True, when=False, manner=True)
+        second = _clause(rng, place=True, when=True, manner=False)
+        third = _clause(rng, place=False, when=False, manner=False)
+        text = f"{first}, {rng.choice(CONNECTORS)} {second}; {third}."
+    return text[0].upper() + text[1:]
+
+
+def make_sentences(n: int = N_SENTENCES, seed: int = SEED) -> list[str]:
+    """``n`` distinct, deterministic English sentences."""
+    rng = random.Random(seed)
+    seen: dict[str, None] = {}
+    while len(seen) < n:
+        seen.setdefault(_sentence(rng), None)
+    return list(seen)
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus: base utterances (espeak-ng)
+# --------------------------------------------------------------------------------------------
+
+VOICES = [
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+]
+VARIANTS = ["", "+f1", "+f2", "+f3", "+f4", "+m2", "+m3", "+m5", "+klatt", "+f5"]
+SPEEDS = [130, 145, 160, 175, 190, 205]
+
+
+class BaseSpec(NamedTuple):
+    """One espeak-ng utterance to synthesize."""
+
+    index: int
+    text: str
+    voice: str
+    speed: int
+    pitch: int
+    path: str
+
+
+def _espeak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+    """Synthesize ``text`` with espeak-ng; float32 mono at ESPEAK_SR."""
+    cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text]
+    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    data, sr = sf.read(io.BytesIO(wav), dtype="float32")
+    if sr != ESPEAK_SR:
+        raise RuntimeError(f"unexpected espeak-ng rate {sr}")
+    return data
+
+
+def _synthesize(spec: BaseSpec) -> dict[str, Any]:
+    """Render one base utterance (2-12 s incl. leading/trailing silence) to a PCM_16 wav."""
+    rng = np.random.default_rng(SEED + spec.index)
+    speed = spec.speed
+    audio = _espeak(spec.text, spec.voice, speed, spec.pitch)
+    while len(audio) / ESPEAK_SR > MAX_SECONDS / 1.1 - 0.8 and speed < 400:
+        # too long even for the slowest derivation (speed 0.9): speak faster
+        speed = int(speed * 1.15)
+        audio = _espeak(spec.text, spec.voice, speed, spec.pitch)
+    lead, tail = (int(rng.uniform(0.05, 0.35) * ESPEAK_SR) for _ in range(2))
+    total = max(len(audio) + lead + tail, int(MIN_SECONDS / 0.9 * ESPEAK_SR) + 1)
+    out = np.zeros(total, dtype=np.float32)
+    out[lead : lead + len(audio)] = audio
+    sf.write(spec.path, out, ESPEAK_SR, subtype="PCM_16")
+    return {**spec._asdict(), "speed": speed, "seconds": total / ESPEAK_SR}
+
+
+def build_bases(base_dir: Path, workers: int) -> list[dict[str, Any]]:
+    """Synthesize (or load cached) N_BASE espeak-ng utterances."""
+    index_file = base_dir / "bases.json"
+    if index_file.exists():
+        bases = json.loads(index_file.read_text())
+        if len(bases) == N_BASE and all(Path(b["path"]).exists() for b in bases):
+            return bases
+    shutil.rmtree(base_dir, ignore_errors=True)
+    base_dir.mkdir(parents=True)
+    sentences = make_sentences()
+    rng = random.Random(SEED)
+    specs = [
+        BaseSpec(
+            index=i,
+            text=sentences[i % len(sentences)],
+            voice=rng.choice(VOICES) + rng.choice(VARIANTS),
+            speed=rng.choice(SPEEDS),
+            pitch=rng.randrange(30, 71),
+            path=str(base_dir / f"base-{i:03d}.wav"),
+        )
+        for i in range(N_BASE)
+    ]
+    with mp.Pool(workers) as pool:
+        bases = pool.map(_synthesize, specs, chunksize=4)
+    index_file.write_text(json.dumps(bases, indent=1))
+    return bases
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus: derived clips (mixed rates / containers / gains)
+# --------------------------------------------------------------------------------------------
+
+
+class ClipFormat(NamedTuple):
+    """Container/rate/channel layout of a derived clip."""
+
+    ext: str
+    rate: int
+    channels: int
+    weight: int
+
+
+FORMATS: dict[str, ClipFormat] = {
+    "wav_pcm16_22k": ClipFormat(".wav", 22_050, 1, 20),
+    "wav_float_44k_stereo": ClipFormat(".wav", 44_100, 2, 13),
+    "flac_16k": ClipFormat(".flac", 16_000, 1, 20),
+    "flac_48k": ClipFormat(".flac", 48_000, 1, 15),
+    "ogg_vorbis_48k": ClipFormat(".ogg", 48_000, 1, 12),
+    "mp3_44k": ClipFormat(".mp3", 44_100, 1, 17),
+    "m4a_aac_44k_stereo": ClipFormat(".m4a", 44_100, 2, 3),
+}
+
+
+class ClipSpec(NamedTuple):
+    """One derived clip: which base utterance, which format, where."""
+
+    index: int
+    base_path: str
+    base_seconds: float
+    kind: str
+    path: str
+
+
+def _assign_kinds(n: int) -> list[str]:
+    """Deterministic, weight-proportional list of ``n`` format names (each at least once)."""
+    total = sum(f.weight for f in FORMATS.values())
+    counts = {k: max(1, round(n * f.weight / total)) for k, f in FORMATS.items()}
+    biggest = max(counts, key=counts.__getitem__)
+    counts[biggest] += n - sum(counts.values())
+    kinds = [k for k, c in counts.items() for _ in range(c)]
+    random.Random(SEED).shuffle(kinds)
+    return kinds
+
+
+def _ffmpeg_encode(audio: np.ndarray, rate: int, path: str, codec_args: list[str]) -> None:
+    """Encode float audio to ``path`` with ffmpeg (input piped as a float wav)."""
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format="WAV", subtype="FLOAT")
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "wav", "-i", "pipe:0", *codec_args, path]
+    subprocess.run(cmd, input=buf.getvalue(), capture_output=True, check=True)
+
+
+def _derive(spec: ClipSpec) -> tuple[int, float]:
+    """Write one derived clip (speed perturbation, gain, noise floor, format); return seconds."""
+    fmt = FORMATS[spec.kind]
+    rng = np.random.default_rng(SEED * 7 + spec.index)
+    base, base_sr = sf.read(spec.base_path, dtype="float32")
+    factors = [f for f in (0.9, 1.0, 1.1) if MIN_SECONDS <= spec.base_seconds / f <= MAX_SECONDS]
+    factor = float(rng.choice(factors)) if factors else 1.0
+    in_rate = base_sr * factor  # resampling from sr*f to rate and playing at rate = speed f
+    audio = base if in_rate == fmt.rate else soxr.resample(base, in_rate, fmt.rate, quality="HQ")
+    audio = audio * np.float32(10 ** (rng.uniform(-10.0, 2.0) / 20))
+    noise_rms = 10 ** (rng.uniform(-70.0, -55.0) / 20)
+    audio = audio + rng.normal(0.0, noise_rms, len(audio)).astype(np.float32)
+    if fmt.channels == 2:
+        delay = int(rng.integers(2, 40))
+        right = np.concatenate([np.zeros(delay, np.float32), audio[:-delay]]) * np.float32(0.85)
+        right += rng.normal(0.0, noise_rms, len(right)).astype(np.float32)
+        audio = np.stack([audio, right], axis=1)
+    peak = float(np.abs(audio).max())
+    if peak > 0.98:
+        audio *= np.float32(0.98 / peak)
+    if spec.kind == "wav_pcm16_22k":
+        sf.write(spec.path, audio, fmt.rate, subtype="PCM_16")
+    elif spec.kind == "wav_float_44k_stereo":
+        sf.write(spec.path, audio, fmt.rate, subtype="FLOAT")
+    elif spec.kind == "flac_16k":
+        sf.write(spec.path, audio, fmt.rate, subtype="PCM_16")
+    elif spec.kind == "flac_48k":
+        sf.write(spec.path, audio, fmt.rate, subtype="PCM_24")
+    elif spec.kind == "ogg_vorbis_48k":
+        sf.write(spec.path, audio, fmt.rate, format="OGG", subtype="VORBIS")
+    elif spec.kind == "mp3_44k":
+        _ffmpeg_encode(audio, fmt.rate, spec.path, ["-c:a", "libmp3lame", "-q:a", "4"])
+    elif spec.kind == "m4a_aac_44k_stereo":
+        _ffmpeg_encode(audio, fmt.rate, spec.path, ["-c:a", "aac", "-b:a", "96k"])
+    else:
+        raise ValueError(spec.kind)
+    return spec.index, len(audio) / fmt.rate
+
+
+def build_corpus(corpus_dir: Path, n_clips: int, workers: int) -> dict[str, Any]:
+    """Build ``corpus_dir`` (clips + corpus.jsonl + meta.json) unless a complete copy exists."""
+    meta_file = corpus_dir / "meta.json"
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        if meta.get("version") == CORPUS_VERSION and meta.get("clips") == n_clips:
+            return meta
+    print(f"building corpus of {n_clips} clips in {corpus_dir} ...", flush=True)
+    t0 = time.perf_counter()
+    bases = build_bases(CACHE_DIR / f"base-v{CORPUS_VERSION}", workers)
+    t_bases = time.perf_counter() - t0
+    meta_file.unlink(missing_ok=True)
+    shutil.rmtree(corpus_dir / "clips", ignore_errors=True)
+    kinds = _assign_kinds(n_clips)
+    specs: list[ClipSpec] = []
+    for i, kind in enumerate(kinds):
+        base = bases[i % len(bases)]
+        rel = Path("clips") / f"{i // 500:02d}" / f"{i:05d}{FORMATS[kind].ext}"
+        (corpus_dir / rel.parent).mkdir(parents=True, exist_ok=True)
+        specs.append(ClipSpec(i, base["path"], base["seconds"], kind, str(corpus_dir / rel)))
+    with mp.Pool(workers) as pool:
+        seconds = dict(pool.imap_unordered(_derive, specs, chunksize=8))
+    with open(corpus_dir / "corpus.jsonl", "w") as f:
+        for spec in specs:
+            rel = os.path.relpath(spec.path, corpus_dir)
+            text = bases[spec.index % len(bases)]["text"]
+            f.write(json.dumps({"audio": rel, "text": text}) + "\n")
+    meta = {
+        "version": CORPUS_VERSION,
+        "clips": n_clips,
+        "audio_seconds": sum(seconds.values()),
+        "formats": dict(Counter(kinds)),
+        "build_seconds": time.perf_counter() - t0,
+        "base_synthesis_seconds": t_bases,
+        "build_workers": workers,
+    }
+    meta_file.write_text(json.dumps(meta, indent=1))  # written last: marks the corpus complete
+    print(
+        f"corpus built in {meta['build_seconds']:.1f} s "
+        f"(espeak-ng bases {t_bases:.1f} s, {workers} workers)",
+        flush=True,
+    )
+    return meta
+
+
+def read_manifest(jsonl: Path) -> list[str]:
+    """Absolute audio paths listed in ``jsonl`` (relative paths resolve against its folder)."""
+    with open(jsonl) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [str((jsonl.parent / row["audio"]).resolve()) for row in rows]
+
+
+def warm_page_cache(paths: Iterable[str]) -> None:
+    """Read every file once so no method pays the cold-disk cost."""
+    for path in paths:
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+
+
+# --------------------------------------------------------------------------------------------
+# Method 1: floor
+# --------------------------------------------------------------------------------------------
+
+
+def _ffmpeg_decode(path: str) -> tuple[np.ndarray, int]:
+    """Decode with an ffmpeg subprocess to f32le (WAV-framed, so rate/channels come along)."""
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        path,
+        "-map",
+        "0:a:0",
+        "-f",
+        "wav",
+        "-c:a",
+        "pcm_f32le",
+        "pipe:1",
+    ]
+    out = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return sf.read(io.BytesIO(out), dtype="float32", always_2d=True)
+
+
+def _floor_one(path: str) -> tuple[float, int]:
+    """Decode, downmix, resample, FLAC-encode one file; return (source seconds, flac bytes)."""
+    if Path(path).suffix.lower() in SOUNDFILE_EXTS:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    else:
+        data, sr = _ffmpeg_decode(path)
+    channels = data.shape[1]
+    # mat-vec downmix: ~40x faster than data.mean(axis=1) on (frames, channels) float32
+    mono = data[:, 0] if channels == 1 else data @ np.full(channels, 1 / channels, np.float32)
+    if sr != TARGET_SR:
+        mono = soxr.resample(mono, sr, TARGET_SR, quality="HQ")
+    buf = io.BytesIO()
+    sf.write(buf, mono, TARGET_SR, format="FLAC", subtype="PCM_16")
+    return data.shape[0] / sr, buf.getbuffer().nbytes
+
+
+@dataclass
+class Measurement:
+    """Wall time of one method over the corpus."""
+
+    method: str
+    workers: int
+    clips: int
+    wall_s: float
+    extra: dict[str, Any]
+
+
+def run_floor(paths: list[str], workers: int) -> Measurement:
+    """Tight decode/downmix/resample/encode loop over a Pool (pool start-up included)."""
+    chunksize = max(1, min(8, len(paths) // (workers * 8)))
+    t0 = time.perf_counter()
+    with mp.Pool(workers) as pool:
+        results = list(pool.imap_unordered(_floor_one, paths, chunksize=chunksize))
+    wall = time.perf_counter() - t0
+    extra = {
+        "decoded_seconds": sum(s for s, _ in results),
+        "flac_bytes": sum(b for _, b in results),
+        "chunksize": chunksize,
+    }
+    return Measurement("floor", workers, len(results), wall, extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Method 2: audiodata
+# --------------------------------------------------------------------------------------------
+
+
+def run_audiodata(jsonl: Path, workers: int, out_dir: Path) -> Measurement | None:
+    """``audiodata.convert`` on the corpus, or None if the package is not importable yet."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.append(str(REPO_ROOT))  # an installed audiodata still takes precedence
+    try:
+        import audiodata
+
+        convert = audiodata.convert
+    except (ImportError, AttributeError) as exc:
+        print(f"audiodata not importable ({type(exc).__name__}: {exc}); skipping it", flush=True)
+        return None
+    t0 = time.perf_counter()
+    result = convert(inputs=[str(jsonl)], output=str(out_dir), num_workers=workers, overwrite=True)
+    wall = time.perf_counter() - t0
+    extra = {
+        k: getattr(result, k)
+        for k in ("records_read", "records_written", "records_rejected", "audio_seconds")
+    }
+    return Measurement("audiodata", workers, int(result.records_written), wall, extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Method 3: the datasets recipe
+# --------------------------------------------------------------------------------------------
+
+
+def _absolutize(batch: dict[str, list[Any]], base: str) -> dict[str, list[Any]]:
+    """Resolve corpus-relative audio paths (datasets opens them relative to the CWD)."""
+    return {"audio": [os.path.join(base, p) for p in batch["audio"]]}
+
+
+def _reencode_flac(example: dict[str, Any]) -> dict[str, Any]:
+    """Materialize the 16 kHz decode and store it as FLAC bytes."""
+    audio = example["audio"]
+    buf = io.BytesIO()
+    sf.write(buf, audio["array"], audio["sampling_rate"], format="FLAC", subtype="PCM_16")
+    return {"audio": buf.getvalue()}
+
+
+def run_datasets(jsonl: Path, workers: int, work_dir: Path) -> Measurement:
+    """load_dataset(json) + cast_column(Audio(16k)) + map(FLAC) + to_parquet, cache-free."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local files only: no Hub round-trips
+    import datasets
+    from datasets import Audio, load_dataset
+
+    datasets.disable_caching()
+    datasets.disable_progress_bars()
+    out_file = work_dir / "train.parquet"
+    t0 = time.perf_counter()
+    ds = load_dataset(
+        "json", data_files=str(jsonl), split="train", cache_dir=str(work_dir / "hf-cache")
+    )
+    ds = ds.map(_absolutize, batched=True, fn_kwargs={"base": str(jsonl.parent.resolve())})
+    ds = ds.cast_column("audio", Audio(sampling_rate=TARGET_SR))
+    ds = ds.map(_reencode_flac, num_proc=workers, features=ds.features)
+    ds.to_parquet(str(out_file))
+    wall = time.perf_counter() - t0
+    extra = {"parquet_bytes": out_file.stat().st_size, "datasets_version": datasets.__version__}
+    return Measurement("datasets", workers, ds.num_rows, wall, extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def report(
+    measurements: list[Measurement], audio_seconds: float, corpus: dict[str, Any]
+) -> dict[str, Any]:
+    """Print the table and target lines; return the JSON-able figures."""
+    xrt = {m.method: audio_seconds / m.wall_s for m in measurements}
+    floor = xrt.get("floor")
+    rows = []
+    for m in measurements:
+        rows.append(
+            {
+                "method": m.method,
+                "workers": m.workers,
+                "clips": m.clips,
+                "audio_hours": audio_seconds / 3600,
+                "wall_s": m.wall_s,
+                "x_realtime": xrt[m.method],
+                "ratio_vs_floor": _ratio(xrt[m.method], floor),
+                **m.extra,
+            }
+        )
+    header = f"{'method':<10} {'workers':>7} {'clips':>6} {'audio h':>8} {'wall s':>8} "
+    header += f"{'x realtime':>11} {'vs floor':>9}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        vs = f"{r['ratio_vs_floor']:.2f}" if r["ratio_vs_floor"] is not None else "n/a"
+        print(
+            f"{r['method']:<10} {r['workers']:>7} {r['clips']:>6} {r['audio_hours']:>8.3f} "
+            f"{r['wall_s']:>8.2f} {r['x_realtime']:>10.1f}x {vs:>9}"
+        )
+    ad_floor = _ratio(xrt.get("audiodata"), floor)
+    ad_ds = _ratio(xrt.get("audiodata"), xrt.get("datasets"))
+    print()
+    print(
+        f"audiodata/floor = {ad_floor:.2f} (target >= {TARGET_FLOOR_RATIO})"
+        if ad_floor is not None
+        else f"audiodata/floor = n/a (target >= {TARGET_FLOOR_RATIO})"
+    )
+    print(
+        f"audiodata/datasets = {ad_ds:.2f}x (target >= {TARGET_DATASETS_RATIO:g})"
+        if ad_ds is not None
+        else f"audiodata/datasets = n/a (target >= {TARGET_DATASETS_RATIO:g})"
+    )
+    return {
+        "audio_seconds": audio_seconds,
+        "corpus": corpus,
+        "results": rows,
+        "audiodata_over_floor": ad_floor,
+        "audiodata_over_datasets": ad_ds,
+        "targets": {
+            "audiodata_over_floor": TARGET_FLOOR_RATIO,
+            "audiodata_over_datasets": TARGET_DATASETS_RATIO,
+        },
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "soundfile": sf.__version__,
+            "libsndfile": sf.__libsndfile_version__,
+            "soxr": soxr.__version__,
+        },
+    }
+
+
+def _check_audiodata(m: Measurement, n_clips: int, audio_seconds: float) -> None:
+    """Warn when audiodata's own counts disagree with the corpus."""
+    if m.extra["records_written"] != n_clips or m.extra["records_rejected"]:
+        print(
+            f"warning: audiodata wrote {m.extra['records_written']}/{n_clips} records "
+            f"({m.extra['records_rejected']} rejected)",
+            flush=True,
+        )
+    reported = float(m.extra["audio_seconds"])
+    if abs(reported - audio_seconds) > 0.005 * audio_seconds:
+        print(
+            f"warning: audiodata reports {reported:.1f} audio s, corpus has {audio_seconds:.1f} s",
+            flush=True,
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clips", type=int, default=2000, help="corpus size to build (default 2000)")
+    p.add_argument("--num-workers", type=int, default=2, help="workers for every method")
+    p.add_argument("--skip-datasets", action="store_true", help="skip the datasets recipe")
+    p.add_argument("--corpus", type=Path, help="corpus dir to reuse (built there if empty)")
+    p.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build/reuse the corpus, time the three methods, print the comparison."""
+    args = parse_args(argv)
+    corpus_dir = (args.corpus or CACHE_DIR / f"corpus-{args.clips}").resolve()
+    jsonl = corpus_dir / "corpus.jsonl"
+    meta_file = corpus_dir / "meta.json"
+    corpus: dict[str, Any]
+    if args.corpus is not None and jsonl.exists():
+        # reuse as is; a foreign corpus (no meta.json) gets its audio seconds from the floor
+        corpus = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    else:
+        corpus = build_corpus(corpus_dir, args.clips, os.cpu_count() or 1)
+    paths = read_manifest(jsonl)
+    corpus = {**corpus, "dir": str(corpus_dir), "clips": len(paths)}
+    warm_page_cache(paths)
+    print(f"corpus: {len(paths)} clips in {corpus_dir}; {args.num_workers} workers", flush=True)
+
+    measurements = [run_floor(paths, args.num_workers)]
+    # x-realtime denominator: the corpus' nominal source seconds, else what the floor decoded
+    audio_seconds = corpus.get("audio_seconds") or measurements[0].extra["decoded_seconds"]
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-audiodata-") as tmp:
+        ad = run_audiodata(jsonl, args.num_workers, Path(tmp))
+    if ad is not None:
+        _check_audiodata(ad, len(paths), audio_seconds)
+        measurements.append(ad)
+    if not args.skip_datasets:
+        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-datasets-") as tmp:
+            measurements.append(run_datasets(jsonl, args.num_workers, Path(tmp)))
+
+    figures = report(measurements, audio_seconds, corpus)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
