@@ -7,7 +7,7 @@ registry and engine), ``audio`` (resolve, decode, resample once, encode, hash),
 
 __version__ = "0.1.0"
 
-from audiodata.pipeline.convert import ConvertResult, convert  # noqa: E402
-from audiodata.pipeline.options import ConvertOptions  # noqa: E402
+from audiodata.pipeline.convert import ConvertResult, convert
+from audiodata.pipeline.options import ConvertOptions
 
 __all__ = ["ConvertOptions", "ConvertResult", "__version__", "convert"]

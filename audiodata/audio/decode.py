@@ -39,7 +39,9 @@ def decode(src: AudioSource, max_duration: float) -> Decoded:
         first_error = str(exc)
     if shutil.which("ffmpeg") is None:
         if _looks_like_media(src):
-            raise AudioError("A010", f"{src.name or 'audio'}: libsndfile cannot read it ({first_error}) and ffmpeg is not installed")
+            raise AudioError(
+                "A010", f"{src.name or 'audio'}: libsndfile cannot read it ({first_error}) and ffmpeg is not installed"
+            )
         raise AudioError("A005", f"{src.name or 'audio'} cannot be decoded: {first_error}")
     return _decode_ffmpeg(src, max_duration, first_error)
 
@@ -61,7 +63,14 @@ _MEDIA_MAGIC = (b"\x00\x00\x00", b"ftyp", b"\x1aE\xdf\xa3", b"OggS", b"ID3", b"\
 
 def _looks_like_media(src: AudioSource) -> bool:
     head = src.data[:12] if src.data is not None else (src.path.open("rb").read(12) if src.path else b"")
-    return any(m in head for m in _MEDIA_MAGIC) or Path(src.name).suffix.lower() in (".m4a", ".aac", ".opus", ".webm", ".mp4", ".wma")
+    return any(m in head for m in _MEDIA_MAGIC) or Path(src.name).suffix.lower() in (
+        ".m4a",
+        ".aac",
+        ".opus",
+        ".webm",
+        ".mp4",
+        ".wma",
+    )
 
 
 def _decode_ffmpeg(src: AudioSource, max_duration: float, first_error: str) -> Decoded:
@@ -71,24 +80,56 @@ def _decode_ffmpeg(src: AudioSource, max_duration: float, first_error: str) -> D
             path = Path(tmp) / ("input" + Path(src.name).suffix)
             path.write_bytes(src.data or b"")
         probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate,channels,codec_name",
-             "-show_entries", "format=format_name,duration", "-of", "json", str(path)],
-            capture_output=True, text=True, check=False,
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "a:0",
+                "-show_entries",
+                "stream=sample_rate,channels,codec_name",
+                "-show_entries",
+                "format=format_name,duration",
+                "-of",
+                "json",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         try:
             info = json.loads(probe.stdout or "{}")
             stream = info["streams"][0]
             rate, channels = int(stream["sample_rate"]), int(stream["channels"])
         except (KeyError, IndexError, ValueError, json.JSONDecodeError):
-            raise AudioError("A005", f"{src.name or 'audio'} cannot be decoded (soundfile: {first_error}; ffprobe found no audio stream)") from None
+            raise AudioError(
+                "A005", f"{src.name or 'audio'} cannot be decoded (soundfile: {first_error}; ffprobe found no audio stream)"
+            ) from None
         fmt = str(info.get("format", {}).get("format_name", "ffmpeg")).split(",")[0].upper()
         duration = float(info.get("format", {}).get("duration") or 0)
         if duration > max_duration:
             raise AudioError("A011", f"{duration:.1f} s exceeds --max-duration {max_duration:g} s")
         out = subprocess.run(
-            ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le",
-             "-t", str(max_duration + 1), "pipe:1"],
-            capture_output=True, check=False,
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-nostdin",
+                "-i",
+                str(path),
+                "-map",
+                "0:a:0",
+                "-f",
+                "f32le",
+                "-acodec",
+                "pcm_f32le",
+                "-t",
+                str(max_duration + 1),
+                "pipe:1",
+            ],
+            capture_output=True,
+            check=False,
         )
         if out.returncode != 0:
             msg = out.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["ffmpeg failed"]

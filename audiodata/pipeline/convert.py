@@ -126,14 +126,16 @@ def _prepare_output(out: Path, fingerprint: str, overwrite: bool) -> RunState:
 
 
 class _Run:
-    def __init__(self, files: list[InputFile], out: Path, opts: ConvertOptions, state: RunState,
-                 on_progress: ProgressFn | None) -> None:
+    def __init__(
+        self, files: list[InputFile], out: Path, opts: ConvertOptions, state: RunState, on_progress: ProgressFn | None
+    ) -> None:
         self.files, self.out, self.opts, self.state = files, out, opts, state
         self.work = out / WORK
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
-        self.settings = AudioSettings(opts.sample_rate, opts.codec, opts.max_audio_bytes, opts.max_duration,
-                                      opts.allow_absolute_paths, self.enabled)
+        self.settings = AudioSettings(
+            opts.sample_rate, opts.codec, opts.max_audio_bytes, opts.max_duration, opts.allow_absolute_paths, self.enabled
+        )
         self.writers: dict[str, ShardWriter] = {}
         self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
         self.progress = Progress(bytes_total=sum(f.path.stat().st_size for f in files))
@@ -155,8 +157,13 @@ class _Run:
             except (OSError, EOFError, ValueError) as exc:  # unreadable or corrupt input file
                 if seq >= self.start:
                     item = RawItem(-1, 0, code="F004", error=f"cannot read the file: {exc}")
-                    yield _Pending(seq, item, SourceLoc(f.display, -1, None), None,
-                                   [Finding("F004", item.error or "", "", SourceLoc(f.display, -1, None))])
+                    yield _Pending(
+                        seq,
+                        item,
+                        SourceLoc(f.display, -1, None),
+                        None,
+                        [Finding("F004", item.error or "", "", SourceLoc(f.display, -1, None))],
+                    )
                 seq += 1
             done_bytes += size
             self.progress.bytes_done = done_bytes
@@ -196,8 +203,11 @@ class _Run:
         batch: list[_Pending] = []
 
         def submit(items: list[_Pending]) -> None:
-            todo = [(p.seq, p.record) for p in items if p.record is not None and not has_error(p.findings)
-                    and not self._already_written(p)]
+            todo = [
+                (p.seq, p.record)
+                for p in items
+                if p.record is not None and not has_error(p.findings) and not self._already_written(p)
+            ]
             if pool is None:
                 window.append((items, process_batch(todo, self.settings)))
             else:
@@ -286,8 +296,16 @@ class _Run:
     def _writer(self, stream: str, kind: str) -> ShardWriter:
         if stream not in self.writers:
             first = sum(1 for s in self.state.shards if s.stream == stream)
-            self.writers[stream] = ShardWriter(self.work, stream, kind, self.opts.sample_rate, self.opts.max_shard_size,
-                                               self.opts.row_group_rows, first, self._checkpoint)
+            self.writers[stream] = ShardWriter(
+                self.work,
+                stream,
+                kind,
+                self.opts.sample_rate,
+                self.opts.max_shard_size,
+                self.opts.row_group_rows,
+                first,
+                self._checkpoint,
+            )
         return self.writers[stream]
 
     def _checkpoint(self, info: ShardInfo) -> None:
@@ -313,8 +331,7 @@ class _Run:
                 shard.unlink()
         path = self.work / "rejects.jsonl"
         if path.exists():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-                    if _seq_of(line) < self.start]
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if _seq_of(line) < self.start]
             atomic_write(path, "".join(kept))
 
     def finalize(self) -> ConvertResult:
@@ -351,10 +368,23 @@ class _Run:
                 if src.exists():
                     os.replace(src, dst)
                 merge_stats(totals, s.stats)
-                shard_rows.append({"file": final, "config": name, "split": split, "rows": s.rows, "bytes": s.bytes,
-                                   "sha256": s.sha256, "audio_seconds": s.audio_seconds, "clips": s.clips})
+                shard_rows.append(
+                    {
+                        "file": final,
+                        "config": name,
+                        "split": split,
+                        "rows": s.rows,
+                        "bytes": s.bytes,
+                        "sha256": s.sha256,
+                        "audio_seconds": s.audio_seconds,
+                        "clips": s.clips,
+                    }
+                )
         if rejects_path.exists():
-            with open(rejects_path, encoding="utf-8") as fh, open(self.out / "rejects.jsonl.tmp", "w", encoding="utf-8") as dst_fh:
+            with (
+                open(rejects_path, encoding="utf-8") as fh,
+                open(self.out / "rejects.jsonl.tmp", "w", encoding="utf-8") as dst_fh,
+            ):
                 for line in fh:
                     entry = json.loads(line)
                     entry.pop("seq", None)

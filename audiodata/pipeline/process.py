@@ -81,7 +81,9 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> tuple[Clip,
         if samples.shape[0] / decoded.sampling_rate > settings.max_duration:
             raise AudioError("A011", f"array audio exceeds --max-duration {settings.max_duration:g} s")
     else:
-        decoded = decode(open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths), settings.max_duration)
+        decoded = decode(
+            open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths), settings.max_duration
+        )
     frames = decoded.samples.shape[0]
     if frames == 0:
         raise AudioError("A006", "the audio has no samples")

@@ -46,8 +46,13 @@ class RunState:
 
     def save(self, out: Path) -> None:
         (out / WORK).mkdir(parents=True, exist_ok=True)
-        data = {"fingerprint": self.fingerprint, "status": self.status, "position": self.position, "durable": self.durable,
-                "shards": [s.to_dict() for s in self.shards]}
+        data = {
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "position": self.position,
+            "durable": self.durable,
+            "shards": [s.to_dict() for s in self.shards],
+        }
         atomic_write(out / WORK / "state.json", json.dumps(data, indent=1))
 
     @classmethod
@@ -57,7 +62,8 @@ class RunState:
             return None
         try:
             data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            return cls(data["fingerprint"], data["status"], data["position"], data["durable"],
-                       [ShardInfo(**s) for s in data["shards"]])
+            return cls(
+                data["fingerprint"], data["status"], data["position"], data["durable"], [ShardInfo(**s) for s in data["shards"]]
+            )
         except (ValueError, KeyError, TypeError):
             return None

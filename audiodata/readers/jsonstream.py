@@ -153,7 +153,9 @@ def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
             if closed:
                 rest = chunk[i:]
                 if rest.strip():
-                    yield RawItem(index, line, raw=rest.strip()[:1000], code="F001", error="invalid JSON: text after the closing ]")
+                    yield RawItem(
+                        index, line, raw=rest.strip()[:1000], code="F001", error="invalid JSON: text after the closing ]"
+                    )
                     return
                 break
             if not in_elem:
@@ -199,7 +201,9 @@ def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
                 i = j + 1
     if in_elem or (opened and not closed):
         if in_elem and "".join(parts).strip():
-            yield RawItem(index, start_line, raw="".join(parts)[:100000], code="F001", error="invalid JSON: the array is truncated")
+            yield RawItem(
+                index, start_line, raw="".join(parts)[:100000], code="F001", error="invalid JSON: the array is truncated"
+            )
         elif not closed:
             yield RawItem(index, line, raw="", code="F001", error="invalid JSON: the array is not closed")
 

@@ -28,16 +28,26 @@ class InputFile:
 
     def describe(self) -> dict[str, object]:
         st = self.path.stat()
-        return {"file": self.display, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "dialect": self.spec.formatting,
-                "entry": self.spec.name}
+        return {
+            "file": self.display,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "dialect": self.spec.formatting,
+            "entry": self.spec.name,
+        }
 
 
 def _is_json(path: Path) -> bool:
     return path.name.endswith(JSON_SUFFIXES) and path.name != DATASET_INFO
 
 
-def expand(inputs: list[str], media_root: str | None = None, formatting: str | None = None, datasets: list[str] | None = None,
-           exclude: list[Path] | None = None) -> list[InputFile]:
+def expand(
+    inputs: list[str],
+    media_root: str | None = None,
+    formatting: str | None = None,
+    datasets: list[str] | None = None,
+    exclude: list[Path] | None = None,
+) -> list[InputFile]:
     """Every input file in a stable order. Raises :class:`InputError` for unusable inputs."""
     out: list[InputFile] = []
     seen: set[Path] = set()
@@ -126,8 +136,11 @@ def dataset_info_files(info_path: Path, display: str, only: list[str] | None) ->
         if fmt not in ("alpaca", "sharegpt", "openai"):
             raise InputError(f"{display}: entry {name!r} has unknown formatting {fmt!r}")
         spec = DialectSpec(
-            formatting=fmt, ranking=bool(entry.get("ranking", False)), columns=dict(entry.get("columns") or {}),
-            tags=dict(entry["tags"]) if entry.get("tags") else ({} if fmt == "sharegpt" else None), name=name,
+            formatting=fmt,
+            ranking=bool(entry.get("ranking", False)),
+            columns=dict(entry.get("columns") or {}),
+            tags=dict(entry["tags"]) if entry.get("tags") else ({} if fmt == "sharegpt" else None),
+            name=name,
         )
         target = base / entry["file_name"]
         if target.is_dir():

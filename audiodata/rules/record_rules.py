@@ -82,9 +82,9 @@ def pair_roles(rec: Record) -> Iterator[Finding]:
 
 @record_rule("P001", "chosen-equals-rejected", W, "chosen and rejected are identical: the pair teaches nothing.")
 def identical_pair(rec: Record) -> Iterator[Finding]:
-    if rec.kind == "dpo" and rec.chosen and rec.rejected:
-        if [m.to_dict() for m in rec.chosen] == [m.to_dict() for m in rec.rejected]:
-            yield Finding("P001", "chosen and rejected are identical", "chosen")
+    same = rec.chosen and rec.rejected and [m.to_dict() for m in rec.chosen] == [m.to_dict() for m in rec.rejected]
+    if rec.kind == "dpo" and same:
+        yield Finding("P001", "chosen and rejected are identical", "chosen")
 
 
 def _count(turns: list[Message] | None, marker: str) -> int:

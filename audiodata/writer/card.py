@@ -78,8 +78,18 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     else:
         lines.append("None.")
     config_arg = "" if "default" in summary["configs"] else f', "{next(iter(summary["configs"]))}"'
-    lines += ["", "## Loading", "", "```python", "from datasets import load_dataset", "",
-              f'ds = load_dataset("path/or/repo"{config_arg})', 'ds["train"][0]["audios"][0]  # decoded audio', "```", ""]
+    lines += [
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'ds = load_dataset("path/or/repo"{config_arg})',
+        'ds["train"][0]["audios"][0]  # decoded audio',
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -79,13 +79,21 @@ def _json_type(feature: Any) -> dict[str, Any]:
     if isinstance(feature, Value):
         return {"type": [_JSON_TYPES[feature.dtype], "null"]}
     if isinstance(feature, Audio):
-        return {"type": "object", "properties": {"bytes": {"type": "string", "contentEncoding": "base64"}, "path": {"type": "string"}},
-                "required": ["bytes", "path"], "description": f"Hub Audio struct; FLAC or WAV at {feature.sampling_rate} Hz mono"}
+        return {
+            "type": "object",
+            "properties": {"bytes": {"type": "string", "contentEncoding": "base64"}, "path": {"type": "string"}},
+            "required": ["bytes", "path"],
+            "description": f"Hub Audio struct; FLAC or WAV at {feature.sampling_rate} Hz mono",
+        }
     if isinstance(feature, List):
         return {"type": "array", "items": _json_type(feature.feature)}
     if isinstance(feature, dict):
-        return {"type": "object", "properties": {k: _json_type(v) for k, v in feature.items()}, "required": list(feature),
-                "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {k: _json_type(v) for k, v in feature.items()},
+            "required": list(feature),
+            "additionalProperties": False,
+        }
     raise TypeError(feature)
 
 
@@ -98,8 +106,15 @@ def output_json_schema(sample_rate: int = 16000) -> dict[str, Any]:
         for c in COLUMNS:
             if kind in c.kinds:
                 props[c.name] = {**_json_type(feats[c.name]), "description": c.description}
-        variants.append({"title": f"{kind} row", "type": "object", "properties": props, "required": list(props),
-                         "additionalProperties": False})
+        variants.append(
+            {
+                "title": f"{kind} row",
+                "type": "object",
+                "properties": props,
+                "required": list(props),
+                "additionalProperties": False,
+            }
+        )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://audiodata.dev/schemas/output.schema.json",

@@ -8,6 +8,7 @@ only a closed, fsynced file is renamed to its final name. A crash or kill leaves
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -100,8 +101,17 @@ class ShardWriter:
     chunking for Xet dedup on the Hub).
     """
 
-    def __init__(self, work_dir: Path, stream: str, kind: str, sample_rate: int, max_bytes: int, row_group_rows: int,
-                 first_shard: int, on_close: Callable[[ShardInfo], None]) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        stream: str,
+        kind: str,
+        sample_rate: int,
+        max_bytes: int,
+        row_group_rows: int,
+        first_shard: int,
+        on_close: Callable[[ShardInfo], None],
+    ) -> None:
         self.dir = work_dir / stream
         self.dir.mkdir(parents=True, exist_ok=True)
         self.stream = stream
@@ -166,9 +176,19 @@ class ShardWriter:
         name = f"shard-{self.next_shard:05d}.parquet"
         os.replace(self.dir / f"{name}.tmp", self.dir / name)
         _fsync_dir(self.dir)
-        info = ShardInfo(self.stream, self.next_shard, f"{self.stream}/{name}", self._shard_rows, self._file.size,
-                         self._file.sha.hexdigest(), round(self._seconds, 6), self._clips, self._first_seq, self._last_seq,
-                         self._stats)
+        info = ShardInfo(
+            self.stream,
+            self.next_shard,
+            f"{self.stream}/{name}",
+            self._shard_rows,
+            self._file.size,
+            self._file.sha.hexdigest(),
+            round(self._seconds, 6),
+            self._clips,
+            self._first_seq,
+            self._last_seq,
+            self._stats,
+        )
         self._writer = self._file = None
         self._shard_rows, self._seconds, self._clips, self._stats = 0, 0.0, 0, {}
         self.next_shard += 1
@@ -185,10 +205,8 @@ class ShardWriter:
     def abort(self) -> None:
         """Drop the open shard (on error): its .tmp is removed, finished shards stay."""
         if self._writer is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
         if self._file is not None:
             self._file.close()
         for tmp in self.dir.glob("*.tmp"):

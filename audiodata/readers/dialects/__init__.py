@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.records import Record
 from audiodata.readers.dialects import alpaca, messages, minicpm, sharegpt
 from audiodata.readers.dialects.common import ParseContext, ParseError
+from audiodata.records import Record
 from audiodata.rules.findings import Finding
 
 PARSERS = {"minicpm": minicpm.parse, "sharegpt": sharegpt.parse, "alpaca": alpaca.parse, "messages": messages.parse}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.records import Message, Record
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_list, new_record, optional, optional_text
+from audiodata.records import Message, Record
 
 
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:

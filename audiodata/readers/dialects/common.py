@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, VIDEO_MARKER, AudioRef, Message, Record, SourceLoc
 from audiodata.readers.spec import DEFAULT_TAGS, DialectSpec
+from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, VIDEO_MARKER, AudioRef, Message, Record, SourceLoc
 
 
 class ParseError(Exception):
@@ -155,7 +155,13 @@ def content_text(value: Any, field: str, inline: list[AudioRef], bare: list[int]
 
 
 def turns(
-    raw: Any, field: str, ctx: ParseContext, inline: list[AudioRef], bare: list[int], role_key: str | None = None, content_key: str | None = None
+    raw: Any,
+    field: str,
+    ctx: ParseContext,
+    inline: list[AudioRef],
+    bare: list[int],
+    role_key: str | None = None,
+    content_key: str | None = None,
 ) -> list[Message]:
     """Parse a list of message objects into canonical turns (roles mapped, unknown kept)."""
     if not isinstance(raw, list):

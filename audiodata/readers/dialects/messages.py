@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.records import AudioRef, Message, Record
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
@@ -22,6 +21,7 @@ from audiodata.readers.dialects.common import (
     pop_system,
     turns,
 )
+from audiodata.records import AudioRef, Message, Record
 
 
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:

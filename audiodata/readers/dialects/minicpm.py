@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.records import AUDIO_MARKER, Message, Record
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_list, new_record, optional, require
+from audiodata.records import AUDIO_MARKER, Message, Record
 
 
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:

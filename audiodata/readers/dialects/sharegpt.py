@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.records import AudioRef, Record
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
@@ -21,6 +20,7 @@ from audiodata.readers.dialects.common import (
     pop_system,
     turns,
 )
+from audiodata.records import AudioRef, Record
 
 
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:

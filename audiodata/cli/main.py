@@ -1,0 +1,271 @@
+"""The ``audiodata`` command line.
+
+Exit codes (stable, for CI pipelines):
+  0  everything went through
+  1  the run finished but some records were rejected (see rejects.jsonl)
+  2  usage error: bad options, missing inputs, an output folder that holds something else
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from audiodata import __version__
+from audiodata.pipeline.convert import ConvertResult
+from audiodata.pipeline.convert import Progress as RunProgress
+from audiodata.pipeline.convert import convert as run_convert
+from audiodata.pipeline.options import ConvertOptions, OptionsError, parse_size
+from audiodata.readers.sources import InputError
+from audiodata.readers.spec import DIALECTS
+from audiodata.rules.registry import FAMILIES, REGISTRY
+
+EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="audiodata", description="Prepare audio-text corpora for fine-tuning audio language models.")
+    p.add_argument("--version", action="version", version=f"audiodata {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser(
+        "convert",
+        help="convert raw JSON/JSONL corpora into Hub-ready Parquet shards",
+        description="Convert raw JSON/JSONL corpora (files, folders, globs, a LLaMA-Factory dataset_info.json) "
+        "into Parquet shards with the audio embedded, resampled once.",
+        epilog="exit codes: 0 all records written, 1 some rejected (see OUT/rejects.jsonl), 2 usage error",
+    )
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
+    c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    c.add_argument("--format", choices=[*DIALECTS, "openai"], help="force a dialect instead of detecting it per record")
+    c.add_argument("--media-root", help="folder relative audio paths resolve against (default: each input file's folder)")
+    c.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        default=[],
+        metavar="NAME",
+        help="with a dataset_info.json: convert only this entry (repeatable)",
+    )
+    c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
+    c.add_argument("--system", help="system prompt for records that carry none")
+    c.add_argument("--sample-rate", type=int, default=16000, help="target sample rate (default 16000)")
+    c.add_argument("--codec", choices=["flac", "wav"], default="flac", help="lossless audio encoding (default flac)")
+    c.add_argument("--split", default="train", help="split name for the records (default train)")
+    c.add_argument("--val-ratio", type=float, default=0.0, help="fraction assigned to --val-split, keyed on audio content")
+    c.add_argument("--val-split", default="validation", help="name of the held-out split (default validation)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
+    c.add_argument("--max-shard-size", default="500MB", help="cap on a shard's actual bytes (default 500MB)")
+    c.add_argument("--max-audio-bytes", default="256MiB", help="bound on one audio's encoded size (default 256MiB)")
+    c.add_argument("--max-duration", type=float, default=1200.0, help="bound on one clip's seconds (default 1200)")
+    c.add_argument("--max-record-bytes", default="512MiB", help="bound on one JSON record's size (default 512MiB)")
+    c.add_argument("--strict-paths", action="store_true", help="refuse absolute audio paths outside the media root")
+    c.add_argument("--select", default="", help="only these rule codes/prefixes reject records (comma separated)")
+    c.add_argument("--ignore", default="", help="rule codes/prefixes that never reject (comma separated)")
+    c.add_argument("--num-workers", type=int, default=0, help="worker processes (default: all cores)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    i = sub.add_parser("info", help="summarise a converted dataset")
+    i.add_argument("output", metavar="OUT")
+    i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
+
+    r = sub.add_parser("rules", help="list the rule codes")
+    r.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        if args.command == "convert":
+            return cmd_convert(args, console)
+        if args.command == "info":
+            return cmd_info(args, console)
+        return cmd_rules(args)
+    except (OptionsError, InputError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: finished shards are kept; run the same command again to resume[/]")
+        return 130
+
+
+def _codes(text: str) -> list[str]:
+    return [c.strip().upper() for c in text.split(",") if c.strip()]
+
+
+def cmd_convert(args: argparse.Namespace, console: Console) -> int:
+    opts = ConvertOptions(
+        format=args.format,
+        media_root=args.media_root,
+        prompt=args.prompt,
+        system=args.system,
+        sample_rate=args.sample_rate,
+        codec=args.codec,
+        split=args.split,
+        val_ratio=args.val_ratio,
+        val_split=args.val_split,
+        seed=args.seed,
+        max_shard_size=parse_size(args.max_shard_size),
+        max_audio_bytes=parse_size(args.max_audio_bytes),
+        max_duration=args.max_duration,
+        max_record_bytes=parse_size(args.max_record_bytes),
+        allow_absolute_paths=not args.strict_paths,
+        datasets=args.datasets,
+        select=_codes(args.select),
+        ignore=_codes(args.ignore),
+        num_workers=args.num_workers,
+        overwrite=args.overwrite,
+    )
+    show = not args.no_progress and not args.json
+    with Progress(
+        TextColumn("[bold]converting"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[records]} rec"),
+        TextColumn("{task.fields[rate]} rec/s"),
+        TextColumn("{task.fields[hours]} h audio"),
+        TextColumn("{task.fields[rejected]} rejected"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("convert", total=None, records=0, rate="-", hours="0.00", rejected=0)
+
+        def on_progress(p: RunProgress) -> None:
+            if p.records % 8 and p.bytes_done < p.bytes_total:
+                return
+            elapsed = bar.tasks[task].elapsed or 0
+            bar.update(
+                task,
+                total=p.bytes_total or None,
+                completed=p.bytes_done,
+                records=p.records,
+                rate=f"{p.records / elapsed:.0f}" if elapsed > 0 else "-",
+                hours=f"{p.audio_seconds / 3600:.2f}",
+                rejected=p.rejected,
+            )
+
+        result = run_convert(args.inputs, args.output, opts, on_progress=on_progress)
+        bar.update(task, completed=bar.tasks[task].total or 0)
+    if args.json:
+        print(json.dumps(_result_dict(result), indent=2))
+    else:
+        _print_summary(result, Console())
+    return result.exit_code
+
+
+def _result_dict(r: ConvertResult) -> dict[str, Any]:
+    return {
+        "output": str(r.output),
+        "records_read": r.records_read,
+        "records_written": r.records_written,
+        "records_rejected": r.records_rejected,
+        "audio_seconds": r.audio_seconds,
+        "clips": r.clips,
+        "rejects_by_code": r.rejects_by_code,
+        "warnings_by_code": r.warnings_by_code,
+        "shards": r.shards,
+        "resumed_from": r.resumed_from,
+        "already_complete": r.already_complete,
+        "exit_code": r.exit_code,
+    }
+
+
+def _print_summary(r: ConvertResult, console: Console) -> None:
+    if r.already_complete:
+        console.print(f"[green]{r.output} is already complete for these inputs and options[/]")
+    elif r.resumed_from:
+        console.print(f"[cyan]resumed at input record {r.resumed_from}[/]")
+    t = Table(title=f"audiodata convert -> {r.output}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("records read", str(r.records_read))
+    t.add_row("written", f"[green]{r.records_written}[/]")
+    t.add_row("rejected", f"[red]{r.records_rejected}[/]" if r.records_rejected else "0")
+    t.add_row("audio clips", str(r.clips))
+    t.add_row("audio hours", f"{r.audio_seconds / 3600:.3f}")
+    t.add_row("shards", str(len(r.shards)))
+    console.print(t)
+    if r.rejects_by_code or r.warnings_by_code:
+        w = Table(title="findings by rule")
+        for col in ("code", "name", "severity", "records"):
+            w.add_column(col)
+        for code, n in sorted({**r.warnings_by_code, **r.rejects_by_code}.items()):
+            rule = REGISTRY[code]
+            w.add_row(code, rule.name, rule.severity.value, str(n))
+        console.print(w)
+    if r.records_rejected:
+        console.print(f"rejected records and their reasons: {r.output / 'rejects.jsonl'}")
+
+
+def cmd_info(args: argparse.Namespace, console: Console) -> int:
+    path = Path(args.output) / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"{args.output}: no manifest.json; is this an audiodata output?")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    s = manifest["summary"]
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return EXIT_OK
+    out = Console()
+    t = Table(title=f"{args.output} (audiodata {manifest['audiodata_version']})")
+    for col in ("config", "split", "records", "shards", "bytes", "audio hours"):
+        t.add_column(col, justify="right" if col not in ("config", "split") else "left")
+    for name, cfg in s["configs"].items():
+        for split, v in cfg["splits"].items():
+            shards = [x for x in manifest["shards"] if x["config"] == name and x["split"] == split]
+            hours = sum(x["audio_seconds"] for x in shards) / 3600
+            t.add_row(name, split, str(v["rows"]), str(len(shards)), f"{v['bytes']:,}", f"{hours:.3f}")
+    out.print(t)
+    out.print(
+        f"sample rate {s['sample_rate']} Hz ({s['codec']}), {s['clips']} clips, {s['audio_seconds'] / 3600:.3f} h; "
+        f"read {s['records_read']}, written {s['written']}, rejected {s['rejected']}"
+    )
+    if s["source_sampling_rates"]:
+        out.print(
+            "source sample rates: "
+            + ", ".join(f"{k} Hz x{v}" for k, v in sorted(s["source_sampling_rates"].items(), key=lambda kv: int(kv[0])))
+        )
+    if s["rejects_by_code"]:
+        out.print("rejects by reason: " + ", ".join(f"{k} x{v}" for k, v in s["rejects_by_code"].items()))
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    rows = [
+        {"code": r.code, "name": r.name, "severity": r.severity.value, "family": FAMILIES[r.code[0]], "summary": r.summary}
+        for r in sorted(REGISTRY.values(), key=lambda r: r.code)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    t = Table(title="audiodata rules")
+    for col in ("code", "name", "severity", "summary"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["code"], r["name"], r["severity"], r["summary"])
+    Console().print(t)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

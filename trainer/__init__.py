@@ -1,0 +1,1 @@
+"""Thin SFT/DPO trainers over transformers, TRL and PEFT (filled by the trainer issue)."""
