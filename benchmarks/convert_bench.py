@@ -416,15 +416,29 @@ def _ffmpeg_decode(path: str) -> tuple[np.ndarray, int]:
     return sf.read(io.BytesIO(out), dtype="float32", always_2d=True)
 
 
+def _downmix(data: np.ndarray) -> np.ndarray:
+    """Average (frames, channels) float32 to mono.
+
+    Column adds are ~40x faster than ``data.mean(axis=1)`` and, unlike a mat-vec product,
+    never hit a multi-threaded BLAS (which oversubscribes the cores of a worker pool).
+    """
+    channels = data.shape[1]
+    if channels == 1:
+        return data[:, 0]
+    mono = data[:, 0] + data[:, 1]
+    for c in range(2, channels):
+        mono += data[:, c]
+    mono *= np.float32(1 / channels)
+    return mono
+
+
 def _floor_one(path: str) -> tuple[float, int]:
     """Decode, downmix, resample, FLAC-encode one file; return (source seconds, flac bytes)."""
     if Path(path).suffix.lower() in SOUNDFILE_EXTS:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
     else:
         data, sr = _ffmpeg_decode(path)
-    channels = data.shape[1]
-    # mat-vec downmix: ~40x faster than data.mean(axis=1) on (frames, channels) float32
-    mono = data[:, 0] if channels == 1 else data @ np.full(channels, 1 / channels, np.float32)
+    mono = _downmix(data)
     if sr != TARGET_SR:
         mono = soxr.resample(mono, sr, TARGET_SR, quality="HQ")
     buf = io.BytesIO()

@@ -1,0 +1,42 @@
+# Two set-up commands on a fresh machine (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-deps demo test lint bench sample-data schemas clean
+
+# ffmpeg: datasets decodes Audio columns through torchcodec+ffmpeg, and m4a/aac/opus inputs need it.
+system-deps:
+	@command -v ffmpeg >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg >/dev/null; }
+
+# torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[all]"
+	touch $@
+
+setup: system-deps $(BIN)/.installed
+
+demo: setup
+	$(BIN)/audiodata convert sample_data -o out/sample --overwrite || [ $$? -eq 1 ]
+	$(BIN)/audiodata info out/sample
+
+test: setup
+	$(BIN)/ruff check audiodata trainer tests benchmarks scripts
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/convert_bench.py
+
+# Regenerate sample_data/ (needs espeak-ng, sox, ffmpeg) and schemas/output.schema.json.
+sample-data:
+	$(BIN)/python scripts/make_sample_data.py
+
+schemas: setup
+	$(BIN)/python -c "from audiodata.writer.schema import dump_output_schema as d; open('schemas/output.schema.json','w').write(d())"
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,58 @@
+"""Shared fixtures: the sample corpus converted once, and small audio makers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import audiodata
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def sample_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, audiodata.ConvertResult]:
+    out = tmp_path_factory.mktemp("sample") / "out"
+    result = audiodata.convert([str(SAMPLE)], out, num_workers=1)
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def expected() -> dict:
+    return json.loads((REPO / "tests" / "sample_expected.json").read_text())
+
+
+def tone(seconds: float = 1.0, rate: int = 16000, freq: float = 440.0, channels: int = 1, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
+    x = x.astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def write_audio(path: Path, seconds: float = 1.0, rate: int = 16000, freq: float = 440.0, **kw: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(seconds, rate, freq), rate, **kw)  # type: ignore[arg-type]
+    return path
+
+
+def write_jsonl(path: Path, records: list[object]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def tree_bytes(out: Path) -> dict[str, bytes]:
+    """Every output file (not the work dir) by relative path, for identity checks."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and ".audiodata" not in p.parts}
+
+
+def copy_sample(dst: Path) -> Path:
+    shutil.copytree(SAMPLE, dst)
+    return dst
