@@ -30,7 +30,7 @@ def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int) -> dict[str,
         }
         info_list.append(info)
     meta: dict[str, Any] = {"configs": cfg_list}
-    if len(info_list) == 1 and next(iter(configs)) == "default":
+    if len(info_list) == 1 and "default" in configs:
         info_list[0].pop("config_name")
         meta["dataset_info"] = info_list[0]
     else:
@@ -77,7 +77,7 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         lines += ["", "Each rejected record is kept with its reasons in `rejects.jsonl` next to the data."]
     else:
         lines.append("None.")
-    config_arg = "" if "default" in summary["configs"] else f', "{next(iter(summary["configs"]))}"'
+    config_arg = "" if not summary["configs"] or "default" in summary["configs"] else f', "{next(iter(summary["configs"]))}"'
     lines += [
         "",
         "## Loading",

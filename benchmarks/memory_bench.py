@@ -1,0 +1,99 @@
+"""Peak memory of `audiodata convert` on a corpus and on the same corpus 10x larger.
+
+The worst case for memory is one big JSON *array* with every clip inline as base64,
+so that is what this builds. Each run is a separate process tree; its resident set
+(the main process plus its worker processes) is sampled from /proc every 20 ms.
+Prints the two peaks and their ratio: bounded memory means a ratio close to 1.
+
+    python benchmarks/memory_bench.py [--records 400] [--factor 10] [--num-workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def make_corpus(path: Path, records: int, seconds: float) -> float:
+    """A JSON array of MiniCPM records with inline base64 WAV (44.1 kHz stereo), returns MB."""
+    rng = np.random.default_rng(0)
+    rate = 44100
+    clips = []
+    for i in range(16):  # 16 distinct clips, reused: building is not what we measure
+        t = np.arange(int(seconds * rate)) / rate
+        x = (0.2 * np.sin(2 * np.pi * (200 + 30 * i) * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+        buf = io.BytesIO()
+        sf.write(buf, np.stack([x, x], axis=1), rate, format="WAV", subtype="PCM_16")
+        clips.append(base64.b64encode(buf.getvalue()).decode())
+    with open(path, "w") as fh:
+        fh.write("[\n")
+        for i in range(records):
+            rec = {"id": f"r{i}", "audio": clips[i % len(clips)], "text": f"record number {i}"}
+            fh.write(("," if i else "") + json.dumps(rec) + "\n")
+        fh.write("]\n")
+    return path.stat().st_size / 1e6
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                todo += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def run(corpus: Path, out: Path, workers: int) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "audiodata", "convert", str(corpus), "-o", str(out), "--overwrite", "--no-progress",
+           "--num-workers", str(workers), "--max-shard-size", "64MB"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc.pid))
+        time.sleep(0.02)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"convert failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+    return peak / 2**20, time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=400)
+    ap.add_argument("--factor", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--num-workers", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="audiodata-mem-") as tmp:
+        rows = []
+        for n in (args.records, args.records * args.factor):
+            corpus = Path(tmp) / f"corpus-{n}.json"
+            mb = make_corpus(corpus, n, args.seconds)
+            peak, wall = run(corpus, Path(tmp) / f"out-{n}", args.num_workers)
+            rows.append((n, mb, peak, wall))
+            corpus.unlink()
+    print(f"{'records':>8} {'input MB':>9} {'audio h':>8} {'peak RSS MiB':>13} {'wall s':>7}")
+    for n, mb, peak, wall in rows:
+        print(f"{n:>8} {mb:>9.0f} {n * args.seconds / 3600:>8.2f} {peak:>13.0f} {wall:>7.1f}")
+    print(f"peak memory ratio ({args.factor}x corpus / 1x corpus) = {rows[1][2] / rows[0][2]:.2f} (bounded: close to 1)")
+
+
+if __name__ == "__main__":
+    main()
