@@ -59,6 +59,7 @@ SOUNDFILE_EXTS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".a
 
 TARGET_FLOOR_RATIO = 0.8
 TARGET_DATASETS_RATIO = 4.0
+FOREIGN_CPU_WARN = 0.05  # warn when other processes used more than this share of the CPUs
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,6 +447,44 @@ def _floor_one(path: str) -> tuple[float, int]:
     return data.shape[0] / sr, buf.getbuffer().nbytes
 
 
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all processes (plus hypervisor steal) used since boot; None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and its reaped descendants."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class Stopwatch:
+    """Wall time of a block, and the share of the machine's CPUs other processes took meanwhile."""
+
+    wall_s: float
+    foreign_cpu_share: float | None
+
+    def __enter__(self) -> Stopwatch:
+        self._busy0, self._own0 = _machine_busy_seconds(), _own_cpu_seconds()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._t0
+        busy1, own = _machine_busy_seconds(), _own_cpu_seconds() - self._own0
+        if busy1 is None or self._busy0 is None:
+            self.foreign_cpu_share = None
+        else:
+            foreign = max(0.0, busy1 - self._busy0 - own)
+            self.foreign_cpu_share = foreign / (self.wall_s * (os.cpu_count() or 1))
+
+
 @dataclass
 class Measurement:
     """Wall time of one method over the corpus."""
@@ -460,16 +499,17 @@ class Measurement:
 def run_floor(paths: list[str], workers: int) -> Measurement:
     """Tight decode/downmix/resample/encode loop over a Pool (pool start-up included)."""
     chunksize = max(1, min(8, len(paths) // (workers * 8)))
-    t0 = time.perf_counter()
-    with mp.Pool(workers) as pool:
-        results = list(pool.imap_unordered(_floor_one, paths, chunksize=chunksize))
-    wall = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        with mp.Pool(workers) as pool:
+            results = list(pool.imap_unordered(_floor_one, paths, chunksize=chunksize))
+        pool.join()  # reap the workers so their CPU time is accounted as ours
     extra = {
         "decoded_seconds": sum(s for s, _ in results),
         "flac_bytes": sum(b for _, b in results),
         "chunksize": chunksize,
+        "foreign_cpu_share": sw.foreign_cpu_share,
     }
-    return Measurement("floor", workers, len(results), wall, extra)
+    return Measurement("floor", workers, len(results), sw.wall_s, extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,14 +528,16 @@ def run_audiodata(jsonl: Path, workers: int, out_dir: Path) -> Measurement | Non
     except (ImportError, AttributeError) as exc:
         print(f"audiodata not importable ({type(exc).__name__}: {exc}); skipping it", flush=True)
         return None
-    t0 = time.perf_counter()
-    result = convert(inputs=[str(jsonl)], output=str(out_dir), num_workers=workers, overwrite=True)
-    wall = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        result = convert(
+            inputs=[str(jsonl)], output=str(out_dir), num_workers=workers, overwrite=True
+        )
     extra = {
         k: getattr(result, k)
         for k in ("records_read", "records_written", "records_rejected", "audio_seconds")
     }
-    return Measurement("audiodata", workers, int(result.records_written), wall, extra)
+    extra["foreign_cpu_share"] = sw.foreign_cpu_share
+    return Measurement("audiodata", workers, int(result.records_written), sw.wall_s, extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,17 +567,20 @@ def run_datasets(jsonl: Path, workers: int, work_dir: Path) -> Measurement:
     datasets.disable_caching()
     datasets.disable_progress_bars()
     out_file = work_dir / "train.parquet"
-    t0 = time.perf_counter()
-    ds = load_dataset(
-        "json", data_files=str(jsonl), split="train", cache_dir=str(work_dir / "hf-cache")
-    )
-    ds = ds.map(_absolutize, batched=True, fn_kwargs={"base": str(jsonl.parent.resolve())})
-    ds = ds.cast_column("audio", Audio(sampling_rate=TARGET_SR))
-    ds = ds.map(_reencode_flac, num_proc=workers, features=ds.features)
-    ds.to_parquet(str(out_file))
-    wall = time.perf_counter() - t0
-    extra = {"parquet_bytes": out_file.stat().st_size, "datasets_version": datasets.__version__}
-    return Measurement("datasets", workers, ds.num_rows, wall, extra)
+    with Stopwatch() as sw:
+        ds = load_dataset(
+            "json", data_files=str(jsonl), split="train", cache_dir=str(work_dir / "hf-cache")
+        )
+        ds = ds.map(_absolutize, batched=True, fn_kwargs={"base": str(jsonl.parent.resolve())})
+        ds = ds.cast_column("audio", Audio(sampling_rate=TARGET_SR))
+        ds = ds.map(_reencode_flac, num_proc=workers, features=ds.features)
+        ds.to_parquet(str(out_file))
+    extra = {
+        "parquet_bytes": out_file.stat().st_size,
+        "datasets_version": datasets.__version__,
+        "foreign_cpu_share": sw.foreign_cpu_share,
+    }
+    return Measurement("datasets", workers, ds.num_rows, sw.wall_s, extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -578,6 +623,13 @@ def report(
             f"{r['method']:<10} {r['workers']:>7} {r['clips']:>6} {r['audio_hours']:>8.3f} "
             f"{r['wall_s']:>8.2f} {r['x_realtime']:>10.1f}x {vs:>9}"
         )
+    for r in rows:
+        share = r.get("foreign_cpu_share")
+        if share is not None and share > FOREIGN_CPU_WARN:
+            print(
+                f"warning: other processes took {share:.0%} of the CPUs during {r['method']}; "
+                "its figure is unreliable (rerun on an idle machine)"
+            )
     ad_floor = _ratio(xrt.get("audiodata"), floor)
     ad_ds = _ratio(xrt.get("audiodata"), xrt.get("datasets"))
     print()
