@@ -50,7 +50,9 @@ def write_jsonl(path: Path, records: list[object]) -> Path:
 
 def tree_bytes(out: Path) -> dict[str, bytes]:
     """Every output file (not the work dir) by relative path, for identity checks."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and ".audiodata" not in p.parts}
+    return {
+        str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and ".audiodata" not in p.parts
+    }
 
 
 def copy_sample(dst: Path) -> Path:

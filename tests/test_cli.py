@@ -35,8 +35,15 @@ def test_exit_2_on_usage_errors(tmp_path, capsys):
 
 def test_ignore_turns_an_error_into_a_pass(tmp_path):
     write_audio(tmp_path / "c/a.wav", seconds=1.0)
-    write_jsonl(tmp_path / "c/c.jsonl", [{"conversations": [{"from": "human", "value": "<audio><audio>hi"},
-                                                             {"from": "gpt", "value": "ok"}], "audios": ["a.wav"]}])
+    write_jsonl(
+        tmp_path / "c/c.jsonl",
+        [
+            {
+                "conversations": [{"from": "human", "value": "<audio><audio>hi"}, {"from": "gpt", "value": "ok"}],
+                "audios": ["a.wav"],
+            }
+        ],
+    )
     assert main(["convert", str(tmp_path / "c"), "-o", str(tmp_path / "o1"), "--no-progress"]) == 1
     assert main(["convert", str(tmp_path / "c"), "-o", str(tmp_path / "o2"), "--no-progress", "--ignore", "M001"]) == 0
 

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -41,8 +40,11 @@ def test_shards_are_capped_by_actual_bytes(tmp_path):
         assert p.stat().st_size <= cap
         assert meta.num_rows > 1 and meta.num_row_groups == -(-meta.num_rows // 4)  # row groups sized for streaming
         assert p.stat().st_size > cap // 2  # and filled, not split early
-    assert sum(pq.ParquetFile(p).metadata.num_rows for p in sft) + sum(
-        pq.ParquetFile(p).metadata.num_rows for p in (tmp_path / "o/data/dpo").glob("*.parquet")) == r.records_written
+    assert (
+        sum(pq.ParquetFile(p).metadata.num_rows for p in sft)
+        + sum(pq.ParquetFile(p).metadata.num_rows for p in (tmp_path / "o/data/dpo").glob("*.parquet"))
+        == r.records_written
+    )
 
 
 class Boom(RuntimeError):
@@ -78,8 +80,20 @@ def test_resume_after_kill_9(tmp_path):
     write_jsonl(corpus / "data.jsonl", records)
     ref, out = tmp_path / "ref", tmp_path / "out"
     audiodata.convert([str(corpus)], ref, num_workers=1, max_shard_size=SMALL)
-    cmd = [sys.executable, "-m", "audiodata", "convert", str(corpus), "-o", str(out), "--max-shard-size", str(SMALL),
-           "--num-workers", "1", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiodata",
+        "convert",
+        str(corpus),
+        "-o",
+        str(out),
+        "--max-shard-size",
+        str(SMALL),
+        "--num-workers",
+        "1",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = out / ".audiodata/state.json"
     deadline = time.time() + 60
@@ -147,8 +161,13 @@ def test_val_split_is_keyed_on_audio_content(tmp_path):
 def test_text_only_and_unknown_files_in_a_folder(tmp_path):
     corpus = tmp_path / "c"
     write_audio(corpus / "a.flac", seconds=1.0, rate=48000, format="FLAC")
-    write_jsonl(corpus / "a.jsonl", [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
-                                     {"audio": "a.flac", "text": "x"}])
+    write_jsonl(
+        corpus / "a.jsonl",
+        [
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+            {"audio": "a.flac", "text": "x"},
+        ],
+    )
     (corpus / "notes.txt").write_text("not an input")
     r = audiodata.convert([str(corpus)], tmp_path / "o", num_workers=1)
     assert (r.records_read, r.records_written, r.exit_code) == (2, 2, 0)

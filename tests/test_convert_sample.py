@@ -22,7 +22,7 @@ def _rejects(out: Path) -> list[dict]:
 
 
 def test_accounting_adds_up(sample_out, expected):
-    out, result = sample_out
+    _out, result = sample_out
     total = expected["total_good"] + expected["total_broken"]
     assert result.records_read == total
     assert result.records_written == expected["total_good"]
@@ -104,7 +104,7 @@ def test_rows_are_faithful(sample_out):
         markers = sum(m["content"].count("<audio>") for m in row["messages"])
         assert markers == len(row["audios"]) == len(row["audio_info"])
         assert all(set(m) == {"role", "content"} for m in row["messages"])  # no spurious keys
-        for audio, info in zip(row["audios"], row["audio_info"]):
+        for audio, info in zip(row["audios"], row["audio_info"], strict=False):
             pcm, rate = sf.read(io.BytesIO(audio["bytes"]), dtype="int16")
             assert rate == info["sampling_rate"] == 16000 and pcm.ndim == 1
             assert pcm_hash(pcm) == info["pcm_hash"]
@@ -138,8 +138,18 @@ def test_every_dialect_and_reference_form_reaches_the_output(sample_out):
     out, _ = sample_out
     rows = [r for f in sorted((out / "data").rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
     sources = {Path(r["source"]["file"]).name for r in rows}
-    assert {"minicpm.jsonl", "sharegpt_sft.json", "sharegpt_dpo.jsonl", "alpaca.json", "alpaca_dpo.jsonl", "swift.jsonl",
-            "chat_content.jsonl", "audio_chat.json", "audio_rank.json", "more.jsonl.gz"} <= sources
+    assert {
+        "minicpm.jsonl",
+        "sharegpt_sft.json",
+        "sharegpt_dpo.jsonl",
+        "alpaca.json",
+        "alpaca_dpo.jsonl",
+        "swift.jsonl",
+        "chat_content.jsonl",
+        "audio_chat.json",
+        "audio_rank.json",
+        "more.jsonl.gz",
+    } <= sources
     origins = [i["origin"] for r in rows for i in r["audio_info"]]
     assert "inline" in origins and any(o.endswith(".wav") for o in origins)
     formats = {i["source_format"] for r in rows for i in r["audio_info"]}

@@ -257,6 +257,8 @@ class _Run:
         stream = f"{p.record.kind}/{self._split(p.record, processed.hashes)}"
         if self.state.is_durable(stream, p.seq):
             return
+        for f in p.findings:  # record-rule warnings count with the audio ones
+            processed.stats.setdefault("warnings", {})[f.code] = 1
         writer = self._writer(stream, p.record.kind)
         self.progress.audio_seconds += processed.row["audio_seconds"]
         writer.add(processed.row, p.seq, processed.stats)
