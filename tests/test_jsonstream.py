@@ -122,14 +122,10 @@ def test_text_after_closing_bracket(monkeypatch, chunk):
 
 
 def test_whitespace_after_closing_bracket_is_fine():
-    got = items(iter_array(io.StringIO('[1, 2]\n\n  \t\n'), BIG))
+    got = items(iter_array(io.StringIO("[1, 2]\n\n  \t\n"), BIG))
     assert [g.obj for g in got] == [1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: iter_array reports text after the closing ] at the line of the ], not the line where the text starts",
-)
 def test_text_after_closing_bracket_is_located_on_its_own_line():
     got = items(iter_array(io.StringIO('[\n{"a": 1}\n]\n\n\ngarbage\n'), BIG))
     assert got[-1].code == "F001"
@@ -191,11 +187,6 @@ def test_jsonl_oversized_last_line_without_newline():
     assert [(g.index, g.line, g.code) for g in got] == [(0, 1, None), (1, 2, "F005")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the line terminator (iter_lines) / trailing whitespace before the separator (iter_array) is counted "
-    "toward max_chars, so a record of exactly max_chars characters is rejected as F005",
-)
 @pytest.mark.parametrize("layout", ["lines", "array"])
 def test_record_of_exactly_the_bound_is_accepted(layout):
     rec = json.dumps({"a": "x" * 20})

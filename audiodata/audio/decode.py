@@ -62,7 +62,10 @@ _MEDIA_MAGIC = (b"\x00\x00\x00", b"ftyp", b"\x1aE\xdf\xa3", b"OggS", b"ID3", b"\
 
 
 def _looks_like_media(src: AudioSource) -> bool:
-    head = src.data[:12] if src.data is not None else (src.path.open("rb").read(12) if src.path else b"")
+    head = src.data[:12] if src.data is not None else b""
+    if src.path is not None:
+        with src.path.open("rb") as fh:
+            head = fh.read(12)
     return any(m in head for m in _MEDIA_MAGIC) or Path(src.name).suffix.lower() in (
         ".m4a",
         ".aac",
@@ -136,4 +139,6 @@ def _decode_ffmpeg(src: AudioSource, max_duration: float, first_error: str) -> D
             raise AudioError("A005", f"{src.name or 'audio'} cannot be decoded: {msg[0]}")
         samples = np.frombuffer(out.stdout, dtype="<f4")
         samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
+        if duration > 0:  # ffmpeg keeps AAC priming/padding samples in raw output; the container knows the true length
+            samples = samples[: max(1, round(duration * rate))]
         return Decoded(samples, rate, channels, fmt)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 CHUNK = 1 << 20
+SLACK = 4096
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ def sniff_layout(path: Path) -> str:
 
 
 def _parse(index: int, line: int, text: str, max_chars: int) -> RawItem:
+    text = text.strip()
     if len(text) > max_chars:
         return RawItem(index, line, code="F005", error=f"record of {len(text)} characters exceeds the bound of {max_chars}")
     try:
@@ -64,12 +66,12 @@ def iter_lines(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
     index = 0
     lineno = 0
     while True:
-        text = fh.readline(max_chars + 1)
+        text = fh.readline(max_chars + 2)  # room for the record and its line ending
         if not text:
             return
         lineno += 1
         start = lineno
-        if len(text) > max_chars and not text.endswith("\n"):
+        if len(text) > max_chars + 1 and not text.endswith("\n"):
             size = len(text)
             while text and not text.endswith("\n"):  # drain the oversized line
                 text = fh.readline(CHUNK)
@@ -98,10 +100,12 @@ def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
     start_line = line = 1
     index = 0
 
+    limit = max_chars + SLACK  # whitespace around an element does not count toward the bound
+
     def take(piece: str) -> None:
         nonlocal size
         size += len(piece)
-        if size <= max_chars:
+        if size <= limit:
             parts.append(piece)
 
     def finish() -> RawItem:
@@ -109,7 +113,7 @@ def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
         text = "".join(parts).strip()
         item = (
             RawItem(index, start_line, code="F005", error=f"record of {size} characters exceeds the bound of {max_chars}")
-            if size > max_chars
+            if size > limit
             else _parse(index, start_line, text, max_chars)
         )
         parts, size, in_elem = [], 0, False
@@ -152,10 +156,11 @@ def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
                 continue
             if closed:
                 rest = chunk[i:]
-                if rest.strip():
-                    yield RawItem(
-                        index, line, raw=rest.strip()[:1000], code="F001", error="invalid JSON: text after the closing ]"
-                    )
+                stripped = rest.lstrip()
+                line += rest.count("\n", 0, len(rest) - len(stripped))
+                if stripped:
+                    tail = (stripped + fh.read(1000)).strip()[:1000]
+                    yield RawItem(index, line, raw=tail, code="F001", error="invalid JSON: text after the closing ]")
                     return
                 break
             if not in_elem:

@@ -97,8 +97,10 @@ def _add_dir(top: Path, display: str, add, media_root, formatting, datasets) -> 
         rel = os.path.relpath(dirpath, top)
         shown = display if rel == "." else os.path.join(display, rel)
         if DATASET_INFO in filenames:  # a LLaMA-Factory dataset_dir: its entries say how to read its files
-            for f, d, root, spec in dataset_info_files(here / DATASET_INFO, os.path.join(shown, DATASET_INFO), datasets):
-                named.add(f.resolve())
+            info_display = os.path.join(shown, DATASET_INFO)
+            # every file an entry names is read through its entry, or not at all (--dataset filters entries)
+            named.update(f.resolve() for f, *_ in dataset_info_files(here / DATASET_INFO, info_display, None))
+            for f, d, root, spec in dataset_info_files(here / DATASET_INFO, info_display, datasets):
                 add(f, d, media_root or root, spec)
         for name in sorted(filenames):
             p = here / name

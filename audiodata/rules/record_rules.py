@@ -42,8 +42,9 @@ def unknown_role(rec: Record) -> Iterator[Finding]:
 def role_order(rec: Record) -> Iterator[Finding]:
     for i, m in enumerate(rec.messages):
         if m.role == "system":
-            yield Finding("S003", "a system turn is only allowed as the first turn", _field(m, f"messages[{i}]"))
-            continue
+            msg = "a system turn inside the conversation; only a leading one is allowed (it becomes `system`)"
+            yield Finding("S003", msg, _field(m, f"messages[{i}]"))
+            return
         want = PROMPT_ROLES if i % 2 == 0 else RESPONSE_ROLES
         if m.role in ROLES and m.role not in want:
             side = "user/tool" if i % 2 == 0 else "assistant/function_call"
