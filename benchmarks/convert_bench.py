@@ -129,10 +129,7 @@ def _sentence(rng: random.Random) -> str:
         who, verb = rng.choice(SUBJECTS), rng.choice(VERBS)[1]
         text = f"did {who} really {verb} {rng.choice(OBJECTS)} {rng.choice(PLACES)}?"
     elif shape == 4:
-        text = (
-            f"{rng.choice(SUBJECTS)} paid {rng.choice(NUMBERS)} dollars for "
-            f"{rng.choice(OBJECTS)} {rng.choice(TIMES)}."
-        )
+        text = f"{rng.choice(SUBJECTS)} paid {rng.choice(NUMBERS)} dollars for {rng.choice(OBJECTS)} {rng.choice(TIMES)}."
     elif shape == 5:
         first = _clause(rng, place=True, when=True, manner=False)
         second = _clause(rng, place=False, when=False, manner=True)
@@ -158,16 +155,7 @@ def make_sentences(n: int = N_SENTENCES, seed: int = SEED) -> list[str]:
 # Corpus: base utterances (espeak-ng)
 # --------------------------------------------------------------------------------------------
 
-VOICES = [
-    "en-us",
-    "en-gb",
-    "en-gb-scotland",
-    "en-gb-x-rp",
-    "en-029",
-    "en-us-nyc",
-    "en-gb-x-gbclan",
-    "en-gb-x-gbcwmd",
-]
+VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
 VARIANTS = ["", "+f1", "+f2", "+f3", "+f4", "+m2", "+m3", "+m5", "+klatt", "+f5"]
 SPEEDS = [130, 145, 160, 175, 190, 205]
 
@@ -369,8 +357,7 @@ def build_corpus(corpus_dir: Path, n_clips: int, workers: int) -> dict[str, Any]
     }
     meta_file.write_text(json.dumps(meta, indent=1))  # written last: marks the corpus complete
     print(
-        f"corpus built in {meta['build_seconds']:.1f} s "
-        f"(espeak-ng bases {t_bases:.1f} s, {workers} workers)",
+        f"corpus built in {meta['build_seconds']:.1f} s (espeak-ng bases {t_bases:.1f} s, {workers} workers)",
         flush=True,
     )
     return meta
@@ -398,21 +385,7 @@ def warm_page_cache(paths: Iterable[str]) -> None:
 
 def _ffmpeg_decode(path: str) -> tuple[np.ndarray, int]:
     """Decode with an ffmpeg subprocess to f32le (WAV-framed, so rate/channels come along)."""
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        path,
-        "-map",
-        "0:a:0",
-        "-f",
-        "wav",
-        "-c:a",
-        "pcm_f32le",
-        "pipe:1",
-    ]
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-f", "wav", "-c:a", "pcm_f32le", "pipe:1"]
     out = subprocess.run(cmd, capture_output=True, check=True).stdout
     return sf.read(io.BytesIO(out), dtype="float32", always_2d=True)
 
@@ -529,13 +502,8 @@ def run_audiodata(jsonl: Path, workers: int, out_dir: Path) -> Measurement | Non
         print(f"audiodata not importable ({type(exc).__name__}: {exc}); skipping it", flush=True)
         return None
     with Stopwatch() as sw:
-        result = convert(
-            inputs=[str(jsonl)], output=str(out_dir), num_workers=workers, overwrite=True
-        )
-    extra = {
-        k: getattr(result, k)
-        for k in ("records_read", "records_written", "records_rejected", "audio_seconds")
-    }
+        result = convert(inputs=[str(jsonl)], output=str(out_dir), num_workers=workers, overwrite=True)
+    extra = {k: getattr(result, k) for k in ("records_read", "records_written", "records_rejected", "audio_seconds")}
     extra["foreign_cpu_share"] = sw.foreign_cpu_share
     return Measurement("audiodata", workers, int(result.records_written), sw.wall_s, extra)
 
@@ -568,9 +536,7 @@ def run_datasets(jsonl: Path, workers: int, work_dir: Path) -> Measurement:
     datasets.disable_progress_bars()
     out_file = work_dir / "train.parquet"
     with Stopwatch() as sw:
-        ds = load_dataset(
-            "json", data_files=str(jsonl), split="train", cache_dir=str(work_dir / "hf-cache")
-        )
+        ds = load_dataset("json", data_files=str(jsonl), split="train", cache_dir=str(work_dir / "hf-cache"))
         ds = ds.map(_absolutize, batched=True, fn_kwargs={"base": str(jsonl.parent.resolve())})
         ds = ds.cast_column("audio", Audio(sampling_rate=TARGET_SR))
         ds = ds.map(_reencode_flac, num_proc=workers, features=ds.features)
@@ -592,9 +558,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def report(
-    measurements: list[Measurement], audio_seconds: float, corpus: dict[str, Any]
-) -> dict[str, Any]:
+def report(measurements: list[Measurement], audio_seconds: float, corpus: dict[str, Any]) -> dict[str, Any]:
     """Print the table and target lines; return the JSON-able figures."""
     xrt = {m.method: audio_seconds / m.wall_s for m in measurements}
     floor = xrt.get("floor")
@@ -668,8 +632,7 @@ def _check_audiodata(m: Measurement, n_clips: int, audio_seconds: float) -> None
     """Warn when audiodata's own counts disagree with the corpus."""
     if m.extra["records_written"] != n_clips or m.extra["records_rejected"]:
         print(
-            f"warning: audiodata wrote {m.extra['records_written']}/{n_clips} records "
-            f"({m.extra['records_rejected']} rejected)",
+            f"warning: audiodata wrote {m.extra['records_written']}/{n_clips} records ({m.extra['records_rejected']} rejected)",
             flush=True,
         )
     reported = float(m.extra["audio_seconds"])

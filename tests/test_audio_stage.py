@@ -341,14 +341,14 @@ def test_8khz_source_warns_a009(tmp_path):
     assert_stored_clip(clip, 0.5)
 
 
-def test_m4a_without_ffmpeg_is_a010(tmp_path, monkeypatch):
+def test_m4a_without_pyav_is_a010(tmp_path, monkeypatch):
     m4a = tmp_path / "a.m4a"
     if FFMPEG:
         sf.write(tmp_path / "src.wav", tone(16000, 0.5), 16000)
         ffmpeg_encode(tmp_path / "src.wav", m4a, "-c:a", "aac")
     else:  # enough of an mp4 header to be recognised
         m4a.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + b"\x00" * 64)
-    monkeypatch.setattr("audiodata.audio.decode.shutil.which", lambda name: None)
+    monkeypatch.setattr("audiodata.audio.decode._pyav", lambda: None)  # FFmpeg libraries not installed
     assert error_code("a.m4a", tmp_path) == "A010"
     inline = {"bytes": base64.b64encode(m4a.read_bytes()).decode()}  # no name: recognised by its magic bytes
     assert error_code(inline, tmp_path) == "A010"

@@ -1,25 +1,25 @@
-"""Decode any container to float32 samples: soundfile first, ffmpeg for the rest.
+"""Decode any container to float32 samples: libsndfile first, FFmpeg (PyAV) for the rest.
 
 soundfile (libsndfile) reads wav, flac, ogg/vorbis, opus-in-ogg and mp3 in process;
-m4a/aac/webm and friends go through an ffmpeg subprocess when it is installed.
-Durations are checked from the header before any samples are read, so a huge
-file cannot blow the memory bound.
+m4a/aac/webm/wma and friends go through PyAV, FFmpeg's libraries in process (no
+subprocess per clip, no system ffmpeg needed). Durations are checked from the header
+before samples are read, so a huge file cannot blow the memory bound.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from audiodata.audio.load import AudioError, AudioSource
+
+#: Containers libsndfile never reads: go straight to FFmpeg.
+FFMPEG_ONLY = (".m4a", ".mp4", ".aac", ".webm", ".wma", ".mka", ".mkv", ".amr", ".3gp", ".ac3")
 
 
 @dataclass(slots=True)
@@ -31,19 +31,28 @@ class Decoded:
 
 
 def decode(src: AudioSource, max_duration: float) -> Decoded:
-    try:
-        return _decode_soundfile(src, max_duration)
-    except sf.LibsndfileError as exc:
-        first_error = str(exc)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        first_error = str(exc)
-    if shutil.which("ffmpeg") is None:
+    first_error = "not tried"
+    if Path(src.name).suffix.lower() not in FFMPEG_ONLY:
+        try:
+            return _decode_soundfile(src, max_duration)
+        except AudioError:
+            raise
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            first_error = str(exc)
+    av = _pyav()
+    if av is None:
         if _looks_like_media(src):
-            raise AudioError(
-                "A010", f"{src.name or 'audio'}: libsndfile cannot read it ({first_error}) and ffmpeg is not installed"
-            )
+            raise AudioError("A010", f"{src.name or 'audio'}: libsndfile cannot read it and FFmpeg (PyAV) is not installed")
         raise AudioError("A005", f"{src.name or 'audio'} cannot be decoded: {first_error}")
-    return _decode_ffmpeg(src, max_duration, first_error)
+    return _decode_ffmpeg(av, src, max_duration, first_error)
+
+
+def _pyav() -> Any:
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
 
 
 def _decode_soundfile(src: AudioSource, max_duration: float) -> Decoded:
@@ -58,7 +67,7 @@ def _decode_soundfile(src: AudioSource, max_duration: float) -> Decoded:
         return Decoded(data, f.samplerate, f.channels, f.format)
 
 
-_MEDIA_MAGIC = (b"\x00\x00\x00", b"ftyp", b"\x1aE\xdf\xa3", b"OggS", b"ID3", b"\xff\xf1", b"\xff\xf9")
+_MEDIA_MAGIC = (b"ftyp", b"\x1aE\xdf\xa3", b"OggS", b"ID3", b"\xff\xf1", b"\xff\xf9", b"0&\xb2u")
 
 
 def _looks_like_media(src: AudioSource) -> bool:
@@ -66,79 +75,39 @@ def _looks_like_media(src: AudioSource) -> bool:
     if src.path is not None:
         with src.path.open("rb") as fh:
             head = fh.read(12)
-    return any(m in head for m in _MEDIA_MAGIC) or Path(src.name).suffix.lower() in (
-        ".m4a",
-        ".aac",
-        ".opus",
-        ".webm",
-        ".mp4",
-        ".wma",
-    )
+    return any(m in head for m in _MEDIA_MAGIC) or Path(src.name).suffix.lower() in FFMPEG_ONLY
 
 
-def _decode_ffmpeg(src: AudioSource, max_duration: float, first_error: str) -> Decoded:
-    with tempfile.TemporaryDirectory(prefix="audiodata-") as tmp:
-        path = src.path
-        if path is None:  # mp4-family containers need a seekable file, not a pipe
-            path = Path(tmp) / ("input" + Path(src.name).suffix)
-            path.write_bytes(src.data or b"")
-        probe = subprocess.run(
-            [
-                "ffprobe",
-                "-v",
-                "error",
-                "-select_streams",
-                "a:0",
-                "-show_entries",
-                "stream=sample_rate,channels,codec_name",
-                "-show_entries",
-                "format=format_name,duration",
-                "-of",
-                "json",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        try:
-            info = json.loads(probe.stdout or "{}")
-            stream = info["streams"][0]
-            rate, channels = int(stream["sample_rate"]), int(stream["channels"])
-        except (KeyError, IndexError, ValueError, json.JSONDecodeError):
-            raise AudioError(
-                "A005", f"{src.name or 'audio'} cannot be decoded (soundfile: {first_error}; ffprobe found no audio stream)"
-            ) from None
-        fmt = str(info.get("format", {}).get("format_name", "ffmpeg")).split(",")[0].upper()
-        duration = float(info.get("format", {}).get("duration") or 0)
-        if duration > max_duration:
-            raise AudioError("A011", f"{duration:.1f} s exceeds --max-duration {max_duration:g} s")
-        out = subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-nostdin",
-                "-i",
-                str(path),
-                "-map",
-                "0:a:0",
-                "-f",
-                "f32le",
-                "-acodec",
-                "pcm_f32le",
-                "-t",
-                str(max_duration + 1),
-                "pipe:1",
-            ],
-            capture_output=True,
-            check=False,
-        )
-        if out.returncode != 0:
-            msg = out.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["ffmpeg failed"]
-            raise AudioError("A005", f"{src.name or 'audio'} cannot be decoded: {msg[0]}")
-        samples = np.frombuffer(out.stdout, dtype="<f4")
-        samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
-        if duration > 0:  # ffmpeg keeps AAC priming/padding samples in raw output; the container knows the true length
-            samples = samples[: max(1, round(duration * rate))]
-        return Decoded(samples, rate, channels, fmt)
+def _decode_ffmpeg(av: Any, src: AudioSource, max_duration: float, first_error: str) -> Decoded:
+    name = src.name or "audio"
+    target: Any = str(src.path) if src.path is not None else io.BytesIO(src.data or b"")
+    try:
+        with av.open(target) as container:
+            if not container.streams.audio:
+                raise AudioError("A005", f"{name} cannot be decoded: no audio stream (libsndfile: {first_error})")
+            stream = container.streams.audio[0]
+            if container.duration and container.duration / 1e6 > max_duration:
+                raise AudioError("A011", f"{container.duration / 1e6:.1f} s exceeds --max-duration {max_duration:g} s")
+            rate, channels = int(stream.rate or 0), int(stream.channels or 0)
+            if rate <= 0 or channels <= 0:
+                raise AudioError("A005", f"{name}: invalid stream ({rate} Hz, {channels} channels)")
+            to_float = av.AudioResampler(format="flt", layout=stream.layout.name, rate=rate)  # packed float, same rate
+            chunks: list[np.ndarray] = []
+            total = 0
+            limit = int((max_duration + 1) * rate)
+            for frame in container.decode(stream):
+                for f in to_float.resample(frame):
+                    chunks.append(f.to_ndarray().reshape(-1, channels))
+                    total += chunks[-1].shape[0]
+                if total > limit:
+                    raise AudioError("A011", f"more than {max_duration:g} s of audio (--max-duration)")
+            chunks += [f.to_ndarray().reshape(-1, channels) for f in to_float.resample(None)]
+            samples = np.concatenate(chunks) if chunks else np.zeros((0, channels), np.float32)
+            if stream.duration and stream.time_base:  # AAC and friends carry encoder padding past the true end
+                samples = samples[: max(1, round(float(stream.duration * stream.time_base) * rate))]
+            codec = stream.codec_context.name.upper()
+    except AudioError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError, IndexError) as exc:
+        raise AudioError("A005", f"{name} cannot be decoded: {exc} (libsndfile: {first_error})") from None
+    return Decoded(np.ascontiguousarray(samples, dtype=np.float32), rate, channels, codec)

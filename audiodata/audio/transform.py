@@ -20,11 +20,22 @@ CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav")}
 
 
 def to_pcm16(decoded: Decoded, target_rate: int) -> np.ndarray:
-    mono = decoded.samples.mean(axis=1, dtype=np.float32) if decoded.channels > 1 else decoded.samples[:, 0]
+    mono = _downmix(decoded.samples)
     if decoded.sampling_rate != target_rate and mono.size:
         mono = soxr.resample(mono, decoded.sampling_rate, target_rate, quality="HQ")
     scaled = np.rint(np.asarray(mono, dtype=np.float32) * 32768.0)
     return np.clip(scaled, -32768, 32767).astype("<i2")
+
+
+def _downmix(samples: np.ndarray) -> np.ndarray:
+    """Channel mean by column adds: several times faster than ndarray.mean(axis=1)."""
+    if samples.shape[1] == 1:
+        return samples[:, 0]
+    mono = samples[:, 0].copy()
+    for ch in range(1, samples.shape[1]):
+        mono += samples[:, ch]
+    mono *= np.float32(1.0 / samples.shape[1])
+    return mono
 
 
 def pcm_hash(pcm: np.ndarray) -> str:
