@@ -22,13 +22,11 @@ from typing import Any
 from audiodata import __version__
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.process import AudioSettings, Processed, process_batch
+from audiodata.pipeline.read import Pending, read_records
 from audiodata.pipeline.state import WORK, RunState, atomic_write
-from audiodata.readers.dialects import parse_record
-from audiodata.readers.dialects.common import ParseContext
-from audiodata.readers.jsonstream import RawItem, iter_file
 from audiodata.readers.sources import InputError, InputFile, expand
-from audiodata.records import Record, SourceLoc
-from audiodata.rules.engine import check_record, has_error, keep_enabled
+from audiodata.records import Record
+from audiodata.rules.engine import has_error
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import select
 from audiodata.writer.card import card_yaml, render_card
@@ -69,15 +67,6 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
-
-
-@dataclass
-class _Pending:
-    seq: int
-    item: RawItem
-    source: SourceLoc
-    record: Record | None
-    findings: list[Finding]
 
 
 def convert(
@@ -143,39 +132,12 @@ class _Run:
         self.start = self.result.resumed_from
 
     # -- reading -----------------------------------------------------------------
-    def _items(self) -> Iterator[_Pending]:
-        seq = 0
-        done_bytes = 0
-        for f in self.files:
-            size = f.path.stat().st_size
-            try:
-                for item in iter_file(f.path, self.opts.max_record_bytes):
-                    src = SourceLoc(f.display, item.index, item.line)
-                    if seq >= self.start:
-                        yield self._parse(seq, item, src, f)
-                    seq += 1
-            except (OSError, EOFError, ValueError) as exc:  # unreadable or corrupt input file
-                if seq >= self.start:
-                    item = RawItem(-1, 0, code="F004", error=f"cannot read the file: {exc}")
-                    yield _Pending(
-                        seq,
-                        item,
-                        SourceLoc(f.display, -1, None),
-                        None,
-                        [Finding("F004", item.error or "", "", SourceLoc(f.display, -1, None))],
-                    )
-                seq += 1
-            done_bytes += size
-            self.progress.bytes_done = done_bytes
+    def _items(self) -> Iterator[Pending]:
+        def file_done(done: int) -> None:
+            self.progress.bytes_done = done
 
-    def _parse(self, seq: int, item: RawItem, src: SourceLoc, f: InputFile) -> _Pending:
-        if item.code is not None:
-            return _Pending(seq, item, src, None, [Finding(item.code, item.error or "", "", src)])
-        ctx = ParseContext(f.spec, src, f.media_root, self.opts.prompt, self.opts.system)
-        record, findings = parse_record(item.obj, ctx)
-        if record is not None:
-            findings = keep_enabled(check_record(record, self.enabled), self.enabled)
-        return _Pending(seq, item, src, record, findings)
+        o = self.opts
+        return read_records(self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done)
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> ConvertResult:
@@ -195,14 +157,14 @@ class _Run:
             rejects.close()
         return self.finalize()
 
-    def _processed(self) -> Iterator[tuple[_Pending, Processed | None]]:
+    def _processed(self) -> Iterator[tuple[Pending, Processed | None]]:
         """Records in input order with their audio-stage outcome (bounded in flight)."""
         workers = self.opts.workers
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-        window: deque[tuple[list[_Pending], Future[list[Processed]] | list[Processed]]] = deque()
-        batch: list[_Pending] = []
+        window: deque[tuple[list[Pending], Future[list[Processed]] | list[Processed]]] = deque()
+        batch: list[Pending] = []
 
-        def submit(items: list[_Pending]) -> None:
+        def submit(items: list[Pending]) -> None:
             todo = [
                 (p.seq, p.record)
                 for p in items
@@ -213,7 +175,7 @@ class _Run:
             else:
                 window.append((items, pool.submit(process_batch, todo, self.settings)))
 
-        def drain(limit: int) -> Iterator[tuple[_Pending, Processed | None]]:
+        def drain(limit: int) -> Iterator[tuple[Pending, Processed | None]]:
             while len(window) > limit:
                 items, fut = window.popleft()
                 done = fut if isinstance(fut, list) else fut.result()
@@ -239,11 +201,11 @@ class _Run:
         splits = [self.opts.split] + ([self.opts.val_split] if self.opts.val_ratio else [])
         return [f"{kind}/{s}" for s in splits]
 
-    def _already_written(self, p: _Pending) -> bool:
+    def _already_written(self, p: Pending) -> bool:
         """On resume: a record whose every possible stream is durable past it."""
         return p.record is not None and all(self.state.is_durable(s, p.seq) for s in self._streams_of(p.record.kind))
 
-    def _accept(self, p: _Pending, processed: Processed | None, rejects: Any) -> None:
+    def _accept(self, p: Pending, processed: Processed | None, rejects: Any) -> None:
         self.progress.records += 1
         findings = list(p.findings)
         if processed is not None:
@@ -265,7 +227,7 @@ class _Run:
         if self.on_progress:
             self.on_progress(self.progress)
 
-    def _reject(self, p: _Pending, findings: list[Finding], rejects: Any) -> None:
+    def _reject(self, p: Pending, findings: list[Finding], rejects: Any) -> None:
         errors = [f for f in findings if f.is_error]
         entry: dict[str, Any] = {
             "seq": p.seq,
