@@ -243,20 +243,24 @@ def test_select_everything_by_default():
     assert select([], []) == set(REGISTRY)
 
 
+ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001"}  # no record without them: never ignorable
+
+
 def test_select_by_prefix():
-    assert select(["M"]) == {"M001", "M002", "M003", "M004", "M005"}
-    assert select(["A01"]) == {"A010", "A011"}
-    assert select(["S00", "P"]) == {"S001", "S002", "S003", "S004", "S006", "S007", "P001"}
-    assert select(["M003"]) == {"M003"}
-    assert select(["Z"]) == set()
+    assert select(["M"]) == {"M001", "M002", "M003", "M004", "M005"} | ALWAYS
+    assert select(["A01"]) == {"A010", "A011"} | ALWAYS
+    assert select(["S00", "P"]) == {"S001", "S002", "S003", "S004", "S006", "S007", "P001"} | ALWAYS
+    assert select(["M003"]) == {"M003"} | ALWAYS
+    assert select(["Z"]) == ALWAYS
 
 
 def test_select_with_ignore():
-    assert select(["A"], ["A01"]) == {"A001", "A002", "A003", "A004", "A005", "A006", "A007", "A009"}
-    assert select(["M"], ["M003", "M005"]) == {"M001", "M002", "M004"}
+    assert select(["A"], ["A01"]) == {"A001", "A002", "A003", "A004", "A005", "A006", "A007", "A009"} | ALWAYS
+    assert select(["M"], ["M003", "M005"]) == {"M001", "M002", "M004"} | ALWAYS
     everything_but_audio = select(None, ["A"])
     assert everything_but_audio == {c for c in REGISTRY if not c.startswith("A")}
-    assert select(["A009"], ["A"]) == set()  # ignore wins
+    assert select(["A009"], ["A"]) == ALWAYS  # ignore wins
+    assert select(None, ["F", "S001"]) == set(REGISTRY)  # unparsable records can never vanish
 
 
 def test_every_record_rule_is_registered_with_a_check():

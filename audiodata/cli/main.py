@@ -22,6 +22,7 @@ from audiodata import __version__
 from audiodata.pipeline.convert import ConvertResult
 from audiodata.pipeline.convert import Progress as RunProgress
 from audiodata.pipeline.convert import convert as run_convert
+from audiodata.pipeline.lint import lint as run_lint
 from audiodata.pipeline.options import ConvertOptions, OptionsError, parse_size
 from audiodata.readers.sources import InputError
 from audiodata.readers.spec import DIALECTS
@@ -80,6 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    lt = sub.add_parser(
+        "lint",
+        help="pre-flight check of raw corpora: every problem, located, nothing written",
+        epilog="exit codes: 0 no errors, 1 errors found, 2 usage error",
+    )
+    lt.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
+    lt.add_argument("--format", choices=[*DIALECTS, "openai"], help="force a dialect instead of detecting it per record")
+    lt.add_argument("--media-root", help="folder relative audio paths resolve against (default: each input file's folder)")
+    lt.add_argument("--dataset", action="append", dest="datasets", default=[], metavar="NAME")
+    lt.add_argument("--select", default="", help="rule codes/prefixes to check (comma separated)")
+    lt.add_argument("--ignore", default="", help="rule codes/prefixes to skip (comma separated)")
+    lt.add_argument("--no-audio", action="store_true", help="text rules only: do not open the audio")
+    lt.add_argument("--report-json", metavar="FILE", help="write the findings as JSON (schemas/lint_report.schema.json)")
+    lt.add_argument("--num-workers", type=int, default=0, help="worker processes for audio checks (default: all cores)")
+
     i = sub.add_parser("info", help="summarise a converted dataset")
     i.add_argument("output", metavar="OUT")
     i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
@@ -95,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "convert":
             return cmd_convert(args, console)
+        if args.command == "lint":
+            return cmd_lint(args, console)
         if args.command == "info":
             return cmd_info(args, console)
         return cmd_rules(args)
@@ -215,6 +233,36 @@ def _print_summary(r: ConvertResult, console: Console) -> None:
         console.print(w)
     if r.records_rejected:
         console.print(f"rejected records and their reasons: {r.output / 'rejects.jsonl'}")
+
+
+def cmd_lint(args: argparse.Namespace, console: Console) -> int:
+    opts = ConvertOptions(
+        format=args.format,
+        media_root=args.media_root,
+        datasets=args.datasets,
+        select=_codes(args.select),
+        ignore=_codes(args.ignore),
+        num_workers=args.num_workers,
+    )
+    with console.status("linting"):
+        report = run_lint(args.inputs, opts, audio=not args.no_audio)
+    data = report.to_dict()
+    if args.report_json:
+        Path(args.report_json).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = Console()
+    s = data["summary"]
+    t = Table(title=f"audiodata lint: {s['records']} records, {s['errors']} errors, {s['warnings']} warnings")
+    for col in ("code", "name", "severity", "count", "first examples"):
+        t.add_column(col)
+    for code, n in s["by_code"].items():
+        rule = REGISTRY[code]
+        examples = [f for f in data["findings"] if f["code"] == code][:3]
+        where = "\n".join(
+            f"{e['source']}:{e['line'] if e['line'] is not None else e['index']} {e['field']}".rstrip() for e in examples
+        )
+        t.add_row(code, rule.name, rule.severity.value, str(n), where)
+    out.print(t)
+    return report.exit_code
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:

@@ -78,14 +78,20 @@ def get(code: str) -> Rule:
     return REGISTRY[code]
 
 
+#: Problems that leave no record to write: they always reject, whatever --select/--ignore say,
+#: so an unparsable record can never vanish silently.
+ALWAYS_ON = ("F", "S001")
+
+
 def select(select: list[str] | None = None, ignore: list[str] | None = None) -> set[str]:
-    """Codes enabled by ruff-style prefixes (``--select M,A0 --ignore A008``)."""
+    """Codes enabled by ruff-style prefixes (``--select M,A0 --ignore A008``), plus :data:`ALWAYS_ON`."""
+    always = {c for c in REGISTRY if c.startswith(ALWAYS_ON)}
     codes = set(REGISTRY)
     if select:
         codes = {c for c in codes if any(c.startswith(p) for p in select)}
     if ignore:
         codes = {c for c in codes if not any(c.startswith(p) for p in ignore)}
-    return codes
+    return codes | always
 
 
 # Codes reported by readers and the audio stage while they work. Record rules are
