@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from audiodata.readers.spec import DIALECTS
 
@@ -117,6 +117,3 @@ class ConvertOptions:
         blob = json.dumps({"options": self.recorded(), "inputs": inputs}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-
-def option_names() -> list[str]:
-    return [f.name for f in fields(ConvertOptions)]

@@ -40,7 +40,3 @@ class Finding:
         fld = f" [{self.field}]" if self.field else ""
         return f"{where}{self.code}{fld} {self.message}"
 
-
-def finding(code: str, message: str, field: str = "") -> Finding:
-    get(code)  # fail fast on a typo'd code
-    return Finding(code, message, field)
