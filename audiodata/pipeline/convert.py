@@ -234,11 +234,8 @@ class _Run:
             "source": p.source.file,
             "index": p.source.index,
             "line": p.source.line,
-            "reasons": [f.to_dict() | {"source": None} for f in errors],
+            "reasons": [f.reason() for f in errors],
         }
-        for r in entry["reasons"]:
-            for k in ("source", "index", "line"):
-                r.pop(k, None)
         if p.item.obj is not None:
             entry["record"] = p.item.obj
         else:

@@ -27,10 +27,15 @@ class Finding:
     def located(self, source: SourceLoc) -> Finding:
         return Finding(self.code, self.message, self.field, source)
 
-    def to_dict(self) -> dict[str, Any]:
+    def reason(self) -> dict[str, Any]:
+        """The finding without its location: what rejects.jsonl lists per record."""
         out: dict[str, Any] = {"code": self.code, "severity": self.severity.value, "message": self.message}
         if self.field:
             out["field"] = self.field
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.reason()
         if self.source is not None:
             out.update(source=self.source.file, index=self.source.index, line=self.source.line)
         return out
