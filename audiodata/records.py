@@ -45,7 +45,9 @@ class Message:
 
     role: str
     content: str
-    field: str = ""  # where the turn sits in the input, e.g. "conversations[2]"
+    field: str = ""  # where the text sits in the input, e.g. "conversations[2].value"
+    raw_role: str = ""  # the role as written, when an alias was mapped (for the alias rule and --fix)
+    role_field: str = ""  # where the role sits in the input, e.g. "conversations[2].from"
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -68,6 +70,7 @@ class AudioRef:
     field: str
     name: str | None = None
     sampling_rate: int | None = None
+    declared_duration: float | None = None  # seconds, when the input states it (``duration``)
 
     def origin(self) -> str:
         """The original reference as it is recorded in the output: a path, or "inline"."""
@@ -106,6 +109,26 @@ class Record:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class ClipStats:
+    """What the audio rules need to know about one decoded clip, measured once at decode.
+
+    Levels are in dBFS of the stored mono PCM; ``clipped_fraction`` counts source samples
+    at full scale (before resampling smooths the plateaus); ``declared`` lists the
+    durations the input or the container header state, to compare with ``seconds``.
+    """
+
+    field: str
+    seconds: float
+    samples_16k: int
+    source_sampling_rate: int
+    source_channels: int
+    peak_dbfs: float
+    rms_dbfs: float
+    clipped_fraction: float
+    declared: tuple[tuple[str, float], ...] = ()
+
+
 @dataclass(slots=True)
 class Clip:
     """One audio after the audio stage: decoded, mono, resampled once, encoded.
@@ -125,6 +148,8 @@ class Clip:
     source_sampling_rate: int
     source_channels: int
     source_duration: float
+    stats: ClipStats | None = None
+    pcm: Any = None  # the int16 samples, kept only when a preview is wanted
 
     @property
     def duration(self) -> float:

@@ -18,6 +18,8 @@ from audiodata.audio.load import AudioError
 from audiodata.pipeline.process import AudioSettings, make_clip, process_record
 from audiodata.readers.dialects.common import audio_ref
 from audiodata.records import AudioRef, Message, Record, SourceLoc
+from audiodata.rules.audio_rules import AudioContext
+from audiodata.rules.engine import check_audio
 
 FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 needs_ffmpeg = pytest.mark.skipif(not FFMPEG, reason="ffmpeg/ffprobe not installed")
@@ -47,8 +49,15 @@ def ffmpeg_encode(src: Path, dst: Path, *args: str) -> Path:
     return dst
 
 
+def audio_warnings(clip) -> list[tuple[str, str]]:
+    """What the audio rules say about one clip (they run on its measurements)."""
+    rec = Record("r", "sft", [], SourceLoc("x.jsonl", 0, 1))
+    return [(f.code, f.message) for f in check_audio(rec, AudioContext([clip.stats]))]
+
+
 def clip_of(value, root: Path, settings: AudioSettings = SETTINGS):
-    return make_clip(audio_ref(value, "audios[0]"), str(root), settings)
+    clip = make_clip(audio_ref(value, "audios[0]"), str(root), settings)
+    return clip, audio_warnings(clip)
 
 
 def error_code(value, root: Path, settings: AudioSettings = SETTINGS) -> str:
@@ -210,7 +219,8 @@ def test_every_reference_form_gives_the_same_hash(tmp_path):
 
 def test_array_is_resampled_and_hashed(tmp_path):
     x = tone(8000, 0.5)
-    clip, warnings = make_clip(AudioRef("array", x.tolist(), "audios[0]", sampling_rate=8000), str(tmp_path), SETTINGS)
+    clip = make_clip(AudioRef("array", x.tolist(), "audios[0]", sampling_rate=8000), str(tmp_path), SETTINGS)
+    warnings = audio_warnings(clip)
     assert [w[0] for w in warnings] == ["A009"]
     assert_stored_clip(clip, 0.5)
     assert (clip.source_format, clip.source_sampling_rate, clip.origin) == ("ARRAY", 8000, "inline")

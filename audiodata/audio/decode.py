@@ -28,6 +28,11 @@ class Decoded:
     sampling_rate: int
     channels: int
     format: str
+    header_frames: int | None = None  # the frame count the container declares, when that count is exact
+
+
+#: Containers whose header states the exact frame count (mp3/ogg lengths are estimates).
+EXACT_HEADER = ("WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64", "CAF")
 
 
 def decode(src: AudioSource, max_duration: float) -> Decoded:
@@ -64,7 +69,32 @@ def _decode_soundfile(src: AudioSource, max_duration: float) -> Decoded:
         if frames > 0 and frames / f.samplerate > max_duration:
             raise AudioError("A011", f"{frames / f.samplerate:.1f} s exceeds --max-duration {max_duration:g} s")
         data = f.read(dtype="float32", always_2d=True)
-        return Decoded(data, f.samplerate, f.channels, f.format)
+        declared = frames if f.format in EXACT_HEADER and frames > 0 else None
+        if f.format == "WAV":  # libsndfile shortens a truncated data chunk silently; the header still says
+            declared = _wav_declared_frames(_head(src)) or declared
+        return Decoded(data, f.samplerate, f.channels, f.format, declared)
+
+
+def _head(src: AudioSource, size: int = 4096) -> bytes:
+    if src.path is not None:
+        with src.path.open("rb") as fh:
+            return fh.read(size)
+    return (src.data or b"")[:size]
+
+
+def _wav_declared_frames(head: bytes) -> int | None:
+    """Frames the RIFF ``data`` chunk claims (size / block align), walking the chunks in ``head``."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, align = 12, 0
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if cid == b"fmt " and pos + 22 <= len(head):
+            align = int.from_bytes(head[pos + 20 : pos + 22], "little")
+        if cid == b"data":
+            return size // align if align and size not in (0, 0xFFFFFFFF) else None  # 0/-1: streaming writers
+        pos += 8 + size + (size & 1)
+    return None
 
 
 _MEDIA_MAGIC = (b"ftyp", b"\x1aE\xdf\xa3", b"OggS", b"ID3", b"\xff\xf1", b"\xff\xf9", b"0&\xb2u")
@@ -106,8 +136,11 @@ def _decode_ffmpeg(av: Any, src: AudioSource, max_duration: float, first_error: 
             if stream.duration and stream.time_base:  # AAC and friends carry encoder padding past the true end
                 samples = samples[: max(1, round(float(stream.duration * stream.time_base) * rate))]
             codec = stream.codec_context.name.upper()
+            declared = None
+            if stream.duration and stream.time_base and codec not in ("MP3", "VORBIS", "OPUS"):  # estimates there
+                declared = round(float(stream.duration * stream.time_base) * rate)
     except AudioError:
         raise
     except (av.error.FFmpegError, ValueError, OSError, IndexError) as exc:
         raise AudioError("A005", f"{name} cannot be decoded: {exc} (libsndfile: {first_error})") from None
-    return Decoded(np.ascontiguousarray(samples, dtype=np.float32), rate, channels, codec)
+    return Decoded(np.ascontiguousarray(samples, dtype=np.float32), rate, channels, codec, declared)

@@ -16,7 +16,7 @@ import soxr
 
 from audiodata.audio.decode import Decoded
 
-CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav")}
+CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav"), "mp3": ("MP3", "MPEG_LAYER_III", "mp3")}
 
 
 def to_pcm16(decoded: Decoded, target_rate: int) -> np.ndarray:

@@ -12,18 +12,18 @@ import hashlib
 import json
 import os
 import shutil
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from audiodata import __version__
 from audiodata.pipeline.options import ConvertOptions, OptionsError
-from audiodata.pipeline.process import AudioSettings, Processed, process_batch
+from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records
 from audiodata.pipeline.state import WORK, RunState, atomic_write
+from audiodata.pipeline.window import ordered_map
 from audiodata.readers.sources import InputError, InputFile, expand
 from audiodata.records import Record
 from audiodata.rules.engine import has_error
@@ -122,9 +122,7 @@ class _Run:
         self.work = out / WORK
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
-        self.settings = AudioSettings(
-            opts.sample_rate, opts.codec, opts.max_audio_bytes, opts.max_duration, opts.allow_absolute_paths, self.enabled
-        )
+        self.settings = opts.audio_settings(self.enabled)
         self.writers: dict[str, ShardWriter] = {}
         self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
         self.progress = Progress(bytes_total=sum(f.path.stat().st_size for f in files))
@@ -159,43 +157,28 @@ class _Run:
 
     def _processed(self) -> Iterator[tuple[Pending, Processed | None]]:
         """Records in input order with their audio-stage outcome (bounded in flight)."""
-        workers = self.opts.workers
-        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-        window: deque[tuple[list[Pending], Future[list[Processed]] | list[Processed]]] = deque()
-        batch: list[Pending] = []
 
-        def submit(items: list[Pending]) -> None:
-            todo = [
-                (p.seq, p.record)
-                for p in items
-                if p.record is not None and not has_error(p.findings) and not self._already_written(p)
-            ]
-            if pool is None:
-                window.append((items, process_batch(todo, self.settings)))
-            else:
-                window.append((items, pool.submit(process_batch, todo, self.settings)))
-
-        def drain(limit: int) -> Iterator[tuple[Pending, Processed | None]]:
-            while len(window) > limit:
-                items, fut = window.popleft()
-                done = fut if isinstance(fut, list) else fut.result()
-                by_seq = {p.seq: p for p in done}
-                for p in items:
-                    yield p, by_seq.get(p.seq)
-
-        try:
+        def jobs() -> Iterator[tuple[list[Pending], tuple[Any, ...]]]:
+            batch: list[Pending] = []
             for pending in self._items():
                 batch.append(pending)
                 if len(batch) >= self.opts.batch_size:
-                    submit(batch)
+                    yield batch, (self._todo(batch), self.settings)
                     batch = []
-                    yield from drain(2 * workers + 1)
             if batch:
-                submit(batch)
-            yield from drain(0)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                yield batch, (self._todo(batch), self.settings)
+
+        for items, done in ordered_map(process_batch, jobs(), self.opts.workers):
+            by_seq = {p.seq: p for p in done}
+            for p in items:
+                yield p, by_seq.get(p.seq)
+
+    def _todo(self, items: list[Pending]) -> list[tuple[int, Record]]:
+        return [
+            (p.seq, p.record)
+            for p in items
+            if p.record is not None and not has_error(p.findings) and not self._already_written(p)
+        ]
 
     def _streams_of(self, kind: str) -> list[str]:
         splits = [self.opts.split] + ([self.opts.val_split] if self.opts.val_ratio else [])

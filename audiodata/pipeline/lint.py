@@ -1,26 +1,140 @@
 """``lint``: the pre-flight report. Same readers, same rules, same audio stage as convert,
 so convert rejects exactly the records lint marks as errors.
 
-First cut (issue 3 grows it): terminal and JSON reports over every rule in the
-registry; the HTML report, --fix, token-budget rules and the speed benchmark are to come.
+The main process only cuts input files into records; workers parse, run the text
+rules, decode and measure audio (no encoding), run the audio rules and prepare
+``--fix`` repairs. Results come back in input order through the same bounded window
+convert uses; the main process adds the cross-record rules (duplicates) and builds
+the report.
 """
 
 from __future__ import annotations
 
+import array
+import hashlib
+import json
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from audiodata.pipeline.options import ConvertOptions
-from audiodata.pipeline.process import AudioSettings, process_batch
-from audiodata.pipeline.read import Pending, read_records
-from audiodata.readers.sources import expand
+from audiodata.pipeline.process import AudioSettings, process_record
+from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
+from audiodata.pipeline.window import ordered_map
+from audiodata.readers.jsonstream import RawItem
+from audiodata.readers.sources import InputFile, expand
+from audiodata.records import Record, SourceLoc
+from audiodata.rules import fixes
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import Severity, select
 
 REPORT_VERSION = 1
+TEXT_BATCH = 512  # records per job without audio: big enough to amortise the hand-off
+MAX_PREVIEWS = 500
+
+
+@dataclass(slots=True)
+class Analysis:
+    """What a worker sends back for one record: small and picklable."""
+
+    seq: int
+    source: SourceLoc
+    findings: list[Finding]
+    dup_key: bytes | None = None
+    clips: list[tuple[float, int]] = field(default_factory=list)  # (seconds, source sampling rate)
+    preview: dict[str, Any] | None = None
+    fixed: str | None = None  # the repaired record as one JSON line
+    changes: list[str] = field(default_factory=list)
+    copy: str | None = None  # the unchanged record as one JSON line (for --fix)
+
+
+@dataclass(frozen=True)
+class LintTask:
+    files: list[InputFile]
+    read: ReadSettings
+    audio: AudioSettings | None  # None: text rules only
+    fix: bool = False
+
+
+class Analyser:
+    """Turns raw items into :class:`Analysis` results; one per worker process."""
+
+    def __init__(self, task: LintTask) -> None:
+        self.task = task
+        self.parse = Parser(task.files, task.read)
+
+    def __call__(self, batch: list[tuple[int, int, RawItem]]) -> list[Analysis]:
+        return [self.one(seq, n, item) for seq, n, item in batch]
+
+    def one(self, seq: int, n: int, item: RawItem) -> Analysis:
+        text = item.text
+        p = self.parse(seq, n, item)
+        out = Analysis(seq, p.source, list(p.findings))
+        rec = p.record
+        hashes: list[str] | None = None
+        if rec is not None and self.task.audio is not None:
+            done = process_record(seq, rec, self.task.audio)
+            out.findings += done.findings
+            out.clips = [(c.seconds, c.source_sampling_rate) for c in done.clips]
+            out.preview = done.preview
+            hashes = done.hashes if len(done.hashes) == len(rec.audios) else None
+        if rec is not None and (self.task.audio is None or hashes is not None):
+            out.dup_key = duplicate_key(rec, hashes)
+        if self.task.fix:
+            self.fix(p, n, out, text)
+        return out
+
+    def fix(self, p: Pending, n: int, out: Analysis, text: str | None) -> None:
+        obj = p.item.obj
+        if obj is None:
+            return  # unparsable: nothing to copy
+        proposal = fixes.propose(obj, p.record, out.findings)
+        if proposal is not None:
+            fixed, changes = proposal
+            after = self.parse(p.seq, n, RawItem(p.item.index, p.item.line, obj=fixed))
+            if fixes.accept(out.findings, after.findings, changes):
+                out.fixed, out.changes = json.dumps(fixed, ensure_ascii=False), changes
+                return
+        out.copy = text if text is not None and "\n" not in text else json.dumps(obj, ensure_ascii=False)
+
+
+def duplicate_key(rec: Record, hashes: list[str] | None) -> bytes:
+    """Same audio (decoded PCM hashes, or the references when audio is not read) + same conversation."""
+    audio = hashes if hashes is not None else [_ref_identity(rec, r.kind, r.value) for r in rec.audios]
+    convo = [
+        audio,
+        rec.system,
+        rec.tools,
+        [m.to_dict() for m in rec.messages],
+        [m.to_dict() for m in rec.chosen or []],
+        [m.to_dict() for m in rec.rejected or []],
+    ]
+    return hashlib.blake2b(json.dumps(convo, ensure_ascii=False).encode(), digest_size=16).digest()
+
+
+def _ref_identity(rec: Record, kind: str, value: Any) -> str:
+    if kind == "path":
+        return "path:" + os.path.normpath(os.path.join(rec.media_root, str(value)))
+    if isinstance(value, (str, bytes)):
+        data = value.encode() if isinstance(value, str) else value
+        return f"{kind}:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+    return f"{kind}:" + hashlib.blake2b(json.dumps(value).encode(), digest_size=16).hexdigest()
+
+
+_ANALYSER: Analyser | None = None
+
+
+def _init_worker(task: LintTask) -> None:
+    global _ANALYSER
+    _ANALYSER = Analyser(task)
+
+
+def _analyse(batch: list[tuple[int, int, RawItem]]) -> list[Analysis]:
+    assert _ANALYSER is not None
+    return _ANALYSER(batch)
 
 
 @dataclass
@@ -28,10 +142,22 @@ class LintReport:
     records: int = 0
     findings: list[Finding] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    audio_checked: bool = True
+    model_family: str | None = None
+    cutoff_len: int | None = None
+    durations: array.array = field(default_factory=lambda: array.array("d"))
+    sample_rates: Counter[int] = field(default_factory=Counter)
+    previews: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fixes: list[dict[str, Any]] = field(default_factory=list)
+    fixed_output: str | None = None
+    not_copied: int = 0
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity is severity)
 
     @property
     def errors(self) -> int:
-        return sum(1 for f in self.findings if f.severity is Severity.ERROR)
+        return self.count(Severity.ERROR)
 
     @property
     def exit_code(self) -> int:
@@ -39,17 +165,24 @@ class LintReport:
         return 1 if self.errors else 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON report; a stable interface documented in ``schemas/lint_report.schema.json``."""
         by_code = Counter(f.code for f in self.findings)
         flagged = {(f.source.file, f.source.index) for f in self.findings if f.source and f.is_error}
-        return {
+        out: dict[str, Any] = {
             "version": REPORT_VERSION,
             "summary": {
                 "records": self.records,
                 "records_with_errors": len(flagged),
                 "errors": self.errors,
-                "warnings": sum(1 for f in self.findings if f.severity is Severity.WARNING),
+                "warnings": self.count(Severity.WARNING),
+                "infos": self.count(Severity.INFO),
                 "by_code": dict(sorted(by_code.items())),
                 "inputs": self.inputs,
+                "audio_checked": self.audio_checked,
+                "clips": len(self.durations),
+                "audio_hours": round(sum(self.durations) / 3600, 6),
+                "model_family": self.model_family,
+                "cutoff_len": self.cutoff_len,
             },
             "findings": [
                 {
@@ -64,46 +197,117 @@ class LintReport:
                 for f in self.findings
             ],
         }
+        if self.fixed_output is not None:
+            out["fix"] = {"output": self.fixed_output, "records_changed": len(self.fixes), "not_copied": self.not_copied}
+            out["fixes"] = self.fixes
+        return out
+
+    def html_extras(self) -> dict[str, Any]:
+        """What the HTML report draws besides the JSON report."""
+        return {
+            "durations": list(self.durations),
+            "sample_rates": {str(k): v for k, v in sorted(self.sample_rates.items())},
+            "previews": self.previews,
+            "model_window": _window(self.model_family),
+            "audio_checked": self.audio_checked,
+        }
+
+
+def _window(family: str | None) -> float | None:
+    from audiodata.families import DEFAULT_WINDOW, get_family
+
+    return get_family(family).window_seconds if family else DEFAULT_WINDOW
+
+
+ProgressFn = Callable[[int, int, int], None]  # (bytes done, bytes total, records)
 
 
 def lint(
-    inputs: list[str | os.PathLike[str]] | str, options: ConvertOptions | None = None, audio: bool = True, **kwargs: Any
+    inputs: list[str | os.PathLike[str]] | str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    audio: bool = True,
+    fix: str | os.PathLike[str] | None = None,
+    html: bool = False,
+    on_progress: ProgressFn | None = None,
+    **kwargs: Any,
 ) -> LintReport:
-    """Check ``inputs`` without writing anything. ``audio=False`` skips decoding (text rules only)."""
+    """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only;
+    ``fix`` writes a repaired copy (JSONL) there; ``html`` keeps audio previews of flagged records."""
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    files = expand(paths, opts.media_root, opts.format, opts.datasets)
+    files = expand(paths, opts.media_root, opts.format, opts.datasets, exclude=[Path(fix)] if fix else None)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
-    settings = AudioSettings(
-        opts.sample_rate, opts.codec, opts.max_audio_bytes, opts.max_duration, opts.allow_absolute_paths, enabled
+    settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
+    task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings, fix is not None)
+    report = LintReport(
+        inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
-    report = LintReport(inputs=[f.display for f in files])
-    items = read_records(files, opts.max_record_bytes, opts.prompt, opts.system, enabled)
-    batch: list[Pending] = []
-    pool = ProcessPoolExecutor(max_workers=opts.workers) if audio and opts.workers > 1 else None
+    total = sum(f.path.stat().st_size for f in files if f.path.exists())
+    done_bytes = [0]
 
-    def flush(chunk: list[Pending]) -> None:
-        todo = [(p.seq, p.record) for p in chunk if audio and p.record is not None and not any(f.is_error for f in p.findings)]
-        if pool is None:
-            done = process_batch(todo, settings)
-        else:  # one slice per worker, gathered in order
-            n = max(1, -(-len(todo) // opts.workers))
-            futures = [pool.submit(process_batch, todo[i : i + n], settings) for i in range(0, len(todo), n)]
-            done = [d for fut in futures for d in fut.result()]
-        audio_findings = {d.seq: d.findings for d in done}
-        for p in chunk:
-            report.records += 1
-            report.findings += p.findings + audio_findings.get(p.seq, [])
+    def file_done(n: int) -> None:
+        done_bytes[0] = n
 
-    try:
-        for p in items:
-            batch.append(p)
-            if len(batch) >= opts.batch_size * max(1, opts.workers):
-                flush(batch)
+    size = opts.batch_size if audio else TEXT_BATCH
+
+    def jobs() -> Iterator[tuple[None, tuple[Any, ...]]]:
+        batch: list[tuple[int, int, RawItem]] = []
+        for raw in read_raw(files, opts.max_record_bytes, on_file_done=file_done):
+            batch.append(raw)
+            if len(batch) >= size:
+                yield None, (batch,)
                 batch = []
         if batch:
-            flush(batch)
+            yield None, (batch,)
+
+    dup_on = "D001" in enabled
+    seen: dict[bytes, SourceLoc] = {}
+    out: TextIO | None = _open_fix(fix) if fix else None
+    try:
+        for _, results in ordered_map(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
+            for a in results:
+                report.records += 1
+                report.findings += a.findings
+                if dup_on and a.dup_key is not None:
+                    first = seen.setdefault(a.dup_key, a.source)
+                    if first is not a.source:
+                        report.findings.append(Finding("D001", f"exact duplicate of {first}", "", a.source))
+                for seconds, rate in a.clips:
+                    report.durations.append(seconds)
+                    report.sample_rates[rate] += 1
+                if a.preview is not None and len(report.previews) < MAX_PREVIEWS:
+                    report.previews[f"{a.source.file}#{a.source.index}"] = {**a.preview, "data": _b64(a.preview["data"])}
+                if out is not None:
+                    _write_fixed(out, report, a)
+            if on_progress:
+                on_progress(done_bytes[0], total, report.records)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if out is not None:
+            out.close()
+    if fix is not None:
+        tmp = Path(str(fix) + ".tmp")
+        tmp.replace(fix)
+        report.fixed_output = str(fix)
     return report
+
+
+def _open_fix(fix: str | os.PathLike[str]) -> TextIO:
+    Path(fix).parent.mkdir(parents=True, exist_ok=True)
+    return open(str(fix) + ".tmp", "w", encoding="utf-8")
+
+
+def _write_fixed(out: TextIO, report: LintReport, a: Analysis) -> None:
+    line = a.fixed if a.fixed is not None else a.copy
+    if line is None:
+        report.not_copied += 1
+        return
+    out.write(line + "\n")
+    if a.fixed is not None:
+        report.fixes.append({"source": a.source.file, "index": a.source.index, "line": a.source.line, "changes": a.changes})
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+

@@ -9,6 +9,9 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
+from audiodata.budget import DEFAULT_CUTOFF
+from audiodata.families import FAMILIES
+from audiodata.pipeline.process import AudioSettings
 from audiodata.readers.spec import DIALECTS
 
 #: Settings that change how a run goes, not what it writes; left out of the fingerprint.
@@ -73,6 +76,9 @@ class ConvertOptions:
     datasets: list[str] = field(default_factory=list)  # dataset_info.json entries to take (default: all)
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
+    model_family: str | None = None  # qwen2-audio, qwen2.5-omni, minicpm-o: budget rules and audio window
+    cutoff_len: int = DEFAULT_CUTOFF  # the trainer's cutoff_len (LLaMA-Factory's default)
+    tokenizer: str | None = None  # a tokenizer (local path or Hub id) for exact text token counts
     num_workers: int = 0  # 0: all cores
     batch_size: int = 16
     overwrite: bool = False
@@ -102,12 +108,32 @@ class ConvertOptions:
             raise OptionsError("--max-shard-size must be at least 64KiB")
         if self.num_workers < 0:
             raise OptionsError("--num-workers must be >= 0")
+        if self.model_family is not None and self.model_family not in FAMILIES:
+            raise OptionsError(f"--model-family must be one of {', '.join(FAMILIES)}, got {self.model_family!r}")
+        if self.cutoff_len < 16:
+            raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
         if self.media_root is not None and not os.path.isdir(self.media_root):
             raise OptionsError(f"--media-root {self.media_root} is not a folder")
 
     @property
     def workers(self) -> int:
         return self.num_workers or os.cpu_count() or 1
+
+    def audio_settings(self, enabled: frozenset[str] | None, encode: bool = True, preview: bool = False) -> AudioSettings:
+        """The audio stage's settings: the same for convert and lint, so both judge alike."""
+        return AudioSettings(
+            self.sample_rate,
+            self.codec,
+            self.max_audio_bytes,
+            self.max_duration,
+            self.allow_absolute_paths,
+            enabled,
+            encode,
+            self.model_family,
+            self.cutoff_len,
+            self.tokenizer,
+            preview,
+        )
 
     def recorded(self) -> dict[str, object]:
         """The options that shape the output, as stored in the manifest."""

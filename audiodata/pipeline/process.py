@@ -1,7 +1,9 @@
 """The per-record work, as a pure function of a batch of records.
 
-``process_batch`` resolves, decodes, resamples, encodes and hashes every audio of
-every record and returns rows ready for the writer, or located findings. It holds
+``process_batch`` resolves, decodes, resamples, measures, encodes and hashes every
+audio of every record, runs the audio rules on the measurements, and returns rows
+ready for the writer, or located findings. With ``encode=False`` (lint) it stops
+before encoding: same decode, same rules, no output. It holds
 no state and touches no output, so it runs the same in this process, in a process
 pool, or as a ``map_batches`` stage on a distributed engine such as Ray Data.
 """
@@ -14,15 +16,19 @@ from typing import Any
 
 import numpy as np
 
+from audiodata.audio.analyse import measure
 from audiodata.audio.decode import Decoded, decode
 from audiodata.audio.load import AudioError, open_ref
 from audiodata.audio.transform import CODECS, encode, pcm_hash, to_pcm16
-from audiodata.records import Clip, Record
-from audiodata.rules.engine import keep_enabled
+from audiodata.budget import DEFAULT_CUTOFF, token_counter
+from audiodata.families import get_family
+from audiodata.records import Clip, ClipStats, Record
+from audiodata.rules.audio_rules import AudioContext
+from audiodata.rules.engine import check_audio, keep_enabled
 from audiodata.rules.findings import Finding
 
 MIN_SECONDS = 0.1
-MIN_SOURCE_RATE = 16000
+PREVIEW_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,11 @@ class AudioSettings:
     max_duration: float = 1200.0
     allow_absolute_paths: bool = True
     enabled: frozenset[str] | None = None  # rule codes to report; None: all
+    encode: bool = True  # False: analyse only (lint), no stored audio
+    model_family: str | None = None  # budget rules and the audio window follow this family
+    cutoff_len: int = DEFAULT_CUTOFF
+    tokenizer: str | None = None  # a local tokenizer for exact text token counts
+    preview: bool = False  # keep a short MP3 excerpt of flagged records (the HTML report)
 
 
 @dataclass
@@ -44,10 +55,17 @@ class Processed:
     findings: list[Finding] = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    clips: list[ClipStats] = field(default_factory=list)
+    preview: dict[str, Any] | None = None
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
     return [process_record(seq, rec, settings) for seq, rec in batch]
+
+
+def audio_context(clips: list[ClipStats], settings: AudioSettings) -> AudioContext:
+    family = get_family(settings.model_family) if settings.model_family else None
+    return AudioContext(clips, family, settings.cutoff_len, token_counter(settings.tokenizer))
 
 
 def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
@@ -55,26 +73,44 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
     findings: list[Finding] = []
     for ref in rec.audios:
         try:
-            clip, warnings = make_clip(ref, rec.media_root, settings)
+            clips.append(make_clip(ref, rec.media_root, settings))
         except AudioError as exc:
             findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
-            continue
-        clips.append(clip)
-        findings += [Finding(code, msg, ref.field, rec.source) for code, msg in warnings]
+    measured = [c.stats for c in clips if c.stats is not None]
+    if len(clips) == len(rec.audios):  # the audio rules need every clip
+        findings += check_audio(rec, audio_context(measured, settings), settings.enabled)
     findings = keep_enabled(findings, settings.enabled)
+    preview = _preview(clips, findings) if settings.preview and findings else None
     if any(f.is_error for f in findings):
-        return Processed(seq, None, findings)
+        return Processed(seq, None, findings, clips=measured, preview=preview)
     stats: dict[str, Any] = {
         "clips": len(clips),
         "source_sampling_rates": {str(c.source_sampling_rate): 1 for c in clips},
         "source_formats": {c.source_format: 1 for c in clips},
         "warnings": {f.code: 1 for f in findings},
     }
-    return Processed(seq, build_row(rec, clips, settings.codec), findings, [c.pcm_hash for c in clips], stats)
+    row = build_row(rec, clips, settings.codec) if settings.encode else None
+    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview)
 
 
-def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> tuple[Clip, list[tuple[str, str]]]:
-    """Read one reference into a stored clip. Raises AudioError for errors."""
+def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | None:
+    """The first seconds of the first flagged clip as MP3, for a player in the HTML report."""
+    fields = {f.field for f in findings}
+    clip = next((c for c in clips if c.stats and c.stats.field in fields and c.pcm is not None), None)
+    clip = clip or next((c for c in clips if c.pcm is not None), None)
+    if clip is None or clip.pcm is None:
+        return None
+    pcm = clip.pcm[: int(PREVIEW_SECONDS * clip.sampling_rate)]
+    try:
+        data, mime = encode(pcm, clip.sampling_rate, "mp3"), "audio/mpeg"
+    except (RuntimeError, ValueError):  # libsndfile built without MP3: fall back to lossless
+        data, mime = encode(pcm, clip.sampling_rate, "flac"), "audio/flac"
+    field_name = clip.stats.field if clip.stats else ""
+    return {"mime": mime, "data": data, "field": field_name, "seconds": round(pcm.shape[0] / clip.sampling_rate, 2)}
+
+
+def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
+    """Read one reference into a stored clip (measured for the audio rules). Raises AudioError."""
     if ref.kind == "array":
         samples = np.asarray(ref.value, dtype=np.float32).reshape(-1, 1)
         decoded = Decoded(samples, int(ref.sampling_rate), 1, "ARRAY")
@@ -90,12 +126,9 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> tuple[Clip,
     seconds = frames / decoded.sampling_rate
     if seconds < MIN_SECONDS:
         raise AudioError("A007", f"audio is {seconds * 1000:.0f} ms long, under {MIN_SECONDS * 1000:.0f} ms")
-    warnings = []
-    if decoded.sampling_rate < MIN_SOURCE_RATE:
-        warnings.append(("A009", f"source sample rate {decoded.sampling_rate} Hz is under {MIN_SOURCE_RATE} Hz"))
     pcm = to_pcm16(decoded, settings.sample_rate)
-    clip = Clip(
-        data=encode(pcm, settings.sample_rate, settings.codec),
+    return Clip(
+        data=encode(pcm, settings.sample_rate, settings.codec) if settings.encode else b"",
         codec=settings.codec,
         sampling_rate=settings.sample_rate,
         channels=1,
@@ -106,8 +139,9 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> tuple[Clip,
         source_sampling_rate=decoded.sampling_rate,
         source_channels=decoded.channels,
         source_duration=seconds,
+        stats=measure(ref, decoded, pcm),
+        pcm=pcm if settings.preview else None,
     )
-    return clip, warnings
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -1,7 +1,9 @@
 """The read stage shared by every command: input files -> located, parsed, checked records.
 
-convert, and later lint and dedup, iterate the same :class:`Pending` items, so a
-record is parsed and checked by exactly one code path whatever command reads it.
+convert, lint and dedup iterate the same :class:`Pending` items, so a record is parsed
+and checked by exactly one code path whatever command reads it. ``read_raw`` only
+cuts files into records (cheap, sequential); ``parse_item`` does the rest and can run
+in a worker process.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from audiodata.readers.dialects import parse_record
+from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
-from audiodata.readers.jsonstream import RawItem, iter_file
+from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
 from audiodata.readers.sources import InputFile
 from audiodata.records import Record, SourceLoc
 from audiodata.rules.engine import check_record, keep_enabled
 from audiodata.rules.findings import Finding
+from audiodata.rules.schema import SchemaCheck
 
 
 @dataclass
@@ -30,6 +33,63 @@ class Pending:
     findings: list[Finding]
 
 
+@dataclass(frozen=True)
+class ReadSettings:
+    """What parsing a record depends on, besides the record: picklable for workers."""
+
+    max_record_bytes: int
+    prompt: str | None = None
+    system: str | None = None
+    enabled: frozenset[str] | None = None
+
+
+def read_raw(
+    files: list[InputFile], max_record_bytes: int, start: int = 0, on_file_done: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, int, RawItem]]:
+    """``(seq, file number, item)`` for every record of every file, its text not yet parsed.
+    Items before ``start`` are counted, not yielded."""
+    seq = 0
+    done_bytes = 0
+    for n, f in enumerate(files):
+        try:
+            for item in iter_file(f.path, max_record_bytes, lazy=True):
+                if seq >= start:
+                    yield seq, n, item
+                seq += 1
+        except (OSError, EOFError, ValueError) as exc:  # unreadable or corrupt input file
+            if seq >= start:
+                yield seq, n, RawItem(-1, 0, code="F004", error=f"cannot read the file: {exc}")
+            seq += 1
+        done_bytes += f.path.stat().st_size if f.path.exists() else 0
+        if on_file_done:
+            on_file_done(done_bytes)
+
+
+class Parser:
+    """Parses raw items of a run's files; holds the per-file schema memo."""
+
+    def __init__(self, files: list[InputFile], settings: ReadSettings) -> None:
+        self.files, self.settings = files, settings
+        self.schema_on = settings.enabled is None or "S005" in settings.enabled
+        self.schemas = [SchemaCheck(f.spec) for f in files]
+
+    def __call__(self, seq: int, n: int, item: RawItem) -> Pending:
+        f, s = self.files[n], self.settings
+        item = parse_text(item, s.max_record_bytes)
+        src = SourceLoc(f.display, item.index, item.line)
+        if item.code is not None:
+            return Pending(seq, item, src, None, [Finding(item.code, item.error or "", "", src)])
+        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
+        if self.schema_on and isinstance(item.obj, dict):
+            dialect = dialect_of(item.obj, f.spec.formatting)
+            schema = self.schemas[n](item.obj, dialect, src) if dialect else []
+            if schema:  # the schema locates the problem better than the parser's S001
+                findings = [x for x in findings if x.code != "S001"] + schema
+        if record is not None:
+            findings = findings + keep_enabled(check_record(record, s.enabled), s.enabled)
+        return Pending(seq, item, src, record, findings)
+
+
 def read_records(
     files: list[InputFile],
     max_record_bytes: int,
@@ -39,33 +99,7 @@ def read_records(
     start: int = 0,
     on_file_done: Callable[[int], None] | None = None,
 ) -> Iterator[Pending]:
-    """Every record of every file in order; items before ``start`` are counted, not parsed."""
-    seq = 0
-    done_bytes = 0
-    for f in files:
-        try:
-            for item in iter_file(f.path, max_record_bytes):
-                if seq >= start:
-                    yield parse_item(seq, item, f, prompt, system, enabled)
-                seq += 1
-        except (OSError, EOFError, ValueError) as exc:  # unreadable or corrupt input file
-            if seq >= start:
-                src = SourceLoc(f.display, -1, None)
-                item = RawItem(-1, 0, code="F004", error=f"cannot read the file: {exc}")
-                yield Pending(seq, item, src, None, [Finding("F004", item.error or "", "", src)])
-            seq += 1
-        done_bytes += f.path.stat().st_size
-        if on_file_done:
-            on_file_done(done_bytes)
-
-
-def parse_item(
-    seq: int, item: RawItem, f: InputFile, prompt: str | None, system: str | None, enabled: frozenset[str] | None
-) -> Pending:
-    src = SourceLoc(f.display, item.index, item.line)
-    if item.code is not None:
-        return Pending(seq, item, src, None, [Finding(item.code, item.error or "", "", src)])
-    record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, prompt, system))
-    if record is not None:
-        findings = keep_enabled(check_record(record, enabled), enabled)
-    return Pending(seq, item, src, record, findings)
+    """Every record of every file in order, parsed and checked in this process."""
+    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
+    for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done):
+        yield parse(seq, n, item)

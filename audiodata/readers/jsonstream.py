@@ -28,6 +28,7 @@ class RawItem:
     line: int
     obj: Any = None
     raw: str | None = None  # the text, kept only when it failed to parse
+    text: str | None = None  # the text not yet parsed (lazy reading: a worker parses it)
     error: str | None = None  # "F001: ..." style reason when parsing failed
     code: str | None = None
     nbytes: int = 0
@@ -49,10 +50,12 @@ def sniff_layout(path: Path) -> str:
     return "array" if head.startswith("[") else "lines"
 
 
-def _parse(index: int, line: int, text: str, max_chars: int) -> RawItem:
+def _parse(index: int, line: int, text: str, max_chars: int, lazy: bool = False) -> RawItem:
     text = text.strip()
     if len(text) > max_chars:
         return RawItem(index, line, code="F005", error=f"record of {len(text)} characters exceeds the bound of {max_chars}")
+    if lazy:
+        return RawItem(index, line, text=text, nbytes=len(text))
     try:
         return RawItem(index, line, obj=json.loads(text), nbytes=len(text))
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -61,7 +64,12 @@ def _parse(index: int, line: int, text: str, max_chars: int) -> RawItem:
         return RawItem(index, line, raw=text, code="F001", error=f"invalid JSON: {msg}{where}")
 
 
-def iter_lines(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
+def parse_text(item: RawItem, max_chars: int) -> RawItem:
+    """Finish a lazily read item: parse its text (a no-op for parsed or failed items)."""
+    return item if item.text is None else _parse(item.index, item.line, item.text, max_chars)
+
+
+def iter_lines(fh: TextIO, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
     """JSONL: one record per non-blank line."""
     index = 0
     lineno = 0
@@ -81,7 +89,7 @@ def iter_lines(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
             continue
         if not text.strip():
             continue
-        yield _parse(index, start, text, max_chars)
+        yield _parse(index, start, text, max_chars, lazy)
         index += 1
 
 
@@ -89,7 +97,7 @@ _OUT = re.compile(r'["\[\]{},\n]')
 _IN = re.compile(r'["\\\n]')
 
 
-def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
+def iter_array(fh: TextIO, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
     """Elements of a top-level JSON array, each parsed on its own."""
     depth = 0  # nesting depth; the top-level array is depth 1
     in_str = esc = False
@@ -114,7 +122,7 @@ def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
         item = (
             RawItem(index, start_line, code="F005", error=f"record of {size} characters exceeds the bound of {max_chars}")
             if size > limit
-            else _parse(index, start_line, text, max_chars)
+            else _parse(index, start_line, text, max_chars, lazy)
         )
         parts, size, in_elem = [], 0, False
         index += 1
@@ -213,17 +221,19 @@ def iter_array(fh: TextIO, max_chars: int) -> Iterator[RawItem]:
             yield RawItem(index, line, raw="", code="F001", error="invalid JSON: the array is not closed")
 
 
-def iter_file(path: Path, max_chars: int) -> Iterator[RawItem]:
-    """Records of one JSON, JSONL or gzipped file, in file order."""
+def iter_file(path: Path, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
+    """Records of one JSON, JSONL or gzipped file, in file order. ``lazy``: leave each
+    record's text unparsed (see :func:`parse_text`) so workers can parse in parallel."""
     layout = sniff_layout(path)
     with open_text(path) as fh:
         if layout == "array":
-            yield from iter_array(fh, max_chars)
+            yield from iter_array(fh, max_chars, lazy)
             return
-        items = iter_lines(fh, max_chars)
+        items = iter_lines(fh, max_chars, lazy)
         first = next(items, None)
         if first is None:
             return
+        first = parse_text(first, max_chars)
         if first.code == "F001" and path.suffix != ".jsonl" and not path.name.endswith(".jsonl.gz"):
             whole = _whole_object(path, max_chars)  # maybe one pretty-printed object
             if whole is not None:

@@ -1,32 +1,54 @@
-"""The one rule engine: runs the enabled record rules and locates what they find.
+"""The one rule engine: runs the enabled rules of a stage and locates what they find.
 
 convert rejects a record when this returns an error; lint reports the same list.
+``check_record`` runs the text rules on a parsed record; ``check_audio`` runs the
+audio rules once the record's clips are decoded and measured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
+from typing import Any
 
 from audiodata.records import Record
-from audiodata.rules import record_rules  # noqa: F401  (registers the checks)
+from audiodata.rules import audio_rules, record_rules  # noqa: F401  (registers the checks)
+from audiodata.rules.audio_rules import AudioContext
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import REGISTRY
 
 
-def check_record(record: Record, enabled: Iterable[str] | None = None) -> list[Finding]:
-    codes = set(REGISTRY) if enabled is None else set(enabled)
+@lru_cache(maxsize=64)
+def _checks(stage: str, enabled: frozenset[str] | None) -> tuple[Callable[..., Iterator[Finding]], ...]:
+    return tuple(
+        r.check for c, r in REGISTRY.items() if r.stage == stage and r.check is not None and (enabled is None or c in enabled)
+    )
+
+
+def _frozen(enabled: Iterable[str] | None) -> frozenset[str] | None:
+    return None if enabled is None or isinstance(enabled, frozenset) else frozenset(enabled)
+
+
+def _run(stage: str, record: Record, enabled: Iterable[str] | None, *args: Any) -> list[Finding]:
     found: list[Finding] = []
-    for code, rule in REGISTRY.items():
-        if rule.check is None or code not in codes:
-            continue
-        found.extend(f.located(record.source) for f in rule.check(record))
+    for check in _checks(stage, _frozen(enabled)):
+        for f in check(record, *args):
+            found.append(f.located(record.source))
     return found
+
+
+def check_record(record: Record, enabled: Iterable[str] | None = None) -> list[Finding]:
+    return _run("record", record, enabled)
+
+
+def check_audio(record: Record, ctx: AudioContext, enabled: Iterable[str] | None = None) -> list[Finding]:
+    return _run("audio", record, enabled, ctx)
 
 
 def keep_enabled(findings: Iterable[Finding], enabled: Iterable[str] | None) -> list[Finding]:
     if enabled is None:
         return list(findings)
-    codes = set(enabled)
+    codes = enabled if isinstance(enabled, (set, frozenset)) else set(enabled)
     return [f for f in findings if f.code in codes]
 
 

@@ -92,7 +92,7 @@ def _count(turns: list[Message] | None, marker: str) -> int:
     return sum(m.content.count(marker) for m in turns or [])
 
 
-@record_rule("M001", "audio-marker-count", E, "The number of <audio> markers must equal the number of audios.")
+@record_rule("M001", "audio-marker-count", E, "The number of <audio> markers must equal the number of audios.", fixable=True)
 def marker_count(rec: Record) -> Iterator[Finding]:
     n_audio = len(rec.audios)
     if rec.kind == "sft":
@@ -144,3 +144,45 @@ def special_tokens(rec: Record) -> Iterator[Finding]:
         m = SPECIAL_TOKENS.search(text)
         if m:
             yield Finding("M005", f"raw special token {m.group(0)!r} in text", fld)
+
+
+#: The role names LLaMA-Factory's default tags accept, per message form.
+STANDARD_ROLES = {
+    "from": {"user": "human", "assistant": "gpt", "tool": "observation", "function_call": "function_call", "system": "system"},
+    "role": {"user": "user", "assistant": "assistant", "tool": "tool", "function_call": "function_call", "system": "system"},
+}
+ALSO_STANDARD = {"role": {"observation"}, "from": set()}
+
+
+def standard_role(m: Message) -> str | None:
+    """The standard spelling of ``m``'s role in its message form, or None if it is already standard."""
+    if not m.raw_role or not m.role_field:
+        return None
+    form = "from" if m.role_field.endswith(".from") else "role"
+    want = STANDARD_ROLES[form].get(m.role)
+    if want is None or m.raw_role == want or m.raw_role in ALSO_STANDARD[form]:
+        return None
+    return want
+
+
+@record_rule(
+    "S008", "role-alias", W, "A role alias (bot, Human, model) that LLaMA-Factory's default tags skip; use the standard tag.", fixable=True
+)
+def role_alias(rec: Record) -> Iterator[Finding]:
+    for turns in (rec.messages, rec.chosen or [], rec.rejected or []):
+        for m in turns:
+            want = standard_role(m)
+            if want is not None:
+                yield Finding("S008", f"role {m.raw_role!r} is an alias; write {want!r}", m.role_field)
+
+
+_BAD_TEXT = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@record_rule("T001", "broken-text", W, "Text holds U+FFFD or control characters: an encoding error upstream; re-export as UTF-8.")
+def broken_text(rec: Record) -> Iterator[Finding]:
+    for fld, text in rec.texts():
+        m = _BAD_TEXT.search(text)
+        if m:
+            what = "U+FFFD replacement character" if m.group(0) == "\ufffd" else f"control character U+{ord(m.group(0)):04X}"
+            yield Finding("T001", f"{what} at character {m.start()}", fld)

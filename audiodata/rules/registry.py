@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from audiodata.records import Record
+    from audiodata.rules.audio_rules import AudioContext
     from audiodata.rules.findings import Finding
 
 
@@ -36,6 +37,11 @@ FAMILIES = {
 }
 
 RecordCheck = Callable[["Record"], Iterator["Finding"]]
+AudioCheck = Callable[["Record", "AudioContext"], Iterator["Finding"]]
+
+#: Where a rule runs. ``read``: while parsing (no check function); ``record``: on the parsed
+#: record, text only; ``audio``: on the record and its decoded clips; ``dataset``: across records.
+STAGES = ("read", "record", "audio", "dataset")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,9 @@ class Rule:
     name: str
     severity: Severity
     summary: str
-    check: RecordCheck | None = None
+    check: Callable[..., Iterator[Finding]] | None = None
+    stage: str = "read"
+    fixable: bool = False  # ``lint --fix`` repairs the safe, unambiguous cases
 
     @property
     def family(self) -> str:
@@ -54,21 +62,41 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
-def register(code: str, name: str, severity: Severity, summary: str, check: RecordCheck | None = None) -> Rule:
+def register(
+    code: str,
+    name: str,
+    severity: Severity,
+    summary: str,
+    check: Callable[..., Iterator[Finding]] | None = None,
+    stage: str = "read",
+    fixable: bool = False,
+) -> Rule:
     if code in REGISTRY:
         raise ValueError(f"rule code {code} registered twice")
-    if code[0] not in FAMILIES:
-        raise ValueError(f"rule code {code} has an unknown family")
-    rule = Rule(code, name, severity, summary, check)
+    if code[0] not in FAMILIES or stage not in STAGES:
+        raise ValueError(f"rule code {code} has an unknown family or stage")
+    rule = Rule(code, name, severity, summary, check, stage, fixable)
     REGISTRY[code] = rule
     return rule
 
 
-def record_rule(code: str, name: str, severity: Severity, summary: str) -> Callable[[RecordCheck], RecordCheck]:
-    """Decorator: register a check that looks at one parsed :class:`Record`."""
+def record_rule(
+    code: str, name: str, severity: Severity, summary: str, fixable: bool = False
+) -> Callable[[RecordCheck], RecordCheck]:
+    """Decorator: register a check that looks at one parsed :class:`Record` (text only)."""
 
     def wrap(fn: RecordCheck) -> RecordCheck:
-        register(code, name, severity, summary, fn)
+        register(code, name, severity, summary, fn, "record", fixable)
+        return fn
+
+    return wrap
+
+
+def audio_rule(code: str, name: str, severity: Severity, summary: str) -> Callable[[AudioCheck], AudioCheck]:
+    """Decorator: register a check over a record and its decoded clips (see ``AudioContext``)."""
+
+    def wrap(fn: AudioCheck) -> AudioCheck:
+        register(code, name, severity, summary, fn, "audio")
         return fn
 
     return wrap
@@ -103,6 +131,7 @@ register("F003", "unknown-dialect", S.ERROR, "No known dialect matches the recor
 register("F004", "unreadable-input", S.ERROR, "The input file cannot be read (missing, permissions, bad gzip).")
 register("F005", "record-too-large", S.ERROR, "The record exceeds --max-record-bytes; split it or raise the bound.")
 register("S001", "invalid-field", S.ERROR, "A required field is missing or has the wrong type.")
+register("S005", "schema", S.ERROR, "The record does not match its dialect's JSON Schema (schemas/input/); fix the field named.")
 register("A001", "audio-file-missing", S.ERROR, "The audio file does not exist; fix the path or --media-root.")
 register("A002", "path-escapes-root", S.ERROR, "A relative audio path resolves outside the media root; move the file under it.")
 register("A003", "audio-url", S.ERROR, "Audio given as a URL; download it first (audiodata never fetches).")
@@ -110,6 +139,6 @@ register("A004", "invalid-base64", S.ERROR, "The inline audio is not valid base6
 register("A005", "undecodable-audio", S.ERROR, "The audio cannot be decoded; check the file or container.")
 register("A006", "empty-audio", S.ERROR, "The audio has no samples; remove it or replace it.")
 register("A007", "audio-too-short", S.ERROR, "Audio under 0.1 s yields no audio tokens in Whisper-style encoders.")
-register("A009", "low-sample-rate", S.WARNING, "Source rate under 16 kHz: upsampling cannot restore the missing band.")
 register("A010", "container-needs-ffmpeg", S.ERROR, "This container needs ffmpeg; install it (apt-get install ffmpeg).")
+register("D001", "duplicate-record", S.WARNING, "Same audio and same conversation as an earlier record; drop one.", stage="dataset")
 register("A011", "audio-too-large", S.ERROR, "The audio exceeds --max-audio-bytes or --max-duration; trim or split it.")

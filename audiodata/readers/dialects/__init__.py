@@ -29,14 +29,18 @@ def detect(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def dialect_of(obj: dict[str, Any], formatting: str | None) -> str | None:
+    """The dialect a record is read as: the declared formatting, else detected from its keys."""
+    if formatting == "openai":
+        return "messages"
+    return formatting or detect(obj)
+
+
 def parse_record(obj: Any, ctx: ParseContext) -> tuple[Record | None, list[Finding]]:
     """Parse one JSON value; on failure return no record and a located finding."""
     if not isinstance(obj, dict):
         return None, [Finding("F002", f"record is a JSON {type(obj).__name__}, not an object", "", ctx.source)]
-    formatting = ctx.spec.formatting
-    if formatting == "openai":
-        formatting = "messages"
-    dialect = formatting or detect(obj)
+    dialect = dialect_of(obj, ctx.spec.formatting)
     if dialect is None:
         keys = ", ".join(sorted(obj)[:8]) or "no keys"
         return None, [Finding("F003", f"no dialect matches keys ({keys})", "", ctx.source)]

@@ -202,7 +202,11 @@ def message(
     if content_key not in m or m[content_key] is None:
         raise ParseError("S001", f"missing field {content_key!r}", f"{fld}.{content_key}")
     text = content_text(m[content_key], f"{fld}.{content_key}", inline, bare)
-    return Message(roles.get(role, role), text, f"{fld}.{content_key}")
+    canonical = roles.get(role)
+    if canonical is None and tags is None:  # "Human", " gpt ": LLaMA-Factory would not match them; we map and warn
+        canonical = roles.get(role.strip().lower())
+    raw = role if tags is None else ""  # aliases are only guessed without declared tags
+    return Message(canonical or role, text, f"{fld}.{content_key}", raw, f"{fld}.{role_key}")
 
 
 def pop_system(msgs: list[Message], system: str | None) -> tuple[list[Message], str | None]:
@@ -227,6 +231,13 @@ def record_id(obj: dict[str, Any], ctx: ParseContext) -> str:
     return f"{stem}-{ctx.source.index:06d}"
 
 
+DURATION_KEYS = ("duration", "audio_duration")
+
+
 def new_record(obj: dict[str, Any], ctx: ParseContext, dialect: str, **fields: Any) -> Record:
     system = fields.pop("system", None) or ctx.system
+    audios = fields.get("audios") or []
+    declared = next((obj[k] for k in DURATION_KEYS if k in obj), None)
+    if len(audios) == 1 and isinstance(declared, (int, float)) and not isinstance(declared, bool):
+        audios[0].declared_duration = float(declared)  # NeMo-style manifests state the clip length
     return Record(id=record_id(obj, ctx), source=ctx.source, media_root=ctx.media_root, dialect=dialect, system=system, **fields)

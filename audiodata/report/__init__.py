@@ -1,0 +1,1 @@
+"""Human-facing renderings of the lint report (the JSON report stays the stable interface)."""

@@ -1,0 +1,571 @@
+#!/usr/bin/env python
+"""Lint throughput benchmark: ``audiodata lint`` against a read-and-parse floor, in one run.
+
+The requirement is that text-only rules on 1 million records run in well under a minute.
+A speed claim is only worth something next to a floor measured on the same machine in the
+same run, so each part times a baseline first and reports lint as a ratio against it:
+
+* text-only  -- a cached JSONL corpus (``--records``, default 1,000,000) split over 4 files and
+                mixing the dialects users bring: LLaMA-Factory sharegpt SFT and DPO, ms-swift
+                ``messages``, alpaca and MiniCPM, 2-60+ word texts, some multi-turn, about 1% of
+                records with a planted defect (marker count mismatch, unknown role, empty content).
+    baseline    read the same files and ``json.loads`` every line, one process: the floor any
+                linter that parses every record pays.
+    lint        ``lint(files, audio=False)`` at the default worker count and at 1 worker.
+* with-audio -- convert_bench's cached espeak-ng clip corpus (``--clips``, default 2000; mixed
+                wav/flac/ogg/mp3/m4a at 16-48 kHz), shared with that benchmark.
+    baseline    decode every clip once with ``soundfile.read`` (ffmpeg for the few m4a clips
+                libsndfile cannot open) in a process pool of the same size: the decode floor.
+    lint        ``lint([jsonl], audio=True, media_root=dir)``.
+
+Records/s (and x-realtime for audio) are printed for every method, with the lint/baseline ratio,
+the findings count (so the run visibly does work), and whether 1M text-only records take under
+60 s (extrapolated when ``--records`` is smaller).
+
+Usage::
+
+    python benchmarks/lint_bench.py                      # defaults: 1M records, 2000 clips
+    python benchmarks/lint_bench.py --records 100000 --clips 200 --json lint.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+CACHE_DIR = BENCH_DIR / ".cache"
+
+TEXT_CORPUS_VERSION = 2
+TEXT_FILES = 4
+SEED = 20240917
+DEFECT_RATE = 0.01
+N_SENTENCES = 3000
+TARGET_RECORDS = 1_000_000
+TARGET_SECONDS = 60.0
+FOREIGN_CPU_WARN = 0.05  # warn when other processes used more than this share of the CPUs
+
+# Dialect mix (weights), roughly as audio-LLM fine-tuning data shows up in the wild.
+DIALECT_WEIGHTS = {"sharegpt": 40, "messages": 25, "minicpm": 15, "alpaca": 10, "sharegpt_dpo": 10}
+
+# fmt: off
+PROMPTS = [
+    "<audio>Transcribe this audio.", "<audio>\nWhat is the speaker talking about?",
+    "Listen to the clip and summarize it in one sentence. <audio>", "<audio>Please write down exactly what is said.",
+    "What emotion does the speaker express?<audio>", "<audio>What language is spoken here, and how confident are you?",
+    "Here is a recording: <audio> Who might the speaker be, and where are they?", "<audio>",
+    "<audio>Is the speaker male or female? Answer in one word.", "Transcribe the following clip verbatim. <audio>",
+    "<audio>Describe the background noise, if there is any.", "<audio>How many people are speaking in this recording?",
+    "<audio>请将这段语音转写成文字。", "<audio>Traduis cet enregistrement en français.",
+    "<audio>\nGive a short title for this recording and list its key facts as bullet points.",
+    "Can you tell me what time and place are mentioned in this audio? <audio>",
+]
+FOLLOW_UPS = [
+    "Can you make it shorter?", "Translate that into German.", "Why do you think so?", "And what about this one? <audio>",
+    "Please fix the punctuation.", "Now compare it with this clip: <audio>", "Summarize it for a child.",
+    "What would be a good reply to the speaker?",
+]
+SHORT_ANSWERS = [
+    "Yes.", "No.", "Female.", "Male.", "English.", "Two people.", "Happy.", "Calm and neutral.",
+    "There is light traffic noise in the background.", "The speaker sounds tired but friendly.",
+]
+CJK_ANSWERS = [
+    "说话人在描述一次去市场的经历。", "这段录音讲的是一位老渔夫在港口修理自行车。",
+    "说话人提到了星期二下午和一封来自巴黎的信。", "录音中有两个人在讨论明天的会议安排。",
+]
+SYSTEMS = [
+    "You are a helpful assistant.", "You are a speech recognition model. Output only the transcript.",
+    "You are an assistant that answers questions about audio recordings. Be concise and accurate.",
+]
+BAD_ROLES = ["narrator", "humman", "speaker", "bot_response", "customer"]
+AUDIO_EXTS = [".wav", ".wav", ".flac", ".mp3"]
+# fmt: on
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------
+
+
+def load_convert_bench() -> ModuleType:
+    """Import the sibling convert_bench module (clip corpus, Stopwatch, sentence generator)."""
+    if str(BENCH_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR))
+    return importlib.import_module("convert_bench")
+
+
+def load_audiodata() -> tuple[Callable[..., Any], type]:
+    """``audiodata.pipeline.lint.lint`` and ``ConvertOptions`` (the repo copy if not installed)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.append(str(REPO_ROOT))  # an installed audiodata still takes precedence
+    lint_mod = importlib.import_module("audiodata.pipeline.lint")
+    options_mod = importlib.import_module("audiodata.pipeline.options")
+    return lint_mod.lint, options_mod.ConvertOptions
+
+
+def lint_kwargs(options_cls: type, workers: int | None) -> dict[str, Any]:
+    """Keyword args for ``lint``: the worker field under whichever name ConvertOptions uses, no progress bar."""
+    names = {f.name for f in dataclasses.fields(options_cls)}
+    kwargs: dict[str, Any] = {}
+    if "progress" in names:
+        kwargs["progress"] = False
+    if workers is not None:
+        kwargs["workers" if "workers" in names else "num_workers"] = workers
+    return kwargs
+
+
+def default_workers(options_cls: type) -> int:
+    """The worker count lint resolves when none is given (0 means all cores)."""
+    resolved = getattr(options_cls(), "workers", None)
+    if not isinstance(resolved, int) or resolved <= 0:
+        resolved = getattr(options_cls(), "num_workers", 0) or os.cpu_count() or 1
+    return int(resolved)
+
+
+@dataclass
+class Measurement:
+    """Wall time of one method over one corpus."""
+
+    method: str
+    workers: int
+    records: int
+    wall_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_s(self) -> float:
+        return self.records / self.wall_s if self.wall_s else float("inf")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _fmt_ratio(r: float | None) -> str:
+    return f"{r:.2f}" if r is not None else "n/a"
+
+
+def _warn_foreign(measurements: list[Measurement]) -> None:
+    for m in measurements:
+        share = m.extra.get("foreign_cpu_share")
+        if share is not None and share > FOREIGN_CPU_WARN:
+            print(
+                f"warning: other processes took {share:.0%} of the CPUs during {m.method}; "
+                "its figure is unreliable (rerun on an idle machine)"
+            )
+
+
+def _summarize_findings(findings: list[Any]) -> dict[str, Any]:
+    """Counts that show lint did its work: findings, by code, and distinct records with an error."""
+    by_code = Counter(f.code for f in findings)
+    flagged = {(f.source.file, f.source.index) for f in findings if getattr(f, "source", None) and f.is_error}
+    return {"findings": len(findings), "records_with_errors": len(flagged), "by_code": dict(sorted(by_code.items()))}
+
+
+# --------------------------------------------------------------------------------------------
+# Text corpus
+# --------------------------------------------------------------------------------------------
+
+
+class TextGen:
+    """Deterministic record generator for one corpus file."""
+
+    def __init__(self, sentences: list[str], seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.sentences = sentences
+        self.dialects = list(DIALECT_WEIGHTS)
+        self.cum_weights = list(accumulate(DIALECT_WEIGHTS.values()))
+
+    # ---- text pieces -----------------------------------------------------------------------
+
+    def answer(self) -> str:
+        """A response: 1-3 words up to ~60 words, now and then not English."""
+        r, rng = self.rng.random(), self.rng
+        if r < 0.12:
+            return rng.choice(SHORT_ANSWERS)
+        if r < 0.15:
+            return rng.choice(CJK_ANSWERS)
+        if r < 0.70:
+            return rng.choice(self.sentences)
+        return f"{rng.choice(self.sentences)} {rng.choice(self.sentences)}"
+
+    def clip(self, n: int) -> str:
+        return f"clips/{n // 1000:04d}/{n:08d}{self.rng.choice(AUDIO_EXTS)}"
+
+    def exchanges(self) -> tuple[list[tuple[str, str]], int]:
+        """User/assistant turn pairs with their ``<audio>`` markers, and the marker count."""
+        turns = [(self.rng.choice(PROMPTS), self.answer())]
+        if self.rng.random() < 0.15:  # multi-turn
+            for _ in range(self.rng.randint(1, 3)):
+                turns.append((self.rng.choice(FOLLOW_UPS), self.answer()))
+        markers = sum(u.count("<audio>") for u, _ in turns)
+        return turns, markers
+
+    # ---- dialects ---------------------------------------------------------------------------
+
+    def record(self, n: int, defect: str | None) -> dict[str, Any]:
+        dialect = self.rng.choices(self.dialects, cum_weights=self.cum_weights)[0]
+        return getattr(self, f"_{dialect}")(n, defect)
+
+    def _sharegpt(self, n: int, defect: str | None) -> dict[str, Any]:
+        turns, markers = self.exchanges()
+        conv = [m for u, a in turns for m in ({"from": "human", "value": u}, {"from": "gpt", "value": a})]
+        rec: dict[str, Any] = {"conversations": conv, "audios": [self.clip(n + k) for k in range(markers)]}
+        if self.rng.random() < 0.1:
+            rec = {"system": self.rng.choice(SYSTEMS), **rec}
+        return _plant(self.rng, rec, defect, conv, "from", "value")
+
+    def _sharegpt_dpo(self, n: int, defect: str | None) -> dict[str, Any]:
+        turns, markers = self.exchanges()
+        conv = [m for u, a in turns for m in ({"from": "human", "value": u}, {"from": "gpt", "value": a})][:-1]
+        rec = {
+            "conversations": conv,
+            "chosen": {"from": "gpt", "value": self.answer()},
+            "rejected": {"from": "gpt", "value": self.answer()},
+            "audios": [self.clip(n + k) for k in range(markers)],
+        }
+        return _plant(self.rng, rec, defect, [*conv, rec["chosen"]], "from", "value")
+
+    def _messages(self, n: int, defect: str | None) -> dict[str, Any]:
+        turns, markers = self.exchanges()
+        msgs = [m for u, a in turns for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
+        if self.rng.random() < 0.3:
+            msgs.insert(0, {"role": "system", "content": self.rng.choice(SYSTEMS)})
+        rec = {"messages": msgs, "audios": [self.clip(n + k) for k in range(markers)]}
+        return _plant(self.rng, rec, defect, msgs, "role", "content")
+
+    def _alpaca(self, n: int, defect: str | None) -> dict[str, Any]:
+        prompt = self.rng.choice(PROMPTS)
+        rec = {
+            "instruction": prompt,
+            "input": "" if self.rng.random() < 0.8 else self.rng.choice(self.sentences),
+            "output": self.answer(),
+            "audios": [self.clip(n + k) for k in range(prompt.count("<audio>"))],
+        }
+        if defect == "marker":
+            rec["instruction"] = prompt.replace("<audio>", "").strip() or "Transcribe this."
+        elif defect is not None:  # no role to get wrong: empty the response instead
+            rec["output"] = ""
+        return rec
+
+    def _minicpm(self, n: int, defect: str | None) -> dict[str, Any]:
+        rec: dict[str, Any] = {"audio": self.clip(n), "text": self.answer()}
+        if defect == "marker":  # a prompt whose markers disagree with the single clip
+            rec["prompt"] = "<audio><audio>Transcribe both clips."
+        elif defect is not None:
+            rec["text"] = ""
+        return rec
+
+
+def _plant(
+    rng: random.Random, rec: dict[str, Any], defect: str | None, turns: list[dict[str, Any]], role_key: str, content_key: str
+) -> dict[str, Any]:
+    """Apply one defect to a chat-style record (``turns`` are its message dicts, edited in place)."""
+    if defect == "marker":
+        rec["audios"] = [*rec["audios"], "clips/extra/unreferenced.wav"]  # one audio more than markers
+    elif defect == "role":
+        users = [m for m in turns if m[role_key] in ("human", "user")]
+        users[-1][role_key] = rng.choice(BAD_ROLES)
+    elif defect == "empty":
+        answers = [m for m in turns if m[role_key] in ("gpt", "assistant")]
+        answers[-1][content_key] = "" if rng.random() < 0.7 else "   "
+    return rec
+
+
+def _write_part(path: str, start: int, count: int, seed: int, sentences: list[str]) -> dict[str, Any]:
+    """Stream ``count`` records to ``path``; return what was planted."""
+    gen = TextGen(sentences, seed)
+    planted: Counter[str] = Counter()
+    buf: list[str] = []
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(count):
+            defect = gen.rng.choice(("marker", "role", "empty")) if gen.rng.random() < DEFECT_RATE else None
+            if defect:
+                planted[defect] += 1
+            buf.append(json.dumps(gen.record((start + i) * 4, defect), ensure_ascii=False))
+            if len(buf) >= 10_000:
+                f.write("\n".join(buf) + "\n")
+                buf.clear()
+        if buf:
+            f.write("\n".join(buf) + "\n")
+    return {"path": path, "records": count, "bytes": os.path.getsize(path), "planted": dict(planted)}
+
+
+def build_text_corpus(n_records: int, workers: int, cb: ModuleType) -> dict[str, Any]:
+    """Build (or reuse) ``.cache/lint-text-v{V}-{n}/part-*.jsonl``; meta.json marks it complete."""
+    corpus_dir = CACHE_DIR / f"lint-text-v{TEXT_CORPUS_VERSION}-{n_records}"
+    meta_file = corpus_dir / "meta.json"
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        parts = meta.get("parts", [])
+        if meta.get("records") == n_records and all(
+            Path(p["path"]).exists() and Path(p["path"]).stat().st_size == p["bytes"] for p in parts
+        ):
+            return meta
+    print(f"building text corpus of {n_records:,} records in {corpus_dir} ...", flush=True)
+    t0 = time.perf_counter()
+    shutil.rmtree(corpus_dir, ignore_errors=True)
+    corpus_dir.mkdir(parents=True)
+    sentences = cb.make_sentences(N_SENTENCES, SEED)
+    n_files = max(1, min(TEXT_FILES, n_records))
+    sizes = [n_records // n_files + (1 if k < n_records % n_files else 0) for k in range(n_files)]
+    starts = [sum(sizes[:k]) for k in range(n_files)]
+    jobs = [(str(corpus_dir / f"part-{k:02d}.jsonl"), starts[k], sizes[k], SEED + k, sentences) for k in range(n_files)]
+    with mp.Pool(max(1, min(workers, n_files))) as pool:
+        parts = pool.starmap(_write_part, jobs)
+    planted: Counter[str] = Counter()
+    for p in parts:
+        planted.update(p["planted"])
+    meta = {
+        "version": TEXT_CORPUS_VERSION,
+        "records": n_records,
+        "parts": parts,
+        "bytes": sum(p["bytes"] for p in parts),
+        "planted": dict(planted),
+        "planted_total": sum(planted.values()),
+        "build_seconds": time.perf_counter() - t0,
+    }
+    meta_file.write_text(json.dumps(meta, indent=1))  # written last: marks the corpus complete
+    print(f"text corpus built in {meta['build_seconds']:.1f} s ({meta['bytes'] / 1e6:.0f} MB)", flush=True)
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+# Text part: measurements
+# --------------------------------------------------------------------------------------------
+
+
+def run_parse_floor(paths: list[str], cb: ModuleType) -> Measurement:
+    """Read every file and ``json.loads`` every non-blank line in this one process."""
+    n = 0
+    loads = json.loads
+    with cb.Stopwatch() as sw:
+        for path in paths:
+            with open(path, "rb") as f:
+                for line in f:
+                    if line.strip():
+                        loads(line)
+                        n += 1
+    return Measurement("read+json.loads", 1, n, sw.wall_s, {"foreign_cpu_share": sw.foreign_cpu_share})
+
+
+def run_lint(
+    label: str, inputs: list[str], workers: int | None, shown_workers: int, cb: ModuleType, **kwargs: Any
+) -> Measurement:
+    """Time one ``lint`` call; ``workers`` None leaves the worker count at lint's default."""
+    lint, options_cls = load_audiodata()
+    call_kwargs = {**kwargs, **lint_kwargs(options_cls, workers)}
+    with cb.Stopwatch() as sw:
+        report = lint(inputs, **call_kwargs)
+    extra = {**_summarize_findings(report.findings), "exit_code": report.exit_code, "foreign_cpu_share": sw.foreign_cpu_share}
+    return Measurement(label, shown_workers, int(report.records), sw.wall_s, extra)
+
+
+def text_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
+    """Build/reuse the text corpus, time the floor and lint (default workers, 1 worker), print the table."""
+    _, options_cls = load_audiodata()
+    n_default = args.workers or default_workers(options_cls)
+    meta = build_text_corpus(args.records, os.cpu_count() or 1, cb)
+    paths = [p["path"] for p in meta["parts"]]
+    cb.warm_page_cache(paths)
+    print(
+        f"\ntext corpus: {meta['records']:,} records in {len(paths)} files, {meta['bytes'] / 1e6:.0f} MB, "
+        f"{meta['planted_total']:,} planted defects {meta['planted']}",
+        flush=True,
+    )
+    runs = [run_parse_floor(paths, cb)]
+    runs.append(run_lint("lint text-only", paths, args.workers, n_default, cb, audio=False))
+    if n_default != 1:
+        runs.append(run_lint("lint text-only", paths, 1, 1, cb, audio=False))
+    floor = runs[0].per_s
+    for m in runs[1:]:
+        if m.records != meta["records"]:
+            print(f"warning: {m.method} ({m.workers} workers) counted {m.records:,} records, corpus has {meta['records']:,}")
+
+    header = f"{'method':<16} {'workers':>7} {'records':>10} {'wall s':>8} {'records/s':>11} {'vs floor':>9} {'findings':>9}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for m in runs:
+        found = f"{m.extra['findings']:,}" if "findings" in m.extra else "-"
+        print(
+            f"{m.method:<16} {m.workers:>7} {m.records:>10,} {m.wall_s:>8.2f} {m.per_s:>11,.0f} "
+            f"{_fmt_ratio(_ratio(m.per_s, floor)):>9} {found:>9}"
+        )
+    _warn_foreign(runs)
+    print()
+    best = runs[1]
+    flagged = best.extra["records_with_errors"]
+    print(f"findings by code: {best.extra['by_code']}")
+    print(f"records with errors: {flagged:,} (planted defects: {meta['planted_total']:,})")
+    rows = []
+    for m in runs:
+        projected = TARGET_RECORDS / m.per_s
+        rows.append(
+            {
+                "method": m.method,
+                "workers": m.workers,
+                "records": m.records,
+                "wall_s": m.wall_s,
+                "records_per_s": m.per_s,
+                "ratio_vs_floor": _ratio(m.per_s, floor),
+                "seconds_for_1m": projected,
+                **m.extra,
+            }
+        )
+    for r in rows[1:]:
+        how = "measured" if args.records == TARGET_RECORDS else f"extrapolated from {args.records:,}"
+        verdict = "yes" if r["seconds_for_1m"] < TARGET_SECONDS else "NO"
+        print(
+            f"lint text-only, {r['workers']} worker(s): lint/floor = {_fmt_ratio(r['ratio_vs_floor'])}; "
+            f"1M records in {r['seconds_for_1m']:.1f} s ({how}) -> under {TARGET_SECONDS:.0f} s: {verdict}"
+        )
+    return {
+        "corpus": {k: v for k, v in meta.items() if k != "parts"} | {"files": paths},
+        "results": rows,
+        "target": {"records": TARGET_RECORDS, "seconds": TARGET_SECONDS},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Audio part
+# --------------------------------------------------------------------------------------------
+
+
+def _decode_one(path: str) -> float:
+    """Decode one clip fully; return its duration in seconds."""
+    import soundfile as sf
+
+    cb = load_convert_bench()
+    if Path(path).suffix.lower() in cb.SOUNDFILE_EXTS:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    else:  # m4a/aac: libsndfile cannot open it, lint goes through ffmpeg too
+        data, sr = cb._ffmpeg_decode(path)
+    return data.shape[0] / sr
+
+
+def run_decode_floor(paths: list[str], workers: int, cb: ModuleType) -> Measurement:
+    """Decode every clip once in a Pool of ``workers`` (pool start-up included, as for lint)."""
+    chunksize = max(1, min(8, len(paths) // (workers * 8)))
+    with cb.Stopwatch() as sw:
+        with mp.Pool(workers) as pool:
+            seconds = list(pool.imap_unordered(_decode_one, paths, chunksize=chunksize))
+        pool.join()  # reap the workers so their CPU time is accounted as ours
+    extra = {"decoded_seconds": sum(seconds), "foreign_cpu_share": sw.foreign_cpu_share}
+    return Measurement("decode floor", workers, len(seconds), sw.wall_s, extra)
+
+
+def audio_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
+    """Reuse convert_bench's clip corpus, time the decode floor and ``lint(audio=True)``, print the table."""
+    _, options_cls = load_audiodata()
+    n_workers = args.workers or default_workers(options_cls)
+    corpus_dir = (CACHE_DIR / f"corpus-{args.clips}").resolve()  # the same cache convert_bench uses
+    corpus = cb.build_corpus(corpus_dir, args.clips, os.cpu_count() or 1)
+    jsonl = corpus_dir / "corpus.jsonl"
+    paths = cb.read_manifest(jsonl)
+    cb.warm_page_cache(paths)
+    print(f"\naudio corpus: {len(paths)} clips, {corpus['audio_seconds'] / 3600:.2f} h in {corpus_dir}", flush=True)
+
+    runs = [run_decode_floor(paths, n_workers, cb)]
+    runs.append(run_lint("lint with-audio", [str(jsonl)], args.workers, n_workers, cb, audio=True, media_root=str(corpus_dir)))
+    audio_s = corpus["audio_seconds"]
+    if runs[1].records != len(paths):
+        print(f"warning: lint counted {runs[1].records} records, corpus has {len(paths)}")
+
+    header = f"{'method':<16} {'workers':>7} {'clips':>6} {'audio h':>8} {'wall s':>8} {'clips/s':>8} "
+    header += f"{'x realtime':>11} {'vs floor':>9} {'findings':>9}"
+    print()
+    print(header)
+    print("-" * len(header))
+    floor = runs[0].per_s
+    rows = []
+    for m in runs:
+        ratio = _ratio(m.per_s, floor)
+        found = f"{m.extra['findings']:,}" if "findings" in m.extra else "-"
+        print(
+            f"{m.method:<16} {m.workers:>7} {m.records:>6} {audio_s / 3600:>8.3f} {m.wall_s:>8.2f} {m.per_s:>8.1f} "
+            f"{audio_s / m.wall_s:>10.1f}x {_fmt_ratio(ratio):>9} {found:>9}"
+        )
+        rows.append(
+            {
+                "method": m.method,
+                "workers": m.workers,
+                "clips": m.records,
+                "wall_s": m.wall_s,
+                "clips_per_s": m.per_s,
+                "x_realtime": audio_s / m.wall_s,
+                "ratio_vs_floor": ratio,
+                **m.extra,
+            }
+        )
+    _warn_foreign(runs)
+    print()
+    if runs[1].extra["findings"]:
+        print(f"findings by code: {runs[1].extra['by_code']}")
+    print(f"lint with-audio/decode floor = {_fmt_ratio(rows[1]['ratio_vs_floor'])}")
+    return {"corpus": {**corpus, "dir": str(corpus_dir), "clips": len(paths)}, "results": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--records", type=int, default=TARGET_RECORDS, help="text-only corpus size (default 1,000,000)")
+    p.add_argument("--clips", type=int, default=2000, help="with-audio corpus size (default 2000)")
+    p.add_argument("--workers", type=int, help="lint workers (default: lint's own default, all cores)")
+    p.add_argument("--skip-text", action="store_true", help="skip the text-only part")
+    p.add_argument("--skip-audio", action="store_true", help="skip the with-audio part")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
+    args = p.parse_args(argv)
+    if args.records < 1 or args.clips < 1 or (args.workers is not None and args.workers < 1):
+        p.error("--records, --clips and --workers must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected parts and print their tables."""
+    args = parse_args(argv)
+    cb = load_convert_bench()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    if not args.skip_text:
+        figures["text"] = text_part(args, cb)
+    if not args.skip_audio:
+        figures["audio"] = audio_part(args, cb)
+    import soundfile as sf
+
+    figures["host"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "soundfile": sf.__version__,
+        "libsndfile": sf.__libsndfile_version__,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The HTML lint report: one self-contained, well-formed page that escapes everything from the data."""
+
+from __future__ import annotations
+
+import random
+import re
+from html import escape
+from html.parser import HTMLParser
+from typing import Any
+
+from audiodata.report.html import MAX_RECORDS, render_html
+from audiodata.rules.registry import REGISTRY
+
+VOID = {"meta", "input", "br", "img", "hr", "link", "source", "wbr"}
+BAR = re.compile(r'<g><title>([^<]*)</title><rect class="([^"]*)"')
+
+
+class Page(HTMLParser):
+    """Collects tags and attributes and checks that every non-void element is closed in order."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.problems: list[str] = []
+        self.starts: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.starts.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.starts.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+
+    def tags(self, name: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.starts if t == name]
+
+    def count(self, name: str) -> int:
+        return len(self.tags(name))
+
+
+def finding(code: str, index: int | None, *, source: str | None = "data/a.jsonl", message: str = "bad", **kw: Any) -> dict:
+    sev = REGISTRY[code].severity.value if code in REGISTRY else kw.pop("severity", "warning")
+    line = None if index is None else index + 1
+    loc = {"source": source, "index": index, "line": kw.get("line", line)}
+    return {"code": code, "severity": sev, **loc, "field": kw.get("field", ""), "message": message}
+
+
+def report(findings: list[dict], records: int = 10) -> dict:
+    by_code: dict[str, int] = {}
+    for f in findings:
+        by_code[f["code"]] = by_code.get(f["code"], 0) + 1
+    errors = sum(f["severity"] == "error" for f in findings)
+    flagged = {(f["source"], f["index"]) for f in findings if f["severity"] == "error"}
+    warnings = sum(f["severity"] == "warning" for f in findings)
+    summary = {"records": records, "records_with_errors": len(flagged), "errors": errors, "warnings": warnings, "infos": 0}
+    summary |= {"by_code": by_code, "inputs": ["data/a.jsonl", "data/b.jsonl"]}
+    return {"version": 1, "summary": summary, "findings": findings}
+
+
+def extras(durations: list[float] | None = None, **kw: Any) -> dict:
+    out = {
+        "durations": [1.0, 2.5, 4.0, 7.5, 12.0] if durations is None else durations,
+        "sample_rates": {"16000": 4, "8000": 1},
+        "previews": {},
+        "model_window": 30.0,
+        "audio_checked": True,
+    }
+    out.update(kw)
+    return out
+
+
+def bars(page: str, chart: int) -> list[tuple[str, str]]:
+    """(hover text, class) of every bar of the n-th chart on the page."""
+    return BAR.findall(page.split("<svg")[chart + 1].split("</svg>")[0])
+
+
+def bar_count(tip: str) -> int:
+    return int(re.search(r": ([\d,]+) clips?", tip).group(1).replace(",", ""))
+
+
+def records(page: str) -> list[str]:
+    """The markup of each flagged-record entry."""
+    return page.split('<li class="rec ')[1:]
+
+
+def test_page_is_well_formed_and_self_contained():
+    fs = [finding("M001", 0, field="conversations[2].value"), finding("A009", 0), finding("S004", 3)]
+    ex = extras(previews={"data/a.jsonl#0": {"mime": "audio/mpeg", "data": "SUQzBAAA", "field": "audios[0]", "seconds": 9.5}})
+    page = render_html(report(fs), ex)
+    parsed = Page(page)
+    assert parsed.problems == [] and parsed.stack == []
+    for tag in ("html", "head", "body", "header", "main", "footer", "table", "style"):
+        assert parsed.count(tag) == 1, tag
+    assert parsed.count("section") == 4  # durations, rates, rules, records
+    assert page.count("<style") == 1 and page.startswith("<!DOCTYPE html>")
+    assert parsed.count("link") == 0 and all("src" not in a for a in parsed.tags("script"))
+    for _, attrs in parsed.starts:
+        for name in ("src", "href"):
+            value = attrs.get(name) or ""
+            assert not value.lower().startswith(("http:", "https:", "//")), value
+    assert "http://" not in page and "https://" not in page
+    assert "<title>audiodata lint report</title>" in page
+
+
+def test_header_shows_inputs_numbers_and_verdict():
+    fs = [finding("M001", 0), finding("M001", 1), finding("A009", 2), finding("S004", 1)]
+    page = render_html(report(fs, records=42), extras(), title="corpus v2")
+    assert "<h1>corpus v2</h1>" in page and "data/b.jsonl" in page
+    assert "3 errors would fail or degrade training" in page and "2 records affected" in page
+    assert "<b>42</b><span>records</span>" in page and "<b>1</b><span>warnings</span>" in page
+    assert "Ready to train" not in page
+
+
+def test_duration_histogram_marks_short_and_over_window_clips():
+    durations = [0.05, 0.5, 3.0, 3.2, 8.0, 15.0, 29.0, 31.0, 40.0]
+    page = render_html(report([]), extras(durations))
+    assert page.count("<svg") == 2
+    dur = bars(page, 0)
+    assert 3 <= len(dur) <= 30
+    assert sum(bar_count(t) for t, _ in dur) == len(durations)
+    first_tip, first_cls = dur[0]
+    assert first_tip.startswith("0–0.1 s: 1 clip") and first_cls == "bar bad"
+    over = [(t, c) for t, c in dur if c == "bar warn"]
+    assert over and over[0][0].startswith("30–")  # the window is a bin edge: no bar straddles it
+    assert sum(bar_count(t) for t, _ in over) == 2
+    assert all(c == "bar" for t, c in dur[1:] if float(t.split("–")[0]) < 30)
+    assert 'class="marker"' in page and "model window 30 s" in page
+    for label in ("min", "median", "max", "total"):
+        assert f"<span>{label} <b>" in page
+    assert "<span>median <b>8.00 s</b></span>" in page
+
+
+def test_long_tail_goes_into_one_overflow_bar():
+    rng = random.Random(1)
+    durations = [rng.uniform(1, 12) for _ in range(5000)] + [3600.0]
+    page = render_html(report([]), extras(durations))
+    dur = bars(page, 0)
+    assert len(dur) <= 30 and sum(bar_count(t) for t, _ in dur) == len(durations)
+    last_tip, last_cls = dur[-1]
+    assert last_tip.startswith("over ") and "3600 s" in last_tip and bar_count(last_tip) == 1 and last_cls == "bar warn"
+    assert bar_count(dur[1][0]) > 0  # the bulk is spread over bars, not squashed into the first one
+
+
+def test_no_window_marker_when_every_clip_fits_far_below_it():
+    page = render_html(report([]), extras([1.0, 2.0, 3.0], model_window=600.0))
+    assert 'class="marker"' not in page and "Every clip fits the 600 s model window" in page
+    page = render_html(report([]), extras([1.0, 2.0, 3.0], model_window=None))
+    assert 'class="marker"' not in page and all(c != "bar warn" for _, c in bars(page, 0))
+
+
+def test_sample_rate_histogram_is_ascending_and_flags_low_rates():
+    ex = extras(sample_rates={"44100": 3, "8000": 2, "16000": 10, "22050": 1, "11025": 0})
+    page = render_html(report([]), ex)
+    rates = bars(page, 1)
+    assert [t.split(" Hz")[0] for t, _ in rates] == ["8,000", "16,000", "22,050", "44,100"]
+    assert [c for _, c in rates] == ["bar warn", "bar", "bar", "bar"]
+    assert [bar_count(t) for t, _ in rates] == [2, 10, 1, 3]
+
+
+def evil_page(source: str, message: str, field: str, code: str, severity: str, title: str) -> str:
+    fs = [finding("M001", 0, source=source, message=message, field=field), finding(code, 1, severity=severity, message=message)]
+    rep = report(fs)
+    rep["summary"]["inputs"] = [source]
+    return render_html(rep, extras(previews={f"{source}#0": {"data": "SUQz", "field": field}}), title=title)
+
+
+def test_untrusted_text_is_escaped_everywhere():
+    page = evil_page(
+        'x"><b>.jsonl', "<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "<i>Z9", "<u>bad", "<svg onload=alert(3)>"
+    )
+    plain = evil_page("x.jsonl", "hello", "audios[0]", "Z9", "bad", "title")
+    parsed = Page(page)
+    assert [t for t, _ in parsed.starts] == [t for t, _ in Page(plain).starts]  # the data added no element
+    assert parsed.problems == []
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert parsed.count("script") == 1 and parsed.count("img") == 0 and parsed.count("u") == 0
+    assert not [n for _, attrs in parsed.starts for n in attrs if n.startswith("on")]
+    assert "<i>Z9" not in page and "&lt;i&gt;Z9" in page and "x&quot;&gt;&lt;b&gt;.jsonl" in page
+    assert "unknown rule" in page
+    assert "&amp;amp; stays text" in render_html(report([finding("M001", 0, message="&amp; stays text")]), extras())
+    assert "<svg onload" not in page and "<title>&lt;svg onload=alert(3)&gt;</title>" in page
+
+
+def test_preview_adds_an_inline_audio_player_only_where_given():
+    fs = [finding("A007", 0), finding("A007", 1)]
+    preview = {"mime": "audio/mpeg", "data": "SUQz\nBAAA==", "field": "audios[1]", "seconds": 9.5}
+    page = render_html(report(fs), extras(previews={"data/a.jsonl#0": preview}))
+    audios = Page(page).tags("audio")
+    assert len(audios) == 1
+    assert audios[0]["src"] == "data:audio/mpeg;base64,SUQzBAAA=="
+    assert "controls" in audios[0] and audios[0]["preload"] == "none"
+    first, second = records(page)
+    assert "<audio" in first and "audios[1] · 9.5 s" in first
+    assert "<audio" not in second
+
+
+def test_malformed_previews_are_dropped_not_rendered():
+    fs = [finding("A007", 0), finding("A007", 1), finding("A007", 2)]
+    previews = {
+        "data/a.jsonl#0": {"mime": 'audio/mpeg"><script>', "data": "SUQz"},
+        "data/a.jsonl#1": {"mime": "audio/wav", "data": "not base64 <b>!"},
+        "data/a.jsonl#2": "just a string",
+    }
+    page = render_html(report(fs), extras(previews=previews))
+    assert "<audio" not in page and len(records(page)) == 3
+
+
+def test_empty_report_is_ready_to_train():
+    page = render_html(
+        {"version": 1, "summary": {}, "findings": []},
+        {"durations": [], "sample_rates": {}, "previews": {}, "model_window": None, "audio_checked": True},
+    )
+    assert Page(page).problems == []
+    assert "Ready to train" in page and "<svg" not in page
+    assert "No clips were decoded" in page and "No rule fired" in page and "No record has a finding" in page
+    assert "Ready to train" in render_html({}, {})  # missing keys are zeros, not crashes
+
+
+def test_warnings_alone_still_ready_to_train():
+    page = render_html(report([finding("A009", 0), finding("A009", 1)]), extras())
+    assert "Ready to train · 2 warnings worth a look" in page
+
+
+def test_audio_not_checked_says_so_instead_of_empty_charts():
+    page = render_html(report([finding("M001", 0)]), extras([], sample_rates={}, audio_checked=False))
+    assert "Audio was not checked" in page and "<svg" not in page and 'href="#durations"' not in page
+
+
+def test_flagged_records_grouped_in_input_order():
+    fs = [
+        finding("M001", 2, message="first of two"),
+        finding("A009", 0, source="data/b.jsonl", line=None, message="no line"),
+        finding("S004", 2, field="conversations[1].value", message="second of two"),
+        finding("F004", None, source="data/c.jsonl", message="cannot read"),
+    ]
+    page = render_html(report(fs), extras())
+    entries = records(page)
+    assert len(entries) == 3 == len({(f["source"], f["index"]) for f in fs})
+    assert entries[0].startswith('error"><div class="loc">data/a.jsonl:3 ')
+    assert "first of two" in entries[0] and "second of two" in entries[0] and "conversations[1].value" in entries[0]
+    assert entries[1].startswith('warning"><div class="loc">data/b.jsonl <span class="idx">record 0</span>')
+    assert "whole file" in entries[2] and "cannot read" in entries[2]
+    assert '<div class="filter" hidden>' in page  # shown by the inline JS only; the list reads fine without it
+
+
+def test_flagged_records_capped_with_a_more_line():
+    n = MAX_RECORDS + 37
+    fs = [finding("M001", i) for i in range(n)] + [finding("A009", i) for i in range(0, n, 2)]
+    page = render_html(report(fs, records=n), extras())
+    entries = records(page)
+    assert len(entries) == MAX_RECORDS
+    assert entries[-1].startswith(f'error"><div class="loc">data/a.jsonl:{MAX_RECORDS} ')
+    assert "… and 37 more flagged records in the JSON report." in page
+
+
+def test_rule_table_counts_equal_by_code():
+    fs = [finding("M001", i) for i in range(5)] + [finding("A009", i) for i in range(3)] + [finding("S004", 7)]
+    fs.append(finding("Q123", 8, severity="info", message="from a newer audiodata"))
+    rep = report(fs)
+    page = render_html(rep, extras())
+    rows = re.findall(r'<tr data-code="([^"]*)">.*?<td class="n">([\d,]+)</td>', page)
+    assert {code: int(n.replace(",", "")) for code, n in rows} == rep["summary"]["by_code"]
+    assert [code for code, _ in rows] == ["M001", "S004", "A009", "Q123"]  # errors first, then by count
+    for code in ("M001", "S004", "A009"):
+        assert REGISTRY[code].name in page
+        assert escape(REGISTRY[code].summary) in page
+    assert 'span class="sev warning">warning</span>' in page and "unknown rule" in page
+
+
+def test_big_inputs_stay_small_and_bounded():
+    rng = random.Random(2)
+    durations = [rng.lognormvariate(1.8, 0.7) for _ in range(200_000)]
+    fs = [finding("M001", i, message="x" * 50) for i in range(3000)]
+    page = render_html(report(fs, records=200_000), extras(durations))
+    assert len(bars(page, 0)) <= 30
+    assert len(page) < 400_000
