@@ -7,7 +7,7 @@ same run, so each part times a baseline first and reports lint as a ratio agains
 
 * text-only  -- a cached JSONL corpus (``--records``, default 1,000,000) split over 4 files and
                 mixing the dialects users bring: LLaMA-Factory sharegpt SFT and DPO, ms-swift
-                ``messages``, alpaca and MiniCPM, 2-60+ word texts, some multi-turn, about 1% of
+                ``messages``, alpaca and MiniCPM, texts of 1 to ~60 words, some multi-turn, about 1% of
                 records with a planted defect (marker count mismatch, unknown role, empty content).
     baseline    read the same files and ``json.loads`` every line, one process: the floor any
                 linter that parses every record pays.

@@ -19,6 +19,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from audiodata import __version__
+from audiodata.budget import DEFAULT_CUTOFF
+from audiodata.families import FAMILIES as MODEL_FAMILIES
 from audiodata.pipeline.convert import ConvertResult
 from audiodata.pipeline.convert import Progress as RunProgress
 from audiodata.pipeline.convert import convert as run_convert
@@ -51,18 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
-    c.add_argument("--format", choices=[*DIALECTS, "openai"], help="force a dialect instead of detecting it per record")
-    c.add_argument("--media-root", help="folder relative audio paths resolve against (default: each input file's folder)")
-    c.add_argument(
-        "--dataset",
-        action="append",
-        dest="datasets",
-        default=[],
-        metavar="NAME",
-        help="with a dataset_info.json: convert only this entry (repeatable)",
-    )
-    c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
-    c.add_argument("--system", help="system prompt for records that carry none")
+    add_reading_options(c)
     c.add_argument("--sample-rate", type=int, default=16000, help="target sample rate (default 16000)")
     c.add_argument("--codec", choices=["flac", "wav"], default="flac", help="lossless audio encoding (default flac)")
     c.add_argument("--split", default="train", help="split name for the records (default train)")
@@ -70,15 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--val-split", default="validation", help="name of the held-out split (default validation)")
     c.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
     c.add_argument("--max-shard-size", default="500MB", help="cap on a shard's actual bytes (default 500MB)")
-    c.add_argument("--max-audio-bytes", default="256MiB", help="bound on one audio's encoded size (default 256MiB)")
-    c.add_argument("--max-duration", type=float, default=1200.0, help="bound on one clip's seconds (default 1200)")
-    c.add_argument("--max-record-bytes", default="512MiB", help="bound on one JSON record's size (default 512MiB)")
-    c.add_argument("--strict-paths", action="store_true", help="refuse absolute audio paths outside the media root")
-    c.add_argument("--select", default="", help="only these rule codes/prefixes reject records (comma separated)")
-    c.add_argument("--ignore", default="", help="rule codes/prefixes that never reject (comma separated)")
-    c.add_argument("--num-workers", type=int, default=0, help="worker processes (default: all cores)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     lt = sub.add_parser(
@@ -87,22 +70,73 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 no errors, 1 errors found, 2 usage error",
     )
     lt.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
-    lt.add_argument("--format", choices=[*DIALECTS, "openai"], help="force a dialect instead of detecting it per record")
-    lt.add_argument("--media-root", help="folder relative audio paths resolve against (default: each input file's folder)")
-    lt.add_argument("--dataset", action="append", dest="datasets", default=[], metavar="NAME")
-    lt.add_argument("--select", default="", help="rule codes/prefixes to check (comma separated)")
-    lt.add_argument("--ignore", default="", help="rule codes/prefixes to skip (comma separated)")
+    add_reading_options(lt)
     lt.add_argument("--no-audio", action="store_true", help="text rules only: do not open the audio")
-    lt.add_argument("--report-json", metavar="FILE", help="write the findings as JSON (schemas/lint_report.schema.json)")
-    lt.add_argument("--num-workers", type=int, default=0, help="worker processes for audio checks (default: all cores)")
+    lt.add_argument(
+        "--report-json", metavar="FILE", help="write the report as JSON, '-' for stdout (schemas/lint_report.schema.json)"
+    )
+    lt.add_argument("--report-html", metavar="FILE", help="write a self-contained HTML report with plots and audio players")
+    lt.add_argument("--fix", metavar="OUT.jsonl", help="write a repaired copy (safe repairs only); the input is never edited")
+    lt.add_argument("--max-examples", type=int, default=3, help="examples shown per rule in the terminal (default 3)")
 
     i = sub.add_parser("info", help="summarise a converted dataset")
     i.add_argument("output", metavar="OUT")
     i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 
     r = sub.add_parser("rules", help="list the rule codes")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--json", action="store_true", help="print the rules as JSON")
+    r.add_argument("--markdown", action="store_true", help="print the rules documentation (docs/rules.md)")
     return p
+
+
+def add_reading_options(c: argparse.ArgumentParser) -> None:
+    """Options convert and lint share: they must read and judge records the same way."""
+    c.add_argument("--format", choices=[*DIALECTS, "openai"], help="force a dialect instead of detecting it per record")
+    c.add_argument("--media-root", help="folder relative audio paths resolve against (default: each input file's folder)")
+    c.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        default=[],
+        metavar="NAME",
+        help="with a dataset_info.json: take only this entry (repeatable)",
+    )
+    c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
+    c.add_argument("--system", help="system prompt for records that carry none")
+    c.add_argument("--max-audio-bytes", default="256MiB", help="bound on one audio's encoded size (default 256MiB)")
+    c.add_argument("--max-duration", type=float, default=1200.0, help="bound on one clip's seconds (default 1200)")
+    c.add_argument("--max-record-bytes", default="512MiB", help="bound on one JSON record's size (default 512MiB)")
+    c.add_argument("--strict-paths", action="store_true", help="refuse absolute audio paths outside the media root")
+    c.add_argument("--select", default="", help="only these rule codes/prefixes (comma separated, e.g. M,A00)")
+    c.add_argument("--ignore", default="", help="skip these rule codes/prefixes (comma separated)")
+    c.add_argument(
+        "--model-family", choices=sorted(MODEL_FAMILIES), help="check token budget and audio window for this model family"
+    )
+    c.add_argument("--cutoff-len", type=int, default=DEFAULT_CUTOFF, help=f"the trainer's cutoff_len (default {DEFAULT_CUTOFF})")
+    c.add_argument("--tokenizer", help="tokenizer (local path or Hub id) for exact text token counts in budget rules")
+    c.add_argument("--num-workers", type=int, default=0, help="worker processes (default: all cores)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
+    return ConvertOptions(
+        format=args.format,
+        media_root=args.media_root,
+        datasets=args.datasets,
+        prompt=args.prompt,
+        system=args.system,
+        max_audio_bytes=parse_size(args.max_audio_bytes),
+        max_duration=args.max_duration,
+        max_record_bytes=parse_size(args.max_record_bytes),
+        allow_absolute_paths=not args.strict_paths,
+        select=_codes(args.select),
+        ignore=_codes(args.ignore),
+        model_family=args.model_family,
+        cutoff_len=args.cutoff_len,
+        tokenizer=args.tokenizer,
+        num_workers=args.num_workers,
+        **extra,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,11 +163,8 @@ def _codes(text: str) -> list[str]:
 
 
 def cmd_convert(args: argparse.Namespace, console: Console) -> int:
-    opts = ConvertOptions(
-        format=args.format,
-        media_root=args.media_root,
-        prompt=args.prompt,
-        system=args.system,
+    opts = reading_options(
+        args,
         sample_rate=args.sample_rate,
         codec=args.codec,
         split=args.split,
@@ -141,14 +172,6 @@ def cmd_convert(args: argparse.Namespace, console: Console) -> int:
         val_split=args.val_split,
         seed=args.seed,
         max_shard_size=parse_size(args.max_shard_size),
-        max_audio_bytes=parse_size(args.max_audio_bytes),
-        max_duration=args.max_duration,
-        max_record_bytes=parse_size(args.max_record_bytes),
-        allow_absolute_paths=not args.strict_paths,
-        datasets=args.datasets,
-        select=_codes(args.select),
-        ignore=_codes(args.ignore),
-        num_workers=args.num_workers,
         overwrite=args.overwrite,
     )
     show = not args.no_progress and not args.json
@@ -236,33 +259,85 @@ def _print_summary(r: ConvertResult, console: Console) -> None:
 
 
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
-    opts = ConvertOptions(
-        format=args.format,
-        media_root=args.media_root,
-        datasets=args.datasets,
-        select=_codes(args.select),
-        ignore=_codes(args.ignore),
-        num_workers=args.num_workers,
-    )
-    with console.status("linting"):
-        report = run_lint(args.inputs, opts, audio=not args.no_audio)
+    opts = reading_options(args)
+    to_stdout = args.report_json == "-"
+    with Progress(
+        TextColumn("[bold]linting"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[records]} rec"),
+        TextColumn("{task.fields[rate]} rec/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=args.no_progress,
+    ) as bar:
+        task = bar.add_task("lint", total=None, records=0, rate="-")
+
+        def on_progress(done: int, total: int, records: int) -> None:
+            elapsed = bar.tasks[task].elapsed or 0
+            rate = f"{records / elapsed:.0f}" if elapsed > 0 else "-"
+            bar.update(task, total=total or None, completed=done, records=records, rate=rate)
+
+        report = run_lint(
+            args.inputs, opts, audio=not args.no_audio, fix=args.fix, html=bool(args.report_html), on_progress=on_progress
+        )
+        bar.update(task, completed=bar.tasks[task].total or 0)
     data = report.to_dict()
     if args.report_json:
-        Path(args.report_json).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    out = Console()
-    s = data["summary"]
-    t = Table(title=f"audiodata lint: {s['records']} records, {s['errors']} errors, {s['warnings']} warnings")
-    for col in ("code", "name", "severity", "count", "first examples"):
-        t.add_column(col)
-    for code, n in s["by_code"].items():
-        rule = REGISTRY[code]
-        examples = [f for f in data["findings"] if f["code"] == code][:3]
-        where = "\n".join(
-            f"{e['source']}:{e['line'] if e['line'] is not None else e['index']} {e['field']}".rstrip() for e in examples
-        )
-        t.add_row(code, rule.name, rule.severity.value, str(n), where)
-    out.print(t)
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if to_stdout:
+            sys.stdout.write(text)
+        else:
+            Path(args.report_json).write_text(text, encoding="utf-8")
+    if args.report_html:
+        from audiodata.report.html import render_html
+
+        Path(args.report_html).write_text(render_html(data, report.html_extras()), encoding="utf-8")
+    _print_lint(data, Console(stderr=to_stdout), args)
     return report.exit_code
+
+
+def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) -> None:
+    s = data["summary"]
+    title = f"audiodata lint: {s['records']} records, {s['errors']} errors, {s['warnings']} warnings"
+    t = Table(title=title)
+    for col in ("code", "name", "severity", "count", "first examples"):
+        t.add_column(col, overflow="fold")
+    colour = {"error": "red", "warning": "yellow", "info": "blue"}
+    firsts: dict[str, list[dict[str, Any]]] = {}
+    for f in data["findings"]:
+        seen = firsts.setdefault(f["code"], [])
+        if len(seen) < args.max_examples:
+            seen.append(f)
+    order = sorted(s["by_code"], key=lambda c: (["error", "warning", "info"].index(REGISTRY[c].severity.value), c))
+    for code in order:
+        rule = REGISTRY[code]
+        where = "\n".join(
+            f"{e['source']}:{e['line'] if e['line'] is not None else e['index']}"
+            + (f" [{e['field']}]" if e["field"] else "")
+            + f" {e['message'][:90]}"
+            for e in firsts[code]
+        )
+        sev = rule.severity.value
+        t.add_row(code, rule.name, f"[{colour[sev]}]{sev}[/]", str(s["by_code"][code]), where)
+    if s["by_code"]:
+        out.print(t)
+    verdict = (
+        f"[bold red]{s['errors']} errors in {s['records_with_errors']} records would fail or degrade training[/]"
+        if s["errors"]
+        else "[bold green]no errors: ready to train[/]"
+    )
+    extra = "" if s["audio_checked"] else " (audio not checked: --no-audio)"
+    out.print(f"{s['records']} records, {s['clips']} clips, {s['audio_hours']:.3f} h audio{extra}: {verdict}")
+    if "fix" in data:
+        fx = data["fix"]
+        out.print(f"--fix: {fx['records_changed']} records repaired -> {fx['output']} ({fx['not_copied']} unparsable not copied)")
+        for item in data["fixes"][:20]:
+            where = f"{item['source']}:{item['line'] if item['line'] is not None else item['index']}"
+            out.print(f"  {where}: " + "; ".join(item["changes"]))
+        if len(data["fixes"]) > 20:
+            out.print(f"  ... {len(data['fixes']) - 20} more in the JSON report (--report-json)")
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
@@ -299,8 +374,21 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from audiodata.rules.docs import rules_markdown
+
+        print(rules_markdown())
+        return EXIT_OK
     rows = [
-        {"code": r.code, "name": r.name, "severity": r.severity.value, "family": FAMILIES[r.code[0]], "summary": r.summary}
+        {
+            "code": r.code,
+            "name": r.name,
+            "severity": r.severity.value,
+            "family": FAMILIES[r.code[0]],
+            "stage": r.stage,
+            "fixable": r.fixable,
+            "summary": r.summary,
+        }
         for r in sorted(REGISTRY.values(), key=lambda r: r.code)
     ]
     if args.json:

@@ -39,7 +39,9 @@ class AudioContext:
         return self.family.window_seconds if self.family else DEFAULT_WINDOW
 
 
-@audio_rule("A008", "audio-over-window", W, "Longer than the model's audio window (30 s for Qwen2-Audio): silently truncated; split it.")
+@audio_rule(
+    "A008", "audio-over-window", W, "Longer than the model's audio window (30 s for Qwen2-Audio): silently truncated; split it."
+)
 def over_window(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
     window = ctx.window
     for c in ctx.clips:
@@ -69,7 +71,9 @@ def clipping(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
             yield Finding("A013", f"{c.clipped_fraction:.2%} of samples at full scale", c.field)
 
 
-@audio_rule("A014", "duration-mismatch", W, "The stated duration differs from the decoded audio: a truncated file or a stale manifest.")
+@audio_rule(
+    "A014", "duration-mismatch", W, "The stated duration differs from the decoded audio: a truncated file or a stale manifest."
+)
 def duration_mismatch(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
     abs_tol, rel_tol = DURATION_TOLERANCE
     for c in ctx.clips:
@@ -105,7 +109,9 @@ def audio_truncated(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
         yield Finding("B001", msg, b.cut_audio[0])
 
 
-@audio_rule("B002", "text-truncated", W, "cutoff_len would silently cut text (usually the response); raise --cutoff-len or shorten.")
+@audio_rule(
+    "B002", "text-truncated", W, "cutoff_len would silently cut text (usually the response); raise --cutoff-len or shorten."
+)
 def text_truncated(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
     b = _budget(rec, ctx)
     if b is not None and not b.cut_audio and b.cut_text > 0:

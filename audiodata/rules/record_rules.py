@@ -166,7 +166,11 @@ def standard_role(m: Message) -> str | None:
 
 
 @record_rule(
-    "S008", "role-alias", W, "A role alias (bot, Human, model) that LLaMA-Factory's default tags skip; use the standard tag.", fixable=True
+    "S008",
+    "role-alias",
+    W,
+    "A role alias (bot, Human, model) that LLaMA-Factory's default tags skip; use the standard tag.",
+    fixable=True,
 )
 def role_alias(rec: Record) -> Iterator[Finding]:
     for turns in (rec.messages, rec.chosen or [], rec.rejected or []):

@@ -109,7 +109,8 @@ class SchemaCheck:
         self.rename = {custom: default for default, custom in renamed.items()}
         self.back = renamed
         tags = {**DEFAULT_TAGS, **(spec.tags or {})}
-        self.skip = spec.tags is not None and (tags["role_tag"], tags["content_tag"]) not in (("from", "value"), ("role", "content"))
+        known = (("from", "value"), ("role", "content"))
+        self.skip = spec.tags is not None and (tags["role_tag"], tags["content_tag"]) not in known
         self.valid: dict[tuple[str, Any], bool] = {}
 
     def __call__(self, obj: Any, dialect: str, source: SourceLoc) -> list[Finding]:
