@@ -99,14 +99,18 @@ class Record:
     rejected: list[Message] | None = None
     media_root: str = "."
     dialect: str = ""
+    _texts: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
 
     def texts(self) -> list[tuple[str, str]]:
-        """Every text of the record with its field, for text-level rules."""
-        out = [(m.field or f"messages[{i}]", m.content) for i, m in enumerate(self.messages)]
-        for name, turns in (("chosen", self.chosen), ("rejected", self.rejected)):
-            for i, m in enumerate(turns or []):
-                out.append((m.field or f"{name}[{i}]", m.content))
-        return out
+        """Every text of the record with its field, for text-level rules (computed once: rules
+        treat records as read-only)."""
+        if self._texts is None:
+            out = [(m.field or f"messages[{i}]", m.content) for i, m in enumerate(self.messages)]
+            for name, turns in (("chosen", self.chosen), ("rejected", self.rejected)):
+                for i, m in enumerate(turns or []):
+                    out.append((m.field or f"{name}[{i}]", m.content))
+            self._texts = out
+        return self._texts
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,17 +38,27 @@ MAX_PREVIEWS = 500
 
 @dataclass(slots=True)
 class Analysis:
-    """What a worker sends back for one record: small and picklable."""
+    """What a worker finds about one record. Sent back as a plain tuple (``pack``): the main
+    process already knows where each record came from, and tuples pickle fast."""
 
-    seq: int
-    source: SourceLoc
     findings: list[Finding]
     dup_key: bytes | None = None
-    clips: list[tuple[float, int]] = field(default_factory=list)  # (seconds, source sampling rate)
+    clips: list[tuple[float, int]] | None = None  # (seconds, source sampling rate)
     preview: dict[str, Any] | None = None
     fixed: str | None = None  # the repaired record as one JSON line
-    changes: list[str] = field(default_factory=list)
+    changes: list[str] | None = None
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
+
+    def pack(self) -> tuple[Any, ...]:
+        return (self.findings or None, self.dup_key, self.clips, self.preview, self.fixed, self.changes, self.copy)
+
+    @classmethod
+    def unpack(cls, t: tuple[Any, ...]) -> Analysis:
+        return cls(t[0] or [], *t[1:])
+
+
+#: One record on its way to a worker: (seq, file number, index, line, text or the failed RawItem).
+Job = tuple[int, int, int, int, "str | RawItem"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,17 @@ class Analyser:
         self.task = task
         self.parse = Parser(task.files, task.read)
 
-    def __call__(self, batch: list[tuple[int, int, RawItem]]) -> list[Analysis]:
-        return [self.one(seq, n, item) for seq, n, item in batch]
+    def __call__(self, batch: list[Job]) -> list[tuple[Any, ...]]:
+        out = []
+        for seq, n, index, line, text in batch:
+            item = RawItem(index, line, text=text, nbytes=len(text)) if isinstance(text, str) else text
+            out.append(self.one(seq, n, item).pack())
+        return out
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
         text = item.text
         p = self.parse(seq, n, item)
-        out = Analysis(seq, p.source, list(p.findings))
+        out = Analysis(list(p.findings))
         rec = p.record
         hashes: list[str] | None = None
         if rec is not None and self.task.audio is not None:
@@ -103,16 +117,12 @@ class Analyser:
 
 def duplicate_key(rec: Record, hashes: list[str] | None) -> bytes:
     """Same audio (decoded PCM hashes, or the references when audio is not read) + same conversation."""
-    audio = hashes if hashes is not None else [_ref_identity(rec, r.kind, r.value) for r in rec.audios]
-    convo = [
-        audio,
-        rec.system,
-        rec.tools,
-        [m.to_dict() for m in rec.messages],
-        [m.to_dict() for m in rec.chosen or []],
-        [m.to_dict() for m in rec.rejected or []],
-    ]
-    return hashlib.blake2b(json.dumps(convo, ensure_ascii=False).encode(), digest_size=16).digest()
+    parts = hashes if hashes is not None else [_ref_identity(rec, r.kind, r.value) for r in rec.audios]
+    parts = [*parts, "\x1e", rec.system or "", rec.tools or ""]
+    for tag, turns in (("m", rec.messages), ("c", rec.chosen or ()), ("r", rec.rejected or ())):
+        for m in turns:
+            parts += (tag, m.role, m.content)
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
 
 
 def _ref_identity(rec: Record, kind: str, value: Any) -> str:
@@ -132,7 +142,7 @@ def _init_worker(task: LintTask) -> None:
     _ANALYSER = Analyser(task)
 
 
-def _analyse(batch: list[tuple[int, int, RawItem]]) -> list[Analysis]:
+def _analyse(batch: list[Job]) -> list[tuple[Any, ...]]:
     assert _ANALYSER is not None
     return _ANALYSER(batch)
 
@@ -250,35 +260,44 @@ def lint(
 
     size = opts.batch_size if audio else TEXT_BATCH
 
-    def jobs() -> Iterator[tuple[None, tuple[Any, ...]]]:
-        batch: list[tuple[int, int, RawItem]] = []
-        for raw in read_raw(files, opts.max_record_bytes, on_file_done=file_done):
-            batch.append(raw)
+    def jobs() -> Iterator[tuple[list[Job], tuple[Any, ...]]]:
+        batch: list[Job] = []
+        for seq, n, item in read_raw(files, opts.max_record_bytes, on_file_done=file_done):
+            batch.append((seq, n, item.index, item.line, item.text if item.text is not None else item))
             if len(batch) >= size:
-                yield None, (batch,)
+                yield batch, (batch,)
                 batch = []
         if batch:
-            yield None, (batch,)
+            yield batch, (batch,)
 
     dup_on = "D001" in enabled
-    seen: dict[bytes, SourceLoc] = {}
+    seen: dict[bytes, tuple[int, int, int]] = {}
     out: TextIO | None = _open_fix(fix) if fix else None
+
+    def where(n: int, index: int, line: int) -> SourceLoc:
+        return SourceLoc(files[n].display, index, line)
+
     try:
-        for _, results in ordered_map(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
-            for a in results:
+        for batch, results in ordered_map(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
+            for (_, n, index, line, _), packed in zip(batch, results, strict=True):
+                a = Analysis.unpack(packed)
                 report.records += 1
-                report.findings += a.findings
+                if a.findings:
+                    report.findings += a.findings
                 if dup_on and a.dup_key is not None:
-                    first = seen.setdefault(a.dup_key, a.source)
-                    if first is not a.source:
-                        report.findings.append(Finding("D001", f"exact duplicate of {first}", "", a.source))
-                for seconds, rate in a.clips:
-                    report.durations.append(seconds)
-                    report.sample_rates[rate] += 1
+                    first = seen.setdefault(a.dup_key, (n, index, line))
+                    if first != (n, index, line):
+                        msg = f"exact duplicate of {where(*first)}"
+                        report.findings.append(Finding("D001", msg, "", where(n, index, line)))
+                if a.clips:
+                    for seconds, rate in a.clips:
+                        report.durations.append(seconds)
+                        report.sample_rates[rate] += 1
                 if a.preview is not None and len(report.previews) < MAX_PREVIEWS:
-                    report.previews[f"{a.source.file}#{a.source.index}"] = {**a.preview, "data": _b64(a.preview["data"])}
+                    key = f"{files[n].display}#{index}"
+                    report.previews[key] = {**a.preview, "data": _b64(a.preview["data"])}
                 if out is not None:
-                    _write_fixed(out, report, a)
+                    _write_fixed(out, report, a, where(n, index, line))
             if on_progress:
                 on_progress(done_bytes[0], total, report.records)
     finally:
@@ -296,14 +315,14 @@ def _open_fix(fix: str | os.PathLike[str]) -> TextIO:
     return open(str(fix) + ".tmp", "w", encoding="utf-8")
 
 
-def _write_fixed(out: TextIO, report: LintReport, a: Analysis) -> None:
+def _write_fixed(out: TextIO, report: LintReport, a: Analysis, source: SourceLoc) -> None:
     line = a.fixed if a.fixed is not None else a.copy
     if line is None:
         report.not_copied += 1
         return
     out.write(line + "\n")
     if a.fixed is not None:
-        report.fixes.append({"source": a.source.file, "index": a.source.index, "line": a.source.line, "changes": a.changes})
+        report.fixes.append({"source": source.file, "index": source.index, "line": source.line, "changes": a.changes})
 
 
 def _b64(data: bytes) -> str:

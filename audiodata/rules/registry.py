@@ -140,5 +140,5 @@ register("A005", "undecodable-audio", S.ERROR, "The audio cannot be decoded; che
 register("A006", "empty-audio", S.ERROR, "The audio has no samples; remove it or replace it.")
 register("A007", "audio-too-short", S.ERROR, "Audio under 0.1 s yields no audio tokens in Whisper-style encoders.")
 register("A010", "container-needs-ffmpeg", S.ERROR, "This container needs ffmpeg; install it (apt-get install ffmpeg).")
-register("D001", "duplicate-record", S.WARNING, "Same audio and same conversation as an earlier record; drop one.", None, "dataset")
+register("D001", "duplicate-record", S.WARNING, "Same audio and conversation as an earlier record; drop one.", stage="dataset")
 register("A011", "audio-too-large", S.ERROR, "The audio exceeds --max-audio-bytes or --max-duration; trim or split it.")
