@@ -44,10 +44,16 @@ def open_text(path: Path) -> TextIO:
 
 
 def sniff_layout(path: Path) -> str:
-    """'array' for a JSON array, 'lines' for JSONL (or one object per file)."""
+    """'array' for a JSON array, 'lines' for JSONL (or one object per file). A ``.jsonl`` file
+    whose first record happens to be a JSON list is still JSONL (that record is then F002)."""
     with open_text(path) as fh:
         head = fh.read(4096).lstrip()
-    return "array" if head.startswith("[") else "lines"
+    if not head.startswith("["):
+        return "lines"
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        first = head.split("\n", 1)[0].strip()
+        return "array" if first == "[" else "lines"
+    return "array"
 
 
 def _parse(index: int, line: int, text: str, max_chars: int, lazy: bool = False) -> RawItem:

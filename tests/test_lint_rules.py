@@ -1,0 +1,188 @@
+"""One test per rule: each fires on a record that has the problem and stays quiet on its repaired twin.
+
+Every registered code must appear in CASES, so a new rule cannot land without both tests.
+Records go through ``lint`` end to end (reader, schema, rules, audio stage, duplicates).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiodata.pipeline.lint import lint
+from audiodata.rules.registry import REGISTRY, Severity
+from tests.conftest import tone, write_audio
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rules") / "m"
+    write_audio(root / "a.wav", 2.0)
+    write_audio(root / "b.wav", 2.0, freq=660.0)
+    write_audio(root / "long.wav", 31.0, rate=8000)  # over the 30 s window (and 8 kHz: small file)
+    write_audio(root / "phone.wav", 1.0, rate=8000)
+    write_audio(root / "ten.wav", 10.0)
+    sf.write(root / "silent.wav", np.zeros(32000, np.float32), 16000)
+    square = np.sign(np.sin(2 * np.pi * 200 * np.arange(32000) / 16000)).astype(np.float32)
+    sf.write(root / "clipped.wav", square, 16000)
+    full = (root / "a.wav").read_bytes()
+    (root / "truncated.wav").write_bytes(full[: len(full) // 2])  # header still says 2 s
+    sf.write(root / "empty.wav", np.zeros(0, np.float32), 16000)
+    write_audio(root / "short.wav", 0.05)
+    (root / "noise.wav").write_bytes(b"this is not audio at all" * 20)
+    write_audio(root.parent / "outside.wav", 1.0)
+    (root / "broken.jsonl.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    return root
+
+
+def sft(user: str = "<audio>What is said?", answer: str = "Hello there.", audios: Any = ("a.wav",), **extra: Any) -> dict:
+    rec: dict[str, Any] = {"conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": answer}]}
+    if audios is not None:
+        rec["audios"] = list(audios)
+    return {**rec, **extra}
+
+
+def turns(*pairs: tuple[str, Any]) -> dict:
+    return {"conversations": [{"from": r, "value": v} for r, v in pairs], "audios": ["a.wav"]}
+
+
+def dpo(chosen: Any = None, rejected: Any = None, prompt: str = "<audio>Summarise.", **extra: Any) -> dict:
+    return {
+        "conversations": [{"from": "human", "value": prompt}],
+        "chosen": chosen or {"from": "gpt", "value": "A short summary."},
+        "rejected": rejected or {"from": "gpt", "value": "No idea."},
+        "audios": ["a.wav"],
+        **extra,
+    }
+
+
+LONG = " ".join(["word"] * 400)
+
+
+def wav_base64() -> str:
+    buf = io.BytesIO()
+    sf.write(buf, tone(1.0), 16000, format="WAV")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+B64 = wav_base64()
+
+# code -> (records with the problem, the same records repaired, lint options). The problem is on the LAST record.
+CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
+    "F001": (['{"conversations": [broken'], [sft()], {}),
+    "F002": ([[1, 2, 3]], [sft()], {}),
+    "F003": ([{"foo": 1, "bar": 2}], [sft()], {}),
+    "F004": ([], [sft()], {"file": "broken.jsonl.gz"}),
+    "F005": ([sft(answer="x" * 3000)], [sft(answer="x" * 10)], {"max_record_bytes": 2000}),
+    "S001": ([sft(answer=7)], [sft()], {"ignore": ["S005"]}),  # the schema (S005) reports it first otherwise
+    "S002": ([turns(("narrator", "<audio>hi"), ("gpt", "x"))], [sft()], {}),
+    "S003": (
+        [turns(("gpt", "x"), ("human", "<audio>y"))],
+        [sft()],
+        {},
+    ),
+    "S004": ([sft(answer="   ")], [sft()], {}),
+    "S005": ([sft(kto_tag="true")], [sft(kto_tag=True)], {}),
+    "S006": ([dpo(chosen={"from": "human", "value": "x"})], [dpo()], {}),
+    "S007": (
+        [turns(("human", "<audio>a"), ("gpt", "b"), ("human", "c"))],
+        [sft()],
+        {},
+    ),
+    "S008": ([turns(("human", "<audio>q"), ("bot", "a"))], [sft()], {}),
+    "T001": ([sft(answer="caf\ufffd")], [sft(answer="café")], {}),
+    "P001": ([dpo(rejected={"from": "gpt", "value": "A short summary."})], [dpo()], {}),
+    "M001": ([sft(user="<audio><audio>Compare.")], [sft(user="<audio>Compare.")], {}),
+    "M002": ([dpo(chosen={"from": "gpt", "value": "<audio> is about cats"}, prompt="Summarise.")], [dpo()], {}),
+    "M003": ([sft(system="Listen to <audio> carefully")], [sft(system="Listen carefully")], {}),
+    "M004": ([sft(user="<audio>Describe <image>.")], [sft(user="<audio>Describe.")], {}),
+    "M005": ([sft(user="<audio>Say <|AUDIO|> twice.")], [sft(user="<audio>Say it twice.")], {}),
+    "A001": ([sft(audios=["missing.wav"])], [sft()], {}),
+    "A002": ([sft(audios=["../outside.wav"])], [sft()], {"strict": True}),
+    "A003": ([sft(audios=["https://example.com/a.wav"])], [sft()], {}),
+    "A004": ([sft(audios=["data:audio/wav;base64,@@@not base64@@@"])], [sft(audios=["data:audio/wav;base64," + B64])], {}),
+    "A005": ([sft(audios=["noise.wav"])], [sft()], {}),
+    "A006": ([sft(audios=["empty.wav"])], [sft()], {}),
+    "A007": ([sft(audios=["short.wav"])], [sft()], {}),
+    "A008": ([sft(audios=["long.wav"])], [sft()], {}),
+    "A009": ([sft(audios=["phone.wav"])], [sft()], {}),
+    "A010": ([], [sft()], {"skip": "needs PyAV removed; covered in tests/test_audio_stage.py"}),
+    "A011": ([sft(audios=["ten.wav"])], [sft()], {"max_duration": 5.0}),
+    "A012": ([sft(audios=["silent.wav"])], [sft()], {}),
+    "A013": ([sft(audios=["clipped.wav"])], [sft()], {}),
+    "A014": ([sft(duration=9.0)], [sft(duration=2.0)], {}),
+    "B001": ([sft(user=LONG + " <audio>")], [sft(user=" ".join(["word"] * 40) + " <audio>")], {"family": True}),
+    "B002": ([sft(answer=LONG)], [sft(answer=" ".join(["word"] * 40))], {"family": True}),
+    "D001": ([sft(), sft(answer="Other."), sft()], [sft(), sft(answer="Other."), sft(audios=["b.wav"])], {}),
+}
+
+
+def findings(media: Path, tmp_path: Path, records: list[Any], opts: dict[str, Any]) -> list[dict[str, Any]]:
+    if "file" in opts:
+        path = media / opts["file"]
+    else:
+        path = tmp_path / "in.jsonl"
+        path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    kw: dict[str, Any] = {"num_workers": 1, "media_root": str(media)}
+    if opts.get("family"):
+        kw.update(model_family="qwen2-audio", cutoff_len=256)
+    if opts.get("strict"):
+        kw["allow_absolute_paths"] = False
+    for key in ("max_record_bytes", "max_duration", "ignore"):
+        if key in opts:
+            kw[key] = opts[key]
+    return lint([str(path)], **kw).to_dict()["findings"]
+
+
+def test_every_rule_has_a_case():
+    assert set(CASES) == set(REGISTRY)
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_rule_fires(code: str, media: Path, tmp_path: Path):
+    bad, _, opts = CASES[code]
+    if "skip" in opts:
+        pytest.skip(opts["skip"])
+    found = findings(media, tmp_path, bad, opts)
+    hits = [f for f in found if f["code"] == code]
+    assert hits, f"{code} did not fire: {found}"
+    want_index = -1 if code == "F004" else len(bad) - 1
+    assert {f["index"] for f in hits} == {want_index}
+    assert all(f["severity"] == REGISTRY[code].severity.value and f["message"] for f in hits)
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_rule_stays_quiet_on_the_repaired_record(code: str, media: Path, tmp_path: Path):
+    _, good, opts = CASES[code]
+    found = findings(media, tmp_path, good, {k: v for k, v in opts.items() if k != "file"})
+    assert [f for f in found if f["code"] == code] == []
+    assert not [f for f in found if f["severity"] == Severity.ERROR.value], found
+
+
+def test_findings_are_located_to_the_field(media: Path, tmp_path: Path):
+    records = [
+        sft(),
+        sft(answer=7),
+        sft(audios=["a.wav", "missing.wav"], user="<audio><audio>x"),
+        dpo(rejected={"from": "gpt", "value": "<audio>!"}),
+    ]
+    found = {(f["index"], f["code"]): f["field"] for f in findings(media, tmp_path, records, {})}
+    assert found[(1, "S005")] == "conversations[1].value"
+    assert found[(2, "A001")] == "audios[1]"
+    assert found[(3, "M002")] == "rejected.value"
+
+
+def test_gzip_and_line_numbers_are_reported(media: Path, tmp_path: Path):
+    path = tmp_path / "in.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write(json.dumps(sft()) + "\n\n" + json.dumps(sft(answer="")) + "\n")
+    found = lint([str(path)], num_workers=1, media_root=str(media)).to_dict()["findings"]
+    assert [(f["code"], f["index"], f["line"]) for f in found] == [("S004", 1, 3)]
