@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps demo test lint bench sample-data schemas clean
+.PHONY: setup system-deps demo test lint bench docs sample-data schemas clean
 
 # ffmpeg: datasets decodes Audio columns through torchcodec+ffmpeg, and m4a/aac/opus inputs need it.
 system-deps:
@@ -21,6 +21,8 @@ $(BIN)/.installed: pyproject.toml
 setup: system-deps $(BIN)/.installed
 
 demo: setup
+	mkdir -p out
+	$(BIN)/audiodata lint sample_data --model-family qwen2-audio --report-html out/lint.html --report-json out/lint.json || [ $$? -eq 1 ]
 	$(BIN)/audiodata convert sample_data -o out/sample --overwrite || [ $$? -eq 1 ]
 	$(BIN)/audiodata info out/sample
 
@@ -30,6 +32,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/convert_bench.py
+	$(BIN)/python benchmarks/lint_bench.py
+
+docs: setup
+	$(BIN)/audiodata rules --markdown > docs/rules.md
 
 # Regenerate sample_data/ (needs espeak-ng, sox, ffmpeg) and schemas/output.schema.json.
 sample-data:
