@@ -31,8 +31,8 @@ _CACHE_LIMIT = 100_000
 
 
 def schema_dir() -> Path:
-    """``schemas/input`` of the source tree (the package is installed editable from it)."""
-    return Path(__file__).resolve().parents[2] / "schemas" / "input"
+    """``schemas/input``, through ``audiodata/_schemas`` (a symlink in the source tree, a copy in wheels)."""
+    return Path(__file__).parents[1] / "_schemas" / "input"
 
 
 @lru_cache(maxsize=1)
