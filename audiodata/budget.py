@@ -24,7 +24,8 @@ from audiodata.records import AUDIO_MARKER, ClipStats, Message, Record
 
 DEFAULT_CUTOFF = 2048  # LLaMA-Factory's default cutoff_len
 
-_PIECES = re.compile(r"[A-Za-z]+|[0-9]|[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]|[^\W\d_A-Za-z]+|[^\w\s]|_")
+_CJK = "\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_PIECES = re.compile(rf"[A-Za-z]+|\d|[{_CJK}]|[^\W\d_A-Za-z{_CJK}]+|[^\w\s]|_")
 
 
 def estimate_tokens(text: str) -> int:

@@ -80,7 +80,9 @@ def shape(value: Any) -> Any:
         return value
     if isinstance(value, (int, float)):
         cls = 0 if value < 0 else 1 if value == 0 else 2 if value < 1 else 3
-        return ("i" if isinstance(value, int) else "f", cls)
+        if isinstance(value, float):  # "type": "integer" accepts 3.0 but not 3.5
+            return ("f", cls, value.is_integer())
+        return ("i", cls)
     return ("?", type(value).__name__)
 
 
@@ -117,12 +119,12 @@ class SchemaCheck:
         validator = validators().get(dialect)
         if self.skip or validator is None or not isinstance(obj, dict):
             return []
-        if self.rename:
-            obj = {self.rename.get(k, k): v for k, v in obj.items()}
+        if self.rename:  # a key named like a remapped default column is not read by anyone: drop it
+            obj = {self.rename.get(k, k): v for k, v in obj.items() if k not in self.back or k in self.rename}
         key = (dialect, shape(obj))
         if self.valid.get(key):
             return []
-        errors = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+        errors = sorted(validator.iter_errors(obj), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
         if len(self.valid) < _CACHE_LIMIT:
             self.valid[key] = not errors
         found: list[Finding] = []
