@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("output", metavar="OUT")
     i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 
+    from trainer.cli import add_train_parsers  # light: torch/transformers load only when a command runs
+
+    add_train_parsers(sub)
+
     r = sub.add_parser("rules", help="list the rule codes")
     r.add_argument("--json", action="store_true", help="print the rules as JSON")
     r.add_argument("--markdown", action="store_true", help="print the rules documentation (docs/rules.md)")
@@ -149,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lint(args, console)
         if args.command == "info":
             return cmd_info(args, console)
+        if args.command in ("train", "make-tiny-model"):
+            from trainer.cli import run as run_trainer
+
+            return run_trainer(args)
         return cmd_rules(args)
     except (OptionsError, InputError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}")

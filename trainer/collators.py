@@ -1,0 +1,187 @@
+"""Per-family collators: one example in, model inputs out; then a padded batch.
+
+``encode_sft``/``encode_dpo`` run per example (in the data loader, parallel with
+``dataloader_num_workers``): decode the stored audio once, render the family's chat
+template, let the processor expand the audio placeholders, and build the labels
+(SFT: assistant spans only) or the completion mask (DPO). ``__call__`` pads a list of
+encoded examples into a batch holding only model inputs: TRL forwards every key to
+``model(...)``.
+
+Truncation never cuts through an audio placeholder run (that is what makes training
+crash with "Audio features and audio tokens do not match"): a too-long example is cut
+after its last audio token, and if even that does not fit it is skipped and logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from trainer.data import AudioDecodeError, SkipExample, decode_clip
+from trainer.families import Family
+
+IGNORE = -100
+
+
+@dataclass
+class AudioCollator:
+    family: Family
+    processor: Any
+    max_length: int | None = None
+    system_prompt: str | None = None  # for records without a system prompt
+    pad_id: int = field(init=False)
+    audio_id: int = field(init=False)
+    header: list[int] = field(init=False)
+    end_id: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        tok = self.processor.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids("<|endoftext|>")
+        self.pad_id = int(pad)
+        self.audio_id = self.family.audio_token_id(self.processor)
+        self.header = self.family.assistant_header(self.processor)
+        self.end_id = self.family.end_of_turn(self.processor)
+
+    # -- per example -----------------------------------------------------------------
+    def audios(self, row: dict[str, Any]) -> list[Any]:
+        try:
+            return [decode_clip(a, self.family.math.sampling_rate) for a in row.get("audios") or []]
+        except AudioDecodeError as exc:
+            raise SkipExample(f"audio: {exc}") from None
+
+    def system(self, row: dict[str, Any]) -> str | None:
+        return row.get("system") or self.system_prompt
+
+    def encode_sft(self, row: dict[str, Any]) -> dict[str, Any]:
+        audios = self.audios(row)
+        conv = self.family.conversation(row["messages"], self.system(row))
+        text = self.family.render(self.processor, conv, add_generation_prompt=False)
+        enc = self.family.process(self.processor, text, audios)
+        ids = enc["input_ids"][0]
+        labels = self.assistant_labels(ids)
+        if not bool((labels != IGNORE).any()):
+            raise SkipExample("no assistant tokens to learn from")
+        ids, labels = self.fit(ids, labels)
+        return self._example(enc, ids, labels=labels)
+
+    def encode_dpo(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Prompt once (its audio expanded once), then prompt+chosen and prompt+rejected sharing that audio."""
+        audios = self.audios(row)
+        system = self.system(row)
+        prompt_conv = self.family.conversation(row["messages"], system)
+        prompt_text = self.family.render(self.processor, prompt_conv, add_generation_prompt=True)
+        enc = self.family.process(self.processor, prompt_text, audios)
+        prompt = enc["input_ids"][0]
+        responses = []
+        for name in ("chosen", "rejected"):
+            full = self.family.render(self.processor, prompt_conv + self.family.conversation(row[name], None), False)
+            if not full.startswith(prompt_text):
+                raise SkipExample(f"the chat template does not extend the prompt with the {name} response")
+            text = full[len(prompt_text) :].rstrip("\n")
+            ids = self.processor.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+            responses.append(ids)
+        longest = max(len(r) for r in responses)
+        if self.max_length is not None and len(prompt) + longest > self.max_length:
+            room = self.max_length - len(prompt)
+            if room < 1:
+                raise SkipExample(f"the prompt alone is {len(prompt)} tokens (audio included), over max_length {self.max_length}")
+            responses = [r[:room] for r in responses]
+        out = self._example(enc, prompt, labels=None)
+        out["chosen_ids"], out["rejected_ids"] = responses
+        return out
+
+    def assistant_labels(self, ids: torch.Tensor) -> torch.Tensor:
+        """Labels = ids inside assistant turns (content and its end-of-turn token), IGNORE elsewhere."""
+        labels = torch.full_like(ids, IGNORE)
+        seq = ids.tolist()
+        h = len(self.header)
+        i = 0
+        while i <= len(seq) - h:
+            if seq[i : i + h] == self.header:
+                start = i + h
+                end = start
+                while end < len(seq) and seq[end] != self.end_id:
+                    end += 1
+                stop = min(end + 1, len(seq))  # learn to end the turn
+                labels[start:stop] = ids[start:stop]
+                i = stop
+            else:
+                i += 1
+        labels[ids == self.audio_id] = IGNORE
+        return labels
+
+    def fit(self, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut to ``max_length`` but never inside or before an audio run."""
+        if self.max_length is None or len(ids) <= self.max_length:
+            return ids, labels
+        audio_pos = (ids == self.audio_id).nonzero()
+        last = int(audio_pos[-1]) + 1 if len(audio_pos) else 0
+        if last > self.max_length:
+            raise SkipExample(f"{last} tokens up to the last audio token, over max_length {self.max_length}")
+        ids, labels = ids[: self.max_length], labels[: self.max_length]
+        if not bool((labels != IGNORE).any()):
+            raise SkipExample(f"nothing to learn left within max_length {self.max_length}")
+        return ids, labels
+
+    def _example(self, enc: dict[str, Any], ids: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"input_ids": ids}
+        if labels is not None:
+            out["labels"] = labels
+        for key in ("input_features", "feature_attention_mask"):
+            if key in enc:
+                out[key] = enc[key]
+        return out
+
+    # -- batches ---------------------------------------------------------------------
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if "chosen_ids" in examples[0]:
+            return self.collate_dpo(examples)
+        ids = [e["input_ids"] for e in examples]
+        batch = {
+            "input_ids": _pad(ids, self.pad_id),
+            "attention_mask": _pad([torch.ones_like(x) for x in ids], 0),
+            "labels": _pad([e["labels"] for e in examples], IGNORE),
+        }
+        batch.update(_audio(examples))
+        return batch
+
+    def collate_dpo(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """2B rows: prompt+chosen for every pair, then prompt+rejected; the audio repeated in the same order."""
+        rows, masks = [], []
+        for name in ("chosen_ids", "rejected_ids"):
+            for e in examples:
+                rows.append(torch.cat([e["input_ids"], e[name]]))
+                masks.append(torch.cat([torch.zeros_like(e["input_ids"]), torch.ones_like(e[name])]))
+        batch = {
+            "input_ids": _pad(rows, self.pad_id),
+            "attention_mask": _pad([torch.ones_like(r) for r in rows], 0),
+            "completion_mask": _pad(masks, 0),
+        }
+        audio = _audio(examples)
+        batch.update({k: torch.cat([v, v]) for k, v in audio.items()})
+        for key in ("ref_chosen_logps", "ref_rejected_logps"):
+            if key in examples[0]:
+                batch[key] = torch.tensor([float(e[key]) for e in examples])
+        return batch
+
+
+def _pad(seqs: list[torch.Tensor], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+def _audio(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Clips of all examples in order: the model fills the audio placeholders in that order."""
+    feats = [e["input_features"] for e in examples if "input_features" in e]
+    if not feats:
+        return {}
+    out = {"input_features": torch.cat(feats)}
+    masks = [e["feature_attention_mask"] for e in examples if "feature_attention_mask" in e]
+    if masks:
+        out["feature_attention_mask"] = torch.cat(masks)
+    return out

@@ -1,0 +1,167 @@
+"""Read the shards ``audiodata convert`` wrote, estimate lengths, decode audio, skip the broken.
+
+Shards are memory-mapped (Arrow), the audio column is read as raw bytes (no torchcodec
+needed) and decoded with soundfile once per example, in the data loader. Lengths for
+length-grouped batching come from the stored ``audio_info`` durations and the text,
+with the same token arithmetic lint uses, without decoding anything.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from audiodata.budget import estimate_tokens
+from audiodata.families import ModelFamily
+from trainer.config import ConfigError, TrainConfig, is_local
+
+SKIP_LOG = "skipped.jsonl"
+
+
+def load_rows(cfg: TrainConfig, split: str) -> Any:
+    """The split as a ``datasets.Dataset`` with ``audios`` left undecoded (``{bytes, path}``)."""
+    import datasets
+
+    if is_local(cfg.data):
+        root = Path(cfg.data).expanduser()
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+        name = cfg.data_config or cfg.task
+        configs = {s["config"] for s in manifest["shards"]}
+        if name not in configs and configs == {"default"}:
+            name = "default"
+        files = [str(root / s["file"]) for s in manifest["shards"] if s["config"] == name and s["split"] == split]
+        if not files:
+            raise ConfigError(f"{root}: no {name}/{split} shards")
+        ds = datasets.Dataset.from_parquet(files)
+    else:
+        ds = datasets.load_dataset(cfg.data, cfg.data_config or cfg.task, split=split)
+    missing = {"messages", "audios"} - set(ds.column_names)
+    if cfg.task == "dpo":
+        missing |= {"chosen", "rejected"} - set(ds.column_names)
+    if missing:
+        raise ConfigError(f"{cfg.data}: not an audiodata {cfg.task} dataset (missing columns {', '.join(sorted(missing))})")
+    feature = ds.features["audios"]
+    inner = getattr(feature, "feature", None)
+    if inner is not None and getattr(inner, "decode", False):
+        ds = ds.cast_column("audios", datasets.List(datasets.Audio(sampling_rate=inner.sampling_rate, decode=False)))
+    return ds
+
+
+def estimate_lengths(ds: Any, family: ModelFamily) -> tuple[list[int], list[int], list[float]]:
+    """(tokens, clips, audio seconds) per row, from text and stored durations: nothing decoded."""
+    cols = [c for c in ("messages", "chosen", "rejected", "system", "audio_info") if c in ds.column_names]
+    lengths: list[int] = []
+    clips: list[int] = []
+    seconds: list[float] = []
+    for batch in ds.select_columns(cols).iter(batch_size=1000):
+        n = len(batch["messages"])
+        for i in range(n):
+            text = sum(estimate_tokens(m["content"]) + 4 for m in batch["messages"][i])
+            if "chosen" in batch and batch["chosen"][i] is not None:
+                text += max(
+                    sum(estimate_tokens(m["content"]) + 4 for m in batch["chosen"][i]),
+                    sum(estimate_tokens(m["content"]) + 4 for m in batch["rejected"][i] or []),
+                )
+            text += estimate_tokens(batch["system"][i] or family.default_system) if "system" in batch else 0
+            info = batch["audio_info"][i] or []
+            audio = sum(family.audio_tokens(int(a["duration"] * 16000)) for a in info)
+            lengths.append(text + audio)
+            clips.append(len(info))
+            seconds.append(sum(a["duration"] for a in info))
+    return lengths, clips, seconds
+
+
+class AudioDecodeError(Exception):
+    pass
+
+
+def decode_clip(entry: dict[str, Any] | None, sampling_rate: int) -> np.ndarray:
+    """Stored clip bytes -> float32 mono at ``sampling_rate`` (convert stores exactly that already)."""
+    if not entry or not entry.get("bytes"):
+        raise AudioDecodeError("no audio bytes")
+    try:
+        data, rate = sf.read(io.BytesIO(entry["bytes"]), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioDecodeError(f"cannot decode {entry.get('path') or 'clip'}: {exc}") from None
+    if data.shape[0] == 0:
+        raise AudioDecodeError(f"{entry.get('path') or 'clip'} is empty")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if rate != sampling_rate:
+        import soxr
+
+        mono = soxr.resample(mono, rate, sampling_rate, quality="HQ").astype(np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+class SkipLog:
+    """Records skipped at train time, appended to ``OUTPUT/skipped.jsonl``: one line per skip,
+    written with O_APPEND so data-loader workers and ranks can all log to it."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.path = Path(output_dir) / SKIP_LOG
+
+    def add(self, row: dict[str, Any], reason: str) -> None:
+        src = row.get("source") or {}
+        entry = {"id": row.get("id"), "source": src.get("file"), "index": src.get("index"), "reason": reason, "time": time.time()}
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        print(f"[audiodata] skipped record {entry['id']} ({entry['source']}:{entry['index']}): {reason}", flush=True)
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+ROW_INDEX = "__row"
+
+
+def encoded(rows: Any, encode: Callable[[dict[str, Any]], dict[str, Any]], skips: SkipLog) -> Any:
+    """``rows`` as a ``datasets.Dataset`` whose items are model-ready examples, encoded on access
+    (in the data loader). An example that fails (audio that does not decode, a prompt too long
+    to keep its audio) is logged and replaced by the next one: a bad record costs a log line,
+    never the run. TRL's trainers accept only ``datasets`` objects, hence a format transform."""
+    indexed = rows.add_column(ROW_INDEX, list(range(len(rows))))
+    return indexed.with_transform(_Encoder(rows, encode, skips))
+
+
+class _Encoder:
+    MAX_TRIES = 16
+
+    def __init__(self, rows: Any, encode: Callable[[dict[str, Any]], dict[str, Any]], skips: SkipLog) -> None:
+        self.rows, self.encode, self.skips = rows, encode, skips
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for n, index in enumerate(batch[ROW_INDEX]):
+            example = self.one(int(index), {k: v[n] for k, v in batch.items() if k != ROW_INDEX})
+            for key, value in example.items():
+                out.setdefault(key, []).append(value)
+        return out
+
+    def one(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
+        for k in range(self.MAX_TRIES):
+            if k:
+                row = self.rows[(index + k) % len(self.rows)]
+            try:
+                return self.encode(row)
+            except SkipExample as exc:
+                self.skips.add(row, str(exc))
+        raise RuntimeError(f"{self.MAX_TRIES} consecutive records could not be used; see {self.skips.path}")
+
+
+class SkipExample(Exception):
+    """This example cannot be trained on (the message says why); it is logged and replaced."""

@@ -1,0 +1,132 @@
+"""Model families behind one small interface: how to load, prompt, tokenize and adapt each.
+
+A family knows its model class, its processor call (``audio=``, never the removed
+``audios=``), how a conversation with ``<audio>`` markers becomes its chat template's
+content list, its assistant header (for label masks), and the LoRA target regex that
+keeps adapters on the language model and off the audio encoder. Token arithmetic
+(audio tokens per clip, the 30 s window) lives in :mod:`audiodata.families`, shared
+with lint.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audiodata.families import FAMILIES as TOKEN_MATH
+from audiodata.families import ModelFamily
+from audiodata.records import AUDIO_MARKER
+from trainer.config import ConfigError
+
+LM_PROJECTIONS = r"(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    model_types: tuple[str, ...]  # config.model_type values that mean this family
+    model_class: str  # transformers class to load for training
+    projector: str  # module name of the audio->text projector (optional training)
+    padding_side_kwarg: bool  # the processor pads left by default (Omni): force right for training
+
+    @property
+    def math(self) -> ModelFamily:
+        return TOKEN_MATH[self.name]
+
+    def lora_target_regex(self) -> str:
+        """LoRA on the language model's attention and MLP only: the audio tower has q/k/v too."""
+        return rf".*language_model.*\.{LM_PROJECTIONS}"
+
+    def load(self, path: str, dtype: Any, attn_implementation: str | None) -> Any:
+        import transformers
+
+        cls = getattr(transformers, self.model_class)
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        return cls.from_pretrained(path, **kwargs)
+
+    def conversation(self, messages: list[dict[str, str]], system: str | None) -> list[dict[str, Any]]:
+        """Our ``{role, content}`` turns with ``<audio>`` markers -> the template's content lists."""
+        conv: list[dict[str, Any]] = []
+        if system:
+            conv.append({"role": "system", "content": [{"type": "text", "text": system}]})
+        for m in messages:
+            parts: list[dict[str, Any]] = []
+            for k, piece in enumerate(m["content"].split(AUDIO_MARKER)):
+                if k:
+                    parts.append({"type": "audio"})
+                if piece:
+                    parts.append({"type": "text", "text": piece})
+            role = {"function_call": "assistant", "tool": "user"}.get(m["role"], m["role"])
+            conv.append({"role": role, "content": parts})
+        return conv
+
+    def render(self, processor: Any, conv: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+        return processor.apply_chat_template(conv, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def process(self, processor: Any, text: str, audios: list[Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+        if audios:
+            kwargs.update(audio=audios, sampling_rate=self.math.sampling_rate)
+        if self.padding_side_kwarg:
+            kwargs["padding_side"] = "right"
+        return dict(processor(**kwargs))
+
+    def audio_token_id(self, processor: Any) -> int:
+        tok = processor.tokenizer
+        token = getattr(processor, "audio_token", None) or getattr(tok, "audio_token", None) or "<|AUDIO|>"
+        return int(tok.convert_tokens_to_ids(token))
+
+    def assistant_header(self, processor: Any) -> list[int]:
+        """Token ids opening an assistant turn (chatml): labels start right after them."""
+        tok = processor.tokenizer
+        return [int(tok.convert_tokens_to_ids("<|im_start|>")), *tok.encode("assistant\n", add_special_tokens=False)]
+
+    def end_of_turn(self, processor: Any) -> int:
+        return int(processor.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+
+
+FAMILIES: dict[str, Family] = {
+    "qwen2-audio": Family("qwen2-audio", ("qwen2_audio",), "Qwen2AudioForConditionalGeneration", "multi_modal_projector", False),
+    "qwen2.5-omni": Family(
+        "qwen2.5-omni",
+        ("qwen2_5_omni", "qwen2_5_omni_thinker"),
+        "Qwen2_5OmniThinkerForConditionalGeneration",
+        "audio_tower.proj",
+        True,
+    ),
+}
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ConfigError(f"unsupported model family {name!r}; supported: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def detect_family(model_path: str) -> Family:
+    """The family of a checkpoint, from its config's ``model_type`` (local path or Hub id)."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the model config of {model_path}: {exc}") from None
+    for fam in FAMILIES.values():
+        if cfg.model_type in fam.model_types:
+            return fam
+    raise ConfigError(
+        f"{model_path} is a {cfg.model_type!r} model; the trainer supports {', '.join(FAMILIES)} (pass --family to force one)"
+    )
+
+
+def module_is_language_model(name: str) -> bool:
+    """True for modules of the language model (where LoRA belongs), False for the audio/vision towers."""
+    return bool(re.search(r"language_model", name)) and not re.search(r"audio_tower|visual", name)
+
+
+def read_chat_template(path: str | None) -> str | None:
+    return Path(path).read_text(encoding="utf-8") if path else None

@@ -1,0 +1,31 @@
+"""``audiodata train merge``: fold a LoRA adapter into its base model for serving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trainer.config import ConfigError
+from trainer.families import detect_family
+
+
+def merge(adapter: str, output: str, base: str | None = None) -> Path:
+    """Load the base model, apply the adapter, merge the weights and save model + processor."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoProcessor
+
+    cfg_path = Path(adapter) / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{adapter}: no adapter_config.json; is this the output of `audiodata train`?")
+    base = base or json.loads(cfg_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ConfigError(f"{cfg_path} does not name its base model; pass --model")
+    family = detect_family(base)
+    model = family.load(base, torch.float32, None)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    out = Path(output)
+    merged.save_pretrained(out)
+    source = adapter if (Path(adapter) / "processor_config.json").exists() or (Path(adapter) / "tokenizer.json").exists() else base
+    AutoProcessor.from_pretrained(source).save_pretrained(out)
+    return out
