@@ -7,6 +7,7 @@ YAML files and Python all speak the same names. Exit codes: 0 trained, 2 bad con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import fields
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
         from trainer.train import train
 
-        report = train(cfg)
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            report = train(cfg)  # with --json, stdout carries only the report
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,7 +119,7 @@ class SkipLog:
             os.write(fd, line)
         finally:
             os.close(fd)
-        print(f"[audiodata] skipped record {entry['id']} ({entry['source']}:{entry['index']}): {reason}", flush=True)
+        print(f"[audiodata] skipped record {entry['id']} ({entry['source']}:{entry['index']}): {reason}", file=sys.stderr, flush=True)
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():

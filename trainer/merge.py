@@ -26,6 +26,7 @@ def merge(adapter: str, output: str, base: str | None = None) -> Path:
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     out = Path(output)
     merged.save_pretrained(out)
-    source = adapter if (Path(adapter) / "processor_config.json").exists() or (Path(adapter) / "tokenizer.json").exists() else base
+    saved = any((Path(adapter) / name).exists() for name in ("processor_config.json", "tokenizer.json"))
+    source = adapter if saved else base  # `audiodata train` saves the processor next to the adapter
     AutoProcessor.from_pretrained(source).save_pretrained(out)
     return out

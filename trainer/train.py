@@ -11,6 +11,7 @@ transformers' Trainer as users know it.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +241,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     started = time.time()
     run = build(cfg)
     planned = run.sampler.padding_efficiency()
-    print(f"[audiodata] {len(run.sampler)} batches/epoch, planned padding efficiency {planned:.3f}", flush=True)
+    print(f"[audiodata] {len(run.sampler)} batches/epoch, planned padding efficiency {planned:.3f}", file=sys.stderr, flush=True)
     result = run.trainer.train(resume_from_checkpoint=checkpoint)
     run.trainer.save_model(cfg.output_dir)
     run.processor.save_pretrained(cfg.output_dir)
@@ -269,7 +270,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "config": cfg.to_dict(),
     }
     if not math.isfinite(report["final_loss"] or 0.0):
-        print("[audiodata] warning: the final loss is not finite", flush=True)
+        print("[audiodata] warning: the final loss is not finite", file=sys.stderr, flush=True)
     write_report(report, Path(cfg.output_dir))
     return report
 
