@@ -33,6 +33,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/convert_bench.py
 	$(BIN)/python benchmarks/lint_bench.py
+	$(BIN)/python benchmarks/train_bench.py
 
 docs: setup
 	$(BIN)/audiodata rules --markdown > docs/rules.md

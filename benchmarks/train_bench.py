@@ -19,17 +19,19 @@ run, on the same converted shards, with the same seed, model and number of optim
               ``LengthGroupedBatchSampler(..., grouped=False)``: shuffled, fixed-size batches.
 
 For each strategy: samples/s and real (unpadded) tokens/s over wall-clock ``trainer.train()``
-(model and data loading excluded, one untimed warm-up run first), the planned padding
-efficiency of the batches the run consumes (estimated lengths, nothing decoded) and the actual
-one the trainer counted from the collated ``attention_mask`` (``trainer.seen``). A second table
-gives the padding efficiency of whole epochs for several batch sizes, by the estimates alone.
+(model and data loading excluded; one untimed warm-up run first; ``--repeats`` timed runs per
+strategy in alternating order, the fastest shown; one torch thread by default, see ``--threads``),
+the planned padding efficiency of the batches the run consumes (estimated lengths, nothing
+decoded) and the actual one the trainer counted from the collated ``attention_mask``
+(``trainer.seen``). A second table gives the padding efficiency of whole epochs for several
+batch sizes, by the estimates alone.
 
 With the defaults (240 records, batch 8, 30 steps) the run is exactly one epoch, so both
 strategies train on exactly the same records. Note that a Qwen2-Audio feature extractor pads
 every clip to 30 s of mel frames whatever its duration, so the audio encoder's cost is per clip
 and the same for both strategies; the gain shows in the language model's token padding. The
-tiny model's byte-level tokenizer makes text about 4-5x longer than the Qwen-vocabulary
-estimate the sampler groups by, so "actual" differs from "planned".
+tiny model's byte-level tokenizer makes text several times longer than the Qwen-vocabulary
+estimate the sampler groups by, so "actual" differs from "planned" (the run prints both token counts).
 
 Usage::
 
@@ -40,6 +42,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import math
@@ -50,6 +53,7 @@ import shutil
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -217,23 +221,29 @@ def convert_corpus(corpus_dir: Path, out_dir: Path, workers: int, rebuild: bool)
     """``audiodata.convert`` the corpus into ``out_dir`` (a no-op when a complete, matching run is there)."""
     ensure_repo_on_path()
     import audiodata
+    from audiodata.pipeline.options import OptionsError
 
-    if rebuild:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    result = audiodata.convert([str(corpus_dir / "corpus.jsonl")], out_dir, num_workers=workers, seed=SEED)
+    inputs = [str(corpus_dir / "corpus.jsonl")]
+    try:
+        result = audiodata.convert(inputs, out_dir, num_workers=workers, seed=SEED, overwrite=rebuild)
+    except OptionsError:  # out_dir holds a conversion by other options or another audiodata version: redo it
+        result = audiodata.convert(inputs, out_dir, num_workers=workers, seed=SEED, overwrite=True)
     if result.records_rejected:
         print(f"warning: convert rejected {result.records_rejected} records: {result.rejects_by_code}", flush=True)
     return {"records_written": result.records_written, "audio_seconds": result.audio_seconds, "shards": len(result.shards)}
 
 
 def tiny_model(model_dir: Path) -> Path:
-    """The tiny Qwen2-Audio model, built once (README.md is written last, so it marks a complete copy)."""
+    """The tiny Qwen2-Audio model, built once per version of ``trainer/tiny.py`` (its source hash marks a complete copy)."""
     ensure_repo_on_path()
-    from trainer.tiny import make_tiny_model
+    import trainer.tiny
 
-    if not (model_dir / "README.md").is_file():
+    marker = model_dir / "bench-source.sha256"
+    digest = hashlib.sha256(Path(trainer.tiny.__file__).read_bytes()).hexdigest()
+    if not marker.is_file() or marker.read_text().strip() != digest:
         shutil.rmtree(model_dir, ignore_errors=True)
-        make_tiny_model(model_dir, FAMILY, seed=0)
+        trainer.tiny.make_tiny_model(model_dir, FAMILY, seed=0)
+        marker.write_text(digest + "\n")
     return model_dir
 
 
@@ -329,6 +339,16 @@ def efficiency(lengths: list[int], batches: list[list[int]]) -> float:
     return real / padded if padded else 1.0
 
 
+def quiet_libraries() -> None:
+    """No progress bars from datasets/transformers, and not the trainer's known deprecation notice at every build."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=r".*`(is_)?gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
 def _quiet(trainer: Any) -> None:
     """No progress bar: the table is the output."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -352,7 +372,8 @@ def run_strategy(cfg: Any, grouped: bool, cb: ModuleType) -> Measurement:
         run.trainer.batch_sampler = sampler_like(run.sampler, grouped=False)
     sampler = run.trainer.batch_sampler
     steps = cfg.max_steps * cfg.gradient_accumulation_steps
-    planned = efficiency(sampler.lengths, consumed_batches(sampler, steps))
+    batches = consumed_batches(sampler, steps)
+    planned = efficiency(sampler.lengths, batches)
     with cb.Stopwatch() as sw:
         result = run.trainer.train()
     seen = run.trainer.seen
@@ -372,6 +393,7 @@ def run_strategy(cfg: Any, grouped: bool, cb: ModuleType) -> Measurement:
         foreign_cpu_share=sw.foreign_cpu_share,
         extra={
             "batches_per_epoch": len(sampler),
+            "estimated_tokens": sum(sampler.lengths[i] for b in batches for i in b),
             "audio_seconds_seen": round(seen.audio_seconds, 2),
             "final_train_loss": result.metrics.get("train_loss"),
             "skipped_records": skipped,
@@ -432,13 +454,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _median_by_strategy(measurements: list[Measurement]) -> dict[str, Measurement]:
-    """Per strategy, the run with the median wall time (padding figures are the same in every repeat)."""
-    out = {}
-    for name in ("grouped", "random"):
-        runs = sorted((m for m in measurements if m.strategy == name), key=lambda m: m.wall_s)
-        out[name] = runs[(len(runs) - 1) // 2]
-    return out
+def _best_by_strategy(measurements: list[Measurement]) -> dict[str, Measurement]:
+    """Per strategy, the fastest repeat: the least disturbed one (padding figures are the same in every repeat)."""
+    return {name: min((m for m in measurements if m.strategy == name), key=lambda m: m.wall_s) for name in ("grouped", "random")}
 
 
 def report(
@@ -449,7 +467,7 @@ def report(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Print both tables and the ratios; return the JSON-able figures."""
-    best = _median_by_strategy(measurements)
+    best = _best_by_strategy(measurements)
     g, r = best["grouped"], best["random"]
     header = (
         f"{'strategy':<9} {'batch':>5} {'steps':>5} {'wall s':>7} {'samples/s':>10} {'tokens/s':>9} "
@@ -470,7 +488,7 @@ def report(
         "padding_efficiency_actual": _ratio(g.actual_efficiency, r.actual_efficiency),
     }
     print(
-        f"{'grouped/random':<27} {ratios['samples_per_s']:>10.2f} {ratios['tokens_per_s']:>9.2f} "
+        f"{'grouped/random':<29} {ratios['samples_per_s']:>10.2f} {ratios['tokens_per_s']:>9.2f} "
         f"{ratios['padding_efficiency_planned']:>15.2f} {ratios['padding_efficiency_actual']:>14.2f}"
     )
     if g.examples != r.examples or g.steps != r.steps:
@@ -480,12 +498,27 @@ def report(
             f"note: {g.steps} steps is not one epoch ({g.extra['batches_per_epoch']} batches), "
             "so the two strategies trained on partly different records"
         )
-    for m in measurements:
-        if m.foreign_cpu_share is not None and m.foreign_cpu_share > FOREIGN_CPU_WARN:
+    cpus = os.cpu_count() or 1
+    needed = args.threads + args.dataloader_workers
+    threads = f"{needed} thread{'s' if needed > 1 else ''}"
+    shares = [m.foreign_cpu_share for m in measurements if m.foreign_cpu_share is not None]
+    for m in (g, r):  # the runs shown; a disturbed repeat that lost is harmless
+        share = m.foreign_cpu_share
+        if share is not None and cpus * (1 - share) < needed - FOREIGN_CPU_WARN * cpus:
             print(
-                f"warning: other processes took {m.foreign_cpu_share:.0%} of the CPUs during a {m.strategy} run; "
-                "its figure is unreliable (rerun on an idle machine)"
+                f"warning: other processes took {share:.0%} of the {cpus} CPUs during the {m.strategy} run shown, leaving "
+                f"{cpus * (1 - share):.1f} for its {threads}; its figure is unreliable (rerun on an idle machine)"
             )
+    if shares and max(shares) > FOREIGN_CPU_WARN:
+        print(
+            f"note: other processes took {min(shares):.0%}-{max(shares):.0%} of the {cpus} CPUs during the timed runs "
+            f"(this benchmark needs {threads})"
+        )
+    est, real = g.extra["estimated_tokens"], g.tokens
+    print(
+        f"tokens in the grouped run's batches: {est:,} estimated (what the sampler groups by), {real:,} collated "
+        f"({real / est:.2f}x; the tiny model's tokenizer is byte-level)"
+    )
     print(f"audio encoder input filled with real audio: {g.audio_frame_fill:.1%} (every clip is padded to 30 s)")
 
     eh = f"{'batch':>5} {'batches/epoch':>13} {'grouped':>8} {'random':>8} {'grouped/random':>15}"
@@ -518,6 +551,7 @@ def report(
             "repeats": args.repeats,
             "warmup_steps": args.warmup_steps,
             "dataloader_workers": args.dataloader_workers,
+            "torch_threads": args.threads,
             "family": FAMILY,
             "precision": "fp32",
             "lora": True,
@@ -564,8 +598,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="per-device batch size of both runs (default 8)")
     p.add_argument("--steps", type=int, default=30, help="optimizer steps of each run (default 30)")
     p.add_argument("--seed", type=int, default=0, help="training seed: sampler order, LoRA init (default 0)")
-    p.add_argument("--repeats", type=int, default=1, help="timed runs per strategy, alternating order; the median is shown")
+    p.add_argument(
+        "--repeats", type=int, default=2, help="timed runs per strategy, alternating order; the fastest is shown (default 2)"
+    )
     p.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed warm-up run (0: none; default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: the tiny model's ops are too small to gain from more, and thread "
+        "barriers stall badly when another process shares the cores)",
+    )
     p.add_argument("--dataloader-workers", type=int, default=0, help="data-loader worker processes (default 0, as the trainer)")
     p.add_argument(
         "--epoch-batch-sizes", type=_int_list, default=[4, 8, 16], help="batch sizes of the epoch table (default 4,8,16)"
@@ -574,7 +617,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=os.cpu_count() or 1, help="workers for building and converting the corpus")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
     args = p.parse_args(argv)
-    for name in ("records", "batch_size", "steps", "repeats", "epochs_avg", "num_workers"):
+    for name in ("records", "batch_size", "steps", "repeats", "epochs_avg", "num_workers", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.max_seconds <= MIN_SECONDS:
@@ -586,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build/reuse corpus, shards and model; train both strategies; print the comparison."""
     args = parse_args(argv)
     cb = load_convert_bench()
+    quiet_libraries()
     root = CACHE_DIR / f"train-bench-{args.records}"
     corpus_dir, data_dir = root / "corpus", root / "out"
     old_meta = (corpus_dir / "meta.json").read_text() if (corpus_dir / "meta.json").exists() else None
@@ -593,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     rebuilt = old_meta is None or json.loads(old_meta) != corpus
     corpus = {**corpus, **convert_corpus(corpus_dir, data_dir, args.num_workers, rebuilt), "dir": str(data_dir)}
     model_dir = tiny_model(CACHE_DIR / f"tiny-{FAMILY}")
+    import torch
+
+    torch.set_num_threads(args.threads)
     print(
         f"corpus: {corpus['records_written']} records, {corpus['audio_seconds'] / 60:.1f} min of audio "
         f"(clips {corpus['seconds_min']:.1f}-{corpus['seconds_max']:.1f} s, median {corpus['seconds_median']:.1f} s) "
@@ -614,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {m.steps} steps in {m.wall_s:.1f} s", flush=True)
     shutil.rmtree(runs_dir, ignore_errors=True)
 
-    epochs = epoch_table(trainer_sampler(cfg), args.epoch_batch_sizes, args.epochs_avg)
+    reference = trainer_sampler(make_config(args, model_dir, data_dir, runs_dir / "plan", args.steps))
+    epochs = epoch_table(reference, args.epoch_batch_sizes, args.epochs_avg)
     figures = report(measurements, epochs, args.epochs_avg, corpus, args)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
