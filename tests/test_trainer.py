@@ -11,16 +11,16 @@ import pytest
 
 pytest.importorskip("trl")
 
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
+import pyarrow.parquet as pq
+import torch
 
-from trainer.collators import IGNORE, AudioCollator  # noqa: E402
-from trainer.config import ConfigError, TrainConfig  # noqa: E402
-from trainer.data import load_rows  # noqa: E402
-from trainer.families import get_family  # noqa: E402
-from trainer.sampler import LengthGroupedBatchSampler  # noqa: E402
-from trainer.tiny import make_tiny_model  # noqa: E402
-from trainer.train import build, train  # noqa: E402
+from trainer.collators import IGNORE, AudioCollator
+from trainer.config import ConfigError, TrainConfig
+from trainer.data import load_rows
+from trainer.families import get_family
+from trainer.sampler import LengthGroupedBatchSampler
+from trainer.tiny import make_tiny_model
+from trainer.train import build, train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -231,3 +231,28 @@ def subset(out: Path, dst: Path, config_name: str, keep: int, corrupt: tuple[int
     manifest["shards"] = [{**shard, "rows": keep}]
     (dst / "manifest.json").write_text(json.dumps(manifest))
     return dst
+
+
+@pytest.fixture(scope="module")
+def tiny_omni(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(make_tiny_model(tmp_path_factory.mktemp("omni") / "model", family="qwen2.5-omni"))
+
+
+def test_qwen25_omni_thinker_sft_and_dpo(tiny_omni: str, sample_out, tmp_path: Path):
+    """The second family: the thinker trains; LoRA stays off the audio and vision towers; labels are the replies."""
+    out, _ = sample_out
+    run = build(config(tiny_omni, out, tmp_path / "sft", max_steps=2, per_device_batch_size=2))
+    assert run.family.name == "qwen2.5-omni"
+    trainable = [n for n, p in run.trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("language_model" in n and "lora_" in n for n in trainable)
+    row = run.trainer.train_dataset.with_format(None)[0]
+    enc = run.collator.encode_sft(row)
+    learned = run.processor.tokenizer.decode(enc["input_ids"][enc["labels"] != IGNORE])
+    assert learned == "".join(m["content"] + "<|im_end|>" for m in row["messages"] if m["role"] == "assistant")
+    n_audio = int((enc["input_ids"] == run.collator.audio_id).sum())
+    frames = enc["feature_attention_mask"].sum(-1).tolist()
+    assert n_audio == sum(((f - 1) // 2 + 1 - 2) // 2 + 1 for f in frames)  # tokens match the tower's output
+    run.trainer.train()
+    assert run.trainer.state.global_step == 2
+    report = train(config(tiny_omni, out, tmp_path / "dpo", task="dpo", max_steps=2, per_device_batch_size=2))
+    assert report["steps"] == 2 and report["family"] == "qwen2.5-omni"

@@ -48,6 +48,19 @@ class Family:
             kwargs["attn_implementation"] = attn_implementation
         return cls.from_pretrained(path, **kwargs)
 
+    def load_processor(self, path: str) -> Any:
+        """The family's processor; for Qwen2.5-Omni without torchvision (its processor insists on a
+        video processor), an audio-only equivalent built from its tokenizer and feature extractor."""
+        from transformers import AutoProcessor
+
+        try:
+            return AutoProcessor.from_pretrained(path)
+        except (OSError, AttributeError, ImportError, ValueError) as exc:
+            if self.name != "qwen2.5-omni":
+                raise
+            print(f"[audiodata] {path}: full processor unavailable ({type(exc).__name__}); using the audio-only one")
+            return AudioTextProcessor.from_pretrained(path)
+
     def conversation(self, messages: list[dict[str, str]], system: str | None) -> list[dict[str, Any]]:
         """Our ``{role, content}`` turns with ``<audio>`` markers -> the template's content lists."""
         conv: list[dict[str, Any]] = []
@@ -130,3 +143,56 @@ def module_is_language_model(name: str) -> bool:
 
 def read_chat_template(path: str | None) -> str | None:
     return Path(path).read_text(encoding="utf-8") if path else None
+
+
+class AudioTextProcessor:
+    """What a Qwen2.5-Omni processor does for text + audio, without its image/video parts.
+
+    Features: the Whisper extractor padded to 30 s with its attention mask (``feature_attention_mask``);
+    each ``<|AUDIO|>`` expands to ``((L-1)//2+1-2)//2+1`` tokens for a clip of L mel frames, exactly the
+    count the thinker's audio tower produces.
+    """
+
+    audio_token = "<|AUDIO|>"
+
+    def __init__(self, tokenizer: Any, feature_extractor: Any) -> None:
+        self.tokenizer, self.feature_extractor = tokenizer, feature_extractor
+        self.chat_template = getattr(tokenizer, "chat_template", None)
+
+    @classmethod
+    def from_pretrained(cls, path: str) -> AudioTextProcessor:
+        from transformers import AutoFeatureExtractor, AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(path), AutoFeatureExtractor.from_pretrained(path))
+
+    def apply_chat_template(self, conversation: list[dict[str, Any]], tokenize: bool = False, **kw: Any) -> Any:
+        return self.tokenizer.apply_chat_template(conversation, chat_template=self.chat_template, tokenize=tokenize, **kw)
+
+    def __call__(
+        self, text: list[str], audio: list[Any] | None = None, sampling_rate: int = 16000, padding_side: str = "right", **kw: Any
+    ) -> dict[str, Any]:
+        texts = list(text)
+        out: dict[str, Any] = {}
+        if audio:
+            feats = self.feature_extractor(
+                audio, sampling_rate=sampling_rate, padding="max_length", return_attention_mask=True, return_tensors="pt"
+            )
+            frames = feats["attention_mask"].sum(-1).tolist()
+            counts = iter([((n - 1) // 2 + 1 - 2) // 2 + 1 for n in frames])
+            expanded = []
+            for t in texts:
+                parts = t.split(self.audio_token)
+                pieces = [parts[0]]
+                for rest in parts[1:]:
+                    pieces.append(self.audio_token * next(counts) + rest)
+                expanded.append("".join(pieces))
+            texts = expanded
+            out["input_features"] = feats["input_features"]
+            out["feature_attention_mask"] = feats["attention_mask"]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side=padding_side)
+        out.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        return out
+
+    def save_pretrained(self, path: str) -> None:
+        self.tokenizer.save_pretrained(path)
+        self.feature_extractor.save_pretrained(path)

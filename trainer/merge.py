@@ -13,7 +13,6 @@ def merge(adapter: str, output: str, base: str | None = None) -> Path:
     """Load the base model, apply the adapter, merge the weights and save model + processor."""
     import torch
     from peft import PeftModel
-    from transformers import AutoProcessor
 
     cfg_path = Path(adapter) / "adapter_config.json"
     if not cfg_path.is_file():
@@ -28,5 +27,5 @@ def merge(adapter: str, output: str, base: str | None = None) -> Path:
     merged.save_pretrained(out)
     saved = any((Path(adapter) / name).exists() for name in ("processor_config.json", "tokenizer.json"))
     source = adapter if saved else base  # `audiodata train` saves the processor next to the adapter
-    AutoProcessor.from_pretrained(source).save_pretrained(out)
+    family.load_processor(source).save_pretrained(out)
     return out

@@ -22,7 +22,7 @@ import torch
 from trainer.collators import AudioCollator
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import SkipLog, encoded, estimate_lengths, load_rows
-from trainer.families import Family, detect_family, get_family, read_chat_template
+from trainer.families import AudioTextProcessor, Family, detect_family, get_family, read_chat_template
 from trainer.report import write_report
 from trainer.sampler import LengthGroupedBatchSampler
 
@@ -127,7 +127,6 @@ def precision(cfg: TrainConfig) -> str:
 def build(cfg: TrainConfig) -> Run:
     """Load model, processor and data, and assemble the trainer (nothing trained yet)."""
     from peft import LoraConfig
-    from transformers import AutoProcessor
     from trl import DPOConfig, SFTConfig
 
     family = get_family(cfg.family) if cfg.family else detect_family(cfg.model)
@@ -137,7 +136,7 @@ def build(cfg: TrainConfig) -> Run:
         raise ConfigError(f"precision {prec} needs a CUDA GPU; use precision fp32 (or auto) on CPU")
     # fp16 keeps fp32 master weights (autocast + loss scaling); bf16 weights train directly
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float32, "fp32": torch.float32}[prec]
-    processor = AutoProcessor.from_pretrained(cfg.model)
+    processor = family.load_processor(cfg.model)
     template = read_chat_template(cfg.chat_template)
     if template:
         processor.chat_template = template
@@ -212,7 +211,8 @@ def build(cfg: TrainConfig) -> Run:
         args=args,
         train_dataset=train,
         eval_dataset=evals,
-        processing_class=processor,
+        # TRL accepts a tokenizer or a ProcessorMixin; the audio-only Omni processor passes its tokenizer
+        processing_class=processor.tokenizer if isinstance(processor, AudioTextProcessor) else processor,
         data_collator=collator,
         peft_config=peft_config,
     )
