@@ -163,7 +163,7 @@ def test_corrupt_audio_is_skipped_and_counted(tiny: str, sample_out, tmp_path: P
 
 def test_config_is_validated_up_front(tiny: str, sample_out, tmp_path: Path):
     out, _ = sample_out
-    with pytest.raises(ConfigError, match="unknown key.*lora_rank.*did you mean lora_r"):
+    with pytest.raises(ConfigError, match=r"unknown key.*lora_rank.*did you mean lora_r"):
         TrainConfig.from_dict({"model": tiny, "data": str(out), "lora_rank": 8})
     (tmp_path / "raw").mkdir()
     with pytest.raises(ConfigError, match="not a converted dataset"):

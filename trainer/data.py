@@ -119,7 +119,8 @@ class SkipLog:
             os.write(fd, line)
         finally:
             os.close(fd)
-        print(f"[audiodata] skipped record {entry['id']} ({entry['source']}:{entry['index']}): {reason}", file=sys.stderr, flush=True)
+        where = f"{entry['source']}:{entry['index']}"
+        print(f"[audiodata] skipped record {entry['id']} ({where}): {reason}", file=sys.stderr, flush=True)
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_trainer(args)
         return cmd_rules(args)
     except (OptionsError, InputError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # one line, greppable
         return EXIT_USAGE
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: finished shards are kept; run the same command again to resume[/]")
