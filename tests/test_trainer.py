@@ -256,3 +256,18 @@ def test_qwen25_omni_thinker_sft_and_dpo(tiny_omni: str, sample_out, tmp_path: P
     assert run.trainer.state.global_step == 2
     report = train(config(tiny_omni, out, tmp_path / "dpo", task="dpo", max_steps=2, per_device_batch_size=2))
     assert report["steps"] == 2 and report["family"] == "qwen2.5-omni"
+
+
+def test_eval_split_and_trainable_projector(tiny: str, tmp_path: Path):
+    import audiodata
+    from tests.conftest import SAMPLE
+
+    out = tmp_path / "ds"
+    audiodata.convert([str(SAMPLE)], out, num_workers=1, val_ratio=0.3)
+    cfg = config(tiny, out, tmp_path / "run", max_steps=2, eval_split="validation", eval_steps=1, train_projector=True)
+    run = build(cfg)
+    trainable = {n for n, p in run.trainer.model.named_parameters() if p.requires_grad}
+    assert any("multi_modal_projector" in n for n in trainable)  # saved whole with the adapter
+    assert not any("audio_tower" in n for n in trainable)
+    report = train(cfg)
+    assert report["eval_history"] and all(e["eval_loss"] > 0 for e in report["eval_history"])
