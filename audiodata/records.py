@@ -154,6 +154,7 @@ class Clip:
     source_duration: float
     stats: ClipStats | None = None
     pcm: Any = None  # the int16 samples, kept only when a preview is wanted
+    fingerprint: Any = None  # an acoustic fingerprint (audiodata.dedup), only when dedup asks
 
     @property
     def duration(self) -> float:

@@ -36,9 +36,9 @@ CHAT = "chat_template.jsonl"  # chat-template content lists {"type": "audio", "p
 FILES = (MINICPM, SHAREGPT, SG_DPO, ALPACA, SWIFT, CHAT)
 
 #: Severities as documented in docs/rules.md; every other planted code is an error.
-WARNINGS = {"S008", "M003", "A008", "A009", "A012", "A013", "A014", "T001", "P001", "B002", "D001"}
+WARNINGS = {"S008", "M003", "A008", "A009", "A012", "A013", "A014", "T001", "P001", "B002", "D001", "D003"}
 #: Findings about a whole record, not one of its fields.
-RECORD_LEVEL = {"F001", "F002", "F003", "D001"}
+RECORD_LEVEL = {"F001", "F002", "F003", "D001", "D003"}
 
 # Every defect of the corpus: (file, 0-based record index in that file, code). Every other record is clean.
 PLANTED: list[tuple[str, int, str]] = [
@@ -53,6 +53,8 @@ PLANTED: list[tuple[str, int, str]] = [
     (MINICPM, 17, "A012"),  # all zeros
     (MINICPM, 19, "A014"),  # "duration": 9.0 for a 2 s clip
     (MINICPM, 20, "M003"),  # <audio> in system
+    (MINICPM, 21, "D003"),  # clip 2 again, no prompt, another transcript than record 19
+    (MINICPM, 22, "D003"),  # clip 0 again, no prompt, another transcript than record 0
     (MINICPM, 23, "D001"),  # exact copy of record 1
     (SHAREGPT, 2, "S002"),  # role "critic"
     (SHAREGPT, 4, "S004"),  # empty gpt value
@@ -280,8 +282,8 @@ def corpus_entries(inline: dict[str, str]) -> dict[str, list[tuple[str, Any]]]:
             ok(minicpm(9)),
             bad({"audio": "audio/c2.wav", "text": "A stale manifest says nine seconds.", "duration": 9.0}),
             bad({"audio": clip(1), "text": "The system prompt holds a marker.", "system": "Listen to <audio> carefully."}),
-            ok(minicpm(2)),
-            ok(minicpm(0)),
+            bad(minicpm(2)),  # D003: clip 2 with another transcript than record 19
+            bad(minicpm(0)),  # D003: clip 0 with another transcript than record 0
             bad(second_minicpm),
             BLANK,
             ok(minicpm(4, prompt="Repeat the words.")),
@@ -492,7 +494,7 @@ def test_the_planted_table_matches_the_corpus(corpus):
     assert {(f, i) for f, i, _ in PLANTED} == corpus.defective  # every defective record is in the table, and only those
     assert len(PLANTED) >= 30 and len(corpus.clean) >= 40
     assert len(set(PLANTED)) == len(PLANTED)
-    wanted = {"F001", "F002", "F003", "S002", "S003", "S004", "S006", "S007", "S008", "T001", "P001", "D001"}
+    wanted = {"F001", "F002", "F003", "S002", "S003", "S004", "S006", "S007", "S008", "T001", "P001", "D001", "D003"}
     wanted |= {f"M00{i}" for i in range(1, 6)} | {f"A00{i}" for i in range(1, 10)} | {"A012", "A013", "A014", "B001", "B002"}
     assert wanted <= {code for _, _, code in PLANTED} and {"S001", "S005"} & {code for _, _, code in PLANTED}
     assert {f for f, _, _ in PLANTED} == set(FILES)
@@ -594,7 +596,7 @@ def test_convert_rejects_exactly_the_records_lint_marks_as_errors(corpus, report
         assert sorted(x["code"] for x in r["reasons"]) == sorted(f["code"] for f in here if f["severity"] == "error")
     assert result.records_read == result.records_written + result.records_rejected
     kept_warnings = {(f["source"], f["index"], f["code"]) for f in report["findings"] if (f["source"], f["index"]) not in flagged}
-    assert result.warnings_by_code == dict(Counter(code for *_, code in kept_warnings if code != "D001"))  # D001 is lint's
+    assert result.warnings_by_code == dict(Counter(code for *_, code in kept_warnings if code not in ("D001", "D003")))  # D codes are lint's
     assert result.records_read == report["summary"]["records"]
     assert result.records_rejected == len(flagged)
     assert result.exit_code == 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from audiodata.dedup.index import RecordDeduper, RecordInfo, conversation_keys
 from audiodata.pipeline.options import ConvertOptions
 from audiodata.pipeline.process import AudioSettings, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
@@ -42,7 +43,7 @@ class Analysis:
     process already knows where each record came from, and tuples pickle fast."""
 
     findings: list[Finding]
-    dup_key: bytes | None = None
+    dedup: tuple[Any, ...] | None = None  # (kind, [(clip hash, fingerprint)], prompt key, response key)
     clips: list[tuple[float, int]] | None = None  # (seconds, source sampling rate)
     preview: dict[str, Any] | None = None
     fixed: str | None = None  # the repaired record as one JSON line
@@ -50,7 +51,7 @@ class Analysis:
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
 
     def pack(self) -> tuple[Any, ...]:
-        return (self.findings or None, self.dup_key, self.clips, self.preview, self.fixed, self.changes, self.copy)
+        return (self.findings or None, self.dedup, self.clips, self.preview, self.fixed, self.changes, self.copy)
 
     @classmethod
     def unpack(cls, t: tuple[Any, ...]) -> Analysis:
@@ -88,15 +89,19 @@ class Analyser:
         p = self.parse(seq, n, item)
         out = Analysis(list(p.findings))
         rec = p.record
-        hashes: list[str] | None = None
+        clips: list[tuple[str, Any]] | None = None
         if rec is not None and self.task.audio is not None:
             done = process_record(seq, rec, self.task.audio)
             out.findings += done.findings
             out.clips = [(c.seconds, c.source_sampling_rate) for c in done.clips]
             out.preview = done.preview
-            hashes = done.hashes if len(done.hashes) == len(rec.audios) else None
-        if rec is not None and (self.task.audio is None or hashes is not None):
-            out.dup_key = duplicate_key(rec, hashes)
+            if len(done.hashes) == len(rec.audios):
+                clips = list(zip(done.hashes, done.prints or [None] * len(done.hashes), strict=True))
+        elif rec is not None:
+            clips = [(_ref_identity(rec, r.kind, r.value), None) for r in rec.audios]
+        rejected = any(f.is_error for f in out.findings)  # convert drops it anyway: no duplicate of or with it
+        if rec is not None and clips is not None and not rejected:
+            out.dedup = (rec.kind, clips, *conversation_keys(rec))
         if self.task.fix:
             self.fix(p, n, out, text)
         return out
@@ -113,16 +118,6 @@ class Analyser:
                 out.fixed, out.changes = json.dumps(fixed, ensure_ascii=False), changes
                 return
         out.copy = text if text is not None and "\n" not in text else json.dumps(obj, ensure_ascii=False)
-
-
-def duplicate_key(rec: Record, hashes: list[str] | None) -> bytes:
-    """Same audio (decoded PCM hashes, or the references when audio is not read) + same conversation."""
-    parts = hashes if hashes is not None else [_ref_identity(rec, r.kind, r.value) for r in rec.audios]
-    parts = [*parts, "\x1e", rec.system or "", rec.tools or ""]
-    for tag, turns in (("m", rec.messages), ("c", rec.chosen or ()), ("r", rec.rejected or ())):
-        for m in turns:
-            parts += (tag, m.role, m.content)
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
 
 
 def _ref_identity(rec: Record, kind: str, value: Any) -> str:
@@ -270,8 +265,8 @@ def lint(
         if batch:
             yield batch, (batch,)
 
-    dup_on = "D001" in enabled
-    seen: dict[bytes, tuple[int, int, int]] = {}
+    dup_on = "D001" in enabled or "D003" in enabled
+    deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
     out: TextIO | None = _open_fix(fix) if fix else None
 
     def where(n: int, index: int, line: int) -> SourceLoc:
@@ -284,11 +279,16 @@ def lint(
                 report.records += 1
                 if a.findings:
                     report.findings += a.findings
-                if dup_on and a.dup_key is not None:
-                    first = seen.setdefault(a.dup_key, (n, index, line))
-                    if first != (n, index, line):
-                        msg = f"exact duplicate of {where(*first)}"
+                if dup_on and a.dedup is not None:
+                    kind, clips, prompt, response = a.dedup
+                    info = RecordInfo(files[n].display, index, line, kind, clips, prompt, response)
+                    verdict = deduper.check(info)
+                    if verdict.duplicate_of is not None and "D001" in enabled:
+                        msg = f"exact duplicate of {_loc(verdict.duplicate_of)}"
                         report.findings.append(Finding("D001", msg, "", where(n, index, line)))
+                    if verdict.conflict_with is not None and "D003" in enabled:
+                        msg = f"same audio and prompt as {_loc(verdict.conflict_with)} but a different response"
+                        report.findings.append(Finding("D003", msg, "", where(n, index, line)))
                 if a.clips:
                     for seconds, rate in a.clips:
                         report.durations.append(seconds)
@@ -308,6 +308,10 @@ def lint(
         tmp.replace(fix)
         report.fixed_output = str(fix)
     return report
+
+
+def _loc(info: RecordInfo) -> str:
+    return str(SourceLoc(info.source, info.index, info.line))
 
 
 def _open_fix(fix: str | os.PathLike[str]) -> TextIO:

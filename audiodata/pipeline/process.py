@@ -21,6 +21,7 @@ from audiodata.audio.decode import Decoded, decode
 from audiodata.audio.load import AudioError, open_ref
 from audiodata.audio.transform import CODECS, encode, pcm_hash, to_pcm16
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
+from audiodata.dedup.fingerprint import fingerprint
 from audiodata.families import get_family
 from audiodata.records import Clip, ClipStats, Record
 from audiodata.rules.audio_rules import AudioContext
@@ -44,6 +45,7 @@ class AudioSettings:
     cutoff_len: int = DEFAULT_CUTOFF
     tokenizer: str | None = None  # a local tokenizer for exact text token counts
     preview: bool = False  # keep a short MP3 excerpt of flagged records (the HTML report)
+    fingerprint: bool = False  # acoustic fingerprints for near-duplicate detection (dedup)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Processed:
     stats: dict[str, Any] = field(default_factory=dict)
     clips: list[ClipStats] = field(default_factory=list)
     preview: dict[str, Any] | None = None
+    prints: list[Any] | None = None  # one Fingerprint per clip, with settings.fingerprint
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
@@ -90,7 +93,8 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
         "warnings": {f.code: 1 for f in findings},
     }
     row = build_row(rec, clips, settings.codec) if settings.encode else None
-    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview)
+    prints = [c.fingerprint for c in clips] if settings.fingerprint else None
+    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints)
 
 
 def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | None:
@@ -141,6 +145,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
         source_duration=seconds,
         stats=measure(ref, decoded, pcm),
         pcm=pcm if settings.preview else None,
+        fingerprint=fingerprint(pcm, settings.sample_rate) if settings.fingerprint else None,
     )
 
 

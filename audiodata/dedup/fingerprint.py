@@ -1,0 +1,120 @@
+"""An acoustic fingerprint for speech that survives re-encoding, resampling, gain and mild noise.
+
+Computed on the 16 kHz mono PCM the audio stage already holds, so it costs one FFT pass.
+Two parts, both small (bounded by ``MAX_SECONDS``), never the audio itself:
+
+* ``bits``: one 32-bit word per 16 ms frame, Haitsma-Kalker style: the sign of the energy
+  difference between adjacent log-spaced bands (100 Hz - 5 kHz), differenced again in time.
+  Differences of log energies ignore gain entirely and lossy coding barely moves them; a
+  different voice or speed reading the same sentence flips about half of them. Two clips are
+  compared by their bit error rate at the best small time offset, over the frames where both
+  are voiced (silence carries no information, and noise would randomise its bits).
+* ``sketch``: a 256-bit random-hyperplane signature of the clip's coarse spectro-temporal shape
+  (band energies normalised per band, pooled into 8 time segments), split into 16 bands of 16
+  bits for locality-sensitive hashing: near copies share at least one band with probability
+  > 0.99, so candidates are found without comparing all pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RATE = 16000
+N_FFT = 1024
+HOP = 256  # 16 ms
+N_BANDS = 33  # 32 differences -> one 32-bit word per frame
+F_LOW, F_HIGH = 100.0, 5000.0
+VOICED_DB = 30.0  # frames within this many dB of the loudest frame count as signal
+MAX_SECONDS = 60.0  # fingerprint at most this much of a clip: memory per clip is bounded
+SEGMENTS = 8
+SKETCH_BITS = 256
+BAND_BITS = 16
+MAX_SHIFT = 12  # frames (~190 ms) of misalignment tolerated (codec delay, trimmed padding)
+
+
+def _band_matrix() -> np.ndarray:
+    freqs = np.fft.rfftfreq(N_FFT, 1 / RATE)
+    edges = np.geomspace(F_LOW, F_HIGH, N_BANDS + 1)
+    m = np.zeros((freqs.size, N_BANDS), np.float32)
+    for b in range(N_BANDS):
+        m[(freqs >= edges[b]) & (freqs < edges[b + 1]), b] = 1.0
+    return m
+
+
+_BANDS = _band_matrix()
+_WINDOW = np.hanning(N_FFT).astype(np.float32)
+_PROJ = np.random.default_rng(20261123).standard_normal((SEGMENTS * 16, SKETCH_BITS)).astype(np.float32)
+_WEIGHTS = (1 << np.arange(32, dtype=np.uint64)).astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    bits: np.ndarray  # uint32 per frame
+    voiced: np.ndarray  # bool per frame
+    sketch: np.ndarray  # uint16 per LSH band
+    seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return self.bits.nbytes + self.voiced.nbytes + self.sketch.nbytes
+
+
+def band_energies(pcm: np.ndarray) -> np.ndarray:
+    """Log band energies, frames x bands, of 16 kHz mono samples (int16 or float)."""
+    x = pcm.astype(np.float32)
+    if pcm.dtype == np.int16:
+        x /= 32768.0
+    x = x[: int(MAX_SECONDS * RATE)]
+    if x.size < N_FFT:
+        x = np.pad(x, (0, N_FFT - x.size))
+    n = 1 + (x.size - N_FFT) // HOP
+    frames = np.lib.stride_tricks.as_strided(x, (n, N_FFT), (x.strides[0] * HOP, x.strides[0]))
+    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
+    return np.log10(power @ _BANDS + 1e-10).astype(np.float32)
+
+
+def fingerprint(pcm: np.ndarray, rate: int = RATE) -> Fingerprint:
+    if rate != RATE:
+        raise ValueError(f"fingerprints are computed at {RATE} Hz, got {rate}")
+    e = band_energies(pcm)
+    diff = e[:, :-1] - e[:, 1:]  # across bands
+    d = np.diff(diff, axis=0, prepend=diff[:1])  # across time
+    bits = ((d > 0).astype(np.uint64) @ _WEIGHTS).astype(np.uint32)
+    total = np.log10(np.power(10.0, e).sum(axis=1) + 1e-10)
+    voiced = total >= (total.max() - VOICED_DB / 10.0) if total.size else np.zeros(0, bool)
+    return Fingerprint(bits, voiced, _sketch(e, voiced), pcm.shape[0] / RATE)
+
+
+def _sketch(e: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    frames = e[voiced] if voiced.any() else e
+    frames = frames - frames.mean(axis=0, keepdims=True)  # per-band normalisation: gain and channel colour out
+    pooled_bands = frames[:, : (N_BANDS // 2) * 2].reshape(frames.shape[0], 16, 2).mean(axis=2)
+    segs = np.array_split(pooled_bands, SEGMENTS, axis=0)
+    vec = np.concatenate([s.mean(axis=0) if len(s) else np.zeros(16, np.float32) for s in segs])
+    bits = (vec @ _PROJ) > 0
+    words = bits.reshape(-1, BAND_BITS).astype(np.uint32) @ (1 << np.arange(BAND_BITS, dtype=np.uint32))
+    return words.astype(np.uint16)
+
+
+def similarity(a: Fingerprint, b: Fingerprint, max_shift: int = MAX_SHIFT) -> float:
+    """1 - the lowest bit error rate over small time offsets, counted on frames voiced in both.
+    0.0 when the clips cannot be aligned (too little voiced overlap, or lengths too different)."""
+    na, nb = a.bits.size, b.bits.size
+    if not na or not nb or min(na, nb) / max(na, nb) < 0.85:
+        return 0.0
+    best = 1.0
+    for shift in range(-max_shift, max_shift + 1):
+        if shift >= 0:
+            xa, xb, va, vb = a.bits[shift:], b.bits, a.voiced[shift:], b.voiced
+        else:
+            xa, xb, va, vb = a.bits, b.bits[-shift:], a.voiced, b.voiced[-shift:]
+        n = min(xa.size, xb.size)
+        mask = va[:n] & vb[:n]
+        m = int(mask.sum())
+        if m < 0.5 * min(int(a.voiced.sum()), int(b.voiced.sum())) or m < 8:
+            continue
+        errors = int(np.bitwise_count(np.bitwise_xor(xa[:n][mask], xb[:n][mask])).sum())
+        best = min(best, errors / (32 * m))
+    return 1.0 - best

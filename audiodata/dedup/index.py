@@ -1,0 +1,214 @@
+"""Online duplicate detection: clips first (exact PCM hash, then fingerprint LSH), then records.
+
+Records arrive in input order; the first of a kind is kept and later copies point at it, so
+the result is deterministic and the same for ``audiodata dedup`` and ``convert --dedup``.
+Candidate clips come from the LSH buckets of the fingerprint sketch (never all pairs), and
+every candidate is verified by bit error rate before it counts. Memory per clip is one
+fingerprint (a few hundred bytes per second of audio, capped), never the audio.
+
+A record duplicates an earlier one when each of its clips matches the earlier record's clip
+in the same position and the conversation (system, turns, chosen/rejected) is identical.
+Same audio and same prompt with a different response is a *conflict*: both are kept and
+reported. DPO records are whole units: a pair is never split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from audiodata.dedup.fingerprint import Fingerprint, similarity
+
+#: Fingerprint similarity (1 - bit error rate) from which two clips are the same recording.
+#: Calibrated on espeak-ng speech (benchmarks/dedup_quality.py): lossy/noisy copies >= 0.85,
+#: the same sentence in another voice <= 0.75.
+NEAR_THRESHOLD = 0.80
+MAX_BUCKET = 2000  # a bucket this full is degenerate (e.g. silence): candidates from it are not tried
+
+
+@dataclass
+class ClipMatch:
+    clip: int  # id of the earlier clip
+    kind: str  # "exact" | "near"
+    similarity: float
+
+
+class ClipIndex:
+    def __init__(self, near: bool = True, threshold: float = NEAR_THRESHOLD) -> None:
+        self.near, self.threshold = near, threshold
+        self.by_hash: dict[str, int] = {}
+        self.buckets: dict[int, list[int]] = {}
+        self.prints: list[Fingerprint | None] = []
+        self.comparisons = 0
+
+    def __len__(self) -> int:
+        return len(self.prints)
+
+    def find(self, pcm_hash: str, fp: Fingerprint | None) -> ClipMatch | None:
+        hit = self.by_hash.get(pcm_hash)
+        if hit is not None:
+            return ClipMatch(hit, "exact", 1.0)
+        if not self.near or fp is None:
+            return None
+        seen: set[int] = set()
+        best: ClipMatch | None = None
+        for key in _keys(fp):
+            bucket = self.buckets.get(key)
+            if not bucket or len(bucket) > MAX_BUCKET:
+                continue
+            for cid in bucket:
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                other = self.prints[cid]
+                if other is None:
+                    continue
+                self.comparisons += 1
+                sim = similarity(fp, other)
+                if sim >= self.threshold and (best is None or sim > best.similarity or (sim == best.similarity and cid < best.clip)):
+                    best = ClipMatch(cid, "near", round(sim, 4))
+        return best
+
+    def add(self, pcm_hash: str, fp: Fingerprint | None) -> int:
+        cid = len(self.prints)
+        self.prints.append(fp if self.near else None)
+        self.by_hash.setdefault(pcm_hash, cid)
+        if self.near and fp is not None:
+            for key in _keys(fp):
+                self.buckets.setdefault(key, []).append(cid)
+        return cid
+
+    def resolve(self, pcm_hash: str, fp: Fingerprint | None) -> tuple[int, ClipMatch | None]:
+        """The canonical clip id for this clip (an earlier one if it matches, else a new one)."""
+        match = self.find(pcm_hash, fp)
+        if match is not None:
+            return match.clip, match
+        return self.add(pcm_hash, fp), None
+
+
+def _keys(fp: Fingerprint) -> list[int]:
+    return [(band << 16) | int(v) for band, v in enumerate(fp.sketch)]
+
+
+@dataclass
+class RecordInfo:
+    """What dedup needs of a record: where it is, its clips, and its conversation."""
+
+    source: str
+    index: int
+    line: int | None
+    kind: str  # sft | dpo
+    clips: list[tuple[str, Fingerprint | None]]  # (pcm_hash, fingerprint) in order
+    prompt: str  # system + prompt turns, canonical JSON
+    response: str  # responses (SFT: assistant turns; DPO: chosen + rejected), canonical JSON
+    reference: bool = False  # from --against (an existing dataset), never kept or dropped
+
+    @property
+    def where(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "index": self.index}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.reference:
+            out["reference"] = True
+        return out
+
+
+@dataclass
+class Verdict:
+    duplicate_of: RecordInfo | None = None
+    kind: str = ""  # exact | near
+    similarity: float = 1.0
+    conflict_with: RecordInfo | None = None
+
+    @property
+    def cluster(self) -> str | None:
+        return cluster_id(self.duplicate_of) if self.duplicate_of else None
+
+
+def cluster_id(first: RecordInfo) -> str:
+    """Named after the kept record, so it is stable across resumed runs."""
+    return f"{first.source}#{first.index}"
+
+
+@dataclass
+class Cluster:
+    kind: str
+    members: list[RecordInfo]
+    similarity: float = 1.0
+
+
+@dataclass
+class RecordDeduper:
+    near: bool = True
+    threshold: float = NEAR_THRESHOLD
+    clips: ClipIndex = field(init=False)
+    seen: dict[tuple[tuple[int, ...], str, str], RecordInfo] = field(default_factory=dict)
+    by_prompt: dict[tuple[tuple[int, ...], str], RecordInfo] = field(default_factory=dict)
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+    conflicts: list[tuple[RecordInfo, RecordInfo]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.clips = ClipIndex(self.near, self.threshold)
+
+    def check(self, rec: RecordInfo) -> Verdict:
+        """Classify ``rec`` against everything seen before it, then remember it if it is kept."""
+        ids: list[int] = []
+        kinds: list[str] = []
+        sims: list[float] = []
+        for pcm_hash, fp in rec.clips:
+            cid, match = self.clips.resolve(pcm_hash, fp)
+            ids.append(cid)
+            kinds.append(match.kind if match else "new")
+            sims.append(match.similarity if match else 1.0)
+        audio = tuple(ids)
+        key = (audio, rec.prompt, rec.response)
+        first = self.seen.get(key)
+        if first is not None and "new" not in kinds:
+            kind = "near" if "near" in kinds else "exact"
+            sim = min(sims) if sims else 1.0
+            cluster = self.clusters.setdefault(cluster_id(first), Cluster(kind, [first], sim))
+            cluster.members.append(rec)
+            if kind == "near":
+                cluster.kind = "near"
+            cluster.similarity = min(cluster.similarity, sim)
+            return Verdict(first, kind, sim)
+        self.seen[key] = rec
+        verdict = Verdict()
+        if rec.kind == "sft" and audio:
+            other = self.by_prompt.setdefault((audio, rec.prompt), rec)
+            if other is not rec and other.response != rec.response:
+                self.conflicts.append((other, rec))
+                verdict.conflict_with = other
+        return verdict
+
+    def report(self) -> dict[str, Any]:
+        clusters = [
+            {
+                "id": cid,
+                "kind": c.kind,
+                "similarity": round(c.similarity, 4),
+                "members": [m.where for m in c.members],
+            }
+            for cid, c in self.clusters.items()
+        ]
+        conflicts = [{"members": [a.where, b.where]} for a, b in self.conflicts]
+        return {"clusters": clusters, "conflicts": conflicts}
+
+
+def conversation_keys(rec: Any) -> tuple[str, str]:
+    """(prompt, response) of a canonical Record as canonical JSON strings."""
+    if rec.kind == "dpo":
+        prompt = [m.to_dict() for m in rec.messages]
+        response = {"chosen": [m.to_dict() for m in rec.chosen or []], "rejected": [m.to_dict() for m in rec.rejected or []]}
+    else:
+        last = max((i for i, m in enumerate(rec.messages) if m.role in ("assistant", "function_call")), default=-1)
+        prompt = [m.to_dict() for m in rec.messages[:last]]
+        response = [m.to_dict() for m in rec.messages[last:]] if last >= 0 else []
+    p = json.dumps({"system": rec.system, "tools": rec.tools, "turns": prompt}, ensure_ascii=False, sort_keys=True)
+    return _h(p), _h(json.dumps(response, ensure_ascii=False, sort_keys=True))
+
+
+def _h(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
