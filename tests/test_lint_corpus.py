@@ -596,7 +596,7 @@ def test_convert_rejects_exactly_the_records_lint_marks_as_errors(corpus, report
         assert sorted(x["code"] for x in r["reasons"]) == sorted(f["code"] for f in here if f["severity"] == "error")
     assert result.records_read == result.records_written + result.records_rejected
     kept_warnings = {(f["source"], f["index"], f["code"]) for f in report["findings"] if (f["source"], f["index"]) not in flagged}
-    assert result.warnings_by_code == dict(Counter(code for *_, code in kept_warnings if code not in ("D001", "D003")))  # D codes are lint's
+    assert result.warnings_by_code == dict(Counter(code for *_, code in kept_warnings if code[0] != "D"))  # D codes are lint's
     assert result.records_read == report["summary"]["records"]
     assert result.records_rejected == len(flagged)
     assert result.exit_code == 1

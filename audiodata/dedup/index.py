@@ -67,7 +67,8 @@ class ClipIndex:
                     continue
                 self.comparisons += 1
                 sim = similarity(fp, other)
-                if sim >= self.threshold and (best is None or sim > best.similarity or (sim == best.similarity and cid < best.clip)):
+                better = best is None or sim > best.similarity or (sim == best.similarity and cid < best.clip)
+                if sim >= self.threshold and better:
                     best = ClipMatch(cid, "near", round(sim, 4))
         return best
 

@@ -140,8 +140,32 @@ register("A005", "undecodable-audio", S.ERROR, "The audio cannot be decoded; che
 register("A006", "empty-audio", S.ERROR, "The audio has no samples; remove it or replace it.")
 register("A007", "audio-too-short", S.ERROR, "Audio under 0.1 s yields no audio tokens in Whisper-style encoders.")
 register("A010", "container-needs-ffmpeg", S.ERROR, "This container needs ffmpeg; install it (apt-get install ffmpeg).")
-register("D001", "duplicate-record", S.WARNING, "Same audio and conversation as an earlier record; drop one.", stage="dataset")
-register("D002", "near-duplicate", S.WARNING, "The same recording (re-encoded, resampled, re-gained) with the same conversation.", stage="dataset")
-register("D003", "conflicting-response", S.WARNING, "Same audio and prompt as an earlier record, different response: check which is right.", stage="dataset")
-register("D004", "leakage", S.ERROR, "The record (or a near copy) is already in the --against dataset, e.g. a test split.", stage="dataset")
+register(
+    "D001",
+    "duplicate-record",
+    S.WARNING,
+    "Same audio and conversation as an earlier record; drop one.",
+    stage="dataset",
+)
+register(
+    "D002",
+    "near-duplicate",
+    S.WARNING,
+    "The same recording (re-encoded, resampled, re-gained) with the same conversation.",
+    stage="dataset",
+)
+register(
+    "D003",
+    "conflicting-response",
+    S.WARNING,
+    "Same audio and prompt as an earlier record, different response: check which is right.",
+    stage="dataset",
+)
+register(
+    "D004",
+    "leakage",
+    S.ERROR,
+    "The record (or a near copy) is already in the --against dataset, e.g. a test split.",
+    stage="dataset",
+)
 register("A011", "audio-too-large", S.ERROR, "The audio exceeds --max-audio-bytes or --max-duration; trim or split it.")
