@@ -138,6 +138,7 @@ class Cluster:
     kind: str
     members: list[RecordInfo]
     similarity: float = 1.0
+    matches: list[tuple[str, float]] = field(default_factory=list)  # per later member: (kind, similarity)
 
 
 @dataclass
@@ -171,6 +172,7 @@ class RecordDeduper:
             sim = min(sims) if sims else 1.0
             cluster = self.clusters.setdefault(cluster_id(first), Cluster(kind, [first], sim))
             cluster.members.append(rec)
+            cluster.matches.append((kind, sim))
             if kind == "near":
                 cluster.kind = "near"
             cluster.similarity = min(cluster.similarity, sim)
@@ -190,7 +192,8 @@ class RecordDeduper:
                 "id": cid,
                 "kind": c.kind,
                 "similarity": round(c.similarity, 4),
-                "members": [m.where for m in c.members],
+                "members": [c.members[0].where]
+                + [{**m.where, "match": k, "similarity": round(x, 4)} for m, (k, x) in zip(c.members[1:], c.matches, strict=True)],
             }
             for cid, c in self.clusters.items()
         ]

@@ -247,13 +247,60 @@ def lint(
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
+    dup_on = "D001" in enabled or "D003" in enabled
+    deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
+    out: TextIO | None = _open_fix(fix) if fix else None
+
+    def where(n: int, index: int, line: int) -> SourceLoc:
+        return SourceLoc(files[n].display, index, line)
+
+    try:
+        for n, index, line, a in analyse_stream(files, opts, task, on_progress):
+            report.records += 1
+            if a.findings:
+                report.findings += a.findings
+            if dup_on and a.dedup is not None:
+                kind, clips, prompt, response = a.dedup
+                info = RecordInfo(files[n].display, index, line, kind, clips, prompt, response)
+                verdict = deduper.check(info)
+                if verdict.duplicate_of is not None and "D001" in enabled:
+                    msg = f"exact duplicate of {_loc(verdict.duplicate_of)}"
+                    report.findings.append(Finding("D001", msg, "", where(n, index, line)))
+                if verdict.conflict_with is not None and "D003" in enabled:
+                    msg = f"same audio and prompt as {_loc(verdict.conflict_with)} but a different response"
+                    report.findings.append(Finding("D003", msg, "", where(n, index, line)))
+            if a.clips:
+                for seconds, rate in a.clips:
+                    report.durations.append(seconds)
+                    report.sample_rates[rate] += 1
+            if a.preview is not None and len(report.previews) < MAX_PREVIEWS:
+                key = f"{files[n].display}#{index}"
+                report.previews[key] = {**a.preview, "data": _b64(a.preview["data"])}
+            if out is not None:
+                _write_fixed(out, report, a, where(n, index, line))
+    finally:
+        if out is not None:
+            out.close()
+    if fix is not None:
+        tmp = Path(str(fix) + ".tmp")
+        tmp.replace(fix)
+        report.fixed_output = str(fix)
+    return report
+
+
+def analyse_stream(
+    files: list[InputFile], opts: ConvertOptions, task: LintTask, on_progress: ProgressFn | None = None
+) -> Iterator[tuple[int, int, int, Analysis]]:
+    """``(file number, index, line, analysis)`` for every record, in input order; the work runs in
+    ``opts.workers`` processes through the bounded ordered window convert uses."""
     total = sum(f.path.stat().st_size for f in files if f.path.exists())
     done_bytes = [0]
+    records = 0
 
     def file_done(n: int) -> None:
         done_bytes[0] = n
 
-    size = opts.batch_size if audio else TEXT_BATCH
+    size = opts.batch_size if task.audio is not None else TEXT_BATCH
 
     def jobs() -> Iterator[tuple[list[Job], tuple[Any, ...]]]:
         batch: list[Job] = []
@@ -265,49 +312,12 @@ def lint(
         if batch:
             yield batch, (batch,)
 
-    dup_on = "D001" in enabled or "D003" in enabled
-    deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
-    out: TextIO | None = _open_fix(fix) if fix else None
-
-    def where(n: int, index: int, line: int) -> SourceLoc:
-        return SourceLoc(files[n].display, index, line)
-
-    try:
-        for batch, results in ordered_map(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
-            for (_, n, index, line, _), packed in zip(batch, results, strict=True):
-                a = Analysis.unpack(packed)
-                report.records += 1
-                if a.findings:
-                    report.findings += a.findings
-                if dup_on and a.dedup is not None:
-                    kind, clips, prompt, response = a.dedup
-                    info = RecordInfo(files[n].display, index, line, kind, clips, prompt, response)
-                    verdict = deduper.check(info)
-                    if verdict.duplicate_of is not None and "D001" in enabled:
-                        msg = f"exact duplicate of {_loc(verdict.duplicate_of)}"
-                        report.findings.append(Finding("D001", msg, "", where(n, index, line)))
-                    if verdict.conflict_with is not None and "D003" in enabled:
-                        msg = f"same audio and prompt as {_loc(verdict.conflict_with)} but a different response"
-                        report.findings.append(Finding("D003", msg, "", where(n, index, line)))
-                if a.clips:
-                    for seconds, rate in a.clips:
-                        report.durations.append(seconds)
-                        report.sample_rates[rate] += 1
-                if a.preview is not None and len(report.previews) < MAX_PREVIEWS:
-                    key = f"{files[n].display}#{index}"
-                    report.previews[key] = {**a.preview, "data": _b64(a.preview["data"])}
-                if out is not None:
-                    _write_fixed(out, report, a, where(n, index, line))
-            if on_progress:
-                on_progress(done_bytes[0], total, report.records)
-    finally:
-        if out is not None:
-            out.close()
-    if fix is not None:
-        tmp = Path(str(fix) + ".tmp")
-        tmp.replace(fix)
-        report.fixed_output = str(fix)
-    return report
+    for batch, results in ordered_map(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
+        for (_, n, index, line, _), packed in zip(batch, results, strict=True):
+            yield n, index, line, Analysis.unpack(packed)
+        records += len(batch)
+        if on_progress:
+            on_progress(done_bytes[0], total, records)
 
 
 def _loc(info: RecordInfo) -> str:
