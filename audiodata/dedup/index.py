@@ -193,7 +193,7 @@ class RecordDeduper:
                 "kind": c.kind,
                 "similarity": round(c.similarity, 4),
                 "members": [c.members[0].where]
-                + [{**m.where, "match": k, "similarity": round(x, 4)} for m, (k, x) in zip(c.members[1:], c.matches, strict=True)],
+                + [{**m.where, "match": k, "similarity": round(x, 4)} for m, (k, x) in zip(c.members[1:], c.matches, strict=False)],
             }
             for cid, c in self.clusters.items()
         ]
