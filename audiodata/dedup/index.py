@@ -192,13 +192,16 @@ class RecordDeduper:
                 "id": cid,
                 "kind": c.kind,
                 "similarity": round(c.similarity, 4),
-                "members": [c.members[0].where]
-                + [{**m.where, "match": k, "similarity": round(x, 4)} for m, (k, x) in zip(c.members[1:], c.matches, strict=False)],
+                "members": [c.members[0].where] + [_member(m, k, x) for m, (k, x) in zip(c.members[1:], c.matches, strict=True)],
             }
             for cid, c in self.clusters.items()
         ]
         conflicts = [{"members": [a.where, b.where]} for a, b in self.conflicts]
         return {"clusters": clusters, "conflicts": conflicts}
+
+
+def _member(m: RecordInfo, kind: str, sim: float) -> dict[str, Any]:
+    return {**m.where, "match": kind, "similarity": round(sim, 4)}
 
 
 def conversation_keys(rec: Any) -> tuple[str, str]:
