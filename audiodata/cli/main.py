@@ -20,6 +20,7 @@ from rich.table import Table
 
 from audiodata import __version__
 from audiodata.budget import DEFAULT_CUTOFF
+from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES as MODEL_FAMILIES
 from audiodata.pipeline.convert import ConvertResult
 from audiodata.pipeline.convert import Progress as RunProgress
@@ -62,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
     c.add_argument("--max-shard-size", default="500MB", help="cap on a shard's actual bytes (default 500MB)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
+    c.add_argument(
+        "--dedup",
+        choices=["off", "exact", "near"],
+        default="off",
+        help="drop later copies of a record: exact (same PCM) or near (re-encoded, resampled, re-gained, noisy); "
+        "dropped records are listed in rejects.jsonl with their cluster",
+    )
+    c.add_argument(
+        "--dedup-threshold", type=float, default=NEAR_THRESHOLD, help=f"near-duplicate similarity (default {NEAR_THRESHOLD})"
+    )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     lt = sub.add_parser(
@@ -78,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--report-html", metavar="FILE", help="write a self-contained HTML report with plots and audio players")
     lt.add_argument("--fix", metavar="OUT.jsonl", help="write a repaired copy (safe repairs only); the input is never edited")
     lt.add_argument("--max-examples", type=int, default=3, help="examples shown per rule in the terminal (default 3)")
+
+    d = sub.add_parser(
+        "dedup",
+        help="find exact and near-duplicate records across inputs, and leakage into a converted dataset",
+        epilog="exit codes: 0 nothing found, 1 duplicates, conflicts or leaks found, 2 usage error",
+    )
+    d.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
+    add_reading_options(d)
+    d.add_argument("--mode", choices=["exact", "near"], default="near", help="exact PCM only, or acoustic near copies too")
+    d.add_argument(
+        "--threshold", type=float, default=NEAR_THRESHOLD, help=f"near-duplicate similarity (default {NEAR_THRESHOLD})"
+    )
+    d.add_argument("--against", metavar="DIR", help="a converted dataset (e.g. the test split) to check the inputs against")
+    d.add_argument("--report-json", metavar="FILE", help="write the clusters as JSON, '-' for stdout")
+    d.add_argument("--max-examples", type=int, default=10, help="clusters shown in the terminal (default 10)")
 
     i = sub.add_parser("info", help="summarise a converted dataset")
     i.add_argument("output", metavar="OUT")
@@ -151,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_convert(args, console)
         if args.command == "lint":
             return cmd_lint(args, console)
+        if args.command == "dedup":
+            return cmd_dedup(args, console)
         if args.command == "info":
             return cmd_info(args, console)
         if args.command in ("train", "make-tiny-model"):
@@ -173,6 +201,8 @@ def _codes(text: str) -> list[str]:
 def cmd_convert(args: argparse.Namespace, console: Console) -> int:
     opts = reading_options(
         args,
+        dedup=args.dedup,
+        dedup_threshold=args.dedup_threshold,
         sample_rate=args.sample_rate,
         codec=args.codec,
         split=args.split,
@@ -232,6 +262,8 @@ def _result_dict(r: ConvertResult) -> dict[str, Any]:
         "clips": r.clips,
         "rejects_by_code": r.rejects_by_code,
         "warnings_by_code": r.warnings_by_code,
+        "records_duplicate": r.records_duplicate,
+        "duplicates_by_kind": r.duplicates_by_kind,
         "shards": r.shards,
         "resumed_from": r.resumed_from,
         "already_complete": r.already_complete,
@@ -250,6 +282,9 @@ def _print_summary(r: ConvertResult, console: Console) -> None:
     t.add_row("records read", str(r.records_read))
     t.add_row("written", f"[green]{r.records_written}[/]")
     t.add_row("rejected", f"[red]{r.records_rejected}[/]" if r.records_rejected else "0")
+    if r.records_duplicate:
+        kinds = ", ".join(f"{k} {v}" for k, v in r.duplicates_by_kind.items())
+        t.add_row("duplicates dropped", f"{r.records_duplicate} ({kinds})")
     t.add_row("audio clips", str(r.clips))
     t.add_row("audio hours", f"{r.audio_seconds / 3600:.3f}")
     t.add_row("shards", str(len(r.shards)))
@@ -346,6 +381,63 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
             out.print(f"  {where}: " + "; ".join(item["changes"]))
         if len(data["fixes"]) > 20:
             out.print(f"  ... {len(data['fixes']) - 20} more in the JSON report (--report-json)")
+
+
+def cmd_dedup(args: argparse.Namespace, console: Console) -> int:
+    from audiodata.pipeline.dedup import dedup as run_dedup
+
+    opts = reading_options(args)
+    with Progress(
+        TextColumn("[bold]dedup"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[records]} rec"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.no_progress,
+    ) as bar:
+        task = bar.add_task("dedup", total=None, records=0)
+
+        def on_progress(done: int, total: int, records: int) -> None:
+            bar.update(task, total=total or None, completed=done, records=records)
+
+        report = run_dedup(
+            args.inputs, opts, mode=args.mode, against=args.against, threshold=args.threshold, on_progress=on_progress
+        )
+    data = report.to_dict()
+    to_stdout = args.report_json == "-"
+    if args.report_json:
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if to_stdout:
+            sys.stdout.write(text)
+        else:
+            Path(args.report_json).write_text(text, encoding="utf-8")
+    out = Console(stderr=to_stdout)
+    s = data["summary"]
+    t = Table(title=f"audiodata dedup ({s['mode']}): {s['records']} records, {s['duplicates']} duplicates", show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    for label, key in (
+        ("records read", "records"),
+        ("records checked (pass the rules)", "checked"),
+        ("clusters", "clusters"),
+        ("exact duplicates", "exact"),
+        ("near duplicates", "near"),
+        ("conflicts (same audio + prompt, other response)", "conflicts"),
+        ("leaks into --against", "leaks"),
+        ("fingerprint comparisons", "comparisons"),
+    ):
+        t.add_row(label, str(s[key]))
+    out.print(t)
+    for c in data["clusters"][: args.max_examples]:
+        members = ", ".join(
+            f"{m['source']}:{m.get('line', m['index'])}" + (" (against)" if m.get("reference") else "") for m in c["members"]
+        )
+        label = "leak" if c["leak"] else c["kind"]
+        out.print(f"  {label}: {members} (similarity {c['similarity']})", soft_wrap=True, markup=False)
+    if len(data["clusters"]) > args.max_examples:
+        out.print(f"  ... {len(data['clusters']) - args.max_examples} more clusters in the JSON report")
+    return report.exit_code
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:

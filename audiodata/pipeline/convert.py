@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from audiodata import __version__
+from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, conversation_keys
+from audiodata.dedup.stored import shard_records
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records
@@ -45,13 +47,15 @@ class ConvertResult:
     clips: int = 0
     rejects_by_code: dict[str, int] = field(default_factory=dict)
     warnings_by_code: dict[str, int] = field(default_factory=dict)
+    records_duplicate: int = 0  # dropped by --dedup (listed in rejects.jsonl with their cluster)
+    duplicates_by_kind: dict[str, int] = field(default_factory=dict)
     shards: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int = 0
     already_complete: bool = False
 
     @property
     def exit_code(self) -> int:
-        """0: every record went through; 1: some were rejected."""
+        """0: every record went through (duplicates dropped on request count as through); 1: some were rejected."""
         return 1 if self.records_rejected else 0
 
 
@@ -63,6 +67,7 @@ class Progress:
     bytes_total: int = 0
     records: int = 0
     rejected: int = 0
+    duplicates: int = 0
     audio_seconds: float = 0.0
 
 
@@ -123,6 +128,7 @@ class _Run:
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
+        self.deduper = RecordDeduper(opts.dedup == "near", opts.dedup_threshold) if opts.dedup != "off" else None
         self.writers: dict[str, ShardWriter] = {}
         self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
         self.progress = Progress(bytes_total=sum(f.path.stat().st_size for f in files))
@@ -140,6 +146,10 @@ class _Run:
     # -- the run -----------------------------------------------------------------
     def run(self) -> ConvertResult:
         self._restore()
+        if self.deduper is not None:  # resuming: what durable shards hold is kept, later copies of it are not
+            for s in self.state.shards:
+                for info in shard_records(self.work / s.file, self.deduper.near):
+                    self.deduper.check(info)
         rejects = self.rejects = open(self.work / "rejects.jsonl", "a", encoding="utf-8")
         try:
             for pending, processed in self._processed():
@@ -202,6 +212,14 @@ class _Run:
         stream = f"{p.record.kind}/{self._split(p.record, processed.hashes)}"
         if self.state.is_durable(stream, p.seq):
             return
+        if self.deduper is not None:
+            prompt, response = conversation_keys(p.record)
+            clips = list(zip(processed.hashes, processed.prints or [None] * len(processed.hashes), strict=True))
+            info = RecordInfo(p.source.file, p.source.index, p.source.line, p.record.kind, clips, prompt, response)
+            verdict = self.deduper.check(info)
+            if verdict.duplicate_of is not None:
+                self._duplicate(p, verdict, rejects)
+                return
         for f in p.findings:  # record-rule warnings count with the audio ones
             processed.stats.setdefault("warnings", {})[f.code] = 1
         writer = self._writer(stream, p.record.kind)
@@ -225,6 +243,30 @@ class _Run:
             entry["raw"] = p.item.raw
         rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.progress.rejected += 1
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _duplicate(self, p: Pending, verdict: Verdict, rejects: Any) -> None:
+        """A later copy: not written, listed in rejects.jsonl with its cluster, counted apart from rejects."""
+        assert verdict.duplicate_of is not None
+        code = "D001" if verdict.kind == "exact" else "D002"
+        first = verdict.duplicate_of
+        entry: dict[str, Any] = {
+            "seq": p.seq,
+            "source": p.source.file,
+            "index": p.source.index,
+            "line": p.source.line,
+            "duplicate": {
+                "cluster": verdict.cluster,
+                "kind": verdict.kind,
+                "similarity": round(verdict.similarity, 4),
+                "of": first.where,
+            },
+            "reasons": [Finding(code, f"{verdict.kind} duplicate of {first.source}:{first.line or first.index}").reason()],
+            "record": p.item.obj,
+        }
+        rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.progress.duplicates += 1
         if self.on_progress:
             self.on_progress(self.progress)
 
@@ -283,12 +325,18 @@ class _Run:
         self.state.save(self.out)
         rejects_path = self.work / "rejects.jsonl"
         by_code: Counter[str] = Counter()
-        n_rejects = 0
+        dup_kinds: Counter[str] = Counter()
+        n_rejects = n_dups = 0
         rejects_path.touch()
         with open(rejects_path, encoding="utf-8") as fh:
             for line in fh:
+                entry = json.loads(line)
+                if "duplicate" in entry:
+                    n_dups += 1
+                    dup_kinds[entry["duplicate"]["kind"]] += 1
+                    continue
                 n_rejects += 1
-                by_code.update({r["code"] for r in json.loads(line)["reasons"]})
+                by_code.update({r["code"] for r in entry["reasons"]})
         streams: dict[str, list[ShardInfo]] = {}
         for s in self.state.shards:
             streams.setdefault(s.stream, []).append(s)
@@ -336,9 +384,11 @@ class _Run:
             os.replace(self.out / "rejects.jsonl.tmp", self.out / "rejects.jsonl")
         written = sum(r["rows"] for r in shard_rows)
         summary = {
-            "records_read": written + n_rejects,
+            "records_read": written + n_rejects + n_dups,
             "written": written,
             "rejected": n_rejects,
+            "duplicates": n_dups,
+            "duplicates_by_kind": dict(sorted(dup_kinds.items())),
             "clips": sum(r["clips"] for r in shard_rows),
             "audio_seconds": round(sum(r["audio_seconds"] for r in shard_rows), 6),
             "sample_rate": self.opts.sample_rate,
@@ -356,7 +406,7 @@ class _Run:
             "inputs": [{"file": f.display, "dialect": f.spec.formatting or "auto", "entry": f.spec.name} for f in self.files],
             "summary": summary,
             "shards": shard_rows,
-            "rejects": {"file": "rejects.jsonl", "count": n_rejects},
+            "rejects": {"file": "rejects.jsonl", "count": n_rejects + n_dups, "rejected": n_rejects, "duplicates": n_dups},
         }
         atomic_write(self.out / "README.md", render_card(card_yaml(configs, self.opts.sample_rate), summary))
         atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -388,6 +438,8 @@ def _result_from_manifest(out: Path, resumed_from: int = 0, already_complete: bo
         clips=s["clips"],
         rejects_by_code=s["rejects_by_code"],
         warnings_by_code=s["warnings_by_code"],
+        records_duplicate=s.get("duplicates", 0),
+        duplicates_by_kind=s.get("duplicates_by_kind", {}),
         shards=manifest["shards"],
         resumed_from=resumed_from,
         already_complete=already_complete,

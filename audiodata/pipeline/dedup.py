@@ -9,24 +9,17 @@ and the main process feeds them in input order to :class:`RecordDeduper`, which 
 
 from __future__ import annotations
 
-import io
-import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
-
-from audiodata.dedup.fingerprint import RATE, fingerprint
-from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, conversation_keys
+from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo
+from audiodata.dedup.stored import reference_records
 from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.read import ReadSettings
 from audiodata.readers.sources import expand
-from audiodata.records import Message, Record, SourceLoc
 from audiodata.rules.registry import select
 
 MODES = ("exact", "near")
@@ -102,6 +95,8 @@ def dedup(
     deduper = RecordDeduper(near=mode == "near", threshold=threshold)
     report = DedupReport(mode, threshold, [f.display for f in files], str(against) if against else None, deduper=deduper)
     if against is not None:
+        if not (Path(against) / "manifest.json").is_file():
+            raise OptionsError(f"--against {against}: not a converted dataset (no manifest.json)")
         for info in reference_records(Path(against), near=mode == "near"):
             deduper.check(info)
             report.reference_records += 1
@@ -115,62 +110,3 @@ def dedup(
     return report
 
 
-def stored_records(out: Path, near: bool, reference: bool = False) -> Iterator[RecordInfo]:
-    """The records of a converted dataset as dedup sees them: clip hashes (and fingerprints of the
-    stored audio when ``near``) plus conversation keys. Used for ``--against`` and to resume
-    ``convert --dedup``."""
-
-    manifest_path = out / "manifest.json"
-    if not manifest_path.is_file():
-        raise OptionsError(f"{out}: not a converted dataset (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    for shard in manifest["shards"]:
-        yield from shard_records(out / shard["file"], near, reference)
-
-
-def shard_records(path: Path, near: bool, reference: bool = False) -> Iterator[RecordInfo]:
-    import pyarrow.parquet as pq
-
-    cols = ["messages", "system", "tools", "audio_info", "source"] + (["audios"] if near else [])
-    names = pq.read_schema(path).names
-    cols += [c for c in ("chosen", "rejected") if c in names]
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=cols):
-        for row in batch.to_pylist():
-            rec = _record(row)
-            prompt, response = conversation_keys(rec)
-            hashes = [a["pcm_hash"] for a in row["audio_info"] or []]
-            prints = [_print(a) for a in row["audios"]] if near else [None] * len(hashes)
-            src = row["source"] or {}
-            yield RecordInfo(
-                src.get("file", str(path)),
-                int(src.get("index", -1)),
-                src.get("line"),
-                rec.kind,
-                list(zip(hashes, prints, strict=True)),
-                prompt,
-                response,
-                reference,
-            )
-
-
-def reference_records(out: Path, near: bool) -> Iterator[RecordInfo]:
-    return stored_records(out, near, reference=True)
-
-
-def _record(row: dict[str, Any]) -> Record:
-    msgs = [Message(m["role"], m["content"]) for m in row["messages"] or []]
-    chosen = [Message(m["role"], m["content"]) for m in row["chosen"]] if row.get("chosen") is not None else None
-    rejected = [Message(m["role"], m["content"]) for m in row["rejected"]] if row.get("rejected") is not None else None
-    kind = "dpo" if chosen is not None else "sft"
-    loc = SourceLoc("", 0)
-    return Record("", kind, msgs, loc, system=row.get("system"), tools=row.get("tools"), chosen=chosen, rejected=rejected)
-
-
-def _print(audio: dict[str, Any]) -> Any:
-    data, rate = sf.read(io.BytesIO(audio["bytes"]), dtype="int16", always_2d=True)
-    pcm = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1).astype(np.int16)
-    if rate != RATE:  # convert stores 16 kHz unless told otherwise
-        import soxr
-
-        pcm = np.clip(soxr.resample(pcm.astype(np.float32), rate, RATE), -32768, 32767).astype(np.int16)
-    return fingerprint(pcm, RATE)

@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from audiodata.budget import DEFAULT_CUTOFF
+from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.readers.spec import DIALECTS
@@ -79,6 +80,8 @@ class ConvertOptions:
     model_family: str | None = None  # qwen2-audio, qwen2.5-omni, minicpm-o: budget rules and audio window
     cutoff_len: int = DEFAULT_CUTOFF  # the trainer's cutoff_len (LLaMA-Factory's default)
     tokenizer: str | None = None  # a tokenizer (local path or Hub id) for exact text token counts
+    dedup: str = "off"  # off | exact | near: drop later copies of a record (kept in rejects.jsonl)
+    dedup_threshold: float = NEAR_THRESHOLD  # fingerprint similarity from which clips are the same recording
     num_workers: int = 0  # 0: all cores
     batch_size: int = 16
     overwrite: bool = False
@@ -110,6 +113,10 @@ class ConvertOptions:
             raise OptionsError("--num-workers must be >= 0")
         if self.model_family is not None and self.model_family not in FAMILIES:
             raise OptionsError(f"--model-family must be one of {', '.join(FAMILIES)}, got {self.model_family!r}")
+        if self.dedup not in ("off", "exact", "near"):
+            raise OptionsError(f"--dedup must be off, exact or near, got {self.dedup!r}")
+        if not 0.5 <= self.dedup_threshold <= 1.0:
+            raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
         if self.cutoff_len < 16:
             raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
         if self.media_root is not None and not os.path.isdir(self.media_root):
@@ -133,6 +140,7 @@ class ConvertOptions:
             self.cutoff_len,
             self.tokenizer,
             preview,
+            self.dedup == "near",
         )
 
     def recorded(self) -> dict[str, object]:

@@ -61,6 +61,7 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         f"| source sample rates | {_counts(summary['source_sampling_rates'], ' Hz')} |",
         f"| source formats | {_counts(summary['source_formats'])} |",
         f"| rejected records | {summary['rejected']} |",
+        f"| duplicates dropped | {summary.get('duplicates', 0)} |",
         "",
         "## Configs and splits",
         "",
