@@ -183,3 +183,29 @@ def test_against_finds_leakage_into_a_test_split(variants: Path, tmp_path: Path,
     assert main(["dedup", str(clean), "--against", str(tmp_path / "test_out"), "--no-progress"]) == 0
     assert main(["dedup", str(clean), "--against", str(tmp_path)]) == 2  # not a converted dataset
     capsys.readouterr()
+
+
+class Boom(Exception):
+    pass
+
+
+def test_convert_dedup_resumes_to_the_uninterrupted_output(variants: Path, tmp_path: Path):
+    from tests.conftest import tree_bytes
+
+    names = ["base.wav", *OTHERS, "fast.wav"] * 3 + list(VARIANTS)  # later copies of records written before the crash
+    records = [sft(str(variants / n), text=f"{TEXT} ({n})" if n in OTHERS else TEXT) for n in names]
+    path = write(tmp_path / "in.jsonl", records)
+    ref = audiodata.convert([str(path)], tmp_path / "ref", num_workers=1, dedup="near", max_shard_size=64 * 1024)
+
+    def crash(p: Any) -> None:
+        if p.records + p.duplicates >= 14:
+            raise Boom
+
+    out = tmp_path / "out"
+    with pytest.raises(Boom):
+        audiodata.convert([str(path)], out, num_workers=1, dedup="near", max_shard_size=64 * 1024, on_progress=crash)
+    assert json.loads((out / ".audiodata/state.json").read_text())["shards"], "some shards were durable before the crash"
+    resumed = audiodata.convert([str(path)], out, num_workers=1, dedup="near", max_shard_size=64 * 1024)
+    assert resumed.resumed_from > 0
+    assert resumed.records_duplicate == ref.records_duplicate == len(names) - 6
+    assert tree_bytes(out) == tree_bytes(tmp_path / "ref")
