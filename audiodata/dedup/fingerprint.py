@@ -4,7 +4,7 @@ Computed on the 16 kHz mono PCM the audio stage already holds, so it costs one F
 Two parts, both small (bounded by ``MAX_SECONDS``), never the audio itself:
 
 * ``bits``: one 32-bit word per 16 ms frame, Haitsma-Kalker style: the sign of the energy
-  difference between adjacent log-spaced bands (100 Hz - 5 kHz), differenced again in time.
+  difference between adjacent log-spaced bands (300 Hz - 5 kHz), differenced again in time.
   Differences of log energies ignore gain entirely and lossy coding barely moves them; a
   different voice or speed reading the same sentence flips about half of them. Two clips are
   compared by their bit error rate at the best small time offset, over the frames where both
@@ -25,7 +25,7 @@ RATE = 16000
 N_FFT = 1024
 HOP = 256  # 16 ms
 N_BANDS = 33  # 32 differences -> one 32-bit word per frame
-F_LOW, F_HIGH = 100.0, 5000.0
+F_LOW, F_HIGH = 300.0, 5000.0  # below 300 Hz the voice pitch dominates: same words, other speaker looked alike
 VOICED_DB = 30.0  # frames within this many dB of the loudest frame count as signal
 MAX_SECONDS = 60.0  # fingerprint at most this much of a clip: memory per clip is bounded
 SEGMENTS = 8

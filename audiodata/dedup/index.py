@@ -22,9 +22,9 @@ from typing import Any
 from audiodata.dedup.fingerprint import Fingerprint, similarity
 
 #: Fingerprint similarity (1 - bit error rate) from which two clips are the same recording.
-#: Calibrated on espeak-ng speech (benchmarks/dedup_quality.py): lossy/noisy copies >= 0.85,
-#: the same sentence in another voice <= 0.75.
-NEAR_THRESHOLD = 0.80
+#: Calibrated on espeak-ng speech with benchmarks/dedup_quality.py: lossy, re-gained and noisy
+#: copies score >= 0.855, the same sentence by another speaker <= 0.74 (<= 0.76 on 1-3 s clips).
+NEAR_THRESHOLD = 0.82
 MAX_BUCKET = 2000  # a bucket this full is degenerate (e.g. silence): candidates from it are not tried
 
 
@@ -85,6 +85,7 @@ class ClipIndex:
         """The canonical clip id for this clip (an earlier one if it matches, else a new one)."""
         match = self.find(pcm_hash, fp)
         if match is not None:
+            self.by_hash.setdefault(pcm_hash, match.clip)  # a later lossless copy of this one matches exactly
             return match.clip, match
         return self.add(pcm_hash, fp), None
 
