@@ -55,10 +55,21 @@ class Fingerprint:
     voiced: np.ndarray  # bool per frame
     sketch: np.ndarray  # uint16 per LSH band
     seconds: float
+    #: (bits, voiced) of the same clip framed PHASES samples later: a copy shifted by part of a
+    #: frame (codec delay, trimmed padding) lines up with one of them. Queries carry them; the
+    #: index stores clips without them (``slim``), so memory per stored clip stays one fingerprint.
+    phases: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     @property
     def nbytes(self) -> int:
-        return self.bits.nbytes + self.voiced.nbytes + self.sketch.nbytes
+        return self.bits.nbytes + self.voiced.nbytes + self.sketch.nbytes + sum(p.nbytes + v.nbytes for p, v in self.phases)
+
+    def slim(self) -> Fingerprint:
+        return Fingerprint(self.bits, self.voiced, self.sketch, self.seconds) if self.phases else self
+
+
+#: Sub-frame offsets (samples) at which a query is also framed: the worst misalignment left is HOP/8 (2 ms).
+PHASES = (HOP // 4, HOP // 2, 3 * HOP // 4)
 
 
 def band_energies(pcm: np.ndarray) -> np.ndarray:
@@ -75,16 +86,22 @@ def band_energies(pcm: np.ndarray) -> np.ndarray:
     return np.log10(power @ _BANDS + 1e-10).astype(np.float32)
 
 
-def fingerprint(pcm: np.ndarray, rate: int = RATE) -> Fingerprint:
+def fingerprint(pcm: np.ndarray, rate: int = RATE, phases: bool = True) -> Fingerprint:
     if rate != RATE:
         raise ValueError(f"fingerprints are computed at {RATE} Hz, got {rate}")
     e = band_energies(pcm)
+    bits, voiced = _bits(e)
+    shifted = tuple(_bits(band_energies(pcm[k:])) for k in PHASES) if phases and pcm.shape[0] > N_FFT + HOP else ()
+    return Fingerprint(bits, voiced, _sketch(e, voiced), pcm.shape[0] / RATE, shifted)
+
+
+def _bits(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     diff = e[:, :-1] - e[:, 1:]  # across bands
     d = np.diff(diff, axis=0, prepend=diff[:1])  # across time
     bits = ((d > 0).astype(np.uint64) @ _WEIGHTS).astype(np.uint32)
     total = np.log10(np.power(10.0, e).sum(axis=1) + 1e-10)
     voiced = total >= (total.max() - VOICED_DB / 10.0) if total.size else np.zeros(0, bool)
-    return Fingerprint(bits, voiced, _sketch(e, voiced), pcm.shape[0] / RATE)
+    return bits, voiced
 
 
 def _sketch(e: np.ndarray, voiced: np.ndarray) -> np.ndarray:
@@ -98,23 +115,39 @@ def _sketch(e: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     return words.astype(np.uint16)
 
 
+def sketch_distance(a: Fingerprint, b: Fingerprint) -> int:
+    """Differing sketch bits (of 256): a cheap filter before the full comparison."""
+    return int(np.bitwise_count(np.bitwise_xor(a.sketch, b.sketch)).sum())
+
+
 def similarity(a: Fingerprint, b: Fingerprint, max_shift: int = MAX_SHIFT) -> float:
-    """1 - the lowest bit error rate over small time offsets, counted on frames voiced in both.
-    0.0 when the clips cannot be aligned (too little voiced overlap, or lengths too different)."""
+    """1 - the lowest bit error rate over small time offsets (whole frames, and the sub-frame
+    phases either side carries), counted on frames voiced in both. 0.0 when the clips cannot be
+    aligned (too little voiced overlap, or lengths too different)."""
     na, nb = a.bits.size, b.bits.size
     if not na or not nb or min(na, nb) / max(na, nb) < 0.85:
         return 0.0
+    best = _ber(a.bits, a.voiced, b.bits, b.voiced, max_shift)
+    for bits, voiced in a.phases:
+        best = min(best, _ber(bits, voiced, b.bits, b.voiced, max_shift))
+    for bits, voiced in b.phases:
+        best = min(best, _ber(a.bits, a.voiced, bits, voiced, max_shift))
+    return 1.0 - best
+
+
+def _ber(abits: np.ndarray, avoiced: np.ndarray, bbits: np.ndarray, bvoiced: np.ndarray, max_shift: int) -> float:
     best = 1.0
+    need = 0.5 * min(int(avoiced.sum()), int(bvoiced.sum()))
     for shift in range(-max_shift, max_shift + 1):
         if shift >= 0:
-            xa, xb, va, vb = a.bits[shift:], b.bits, a.voiced[shift:], b.voiced
+            xa, xb, va, vb = abits[shift:], bbits, avoiced[shift:], bvoiced
         else:
-            xa, xb, va, vb = a.bits, b.bits[-shift:], a.voiced, b.voiced[-shift:]
+            xa, xb, va, vb = abits, bbits[-shift:], avoiced, bvoiced[-shift:]
         n = min(xa.size, xb.size)
         mask = va[:n] & vb[:n]
         m = int(mask.sum())
-        if m < 0.5 * min(int(a.voiced.sum()), int(b.voiced.sum())) or m < 8:
+        if m < need or m < 8:
             continue
         errors = int(np.bitwise_count(np.bitwise_xor(xa[:n][mask], xb[:n][mask])).sum())
         best = min(best, errors / (32 * m))
-    return 1.0 - best
+    return best

@@ -19,13 +19,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from audiodata.dedup.fingerprint import Fingerprint, similarity
+from audiodata.dedup.fingerprint import Fingerprint, similarity, sketch_distance
 
 #: Fingerprint similarity (1 - bit error rate) from which two clips are the same recording.
 #: Calibrated on espeak-ng speech with benchmarks/dedup_quality.py: lossy, re-gained and noisy
 #: copies score >= 0.855, the same sentence by another speaker <= 0.74 (<= 0.76 on 1-3 s clips).
 NEAR_THRESHOLD = 0.82
 MAX_BUCKET = 2000  # a bucket this full is degenerate (e.g. silence): candidates from it are not tried
+#: Candidates whose 256-bit sketches differ in more bits than this are not compared in full: near
+#: copies differ in ~5-40, unrelated speech in ~80-130 (benchmarks/dedup_quality.py, dedup_bench.py).
+MAX_SKETCH_DISTANCE = 64
 
 
 @dataclass
@@ -63,7 +66,7 @@ class ClipIndex:
                     continue
                 seen.add(cid)
                 other = self.prints[cid]
-                if other is None:
+                if other is None or sketch_distance(fp, other) > MAX_SKETCH_DISTANCE:
                     continue
                 self.comparisons += 1
                 sim = similarity(fp, other)
@@ -74,7 +77,7 @@ class ClipIndex:
 
     def add(self, pcm_hash: str, fp: Fingerprint | None) -> int:
         cid = len(self.prints)
-        self.prints.append(fp if self.near else None)
+        self.prints.append(fp.slim() if self.near and fp is not None else None)
         self.by_hash.setdefault(pcm_hash, cid)
         if self.near and fp is not None:
             for key in _keys(fp):
