@@ -34,6 +34,8 @@ bench: setup
 	$(BIN)/python benchmarks/convert_bench.py
 	$(BIN)/python benchmarks/lint_bench.py
 	$(BIN)/python benchmarks/train_bench.py
+	$(BIN)/python benchmarks/dedup_quality.py
+	$(BIN)/python benchmarks/dedup_bench.py
 
 docs: setup
 	$(BIN)/audiodata rules --markdown > docs/rules.md
