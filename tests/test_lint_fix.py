@@ -28,7 +28,8 @@ def corpus(root: Path) -> Path:
         {"instruction": "Transcribe.", "input": "", "output": "ok", "audios": ["a.wav"]},
     ]
     path = root / "in.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+    # untouched records must be copied byte for byte: write them in a style json.dumps would not
+    path.write_text("".join(json.dumps(r, indent=None, separators=(",", ":")) + "  \n" for r in rows) + "{broken\n")
     return path
 
 
@@ -47,7 +48,7 @@ def test_fix_writes_a_repaired_copy_and_says_what_changed(tmp_path: Path):
     assert changes[4] == ["M001: inserted <audio> at the start of messages[0].content"]
     assert changes[5] == ["M001: inserted <audio> at the start of instruction"]
     assert 3 not in changes and 0 not in changes
-    assert lines[0] == before.decode().splitlines()[0]  # untouched records are copied byte for byte
+    assert lines[0] == before.decode().splitlines()[0].strip()  # untouched records are copied byte for byte
     assert json.loads(lines[2])["conversations"][1]["from"] == "gpt"
     # the copy lints clean apart from the ambiguous record, which still fails
     again = lint([str(out)], media_root=str(tmp_path / "c"), num_workers=1).to_dict()

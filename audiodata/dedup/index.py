@@ -15,7 +15,6 @@ reported. DPO records are whole units: a pair is never split.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,8 +105,8 @@ class RecordInfo:
     line: int | None
     kind: str  # sft | dpo
     clips: list[tuple[str, Fingerprint | None]]  # (pcm_hash, fingerprint) in order
-    prompt: str  # system + prompt turns, canonical JSON
-    response: str  # responses (SFT: assistant turns; DPO: chosen + rejected), canonical JSON
+    prompt: bytes  # digest of system + tools + prompt turns
+    response: bytes  # digest of the responses (SFT: assistant turns; DPO: chosen + rejected)
     reference: bool = False  # from --against (an existing dataset), never kept or dropped
 
     @property
@@ -150,8 +149,8 @@ class RecordDeduper:
     near: bool = True
     threshold: float = NEAR_THRESHOLD
     clips: ClipIndex = field(init=False)
-    seen: dict[tuple[tuple[int, ...], str, str], RecordInfo] = field(default_factory=dict)
-    by_prompt: dict[tuple[tuple[int, ...], str], RecordInfo] = field(default_factory=dict)
+    seen: dict[tuple[tuple[int, ...], bytes, bytes], RecordInfo] = field(default_factory=dict)
+    by_prompt: dict[tuple[tuple[int, ...], bytes], RecordInfo] = field(default_factory=dict)
     clusters: dict[str, Cluster] = field(default_factory=dict)
     conflicts: list[tuple[RecordInfo, RecordInfo]] = field(default_factory=list)
 
@@ -208,18 +207,27 @@ def _member(m: RecordInfo, kind: str, sim: float) -> dict[str, Any]:
     return {**m.where, "match": kind, "similarity": round(sim, 4)}
 
 
-def conversation_keys(rec: Any) -> tuple[str, str]:
-    """(prompt, response) of a canonical Record as canonical JSON strings."""
+def conversation_keys(rec: Any) -> tuple[bytes, bytes]:
+    """(prompt, response) digests of a canonical Record: what "the same conversation" compares.
+    Fields are joined with separators that cannot occur in JSON-decoded text boundaries unambiguously
+    (unit/record separators), which is much cheaper than canonical JSON on millions of records."""
     if rec.kind == "dpo":
-        prompt = [m.to_dict() for m in rec.messages]
-        response = {"chosen": [m.to_dict() for m in rec.chosen or []], "rejected": [m.to_dict() for m in rec.rejected or []]}
+        prompt_turns = rec.messages
+        response = ["c", *_flat(rec.chosen or ()), "r", *_flat(rec.rejected or ())]
     else:
         last = max((i for i, m in enumerate(rec.messages) if m.role in ("assistant", "function_call")), default=-1)
-        prompt = [m.to_dict() for m in rec.messages[:last]]
-        response = [m.to_dict() for m in rec.messages[last:]] if last >= 0 else []
-    p = json.dumps({"system": rec.system, "tools": rec.tools, "turns": prompt}, ensure_ascii=False, sort_keys=True)
-    return _h(p), _h(json.dumps(response, ensure_ascii=False, sort_keys=True))
+        prompt_turns = rec.messages[:last] if last >= 0 else rec.messages
+        response = _flat(rec.messages[last:]) if last >= 0 else []
+    prompt = [rec.system or "", rec.tools or "", *_flat(prompt_turns)]
+    return _h("\x1f".join(prompt)), _h("\x1f".join(response))
 
 
-def _h(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+def _flat(turns: Any) -> list[str]:
+    out: list[str] = []
+    for m in turns:
+        out += (m.role, m.content, "\x1e")
+    return out
+
+
+def _h(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()

@@ -85,7 +85,7 @@ class Analyser:
         return out
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
-        text = item.text
+        text = item.text.strip() if item.text is not None else None
         p = self.parse(seq, n, item)
         out = Analysis(list(p.findings))
         rec = p.record

@@ -57,11 +57,11 @@ def sniff_layout(path: Path) -> str:
 
 
 def _parse(index: int, line: int, text: str, max_chars: int, lazy: bool = False) -> RawItem:
+    if lazy and len(text) <= max_chars:  # checked and stripped when parsed (in a worker)
+        return RawItem(index, line, text=text, nbytes=len(text))
     text = text.strip()
     if len(text) > max_chars:
         return RawItem(index, line, code="F005", error=f"record of {len(text)} characters exceeds the bound of {max_chars}")
-    if lazy:
-        return RawItem(index, line, text=text, nbytes=len(text))
     try:
         return RawItem(index, line, obj=json.loads(text), nbytes=len(text))
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -239,13 +239,13 @@ def iter_file(path: Path, max_chars: int, lazy: bool = False) -> Iterator[RawIte
         first = next(items, None)
         if first is None:
             return
-        first = parse_text(first, max_chars)
-        if first.code == "F001" and path.suffix != ".jsonl" and not path.name.endswith(".jsonl.gz"):
+        checked = parse_text(first, max_chars)
+        if checked.code == "F001" and path.suffix != ".jsonl" and not path.name.endswith(".jsonl.gz"):
             whole = _whole_object(path, max_chars)  # maybe one pretty-printed object
             if whole is not None:
                 yield whole
                 return
-        yield first
+        yield first if lazy else checked  # lazy: the text stays unparsed like every other record's
         yield from items
 
 

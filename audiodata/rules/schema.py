@@ -65,17 +65,22 @@ def _named_strings(node: Any, out: set[str]) -> set[str]:
 @lru_cache(maxsize=1)
 def named_strings() -> frozenset[str]:
     """Every string value a schema compares against (enum/const): the only ones kept verbatim."""
-    return frozenset(_named_strings(list(documents().values()), set()))
+    global _NAMED
+    _NAMED = frozenset(_named_strings(list(documents().values()), set()))
+    return _NAMED
 
 
 def shape(value: Any) -> Any:
     """A hashable abstraction of ``value`` that keeps everything the schemas can test."""
-    if isinstance(value, str):
-        return value if value in named_strings() else ("s", bool(value))
-    if isinstance(value, dict):
-        return ("d", tuple((k, shape(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return ("l", min(len(value), LENGTH_CLASSES), frozenset(shape(v) for v in value))
+    t = type(value)
+    if t is str:
+        return value if value in _NAMED else _TEXT if value else _EMPTY
+    if t is dict:
+        return ("d", tuple([(k, shape(v)) for k, v in value.items()]))
+    if t is list:
+        return ("l", min(len(value), LENGTH_CLASSES), frozenset(map(shape, value)))
+    if isinstance(value, str):  # str subclasses
+        return shape(str(value))
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (int, float)):
@@ -83,7 +88,15 @@ def shape(value: Any) -> Any:
         if isinstance(value, float):  # "type": "integer" accepts 3.0 but not 3.5
             return ("f", cls, value.is_integer())
         return ("i", cls)
+    if isinstance(value, dict):
+        return shape(dict(value))
+    if isinstance(value, list):
+        return shape(list(value))
     return ("?", type(value).__name__)
+
+
+_TEXT, _EMPTY = ("s", True), ("s", False)
+_NAMED: frozenset[str] = frozenset()
 
 
 def _path(parts: Any) -> str:
@@ -106,6 +119,7 @@ class SchemaCheck:
     """Validates raw records of one input spec; keeps the shape memo between records."""
 
     def __init__(self, spec: DialectSpec) -> None:
+        named_strings()  # shape() keeps these verbatim
         self.spec = spec
         renamed = {DEFAULT_COLUMNS[k]: v for k, v in spec.columns.items() if k in DEFAULT_COLUMNS and v != DEFAULT_COLUMNS[k]}
         self.rename = {custom: default for default, custom in renamed.items()}
