@@ -1,0 +1,173 @@
+"""``audiodata publish``: a converted dataset to the Hugging Face Hub, in resumable commits.
+
+What goes up is planned from ``manifest.json`` (shards with their sha256, then the card and the
+manifest last, so a half-finished upload never shows a card for data that is not there). Files the
+repo already holds with the same content (LFS sha256, or the git blob id of small files) are
+skipped, so a re-run after a network failure uploads only what is missing and a second run
+uploads nothing. Shards go in commits of bounded size: each commit is atomic on the Hub.
+
+Status: the planning and skipping logic is tested offline; the upload path is
+``huggingface_hub``'s own and is to be tested against a local Hub endpoint (issue 6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_COMMIT_BYTES = 2 * 10**9  # per commit: large datasets go up in several atomic commits
+
+
+class PublishError(ValueError):
+    """Not a converted dataset, or a bad option: the CLI exits 2."""
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    path_in_repo: str
+    local: Path
+    size: int
+    sha256: str | None = None  # known for shards (from the manifest); computed on demand otherwise
+
+    def content_sha256(self) -> str:
+        if self.sha256:
+            return self.sha256
+        h = hashlib.sha256()
+        with open(self.local, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def git_blob_id(self) -> str:
+        """The id git (and the Hub, for non-LFS files) gives this content."""
+        h = hashlib.sha1(usedforsecurity=False)
+        h.update(f"blob {self.size}\0".encode())
+        with open(self.local, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+
+@dataclass
+class PublishResult:
+    repo_id: str
+    planned: list[UploadItem]
+    uploaded: list[UploadItem] = field(default_factory=list)
+    skipped: list[UploadItem] = field(default_factory=list)
+    commits: list[str] = field(default_factory=list)
+    pr_url: str | None = None
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repo_id": self.repo_id,
+            "dry_run": self.dry_run,
+            "planned": [{"path": i.path_in_repo, "bytes": i.size} for i in self.planned],
+            "uploaded": [i.path_in_repo for i in self.uploaded],
+            "skipped": [i.path_in_repo for i in self.skipped],
+            "commits": self.commits,
+            "pr_url": self.pr_url,
+        }
+
+
+def plan(out: str | os.PathLike[str], include_rejects: bool = False) -> list[UploadItem]:
+    """Shards first (as the manifest lists them), then the card and the manifest."""
+    root = Path(out)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise PublishError(f"{root}: not a converted dataset (no manifest.json); run `audiodata convert` first")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if not (root / "README.md").is_file():
+        raise PublishError(f"{root}: no README.md dataset card")
+    items: list[UploadItem] = []
+    for shard in manifest.get("shards", []):
+        local = root / shard["file"]
+        if not local.is_file():
+            raise PublishError(f"{root}: shard {shard['file']} listed in the manifest is missing (run `audiodata verify`)")
+        items.append(UploadItem(shard["file"], local, local.stat().st_size, shard.get("sha256")))
+    extra = ["rejects.jsonl"] if include_rejects and (root / "rejects.jsonl").is_file() else []
+    for name in (*extra, "README.md", "manifest.json"):
+        local = root / name
+        items.append(UploadItem(name, local, local.stat().st_size))
+    return items
+
+
+def batches(items: list[UploadItem], max_bytes: int = DEFAULT_COMMIT_BYTES) -> Iterator[list[UploadItem]]:
+    """Consecutive groups of at most ``max_bytes`` (a single larger file gets a commit of its own)."""
+    batch: list[UploadItem] = []
+    size = 0
+    for item in items:
+        if batch and size + item.size > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item.size
+    if batch:
+        yield batch
+
+
+def already_there(item: UploadItem, remote: Any) -> bool:
+    """Same content on the Hub: LFS files by sha256, regular files by git blob id."""
+    if remote is None or getattr(remote, "size", None) != item.size:
+        return False
+    lfs = getattr(remote, "lfs", None)
+    if lfs is not None:
+        return bool(getattr(lfs, "sha256", None) == item.content_sha256())
+    return bool(getattr(remote, "blob_id", None) == item.git_blob_id())
+
+
+def publish(
+    out: str | os.PathLike[str],
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    token: str | None = None,
+    dry_run: bool = False,
+    max_commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    include_rejects: bool = False,
+    endpoint: str | None = None,
+) -> PublishResult:
+    """Upload ``out`` to the dataset repo ``repo_id``; only what the repo does not already hold."""
+    items = plan(out, include_rejects)
+    result = PublishResult(repo_id, items, dry_run=dry_run)
+    if dry_run:
+        result.uploaded = list(items)
+        return result
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    api = HfApi(endpoint=endpoint, token=token or os.environ.get("HF_TOKEN"))
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if revision and not create_pr:
+        api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
+    remote = {
+        f.path: f
+        for f in api.list_repo_tree(repo_id, repo_type="dataset", revision=revision, recursive=True)
+        if isinstance(f, RepoFile)
+    }
+    todo = []
+    for item in items:
+        (result.skipped if already_there(item, remote.get(item.path_in_repo)) else todo).append(item)
+    target = revision
+    for n, batch in enumerate(batches(todo, max_commit_bytes)):
+        ops = [CommitOperationAdd(path_in_repo=i.path_in_repo, path_or_fileobj=str(i.local)) for i in batch]
+        info = api.create_commit(
+            repo_id,
+            operations=ops,
+            commit_message=f"audiodata publish: {len(batch)} file(s) ({n + 1})",
+            repo_type="dataset",
+            revision=target,
+            create_pr=create_pr and n == 0,
+        )
+        result.commits.append(info.oid)
+        result.uploaded += batch
+        if create_pr and n == 0 and info.pr_revision:
+            result.pr_url = info.pr_url
+            target = info.pr_revision  # later commits go to the same pull request
+    return result
