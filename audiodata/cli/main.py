@@ -105,6 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--report-json", metavar="FILE", help="write the clusters as JSON, '-' for stdout")
     d.add_argument("--max-examples", type=int, default=10, help="clusters shown in the terminal (default 10)")
 
+    pb = sub.add_parser(
+        "publish",
+        help="upload a converted dataset to the Hugging Face Hub (resumable, skips what is already there)",
+        epilog="exit codes: 0 uploaded (or nothing to do), 1 the upload failed (re-run to resume), 2 usage error",
+    )
+    pb.add_argument("output", metavar="OUT", help="a folder written by `audiodata convert`")
+    pb.add_argument("repo_id", metavar="REPO_ID", help="the dataset repo, e.g. me/my-audio-sft")
+    pb.add_argument("--private", action="store_true", help="create the repo private")
+    pb.add_argument("--revision", metavar="BRANCH", help="upload to this branch (created if needed)")
+    pb.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to the branch")
+    pb.add_argument("--token", help="Hub token (default: $HF_TOKEN or the saved login)")
+    pb.add_argument("--dry-run", action="store_true", help="print exactly what would be uploaded; upload nothing")
+    pb.add_argument("--max-commit-size", default="2GB", help="bytes per commit (default 2GB); each commit is atomic")
+    pb.add_argument("--include-rejects", action="store_true", help="also upload rejects.jsonl")
+    pb.add_argument("--json", action="store_true", help="print the result as JSON")
+
     i = sub.add_parser("info", help="summarise a converted dataset")
     i.add_argument("output", metavar="OUT")
     i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
@@ -179,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lint(args, console)
         if args.command == "dedup":
             return cmd_dedup(args, console)
+        if args.command == "publish":
+            return cmd_publish(args, console)
         if args.command == "info":
             return cmd_info(args, console)
         if args.command in ("train", "make-tiny-model"):
@@ -438,6 +456,46 @@ def cmd_dedup(args: argparse.Namespace, console: Console) -> int:
     if len(data["clusters"]) > args.max_examples:
         out.print(f"  ... {len(data['clusters']) - args.max_examples} more clusters in the JSON report")
     return report.exit_code
+
+
+def cmd_publish(args: argparse.Namespace, console: Console) -> int:
+    from audiodata.publish import PublishError, publish
+
+    try:
+        with console.status("publishing"):
+            result = publish(
+                args.output,
+                args.repo_id,
+                private=args.private,
+                revision=args.revision,
+                create_pr=args.create_pr,
+                token=args.token,
+                dry_run=args.dry_run,
+                max_commit_bytes=parse_size(args.max_commit_size),
+                include_rejects=args.include_rejects,
+            )
+    except PublishError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_USAGE
+    except Exception as exc:  # network or Hub errors: finished commits stay, a re-run resumes
+        console.print(f"[bold red]upload failed:[/] {exc}; run the same command again to resume", soft_wrap=True)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK
+    out = Console()
+    verb = "would upload" if result.dry_run else "uploaded"
+    t = Table(title=f"audiodata publish {args.output} -> {args.repo_id}" + (" (dry run)" if result.dry_run else ""))
+    for col in ("file", "bytes", "status"):
+        t.add_column(col, justify="right" if col == "bytes" else "left")
+    done = {i.path_in_repo for i in result.uploaded}
+    for item in result.planned:
+        t.add_row(item.path_in_repo, f"{item.size:,}", verb if item.path_in_repo in done else "already there")
+    out.print(t)
+    out.print(f"{len(result.uploaded)} {verb}, {len(result.skipped)} already there, {len(result.commits)} commit(s)")
+    if result.pr_url:
+        out.print(f"pull request: {result.pr_url}")
+    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
