@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
     c.add_argument("--max-shard-size", default="500MB", help="cap on a shard's actual bytes (default 500MB)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
+    c.add_argument("--license", default="unknown", help="license tag for the dataset card (e.g. cc-by-4.0; default unknown)")
     c.add_argument(
         "--dedup",
         choices=["off", "exact", "near"],
@@ -120,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--max-commit-size", default="2GB", help="bytes per commit (default 2GB); each commit is atomic")
     pb.add_argument("--include-rejects", action="store_true", help="also upload rejects.jsonl")
     pb.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    from audiodata.verify import add_verify_parser
+
+    add_verify_parser(sub)
 
     i = sub.add_parser("info", help="summarise a converted dataset")
     i.add_argument("output", metavar="OUT")
@@ -197,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_dedup(args, console)
         if args.command == "publish":
             return cmd_publish(args, console)
+        if args.command == "verify":
+            from audiodata.verify import cmd_verify
+
+            return cmd_verify(args, Console())
         if args.command == "info":
             return cmd_info(args, console)
         if args.command in ("train", "make-tiny-model"):
@@ -219,6 +228,7 @@ def _codes(text: str) -> list[str]:
 def cmd_convert(args: argparse.Namespace, console: Console) -> int:
     opts = reading_options(
         args,
+        license=args.license,
         dedup=args.dedup,
         dedup_threshold=args.dedup_threshold,
         sample_rate=args.sample_rate,

@@ -408,7 +408,7 @@ class _Run:
             "shards": shard_rows,
             "rejects": {"file": "rejects.jsonl", "count": n_rejects + n_dups, "rejected": n_rejects, "duplicates": n_dups},
         }
-        atomic_write(self.out / "README.md", render_card(card_yaml(configs, self.opts.sample_rate), summary))
+        atomic_write(self.out / "README.md", render_card(card_yaml(configs, self.opts.sample_rate, self.opts.license), summary))
         atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         self.state.status = "complete"
         self.state.save(self.out)

@@ -80,6 +80,7 @@ class ConvertOptions:
     model_family: str | None = None  # qwen2-audio, qwen2.5-omni, minicpm-o: budget rules and audio window
     cutoff_len: int = DEFAULT_CUTOFF  # the trainer's cutoff_len (LLaMA-Factory's default)
     tokenizer: str | None = None  # a tokenizer (local path or Hub id) for exact text token counts
+    license: str = "unknown"  # the card's license tag (an SPDX-style Hub id, e.g. cc-by-4.0)
     dedup: str = "off"  # off | exact | near: drop later copies of a record (kept in rejects.jsonl)
     dedup_threshold: float = NEAR_THRESHOLD  # fingerprint similarity from which clips are the same recording
     num_workers: int = 0  # 0: all cores

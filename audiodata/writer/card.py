@@ -9,7 +9,7 @@ import yaml
 from audiodata.writer.schema import features
 
 
-def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int) -> dict[str, Any]:
+def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int, license: str = "unknown") -> dict[str, Any]:
     """``configs``: name -> {"kind", "data_dir", "splits": {split: {"rows", "bytes"}}}."""
     cfg_list, info_list = [], []
     for i, (name, cfg) in enumerate(configs.items()):
@@ -35,6 +35,7 @@ def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int) -> dict[str,
         meta["dataset_info"] = info_list[0]
     else:
         meta["dataset_info"] = info_list
+    meta["license"] = license
     meta["task_categories"] = ["audio-text-to-text"]
     meta["tags"] = ["audio", "audiodata"]
     return meta
@@ -78,6 +79,10 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         lines += ["", "Each rejected record is kept with its reasons in `rejects.jsonl` next to the data."]
     else:
         lines.append("None.")
+    if summary.get("duplicates"):
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(summary.get("duplicates_by_kind", {}).items()))
+        lines += ["", "## Duplicates", "", f"{summary['duplicates']} later copies were dropped ({kinds}); each is listed in"]
+        lines += ["`rejects.jsonl` with the record it duplicates (`audiodata convert --dedup`)."]
     config_arg = "" if not summary["configs"] or "default" in summary["configs"] else f', "{next(iter(summary["configs"]))}"'
     lines += [
         "",

@@ -1,0 +1,233 @@
+"""``audiodata verify``: a clean conversion passes; each kind of damage is caught and located."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+from rich.console import Console
+
+from audiodata.verify import CHECKS, VerifyError, VerifyReport, add_verify_parser, cmd_verify, verify
+from tests.conftest import tone
+
+SFT = "data/sft/train-00000-of-00001.parquet"
+DPO = "data/dpo/train-00000-of-00001.parquet"
+
+
+@pytest.fixture
+def out(sample_out: tuple[Path, object], tmp_path: Path) -> Path:
+    """A private copy of the session's conversion, safe to damage."""
+    dst = tmp_path / "out"
+    shutil.copytree(sample_out[0], dst)
+    return dst
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def save_manifest(out: Path, m: dict) -> None:
+    (out / "manifest.json").write_text(json.dumps(m, indent=2))
+
+
+def codes(report: VerifyReport) -> set[str]:
+    return {p.code for p in report.problems}
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    parser = argparse.ArgumentParser(prog="audiodata")
+    add_verify_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    console = Console(file=io.StringIO(), width=200)
+    code = cmd_verify(args, console)
+    return code, console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_clean_conversion_verifies(out: Path) -> None:
+    m = manifest(out)
+    ticks: list[tuple[int, int, int]] = []
+    report = verify(out, on_progress=lambda *a: ticks.append(a))
+    assert report.problems == []
+    assert report.exit_code == 0
+    assert report.shards_checked == len(m["shards"]) == 2
+    assert report.rows_checked == m["summary"]["written"] == sum(s["rows"] for s in m["shards"])
+    assert report.clips_checked == m["summary"]["clips"] == sum(s["clips"] for s in m["shards"])
+    assert ticks[-1] == (2, 2, report.rows_checked)
+    d = report.to_dict()
+    assert d["exit_code"] == 0 and d["summary"]["problems"] == 0
+    json.dumps(d)
+
+
+def test_no_audio_skips_decoding(out: Path) -> None:
+    report = verify(out, audio=False)
+    assert report.problems == [] and report.clips_checked == 0 and report.rows_checked == 63
+
+
+def test_flipped_byte_is_a_checksum_problem(out: Path) -> None:
+    path = out / SFT
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    report = verify(out)
+    assert report.exit_code == 1
+    sha = [p for p in report.problems if p.code == "V004"]
+    assert sha and all(p.where == SFT for p in sha)
+    assert "sha256" in sha[0].message
+    assert all(p.where.startswith(SFT) for p in report.problems if p.code != "V017")
+
+
+def test_missing_shard(out: Path) -> None:
+    (out / DPO).unlink()
+    report = verify(out)
+    assert [p.where for p in report.problems if p.code == "V002"] == [DPO]
+    assert report.shards_checked == 1
+    # the card glob data/dpo/train-* now matches nothing
+    assert any(p.code == "V014" and "data/dpo/train-*" in p.message for p in report.problems)
+
+
+def test_extra_parquet_file(out: Path) -> None:
+    extra = "data/sft/train-00001-of-00001.parquet"
+    shutil.copy(out / SFT, out / extra)
+    report = verify(out)
+    assert any(p.code == "V003" and p.where == extra for p in report.problems)
+    assert any(p.code == "V014" and p.where == extra for p in report.problems)  # the card's glob would load it
+
+
+def _edit_card(out: Path, old: str, new: str) -> None:
+    card = out / "README.md"
+    text = card.read_text()
+    assert old in text
+    card.write_text(text.replace(old, new, 1))
+
+
+def test_card_num_examples_mismatch(out: Path) -> None:
+    _edit_card(out, "num_examples: 50", "num_examples: 49")
+    report = verify(out)
+    assert [(p.code, p.where) for p in report.problems] == [("V015", "README.md")]
+    assert "sft" in report.problems[0].message and "49" in report.problems[0].message
+
+
+def test_card_config_removed(out: Path) -> None:
+    _edit_card(out, "- config_name: dpo\n  data_files:\n  - split: train\n    path: data/dpo/train-*\n", "")
+    report = verify(out)
+    assert any(p.code == "V014" and p.where == DPO for p in report.problems)
+
+
+def test_card_audio_rate_mismatch(out: Path) -> None:
+    _edit_card(out, "sampling_rate: 16000", "sampling_rate: 8000")
+    report = verify(out, audio=False)
+    assert codes(report) == {"V016"}
+
+
+def test_missing_card(out: Path) -> None:
+    (out / "README.md").unlink()
+    assert codes(verify(out, audio=False)) == {"V013"}
+
+
+def test_manifest_row_count_mismatch(out: Path) -> None:
+    m = manifest(out)
+    m["shards"][1]["rows"] += 1
+    save_manifest(out, m)
+    report = verify(out, audio=False)
+    assert [(p.code, p.where) for p in report.problems] == [("V006", DPO)]  # the summary still matches the shards
+    assert "14" in report.problems[0].message
+
+
+def test_summary_totals_mismatch(out: Path) -> None:
+    m = manifest(out)
+    m["summary"]["written"] += 2
+    m["summary"]["clips"] -= 1
+    save_manifest(out, m)
+    report = verify(out, audio=False)
+    assert codes(report) == {"V017"}
+    assert len(report.problems) == 3  # written, clips, records_read = written + rejected + duplicates
+
+
+def _swap_clip(out: Path, shard: str, row: int, clip: int, flac: bytes) -> None:
+    """Rewrite ``shard`` with one clip's bytes replaced; the manifest's sha256/bytes follow so only audio checks can tell."""
+    path = out / shard
+    table = pq.read_table(path)
+    audios = table.column("audios").to_pylist()
+    audios[row][clip]["bytes"] = flac
+    idx = table.schema.get_field_index("audios")
+    table = table.set_column(idx, table.schema.field(idx), pa.array(audios, type=table.schema.field(idx).type))
+    pq.write_table(table, path)
+    m = manifest(out)
+    data = path.read_bytes()
+    for s in m["shards"]:
+        if s["file"] == shard:
+            s["sha256"], s["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    save_manifest(out, m)
+
+
+def test_valid_audio_swap_is_caught_by_audio_checks(out: Path) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, tone(1.0, 8000, 330.0), 8000, format="FLAC", subtype="PCM_16")
+    _swap_clip(out, SFT, 12, 0, buf.getvalue())
+    report = verify(out)
+    where = f"{SFT} row 12 audios[0]"
+    found = {p.code for p in report.problems if p.where == where}
+    assert {"V009", "V012"} <= found
+    assert all(p.where == where for p in report.problems)
+    assert "8000" in next(p.message for p in report.problems if p.code == "V009")
+    # without decoding, the swap passes: only the audio checks can see it
+    assert verify(out, audio=False).problems == []
+
+
+def test_same_rate_swap_is_caught_by_pcm_hash(out: Path) -> None:
+    m_info = pq.read_table(out / SFT, columns=["audio_info"]).column("audio_info").to_pylist()[3][0]
+    n = m_info["num_samples"]
+    buf = io.BytesIO()
+    sf.write(buf, tone(n / 16000, 16000, 1234.0)[:n], 16000, format="FLAC", subtype="PCM_16")
+    _swap_clip(out, SFT, 3, 0, buf.getvalue())
+    report = verify(out)
+    assert [(p.code, p.where) for p in report.problems] == [("V012", f"{SFT} row 3 audios[0]")]
+
+
+def test_undecodable_audio(out: Path) -> None:
+    _swap_clip(out, DPO, 0, 0, b"not audio at all")
+    report = verify(out)
+    assert [(p.code, p.where) for p in report.problems] == [("V008", f"{DPO} row 0 audios[0]")]
+
+
+def test_missing_manifest_raises(out: Path) -> None:
+    (out / "manifest.json").unlink()
+    with pytest.raises(VerifyError, match="manifest"):
+        verify(out)
+
+
+def test_unreadable_manifest_raises(out: Path) -> None:
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(VerifyError):
+        verify(out)
+    assert issubclass(VerifyError, ValueError)
+
+
+def test_cli_exit_codes(out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run_cli(["verify", str(out)])
+    assert code == 0 and "shards checked" in text
+
+    code, _ = run_cli(["verify", str(out), "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["rows_checked"] == 63
+
+    _edit_card(out, "num_examples: 13", "num_examples: 12")
+    code, text = run_cli(["verify", str(out), "--no-audio"])
+    assert code == 1 and "V015" in text
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, text = run_cli(["verify", str(empty)])
+    assert code == 2 and "manifest.json" in text
+
+
+def test_check_codes_are_stable() -> None:
+    assert list(CHECKS) == [f"V{i:03d}" for i in range(1, 18)]
