@@ -6,8 +6,8 @@ repo already holds with the same content (LFS sha256, or the git blob id of smal
 skipped, so a re-run after a network failure uploads only what is missing and a second run
 uploads nothing. Shards go in commits of bounded size: each commit is atomic on the Hub.
 
-Status: the planning and skipping logic is tested offline; the upload path is
-``huggingface_hub``'s own and is to be tested against a local Hub endpoint (issue 6).
+The upload path is ``huggingface_hub``'s own; tests run it end to end against a local endpoint
+that speaks the parts of the Hub API it uses (tests/hub_mock.py).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def publish(
 
     api = HfApi(endpoint=endpoint, token=token or os.environ.get("HF_TOKEN"))
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    if revision and not create_pr:
+    if revision and not create_pr and not revision.startswith("refs/"):  # refs/pr/N: an existing pull request
         api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
     remote = {
         f.path: f

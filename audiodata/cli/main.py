@@ -488,7 +488,12 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return EXIT_USAGE
     except Exception as exc:  # network or Hub errors: finished commits stay, a re-run resumes
-        console.print(f"[bold red]upload failed:[/] {exc}; run the same command again to resume", soft_wrap=True)
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            msg = f"[bold red]not authorised ({status}):[/] check --token / $HF_TOKEN and access to the repo"
+            console.print(msg, soft_wrap=True)
+        else:
+            console.print(f"[bold red]upload failed:[/] {exc}; run the same command again to resume", soft_wrap=True)
         return 1
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -1,0 +1,574 @@
+"""``export``: a converted dataset out again, in the form a trainer reads directly.
+
+Targets:
+
+* ``llamafactory``: the stored audio as files under ``DEST/audio/<config>/<split>/``,
+  one JSON array per config and split (``<name>_<split>.json``) in sharegpt form
+  (``conversations`` of ``{from, value}`` with LLaMA-Factory's default tags, ``system``,
+  ``tools``, ``audios`` relative to ``DEST``; DPO: a prompt ending on the user plus
+  ``chosen``/``rejected`` message objects) or alpaca form, and ``DEST/dataset_info.json``
+  with one entry per file, so ``llamafactory-cli train`` with ``dataset_dir=DEST``
+  loads it unchanged.
+* ``ms-swift``: ``DEST/<name>_<split>.jsonl`` of ``{"messages", "audios"}`` (system as a
+  leading system message; DPO: the chosen reply ends ``messages`` and
+  ``rejected_response`` holds the rejected text).
+* ``minicpm``: ``DEST/<name>_<split>.jsonl`` of ``{"audio": <base64 FLAC>, "text",
+  "prompt"}`` for single-turn, single-audio SFT records; others are skipped and counted.
+
+The stored audio bytes are written as they are (no re-encoding), so converting an
+export back yields the same PCM hashes. Shards are streamed batch by batch; records
+that a target cannot express are skipped with a reason, never silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import pyarrow.parquet as pq
+import soundfile as sf
+from rich.console import Console
+from rich.table import Table
+
+from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, PROMPT_ROLES, RESPONSE_ROLES, VIDEO_MARKER
+
+TARGETS = ("llamafactory", "ms-swift", "minicpm")
+FORMS = ("sharegpt", "alpaca")
+AUDIO_FORMATS = ("flac", "wav")
+
+EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
+
+#: Canonical roles -> LLaMA-Factory's default sharegpt tags.
+LF_TAGS = {"user": "human", "assistant": "gpt", "tool": "observation", "function_call": "function_call"}
+#: Canonical roles -> ms-swift message roles.
+SWIFT_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool_response", "function_call": "tool_call"}
+
+_COLUMNS = ("id", "messages", "chosen", "rejected", "system", "tools", "audios", "audio_info")
+_BATCH_ROWS = 64
+_MAX_SKIP_LIST = 1000
+
+
+class ExportError(ValueError):
+    """An export that cannot run at all (usage error, exit code 2)."""
+
+
+class _Skip(Exception):
+    """This record does not fit the target: skipped with this reason."""
+
+
+@dataclass
+class ExportResult:
+    dest: Path
+    target: str
+    form: str
+    counts: dict[str, int] = field(default_factory=dict)  # "config/split" -> records written
+    read: dict[str, int] = field(default_factory=dict)  # "config/split" -> records read
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # first records skipped: config, split, id, reason
+    files: list[str] = field(default_factory=list)  # data files and dataset_info.json, relative to dest
+    audio_files: int = 0
+
+    @property
+    def records_written(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def records_skipped(self) -> int:
+        return sum(self.skipped_by_reason.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0: every record exported; 1: some were skipped (see :attr:`skipped_by_reason`)."""
+        return EXIT_SKIPPED if self.records_skipped else EXIT_OK
+
+
+@dataclass(slots=True)
+class _Row:
+    id: str
+    kind: str
+    messages: list[dict[str, str]]
+    chosen: list[dict[str, str]] | None
+    rejected: list[dict[str, str]] | None
+    system: str | None
+    tools: str | None
+    audios: list[bytes | None]
+
+
+@dataclass(slots=True)
+class _Audio:
+    rel: str  # path relative to dest, "/"-separated
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Stream:
+    config: str
+    split: str
+    kind: str
+    files: list[Path]
+
+    @property
+    def key(self) -> str:
+        return f"{self.config}/{self.split}"
+
+
+# -- names and paths ---------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+|\.{2,}")
+
+
+def safe_name(name: str, limit: int = 100) -> str:
+    """A file-name-safe form of ``name``: ASCII letters, digits, ``._-``; no separators, no ``..``,
+    no leading dot or dash, bounded length."""
+    s = re.sub("_{2,}", "_", _UNSAFE.sub("_", name)).strip("._-")[:limit].rstrip("._-")
+    return s or "record"
+
+
+def _inside(dest: Path, path: Path) -> Path:
+    real = path.resolve()
+    if not real.is_relative_to(dest.resolve()):
+        raise ExportError(f"{path} would be written outside {dest}")
+    return path
+
+
+# -- reading the converted output ----------------------------------------------------------------
+
+
+def _streams(out: Path) -> list[_Stream]:
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        raise ExportError(f"{out}: no manifest.json; is this a finished audiodata output?")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        configs = manifest["summary"]["configs"]
+        shards = manifest["shards"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"{out}: unreadable manifest.json ({exc})") from None
+    streams: dict[tuple[str, str], _Stream] = {}
+    for s in shards:
+        name, split = s["config"], s["split"]
+        kind = configs.get(name, {}).get("kind", name)
+        if kind not in ("sft", "dpo"):
+            raise ExportError(f"{out}: config {name!r} has unknown kind {kind!r}")
+        path = out / s["file"]
+        if not path.is_file():
+            raise ExportError(f"{out}: shard {s['file']} listed in manifest.json is missing")
+        streams.setdefault((name, split), _Stream(name, split, kind, [])).files.append(path)
+    return list(streams.values())
+
+
+def _rows(stream: _Stream) -> Iterator[_Row]:
+    for path in stream.files:
+        pf = pq.ParquetFile(path)
+        cols = [c for c in _COLUMNS if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols):
+            for r in batch.to_pylist():
+                yield _Row(
+                    id=str(r.get("id") or "record"),
+                    kind=stream.kind,
+                    messages=r.get("messages") or [],
+                    chosen=r.get("chosen"),
+                    rejected=r.get("rejected"),
+                    system=r.get("system") or None,
+                    tools=r.get("tools") or None,
+                    audios=[a.get("bytes") if a else None for a in r.get("audios") or []],
+                )
+
+
+# -- audio -----------------------------------------------------------------------------------
+
+
+def _format_of(data: bytes) -> str | None:
+    if data[:4] == b"fLaC":
+        return "flac"
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    return None
+
+
+def _audio_bytes(data: bytes, audio_format: str) -> bytes:
+    """The stored bytes as they are when already in ``audio_format``; else a lossless PCM_16 copy."""
+    if _format_of(data) == audio_format:
+        return data
+    pcm, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=False)
+    buf = io.BytesIO()
+    sf.write(buf, pcm, rate, format=audio_format.upper(), subtype="PCM_16")
+    return buf.getvalue()
+
+
+# -- record checks shared by the targets ---------------------------------------------------------
+
+
+def _markers(text: str | None) -> int:
+    return (text or "").count(AUDIO_MARKER)
+
+
+def _check_common(row: _Row) -> None:
+    for m in row.messages + (row.chosen or []) + (row.rejected or []):
+        if m["role"] not in LF_TAGS:
+            raise _Skip(f"role {m['role']!r} is not a user/assistant/tool/function_call turn")
+        if m["content"] is None:
+            raise _Skip("a turn has no text")
+    texts = [m["content"] for m in row.messages + (row.chosen or []) + (row.rejected or [])]
+    if any(IMAGE_MARKER in t or VIDEO_MARKER in t for t in texts):
+        raise _Skip("text holds an <image>/<video> placeholder")
+    if _markers(row.system) or _markers(row.tools):
+        raise _Skip("<audio> in system or tools")
+    if any(a is None for a in row.audios):
+        raise _Skip("an audio has no stored bytes")
+
+
+def _check_pair(row: _Row) -> tuple[dict[str, str], dict[str, str]]:
+    """DPO: one response turn each for chosen and rejected, without markers."""
+    if len(row.chosen or []) != 1 or len(row.rejected or []) != 1:
+        raise _Skip("chosen/rejected must each be one response turn")
+    chosen, rejected = row.chosen[0], row.rejected[0]  # type: ignore[index]
+    if chosen["role"] not in RESPONSE_ROLES or rejected["role"] not in RESPONSE_ROLES:
+        raise _Skip("chosen/rejected must be assistant or function_call turns")
+    if _markers(chosen["content"]) or _markers(rejected["content"]):
+        raise _Skip("<audio> inside chosen/rejected")
+    return chosen, rejected
+
+
+def _check_alternation(messages: list[dict[str, str]], ranking: bool) -> None:
+    for i, m in enumerate(messages):
+        allowed = PROMPT_ROLES if i % 2 == 0 else RESPONSE_ROLES
+        if m["role"] not in allowed:
+            raise _Skip(f"turn {i} is {m['role']!r}: turns must alternate user/tool and assistant/function_call")
+    n = len(messages)
+    if ranking and n % 2 != 1:
+        raise _Skip("the DPO prompt must end on a user turn")
+    if not ranking and (n < 2 or n % 2 != 0):
+        raise _Skip("the conversation must end on an assistant turn")
+
+
+def _check_counts(row: _Row) -> None:
+    """``<audio>`` count == number of audios, over prompt+response (DPO: with chosen and with rejected)."""
+    prompt = sum(_markers(m["content"]) for m in row.messages)
+    extras = [row.chosen or [], row.rejected or []] if row.kind == "dpo" else [[]]
+    for extra in extras:
+        if prompt + sum(_markers(m["content"]) for m in extra) != len(row.audios):
+            raise _Skip(f"{prompt} <audio> markers for {len(row.audios)} audios")
+
+
+# -- the targets -------------------------------------------------------------------------------
+
+
+def _lf_sharegpt(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
+    _check_common(row)
+    ranking = row.kind == "dpo"
+    _check_alternation(row.messages, ranking)
+    _check_counts(row)
+    obj: dict[str, Any] = {"conversations": [{"from": LF_TAGS[m["role"]], "value": m["content"]} for m in row.messages]}
+    if ranking:
+        chosen, rejected = _check_pair(row)
+        obj["chosen"] = {"from": LF_TAGS[chosen["role"]], "value": chosen["content"]}
+        obj["rejected"] = {"from": LF_TAGS[rejected["role"]], "value": rejected["content"]}
+    obj.update(system=row.system or "", tools=row.tools or "", audios=[a.rel for a in audios], id=row.id)
+    return obj
+
+
+def _lf_alpaca(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
+    _check_common(row)
+    ranking = row.kind == "dpo"
+    msgs = row.messages
+    if any(m["role"] != ("user" if i % 2 == 0 else "assistant") for i, m in enumerate(msgs)):
+        raise _Skip("alpaca holds only alternating user/assistant turns")
+    _check_alternation(msgs, ranking)
+    _check_counts(row)
+    last = len(msgs) - 1 if ranking else len(msgs) - 2
+    history = [[msgs[i]["content"], msgs[i + 1]["content"]] for i in range(0, last, 2)]
+    obj: dict[str, Any] = {"instruction": msgs[last]["content"], "input": ""}
+    if ranking:
+        chosen, rejected = _check_pair(row)
+        if chosen["role"] != "assistant" or rejected["role"] != "assistant":
+            raise _Skip("alpaca chosen/rejected must be assistant replies")
+        obj.update(chosen=chosen["content"], rejected=rejected["content"])
+    else:
+        obj["output"] = msgs[-1]["content"]
+    obj.update(system=row.system or "", tools=row.tools or "", history=history, audios=[a.rel for a in audios], id=row.id)
+    return obj
+
+
+def _swift(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
+    _check_common(row)
+    _check_counts(row)
+    msgs = [{"role": SWIFT_ROLES[m["role"]], "content": m["content"]} for m in row.messages]
+    if row.system:
+        msgs.insert(0, {"role": "system", "content": row.system})
+    obj: dict[str, Any] = {"messages": msgs}
+    if row.kind == "dpo":
+        chosen, rejected = _check_pair(row)
+        if chosen["role"] != "assistant" or rejected["role"] != "assistant":
+            raise _Skip("ms-swift chosen/rejected must be assistant replies")
+        if not row.messages or row.messages[-1]["role"] == "assistant":
+            raise _Skip("the DPO prompt must end on a user turn")
+        msgs.append({"role": "assistant", "content": chosen["content"]})
+        obj["rejected_response"] = rejected["content"]
+    obj["audios"] = [a.rel for a in audios]
+    if row.tools:
+        obj["tools"] = row.tools
+    obj["id"] = row.id
+    return obj
+
+
+def _minicpm(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
+    _check_common(row)
+    if row.kind != "sft":
+        raise _Skip("minicpm: DPO records are not supported")
+    if row.tools:
+        raise _Skip("minicpm: records with tools are not supported")
+    if [m["role"] for m in row.messages] != ["user", "assistant"]:
+        raise _Skip("minicpm: needs one user turn and one assistant reply (multi-turn)")
+    if len(row.audios) != 1:
+        raise _Skip("minicpm: needs exactly one audio")
+    user, reply = row.messages[0]["content"], row.messages[1]["content"]
+    if _markers(user) != 1 or _markers(reply):
+        raise _Skip("minicpm: needs exactly one <audio> marker, in the user turn")
+    # A leading marker is implied by the format; one elsewhere stays in place (the reader uses such a prompt as written).
+    prompt = user[len(AUDIO_MARKER) :] if user.startswith(AUDIO_MARKER) else user
+    obj: dict[str, Any] = {"audio": base64.b64encode(audios[0].data).decode("ascii"), "text": reply, "prompt": prompt}
+    if row.system:
+        obj["system"] = row.system
+    obj["id"] = row.id
+    return obj
+
+
+_Formatter = Callable[[_Row, list[_Audio]], dict[str, Any]]
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+class _JsonArray:
+    """A JSON array written one element at a time (never the whole list in memory)."""
+
+    def __init__(self, fh: TextIO) -> None:
+        self.fh, self.n = fh, 0
+
+    def add(self, obj: dict[str, Any]) -> None:
+        self.fh.write(("[\n" if self.n == 0 else ",\n") + json.dumps(obj, ensure_ascii=False))
+        self.n += 1
+
+    def close(self) -> None:
+        self.fh.write("\n]\n" if self.n else "[]\n")
+
+
+class _JsonLines:
+    def __init__(self, fh: TextIO) -> None:
+        self.fh = fh
+
+    def add(self, obj: dict[str, Any]) -> None:
+        self.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        pass
+
+
+def _prepare_dest(out: Path, dest: Path, overwrite: bool) -> None:
+    if dest.exists() and not dest.is_dir():
+        raise ExportError(f"{dest} exists and is not a folder")
+    if dest.resolve() == out.resolve() or out.resolve().is_relative_to(dest.resolve()):
+        raise ExportError(f"{dest} would hold or replace the converted dataset {out}; choose another folder")
+    if dest.resolve().is_relative_to(out.resolve()):
+        raise ExportError(f"{dest} is inside the converted dataset {out}; choose another folder")
+    if dest.is_dir() and any(dest.iterdir()):
+        if not overwrite:
+            raise ExportError(f"{dest} is not empty; choose an empty folder or pass --overwrite")
+        # only what an export writes: the audio folder, dataset_info.json and top-level data files
+        shutil.rmtree(dest / "audio", ignore_errors=True)
+        for p in dest.iterdir():
+            if p.is_file() and p.name.endswith((".json", ".jsonl")):
+                p.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+
+
+def export(
+    out: Path | str, to: str, dest: Path | str, form: str = "sharegpt", audio_format: str = "flac", *, overwrite: bool = False
+) -> ExportResult:
+    """Export the converted dataset ``out`` to ``dest`` for trainer ``to``.
+
+    ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``ms-swift`` or ``minicpm``.
+    Raises :class:`ExportError` for usage errors; records a target cannot express are
+    skipped and counted in :attr:`ExportResult.skipped_by_reason`.
+    """
+    out, dest = Path(out), Path(dest)
+    if to not in TARGETS:
+        raise ExportError(f"unknown target {to!r}; choose one of {', '.join(TARGETS)}")
+    if form not in FORMS:
+        raise ExportError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
+    if form != "sharegpt" and to != "llamafactory":
+        raise ExportError("--form applies to --to llamafactory only")
+    if audio_format not in AUDIO_FORMATS:
+        raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
+    streams = _streams(out)
+    _prepare_dest(out, dest, overwrite)
+    result = ExportResult(dest, to, form)
+    formatter: _Formatter = {
+        "llamafactory": _lf_alpaca if form == "alpaca" else _lf_sharegpt,
+        "ms-swift": _swift,
+        "minicpm": _minicpm,
+    }[to]
+    suffix = ".json" if to == "llamafactory" else ".jsonl"
+    info: dict[str, Any] = {}
+    used_files: set[str] = set()
+    for stream in streams:
+        stem = _unique(f"{safe_name(stream.config)}_{safe_name(stream.split)}", used_files)
+        path = _inside(dest, dest / f"{stem}{suffix}")
+        written = _export_stream(stream, path, dest, formatter, to, audio_format, result)
+        if not written:
+            path.unlink()
+            continue
+        result.files.append(path.name)
+        if to == "llamafactory":
+            info[stem] = _dataset_info_entry(path.name, form, stream.kind == "dpo")
+    if to == "llamafactory":
+        _atomic_write(dest / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        result.files.append("dataset_info.json")
+    return result
+
+
+def _export_stream(
+    stream: _Stream, path: Path, dest: Path, formatter: _Formatter, to: str, audio_format: str, result: ExportResult
+) -> int:
+    audio_dir = f"audio/{safe_name(stream.config)}/{safe_name(stream.split)}"
+    stems: set[str] = set()
+    skipped: Counter[str] = Counter()
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        writer = _JsonArray(fh) if to == "llamafactory" else _JsonLines(fh)
+        n_read = n_written = 0
+        for row in _rows(stream):
+            n_read += 1
+            try:
+                audios = _audios(row, audio_dir, stems, audio_format)
+                obj = formatter(row, audios)
+            except _Skip as why:
+                skipped[str(why)] += 1
+                if len(result.skipped) < _MAX_SKIP_LIST:
+                    result.skipped.append({"config": stream.config, "split": stream.split, "id": row.id, "reason": str(why)})
+                continue
+            if to != "minicpm":  # minicpm carries the audio inline
+                for a in audios:
+                    target = _inside(dest, dest / a.rel)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(a.data)
+                    result.audio_files += 1
+            writer.add(obj)
+            n_written += 1
+        writer.close()
+    os.replace(tmp, path)
+    result.read[stream.key] = n_read
+    result.counts[stream.key] = n_written
+    for reason, n in skipped.items():
+        result.skipped_by_reason[reason] = result.skipped_by_reason.get(reason, 0) + n
+    return n_written
+
+
+def _audios(row: _Row, audio_dir: str, stems: set[str], audio_format: str) -> list[_Audio]:
+    if any(a is None for a in row.audios):
+        raise _Skip("an audio has no stored bytes")
+    stem = _unique(safe_name(row.id), stems) if row.audios else ""
+    return [
+        _Audio(f"{audio_dir}/{stem}_{k}.{audio_format}", _audio_bytes(data, audio_format))  # type: ignore[arg-type]
+        for k, data in enumerate(row.audios)
+    ]
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``… when taken (compared case-insensitively)."""
+    name, n = stem, 1
+    while name.lower() in used:
+        n += 1
+        name = f"{stem}-{n}"
+    used.add(name.lower())
+    return name
+
+
+def _dataset_info_entry(file_name: str, form: str, ranking: bool) -> dict[str, Any]:
+    if form == "alpaca":
+        columns = {"prompt": "instruction", "query": "input"}
+        if not ranking:
+            columns["response"] = "output"
+        columns.update(history="history", system="system", tools="tools", audios="audios")
+    else:
+        columns = {"messages": "conversations", "system": "system", "tools": "tools", "audios": "audios"}
+    if ranking:
+        columns.update(chosen="chosen", rejected="rejected")
+    return {"file_name": file_name, "formatting": form, "ranking": ranking, "columns": columns}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def add_export_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``export OUT --to {llamafactory,ms-swift,minicpm} DIR`` to a subparsers object."""
+    e: argparse.ArgumentParser = sub.add_parser(
+        "export",
+        help="export a converted dataset for LLaMA-Factory, ms-swift or MiniCPM",
+        description="Write a converted dataset out as audio files plus JSON a trainer reads directly: LLaMA-Factory "
+        "(sharegpt or alpaca + dataset_info.json; use dataset_dir=DIR), ms-swift (messages + audios JSONL) "
+        "or MiniCPM ({audio: base64, text} JSONL).",
+        epilog="exit codes: 0 all records exported, 1 some skipped (reasons listed), 2 usage error",
+    )
+    e.add_argument("output", metavar="OUT", help="a converted audiodata output folder")
+    e.add_argument("--to", required=True, choices=TARGETS, help="the trainer to export for")
+    e.add_argument("dest", metavar="DIR", help="folder to write (empty, or pass --overwrite)")
+    e.add_argument("--form", choices=FORMS, default="sharegpt", help="LLaMA-Factory formatting (default sharegpt)")
+    e.add_argument("--audio-format", choices=AUDIO_FORMATS, default="flac", help="audio file format (default flac: as stored)")
+    e.add_argument("--overwrite", action="store_true", help="replace a previous export in DIR")
+    return e
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    try:
+        r = export(
+            Path(args.output),
+            args.to,
+            Path(args.dest),
+            form=getattr(args, "form", "sharegpt"),
+            audio_format=getattr(args, "audio_format", "flac"),
+            overwrite=getattr(args, "overwrite", False),
+        )
+    except ExportError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_USAGE
+    title = f"audiodata export -> {r.dest} ({r.target}{', ' + r.form if r.target == 'llamafactory' else ''})"
+    t = Table(title=title)
+    for col in ("config", "split", "read", "exported", "skipped"):
+        t.add_column(col, justify="left" if col in ("config", "split") else "right")
+    for key, n in r.counts.items():
+        config, split = key.split("/", 1)
+        t.add_row(config, split, str(r.read.get(key, n)), str(n), str(r.read.get(key, n) - n))
+    console.print(t)
+    console.print(f"files: {', '.join(r.files) or 'none'}; audio files: {r.audio_files}")
+    if r.skipped_by_reason:
+        s = Table(title="skipped records by reason")
+        s.add_column("reason")
+        s.add_column("records", justify="right")
+        for reason, n in sorted(r.skipped_by_reason.items(), key=lambda kv: -kv[1]):
+            s.add_row(reason, str(n))
+        console.print(s)
+    if r.target == "llamafactory" and r.files:
+        names = ",".join(f.rsplit(".", 1)[0] for f in r.files if f != "dataset_info.json")
+        console.print(f"train with: dataset_dir: {r.dest}  dataset: {names}")
+    return r.exit_code
+
+
+__all__ = ["ExportError", "ExportResult", "add_export_parser", "cmd_export", "export", "safe_name"]
