@@ -566,8 +566,13 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
             s.add_row(reason, str(n))
         console.print(s)
     if r.target == "llamafactory" and r.files:
-        names = ",".join(f.rsplit(".", 1)[0] for f in r.files if f != "dataset_info.json")
-        console.print(f"train with: dataset_dir: {r.dest}  dataset: {names}")
+        names = [f.rsplit(".", 1)[0] for f in r.files if f != "dataset_info.json"]
+        sft = ",".join(n for n in names if not n.startswith("dpo_"))
+        dpo = ",".join(n for n in names if n.startswith("dpo_"))
+        if sft:  # a ranking dataset only trains under a ranking stage, so one line per stage
+            console.print(f"train with: stage: sft  dataset_dir: {r.dest}  dataset: {sft}")
+        if dpo:
+            console.print(f"train with: stage: dpo  dataset_dir: {r.dest}  dataset: {dpo}")
     return r.exit_code
 
 

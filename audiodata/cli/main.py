@@ -122,9 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--include-rejects", action="store_true", help="also upload rejects.jsonl")
     pb.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    from audiodata.export import add_export_parser
     from audiodata.verify import add_verify_parser
 
     add_verify_parser(sub)
+    add_export_parser(sub)
 
     i = sub.add_parser("info", help="summarise a converted dataset")
     i.add_argument("output", metavar="OUT")
@@ -202,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_dedup(args, console)
         if args.command == "publish":
             return cmd_publish(args, console)
+        if args.command == "export":
+            from audiodata.export import cmd_export
+
+            return cmd_export(args, Console())
         if args.command == "verify":
             from audiodata.verify import cmd_verify
 

@@ -1,0 +1,386 @@
+"""``audiodata export``: LLaMA-Factory (sharegpt, alpaca), ms-swift and MiniCPM exports.
+
+Each export is converted back and compared with the original by conversation and
+PCM hashes; LLaMA-Factory exports are also checked against the rules LLaMA-Factory
+applies when it loads a dataset (research notes, llamafactory.md section 5 A-D).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from rich.console import Console
+
+import audiodata
+from audiodata.export import ExportError, add_export_parser, cmd_export, export, safe_name
+from tests.conftest import write_audio, write_jsonl
+
+AUDIO = "<audio>"
+USER_TAGS, RESPONSE_TAGS = {"human", "observation"}, {"gpt", "function_call"}
+
+Key = tuple[str, str, tuple[str, ...]]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def records(out: Path) -> Counter[Key]:
+    """Every record of a converted output as (kind, normalised conversation, sorted PCM hashes)."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    kinds = {name: cfg["kind"] for name, cfg in manifest["summary"]["configs"].items()}
+    found: Counter[Key] = Counter()
+    for shard in manifest["shards"]:
+        kind = kinds[shard["config"]]
+        for row in pq.read_table(out / shard["file"]).to_pylist():
+            conv = {
+                "messages": [(m["role"], m["content"]) for m in row["messages"]],
+                "chosen": [(m["role"], m["content"]) for m in row.get("chosen") or []],
+                "rejected": [(m["role"], m["content"]) for m in row.get("rejected") or []],
+                "system": row["system"] or None,
+                "tools": row["tools"] or None,
+            }
+            hashes = tuple(sorted(i["pcm_hash"] for i in row["audio_info"]))
+            found[(kind, json.dumps(conv, sort_keys=True), hashes)] += 1
+    return found
+
+
+def kinds_count(found: Counter[Key]) -> Counter[str]:
+    c: Counter[str] = Counter()
+    for (kind, _, _), n in found.items():
+        c[kind] += n
+    return c
+
+
+def convert_back(dest: Path, tmp: Path) -> Path:
+    back = tmp / "back"
+    result = audiodata.convert([str(dest)], back, num_workers=1)
+    assert result.records_rejected == 0, result.rejects_by_code
+    return back
+
+
+def console() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="audiodata")
+    sub = p.add_subparsers(dest="command", required=True)
+    add_export_parser(sub)
+    return p
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        data = json.loads(text)
+        assert isinstance(data, list)
+        return data
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# -- LLaMA-Factory rules (llamafactory.md section 5), implemented independently of the exporter --------
+
+
+def lf_turns(rec: dict[str, Any], entry: dict[str, Any]) -> tuple[list[dict[str, str]], list[list[dict[str, str]]]]:
+    """The prompt turns and the response variants LLaMA-Factory validates together, as {from, value}."""
+    cols = entry["columns"]
+    if entry["formatting"] == "alpaca":
+        prompt: list[dict[str, str]] = []
+        for pair in rec[cols["history"]]:
+            assert isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair), "B8 history pairs"
+            prompt += [{"from": "human", "value": pair[0]}, {"from": "gpt", "value": pair[1]}]
+        user = "\n".join(p for p in (rec[cols["prompt"]], rec[cols["query"]]) if p)
+        prompt.append({"from": "human", "value": user})
+        if entry["ranking"]:
+            for k in ("chosen", "rejected"):
+                assert isinstance(rec[cols[k]], str) and rec[cols[k]], "B9 alpaca chosen/rejected are non-empty str"
+            return prompt, [[{"from": "gpt", "value": rec[cols[k]]}] for k in ("chosen", "rejected")]
+        assert isinstance(rec[cols["response"]], str), "B8 alpaca output is a str"
+        return prompt, [[{"from": "gpt", "value": rec[cols["response"]]}]]
+    msgs = rec[cols["messages"]]
+    assert isinstance(msgs, list)
+    for m in msgs:  # B6
+        assert isinstance(m, dict) and set(m) >= {"from", "value"}, "B6 from/value keys"
+        assert isinstance(m["value"], str), "B6 content is a str"
+    if msgs and msgs[0]["from"] == "system":
+        msgs = msgs[1:]
+    for i, m in enumerate(msgs):  # B7
+        assert m["from"] in (USER_TAGS if i % 2 == 0 else RESPONSE_TAGS), f"B7 role {m['from']!r} at turn {i}"
+    if entry["ranking"]:  # B8, B9
+        assert len(msgs) % 2 == 1, "B8 ranking prompt count is odd (ends on the user)"
+        pairs = []
+        for k in ("chosen", "rejected"):
+            r = rec[cols[k]]
+            assert isinstance(r, dict) and r["from"] in RESPONSE_TAGS and isinstance(r["value"], str), f"B9 {k}"
+            pairs.append([r])
+        assert pairs[0][0]["value"] != pairs[1][0]["value"], "B9 chosen differs from rejected"
+        return msgs, pairs
+    assert len(msgs) >= 2 and len(msgs) % 2 == 0, "B8 SFT count is even"
+    return msgs[:-1], [msgs[-1:]]
+
+
+def check_lf_record(rec: dict[str, Any], entry: dict[str, Any], dest: Path) -> None:
+    cols = entry["columns"]
+    for col in cols.values():  # A3: every mapped column exists
+        assert col in rec, f"A3 missing column {col}"
+    prompt, variants = lf_turns(rec, entry)
+    audios = rec[cols["audios"]]
+    assert isinstance(audios, list) and all(isinstance(a, str) for a in audios), "D15 audios are path strings"
+    for response in variants:  # C11: prompt + each response separately
+        turns = prompt + response
+        assert sum(m["value"].count(AUDIO) for m in turns) == len(audios), "C11 <audio> count == len(audios)"
+        assert not any("<image>" in m["value"] or "<video>" in m["value"] for m in turns), "C12"
+    for col in ("system", "tools"):  # C13
+        assert AUDIO not in (rec.get(cols[col]) or ""), f"C13 <audio> in {col}"
+    for a in audios:  # D16: resolved against dataset_dir, staying inside it
+        assert not os.path.isabs(a)
+        assert os.path.isfile(os.path.join(dest, a)), f"D16 {a} missing under dataset_dir"
+        assert (dest / a).resolve().is_relative_to(dest.resolve())
+
+
+def check_lf_export(dest: Path, form: str) -> int:
+    info = json.loads((dest / "dataset_info.json").read_text())
+    assert info
+    n = 0
+    for name, entry in info.items():
+        assert set(entry) == {"file_name", "formatting", "ranking", "columns"}, name  # A1; default tags
+        assert entry["formatting"] == form
+        assert isinstance(entry["ranking"], bool)
+        assert Path(entry["file_name"]).suffix in (".json", ".jsonl")
+        assert (dest / entry["file_name"]).is_file()  # A1
+        cols = entry["columns"]
+        expected = (
+            {"messages", "system", "tools", "audios"}
+            if form == "sharegpt"
+            else {"prompt", "query", "history", "system", "tools", "audios"} | ({"response"} if not entry["ranking"] else set())
+        )
+        if entry["ranking"]:
+            expected |= {"chosen", "rejected"}
+        assert set(cols) == expected, name
+        if form == "sharegpt":
+            assert cols["messages"] == "conversations"
+        recs = load_records(dest / entry["file_name"])
+        assert recs  # F20: at least one example survives
+        for rec in recs:
+            check_lf_record(rec, entry, dest)
+        n += len(recs)
+    return n
+
+
+# -- round trips -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["sharegpt", "alpaca"])
+def test_llamafactory_round_trip(sample_out: tuple[Path, Any], tmp_path: Path, form: str) -> None:
+    out, _ = sample_out
+    dest = tmp_path / "lf"
+    result = export(out, "llamafactory", dest, form=form)
+    assert result.exit_code == 0 and not result.skipped_by_reason
+    original = records(out)
+    assert result.records_written == sum(original.values())
+    assert check_lf_export(dest, form) == result.records_written
+    assert set(result.files) == {"sft_train.json", "dpo_train.json", "dataset_info.json"}
+    # the audio files are the stored bytes, under DEST/audio/<config>/<split>/
+    assert result.audio_files == sum(len(k[2]) * n for k, n in original.items())
+    assert all(p.suffix == ".flac" for p in (dest / "audio").rglob("*") if p.is_file())
+    assert (dest / "audio" / "sft" / "train").is_dir() and (dest / "audio" / "dpo" / "train").is_dir()
+
+    back = records(convert_back(dest / "dataset_info.json", tmp_path))
+    assert kinds_count(back) == kinds_count(original)
+    assert back == original
+
+
+def test_llamafactory_sharegpt_shape(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+    out, _ = sample_out
+    dest = tmp_path / "lf"
+    export(out, "llamafactory", dest)
+    dpo = json.loads((dest / "dpo_train.json").read_text())
+    for rec in dpo:
+        assert rec["conversations"][-1]["from"] == "human"
+        assert rec["chosen"]["from"] == rec["rejected"]["from"] == "gpt"
+        assert all(m["from"] != "system" for m in rec["conversations"])
+    sft = json.loads((dest / "sft_train.json").read_text())
+    assert any(r["system"] for r in sft) and all(isinstance(r["system"], str) for r in sft)
+    assert all(a.startswith("audio/sft/train/") for r in sft for a in r["audios"])
+
+
+def test_ms_swift_round_trip(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+    out, _ = sample_out
+    dest = tmp_path / "swift"
+    result = export(out, "ms-swift", dest)
+    assert result.exit_code == 0
+    assert set(result.files) == {"sft_train.jsonl", "dpo_train.jsonl"}
+    for name in result.files:
+        for rec in load_records(dest / name):
+            roles = [m["role"] for m in rec["messages"]]
+            assert "system" not in roles[1:]
+            assert roles[-1] == "assistant"
+            assert all((dest / a).is_file() for a in rec["audios"])
+            assert sum(m["content"].count(AUDIO) for m in rec["messages"]) == len(rec["audios"])
+            assert ("rejected_response" in rec) == name.startswith("dpo")
+    original = records(out)
+    back = records(convert_back(dest, tmp_path))
+    assert back == original
+
+
+def test_minicpm_round_trip_and_skips(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+    out, _ = sample_out
+    dest = tmp_path / "minicpm"
+    result = export(out, "minicpm", dest)
+    assert result.exit_code == 1
+    reasons = result.skipped_by_reason
+    assert reasons["minicpm: DPO records are not supported"] == 13
+    assert any("multi-turn" in r for r in reasons) and any("exactly one audio" in r for r in reasons)
+    assert len(result.skipped) == result.records_skipped
+    assert all(s["reason"] and s["id"] for s in result.skipped)
+    original = records(out)
+    assert result.records_written + result.records_skipped == sum(original.values())
+    for rec in load_records(dest / "sft_train.jsonl"):
+        assert set(rec) <= {"audio", "text", "prompt", "system", "id"}
+        assert len(rec["audio"]) > 128 and rec["prompt"].count(AUDIO) <= 1
+    assert not (dest / "dpo_train.jsonl").exists()  # nothing fit: no empty file
+
+    back = records(convert_back(dest, tmp_path))
+    assert sum(back.values()) == result.records_written
+    assert kinds_count(back) == Counter({"sft": result.records_written})
+    assert not back - original  # every exported record is an original one, hashes and all
+    skipped = original - back
+    for kind, conv, hashes in skipped:
+        msgs = json.loads(conv)["messages"]
+        assert kind == "dpo" or len(msgs) != 2 or len(hashes) != 1
+
+
+# -- special records: tool turns, unsafe ids -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def odd_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("odd")
+    a = write_audio(base / "a.wav", 1.0, 16000, 440.0)
+    b = write_audio(base / "b.wav", 1.2, 22050, 660.0)
+    tool_turns = [
+        {"from": "human", "value": "<audio>Look up the weather in the place said."},
+        {"from": "function_call", "value": '{"name": "weather", "arguments": {"city": "Paris"}}'},
+        {"from": "observation", "value": '{"temp": 21}'},
+        {"from": "gpt", "value": "It is 21 degrees in Paris."},
+    ]
+    write_jsonl(
+        base / "in" / "odd.jsonl",
+        [
+            {"id": "../../escape me", "conversations": tool_turns, "tools": '[{"name": "weather"}]', "audios": [str(a)]},
+            {"id": "../../escape me", "conversations": tool_turns[:1] + tool_turns[3:], "audios": [str(b)]},
+            {"id": "...", "conversations": [{"from": "human", "value": "<audio><audio>Both?"}, {"from": "gpt", "value": "Yes."}],
+             "audios": [str(a), str(b)]},
+        ],
+    )  # fmt: skip
+    out = base / "out"
+    result = audiodata.convert([str(base / "in")], out, num_workers=1)
+    assert result.records_written == 3, result.rejects_by_code
+    return out
+
+
+@pytest.mark.parametrize(("to", "form"), [("llamafactory", "sharegpt"), ("llamafactory", "alpaca"), ("ms-swift", "sharegpt")])
+def test_tools_and_unsafe_ids(odd_out: Path, tmp_path: Path, to: str, form: str) -> None:
+    dest = tmp_path / "x" / "dest"
+    result = export(odd_out, to, dest, form=form)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.resolve().is_relative_to(dest.resolve()) for p in written)
+    names = sorted(p.name for p in (dest / "audio").rglob("*.flac"))
+    if form == "alpaca":  # tool turns do not fit alpaca: skipped, counted
+        assert names == ["escape_me-2_0.flac", "record_0.flac", "record_1.flac"]
+        assert result.exit_code == 1 and result.records_written == 2
+        assert result.skipped == [{"config": "default", "split": "train", "id": "../../escape me",
+                                   "reason": "alpaca holds only alternating user/assistant turns"}]  # fmt: skip
+        assert check_lf_export(dest, form) == 2
+        return
+    assert names == ["escape_me-2_0.flac", "escape_me_0.flac", "record_0.flac", "record_1.flac"]
+    assert result.exit_code == 0 and result.records_written == 3
+    if to == "llamafactory":
+        check_lf_export(dest, form)
+        recs = load_records(dest / "default_train.json")
+        assert [m["from"] for m in recs[0]["conversations"]] == ["human", "function_call", "observation", "gpt"]
+        assert recs[0]["tools"] == '[{"name": "weather"}]'
+    else:
+        recs = load_records(dest / "default_train.jsonl")
+        assert [m["role"] for m in recs[0]["messages"]] == ["user", "tool_call", "tool_response", "assistant"]
+    assert records(convert_back(dest, tmp_path)) == records(odd_out)
+
+
+def test_safe_name() -> None:
+    assert safe_name("../../a b/c") == "a_b_c"
+    assert safe_name("-rf .hidden") == "rf_.hidden"
+    assert safe_name("...") == "record"
+    assert "/" not in safe_name("x/" * 200) and len(safe_name("x" * 500)) == 100
+
+
+# -- command line ----------------------------------------------------------------------------------------------------------
+
+
+def test_cli_exit_codes(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+    out, _ = sample_out
+    p = parser()
+    dest = tmp_path / "lf"
+    args = p.parse_args(["export", str(out), "--to", "llamafactory", str(dest)])
+    got = (args.output, args.to, args.dest, args.form, args.overwrite)
+    assert got == (str(out), "llamafactory", str(dest), "sharegpt", False)
+    assert cmd_export(args, console()) == 0
+    assert (dest / "dataset_info.json").is_file()
+
+    # a non-empty DIR needs --overwrite
+    c = console()
+    assert cmd_export(p.parse_args(["export", str(out), "--to", "ms-swift", str(dest)]), c) == 2
+    assert "--overwrite" in c.file.getvalue()  # type: ignore[attr-defined]
+    keep = dest / "notes.txt"
+    keep.write_text("mine")
+    args = p.parse_args(["export", str(out), "--to", "ms-swift", str(dest), "--overwrite"])
+    assert cmd_export(args, console()) == 0
+    assert keep.read_text() == "mine"  # only what an export writes is replaced
+    assert not (dest / "dataset_info.json").exists() and (dest / "sft_train.jsonl").is_file()
+
+    # skipped records: exit 1, with the reasons in the summary
+    c = console()
+    assert cmd_export(p.parse_args(["export", str(out), "--to", "minicpm", str(tmp_path / "mc")]), c) == 1
+    assert "skipped records by reason" in c.file.getvalue()  # type: ignore[attr-defined]
+
+    # usage errors: not a converted output, --form for another target
+    (tmp_path / "raw").mkdir()
+    args = p.parse_args(["export", str(tmp_path / "raw"), "--to", "llamafactory", str(tmp_path / "d1")])
+    assert cmd_export(args, console()) == 2
+    args = p.parse_args(["export", str(out), "--to", "ms-swift", str(tmp_path / "d2"), "--form", "alpaca"])
+    assert cmd_export(args, console()) == 2
+    with pytest.raises(SystemExit):
+        p.parse_args(["export", str(out), "--to", "axolotl", str(tmp_path / "d3")])
+
+
+def test_refuses_unsafe_destinations(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+    out, _ = sample_out
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x.txt").write_text("x")
+    with pytest.raises(ExportError, match="not empty"):
+        export(out, "llamafactory", busy)
+    assert (busy / "x.txt").exists()
+    with pytest.raises(ExportError, match="hold or replace"):
+        export(out, "llamafactory", out.parent, overwrite=True)
+    with pytest.raises(ExportError):
+        export(out, "llamafactory", out, overwrite=True)
+    with pytest.raises(ExportError, match="inside"):
+        export(out, "llamafactory", out / "export")
+    with pytest.raises(ExportError, match="manifest"):
+        export(tmp_path, "minicpm", tmp_path / "d")
+
+
+def test_wav_audio_keeps_hashes(odd_out: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "wav"
+    result = export(odd_out, "ms-swift", dest, audio_format="wav")
+    files = [p for p in (dest / "audio").rglob("*") if p.is_file()]
+    assert result.audio_files == len(files) == 4 and all(p.read_bytes()[:4] == b"RIFF" for p in files)
+    assert records(convert_back(dest, tmp_path)) == records(odd_out)
