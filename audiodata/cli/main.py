@@ -335,6 +335,17 @@ def _print_summary(r: ConvertResult, console: Console) -> None:
         console.print(f"rejected records and their reasons: {r.output / 'rejects.jsonl'}")
 
 
+def write_json_report(data: dict[str, Any], target: str | None) -> None:
+    """``--report-json FILE``, or ``-`` for stdout (the tables then go to stderr)."""
+    if not target:
+        return
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        Path(target).write_text(text, encoding="utf-8")
+
+
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     opts = reading_options(args)
     to_stdout = args.report_json == "-"
@@ -361,12 +372,7 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
         )
         bar.update(task, completed=bar.tasks[task].total or 0)
     data = report.to_dict()
-    if args.report_json:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        if to_stdout:
-            sys.stdout.write(text)
-        else:
-            Path(args.report_json).write_text(text, encoding="utf-8")
+    write_json_report(data, args.report_json)
     if args.report_html:
         from audiodata.report.html import render_html
 
@@ -440,12 +446,7 @@ def cmd_dedup(args: argparse.Namespace, console: Console) -> int:
         )
     data = report.to_dict()
     to_stdout = args.report_json == "-"
-    if args.report_json:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        if to_stdout:
-            sys.stdout.write(text)
-        else:
-            Path(args.report_json).write_text(text, encoding="utf-8")
+    write_json_report(data, args.report_json)
     out = Console(stderr=to_stdout)
     s = data["summary"]
     t = Table(title=f"audiodata dedup ({s['mode']}): {s['records']} records, {s['duplicates']} duplicates", show_header=False)
