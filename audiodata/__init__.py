@@ -1,13 +1,17 @@
 """audiodata: audio-text corpora made ready for fine-tuning audio language models.
 
-Layout: ``readers`` (inputs and dialects -> :mod:`records`), ``rules`` (the rule
-registry and engine), ``audio`` (resolve, decode, resample once, encode, hash),
-``writer`` (schema, Parquet shards, dataset card), ``pipeline`` (convert), ``cli``.
+Layout: ``readers`` (inputs and dialects -> :mod:`records`), ``rules`` (the rule registry,
+engine, schema check and fixes), ``audio`` (resolve, decode, measure, resample once, encode,
+hash), ``dedup`` (fingerprints, the duplicate index), ``writer`` (schema, Parquet shards, dataset
+card), ``pipeline`` (read, process, convert, lint, dedup), ``verify``, ``publish``, ``export``,
+``cli``; the trainer lives in the top-level ``trainer`` package.
 """
 
 __version__ = "0.1.0"
 
 from audiodata.pipeline.convert import ConvertResult, convert
+from audiodata.pipeline.dedup import dedup
+from audiodata.pipeline.lint import lint
 from audiodata.pipeline.options import ConvertOptions
 
-__all__ = ["ConvertOptions", "ConvertResult", "__version__", "convert"]
+__all__ = ["ConvertOptions", "ConvertResult", "__version__", "convert", "dedup", "lint"]

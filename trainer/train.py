@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class SeenStats:
     tokens: int = 0
     padded_tokens: int = 0
     audio_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, batch: dict[str, Any], pairs: bool) -> None:
         mask = batch.get("attention_mask")
