@@ -25,15 +25,18 @@ def add_train_parsers(sub: Any) -> None:
         p = tsub.add_parser(task, help=f"{task.upper()} training", description=f"{task.upper()} on shards written by convert.")
         p.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
         p.add_argument("--json", action="store_true", help="print the training report as JSON")
+        helps = TrainConfig.field_help()
         for f in fields(TrainConfig):
             if f.name == "task":
                 continue
             flag = "--" + f.name.replace("_", "-")
             kinds = str(f.type)
+            text = helps.get(f.name, "")
+            default = "" if f.default is None or f.default == "" else f" (default {f.default})"
             if "bool" in kinds:
-                p.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction)
+                p.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=text + default)
             else:
-                p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper())
+                p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text + default)
     m = tsub.add_parser("merge", help="merge a LoRA adapter into its base model's weights")
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")

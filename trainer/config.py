@@ -33,26 +33,26 @@ class TrainConfig:
     task: str = "sft"
     model: str = ""  # local path or Hub id of the base model
     data: str = ""  # a folder written by `audiodata convert`, or a Hub dataset id
-    output_dir: str = "runs/train"
+    output_dir: str = "runs/train"  # adapter, processor, checkpoints, train_report.json, loss_curve.png
     family: str | None = None  # qwen2-audio | qwen2.5-omni; default: from the model's config
     data_config: str | None = None  # the dataset config to read (sft/dpo when a run wrote both)
-    train_split: str = "train"
+    train_split: str = "train"  # the split to train on
     eval_split: str | None = None  # e.g. "validation"; default: none
     max_steps: int = -1  # > 0 overrides num_train_epochs
-    num_train_epochs: float = 1.0
+    num_train_epochs: float = 1.0  # used when max_steps is not set
     learning_rate: float | None = None  # default 1e-4 (SFT, LoRA) or 5e-6 (DPO)
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    per_device_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
+    lr_scheduler_type: str = "cosine"  # any transformers scheduler name
+    warmup_ratio: float = 0.03  # share of the steps spent warming up the learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: float = 1.0  # gradient clipping
+    per_device_batch_size: int = 4  # examples per device and step (DPO: pairs)
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
     max_clips_per_batch: int = 16  # the audio encoder's cost scales with clips, not seconds
     max_length: int | None = None  # tokens; longer examples are cut after their last audio token, or skipped
-    use_lora: bool = True
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    use_lora: bool = True  # LoRA on the language model; --no-use-lora: full fine-tuning (audio encoder frozen)
+    lora_r: int = 8  # LoRA rank
+    lora_alpha: int = 16  # LoRA scaling
+    lora_dropout: float = 0.05  # dropout on the LoRA inputs
     lora_target_modules: str | None = None  # a regex over module names; default: the family's LM-only regex
     train_projector: bool = False  # also train the audio projector (saved whole with the adapter)
     precision: str = "auto"  # auto: bf16 on CUDA when supported, else fp32
@@ -61,16 +61,24 @@ class TrainConfig:
     system_prompt: str | None = None  # for records without one, e.g. "translate all input audio into English"
     chat_template: str | None = None  # path to a .jinja file replacing the processor's template
     beta: float = 0.1  # DPO
-    seed: int = 0
-    logging_steps: int = 10
-    save_steps: int = 500
-    save_total_limit: int | None = 2
-    eval_steps: int | None = None
+    seed: int = 0  # model init of the adapter, batch order
+    logging_steps: int = 10  # steps between log lines (and loss_history points)
+    save_steps: int = 500  # steps between checkpoints
+    save_total_limit: int | None = 2  # checkpoints kept
+    eval_steps: int | None = None  # steps between evaluations (default: save_steps)
     resume: str | None = None  # a checkpoint folder, or "latest" for the newest one in output_dir
-    dataloader_num_workers: int = 0
-    report_to: str = "none"
+    dataloader_num_workers: int = 0  # processes decoding audio and encoding examples
+    report_to: str = "none"  # tensorboard, wandb, ... as transformers knows them
 
     # -- loading -------------------------------------------------------------------
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Each field's trailing comment above: the flag help text, written once, next to the field."""
+        import inspect
+
+        found = re.findall(r"^    (\w+): [^=\n]+= [^#\n]+#\s*(.+)$", inspect.getsource(cls), re.MULTILINE)
+        return dict(found)
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
