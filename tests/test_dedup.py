@@ -209,3 +209,12 @@ def test_convert_dedup_resumes_to_the_uninterrupted_output(variants: Path, tmp_p
     assert resumed.resumed_from > 0
     assert resumed.records_duplicate == ref.records_duplicate == len(names) - 6
     assert tree_bytes(out) == tree_bytes(tmp_path / "ref")
+
+
+def test_near_dedup_works_at_any_output_rate(variants: Path, tmp_path: Path):
+    """Fingerprints compare at 16 kHz whatever --sample-rate the shards are stored at."""
+    path = write(tmp_path / "in.jsonl", [sft(str(variants / n)) for n in ("base.wav", "lossy.mp3", OTHERS[0])])
+    result = audiodata.convert([str(path)], tmp_path / "out", num_workers=1, dedup="near", sample_rate=24000)
+    assert (result.records_written, result.records_duplicate) == (2, 1)
+    again = dedup([str(path)], num_workers=1, against=tmp_path / "out").to_dict()
+    assert again["summary"]["leaks"] == 3  # the stored 24 kHz FLAC fingerprints match the inputs

@@ -87,8 +87,10 @@ def band_energies(pcm: np.ndarray) -> np.ndarray:
 
 
 def fingerprint(pcm: np.ndarray, rate: int = RATE, phases: bool = True) -> Fingerprint:
-    if rate != RATE:
-        raise ValueError(f"fingerprints are computed at {RATE} Hz, got {rate}")
+    if rate != RATE:  # e.g. convert --sample-rate 24000: fingerprints always compare at 16 kHz
+        import soxr
+
+        pcm = np.clip(np.rint(soxr.resample(pcm.astype(np.float32), rate, RATE, quality="HQ")), -32768, 32767).astype(np.int16)
     e = band_energies(pcm)
     bits, voiced = _bits(e)
     shifted = tuple(_bits(band_energies(pcm[k:])) for k in PHASES) if phases and pcm.shape[0] > N_FFT + HOP else ()
