@@ -8,7 +8,6 @@ with the same token arithmetic lint uses, without decoding anything.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
+from audiodata.audio.load import AudioError
+from audiodata.audio.transform import decode_bytes
 from audiodata.budget import estimate_tokens
 from audiodata.families import ModelFamily
 from trainer.config import ConfigError, TrainConfig, is_local
@@ -85,21 +85,17 @@ class AudioDecodeError(Exception):
 
 
 def decode_clip(entry: dict[str, Any] | None, sampling_rate: int) -> np.ndarray:
-    """Stored clip bytes -> float32 mono at ``sampling_rate`` (convert stores exactly that already)."""
+    """Stored clip bytes -> float32 mono at ``sampling_rate``, through audiodata's own decode path."""
     if not entry or not entry.get("bytes"):
         raise AudioDecodeError("no audio bytes")
+    name = entry.get("path") or "clip.flac"
     try:
-        data, rate = sf.read(io.BytesIO(entry["bytes"]), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioDecodeError(f"cannot decode {entry.get('path') or 'clip'}: {exc}") from None
-    if data.shape[0] == 0:
-        raise AudioDecodeError(f"{entry.get('path') or 'clip'} is empty")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if rate != sampling_rate:
-        import soxr
-
-        mono = soxr.resample(mono, rate, sampling_rate, quality="HQ").astype(np.float32)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+        pcm, _ = decode_bytes(entry["bytes"], sampling_rate, name=name)
+    except AudioError as exc:
+        raise AudioDecodeError(f"cannot decode {name}: {exc.message}") from None
+    if pcm.size == 0:
+        raise AudioDecodeError(f"{name} is empty")
+    return pcm.astype(np.float32) / np.float32(32768.0)
 
 
 class SkipLog:

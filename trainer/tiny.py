@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch and transformers are imported lazily: `import trainer.tiny` stays cheap (the CLI lists FAMILIES)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, WhisperFeatureExtractor
@@ -190,6 +190,22 @@ def _build_feature_extractor() -> WhisperFeatureExtractor:
     )
 
 
+def _text_config(vocab_size: int, ids: dict[str, int], rope: dict[str, Any]) -> dict[str, Any]:
+    """The tiny Qwen2 language model both families share; only the rope differs."""
+    return {
+        "vocab_size": vocab_size,
+        **_TEXT,
+        "max_position_embeddings": _MAX_POSITIONS,
+        "rope_parameters": rope,
+        "initializer_range": _INIT_STD,
+        "tie_word_embeddings": False,
+        "use_sliding_window": False,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
 def _build_qwen2_audio(vocab_size: int, ids: dict[str, int]) -> PreTrainedModel:
     """Qwen2AudioForConditionalGeneration with a 2-layer Qwen2 text model and a 2-layer Whisper-style encoder."""
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
@@ -201,19 +217,7 @@ def _build_qwen2_audio(vocab_size: int, ids: dict[str, int]) -> PreTrainedModel:
             "max_source_positions": _MAX_SOURCE_POSITIONS,
             "initializer_range": _INIT_STD,
         },
-        text_config={
-            "model_type": "qwen2",
-            "vocab_size": vocab_size,
-            **_TEXT,
-            "max_position_embeddings": _MAX_POSITIONS,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
-            "initializer_range": _INIT_STD,
-            "tie_word_embeddings": False,
-            "use_sliding_window": False,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
+        text_config={"model_type": "qwen2", **_text_config(vocab_size, ids, {"rope_type": "default", "rope_theta": 10000.0})},
         audio_token_index=ids["<|AUDIO|>"],
     )
     return Qwen2AudioForConditionalGeneration(config).eval()
@@ -250,18 +254,7 @@ def _build_qwen2_5_omni_thinker(vocab_size: int, ids: dict[str, int], user_token
             "out_hidden_size": _TEXT["hidden_size"],
             "initializer_range": _INIT_STD,
         },
-        text_config={
-            "vocab_size": vocab_size,
-            **_TEXT,
-            "max_position_embeddings": _MAX_POSITIONS,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [1, 1, 2]},
-            "initializer_range": _INIT_STD,
-            "tie_word_embeddings": False,
-            "use_sliding_window": False,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
+        text_config=_text_config(vocab_size, ids, {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [1, 1, 2]}),
         audio_token_index=ids["<|AUDIO|>"],
         image_token_index=ids["<|IMAGE|>"],
         video_token_index=ids["<|VIDEO|>"],

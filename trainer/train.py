@@ -31,7 +31,6 @@ from trainer.sampler import LengthGroupedBatchSampler
 class SeenStats:
     """What the optimizer actually saw in this run (main process, after collation)."""
 
-    steps_batches: int = 0
     examples: int = 0
     tokens: int = 0
     padded_tokens: int = 0
@@ -42,7 +41,6 @@ class SeenStats:
         if mask is None:
             return
         rows = mask.shape[0] // 2 if pairs else mask.shape[0]
-        self.steps_batches += 1
         self.examples += rows
         self.tokens += int(mask.sum())
         self.padded_tokens += int(mask.numel())

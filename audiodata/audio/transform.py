@@ -14,7 +14,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from audiodata.audio.decode import Decoded
+from audiodata.audio.decode import Decoded, decode
+from audiodata.audio.load import AudioSource
 
 CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav"), "mp3": ("MP3", "MPEG_LAYER_III", "mp3")}
 
@@ -25,6 +26,16 @@ def to_pcm16(decoded: Decoded, target_rate: int) -> np.ndarray:
         mono = soxr.resample(mono, decoded.sampling_rate, target_rate, quality="HQ")
     scaled = np.rint(np.asarray(mono, dtype=np.float32) * 32768.0)
     return np.clip(scaled, -32768, 32767).astype("<i2")
+
+
+def decode_bytes(
+    data: bytes, rate: int | None = None, name: str = "clip.flac", max_duration: float = 3600.0
+) -> tuple[np.ndarray, int]:
+    """Encoded audio in memory (e.g. a stored FLAC) -> mono int16 PCM and its rate, through the same
+    decode and resample path as the audio stage; ``rate`` resamples. Raises AudioError."""
+    decoded = decode(AudioSource(data=data, name=name), max_duration)
+    target = rate or decoded.sampling_rate
+    return to_pcm16(decoded, target), target
 
 
 def _downmix(samples: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from audiodata.dedup.fingerprint import Fingerprint, similarity, sketch_distance
 
 #: Fingerprint similarity (1 - bit error rate) from which two clips are the same recording.
 #: Calibrated on espeak-ng speech with benchmarks/dedup_quality.py: lossy, re-gained and noisy
-#: copies score >= 0.855, the same sentence by another speaker <= 0.74 (<= 0.76 on 1-3 s clips).
+#: copies score >= 0.855, the same sentence by another speaker <= 0.763 (with the sub-frame phases).
 NEAR_THRESHOLD = 0.82
 MAX_BUCKET = 2000  # a bucket this full is degenerate (e.g. silence): candidates from it are not tried
 #: Candidates whose 256-bit sketches differ in more bits than this are not compared in full: near

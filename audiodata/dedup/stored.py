@@ -4,16 +4,13 @@ inputs with them; ``convert --dedup`` re-reads its own durable shards when it re
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
-
-from audiodata.dedup.fingerprint import RATE, fingerprint
+from audiodata.audio.transform import decode_bytes
+from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import RecordInfo, conversation_keys
 from audiodata.records import Message, Record, SourceLoc
 
@@ -74,10 +71,5 @@ def _record(row: dict[str, Any]) -> Record:
 
 
 def _print(audio: dict[str, Any]) -> Any:
-    data, rate = sf.read(io.BytesIO(audio["bytes"]), dtype="int16", always_2d=True)
-    pcm = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1).astype(np.int16)
-    if rate != RATE:  # convert stores 16 kHz unless told otherwise
-        import soxr
-
-        pcm = np.clip(soxr.resample(pcm.astype(np.float32), rate, RATE), -32768, 32767).astype(np.int16)
-    return fingerprint(pcm, RATE)
+    pcm, rate = decode_bytes(audio["bytes"], name=audio.get("path") or "clip.flac")
+    return fingerprint(pcm, rate)

@@ -35,17 +35,17 @@ class DedupReport:
     records: int = 0
     checked: int = 0  # records that passed the rules (the ones convert would write)
     reference_records: int = 0
-    deduper: RecordDeduper | None = None
-    leaks: list[dict[str, Any]] = field(default_factory=list)
+    deduper: RecordDeduper = field(default_factory=RecordDeduper)
 
     @property
     def exit_code(self) -> int:
-        """1 when duplicates, conflicts or leaks were found (CI can gate on it), else 0."""
-        d = self.to_dict()["summary"]
-        return 1 if d["duplicates"] or d["conflicts"] or d["leaks"] else 0
+        """1 when duplicates, conflicts or leaks were found (CI can gate on it), else 0: a cluster
+        counts once it holds an input record (copies inside the --against dataset alone do not)."""
+        found = any(not m.reference for c in self.deduper.clusters.values() for m in c.members[1:])
+        return 1 if found or self.deduper.conflicts else 0
 
     def to_dict(self) -> dict[str, Any]:
-        body = self.deduper.report() if self.deduper else {"clusters": [], "conflicts": []}
+        body = self.deduper.report()
         clusters = body["clusters"]
         for c in clusters:
             c["leak"] = any(m.get("reference") for m in c["members"])
@@ -66,7 +66,7 @@ class DedupReport:
                 "near": sum(1 for c in clusters if not c["leak"] for m in c["members"] if m.get("match") == "near"),
                 "conflicts": len(body["conflicts"]),
                 "leaks": sum(sum(1 for m in c["members"] if not m.get("reference")) for c in clusters if c["leak"]),
-                "comparisons": self.deduper.clips.comparisons if self.deduper else 0,
+                "comparisons": self.deduper.clips.comparisons,
             },
             "clusters": clusters,
             "conflicts": body["conflicts"],
@@ -89,8 +89,7 @@ def dedup(
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     files = expand(paths, opts.media_root, opts.format, opts.datasets)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
-    settings = opts.audio_settings(enabled, encode=False)
-    settings = type(settings)(**{**settings.__dict__, "fingerprint": mode == "near"})
+    settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
     task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings)
     deduper = RecordDeduper(near=mode == "near", threshold=threshold)
     report = DedupReport(mode, threshold, [f.display for f in files], str(against) if against else None, deduper=deduper)

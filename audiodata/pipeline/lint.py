@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audiodata.dedup.index import RecordDeduper, RecordInfo, conversation_keys
+from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline.options import ConvertOptions
 from audiodata.pipeline.process import AudioSettings, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
@@ -68,6 +69,7 @@ class LintTask:
     read: ReadSettings
     audio: AudioSettings | None  # None: text rules only
     fix: bool = False
+    dedup: bool = True  # send what the record deduper needs (off when no D rule is enabled)
 
 
 class Analyser:
@@ -97,10 +99,10 @@ class Analyser:
             out.preview = done.preview
             if len(done.hashes) == len(rec.audios):
                 clips = list(zip(done.hashes, done.prints or [None] * len(done.hashes), strict=True))
-        elif rec is not None:
+        elif rec is not None and self.task.dedup:
             clips = [(_ref_identity(rec, r.kind, r.value), None) for r in rec.audios]
         rejected = any(f.is_error for f in out.findings)  # convert drops it anyway: no duplicate of or with it
-        if rec is not None and clips is not None and not rejected:
+        if self.task.dedup and rec is not None and clips is not None and not rejected:
             out.dedup = (rec.kind, clips, *conversation_keys(rec))
         if self.task.fix:
             self.fix(p, n, out, text)
@@ -219,8 +221,6 @@ class LintReport:
 
 
 def _window(family: str | None) -> float | None:
-    from audiodata.families import DEFAULT_WINDOW, get_family
-
     return get_family(family).window_seconds if family else DEFAULT_WINDOW
 
 
@@ -243,11 +243,12 @@ def lint(
     files = expand(paths, opts.media_root, opts.format, opts.datasets, exclude=[Path(fix)] if fix else None)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
-    task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings, fix is not None)
+    dup_on = "D001" in enabled or "D003" in enabled
+    read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled)
+    task = LintTask(files, read, settings, fix is not None, dup_on)
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
-    dup_on = "D001" in enabled or "D003" in enabled
     deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
     out: TextIO | None = _open_fix(fix) if fix else None
 

@@ -127,8 +127,11 @@ class ConvertOptions:
     def workers(self) -> int:
         return self.num_workers or os.cpu_count() or 1
 
-    def audio_settings(self, enabled: frozenset[str] | None, encode: bool = True, preview: bool = False) -> AudioSettings:
-        """The audio stage's settings: the same for convert and lint, so both judge alike."""
+    def audio_settings(
+        self, enabled: frozenset[str] | None, encode: bool = True, preview: bool = False, fingerprint: bool | None = None
+    ) -> AudioSettings:
+        """The audio stage's settings: the same for convert, lint and dedup, so all judge alike.
+        ``fingerprint`` defaults to what ``--dedup`` needs."""
         return AudioSettings(
             self.sample_rate,
             self.codec,
@@ -141,7 +144,7 @@ class ConvertOptions:
             self.cutoff_len,
             self.tokenizer,
             preview,
-            self.dedup == "near",
+            self.dedup == "near" if fingerprint is None else fingerprint,
         )
 
     def recorded(self) -> dict[str, object]:
