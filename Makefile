@@ -20,13 +20,22 @@ $(BIN)/.installed: pyproject.toml
 
 setup: system-deps $(BIN)/.installed
 
+# The peers' own data-checking code, which the tests hold our formats against: installed without
+# their training stacks (--no-deps), plus the few small modules their dataset code imports.
+PEERS      := llamafactory==0.9.5 ms-swift==4.6.0
+PEER_DEPS  :=
+$(BIN)/.peers: $(BIN)/.installed Makefile
+	$(BIN)/pip install -q --no-deps $(PEERS)
+	$(if $(strip $(PEER_DEPS)),$(BIN)/pip install -q $(PEER_DEPS))
+	touch $@
+
 demo: setup
 	mkdir -p out
 	$(BIN)/audiodata lint sample_data --model-family qwen2-audio --report-html out/lint.html --report-json out/lint.json || [ $$? -eq 1 ]
 	$(BIN)/audiodata convert sample_data -o out/sample --overwrite || [ $$? -eq 1 ]
 	$(BIN)/audiodata info out/sample
 
-test: setup
+test: setup $(BIN)/.peers
 	$(BIN)/ruff check audiodata trainer tests benchmarks scripts
 	$(BIN)/python -m pytest
 

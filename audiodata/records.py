@@ -16,7 +16,10 @@ AUDIO_MARKER = "<audio>"
 IMAGE_MARKER = "<image>"
 VIDEO_MARKER = "<video>"
 
-RecordKind = Literal["sft", "dpo"]
+#: ``sft``: a conversation; ``dpo``: a prompt with a chosen and a rejected response; ``kto``: a prompt
+#: with one completion and a boolean label (TRL's unpaired preference format).
+RecordKind = Literal["sft", "dpo", "kto"]
+RECORD_KINDS: tuple[str, ...] = ("sft", "dpo", "kto")
 
 #: Canonical conversation roles. ``system`` lives in :attr:`Record.system`; a system
 #: turn left inside ``messages`` is a structural error the rules report.
@@ -85,7 +88,9 @@ class Record:
 
     For ``sft`` the ``messages`` are the whole conversation. For ``dpo`` they are the
     prompt (ending on a user turn) and ``chosen``/``rejected`` hold the competing
-    responses. ``media_root`` is the folder relative audio paths resolve against.
+    responses. For ``kto`` they are the prompt, ``completion`` holds the one response
+    and ``label`` says whether it is desirable (True) or not (False).
+    ``media_root`` is the folder relative audio paths resolve against.
     """
 
     id: str
@@ -97,6 +102,8 @@ class Record:
     tools: str | None = None
     chosen: list[Message] | None = None
     rejected: list[Message] | None = None
+    completion: list[Message] | None = None
+    label: bool | None = None
     media_root: str = "."
     dialect: str = ""
     _texts: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
@@ -106,11 +113,20 @@ class Record:
         treat records as read-only)."""
         if self._texts is None:
             out = [(m.field or f"messages[{i}]", m.content) for i, m in enumerate(self.messages)]
-            for name, turns in (("chosen", self.chosen), ("rejected", self.rejected)):
+            for name, turns in (("chosen", self.chosen), ("rejected", self.rejected), ("completion", self.completion)):
                 for i, m in enumerate(turns or []):
                     out.append((m.field or f"{name}[{i}]", m.content))
             self._texts = out
         return self._texts
+
+    def responses(self) -> list[list[Message]]:
+        """The response sides the prompt is trained with: one for SFT (inside ``messages``:
+        empty here), chosen and rejected for DPO, the completion for KTO."""
+        if self.kind == "dpo":
+            return [self.chosen or [], self.rejected or []]
+        if self.kind == "kto":
+            return [self.completion or []]
+        return []
 
 
 @dataclass(frozen=True, slots=True)

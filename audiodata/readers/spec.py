@@ -21,6 +21,9 @@ DEFAULT_COLUMNS = {
     "audios": "audios",
     "chosen": "chosen",
     "rejected": "rejected",
+    "kto_tag": "kto_tag",
+    "images": "images",
+    "videos": "videos",
 }
 
 DEFAULT_TAGS = {
