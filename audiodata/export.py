@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, PROMPT_ROLES, RESPONSE_ROLES, VIDEO_MARKER
+from audiodata.writer.schema import FORMAT_VERSION, KINDS, READABLE_VERSIONS, prompt_column
 
 TARGETS = ("llamafactory", "ms-swift", "minicpm")
 FORMS = ("sharegpt", "alpaca")
@@ -53,7 +54,7 @@ LF_TAGS = {"user": "human", "assistant": "gpt", "tool": "observation", "function
 #: Canonical roles -> ms-swift message roles.
 SWIFT_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool_response", "function_call": "tool_call"}
 
-_COLUMNS = ("id", "messages", "chosen", "rejected", "system", "tools", "audios", "audio_info")
+_COLUMNS = ("id", "messages", "prompt", "chosen", "rejected", "completion", "label", "system", "tools", "audios", "audio_info")
 _BATCH_ROWS = 64
 _MAX_SKIP_LIST = 1000
 
@@ -102,6 +103,18 @@ class _Row:
     system: str | None
     tools: str | None
     audios: list[bytes | None]
+    completion: list[dict[str, str]] | None = None  # KTO: the judged response
+    label: bool | None = None  # KTO: desirable or not
+
+    def responses(self) -> list[list[dict[str, str]]]:
+        """The response sides trained against the prompt (as :meth:`Record.responses`)."""
+        if self.kind == "dpo":
+            return [self.chosen or [], self.rejected or []]
+        return [self.completion or []] if self.kind == "kto" else []
+
+    def conversation(self) -> list[dict[str, str]]:
+        """SFT: the turns; KTO: the prompt and its completion, as one conversation."""
+        return self.messages + (self.completion or []) if self.kind == "kto" else self.messages
 
 
 @dataclass(slots=True)
@@ -116,6 +129,7 @@ class _Stream:
     split: str
     kind: str
     files: list[Path]
+    version: int = FORMAT_VERSION  # the manifest's format_version: which column holds the prompt
 
     @property
     def key(self) -> str:
@@ -152,18 +166,21 @@ def _streams(out: Path) -> list[_Stream]:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         configs = manifest["summary"]["configs"]
         shards = manifest["shards"]
+        version = int(manifest.get("format_version", 1))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ExportError(f"{out}: unreadable manifest.json ({exc})") from None
     streams: dict[tuple[str, str], _Stream] = {}
     for s in shards:
         name, split = s["config"], s["split"]
         kind = configs.get(name, {}).get("kind", name)
-        if kind not in ("sft", "dpo"):
+        if version not in READABLE_VERSIONS:
+            raise ExportError(f"{out}: format_version {version} is newer than this audiodata reads; upgrade audiodata")
+        if kind not in KINDS:
             raise ExportError(f"{out}: config {name!r} has unknown kind {kind!r}")
         path = out / s["file"]
         if not path.is_file():
             raise ExportError(f"{out}: shard {s['file']} listed in manifest.json is missing")
-        streams.setdefault((name, split), _Stream(name, split, kind, [])).files.append(path)
+        streams.setdefault((name, split), _Stream(name, split, kind, [], version)).files.append(path)
     return list(streams.values())
 
 
@@ -171,17 +188,20 @@ def _rows(stream: _Stream) -> Iterator[_Row]:
     for path in stream.files:
         pf = pq.ParquetFile(path)
         cols = [c for c in _COLUMNS if c in pf.schema_arrow.names]
+        prompt = prompt_column(stream.kind, stream.version)
         for batch in pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols):
             for r in batch.to_pylist():
                 yield _Row(
                     id=str(r.get("id") or "record"),
                     kind=stream.kind,
-                    messages=r.get("messages") or [],
+                    messages=r.get(prompt) or [],
                     chosen=r.get("chosen"),
                     rejected=r.get("rejected"),
                     system=r.get("system") or None,
                     tools=r.get("tools") or None,
                     audios=[a.get("bytes") if a else None for a in r.get("audios") or []],
+                    completion=r.get("completion"),
+                    label=r.get("label"),
                 )
 
 
@@ -214,12 +234,15 @@ def _markers(text: str | None) -> int:
 
 
 def _check_common(row: _Row) -> None:
-    for m in row.messages + (row.chosen or []) + (row.rejected or []):
+    turns = row.messages + [m for side in row.responses() for m in side]
+    for m in turns:
         if m["role"] not in LF_TAGS:
             raise _Skip(f"role {m['role']!r} is not a user/assistant/tool/function_call turn")
         if m["content"] is None:
             raise _Skip("a turn has no text")
-    texts = [m["content"] for m in row.messages + (row.chosen or []) + (row.rejected or [])]
+    if row.kind == "kto":
+        _check_kto(row)
+    texts = [m["content"] for m in turns]
     if any(IMAGE_MARKER in t or VIDEO_MARKER in t for t in texts):
         raise _Skip("text holds an <image>/<video> placeholder")
     if _markers(row.system) or _markers(row.tools):
@@ -240,6 +263,17 @@ def _check_pair(row: _Row) -> tuple[dict[str, str], dict[str, str]]:
     return chosen, rejected
 
 
+def _check_kto(row: _Row) -> None:
+    """KTO: one response turn and a boolean label, no marker in the response (LLaMA-Factory's KL
+    pairs borrow a neighbour's response, so a marker there would be counted against other audio)."""
+    if row.label is None:
+        raise _Skip("a KTO record has no label")
+    if len(row.completion or []) != 1 or row.completion[0]["role"] not in RESPONSE_ROLES:  # type: ignore[index]
+        raise _Skip("the KTO completion must be one assistant turn")
+    if _markers(row.completion[0]["content"]):  # type: ignore[index]
+        raise _Skip("<audio> inside the KTO completion")
+
+
 def _check_alternation(messages: list[dict[str, str]], ranking: bool) -> None:
     for i, m in enumerate(messages):
         allowed = PROMPT_ROLES if i % 2 == 0 else RESPONSE_ROLES
@@ -255,7 +289,7 @@ def _check_alternation(messages: list[dict[str, str]], ranking: bool) -> None:
 def _check_counts(row: _Row) -> None:
     """``<audio>`` count == number of audios, over prompt+response (DPO: with chosen and with rejected)."""
     prompt = sum(_markers(m["content"]) for m in row.messages)
-    extras = [row.chosen or [], row.rejected or []] if row.kind == "dpo" else [[]]
+    extras = row.responses() or [[]]
     for extra in extras:
         if prompt + sum(_markers(m["content"]) for m in extra) != len(row.audios):
             raise _Skip(f"{prompt} <audio> markers for {len(row.audios)} audios")
@@ -267,13 +301,16 @@ def _check_counts(row: _Row) -> None:
 def _lf_sharegpt(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
     _check_common(row)
     ranking = row.kind == "dpo"
-    _check_alternation(row.messages, ranking)
+    turns = row.conversation()
+    _check_alternation(turns, ranking)
     _check_counts(row)
-    obj: dict[str, Any] = {"conversations": [{"from": LF_TAGS[m["role"]], "value": m["content"]} for m in row.messages]}
+    obj: dict[str, Any] = {"conversations": [{"from": LF_TAGS[m["role"]], "value": m["content"]} for m in turns]}
     if ranking:
         chosen, rejected = _check_pair(row)
         obj["chosen"] = {"from": LF_TAGS[chosen["role"]], "value": chosen["content"]}
         obj["rejected"] = {"from": LF_TAGS[rejected["role"]], "value": rejected["content"]}
+    if row.kind == "kto":
+        obj["kto_tag"] = row.label
     obj.update(system=row.system or "", tools=row.tools or "", audios=[a.rel for a in audios], id=row.id)
     return obj
 
@@ -281,7 +318,7 @@ def _lf_sharegpt(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
 def _lf_alpaca(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
     _check_common(row)
     ranking = row.kind == "dpo"
-    msgs = row.messages
+    msgs = row.conversation()
     if any(m["role"] != ("user" if i % 2 == 0 else "assistant") for i, m in enumerate(msgs)):
         raise _Skip("alpaca holds only alternating user/assistant turns")
     _check_alternation(msgs, ranking)
@@ -296,6 +333,8 @@ def _lf_alpaca(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
         obj.update(chosen=chosen["content"], rejected=rejected["content"])
     else:
         obj["output"] = msgs[-1]["content"]
+    if row.kind == "kto":
+        obj["kto_tag"] = row.label
     obj.update(system=row.system or "", tools=row.tools or "", history=history, audios=[a.rel for a in audios], id=row.id)
     return obj
 
@@ -303,7 +342,7 @@ def _lf_alpaca(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
 def _swift(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
     _check_common(row)
     _check_counts(row)
-    msgs = [{"role": SWIFT_ROLES[m["role"]], "content": m["content"]} for m in row.messages]
+    msgs = [{"role": SWIFT_ROLES[m["role"]], "content": m["content"]} for m in row.conversation()]
     if row.system:
         msgs.insert(0, {"role": "system", "content": row.system})
     obj: dict[str, Any] = {"messages": msgs}
@@ -315,6 +354,8 @@ def _swift(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
             raise _Skip("the DPO prompt must end on a user turn")
         msgs.append({"role": "assistant", "content": chosen["content"]})
         obj["rejected_response"] = rejected["content"]
+    if row.kind == "kto":  # ms-swift KTO: the last assistant turn of messages, judged by label
+        obj["label"] = row.label
     obj["audios"] = [a.rel for a in audios]
     if row.tools:
         obj["tools"] = row.tools
@@ -325,7 +366,7 @@ def _swift(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
 def _minicpm(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
     _check_common(row)
     if row.kind != "sft":
-        raise _Skip("minicpm: DPO records are not supported")
+        raise _Skip(f"minicpm: {row.kind.upper()} records are not supported")
     if row.tools:
         raise _Skip("minicpm: records with tools are not supported")
     if [m["role"] for m in row.messages] != ["user", "assistant"]:
@@ -431,7 +472,7 @@ def export(
             continue
         result.files.append(path.name)
         if to == "llamafactory":
-            info[stem] = _dataset_info_entry(path.name, form, stream.kind == "dpo")
+            info[stem] = _dataset_info_entry(path.name, form, stream.kind)
     if to == "llamafactory":
         _atomic_write(dest / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         result.files.append("dataset_info.json")
@@ -495,7 +536,8 @@ def _unique(stem: str, used: set[str]) -> str:
     return name
 
 
-def _dataset_info_entry(file_name: str, form: str, ranking: bool) -> dict[str, Any]:
+def _dataset_info_entry(file_name: str, form: str, kind: str) -> dict[str, Any]:
+    ranking = kind == "dpo"
     if form == "alpaca":
         columns = {"prompt": "instruction", "query": "input"}
         if not ranking:
@@ -505,6 +547,8 @@ def _dataset_info_entry(file_name: str, form: str, ranking: bool) -> dict[str, A
         columns = {"messages": "conversations", "system": "system", "tools": "tools", "audios": "audios"}
     if ranking:
         columns.update(chosen="chosen", rejected="rejected")
+    if kind == "kto":
+        columns["kto_tag"] = "kto_tag"
     return {"file_name": file_name, "formatting": form, "ranking": ranking, "columns": columns}
 
 

@@ -15,6 +15,7 @@ from audiodata.readers.sources import InputError, expand
 from audiodata.readers.spec import DialectSpec
 from audiodata.records import AudioRef, Record, SourceLoc
 from audiodata.rules.engine import check_record
+from audiodata.writer.schema import prompt_column
 
 SRC = SourceLoc("corpus/part.jsonl", 7, 12)
 B64 = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAgD4AAAB9AAACABAAZGF0YQAAAAA" * 3  # >= 128 chars, no extension
@@ -559,10 +560,10 @@ def test_canonical_message_dicts_have_exactly_role_and_content(obj):
         assert set(d) == {"role", "content"}
         assert isinstance(d["role"], str) and isinstance(d["content"], str)
     row = build_row(rec, [], "flac")
-    for key in ("messages", "chosen", "rejected"):
+    for key in ("messages", "prompt", "chosen", "rejected", "completion"):
         for d in row.get(key, []):
             assert set(d) == {"role", "content"}
-    assert all(m["role"] != "system" for m in row["messages"])
+    assert all(m["role"] != "system" for m in row[prompt_column(rec.kind)])
     assert check_record(rec) == []
 
 

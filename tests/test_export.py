@@ -21,6 +21,7 @@ from rich.console import Console
 
 import audiodata
 from audiodata.export import ExportError, add_export_parser, cmd_export, export, safe_name
+from audiodata.writer.schema import prompt_column
 from tests.conftest import write_audio, write_jsonl
 
 AUDIO = "<audio>"
@@ -41,9 +42,11 @@ def records(out: Path) -> Counter[Key]:
         kind = kinds[shard["config"]]
         for row in pq.read_table(out / shard["file"]).to_pylist():
             conv = {
-                "messages": [(m["role"], m["content"]) for m in row["messages"]],
+                "messages": [(m["role"], m["content"]) for m in row[prompt_column(kind)]],
                 "chosen": [(m["role"], m["content"]) for m in row.get("chosen") or []],
                 "rejected": [(m["role"], m["content"]) for m in row.get("rejected") or []],
+                "completion": [(m["role"], m["content"]) for m in row.get("completion") or []],
+                "label": row.get("label"),
                 "system": row["system"] or None,
                 "tools": row["tools"] or None,
             }

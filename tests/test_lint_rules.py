@@ -90,7 +90,9 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
         {},
     ),
     "S004": ([sft(answer="   ")], [sft()], {}),
-    "S005": ([sft(kto_tag="true")], [sft(kto_tag=True)], {}),
+    "S005": ([sft(id=1.5)], [sft(id=15)], {}),
+    "P002": ([sft(kto_tag="true")], [sft(kto_tag=True), sft(answer="I don't know.", kto_tag=False)], {}),
+    "P003": ([sft(kto_tag=True)], [sft(kto_tag=True), sft(answer="I don't know.", kto_tag=False)], {}),
     "S006": ([dpo(chosen={"from": "human", "value": "x"})], [dpo()], {}),
     "S007": (
         [turns(("human", "<audio>a"), ("gpt", "b"), ("human", "c"))],

@@ -249,7 +249,8 @@ ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001"}  # no record with
 def test_select_by_prefix():
     assert select(["M"]) == {"M001", "M002", "M003", "M004", "M005"} | ALWAYS
     assert select(["A01"]) == {"A010", "A011", "A012", "A013", "A014"} | ALWAYS
-    assert select(["S00", "P"]) == {"S001", "S002", "S003", "S004", "S005", "S006", "S007", "S008", "P001"} | ALWAYS
+    structure = {"S001", "S002", "S003", "S004", "S005", "S006", "S007", "S008"}
+    assert select(["S00", "P"]) == structure | {"P001", "P002", "P003"} | ALWAYS
     assert select(["M003"]) == {"M003"} | ALWAYS
     assert select(["Z"]) == ALWAYS
 
@@ -268,7 +269,7 @@ def test_every_rule_with_a_check_runs_in_a_checking_stage():
     record = {"S002", "S003", "S004", "S006", "S007", "S008", "P001", "M001", "M002", "M003", "M004", "M005", "T001"}
     assert by_stage["record"] == record
     assert by_stage["audio"] == {"A008", "A009", "A012", "A013", "A014", "B001", "B002"}
-    assert by_stage["dataset"] == {"D001", "D002", "D003", "D004"}
+    assert by_stage["dataset"] == {"D001", "D002", "D003", "D004", "P003"}
     assert all(REGISTRY[c].check is not None for c in record | by_stage["audio"])
     assert all(REGISTRY[c].check is None for c in by_stage["read"] | by_stage["dataset"])
     assert all(r.summary and r.family for r in REGISTRY.values())

@@ -44,6 +44,8 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
         ds = datasets.Dataset.from_parquet(files)
     else:
         ds = datasets.load_dataset(cfg.data, cfg.data_config or cfg.task, split=split)
+    if "prompt" in ds.column_names and "messages" not in ds.column_names:  # format 2: DPO/KTO prompts sit in `prompt`
+        ds = ds.rename_column("prompt", "messages")
     missing = {"messages", "audios"} - set(ds.column_names)
     if cfg.task == "dpo":
         missing |= {"chosen", "rejected"} - set(ds.column_names)

@@ -182,7 +182,7 @@ class RecordDeduper:
             return Verdict(first, kind, sim)
         self.seen[key] = rec
         verdict = Verdict()
-        if rec.kind == "sft" and audio:
+        if rec.kind in ("sft", "kto") and audio:  # KTO: the same completion labelled both ways
             other = self.by_prompt.setdefault((audio, rec.prompt), rec)
             if other is not rec and other.response != rec.response:
                 self.conflicts.append((other, rec))
@@ -214,6 +214,9 @@ def conversation_keys(rec: Any) -> tuple[bytes, bytes]:
     if rec.kind == "dpo":
         prompt_turns = rec.messages
         response = ["c", *_flat(rec.chosen or ()), "r", *_flat(rec.rejected or ())]
+    elif rec.kind == "kto":  # the same completion judged twice is one example; its label is the "response"
+        prompt_turns = [*rec.messages, *(rec.completion or ())]
+        response = ["k", str(bool(rec.label))]
     else:
         last = max((i for i, m in enumerate(rec.messages) if m.role in ("assistant", "function_call")), default=-1)
         prompt_turns = rec.messages[:last] if last >= 0 else rec.messages

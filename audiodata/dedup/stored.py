@@ -12,7 +12,7 @@ from typing import Any
 from audiodata.audio.transform import decode_bytes
 from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import RecordInfo, conversation_keys
-from audiodata.records import Message, Record, SourceLoc
+from audiodata.writer.schema import layout_of, record_columns, record_from_row
 
 
 class StoredDataError(ValueError):
@@ -35,12 +35,11 @@ def stored_records(out: Path, near: bool, reference: bool = False) -> Iterator[R
 def shard_records(path: Path, near: bool, reference: bool = False) -> Iterator[RecordInfo]:
     import pyarrow.parquet as pq
 
-    cols = ["messages", "system", "tools", "audio_info", "source"] + (["audios"] if near else [])
-    names = pq.read_schema(path).names
-    cols += [c for c in ("chosen", "rejected") if c in names]
+    kind, version = layout_of(pq.read_schema(path).names)
+    cols = [*record_columns(kind, version), "audio_info"] + (["audios"] if near else [])
     for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=cols):
         for row in batch.to_pylist():
-            rec = _record(row)
+            rec = record_from_row(row, kind, version)
             prompt, response = conversation_keys(rec)
             hashes = [a["pcm_hash"] for a in row["audio_info"] or []]
             prints = [_print(a) for a in row["audios"]] if near else [None] * len(hashes)
@@ -59,15 +58,6 @@ def shard_records(path: Path, near: bool, reference: bool = False) -> Iterator[R
 
 def reference_records(out: Path, near: bool) -> Iterator[RecordInfo]:
     return stored_records(out, near, reference=True)
-
-
-def _record(row: dict[str, Any]) -> Record:
-    msgs = [Message(m["role"], m["content"]) for m in row["messages"] or []]
-    chosen = [Message(m["role"], m["content"]) for m in row["chosen"]] if row.get("chosen") is not None else None
-    rejected = [Message(m["role"], m["content"]) for m in row["rejected"]] if row.get("rejected") is not None else None
-    kind = "dpo" if chosen is not None else "sft"
-    loc = SourceLoc("", 0)
-    return Record("", kind, msgs, loc, system=row.get("system"), tools=row.get("tools"), chosen=chosen, rejected=rejected)
 
 
 def _print(audio: dict[str, Any]) -> Any:

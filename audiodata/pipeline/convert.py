@@ -32,6 +32,7 @@ from audiodata.rules.engine import has_error
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import select
 from audiodata.writer.card import card_yaml, render_card
+from audiodata.writer.schema import FORMAT_VERSION, KINDS
 from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
 
 OUTPUT_FILES = ("data", "README.md", "manifest.json", "rejects.jsonl", WORK)
@@ -222,6 +223,8 @@ class _Run:
                 return
         for f in p.findings:  # record-rule warnings count with the audio ones
             processed.stats.setdefault("warnings", {})[f.code] = 1
+        if p.record.kind == "kto":
+            processed.stats["kto_labels"] = {"desirable" if p.record.label else "undesirable": 1}
         writer = self._writer(stream, p.record.kind)
         self.progress.audio_seconds += processed.row["audio_seconds"]
         writer.add(processed.row, p.seq, processed.stats)
@@ -340,7 +343,7 @@ class _Run:
         streams: dict[str, list[ShardInfo]] = {}
         for s in self.state.shards:
             streams.setdefault(s.stream, []).append(s)
-        kinds = sorted({s.split("/")[0] for s in streams}, key=lambda k: ("sft", "dpo").index(k))
+        kinds = sorted({s.split("/")[0] for s in streams}, key=KINDS.index)
         configs: dict[str, dict[str, Any]] = {}
         shard_rows: list[dict[str, Any]] = []
         totals: dict[str, Any] = {}
@@ -396,12 +399,13 @@ class _Run:
             "source_sampling_rates": totals.get("source_sampling_rates", {}),
             "source_formats": totals.get("source_formats", {}),
             "warnings_by_code": totals.get("warnings", {}),
+            "kto_labels": totals.get("kto_labels", {}),
             "rejects_by_code": dict(sorted(by_code.items())),
             "configs": configs,
         }
         manifest = {
             "audiodata_version": __version__,
-            "format_version": 1,
+            "format_version": FORMAT_VERSION,
             "options": self.opts.recorded(),
             "inputs": [{"file": f.display, "dialect": f.spec.formatting or "auto", "entry": f.spec.name} for f in self.files],
             "summary": summary,
@@ -412,8 +416,8 @@ class _Run:
         atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         self.state.status = "complete"
         self.state.save(self.out)
-        shutil.rmtree(self.work / "sft", ignore_errors=True)
-        shutil.rmtree(self.work / "dpo", ignore_errors=True)
+        for kind in KINDS:
+            shutil.rmtree(self.work / kind, ignore_errors=True)
         rejects_path.unlink(missing_ok=True)
         return _result_from_manifest(self.out, resumed_from=self.result.resumed_from)
 

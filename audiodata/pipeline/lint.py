@@ -32,6 +32,7 @@ from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import Severity, select
+from audiodata.writer.schema import KINDS
 
 REPORT_VERSION = 1
 TEXT_BATCH = 512  # records per job without audio: big enough to amortise the hand-off
@@ -50,9 +51,10 @@ class Analysis:
     fixed: str | None = None  # the repaired record as one JSON line
     changes: list[str] | None = None
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
+    task: tuple[str, bool | None] | None = None  # (kind, KTO label) of a record convert would write
 
     def pack(self) -> tuple[Any, ...]:
-        return (self.findings or None, self.dedup, self.clips, self.preview, self.fixed, self.changes, self.copy)
+        return (self.findings or None, self.dedup, self.clips, self.preview, self.fixed, self.changes, self.copy, self.task)
 
     @classmethod
     def unpack(cls, t: tuple[Any, ...]) -> Analysis:
@@ -104,6 +106,8 @@ class Analyser:
         rejected = any(f.is_error for f in out.findings)  # convert drops it anyway: no duplicate of or with it
         if self.task.dedup and rec is not None and clips is not None and not rejected:
             out.dedup = (rec.kind, clips, *conversation_keys(rec))
+        if rec is not None and not rejected:
+            out.task = (rec.kind, rec.label)
         if self.task.fix:
             self.fix(p, n, out, text)
         return out
@@ -158,6 +162,8 @@ class LintReport:
     fixes: list[dict[str, Any]] = field(default_factory=list)
     fixed_output: str | None = None
     not_copied: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)  # records convert would write, per config kind
+    kto_labels: Counter[bool] = field(default_factory=Counter)
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -190,6 +196,8 @@ class LintReport:
                 "audio_hours": round(sum(self.durations) / 3600, 6),
                 "model_family": self.model_family,
                 "cutoff_len": self.cutoff_len,
+                "kinds": {k: self.kinds[k] for k in KINDS if self.kinds[k]},
+                "kto_labels": {"desirable": self.kto_labels[True], "undesirable": self.kto_labels[False]},
             },
             "findings": [
                 {
@@ -252,6 +260,8 @@ def lint(
     deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
     out: TextIO | None = _open_fix(fix) if fix else None
 
+    first_kto: SourceLoc | None = None
+
     def where(n: int, index: int, line: int) -> SourceLoc:
         return SourceLoc(files[n].display, index, line)
 
@@ -270,6 +280,11 @@ def lint(
                 if verdict.conflict_with is not None and "D003" in enabled:
                     msg = f"same audio and prompt as {_loc(verdict.conflict_with)} but a different response"
                     report.findings.append(Finding("D003", msg, "", where(n, index, line)))
+            if a.task is not None:
+                report.kinds[a.task[0]] += 1
+                if a.task[0] == "kto":
+                    report.kto_labels[bool(a.task[1])] += 1
+                    first_kto = first_kto or where(n, index, line)
             if a.clips:
                 for seconds, rate in a.clips:
                     report.durations.append(seconds)
@@ -282,6 +297,10 @@ def lint(
     finally:
         if out is not None:
             out.close()
+    if first_kto is not None and len(report.kto_labels) == 1 and "P003" in enabled:
+        label, n_kto = next(iter(report.kto_labels.items()))
+        msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"
+        report.findings.append(Finding("P003", msg, "label", first_kto))
     if fix is not None:
         tmp = Path(str(fix) + ".tmp")
         tmp.replace(fix)

@@ -27,6 +27,7 @@ from audiodata.records import Clip, ClipStats, Record
 from audiodata.rules.audio_rules import AudioContext
 from audiodata.rules.engine import check_audio, keep_enabled
 from audiodata.rules.findings import Finding
+from audiodata.writer.schema import prompt_column
 
 MIN_SECONDS = 0.1
 PREVIEW_SECONDS = 10.0
@@ -157,7 +158,7 @@ def build_row(rec: Record, clips: list[Clip], codec: str) -> dict[str, Any]:
     stem = _UNSAFE.sub("_", rec.id).strip("._") or "record"
     row: dict[str, Any] = {
         "id": rec.id,
-        "messages": [m.to_dict() for m in rec.messages],
+        prompt_column(rec.kind): [m.to_dict() for m in rec.messages],
         "system": rec.system,
         "tools": rec.tools,
         "audios": [{"bytes": c.data, "path": f"{stem}_{k}.{ext}"} for k, c in enumerate(clips)],
@@ -181,4 +182,7 @@ def build_row(rec: Record, clips: list[Clip], codec: str) -> dict[str, Any]:
     if rec.kind == "dpo":
         row["chosen"] = [m.to_dict() for m in rec.chosen or []]
         row["rejected"] = [m.to_dict() for m in rec.rejected or []]
+    elif rec.kind == "kto":
+        row["completion"] = [m.to_dict() for m in rec.completion or []]
+        row["label"] = rec.label
     return row

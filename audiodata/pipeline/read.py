@@ -83,8 +83,9 @@ class Parser:
         if self.schema_on and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
             schema = self.schemas[n](item.obj, dialect, src) if dialect else []
-            if schema:  # the schema locates the problem better than the parser's S001
-                findings = [x for x in findings if x.code != "S001"] + schema
+            if schema:  # the schema locates the problem better than the parser's S001; a specific code wins over it
+                specific = {x.field for x in findings if x.code != "S001"}
+                findings = [x for x in findings if x.code != "S001"] + [x for x in schema if x.field not in specific]
         if record is not None:
             findings = findings + keep_enabled(check_record(record, s.enabled), s.enabled)
         return Pending(seq, item, src, record, findings)

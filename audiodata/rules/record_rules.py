@@ -32,7 +32,7 @@ def _field(m: Message, default: str) -> str:
 
 @record_rule("S002", "unknown-role", E, "A turn has a role that is not user/assistant/tool/function_call; map it or fix the tag.")
 def unknown_role(rec: Record) -> Iterator[Finding]:
-    for name, turns in (("messages", rec.messages), ("chosen", rec.chosen), ("rejected", rec.rejected)):
+    for name, turns in (("messages", rec.messages), *_response_sides(rec)):
         for i, m in enumerate(turns or []):
             if m.role not in ROLES and m.role != "system":
                 yield Finding("S002", f"unknown role {m.role!r}", _field(m, f"{name}[{i}]"))
@@ -59,21 +59,19 @@ def empty_content(rec: Record) -> Iterator[Finding]:
             yield Finding("S004", "empty content", fld)
 
 
-@record_rule("S007", "turn-count", E, "SFT must end on an assistant turn; a DPO prompt must end on a user turn.")
+@record_rule("S007", "turn-count", E, "SFT must end on an assistant turn; a DPO or KTO prompt must end on a user turn.")
 def turn_count(rec: Record) -> Iterator[Finding]:
     n = len(rec.messages)
     if rec.kind == "sft":
         if n < 2 or n % 2 != 0:
             yield Finding("S007", f"an SFT conversation needs an even number (>= 2) of turns, got {n}", "messages")
     elif n % 2 != 1:
-        yield Finding("S007", f"a DPO prompt needs an odd number of turns ending on the user, got {n}", "messages")
+        yield Finding("S007", f"a {rec.kind.upper()} prompt needs an odd number of turns ending on the user, got {n}", "messages")
 
 
-@record_rule("S006", "pair-not-assistant", E, "chosen and rejected must be assistant (or function_call) turns.")
+@record_rule("S006", "pair-not-assistant", E, "chosen/rejected (DPO) and the completion (KTO) must be assistant turns.")
 def pair_roles(rec: Record) -> Iterator[Finding]:
-    if rec.kind != "dpo":
-        return
-    for name, turns in (("chosen", rec.chosen), ("rejected", rec.rejected)):
+    for name, turns in _response_sides(rec):
         if not turns:
             yield Finding("S006", f"{name} is empty", name)
         for i, m in enumerate(turns or []):
@@ -86,6 +84,16 @@ def identical_pair(rec: Record) -> Iterator[Finding]:
     same = rec.chosen and rec.rejected and [m.to_dict() for m in rec.chosen] == [m.to_dict() for m in rec.rejected]
     if rec.kind == "dpo" and same:
         yield Finding("P001", "chosen and rejected are identical", "chosen")
+
+
+def _response_sides(rec: Record) -> list[tuple[str, list[Message] | None]]:
+    """The responses trained against the prompt, named as in the output: chosen and rejected
+    (DPO), completion (KTO); none for SFT, whose responses sit inside ``messages``."""
+    if rec.kind == "dpo":
+        return [("chosen", rec.chosen), ("rejected", rec.rejected)]
+    if rec.kind == "kto":
+        return [("completion", rec.completion)]
+    return []
 
 
 def _count(turns: list[Message] | None, marker: str) -> int:
@@ -101,17 +109,17 @@ def marker_count(rec: Record) -> Iterator[Finding]:
             yield Finding("M001", f"{seen} <audio> marker(s) for {n_audio} audio(s)", "messages")
         return
     prompt = _count(rec.messages, AUDIO_MARKER)
-    for name, turns in (("chosen", rec.chosen), ("rejected", rec.rejected)):
+    for name, turns in _response_sides(rec):
         seen = prompt + _count(turns, AUDIO_MARKER)
         if seen != n_audio:
             yield Finding("M001", f"prompt + {name} hold {seen} <audio> marker(s) for {n_audio} audio(s)", name)
 
 
-@record_rule("M002", "marker-in-response", E, "<audio> inside a DPO response is counted by trainers; keep markers in the prompt.")
+@record_rule(
+    "M002", "marker-in-response", E, "<audio> inside a DPO/KTO response is counted by trainers; keep markers in the prompt."
+)
 def marker_in_response(rec: Record) -> Iterator[Finding]:
-    if rec.kind != "dpo":
-        return
-    for name, turns in (("chosen", rec.chosen), ("rejected", rec.rejected)):
+    for name, turns in _response_sides(rec):
         for i, m in enumerate(turns or []):
             if AUDIO_MARKER in m.content:
                 yield Finding("M002", f"<audio> marker in {name}", _field(m, f"{name}[{i}]"))
@@ -173,8 +181,8 @@ def standard_role(m: Message) -> str | None:
     fixable=True,
 )
 def role_alias(rec: Record) -> Iterator[Finding]:
-    for turns in (rec.messages, rec.chosen or [], rec.rejected or []):
-        for m in turns:
+    for turns in (rec.messages, *(t for _, t in _response_sides(rec))):
+        for m in turns or []:
             want = standard_role(m)
             if want is not None:
                 yield Finding("S008", f"role {m.raw_role!r} is an alias; write {want!r}", m.role_field)

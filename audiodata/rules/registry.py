@@ -168,4 +168,17 @@ register(
     "The record (or a near copy) is already in the --against dataset, e.g. a test split.",
     stage="dataset",
 )
+register(
+    "P002",
+    "kto-label",
+    S.ERROR,
+    "A KTO record's label (kto_tag / label) is missing or not a JSON boolean; write true or false.",
+)
+register(
+    "P003",
+    "kto-one-label",
+    S.WARNING,
+    "Every KTO record has the same label: KTO needs desirable and undesirable examples; add the other kind.",
+    stage="dataset",
+)
 register("A011", "audio-too-large", S.ERROR, "The audio exceeds --max-audio-bytes or --max-duration; trim or split it.")

@@ -8,6 +8,13 @@ import yaml
 
 from audiodata.writer.schema import features
 
+#: What each config kind is for, and its columns, for the card's table.
+TASKS = {
+    "sft": ("SFT", "`messages`"),
+    "dpo": ("DPO (preference pairs)", "`prompt`, `chosen`, `rejected`"),
+    "kto": ("KTO (unpaired preference)", "`prompt`, `completion`, `label`"),
+}
+
 
 def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int, license: str = "unknown") -> dict[str, Any]:
     """``configs``: name -> {"kind", "data_dir", "splits": {split: {"rows", "bytes"}}}."""
@@ -66,12 +73,17 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         "",
         "## Configs and splits",
         "",
-        "| config | split | records | bytes |",
-        "|---|---|---|---|",
+        "| config | task | columns (TRL format) | split | records | bytes |",
+        "|---|---|---|---|---|---|",
     ]
     for name, cfg in summary["configs"].items():
+        kind = cfg.get("kind", name)
+        task, columns = TASKS.get(kind, (kind, ""))
         for split, v in cfg["splits"].items():
-            lines.append(f"| {name} | {split} | {v['rows']} | {v['bytes']} |")
+            lines.append(f"| {name} | {task} | {columns} | {split} | {v['rows']} | {v['bytes']} |")
+    labels = summary.get("kto_labels") or {}
+    if labels:
+        lines += ["", f"KTO labels: {labels.get('desirable', 0)} desirable, {labels.get('undesirable', 0)} undesirable."]
     lines += ["", "## Rejected records", ""]
     if summary["rejects_by_code"]:
         lines += ["| code | count |", "|---|---|"]
@@ -94,6 +106,11 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         f'ds = load_dataset("path/or/repo"{config_arg})',
         'ds["train"][0]["audios"][0]  # decoded audio',
         "```",
+        "",
+        "Each config is in the dataset format its TRL trainer reads without renaming: `SFTTrainer` (conversational",
+        "`messages`), `DPOTrainer` (`prompt`/`chosen`/`rejected`), `KTOTrainer` (`prompt`/`completion`/`label`).",
+        "TRL's collators do not load audio themselves: pass the `audios` column to the model's processor in your",
+        "collator (one clip per `<audio>` marker, in order), or train with `audiodata train`.",
         "",
     ]
     return "\n".join(lines)

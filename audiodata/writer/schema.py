@@ -14,6 +14,8 @@ from typing import Any
 import pyarrow as pa
 from datasets import Audio, Features, List, Value
 
+from audiodata.records import Message, Record, SourceLoc
+
 MESSAGE = {"role": Value("string"), "content": Value("string")}
 
 AUDIO_INFO = {
@@ -31,33 +33,70 @@ AUDIO_INFO = {
 SOURCE = {"file": Value("string"), "index": Value("int64"), "line": Value("int64")}
 
 
+#: Version of the on-disk layout, recorded in ``manifest.json``. 1: DPO rows held their prompt in
+#: ``messages``; 2: every config follows TRL's dataset formats (``prompt``/``chosen``/``rejected``,
+#: ``prompt``/``completion``/``label``) and KTO exists. Readers accept every version listed here.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+#: The configs a run can write, in the order cards and manifests list them.
+KINDS = ("sft", "dpo", "kto")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
-    kinds: tuple[str, ...]  # which configs carry it: "sft", "dpo"
+    kinds: tuple[str, ...]  # which configs carry it: "sft", "dpo", "kto"
     description: str
 
 
+_ALL = KINDS
+
 COLUMNS = (
-    Column("id", ("sft", "dpo"), "Record id: the input's id, else '<file stem>-<index>'."),
-    Column("messages", ("sft", "dpo"), "Turns {role, content}; content keeps <audio> markers in place. For DPO: the prompt."),
+    Column("id", _ALL, "Record id: the input's id, else '<file stem>-<index>'."),
+    Column("messages", ("sft",), "Turns {role, content}; content keeps <audio> markers in place (TRL conversational SFT)."),
+    Column("prompt", ("dpo", "kto"), "DPO/KTO: the prompt turns, ending on the user; <audio> markers in place."),
     Column("chosen", ("dpo",), "DPO: the preferred response turns."),
     Column("rejected", ("dpo",), "DPO: the dispreferred response turns."),
-    Column("system", ("sft", "dpo"), "System prompt, or null."),
-    Column("tools", ("sft", "dpo"), "Tool definitions as a JSON string, or null."),
-    Column("audios", ("sft", "dpo"), "The record's audios in marker order: Hub Audio structs {bytes, path}."),
-    Column("audio_info", ("sft", "dpo"), "Per audio: rate, channels, samples, seconds, PCM hash, original reference and format."),
-    Column("audio_seconds", ("sft", "dpo"), "Total seconds of audio in the record (for length-grouped batching)."),
-    Column("source", ("sft", "dpo"), "Where the record came from: input file as given, 0-based index, 1-based line."),
+    Column("completion", ("kto",), "KTO: the one response turn that the label judges."),
+    Column("label", ("kto",), "KTO: true if the completion is desirable, false if undesirable."),
+    Column("system", _ALL, "System prompt, or null."),
+    Column("tools", _ALL, "Tool definitions as a JSON string, or null."),
+    Column("audios", _ALL, "The record's audios in marker order: Hub Audio structs {bytes, path}."),
+    Column("audio_info", _ALL, "Per audio: rate, channels, samples, seconds, PCM hash, original reference and format."),
+    Column("audio_seconds", _ALL, "Total seconds of audio in the record (for length-grouped batching)."),
+    Column("source", _ALL, "Where the record came from: input file as given, 0-based index, 1-based line."),
 )
+
+
+def prompt_column(kind: str, format_version: int = FORMAT_VERSION) -> str:
+    """The column holding the prompt turns: ``messages`` for SFT (the whole conversation) and for
+    format-1 DPO, ``prompt`` otherwise."""
+    return "messages" if kind == "sft" or format_version < 2 else "prompt"
+
+
+def layout_of(names: list[str] | tuple[str, ...]) -> tuple[str, int]:
+    """(kind, format version) of a shard from its column names, for readers that hold a shard
+    but not the manifest (resume, ``--against`` on a single file)."""
+    kind = "kto" if "label" in names else "dpo" if "chosen" in names else "sft"
+    return kind, 2 if "prompt" in names or kind == "kto" else 1 if kind == "dpo" else FORMAT_VERSION
+
+
+def record_columns(kind: str, format_version: int = FORMAT_VERSION) -> list[str]:
+    """The text columns a record is rebuilt from (:func:`record_from_row`), in that layout."""
+    cols = [prompt_column(kind, format_version), "system", "tools", "source", "id"]
+    return cols + {"dpo": ["chosen", "rejected"], "kto": ["completion", "label"]}.get(kind, [])
 
 
 def features(kind: str, sample_rate: int) -> Features:
     types: dict[str, Any] = {
         "id": Value("string"),
         "messages": List(MESSAGE),
+        "prompt": List(MESSAGE),
         "chosen": List(MESSAGE),
         "rejected": List(MESSAGE),
+        "completion": List(MESSAGE),
+        "label": Value("bool"),
         "system": Value("string"),
         "tools": Value("string"),
         "audios": List(Audio(sampling_rate=sample_rate)),
@@ -68,11 +107,44 @@ def features(kind: str, sample_rate: int) -> Features:
     return Features({c.name: types[c.name] for c in COLUMNS if kind in c.kinds})
 
 
+def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT_VERSION) -> Record:
+    """A stored row back as a canonical :class:`Record` (text and structure; audio stays in the row).
+
+    The one reader of row layouts: export, dedup ``--against`` and resume go through it, so a
+    format change is one diff here."""
+
+    def turns(key: str) -> list[Message] | None:
+        value = row.get(key)
+        return None if value is None else [Message(m["role"], m["content"]) for m in value]
+
+    src = row.get("source") or {}
+    loc = SourceLoc(str(src.get("file") or ""), int(src.get("index") or 0), src.get("line"))
+    return Record(
+        id=str(row.get("id") or ""),
+        kind=kind,  # type: ignore[arg-type]
+        messages=turns(prompt_column(kind, format_version)) or [],
+        source=loc,
+        system=row.get("system") or None,
+        tools=row.get("tools") or None,
+        chosen=turns("chosen") if kind == "dpo" else None,
+        rejected=turns("rejected") if kind == "dpo" else None,
+        completion=turns("completion") if kind == "kto" else None,
+        label=row.get("label") if kind == "kto" else None,
+    )
+
+
 def arrow_schema(kind: str, sample_rate: int) -> pa.Schema:
     return features(kind, sample_rate).arrow_schema
 
 
-_JSON_TYPES = {"string": "string", "int8": "integer", "int32": "integer", "int64": "integer", "float64": "number"}
+_JSON_TYPES = {
+    "bool": "boolean",
+    "string": "string",
+    "int8": "integer",
+    "int32": "integer",
+    "int64": "integer",
+    "float64": "number",
+}
 
 
 def _json_type(feature: Any) -> dict[str, Any]:
@@ -98,9 +170,9 @@ def _json_type(feature: Any) -> dict[str, Any]:
 
 
 def output_json_schema(sample_rate: int = 16000) -> dict[str, Any]:
-    """JSON Schema (2020-12) of one output row, SFT or DPO, generated from :data:`COLUMNS`."""
+    """JSON Schema (2020-12) of one output row, SFT, DPO or KTO, generated from :data:`COLUMNS`."""
     variants = []
-    for kind in ("sft", "dpo"):
+    for kind in KINDS:
         feats = features(kind, sample_rate)
         props = {}
         for c in COLUMNS:

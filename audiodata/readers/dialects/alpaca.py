@@ -1,14 +1,24 @@
 """LLaMA-Factory alpaca: ``instruction``/``input``/``output`` with ``history``.
 
 The user turn is instruction and input joined by a newline (empty parts skipped),
-as LLaMA-Factory builds it; ranking data has ``chosen``/``rejected`` strings.
+as LLaMA-Factory builds it; ranking data has ``chosen``/``rejected`` strings; KTO data a
+boolean ``kto_tag`` judging ``output``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from audiodata.readers.dialects.common import ParseContext, ParseError, audio_list, new_record, optional, optional_text
+from audiodata.readers.dialects.common import (
+    ParseContext,
+    ParseError,
+    audio_list,
+    kto_label,
+    new_record,
+    optional,
+    optional_text,
+    pair_and_kto,
+)
 from audiodata.records import Message, Record
 
 
@@ -31,6 +41,14 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     if ranking:
         chosen = [Message("assistant", _text(obj, ck), ck)]
         rejected = [Message("assistant", _text(obj, rk), rk)]
+    kto_key = spec.column("kto_tag")
+    label = None if ranking else kto_label(obj, kto_key, "kto_tag" in spec.columns)
+    completion = None
+    if label is not None:  # LLaMA-Factory KTO: ``output`` is the response the tag judges
+        completion = [Message("assistant", _text(obj, okey), okey)]
+    elif ranking:
+        if kto_key in obj:
+            raise pair_and_kto(kto_key)
     else:
         msgs.append(Message("assistant", _text(obj, okey), okey))
     akey = spec.column("audios")
@@ -38,8 +56,10 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         obj,
         ctx,
         "alpaca",
-        kind="dpo" if ranking else "sft",
+        kind="dpo" if ranking else "kto" if label is not None else "sft",
         messages=msgs,
+        completion=completion,
+        label=label,
         audios=audio_list(obj.get(akey), akey),
         system=optional_text(obj, spec.column("system")),
         tools=optional_text(obj, spec.column("tools")),

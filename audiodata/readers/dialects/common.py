@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audiodata.readers.spec import DEFAULT_TAGS, DialectSpec
-from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, VIDEO_MARKER, AudioRef, Message, Record, SourceLoc
+from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, RESPONSE_ROLES, VIDEO_MARKER, AudioRef, Message, Record, SourceLoc
 
 
 class ParseError(Exception):
@@ -221,6 +221,35 @@ def merge_audios(listed: list[AudioRef], inline: list[AudioRef], bare: int, fiel
     if inline and listed:
         raise ParseError("S001", "audio is given both inside the messages and in the audios list", field)
     return inline or listed
+
+
+def kto_label(obj: dict[str, Any], key: str, declared: bool) -> bool | None:
+    """The KTO label under ``key``: None when the record has none and none was declared.
+
+    LLaMA-Factory reads ``kto_tag`` only as a JSON bool and quietly drops anything else
+    (``"true"``, 1, null); ms-swift and TRL read ``label`` the same way. Here anything but a
+    bool is a located error, so no label is ever lost or guessed."""
+    if key not in obj:
+        if declared:
+            raise ParseError("P002", f"missing KTO label {key!r} (the dataset declares one per record)", key)
+        return None
+    value = obj[key]
+    if not isinstance(value, bool):
+        shown = json.dumps(value, ensure_ascii=False)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ParseError("P002", f"KTO label {key!r} must be true or false (a JSON boolean), got {shown}", key)
+    return value
+
+
+def pair_and_kto(key: str) -> ParseError:
+    return ParseError("P002", f"a record is either a preference pair (chosen/rejected) or KTO ({key}), not both", key)
+
+
+def split_completion(msgs: list[Message], field: str) -> tuple[list[Message], list[Message]]:
+    """KTO: the last turn is the completion the label judges; the turns before it are the prompt."""
+    if not msgs or msgs[-1].role not in RESPONSE_ROLES:
+        raise ParseError("S007", "a KTO record must end on the assistant turn its label judges", field)
+    return msgs[:-1], [msgs[-1]]
 
 
 def record_id(obj: dict[str, Any], ctx: ParseContext) -> str:

@@ -4,7 +4,9 @@ Content items ``{"type": "audio", "path"|"audio"|"url": ...}`` become ``<audio>`
 markers in place and their audio joins the record's list in order; value-less audio
 items are markers whose audio comes from ``audios``. Preference data is either
 ms-swift's ``rejected_response`` (the last assistant turn is the chosen one) or
-TRL's ``prompt``/``chosen``/``rejected``.
+TRL's ``prompt``/``chosen``/``rejected``. KTO data is ms-swift's boolean ``label`` (judging
+the last assistant turn) or TRL's ``prompt``/``completion``/``label``; TRL's
+``prompt``/``completion`` without a label is SFT.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
     audio_list,
+    kto_label,
     merge_audios,
     new_record,
     optional_text,
+    pair_and_kto,
     pop_system,
+    split_completion,
     turns,
 )
 from audiodata.records import AudioRef, Message, Record
@@ -34,9 +39,20 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     bare = [0]
     msgs = turns(obj[key], key, ctx, inline, bare, "role", "content")
     msgs, system = pop_system(msgs, optional_text(obj, "system"))
-    chosen = rejected = None
+    chosen = rejected = completion = None
     kind = "sft"
-    if obj.get("rejected_response") is not None:
+    label = kto_label(obj, "label", False)
+    if obj.get("completion") is not None:  # TRL prompt-completion: SFT, or KTO with a label
+        completion = _responses(obj, "completion", ctx, inline, bare)
+        if label is None:
+            msgs, completion = msgs + completion, None
+    if label is not None:
+        if obj.get("rejected_response") is not None or obj.get("chosen") is not None or obj.get("rejected") is not None:
+            raise pair_and_kto("label")
+        kind = "kto"
+        if completion is None:  # ms-swift KTO: the last assistant turn of messages is judged
+            msgs, completion = split_completion(msgs, key)
+    elif obj.get("rejected_response") is not None:
         kind = "dpo"
         if not isinstance(obj["rejected_response"], str):
             raise ParseError("S001", "rejected_response must be a string", "rejected_response")
@@ -60,6 +76,8 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         tools=optional_text(obj, "tools"),
         chosen=chosen,
         rejected=rejected,
+        completion=completion,
+        label=label,
     )
 
 

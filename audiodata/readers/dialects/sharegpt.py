@@ -2,7 +2,8 @@
 
 Custom role/content tags come from a ``dataset_info.json`` entry; without one both
 ``from/value`` and ``role/content`` turns are accepted. Ranking data carries
-``chosen``/``rejected`` message objects after a prompt that ends on the user.
+``chosen``/``rejected`` message objects after a prompt that ends on the user; KTO data
+carries a boolean ``kto_tag`` (or the column ``columns.kto_tag`` names) judging the last turn.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
     audio_list,
+    kto_label,
     merge_audios,
     message,
     new_record,
     optional_text,
+    pair_and_kto,
     pop_system,
+    split_completion,
     turns,
 )
 from audiodata.records import AudioRef, Record
@@ -47,13 +51,22 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
                 raise ParseError("S001", f"{name} must be a message object like {{'from': 'gpt', 'value': ...}}", name)
             pair.append([message(value, name, ctx, inline, bare)])
         chosen, rejected = pair
+    kto_key = spec.column("kto_tag")
+    label = None if ranking else kto_label(obj, kto_key, "kto_tag" in spec.columns)
+    completion = None
+    if label is not None:  # LLaMA-Factory KTO: the last turn is the response the tag judges
+        msgs, completion = split_completion(msgs, key)
+    elif ranking and kto_key in obj:
+        raise pair_and_kto(kto_key)
     audios = merge_audios(audio_list(obj.get(spec.column("audios")), spec.column("audios")), inline, bare[0], key)
     return new_record(
         obj,
         ctx,
         "sharegpt",
-        kind="dpo" if ranking else "sft",
+        kind="dpo" if ranking else "kto" if label is not None else "sft",
         messages=msgs,
+        completion=completion,
+        label=label,
         audios=audios,
         system=system,
         tools=optional_text(obj, spec.column("tools")),
