@@ -123,13 +123,16 @@ class TextCount:
 
 
 def count_text(text: str) -> TextCount:
-    """Characters (letters and digits) and words of a transcript, with its dominant script."""
+    """Characters (letters and digits) and words of a transcript, with its dominant script: the one
+    most of its syllables are written in (a CJK character or a Latin word each count once)."""
     text = _TAGS.sub(" ", text)
     votes: dict[str, int] = {}
-    for ch in text:
-        if ch.isalpha():
-            s = char_script(ch)
+    prev = None
+    for ch in text:  # one vote per syllabic character, one per run of alphabetic letters (about a word each)
+        s = char_script(ch) if ch.isalpha() else None
+        if s is not None and (s in _SYLLABIC or s != prev):
             votes[s] = votes.get(s, 0) + 1
+        prev = s
     script = max(votes, key=lambda s: (votes[s], s)) if votes else "other"
     if script in _SYLLABIC:
         chars, run = 0, False
