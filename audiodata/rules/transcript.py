@@ -126,6 +126,10 @@ def count_text(text: str) -> TextCount:
     """Characters (letters and digits) and words of a transcript, with its dominant script: the one
     most of its syllables are written in (a CJK character or a Latin word each count once)."""
     text = _TAGS.sub(" ", text)
+    if text.isascii():  # the common case, ten times faster than the general one below
+        script = "latin" if any(map(str.isalpha, text)) else "other"
+        words = sum(1 for w in text.split() if any(map(str.isalnum, w))) if script == "latin" else None
+        return TextCount(script, sum(map(str.isalnum, text)), words)
     votes: dict[str, int] = {}
     prev = None
     for ch in text:  # one vote per syllabic character, one per run of alphabetic letters (about a word each)
