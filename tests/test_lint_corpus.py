@@ -37,6 +37,7 @@ FILES = (MINICPM, SHAREGPT, SG_DPO, ALPACA, SWIFT, CHAT)
 
 #: Severities as documented in docs/rules.md; every other planted code is an error.
 WARNINGS = {"S008", "M003", "A008", "A009", "A012", "A013", "A014", "T001", "P001", "B002", "D001", "D003"}
+WARNINGS |= {"R002", "R004", "R005"}
 #: Findings about a whole record, not one of its fields.
 RECORD_LEVEL = {"F001", "F002", "F003", "D001", "D003"}
 
@@ -49,6 +50,9 @@ PLANTED: list[tuple[str, int, str]] = [
     (MINICPM, 10, "A001"),  # audio/missing.wav
     (MINICPM, 13, "A003"),  # https URL
     (MINICPM, 14, "A008"),  # 31 s clip
+    (MINICPM, 14, "R002"),  # ... whose one-line transcript is far too short for 31 s of audio:
+    (MINICPM, 14, "R004"),  # too few letters and words per second,
+    (MINICPM, 14, "R005"),  # and far below the rate of the rest of the corpus
     (MINICPM, 16, "A009"),  # 8 kHz source
     (MINICPM, 17, "A012"),  # all zeros
     (MINICPM, 19, "A014"),  # "duration": 9.0 for a 2 s clip
@@ -97,6 +101,9 @@ FIELD = {
     (MINICPM, 10, "A001"): "audio",
     (MINICPM, 13, "A003"): "audio",
     (MINICPM, 14, "A008"): "audio",
+    (MINICPM, 14, "R002"): "text",
+    (MINICPM, 14, "R004"): "text",
+    (MINICPM, 14, "R005"): "text",
     (MINICPM, 16, "A009"): "audio",
     (MINICPM, 17, "A012"): "audio",
     (MINICPM, 19, "A014"): "audio",
@@ -135,7 +142,7 @@ FIELD = {
 #: The earlier record each planted duplicate repeats.
 DUPLICATE_OF = {(MINICPM, 23): (MINICPM, 1), (ALPACA, 10): (MINICPM, 0)}
 
-AUDIO_FAMILIES = ("A", "B")
+AUDIO_FAMILIES = ("A", "B", "R")
 
 # --------------------------------------------------------------------------- audio
 
@@ -181,8 +188,9 @@ _serial = iter(range(10_000))
 
 
 def say() -> str:
-    """A unique answer, so no two clean records are duplicates."""
-    return f"Clean answer number {next(_serial)}: the speaker reads a short sentence."
+    """A unique answer, so no two clean records are duplicates; short enough to be a plausible
+    transcript of a 1-3 s clip (the transcript-rate rules measure the transcription records)."""
+    return f"Line {next(_serial)} is read."
 
 
 def minicpm(k: int, **extra: Any) -> dict[str, Any]:
@@ -596,7 +604,8 @@ def test_convert_rejects_exactly_the_records_lint_marks_as_errors(corpus, report
         assert sorted(x["code"] for x in r["reasons"]) == sorted(f["code"] for f in here if f["severity"] == "error")
     assert result.records_read == result.records_written + result.records_rejected
     kept_warnings = {(f["source"], f["index"], f["code"]) for f in report["findings"] if (f["source"], f["index"]) not in flagged}
-    assert result.warnings_by_code == dict(Counter(code for *_, code in kept_warnings if code[0] != "D"))  # D codes are lint's
+    lint_only = [code for *_, code in kept_warnings if code[0] == "D" or code == "R005"]  # lint's dataset rules
+    assert result.warnings_by_code == dict(Counter(code for *_, code in kept_warnings if code not in lint_only))
     assert result.records_read == report["summary"]["records"]
     assert result.records_rejected == len(flagged)
     assert result.exit_code == 1

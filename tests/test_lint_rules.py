@@ -30,6 +30,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_audio(root / "long.wav", 31.0, rate=8000)  # over the 30 s window (and 8 kHz: small file)
     write_audio(root / "phone.wav", 1.0, rate=8000)
     write_audio(root / "ten.wav", 10.0)
+    for k in range(12):  # distinct clips for the dataset-rate rule (no duplicate or conflict findings)
+        write_audio(root / f"v{k}.wav", 2.0, freq=300.0 + 40 * k)
     sf.write(root / "silent.wav", np.zeros(32000, np.float32), 16000)
     square = np.sign(np.sin(2 * np.pi * 200 * np.arange(32000) / 16000)).astype(np.float32)
     sf.write(root / "clipped.wav", square, 16000)
@@ -74,6 +76,29 @@ def wav_base64() -> str:
 
 
 B64 = wav_base64()
+
+
+def asr(answer: str, audio: str = "a.wav") -> dict:
+    """A transcription record (the R rules measure these only)."""
+    return sft(user="<audio>Transcribe the audio.", answer=answer, audios=[audio])
+
+
+# Transcripts of 18-26 letters on 2 s clips (9-13 letters/s); the outlier has 46 letters (23/s: under
+# R001's 25/s, but twice this corpus's median).
+SENTENCES = [
+    "Good morning to you all.",
+    "The cat sat on the mat.",
+    "Please close the door.",
+    "It rains again today.",
+    "We meet at noon sharp.",
+    "Call me back later on.",
+    "The bus is late again.",
+    "She reads every night.",
+    "Turn the lights off now.",
+    "Bread is baking slowly.",
+]
+RATES = [asr(t, f"v{k}.wav") for k, t in enumerate(SENTENCES)]
+SWAPPED = asr("Please call Stella and ask her to bring these things.", "v10.wav")
 
 # code -> (records with the problem, the same records repaired, lint options). The problem is on the LAST record.
 CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
@@ -127,6 +152,15 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "D002": ([], [sft()], {"skip": "near duplicates come from `audiodata dedup` / convert --dedup: tests/test_dedup.py"}),
     "D003": ([sft(), sft(answer="Something else.")], [sft(), sft(user="<audio>Other?", answer="Something else.")], {}),
     "D004": ([], [sft()], {"skip": "leakage needs `audiodata dedup --against`: tests/test_dedup.py"}),
+    "R001": ([asr("Please call Stella and ask her to bring these things with her from the store.")], [asr("Hello there.")], {}),
+    "R002": ([asr("Yes okay.", "ten.wav")], [asr("Yes okay, " * 10, "ten.wav")], {}),
+    "R003": ([asr("a b c d e f g h i j k l m n o p")], [asr("a b c d e f g h")], {}),
+    "R004": (
+        [asr("Supercalifragilisticexpialidocious.", "ten.wav")],
+        [asr("Supercalifragilistic expialidocious is a word.", "ten.wav")],
+        {},
+    ),
+    "R005": ([*RATES, SWAPPED], [*RATES, asr("Put the kettle on now.", "v10.wav")], {}),
 }
 
 

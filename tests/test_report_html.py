@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
+import subprocess
 from html import escape
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from audiodata.report.html import MAX_RECORDS, render_html
 from audiodata.rules.registry import REGISTRY
@@ -287,3 +292,83 @@ def test_big_inputs_stay_small_and_bounded():
     page = render_html(report(fs, records=200_000), extras(durations))
     assert len(bars(page, 0)) <= 30
     assert len(page) < 400_000
+
+
+def rate_extras(**kw: Any) -> dict:
+    """Transcript rates as lint's html_extras gives them: a normal corpus, one too-fast and one slow record."""
+    rng = random.Random(3)
+    latin = [rng.lognormvariate(2.5, 0.12) for _ in range(300)] + [29.0, 4.0]
+    info = {"records": len(latin), "median": 12.2, "band": [7.3, 20.4], "bounds": [1.0, 25.0], "rates": latin}
+    cjk = {"records": 3, "median": 5.0, "band": None, "bounds": [0.5, 12.0], "rates": [4.5, 5.0, 5.5]}
+    return extras(transcript_rates={"latin": info, "cjk": cjk, **kw})
+
+
+def test_transcript_rate_histogram_per_script_with_bounds_and_band():
+    page = render_html(report([finding("R001", 0), finding("R005", 0)]), rate_extras())
+    parsed = Page(page)
+    assert parsed.problems == [] and parsed.count("section") == 5
+    assert 'href="#transcripts"' in page and '<section id="transcripts">' in page
+    assert "<h3>latin</h3>" in page and "<h3>cjk</h3>" in page  # one chart per script, most records first
+    assert page.index("<h3>latin</h3>") < page.index("<h3>cjk</h3>")
+    latin = bars(page, 2)
+    counts = [int(re.search(r": ([\d,]+) records?", t).group(1)) for t, _ in latin]
+    assert sum(counts) == 302
+    classes = {t.split(" chars/s")[0]: c for t, c in latin if not t.startswith("over")}
+    fast = next(c for r, c in classes.items() if float(r.split("–")[0]) <= 29 < float(r.split("–")[1]))
+    slow = next(c for r, c in classes.items() if float(r.split("–")[0]) <= 4 < float(r.split("–")[1]))
+    mid = next(c for r, c in classes.items() if float(r.split("–")[0]) <= 12 < float(r.split("–")[1]))
+    assert (fast, slow, mid) == ("bar bad", "bar warn", "bar")  # over the 25/s bound; under the band; normal
+    chart = page.split("<svg")[3].split("</svg>")[0]
+    assert chart.count('class="marker"') == 2 and "min 1/s" in chart and "max 25/s" in chart
+    assert chart.count('<rect class="band"') == 1
+    assert "<span>band <b>7.3–20.4/s</b></span>" in page and "<span>outside bounds <b>1</b></span>" in page
+    cjk = page.split("<svg")[4].split("</svg>")[0]
+    assert '<rect class="band"' not in cjk and "needs 10 records" in page  # too few records for a band
+    assert 'class="rec warning"' in page  # the flagged record is listed like any other
+
+
+def test_no_transcript_section_without_transcription_records():
+    for raw in (None, {}, {"latin": {"rates": []}}, "junk", {"latin": "junk"}):
+        page = render_html(report([]), extras(transcript_rates=raw))
+        assert 'id="transcripts"' not in page and 'href="#transcripts"' not in page
+    odd = {"records": 2, "band": ["x", None], "bounds": "nope", "rates": [3.0, float("nan"), -1, "x", 9.0]}
+    page = render_html(report([]), extras(transcript_rates={"<b>latin": odd}))
+    assert Page(page).problems == [] and "&lt;b&gt;latin" in page and "<b>latin" not in page
+    assert 'class="marker"' not in page.split('id="transcripts"')[1]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+# Records every script error of the page into an attribute of <html>, which --dump-dom then shows.
+ERROR_HOOK = (
+    "<script>window.addEventListener('error',function(e){var h=document.documentElement;"
+    "h.setAttribute('data-errors',(h.getAttribute('data-errors')||'')+e.message+'|');});</script>"
+)
+
+
+def script_errors(dom: str) -> str | None:
+    m = re.search(r'<html[^>]*\sdata-errors="([^"]*)"', dom)
+    return m.group(1) if m else None
+
+
+def browser_dom(page: str, tmp_path: Path) -> str:
+    """The DOM after headless Chromium loaded the page and ran its script."""
+    path = tmp_path / "report.html"
+    path.write_text(page.replace("<head>", "<head>" + ERROR_HOOK, 1), encoding="utf-8")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+def test_report_runs_in_a_real_browser_without_script_errors(tmp_path: Path):
+    fs = [finding("R001", 0, field="text"), finding("R005", 0), finding("A009", 1), finding("M001", 2)]
+    previews = {"data/a.jsonl#0": {"mime": "audio/mpeg", "data": "SUQzBAAA", "field": "audio", "seconds": 1.7}}
+    page = render_html(report(fs), rate_extras(previews=previews))
+    dom = browser_dom(page, tmp_path)
+    assert script_errors(dom) is None
+    assert '<div class="filter">' in dom and "3 of 3 shown" in dom  # the inline script ran: filter shown and counted
+    assert dom.count('<svg class="chart"') == 4 and '<section id="transcripts">' in dom
+    broken = browser_dom(page.replace("</body>", "<script>undefinedFunction();</script></body>"), tmp_path)
+    assert "undefinedFunction" in (script_errors(broken) or "")  # the hook does catch errors

@@ -30,6 +30,7 @@ from audiodata.pipeline.options import ConvertOptions, OptionsError, parse_size
 from audiodata.readers.sources import InputError
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.registry import FAMILIES, REGISTRY
+from audiodata.rules.transcript import TASKS
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
 
@@ -167,6 +168,13 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--cutoff-len", type=int, default=DEFAULT_CUTOFF, help=f"the trainer's cutoff_len (default {DEFAULT_CUTOFF})")
     c.add_argument("--tokenizer", help="tokenizer (local path or Hub id) for exact text token counts in budget rules")
+    c.add_argument(
+        "--task",
+        choices=TASKS,
+        default="auto",
+        help="which records the transcript-rate rules (R) measure: auto (transcription-like ones), asr (every "
+        "single-exchange record), none (default auto)",
+    )
     c.add_argument("--num-workers", type=int, default=0, help="worker processes (default: all cores)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -187,6 +195,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         model_family=args.model_family,
         cutoff_len=args.cutoff_len,
         tokenizer=args.tokenizer,
+        task=args.task,
         num_workers=args.num_workers,
         **extra,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import heapq
 import json
 import os
 from collections import Counter
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 from audiodata.dedup.index import RecordDeduper, RecordInfo, conversation_keys
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline.options import ConvertOptions
-from audiodata.pipeline.process import AudioSettings, process_record
+from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
 from audiodata.readers.jsonstream import RawItem
@@ -32,6 +33,7 @@ from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import Severity, select
+from audiodata.rules.transcript import RateStats
 from audiodata.writer.schema import KINDS
 
 REPORT_VERSION = 1
@@ -52,9 +54,11 @@ class Analysis:
     changes: list[str] | None = None
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
     task: tuple[str, bool | None] | None = None  # (kind, KTO label) of a record convert would write
+    rate: tuple[str, float, float, str] | None = None  # (script, chars/s, seconds, field) of a transcription record
 
     def pack(self) -> tuple[Any, ...]:
-        return (self.findings or None, self.dedup, self.clips, self.preview, self.fixed, self.changes, self.copy, self.task)
+        fixes = (self.fixed, self.changes, self.copy)
+        return (self.findings or None, self.dedup, self.clips, self.preview, *fixes, self.task, self.rate)
 
     @classmethod
     def unpack(cls, t: tuple[Any, ...]) -> Analysis:
@@ -101,6 +105,8 @@ class Analyser:
             out.preview = done.preview
             if len(done.hashes) == len(rec.audios):
                 clips = list(zip(done.hashes, done.prints or [None] * len(done.hashes), strict=True))
+            if done.rate is not None and not any(f.is_error for f in out.findings):
+                out.rate = (done.rate.script, done.rate.char_rate, done.rate.seconds, done.rate.field)
         elif rec is not None and self.task.dedup:
             clips = [(_ref_identity(rec, r.kind, r.value), None) for r in rec.audios]
         rejected = any(f.is_error for f in out.findings)  # convert drops it anyway: no duplicate of or with it
@@ -164,6 +170,7 @@ class LintReport:
     not_copied: int = 0
     kinds: Counter[str] = field(default_factory=Counter)  # records convert would write, per config kind
     kto_labels: Counter[bool] = field(default_factory=Counter)
+    rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -212,6 +219,8 @@ class LintReport:
                 for f in self.findings
             ],
         }
+        if self.rates is not None and self.rates.scripts:
+            out["summary"]["transcript_rates"] = self.rates.summary()
         if self.fixed_output is not None:
             out["fix"] = {"output": self.fixed_output, "records_changed": len(self.fixes), "not_copied": self.not_copied}
             out["fixes"] = self.fixes
@@ -225,7 +234,14 @@ class LintReport:
             "previews": self.previews,
             "model_window": _window(self.model_family),
             "audio_checked": self.audio_checked,
+            "transcript_rates": self._rate_extras(),
         }
+
+    def _rate_extras(self) -> dict[str, dict[str, Any]]:
+        """Per script: every measured chars/s (the histogram) with the summary's bounds and band."""
+        if self.rates is None:
+            return {}
+        return {s: {**info, "rates": self.rates.values(s)} for s, info in self.rates.summary().items()}
 
 
 def _window(family: str | None) -> float | None:
@@ -258,6 +274,7 @@ def lint(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
     deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
+    report.rates = RateStats() if audio else None
     out: TextIO | None = _open_fix(fix) if fix else None
 
     first_kto: SourceLoc | None = None
@@ -285,6 +302,8 @@ def lint(
                 if a.task[0] == "kto":
                     report.kto_labels[bool(a.task[1])] += 1
                     first_kto = first_kto or where(n, index, line)
+            if a.rate is not None and report.rates is not None:
+                report.rates.add(n, index, line, *a.rate)
             if a.clips:
                 for seconds, rate in a.clips:
                     report.durations.append(seconds)
@@ -301,6 +320,10 @@ def lint(
         label, n_kto = next(iter(report.kto_labels.items()))
         msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"
         report.findings.append(Finding("P003", msg, "label", first_kto))
+    if report.rates is not None and "R005" in enabled:
+        late = _rate_outliers(report, report.rates, files)
+        if html and late:
+            _late_previews(files, opts, task, late, report)
     if fix is not None:
         tmp = Path(str(fix) + ".tmp")
         tmp.replace(fix)
@@ -338,6 +361,52 @@ def analyse_stream(
         records += len(batch)
         if on_progress:
             on_progress(done_bytes[0], total, records)
+
+
+def _rate_outliers(report: LintReport, rates: RateStats, files: list[InputFile]) -> list[tuple[int, int]]:
+    """R005 findings merged into the report in input order; returns the flagged records (file
+    number, index) that have no audio preview yet."""
+    found: list[tuple[tuple[int, int], Finding]] = []
+    for o in rates.outliers():
+        msg = (
+            f"{o.rate:.1f} characters/s, {o.rate / o.band.median:.2g}x this dataset's median for {o.script} text "
+            f"({o.band.median:.1f}/s over {o.band.records} records; band {o.band.low:.1f}-{o.band.high:.1f}/s)"
+        )
+        where = SourceLoc(files[o.file].display, o.index, o.line)
+        found.append(((o.file, o.index), Finding("R005", msg, o.field, where)))
+    if not found:
+        return []
+    found.sort(key=lambda t: t[0])
+    number = {}
+    for n, f in enumerate(files):
+        number.setdefault(f.display, n)
+
+    def key(f: Finding) -> tuple[int, int]:
+        return (number.get(f.source.file, len(files)), f.source.index) if f.source else (len(files), 0)
+
+    report.findings = list(heapq.merge(report.findings, [f for _, f in found], key=key))
+    return [k for k, _ in found if f"{files[k[0]].display}#{k[1]}" not in report.previews]
+
+
+def _late_previews(
+    files: list[InputFile], opts: ConvertOptions, task: LintTask, wanted: list[tuple[int, int]], report: LintReport
+) -> None:
+    """Audio players for records only the dataset stage flagged: read those records again and
+    decode their first clip (bounded by MAX_PREVIEWS; the rest of the input is only scanned)."""
+    if task.audio is None:
+        return
+    todo = set(wanted[: max(0, MAX_PREVIEWS - len(report.previews))])
+    parse = Parser(files, task.read)
+    for seq, n, item in read_raw(files, opts.max_record_bytes):
+        if not todo:
+            break
+        if (n, item.index) not in todo:
+            continue
+        todo.discard((n, item.index))
+        rec = parse(seq, n, item).record
+        preview = preview_record(rec, task.audio) if rec is not None else None
+        if preview is not None:
+            report.previews[f"{files[n].display}#{item.index}"] = {**preview, "data": _b64(preview["data"])}
 
 
 def _loc(info: RecordInfo) -> str:

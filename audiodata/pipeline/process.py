@@ -27,6 +27,8 @@ from audiodata.records import Clip, ClipStats, Record
 from audiodata.rules.audio_rules import AudioContext
 from audiodata.rules.engine import check_audio, keep_enabled
 from audiodata.rules.findings import Finding
+from audiodata.rules.rate_rules import rate_of
+from audiodata.rules.transcript import TranscriptRate
 from audiodata.writer.schema import prompt_column
 
 MIN_SECONDS = 0.1
@@ -47,6 +49,7 @@ class AudioSettings:
     tokenizer: str | None = None  # a local tokenizer for exact text token counts
     preview: bool = False  # keep a short MP3 excerpt of flagged records (the HTML report)
     fingerprint: bool = False  # acoustic fingerprints for near-duplicate detection (dedup)
+    task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Processed:
     clips: list[ClipStats] = field(default_factory=list)
     preview: dict[str, Any] | None = None
     prints: list[Any] | None = None  # one Fingerprint per clip, with settings.fingerprint
+    rate: TranscriptRate | None = None  # the transcript's chars/s, for the dataset-stage R rule
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
@@ -69,7 +73,7 @@ def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> l
 
 def audio_context(clips: list[ClipStats], settings: AudioSettings) -> AudioContext:
     family = get_family(settings.model_family) if settings.model_family else None
-    return AudioContext(clips, family, settings.cutoff_len, token_counter(settings.tokenizer))
+    return AudioContext(clips, family, settings.cutoff_len, token_counter(settings.tokenizer), task=settings.task)
 
 
 def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
@@ -81,8 +85,11 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
         except AudioError as exc:
             findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
     measured = [c.stats for c in clips if c.stats is not None]
+    rate = None
     if len(clips) == len(rec.audios):  # the audio rules need every clip
-        findings += check_audio(rec, audio_context(measured, settings), settings.enabled)
+        ctx = audio_context(measured, settings)
+        findings += check_audio(rec, ctx, settings.enabled)
+        rate = rate_of(rec, ctx)
     findings = keep_enabled(findings, settings.enabled)
     preview = _preview(clips, findings) if settings.preview and findings else None
     if any(f.is_error for f in findings):
@@ -95,7 +102,17 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
     }
     row = build_row(rec, clips, settings.codec) if settings.encode else None
     prints = [c.fingerprint for c in clips] if settings.fingerprint else None
-    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints)
+    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints, rate)
+
+
+def preview_record(rec: Record, settings: AudioSettings) -> dict[str, Any] | None:
+    """A preview of a record flagged only once the whole dataset was seen (R005): decoded again,
+    since the worker that first decoded it kept no audio."""
+    try:
+        clips = [make_clip(ref, rec.media_root, settings) for ref in rec.audios]
+    except AudioError:
+        return None
+    return _preview(clips, [])
 
 
 def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | None:

@@ -19,6 +19,8 @@ import numpy as np
 
 import audiodata.rules.engine  # noqa: F401  (imports every rule module, so the registry is complete)
 from audiodata.rules.registry import REGISTRY
+from audiodata.rules.transcript import MIN_RECORDS as RATE_MIN_RECORDS
+from audiodata.rules.transcript import K as RATE_K
 
 #: Flagged records listed on the page; the rest are only in the JSON report (keeps the page light).
 MAX_RECORDS = 500
@@ -128,12 +130,17 @@ def _svg_bars(
     x_title: str,
     edges: Sequence[str] | None = None,
     marker: tuple[int, str] | None = None,
+    markers: Sequence[tuple[float, str]] = (),
+    band: tuple[float, float] | None = None,
 ) -> str:
     """A vertical bar chart in inline SVG: counts above bars, a <title> per bar for hover.
 
     ``edges`` (len(bars)+1 labels) marks bin boundaries for histograms; otherwise each bar's own
-    label is drawn under it. ``marker`` = (boundary index, text) draws a dashed vertical line.
+    label is drawn under it. ``marker`` = (boundary index, text) draws a dashed vertical line;
+    ``markers`` draws several (labels on alternating rows; a fractional index falls inside a bin).
+    ``band`` = (first, last boundary index, fractional allowed) shades that range behind the bars.
     """
+    marks: list[tuple[float, str]] = [*markers, *([marker] if marker is not None else [])]
     n = len(bars)
     pw, ph = _W - _ML - _MR, _H - _MT - _MB
     top = max((b.count for b in bars), default=0)
@@ -143,6 +150,9 @@ def _svg_bars(
     bw = min(slot * 0.8, 90.0)
     base = _MT + ph
     out = [f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" aria-label="{_e(label)}">']
+    if band is not None:
+        x0, x1 = _ML + band[0] * slot, _ML + band[1] * slot
+        out.append(f'<rect class="band" x="{x0:.1f}" y="{_MT:.1f}" width="{max(x1 - x0, 0):.1f}" height="{ph:.1f}"/>')
     for t in range(0, ymax + 1, step):
         y = base - t / ymax * ph
         out.append(f'<line class="grid" x1="{_ML}" x2="{_W - _MR}" y1="{y:.1f}" y2="{y:.1f}"/>')
@@ -164,18 +174,18 @@ def _svg_bars(
             out.append(f'<text x="{x + bw / 2:.1f}" y="{base + 16}" text-anchor="middle">{_e(b.label)}</text>')
         out.append("</g>")
     if edges is not None:
-        for i in _edge_labels(len(edges), slot, [] if marker is None else [marker[0]]):
+        for i in _edge_labels(len(edges), slot, [m[0] for m in marks if isinstance(m[0], int)]):
             x = _ML + i * slot
             out.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}"/>')
             out.append(f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{_e(edges[i])}</text>')
     out.append(f'<line class="axis" x1="{_ML}" x2="{_W - _MR}" y1="{base}" y2="{base}"/>')
     out.append(f'<text x="{_ML + pw / 2:.1f}" y="{_H - 6}" text-anchor="middle">{_e(x_title)}</text>')
-    if marker is not None:
-        i, text = marker
+    for k, (i, text) in enumerate(marks):
         x = _ML + i * slot
         anchor, dx = ("end", -5) if i > n * 0.6 else ("start", 5)
+        y = _MT - 12 + (k % 2) * 14
         out.append(f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{_MT - 10}" y2="{base}"/>')
-        out.append(f'<text class="mlabel" x="{x + dx:.1f}" y="{_MT - 12}" text-anchor="{anchor}">{_e(text)}</text>')
+        out.append(f'<text class="mlabel" x="{x + dx:.1f}" y="{y}" text-anchor="{anchor}">{_e(text)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -325,6 +335,114 @@ def _rates_section(raw: object) -> str:
     chart = _svg_bars(bars, "histogram of source sample rates", "source sample rate")
     legend = _legend([("", "clips"), ("warn", f"under {_rate(LOW_RATE)}: upsampling cannot restore the band")])
     return head + _stats(stats) + chart + legend + "</section>"
+
+
+# --------------------------------------------------------------------------- transcript rates
+
+
+def _pair(raw: object) -> tuple[float, float] | None:
+    """A (low, high) pair of finite numbers from the report, or None (older or hand-edited reports)."""
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) != 2:
+        return None
+    try:
+        lo, hi = float(raw[0]), float(raw[1])
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi else None
+
+
+def _rate_chart(script: str, info: Mapping[str, Any]) -> str:
+    """One script's chars/s histogram: uniform bins, the absolute bounds (R001/R002) as dashed lines,
+    the dataset band (R005) shaded; bins wholly outside either are coloured."""
+    v = _durations(info.get("rates"))
+    bounds, band = _pair(info.get("bounds")), _pair(info.get("band"))
+    top = float(v.max())
+    upper = top
+    if v.size >= 100:
+        p99 = float(np.quantile(v, 0.99))
+        if top > 3 * p99 > 0:
+            upper = p99 * 1.1  # a long tail goes into one overflow bar
+    for edge in [*(band or ()), *(bounds[1:] if bounds else ())]:
+        if upper < edge <= 1.5 * upper or (edge < top and edge > upper):
+            upper = edge * 1.05  # show a bound when it is near the data or data lies beyond it
+    upper = max(upper, 1.0)
+    step = _nice_step(upper / 24)
+    edges = [round(k * step, 6) for k in range(math.ceil(upper / step - 1e-9) + 1)]
+    counts = [int(c) for c in np.histogram(v, bins=edges)[0]]
+    total = int(v.size)
+
+    def where(x: float) -> float | None:
+        """``x`` as a fractional boundary index, or None beyond the axis."""
+        return None if x > edges[-1] or x < 0 else x / step
+
+    bars: list[_Bar] = []
+    for i, c in enumerate(counts):
+        lo, hi = edges[i], edges[i + 1]
+        outside = bounds is not None and (hi <= bounds[0] or lo >= bounds[1])
+        off_band = band is not None and (hi <= band[0] or lo >= band[1])
+        cls = "bad" if outside else "warn" if off_band else ""
+        tip = f"{lo:g}–{hi:g} chars/s: {_plural(c, 'record')} ({100 * c / total:.1f}%)"
+        bars.append(_Bar(c, tip, cls))
+    labels = [f"{e:g}" for e in edges]
+    over = int(np.count_nonzero(v > edges[-1]))
+    if over:
+        cls = "bad" if bounds is not None and edges[-1] >= bounds[1] else ""
+        cls = cls or ("warn" if band is not None and edges[-1] >= band[1] else "")
+        bars.append(_Bar(over, f"over {edges[-1]:g} chars/s (up to {top:.3g}): {_plural(over, 'record')}", cls))
+        labels.append(f"{top:.3g}")
+    marks: list[tuple[float, str]] = []
+    if bounds is not None:
+        for x, text in ((bounds[0], f"min {bounds[0]:g}/s"), (bounds[1], f"max {bounds[1]:g}/s")):
+            at = where(x)
+            if at is not None and x > 0:
+                marks.append((at, text))
+    shade = None
+    if band is not None:
+        lo_at, hi_at = where(band[0]), where(band[1])
+        shade = (lo_at if lo_at is not None else 0.0, hi_at if hi_at is not None else float(len(edges) - 1))
+    stats = [
+        ("records", _num(total)),
+        ("median", f"{float(np.median(v)):.3g}/s"),
+        ("band", f"{band[0]:.3g}–{band[1]:.3g}/s" if band else f"needs {RATE_MIN_RECORDS} records"),
+    ]
+    if bounds is not None:
+        stats.append(("bounds", f"{bounds[0]:g}–{bounds[1]:g}/s"))
+        stats.append(("outside bounds", _num(int(np.count_nonzero((v < bounds[0]) | (v > bounds[1]))))))
+    if band is not None:
+        stats.append(("outside band", _num(int(np.count_nonzero((v < band[0]) | (v > band[1]))))))
+    title = f"histogram of {script} transcript characters per second"
+    chart = _svg_bars(bars, title, "characters per second", edges=labels, markers=marks, band=shade)
+    legend = [("", "records"), ("band", f"this dataset's band (median ± {RATE_K:g} robust SD)")]
+    legend.append(("warn", "outside the band: R005"))
+    if bounds is not None:
+        legend.append(("bad", f"outside the {script} bounds: R001/R002"))
+    return f'<h3>{_e(script)}</h3>' + _stats(stats) + chart + _legend(legend)
+
+
+#: Scripts drawn as charts; the rest are listed with their counts.
+MAX_SCRIPTS = 4
+
+
+def _transcript_section(raw: object) -> str:
+    """Characters per second of transcription records, one histogram per script; '' when the run
+    measured none (the dataset is not speech recognition), so other reports keep their layout."""
+    if not isinstance(raw, Mapping):
+        return ""
+    scripts = [(str(k), v) for k, v in raw.items() if isinstance(v, Mapping) and _durations(v.get("rates")).size]
+    if not scripts:
+        return ""
+    scripts.sort(key=lambda kv: (-_durations(kv[1].get("rates")).size, kv[0]))
+    intro = (
+        '<p class="note">Letters and digits of each transcription record\'s reply per second of its audio, per script. '
+        "A rate far outside the bounds (R001/R002) or this dataset's band (R005) usually means the transcript belongs "
+        "to another clip.</p>"
+    )
+    charts = "".join(_rate_chart(s, info) for s, info in scripts[:MAX_SCRIPTS])
+    rest = ""
+    if len(scripts) > MAX_SCRIPTS:
+        more = ", ".join(f"{_e(s)} ({_num(_durations(i.get('rates')).size)})" for s, i in scripts[MAX_SCRIPTS:])
+        rest = f'<p class="note">Also measured: {more}.</p>'
+    return '<section id="transcripts"><h2>Transcript rate</h2>' + intro + charts + rest + "</section>"
 
 
 # --------------------------------------------------------------------------- findings
@@ -497,14 +615,17 @@ def render_html(report: dict, extras: dict, title: str = "audiodata lint report"
     checked = extras.get("audio_checked")
     if checked is None:  # older callers: infer from whether any audio stats were passed
         checked = _durations(durations).size > 0 or bool(rates)
+    transcripts = _transcript_section(extras.get("transcript_rates")) if checked else ""
     if checked:
-        audio = _duration_section(durations, window) + _rates_section(rates)
+        audio = _duration_section(durations, window) + _rates_section(rates) + transcripts
     else:
         audio = (
             '<section id="audio"><h2>Audio</h2><p class="note">Audio was not checked in this run (decoding was skipped), '
             "so there are no duration or sample-rate histograms and no audio findings.</p></section>"
         )
     nav = '<nav><a href="#durations">durations</a><a href="#rates">sample rates</a>' if checked else "<nav>"
+    if transcripts:
+        nav += '<a href="#transcripts">transcript rate</a>'
     nav += '<a href="#rules">rules</a><a href="#records">records</a></nav>'
     body = (
         _header(title, summary)
@@ -552,12 +673,14 @@ svg.chart{width:100%;height:auto;display:block;max-height:320px}
 .chart text{fill:var(--mut);font-size:11px}
 .chart .grid{stroke:var(--line)}.chart .axis{stroke:var(--mut)}
 .bar{fill:var(--bar)}.bar.bad{fill:var(--err)}.bar.warn{fill:var(--warn)}
+.chart .band{fill:var(--info);opacity:.1}
+h3{font-size:1rem;margin:14px 0 4px}
 .chart g:hover .bar{opacity:.7}
 .marker{stroke:var(--fg);stroke-dasharray:6 4;stroke-width:1.5}
 .chart .mlabel{fill:var(--fg);font-weight:600}
 .legend{display:flex;flex-wrap:wrap;gap:4px 18px;font-size:.82rem;color:var(--mut);margin:6px 0 0}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;background:var(--bar)}
-.sw.bad{background:var(--err)}.sw.warn{background:var(--warn)}
+.sw.bad{background:var(--err)}.sw.warn{background:var(--warn)}.sw.band{background:var(--info);opacity:.25}
 table{width:100%;border-collapse:collapse;font-size:.9rem}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:middle}
 th{color:var(--mut);font-weight:600;font-size:.8rem}

@@ -33,6 +33,7 @@ class AudioContext:
     cutoff_len: int = DEFAULT_CUTOFF
     count_tokens: Callable[[str], int] = field(default=estimate_tokens)
     cache: dict[str, Any] = field(default_factory=dict)  # shared work between rules (the budget)
+    task: str = "auto"  # auto | asr | none: which records the transcript-rate rules measure
 
     @property
     def window(self) -> float | None:

@@ -42,4 +42,8 @@ def rules_markdown() -> str:
             summary = r.summary.replace("|", "\\|")
             lines.append(f"| `{r.code}` | {r.name} | {r.severity.value} | {STAGE_TEXT[r.stage]} | {summary} | {fix} |")
         lines.append("")
+        for r in rules:
+            if r.doc is not None:
+                lines += [f"### `{r.code}` {r.name}", "", f"**What.** {r.doc.what}", "", f"**Why.** {r.doc.why}", ""]
+                lines += [f"**Fix.** {r.doc.fix}", ""]
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from audiodata.records import Record
-from audiodata.rules import audio_rules, record_rules  # noqa: F401  (registers the checks)
+from audiodata.rules import audio_rules, rate_rules, record_rules  # noqa: F401  (registers the checks)
 from audiodata.rules.audio_rules import AudioContext
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import REGISTRY

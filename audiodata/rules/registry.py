@@ -34,6 +34,7 @@ FAMILIES = {
     "P": "preference pairs",
     "B": "token budget",
     "D": "duplicates",
+    "R": "transcript rate",
 }
 
 RecordCheck = Callable[["Record"], Iterator["Finding"]]
@@ -45,6 +46,16 @@ STAGES = ("read", "record", "audio", "dataset")
 
 
 @dataclass(frozen=True, slots=True)
+class RuleDoc:
+    """The longer documentation of a rule, beyond its one-line summary: what it checks, why it
+    matters for training, and how to fix it (rendered in docs/rules.md)."""
+
+    what: str
+    why: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     code: str
     name: str
@@ -53,6 +64,7 @@ class Rule:
     check: Callable[..., Iterator[Finding]] | None = None
     stage: str = "read"
     fixable: bool = False  # ``lint --fix`` repairs the safe, unambiguous cases
+    doc: RuleDoc | None = None
 
     @property
     def family(self) -> str:
@@ -70,12 +82,13 @@ def register(
     check: Callable[..., Iterator[Finding]] | None = None,
     stage: str = "read",
     fixable: bool = False,
+    doc: RuleDoc | None = None,
 ) -> Rule:
     if code in REGISTRY:
         raise ValueError(f"rule code {code} registered twice")
     if code[0] not in FAMILIES or stage not in STAGES:
         raise ValueError(f"rule code {code} has an unknown family or stage")
-    rule = Rule(code, name, severity, summary, check, stage, fixable)
+    rule = Rule(code, name, severity, summary, check, stage, fixable, doc)
     REGISTRY[code] = rule
     return rule
 
@@ -92,11 +105,13 @@ def record_rule(
     return wrap
 
 
-def audio_rule(code: str, name: str, severity: Severity, summary: str) -> Callable[[AudioCheck], AudioCheck]:
+def audio_rule(
+    code: str, name: str, severity: Severity, summary: str, doc: RuleDoc | None = None
+) -> Callable[[AudioCheck], AudioCheck]:
     """Decorator: register a check over a record and its decoded clips (see ``AudioContext``)."""
 
     def wrap(fn: AudioCheck) -> AudioCheck:
-        register(code, name, severity, summary, fn, "audio")
+        register(code, name, severity, summary, fn, "audio", doc=doc)
         return fn
 
     return wrap
