@@ -540,14 +540,18 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     out = Console()
     t = Table(title=f"{args.output} (audiodata {manifest['audiodata_version']})")
-    for col in ("config", "split", "records", "shards", "bytes", "audio hours"):
-        t.add_column(col, justify="right" if col not in ("config", "split") else "left")
+    for col in ("config", "task", "split", "records", "shards", "bytes", "audio hours"):
+        t.add_column(col, justify="right" if col not in ("config", "task", "split") else "left")
     for name, cfg in s["configs"].items():
         for split, v in cfg["splits"].items():
             shards = [x for x in manifest["shards"] if x["config"] == name and x["split"] == split]
             hours = sum(x["audio_seconds"] for x in shards) / 3600
-            t.add_row(name, split, str(v["rows"]), str(len(shards)), f"{v['bytes']:,}", f"{hours:.3f}")
+            task = cfg.get("kind", name)
+            t.add_row(name, task, split, str(v["rows"]), str(len(shards)), f"{v['bytes']:,}", f"{hours:.3f}")
     out.print(t)
+    labels = s.get("kto_labels") or {}
+    if labels:
+        out.print(f"KTO labels: {labels.get('desirable', 0)} desirable, {labels.get('undesirable', 0)} undesirable")
     out.print(
         f"sample rate {s['sample_rate']} Hz ({s['codec']}), {s['clips']} clips, {s['audio_seconds'] / 3600:.3f} h; "
         f"read {s['records_read']}, written {s['written']}, rejected {s['rejected']}"
