@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps demo test lint bench docs sample-data schemas clean
+.PHONY: setup system-deps test-deps demo test lint bench docs sample-data schemas clean
 
 # ffmpeg: datasets decodes Audio columns through torchcodec+ffmpeg, and m4a/aac/opus inputs need it.
 system-deps:
@@ -19,6 +19,11 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 setup: system-deps $(BIN)/.installed
+
+# The tests also render the HTML report in a real browser (headless Chromium).
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 # The peers' own data-checking code, which the tests hold our formats against: installed without
 # their training stacks (--no-deps), plus the few small modules their dataset code imports.
@@ -35,7 +40,7 @@ demo: setup
 	$(BIN)/audiodata convert sample_data -o out/sample --overwrite || [ $$? -eq 1 ]
 	$(BIN)/audiodata info out/sample
 
-test: setup $(BIN)/.peers
+test: setup test-deps $(BIN)/.peers
 	$(BIN)/ruff check audiodata trainer tests benchmarks scripts
 	$(BIN)/python -m pytest
 
