@@ -243,7 +243,7 @@ def test_select_everything_by_default():
     assert select([], []) == set(REGISTRY)
 
 
-ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001"}  # no record without them: never ignorable
+ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010"}  # no record without them: never ignorable
 
 
 def test_select_by_prefix():
