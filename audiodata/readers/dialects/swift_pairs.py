@@ -95,8 +95,7 @@ def read(
                 "so start both messages and rejected_messages with the system turn"
             )
         raise ParseError(CODE, f"the system of rejected_messages differs from that of messages{hint}", "rejected_messages")
-    if _refs(raudios) != _refs(audios):
-        raise ParseError(CODE, _audio_difference(audios, raudios), "rejected_audios")
+    _same_audios(audios, raudios)
     _same_sides(obj, audios, tools, own_side=True)
     return pair
 
@@ -162,26 +161,30 @@ def _refs(audios: list[AudioRef]) -> list[tuple[str, Any, int | None]]:
     return [(a.kind, a.value, a.sampling_rate) for a in audios]
 
 
-def _audio_difference(audios: list[AudioRef], raudios: list[AudioRef]) -> str:
+def _same_audios(audios: list[AudioRef], raudios: list[AudioRef]) -> None:
+    """The rejected side's clips are the row's, reference for reference; else S010 at the first that is not."""
+    if _refs(raudios) == _refs(audios):
+        return
     if audios and not raudios:
-        return (
+        msg = (
             "rejected_audios is missing: with rejected_messages ms-swift gives the rejected side no audio "
             "(swift/template/template_inputs.py:253,268; the docs say to pass rejected_audios too); "
             "add rejected_audios equal to audios"
         )
+        raise ParseError(CODE, msg, "rejected_audios")
     if len(audios) != len(raudios):
-        return f"rejected_audios holds {len(raudios)} clip(s), audios {len(audios)}: {NOT_A_PAIR.format(what='audios')}"
+        msg = f"rejected_audios holds {len(raudios)} clip(s), audios {len(audios)}: {NOT_A_PAIR.format(what='audios')}"
+        raise ParseError(CODE, msg, "rejected_audios")
     k = next(i for i, (a, b) in enumerate(zip(_refs(audios), _refs(raudios), strict=True)) if a != b)
-    return f"{raudios[k].field} differs from {audios[k].field}: {NOT_A_PAIR.format(what='audios')}"
+    theirs = raudios[k].field
+    raise ParseError(CODE, f"{theirs} differs from {audios[k].field}: {NOT_A_PAIR.format(what='audios')}", theirs)
 
 
 def _same_sides(obj: dict[str, Any], audios: list[AudioRef], tools: str | None, own_side: bool) -> None:
     """Tools, images and videos of the rejected side equal the row's. ``own_side``: the rejected side has
     only its own columns (rejected_messages); otherwise a missing one means the row's (rejected_response)."""
     if not own_side and obj.get("rejected_audios") is not None:
-        raudios = audio_list(obj["rejected_audios"], "rejected_audios")
-        if _refs(raudios) != _refs(audios):
-            raise ParseError(CODE, _audio_difference(audios, raudios), "rejected_audios")
+        _same_audios(audios, audio_list(obj["rejected_audios"], "rejected_audios"))
     rtools = optional_text(obj, "rejected_tools")
     if (rtools is not None or own_side) and _json_or_text(rtools) != _json_or_text(tools):
         msg = f"rejected_tools differs from tools: {NOT_A_PAIR.format(what='tools')}"
