@@ -620,6 +620,17 @@ def test_messages_rejected_response_replaces_the_turns_after_the_last_user_turn(
     assert check_record(rec) == []
 
 
+def test_messages_rejected_response_list_repeating_the_tool_turns_keeps_them_in_the_prompt():
+    call, result = {"role": "tool_call", "content": '{"name": "f"}'}, {"role": "tool_response", "content": "42"}
+    obj = swift_row(rejected_response=[call, result, {"role": "assistant", "content": BAD}])
+    obj["messages"] = [USER, call, result, {"role": "assistant", "content": GOOD}]
+    rec = parse(obj)
+    assert convo(rec) == [("user", USER["content"]), ("function_call", call["content"]), ("tool", "42")]
+    assert pair(rec) == ([("assistant", GOOD)], [("assistant", BAD)])
+    assert rec.rejected[0].field == "rejected_response[2].content"
+    assert check_record(rec) == []
+
+
 def test_messages_ms_swift_role_spellings_map_like_ms_swift():
     """core.py:497-500, 541-550: function_call/function-call -> tool_call, observation(s)/function_response -> tool_response."""
     for raw, role in [("function-call", "function_call"), ("observations", "tool"), ("function_response", "tool")]:

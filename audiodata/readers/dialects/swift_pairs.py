@@ -7,7 +7,9 @@ section "DPO/ORPO/CPO/SimPO/RM"):
   user turn of ``messages`` (swift/template/template_inputs.py:219-247; the last user turn is
   found by swift/template/utils.py:181-186 with ``include_tool=False``, so tool calls and their
   results belong to the chosen reply). The rejected side keeps the row's audios and tools unless
-  ``rejected_audios``/``rejected_tools`` are given (template_inputs.py:268-275).
+  ``rejected_audios``/``rejected_tools`` are given (template_inputs.py:268-275). Turns a list
+  ``rejected_response`` repeats from the start of the chosen reply (the same tool call and result)
+  weigh alike on both sides of the DPO loss, so audiodata moves them into the prompt.
 * ``rejected_messages`` is a whole second conversation. Its media are ``rejected_audios`` etc.
   and nothing else: nothing is copied from the chosen side (template_inputs.py:253 and 268), and
   the row's ``system`` column applies to ``messages`` only (swift/dataset/preprocessor/core.py:
@@ -115,6 +117,9 @@ def _from_response(obj: dict[str, Any], ctx: ParseContext, msgs: list[Message]) 
     else:
         raise ParseError("S001", "rejected_response must be a string or a list of messages", "rejected_response")
     cut = next((i + 1 for i in range(len(msgs) - 1, -1, -1) if msgs[i].role == "user"), 0)
+    # Turns both replies open with (the same tool call and result) train alike on both sides: they join the prompt.
+    while cut + 1 < len(msgs) and len(rejected) > 1 and _same_turn(msgs[cut], rejected[0]):
+        cut, rejected = cut + 1, rejected[1:]
     prompt, chosen = msgs[:cut], msgs[cut:]
     tool = next((m for m in chosen if m.role not in RESPONSE_ROLES), None)
     if tool is not None:
@@ -155,6 +160,10 @@ def _from_messages(obj: dict[str, Any], ctx: ParseContext, msgs: list[Message]) 
         raise ParseError(CODE, msg + NOT_A_PAIR.format(what="prompts"), "rejected_messages")
     raudios = merge_audios(audio_list(obj.get("rejected_audios"), "rejected_audios"), inline, bare[0], "rejected_messages")
     return Pair(prompt, [msgs[-1]], [rmsgs[-1]]), rsystem, raudios
+
+
+def _same_turn(a: Message, b: Message) -> bool:
+    return a.role == b.role and a.content == b.content
 
 
 def _refs(audios: list[AudioRef]) -> list[tuple[str, Any, int | None]]:
