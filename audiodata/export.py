@@ -11,9 +11,10 @@ Targets:
   loads it unchanged.
 * ``ms-swift``: ``DEST/<name>_<split>.jsonl`` of ``{"messages", "audios"}`` (system as a
   leading system message; DPO: the chosen reply ends ``messages`` and
-  ``rejected_response`` holds the rejected text). Audio paths are absolute, since ms-swift resolves a relative one
-  against the folder it runs in (``--relative-paths``: relative to ``DEST``, for
-  ``ROOT_IMAGE_DIR=DEST``). Rows ms-swift would drop or rewrite are skipped and counted.
+  ``rejected_response`` holds the rejected text). Audio paths are absolute, since ms-swift
+  resolves a relative one against the folder it runs in (``--relative-paths``: relative to
+  ``DEST``, for ``ROOT_IMAGE_DIR=DEST``). Rows ms-swift would drop or misread are skipped and
+  counted.
 * ``minicpm``: ``DEST/<name>_<split>.jsonl`` of ``{"audio": <base64 FLAC>, "text",
   "prompt"}`` for single-turn, single-audio SFT records; others are skipped and counted.
 
