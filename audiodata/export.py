@@ -11,7 +11,10 @@ Targets:
   loads it unchanged.
 * ``ms-swift``: ``DEST/<name>_<split>.jsonl`` of ``{"messages", "audios"}`` (system as a
   leading system message; DPO: the chosen reply ends ``messages`` and
-  ``rejected_response`` holds the rejected text).
+  ``rejected_response`` holds the rejected text). Audio paths are absolute, since ms-swift
+  resolves a relative one against the folder it runs in (``--relative-paths``: relative to
+  ``DEST``, for ``ROOT_IMAGE_DIR=DEST``). Rows ms-swift would drop or misread are skipped and
+  counted.
 * ``minicpm``: ``DEST/<name>_<split>.jsonl`` of ``{"audio": <base64 FLAC>, "text",
   "prompt"}`` for single-turn, single-audio SFT records; others are skipped and counted.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import io
 import json
 import os
@@ -78,6 +82,8 @@ class ExportResult:
     skipped: list[dict[str, str]] = field(default_factory=list)  # first records skipped: config, split, id, reason
     files: list[str] = field(default_factory=list)  # data files and dataset_info.json, relative to dest
     audio_files: int = 0
+    streams: dict[str, tuple[str, str]] = field(default_factory=dict)  # data file -> (record kind, split)
+    relative_paths: bool = False  # ms-swift: audio paths relative to dest instead of absolute
 
     @property
     def records_written(self) -> int:
@@ -339,24 +345,39 @@ def _lf_alpaca(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
     return obj
 
 
-def _swift(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
-    _check_common(row)
+#: ms-swift 4.6.0 (installed wheel) keeps a row only when it can read it, silently dropping the rest
+#: (swift/dataset/preprocessor/core.py:243-254): empty messages (core.py:700-701, 88), roles outside its set
+#: (core.py:101), None content (core.py:102), a rejected_response equal to the last reply (core.py:159-161),
+#: and, as a file is one table, a row lacking a column other rows have (it reads as None: core.py:156-161).
+SWIFT_DROPS_EQUAL = "ms-swift drops a row whose rejected reply equals the chosen one"
+#: rejected_response replaces every turn after the last user turn (swift/template/template_inputs.py:225-247), so
+#: a prompt ending on a tool result would lose it on the rejected side; rejected_messages cannot share its file.
+SWIFT_TOOL_PROMPT = "ms-swift's rejected_response would also replace the tool turns that end this DPO prompt"
+
+
+def _swift(row: _Row, audios: list[_Audio], root: Path | None = None) -> dict[str, Any]:
+    """One ms-swift row that its preprocessor keeps as written; ``root``: write audio paths absolute under it."""
+    _check_common(row)  # roles in ms-swift's set (via SWIFT_ROLES), no None content
+    ranking = row.kind == "dpo"
+    _check_alternation(row.conversation(), ranking)  # never empty, SFT/KTO end on the reply, the DPO prompt on user/tool
     _check_counts(row)
     msgs = [{"role": SWIFT_ROLES[m["role"]], "content": m["content"]} for m in row.conversation()]
     if row.system:
         msgs.insert(0, {"role": "system", "content": row.system})
     obj: dict[str, Any] = {"messages": msgs}
-    if row.kind == "dpo":
+    if ranking:
         chosen, rejected = _check_pair(row)
         if chosen["role"] != "assistant" or rejected["role"] != "assistant":
             raise _Skip("ms-swift chosen/rejected must be assistant replies")
-        if not row.messages or row.messages[-1]["role"] == "assistant":
-            raise _Skip("the DPO prompt must end on a user turn")
+        if row.messages[-1]["role"] != "user":
+            raise _Skip(SWIFT_TOOL_PROMPT)
+        if chosen["content"] == rejected["content"]:
+            raise _Skip(SWIFT_DROPS_EQUAL)
         msgs.append({"role": "assistant", "content": chosen["content"]})
         obj["rejected_response"] = rejected["content"]
     if row.kind == "kto":  # ms-swift KTO: the last assistant turn of messages, judged by label
         obj["label"] = row.label
-    obj["audios"] = [a.rel for a in audios]
+    obj["audios"] = [str(root / a.rel) if root is not None else a.rel for a in audios]
     if row.tools:
         obj["tools"] = row.tools
     obj["id"] = row.id
@@ -435,11 +456,19 @@ def _prepare_dest(out: Path, dest: Path, overwrite: bool) -> None:
 
 
 def export(
-    out: Path | str, to: str, dest: Path | str, form: str = "sharegpt", audio_format: str = "flac", *, overwrite: bool = False
+    out: Path | str,
+    to: str,
+    dest: Path | str,
+    form: str = "sharegpt",
+    audio_format: str = "flac",
+    *,
+    overwrite: bool = False,
+    relative_paths: bool = False,
 ) -> ExportResult:
     """Export the converted dataset ``out`` to ``dest`` for trainer ``to``.
 
     ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``ms-swift`` or ``minicpm``.
+    ``relative_paths`` (ms-swift only): audio paths relative to ``dest`` rather than absolute.
     Raises :class:`ExportError` for usage errors; records a target cannot express are
     skipped and counted in :attr:`ExportResult.skipped_by_reason`.
     """
@@ -452,12 +481,14 @@ def export(
         raise ExportError("--form applies to --to llamafactory only")
     if audio_format not in AUDIO_FORMATS:
         raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
+    if relative_paths and to != "ms-swift":
+        raise ExportError("--relative-paths applies to --to ms-swift only")
     streams = _streams(out)
     _prepare_dest(out, dest, overwrite)
-    result = ExportResult(dest, to, form)
+    result = ExportResult(dest, to, form, relative_paths=relative_paths)
     formatter: _Formatter = {
         "llamafactory": _lf_alpaca if form == "alpaca" else _lf_sharegpt,
-        "ms-swift": _swift,
+        "ms-swift": functools.partial(_swift, root=None if relative_paths else dest.resolve()),
         "minicpm": _minicpm,
     }[to]
     suffix = ".json" if to == "llamafactory" else ".jsonl"
@@ -471,6 +502,7 @@ def export(
             path.unlink()
             continue
         result.files.append(path.name)
+        result.streams[path.name] = (stream.kind, stream.split)
         if to == "llamafactory":
             info[stem] = _dataset_info_entry(path.name, form, stream.kind)
     if to == "llamafactory":
@@ -577,6 +609,11 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--form", choices=FORMS, default="sharegpt", help="LLaMA-Factory formatting (default sharegpt)")
     e.add_argument("--audio-format", choices=AUDIO_FORMATS, default="flac", help="audio file format (default flac: as stored)")
     e.add_argument("--overwrite", action="store_true", help="replace a previous export in DIR")
+    e.add_argument(
+        "--relative-paths",
+        action="store_true",
+        help="ms-swift: audio paths relative to DIR (run with ROOT_IMAGE_DIR=DIR) instead of absolute",
+    )
     return e
 
 
@@ -589,6 +626,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
             form=getattr(args, "form", "sharegpt"),
             audio_format=getattr(args, "audio_format", "flac"),
             overwrite=getattr(args, "overwrite", False),
+            relative_paths=getattr(args, "relative_paths", False),
         )
     except ExportError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
@@ -617,7 +655,36 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
             console.print(f"train with: stage: sft  dataset_dir: {r.dest}  dataset: {sft}")
         if dpo:
             console.print(f"train with: stage: dpo  dataset_dir: {r.dest}  dataset: {dpo}")
+    if r.target == "ms-swift" and r.files:
+        for line in swift_hints(r):
+            console.print(line, soft_wrap=True)
     return r.exit_code
 
 
-__all__ = ["ExportError", "ExportResult", "add_export_parser", "cmd_export", "export", "safe_name"]
+#: ms-swift's command per record kind (``swift rlhf --rlhf_type`` accepts dpo and kto).
+SWIFT_COMMANDS = {"sft": "swift sft", "dpo": "swift rlhf --rlhf_type dpo", "kto": "swift rlhf --rlhf_type kto"}
+
+
+def swift_hints(r: ExportResult) -> list[str]:
+    """How to train on an ms-swift export: one command per record kind, the train split as ``--dataset``,
+    the validation split as ``--val_dataset``. Relative audio paths need ``ROOT_IMAGE_DIR``: ms-swift
+    resolves a relative media path against its working folder, then that variable (ms-swift 4.6.0,
+    swift/template/vision_utils.py:105-127 ``_check_path``; swift/template/base.py:459-467 for audio)."""
+    dest = r.dest.resolve()
+    env = f"ROOT_IMAGE_DIR={dest} " if r.relative_paths else ""
+    lines = []
+    if r.relative_paths:
+        lines.append(
+            f"audio paths are relative to {dest}: ms-swift reads them from its working folder or from "
+            f"$ROOT_IMAGE_DIR, so set ROOT_IMAGE_DIR={dest} (or run swift from that folder)"
+        )
+    for kind, command in SWIFT_COMMANDS.items():
+        train = [f"{dest / f}" for f, (k, split) in r.streams.items() if k == kind and split == "train"]
+        val = [f"{dest / f}" for f, (k, split) in r.streams.items() if k == kind and split == "validation"]
+        if train:
+            tail = f" --val_dataset {' '.join(val)}" if val else ""
+            lines.append(f"train with: {env}{command} --dataset {' '.join(train)}{tail}")
+    return lines
+
+
+__all__ = ["ExportError", "ExportResult", "add_export_parser", "cmd_export", "export", "safe_name", "swift_hints"]

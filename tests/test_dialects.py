@@ -473,6 +473,172 @@ def test_messages_audio_both_inline_and_listed_is_s001():
     assert field == "messages"
 
 
+# ms-swift's forms (docs/source_en/Customization/Custom-dataset.md in ms-swift; core.py / template_inputs.py lines
+# are those of the installed ms-swift 4.6.0 wheel). tests/test_peer_msswift.py runs ms-swift's own code on them.
+
+USER, GOOD, BAD = {"role": "user", "content": "<audio>What is said?"}, "Hello.", "Goodbye."
+
+
+def swift_row(**extra) -> dict:
+    return {"messages": [USER, {"role": "assistant", "content": GOOD}], "audios": ["a.wav"], **extra}
+
+
+def rejected(*turns_: dict, reply: str = BAD) -> list[dict]:
+    return [*(turns_ or (USER,)), {"role": "assistant", "content": reply}]
+
+
+def test_messages_audios_as_one_string_is_one_clip():
+    rec = parse({"messages": [USER, {"role": "assistant", "content": GOOD}], "audios": "a.wav"})
+    assert refs(rec) == [("path", "a.wav", "audios")]
+    assert check_record(rec) == []
+
+
+def test_messages_rejected_messages_with_the_same_prompt_and_audios_is_a_pair():
+    rec = parse(swift_row(rejected_messages=rejected(), rejected_audios="a.wav"))
+    assert rec.kind == "dpo"
+    assert convo(rec) == [("user", "<audio>What is said?")]
+    assert pair(rec) == ([("assistant", GOOD)], [("assistant", BAD)])
+    assert [rec.chosen[0].field, rec.rejected[0].field] == ["messages[1].content", "rejected_messages[1].content"]
+    assert refs(rec) == [("path", "a.wav", "audios[0]")]
+    assert check_record(rec) == []
+
+
+def test_messages_rejected_messages_system_turns_and_inline_audio_compare_as_ms_swift_reads_them():
+    system = {"role": "system", "content": "Be brief."}
+    inline = {"role": "user", "content": [{"type": "audio", "audio": "a.wav"}, {"type": "text", "text": "What is said?"}]}
+    obj = {
+        "messages": [system, inline, {"role": "assistant", "content": GOOD}],
+        "rejected_messages": [system, USER, {"role": "assistant", "content": BAD}],
+        "rejected_audios": ["a.wav"],
+    }
+    rec = parse(obj)
+    assert rec.system == "Be brief." and rec.kind == "dpo"
+    assert pair(rec) == ([("assistant", GOOD)], [("assistant", BAD)])
+
+
+_DIFFERS = "ms-swift rows whose prompts differ are not a preference pair audiodata can store"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "says"),
+    [
+        (  # another question on the rejected side
+            {"rejected_messages": rejected({"role": "user", "content": "<audio>Who speaks?"}), "rejected_audios": ["a.wav"]},
+            "rejected_messages[0].content",
+            f"rejected_messages[0].content differs from messages[0].content: {_DIFFERS}",
+        ),
+        (  # an extra turn before the reply
+            {"rejected_messages": rejected(USER, {"role": "assistant", "content": "Hm?"}, USER), "rejected_audios": ["a.wav"]},
+            "rejected_messages",
+            "rejected_messages has 3 turns before its reply, messages 1",
+        ),
+        (  # no rejected_audios: ms-swift gives the rejected side no audio at all
+            {"rejected_messages": rejected()},
+            "rejected_audios",
+            "rejected_audios is missing",
+        ),
+        (  # another clip
+            {"rejected_messages": rejected(), "rejected_audios": ["b.wav"]},
+            "rejected_audios[0]",
+            "rejected_audios[0] differs from audios[0]",
+        ),
+        (  # the system column reaches messages only
+            {"system": "Be brief.", "rejected_messages": rejected(), "rejected_audios": ["a.wav"]},
+            "rejected_messages",
+            "the row's system column applies to messages only",
+        ),
+        (  # tools given to one side only
+            {"tools": "[]", "rejected_messages": rejected(), "rejected_audios": ["a.wav"]},
+            "rejected_tools",
+            "rejected_tools is missing",
+        ),
+        (  # the rejected conversation does not end on a reply
+            {"rejected_messages": [USER], "rejected_audios": ["a.wav"]},
+            "rejected_messages[0].role",
+            "rejected_messages must end on the assistant reply",
+        ),
+        (  # both forms at once: ms-swift silently keeps rejected_response
+            {"rejected_messages": rejected(), "rejected_audios": ["a.wav"], "rejected_response": BAD},
+            "rejected_response",
+            "both rejected_messages and rejected_response",
+        ),
+        (  # ms-swift deletes a row whose rejected_response is the chosen reply (core.py:159-161)
+            {"rejected_response": GOOD},
+            "rejected_response",
+            "rejected_response equals the chosen reply (messages[1].content): ms-swift deletes such rows",
+        ),
+        (  # ... and the list form of it (template_inputs.py:240-246)
+            {"rejected_response": [{"role": "assistant", "content": GOOD}]},
+            "rejected_response",
+            "rejected_response equals the chosen reply",
+        ),
+        (  # other audio for the rejected side of a rejected_response row
+            {"rejected_response": BAD, "rejected_audios": "b.wav"},
+            "rejected_audios",
+            "rejected_audios differs from audios",
+        ),
+        (  # a pair that differs only in its audio
+            {"rejected_audios": ["b.wav"]},
+            "rejected_audios",
+            "rejected_audios without rejected_response or rejected_messages",
+        ),
+        (  # template_inputs.py:233-236 refuses a user turn in rejected_response
+            {"rejected_response": [{"role": "user", "content": "again?"}, {"role": "assistant", "content": BAD}]},
+            "rejected_response[0].role",
+            "a user turn in rejected_response",
+        ),
+    ],
+)
+def test_messages_swift_rows_that_are_no_pair_are_s010_with_the_reason(extra, field, says):
+    rec, findings = parse_record(swift_row(**extra), ctx())
+    assert rec is None
+    assert [(f.code, f.field) for f in findings] == [("S010", field)]
+    assert says in findings[0].message and findings[0].source == SRC
+
+
+def test_messages_rejected_response_replaces_the_turns_after_the_last_user_turn():
+    """ms-swift's agent DPO form: the tool call and its result belong to the chosen reply, so the rejected
+    side skips them (template_inputs.py:225-247); audiodata pairs cannot hold tool results: S010, located."""
+    obj = {
+        "messages": [
+            USER,
+            {"role": "tool_call", "content": '{"name": "f"}'},
+            {"role": "tool_response", "content": "42"},
+            {"role": "assistant", "content": GOOD},
+        ],
+        "audios": ["a.wav"],
+        "rejected_response": BAD,
+    }
+    rec, findings = parse_record(obj, ctx())
+    assert rec is None and [(f.code, f.field) for f in findings] == [("S010", "messages[2].role")]
+    assert "(tool_response) included" in findings[0].message
+    # a tool call as the whole reply is a pair; a multi-turn prompt keeps its earlier replies
+    obj["messages"] = [USER, {"role": "assistant", "content": "Hm?"}, USER, {"role": "tool_call", "content": '{"name": "f"}'}]
+    obj["audios"] = ["a.wav", "a.wav"]
+    rec = parse(obj)
+    assert convo(rec) == [("user", USER["content"]), ("assistant", "Hm?"), ("user", USER["content"])]
+    assert pair(rec) == ([("function_call", '{"name": "f"}')], [("assistant", BAD)])
+    assert check_record(rec) == []
+
+
+def test_messages_rejected_response_list_repeating_the_tool_turns_keeps_them_in_the_prompt():
+    call, result = {"role": "tool_call", "content": '{"name": "f"}'}, {"role": "tool_response", "content": "42"}
+    obj = swift_row(rejected_response=[call, result, {"role": "assistant", "content": BAD}])
+    obj["messages"] = [USER, call, result, {"role": "assistant", "content": GOOD}]
+    rec = parse(obj)
+    assert convo(rec) == [("user", USER["content"]), ("function_call", call["content"]), ("tool", "42")]
+    assert pair(rec) == ([("assistant", GOOD)], [("assistant", BAD)])
+    assert rec.rejected[0].field == "rejected_response[2].content"
+    assert check_record(rec) == []
+
+
+def test_messages_ms_swift_role_spellings_map_like_ms_swift():
+    """core.py:497-500, 541-550: function_call/function-call -> tool_call, observation(s)/function_response -> tool_response."""
+    for raw, role in [("function-call", "function_call"), ("observations", "tool"), ("function_response", "tool")]:
+        obj = {"messages": [USER, {"role": raw, "content": "x"}, {"role": "assistant", "content": GOOD}], "audios": ["a.wav"]}
+        assert parse(obj).messages[1].role == role
+
+
 def test_messages_openai_formatting_is_the_messages_dialect():
     obj = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     assert parse(obj, DialectSpec(formatting="openai")).dialect == "messages"

@@ -215,23 +215,87 @@ def test_llamafactory_sharegpt_shape(sample_out: tuple[Path, Any], tmp_path: Pat
     assert all(a.startswith("audio/sft/train/") for r in sft for a in r["audios"])
 
 
-def test_ms_swift_round_trip(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_ms_swift_round_trip(sample_out: tuple[Path, Any], tmp_path: Path, relative: bool) -> None:
     out, _ = sample_out
     dest = tmp_path / "swift"
-    result = export(out, "ms-swift", dest)
+    result = export(out, "ms-swift", dest, relative_paths=relative)
     assert result.exit_code == 0
     assert set(result.files) == {"sft_train.jsonl", "dpo_train.jsonl"}
+    assert result.streams == {"sft_train.jsonl": ("sft", "train"), "dpo_train.jsonl": ("dpo", "train")}
     for name in result.files:
         for rec in load_records(dest / name):
             roles = [m["role"] for m in rec["messages"]]
             assert "system" not in roles[1:]
             assert roles[-1] == "assistant"
+            # ms-swift resolves a relative path against its working folder (or $ROOT_IMAGE_DIR): absolute unless asked
+            assert all(os.path.isabs(a) != relative for a in rec["audios"])
             assert all((dest / a).is_file() for a in rec["audios"])
             assert sum(m["content"].count(AUDIO) for m in rec["messages"]) == len(rec["audios"])
             assert ("rejected_response" in rec) == name.startswith("dpo")
     original = records(out)
     back = records(convert_back(dest, tmp_path))
     assert back == original
+
+
+@pytest.fixture(scope="module")
+def swift_drops_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Records audiodata converts but ms-swift would drop or misread as rejected_response rows."""
+    base = tmp_path_factory.mktemp("swift_drops")
+    clips = [write_audio(base / f"{k}.wav", 1.0, freq=300.0 + 110 * k) for k in range(4)]
+    ask = {"from": "human", "value": "<audio>What is said?"}
+    rows = [
+        {"conversations": [ask], "chosen": {"from": "gpt", "value": "Hello."}, "rejected": {"from": "gpt", "value": "Bye."},
+         "audios": [str(clips[0])]},
+        # chosen == rejected: a P001 warning here, a row ms-swift deletes (core.py:159-161)
+        {"conversations": [ask], "chosen": {"from": "gpt", "value": "Hi."}, "rejected": {"from": "gpt", "value": "Hi."},
+         "audios": [str(clips[1])]},
+        # the prompt ends on a tool result: rejected_response would replace it too (template_inputs.py:225-247)
+        {"conversations": [ask, {"from": "function_call", "value": '{"name": "asr"}'}, {"from": "observation", "value": "hi"}],
+         "chosen": {"from": "gpt", "value": "It says hi."}, "rejected": {"from": "gpt", "value": "Nothing."},
+         "audios": [str(clips[2])], "tools": '[{"name": "asr"}]'},
+    ]  # fmt: skip
+    write_jsonl(base / "in" / "dpo.jsonl", rows)
+    sft = {"conversations": [ask, {"from": "gpt", "value": "Hey."}], "audios": [str(clips[3])]}
+    write_jsonl(base / "in" / "sft.jsonl", [sft])
+    out = base / "out"
+    result = audiodata.convert([str(base / "in")], out, num_workers=1)
+    assert result.records_written == 4 and result.records_rejected == 0, result.rejects_by_code
+    return out
+
+
+def test_ms_swift_skips_and_counts_rows_ms_swift_would_drop(swift_drops_out: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "swift"
+    result = export(swift_drops_out, "ms-swift", dest)
+    assert result.exit_code == 1
+    assert result.skipped_by_reason == {
+        "ms-swift drops a row whose rejected reply equals the chosen one": 1,
+        "ms-swift's rejected_response would also replace the tool turns that end this DPO prompt": 1,
+    }
+    assert result.records_written == 2 and len(result.skipped) == 2
+    dpo = load_records(dest / "dpo_train.jsonl")
+    assert [(r["messages"][-1]["content"], r["rejected_response"]) for r in dpo] == [("Hello.", "Bye.")]
+    back = records(convert_back(dest, tmp_path))
+    assert not back - records(swift_drops_out) and sum(back.values()) == 2
+
+
+def test_ms_swift_hints_name_the_commands_and_root_image_dir(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+    out, _ = sample_out
+    p = parser()
+    for relative in (False, True):
+        dest = tmp_path / f"swift-{relative}"
+        argv = ["export", str(out), "--to", "ms-swift", str(dest)] + (["--relative-paths"] if relative else [])
+        c = console()
+        assert cmd_export(p.parse_args(argv), c) == 0
+        text = c.file.getvalue()  # type: ignore[attr-defined]
+        env = f"ROOT_IMAGE_DIR={dest.resolve()} " if relative else ""
+        assert f"train with: {env}swift sft --dataset {dest.resolve() / 'sft_train.jsonl'}" in text
+        assert f"train with: {env}swift rlhf --rlhf_type dpo --dataset {dest.resolve() / 'dpo_train.jsonl'}" in text
+        assert ("set ROOT_IMAGE_DIR=" in text) == relative
+    c = console()
+    args = p.parse_args(["export", str(out), "--to", "llamafactory", str(tmp_path / "lf"), "--relative-paths"])
+    assert cmd_export(args, c) == 2
+    assert "--relative-paths applies to --to ms-swift only" in c.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_minicpm_round_trip_and_skips(sample_out: tuple[Path, Any], tmp_path: Path) -> None:

@@ -201,6 +201,8 @@ VALID = {
             "audios": ["a.wav", "b.wav"],
         },
         {"instruction": "i", "input": "", "output": "o", "kto_tag": True, "id": 9},
+        # one clip as a plain string: LLaMA-Factory's converter wraps it (llamafactory/data/converter.py:43-52, 0.9.5)
+        {"instruction": "<audio>Transcribe.", "output": "hi", "audios": "a.wav"},
     ],
     "messages": [
         {
@@ -231,6 +233,25 @@ VALID = {
             ],
             "audios": [{"path": "c.wav"}],
             "tools": [{"type": "function", "function": {"name": "f"}}],
+        },
+        # ms-swift wraps a single string (swift/dataset/preprocessor/core.py:120-125, ms-swift 4.6.0)
+        {"messages": [{"role": "user", "content": "<audio>Hi"}, {"role": "assistant", "content": "Hello."}], "audios": "a.wav"},
+        # ms-swift's rejected_messages + rejected_audios form (docs/source_en/Customization/Custom-dataset.md, DPO)
+        {
+            "messages": [{"role": "user", "content": "<audio>Hi"}, {"role": "assistant", "content": "Hello."}],
+            "audios": ["a.wav"],
+            "rejected_messages": [{"role": "user", "content": "<audio>Hi"}, {"role": "assistant", "content": "Bye."}],
+            "rejected_audios": "a.wav",
+        },
+        # rejected_response as a list of reply messages (same doc; template_inputs.py:231-236)
+        {
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                {"role": "tool_call", "content": "{}"},
+                {"role": "tool_response", "content": "sun"},
+                {"role": "assistant", "content": "Sunny."},
+            ],
+            "rejected_response": [{"role": "assistant", "content": "No idea."}],
         },
     ],
     "dataset_info": [
@@ -373,6 +394,10 @@ INVALID = {
             },
             ["audios", 0, "bytes"],
         ),
+        ({"messages": [{"role": "user", "content": "<audio>"}], "audios": ""}, ["audios"]),
+        ({"messages": [{"role": "user", "content": "q"}], "rejected_messages": []}, ["rejected_messages"]),
+        ({"messages": [{"role": "user", "content": "q"}], "rejected_audios": 5}, ["rejected_audios"]),
+        ({"messages": [{"role": "user", "content": "q"}], "rejected_response": 5}, ["rejected_response"]),
     ],
     "dataset_info": [
         (

@@ -79,3 +79,32 @@ def test_fix_from_the_command_line(tmp_path: Path, capsys):
     assert "4 records repaired" in err and "'bot' -> 'gpt'" in err
     assert json.loads((tmp_path / "r.json").read_text())["fix"]["records_changed"] == 4
     assert out.is_file() and not Path(str(out) + ".tmp").exists()
+
+
+def test_fix_writes_each_dialects_own_role_spelling(tmp_path: Path):
+    """ms-swift's tool_call/tool_response stay as they are; its aliases become them, never LLaMA-Factory's spelling."""
+    for k in range(4):
+        write_audio(tmp_path / f"{k}.wav", 1.0, freq=300.0 + 100 * k)
+
+    def agent(call: str, result: str, k: int) -> dict:
+        turns = [("user", "<audio>Weather?"), (call, '{"name": "w"}'), (result, "sun"), ("assistant", "Sunny.")]
+        return {"messages": [{"role": r, "content": c} for r, c in turns], "audios": [f"{k}.wav"]}
+
+    lf_turns = [("human", "<audio>Weather?"), ("tool_call", "{}"), ("tool", "sun"), ("gpt", "Sunny.")]
+    sharegpt = {"conversations": [{"from": r, "value": v} for r, v in lf_turns], "audios": ["3.wav"]}
+    rows = [agent("tool_call", "tool_response", 0), agent("function_call", "observation", 1), agent("tool_call", "tool", 2)]
+    rows.append(sharegpt)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    report = lint([str(tmp_path / "in.jsonl")], fix=str(out), num_workers=1).to_dict()
+    assert {(f["index"], f["code"]) for f in report["findings"]} == {(1, "S008"), (3, "S008")}
+    changes = {f["index"]: f["changes"] for f in report["fixes"]}
+    assert changes == {
+        1: ["S008: messages[1].role 'function_call' -> 'tool_call'", "S008: messages[2].role 'observation' -> 'tool_response'"],
+        3: ["S008: conversations[1].from 'tool_call' -> 'function_call'", "S008: conversations[2].from 'tool' -> 'observation'"],
+    }
+    fixed = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["role"] for m in fixed[1]["messages"]] == ["user", "tool_call", "tool_response", "assistant"]
+    assert fixed[0] == rows[0] and fixed[2] == rows[2]
+    again = lint([str(out)], media_root=str(tmp_path), num_workers=1).to_dict()
+    assert again["findings"] == []

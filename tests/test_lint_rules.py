@@ -66,6 +66,16 @@ def dpo(chosen: Any = None, rejected: Any = None, prompt: str = "<audio>Summaris
     }
 
 
+def swift_pair(rejected_prompt: str = "<audio>Summarise.") -> dict:
+    """ms-swift's rejected_messages form (Custom-dataset.md, DPO section): the whole rejected conversation."""
+    return {
+        "messages": [{"role": "user", "content": "<audio>Summarise."}, {"role": "assistant", "content": "A short summary."}],
+        "audios": "a.wav",
+        "rejected_messages": [{"role": "user", "content": rejected_prompt}, {"role": "assistant", "content": "No idea."}],
+        "rejected_audios": "a.wav",
+    }
+
+
 LONG = " ".join(["word"] * 400)
 
 
@@ -125,6 +135,7 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
         {},
     ),
     "S008": ([turns(("human", "<audio>q"), ("bot", "a"))], [sft()], {}),
+    "S010": ([swift_pair(rejected_prompt="<audio>Summarise briefly.")], [swift_pair()], {}),
     "T001": ([sft(answer="caf\ufffd")], [sft(answer="café")], {}),
     "P001": ([dpo(rejected={"from": "gpt", "value": "A short summary."})], [dpo()], {}),
     "M001": ([sft(user="<audio><audio>Compare.")], [sft(user="<audio>Compare.")], {}),

@@ -243,7 +243,7 @@ def test_select_everything_by_default():
     assert select([], []) == set(REGISTRY)
 
 
-ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001"}  # no record without them: never ignorable
+ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010"}  # no record without them: never ignorable
 
 
 def test_select_by_prefix():
@@ -273,3 +273,55 @@ def test_every_rule_with_a_check_runs_in_a_checking_stage():
     assert all(REGISTRY[c].check is not None for c in record | by_stage["audio"])
     assert all(REGISTRY[c].check is None for c in by_stage["read"] | by_stage["dataset"])
     assert all(r.summary and r.family for r in REGISTRY.values())
+
+
+# -- S008: aliases judged per dialect, from the one table in audiodata.readers.spec ----------------------------------
+
+
+def _one_turn(dialect: str, form: str, raw: str) -> Record:
+    """A record of ``dialect`` whose second turn is written with role ``raw``."""
+    from audiodata.readers.dialects import parse_record
+    from audiodata.readers.dialects.common import ParseContext
+    from audiodata.readers.spec import DialectSpec
+
+    role_key, content_key = ("from", "value") if form == "from" else ("role", "content")
+    turns = [{role_key: "human" if form == "from" else "user", content_key: "q"}, {role_key: raw, content_key: "x"}]
+    obj = {"messages": turns} if dialect == "messages" else {"conversations": turns}
+    rec, findings = parse_record(obj, ParseContext(DialectSpec(), SRC, "."))
+    assert rec is not None and rec.dialect == dialect, findings
+    return rec
+
+
+def _aliases(rec: Record) -> list[str]:
+    return [f.message for f in check_record(rec, {"S008"})]
+
+
+def test_s008_every_standard_spelling_is_quiet_and_every_alias_fixes_to_one():
+    """What ``lint --fix`` writes for an alias reads back as the same role, with no S008, in the record's own dialect."""
+    from audiodata.readers.spec import ROLE_ALIASES, STANDARD_ROLES, standard_spelling
+
+    for (dialect, form), table in STANDARD_ROLES.items():
+        for raw in {*table.spell.values(), *table.also}:
+            assert _aliases(_one_turn(dialect, form, raw)) == [], (dialect, form, raw)
+        for raw, role in ROLE_ALIASES.items():
+            rec = _one_turn(dialect, form, raw)
+            assert rec.messages[1].role == role
+            want = standard_spelling(dialect, form, role, raw)
+            assert (want is None) == table.is_standard(raw)
+            if want is not None:
+                assert _aliases(rec) == [f"role {raw!r} is an alias in {dialect}; write {want!r}"]
+                fixed = _one_turn(dialect, form, want)
+                assert fixed.messages[1].role == role and _aliases(fixed) == [], (dialect, form, raw, want)
+
+
+def test_s008_is_judged_per_dialect():
+    # ms-swift's canonical tool roles are not aliases in messages (swift/dataset/preprocessor/core.py:101, ms-swift 4.6.0) ...
+    assert _aliases(_one_turn("messages", "role", "tool_call")) == []
+    assert _aliases(_one_turn("messages", "role", "tool_response")) == []
+    # ... but they are where LLaMA-Factory reads them, and sharegpt's function_call is one in messages
+    lf_call = "role 'tool_call' is an alias in sharegpt; write 'function_call'"
+    assert _aliases(_one_turn("sharegpt", "role", "tool_call")) == [lf_call]
+    swift_call = "role 'function_call' is an alias in messages; write 'tool_call'"
+    assert _aliases(_one_turn("messages", "role", "function_call")) == [swift_call]
+    assert _aliases(_one_turn("sharegpt", "from", "bot")) == ["role 'bot' is an alias in sharegpt; write 'gpt'"]
+    assert _aliases(_one_turn("messages", "role", "bot")) == ["role 'bot' is an alias in messages; write 'assistant'"]

@@ -36,7 +36,7 @@ DEFAULT_TAGS = {
     "system_tag": "system",
 }
 
-#: Role names seen across dialects, mapped to the canonical roles.
+#: Role names seen across dialects, mapped to the canonical roles (what an untagged turn may say).
 ROLE_ALIASES = {
     "user": "user",
     "human": "user",
@@ -47,12 +47,60 @@ ROLE_ALIASES = {
     "system": "system",
     "tool": "tool",
     "observation": "tool",
+    "observations": "tool",
     "tool_response": "tool",
+    "function_response": "tool",
     "ipython": "tool",
     "function": "tool",
     "function_call": "function_call",
     "tool_call": "function_call",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpelling:
+    """How one dialect's own consumer spells each canonical role, for one message form.
+
+    ``spell`` is what ``lint --fix`` writes; ``also`` are further spellings that consumer
+    reads as they are. Any other spelling is an alias (S008): it converts, but the tool the
+    data was written for would skip or rename the turn.
+    """
+
+    spell: dict[str, str]
+    also: frozenset[str] = frozenset()
+
+    def is_standard(self, raw: str) -> bool:
+        return raw in self.also or raw in self.spell.values()
+
+
+#: The one table of standard role spellings, per (dialect, key the role sits under). Aliases are
+#: judged per dialect: sharegpt ``bot`` is an alias, ms-swift ``tool_call`` is not.
+STANDARD_ROLES: dict[tuple[str, str], RoleSpelling] = {
+    # LLaMA-Factory's default tags (data/README.md: human, gpt, observation, function_call, system).
+    ("sharegpt", "from"): RoleSpelling(
+        {"user": "human", "assistant": "gpt", "tool": "observation", "function_call": "function_call", "system": "system"}
+    ),
+    # LLaMA-Factory sharegpt written with role/content (its OpenAI-style tags).
+    ("sharegpt", "role"): RoleSpelling(
+        {"user": "user", "assistant": "assistant", "tool": "tool", "function_call": "function_call", "system": "system"},
+        frozenset({"observation"}),
+    ),
+    # ms-swift: the roles its MessagesPreprocessor passes through unchanged (swift 4.6.0,
+    # swift/dataset/preprocessor/core.py:101 asserts this set; lines 497-500 and 541-550 rename
+    # human/gpt/bot/function_call/observation into it). "tool" and "tool_response" mean the same there.
+    ("messages", "role"): RoleSpelling(
+        {"user": "user", "assistant": "assistant", "tool": "tool_response", "function_call": "tool_call", "system": "system"},
+        frozenset({"tool"}),
+    ),
+}
+
+
+def standard_spelling(dialect: str, form: str, role: str, raw: str) -> str | None:
+    """The spelling ``dialect`` wants for canonical ``role`` when ``raw`` is an alias there, else None."""
+    table = STANDARD_ROLES.get((dialect, form))
+    if table is None or table.is_standard(raw):
+        return None
+    return table.spell.get(role)
 
 
 @dataclass(slots=True)

@@ -68,13 +68,13 @@ def fix_missing_marker(obj: dict[str, Any], rec: Record, findings: list[Finding]
 
 
 def fix_role_alias(obj: dict[str, Any], rec: Record, findings: list[Finding]) -> list[str]:
-    """S008: write the standard role tag of the message's form (human/gpt or user/assistant)."""
+    """S008: write the role as the record's own dialect spells it (``STANDARD_ROLES``), never a spelling it rejects."""
     if not any(f.code == "S008" for f in findings):
         return []
     changes = []
     for turns in (rec.messages, rec.chosen or [], rec.rejected or []):
         for m in turns:
-            want = standard_role(m)
+            want = standard_role(m, rec.dialect)
             if want is not None and set_at(obj, parse_path(m.role_field), want):
                 changes.append(f"S008: {m.role_field} {m.raw_role!r} -> {want!r}")
     return changes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from audiodata.readers.spec import standard_spelling
 from audiodata.records import (
     AUDIO_MARKER,
     IMAGE_MARKER,
@@ -154,38 +155,27 @@ def special_tokens(rec: Record) -> Iterator[Finding]:
             yield Finding("M005", f"raw special token {m.group(0)!r} in text", fld)
 
 
-#: The role names LLaMA-Factory's default tags accept, per message form.
-STANDARD_ROLES = {
-    "from": {"user": "human", "assistant": "gpt", "tool": "observation", "function_call": "function_call", "system": "system"},
-    "role": {"user": "user", "assistant": "assistant", "tool": "tool", "function_call": "function_call", "system": "system"},
-}
-ALSO_STANDARD = {"role": {"observation"}, "from": set()}
-
-
-def standard_role(m: Message) -> str | None:
-    """The standard spelling of ``m``'s role in its message form, or None if it is already standard."""
+def standard_role(m: Message, dialect: str) -> str | None:
+    """The spelling ``dialect`` wants for ``m``'s role (see ``STANDARD_ROLES``), or None if it is standard there."""
     if not m.raw_role or not m.role_field:
         return None
     form = "from" if m.role_field.endswith(".from") else "role"
-    want = STANDARD_ROLES[form].get(m.role)
-    if want is None or m.raw_role == want or m.raw_role in ALSO_STANDARD[form]:
-        return None
-    return want
+    return standard_spelling(dialect, form, m.role, m.raw_role)
 
 
 @record_rule(
     "S008",
     "role-alias",
     W,
-    "A role alias (bot, Human, model) that LLaMA-Factory's default tags skip; use the standard tag.",
+    "A role alias its dialect's trainer skips or renames (sharegpt bot, Human; ms-swift model); use the standard tag.",
     fixable=True,
 )
 def role_alias(rec: Record) -> Iterator[Finding]:
     for turns in (rec.messages, *(t for _, t in _response_sides(rec))):
         for m in turns or []:
-            want = standard_role(m)
+            want = standard_role(m, rec.dialect)
             if want is not None:
-                yield Finding("S008", f"role {m.raw_role!r} is an alias; write {want!r}", m.role_field)
+                yield Finding("S008", f"role {m.raw_role!r} is an alias in {rec.dialect}; write {want!r}", m.role_field)
 
 
 _BAD_TEXT = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -123,7 +123,7 @@ def get(code: str) -> Rule:
 
 #: Problems that leave no record to write: they always reject, whatever --select/--ignore say,
 #: so an unparsable record can never vanish silently.
-ALWAYS_ON = ("F", "S001")
+ALWAYS_ON = ("F", "S001", "S010")
 
 
 def select(select: list[str] | None = None, ignore: list[str] | None = None) -> set[str]:
@@ -146,6 +146,12 @@ register("F003", "unknown-dialect", S.ERROR, "No known dialect matches the recor
 register("F004", "unreadable-input", S.ERROR, "The input file cannot be read (missing, permissions, bad gzip).")
 register("F005", "record-too-large", S.ERROR, "The record exceeds --max-record-bytes; split it or raise the bound.")
 register("S001", "invalid-field", S.ERROR, "A required field is missing or has the wrong type.")
+register(
+    "S010",
+    "swift-preference-row",
+    S.ERROR,
+    "An ms-swift DPO row that is not one pair (the rejected side's prompt, system, audios or tools differ) or ms-swift drops.",
+)
 register("S005", "schema", S.ERROR, "The record does not match its dialect's JSON Schema (schemas/input/); fix the field named.")
 register("A001", "audio-file-missing", S.ERROR, "The audio file does not exist; fix the path or --media-root.")
 register("A002", "path-escapes-root", S.ERROR, "A relative audio path resolves outside the media root; move the file under it.")

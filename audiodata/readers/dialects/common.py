@@ -203,8 +203,8 @@ def message(
         raise ParseError("S001", f"missing field {content_key!r}", f"{fld}.{content_key}")
     text = content_text(m[content_key], f"{fld}.{content_key}", inline, bare)
     canonical = roles.get(role)
-    if canonical is None and tags is None:  # "Human", " gpt ": LLaMA-Factory would not match them; we map and warn
-        canonical = roles.get(role.strip().lower())
+    if canonical is None and tags is None:  # "Human", " gpt ", "function-call": the trainer may not match them; we map and warn
+        canonical = roles.get(role.strip().lower().replace("-", "_"))
     raw = role if tags is None else ""  # aliases are only guessed without declared tags
     return Message(canonical or role, text, f"{fld}.{content_key}", raw, f"{fld}.{role_key}")
 

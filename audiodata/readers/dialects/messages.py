@@ -2,10 +2,12 @@
 
 Content items ``{"type": "audio", "path"|"audio"|"url": ...}`` become ``<audio>``
 markers in place and their audio joins the record's list in order; value-less audio
-items are markers whose audio comes from ``audios``. Preference data is either
-ms-swift's ``rejected_response`` (the last assistant turn is the chosen one) or
-TRL's ``prompt``/``chosen``/``rejected``. KTO data is ms-swift's boolean ``label`` (judging
-the last assistant turn) or TRL's ``prompt``/``completion``/``label``; TRL's
+items are markers whose audio comes from ``audios`` (a list, or one reference as a
+string, which ms-swift wraps the same way). Preference data is TRL's
+``prompt``/``chosen``/``rejected`` or one of ms-swift's two forms, read as ms-swift reads
+them (:mod:`audiodata.readers.dialects.swift_pairs`): ``rejected_response`` or
+``rejected_messages`` (+ ``rejected_audios``). KTO data is ms-swift's boolean ``label``
+(judging the last assistant turn) or TRL's ``prompt``/``completion``/``label``; TRL's
 ``prompt``/``completion`` without a label is SFT.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from audiodata.readers.dialects import swift_pairs
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
@@ -33,47 +36,39 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     key = "messages" if obj.get("messages") is not None else "prompt"
     if not isinstance(obj.get(key), list):
         raise ParseError("S001", "missing field 'messages' (a list of {role, content})", "messages")
-    if obj.get("rejected_messages") is not None:
-        raise ParseError("S001", "rejected_messages is not supported; use rejected_response", "rejected_messages")
     inline: list[AudioRef] = []
     bare = [0]
     msgs = turns(obj[key], key, ctx, inline, bare, "role", "content")
     msgs, system = pop_system(msgs, optional_text(obj, "system"))
     chosen = rejected = completion = None
-    kind = "sft"
     label = kto_label(obj, "label", False)
+    swift = swift_pairs.form(obj)
     if obj.get("completion") is not None:  # TRL prompt-completion: SFT, or KTO with a label
         completion = _responses(obj, "completion", ctx, inline, bare)
         if label is None:
             msgs, completion = msgs + completion, None
     if label is not None:
-        if obj.get("rejected_response") is not None or obj.get("chosen") is not None or obj.get("rejected") is not None:
+        if swift is not None or obj.get("chosen") is not None or obj.get("rejected") is not None:
             raise pair_and_kto("label")
-        kind = "kto"
         if completion is None:  # ms-swift KTO: the last assistant turn of messages is judged
             msgs, completion = split_completion(msgs, key)
-    elif obj.get("rejected_response") is not None:
-        kind = "dpo"
-        if not isinstance(obj["rejected_response"], str):
-            raise ParseError("S001", "rejected_response must be a string", "rejected_response")
-        if not msgs:
-            raise ParseError("S001", "messages is empty", key)
-        chosen = [msgs.pop()]
-        rejected = [Message("assistant", obj["rejected_response"], "rejected_response")]
-    elif obj.get("chosen") is not None or obj.get("rejected") is not None:
-        kind = "dpo"
+    elif swift is None and (obj.get("chosen") is not None or obj.get("rejected") is not None):
         chosen, rejected = (_responses(obj, name, ctx, inline, bare) for name in ("chosen", "rejected"))
     akey = "audios" if obj.get("audios") is not None else "audio"
     audios = merge_audios(audio_list(obj.get(akey), akey), inline, bare[0], key)
+    tools = optional_text(obj, "tools")
+    if swift is not None:
+        pair = swift_pairs.read(obj, ctx, swift, msgs, system, audios, tools)
+        msgs, chosen, rejected = pair.prompt, pair.chosen, pair.rejected
     return new_record(
         obj,
         ctx,
         "messages",
-        kind=kind,
+        kind="dpo" if chosen is not None else "kto" if label is not None else "sft",
         messages=msgs,
         audios=audios,
         system=system,
-        tools=optional_text(obj, "tools"),
+        tools=tools,
         chosen=chosen,
         rejected=rejected,
         completion=completion,
