@@ -25,11 +25,26 @@ class AudioError(Exception):
 
 @dataclass(slots=True)
 class AudioSource:
-    """Either a file on disk or bytes in memory; ``name`` hints the container."""
+    """Either a file on disk or bytes in memory; ``name`` hints the container; ``label`` is how
+    messages name it (the reference as the record wrote it, never a resolved or in-memory object)."""
 
     path: Path | None = None
     data: bytes | None = None
     name: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name or "audio"
+
+
+def describe_ref(ref: AudioRef) -> str:
+    """The reference as a message names it: the path or URL as written, or where inline data sits.
+    Stable across runs and machines (no resolved paths, no object reprs)."""
+    if ref.kind in ("path", "url"):
+        return str(ref.value)[:200]
+    what = {"base64": "inline base64", "data_uri": "inline data URI", "bytes": "inline bytes", "array": "array audio"}
+    named = f" ({ref.name})" if ref.name else ""
+    return f"{what.get(ref.kind, ref.kind)} in {ref.field}{named}"
 
 
 _DATA_URI = re.compile(r"^data:([\w.+/-]*)((?:;[\w=.-]+)*?);base64,", re.IGNORECASE)
@@ -71,18 +86,19 @@ def open_ref(ref: AudioRef, media_root: str, max_bytes: int, allow_absolute: boo
         size = path.stat().st_size
         if size > max_bytes:
             raise AudioError("A011", f"audio file of {size} bytes exceeds --max-audio-bytes {max_bytes}")
-        return AudioSource(path=path, name=path.name)
+        return AudioSource(path=path, name=path.name, label=describe_ref(ref))
     if ref.kind == "bytes":
         if len(ref.value) > max_bytes:
             raise AudioError("A011", f"inline audio of {len(ref.value)} bytes exceeds --max-audio-bytes {max_bytes}")
-        return AudioSource(data=ref.value, name=ref.name or "")
+        return AudioSource(data=ref.value, name=ref.name or "", label=describe_ref(ref))
     if ref.kind == "data_uri":
         m = _DATA_URI.match(ref.value)
         if m is None:
             raise AudioError("A004", "data URI is not of the form data:audio/<type>;base64,<data>")
         mime = m.group(1).lower()
         ext = mime.rsplit("/", 1)[-1] if "/" in mime else ""
-        return AudioSource(data=b64decode(ref.value[m.end() :], max_bytes), name=ref.name or (f"inline.{ext}" if ext else ""))
+        name = ref.name or (f"inline.{ext}" if ext else "")
+        return AudioSource(data=b64decode(ref.value[m.end() :], max_bytes), name=name, label=describe_ref(ref))
     if ref.kind == "base64":
-        return AudioSource(data=b64decode(ref.value, max_bytes), name=ref.name or "")
+        return AudioSource(data=b64decode(ref.value, max_bytes), name=ref.name or "", label=describe_ref(ref))
     raise AudioError("A005", f"cannot read an audio reference of kind {ref.kind}")

@@ -18,10 +18,11 @@ import numpy as np
 
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import Decoded, decode
-from audiodata.audio.load import AudioError, open_ref
+from audiodata.audio.load import AudioError, describe_ref, open_ref
 from audiodata.audio.transform import CODECS, encode, pcm_hash, to_pcm16
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
+from audiodata.errtext import library_error
 from audiodata.families import get_family
 from audiodata.records import Clip, ClipStats, Record
 from audiodata.rules.audio_rules import AudioContext
@@ -115,6 +116,7 @@ def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | Non
 
 def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
     """Read one reference into a stored clip (measured for the audio rules). Raises AudioError."""
+    label = describe_ref(ref)
     if ref.kind == "array":
         samples = np.asarray(ref.value, dtype=np.float32).reshape(-1, 1)
         decoded = Decoded(samples, int(ref.sampling_rate), 1, "ARRAY")
@@ -130,7 +132,13 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
     seconds = frames / decoded.sampling_rate
     if seconds < MIN_SECONDS:
         raise AudioError("A007", f"audio is {seconds * 1000:.0f} ms long, under {MIN_SECONDS * 1000:.0f} ms")
-    pcm = to_pcm16(decoded, settings.sample_rate)
+    if not np.isfinite(np.sum(decoded.samples, dtype=np.float64)):  # NaN/inf in a float WAV or an array:
+        bad = int(np.count_nonzero(~np.isfinite(decoded.samples)))
+        raise AudioError("A005", f"{label} cannot be decoded: {bad} samples are NaN or infinite")  # int16 cast undefined
+    try:
+        pcm = to_pcm16(decoded, settings.sample_rate)
+    except (ValueError, RuntimeError) as exc:  # soxr refusing a rate
+        raise AudioError("A005", f"{label} cannot be resampled: {library_error(exc, label)}") from None
     return Clip(
         data=encode(pcm, settings.sample_rate, settings.codec) if settings.encode else b"",
         codec=settings.codec,
