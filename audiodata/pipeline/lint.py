@@ -98,7 +98,7 @@ class Analyser:
             out.clips = [(c.seconds, c.source_sampling_rate) for c in done.clips]
             out.preview = done.preview
             if len(done.hashes) == len(rec.audios):
-                clips = list(zip(done.hashes, done.prints or [None] * len(done.hashes), strict=True))
+                clips = done.dedup_clips()
         elif rec is not None and self.task.dedup:
             clips = [(_ref_identity(rec, r.kind, r.value), None) for r in rec.audios]
         rejected = any(f.is_error for f in out.findings)  # convert drops it anyway: no duplicate of or with it

@@ -22,6 +22,7 @@ from audiodata.audio.load import AudioError, describe_ref, open_ref
 from audiodata.audio.transform import CODECS, encode, pcm_hash, to_pcm16
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
+from audiodata.dedup.index import clip_identity
 from audiodata.errtext import library_error
 from audiodata.families import get_family
 from audiodata.records import Clip, ClipStats, Record
@@ -61,6 +62,11 @@ class Processed:
     clips: list[ClipStats] = field(default_factory=list)
     preview: dict[str, Any] | None = None
     prints: list[Any] | None = None  # one Fingerprint per clip, with settings.fingerprint
+
+    def dedup_clips(self) -> list[tuple[str | None, Any]]:
+        """(hash, fingerprint) per clip as dedup compares them: silent clips have no identity."""
+        prints = self.prints or [None] * len(self.hashes)
+        return [clip_identity(h, fp, c.rms_dbfs) for h, fp, c in zip(self.hashes, prints, self.clips, strict=True)]
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
