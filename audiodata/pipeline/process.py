@@ -83,7 +83,7 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
     findings: list[Finding] = []
     for ref in rec.audios:
         try:
-            clips.append(make_clip(ref, rec.media_root, settings))
+            clips.append(make_clip(ref, rec.media_root, settings, rec.input_dir))
         except AudioError as exc:
             findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
     measured = [c.stats for c in clips if c.stats is not None]
@@ -120,7 +120,7 @@ def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | Non
     return {"mime": mime, "data": data, "field": field_name, "seconds": round(pcm.shape[0] / clip.sampling_rate, 2)}
 
 
-def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
+def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str | None = None) -> Clip:
     """Read one reference into a stored clip (measured for the audio rules). Raises AudioError."""
     label = describe_ref(ref)
     if ref.kind == "array":
@@ -130,7 +130,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
             raise AudioError("A011", f"array audio exceeds --max-duration {settings.max_duration:g} s")
     else:
         decoded = decode(
-            open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths), settings.max_duration
+            open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir), settings.max_duration
         )
     frames = decoded.samples.shape[0]
     if frames == 0:

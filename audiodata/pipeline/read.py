@@ -82,6 +82,8 @@ class Parser:
         if item.code is not None:
             return Pending(seq, item, src, None, [Finding(item.code, item.error or "", "", src)])
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
+        if record is not None:
+            record.input_dir = f.input_dir
         if self.schema_on and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
             schema = self.schemas[n](item.obj, dialect, src) if dialect else []
