@@ -99,6 +99,17 @@ def _base(rel: Path, root: Path, input_dir: str | None) -> Path:
     return root
 
 
+def lexical_target(raw: str, media_root: str, input_dir: str | None = None) -> Path | None:
+    """The absolute path a relative reference names, links kept as written (the folder chosen as
+    :func:`resolve_path` chooses it); None for an absolute or ``~`` path."""
+    p = Path(raw)
+    if raw.startswith("~") or p.is_absolute():
+        return None
+    root = Path(os.path.realpath(media_root))
+    base = _base(p, root, input_dir)
+    return (Path(os.path.abspath(media_root)) if base == root else base) / p
+
+
 def _hint(raw: str, real: Path, root: Path, allow_absolute: bool, input_dir: str | None) -> str:
     """'; --media-root X would accept it' for the nearest common folder X of the media root and the
     real file, when resolving ``raw`` against X (and the input's folder) does reach that file."""

@@ -11,6 +11,7 @@ the report.
 from __future__ import annotations
 
 import array
+import copy
 import hashlib
 import json
 import os
@@ -18,10 +19,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from audiodata.dedup.index import RecordDeduper, RecordInfo, conversation_keys
 from audiodata.families import DEFAULT_WINDOW, get_family
+from audiodata.pipeline import fixout
 from audiodata.pipeline.options import ConvertOptions
 from audiodata.pipeline.process import AudioSettings, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
@@ -50,9 +52,10 @@ class Analysis:
     fixed: str | None = None  # the repaired record as one JSON line
     changes: list[str] | None = None
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
+    moved: int = 0  # relative audio paths made absolute in its --fix copy
 
     def pack(self) -> tuple[Any, ...]:
-        return (self.findings or None, self.dedup, self.clips, self.preview, self.fixed, self.changes, self.copy)
+        return (self.findings or None, self.dedup, self.clips, self.preview, self.fixed, self.changes, self.copy, self.moved)
 
     @classmethod
     def unpack(cls, t: tuple[Any, ...]) -> Analysis:
@@ -70,6 +73,7 @@ class LintTask:
     audio: AudioSettings | None  # None: text rules only
     fix: bool = False
     dedup: bool = True  # send what the record deduper needs (off when no D rule is enabled)
+    fix_roots: tuple[str | None, ...] | None = None  # per file, the media root of its --fix copy (fixout.relocate)
 
 
 class Analyser:
@@ -112,13 +116,23 @@ class Analyser:
         obj = p.item.obj
         if obj is None:
             return  # unparsable: nothing to copy
+        fixed: dict[str, Any] | None = None
         proposal = fixes.propose(obj, p.record, out.findings)
         if proposal is not None:
-            fixed, changes = proposal
-            after = self.parse(p.seq, n, RawItem(p.item.index, p.item.line, obj=fixed))
+            candidate, changes = proposal
+            after = self.parse(p.seq, n, RawItem(p.item.index, p.item.line, obj=candidate))
             if fixes.accept(out.findings, after.findings, changes):
-                out.fixed, out.changes = json.dumps(fixed, ensure_ascii=False), changes
+                fixed, out.changes = candidate, changes
+        root = self.task.fix_roots[n] if self.task.fix_roots else None
+        if root is not None and p.record is not None and isinstance(obj, dict):
+            moved_obj = fixed if fixed is not None else copy.deepcopy(obj)
+            out.moved = fixout.relocate(moved_obj, p.record, root)
+            if out.moved and fixed is None:
+                out.copy = json.dumps(moved_obj, ensure_ascii=False)
                 return
+        if fixed is not None:
+            out.fixed = json.dumps(fixed, ensure_ascii=False)
+            return
         out.copy = text if text is not None and "\n" not in text else json.dumps(obj, ensure_ascii=False)
 
 
@@ -158,6 +172,8 @@ class LintReport:
     fixes: list[dict[str, Any]] = field(default_factory=list)
     fixed_output: str | None = None
     not_copied: int = 0
+    fixed_files: list[dict[str, str]] | None = None  # several inputs: which input's copy went where
+    paths_rewritten: int = 0
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -206,6 +222,8 @@ class LintReport:
         }
         if self.fixed_output is not None:
             out["fix"] = {"output": self.fixed_output, "records_changed": len(self.fixes), "not_copied": self.not_copied}
+            if self.fixed_files is not None:
+                out["fix"].update(files=self.fixed_files, paths_rewritten=self.paths_rewritten)
             out["fixes"] = self.fixes
         return out
 
@@ -236,8 +254,9 @@ def lint(
     on_progress: ProgressFn | None = None,
     **kwargs: Any,
 ) -> LintReport:
-    """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only;
-    ``fix`` writes a repaired copy (JSONL) there; ``html`` keeps audio previews of flagged records."""
+    """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only; ``fix`` writes
+    the repaired copy there (one input file: that file, JSONL; several: a folder with one copy per
+    input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records."""
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     files = expand(paths, opts.media_root, opts.format, opts.datasets, exclude=[Path(fix)] if fix else None)
@@ -245,12 +264,13 @@ def lint(
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
     dup_on = "D001" in enabled or "D003" in enabled
     read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled)
-    task = LintTask(files, read, settings, fix is not None, dup_on)
+    plan = fixout.plan(files, Path(fix), opts.media_root) if fix is not None else None
+    task = LintTask(files, read, settings, fix is not None, dup_on, plan.roots() if plan else None)
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
     deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
-    out: TextIO | None = _open_fix(fix) if fix else None
+    out = fixout.FixWriter(plan) if plan is not None else None
 
     def where(n: int, index: int, line: int) -> SourceLoc:
         return SourceLoc(files[n].display, index, line)
@@ -278,14 +298,16 @@ def lint(
                 key = f"{files[n].display}#{index}"
                 report.previews[key] = {**a.preview, "data": _b64(a.preview["data"])}
             if out is not None:
-                _write_fixed(out, report, a, where(n, index, line))
-    finally:
+                _write_fixed(out, n, report, a, where(n, index, line))
         if out is not None:
             out.close()
-    if fix is not None:
-        tmp = Path(str(fix) + ".tmp")
-        tmp.replace(fix)
+    finally:
+        if out is not None:
+            out.close(complete=False)
+    if out is not None and plan is not None:
+        files_written = out.commit()
         report.fixed_output = str(fix)
+        report.fixed_files = None if plan.single else files_written
     return report
 
 
@@ -325,17 +347,13 @@ def _loc(info: RecordInfo) -> str:
     return str(SourceLoc(info.source, info.index, info.line))
 
 
-def _open_fix(fix: str | os.PathLike[str]) -> TextIO:
-    Path(fix).parent.mkdir(parents=True, exist_ok=True)
-    return open(str(fix) + ".tmp", "w", encoding="utf-8")
-
-
-def _write_fixed(out: TextIO, report: LintReport, a: Analysis, source: SourceLoc) -> None:
+def _write_fixed(out: fixout.FixWriter, n: int, report: LintReport, a: Analysis, source: SourceLoc) -> None:
     line = a.fixed if a.fixed is not None else a.copy
     if line is None:
         report.not_copied += 1
         return
-    out.write(line + "\n")
+    out.write(n, line)
+    report.paths_rewritten += a.moved
     if a.fixed is not None:
         report.fixes.append({"source": source.file, "index": source.index, "line": source.line, "changes": a.changes})
 
