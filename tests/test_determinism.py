@@ -29,6 +29,7 @@ def _sft(audio: object, answer: str) -> dict:
 def failing_corpus(root: Path) -> Path:
     """One record per kind of audio failure, plus one good record."""
     write_audio(root / "audio/good.wav", seconds=1.0)
+    write_audio(root / "audio/narrow.wav", seconds=1.0, rate=8000)  # a warning (A009): an audio preview in the HTML
     full = (root / "audio/good.wav").read_bytes()
     sf.write(root / "audio/long.flac", tone(3.0), 16000)
     (root / "audio/truncated.flac").write_bytes((root / "audio/long.flac").read_bytes()[:3000])
@@ -40,6 +41,7 @@ def failing_corpus(root: Path) -> Path:
     sf.write(root / "audio/nan.wav", nan, 16000, subtype="FLOAT")
     records = [
         _sft("audio/good.wav", "good"),
+        _sft("audio/narrow.wav", "8 kHz"),
         _sft(JUNK, "undecodable base64"),
         _sft({"bytes": JUNK, "path": "clip.wav"}, "undecodable bytes dict"),
         _sft("data:audio/wav;base64," + JUNK, "undecodable data URI"),
@@ -87,7 +89,8 @@ def test_rejects_and_lint_reports_are_byte_identical_and_clean(tmp_path, capsys)
     rejects = [json.loads(line) for line in first["rejects"].decode().splitlines()]
     lint = json.loads(first["lint.json"])
     messages = [r["message"] for rec in rejects for r in rec["reasons"]] + [f["message"] for f in lint["findings"]]
-    assert len(rejects) == 13  # every failing record is rejected, the good one is written
+    assert len(rejects) == 13  # every failing record is rejected, the good ones are written
+    assert b"audio/mpeg" in first["lint.html"] or b"audio/flac" in first["lint.html"]  # the preview is compared too
     for msg in messages:  # the user's own folders may be named (A001/A002: the media root); nothing else of the machine
         assert not LEAKS.search(msg.replace(str(tmp_path), "<user folder>")), msg
 
