@@ -138,9 +138,10 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
     seconds = frames / decoded.sampling_rate
     if seconds < MIN_SECONDS:
         raise AudioError("A007", f"audio is {seconds * 1000:.0f} ms long, under {MIN_SECONDS * 1000:.0f} ms")
-    if not np.isfinite(np.sum(decoded.samples, dtype=np.float64)):  # NaN/inf in a float WAV or an array:
+    if not np.isfinite(np.sum(decoded.samples)):  # NaN/inf in a float WAV or an array (a cheap pass; then count)
         bad = int(np.count_nonzero(~np.isfinite(decoded.samples)))
-        raise AudioError("A005", f"{label} cannot be decoded: {bad} samples are NaN or infinite")  # int16 cast undefined
+        if bad:  # the int16 cast of NaN/inf is undefined: never store it
+            raise AudioError("A005", f"{label} cannot be decoded: {bad} samples are NaN or infinite")
     try:
         pcm = to_pcm16(decoded, settings.sample_rate)
     except (ValueError, RuntimeError) as exc:  # soxr refusing a rate
