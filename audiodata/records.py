@@ -90,7 +90,8 @@ class Record:
     prompt (ending on a user turn) and ``chosen``/``rejected`` hold the competing
     responses. For ``kto`` they are the prompt, ``completion`` holds the one response
     and ``label`` says whether it is desirable (True) or not (False).
-    ``media_root`` is the folder relative audio paths resolve against.
+    ``media_root`` is the folder relative audio paths resolve against and may not leave; ``input_dir``
+    (the input file's own folder, when it lies inside ``media_root``) is where they are looked for next.
     """
 
     id: str
@@ -105,6 +106,7 @@ class Record:
     completion: list[Message] | None = None
     label: bool | None = None
     media_root: str = "."
+    input_dir: str | None = None  # the input file's folder: relative paths missing under media_root are looked for here
     dialect: str = ""
     _texts: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
 

@@ -22,13 +22,19 @@ def _dbfs(value: float) -> float:
     return max(FLOOR_DBFS, 20 * math.log10(value)) if value > 0 else FLOOR_DBFS
 
 
+def rms_dbfs(pcm: np.ndarray) -> float:
+    """RMS level of int16 PCM in dBFS, rounded as :class:`ClipStats` holds it (the silence rule and
+    dedup's silence exclusion compare this number, for fresh and for stored clips alike)."""
+    level = pcm.astype(np.float32) / 32768.0 if pcm.size else np.zeros(1, np.float32)
+    return round(_dbfs(float(np.sqrt(np.mean(np.square(level, dtype=np.float64))))), 2)
+
+
 def measure(ref: AudioRef, decoded: Decoded, pcm: np.ndarray) -> ClipStats:
     """``pcm`` is the stored mono int16 signal; ``decoded`` the source samples."""
     src = decoded.samples
     seconds = src.shape[0] / decoded.sampling_rate
     level = pcm.astype(np.float32) / 32768.0 if pcm.size else np.zeros(1, np.float32)
     peak = float(np.max(np.abs(level)))
-    rms = float(np.sqrt(np.mean(np.square(level, dtype=np.float64))))
     clipped = int(np.count_nonzero(src >= CLIP_LEVEL) + np.count_nonzero(src <= -CLIP_LEVEL)) if src.size else 0
     declared: list[tuple[str, float]] = []
     if ref.declared_duration is not None:
@@ -42,7 +48,7 @@ def measure(ref: AudioRef, decoded: Decoded, pcm: np.ndarray) -> ClipStats:
         source_sampling_rate=decoded.sampling_rate,
         source_channels=decoded.channels,
         peak_dbfs=round(_dbfs(peak), 2),
-        rms_dbfs=round(_dbfs(rms), 2),
+        rms_dbfs=rms_dbfs(pcm),
         clipped_fraction=clipped / src.size if src.size else 0.0,
         declared=tuple(declared),
     )

@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from audiodata.audio.load import AudioError, AudioSource
+from audiodata.errtext import library_error
 
 #: Containers libsndfile never reads: go straight to FFmpeg.
 FFMPEG_ONLY = (".m4a", ".mp4", ".aac", ".webm", ".wma", ".mka", ".mkv", ".amr", ".3gp", ".ac3")
@@ -36,6 +37,8 @@ EXACT_HEADER = ("WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64", "CAF")
 
 
 def decode(src: AudioSource, max_duration: float) -> Decoded:
+    """Raises :class:`AudioError` whose message names ``src.label`` (the record's reference), with
+    the libraries' reasons cleaned of addresses and resolved paths (stable across runs)."""
     first_error = "not tried"
     if Path(src.name).suffix.lower() not in FFMPEG_ONLY:
         try:
@@ -43,13 +46,17 @@ def decode(src: AudioSource, max_duration: float) -> Decoded:
         except AudioError:
             raise
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            first_error = str(exc)
+            first_error = _reason(exc, src)
     av = _pyav()
     if av is None:
         if _looks_like_media(src):
-            raise AudioError("A010", f"{src.name or 'audio'}: libsndfile cannot read it and FFmpeg (PyAV) is not installed")
-        raise AudioError("A005", f"{src.name or 'audio'} cannot be decoded: {first_error}")
+            raise AudioError("A010", f"{src.label}: libsndfile cannot read it and FFmpeg (PyAV) is not installed")
+        raise AudioError("A005", f"{src.label} cannot be decoded: {first_error}")
     return _decode_ffmpeg(av, src, max_duration, first_error)
+
+
+def _reason(exc: BaseException, src: AudioSource) -> str:
+    return library_error(exc, src.label, (str(src.path),) if src.path is not None else ())
 
 
 def _pyav() -> Any:
@@ -64,7 +71,7 @@ def _decode_soundfile(src: AudioSource, max_duration: float) -> Decoded:
     target = str(src.path) if src.path is not None else io.BytesIO(src.data or b"")
     with sf.SoundFile(target) as f:
         if f.samplerate <= 0 or f.channels <= 0:
-            raise AudioError("A005", f"invalid header: {f.samplerate} Hz, {f.channels} channels")
+            raise AudioError("A005", f"{src.label}: invalid header ({f.samplerate} Hz, {f.channels} channels)")
         frames = f.frames
         if frames > 0 and frames / f.samplerate > max_duration:
             raise AudioError("A011", f"{frames / f.samplerate:.1f} s exceeds --max-duration {max_duration:g} s")
@@ -109,7 +116,7 @@ def _looks_like_media(src: AudioSource) -> bool:
 
 
 def _decode_ffmpeg(av: Any, src: AudioSource, max_duration: float, first_error: str) -> Decoded:
-    name = src.name or "audio"
+    name = src.label
     target: Any = str(src.path) if src.path is not None else io.BytesIO(src.data or b"")
     try:
         with av.open(target) as container:
@@ -142,5 +149,5 @@ def _decode_ffmpeg(av: Any, src: AudioSource, max_duration: float, first_error: 
     except AudioError:
         raise
     except (av.error.FFmpegError, ValueError, OSError, IndexError) as exc:
-        raise AudioError("A005", f"{name} cannot be decoded: {exc} (libsndfile: {first_error})") from None
+        raise AudioError("A005", f"{name} cannot be decoded: {_reason(exc, src)} (libsndfile: {first_error})") from None
     return Decoded(np.ascontiguousarray(samples, dtype=np.float32), rate, channels, codec, declared)

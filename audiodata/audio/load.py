@@ -1,8 +1,9 @@
 """Turn an :class:`AudioRef` into bytes or a readable path, safely.
 
-Relative paths resolve against the media root and may not leave it (symlinks
-included); URLs are refused (audiodata never fetches); inline data is size-bounded
-before it is decoded. Problems raise :class:`AudioError` with a rule code.
+Relative paths resolve against the media root (or, when missing there, the input's own
+folder inside it) and may not leave it (symlinks included); URLs are refused (audiodata
+never fetches); inline data is size-bounded before it is decoded. Problems raise
+:class:`AudioError` with a rule code.
 """
 
 from __future__ import annotations
@@ -25,11 +26,26 @@ class AudioError(Exception):
 
 @dataclass(slots=True)
 class AudioSource:
-    """Either a file on disk or bytes in memory; ``name`` hints the container."""
+    """Either a file on disk or bytes in memory; ``name`` hints the container; ``label`` is how
+    messages name it (the reference as the record wrote it, never a resolved or in-memory object)."""
 
     path: Path | None = None
     data: bytes | None = None
     name: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name or "audio"
+
+
+def describe_ref(ref: AudioRef) -> str:
+    """The reference as a message names it: the path or URL as written, or where inline data sits.
+    Stable across runs and machines (no resolved paths, no object reprs)."""
+    if ref.kind in ("path", "url"):
+        return str(ref.value)[:200]
+    what = {"base64": "inline base64", "data_uri": "inline data URI", "bytes": "inline bytes", "array": "array audio"}
+    named = f" ({ref.name})" if ref.name else ""
+    return f"{what.get(ref.kind, ref.kind)} in {ref.field}{named}"
 
 
 _DATA_URI = re.compile(r"^data:([\w.+/-]*)((?:;[\w=.-]+)*?);base64,", re.IGNORECASE)
@@ -47,42 +63,88 @@ def b64decode(text: str, max_bytes: int) -> bytes:
         raise AudioError("A004", f"invalid base64 ({exc})") from None
 
 
-def resolve_path(raw: str, media_root: str, allow_absolute: bool = True) -> Path:
+def resolve_path(
+    raw: str, media_root: str, allow_absolute: bool = True, input_dir: str | None = None, hint: bool = True
+) -> Path:
+    """The real file ``raw`` names. A relative path resolves against the media root; when nothing is
+    there and the input file's own folder ``input_dir`` lies inside the media root, against that
+    folder (a corpus folder inside a wider --media-root keeps paths relative to itself, e.g. through
+    a link ``corpus/audio -> /mnt/shared/audio``). Either way the real file, links followed, must lie
+    inside the media root; an A002 says which --media-root would accept the path."""
     root = Path(os.path.realpath(media_root))
     p = Path(os.path.expanduser(raw)) if raw.startswith("~") else Path(raw)
     if p.is_absolute():
         real = Path(os.path.realpath(p))
         if not allow_absolute and not real.is_relative_to(root):
-            raise AudioError("A002", f"absolute path {raw} is outside the media root {root} (--strict-paths)")
+            wider = _hint(raw, real, root, allow_absolute, input_dir) if hint else ""
+            raise AudioError("A002", f"absolute path {raw} is outside the media root {root} (--strict-paths){wider}")
     else:
-        real = Path(os.path.realpath(root / p))
+        real = Path(os.path.realpath(_base(p, root, input_dir) / p))
         if not real.is_relative_to(root):
-            raise AudioError("A002", f"path {raw} resolves to {real}, outside the media root {root}")
+            wider = _hint(raw, real, root, allow_absolute, input_dir) if hint else ""
+            raise AudioError("A002", f"path {raw} resolves to {real}, outside the media root {root}{wider}")
     if not real.is_file():
         raise AudioError("A001", f"audio file not found: {raw} (looked for {real})")
     return real
 
 
-def open_ref(ref: AudioRef, media_root: str, max_bytes: int, allow_absolute: bool = True) -> AudioSource:
+def _base(rel: Path, root: Path, input_dir: str | None) -> Path:
+    """The folder a relative path is read from: the media root, or the input's folder inside it
+    when only there the path exists."""
+    if input_dir is None or (root / rel).exists():
+        return root
+    here = Path(os.path.abspath(input_dir))
+    if here != root and Path(os.path.realpath(here)).is_relative_to(root) and (here / rel).exists():
+        return here
+    return root
+
+
+def lexical_target(raw: str, media_root: str, input_dir: str | None = None) -> Path | None:
+    """The absolute path a relative reference names, links kept as written (the folder chosen as
+    :func:`resolve_path` chooses it); None for an absolute or ``~`` path."""
+    p = Path(raw)
+    if raw.startswith("~") or p.is_absolute():
+        return None
+    root = Path(os.path.realpath(media_root))
+    base = _base(p, root, input_dir)
+    return (Path(os.path.abspath(media_root)) if base == root else base) / p
+
+
+def _hint(raw: str, real: Path, root: Path, allow_absolute: bool, input_dir: str | None) -> str:
+    """'; --media-root X would accept it' for the nearest common folder X of the media root and the
+    real file, when resolving ``raw`` against X (and the input's folder) does reach that file."""
+    wider = Path(os.path.commonpath([root, real]))
+    try:
+        if resolve_path(raw, str(wider), allow_absolute, input_dir, hint=False) != real:
+            return ""
+    except AudioError:
+        return ""
+    return f"; --media-root {wider} would accept it"
+
+
+def open_ref(
+    ref: AudioRef, media_root: str, max_bytes: int, allow_absolute: bool = True, input_dir: str | None = None
+) -> AudioSource:
     if ref.kind == "url":
         raise AudioError("A003", f"audio is a URL ({str(ref.value)[:120]}); download it first, audiodata does not fetch")
     if ref.kind == "path":
-        path = resolve_path(str(ref.value), media_root, allow_absolute)
+        path = resolve_path(str(ref.value), media_root, allow_absolute, input_dir)
         size = path.stat().st_size
         if size > max_bytes:
             raise AudioError("A011", f"audio file of {size} bytes exceeds --max-audio-bytes {max_bytes}")
-        return AudioSource(path=path, name=path.name)
+        return AudioSource(path=path, name=path.name, label=describe_ref(ref))
     if ref.kind == "bytes":
         if len(ref.value) > max_bytes:
             raise AudioError("A011", f"inline audio of {len(ref.value)} bytes exceeds --max-audio-bytes {max_bytes}")
-        return AudioSource(data=ref.value, name=ref.name or "")
+        return AudioSource(data=ref.value, name=ref.name or "", label=describe_ref(ref))
     if ref.kind == "data_uri":
         m = _DATA_URI.match(ref.value)
         if m is None:
             raise AudioError("A004", "data URI is not of the form data:audio/<type>;base64,<data>")
         mime = m.group(1).lower()
         ext = mime.rsplit("/", 1)[-1] if "/" in mime else ""
-        return AudioSource(data=b64decode(ref.value[m.end() :], max_bytes), name=ref.name or (f"inline.{ext}" if ext else ""))
+        name = ref.name or (f"inline.{ext}" if ext else "")
+        return AudioSource(data=b64decode(ref.value[m.end() :], max_bytes), name=name, label=describe_ref(ref))
     if ref.kind == "base64":
-        return AudioSource(data=b64decode(ref.value, max_bytes), name=ref.name or "")
+        return AudioSource(data=b64decode(ref.value, max_bytes), name=ref.name or "", label=describe_ref(ref))
     raise AudioError("A005", f"cannot read an audio reference of kind {ref.kind}")

@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-json", metavar="FILE", help="write the report as JSON, '-' for stdout (schemas/lint_report.schema.json)"
     )
     lt.add_argument("--report-html", metavar="FILE", help="write a self-contained HTML report with plots and audio players")
-    lt.add_argument("--fix", metavar="OUT.jsonl", help="write a repaired copy (safe repairs only); the input is never edited")
+    lt.add_argument(
+        "--fix",
+        metavar="OUT",
+        help="write a repaired copy (safe repairs only; the input is never edited): one input file -> the file OUT (JSONL); "
+        "several (a folder, files, a dataset_info.json) -> one copy per input under the folder OUT, same layout",
+    )
     lt.add_argument("--max-examples", type=int, default=3, help="examples shown per rule in the terminal (default 3)")
 
     d = sub.add_parser(
@@ -425,6 +430,8 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
     if "fix" in data:
         fx = data["fix"]
         out.print(f"--fix: {fx['records_changed']} records repaired -> {fx['output']} ({fx['not_copied']} unparsable not copied)")
+        if "files" in fx:
+            out.print(f"  {len(fx['files'])} files; {fx['paths_rewritten']} relative audio paths made absolute to keep resolving")
         for item in data["fixes"][:20]:
             where = f"{item['source']}:{item['line'] if item['line'] is not None else item['index']}"
             out.print(f"  {where}: " + "; ".join(item["changes"]))

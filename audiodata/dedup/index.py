@@ -10,15 +10,21 @@ A record duplicates an earlier one when each of its clips matches the earlier re
 in the same position and the conversation (system, turns, chosen/rejected) is identical.
 Same audio and same prompt with a different response is a *conflict*: both are kept and
 reported. DPO records are whole units: a pair is never split.
+
+A silent clip (RMS under :data:`SILENCE_DBFS`) has no identity: every all-zero clip of a length is
+bit-identical and low-level noise fingerprints alike, whatever was meant to be said, so such a clip
+never matches another and its record is never a duplicate, conflict or leak (A012 reports it).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from audiodata.dedup.fingerprint import Fingerprint, similarity, sketch_distance
+from audiodata.rules.audio_rules import SILENCE_DBFS
 
 #: Fingerprint similarity (1 - bit error rate) from which two clips are the same recording.
 #: Calibrated on espeak-ng speech with benchmarks/dedup_quality.py: lossy, re-gained and noisy
@@ -83,13 +89,24 @@ class ClipIndex:
                 self.buckets.setdefault(key, []).append(cid)
         return cid
 
-    def resolve(self, pcm_hash: str, fp: Fingerprint | None) -> tuple[int, ClipMatch | None]:
-        """The canonical clip id for this clip (an earlier one if it matches, else a new one)."""
+    def resolve(self, pcm_hash: str | None, fp: Fingerprint | None) -> tuple[int, ClipMatch | None]:
+        """The canonical clip id for this clip (an earlier one if it matches, else a new one).
+        A clip without identity (``pcm_hash`` None: silent) always gets a new id, never indexed."""
+        if pcm_hash is None:
+            self.prints.append(None)
+            return len(self.prints) - 1, None
         match = self.find(pcm_hash, fp)
         if match is not None:
             self.by_hash.setdefault(pcm_hash, match.clip)  # a later lossless copy of this one matches exactly
             return match.clip, match
         return self.add(pcm_hash, fp), None
+
+
+def clip_identity(pcm_hash: str, fp: Fingerprint | None, rms_dbfs: float) -> tuple[str | None, Fingerprint | None]:
+    """What dedup compares of one clip: its hash and fingerprint, or nothing when it is silent.
+    The threshold is A012's (-60 dBFS RMS): recorded speech sits around -35..-15 dBFS, and under -60
+    nothing a speech model can use is left, so nothing that could make two clips the same recording."""
+    return (None, None) if rms_dbfs < SILENCE_DBFS else (pcm_hash, fp)
 
 
 def _keys(fp: Fingerprint) -> list[int]:
@@ -104,10 +121,13 @@ class RecordInfo:
     index: int
     line: int | None
     kind: str  # sft | dpo
-    clips: list[tuple[str, Fingerprint | None]]  # (pcm_hash, fingerprint) in order
+    clips: list[tuple[str | None, Fingerprint | None]]  # (pcm_hash, fingerprint) in order; None: silent
     prompt: bytes  # digest of system + tools + prompt turns
     response: bytes  # digest of the responses (SFT: assistant turns; DPO: chosen + rejected)
     reference: bool = False  # from --against (an existing dataset), never kept or dropped
+    #: For stored clips read without their audio (exact mode): is clip k silent? Asked only when the clip's
+    #: hash was seen before, since only then can it matter (equal PCM: both silent or neither).
+    probe: Callable[[int], bool] | None = field(default=None, repr=False, compare=False)
 
     @property
     def where(self) -> dict[str, Any]:
@@ -162,7 +182,9 @@ class RecordDeduper:
         ids: list[int] = []
         kinds: list[str] = []
         sims: list[float] = []
-        for pcm_hash, fp in rec.clips:
+        for k, (pcm_hash, fp) in enumerate(rec.clips):
+            if rec.probe is not None and pcm_hash in self.clips.by_hash and rec.probe(k):
+                pcm_hash, fp = None, None
             cid, match = self.clips.resolve(pcm_hash, fp)
             ids.append(cid)
             kinds.append(match.kind if match else "new")

@@ -5,13 +5,14 @@ inputs with them; ``convert --dedup`` re-reads its own durable shards when it re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from audiodata.audio.analyse import rms_dbfs
 from audiodata.audio.transform import decode_bytes
 from audiodata.dedup.fingerprint import fingerprint
-from audiodata.dedup.index import RecordInfo, conversation_keys
+from audiodata.dedup.index import RecordInfo, clip_identity, conversation_keys
 from audiodata.writer.schema import layout_of, record_columns, record_from_row
 
 
@@ -37,29 +38,59 @@ def shard_records(path: Path, near: bool, reference: bool = False) -> Iterator[R
 
     kind, version = layout_of(pq.read_schema(path).names)
     cols = [*record_columns(kind, version), "audio_info"] + (["audios"] if near else [])
+    audio = None if near else _StoredAudio(path)
+    row_number = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=cols):
         for row in batch.to_pylist():
             rec = record_from_row(row, kind, version)
             prompt, response = conversation_keys(rec)
             hashes = [a["pcm_hash"] for a in row["audio_info"] or []]
-            prints = [_print(a) for a in row["audios"]] if near else [None] * len(hashes)
+            clips = [_clip(h, a) for h, a in zip(hashes, row["audios"], strict=True)] if near else [(h, None) for h in hashes]
             src = row["source"] or {}
             yield RecordInfo(
                 src.get("file", str(path)),
                 int(src.get("index", -1)),
                 src.get("line"),
                 rec.kind,
-                list(zip(hashes, prints, strict=True)),
+                clips,
                 prompt,
                 response,
                 reference,
+                probe=audio.probe(row_number) if audio is not None else None,
             )
+            row_number += 1
 
 
 def reference_records(out: Path, near: bool) -> Iterator[RecordInfo]:
     return stored_records(out, near, reference=True)
 
 
-def _print(audio: dict[str, Any]) -> Any:
+class _StoredAudio:
+    """Exact mode reads no stored audio; whether a stored clip is silent is asked only when its hash
+    was already seen (two equal PCMs: possibly two silent clips), so the clip is decoded on demand."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def probe(self, row: int) -> Callable[[int], bool]:
+        return lambda k: self.silent(row, k)
+
+    def silent(self, row: int, k: int) -> bool:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(self.path)
+        start = 0
+        for g in range(pf.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if row < start + n:
+                stored = pf.read_row_group(g, columns=["audios"]).column("audios")[row - start].as_py()[k]
+                pcm, _ = decode_bytes(stored["bytes"], name=stored.get("path") or "clip.flac")
+                return clip_identity("", None, rms_dbfs(pcm))[0] is None
+            start += n
+        return False
+
+
+def _clip(pcm_hash: str, audio: dict[str, Any]) -> tuple[str | None, Any]:
+    """A stored clip as near dedup compares it: fingerprinted, or without identity when silent."""
     pcm, rate = decode_bytes(audio["bytes"], name=audio.get("path") or "clip.flac")
-    return fingerprint(pcm, rate)
+    return clip_identity(pcm_hash, fingerprint(pcm, rate), rms_dbfs(pcm))

@@ -215,7 +215,7 @@ class _Run:
             return
         if self.deduper is not None:
             prompt, response = conversation_keys(p.record)
-            clips = list(zip(processed.hashes, processed.prints or [None] * len(processed.hashes), strict=True))
+            clips = processed.dedup_clips()
             info = RecordInfo(p.source.file, p.source.index, p.source.line, p.record.kind, clips, prompt, response)
             verdict = self.deduper.check(info)
             if verdict.duplicate_of is not None:

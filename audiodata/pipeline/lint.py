@@ -11,6 +11,7 @@ the report.
 from __future__ import annotations
 
 import array
+import copy
 import hashlib
 import heapq
 import json
@@ -19,10 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from audiodata.dedup.index import RecordDeduper, RecordInfo, conversation_keys
 from audiodata.families import DEFAULT_WINDOW, get_family
+from audiodata.pipeline import fixout
 from audiodata.pipeline.options import ConvertOptions
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
@@ -53,11 +55,12 @@ class Analysis:
     fixed: str | None = None  # the repaired record as one JSON line
     changes: list[str] | None = None
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
+    moved: int = 0  # relative audio paths made absolute in its --fix copy
     task: tuple[str, bool | None] | None = None  # (kind, KTO label) of a record convert would write
     rate: tuple[str, float, float, str] | None = None  # (script, chars/s, seconds, field) of a transcription record
 
     def pack(self) -> tuple[Any, ...]:
-        fixes = (self.fixed, self.changes, self.copy)
+        fixes = (self.fixed, self.changes, self.copy, self.moved)
         return (self.findings or None, self.dedup, self.clips, self.preview, *fixes, self.task, self.rate)
 
     @classmethod
@@ -76,6 +79,7 @@ class LintTask:
     audio: AudioSettings | None  # None: text rules only
     fix: bool = False
     dedup: bool = True  # send what the record deduper needs (off when no D rule is enabled)
+    fix_roots: tuple[str | None, ...] | None = None  # per file, the media root of its --fix copy (fixout.relocate)
 
 
 class Analyser:
@@ -104,7 +108,7 @@ class Analyser:
             out.clips = [(c.seconds, c.source_sampling_rate) for c in done.clips]
             out.preview = done.preview
             if len(done.hashes) == len(rec.audios):
-                clips = list(zip(done.hashes, done.prints or [None] * len(done.hashes), strict=True))
+                clips = done.dedup_clips()
             if done.rate is not None and not any(f.is_error for f in out.findings):
                 out.rate = (done.rate.script, done.rate.char_rate, done.rate.seconds, done.rate.field)
         elif rec is not None and self.task.dedup:
@@ -122,13 +126,23 @@ class Analyser:
         obj = p.item.obj
         if obj is None:
             return  # unparsable: nothing to copy
+        fixed: dict[str, Any] | None = None
         proposal = fixes.propose(obj, p.record, out.findings)
         if proposal is not None:
-            fixed, changes = proposal
-            after = self.parse(p.seq, n, RawItem(p.item.index, p.item.line, obj=fixed))
+            candidate, changes = proposal
+            after = self.parse(p.seq, n, RawItem(p.item.index, p.item.line, obj=candidate))
             if fixes.accept(out.findings, after.findings, changes):
-                out.fixed, out.changes = json.dumps(fixed, ensure_ascii=False), changes
+                fixed, out.changes = candidate, changes
+        root = self.task.fix_roots[n] if self.task.fix_roots else None
+        if root is not None and p.record is not None and isinstance(obj, dict):
+            moved_obj = fixed if fixed is not None else copy.deepcopy(obj)
+            out.moved = fixout.relocate(moved_obj, p.record, root)
+            if out.moved and fixed is None:
+                out.copy = json.dumps(moved_obj, ensure_ascii=False)
                 return
+        if fixed is not None:
+            out.fixed = json.dumps(fixed, ensure_ascii=False)
+            return
         out.copy = text if text is not None and "\n" not in text else json.dumps(obj, ensure_ascii=False)
 
 
@@ -168,6 +182,8 @@ class LintReport:
     fixes: list[dict[str, Any]] = field(default_factory=list)
     fixed_output: str | None = None
     not_copied: int = 0
+    fixed_files: list[dict[str, str]] | None = None  # several inputs: which input's copy went where
+    paths_rewritten: int = 0
     kinds: Counter[str] = field(default_factory=Counter)  # records convert would write, per config kind
     kto_labels: Counter[bool] = field(default_factory=Counter)
     rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
@@ -223,6 +239,8 @@ class LintReport:
             out["summary"]["transcript_rates"] = self.rates.summary()
         if self.fixed_output is not None:
             out["fix"] = {"output": self.fixed_output, "records_changed": len(self.fixes), "not_copied": self.not_copied}
+            if self.fixed_files is not None:
+                out["fix"].update(files=self.fixed_files, paths_rewritten=self.paths_rewritten)
             out["fixes"] = self.fixes
         return out
 
@@ -260,8 +278,9 @@ def lint(
     on_progress: ProgressFn | None = None,
     **kwargs: Any,
 ) -> LintReport:
-    """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only;
-    ``fix`` writes a repaired copy (JSONL) there; ``html`` keeps audio previews of flagged records."""
+    """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only; ``fix`` writes
+    the repaired copy there (one input file: that file, JSONL; several: a folder with one copy per
+    input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records."""
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     files = expand(paths, opts.media_root, opts.format, opts.datasets, exclude=[Path(fix)] if fix else None)
@@ -269,13 +288,14 @@ def lint(
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
     dup_on = "D001" in enabled or "D003" in enabled
     read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled)
-    task = LintTask(files, read, settings, fix is not None, dup_on)
+    plan = fixout.plan(files, Path(fix), opts.media_root) if fix is not None else None
+    task = LintTask(files, read, settings, fix is not None, dup_on, plan.roots() if plan else None)
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
     deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
     report.rates = RateStats() if audio else None
-    out: TextIO | None = _open_fix(fix) if fix else None
+    out = fixout.FixWriter(plan) if plan is not None else None
 
     first_kto: SourceLoc | None = None
 
@@ -312,10 +332,12 @@ def lint(
                 key = f"{files[n].display}#{index}"
                 report.previews[key] = {**a.preview, "data": _b64(a.preview["data"])}
             if out is not None:
-                _write_fixed(out, report, a, where(n, index, line))
-    finally:
+                _write_fixed(out, n, report, a, where(n, index, line))
         if out is not None:
             out.close()
+    finally:
+        if out is not None:
+            out.close(complete=False)
     if first_kto is not None and len(report.kto_labels) == 1 and "P003" in enabled:
         label, n_kto = next(iter(report.kto_labels.items()))
         msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"
@@ -324,10 +346,10 @@ def lint(
         late = _rate_outliers(report, report.rates, files)
         if html and late:
             _late_previews(files, opts, task, late, report)
-    if fix is not None:
-        tmp = Path(str(fix) + ".tmp")
-        tmp.replace(fix)
+    if out is not None and plan is not None:
+        files_written = out.commit()
         report.fixed_output = str(fix)
+        report.fixed_files = None if plan.single else files_written
     return report
 
 
@@ -413,17 +435,13 @@ def _loc(info: RecordInfo) -> str:
     return str(SourceLoc(info.source, info.index, info.line))
 
 
-def _open_fix(fix: str | os.PathLike[str]) -> TextIO:
-    Path(fix).parent.mkdir(parents=True, exist_ok=True)
-    return open(str(fix) + ".tmp", "w", encoding="utf-8")
-
-
-def _write_fixed(out: TextIO, report: LintReport, a: Analysis, source: SourceLoc) -> None:
+def _write_fixed(out: fixout.FixWriter, n: int, report: LintReport, a: Analysis, source: SourceLoc) -> None:
     line = a.fixed if a.fixed is not None else a.copy
     if line is None:
         report.not_copied += 1
         return
-    out.write(line + "\n")
+    out.write(n, line)
+    report.paths_rewritten += a.moved
     if a.fixed is not None:
         report.fixes.append({"source": source.file, "index": source.index, "line": source.line, "changes": a.changes})
 

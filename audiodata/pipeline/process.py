@@ -18,10 +18,12 @@ import numpy as np
 
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import Decoded, decode
-from audiodata.audio.load import AudioError, open_ref
+from audiodata.audio.load import AudioError, describe_ref, open_ref
 from audiodata.audio.transform import CODECS, encode, pcm_hash, to_pcm16
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
+from audiodata.dedup.index import clip_identity
+from audiodata.errtext import library_error
 from audiodata.families import get_family
 from audiodata.records import Clip, ClipStats, Record
 from audiodata.rules.audio_rules import AudioContext
@@ -66,6 +68,11 @@ class Processed:
     prints: list[Any] | None = None  # one Fingerprint per clip, with settings.fingerprint
     rate: TranscriptRate | None = None  # the transcript's chars/s, for the dataset-stage R rule
 
+    def dedup_clips(self) -> list[tuple[str | None, Any]]:
+        """(hash, fingerprint) per clip as dedup compares them: silent clips have no identity."""
+        prints = self.prints or [None] * len(self.hashes)
+        return [clip_identity(h, fp, c.rms_dbfs) for h, fp, c in zip(self.hashes, prints, self.clips, strict=True)]
+
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
     return [process_record(seq, rec, settings) for seq, rec in batch]
@@ -81,7 +88,7 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
     findings: list[Finding] = []
     for ref in rec.audios:
         try:
-            clips.append(make_clip(ref, rec.media_root, settings))
+            clips.append(make_clip(ref, rec.media_root, settings, rec.input_dir))
         except AudioError as exc:
             findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
     measured = [c.stats for c in clips if c.stats is not None]
@@ -131,8 +138,9 @@ def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | Non
     return {"mime": mime, "data": data, "field": field_name, "seconds": round(pcm.shape[0] / clip.sampling_rate, 2)}
 
 
-def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
+def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str | None = None) -> Clip:
     """Read one reference into a stored clip (measured for the audio rules). Raises AudioError."""
+    label = describe_ref(ref)
     if ref.kind == "array":
         samples = np.asarray(ref.value, dtype=np.float32).reshape(-1, 1)
         decoded = Decoded(samples, int(ref.sampling_rate), 1, "ARRAY")
@@ -140,7 +148,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
             raise AudioError("A011", f"array audio exceeds --max-duration {settings.max_duration:g} s")
     else:
         decoded = decode(
-            open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths), settings.max_duration
+            open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir), settings.max_duration
         )
     frames = decoded.samples.shape[0]
     if frames == 0:
@@ -148,7 +156,14 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings) -> Clip:
     seconds = frames / decoded.sampling_rate
     if seconds < MIN_SECONDS:
         raise AudioError("A007", f"audio is {seconds * 1000:.0f} ms long, under {MIN_SECONDS * 1000:.0f} ms")
-    pcm = to_pcm16(decoded, settings.sample_rate)
+    if not np.isfinite(np.sum(decoded.samples)):  # NaN/inf in a float WAV or an array (a cheap pass; then count)
+        bad = int(np.count_nonzero(~np.isfinite(decoded.samples)))
+        if bad:  # the int16 cast of NaN/inf is undefined: never store it
+            raise AudioError("A005", f"{label} cannot be decoded: {bad} samples are NaN or infinite")
+    try:
+        pcm = to_pcm16(decoded, settings.sample_rate)
+    except (ValueError, RuntimeError) as exc:  # soxr refusing a rate
+        raise AudioError("A005", f"{label} cannot be resampled: {library_error(exc, label)}") from None
     return Clip(
         data=encode(pcm, settings.sample_rate, settings.codec) if settings.encode else b"",
         codec=settings.codec,

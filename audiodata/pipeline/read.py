@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from audiodata.errtext import library_error
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
 from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
@@ -58,7 +59,8 @@ def read_raw(
                 seq += 1
         except (OSError, EOFError, ValueError) as exc:  # unreadable or corrupt input file
             if seq >= start:
-                yield seq, n, RawItem(-1, 0, code="F004", error=f"cannot read the file: {exc}")
+                reason = library_error(exc, f.display, (str(f.path),))
+                yield seq, n, RawItem(-1, 0, code="F004", error=f"cannot read the file: {reason}")
             seq += 1
         done_bytes += f.path.stat().st_size if f.path.exists() else 0
         if on_file_done:
@@ -80,6 +82,8 @@ class Parser:
         if item.code is not None:
             return Pending(seq, item, src, None, [Finding(item.code, item.error or "", "", src)])
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
+        if record is not None:
+            record.input_dir = f.input_dir
         if self.schema_on and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
             schema = self.schemas[n](item.obj, dialect, src) if dialect else []

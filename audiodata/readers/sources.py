@@ -26,6 +26,13 @@ class InputFile:
     media_root: str
     spec: DialectSpec
 
+    @property
+    def input_dir(self) -> str | None:
+        """The file's own folder, where relative audio paths are looked for when the media root lacks
+        them; None for dataset_info entries, whose paths resolve against the media root alone (as
+        LLaMA-Factory resolves them against its media_dir)."""
+        return None if self.spec.name else str(self.path.parent)
+
     def describe(self) -> dict[str, object]:
         st = self.path.stat()
         return {
