@@ -14,6 +14,7 @@ from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.readers.spec import DIALECTS
+from audiodata.visual import VISUAL_MODES
 
 #: Settings that change how a run goes, not what it writes; left out of the fingerprint.
 RUNTIME_ONLY = ("num_workers", "overwrite", "progress", "batch_size")
@@ -83,6 +84,7 @@ class ConvertOptions:
     license: str = "unknown"  # the card's license tag (an SPDX-style Hub id, e.g. cc-by-4.0)
     dedup: str = "off"  # off | exact | near: drop later copies of a record (kept in rejects.jsonl)
     dedup_threshold: float = NEAR_THRESHOLD  # fingerprint similarity from which clips are the same recording
+    visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
     num_workers: int = 0  # 0: all cores
     batch_size: int = 16
     overwrite: bool = False
@@ -118,6 +120,8 @@ class ConvertOptions:
             raise OptionsError(f"--dedup must be off, exact or near, got {self.dedup!r}")
         if not 0.5 <= self.dedup_threshold <= 1.0:
             raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
+        if self.visual not in VISUAL_MODES:
+            raise OptionsError(f"--visual must be one of {', '.join(VISUAL_MODES)}, got {self.visual!r}")
         if self.cutoff_len < 16:
             raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
         if self.media_root is not None and not os.path.isdir(self.media_root):
@@ -145,6 +149,7 @@ class ConvertOptions:
             self.tokenizer,
             preview,
             self.dedup == "near" if fingerprint is None else fingerprint,
+            visual=self.visual,
         )
 
     def recorded(self) -> dict[str, object]:

@@ -1,14 +1,24 @@
 """LLaMA-Factory alpaca: ``instruction``/``input``/``output`` with ``history``.
 
 The user turn is instruction and input joined by a newline (empty parts skipped),
-as LLaMA-Factory builds it; ranking data has ``chosen``/``rejected`` strings.
+as LLaMA-Factory builds it; ranking data has ``chosen``/``rejected`` strings. Media
+come from the ``audios``, ``images`` and ``videos`` columns.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from audiodata.readers.dialects.common import ParseContext, ParseError, audio_list, new_record, optional, optional_text
+from audiodata.readers.dialects.common import (
+    ParseContext,
+    ParseError,
+    Visual,
+    audio_list,
+    new_record,
+    optional,
+    optional_text,
+    visual_refs,
+)
 from audiodata.records import Message, Record
 
 
@@ -34,6 +44,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     else:
         msgs.append(Message("assistant", _text(obj, okey), okey))
     akey = spec.column("audios")
+    listed = {name: (obj.get(spec.column(name)), spec.column(name)) for name in ("images", "videos")}
     return new_record(
         obj,
         ctx,
@@ -41,6 +52,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         kind="dpo" if ranking else "sft",
         messages=msgs,
         audios=audio_list(obj.get(akey), akey),
+        **visual_refs(listed, Visual(), pkey),
         system=optional_text(obj, spec.column("system")),
         tools=optional_text(obj, spec.column("tools")),
         chosen=chosen,

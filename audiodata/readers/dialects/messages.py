@@ -2,7 +2,9 @@
 
 Content items ``{"type": "audio", "path"|"audio"|"url": ...}`` become ``<audio>``
 markers in place and their audio joins the record's list in order; value-less audio
-items are markers whose audio comes from ``audios``. Preference data is either
+items are markers whose audio comes from ``audios``. Image and video items
+(``image``/``image_url``/``video``/``video_url``) work the same way with ``images``
+and ``videos`` (or ms-swift's ``image``/``video``). Preference data is either
 ms-swift's ``rejected_response`` (the last assistant turn is the chosen one) or
 TRL's ``prompt``/``chosen``/``rejected``.
 """
@@ -14,12 +16,14 @@ from typing import Any
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
+    Visual,
     audio_list,
     merge_audios,
     new_record,
     optional_text,
     pop_system,
     turns,
+    visual_refs,
 )
 from audiodata.records import AudioRef, Message, Record
 
@@ -32,7 +36,8 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         raise ParseError("S001", "rejected_messages is not supported; use rejected_response", "rejected_messages")
     inline: list[AudioRef] = []
     bare = [0]
-    msgs = turns(obj[key], key, ctx, inline, bare, "role", "content")
+    visual = Visual()
+    msgs = turns(obj[key], key, ctx, inline, bare, "role", "content", visual)
     msgs, system = pop_system(msgs, optional_text(obj, "system"))
     chosen = rejected = None
     kind = "sft"
@@ -46,9 +51,10 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         rejected = [Message("assistant", obj["rejected_response"], "rejected_response")]
     elif obj.get("chosen") is not None or obj.get("rejected") is not None:
         kind = "dpo"
-        chosen, rejected = (_responses(obj, name, ctx, inline, bare) for name in ("chosen", "rejected"))
+        chosen, rejected = (_responses(obj, name, ctx, inline, bare, visual) for name in ("chosen", "rejected"))
     akey = "audios" if obj.get("audios") is not None else "audio"
     audios = merge_audios(audio_list(obj.get(akey), akey), inline, bare[0], key)
+    listed = {name: _listed(obj, name) for name in ("images", "videos")}
     return new_record(
         obj,
         ctx,
@@ -56,6 +62,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         kind=kind,
         messages=msgs,
         audios=audios,
+        **visual_refs(listed, visual, key),
         system=system,
         tools=optional_text(obj, "tools"),
         chosen=chosen,
@@ -63,7 +70,15 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     )
 
 
-def _responses(obj: dict[str, Any], name: str, ctx: ParseContext, inline: list[AudioRef], bare: list[int]) -> list[Message]:
+def _listed(obj: dict[str, Any], name: str) -> tuple[Any, str]:
+    """ms-swift reads ``images``/``videos`` and their singular spellings (``image``, ``video``)."""
+    key = name if obj.get(name) is not None else name[:-1]
+    return obj.get(key), key
+
+
+def _responses(
+    obj: dict[str, Any], name: str, ctx: ParseContext, inline: list[AudioRef], bare: list[int], visual: Visual
+) -> list[Message]:
     value = obj.get(name)
     if value is None:
         raise ParseError("S001", f"missing field {name!r} (preference data needs chosen and rejected)", name)
@@ -71,4 +86,4 @@ def _responses(obj: dict[str, Any], name: str, ctx: ParseContext, inline: list[A
         return [Message("assistant", value, name)]
     if isinstance(value, dict):
         value = [value]
-    return turns(value, name, ctx, inline, bare, "role", "content")
+    return turns(value, name, ctx, inline, bare, "role", "content", visual)

@@ -1,4 +1,4 @@
-"""LLaMA-Factory sharegpt: ``conversations`` of ``{from, value}`` plus ``audios``.
+"""LLaMA-Factory sharegpt: ``conversations`` of ``{from, value}`` plus ``audios`` (and ``images``/``videos``).
 
 Custom role/content tags come from a ``dataset_info.json`` entry; without one both
 ``from/value`` and ``role/content`` turns are accepted. Ranking data carries
@@ -12,6 +12,7 @@ from typing import Any
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
+    Visual,
     audio_list,
     merge_audios,
     message,
@@ -19,6 +20,7 @@ from audiodata.readers.dialects.common import (
     optional_text,
     pop_system,
     turns,
+    visual_refs,
 )
 from audiodata.records import AudioRef, Record
 
@@ -32,7 +34,8 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         raise ParseError("S001", f"missing field {key!r}", key)
     inline: list[AudioRef] = []
     bare = [0]
-    msgs = turns(obj[key], key, ctx, inline, bare)
+    visual = Visual()
+    msgs = turns(obj[key], key, ctx, inline, bare, visual=visual)
     msgs, system = pop_system(msgs, optional_text(obj, spec.column("system")))
     ck, rk = spec.column("chosen"), spec.column("rejected")
     ranking = spec.ranking if spec.ranking is not None else (ck in obj or rk in obj)
@@ -45,9 +48,10 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
                 raise ParseError("S001", f"missing field {name!r} (ranking data needs chosen and rejected)", name)
             if not isinstance(value, dict):
                 raise ParseError("S001", f"{name} must be a message object like {{'from': 'gpt', 'value': ...}}", name)
-            pair.append([message(value, name, ctx, inline, bare)])
+            pair.append([message(value, name, ctx, inline, bare, visual=visual)])
         chosen, rejected = pair
     audios = merge_audios(audio_list(obj.get(spec.column("audios")), spec.column("audios")), inline, bare[0], key)
+    listed = {name: (obj.get(spec.column(name)), spec.column(name)) for name in ("images", "videos")}
     return new_record(
         obj,
         ctx,
@@ -55,6 +59,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         kind="dpo" if ranking else "sft",
         messages=msgs,
         audios=audios,
+        **visual_refs(listed, visual, key),
         system=system,
         tools=optional_text(obj, spec.column("tools")),
         chosen=chosen,
