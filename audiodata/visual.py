@@ -109,6 +109,8 @@ def _probe(src: AudioSource, what: str) -> str:
             if not container.streams.video:
                 raise VisualError("S033", f"{label} has no video stream")
             formats = container.format.name.split(",")
+            if any(f.endswith("_pipe") or f == "image2" for f in formats):  # FFmpeg opens a still picture as one frame
+                raise VisualError("S033", f"{label} is a still image ({formats[0]}), not a video")
     except VisualError:
         raise
     except Exception as exc:  # av.error.FFmpegError and friends
