@@ -15,7 +15,9 @@ Targets:
 * ``minicpm``: ``DEST/<name>_<split>.jsonl`` of ``{"audio": <base64 FLAC>, "text",
   "prompt"}`` for single-turn, single-audio SFT records; others are skipped and counted.
 
-The stored audio bytes are written as they are (no re-encoding), so converting an
+Images and videos (``images``/``videos`` columns) are written next to the record's audio
+and listed under the same keys (LLaMA-Factory: ``columns.images``/``columns.videos``; ms-swift:
+its standard keys). The stored audio bytes are written as they are (no re-encoding), so converting an
 export back yields the same PCM hashes. Shards are streamed batch by batch; records
 that a target cannot express are skipped with a reason, never silently.
 """

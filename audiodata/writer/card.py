@@ -55,6 +55,11 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         "",
         "Prepared with [audiodata](https://github.com/audiodata/audiodata): audio decoded, downmixed to mono, resampled once "
         f"to {summary['sample_rate']} Hz and stored losslessly ({summary['codec'].upper()}) in the `audios` column.",
+        *(
+            ["", "Images and videos are kept as the input gave them, in marker order, in the `images`/`videos` columns."]
+            if "images" in summary or "videos" in summary
+            else []
+        ),
         "",
         "| | |",
         "|---|---|",
