@@ -60,23 +60,20 @@ def store_visual(
 ) -> StoredVisual:
     """Open, check and store one image (``what="image"``) or video. Raises :class:`VisualError`.
     ``keep=False`` (lint) checks without holding the bytes."""
+    if mode == "refs" and ref.kind not in ("path", "url"):
+        msg = f"{what} is inline data ({ref.kind}): --visual refs keeps file references only; use --visual embed"
+        raise VisualError("S032", msg)
     try:
-        if mode == "refs":
-            if ref.kind != "path":
-                how = "a URL (audiodata never fetches)" if ref.kind == "url" else f"inline data ({ref.kind})"
-                raise VisualError("S032", f"{what} is {how}: --visual refs keeps file references only; use --visual embed")
+        if mode == "refs" and ref.kind == "path":
             path = resolve_path(str(ref.value), media_root, allow_absolute, what)
             return StoredVisual(_probe(AudioSource(path=path, name=path.name), what), ref=_relative(str(ref.value), media_root))
-        src = open_ref(ref, media_root, max_bytes, allow_absolute, what)
+        src = open_ref(ref, media_root, max_bytes, allow_absolute, what)  # a URL is refused here, in both modes
     except AudioError as exc:
         raise VisualError(_CODES.get(exc.code, "S033"), exc.message) from None
+    if keep and src.data is None and src.path is not None:  # read once, check the bytes that are stored
+        src = AudioSource(data=src.path.read_bytes(), name=src.name)
     ext = _probe(src, what)
-    if not keep:
-        return StoredVisual(ext)
-    if src.data is not None:
-        return StoredVisual(ext, src.data)
-    assert src.path is not None
-    return StoredVisual(ext, src.path.read_bytes())
+    return StoredVisual(ext, src.data if keep else None)
 
 
 def _relative(raw: str, media_root: str) -> str:

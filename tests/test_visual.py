@@ -34,6 +34,7 @@ from jsonschema import Draft202012Validator
 
 import audiodata
 from audiodata.export import export
+from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.read import visual_media
 from audiodata.readers.dialects import parse_record
 from audiodata.readers.dialects.common import ParseContext
@@ -386,6 +387,19 @@ def test_refs_mode_keeps_paths_relative_to_the_media_root(corpus: Path, tmp_path
     assert got["vision-000001"] == (["mllm_demo_data/1.png"], [])
     assert verify(out).problems == []
     assert json.loads((out / "manifest.json").read_text())["options"]["visual"] == "refs"
+
+
+def test_visual_flag_on_the_command_line(corpus: Path, tmp_path: Path) -> None:
+    from audiodata.cli.main import main
+
+    argv = ["convert", str(corpus), "-o", str(tmp_path / "o"), "--no-progress", "--num-workers", "1", "--visual", "refs"]
+    assert main(argv) == 0
+    assert rows(tmp_path / "o")[0]["videos"] == ["mllm_demo_data/4.mp4"]
+    with pytest.raises(SystemExit) as exc:  # argparse: not a choice
+        main([*argv[:3], str(tmp_path / "o2"), "--visual", "links"])
+    assert exc.value.code == 2
+    with pytest.raises(OptionsError, match="--visual"):
+        ConvertOptions(visual="links")
 
 
 def test_refs_mode_refuses_what_is_not_a_file(tmp_path: Path) -> None:
