@@ -18,7 +18,9 @@ Targets:
 * ``minicpm``: ``DEST/<name>_<split>.jsonl`` of ``{"audio": <base64 FLAC>, "text",
   "prompt"}`` for single-turn, single-audio SFT records; others are skipped and counted.
 
-The stored audio bytes are written as they are (no re-encoding), so converting an
+Images and videos (``images``/``videos`` columns) are written next to the record's audio
+and listed under the same keys (LLaMA-Factory: ``columns.images``/``columns.videos``; ms-swift:
+its standard keys). The stored audio bytes are written as they are (no re-encoding), so converting an
 export back yields the same PCM hashes. Shards are streamed batch by batch; records
 that a target cannot express are skipped with a reason, never silently.
 """
@@ -58,7 +60,11 @@ LF_TAGS = {"user": "human", "assistant": "gpt", "tool": "observation", "function
 #: Canonical roles -> ms-swift message roles.
 SWIFT_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool_response", "function_call": "tool_call"}
 
-_COLUMNS = ("id", "messages", "prompt", "chosen", "rejected", "completion", "label", "system", "tools", "audios", "audio_info")
+_COLUMNS = (
+    "id", "messages", "prompt", "chosen", "rejected", "completion", "label",
+    "system", "tools", "audios", "audio_info", "images", "videos",
+)  # fmt: skip
+VISUAL = ("images", "videos")
 _BATCH_ROWS = 64
 _MAX_SKIP_LIST = 1000
 
@@ -111,6 +117,8 @@ class _Row:
     audios: list[bytes | None]
     completion: list[dict[str, str]] | None = None  # KTO: the judged response
     label: bool | None = None  # KTO: desirable or not
+    images: list[Any] = field(default_factory=list)  # Hub Image structs {bytes, path}, or path strings (--visual refs)
+    videos: list[Any] = field(default_factory=list)  # Hub Video structs {bytes, path}, or path strings
 
     def responses(self) -> list[list[dict[str, str]]]:
         """The response sides trained against the prompt (as :meth:`Record.responses`)."""
@@ -208,6 +216,8 @@ def _rows(stream: _Stream) -> Iterator[_Row]:
                     audios=[a.get("bytes") if a else None for a in r.get("audios") or []],
                     completion=r.get("completion"),
                     label=r.get("label"),
+                    images=r.get("images") or [],
+                    videos=r.get("videos") or [],
                 )
 
 
@@ -249,12 +259,28 @@ def _check_common(row: _Row) -> None:
     if row.kind == "kto":
         _check_kto(row)
     texts = [m["content"] for m in turns]
-    if any(IMAGE_MARKER in t or VIDEO_MARKER in t for t in texts):
+    if not row.images and not row.videos and any(IMAGE_MARKER in t or VIDEO_MARKER in t for t in texts):
         raise _Skip("text holds an <image>/<video> placeholder")
+    _check_visual(row)
     if _markers(row.system) or _markers(row.tools):
         raise _Skip("<audio> in system or tools")
     if any(a is None for a in row.audios):
         raise _Skip("an audio has no stored bytes")
+
+
+def _check_visual(row: _Row) -> None:
+    """Images/videos: stored bytes, and as many as their markers (LLaMA-Factory's _validate_messages)."""
+    extras = [row.chosen or [], row.rejected or []] if row.kind == "dpo" else [[]]
+    for name, marker in (("images", IMAGE_MARKER), ("videos", VIDEO_MARKER)):
+        items = getattr(row, name)
+        if any(isinstance(v, str) for v in items):
+            raise _Skip(f"{name} are file references (convert --visual refs): convert with --visual embed to export them")
+        if any(not v or not v.get("bytes") for v in items):
+            raise _Skip(f"one of the {name} has no stored bytes")
+        prompt = sum(m["content"].count(marker) for m in row.messages)
+        for extra in extras:
+            if prompt + sum(m["content"].count(marker) for m in extra) != len(items):
+                raise _Skip(f"{prompt} {marker} markers for {len(items)} {name}")
 
 
 def _check_pair(row: _Row) -> tuple[dict[str, str], dict[str, str]]:
@@ -394,6 +420,8 @@ def _minicpm(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
         raise _Skip("minicpm: needs one user turn and one assistant reply (multi-turn)")
     if len(row.audios) != 1:
         raise _Skip("minicpm: needs exactly one audio")
+    if row.images or row.videos:
+        raise _Skip("minicpm: images and videos are not supported")
     user, reply = row.messages[0]["content"], row.messages[1]["content"]
     if _markers(user) != 1 or _markers(reply):
         raise _Skip("minicpm: needs exactly one <audio> marker, in the user turn")
@@ -504,7 +532,7 @@ def export(
         result.files.append(path.name)
         result.streams[path.name] = (stream.kind, stream.split)
         if to == "llamafactory":
-            info[stem] = _dataset_info_entry(path.name, form, stream.kind)
+            info[stem] = _dataset_info_entry(path.name, form, stream.kind, _visual_columns(stream))
     if to == "llamafactory":
         _atomic_write(dest / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         result.files.append("dataset_info.json")
@@ -518,21 +546,25 @@ def _export_stream(
     stems: set[str] = set()
     skipped: Counter[str] = Counter()
     tmp = path.with_name(path.name + ".tmp")
+    columns = _visual_columns(stream)
     with open(tmp, "w", encoding="utf-8") as fh:
         writer = _JsonArray(fh) if to == "llamafactory" else _JsonLines(fh)
         n_read = n_written = 0
         for row in _rows(stream):
             n_read += 1
             try:
-                audios = _audios(row, audio_dir, stems, audio_format)
+                stem = _unique(safe_name(row.id), stems) if row.audios or row.images or row.videos else ""
+                audios = _audios(row, audio_dir, stem, audio_format)
                 obj = formatter(row, audios)
+                visual = {name: _visual_files(getattr(row, name), f"{audio_dir}/{stem}_{name[:-1]}") for name in columns}
+                obj = _with_visual(obj, visual)
             except _Skip as why:
                 skipped[str(why)] += 1
                 if len(result.skipped) < _MAX_SKIP_LIST:
                     result.skipped.append({"config": stream.config, "split": stream.split, "id": row.id, "reason": str(why)})
                 continue
             if to != "minicpm":  # minicpm carries the audio inline
-                for a in audios:
+                for a in [*audios, *(v for files in visual.values() for v in files)]:
                     target = _inside(dest, dest / a.rel)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(a.data)
@@ -548,14 +580,42 @@ def _export_stream(
     return n_written
 
 
-def _audios(row: _Row, audio_dir: str, stems: set[str], audio_format: str) -> list[_Audio]:
+def _audios(row: _Row, audio_dir: str, stem: str, audio_format: str) -> list[_Audio]:
     if any(a is None for a in row.audios):
         raise _Skip("an audio has no stored bytes")
-    stem = _unique(safe_name(row.id), stems) if row.audios else ""
     return [
         _Audio(f"{audio_dir}/{stem}_{k}.{audio_format}", _audio_bytes(data, audio_format))  # type: ignore[arg-type]
         for k, data in enumerate(row.audios)
     ]
+
+
+def _visual_columns(stream: _Stream) -> list[str]:
+    """The visual columns the stream's shards carry: every exported record then has the key (maybe empty)."""
+    names = pq.read_schema(stream.files[0]).names if stream.files else []
+    return [name for name in VISUAL if name in names]
+
+
+def _visual_files(items: list[Any], prefix: str) -> list[_Audio]:
+    """The stored images or videos as files next to the record's audio, under their original extension."""
+    out = []
+    for k, v in enumerate(items):
+        suffix = Path(str(v.get("path") or "")).suffix.lower()
+        if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
+            suffix = ""
+        out.append(_Audio(f"{prefix}{k}{suffix}", v["bytes"]))
+    return out
+
+
+def _with_visual(obj: dict[str, Any], visual: dict[str, list[_Audio]]) -> dict[str, Any]:
+    """``images``/``videos`` (paths relative to DEST) right after ``audios``, as LLaMA-Factory and ms-swift read them."""
+    if not visual:
+        return obj
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        out[key] = value
+        if key == "audios":
+            out.update({name: [f.rel for f in files] for name, files in visual.items()})
+    return out
 
 
 def _unique(stem: str, used: set[str]) -> str:
@@ -568,7 +628,7 @@ def _unique(stem: str, used: set[str]) -> str:
     return name
 
 
-def _dataset_info_entry(file_name: str, form: str, kind: str) -> dict[str, Any]:
+def _dataset_info_entry(file_name: str, form: str, kind: str, visual: list[str] | None = None) -> dict[str, Any]:
     ranking = kind == "dpo"
     if form == "alpaca":
         columns = {"prompt": "instruction", "query": "input"}
@@ -581,6 +641,7 @@ def _dataset_info_entry(file_name: str, form: str, kind: str) -> dict[str, Any]:
         columns.update(chosen="chosen", rejected="rejected")
     if kind == "kto":
         columns["kto_tag"] = "kto_tag"
+    columns.update({name: name for name in visual or []})
     return {"file_name": file_name, "formatting": form, "ranking": ranking, "columns": columns}
 
 

@@ -2,9 +2,10 @@
 
 Every reader turns its dialect into these objects; the rules, the audio stage, the
 writer, dedup and the trainer only ever see them. Borrowing lhotse's split between
-recordings and supervisions: an :class:`AudioRef` says where audio comes from, a
-:class:`Clip` is that audio after decoding, and a :class:`Record` ties an ordered
-list of audios to the conversation that refers to them through ``<audio>`` markers.
+recordings and supervisions: a :class:`MediaRef` says where an audio (or an image or
+video) comes from, a :class:`Clip` is that audio after decoding, and a :class:`Record`
+ties ordered lists of audios, images and videos to the conversation that refers to them
+through ``<audio>``, ``<image>`` and ``<video>`` markers.
 """
 
 from __future__ import annotations
@@ -56,19 +57,22 @@ class Message:
         return {"role": self.role, "content": self.content}
 
 
-AudioRefKind = Literal["path", "base64", "data_uri", "bytes", "array", "url"]
+MediaRefKind = Literal["path", "base64", "data_uri", "bytes", "array", "url"]
+AudioRefKind = MediaRefKind
 
 
 @dataclass(slots=True)
-class AudioRef:
-    """A reference to one audio as the input wrote it, not yet read.
+class MediaRef:
+    """A reference to one audio, image or video as the input wrote it, not yet read.
 
-    ``value`` is a path string, a base64 string, a data URI, raw bytes, or a list of
-    float samples (``kind == "array"``, with ``sampling_rate``). ``field`` locates the
-    reference in the input (``audios[1]``, ``messages[0].content[0].path``).
+    ``value`` is a path string, a base64 string, a data URI, raw bytes, or (audio only) a
+    list of float samples (``kind == "array"``, with ``sampling_rate``). ``field`` locates
+    the reference in the input (``audios[1]``, ``messages[0].content[0].path``). One type
+    for every medium, so every reader classifies references with one function
+    (``readers.dialects.common.media_ref``) and every stage opens them with one safe loader.
     """
 
-    kind: AudioRefKind
+    kind: MediaRefKind
     value: Any
     field: str
     name: str | None = None
@@ -82,6 +86,10 @@ class AudioRef:
         return "inline"
 
 
+#: The audio reference is the general media reference (kept under its first name for callers).
+AudioRef = MediaRef
+
+
 @dataclass(slots=True)
 class Record:
     """One training example in canonical form.
@@ -90,7 +98,9 @@ class Record:
     prompt (ending on a user turn) and ``chosen``/``rejected`` hold the competing
     responses. For ``kto`` they are the prompt, ``completion`` holds the one response
     and ``label`` says whether it is desirable (True) or not (False).
-    ``media_root`` is the folder relative audio paths resolve against and may not leave; ``input_dir``
+    ``images`` and ``videos`` (Omni and vision corpora) follow their ``<image>``/``<video>``
+    markers in order, as ``audios`` follow ``<audio>``.
+    ``media_root`` is the folder relative media paths resolve against and may not leave; ``input_dir``
     (the input file's own folder, when it lies inside ``media_root``) is where they are looked for next.
     """
 
@@ -99,6 +109,8 @@ class Record:
     messages: list[Message]
     source: SourceLoc
     audios: list[AudioRef] = field(default_factory=list)
+    images: list[MediaRef] = field(default_factory=list)  # in <image> marker order
+    videos: list[MediaRef] = field(default_factory=list)  # in <video> marker order
     system: str | None = None
     tools: str | None = None
     chosen: list[Message] | None = None

@@ -58,3 +58,42 @@ def tree_bytes(out: Path) -> dict[str, bytes]:
 def copy_sample(dst: Path) -> Path:
     shutil.copytree(SAMPLE, dst)
     return dst
+
+
+def write_png(path: Path, width: int = 32, height: int = 24, seed: int = 0) -> Path:
+    """A real PNG (random pixels: incompressible, so its size is about width * height * 3 bytes)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
+
+
+def write_video(path: Path, seconds: float = 1.0, size: tuple[int, int] = (64, 48), fps: int = 5, audio: bool = True) -> Path:
+    """A real MP4 (MPEG-4 part 2 video of a moving bar, plus an AAC tone unless ``audio=False``), written with
+    PyAV (FFmpeg's libraries, a core dependency), so no ffmpeg binary is needed."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    frames = max(1, int(seconds * fps))
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        sound = out.add_stream("aac", rate=16000) if audio else None
+        if sound is not None:
+            sound.layout = "mono"
+        for i in range(frames):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:, : (i + 1) * w // frames] = (255, 128, 0)
+            for packet in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        if sound is not None:
+            frame = av.AudioFrame.from_ndarray(tone(seconds)[None, :], format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for packet in [*sound.encode(frame), *sound.encode()]:
+                out.mux(packet)
+    return path

@@ -358,7 +358,7 @@ INVALID = {
         (
             {
                 "messages": [
-                    {"role": "user", "content": [{"type": "image", "image": "x.png"}]}
+                    {"role": "user", "content": [{"type": "document", "document": "x.pdf"}]}
                 ]
             },
             ["messages", 0, "content", 0, "type"],

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from audiodata.pipeline.lint import lint
 from audiodata.rules.registry import REGISTRY, Severity
-from tests.conftest import tone, write_audio
+from tests.conftest import tone, write_audio, write_png, write_video
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,11 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "noise.wav").write_bytes(b"this is not audio at all" * 20)
     write_audio(root.parent / "outside.wav", 1.0)
     (root / "broken.jsonl.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    write_png(root / "p.png")
+    write_png(root / "big.png", 200, 200)  # about 120 kB: over a 100 kB bound that a.wav (64 kB) is under
+    write_png(root.parent / "outside.png")
+    (root / "fake.png").write_bytes(b"GIF89a but not really an image" * 4)
+    write_video(root / "v.mp4")
     return root
 
 
@@ -141,8 +146,27 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "M001": ([sft(user="<audio><audio>Compare.")], [sft(user="<audio>Compare.")], {}),
     "M002": ([dpo(chosen={"from": "gpt", "value": "<audio> is about cats"}, prompt="Summarise.")], [dpo()], {}),
     "M003": ([sft(system="Listen to <audio> carefully")], [sft(system="Listen carefully")], {}),
-    "M004": ([sft(user="<audio>Describe <image>.")], [sft(user="<audio>Describe.")], {}),
+    "M004": ([sft(user="<audio>Describe <image>.")], [sft(user="<audio>Describe <image>.", images=["p.png"])], {}),
     "M005": ([sft(user="<audio>Say <|AUDIO|> twice.")], [sft(user="<audio>Say it twice.")], {}),
+    # Omni records, LLaMA-Factory's mllm_video_audio_demo form (data/dataset_info.json: "videos" + "audios" columns)
+    "M006": (
+        [sft(user="<audio><video>What happens?", videos=["v.mp4"])],
+        [sft(user="<video><audio>What happens?", videos=["v.mp4"])],
+        {},
+    ),
+    "S030": ([sft(user="<audio><image>x", images=["missing.png"])], [sft(user="<audio><image>x", images=["p.png"])], {}),
+    "S031": ([sft(user="<audio><image>x", images=["../outside.png"])], [sft(user="<audio><image>x", images=["p.png"])], {}),
+    "S032": (
+        [sft(user="<audio><video>x", videos=["https://example.com/v.mp4"])],
+        [sft(user="<audio><video>x", videos=["v.mp4"])],
+        {},
+    ),
+    "S033": ([sft(user="<audio><image>x", images=["fake.png"])], [sft(user="<audio><image>x", images=["p.png"])], {}),
+    "S034": (
+        [sft(user="<audio><image>x", images=["big.png"])],
+        [sft(user="<audio><image>x", images=["p.png"])],
+        {"max_audio_bytes": 100_000},
+    ),
     "A001": ([sft(audios=["missing.wav"])], [sft()], {}),
     "A002": ([sft(audios=["../outside.wav"])], [sft()], {"strict": True}),
     "A003": ([sft(audios=["https://example.com/a.wav"])], [sft()], {}),
@@ -186,7 +210,7 @@ def findings(media: Path, tmp_path: Path, records: list[Any], opts: dict[str, An
         kw.update(model_family="qwen2-audio", cutoff_len=256)
     if opts.get("strict"):
         kw["allow_absolute_paths"] = False
-    for key in ("max_record_bytes", "max_duration", "ignore"):
+    for key in ("max_record_bytes", "max_duration", "ignore", "max_audio_bytes"):
         if key in opts:
             kw[key] = opts[key]
     return lint([str(path)], **kw).to_dict()["findings"]

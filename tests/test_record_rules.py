@@ -243,11 +243,12 @@ def test_select_everything_by_default():
     assert select([], []) == set(REGISTRY)
 
 
-ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010"}  # no record without them: never ignorable
+# no record without them (or without an image or video it names): never ignorable
+ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010", "S030", "S031", "S032", "S033", "S034"}
 
 
 def test_select_by_prefix():
-    assert select(["M"]) == {"M001", "M002", "M003", "M004", "M005"} | ALWAYS
+    assert select(["M"]) == {"M001", "M002", "M003", "M004", "M005", "M006"} | ALWAYS
     assert select(["A01"]) == {"A010", "A011", "A012", "A013", "A014"} | ALWAYS
     structure = {"S001", "S002", "S003", "S004", "S005", "S006", "S007", "S008"}
     assert select(["S00", "P"]) == structure | {"P001", "P002", "P003"} | ALWAYS
@@ -257,16 +258,17 @@ def test_select_by_prefix():
 
 def test_select_with_ignore():
     assert select(["A"], ["A01"]) == {"A001", "A002", "A003", "A004", "A005", "A006", "A007", "A008", "A009"} | ALWAYS
-    assert select(["M"], ["M003", "M005"]) == {"M001", "M002", "M004"} | ALWAYS
+    assert select(["M"], ["M003", "M005"]) == {"M001", "M002", "M004", "M006"} | ALWAYS
     everything_but_audio = select(None, ["A"])
     assert everything_but_audio == {c for c in REGISTRY if not c.startswith("A")}
+    assert select(None, ["S03"]) == set(REGISTRY)  # nor be written without an image or video it names
     assert select(["A009"], ["A"]) == ALWAYS  # ignore wins
     assert select(None, ["F", "S001"]) == set(REGISTRY)  # unparsable records can never vanish
 
 
 def test_every_rule_with_a_check_runs_in_a_checking_stage():
     by_stage = {stage: {c for c, r in REGISTRY.items() if r.stage == stage} for stage in ("read", "record", "audio", "dataset")}
-    record = {"S002", "S003", "S004", "S006", "S007", "S008", "P001", "M001", "M002", "M003", "M004", "M005", "T001"}
+    record = {"S002", "S003", "S004", "S006", "S007", "S008", "P001", "M001", "M002", "M003", "M004", "M005", "M006", "T001"}
     assert by_stage["record"] == record
     assert by_stage["audio"] == {"A008", "A009", "A012", "A013", "A014", "B001", "B002", "R001", "R002", "R003", "R004"}
     assert by_stage["dataset"] == {"D001", "D002", "D003", "D004", "P003", "R005"}

@@ -312,11 +312,11 @@ class Gen:
 
     def part(self) -> Any:
         rng = self.rng
-        kind = rng.choice(["text", "audio", "input_audio"]) if not self.oops() else rng.choice(["image", None, "audio"])
+        kind = rng.choice(["text", "audio", "input_audio"]) if not self.oops() else rng.choice(["document", None, "audio"])
         part: dict[str, Any] = {} if kind is None else {"type": kind}
         if kind == "text" or self.oops(0.3):
             part["text"] = self.text()
-        if kind in ("audio", "image"):
+        if kind in ("audio", "document"):
             n_keys = rng.choice([0, 1, 1, 1]) if not self.oops() else 2
             for key in rng.sample(["path", "audio", "url", "audio_url"], n_keys):
                 part[key] = self.audio()
@@ -452,7 +452,7 @@ def test_generators_hit_the_enum_and_conditional_branches() -> None:
         seen[(form, audio.is_valid({"audio": ref, "text": "x"}))] += 1
     for kind in ("text", "audio", "input_audio", "str", "array", "file"):
         assert seen[(kind, True)] and seen[(kind, False)], kind
-    assert not seen[("image", True)] and seen[("image", False)]
+    assert not seen[("document", True)] and seen[("document", False)]
 
 
 def test_integral_float_shares_shape_with_fraction() -> None:
@@ -510,7 +510,7 @@ def test_valid_records_have_no_findings(dialect: str) -> None:
         ("alpaca", {"instruction": 3, "output": "x"}, ["instruction"]),
         ("alpaca", {"instruction": "q", "output": "x", "history": [["a"]]}, ["history[0]"]),
         ("alpaca", {"instruction": "q", "output": "x", "audios": [5]}, ["audios[0]"]),
-        ("messages", {"messages": [{"role": "user", "content": [{"type": "image"}]}]}, ["messages[0].content[0].type"]),
+        ("messages", {"messages": [{"role": "user", "content": [{"type": "document"}]}]}, ["messages[0].content[0].type"]),
         (
             "messages",
             {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}]},

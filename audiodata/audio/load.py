@@ -1,9 +1,10 @@
-"""Turn an :class:`AudioRef` into bytes or a readable path, safely.
+"""Turn a :class:`MediaRef` into bytes or a readable path, safely.
 
 Relative paths resolve against the media root (or, when missing there, the input's own
 folder inside it) and may not leave it (symlinks included); URLs are refused (audiodata
 never fetches); inline data is size-bounded before it is decoded. Problems raise
-:class:`AudioError` with a rule code.
+:class:`AudioError` with an audio rule code; images and videos go through the same code
+(``what``) and map the codes to theirs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiodata.records import AudioRef
+from audiodata.records import MediaRef
 
 
 class AudioError(Exception):
@@ -38,7 +39,7 @@ class AudioSource:
         self.label = self.label or self.name or "audio"
 
 
-def describe_ref(ref: AudioRef) -> str:
+def describe_ref(ref: MediaRef) -> str:
     """The reference as a message names it: the path or URL as written, or where inline data sits.
     Stable across runs and machines (no resolved paths, no object reprs)."""
     if ref.kind in ("path", "url"):
@@ -51,10 +52,10 @@ def describe_ref(ref: AudioRef) -> str:
 _DATA_URI = re.compile(r"^data:([\w.+/-]*)((?:;[\w=.-]+)*?);base64,", re.IGNORECASE)
 
 
-def b64decode(text: str, max_bytes: int) -> bytes:
+def b64decode(text: str, max_bytes: int, what: str = "audio") -> bytes:
     compact = "".join(text.split())
     if len(compact) * 3 // 4 > max_bytes:
-        raise AudioError("A011", f"inline audio of about {len(compact) * 3 // 4} bytes exceeds --max-audio-bytes {max_bytes}")
+        raise AudioError("A011", f"inline {what} of about {len(compact) * 3 // 4} bytes exceeds --max-audio-bytes {max_bytes}")
     try:
         if "-" in compact or "_" in compact:
             return base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
@@ -64,7 +65,7 @@ def b64decode(text: str, max_bytes: int) -> bytes:
 
 
 def resolve_path(
-    raw: str, media_root: str, allow_absolute: bool = True, input_dir: str | None = None, hint: bool = True
+    raw: str, media_root: str, allow_absolute: bool = True, input_dir: str | None = None, hint: bool = True, what: str = "audio"
 ) -> Path:
     """The real file ``raw`` names. A relative path resolves against the media root; when nothing is
     there and the input file's own folder ``input_dir`` lies inside the media root, against that
@@ -84,7 +85,7 @@ def resolve_path(
             wider = _hint(raw, real, root, allow_absolute, input_dir) if hint else ""
             raise AudioError("A002", f"path {raw} resolves to {real}, outside the media root {root}{wider}")
     if not real.is_file():
-        raise AudioError("A001", f"audio file not found: {raw} (looked for {real})")
+        raise AudioError("A001", f"{what} file not found: {raw} (looked for {real})")
     return real
 
 
@@ -123,28 +124,33 @@ def _hint(raw: str, real: Path, root: Path, allow_absolute: bool, input_dir: str
 
 
 def open_ref(
-    ref: AudioRef, media_root: str, max_bytes: int, allow_absolute: bool = True, input_dir: str | None = None
+    ref: MediaRef,
+    media_root: str,
+    max_bytes: int,
+    allow_absolute: bool = True,
+    input_dir: str | None = None,
+    what: str = "audio",
 ) -> AudioSource:
     if ref.kind == "url":
-        raise AudioError("A003", f"audio is a URL ({str(ref.value)[:120]}); download it first, audiodata does not fetch")
+        raise AudioError("A003", f"{what} is a URL ({str(ref.value)[:120]}); download it first, audiodata does not fetch")
     if ref.kind == "path":
-        path = resolve_path(str(ref.value), media_root, allow_absolute, input_dir)
+        path = resolve_path(str(ref.value), media_root, allow_absolute, input_dir, what=what)
         size = path.stat().st_size
         if size > max_bytes:
-            raise AudioError("A011", f"audio file of {size} bytes exceeds --max-audio-bytes {max_bytes}")
+            raise AudioError("A011", f"{what} file of {size} bytes exceeds --max-audio-bytes {max_bytes}")
         return AudioSource(path=path, name=path.name, label=describe_ref(ref))
     if ref.kind == "bytes":
         if len(ref.value) > max_bytes:
-            raise AudioError("A011", f"inline audio of {len(ref.value)} bytes exceeds --max-audio-bytes {max_bytes}")
+            raise AudioError("A011", f"inline {what} of {len(ref.value)} bytes exceeds --max-audio-bytes {max_bytes}")
         return AudioSource(data=ref.value, name=ref.name or "", label=describe_ref(ref))
     if ref.kind == "data_uri":
         m = _DATA_URI.match(ref.value)
         if m is None:
-            raise AudioError("A004", "data URI is not of the form data:audio/<type>;base64,<data>")
+            raise AudioError("A004", f"data URI is not of the form data:{what}/<type>;base64,<data>")
         mime = m.group(1).lower()
         ext = mime.rsplit("/", 1)[-1] if "/" in mime else ""
         name = ref.name or (f"inline.{ext}" if ext else "")
-        return AudioSource(data=b64decode(ref.value[m.end() :], max_bytes), name=name, label=describe_ref(ref))
+        return AudioSource(data=b64decode(ref.value[m.end() :], max_bytes, what), name=name, label=describe_ref(ref))
     if ref.kind == "base64":
-        return AudioSource(data=b64decode(ref.value, max_bytes), name=ref.name or "", label=describe_ref(ref))
-    raise AudioError("A005", f"cannot read an audio reference of kind {ref.kind}")
+        return AudioSource(data=b64decode(ref.value, max_bytes, what), name=ref.name or "", label=describe_ref(ref))
+    raise AudioError("A005", f"cannot read {what} given as {ref.kind}")

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--dedup-threshold", type=float, default=NEAR_THRESHOLD, help=f"near-duplicate similarity (default {NEAR_THRESHOLD})"
     )
+    c.add_argument(
+        "--visual",
+        choices=["embed", "refs"],
+        default="embed",
+        help="images/videos: embed them (Hub Image/Video columns, default) or keep refs (paths relative to the media root)",
+    )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     lt = sub.add_parser(
@@ -259,6 +265,7 @@ def cmd_convert(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         max_shard_size=parse_size(args.max_shard_size),
         overwrite=args.overwrite,
+        visual=args.visual,
     )
     show = not args.no_progress and not args.json
     with Progress(

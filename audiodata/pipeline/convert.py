@@ -23,7 +23,7 @@ from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, conversati
 from audiodata.dedup.stored import shard_records
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.process import Processed, process_batch
-from audiodata.pipeline.read import Pending, read_records
+from audiodata.pipeline.read import Pending, read_records, visual_media
 from audiodata.pipeline.state import WORK, RunState, atomic_write
 from audiodata.pipeline.window import ordered_map
 from audiodata.readers.sources import InputError, InputFile, expand
@@ -32,7 +32,7 @@ from audiodata.rules.engine import has_error
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import select
 from audiodata.writer.card import card_yaml, render_card
-from audiodata.writer.schema import FORMAT_VERSION, KINDS
+from audiodata.writer.schema import FORMAT_VERSION, KINDS, Visual
 from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
 
 OUTPUT_FILES = ("data", "README.md", "manifest.json", "rejects.jsonl", WORK)
@@ -129,6 +129,7 @@ class _Run:
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
+        self.visual = Visual(*visual_media(files, opts.max_record_bytes), refs=opts.visual == "refs")
         self.deduper = RecordDeduper(opts.dedup == "near", opts.dedup_threshold) if opts.dedup != "off" else None
         self.writers: dict[str, ShardWriter] = {}
         self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
@@ -294,6 +295,7 @@ class _Run:
                 self.opts.row_group_rows,
                 first,
                 self._checkpoint,
+                self.visual,
             )
         return self.writers[stream]
 
@@ -403,6 +405,9 @@ class _Run:
             "rejects_by_code": dict(sorted(by_code.items())),
             "configs": configs,
         }
+        for name in ("images", "videos"):  # only in runs with visual columns: audio-only manifests stay as they were
+            if getattr(self.visual, name):
+                summary[name] = totals.get(name, 0)
         manifest = {
             "audiodata_version": __version__,
             "format_version": FORMAT_VERSION,
@@ -412,7 +417,8 @@ class _Run:
             "shards": shard_rows,
             "rejects": {"file": "rejects.jsonl", "count": n_rejects + n_dups, "rejected": n_rejects, "duplicates": n_dups},
         }
-        atomic_write(self.out / "README.md", render_card(card_yaml(configs, self.opts.sample_rate, self.opts.license), summary))
+        card = card_yaml(configs, self.opts.sample_rate, self.opts.license, self.visual)
+        atomic_write(self.out / "README.md", render_card(card, summary))
         atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         self.state.status = "complete"
         self.state.save(self.out)

@@ -15,6 +15,7 @@ from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.transcript import TASKS
+from audiodata.visual import VISUAL_MODES
 
 #: Settings that change how a run goes, not what it writes; left out of the fingerprint.
 RUNTIME_ONLY = ("num_workers", "overwrite", "progress", "batch_size")
@@ -85,6 +86,7 @@ class ConvertOptions:
     dedup: str = "off"  # off | exact | near: drop later copies of a record (kept in rejects.jsonl)
     dedup_threshold: float = NEAR_THRESHOLD  # fingerprint similarity from which clips are the same recording
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
+    visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
     num_workers: int = 0  # 0: all cores
     batch_size: int = 16
     overwrite: bool = False
@@ -122,6 +124,8 @@ class ConvertOptions:
             raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
         if self.task not in TASKS:
             raise OptionsError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.visual not in VISUAL_MODES:
+            raise OptionsError(f"--visual must be one of {', '.join(VISUAL_MODES)}, got {self.visual!r}")
         if self.cutoff_len < 16:
             raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
         if self.media_root is not None and not os.path.isdir(self.media_root):
@@ -150,6 +154,7 @@ class ConvertOptions:
             preview,
             self.dedup == "near" if fingerprint is None else fingerprint,
             task=self.task,
+            visual=self.visual,
         )
 
     def recorded(self) -> dict[str, object]:

@@ -1,9 +1,10 @@
 """The per-record work, as a pure function of a batch of records.
 
 ``process_batch`` resolves, decodes, resamples, measures, encodes and hashes every
-audio of every record, runs the audio rules on the measurements, and returns rows
-ready for the writer, or located findings. With ``encode=False`` (lint) it stops
-before encoding: same decode, same rules, no output. It holds
+audio of every record, runs the audio rules on the measurements, opens and checks the
+record's images and videos (``audiodata.visual``, with the same path safety), and
+returns rows ready for the writer, or located findings. With ``encode=False`` (lint) it
+stops before encoding: same decode, same rules, no output. It holds
 no state and touches no output, so it runs the same in this process, in a process
 pool, or as a ``map_batches`` stage on a distributed engine such as Ray Data.
 """
@@ -31,6 +32,7 @@ from audiodata.rules.engine import check_audio, keep_enabled
 from audiodata.rules.findings import Finding
 from audiodata.rules.rate_rules import rate_of
 from audiodata.rules.transcript import TranscriptRate
+from audiodata.visual import StoredVisual, VisualError, store_visual
 from audiodata.writer.schema import prompt_column
 
 MIN_SECONDS = 0.1
@@ -52,6 +54,7 @@ class AudioSettings:
     preview: bool = False  # keep a short MP3 excerpt of flagged records (the HTML report)
     fingerprint: bool = False  # acoustic fingerprints for near-duplicate detection (dedup)
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
+    visual: str = "embed"  # images/videos: "embed" their bytes, or keep "refs" (paths relative to the media root)
 
 
 @dataclass
@@ -97,6 +100,13 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
         ctx = audio_context(measured, settings)
         findings += check_audio(rec, ctx, settings.enabled)
         rate = rate_of(rec, ctx)
+    visual: dict[str, list[StoredVisual]] = {"images": [], "videos": []}
+    for name, refs in (("images", rec.images), ("videos", rec.videos)):
+        for ref in refs:
+            try:
+                visual[name].append(store_visual(ref, name[:-1], rec.media_root, *_visual_args(settings)))
+            except VisualError as exc:
+                findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
     findings = keep_enabled(findings, settings.enabled)
     preview = _preview(clips, findings) if settings.preview and findings else None
     if any(f.is_error for f in findings):
@@ -107,7 +117,8 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
         "source_formats": {c.source_format: 1 for c in clips},
         "warnings": {f.code: 1 for f in findings},
     }
-    row = build_row(rec, clips, settings.codec) if settings.encode else None
+    stats.update({name: len(v) for name, v in visual.items() if v})
+    row = build_row(rec, clips, settings.codec, visual) if settings.encode else None
     prints = [c.fingerprint for c in clips] if settings.fingerprint else None
     return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints, rate)
 
@@ -120,6 +131,10 @@ def preview_record(rec: Record, settings: AudioSettings) -> dict[str, Any] | Non
     except AudioError:
         return None
     return _preview(clips, [])
+
+
+def _visual_args(settings: AudioSettings) -> tuple[str, int, bool, bool]:
+    return settings.visual, settings.max_audio_bytes, settings.allow_absolute_paths, settings.encode
 
 
 def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | None:
@@ -185,7 +200,9 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def build_row(rec: Record, clips: list[Clip], codec: str) -> dict[str, Any]:
+def build_row(rec: Record, clips: list[Clip], codec: str, visual: dict[str, list[StoredVisual]] | None = None) -> dict[str, Any]:
+    """One output row. ``images``/``videos`` are always set (empty lists for audio-only records); the
+    writer keeps them only in runs that have such columns (see ``writer.schema.Visual``)."""
     ext = CODECS[codec][2]
     stem = _UNSAFE.sub("_", rec.id).strip("._") or "record"
     row: dict[str, Any] = {
@@ -211,6 +228,8 @@ def build_row(rec: Record, clips: list[Clip], codec: str) -> dict[str, Any]:
         "audio_seconds": round(sum(c.duration for c in clips), 6),
         "source": {"file": rec.source.file, "index": rec.source.index, "line": rec.source.line},
     }
+    for name, stored in (visual or {}).items():
+        row[name] = [v.cell(f"{stem}_{name[:-1]}{k}") for k, v in enumerate(stored)]
     if rec.kind == "dpo":
         row["chosen"] = [m.to_dict() for m in rec.chosen or []]
         row["rejected"] = [m.to_dict() for m in rec.rejected or []]

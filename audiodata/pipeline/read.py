@@ -108,3 +108,31 @@ def read_records(
     parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
     for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done):
         yield parse(seq, n, item)
+
+
+def visual_media(files: list[InputFile], max_record_bytes: int) -> tuple[bool, bool]:
+    """Whether any record of the run names (images, videos): the output's visual columns must be
+    decided before the first row is written, since every shard of a config has one schema.
+
+    A pass over the inputs that parses only records whose text names a medium (``image``,
+    ``video`` or the dataset_info column), and stops once both are found: nearly free for
+    audio-only corpora and for vision corpora alike. The answer depends on the inputs alone,
+    so any worker count, and a resumed run, decides the same.
+    """
+    found = {"images": False, "videos": False}
+    for f in files:
+        needles = {"images": ("image", f.spec.column("images")), "videos": ("video", f.spec.column("videos"))}
+        for _seq, _n, item in read_raw([f], max_record_bytes):
+            if all(found.values()):
+                return True, True
+            wanted = [k for k, hit in found.items() if not hit]
+            if item.text is not None and not any(w in item.text for k in wanted for w in needles[k]):
+                continue
+            item = parse_text(item, max_record_bytes)
+            if item.code is not None or not isinstance(item.obj, dict):
+                continue
+            record, _ = parse_record(item.obj, ParseContext(f.spec, SourceLoc(f.display, item.index, item.line), f.media_root))
+            if record is not None:
+                found["images"] |= bool(record.images)
+                found["videos"] |= bool(record.videos)
+    return found["images"], found["videos"]

@@ -133,12 +133,83 @@ def marker_in_system(rec: Record) -> Iterator[Finding]:
             yield Finding("M003", f"<audio> marker in {name}", name)
 
 
-@record_rule("M004", "image-video-marker", E, "<image>/<video> markers without images/videos fail multimodal templates.")
+def _sides(rec: Record) -> list[tuple[str, list[Message]]]:
+    """What a trainer counts markers over, as LLaMA-Factory's ``process_messages`` sees it: the whole
+    conversation for SFT, the prompt plus each response for DPO (chosen, rejected) and KTO."""
+    if rec.kind == "dpo":
+        return [("chosen", rec.chosen or []), ("rejected", rec.rejected or [])]
+    if rec.kind == "kto":
+        return [("completion", rec.completion or [])]
+    return [("messages", [])]
+
+
+@record_rule(
+    "M004",
+    "image-video-marker",
+    E,
+    "The number of <image>/<video> markers must equal the number of images/videos (LLaMA-Factory's _validate_messages).",
+)
 def other_media_markers(rec: Record) -> Iterator[Finding]:
-    for fld, text in rec.texts():
-        for marker in (IMAGE_MARKER, VIDEO_MARKER):
-            if marker in text:
-                yield Finding("M004", f"{marker} marker but the record has no {marker[1:-1]}s", fld)
+    found: set[str] = set()
+    for marker, refs in ((IMAGE_MARKER, rec.images), (VIDEO_MARKER, rec.videos)):
+        what = marker[1:-1]
+        for name, side in _sides(rec):
+            turns = [*rec.messages, *side]
+            seen = _count(turns, marker)
+            if seen == len(refs):
+                continue
+            where = "messages hold" if rec.kind == "sft" else f"prompt + {name} hold"
+            fld = refs[seen].field if seen < len(refs) else _nth_marker_field(turns, marker, len(refs), len(rec.messages), name)
+            if (marker, fld) not in found:  # a surplus in the shared prompt shows once, not per response
+                found.add((marker, fld))
+                yield Finding("M004", f"{where} {seen} {marker} marker(s) for {len(refs)} {what}(s)", fld)
+
+
+def _nth_marker_field(turns: list[Message], marker: str, n: int, n_prompt: int, side: str) -> str:
+    """The field of the turn holding the ``n``-th (0-based) ``marker``: the first one without its media."""
+    for i, m in enumerate(turns):
+        n -= m.content.count(marker)
+        if n < 0:
+            return _field(m, f"messages[{i}]" if i < n_prompt else f"{side}[{i - n_prompt}]")
+    return "messages"
+
+
+@record_rule(
+    "M006",
+    "video-audio-pairing",
+    W,
+    "With videos and audios, LLaMA-Factory's use_audio_in_video (Qwen2.5-Omni) needs one audio per video, "
+    "each <video> followed by its <audio> in the same turn.",
+)
+def video_audio_pairing(rec: Record) -> Iterator[Finding]:
+    if not rec.videos or not rec.audios:
+        return
+    if len(rec.videos) != len(rec.audios):
+        msg = f"{len(rec.videos)} video(s) but {len(rec.audios)} audio(s): use_audio_in_video needs as many of each"
+        yield Finding("M006", msg, "videos")
+        return
+    flagged: set[str] = set()
+    for name, side in _sides(rec):
+        for i, m in enumerate([*rec.messages, *side]):
+            fld = _field(m, f"messages[{i}]" if i < len(rec.messages) else f"{name}[{i - len(rec.messages)}]")
+            problem = _pairing_problem(m.content)
+            if problem and fld not in flagged:
+                flagged.add(fld)
+                yield Finding("M006", f"{problem} (use_audio_in_video)", fld)
+
+
+def _pairing_problem(content: str) -> str | None:
+    """LLaMA-Factory's Qwen2OmniPlugin loop over one turn: each <video> takes the first <audio> after it
+    and then drops the first <audio> left in the turn; audios it does not take stay raw markers."""
+    if VIDEO_MARKER not in content:
+        return None
+    while VIDEO_MARKER in content:
+        if content.find(AUDIO_MARKER, content.find(VIDEO_MARKER)) == -1:
+            return "a <video> is not followed by an <audio> in the same turn"
+        content = content.replace(VIDEO_MARKER, "", 1).replace(AUDIO_MARKER, "", 1)
+    if AUDIO_MARKER in content:
+        return "an <audio> in this turn is not paired with a <video> and would stay unexpanded"
+    return None
 
 
 SPECIAL_TOKENS = re.compile(

@@ -122,8 +122,8 @@ def get(code: str) -> Rule:
 
 
 #: Problems that leave no record to write: they always reject, whatever --select/--ignore say,
-#: so an unparsable record can never vanish silently.
-ALWAYS_ON = ("F", "S001", "S010")
+#: so an unparsable record can never vanish silently (nor be written without an image or video it names).
+ALWAYS_ON = ("F", "S001", "S010", "S030", "S031", "S032", "S033", "S034")
 
 
 def select(select: list[str] | None = None, ignore: list[str] | None = None) -> set[str]:
@@ -203,3 +203,19 @@ register(
     stage="dataset",
 )
 register("A011", "audio-too-large", S.ERROR, "The audio exceeds --max-audio-bytes or --max-duration; trim or split it.")
+# Images and videos (Omni and vision corpora): found while the audio stage opens them, located to the reference.
+register("S030", "visual-file-missing", S.ERROR, "The image or video file does not exist; fix the path or --media-root.")
+register(
+    "S031", "visual-path-escapes-root", S.ERROR, "An image or video path resolves outside the media root; move the file under it."
+)
+register(
+    "S032",
+    "visual-not-storable",
+    S.ERROR,
+    "An image or video in a form audiodata cannot store: a URL (never fetched), a list of frames instead of a video, "
+    "or inline data with --visual refs.",
+)
+register(
+    "S033", "visual-undecodable", S.ERROR, "The image or video cannot be read: not an image/video container, or invalid base64."
+)
+register("S034", "visual-too-large", S.ERROR, "The image or video exceeds --max-audio-bytes (the bound on one media file).")

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from audiodata.writer.schema import features
+from audiodata.writer.schema import NO_VISUAL, Visual, features
 
 #: What each config kind is for, and its columns, for the card's table.
 TASKS = {
@@ -16,7 +16,9 @@ TASKS = {
 }
 
 
-def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int, license: str = "unknown") -> dict[str, Any]:
+def card_yaml(
+    configs: dict[str, dict[str, Any]], sample_rate: int, license: str = "unknown", visual: Visual = NO_VISUAL
+) -> dict[str, Any]:
     """``configs``: name -> {"kind", "data_dir", "splits": {split: {"rows", "bytes"}}}."""
     cfg_list, info_list = [], []
     for i, (name, cfg) in enumerate(configs.items()):
@@ -30,7 +32,7 @@ def card_yaml(configs: dict[str, dict[str, Any]], sample_rate: int, license: str
         size = sum(v["bytes"] for v in cfg["splits"].values())
         info = {
             "config_name": name,
-            "features": features(cfg["kind"], sample_rate)._to_yaml_list(),
+            "features": features(cfg["kind"], sample_rate, visual)._to_yaml_list(),
             "splits": [{"name": s, "num_bytes": v["bytes"], "num_examples": v["rows"]} for s, v in cfg["splits"].items()],
             "download_size": size,
             "dataset_size": size,
@@ -60,12 +62,18 @@ def render_card(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         "",
         "Prepared with [audiodata](https://github.com/audiodata/audiodata): audio decoded, downmixed to mono, resampled once "
         f"to {summary['sample_rate']} Hz and stored losslessly ({summary['codec'].upper()}) in the `audios` column.",
+        *(
+            ["", "Images and videos are kept as the input gave them, in marker order, in the `images`/`videos` columns."]
+            if "images" in summary or "videos" in summary
+            else []
+        ),
         "",
         "| | |",
         "|---|---|",
         f"| records | {summary['written']} |",
         f"| audio clips | {summary['clips']} |",
         f"| audio hours | {hours:.3f} |",
+        *[f"| {name} | {summary[name]} |" for name in ("images", "videos") if name in summary],
         f"| source sample rates | {_counts(summary['source_sampling_rates'], ' Hz')} |",
         f"| source formats | {_counts(summary['source_formats'])} |",
         f"| rejected records | {summary['rejected']} |",

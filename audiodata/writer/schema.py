@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from datasets import Audio, Features, List, Value
+from datasets import Audio, Features, Image, List, Value, Video
 
-from audiodata.records import Message, Record, SourceLoc
+from audiodata.records import RECORD_KINDS, Message, Record, SourceLoc
 
 MESSAGE = {"role": Value("string"), "content": Value("string")}
 
@@ -40,7 +40,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 #: The configs a run can write, in the order cards and manifests list them.
-KINDS = ("sft", "dpo", "kto")
+KINDS = RECORD_KINDS
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,46 @@ def record_columns(kind: str, format_version: int = FORMAT_VERSION) -> list[str]
     return cols + {"dpo": ["chosen", "rejected"], "kto": ["completion", "label"]}.get(kind, [])
 
 
-def features(kind: str, sample_rate: int) -> Features:
+
+#: Image and video columns: only in runs whose records carry images / videos (decided before the first
+#: row, the same for every shard). Audio-only outputs stay without them: TRL treats any dataset with an
+#: ``images`` column as a vision dataset and refuses it for an audio model.
+VISUAL_COLUMNS = (
+    Column(
+        "images",
+        RECORD_KINDS,
+        "The record's images in <image> marker order: Hub Image structs {bytes, path} with the original file bytes, "
+        "or (--visual refs) paths relative to the media root. Present only when the run has images.",
+    ),
+    Column(
+        "videos",
+        RECORD_KINDS,
+        "The record's videos in <video> marker order: Hub Video structs {bytes, path} with the original file bytes, "
+        "or (--visual refs) paths relative to the media root. Present only when the run has videos.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Visual:
+    """Which visual columns a run writes, and how: embedded Hub features, or file references (``refs``)."""
+
+    images: bool = False
+    videos: bool = False
+    refs: bool = False
+
+    def types(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, feature in (("images", Image()), ("videos", Video())):
+            if getattr(self, name):
+                out[name] = List(Value("string") if self.refs else feature)
+        return out
+
+
+NO_VISUAL = Visual()
+
+
+def features(kind: str, sample_rate: int, visual: Visual = NO_VISUAL) -> Features:
     types: dict[str, Any] = {
         "id": Value("string"),
         "messages": List(MESSAGE),
@@ -103,8 +142,9 @@ def features(kind: str, sample_rate: int) -> Features:
         "audio_info": List(AUDIO_INFO),
         "audio_seconds": Value("float64"),
         "source": SOURCE,
+        **visual.types(),
     }
-    return Features({c.name: types[c.name] for c in COLUMNS if kind in c.kinds})
+    return Features({c.name: types[c.name] for c in (*COLUMNS, *VISUAL_COLUMNS) if kind in c.kinds and c.name in types})
 
 
 def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT_VERSION) -> Record:
@@ -133,8 +173,8 @@ def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT
     )
 
 
-def arrow_schema(kind: str, sample_rate: int) -> pa.Schema:
-    return features(kind, sample_rate).arrow_schema
+def arrow_schema(kind: str, sample_rate: int, visual: Visual = NO_VISUAL) -> pa.Schema:
+    return features(kind, sample_rate, visual).arrow_schema
 
 
 _JSON_TYPES = {
@@ -157,6 +197,14 @@ def _json_type(feature: Any) -> dict[str, Any]:
             "required": ["bytes", "path"],
             "description": f"Hub Audio struct; FLAC or WAV at {feature.sampling_rate} Hz mono",
         }
+    if isinstance(feature, (Image, Video)):
+        what = type(feature).__name__
+        return {
+            "type": "object",
+            "properties": {"bytes": {"type": "string", "contentEncoding": "base64"}, "path": {"type": "string"}},
+            "required": ["bytes", "path"],
+            "description": f"Hub {what} struct: the original {what.lower()} file, as the input gave it",
+        }
     if isinstance(feature, List):
         return {"type": "array", "items": _json_type(feature.feature)}
     if isinstance(feature, dict):
@@ -170,7 +218,8 @@ def _json_type(feature: Any) -> dict[str, Any]:
 
 
 def output_json_schema(sample_rate: int = 16000) -> dict[str, Any]:
-    """JSON Schema (2020-12) of one output row, SFT, DPO or KTO, generated from :data:`COLUMNS`."""
+    """JSON Schema (2020-12) of one output row, SFT, DPO or KTO, generated from :data:`COLUMNS` (required)
+    and :data:`VISUAL_COLUMNS` (optional: embedded or references)."""
     variants = []
     for kind in KINDS:
         feats = features(kind, sample_rate)
@@ -178,12 +227,18 @@ def output_json_schema(sample_rate: int = 16000) -> dict[str, Any]:
         for c in COLUMNS:
             if kind in c.kinds:
                 props[c.name] = {**_json_type(feats[c.name]), "description": c.description}
+        required = list(props)
+        embed, refs = features(kind, sample_rate, Visual(True, True)), features(kind, sample_rate, Visual(True, True, True))
+        for c in VISUAL_COLUMNS:
+            if kind in c.kinds:
+                forms = [_json_type(embed[c.name].feature), _json_type(refs[c.name].feature)]
+                props[c.name] = {"type": "array", "items": {"oneOf": forms}, "description": c.description}
         variants.append(
             {
                 "title": f"{kind} row",
                 "type": "object",
                 "properties": props,
-                "required": list(props),
+                "required": required,
                 "additionalProperties": False,
             }
         )

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from datasets import config as ds_config
 from datasets.arrow_writer import get_parquet_column_options
 
-from audiodata.writer.schema import features
+from audiodata.writer.schema import NO_VISUAL, Visual, features
 
 
 class CountingFile:
@@ -87,6 +87,8 @@ class ShardInfo:
 def row_nbytes(row: dict[str, Any]) -> int:
     """A close estimate of a row's Parquet size: the audio dominates."""
     n = 64 + sum(len(a["bytes"]) + 64 for a in row.get("audios") or [])
+    for v in (row.get("images") or []) + (row.get("videos") or []):
+        n += len(v["bytes"] or b"") + 64 if isinstance(v, dict) else len(v)
     for key in ("messages", "chosen", "rejected"):
         n += sum(len(m["content"]) + 16 for m in row.get(key) or [])
     return n + len(row.get("system") or "") + len(row.get("tools") or "") + 96 * len(row.get("audio_info") or [])
@@ -111,11 +113,12 @@ class ShardWriter:
         row_group_rows: int,
         first_shard: int,
         on_close: Callable[[ShardInfo], None],
+        visual: Visual = NO_VISUAL,
     ) -> None:
         self.dir = work_dir / stream
         self.dir.mkdir(parents=True, exist_ok=True)
         self.stream = stream
-        self.features = features(kind, sample_rate)
+        self.features = features(kind, sample_rate, visual)
         self.schema = self.features.arrow_schema
         self.max_bytes = max_bytes
         self.reserve = 64 * 1024 + max_bytes // 50  # footer, page index, page headers

@@ -2,7 +2,8 @@
 
 The user turn is instruction and input joined by a newline (empty parts skipped),
 as LLaMA-Factory builds it; ranking data has ``chosen``/``rejected`` strings; KTO data a
-boolean ``kto_tag`` judging ``output``.
+boolean ``kto_tag`` judging ``output``. Media come from the ``audios``, ``images`` and
+``videos`` columns.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import Any
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
+    Visual,
     audio_list,
     kto_label,
     new_record,
     optional,
     optional_text,
     pair_and_kto,
+    visual_refs,
 )
 from audiodata.records import Message, Record
 
@@ -52,6 +55,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     else:
         msgs.append(Message("assistant", _text(obj, okey), okey))
     akey = spec.column("audios")
+    listed = {name: (obj.get(spec.column(name)), spec.column(name)) for name in ("images", "videos")}
     return new_record(
         obj,
         ctx,
@@ -61,6 +65,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         completion=completion,
         label=label,
         audios=audio_list(obj.get(akey), akey),
+        **visual_refs(listed, Visual(), pkey),
         system=optional_text(obj, spec.column("system")),
         tools=optional_text(obj, spec.column("tools")),
         chosen=chosen,

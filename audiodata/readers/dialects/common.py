@@ -1,15 +1,25 @@
-"""Pieces every dialect parser shares: typed field access, audio references,
-content lists. Problems raise :class:`ParseError` located to the field."""
+"""Pieces every dialect parser shares: typed field access, media references
+(audio, image, video), content lists. Problems raise :class:`ParseError` located to the field."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from audiodata.readers.spec import DEFAULT_TAGS, DialectSpec
-from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, RESPONSE_ROLES, VIDEO_MARKER, AudioRef, Message, Record, SourceLoc
+from audiodata.records import (
+    AUDIO_MARKER,
+    IMAGE_MARKER,
+    RESPONSE_ROLES,
+    VIDEO_MARKER,
+    AudioRef,
+    MediaRef,
+    Message,
+    Record,
+    SourceLoc,
+)
 
 
 class ParseError(Exception):
@@ -64,65 +74,114 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def audio_ref(value: Any, field: str) -> AudioRef:
-    """Classify one audio reference the way a user would expect it read."""
+#: The keys under which an object form names its file, per medium (HF structs, OpenAI and Qwen parts).
+_OBJECT_KEYS = {
+    "audio": ("path", "url", "audio_url"),
+    "image": ("path", "url", "image_url", "image"),
+    "video": ("path", "url", "video_url", "video"),
+}
+
+
+def media_ref(value: Any, field: str, what: str = "audio") -> MediaRef:
+    """Classify one audio, image or video reference the way a user would expect it read:
+    path, URL, data URI, base64, bytes (and for audio, decoded samples)."""
     if isinstance(value, str):
         s = value.strip()
         if not s:
-            raise ParseError("S001", "empty audio reference", field)
+            raise ParseError("S001", f"empty {what} reference", field)
         if s.startswith("data:"):
-            return AudioRef("data_uri", s, field)
+            return MediaRef("data_uri", s, field)
         if _SCHEME.match(s):
             if s.startswith("file://"):
-                return AudioRef("path", s[7:], field)
-            return AudioRef("url", s, field)
+                return MediaRef("path", s[7:], field)
+            return MediaRef("url", s, field)
         if len(s) >= 128 and "." not in s[-8:]:  # too long for a path with no extension: inline data
-            return AudioRef("base64", s, field)
-        return AudioRef("path", value, field)
+            return MediaRef("base64", s, field)
+        return MediaRef("path", value, field)
     if isinstance(value, dict):
         if value.get("bytes") is not None:
             raw = value["bytes"]
             name = value.get("path") if isinstance(value.get("path"), str) else None
             if isinstance(raw, str):
                 kind = "data_uri" if raw.startswith("data:") else "base64"
-                return AudioRef(kind, raw, f"{field}.bytes", name=name)
+                return MediaRef(kind, raw, f"{field}.bytes", name=name)
             if isinstance(raw, list) and all(isinstance(b, int) for b in raw[:16]):
                 try:
-                    return AudioRef("bytes", bytes(raw), f"{field}.bytes", name=name)
+                    return MediaRef("bytes", bytes(raw), f"{field}.bytes", name=name)
                 except ValueError:
                     pass
             raise ParseError("S001", "bytes must be a base64 string", f"{field}.bytes")
-        if "array" in value:
+        if what == "audio" and "array" in value:
             arr, sr = value.get("array"), value.get("sampling_rate")
             if not isinstance(arr, list) or not isinstance(sr, int) or isinstance(sr, bool) or sr <= 0:
                 raise ParseError("S001", "array audio needs a list 'array' and a positive int 'sampling_rate'", field)
-            return AudioRef("array", arr, field, sampling_rate=sr)
-        if isinstance(value.get("data"), str):  # OpenAI input_audio {"data", "format"}
-            return AudioRef("base64", value["data"], f"{field}.data", name=f"input.{value.get('format') or 'wav'}")
-        for key in ("path", "url", "audio_url"):
+            return MediaRef("array", arr, field, sampling_rate=sr)
+        if what == "audio" and isinstance(value.get("data"), str):  # OpenAI input_audio {"data", "format"}
+            return MediaRef("base64", value["data"], f"{field}.data", name=f"input.{value.get('format') or 'wav'}")
+        keys = _OBJECT_KEYS[what]
+        for key in keys:
             inner = value.get(key)
             if isinstance(inner, dict):
                 inner = inner.get("url")
             if isinstance(inner, str):
-                return audio_ref(inner, f"{field}.{key}")
-        raise ParseError("S001", "audio object needs 'bytes', 'path' or 'array'", field)
-    raise ParseError("S001", f"an audio reference must be a string or object, got {type(value).__name__}", field)
+                return media_ref(inner, f"{field}.{key}", what)
+        want = "'bytes', 'path' or 'array'" if what == "audio" else "'bytes' or one of " + ", ".join(f"'{k}'" for k in keys)
+        raise ParseError("S001", f"{what} object needs {want}", field)
+    if what == "video" and isinstance(value, list):  # LLaMA-Factory also takes a video as a list of frame files
+        msg = "a video given as a list of frame images is not supported; encode the frames into a video file"
+        raise ParseError("S032", msg, field)
+    article = "a" if what == "video" else "an"
+    raise ParseError("S001", f"{article} {what} reference must be a string or object, got {type(value).__name__}", field)
 
 
-def audio_list(value: Any, field: str) -> list[AudioRef]:
+def audio_ref(value: Any, field: str) -> MediaRef:
+    """Classify one audio reference (see :func:`media_ref`)."""
+    return media_ref(value, field, "audio")
+
+
+def media_list(value: Any, field: str, what: str = "audio") -> list[MediaRef]:
+    """A list column (``audios``, ``images``, ``videos``) or a single reference (wrapped, as LLaMA-Factory does)."""
     if value is None:
         return []
     if isinstance(value, list):
-        return [audio_ref(v, f"{field}[{i}]") for i, v in enumerate(value)]
-    return [audio_ref(value, field)]
+        return [media_ref(v, f"{field}[{i}]", what) for i, v in enumerate(value)]
+    return [media_ref(value, field, what)]
+
+
+def audio_list(value: Any, field: str) -> list[MediaRef]:
+    return media_list(value, field, "audio")
+
+
+@dataclass(slots=True)
+class Visual:
+    """Images and videos a record's content lists carry (with a value), in marker order."""
+
+    images: list[MediaRef] = field(default_factory=list)
+    videos: list[MediaRef] = field(default_factory=list)
+
+
+def visual_refs(listed: dict[str, tuple[Any, str]], inline: Visual, field: str) -> dict[str, list[MediaRef]]:
+    """The record's ``images`` and ``videos``: from their columns (``listed``: name -> (value, column))
+    or from content items; not both for one medium, like audio."""
+    out: dict[str, list[MediaRef]] = {}
+    for name, what in (("images", "image"), ("videos", "video")):
+        value, column = listed.get(name, (None, name))
+        refs = media_list(value, column, what)
+        inner: list[MediaRef] = getattr(inline, name)
+        if inner and refs:
+            raise ParseError("S001", f"{what}s are given both inside the messages and in the {column} list", field)
+        out[name] = inner or refs
+    return out
 
 
 _AUDIO_KEYS = ("audio", "path", "url", "audio_url", "input_audio")
 
 
-def content_text(value: Any, field: str, inline: list[AudioRef], bare: list[int]) -> str:
+def content_text(value: Any, field: str, inline: list[AudioRef], bare: list[int], visual: Visual | None = None) -> str:
     """A message content as text. Content lists become text with markers in place:
-    audio items with a value add to ``inline``; value-less ones count in ``bare``."""
+    audio items with a value add to ``inline``; value-less ones count in ``bare``; image
+    and video items with a value add to ``visual`` (value-less ones take theirs from the
+    record's ``images``/``videos`` lists)."""
     if isinstance(value, str):
         return value
     if not isinstance(value, list):
@@ -145,10 +204,12 @@ def content_text(value: Any, field: str, inline: list[AudioRef], bare: list[int]
                 bare[0] += 1
             else:
                 inline.append(audio_ref(item[key], f"{fld}.{key}"))
-        elif kind in ("image", "image_url"):
-            parts.append(IMAGE_MARKER)
-        elif kind in ("video", "video_url"):
-            parts.append(VIDEO_MARKER)
+        elif kind in ("image", "image_url", "video", "video_url"):
+            what = "image" if kind.startswith("image") else "video"
+            parts.append(IMAGE_MARKER if what == "image" else VIDEO_MARKER)
+            key = next((k for k in _OBJECT_KEYS[what] if item.get(k) is not None), None)
+            if key is not None and visual is not None:
+                getattr(visual, f"{what}s").append(media_ref(item[key], f"{fld}.{key}", what))
         else:
             raise ParseError("S001", f"unknown content item type {kind!r}", f"{fld}.type")
     return "".join(parts)
@@ -162,6 +223,7 @@ def turns(
     bare: list[int],
     role_key: str | None = None,
     content_key: str | None = None,
+    visual: Visual | None = None,
 ) -> list[Message]:
     """Parse a list of message objects into canonical turns (roles mapped, unknown kept)."""
     if not isinstance(raw, list):
@@ -173,7 +235,7 @@ def turns(
         fld = f"{field}[{i}]"
         if not isinstance(m, dict):
             raise ParseError("S001", "a message must be an object", fld)
-        out.append(message(m, fld, ctx, inline, bare, roles, tags, role_key, content_key))
+        out.append(message(m, fld, ctx, inline, bare, roles, tags, role_key, content_key, visual))
     return out
 
 
@@ -187,6 +249,7 @@ def message(
     tags: dict[str, str] | None = None,
     role_key: str | None = None,
     content_key: str | None = None,
+    visual: Visual | None = None,
 ) -> Message:
     roles = roles if roles is not None else ctx.spec.role_map()
     if role_key is None:
@@ -201,7 +264,7 @@ def message(
     role = require(m, role_key, str, f"{fld}.{role_key}")
     if content_key not in m or m[content_key] is None:
         raise ParseError("S001", f"missing field {content_key!r}", f"{fld}.{content_key}")
-    text = content_text(m[content_key], f"{fld}.{content_key}", inline, bare)
+    text = content_text(m[content_key], f"{fld}.{content_key}", inline, bare, visual)
     canonical = roles.get(role)
     if canonical is None and tags is None:  # "Human", " gpt ", "function-call": the trainer may not match them; we map and warn
         canonical = roles.get(role.strip().lower().replace("-", "_"))

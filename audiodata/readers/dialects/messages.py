@@ -3,7 +3,9 @@
 Content items ``{"type": "audio", "path"|"audio"|"url": ...}`` become ``<audio>``
 markers in place and their audio joins the record's list in order; value-less audio
 items are markers whose audio comes from ``audios`` (a list, or one reference as a
-string, which ms-swift wraps the same way). Preference data is TRL's
+string, which ms-swift wraps the same way). Image and video items
+(``image``/``image_url``/``video``/``video_url``) work the same way with ``images``
+and ``videos`` (or ms-swift's ``image``/``video``). Preference data is TRL's
 ``prompt``/``chosen``/``rejected`` or one of ms-swift's two forms, read as ms-swift reads
 them (:mod:`audiodata.readers.dialects.swift_pairs`): ``rejected_response`` or
 ``rejected_messages`` (+ ``rejected_audios``). KTO data is ms-swift's boolean ``label``
@@ -19,6 +21,7 @@ from audiodata.readers.dialects import swift_pairs
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
+    Visual,
     audio_list,
     kto_label,
     merge_audios,
@@ -28,6 +31,7 @@ from audiodata.readers.dialects.common import (
     pop_system,
     split_completion,
     turns,
+    visual_refs,
 )
 from audiodata.records import AudioRef, Message, Record
 
@@ -38,13 +42,14 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         raise ParseError("S001", "missing field 'messages' (a list of {role, content})", "messages")
     inline: list[AudioRef] = []
     bare = [0]
-    msgs = turns(obj[key], key, ctx, inline, bare, "role", "content")
+    visual = Visual()
+    msgs = turns(obj[key], key, ctx, inline, bare, "role", "content", visual)
     msgs, system = pop_system(msgs, optional_text(obj, "system"))
     chosen = rejected = completion = None
     label = kto_label(obj, "label", False)
     swift = swift_pairs.form(obj)
     if obj.get("completion") is not None:  # TRL prompt-completion: SFT, or KTO with a label
-        completion = _responses(obj, "completion", ctx, inline, bare)
+        completion = _responses(obj, "completion", ctx, inline, bare, visual)
         if label is None:
             msgs, completion = msgs + completion, None
     if label is not None:
@@ -53,10 +58,11 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         if completion is None:  # ms-swift KTO: the last assistant turn of messages is judged
             msgs, completion = split_completion(msgs, key)
     elif swift is None and (obj.get("chosen") is not None or obj.get("rejected") is not None):
-        chosen, rejected = (_responses(obj, name, ctx, inline, bare) for name in ("chosen", "rejected"))
+        chosen, rejected = (_responses(obj, name, ctx, inline, bare, visual) for name in ("chosen", "rejected"))
     akey = "audios" if obj.get("audios") is not None else "audio"
     audios = merge_audios(audio_list(obj.get(akey), akey), inline, bare[0], key)
     tools = optional_text(obj, "tools")
+    listed = {name: _listed(obj, name) for name in ("images", "videos")}
     if swift is not None:
         pair = swift_pairs.read(obj, ctx, swift, msgs, system, audios, tools)
         msgs, chosen, rejected = pair.prompt, pair.chosen, pair.rejected
@@ -67,6 +73,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         kind="dpo" if chosen is not None else "kto" if label is not None else "sft",
         messages=msgs,
         audios=audios,
+        **visual_refs(listed, visual, key),
         system=system,
         tools=tools,
         chosen=chosen,
@@ -76,7 +83,15 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     )
 
 
-def _responses(obj: dict[str, Any], name: str, ctx: ParseContext, inline: list[AudioRef], bare: list[int]) -> list[Message]:
+def _listed(obj: dict[str, Any], name: str) -> tuple[Any, str]:
+    """ms-swift reads ``images``/``videos`` and their singular spellings (``image``, ``video``)."""
+    key = name if obj.get(name) is not None else name[:-1]
+    return obj.get(key), key
+
+
+def _responses(
+    obj: dict[str, Any], name: str, ctx: ParseContext, inline: list[AudioRef], bare: list[int], visual: Visual
+) -> list[Message]:
     value = obj.get(name)
     if value is None:
         raise ParseError("S001", f"missing field {name!r} (preference data needs chosen and rejected)", name)
@@ -84,4 +99,4 @@ def _responses(obj: dict[str, Any], name: str, ctx: ParseContext, inline: list[A
         return [Message("assistant", value, name)]
     if isinstance(value, dict):
         value = [value]
-    return turns(value, name, ctx, inline, bare, "role", "content")
+    return turns(value, name, ctx, inline, bare, "role", "content", visual)

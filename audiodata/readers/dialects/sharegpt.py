@@ -1,4 +1,4 @@
-"""LLaMA-Factory sharegpt: ``conversations`` of ``{from, value}`` plus ``audios``.
+"""LLaMA-Factory sharegpt: ``conversations`` of ``{from, value}`` plus ``audios`` (and ``images``/``videos``).
 
 Custom role/content tags come from a ``dataset_info.json`` entry; without one both
 ``from/value`` and ``role/content`` turns are accepted. Ranking data carries
@@ -13,6 +13,7 @@ from typing import Any
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
+    Visual,
     audio_list,
     kto_label,
     merge_audios,
@@ -23,6 +24,7 @@ from audiodata.readers.dialects.common import (
     pop_system,
     split_completion,
     turns,
+    visual_refs,
 )
 from audiodata.records import AudioRef, Record
 
@@ -36,7 +38,8 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         raise ParseError("S001", f"missing field {key!r}", key)
     inline: list[AudioRef] = []
     bare = [0]
-    msgs = turns(obj[key], key, ctx, inline, bare)
+    visual = Visual()
+    msgs = turns(obj[key], key, ctx, inline, bare, visual=visual)
     msgs, system = pop_system(msgs, optional_text(obj, spec.column("system")))
     ck, rk = spec.column("chosen"), spec.column("rejected")
     ranking = spec.ranking if spec.ranking is not None else (ck in obj or rk in obj)
@@ -49,7 +52,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
                 raise ParseError("S001", f"missing field {name!r} (ranking data needs chosen and rejected)", name)
             if not isinstance(value, dict):
                 raise ParseError("S001", f"{name} must be a message object like {{'from': 'gpt', 'value': ...}}", name)
-            pair.append([message(value, name, ctx, inline, bare)])
+            pair.append([message(value, name, ctx, inline, bare, visual=visual)])
         chosen, rejected = pair
     kto_key = spec.column("kto_tag")
     label = None if ranking else kto_label(obj, kto_key, "kto_tag" in spec.columns)
@@ -59,6 +62,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     elif ranking and kto_key in obj:
         raise pair_and_kto(kto_key)
     audios = merge_audios(audio_list(obj.get(spec.column("audios")), spec.column("audios")), inline, bare[0], key)
+    listed = {name: (obj.get(spec.column(name)), spec.column(name)) for name in ("images", "videos")}
     return new_record(
         obj,
         ctx,
@@ -68,6 +72,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         completion=completion,
         label=label,
         audios=audios,
+        **visual_refs(listed, visual, key),
         system=system,
         tools=optional_text(obj, spec.column("tools")),
         chosen=chosen,
