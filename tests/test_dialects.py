@@ -11,7 +11,7 @@ import pytest
 from audiodata.pipeline.process import build_row
 from audiodata.readers.dialects import detect, parse_record
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_ref
-from audiodata.readers.sources import InputError, expand
+from audiodata.readers.sources import InputError, expand, expand_inputs
 from audiodata.readers.spec import DialectSpec
 from audiodata.records import AudioRef, Record, SourceLoc
 from audiodata.rules.engine import check_record
@@ -708,10 +708,22 @@ def make_lf(root: Path) -> Path:
 
 def test_expand_folder_holding_dataset_info(tmp_path):
     lf = make_lf(tmp_path)
-    files = expand([str(tmp_path)])
+    got = expand_inputs([str(tmp_path)])
+    files = got.files
     rel = [os.path.relpath(f.path, tmp_path) for f in files]
+    # exactly the files the dataset_info.json names; the others are reported, not read
+    assert sorted(rel) == sorted(["lf/chat.json", "lf/rank.json", "lf/parts/p1.jsonl", "lf/parts/p2.jsonl"])
+    assert [(s.code, s.source, s.entry) for s in got.skipped] == [
+        ("F006", os.path.join(str(tmp_path), "lf", "dataset_info.json"), "hub"),
+        ("F007", os.path.join(str(tmp_path), "lf", "extra.jsonl"), ""),
+    ]
+    assert "not local (hf_hub_url org/name)" in got.skipped[0].reason
+    assert "--all-files" in got.skipped[1].reason
+    every = expand([str(tmp_path)], all_files=True)
+    rel = [os.path.relpath(f.path, tmp_path) for f in every]
     assert sorted(rel) == sorted(["lf/chat.json", "lf/rank.json", "lf/parts/p1.jsonl", "lf/parts/p2.jsonl", "lf/extra.jsonl"])
     assert len(set(rel)) == len(rel)  # not read twice
+    files = every
     by = {os.path.relpath(f.path, tmp_path): f for f in files}
     chat, rank, p1 = by["lf/chat.json"], by["lf/rank.json"], by["lf/parts/p1.jsonl"]
     assert (chat.spec.name, chat.spec.formatting, chat.spec.tags, chat.spec.columns) == (
