@@ -698,7 +698,11 @@ def make_lf(root: Path) -> Path:
     touch(lf / "extra.jsonl")
     info = {
         "chat": {"file_name": "chat.json", "formatting": "sharegpt", "tags": LF_TAGS, "columns": {"messages": "messages"}},
-        "rank": {"file_name": "rank.json", "ranking": True},
+        "rank": {
+            "file_name": "rank.json",
+            "ranking": True,
+            "columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"},
+        },
         "parts": {"file_name": "parts", "formatting": "sharegpt"},
         "hub": {"hf_hub_url": "org/name"},
     }

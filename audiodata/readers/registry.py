@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audiodata.readers.jsonstream import iter_file
-from audiodata.readers.spec import DialectSpec
+from audiodata.readers.spec import DEFAULT_COLUMNS, DialectSpec
 from audiodata.records import SourceLoc
 from audiodata.rules.findings import Finding
 
@@ -98,6 +98,8 @@ COLUMNS = {
     "openai": ("messages", *COMMON_COLUMNS),
 }
 TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag")
+#: DatasetAttr's column defaults (parser.py): an entry with ``columns`` replaces them all (join sets unlisted ones to None).
+LF_DEFAULT_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "messages": "conversations"}
 
 
 def dataset_info_files(info_path: Path, display: str, only: list[str] | None) -> Named:
@@ -171,12 +173,20 @@ def _entry_spec(display: str, name: str, entry: Any) -> DialectSpec:
         )
     columns = _names(where, "columns", entry.get("columns"), COLUMNS[fmt], f"with formatting {fmt}")
     tags = _names(where, "tags", entry.get("tags"), TAGS if fmt != "alpaca" else (), f"with formatting {fmt}")
+    read = columns if "columns" in entry else {k: v for k, v in LF_DEFAULT_COLUMNS.items() if k in COLUMNS[fmt]}
+    if fmt != "alpaca" and "messages" not in read:
+        raise InputError(f"{where}: its columns do not map messages, so LLaMA-Factory reads no conversation (add \"messages\")")
+    if ranking and not {"chosen", "rejected"} <= set(read):
+        raise InputError(f"{where}: a ranking entry must map the chosen and rejected columns (LLaMA-Factory looks both up)")
+    taken = set(read.values())
+    unread = tuple(DEFAULT_COLUMNS[k] for k in COLUMNS[fmt] if k not in read and DEFAULT_COLUMNS[k] not in taken)
     return DialectSpec(
         formatting=fmt,
         ranking=ranking,
         columns=columns,
         tags=tags if fmt == "sharegpt" else (tags or None),
         name=name,
+        unread=unread,
     )
 
 

@@ -55,6 +55,10 @@ def parse_record(obj: Any, ctx: ParseContext) -> tuple[Record | None, list[Findi
     try:
         if ctx.spec.converter in llamafactory_v1.CONVERTER_IGNORES:  # a v1 YAML's alpaca/sharegpt converter
             llamafactory_v1.check_converter_row(obj, ctx.spec.converter)
+        for key in ctx.spec.unread:  # a dataset_info.json entry that does not map a column the record fills
+            if obj.get(key) not in (None, "", [], {}):
+                why = f"dataset {ctx.spec.name!r} does not map the {key!r} column, so LLaMA-Factory does not read it"
+                raise ParseError("S001", f"{why}: map it in the entry's columns, or drop it", key)
         return PARSERS[dialect](obj, ctx), []
     except ParseError as exc:
         return None, [Finding(exc.code, f"{dialect}: {exc.message}", exc.field, ctx.source)]
