@@ -23,7 +23,7 @@ setup: system-deps $(BIN)/.installed
 # The peers' own data-checking code, which the tests hold our formats against: installed without
 # their training stacks (--no-deps), plus the few small modules their dataset code imports.
 PEERS      := llamafactory==0.9.5 ms-swift==4.6.0
-PEER_DEPS  :=
+PEER_DEPS  := omegaconf
 $(BIN)/.peers: $(BIN)/.installed Makefile
 	$(BIN)/pip install -q --no-deps $(PEERS)
 	$(if $(strip $(PEER_DEPS)),$(BIN)/pip install -q $(PEER_DEPS))

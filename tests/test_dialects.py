@@ -968,3 +968,12 @@ def test_dataset_info_reads_only_the_columns_an_entry_maps(tmp_path):
         touch(tmp_path / "dataset_info.json", json.dumps({"x": entry}))
         with pytest.raises(InputError, match=match):
             expand([str(tmp_path / "dataset_info.json")])
+
+
+def test_glob_takes_yaml_only_when_asked(tmp_path, monkeypatch):
+    touch(tmp_path / "rows.jsonl", json.dumps({"messages": [v1("user", ("text", "q")), v1("assistant", ("text", "a"))]}))
+    touch(tmp_path / "train_config.yaml", "model: some/model\nlearning_rate: 1.0e-4\n")  # not a dataset YAML
+    monkeypatch.chdir(tmp_path)
+    assert [f.display for f in expand(["*"])] == ["rows.jsonl"]
+    with pytest.raises(InputError, match="train_config.yaml: dataset 'model'"):
+        expand(["*.yaml"])

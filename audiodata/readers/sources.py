@@ -12,6 +12,7 @@ from pathlib import Path
 from audiodata.readers.registry import (
     DATASET_INFO,
     JSON_SUFFIXES,
+    YAML_SUFFIXES,
     InputError,
     Skipped,
     dataset_info_files,
@@ -98,9 +99,11 @@ def expand_inputs(
             matches = sorted(glob.glob(given, recursive=True))
             if not matches:
                 raise InputError(f"{given}: the pattern matches no file")
+            yaml_asked = given.endswith(YAML_SUFFIXES)  # a glob over a folder does not take every YAML in it for a v1 registry
             for m in matches:
-                if Path(m).is_file() and (is_json(Path(m)) or is_registry(Path(m))):
-                    add_file(Path(m), m)
+                found = Path(m)
+                if found.is_file() and (is_json(found) or found.name == DATASET_INFO or (yaml_asked and is_registry(found))):
+                    add_file(found, m)
             continue
         if not path.exists():
             raise InputError(f"{given}: no such file or folder")
