@@ -975,5 +975,5 @@ def test_glob_takes_yaml_only_when_asked(tmp_path, monkeypatch):
     touch(tmp_path / "train_config.yaml", "model: some/model\nlearning_rate: 1.0e-4\n")  # not a dataset YAML
     monkeypatch.chdir(tmp_path)
     assert [f.display for f in expand(["*"])] == ["rows.jsonl"]
-    with pytest.raises(InputError, match="train_config.yaml: dataset 'model'"):
+    with pytest.raises(InputError, match=r"train_config\.yaml: dataset 'model'"):
         expand(["*.yaml"])
