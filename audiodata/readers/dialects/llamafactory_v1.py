@@ -100,7 +100,7 @@ def _parse_dpo(obj: dict[str, Any], ctx: ParseContext, tools: str | None, inline
             raise ParseError("S001", f"{key} must be a non-empty list of messages", key)
         sides.append(value)
     chosen, rejected = sides
-    same_prompt(chosen, rejected, SIDES, lambda m: (m.get("role"), m.get("content")) if isinstance(m, dict) else m)
+    same_prompt(chosen, rejected, SIDES)
     prompt = _turns(chosen[:-1], "chosen_messages", inline, weighted=False)
     answers = [
         [_message(side[-1], f"{key}[{len(side) - 1}]", inline, weighted=True)] for key, side in zip(SIDES, sides, strict=True)
@@ -120,8 +120,9 @@ def _parse_dpo(obj: dict[str, Any], ctx: ParseContext, tools: str | None, inline
     )
 
 
-def same_prompt(chosen: list[Any], rejected: list[Any], names: tuple[str, str], key: Any) -> None:
-    """Both sides of a pair must share their prompt: everything before the last message."""
+def same_prompt(chosen: list[Any], rejected: list[Any], names: tuple[str, str]) -> None:
+    """Both sides of a pair must share their prompt: everything before the last message, compared by role and
+    content (a prompt message's loss_weight is never read: only the last message is trained)."""
     a, b = chosen[:-1], rejected[:-1]
     if len(a) != len(b):
         raise ParseError(
@@ -131,13 +132,17 @@ def same_prompt(chosen: list[Any], rejected: list[Any], names: tuple[str, str], 
             names[1],
         )
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if key(x) != key(y):
+        if _said(x) != _said(y):
             raise ParseError(
                 "S001",
                 f"{names[1]}[{i}] differs from {names[0]}[{i}]: the two sides of a pair share one prompt "
                 "(everything before the last message)",
                 f"{names[1]}[{i}]",
             )
+
+
+def _said(m: Any) -> Any:
+    return (m.get("role"), m.get("content")) if isinstance(m, dict) else m
 
 
 def _turns(raw: Any, field: str, inline: list[AudioRef], weighted: bool) -> list[Message]:
