@@ -56,15 +56,10 @@ def is_v1_row(obj: dict[str, Any]) -> bool:
     if "chosen_messages" in obj:
         return True
     msgs = obj.get("messages")
-    if not isinstance(msgs, list):
-        return False
-    for m in msgs:
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, list):
-            item = next((x for x in content if isinstance(x, dict)), None)
-            if item is not None:
-                return "value" in item and "text" not in item
-    return False
+    first = msgs[0] if isinstance(msgs, list) and msgs else None
+    content = first.get("content") if isinstance(first, dict) else None  # v1 content is always an item list
+    item = content[0] if isinstance(content, list) and content else None
+    return isinstance(item, dict) and "value" in item and "text" not in item
 
 
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
@@ -247,9 +242,7 @@ def _parse_pair(obj: dict[str, Any], ctx: ParseContext) -> Record:
             got = "missing" if value is None else type(value).__name__
             raise ParseError("S001", f"{key} must be a non-empty list of messages ({got})", key)
         sides.append(value)
-    same_prompt(
-        sides[0], sides[1], ("chosen", "rejected"), lambda m: (m.get("role"), m.get("content")) if isinstance(m, dict) else m
-    )
+    same_prompt(sides[0], sides[1], ("chosen", "rejected"))
     prompt = [_text_message(m, f"chosen[{i}]") for i, m in enumerate(sides[0][:-1])]
     answers = [
         [_text_message(side[-1], f"{key}[{len(side) - 1}]")] for key, side in zip(("chosen", "rejected"), sides, strict=True)
