@@ -28,7 +28,7 @@ test-deps:
 # The peers' own data-checking code, which the tests hold our formats against: installed without
 # their training stacks (--no-deps), plus the few small modules their dataset code imports.
 PEERS      := llamafactory==0.9.5 ms-swift==4.6.0
-PEER_DEPS  := modelscope json_repair aiohttp
+PEER_DEPS  := modelscope json_repair aiohttp omegaconf
 $(BIN)/.peers: $(BIN)/.installed Makefile
 	$(BIN)/pip install -q --no-deps $(PEERS)
 	$(if $(strip $(PEER_DEPS)),$(BIN)/pip install -q $(PEER_DEPS))

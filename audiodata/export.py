@@ -9,6 +9,13 @@ Targets:
   ``chosen``/``rejected`` message objects) or alpaca form, and ``DEST/dataset_info.json``
   with one entry per file, so ``llamafactory-cli train`` with ``dataset_dir=DEST``
   loads it unchanged.
+* ``llamafactory-v1``: LLaMA-Factory v1's native rows (``data/v1_*.jsonl``), one
+  ``DEST/<name>_<split>.jsonl`` each with the ``DEST/<name>_<split>.yaml`` v1 loads
+  (``train_dataset``), the audio as files like ``llamafactory``: messages of typed items
+  (``audio_url`` in place of each ``<audio>``, a ``function_call`` turn as ``tool_call``
+  items), ``loss_weight`` 1.0 on assistant messages and 0.0 on the others as v1's converters
+  set it; DPO as ``chosen_messages``/``rejected_messages`` with the shared prompt on both
+  sides. v1 opens every path relative to the working directory: train from ``DEST``.
 * ``ms-swift``: ``DEST/<name>_<split>.jsonl`` of ``{"messages", "audios"}`` (system as a
   leading system message; DPO: the chosen reply ends ``messages`` and
   ``rejected_response`` holds the rejected text). Audio paths are absolute, since ms-swift
@@ -43,13 +50,14 @@ from typing import Any, TextIO
 
 import pyarrow.parquet as pq
 import soundfile as sf
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, PROMPT_ROLES, RESPONSE_ROLES, VIDEO_MARKER
 from audiodata.writer.schema import FORMAT_VERSION, KINDS, READABLE_VERSIONS, prompt_column
 
-TARGETS = ("llamafactory", "ms-swift", "minicpm")
+TARGETS = ("llamafactory", "llamafactory-v1", "ms-swift", "minicpm")
 FORMS = ("sharegpt", "alpaca")
 AUDIO_FORMATS = ("flac", "wav")
 
@@ -57,6 +65,10 @@ EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
 #: Canonical roles -> LLaMA-Factory's default sharegpt tags.
 LF_TAGS = {"user": "human", "assistant": "gpt", "tool": "observation", "function_call": "function_call"}
+#: Canonical roles -> LLaMA-Factory v1 message roles (a function_call turn is an assistant message of tool_call items).
+V1_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function_call": "assistant"}
+#: Split names whose data is for evaluation: the training hint puts them in eval_dataset, never in dataset.
+EVAL_SPLITS = ("validation", "valid", "val", "eval", "dev", "test")
 #: Canonical roles -> ms-swift message roles.
 SWIFT_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool_response", "function_call": "tool_call"}
 
@@ -90,6 +102,8 @@ class ExportResult:
     audio_files: int = 0
     streams: dict[str, tuple[str, str]] = field(default_factory=dict)  # data file -> (record kind, split)
     relative_paths: bool = False  # ms-swift: audio paths relative to dest instead of absolute
+    #: what to train with, per stage: {"sft": {"dataset": [...], "eval_dataset": [...]}} (v1: train_dataset YAMLs)
+    train: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def records_written(self) -> int:
@@ -371,6 +385,65 @@ def _lf_alpaca(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
     return obj
 
 
+def _lf_v1(row: _Row, audios: list[_Audio]) -> dict[str, Any]:
+    """A v1 row (``v1/utils/types.py`` SFTSample / DPOSample), as v1's converters would write it."""
+    if row.kind not in ("sft", "dpo"):
+        raise _Skip(f"LLaMA-Factory v1 has no {row.kind.upper()} rows")
+    _check_common(row)
+    ranking = row.kind == "dpo"
+    _check_alternation(row.messages, ranking)
+    _check_counts(row)
+    if row.tools:
+        try:
+            json.loads(row.tools)
+        except json.JSONDecodeError:
+            raise _Skip("tools is not valid JSON: LLaMA-Factory v1 parses it") from None
+    paths = iter([a.rel for a in audios])
+    prompt = [_v1_message("system", row.system, paths)] if row.system else []
+    prompt += [_v1_message(m["role"], m["content"], paths) for m in row.messages]
+    obj: dict[str, Any] = {}
+    if ranking:
+        chosen, rejected = _check_pair(row)
+        obj["chosen_messages"] = [*prompt, _v1_message(chosen["role"], chosen["content"], paths)]
+        obj["rejected_messages"] = [*prompt, _v1_message(rejected["role"], rejected["content"], paths)]
+    else:
+        obj["messages"] = prompt
+    if row.tools:
+        obj["tools"] = row.tools
+    obj["id"] = row.id
+    return obj
+
+
+def _v1_message(role: str, text: str | None, paths: Iterator[str]) -> dict[str, Any]:
+    """``{"role", "content": [items], "loss_weight"}``: text split at each ``<audio>`` into an ``audio_url`` item
+    taking the next path (``_to_content_blocks`` in v1's converter.py); a function_call turn as ``tool_call`` items."""
+    text = text or ""
+    if role == "function_call":
+        items = [{"type": "tool_call", "value": v} for v in _tool_calls(text)]
+    else:
+        items = []
+        for i, part in enumerate(text.split(AUDIO_MARKER)):
+            if i:
+                items.append({"type": "audio_url", "value": next(paths)})
+            if part:
+                items.append({"type": "text", "value": part})
+        items = items or [{"type": "text", "value": ""}]
+    weight = 1.0 if role in RESPONSE_ROLES else 0.0
+    return {"role": V1_ROLES.get(role, role), "content": items, "loss_weight": weight}
+
+
+def _tool_calls(text: str) -> list[str]:
+    """One ``{name, arguments}`` JSON text per call: the turn's text as it is for one call, each element for a list."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    calls = value if isinstance(value, list) else [value]
+    if not calls or not all(isinstance(c, dict) and "name" in c and "arguments" in c for c in calls):
+        raise _Skip("a function_call turn is not a JSON tool call {name, arguments}: LLaMA-Factory v1 needs one")
+    return [text] if isinstance(value, dict) else [json.dumps(c, ensure_ascii=False) for c in calls]
+
+
 #: ms-swift 4.6.0 (installed wheel) keeps a row only when it can read it, silently dropping the rest
 #: (swift/dataset/preprocessor/core.py:243-254): empty messages (core.py:700-701, 88), roles outside its set
 #: (core.py:101), None content (core.py:102), a rejected_response equal to the last reply (core.py:159-161),
@@ -478,6 +551,9 @@ def _prepare_dest(out: Path, dest: Path, overwrite: bool) -> None:
         # only what an export writes: the audio folder, dataset_info.json and top-level data files
         shutil.rmtree(dest / "audio", ignore_errors=True)
         for p in dest.iterdir():
+            if p.is_file() and p.suffix == ".yaml" and p.with_suffix(".jsonl").is_file():  # a v1 export's YAML
+                p.unlink()
+        for p in dest.iterdir():
             if p.is_file() and p.name.endswith((".json", ".jsonl")):
                 p.unlink()
     dest.mkdir(parents=True, exist_ok=True)
@@ -495,7 +571,7 @@ def export(
 ) -> ExportResult:
     """Export the converted dataset ``out`` to ``dest`` for trainer ``to``.
 
-    ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``ms-swift`` or ``minicpm``.
+    ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``llamafactory-v1``, ``ms-swift`` or ``minicpm``.
     ``relative_paths`` (ms-swift only): audio paths relative to ``dest`` rather than absolute.
     Raises :class:`ExportError` for usage errors; records a target cannot express are
     skipped and counted in :attr:`ExportResult.skipped_by_reason`.
@@ -516,12 +592,14 @@ def export(
     result = ExportResult(dest, to, form, relative_paths=relative_paths)
     formatter: _Formatter = {
         "llamafactory": _lf_alpaca if form == "alpaca" else _lf_sharegpt,
+        "llamafactory-v1": _lf_v1,
         "ms-swift": functools.partial(_swift, root=None if relative_paths else dest.resolve()),
         "minicpm": _minicpm,
     }[to]
     suffix = ".json" if to == "llamafactory" else ".jsonl"
     info: dict[str, Any] = {}
     used_files: set[str] = set()
+    evals = _eval_splits(out)
     for stream in streams:
         stem = _unique(f"{safe_name(stream.config)}_{safe_name(stream.split)}", used_files)
         path = _inside(dest, dest / f"{stem}{suffix}")
@@ -531,8 +609,18 @@ def export(
             continue
         result.files.append(path.name)
         result.streams[path.name] = (stream.kind, stream.split)
+        name = stem
         if to == "llamafactory":
             info[stem] = _dataset_info_entry(path.name, form, stream.kind, _visual_columns(stream))
+        elif to == "llamafactory-v1":  # the dataset YAML v1 loads (v1/core/data_engine.py: path, source)
+            name = f"{stem}.yaml"
+            entry = {stem: {"path": path.name, "source": "local"}}
+            _atomic_write(_inside(dest, dest / name), yaml.safe_dump(entry, sort_keys=False))
+            result.files.append(name)
+        if to in ("llamafactory", "llamafactory-v1"):
+            keys = ("dataset", "eval_dataset") if to == "llamafactory" else ("train_dataset", "eval_dataset")
+            stage = result.train.setdefault(stream.kind, {keys[0]: [], "eval_dataset": []})
+            stage[keys[1] if stream.split in evals else keys[0]].append(name)
     if to == "llamafactory":
         _atomic_write(dest / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         result.files.append("dataset_info.json")
@@ -628,6 +716,16 @@ def _unique(stem: str, used: set[str]) -> str:
     return name
 
 
+def _eval_splits(out: Path) -> set[str]:
+    """The converted dataset's evaluation splits: its ``--val-split`` (when it made one) and the usual names."""
+    try:
+        options = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("options") or {}
+    except (OSError, ValueError):
+        options = {}
+    named = {options["val_split"]} if options.get("val_ratio") and options.get("val_split") else set()
+    return named | set(EVAL_SPLITS)
+
+
 def _dataset_info_entry(file_name: str, form: str, kind: str, visual: list[str] | None = None) -> dict[str, Any]:
     ranking = kind == "dpo"
     if form == "alpaca":
@@ -655,12 +753,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def add_export_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add ``export OUT --to {llamafactory,ms-swift,minicpm} DIR`` to a subparsers object."""
+    """Add ``export OUT --to {llamafactory,llamafactory-v1,ms-swift,minicpm} DIR`` to a subparsers object."""
     e: argparse.ArgumentParser = sub.add_parser(
         "export",
         help="export a converted dataset for LLaMA-Factory, ms-swift or MiniCPM",
         description="Write a converted dataset out as audio files plus JSON a trainer reads directly: LLaMA-Factory "
-        "(sharegpt or alpaca + dataset_info.json; use dataset_dir=DIR), ms-swift (messages + audios JSONL) "
+        "(sharegpt or alpaca + dataset_info.json; use dataset_dir=DIR), LLaMA-Factory v1 (typed-content JSONL + the "
+        "dataset YAML; train from DIR), ms-swift (messages + audios JSONL) "
         "or MiniCPM ({audio: base64, text} JSONL).",
         epilog="exit codes: 0 all records exported, 1 some skipped (reasons listed), 2 usage error",
     )
@@ -708,14 +807,13 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
         for reason, n in sorted(r.skipped_by_reason.items(), key=lambda kv: -kv[1]):
             s.add_row(reason, str(n))
         console.print(s)
-    if r.target == "llamafactory" and r.files:
-        names = [f.rsplit(".", 1)[0] for f in r.files if f != "dataset_info.json"]
-        sft = ",".join(n for n in names if not n.startswith("dpo_"))
-        dpo = ",".join(n for n in names if n.startswith("dpo_"))
-        if sft:  # a ranking dataset only trains under a ranking stage, so one line per stage
-            console.print(f"train with: stage: sft  dataset_dir: {r.dest}  dataset: {sft}")
-        if dpo:
-            console.print(f"train with: stage: dpo  dataset_dir: {r.dest}  dataset: {dpo}")
+    for stage, names in r.train.items():  # a ranking dataset only trains under a ranking stage: one line per stage
+        args = "  ".join(f"{key}: {','.join(v)}" for key, v in names.items() if v)
+        if r.target == "llamafactory":
+            console.print(f"train with: stage: {stage}  dataset_dir: {r.dest}  {args}")
+        else:
+            console.print(f"train with: cd {r.dest} && USE_V1=1 llamafactory-cli {stage} CONFIG.yaml  with  {args}")
+            console.print("  (LLaMA-Factory v1 opens the YAML's path and the audio paths relative to the working directory)")
     if r.target == "ms-swift" and r.files:
         for line in swift_hints(r):
             console.print(line, soft_wrap=True)

@@ -11,7 +11,7 @@ import pytest
 from audiodata.pipeline.process import build_row
 from audiodata.readers.dialects import detect, parse_record
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_ref
-from audiodata.readers.sources import InputError, expand
+from audiodata.readers.sources import InputError, expand, expand_inputs
 from audiodata.readers.spec import DialectSpec
 from audiodata.records import AudioRef, Record, SourceLoc
 from audiodata.rules.engine import check_record
@@ -865,7 +865,11 @@ def make_lf(root: Path) -> Path:
     touch(lf / "extra.jsonl")
     info = {
         "chat": {"file_name": "chat.json", "formatting": "sharegpt", "tags": LF_TAGS, "columns": {"messages": "messages"}},
-        "rank": {"file_name": "rank.json", "ranking": True},
+        "rank": {
+            "file_name": "rank.json",
+            "ranking": True,
+            "columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"},
+        },
         "parts": {"file_name": "parts", "formatting": "sharegpt"},
         "hub": {"hf_hub_url": "org/name"},
     }
@@ -875,10 +879,22 @@ def make_lf(root: Path) -> Path:
 
 def test_expand_folder_holding_dataset_info(tmp_path):
     lf = make_lf(tmp_path)
-    files = expand([str(tmp_path)])
+    got = expand_inputs([str(tmp_path)])
+    files = got.files
     rel = [os.path.relpath(f.path, tmp_path) for f in files]
+    # exactly the files the dataset_info.json names; the others are reported, not read
+    assert sorted(rel) == sorted(["lf/chat.json", "lf/rank.json", "lf/parts/p1.jsonl", "lf/parts/p2.jsonl"])
+    assert [(s.code, s.source, s.entry) for s in got.skipped] == [
+        ("F006", os.path.join(str(tmp_path), "lf", "dataset_info.json"), "hub"),
+        ("F007", os.path.join(str(tmp_path), "lf", "extra.jsonl"), ""),
+    ]
+    assert "not local (hf_hub_url org/name)" in got.skipped[0].reason
+    assert "--all-files" in got.skipped[1].reason
+    every = expand([str(tmp_path)], all_files=True)
+    rel = [os.path.relpath(f.path, tmp_path) for f in every]
     assert sorted(rel) == sorted(["lf/chat.json", "lf/rank.json", "lf/parts/p1.jsonl", "lf/parts/p2.jsonl", "lf/extra.jsonl"])
     assert len(set(rel)) == len(rel)  # not read twice
+    files = every
     by = {os.path.relpath(f.path, tmp_path): f for f in files}
     chat, rank, p1 = by["lf/chat.json"], by["lf/rank.json"], by["lf/parts/p1.jsonl"]
     assert (chat.spec.name, chat.spec.formatting, chat.spec.tags, chat.spec.columns) == (
@@ -950,3 +966,181 @@ def test_expand_exclude(tmp_path):
     touch(tmp_path / "in" / "a.jsonl")
     touch(tmp_path / "out" / "b.jsonl")
     assert [f.path.name for f in expand([str(tmp_path)], exclude=[tmp_path / "out"])] == ["a.jsonl"]
+
+
+# ---------------------------------------------------------------- LLaMA-Factory v1 rows and dataset YAML
+# Forms of the LLaMA-Factory mirror: src/llamafactory/v1/utils/types.py:81-118 (Content, Message, SFTSample,
+# DPOSample), data/v1_sft_demo.jsonl:1, data/v1_dpo_demo.jsonl:1, data/v1_sft_demo.yaml:1-9.
+# tests/test_peer_llamafactory.py holds the same rows against LLaMA-Factory's own code.
+
+
+def v1(role: str, *items: tuple[str, str], **extra) -> dict:
+    return {"role": role, "content": [{"type": t, "value": v} for t, v in items], **extra}
+
+
+V1_PROMPT = [
+    v1("system", ("text", "Be brief."), loss_weight=0.0),
+    v1("user", ("audio_url", "a.wav"), ("text", "What?"), loss_weight=0.0),
+]
+
+
+def test_v1_detected_by_shape_not_by_messages_alone():
+    assert detect({"messages": [*V1_PROMPT, v1("assistant", ("text", "Hi."))]}) == "llamafactory-v1"
+    assert detect({"chosen_messages": V1_PROMPT, "rejected_messages": V1_PROMPT}) == "llamafactory-v1"
+    assert detect({"messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}]}) == "messages"
+    assert detect({"messages": [{"role": "user", "content": "q"}], "rejected_messages": []}) == "messages"  # ms-swift's
+
+
+def test_v1_sft_row():
+    rec = parse({"messages": [*V1_PROMPT, v1("assistant", ("text", "Hello."), loss_weight=1.0)], "tools": "[]"})
+    assert (rec.dialect, rec.kind, rec.system, rec.tools) == ("llamafactory-v1", "sft", "Be brief.", "[]")
+    assert convo(rec) == [("user", "<audio>What?"), ("assistant", "Hello.")]
+    assert refs(rec) == [("path", "a.wav", "messages[1].content[0].value")]
+    assert [m.field for m in rec.messages] == ["messages[1].content", "messages[2].content"]
+    assert check_record(rec) == []
+
+
+def test_v1_tool_calls_and_media_markers():
+    call = '{"name": "f", "arguments": {"x": 1}}'
+    rec = parse(
+        {
+            "messages": [
+                v1("user", ("image_url", "p.jpg"), ("text", "and "), ("audio_url", "a.wav")),
+                v1("assistant", ("tool_call", call), ("tool_call", call)),
+                v1("tool", ("text", "2")),
+                v1("assistant", ("text", "Two.")),
+            ]
+        }
+    )
+    assert convo(rec) == [
+        ("user", "<image>and <audio>"),
+        ("function_call", f"[{call}, {call}]"),
+        ("tool", "2"),
+        ("assistant", "Two."),
+    ]
+    assert json.loads(rec.messages[1].content) == [json.loads(call)] * 2
+
+
+def test_v1_pair_shares_its_prompt():
+    rec = parse(
+        {
+            "chosen_messages": [*V1_PROMPT, v1("assistant", ("text", "Yes."))],
+            "rejected_messages": [*V1_PROMPT, v1("assistant", ("text", "No."))],
+        }
+    )
+    assert (rec.kind, rec.system, convo(rec)) == ("dpo", "Be brief.", [("user", "<audio>What?")])
+    assert pair(rec) == ([("assistant", "Yes.")], [("assistant", "No.")])
+    assert [rec.chosen[0].field, rec.rejected[0].field] == ["chosen_messages[2].content", "rejected_messages[2].content"]
+    assert len(rec.audios) == 1  # the shared prompt's audio, once
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        # the two sides of a pair with different prompts: not a pair
+        (
+            {
+                "chosen_messages": [*V1_PROMPT, v1("assistant", ("text", "Y"))],
+                "rejected_messages": [V1_PROMPT[1], v1("assistant", ("text", "N"))],
+            },
+            "rejected_messages",
+        ),
+        (
+            {
+                "chosen_messages": [*V1_PROMPT, v1("assistant", ("text", "Y"))],
+                "rejected_messages": [V1_PROMPT[0], v1("user", ("text", "?")), v1("assistant", ("text", "N"))],
+            },
+            "rejected_messages[1]",
+        ),
+        ({"chosen_messages": [*V1_PROMPT, v1("assistant", ("text", "Y"))]}, "rejected_messages"),
+        ({"messages": [*V1_PROMPT, v1("assistant", ("text", "Hi"))], "chosen_messages": V1_PROMPT}, "chosen_messages"),
+        # what the record cannot hold: refused, not changed
+        ({"messages": [*V1_PROMPT, v1("assistant", ("text", "Hi"), loss_weight=0.5)]}, "messages[2].loss_weight"),
+        ({"messages": [*V1_PROMPT, v1("assistant", ("reasoning", "hm"), ("text", "Hi"))]}, "messages[2].content[0]"),
+        ({"messages": [*V1_PROMPT, v1("assistant", ("text", "Hi"))], "extra_info": "kto_label=false"}, "extra_info"),
+        (
+            {"messages": [*V1_PROMPT, v1("assistant", ("text", "I call"), ("tool_call", '{"name": "f", "arguments": {}}'))]},
+            "messages[2].content",
+        ),
+        # what v1 fails on or drops
+        ({"messages": [v1("user", ("audio", "a.wav")), v1("assistant", ("text", "Hi"))]}, "messages[0].content[0].type"),
+        ({"messages": [v1("user", ("text", "q")), v1("assistant", ("tool_call", "f(1)"))]}, "messages[1].content[0].value"),
+        ({"messages": [v1("user", ("text", "q")), v1("assistant", ("text", "a"))], "tools": "{not json"}, "tools"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "audio_url"}]}, v1("assistant", ("text", "a"))]},
+            "messages[0].content[0].value",
+        ),
+    ],
+)
+def test_v1_rows_refused_with_the_field(obj, field):
+    assert parse_fail(obj, DialectSpec(formatting="llamafactory-v1")) == ("S001", field)
+
+
+def test_v1_assistant_weight_one_or_absent_is_kept():
+    rec = parse({"messages": [v1("user", ("text", "q"), loss_weight=1.0), v1("assistant", ("text", "a"), loss_weight=1)]})
+    assert convo(rec) == [("user", "q"), ("assistant", "a")]  # a user turn's weight is never read by v1
+
+
+def test_v1_format_option_and_yaml_input(tmp_path, monkeypatch):
+    from audiodata.pipeline.options import ConvertOptions
+
+    assert ConvertOptions(format="llamafactory-v1").format == "llamafactory-v1"
+    touch(tmp_path / "data" / "rows.jsonl", json.dumps({"messages": [v1("user", ("text", "q")), v1("assistant", ("text", "a"))]}))
+    touch(tmp_path / "data" / "alpaca.json", json.dumps([{"instruction": "Say", "input": " hi.", "output": "Hi."}]))
+    spec = {
+        "rows": {"path": "data/rows.jsonl", "source": "local"},
+        "alp": {"path": "data/alpaca.json", "source": "local", "converter": "alpaca", "size": 10},
+        "hub": {"path": "org/name"},
+    }
+    touch(tmp_path / "mix.yaml", json.dumps(spec))  # JSON is YAML
+    monkeypatch.chdir(tmp_path)
+    got = expand_inputs(["mix.yaml"])
+    assert [(f.display, f.spec.formatting, f.spec.converter, f.media_root) for f in got.files] == [
+        ("data/rows.jsonl", "llamafactory-v1", None, str(tmp_path)),
+        ("data/alpaca.json", "alpaca", "alpaca", str(tmp_path)),
+    ]
+    assert [(s.code, s.entry) for s in got.skipped] == [("F006", "hub")]
+    rec = parse({"instruction": "Say", "input": " hi.", "output": "Hi."}, got.files[1].spec)
+    assert convo(rec)[0] == ("user", "Say hi.")  # v1's alpaca converter joins them as they are
+    assert parse_fail({"instruction": "Say", "output": "Hi.", "history": [["a", "b"]]}, got.files[1].spec) == ("S001", "history")
+    assert [f.spec.name for f in expand(["mix.yaml"], datasets=["alp"])] == ["alp"]
+    with pytest.raises(InputError, match="no dataset entry named nope"):
+        expand(["mix.yaml"], datasets=["nope"])
+
+
+def test_dataset_info_reads_only_the_columns_an_entry_maps(tmp_path):
+    """DatasetAttr.join (LLaMA-Factory data/parser.py): with columns, unlisted columns are not read; without, only
+    prompt/query/response/messages have defaults. A filled column LLaMA-Factory would not read is refused."""
+    for name in ("a", "b", "c"):
+        touch(tmp_path / f"{name}.json", "[]")
+    info = {
+        "mapped": {"file_name": "a.json", "formatting": "sharegpt", "columns": {"messages": "conversations", "audios": "audios"}},
+        "bare": {"file_name": "b.json", "formatting": "sharegpt"},
+        "partial": {"file_name": "c.json", "columns": {"prompt": "instruction", "response": "output"}},
+    }
+    touch(tmp_path / "dataset_info.json", json.dumps(info))
+    specs = {f.spec.name: f.spec for f in expand([str(tmp_path / "dataset_info.json")])}
+    turns = [{"from": "human", "value": "<audio>q"}, {"from": "gpt", "value": "a"}]
+    assert len(parse({"conversations": turns, "audios": ["x.wav"]}, specs["mapped"]).audios) == 1
+    assert parse_fail({"conversations": turns, "audios": ["x.wav"]}, specs["bare"]) == ("S001", "audios")
+    assert parse_fail({"conversations": turns[1:], "system": "S"}, specs["bare"]) == ("S001", "system")
+    assert parse({"conversations": turns[1:], "system": ""}, specs["bare"]).system is None  # empty: nothing lost
+    assert parse_fail({"instruction": "q", "input": "more", "output": "a"}, specs["partial"]) == ("S001", "input")
+    assert convo(parse({"instruction": "q", "input": "", "output": "a"}, specs["partial"])) == [("user", "q"), ("assistant", "a")]
+    # and an entry LLaMA-Factory cannot read at all
+    for entry, match in [
+        ({"file_name": "a.json", "formatting": "sharegpt", "columns": {"audios": "audios"}}, "do not map messages"),
+        ({"file_name": "a.json", "ranking": True}, "must map the chosen and rejected"),
+    ]:
+        touch(tmp_path / "dataset_info.json", json.dumps({"x": entry}))
+        with pytest.raises(InputError, match=match):
+            expand([str(tmp_path / "dataset_info.json")])
+
+
+def test_glob_takes_yaml_only_when_asked(tmp_path, monkeypatch):
+    touch(tmp_path / "rows.jsonl", json.dumps({"messages": [v1("user", ("text", "q")), v1("assistant", ("text", "a"))]}))
+    touch(tmp_path / "train_config.yaml", "model: some/model\nlearning_rate: 1.0e-4\n")  # not a dataset YAML
+    monkeypatch.chdir(tmp_path)
+    assert [f.display for f in expand(["*"])] == ["rows.jsonl"]
+    with pytest.raises(InputError, match=r"train_config\.yaml: dataset 'model'"):
+        expand(["*.yaml"])

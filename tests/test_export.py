@@ -201,6 +201,32 @@ def test_llamafactory_round_trip(sample_out: tuple[Path, Any], tmp_path: Path, f
     assert back == original
 
 
+def test_llamafactory_v1_round_trip(sample_out: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out, _ = sample_out
+    dest = tmp_path / "v1"
+    result = export(out, "llamafactory-v1", dest)
+    assert result.exit_code == 0 and not result.skipped_by_reason
+    original = records(out)
+    assert result.records_written == sum(original.values())
+    names = {"sft_train.jsonl", "sft_train.yaml", "dpo_train.jsonl", "dpo_train.yaml"}
+    assert set(result.files) == names and {p.name for p in dest.iterdir() if p.is_file()} == names
+    assert result.audio_files == sum(len(k[2]) * n for k, n in original.items())
+    assert result.train == {"sft": {"train_dataset": ["sft_train.yaml"], "eval_dataset": []},
+                            "dpo": {"train_dataset": ["dpo_train.yaml"], "eval_dataset": []}}  # fmt: skip
+    for rec in load_records(dest / "dpo_train.jsonl"):  # the shared prompt on both sides, the answers last
+        assert rec["chosen_messages"][:-1] == rec["rejected_messages"][:-1]
+        assert [m["loss_weight"] for m in rec["chosen_messages"]][-1] == 1.0
+        assert all(m["loss_weight"] == 0.0 for m in rec["chosen_messages"][:-1] if m["role"] != "assistant")
+    # v1 opens the YAML's path and the audio paths relative to the working directory: convert from there
+    monkeypatch.chdir(dest)
+    back = tmp_path / "back"
+    converted = audiodata.convert(["sft_train.yaml", "dpo_train.yaml"], back, num_workers=1)
+    assert converted.records_rejected == 0 and not converted.skipped_inputs, converted.rejects_by_code
+    assert records(back) == original
+    # the JSONL files read alone (dialect detected, media against their folder) give the same records
+    assert records(convert_back(dest, tmp_path / "again")) == original
+
+
 def test_llamafactory_sharegpt_shape(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
     out, _ = sample_out
     dest = tmp_path / "lf"
@@ -354,7 +380,10 @@ def odd_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize(("to", "form"), [("llamafactory", "sharegpt"), ("llamafactory", "alpaca"), ("ms-swift", "sharegpt")])
+@pytest.mark.parametrize(
+    ("to", "form"),
+    [("llamafactory", "sharegpt"), ("llamafactory", "alpaca"), ("llamafactory-v1", "sharegpt"), ("ms-swift", "sharegpt")],
+)
 def test_tools_and_unsafe_ids(odd_out: Path, tmp_path: Path, to: str, form: str) -> None:
     dest = tmp_path / "x" / "dest"
     result = export(odd_out, to, dest, form=form)
@@ -375,6 +404,14 @@ def test_tools_and_unsafe_ids(odd_out: Path, tmp_path: Path, to: str, form: str)
         recs = load_records(dest / "default_train.json")
         assert [m["from"] for m in recs[0]["conversations"]] == ["human", "function_call", "observation", "gpt"]
         assert recs[0]["tools"] == '[{"name": "weather"}]'
+    elif to == "llamafactory-v1":  # a function_call turn: an assistant message of tool_call items, trained
+        recs = load_records(dest / "default_train.jsonl")
+        msgs = recs[0]["messages"]
+        assert [m["role"] for m in msgs] == ["user", "assistant", "tool", "assistant"]
+        assert [m["loss_weight"] for m in msgs] == [0.0, 1.0, 0.0, 1.0]
+        assert msgs[1]["content"] == [{"type": "tool_call", "value": '{"name": "weather", "arguments": {"city": "Paris"}}'}]
+        assert msgs[0]["content"][0]["type"] == "audio_url" and recs[0]["tools"] == '[{"name": "weather"}]'
+        assert [i["type"] for i in recs[2]["messages"][0]["content"]] == ["audio_url", "audio_url", "text"]
     else:
         recs = load_records(dest / "default_train.jsonl")
         assert [m["role"] for m in recs[0]["messages"]] == ["user", "tool_call", "tool_response", "assistant"]
@@ -451,3 +488,48 @@ def test_wav_audio_keeps_hashes(odd_out: Path, tmp_path: Path) -> None:
     files = [p for p in (dest / "audio").rglob("*") if p.is_file()]
     assert result.audio_files == len(files) == 4 and all(p.read_bytes()[:4] == b"RIFF" for p in files)
     assert records(convert_back(dest, tmp_path)) == records(odd_out)
+
+
+# -- the training hint: a validation split is for evaluation -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def split_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample corpus with a held-out split (--val-ratio): train and validation streams for both kinds."""
+    out = tmp_path_factory.mktemp("split") / "out"
+    audiodata.convert([str(Path(__file__).parents[1] / "sample_data")], out, num_workers=1, val_ratio=0.3, seed=1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {(s["config"], s["split"]) for s in manifest["shards"]} >= {("sft", "validation"), ("dpo", "validation")}
+    return out
+
+
+@pytest.mark.parametrize("to", ["llamafactory", "llamafactory-v1"])
+def test_validation_split_goes_to_eval_dataset(split_out: Path, tmp_path: Path, to: str) -> None:
+    dest = tmp_path / "d"
+    p = parser()
+    c = console()
+    assert cmd_export(p.parse_args(["export", str(split_out), "--to", to, str(dest)]), c) == 0
+    printed = " ".join(c.file.getvalue().split())  # type: ignore[attr-defined]
+    result = export(split_out, to, tmp_path / "api")
+    if to == "llamafactory":
+        assert result.train == {"sft": {"dataset": ["sft_train"], "eval_dataset": ["sft_validation"]},
+                                "dpo": {"dataset": ["dpo_train"], "eval_dataset": ["dpo_validation"]}}  # fmt: skip
+        assert f"stage: sft dataset_dir: {dest} dataset: sft_train eval_dataset: sft_validation" in printed
+        assert f"stage: dpo dataset_dir: {dest} dataset: dpo_train eval_dataset: dpo_validation" in printed
+    else:
+        want = {k: {"train_dataset": [f"{k}_train.yaml"], "eval_dataset": [f"{k}_validation.yaml"]} for k in ("sft", "dpo")}
+        assert result.train == want
+        assert f"cd {dest} && USE_V1=1 llamafactory-cli sft CONFIG.yaml with train_dataset: sft_train.yaml eval_dataset: " \
+            "sft_validation.yaml" in printed
+        assert "llamafactory-cli dpo CONFIG.yaml with train_dataset: dpo_train.yaml eval_dataset: dpo_validation.yaml" in printed
+    assert printed.count("train with:") == 2  # one line per stage, each exactly as above: validation only to evaluate
+
+
+def test_v1_export_overwrite_replaces_only_its_files(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
+    out, _ = sample_out
+    dest = tmp_path / "v1"
+    export(out, "llamafactory-v1", dest)
+    (dest / "train_config.yaml").write_text("model: mine\n")  # the user's own config next to the export
+    export(out, "ms-swift", dest, overwrite=True)
+    assert (dest / "train_config.yaml").read_text() == "model: mine\n"
+    assert not (dest / "sft_train.yaml").exists() and (dest / "sft_train.jsonl").is_file()

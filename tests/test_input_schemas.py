@@ -16,7 +16,7 @@ from referencing import Registry, Resource
 SCHEMA_DIR = pathlib.Path(__file__).resolve().parents[1] / "schemas" / "input"
 ID_PREFIX = "https://audiodata.dev/schemas/input/"
 AUDIO_REF_ID = ID_PREFIX + "audio_ref.json"
-DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages", "dataset_info")
+DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages", "dataset_info", "llamafactory-v1")
 EXPECTED_FILES = {f"{name}.json" for name in (*DIALECTS, "audio_ref")}
 
 
@@ -254,6 +254,30 @@ VALID = {
             "rejected_response": [{"role": "assistant", "content": "No idea."}],
         },
     ],
+    "llamafactory-v1": [
+        {  # data/v1_sft_demo.jsonl:1 (LLaMA-Factory mirror), with an audio_url item (v1/utils/types.py:81-85)
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "audio_url", "value": "a.wav"}, {"type": "text", "value": "hi"}],
+                    "loss_weight": 0.0,
+                },
+                {"role": "assistant", "content": [{"type": "text", "value": "Hello."}], "loss_weight": 1.0},
+            ],
+            "tools": "[]",
+        },
+        {  # data/v1_dpo_demo.jsonl:1: the prompt repeated on both sides, the answer last
+            "chosen_messages": [
+                {"role": "user", "content": [{"type": "audio_url", "value": "a.wav"}]},
+                {"role": "assistant", "content": [{"type": "tool_call", "value": '{"name": "f", "arguments": {}}'}]},
+            ],
+            "rejected_messages": [
+                {"role": "user", "content": [{"type": "audio_url", "value": "a.wav"}]},
+                {"role": "assistant", "content": [{"type": "reasoning", "value": "hm"}, {"type": "text", "value": "no"}]},
+            ],
+            "id": 7,
+        },
+    ],
     "dataset_info": [
         {
             "mllm_audio_demo": {
@@ -398,6 +422,16 @@ INVALID = {
         ({"messages": [{"role": "user", "content": "q"}], "rejected_messages": []}, ["rejected_messages"]),
         ({"messages": [{"role": "user", "content": "q"}], "rejected_audios": 5}, ["rejected_audios"]),
         ({"messages": [{"role": "user", "content": "q"}], "rejected_response": 5}, ["rejected_response"]),
+    ],
+    "llamafactory-v1": [
+        ({"messages": [{"role": "user", "content": "hi"}]}, ["messages", 0, "content"]),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "audio", "value": "a.wav"}]}]},
+            ["messages", 0, "content", 0, "type"],
+        ),
+        ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, ["messages", 0, "content", 0]),
+        ({"chosen_messages": [{"role": "user", "content": []}]}, []),
+        ({"messages": [], "tools": "[]"}, ["messages"]),
     ],
     "dataset_info": [
         (

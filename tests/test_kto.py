@@ -61,7 +61,8 @@ def lf_dataset_info(root: Path, records: list[Any], alpaca: list[Any] | None = N
     }
     if alpaca is not None:
         write_jsonl(root / "kto_alpaca.jsonl", alpaca)
-        info["kto_alpaca"] = {"file_name": "kto_alpaca.jsonl", "columns": {"kto_tag": "kto_tag", "audios": "audios"}}
+        columns = {"prompt": "instruction", "response": "output", "kto_tag": "kto_tag", "audios": "audios"}
+        info["kto_alpaca"] = {"file_name": "kto_alpaca.jsonl", "columns": columns}  # LLaMA-Factory reads only mapped columns
     (root / "dataset_info.json").write_text(json.dumps(info, indent=2))
     return root / "dataset_info.json"
 

@@ -67,3 +67,23 @@ def test_rules_command_lists_every_code(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {r["code"] for r in rows} == set(REGISTRY)
     assert {r["code"] for r in rows if r["fixable"]} == {"M001", "S008"}
+
+
+def test_inputs_not_read_are_reported_in_the_schema(tmp_path: Path, capsys):
+    """F006/F007 are about a whole input, not a record: index -1, the dataset entry as the field; the HTML and the
+    terminal show them without a record to point at."""
+    lf = tmp_path / "lf"
+    lf.mkdir()
+    turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
+    (lf / "chat.json").write_text(json.dumps([{"conversations": turns}]))
+    (lf / "extra.json").write_text("[]")
+    info = {"chat": {"file_name": "chat.json", "formatting": "sharegpt"}, "hub": {"hf_hub_url": "org/name"}}
+    (lf / "dataset_info.json").write_text(json.dumps(info))
+    html = tmp_path / "r.html"
+    assert main(["lint", str(lf), "--no-audio", "--no-progress", "--report-json", "-", "--report-html", str(html)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    Draft202012Validator(SCHEMA).validate(data)
+    got = [(f["code"], f["index"], f["field"], Path(f["source"]).name) for f in data["findings"]]
+    assert got == [("F006", -1, "hub", "dataset_info.json"), ("F007", -1, "", "extra.json")]
+    assert data["summary"]["records"] == 1 and data["summary"]["warnings"] == 2 and data["summary"]["errors"] == 0
+    assert "not local (hf_hub_url org/name)" in html.read_text()

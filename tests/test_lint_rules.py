@@ -122,6 +122,8 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "F003": ([{"foo": 1, "bar": 2}], [sft()], {}),
     "F004": ([], [sft()], {"file": "broken.jsonl.gz"}),
     "F005": ([sft(answer="x" * 3000)], [sft(answer="x" * 10)], {"max_record_bytes": 2000}),
+    "F006": ([], [sft()], {"skip": "dataset_info.json/v1 YAML entries, not records: tests/test_peer_llamafactory.py"}),
+    "F007": ([], [sft()], {"skip": "files a dataset_info.json does not name, not records: tests/test_peer_llamafactory.py"}),
     "S001": ([sft(answer=7)], [sft()], {"ignore": ["S005"]}),  # the schema (S005) reports it first otherwise
     "S002": ([turns(("narrator", "<audio>hi"), ("gpt", "x"))], [sft()], {}),
     "S003": (

@@ -35,7 +35,7 @@ from audiodata.rules.schema import (
 )
 
 SRC = SourceLoc("in.jsonl", 3, 4)
-DIALECTS = ("sharegpt", "alpaca", "messages", "minicpm")
+DIALECTS = ("sharegpt", "alpaca", "messages", "minicpm", "llamafactory-v1")
 
 # ---------------------------------------------------------------------------
 # Soundness of the memo: which keywords the schemas may use
@@ -354,6 +354,40 @@ class Gen:
             rec["id"] = rng.choice([rng.choice(TEXTS), *INTS]) if not self.oops() else rng.choice([2.5, None, [1]])
         return rec
 
+    def v1_message(self) -> Any:
+        """A LLaMA-Factory v1 message (v1/utils/types.py Message, Content)."""
+        rng = self.rng
+        m: dict[str, Any] = {}
+        if not self.oops(0.3):
+            m["role"] = rng.choice(["system", "user", "assistant", "tool"]) if not self.oops() else rng.choice(["", 3])
+        if not self.oops(0.3):
+            items = []
+            for _ in range(self.n()):
+                kinds = ["text", "audio_url", "tool_call", "image_url"] if not self.oops() else ["audio", None]
+                kind = rng.choice(kinds)
+                item: dict[str, Any] = {"type": kind} if kind is not None else {}
+                if not self.oops(0.5):
+                    item["value"] = self.text()
+                items.append(self.value() if self.oops(0.2) else item)
+            m["content"] = self.text() if self.oops(0.3) else items
+        if rng.random() < 0.3:
+            m["loss_weight"] = rng.choice([0.0, 1.0, 1]) if not self.oops() else rng.choice(["1", None, True])
+        return self.value() if self.oops(0.2) else m
+
+    def llamafactory_v1(self) -> dict[str, Any]:
+        rng = self.rng
+        rec: dict[str, Any] = {}
+        keys = [["messages"], ["chosen_messages", "rejected_messages"]][rng.random() < 0.3]
+        if self.oops(0.5):
+            keys = rng.sample(["messages", "chosen_messages", "rejected_messages"], rng.randint(0, 2))
+        for key in keys:
+            rec[key] = self.value() if self.oops(0.2) else [self.v1_message() for _ in range(self.n())]
+        if rng.random() < 0.2:
+            rec["tools"] = rng.choice(["[]", '[{"name": "f"}]']) if not self.oops() else rng.choice([[{"a": 1}], 3])
+        if rng.random() < 0.2:
+            rec["id"] = rng.choice([rng.choice(TEXTS), *INTS])
+        return rec
+
     def minicpm(self) -> dict[str, Any]:
         rng = self.rng
         rec: dict[str, Any] = {}
@@ -379,7 +413,7 @@ class Gen:
 def generate(dialect: str, rng: random.Random) -> dict[str, Any]:
     """One record; a third of them clean, the rest with rising chances of mistakes."""
     gen = Gen(rng, rng.choice([0.0, 0.0, 0.03, 0.1, 0.3]))
-    return getattr(gen, dialect)()
+    return getattr(gen, dialect.replace("-", "_"))()
 
 
 _NUM_CLASSES: dict[tuple[str, int], list[Any]] = defaultdict(list)
@@ -469,6 +503,7 @@ def test_integral_float_shares_shape_with_fraction() -> None:
 # ---------------------------------------------------------------------------
 
 TURNS = [{"from": "human", "value": "<audio>What is said?"}, {"from": "gpt", "value": "Hello."}]
+V1_AUDIO = {"type": "audio", "value": "a.wav"}  # ms-swift's item type with v1's key: v1 knows "audio_url" only
 VALID = {
     "sharegpt": {"conversations": TURNS, "audios": ["a.wav"]},
     "alpaca": {"instruction": "<audio>Transcribe.", "output": "hi", "audios": [{"path": "a.wav"}]},
@@ -479,6 +514,16 @@ VALID = {
         ]
     },
     "minicpm": {"audio": {"array": [0.0, 0.1], "sampling_rate": 16000}, "text": "hello"},
+    "llamafactory-v1": {  # data/v1_sft_demo.jsonl:1 with an audio item (types.py Content "audio_url")
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "audio_url", "value": "a.wav"}, {"type": "text", "value": "What?"}],
+                "loss_weight": 0.0,
+            },
+            {"role": "assistant", "content": [{"type": "text", "value": "Hello."}], "loss_weight": 1.0},
+        ]
+    },
 }
 
 
@@ -519,6 +564,11 @@ def test_valid_records_have_no_findings(dialect: str) -> None:
         ("minicpm", {"audio": {"array": [0.1], "sampling_rate": "16000"}, "text": "x"}, ["audio.sampling_rate"]),
         ("minicpm", {"audios": [], "text": "x"}, ["audios"]),
         ("minicpm", {"audio": "a.wav", "text": 7}, ["text"]),
+        ("llamafactory-v1", {"messages": [{"role": "user", "content": [V1_AUDIO]}]}, ["messages[0].content[0].type"]),
+        ("llamafactory-v1", {"messages": [{"role": "user", "content": [{"type": "text", "x": 1}]}]}, ["messages[0].content[0]"]),
+        ("llamafactory-v1", {"messages": [{"role": "user", "content": "hi"}]}, ["messages[0].content"]),
+        ("llamafactory-v1", {"chosen_messages": [{"role": "user", "content": []}]}, [""]),
+        ("llamafactory-v1", {"messages": [{"role": "user", "content": [], "loss_weight": "1"}]}, ["messages[0].loss_weight"]),
     ],
 )
 def test_findings_are_located(dialect: str, obj: dict[str, Any], expected: list[str]) -> None:

@@ -166,6 +166,11 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="with a dataset_info.json: take only this entry (repeatable)",
     )
+    c.add_argument(
+        "--all-files",
+        action="store_true",
+        help="a folder holding a dataset_info.json: also read the JSON files it does not name (default: only those it names)",
+    )
     c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
     c.add_argument("--system", help="system prompt for records that carry none")
     c.add_argument("--max-audio-bytes", default="256MiB", help="bound on one audio's encoded size (default 256MiB)")
@@ -195,6 +200,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         format=args.format,
         media_root=args.media_root,
         datasets=args.datasets,
+        all_files=args.all_files,
         prompt=args.prompt,
         system=args.system,
         max_audio_bytes=parse_size(args.max_audio_bytes),
@@ -318,6 +324,7 @@ def _result_dict(r: ConvertResult) -> dict[str, Any]:
         "rejects_by_code": r.rejects_by_code,
         "warnings_by_code": r.warnings_by_code,
         "records_duplicate": r.records_duplicate,
+        "skipped_inputs": r.skipped_inputs,
         "duplicates_by_kind": r.duplicates_by_kind,
         "shards": r.shards,
         "resumed_from": r.resumed_from,
@@ -352,6 +359,13 @@ def _print_summary(r: ConvertResult, console: Console) -> None:
             rule = REGISTRY[code]
             w.add_row(code, rule.name, rule.severity.value, str(n))
         console.print(w)
+    if r.skipped_inputs:
+        s = Table(title="named but not read")
+        for col in ("code", "input", "dataset", "why"):
+            s.add_column(col, overflow="fold")
+        for item in r.skipped_inputs:
+            s.add_row(item["code"], item["source"], item["entry"], item["reason"])
+        console.print(s)
     if r.records_rejected:
         console.print(f"rejected records and their reasons: {r.output / 'rejects.jsonl'}")
 
@@ -418,7 +432,7 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
     for code in order:
         rule = REGISTRY[code]
         where = "\n".join(
-            f"{e['source']}:{e['line'] if e['line'] is not None else e['index']}"
+            f"{e['source']}{_at(e)}"
             + (f" [{e['field']}]" if e["field"] else "")
             + f" {e['message'][:90]}"
             for e in firsts[code]
@@ -444,6 +458,13 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
             out.print(f"  {where}: " + "; ".join(item["changes"]))
         if len(data["fixes"]) > 20:
             out.print(f"  ... {len(data['fixes']) - 20} more in the JSON report (--report-json)")
+
+
+def _at(e: dict[str, Any]) -> str:
+    """``:line`` (or ``:index``) of a finding; nothing for one about a whole input (index -1, no line)."""
+    if e["line"] is not None:
+        return f":{e['line']}"
+    return "" if e["index"] == -1 else f":{e['index']}"
 
 
 def cmd_dedup(args: argparse.Namespace, console: Console) -> int:

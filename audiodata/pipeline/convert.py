@@ -26,7 +26,7 @@ from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records, visual_media
 from audiodata.pipeline.state import WORK, RunState, atomic_write
 from audiodata.pipeline.window import ordered_map
-from audiodata.readers.sources import InputError, InputFile, expand
+from audiodata.readers.sources import InputError, InputFile, Skipped, expand_inputs
 from audiodata.records import Record
 from audiodata.rules.engine import has_error
 from audiodata.rules.findings import Finding
@@ -50,6 +50,7 @@ class ConvertResult:
     warnings_by_code: dict[str, int] = field(default_factory=dict)
     records_duplicate: int = 0  # dropped by --dedup (listed in rejects.jsonl with their cluster)
     duplicates_by_kind: dict[str, int] = field(default_factory=dict)
+    skipped_inputs: list[dict[str, str]] = field(default_factory=list)  # named but not read (F006, F007), with why
     shards: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int = 0
     already_complete: bool = False
@@ -90,12 +91,13 @@ def convert(
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     out = Path(output)
-    files = expand(paths, opts.media_root, opts.format, opts.datasets, exclude=[out])
+    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, [out], opts.all_files)
+    files = expanded.files
     fingerprint = opts.fingerprint([f.describe() for f in files])
     state = _prepare_output(out, fingerprint, opts.overwrite)
     if state.status == "complete":
         return _result_from_manifest(out, already_complete=True)
-    run = _Run(files, out, opts, state, on_progress)
+    run = _Run(files, out, opts, state, on_progress, expanded.skipped)
     return run.finalize() if state.status == "finalizing" else run.run()
 
 
@@ -122,9 +124,16 @@ def _prepare_output(out: Path, fingerprint: str, overwrite: bool) -> RunState:
 
 class _Run:
     def __init__(
-        self, files: list[InputFile], out: Path, opts: ConvertOptions, state: RunState, on_progress: ProgressFn | None
+        self,
+        files: list[InputFile],
+        out: Path,
+        opts: ConvertOptions,
+        state: RunState,
+        on_progress: ProgressFn | None,
+        skipped: list[Skipped] | None = None,
     ) -> None:
         self.files, self.out, self.opts, self.state = files, out, opts, state
+        self.skipped = skipped or []
         self.work = out / WORK
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
@@ -388,6 +397,8 @@ class _Run:
                     dst_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
             os.replace(self.out / "rejects.jsonl.tmp", self.out / "rejects.jsonl")
         written = sum(r["rows"] for r in shard_rows)
+        warnings = Counter(totals.get("warnings", {}))
+        warnings.update(s.code for s in self.skipped)  # inputs named but not read count with the record warnings
         summary = {
             "records_read": written + n_rejects + n_dups,
             "written": written,
@@ -400,8 +411,9 @@ class _Run:
             "codec": self.opts.codec,
             "source_sampling_rates": totals.get("source_sampling_rates", {}),
             "source_formats": totals.get("source_formats", {}),
-            "warnings_by_code": totals.get("warnings", {}),
+            "warnings_by_code": dict(sorted(warnings.items())),
             "kto_labels": totals.get("kto_labels", {}),
+            "skipped_inputs": [s.to_dict() for s in self.skipped],
             "rejects_by_code": dict(sorted(by_code.items())),
             "configs": configs,
         }
@@ -450,6 +462,7 @@ def _result_from_manifest(out: Path, resumed_from: int = 0, already_complete: bo
         warnings_by_code=s["warnings_by_code"],
         records_duplicate=s.get("duplicates", 0),
         duplicates_by_kind=s.get("duplicates_by_kind", {}),
+        skipped_inputs=s.get("skipped_inputs", []),
         shards=manifest["shards"],
         resumed_from=resumed_from,
         already_complete=already_complete,

@@ -87,7 +87,7 @@ def dedup(
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    files = expand(paths, opts.media_root, opts.format, opts.datasets)
+    files = expand(paths, opts.media_root, opts.format, opts.datasets, all_files=opts.all_files)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
     task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings)

@@ -30,7 +30,7 @@ from audiodata.pipeline.process import AudioSettings, preview_record, process_re
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
 from audiodata.readers.jsonstream import RawItem
-from audiodata.readers.sources import InputFile, expand
+from audiodata.readers.sources import InputFile, expand_inputs
 from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
 from audiodata.rules.findings import Finding
@@ -283,7 +283,8 @@ def lint(
     input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records."""
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    files = expand(paths, opts.media_root, opts.format, opts.datasets, exclude=[Path(fix)] if fix else None)
+    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, [Path(fix)] if fix else None, opts.all_files)
+    files = expanded.files
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
     dup_on = "D001" in enabled or "D003" in enabled
@@ -293,6 +294,7 @@ def lint(
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
+    report.findings += [s.finding() for s in expanded.skipped]  # entries and files named but not read: F006, F007
     deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
     report.rates = RateStats() if audio else None
     out = fixout.FixWriter(plan) if plan is not None else None

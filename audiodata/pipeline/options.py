@@ -77,6 +77,7 @@ class ConvertOptions:
     max_record_bytes: int = 512 * 2**20
     allow_absolute_paths: bool = True
     datasets: list[str] = field(default_factory=list)  # dataset_info.json entries to take (default: all)
+    all_files: bool = False  # a folder holding a dataset_info.json: also read the JSON files it does not name
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     model_family: str | None = None  # qwen2-audio, qwen2.5-omni, minicpm-o: budget rules and audio window

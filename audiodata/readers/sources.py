@@ -1,22 +1,28 @@
-"""Expand what the user typed (files, folders, globs, dataset_info.json) into the
-ordered list of input files to read, each with its dialect spec and media root."""
+"""Expand what the user typed (files, folders, globs, a LLaMA-Factory dataset_info.json or v1
+dataset YAML) into the ordered list of input files to read, each with its dialect spec and
+media root, and what was named but is not read (reported, never silently dropped)."""
 
 from __future__ import annotations
 
 import glob
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from audiodata.readers.registry import (
+    DATASET_INFO,
+    JSON_SUFFIXES,
+    YAML_SUFFIXES,
+    InputError,
+    Skipped,
+    dataset_info_files,
+    is_json,
+    is_registry,
+    read_registry,
+)
 from audiodata.readers.spec import DialectSpec
 
-JSON_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
-DATASET_INFO = "dataset_info.json"
-
-
-class InputError(ValueError):
-    """An input that cannot be used at all (usage error, exit code 2)."""
+__all__ = ["DATASET_INFO", "JSON_SUFFIXES", "Expanded", "InputError", "InputFile", "Skipped", "expand", "expand_inputs"]
 
 
 @dataclass(slots=True)
@@ -41,11 +47,14 @@ class InputFile:
             "mtime_ns": st.st_mtime_ns,
             "dialect": self.spec.formatting,
             "entry": self.spec.name,
+            **({"converter": self.spec.converter} if self.spec.converter else {}),
         }
 
 
-def _is_json(path: Path) -> bool:
-    return path.name.endswith(JSON_SUFFIXES) and path.name != DATASET_INFO
+@dataclass(slots=True)
+class Expanded:
+    files: list[InputFile]
+    skipped: list[Skipped] = field(default_factory=list)  # named but not read: registry entries, unnamed files
 
 
 def expand(
@@ -54,9 +63,24 @@ def expand(
     formatting: str | None = None,
     datasets: list[str] | None = None,
     exclude: list[Path] | None = None,
+    all_files: bool = False,
 ) -> list[InputFile]:
     """Every input file in a stable order. Raises :class:`InputError` for unusable inputs."""
+    return expand_inputs(inputs, media_root, formatting, datasets, exclude, all_files).files
+
+
+def expand_inputs(
+    inputs: list[str],
+    media_root: str | None = None,
+    formatting: str | None = None,
+    datasets: list[str] | None = None,
+    exclude: list[Path] | None = None,
+    all_files: bool = False,
+) -> Expanded:
+    """The input files and what they name that is not read. A folder holding a ``dataset_info.json``
+    reads exactly the files it names, unless ``all_files``."""
     out: list[InputFile] = []
+    skipped: list[Skipped] = []
     seen: set[Path] = set()
     skip = [p.resolve() for p in exclude or []]
 
@@ -67,97 +91,64 @@ def expand(
         seen.add(real)
         out.append(InputFile(path, display, root or media_root or str(path.parent), spec))
 
+    def add_file(path: Path, display: str) -> None:
+        if is_registry(path):
+            named = read_registry(path, display, datasets)
+            for f, d, root, spec in named.files:
+                add(f, d, media_root or root, spec)
+            skipped.extend(named.skipped)
+        else:
+            add(path, display, media_root, DialectSpec(formatting=formatting))
+
     for given in inputs:
         path = Path(given)
         if any(ch in given for ch in "*?[") and not path.exists():
             matches = sorted(glob.glob(given, recursive=True))
             if not matches:
                 raise InputError(f"{given}: the pattern matches no file")
+            yaml_asked = given.endswith(YAML_SUFFIXES)  # a glob over a folder does not take every YAML in it for a v1 registry
             for m in matches:
-                if Path(m).is_file() and (_is_json(Path(m)) or Path(m).name == DATASET_INFO):
-                    _add_file(Path(m), m, add, media_root, formatting, datasets)
+                found = Path(m)
+                if found.is_file() and (is_json(found) or found.name == DATASET_INFO or (yaml_asked and is_registry(found))):
+                    add_file(found, m)
             continue
         if not path.exists():
             raise InputError(f"{given}: no such file or folder")
         if path.is_dir():
-            _add_dir(path, given, add, media_root, formatting, datasets)
+            _add_dir(path, given, add, skipped, media_root, formatting, datasets, all_files, skip)
         else:
-            _add_file(path, given, add, media_root, formatting, datasets)
+            add_file(path, given)
     if not out:
-        raise InputError("no JSON or JSONL input found in " + ", ".join(inputs))
-    return out
+        why = "; ".join(s.message for s in skipped[:3])
+        raise InputError("no JSON or JSONL input found in " + ", ".join(inputs) + (f" ({why})" if why else ""))
+    return Expanded(out, skipped)
 
 
-def _add_file(path, display, add, media_root, formatting, datasets) -> None:  # type: ignore[no-untyped-def]
-    if path.name == DATASET_INFO:
-        for f, d, root, spec in dataset_info_files(path, display, datasets):
-            add(f, d, media_root or root, spec)
-        return
-    add(path, display, media_root, DialectSpec(formatting=formatting))
-
-
-def _add_dir(top: Path, display: str, add, media_root, formatting, datasets) -> None:  # type: ignore[no-untyped-def]
+def _add_dir(top, display, add, skipped, media_root, formatting, datasets, all_files, exclude) -> None:  # type: ignore[no-untyped-def]
     named: set[Path] = set()
+    governed: list[tuple[Path, str]] = []  # LLaMA-Factory dataset_dirs and their dataset_info.json: it says which files are data
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
         rel = os.path.relpath(dirpath, top)
         shown = display if rel == "." else os.path.join(display, rel)
-        if DATASET_INFO in filenames:  # a LLaMA-Factory dataset_dir: its entries say how to read its files
+        if DATASET_INFO in filenames:  # every file an entry names is read through its entry, or not at all
             info_display = os.path.join(shown, DATASET_INFO)
-            # every file an entry names is read through its entry, or not at all (--dataset filters entries)
-            named.update(f.resolve() for f, *_ in dataset_info_files(here / DATASET_INFO, info_display, None))
-            for f, d, root, spec in dataset_info_files(here / DATASET_INFO, info_display, datasets):
+            everything = dataset_info_files(here / DATASET_INFO, info_display, None)
+            named.update(everything.covered)
+            governed.append((here, info_display))
+            chosen = dataset_info_files(here / DATASET_INFO, info_display, datasets) if datasets else everything
+            for f, d, root, spec in chosen.files:
                 add(f, d, media_root or root, spec)
+            skipped.extend(chosen.skipped)
         for name in sorted(filenames):
             p = here / name
-            if _is_json(p) and p.resolve() not in named:
-                add(p, os.path.join(shown, name), media_root, DialectSpec(formatting=formatting))
-
-
-def dataset_info_files(info_path: Path, display: str, only: list[str] | None) -> list[tuple[Path, str, str, DialectSpec]]:
-    """The local files a LLaMA-Factory ``dataset_info.json`` names, with their specs.
-
-    Media resolve against the dataset_dir (the file's folder), as LLaMA-Factory does
-    with its default ``media_dir``. Hub-hosted entries are skipped: they are not local.
-    """
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{display}: cannot read dataset_info.json ({exc})") from None
-    if not isinstance(info, dict):
-        raise InputError(f"{display}: dataset_info.json must be an object of dataset entries")
-    if only:
-        missing = [n for n in only if n not in info]
-        if missing:
-            raise InputError(f"{display}: no dataset entry named {', '.join(missing)} (have: {', '.join(sorted(info))})")
-    base = info_path.parent
-    base_display = os.path.dirname(display)
-    out = []
-    for name, entry in info.items():
-        if only and name not in only:
-            continue
-        if not isinstance(entry, dict):
-            raise InputError(f"{display}: entry {name!r} must be an object")
-        if "file_name" not in entry:
-            continue
-        fmt = entry.get("formatting", "alpaca")
-        if fmt not in ("alpaca", "sharegpt", "openai"):
-            raise InputError(f"{display}: entry {name!r} has unknown formatting {fmt!r}")
-        spec = DialectSpec(
-            formatting=fmt,
-            ranking=bool(entry.get("ranking", False)),
-            columns=dict(entry.get("columns") or {}),
-            tags=dict(entry["tags"]) if entry.get("tags") else ({} if fmt == "sharegpt" else None),
-            name=name,
-        )
-        target = base / entry["file_name"]
-        if target.is_dir():
-            files = sorted(p for p in target.rglob("*") if p.is_file() and _is_json(p))
-        elif target.is_file():
-            files = [target]
-        else:
-            raise InputError(f"{display}: entry {name!r} names {entry['file_name']}, which does not exist")
-        for f in files:
-            out.append((f, os.path.join(base_display, os.path.relpath(f, base)), str(base), spec))
-    return out
+            if not is_json(p) or p.resolve() in named:
+                continue
+            owner = next((info for g, info in reversed(governed) if here.is_relative_to(g)), None)
+            if owner is not None and not all_files:
+                if not any(p.resolve().is_relative_to(x) for x in exclude):
+                    why = f"not named in {owner}: not read (pass --all-files to read it)"
+                    skipped.append(Skipped("F007", os.path.join(shown, name), "", why))
+                continue
+            add(p, os.path.join(shown, name), media_root, DialectSpec(formatting=formatting))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages")
+DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages", "llamafactory-v1")
 
 DEFAULT_COLUMNS = {
     "prompt": "instruction",
@@ -112,6 +112,9 @@ class DialectSpec:
     columns: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] | None = None  # None: accept from/value and role/content
     name: str | None = None  # the dataset_info.json entry, when there is one
+    converter: str | None = None  # a LLaMA-Factory v1 dataset YAML's converter (alpaca, sharegpt, pair) the file is read through
+    #: record keys the dataset_info.json entry leaves unmapped, so LLaMA-Factory never reads them: a value there is refused
+    unread: tuple[str, ...] = ()
 
     def column(self, key: str) -> str:
         return self.columns.get(key) or DEFAULT_COLUMNS[key]

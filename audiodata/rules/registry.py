@@ -145,6 +145,18 @@ register("F002", "not-an-object", S.ERROR, "A record must be a JSON object; wrap
 register("F003", "unknown-dialect", S.ERROR, "No known dialect matches the record's keys; pass --format or fix the keys.")
 register("F004", "unreadable-input", S.ERROR, "The input file cannot be read (missing, permissions, bad gzip).")
 register("F005", "record-too-large", S.ERROR, "The record exceeds --max-record-bytes; split it or raise the bound.")
+register(
+    "F006",
+    "dataset-not-read",
+    S.WARNING,
+    "A dataset_info.json or v1 YAML entry that is not read: hub-hosted (not local), pretraining text, or not JSON/JSONL.",
+)
+register(
+    "F007",
+    "file-not-named",
+    S.WARNING,
+    "A JSON file in a dataset_dir that its dataset_info.json does not name is not read; name it, or pass --all-files.",
+)
 register("S001", "invalid-field", S.ERROR, "A required field is missing or has the wrong type.")
 register(
     "S010",

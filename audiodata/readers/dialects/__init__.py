@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.readers.dialects import alpaca, messages, minicpm, sharegpt
+from audiodata.readers.dialects import alpaca, llamafactory_v1, messages, minicpm, sharegpt
 from audiodata.readers.dialects.common import ParseContext, ParseError
 from audiodata.records import Record
 from audiodata.rules.findings import Finding
 
-PARSERS = {"minicpm": minicpm.parse, "sharegpt": sharegpt.parse, "alpaca": alpaca.parse, "messages": messages.parse}
+PARSERS = {
+    "minicpm": minicpm.parse,
+    "sharegpt": sharegpt.parse,
+    "alpaca": alpaca.parse,
+    "messages": messages.parse,
+    "llamafactory-v1": llamafactory_v1.parse,
+}
 
 
 def detect(obj: dict[str, Any]) -> str | None:
     """Name the dialect a record is written in, from its keys."""
     if "conversations" in obj:
         return "sharegpt"
+    if llamafactory_v1.is_v1_row(obj):
+        return "llamafactory-v1"
     msgs = obj.get("messages")
     if msgs is None and isinstance(obj.get("prompt"), list):
         msgs = obj["prompt"]
@@ -45,6 +53,12 @@ def parse_record(obj: Any, ctx: ParseContext) -> tuple[Record | None, list[Findi
         keys = ", ".join(sorted(obj)[:8]) or "no keys"
         return None, [Finding("F003", f"no dialect matches keys ({keys})", "", ctx.source)]
     try:
+        if ctx.spec.converter in llamafactory_v1.CONVERTER_IGNORES:  # a v1 YAML's alpaca/sharegpt converter
+            llamafactory_v1.check_converter_row(obj, ctx.spec.converter)
+        for key in ctx.spec.unread:  # a dataset_info.json entry that does not map a column the record fills
+            if obj.get(key) not in (None, "", [], {}):
+                why = f"dataset {ctx.spec.name!r} does not map the {key!r} column, so LLaMA-Factory does not read it"
+                raise ParseError("S001", f"{why}: map it in the entry's columns, or drop it", key)
         return PARSERS[dialect](obj, ctx), []
     except ParseError as exc:
         return None, [Finding(exc.code, f"{dialect}: {exc.message}", exc.field, ctx.source)]

@@ -37,7 +37,8 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         msgs += [Message("user", pair[0], f"{fld}[0]"), Message("assistant", pair[1], f"{fld}[1]")]
     pkey, qkey = spec.column("prompt"), spec.column("query")
     parts = [p for p in (optional(obj, pkey, str), optional(obj, qkey, str)) if p]
-    msgs.append(Message("user", "\n".join(parts), pkey))
+    join = "" if spec.converter == "alpaca" else "\n"  # v1's alpaca converter concatenates instruction and input as they are
+    msgs.append(Message("user", join.join(parts), pkey))
     ck, rk, okey = spec.column("chosen"), spec.column("rejected"), spec.column("response")
     ranking = spec.ranking if spec.ranking is not None else (ck in obj or rk in obj)
     chosen = rejected = None

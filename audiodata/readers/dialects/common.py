@@ -188,31 +188,47 @@ def content_text(value: Any, field: str, inline: list[AudioRef], bare: list[int]
         raise ParseError("S001", f"content must be a string or a content list, got {type(value).__name__}", field)
     parts: list[str] = []
     for i, item in enumerate(value):
-        fld = f"{field}[{i}]"
-        if isinstance(item, str):
-            parts.append(item)
-            continue
-        if not isinstance(item, dict):
-            raise ParseError("S001", "content item must be an object", fld)
-        kind = item.get("type")
-        if kind == "text":
-            parts.append(require(item, "text", str, f"{fld}.text"))
-        elif kind in ("audio", "input_audio", "audio_url"):
-            parts.append(AUDIO_MARKER)
-            key = next((k for k in _AUDIO_KEYS if item.get(k) is not None), None)
-            if key is None:
-                bare[0] += 1
-            else:
-                inline.append(audio_ref(item[key], f"{fld}.{key}"))
-        elif kind in ("image", "image_url", "video", "video_url"):
-            what = "image" if kind.startswith("image") else "video"
-            parts.append(IMAGE_MARKER if what == "image" else VIDEO_MARKER)
-            key = next((k for k in _OBJECT_KEYS[what] if item.get(k) is not None), None)
-            if key is not None and visual is not None:
-                getattr(visual, f"{what}s").append(media_ref(item[key], f"{fld}.{key}", what))
-        else:
-            raise ParseError("S001", f"unknown content item type {kind!r}", f"{fld}.type")
+        parts.append(item if isinstance(item, str) else content_item(item, f"{field}[{i}]", inline, bare, visual=visual))
     return "".join(parts)
+
+
+def content_item(
+    item: Any, fld: str, inline: list[AudioRef], bare: list[int], value_key: str | None = None, visual: Visual | None = None
+) -> str:
+    """One content-list item as text, its media as a marker in place.
+
+    ``value_key`` None: chat-template items (``{"type": "text", "text"}``, ``{"type": "audio", "path"|"audio"|...}``).
+    ``value_key`` "value": LLaMA-Factory v1 items, which keep every value under that key and must carry one.
+    Image and video references join ``visual`` when one is given (markers only otherwise).
+    """
+    if not isinstance(item, dict):
+        raise ParseError("S001", "content item must be an object", fld)
+    kind = item.get("type")
+    if kind == "text":
+        key = value_key or "text"
+        return require(item, key, str, f"{fld}.{key}")
+    if kind in ("audio", "input_audio", "audio_url"):
+        if value_key is not None:
+            inline.append(audio_ref(require(item, value_key, str, f"{fld}.{value_key}"), f"{fld}.{value_key}"))
+            return AUDIO_MARKER
+        key = next((k for k in _AUDIO_KEYS if item.get(k) is not None), None)
+        if key is None:
+            bare[0] += 1
+        else:
+            inline.append(audio_ref(item[key], f"{fld}.{key}"))
+        return AUDIO_MARKER
+    if kind in ("image", "image_url", "video", "video_url"):
+        what = "image" if kind.startswith("image") else "video"
+        if value_key is not None:
+            key: str | None = value_key
+            value = require(item, value_key, str, f"{fld}.{value_key}")
+        else:
+            key = next((k for k in _OBJECT_KEYS[what] if item.get(k) is not None), None)
+            value = item.get(key) if key is not None else None
+        if key is not None and visual is not None:
+            getattr(visual, f"{what}s").append(media_ref(value, f"{fld}.{key}", what))
+        return IMAGE_MARKER if what == "image" else VIDEO_MARKER
+    raise ParseError("S001", f"unknown content item type {kind!r}", f"{fld}.type")
 
 
 def turns(

@@ -32,7 +32,7 @@ from audiodata.records import AudioRef, Record
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     spec = ctx.spec
     key = spec.column("messages")
-    if key not in obj and key == "conversations" and "messages" in obj:
+    if key not in obj and key == "conversations" and "messages" in obj and spec.name is None:  # detected, not declared
         key = "messages"
     if obj.get(key) is None:
         raise ParseError("S001", f"missing field {key!r}", key)
