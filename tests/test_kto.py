@@ -26,6 +26,7 @@ import pytest
 import audiodata
 from audiodata.export import export
 from tests.conftest import write_jsonl
+from tests.test_peer_llamafactory import lf, lf_rows  # noqa: F401  (lf: LLaMA-Factory's own code, a fixture)
 
 SAMPLE_AUDIO = Path(__file__).parents[1] / "sample_data" / "audio"
 Q = "<audio>What does the speaker say?"
@@ -292,3 +293,21 @@ def test_trl_trainers_take_the_configs_without_renaming(media: Path, tmp_path: P
     args = DPOConfig(output_dir=str(tmp_path / "dpo"), per_device_train_batch_size=1, **common)
     trained = DPOTrainer(model=str(lm), args=args, train_dataset=pairs, processing_class=tok).train()
     assert trained.global_step == 1
+
+
+@pytest.mark.parametrize("form", ["sharegpt", "alpaca"])
+def test_llamafactory_reads_the_kto_export_with_its_own_converter(media: Path, tmp_path: Path, form: str, lf: Any):  # noqa: F811
+    """LLaMA-Factory 0.9.5's own parser and converter (``data/converter.py``, the kto_tag branch: a desirable
+    response becomes ``[response, ""]``, an undesirable one ``["", response]``) read our export with every label."""
+    records = [lf_sharegpt("It says hello.", True), lf_sharegpt("It says goodbye.", False, "audio/clip08_16k.flac")]
+    audiodata.convert([str(lf_dataset_info(media, records))], tmp_path / "out", num_workers=1)
+    dest = tmp_path / "lf"
+    export(tmp_path / "out", "llamafactory", dest, form=form)
+    attr, rows = lf_rows(lf, dest, "default_train", tmp_path / "cache")
+    assert attr.kto_tag == "kto_tag" and not attr.ranking
+    seen = set()
+    for row in rows:
+        first, second = (m["content"] for m in row["_response"])
+        label = bool(first)  # LLaMA-Factory's desirability flag (data/processor/feedback.py)
+        seen.add((row["_prompt"][-1]["content"], first or second, label, len(row["_audios"])))
+    assert seen == {(Q, "It says hello.", True, 1), (Q, "It says goodbye.", False, 1)}
