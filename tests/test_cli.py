@@ -61,3 +61,13 @@ def test_info_and_rules(tmp_path, capsys):
     rules = json.loads(capsys.readouterr().out)
     codes = [r["code"] for r in rules]
     assert codes == sorted(codes) and {"M001", "A002", "F001"} <= set(codes)
+
+
+def test_lint_table_shows_bracketed_fields_as_text(tmp_path, capsys):
+    """A field such as ``[label]`` is printed, not swallowed as rich markup."""
+    write_audio(tmp_path / "c/a.wav", seconds=1.0)
+    rec = {"messages": [{"role": "user", "content": "<audio>Q"}, {"role": "assistant", "content": "A"}], "audios": ["a.wav"]}
+    write_jsonl(tmp_path / "c/c.jsonl", [{**rec, "label": "no"}])
+    assert main(["lint", str(tmp_path / "c"), "--no-progress", "--no-audio"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "[label]" in out and "P002" in out

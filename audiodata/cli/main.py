@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -431,10 +432,8 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
     order = sorted(s["by_code"], key=lambda c: (["error", "warning", "info"].index(REGISTRY[c].severity.value), c))
     for code in order:
         rule = REGISTRY[code]
-        where = "\n".join(
-            f"{e['source']}{_at(e)}"
-            + (f" [{e['field']}]" if e["field"] else "")
-            + f" {e['message'][:90]}"
+        where = "\n".join(  # escaped: a field such as "[videos]" or a message with brackets is text, not rich markup
+            escape(f"{e['source']}{_at(e)}" + (f" [{e['field']}]" if e["field"] else "") + f" {e['message'][:90]}")
             for e in firsts[code]
         )
         sev = rule.severity.value
