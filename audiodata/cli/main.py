@@ -3,13 +3,17 @@
 Exit codes (stable, for CI pipelines):
   0  everything went through
   1  the run finished but some records were rejected (see rejects.jsonl)
-  2  usage error: bad options, missing inputs, an output folder that holds something else
+  2  usage error: bad options, missing inputs, an output folder that holds something else or is
+     held by another run, a damaged converted dataset (named, with `audiodata verify` to run)
+  3  a fault of the machine: disk full, read-only or forbidden output, a file where a folder should
+     be, an I/O error; one line names the path and the cause (audiodata/faults.py)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from audiodata import __version__
 from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES as MODEL_FAMILIES
+from audiodata.faults import EXIT_FAULT, MachineFault, fault_line, write_atomic
 from audiodata.pipeline.convert import ConvertResult
 from audiodata.pipeline.convert import Progress as RunProgress
 from audiodata.pipeline.convert import convert as run_convert
@@ -33,6 +38,7 @@ from audiodata.rules.registry import FAMILIES, REGISTRY
 from audiodata.rules.transcript import TASKS
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE = 141  # stdout closed early (| head): 128 + SIGPIPE, as a shell reports it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,35 +228,79 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
     try:
-        if args.command == "convert":
-            return cmd_convert(args, console)
-        if args.command == "lint":
-            return cmd_lint(args, console)
-        if args.command == "dedup":
-            return cmd_dedup(args, console)
-        if args.command == "publish":
-            return cmd_publish(args, console)
-        if args.command == "export":
-            from audiodata.export import cmd_export
-
-            return cmd_export(args, Console())
-        if args.command == "verify":
-            from audiodata.verify import cmd_verify
-
-            return cmd_verify(args, Console())
-        if args.command == "info":
-            return cmd_info(args, console)
-        if args.command in ("train", "make-tiny-model"):
-            from trainer.cli import run as run_trainer
-
-            return run_trainer(args)
-        return cmd_rules(args)
-    except (OptionsError, InputError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # one line, greppable
+        return _dispatch(args, console)
+    except (OptionsError, InputError, ValueError) as exc:  # DatasetError and OutputBusy are ValueErrors: exit 2
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True, highlight=False)  # one line, greppable
         return EXIT_USAGE
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted: finished shards are kept; run the same command again to resume[/]")
+        if args.command == "convert":
+            again = _command_line(argv)
+            console.print(
+                "[yellow]interrupted: finished shards are kept"
+                + (" and the old dataset is untouched" if args.overwrite else "")
+                + "; run the same command again to resume:[/] ",
+                soft_wrap=True,
+            )
+            console.print(again, soft_wrap=True, markup=False, highlight=False)
+        else:
+            console.print("[yellow]interrupted[/]")
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE
+    except (MachineFault, OSError) as exc:  # one line, never a traceback: exit 1 would read as "some records rejected"
+        _fault(exc, args.command)
+        return EXIT_FAULT
+
+
+def _dispatch(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "convert":
+        return cmd_convert(args, console)
+    if args.command == "lint":
+        return cmd_lint(args, console)
+    if args.command == "dedup":
+        return cmd_dedup(args, console)
+    if args.command == "publish":
+        return cmd_publish(args, console)
+    if args.command == "export":
+        from audiodata.export import cmd_export
+
+        return cmd_export(args, Console())
+    if args.command == "verify":
+        from audiodata.verify import cmd_verify
+
+        return cmd_verify(args, Console())
+    if args.command == "info":
+        return cmd_info(args, console)
+    if args.command in ("train", "make-tiny-model"):
+        from trainer.cli import run as run_trainer
+
+        return run_trainer(args)
+    return cmd_rules(args)
+
+
+def _fault(exc: BaseException, command: str) -> None:
+    try:
+        sys.stderr.write(f"audiodata: {fault_line(exc, command)}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+def _command_line(argv: list[str] | None) -> str:
+    """The command as typed, to resume with (``--overwrite`` included: the same command resumes the build aside)."""
+    return shlex.join(["audiodata", *(sys.argv[1:] if argv is None else argv)])
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, Python would complain again when it flushes stdout at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _codes(text: str) -> list[str]:
@@ -378,7 +428,7 @@ def write_json_report(data: dict[str, Any], target: str | None) -> None:
     if target == "-":
         sys.stdout.write(text)
     else:
-        Path(target).write_text(text, encoding="utf-8")
+        write_atomic(target, text)
 
 
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
@@ -411,7 +461,7 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     if args.report_html:
         from audiodata.report.html import render_html
 
-        Path(args.report_html).write_text(render_html(data, report.html_extras()), encoding="utf-8")
+        write_atomic(args.report_html, render_html(data, report.html_extras()))
     _print_lint(data, Console(stderr=to_stdout), args)
     return report.exit_code
 
