@@ -55,18 +55,12 @@ def load_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def shard_path(out: str | os.PathLike[str], entry: dict[str, Any]) -> Path:
-    """The shard ``entry`` names, present and of the size the manifest records (a truncated copy is caught
-    here, before any reader trips over it)."""
+    """The shard ``entry`` names, present. (Its size is not compared: a shard rewritten by hand may still read;
+    a truncated one fails its footer in :func:`open_shard`, and ``verify`` compares sizes and checksums.)"""
     root = Path(out)
     path = root / entry["file"]
     if not path.is_file():
         raise DatasetError(f"shard {entry['file']} listed in {root}/manifest.json is missing; {verify_hint(root)}")
-    size = path.stat().st_size
-    if isinstance(entry.get("bytes"), int) and size != entry["bytes"]:
-        raise DatasetError(
-            f"shard {entry['file']} is {size} bytes, manifest.json says {entry['bytes']} (truncated or replaced?); "
-            f"{verify_hint(root)}"
-        )
     return path
 
 

@@ -15,7 +15,6 @@ import argparse
 import json
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -24,6 +23,7 @@ from rich.table import Table
 
 from audiodata import __version__
 from audiodata.budget import DEFAULT_CUTOFF
+from audiodata.dataset import DatasetError, load_manifest, open_shard, shard_path, verify_hint
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES as MODEL_FAMILIES
 from audiodata.faults import EXIT_FAULT, MachineFault, fault_line, write_atomic
@@ -183,6 +183,12 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--max-duration", type=float, default=1200.0, help="bound on one clip's seconds (default 1200)")
     c.add_argument("--max-record-bytes", default="512MiB", help="bound on one JSON record's size (default 512MiB)")
     c.add_argument("--strict-paths", action="store_true", help="refuse absolute audio paths outside the media root")
+    c.add_argument(
+        "--absolute-paths",
+        action="store_true",
+        help="write absolute local paths into outputs (rejects.jsonl, manifest, reports) as typed and resolved; "
+        "default: relative to the input's folder or the media root, so outputs can be shared",
+    )
     c.add_argument("--select", default="", help="only these rule codes/prefixes (comma separated, e.g. M,A00)")
     c.add_argument("--ignore", default="", help="skip these rule codes/prefixes (comma separated)")
     c.add_argument(
@@ -213,6 +219,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         max_duration=args.max_duration,
         max_record_bytes=parse_size(args.max_record_bytes),
         allow_absolute_paths=not args.strict_paths,
+        absolute_paths=args.absolute_paths,
         select=_codes(args.select),
         ignore=_codes(args.ignore),
         model_family=args.model_family,
@@ -588,17 +595,32 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     except PublishError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return EXIT_USAGE
+    except MachineFault:
+        raise  # a local file the upload reads: exit 3
+    except OSError as exc:
+        if exc.filename is not None:
+            raise  # a local file, not the network
+        return _upload_failed(exc, console)
     except Exception as exc:  # network or Hub errors: finished commits stay, a re-run resumes
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status in (401, 403):
-            msg = f"[bold red]not authorised ({status}):[/] check --token / $HF_TOKEN and access to the repo"
-            console.print(msg, soft_wrap=True)
-        else:
-            console.print(f"[bold red]upload failed:[/] {exc}; run the same command again to resume", soft_wrap=True)
-        return 1
+        return _upload_failed(exc, console)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
+    _print_publish(result, args)
+    return EXIT_OK
+
+
+def _upload_failed(exc: BaseException, console: Console) -> int:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        msg = f"[bold red]not authorised ({status}):[/] check --token / $HF_TOKEN and access to the repo"
+        console.print(msg, soft_wrap=True)
+    else:
+        console.print(f"[bold red]upload failed:[/] {exc}; run the same command again to resume", soft_wrap=True)
+    return 1
+
+
+def _print_publish(result: Any, args: argparse.Namespace) -> None:
     out = Console()
     verb = "would upload" if result.dry_run else "uploaded"
     t = Table(title=f"audiodata publish {args.output} -> {args.repo_id}" + (" (dry run)" if result.dry_run else ""))
@@ -611,14 +633,11 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     out.print(f"{len(result.uploaded)} {verb}, {len(result.skipped)} already there, {len(result.commits)} commit(s)")
     if result.pr_url:
         out.print(f"pull request: {result.pr_url}")
-    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
-    path = Path(args.output) / "manifest.json"
-    if not path.is_file():
-        raise InputError(f"{args.output}: no manifest.json; is this an audiodata output?")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = load_manifest(args.output)
+    _check_shards(args.output, manifest)
     s = manifest["summary"]
     if args.json:
         print(json.dumps(s, indent=2))
@@ -649,6 +668,17 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     if s["rejects_by_code"]:
         out.print("rejects by reason: " + ", ".join(f"{k} x{v}" for k, v in s["rejects_by_code"].items()))
     return EXIT_OK
+
+
+def _check_shards(out: str, manifest: dict[str, Any]) -> None:
+    """What info can check without reading the data: every shard present, at its size, with a footer that
+    reads and the manifest's row count (a damaged shard is named; ``verify`` reads everything)."""
+    for entry in manifest["shards"]:
+        pf = open_shard(shard_path(out, entry), entry["file"], out)
+        if pf.metadata.num_rows != entry["rows"]:
+            raise DatasetError(
+                f"shard {entry['file']} holds {pf.metadata.num_rows} rows, manifest.json says {entry['rows']}; {verify_hint(out)}"
+            )
 
 
 def cmd_rules(args: argparse.Namespace) -> int:

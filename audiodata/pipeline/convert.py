@@ -101,7 +101,7 @@ def convert(
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     out = Path(output)
     exclude = [out, aside.new_path(out), aside.old_path(out)]
-    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files)
+    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths)
     files = expanded.files
     fingerprint = opts.fingerprint([f.describe() for f in files])
     _refuse_foreign(out, opts.overwrite)
