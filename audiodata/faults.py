@@ -62,7 +62,7 @@ def cause(error: OSError) -> str:
 def hint(error_no: int | None, command: str = "", resume: str | None = None) -> str:
     """What to do about ``error_no``, worded for ``command`` (``resume``: the exact command that resumes)."""
     if resume:
-        again = f"run {resume} to resume"
+        again = f"run `{resume}` to resume"
     elif command in RESUMING:
         again = "run the same command again to resume"
     else:

@@ -27,7 +27,7 @@ from audiodata.dataset import DatasetError, load_manifest, open_shard, shard_pat
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES as MODEL_FAMILIES
 from audiodata.faults import EXIT_FAULT, MachineFault, fault_line, write_atomic
-from audiodata.pipeline.convert import ConvertResult
+from audiodata.pipeline.convert import ConvertResult, resume_command
 from audiodata.pipeline.convert import Progress as RunProgress
 from audiodata.pipeline.convert import convert as run_convert
 from audiodata.pipeline.lint import lint as run_lint
@@ -241,14 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         if args.command == "convert":
-            again = _command_line(argv)
+            typed = sys.argv[1:] if argv is None else argv
+            again = resume_command(typed, args.output)
+            aside = args.overwrite and again == typed
+            what = "the same command again" if again == typed else "it without --overwrite (with it, it would start over)"
             console.print(
                 "[yellow]interrupted: finished shards are kept"
-                + (" and the old dataset is untouched" if args.overwrite else "")
-                + "; run the same command again to resume:[/] ",
+                + (" and the old dataset is untouched" if aside else "")
+                + f"; to resume, run {what}:[/]",
                 soft_wrap=True,
             )
-            console.print(again, soft_wrap=True, markup=False, highlight=False)
+            console.print(shlex.join(["audiodata", *again]), soft_wrap=True, markup=False, highlight=False)
         else:
             console.print("[yellow]interrupted[/]")
         return 130
@@ -256,7 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_PIPE
     except (MachineFault, OSError) as exc:  # one line, never a traceback: exit 1 would read as "some records rejected"
-        _fault(exc, args.command)
+        resume = None
+        if args.command == "convert" and args.overwrite:
+            typed = sys.argv[1:] if argv is None else argv
+            again = resume_command(typed, args.output)
+            resume = None if again == typed else shlex.join(["audiodata", *again])
+        _fault(exc, args.command, resume)
         return EXIT_FAULT
 
 
@@ -286,17 +294,12 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     return cmd_rules(args)
 
 
-def _fault(exc: BaseException, command: str) -> None:
+def _fault(exc: BaseException, command: str, resume: str | None = None) -> None:
     try:
-        sys.stderr.write(f"audiodata: {fault_line(exc, command)}\n")
+        sys.stderr.write(f"audiodata: {fault_line(exc, command, resume)}\n")
         sys.stderr.flush()
     except OSError:
         pass
-
-
-def _command_line(argv: list[str] | None) -> str:
-    """The command as typed, to resume with (``--overwrite`` included: the same command resumes the build aside)."""
-    return shlex.join(["audiodata", *(sys.argv[1:] if argv is None else argv)])
 
 
 def _silence_stdout() -> None:

@@ -118,11 +118,14 @@ def swap_in(new: Path, out: Path) -> None:
     remove(old)
 
 
-def finish_pending(out: Path) -> None:
-    """Finish what an interrupted overwrite left next to ``out``: a complete NEW is swapped in, a
-    superseded or OLD folder is deleted. An unfinished NEW is left for :func:`convert` to resume or delete."""
+def finish_pending(out: Path) -> bool:
+    """Finish what an interrupted overwrite left next to ``out``: a complete NEW is swapped in, a superseded
+    or OLD folder is deleted; True when an overwrite had got that far (OUT now holds its dataset). An
+    unfinished NEW is left for :func:`convert` to resume or delete."""
     new, old = new_path(out), old_path(out)
+    swapped = old.exists()
     if new.is_dir() and is_superseded(new):  # exchanged, not yet renamed OLD: it is the old dataset
+        swapped = True
         remove(old)
         with on_path(new, "rename"):
             os.rename(new, old)
@@ -130,9 +133,12 @@ def finish_pending(out: Path) -> None:
         if out.is_dir() and not holds_dataset(out) and _only_lock(out):
             remove(out)  # the two-rename fallback was killed between its renames: OUT is just our fresh lock
         swap_in(new, out)
+        swapped = True
     remove(old)
     if out.is_dir() and is_superseded(out) and not new.exists():
-        (out / WORK / SUPERSEDED).unlink(missing_ok=True)
+        with on_path(out / WORK / SUPERSEDED, "delete"):
+            (out / WORK / SUPERSEDED).unlink(missing_ok=True)
+    return swapped
 
 
 def _only_lock(out: Path) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from audiodata import __version__
-from audiodata.dataset import DatasetError
+from audiodata.dataset import DatasetError, verify_hint
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, conversation_keys
 from audiodata.dedup.stored import shard_records
 from audiodata.faults import MachineFault, on_path
@@ -42,6 +42,7 @@ from audiodata.writer.schema import FORMAT_VERSION, KINDS, Visual
 from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
 
 OUTPUT_FILES = aside.DATASET_FILES
+RESTART = "pass --overwrite to convert again from the start"
 
 
 @dataclass
@@ -109,7 +110,10 @@ def convert(
         locks.enter_context(hold(out, "convert"))
         new = aside.new_path(out)
         new_lock = locks.enter_context(hold(new, "convert", shown=str(out))) if new.is_dir() else None
-        aside.finish_pending(out)
+        finished = aside.finish_pending(out)  # an interrupted overwrite's complete build, swapped in now
+        done = RunState.load(out) if finished else None
+        if done is not None and done.fingerprint == fingerprint and done.status == "complete":
+            return _result_from_manifest(out, already_complete=True)  # it was this very conversion: not built again
         target, clear = _target(out, fingerprint, opts.overwrite)
         if target != out and not (new_lock is not None and new_lock.valid()):
             locks.enter_context(hold(target, "convert", shown=str(out)))
@@ -124,6 +128,14 @@ def convert(
         return result
 
 
+def resume_command(argv: list[str], output: str | os.PathLike[str]) -> list[str]:
+    """The command that resumes an interrupted ``convert argv``: the same one, except that a build in place
+    is resumed without ``--overwrite`` (with it, it would start over); a build aside resumes with it."""
+    if "--overwrite" not in argv or aside.new_path(Path(output)).is_dir():
+        return argv
+    return [a for a in argv if a != "--overwrite"]
+
+
 def _refuse_foreign(out: Path, overwrite: bool) -> None:
     """Before anything is written: a folder holding something else is refused (and left untouched)."""
     if overwrite or not out.is_dir() or (out / WORK / "state.json").exists():
@@ -134,8 +146,9 @@ def _refuse_foreign(out: Path, overwrite: bool) -> None:
 
 def _target(out: Path, fingerprint: str, overwrite: bool) -> tuple[Path, bool]:
     """Where this run builds, and whether what is there must be cleared first: ``out`` itself, or
-    (``--overwrite`` of a dataset) the folder aside. An interrupted run of this very conversion is
-    resumed, aside or in place; an unfinished build aside is deleted by any other run."""
+    (``--overwrite`` of a dataset) the folder aside. ``--overwrite`` starts over, but an unfinished build
+    aside of this very conversion is its own work: resumed by the same command, deleted by any other.
+    (An interrupted build in place is resumed without ``--overwrite``: :func:`resume_command`.)"""
     new = aside.new_path(out)
     if new.is_dir():
         pending = RunState.load(new)
@@ -143,9 +156,6 @@ def _target(out: Path, fingerprint: str, overwrite: bool) -> tuple[Path, bool]:
             return new, False
         aside.remove(new)
     if not overwrite:
-        return out, False
-    current = RunState.load(out)
-    if current is not None and current.status != "complete" and current.fingerprint == fingerprint:
         return out, False
     if not aside.holds_dataset(out) or not aside.can_build_aside(out):
         return out, True  # nothing to keep, or OUT is a mount point: cleared in place, as before
@@ -214,9 +224,12 @@ class _Run:
     def run(self) -> ConvertResult:
         self._restore()
         if self.deduper is not None:  # resuming: what durable shards hold is kept, later copies of it are not
-            for s in self.state.shards:
-                for info in shard_records(self.work / s.file, self.deduper.near, shown=f"{WORK}/{s.file}", out=self.out):
-                    self.deduper.check(info)
+            try:
+                for s in self.state.shards:
+                    for info in shard_records(self.work / s.file, self.deduper.near, shown=f"{WORK}/{s.file}", out=self.out):
+                        self.deduper.check(info)
+            except DatasetError as exc:  # no manifest yet to verify: the way out is a fresh start
+                raise DatasetError(str(exc).replace(verify_hint(self.out), RESTART)) from None
         self.rejects_path = self.work / "rejects.jsonl"
         with on_path(self.rejects_path, "open"):
             rejects = self.rejects = open(self.rejects_path, "a", encoding="utf-8")
@@ -525,10 +538,7 @@ def check_durable(out: Path, shards: list[ShardInfo]) -> None:
         size = path.stat().st_size if path.is_file() else None
         if size != s.bytes:
             what = "is missing" if size is None else f"is {size} bytes, written as {s.bytes}"
-            raise DatasetError(
-                f"{out}: {WORK}/{s.file}, a finished shard the resume builds on, {what}; "
-                "pass --overwrite to convert again from the start"
-            )
+            raise DatasetError(f"{out}: {WORK}/{s.file}, a finished shard the resume builds on, {what}; {RESTART}")
 
 
 def _seq_of(line: str) -> float:

@@ -339,9 +339,10 @@ def lint(
                 _write_fixed(out, n, report, a, where(n, index, line))
         if out is not None:
             out.close()
-    finally:
+    except BaseException:
         if out is not None:
-            out.close(complete=False)
+            out.abort()
+        raise
     if first_kto is not None and len(report.kto_labels) == 1 and "P003" in enabled:
         label, n_kto = next(iter(report.kto_labels.items()))
         msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"

@@ -224,6 +224,7 @@ class ShardWriter:
         if self._file is not None:
             with contextlib.suppress(OSError, MachineFault):  # a full disk fails the close too: the first error counts
                 self._file.close()
+        self._writer = self._file = None  # released here, not by a garbage collection at some later moment
         for tmp in self.dir.glob("*.tmp"):
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
