@@ -54,7 +54,7 @@ from rich.console import Console
 from rich.table import Table
 
 from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, shard_path, verify_hint
-from audiodata.faults import on_path, write_atomic
+from audiodata.faults import FAULT_EXIT, on_path, write_atomic
 from audiodata.lock import WORK, OutputBusy, hold
 from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, PROMPT_ROLES, RESPONSE_ROLES, VIDEO_MARKER
 from audiodata.writer.schema import FORMAT_VERSION, KINDS, READABLE_VERSIONS, prompt_column
@@ -812,7 +812,8 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         "(sharegpt or alpaca + dataset_info.json; use dataset_dir=DIR), LLaMA-Factory v1 (typed-content JSONL + the "
         "dataset YAML; train from DIR), ms-swift (messages + audios JSONL) "
         "or MiniCPM ({audio: base64, text} JSONL).",
-        epilog="exit codes: 0 all records exported, 1 some skipped (reasons listed), 2 usage error",
+        epilog="exit codes: 0 all records exported, 1 some skipped (reasons listed), 2 usage error (or DIR held by another "
+        "export, or a damaged dataset)" + FAULT_EXIT + "; an interrupted export is redone by the same command",
     )
     e.add_argument("output", metavar="OUT", help="a converted audiodata output folder")
     e.add_argument("--to", required=True, choices=TARGETS, help="the trainer to export for")

@@ -17,6 +17,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 EXIT_FAULT = 3
+#: The end of every command's "exit codes:" help line.
+FAULT_EXIT = ", 3 a fault of the machine (disk full, read-only, permission, I/O error: one line names the path)"
 
 #: What to do, per errno; ``{again}`` is "run the same command again" plus " to resume" where the command resumes.
 _HINTS: dict[int, str] = {
@@ -139,4 +141,15 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-__all__ = ["EXIT_FAULT", "MachineFault", "cause", "fault_line", "fsync_dir", "hint", "is_os_fault", "on_path", "write_atomic"]
+__all__ = [
+    "EXIT_FAULT",
+    "FAULT_EXIT",
+    "MachineFault",
+    "cause",
+    "fault_line",
+    "fsync_dir",
+    "hint",
+    "is_os_fault",
+    "on_path",
+    "write_atomic",
+]

@@ -13,7 +13,6 @@ the folder locked.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -22,6 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from audiodata.faults import on_path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; runs are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 WORK = ".audiodata"
 LOCK_FILE = "lock"
@@ -53,7 +57,8 @@ class FolderLock:
         with on_path(path, "open"):
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)

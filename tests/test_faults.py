@@ -387,18 +387,27 @@ def _holds(fd: int, path: str) -> bool:
 
 @pytest.mark.slow
 def test_two_real_converts_race_and_one_is_refused(tmp_path: Path):
-    corpus = noise_corpus(tmp_path / "c", clips=40, seconds=1.0, seed=3)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(150):  # 44.1 kHz noise: resampled and encoded, long enough for the second run to start
+        sf.write(corpus / f"n{i}.wav", 0.2 * rng.standard_normal(88200), 44100)
+        records.append({"audio": f"n{i}.wav", "text": f"noise {i}"})
+    write_jsonl(corpus / "data.jsonl", records)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "audiodata", *convert_args(corpus, out)]
+    cmd = [sys.executable, "-m", "audiodata", *convert_args(corpus / "data.jsonl", out)]
     first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and f'"pid": {first.pid}' not in (lock_path(out).read_text() if lock_path(out).exists() else ""):
         time.sleep(0.02)
     second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    assert first.wait(timeout=300) == 0, first.stderr.read() if first.stderr else ""
+    overlapped = first.poll() is None
+    assert first.wait(timeout=600) == 0, first.stderr.read() if first.stderr else ""
+    assert overlapped, "the first run ended before the second started: make the corpus larger"
     assert second.returncode == 2 and f"pid {first.pid}" in second.stderr
     ref = tmp_path / "ref"
-    assert main(convert_args(corpus, ref)) == 0
+    assert main(convert_args(corpus / "data.jsonl", ref)) == 0
     assert tree_bytes(out) == tree_bytes(ref)
 
 
@@ -739,3 +748,27 @@ def test_no_output_carries_the_absolute_local_paths(tmp_path: Path, capsys):
     again = ["convert", str(corpus), "-o", str(tmp_path / "abs"), "--num-workers", "1", "--no-progress", "--absolute-paths"]
     assert main(again) == 1
     assert str(corpus) in (tmp_path / "abs" / "rejects.jsonl").read_text()
+
+
+def test_an_export_stopped_by_a_full_disk_is_redone_by_the_same_command(dataset: Path, tmp_path: Path, capsys, monkeypatch):
+    clean, dest = tmp_path / "clean", tmp_path / "dest"
+    assert main(["export", str(dataset), "--to", "llamafactory", str(clean)]) == 0
+    mp = pytest.MonkeyPatch()
+    FillingDisk(dest, 40_000).install(mp)
+    try:
+        assert main(["export", str(dataset), "--to", "llamafactory", str(dest)]) == EXIT_FAULT
+    finally:
+        mp.undo()
+    assert f"cannot write {dest}/" in one_line(capsys.readouterr().err)
+    assert main(["export", str(dataset), "--to", "llamafactory", str(dest)]) == 0  # its own unfinished export: no --overwrite
+    assert tree_bytes(dest) == tree_bytes(clean)
+    assert main(["export", str(dataset), "--to", "llamafactory", str(dest)]) == 2  # a finished one is not replaced unasked
+
+
+def test_train_says_which_shard_and_exits_2(monkeypatch, capsys):
+    def damaged(*args: object) -> None:
+        raise DatasetError("shard data/train-00001-of-00004.parquet is damaged: ...; run `audiodata verify out/ds`")
+
+    monkeypatch.setattr("trainer.cli.config_from_args", damaged)
+    assert main(["train", "sft", "--model", "m", "--data", "out/ds"]) == 2
+    assert "data/train-00001-of-00004.parquet" in one_line(capsys.readouterr().err)

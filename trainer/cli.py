@@ -15,13 +15,18 @@ from dataclasses import fields
 from typing import Any
 
 from audiodata.dataset import DatasetError
+from audiodata.faults import FAULT_EXIT
 from trainer.config import ConfigError, TrainConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_train_parsers(sub: Any) -> None:
-    t = sub.add_parser("train", help="fine-tune an audio LM on converted shards (SFT or DPO, LoRA by default)")
+    t = sub.add_parser(
+        "train",
+        help="fine-tune an audio LM on converted shards (SFT or DPO, LoRA by default)",
+        epilog="exit codes: 0 trained, 2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
+    )
     tsub = t.add_subparsers(dest="train_command", required=True)
     for task in ("sft", "dpo"):
         p = tsub.add_parser(task, help=f"{task.upper()} training", description=f"{task.upper()} on shards written by convert.")

@@ -26,7 +26,7 @@ from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dataset import DatasetError, load_manifest, open_shard, shard_path, verify_hint
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES as MODEL_FAMILIES
-from audiodata.faults import EXIT_FAULT, MachineFault, fault_line, write_atomic
+from audiodata.faults import EXIT_FAULT, FAULT_EXIT, MachineFault, fault_line, write_atomic
 from audiodata.pipeline.convert import ConvertResult, resume_command
 from audiodata.pipeline.convert import Progress as RunProgress
 from audiodata.pipeline.convert import convert as run_convert
@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert raw JSON/JSONL corpora into Hub-ready Parquet shards",
         description="Convert raw JSON/JSONL corpora (files, folders, globs, a LLaMA-Factory dataset_info.json) "
         "into Parquet shards with the audio embedded, resampled once.",
-        epilog="exit codes: 0 all records written, 1 some rejected (see OUT/rejects.jsonl), 2 usage error",
+        epilog="exit codes: 0 all records written, 1 some rejected (see OUT/rejects.jsonl), 2 usage error (or OUT held "
+        "by another run)" + FAULT_EXIT + "; the same command resumes",
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     lt = sub.add_parser(
         "lint",
         help="pre-flight check of raw corpora: every problem, located, nothing written",
-        epilog="exit codes: 0 no errors, 1 errors found, 2 usage error",
+        epilog="exit codes: 0 no errors, 1 errors found, 2 usage error" + FAULT_EXIT,
     )
     lt.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     add_reading_options(lt)
@@ -112,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "dedup",
         help="find exact and near-duplicate records across inputs, and leakage into a converted dataset",
-        epilog="exit codes: 0 nothing found, 1 duplicates, conflicts or leaks found, 2 usage error",
+        epilog="exit codes: 0 nothing found, 1 duplicates, conflicts or leaks found, 2 usage error (or a damaged --against "
+        "dataset)" + FAULT_EXIT,
     )
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     add_reading_options(d)
@@ -127,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser(
         "publish",
         help="upload a converted dataset to the Hugging Face Hub (resumable, skips what is already there)",
-        epilog="exit codes: 0 uploaded (or nothing to do), 1 the upload failed (re-run to resume), 2 usage error",
+        epilog="exit codes: 0 uploaded (or nothing to do), 1 the upload failed (re-run to resume), 2 usage error (or a "
+        "damaged dataset)" + FAULT_EXIT,
     )
     pb.add_argument("output", metavar="OUT", help="a folder written by `audiodata convert`")
     pb.add_argument("repo_id", metavar="REPO_ID", help="the dataset repo, e.g. me/my-audio-sft")
@@ -146,7 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_verify_parser(sub)
     add_export_parser(sub)
 
-    i = sub.add_parser("info", help="summarise a converted dataset")
+    i = sub.add_parser(
+        "info",
+        help="summarise a converted dataset",
+        epilog="exit codes: 0 done, 2 not a converted dataset or a damaged one (missing shard, unreadable footer)" + FAULT_EXIT,
+    )
     i.add_argument("output", metavar="OUT")
     i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 

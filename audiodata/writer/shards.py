@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from datasets import config as ds_config
 from datasets.arrow_writer import get_parquet_column_options
 
-from audiodata.faults import MachineFault, fsync_dir, on_path
+from audiodata.faults import MachineFault, fsync_dir, is_os_fault, on_path
 from audiodata.writer.schema import NO_VISUAL, Visual, features
 
 
@@ -39,8 +39,12 @@ class CountingFile:
 
     def write(self, data: Any) -> int:
         mv = memoryview(data)
-        with on_path(self.path):
+        try:  # the hot path: no context manager per write
             self._fh.write(mv)
+        except OSError as exc:
+            if is_os_fault(exc):
+                raise MachineFault("write", self.path, exc) from exc
+            raise
         self.sha.update(mv)
         self.size += mv.nbytes
         return mv.nbytes
