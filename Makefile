@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps test-deps demo test lint bench docs sample-data schemas clean
+.PHONY: setup system-deps test-deps demo test test-slow lint bench docs sample-data schemas clean
 
 # ffmpeg: datasets decodes Audio columns through torchcodec+ffmpeg, and m4a/aac/opus inputs need it.
 system-deps:
@@ -43,6 +43,10 @@ demo: setup
 test: setup test-deps $(BIN)/.peers
 	$(BIN)/ruff check audiodata trainer tests benchmarks scripts
 	$(BIN)/python -m pytest
+
+# The slow fault injection (kills at many random points, racing processes): minutes, not seconds.
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
 
 bench: setup
 	$(BIN)/python benchmarks/convert_bench.py

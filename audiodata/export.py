@@ -48,12 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import pyarrow.parquet as pq
 import soundfile as sf
 import yaml
 from rich.console import Console
 from rich.table import Table
 
+from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, shard_path, verify_hint
+from audiodata.faults import FAULT_EXIT, on_path, write_atomic
+from audiodata.lock import WORK, OutputBusy, hold
 from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, PROMPT_ROLES, RESPONSE_ROLES, VIDEO_MARKER
 from audiodata.writer.schema import FORMAT_VERSION, KINDS, READABLE_VERSIONS, prompt_column
 
@@ -158,6 +160,7 @@ class _Stream:
     kind: str
     files: list[Path]
     version: int = FORMAT_VERSION  # the manifest's format_version: which column holds the prompt
+    root: Path | None = None  # the converted dataset (shards are named relative to it)
 
     @property
     def key(self) -> str:
@@ -187,16 +190,13 @@ def _inside(dest: Path, path: Path) -> Path:
 
 
 def _streams(out: Path) -> list[_Stream]:
-    manifest_path = out / "manifest.json"
-    if not manifest_path.is_file():
-        raise ExportError(f"{out}: no manifest.json; is this a finished audiodata output?")
+    manifest = load_manifest(out)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         configs = manifest["summary"]["configs"]
         shards = manifest["shards"]
         version = int(manifest.get("format_version", 1))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ExportError(f"{out}: unreadable manifest.json ({exc})") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{out}: unreadable manifest.json ({exc}); {verify_hint(out)}") from None
     streams: dict[tuple[str, str], _Stream] = {}
     for s in shards:
         name, split = s["config"], s["split"]
@@ -205,19 +205,19 @@ def _streams(out: Path) -> list[_Stream]:
             raise ExportError(f"{out}: format_version {version} is newer than this audiodata reads; upgrade audiodata")
         if kind not in KINDS:
             raise ExportError(f"{out}: config {name!r} has unknown kind {kind!r}")
-        path = out / s["file"]
-        if not path.is_file():
-            raise ExportError(f"{out}: shard {s['file']} listed in manifest.json is missing")
-        streams.setdefault((name, split), _Stream(name, split, kind, [], version)).files.append(path)
+        path = shard_path(out, s)
+        streams.setdefault((name, split), _Stream(name, split, kind, [], version, out)).files.append(path)
     return list(streams.values())
 
 
 def _rows(stream: _Stream) -> Iterator[_Row]:
     for path in stream.files:
-        pf = pq.ParquetFile(path)
+        shown = path.relative_to(stream.root).as_posix() if stream.root is not None else path.name
+        where = stream.root if stream.root is not None else path.parent
+        pf = open_shard(path, shown, where)
         cols = [c for c in _COLUMNS if c in pf.schema_arrow.names]
         prompt = prompt_column(stream.kind, stream.version)
-        for batch in pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols):
+        for batch in batches(pf, shown, where, _BATCH_ROWS, cols):
             for r in batch.to_pylist():
                 yield _Row(
                     id=str(r.get("id") or "record"),
@@ -250,7 +250,10 @@ def _audio_bytes(data: bytes, audio_format: str) -> bytes:
     """The stored bytes as they are when already in ``audio_format``; else a lossless PCM_16 copy."""
     if _format_of(data) == audio_format:
         return data
-    pcm, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=False)
+    try:
+        pcm, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=False)
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError for damaged bytes
+        raise _Skip("a stored audio does not decode (damaged shard? run `audiodata verify`)") from exc
     buf = io.BytesIO()
     sf.write(buf, pcm, rate, format=audio_format.upper(), subtype="PCM_16")
     return buf.getvalue()
@@ -538,25 +541,55 @@ class _JsonLines:
         pass
 
 
-def _prepare_dest(out: Path, dest: Path, overwrite: bool) -> None:
+#: An export in progress: its state file in DEST/.audiodata (an interrupted export is redone by the same command).
+EXPORT_STATE = "export.json"
+
+
+def _check_dest(out: Path, dest: Path, overwrite: bool) -> None:
+    """Refuse a destination that cannot take this export, before anything is written there."""
     if dest.exists() and not dest.is_dir():
         raise ExportError(f"{dest} exists and is not a folder")
     if dest.resolve() == out.resolve() or out.resolve().is_relative_to(dest.resolve()):
         raise ExportError(f"{dest} would hold or replace the converted dataset {out}; choose another folder")
     if dest.resolve().is_relative_to(out.resolve()):
         raise ExportError(f"{dest} is inside the converted dataset {out}; choose another folder")
-    if dest.is_dir() and any(dest.iterdir()):
-        if not overwrite:
-            raise ExportError(f"{dest} is not empty; choose an empty folder or pass --overwrite")
-        # only what an export writes: the audio folder, dataset_info.json and top-level data files
-        shutil.rmtree(dest / "audio", ignore_errors=True)
-        for p in dest.iterdir():
-            if p.is_file() and p.suffix == ".yaml" and p.with_suffix(".jsonl").is_file():  # a v1 export's YAML
-                p.unlink()
-        for p in dest.iterdir():
-            if p.is_file() and p.name.endswith((".json", ".jsonl")):
-                p.unlink()
-    dest.mkdir(parents=True, exist_ok=True)
+    if not overwrite and _holds_files(dest) and not _unfinished(dest):
+        raise ExportError(f"{dest} is not empty; choose an empty folder or pass --overwrite")
+
+
+def _holds_files(dest: Path) -> bool:
+    return dest.is_dir() and any(p.name != WORK for p in dest.iterdir())
+
+
+def _unfinished(dest: Path) -> bool:
+    """An export into ``dest`` that stopped before its end (a kill, a full disk): the same command redoes it."""
+    try:
+        return json.loads((dest / WORK / EXPORT_STATE).read_text(encoding="utf-8")).get("status") == "running"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _prepare_dest(out: Path, dest: Path, overwrite: bool) -> None:
+    _check_dest(out, dest, overwrite)
+    if _holds_files(dest):
+        # only what an export writes: the audio folder, dataset_info.json, top-level data files and their .tmp
+        with on_path(dest, "clear"):
+            shutil.rmtree(dest / "audio", ignore_errors=True)
+            for p in dest.iterdir():
+                if p.is_file() and p.suffix == ".yaml" and p.with_suffix(".jsonl").is_file():  # a v1 export's YAML
+                    p.unlink()
+            for p in dest.iterdir():
+                if p.is_file() and p.name.endswith((".json", ".jsonl", ".json.tmp", ".jsonl.tmp", ".yaml.tmp")):
+                    p.unlink()
+    with on_path(dest, "create"):
+        dest.mkdir(parents=True, exist_ok=True)
+    _export_state(dest, "running")
+
+
+def _export_state(dest: Path, status: str) -> None:
+    with on_path(dest / WORK, "create"):
+        (dest / WORK).mkdir(exist_ok=True)
+    write_atomic(dest / WORK / EXPORT_STATE, json.dumps({"status": status}) + "\n")
 
 
 def export(
@@ -587,8 +620,21 @@ def export(
         raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
     if relative_paths and to != "ms-swift":
         raise ExportError("--relative-paths applies to --to ms-swift only")
-    streams = _streams(out)
-    _prepare_dest(out, dest, overwrite)
+    try:
+        streams = _streams(out)
+        _check_dest(out, dest, overwrite)
+        with hold(dest, "export"):
+            _prepare_dest(out, dest, overwrite)
+            result = _export(out, streams, dest, to, form, audio_format, relative_paths)
+            _export_state(dest, "complete")
+    except (DatasetError, OutputBusy) as exc:  # a damaged dataset, another export into DEST: exit 2 as well
+        raise ExportError(str(exc)) from None
+    return result
+
+
+def _export(
+    out: Path, streams: list[_Stream], dest: Path, to: str, form: str, audio_format: str, relative_paths: bool
+) -> ExportResult:
     result = ExportResult(dest, to, form, relative_paths=relative_paths)
     formatter: _Formatter = {
         "llamafactory": _lf_alpaca if form == "alpaca" else _lf_sharegpt,
@@ -605,7 +651,8 @@ def export(
         path = _inside(dest, dest / f"{stem}{suffix}")
         written = _export_stream(stream, path, dest, formatter, to, audio_format, result)
         if not written:
-            path.unlink()
+            with on_path(path, "delete"):
+                path.unlink()
             continue
         result.files.append(path.name)
         result.streams[path.name] = (stream.kind, stream.split)
@@ -635,7 +682,7 @@ def _export_stream(
     skipped: Counter[str] = Counter()
     tmp = path.with_name(path.name + ".tmp")
     columns = _visual_columns(stream)
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with on_path(tmp), open(tmp, "w", encoding="utf-8") as fh:
         writer = _JsonArray(fh) if to == "llamafactory" else _JsonLines(fh)
         n_read = n_written = 0
         for row in _rows(stream):
@@ -654,13 +701,15 @@ def _export_stream(
             if to != "minicpm":  # minicpm carries the audio inline
                 for a in [*audios, *(v for files in visual.values() for v in files)]:
                     target = _inside(dest, dest / a.rel)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(a.data)
+                    with on_path(target):
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(a.data)
                     result.audio_files += 1
             writer.add(obj)
             n_written += 1
         writer.close()
-    os.replace(tmp, path)
+    with on_path(path, "rename"):
+        os.replace(tmp, path)
     result.read[stream.key] = n_read
     result.counts[stream.key] = n_written
     for reason, n in skipped.items():
@@ -679,7 +728,11 @@ def _audios(row: _Row, audio_dir: str, stem: str, audio_format: str) -> list[_Au
 
 def _visual_columns(stream: _Stream) -> list[str]:
     """The visual columns the stream's shards carry: every exported record then has the key (maybe empty)."""
-    names = pq.read_schema(stream.files[0]).names if stream.files else []
+    if not stream.files:
+        return []
+    path = stream.files[0]
+    shown = path.relative_to(stream.root).as_posix() if stream.root is not None else path.name
+    names = open_shard(path, shown, stream.root if stream.root is not None else path.parent).schema_arrow.names
     return [name for name in VISUAL if name in names]
 
 
@@ -744,9 +797,7 @@ def _dataset_info_entry(file_name: str, form: str, kind: str, visual: list[str] 
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -761,7 +812,8 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         "(sharegpt or alpaca + dataset_info.json; use dataset_dir=DIR), LLaMA-Factory v1 (typed-content JSONL + the "
         "dataset YAML; train from DIR), ms-swift (messages + audios JSONL) "
         "or MiniCPM ({audio: base64, text} JSONL).",
-        epilog="exit codes: 0 all records exported, 1 some skipped (reasons listed), 2 usage error",
+        epilog="exit codes: 0 all records exported, 1 some skipped (reasons listed), 2 usage error (or DIR held by another "
+        "export, or a damaged dataset)" + FAULT_EXIT + "; an interrupted export is redone by the same command",
     )
     e.add_argument("output", metavar="OUT", help="a converted audiodata output folder")
     e.add_argument("--to", required=True, choices=TARGETS, help="the trainer to export for")

@@ -13,12 +13,14 @@ that speaks the parts of the Hub API it uses (tests/hub_mock.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from audiodata.dataset import DatasetError, load_manifest, open_shard, shard_path, verify_hint
+from audiodata.faults import on_path
 
 DEFAULT_COMMIT_BYTES = 2 * 10**9  # per commit: large datasets go up in several atomic commits
 
@@ -78,23 +80,38 @@ class PublishResult:
 def plan(out: str | os.PathLike[str], include_rejects: bool = False) -> list[UploadItem]:
     """Shards first (as the manifest lists them), then the card and the manifest."""
     root = Path(out)
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
+    if not (root / "manifest.json").is_file():
         raise PublishError(f"{root}: not a converted dataset (no manifest.json); run `audiodata convert` first")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if not (root / "README.md").is_file():
-        raise PublishError(f"{root}: no README.md dataset card")
-    items: list[UploadItem] = []
-    for shard in manifest.get("shards", []):
-        local = root / shard["file"]
-        if not local.is_file():
-            raise PublishError(f"{root}: shard {shard['file']} listed in the manifest is missing (run `audiodata verify`)")
-        items.append(UploadItem(shard["file"], local, local.stat().st_size, shard.get("sha256")))
+    try:
+        manifest = load_manifest(root)
+        if not (root / "README.md").is_file():
+            raise PublishError(f"{root}: no README.md dataset card")
+        items: list[UploadItem] = []
+        for shard in manifest["shards"]:
+            local = shard_path(root, shard)  # present, at the manifest's size
+            open_shard(local, shard["file"], root).close()  # and its Parquet footer reads
+            items.append(UploadItem(shard["file"], local, local.stat().st_size, shard.get("sha256")))
+    except DatasetError as exc:
+        raise PublishError(str(exc)) from None
     extra = ["rejects.jsonl"] if include_rejects and (root / "rejects.jsonl").is_file() else []
     for name in (*extra, "README.md", "manifest.json"):
         local = root / name
         items.append(UploadItem(name, local, local.stat().st_size))
     return items
+
+
+def _operation(item: UploadItem, out: str | os.PathLike[str], make: Any) -> Any:
+    """The upload of ``item``; huggingface_hub hashes the file for it, so a shard whose content is not the one
+    the manifest records is caught here at no extra read (and nothing of the dataset is committed)."""
+    with on_path(item.local, "read"):
+        op = make(path_in_repo=item.path_in_repo, path_or_fileobj=str(item.local))
+    got = op.upload_info.sha256.hex()
+    if item.sha256 and got != item.sha256:
+        raise PublishError(
+            f"shard {item.path_in_repo}: its sha256 {got} is not the manifest's {item.sha256} (damaged or replaced); "
+            f"{verify_hint(out)}"
+        )
+    return op
 
 
 def batches(items: list[UploadItem], max_bytes: int = DEFAULT_COMMIT_BYTES) -> Iterator[list[UploadItem]]:
@@ -154,9 +171,10 @@ def publish(
     todo = []
     for item in items:
         (result.skipped if already_there(item, remote.get(item.path_in_repo)) else todo).append(item)
+    ops_of = {i.path_in_repo: _operation(i, out, CommitOperationAdd) for i in todo}  # hashed (and checked) before any commit
     target = revision
     for n, batch in enumerate(batches(todo, max_commit_bytes)):
-        ops = [CommitOperationAdd(path_in_repo=i.path_in_repo, path_or_fileobj=str(i.local)) for i in batch]
+        ops = [ops_of[i.path_in_repo] for i in batch]
         info = api.create_commit(
             repo_id,
             operations=ops,

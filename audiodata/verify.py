@@ -42,6 +42,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from audiodata.audio.transform import pcm_hash
+from audiodata.faults import FAULT_EXIT, MachineFault, is_os_fault
 from audiodata.writer.card import read_card_yaml
 
 CHECKS: dict[str, str] = {
@@ -183,6 +184,8 @@ def _load_manifest(root: Path) -> dict[str, Any]:
             if lacking:
                 raise KeyError(f"shard entry lacks {', '.join(lacking)}")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        if is_os_fault(exc):  # EIO and friends: the machine, not the dataset (exit 3)
+            raise MachineFault("read", path, exc) from exc  # type: ignore[arg-type]
         raise VerifyError(f"V001 {path}: unreadable manifest ({type(exc).__name__}: {exc})") from exc
     return manifest
 
@@ -457,7 +460,7 @@ def add_verify_parser(sub: Any) -> argparse.ArgumentParser:
         help="re-read a converted dataset: checksums, row counts, every audio, the card",
         description="Re-read every shard of a converted output: sha256 and sizes against manifest.json, row and clip "
         "counts, every audio decoded (rate, mono, samples, PCM hash), and the dataset card's YAML against the shards.",
-        epilog="exit codes: 0 consistent, 1 problems found, 2 usage error (no readable manifest.json)",
+        epilog="exit codes: 0 consistent, 1 problems found, 2 usage error (no readable manifest.json)" + FAULT_EXIT,
     )
     v.add_argument("output", metavar="OUT", help="a folder written by audiodata convert")
     v.add_argument("--no-audio", action="store_true", help="do not decode the audio (checksums, counts and card only)")

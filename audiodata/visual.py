@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from audiodata.audio.load import AudioError, AudioSource, open_ref, resolve_path
+from audiodata.errtext import library_error
 from audiodata.records import MediaRef
 
 VISUAL_MODES = ("embed", "refs")
@@ -65,7 +66,7 @@ def store_visual(
         raise VisualError("S032", msg)
     try:
         if mode == "refs" and ref.kind == "path":
-            path = resolve_path(str(ref.value), media_root, allow_absolute, what)
+            path = resolve_path(str(ref.value), media_root, allow_absolute, what=what)
             return StoredVisual(_probe(AudioSource(path=path, name=path.name), what), ref=_relative(str(ref.value), media_root))
         src = open_ref(ref, media_root, max_bytes, allow_absolute, what)  # a URL is refused here, in both modes
     except AudioError as exc:
@@ -97,7 +98,8 @@ def _probe(src: AudioSource, what: str) -> str:
                 fmt = im.format or ""
                 im.verify()
         except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, DecompressionBombError...
-            raise VisualError("S033", f"{label} is not an image Pillow can read ({type(exc).__name__}: {exc})") from None
+            why = library_error(exc, label, (str(src.path),) if src.path is not None else ())
+            raise VisualError("S033", f"{label} is not an image Pillow can read ({type(exc).__name__}: {why})") from None
         return _IMAGE_EXT.get(fmt, fmt.lower() or "img")
     import av
 
@@ -111,7 +113,8 @@ def _probe(src: AudioSource, what: str) -> str:
     except VisualError:
         raise
     except Exception as exc:  # av.error.FFmpegError and friends
-        raise VisualError("S033", f"{label} is not a video FFmpeg can read ({type(exc).__name__}: {exc})") from None
+        why = library_error(exc, label, (str(src.path),) if src.path is not None else ())
+        raise VisualError("S033", f"{label} is not a video FFmpeg can read ({type(exc).__name__}: {why})") from None
     suffix = Path(src.name).suffix.lower().lstrip(".")
     if re.fullmatch(r"[a-z0-9]{1,5}", suffix):
         return suffix

@@ -884,9 +884,9 @@ def test_expand_folder_holding_dataset_info(tmp_path):
     rel = [os.path.relpath(f.path, tmp_path) for f in files]
     # exactly the files the dataset_info.json names; the others are reported, not read
     assert sorted(rel) == sorted(["lf/chat.json", "lf/rank.json", "lf/parts/p1.jsonl", "lf/parts/p2.jsonl"])
-    assert [(s.code, s.source, s.entry) for s in got.skipped] == [
-        ("F006", os.path.join(str(tmp_path), "lf", "dataset_info.json"), "hub"),
-        ("F007", os.path.join(str(tmp_path), "lf", "extra.jsonl"), ""),
+    assert [(s.code, s.source, s.entry) for s in got.skipped] == [  # typed absolute: named from the folder's own name
+        ("F006", os.path.join(tmp_path.name, "lf", "dataset_info.json"), "hub"),
+        ("F007", os.path.join(tmp_path.name, "lf", "extra.jsonl"), ""),
     ]
     assert "not local (hf_hub_url org/name)" in got.skipped[0].reason
     assert "--all-files" in got.skipped[1].reason
@@ -916,7 +916,7 @@ def test_expand_dataset_info_given_directly_with_filter(tmp_path):
     assert [os.path.relpath(f.path, lf) for f in files] == ["rank.json", "parts/p1.jsonl", "parts/p2.jsonl"]
     assert [f.spec.name for f in files] == ["rank", "parts", "parts"]
     assert all(f.media_root == str(lf) for f in files)
-    assert files[1].display == os.path.join(str(lf), "parts", "p1.jsonl")
+    assert files[1].display == os.path.join("parts", "p1.jsonl")  # typed absolute: relative to the dataset_info.json
     # An explicit --media-root still wins.
     assert {f.media_root for f in expand([str(lf / "dataset_info.json")], media_root="/m")} == {"/m"}
 

@@ -414,6 +414,7 @@ def broken_element() -> str:
 class Corpus:
     root: Path
     source: dict[str, str] = field(default_factory=dict)  # file name -> the input path as given to lint
+    shown: dict[str, str] = field(default_factory=dict)  # file name -> how findings name it (typed absolute: its name)
     line: dict[tuple[str, int], int] = field(default_factory=dict)  # (file, index) -> 1-based line it starts on
     clean: set[tuple[str, int]] = field(default_factory=set)
     defective: set[tuple[str, int]] = field(default_factory=set)
@@ -423,7 +424,7 @@ class Corpus:
         return [self.source[f] for f in FILES]
 
     def where(self, file: str, index: int) -> tuple[str, int]:
-        return self.source[file], index
+        return self.shown[file], index
 
 
 def write_jsonl_file(path: Path, name: str, entries: list[tuple[str, Any]], corpus: Corpus) -> None:
@@ -463,6 +464,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     for name, entries in corpus_entries(inline).items():
         path = root / name
         c.source[name] = str(path)
+        c.shown[name] = name
         if name.endswith(".json"):
             write_array_file(path, name, entries, c)
         else:
@@ -517,7 +519,7 @@ def test_the_planted_table_matches_the_corpus(corpus):
 def test_every_planted_defect_is_found_where_it_was_planted(corpus, report):
     findings = report["findings"]
     for file, index, code in PLANTED:
-        src = corpus.source[file]
+        src = corpus.shown[file]
         here = [f for f in findings if (f["source"], f["index"], f["code"]) == (src, index, code)]
         there = [f["code"] for f in findings if (f["source"], f["index"]) == (src, index)]
         assert here, f"{code} not found at {file}#{index}; found there: {there}"
@@ -535,7 +537,7 @@ def test_every_planted_defect_is_found_where_it_was_planted(corpus, report):
 def test_duplicates_name_the_record_they_repeat(corpus, report):
     for (file, index), (first_file, first_index) in DUPLICATE_OF.items():
         [dup] = [f for f in report["findings"] if f["code"] == "D001" and (f["source"], f["index"]) == corpus.where(file, index)]
-        first = f"{corpus.source[first_file]}:line {corpus.line[first_file, first_index]} (record {first_index})"
+        first = f"{corpus.shown[first_file]}:line {corpus.line[first_file, first_index]} (record {first_index})"
         assert dup["message"] == f"exact duplicate of {first}"
 
 
@@ -557,7 +559,7 @@ def test_no_finding_on_clean_records_and_errors_exactly_where_planted(corpus, re
 
 
 def _name(c: Corpus, source: str) -> str:
-    return next(name for name, src in c.source.items() if src == source)
+    return next(name for name, src in c.shown.items() if src == source)
 
 
 # --------------------------------------------------------------------------- 3. exit code and summary
@@ -572,7 +574,7 @@ def test_summary_counts_agree_with_the_findings(corpus, report):
     assert summary["infos"] == severities["info"] == 0
     assert summary["by_code"] == dict(sorted(Counter(f["code"] for f in findings).items()))
     assert summary["records_with_errors"] == len(planted_errors(corpus))
-    assert summary["inputs"] == corpus.inputs
+    assert summary["inputs"] == [corpus.shown[f] for f in FILES]  # typed absolute: named by their file names
     assert summary["audio_checked"] is True
     assert (summary["model_family"], summary["cutoff_len"]) == (FAMILY, CUTOFF)
     assert set(summary["by_code"]) == {code for _, _, code in PLANTED}
@@ -621,7 +623,7 @@ def test_text_only_lint_finds_every_text_defect_in_place(corpus, report):
     for file, index, code in PLANTED:
         if code.startswith(AUDIO_FAMILIES):
             continue
-        src = corpus.source[file]
+        src = corpus.shown[file]
         here = [f for f in text["findings"] if (f["source"], f["index"], f["code"]) == (src, index, code)]
         assert here and all(f["line"] == corpus.line[file, index] for f in here), (file, index, code)
     # the same findings as the full lint, less the audio and budget ones

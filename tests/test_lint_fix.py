@@ -41,7 +41,7 @@ def test_fix_writes_a_repaired_copy_and_says_what_changed(tmp_path: Path):
     assert src.read_bytes() == before  # never edited in place
     lines = out.read_text().splitlines()
     assert len(lines) == 6  # every parsable record copied, the broken one reported instead
-    assert report["fix"] == {"output": str(out), "records_changed": 4, "not_copied": 1}
+    assert report["fix"] == {"output": "out.jsonl", "records_changed": 4, "not_copied": 1}  # typed absolute: by its name
     changes = {f["index"]: f["changes"] for f in report["fixes"]}
     assert changes[1] == ["M001: inserted <audio> at the start of conversations[0].value"]
     assert changes[2] == ["S008: conversations[0].from 'Human' -> 'human'", "S008: conversations[1].from 'bot' -> 'gpt'"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -52,7 +51,8 @@ def test_fix_a_folder_writes_one_copy_per_input_that_converts(tmp_path: Path):
     assert written == ["a/x.jsonl", "b/deep/y.json", "c.jsonl.gz"]  # one copy per input, same layout, no merged file
     fx = report["fix"]
     assert fx["records_changed"] == 2 and fx["paths_rewritten"] == 5
-    assert {f["input"]: f["output"] for f in fx["files"]}[os.path.join(str(src), "b/deep/y.json")] == str(fixed / "b/deep/y.json")
+    # typed absolute, named relative to their folders in the report (it travels)
+    assert {f["input"]: f["output"] for f in fx["files"]}["corpus/b/deep/y.json"] == "fixed/b/deep/y.json"
 
     # each copy keeps its input's container and dialect
     assert isinstance(json.loads((fixed / "b/deep/y.json").read_text()), list)
@@ -88,7 +88,7 @@ def test_several_files_keep_their_layout_under_their_common_folder(tmp_path: Pat
     src = make_corpus(tmp_path / "corpus")
     fixed = tmp_path / "fixed"
     report = lint([str(src / "a/x.jsonl"), str(src / "b/deep/y.json")], fix=str(fixed), num_workers=1).to_dict()
-    assert [Path(f["output"]).relative_to(fixed).as_posix() for f in report["fix"]["files"]] == ["a/x.jsonl", "b/deep/y.json"]
+    assert [Path(f["output"]).relative_to("fixed").as_posix() for f in report["fix"]["files"]] == ["a/x.jsonl", "b/deep/y.json"]
     assert audiodata.convert([str(fixed)], tmp_path / "out", num_workers=1).records_written == 4
 
 

@@ -1,7 +1,8 @@
 """``audiodata train sft|dpo|merge`` and ``audiodata make-tiny-model`` (also ``python -m trainer``).
 
 Flags are generated from :class:`TrainConfig` (one per field, ``--lora-r 16``), so the CLI,
-YAML files and Python all speak the same names. Exit codes: 0 trained, 2 bad configuration.
+YAML files and Python all speak the same names. Exit codes: 0 trained, 2 bad configuration or a damaged
+dataset, 3 a fault of the machine (``audiodata`` maps it).
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+from audiodata.dataset import DatasetError
+from audiodata.faults import FAULT_EXIT
 from trainer.config import ConfigError, TrainConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_train_parsers(sub: Any) -> None:
-    t = sub.add_parser("train", help="fine-tune an audio LM on converted shards (SFT or DPO, LoRA by default)")
+    t = sub.add_parser(
+        "train",
+        help="fine-tune an audio LM on converted shards (SFT or DPO, LoRA by default)",
+        epilog="exit codes: 0 trained, 2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
+    )
     tsub = t.add_subparsers(dest="train_command", required=True)
     for task in ("sft", "dpo"):
         p = tsub.add_parser(task, help=f"{task.upper()} training", description=f"{task.upper()} on shards written by convert.")
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             report = train(cfg)  # with --json, stdout carries only the report
-    except ConfigError as exc:
+    except (ConfigError, DatasetError) as exc:  # a bad configuration, a damaged dataset (named, with verify to run)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:

@@ -21,7 +21,9 @@ import numpy as np
 from audiodata.audio.load import AudioError
 from audiodata.audio.transform import decode_bytes
 from audiodata.budget import estimate_tokens
+from audiodata.dataset import DatasetError, first_damage, load_manifest, open_shard, shard_path, verify_hint
 from audiodata.families import ModelFamily
+from audiodata.faults import is_os_fault, on_path
 from trainer.config import ConfigError, TrainConfig, is_local
 
 SKIP_LOG = "skipped.jsonl"
@@ -33,15 +35,26 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
 
     if is_local(cfg.data):
         root = Path(cfg.data).expanduser()
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+        manifest = load_manifest(root)
         name = cfg.data_config or cfg.task
         configs = {s["config"] for s in manifest["shards"]}
         if name not in configs and configs == {"default"}:
             name = "default"
-        files = [str(root / s["file"]) for s in manifest["shards"] if s["config"] == name and s["split"] == split]
-        if not files:
+        entries = [s for s in manifest["shards"] if s["config"] == name and s["split"] == split]
+        if not entries:
             raise ConfigError(f"{root}: no {name}/{split} shards")
-        ds = datasets.Dataset.from_parquet(files)
+        shards = [(shard_path(root, s), s["file"]) for s in entries]
+        for path, shown in shards:
+            open_shard(path, shown, cfg.data)  # the footers: a truncated or replaced shard is named before datasets reads it
+        try:
+            ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards])
+        except Exception as exc:  # datasets wraps the Parquet error twice and names no shard: find it
+            if is_os_fault(exc):
+                raise
+            found = first_damage(shards, cfg.data)
+            if found is not None:
+                raise found from None
+            raise DatasetError(f"{root}: the shards do not load ({type(exc).__name__}: {exc}); {verify_hint(cfg.data)}") from None
     else:
         ds = datasets.load_dataset(cfg.data, cfg.data_config or cfg.task, split=split)
     if "prompt" in ds.column_names and "messages" not in ds.column_names:  # format 2: DPO/KTO prompts sit in `prompt`
@@ -111,12 +124,13 @@ class SkipLog:
         src = row.get("source") or {}
         entry = {"id": row.get("id"), "source": src.get("file"), "index": src.get("index"), "reason": reason, "time": time.time()}
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        with on_path(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
         where = f"{entry['source']}:{entry['index']}"
         print(f"[audiodata] skipped record {entry['id']} ({where}): {reason}", file=sys.stderr, flush=True)
 

@@ -13,10 +13,45 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from audiodata.privacy import MEDIA_ROOT
 from audiodata.records import MediaRef
+
+#: Messages name resolved files absolutely (``--absolute-paths``); by default relative to the media root,
+#: since findings travel (rejects.jsonl, reports, ``publish --include-rejects``).
+_ABSOLUTE: ContextVar[bool] = ContextVar("audiodata_absolute_paths", default=False)
+
+
+@contextmanager
+def show_absolute(on: bool) -> Iterator[None]:
+    token = _ABSOLUTE.set(on)
+    try:
+        yield
+    finally:
+        _ABSOLUTE.reset(token)
+
+
+def _shown(path: Path, root: Path, media_root: str) -> str:
+    """A resolved ``path`` as a message names it: absolute with ``--absolute-paths``; else under the media
+    root as typed when that is relative (``corpus/a.wav``, ``corpus/../shared``), or under ``<media root>``."""
+    if _ABSOLUTE.get():
+        return str(path)
+    rel = os.path.relpath(path, root)
+    if not os.path.isabs(media_root):
+        return os.path.normpath(os.path.join(media_root, rel))
+    return MEDIA_ROOT if rel == "." else f"{MEDIA_ROOT}/{rel}"
+
+
+def _root_named(root: Path, media_root: str) -> str:
+    """`` {root}`` after "the media root" where it can be named without leaving the machine."""
+    if _ABSOLUTE.get():
+        return f" {root}"
+    return "" if os.path.isabs(media_root) else f" {os.path.normpath(media_root)}"
 
 
 class AudioError(Exception):
@@ -77,15 +112,17 @@ def resolve_path(
     if p.is_absolute():
         real = Path(os.path.realpath(p))
         if not allow_absolute and not real.is_relative_to(root):
-            wider = _hint(raw, real, root, allow_absolute, input_dir) if hint else ""
-            raise AudioError("A002", f"absolute path {raw} is outside the media root {root} (--strict-paths){wider}")
+            wider = _hint(raw, real, root, allow_absolute, input_dir, media_root) if hint else ""
+            named = _root_named(root, media_root)
+            raise AudioError("A002", f"absolute path {raw} is outside the media root{named} (--strict-paths){wider}")
     else:
         real = Path(os.path.realpath(_base(p, root, input_dir) / p))
         if not real.is_relative_to(root):
-            wider = _hint(raw, real, root, allow_absolute, input_dir) if hint else ""
-            raise AudioError("A002", f"path {raw} resolves to {real}, outside the media root {root}{wider}")
+            wider = _hint(raw, real, root, allow_absolute, input_dir, media_root) if hint else ""
+            shown, named = _shown(real, root, media_root), _root_named(root, media_root)
+            raise AudioError("A002", f"path {raw} resolves to {shown}, outside the media root{named}{wider}")
     if not real.is_file():
-        raise AudioError("A001", f"{what} file not found: {raw} (looked for {real})")
+        raise AudioError("A001", f"{what} file not found: {raw} (looked for {_shown(real, root, media_root)})")
     return real
 
 
@@ -111,16 +148,17 @@ def lexical_target(raw: str, media_root: str, input_dir: str | None = None) -> P
     return (Path(os.path.abspath(media_root)) if base == root else base) / p
 
 
-def _hint(raw: str, real: Path, root: Path, allow_absolute: bool, input_dir: str | None) -> str:
+def _hint(raw: str, real: Path, root: Path, allow_absolute: bool, input_dir: str | None, media_root: str) -> str:
     """'; --media-root X would accept it' for the nearest common folder X of the media root and the
-    real file, when resolving ``raw`` against X (and the input's folder) does reach that file."""
+    real file, when resolving ``raw`` against X (and the input's folder) does reach that file. X is
+    named relative to the media root (``corpus/..``, ``<media root>/..``) unless ``--absolute-paths``."""
     wider = Path(os.path.commonpath([root, real]))
     try:
         if resolve_path(raw, str(wider), allow_absolute, input_dir, hint=False) != real:
             return ""
     except AudioError:
         return ""
-    return f"; --media-root {wider} would accept it"
+    return f"; --media-root {_shown(wider, root, media_root)} would accept it"
 
 
 def open_ref(

@@ -3,15 +3,18 @@
 Exit codes (stable, for CI pipelines):
   0  everything went through
   1  the run finished but some records were rejected (see rejects.jsonl)
-  2  usage error: bad options, missing inputs, an output folder that holds something else
+  2  usage error: bad options, missing inputs, an output folder that holds something else or is
+     held by another run, a damaged converted dataset (named, with `audiodata verify` to run)
+  3  a fault of the machine: disk full, read-only or forbidden output, a file where a folder should
+     be, an I/O error; one line names the path and the cause (audiodata/faults.py)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -21,9 +24,11 @@ from rich.table import Table
 
 from audiodata import __version__
 from audiodata.budget import DEFAULT_CUTOFF
+from audiodata.dataset import DatasetError, load_manifest, open_shard, shard_path, verify_hint
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES as MODEL_FAMILIES
-from audiodata.pipeline.convert import ConvertResult
+from audiodata.faults import EXIT_FAULT, FAULT_EXIT, MachineFault, fault_line, write_atomic
+from audiodata.pipeline.convert import ConvertResult, resume_command
 from audiodata.pipeline.convert import Progress as RunProgress
 from audiodata.pipeline.convert import convert as run_convert
 from audiodata.pipeline.lint import lint as run_lint
@@ -34,6 +39,7 @@ from audiodata.rules.registry import FAMILIES, REGISTRY
 from audiodata.rules.transcript import TASKS
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE = 141  # stdout closed early (| head): 128 + SIGPIPE, as a shell reports it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert raw JSON/JSONL corpora into Hub-ready Parquet shards",
         description="Convert raw JSON/JSONL corpora (files, folders, globs, a LLaMA-Factory dataset_info.json) "
         "into Parquet shards with the audio embedded, resampled once.",
-        epilog="exit codes: 0 all records written, 1 some rejected (see OUT/rejects.jsonl), 2 usage error",
+        epilog="exit codes: 0 all records written, 1 some rejected (see OUT/rejects.jsonl), 2 usage error (or OUT held "
+        "by another run)" + FAULT_EXIT + "; the same command resumes",
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
@@ -87,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     lt = sub.add_parser(
         "lint",
         help="pre-flight check of raw corpora: every problem, located, nothing written",
-        epilog="exit codes: 0 no errors, 1 errors found, 2 usage error",
+        epilog="exit codes: 0 no errors, 1 errors found, 2 usage error" + FAULT_EXIT,
     )
     lt.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     add_reading_options(lt)
@@ -107,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "dedup",
         help="find exact and near-duplicate records across inputs, and leakage into a converted dataset",
-        epilog="exit codes: 0 nothing found, 1 duplicates, conflicts or leaks found, 2 usage error",
+        epilog="exit codes: 0 nothing found, 1 duplicates, conflicts or leaks found, 2 usage error (or a damaged --against "
+        "dataset)" + FAULT_EXIT,
     )
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     add_reading_options(d)
@@ -122,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser(
         "publish",
         help="upload a converted dataset to the Hugging Face Hub (resumable, skips what is already there)",
-        epilog="exit codes: 0 uploaded (or nothing to do), 1 the upload failed (re-run to resume), 2 usage error",
+        epilog="exit codes: 0 uploaded (or nothing to do), 1 the upload failed (re-run to resume), 2 usage error (or a "
+        "damaged dataset)" + FAULT_EXIT,
     )
     pb.add_argument("output", metavar="OUT", help="a folder written by `audiodata convert`")
     pb.add_argument("repo_id", metavar="REPO_ID", help="the dataset repo, e.g. me/my-audio-sft")
@@ -141,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_verify_parser(sub)
     add_export_parser(sub)
 
-    i = sub.add_parser("info", help="summarise a converted dataset")
+    i = sub.add_parser(
+        "info",
+        help="summarise a converted dataset",
+        epilog="exit codes: 0 done, 2 not a converted dataset or a damaged one (missing shard, unreadable footer)" + FAULT_EXIT,
+    )
     i.add_argument("output", metavar="OUT")
     i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 
@@ -178,6 +191,12 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--max-duration", type=float, default=1200.0, help="bound on one clip's seconds (default 1200)")
     c.add_argument("--max-record-bytes", default="512MiB", help="bound on one JSON record's size (default 512MiB)")
     c.add_argument("--strict-paths", action="store_true", help="refuse absolute audio paths outside the media root")
+    c.add_argument(
+        "--absolute-paths",
+        action="store_true",
+        help="write absolute local paths into outputs (rejects.jsonl, manifest, reports) as typed and resolved; "
+        "default: relative to the input's folder or the media root, so outputs can be shared",
+    )
     c.add_argument("--select", default="", help="only these rule codes/prefixes (comma separated, e.g. M,A00)")
     c.add_argument("--ignore", default="", help="skip these rule codes/prefixes (comma separated)")
     c.add_argument(
@@ -208,6 +227,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         max_duration=args.max_duration,
         max_record_bytes=parse_size(args.max_record_bytes),
         allow_absolute_paths=not args.strict_paths,
+        absolute_paths=args.absolute_paths,
         select=_codes(args.select),
         ignore=_codes(args.ignore),
         model_family=args.model_family,
@@ -223,35 +243,82 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
     try:
-        if args.command == "convert":
-            return cmd_convert(args, console)
-        if args.command == "lint":
-            return cmd_lint(args, console)
-        if args.command == "dedup":
-            return cmd_dedup(args, console)
-        if args.command == "publish":
-            return cmd_publish(args, console)
-        if args.command == "export":
-            from audiodata.export import cmd_export
-
-            return cmd_export(args, Console())
-        if args.command == "verify":
-            from audiodata.verify import cmd_verify
-
-            return cmd_verify(args, Console())
-        if args.command == "info":
-            return cmd_info(args, console)
-        if args.command in ("train", "make-tiny-model"):
-            from trainer.cli import run as run_trainer
-
-            return run_trainer(args)
-        return cmd_rules(args)
-    except (OptionsError, InputError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # one line, greppable
+        return _dispatch(args, console)
+    except (OptionsError, InputError, ValueError) as exc:  # DatasetError and OutputBusy are ValueErrors: exit 2
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True, highlight=False)  # one line, greppable
         return EXIT_USAGE
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted: finished shards are kept; run the same command again to resume[/]")
+        if args.command == "convert":
+            typed = sys.argv[1:] if argv is None else argv
+            again = resume_command(typed, args.output)
+            aside = args.overwrite and again == typed
+            what = "the same command again" if again == typed else "it without --overwrite (with it, it would start over)"
+            console.print(
+                "[yellow]interrupted: finished shards are kept"
+                + (" and the old dataset is untouched" if aside else "")
+                + f"; to resume, run {what}:[/]",
+                soft_wrap=True,
+            )
+            console.print(shlex.join(["audiodata", *again]), soft_wrap=True, markup=False, highlight=False)
+        else:
+            console.print("[yellow]interrupted[/]")
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE
+    except (MachineFault, OSError) as exc:  # one line, never a traceback: exit 1 would read as "some records rejected"
+        resume = None
+        if args.command == "convert" and args.overwrite:
+            typed = sys.argv[1:] if argv is None else argv
+            again = resume_command(typed, args.output)
+            resume = None if again == typed else shlex.join(["audiodata", *again])
+        _fault(exc, args.command, resume)
+        return EXIT_FAULT
+
+
+def _dispatch(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "convert":
+        return cmd_convert(args, console)
+    if args.command == "lint":
+        return cmd_lint(args, console)
+    if args.command == "dedup":
+        return cmd_dedup(args, console)
+    if args.command == "publish":
+        return cmd_publish(args, console)
+    if args.command == "export":
+        from audiodata.export import cmd_export
+
+        return cmd_export(args, Console())
+    if args.command == "verify":
+        from audiodata.verify import cmd_verify
+
+        return cmd_verify(args, Console())
+    if args.command == "info":
+        return cmd_info(args, console)
+    if args.command in ("train", "make-tiny-model"):
+        from trainer.cli import run as run_trainer
+
+        return run_trainer(args)
+    return cmd_rules(args)
+
+
+def _fault(exc: BaseException, command: str, resume: str | None = None) -> None:
+    try:
+        sys.stderr.write(f"audiodata: {fault_line(exc, command, resume)}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, Python would complain again when it flushes stdout at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _codes(text: str) -> list[str]:
@@ -379,7 +446,7 @@ def write_json_report(data: dict[str, Any], target: str | None) -> None:
     if target == "-":
         sys.stdout.write(text)
     else:
-        Path(target).write_text(text, encoding="utf-8")
+        write_atomic(target, text)
 
 
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
@@ -412,7 +479,7 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     if args.report_html:
         from audiodata.report.html import render_html
 
-        Path(args.report_html).write_text(render_html(data, report.html_extras()), encoding="utf-8")
+        write_atomic(args.report_html, render_html(data, report.html_extras()))
     _print_lint(data, Console(stderr=to_stdout), args)
     return report.exit_code
 
@@ -537,17 +604,32 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     except PublishError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return EXIT_USAGE
+    except MachineFault:
+        raise  # a local file the upload reads: exit 3
+    except OSError as exc:
+        if exc.filename is not None:
+            raise  # a local file, not the network
+        return _upload_failed(exc, console)
     except Exception as exc:  # network or Hub errors: finished commits stay, a re-run resumes
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status in (401, 403):
-            msg = f"[bold red]not authorised ({status}):[/] check --token / $HF_TOKEN and access to the repo"
-            console.print(msg, soft_wrap=True)
-        else:
-            console.print(f"[bold red]upload failed:[/] {exc}; run the same command again to resume", soft_wrap=True)
-        return 1
+        return _upload_failed(exc, console)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
+    _print_publish(result, args)
+    return EXIT_OK
+
+
+def _upload_failed(exc: BaseException, console: Console) -> int:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        msg = f"[bold red]not authorised ({status}):[/] check --token / $HF_TOKEN and access to the repo"
+        console.print(msg, soft_wrap=True)
+    else:
+        console.print(f"[bold red]upload failed:[/] {exc}; run the same command again to resume", soft_wrap=True)
+    return 1
+
+
+def _print_publish(result: Any, args: argparse.Namespace) -> None:
     out = Console()
     verb = "would upload" if result.dry_run else "uploaded"
     t = Table(title=f"audiodata publish {args.output} -> {args.repo_id}" + (" (dry run)" if result.dry_run else ""))
@@ -560,14 +642,11 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     out.print(f"{len(result.uploaded)} {verb}, {len(result.skipped)} already there, {len(result.commits)} commit(s)")
     if result.pr_url:
         out.print(f"pull request: {result.pr_url}")
-    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
-    path = Path(args.output) / "manifest.json"
-    if not path.is_file():
-        raise InputError(f"{args.output}: no manifest.json; is this an audiodata output?")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = load_manifest(args.output)
+    _check_shards(args.output, manifest)
     s = manifest["summary"]
     if args.json:
         print(json.dumps(s, indent=2))
@@ -598,6 +677,17 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     if s["rejects_by_code"]:
         out.print("rejects by reason: " + ", ".join(f"{k} x{v}" for k, v in s["rejects_by_code"].items()))
     return EXIT_OK
+
+
+def _check_shards(out: str, manifest: dict[str, Any]) -> None:
+    """What info can check without reading the data: every shard present, at its size, with a footer that
+    reads and the manifest's row count (a damaged shard is named; ``verify`` reads everything)."""
+    for entry in manifest["shards"]:
+        pf = open_shard(shard_path(out, entry), entry["file"], out)
+        if pf.metadata.num_rows != entry["rows"]:
+            raise DatasetError(
+                f"shard {entry['file']} holds {pf.metadata.num_rows} rows, manifest.json says {entry['rows']}; {verify_hint(out)}"
+            )
 
 
 def cmd_rules(args: argparse.Namespace) -> int:

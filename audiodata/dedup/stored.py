@@ -4,20 +4,19 @@ inputs with them; ``convert --dedup`` re-reads its own durable shards when it re
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from audiodata.audio.analyse import rms_dbfs
 from audiodata.audio.transform import decode_bytes
+from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, reading, shard_path
 from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import RecordInfo, clip_identity, conversation_keys
 from audiodata.writer.schema import layout_of, record_columns, record_from_row
 
-
-class StoredDataError(ValueError):
-    """The folder is not a converted dataset."""
+StoredDataError = DatasetError  # the folder is not a converted dataset, or a damaged one
 
 
 def stored_records(out: Path, near: bool, reference: bool = False) -> Iterator[RecordInfo]:
@@ -25,30 +24,33 @@ def stored_records(out: Path, near: bool, reference: bool = False) -> Iterator[R
     stored audio when ``near``) plus conversation keys. Used for ``--against`` and to resume
     ``convert --dedup``."""
 
-    manifest_path = out / "manifest.json"
-    if not manifest_path.is_file():
-        raise StoredDataError(f"{out}: not a converted dataset (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = load_manifest(out)
     for shard in manifest["shards"]:
-        yield from shard_records(out / shard["file"], near, reference)
+        yield from shard_records(shard_path(out, shard), near, reference, shown=shard["file"], out=out)
 
 
-def shard_records(path: Path, near: bool, reference: bool = False) -> Iterator[RecordInfo]:
-    import pyarrow.parquet as pq
-
-    kind, version = layout_of(pq.read_schema(path).names)
-    cols = [*record_columns(kind, version), "audio_info"] + (["audios"] if near else [])
+def shard_records(
+    path: Path, near: bool, reference: bool = False, shown: str | None = None, out: str | os.PathLike[str] | None = None
+) -> Iterator[RecordInfo]:
+    """The records of one shard; a damaged shard is a :class:`DatasetError` naming ``shown`` (and the row group)."""
+    shown = shown or path.name
+    where = out if out is not None else path.parent
+    pf = open_shard(path, shown, where)
+    with reading(path, shown, where):
+        kind, version = layout_of(pf.schema_arrow.names)
+        cols = [*record_columns(kind, version), "audio_info"] + (["audios"] if near else [])
     audio = None if near else _StoredAudio(path)
     row_number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=cols):
+    for batch in batches(pf, shown, where, 64, cols):
         for row in batch.to_pylist():
-            rec = record_from_row(row, kind, version)
+            with reading(path, shown, where):
+                rec = record_from_row(row, kind, version)
+                hashes = [a["pcm_hash"] for a in row["audio_info"] or []]
+                clips = [_clip(h, a) for h, a in zip(hashes, row["audios"], strict=True)] if near else [(h, None) for h in hashes]
             prompt, response = conversation_keys(rec)
-            hashes = [a["pcm_hash"] for a in row["audio_info"] or []]
-            clips = [_clip(h, a) for h, a in zip(hashes, row["audios"], strict=True)] if near else [(h, None) for h in hashes]
             src = row["source"] or {}
             yield RecordInfo(
-                src.get("file", str(path)),
+                src.get("file", shown),
                 int(src.get("index", -1)),
                 src.get("line"),
                 rec.kind,
@@ -78,15 +80,16 @@ class _StoredAudio:
     def silent(self, row: int, k: int) -> bool:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(self.path)
-        start = 0
-        for g in range(pf.num_row_groups):
-            n = pf.metadata.row_group(g).num_rows
-            if row < start + n:
-                stored = pf.read_row_group(g, columns=["audios"]).column("audios")[row - start].as_py()[k]
-                pcm, _ = decode_bytes(stored["bytes"], name=stored.get("path") or "clip.flac")
-                return clip_identity("", None, rms_dbfs(pcm))[0] is None
-            start += n
+        with reading(self.path, self.path.name, self.path.parent):
+            pf = pq.ParquetFile(self.path)
+            start = 0
+            for g in range(pf.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                if row < start + n:
+                    stored = pf.read_row_group(g, columns=["audios"]).column("audios")[row - start].as_py()[k]
+                    pcm, _ = decode_bytes(stored["bytes"], name=stored.get("path") or "clip.flac")
+                    return clip_identity("", None, rms_dbfs(pcm))[0] is None
+                start += n
         return False
 
 

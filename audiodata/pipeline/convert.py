@@ -8,6 +8,8 @@ reasons. Accounting always holds: read = written + rejected.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -19,8 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from audiodata import __version__
+from audiodata.dataset import DatasetError, verify_hint
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, conversation_keys
 from audiodata.dedup.stored import shard_records
+from audiodata.faults import MachineFault, on_path
+from audiodata.lock import hold
+from audiodata.pipeline import aside
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records, visual_media
@@ -35,7 +41,8 @@ from audiodata.writer.card import card_yaml, render_card
 from audiodata.writer.schema import FORMAT_VERSION, KINDS, Visual
 from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
 
-OUTPUT_FILES = ("data", "README.md", "manifest.json", "rejects.jsonl", WORK)
+OUTPUT_FILES = aside.DATASET_FILES
+RESTART = "pass --overwrite to convert again from the start"
 
 
 @dataclass
@@ -86,36 +93,95 @@ def convert(
     """Convert ``inputs`` (files, folders, globs, dataset_info.json) into ``output``.
 
     Keyword arguments are :class:`ConvertOptions` fields. Raises
-    :class:`OptionsError`/:class:`InputError` for usage errors; bad records never raise.
+    :class:`OptionsError`/:class:`InputError` for usage errors, :class:`OutputBusy` when another run
+    writes ``output``, :class:`MachineFault` when the machine fails a write; bad records never raise.
+    With ``overwrite``, a dataset already in ``output`` stays whole until the new one is complete
+    (built aside, see :mod:`audiodata.pipeline.aside`).
     """
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     out = Path(output)
-    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, [out], opts.all_files)
+    exclude = [out, aside.new_path(out), aside.old_path(out)]
+    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths)
     files = expanded.files
     fingerprint = opts.fingerprint([f.describe() for f in files])
-    state = _prepare_output(out, fingerprint, opts.overwrite)
-    if state.status == "complete":
-        return _result_from_manifest(out, already_complete=True)
-    run = _Run(files, out, opts, state, on_progress, expanded.skipped)
-    return run.finalize() if state.status == "finalizing" else run.run()
+    _refuse_foreign(out, opts.overwrite)
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(hold(out, "convert"))
+        new = aside.new_path(out)
+        new_lock = locks.enter_context(hold(new, "convert", shown=str(out))) if new.is_dir() else None
+        finished = aside.finish_pending(out)  # an interrupted overwrite's complete build, swapped in now
+        done = RunState.load(out) if finished else None
+        if done is not None and done.fingerprint == fingerprint and done.status == "complete":
+            return _result_from_manifest(out, already_complete=True)  # it was this very conversion: not built again
+        target, clear = _target(out, fingerprint, opts.overwrite)
+        if target != out and not (new_lock is not None and new_lock.valid()):
+            locks.enter_context(hold(target, "convert", shown=str(out)))
+        state = _prepare_output(target, fingerprint, clear)
+        if state.status == "complete":
+            return _result_from_manifest(out, already_complete=True)
+        run = _Run(files, target, opts, state, on_progress, expanded.skipped)
+        result = run.finalize() if state.status == "finalizing" else run.run()
+        if target != out:
+            aside.swap_in(target, out)
+            result = _result_from_manifest(out, resumed_from=result.resumed_from)
+        return result
+
+
+def resume_command(argv: list[str], output: str | os.PathLike[str]) -> list[str]:
+    """The command that resumes an interrupted ``convert argv``: the same one, except that a build in place
+    is resumed without ``--overwrite`` (with it, it would start over); a build aside resumes with it."""
+    if "--overwrite" not in argv or aside.new_path(Path(output)).is_dir():
+        return argv
+    return [a for a in argv if a != "--overwrite"]
+
+
+def _refuse_foreign(out: Path, overwrite: bool) -> None:
+    """Before anything is written: a folder holding something else is refused (and left untouched)."""
+    if overwrite or not out.is_dir() or (out / WORK / "state.json").exists():
+        return
+    if any(e.name != WORK for e in out.iterdir()):
+        raise OptionsError(f"{out} exists and is not an audiodata output; choose an empty folder or pass --overwrite")
+
+
+def _target(out: Path, fingerprint: str, overwrite: bool) -> tuple[Path, bool]:
+    """Where this run builds, and whether what is there must be cleared first: ``out`` itself, or
+    (``--overwrite`` of a dataset) the folder aside. ``--overwrite`` starts over, but an unfinished build
+    aside of this very conversion is its own work: resumed by the same command, deleted by any other.
+    (An interrupted build in place is resumed without ``--overwrite``: :func:`resume_command`.)"""
+    new = aside.new_path(out)
+    if new.is_dir():
+        pending = RunState.load(new)
+        if overwrite and pending is not None and pending.fingerprint == fingerprint:
+            return new, False
+        aside.remove(new)
+    if not overwrite:
+        return out, False
+    if not aside.holds_dataset(out) or not aside.can_build_aside(out):
+        return out, True  # nothing to keep, or OUT is a mount point: cleared in place, as before
+    try:
+        with on_path(new, "create"):
+            new.mkdir()
+    except MachineFault as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return out, True  # the parent is not writable: overwrite in place
+        raise
+    return new, False
 
 
 def _prepare_output(out: Path, fingerprint: str, overwrite: bool) -> RunState:
     state = RunState.load(out)
     if overwrite:
-        for name in OUTPUT_FILES:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        aside.clear_dataset(out)
         state = None
     elif state is not None and state.fingerprint != fingerprint:
         raise OptionsError(f"{out} holds a conversion of other inputs or options; pass --overwrite to replace it")
-    elif state is None and out.exists() and any(out.iterdir()):
+    elif state is None and (out / WORK / "state.json").exists():
+        raise OptionsError(f"{out}: {WORK}/state.json is unreadable (damaged?); pass --overwrite to convert again from the start")
+    elif state is None and out.exists() and any(e.name != WORK for e in out.iterdir()):
         raise OptionsError(f"{out} exists and is not an audiodata output; choose an empty folder or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    with on_path(out, "create"):
+        out.mkdir(parents=True, exist_ok=True)
     if state is None:
         state = RunState(fingerprint)
         state.save(out)
@@ -158,21 +224,29 @@ class _Run:
     def run(self) -> ConvertResult:
         self._restore()
         if self.deduper is not None:  # resuming: what durable shards hold is kept, later copies of it are not
-            for s in self.state.shards:
-                for info in shard_records(self.work / s.file, self.deduper.near):
-                    self.deduper.check(info)
-        rejects = self.rejects = open(self.work / "rejects.jsonl", "a", encoding="utf-8")
+            try:
+                for s in self.state.shards:
+                    for info in shard_records(self.work / s.file, self.deduper.near, shown=f"{WORK}/{s.file}", out=self.out):
+                        self.deduper.check(info)
+            except DatasetError as exc:  # no manifest yet to verify: the way out is a fresh start
+                raise DatasetError(str(exc).replace(verify_hint(self.out), RESTART)) from None
+        self.rejects_path = self.work / "rejects.jsonl"
+        with on_path(self.rejects_path, "open"):
+            rejects = self.rejects = open(self.rejects_path, "a", encoding="utf-8")
         try:
             for pending, processed in self._processed():
                 self._accept(pending, processed, rejects)
-            rejects.flush()
+            with on_path(self.rejects_path):
+                rejects.flush()
             for w in self.writers.values():
                 w.close()
         except BaseException:
             for w in self.writers.values():
                 w.abort()
+            with contextlib.suppress(OSError):  # a full disk fails this flush too: the first error is the one to report
+                rejects.close()
             raise
-        finally:
+        with on_path(self.rejects_path):
             rejects.close()
         return self.finalize()
 
@@ -254,7 +328,8 @@ class _Run:
             entry["record"] = p.item.obj
         else:
             entry["raw"] = p.item.raw
-        rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        with on_path(self.rejects_path):
+            rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.progress.rejected += 1
         if self.on_progress:
             self.on_progress(self.progress)
@@ -278,7 +353,8 @@ class _Run:
             "reasons": [Finding(code, f"{verdict.kind} duplicate of {first.source}:{first.line or first.index}").reason()],
             "record": p.item.obj,
         }
-        rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        with on_path(self.rejects_path):
+            rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.progress.duplicates += 1
         if self.on_progress:
             self.on_progress(self.progress)
@@ -310,8 +386,9 @@ class _Run:
 
     def _checkpoint(self, info: ShardInfo) -> None:
         """A shard closed: record what is durable, so a kill here loses nothing."""
-        self.rejects.flush()  # every reject before this point must survive a kill
-        os.fsync(self.rejects.fileno())
+        with on_path(self.rejects_path):
+            self.rejects.flush()  # every reject before this point must survive a kill
+            os.fsync(self.rejects.fileno())
         self.state.shards.append(info)
         position = info.last_seq + 1
         for stream, w in self.writers.items():
@@ -322,7 +399,13 @@ class _Run:
 
     # -- resume and finish -----------------------------------------------------------
     def _restore(self) -> None:
-        """Drop leftovers of an interrupted run: .tmp shards, shards and rejects past the resume point."""
+        """Drop leftovers of an interrupted run: .tmp shards, shards and rejects past the resume point;
+        check that the shards it made durable are still there, whole."""
+        with on_path(self.work, "clean up"):
+            self._drop_leftovers()
+        check_durable(self.out, self.state.shards)
+
+    def _drop_leftovers(self) -> None:
         for tmp in self.work.rglob("*.tmp"):
             tmp.unlink()
         known = {s.file for s in self.state.shards}
@@ -335,6 +418,10 @@ class _Run:
             atomic_write(path, "".join(kept))
 
     def finalize(self) -> ConvertResult:
+        with on_path(self.out, "finish"):
+            return self._finalize()
+
+    def _finalize(self) -> ConvertResult:
         self.state.status = "finalizing"
         self.state.save(self.out)
         rejects_path = self.work / "rejects.jsonl"
@@ -388,6 +475,7 @@ class _Run:
                 )
         if rejects_path.exists():
             with (
+                on_path(self.out / "rejects.jsonl.tmp"),
                 open(rejects_path, encoding="utf-8") as fh,
                 open(self.out / "rejects.jsonl.tmp", "w", encoding="utf-8") as dst_fh,
             ):
@@ -395,6 +483,8 @@ class _Run:
                     entry = json.loads(line)
                     entry.pop("seq", None)
                     dst_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                dst_fh.flush()
+                os.fsync(dst_fh.fileno())
             os.replace(self.out / "rejects.jsonl.tmp", self.out / "rejects.jsonl")
         written = sum(r["rows"] for r in shard_rows)
         warnings = Counter(totals.get("warnings", {}))
@@ -438,6 +528,17 @@ class _Run:
             shutil.rmtree(self.work / kind, ignore_errors=True)
         rejects_path.unlink(missing_ok=True)
         return _result_from_manifest(self.out, resumed_from=self.result.resumed_from)
+
+
+def check_durable(out: Path, shards: list[ShardInfo]) -> None:
+    """Every shard the resume state counts on is there, at the size it was written: a resume never builds
+    on a lost or truncated shard."""
+    for s in shards:
+        path = out / WORK / s.file
+        size = path.stat().st_size if path.is_file() else None
+        if size != s.bytes:
+            what = "is missing" if size is None else f"is {size} bytes, written as {s.bytes}"
+            raise DatasetError(f"{out}: {WORK}/{s.file}, a finished shard the resume builds on, {what}; {RESTART}")
 
 
 def _seq_of(line: str) -> float:

@@ -19,6 +19,7 @@ from audiodata.dedup.stored import reference_records
 from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.read import ReadSettings
+from audiodata.privacy import public_path
 from audiodata.readers.sources import expand
 from audiodata.rules.registry import select
 
@@ -87,12 +88,13 @@ def dedup(
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    files = expand(paths, opts.media_root, opts.format, opts.datasets, all_files=opts.all_files)
+    files = expand(paths, opts.media_root, opts.format, opts.datasets, None, opts.all_files, opts.absolute_paths)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
     task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings)
     deduper = RecordDeduper(near=mode == "near", threshold=threshold)
-    report = DedupReport(mode, threshold, [f.display for f in files], str(against) if against else None, deduper=deduper)
+    shown = public_path(str(against), opts.absolute_paths) if against else None
+    report = DedupReport(mode, threshold, [f.display for f in files], shown, deduper=deduper)
     if against is not None:
         if not (Path(against) / "manifest.json").is_file():
             raise OptionsError(f"--against {against}: not a converted dataset (no manifest.json)")

@@ -14,6 +14,7 @@ written, since a relative path leading out of the copy's folder would leave its 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audiodata.audio.load import lexical_target
+from audiodata.faults import MachineFault, on_path, write_atomic
 from audiodata.pipeline.options import OptionsError
 from audiodata.readers.jsonstream import sniff_layout
 from audiodata.readers.sources import DATASET_INFO, InputFile
@@ -148,10 +150,11 @@ class FixWriter:
         while self.n < n:
             self._next()
         assert self.fh is not None
-        if self.plan.targets[self.n].layout == "array":
-            self.fh.write(("[\n" if self.written == 0 else ",\n") + line)
-        else:
-            self.fh.write(line + "\n")
+        with on_path(self.plan.targets[self.n].output):
+            if self.plan.targets[self.n].layout == "array":
+                self.fh.write(("[\n" if self.written == 0 else ",\n") + line)
+            else:
+                self.fh.write(line + "\n")
         self.written += 1
 
     def _next(self) -> None:
@@ -159,21 +162,23 @@ class FixWriter:
         self.n += 1
         self.written = 0
         t = self.plan.targets[self.n]
-        t.output.parent.mkdir(parents=True, exist_ok=True)
-        raw = open(_tmp(t.output), "wb")
+        with on_path(t.output, "create"):
+            t.output.parent.mkdir(parents=True, exist_ok=True)
+            raw = open(_tmp(t.output), "wb")
         binary: Any = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if t.gzip else raw  # no name or time inside
         self.fh = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")
 
     def _close(self) -> None:
         if self.fh is None:
             return
-        if self.plan.targets[self.n].layout == "array":
-            self.fh.write("[]\n" if self.written == 0 else "\n]\n")
-        inner = self.fh.buffer
-        self.fh.close()  # closes the GzipFile, which leaves its file object open
-        if isinstance(inner, gzip.GzipFile) and inner.fileobj is not None:
-            inner.fileobj.close()
-        self.fh = None
+        fh, self.fh = self.fh, None
+        with on_path(self.plan.targets[self.n].output):
+            if self.plan.targets[self.n].layout == "array":
+                fh.write("[]\n" if self.written == 0 else "\n]\n")
+            inner = fh.buffer
+            fh.close()  # closes the GzipFile, which leaves its file object open
+            if isinstance(inner, gzip.GzipFile) and inner.fileobj is not None:
+                inner.fileobj.close()
 
     def close(self, complete: bool = True) -> None:
         """Finish the open file; with ``complete``, every later one too (an input with no record
@@ -182,18 +187,29 @@ class FixWriter:
             self._next()
         self._close()
 
+    def abort(self) -> None:
+        """The run failed (a full disk, Ctrl-C): drop the unfinished copies, keep every earlier one."""
+        with contextlib.suppress(OSError, MachineFault):
+            self._close()
+        for t in self.plan.targets:
+            with contextlib.suppress(OSError):
+                _tmp(t.output).unlink(missing_ok=True)
+
     def commit(self) -> list[dict[str, str]]:
         """Move every copy into place and write the dataset_info.json copies; which input went where."""
         for t in self.plan.targets:
-            _tmp(t.output).replace(t.output)
+            with on_path(t.output, "replace"):
+                _tmp(t.output).replace(t.output)
         for info, (out, names) in self.plan.infos.items():
             entries = json.loads(info.read_text(encoding="utf-8"))
             kept = {k: v for k, v in entries.items() if k in names}
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            with on_path(out, "create"):
+                out.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(out, json.dumps(kept, indent=2, ensure_ascii=False) + "\n")
         files = [{"input": t.source, "output": str(t.output)} for t in self.plan.targets]
         return files + [{"input": str(info), "output": str(out)} for info, (out, _) in self.plan.infos.items()]
 
 
 def _tmp(p: Path) -> Path:
-    return Path(str(p) + ".tmp")
+    """A temporary name of this process's own: two runs fixing into one place never write the same file."""
+    return p.with_name(f".{p.name}.{os.getpid()}.tmp")

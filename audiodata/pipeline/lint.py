@@ -29,6 +29,7 @@ from audiodata.pipeline.options import ConvertOptions
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
+from audiodata.privacy import public_path
 from audiodata.readers.jsonstream import RawItem
 from audiodata.readers.sources import InputFile, expand_inputs
 from audiodata.records import Record, SourceLoc
@@ -283,7 +284,8 @@ def lint(
     input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records."""
     opts = options or ConvertOptions(**kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, [Path(fix)] if fix else None, opts.all_files)
+    exclude = [Path(fix)] if fix else None
+    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths)
     files = expanded.files
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
@@ -337,9 +339,10 @@ def lint(
                 _write_fixed(out, n, report, a, where(n, index, line))
         if out is not None:
             out.close()
-    finally:
+    except BaseException:
         if out is not None:
-            out.close(complete=False)
+            out.abort()
+        raise
     if first_kto is not None and len(report.kto_labels) == 1 and "P003" in enabled:
         label, n_kto = next(iter(report.kto_labels.items()))
         msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"
@@ -350,8 +353,10 @@ def lint(
             _late_previews(files, opts, task, late, report)
     if out is not None and plan is not None:
         files_written = out.commit()
-        report.fixed_output = str(fix)
-        report.fixed_files = None if plan.single else files_written
+        shown = public_path(str(fix), opts.absolute_paths)
+        report.fixed_output = shown
+        if not plan.single:
+            report.fixed_files = [_public_fix(e, str(fix), shown, opts.absolute_paths) for e in files_written]
     return report
 
 
@@ -446,6 +451,14 @@ def _write_fixed(out: fixout.FixWriter, n: int, report: LintReport, a: Analysis,
     report.paths_rewritten += a.moved
     if a.fixed is not None:
         report.fixes.append({"source": source.file, "index": source.index, "line": source.line, "changes": a.changes})
+
+
+def _public_fix(entry: dict[str, str], fix: str, shown: str, absolute: bool) -> dict[str, str]:
+    """Which input went where, as the report names them: copies under ``--fix`` as it is shown, inputs public."""
+    out = entry["output"]
+    if not absolute and os.path.isabs(out) and os.path.abspath(out).startswith(os.path.abspath(fix) + os.sep):
+        out = os.path.join(shown, os.path.relpath(os.path.abspath(out), os.path.abspath(fix)))
+    return {"input": public_path(entry["input"], absolute), "output": public_path(out, absolute)}
 
 
 def _b64(data: bytes) -> str:

@@ -13,6 +13,7 @@ from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
+from audiodata.privacy import public_path
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.transcript import TASKS
 from audiodata.visual import VISUAL_MODES
@@ -76,6 +77,7 @@ class ConvertOptions:
     max_duration: float = 1200.0
     max_record_bytes: int = 512 * 2**20
     allow_absolute_paths: bool = True
+    absolute_paths: bool = False  # outputs keep absolute paths as typed and resolved (default: relative, audiodata/privacy.py)
     datasets: list[str] = field(default_factory=list)  # dataset_info.json entries to take (default: all)
     all_files: bool = False  # a folder holding a dataset_info.json: also read the JSON files it does not name
     select: list[str] = field(default_factory=list)
@@ -156,13 +158,21 @@ class ConvertOptions:
             self.dedup == "near" if fingerprint is None else fingerprint,
             task=self.task,
             visual=self.visual,
+            absolute_paths=self.absolute_paths,
         )
 
-    def recorded(self) -> dict[str, object]:
-        """The options that shape the output, as stored in the manifest."""
-        return {k: v for k, v in asdict(self).items() if k not in RUNTIME_ONLY}
+    def recorded(self, public: bool = True) -> dict[str, object]:
+        """The options that shape the output, as stored in the manifest: local paths (``media_root``, a local
+        ``tokenizer``) in their public form unless ``absolute_paths`` (``public=False``: as typed)."""
+        out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_ONLY}
+        if public:
+            for key in ("media_root", "tokenizer"):
+                value = out.get(key)
+                if isinstance(value, str) and os.path.isabs(value):
+                    out[key] = public_path(value, self.absolute_paths)
+        return out
 
     def fingerprint(self, inputs: list[dict[str, object]]) -> str:
-        blob = json.dumps({"options": self.recorded(), "inputs": inputs}, sort_keys=True, default=str)
+        blob = json.dumps({"options": self.recorded(public=False), "inputs": inputs}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import Decoded, decode
-from audiodata.audio.load import AudioError, describe_ref, open_ref
+from audiodata.audio.load import AudioError, describe_ref, open_ref, show_absolute
 from audiodata.audio.transform import CODECS, encode, pcm_hash, to_pcm16
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
@@ -55,6 +55,7 @@ class AudioSettings:
     fingerprint: bool = False  # acoustic fingerprints for near-duplicate detection (dedup)
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
     visual: str = "embed"  # images/videos: "embed" their bytes, or keep "refs" (paths relative to the media root)
+    absolute_paths: bool = False  # messages name resolved files absolutely (default: relative to the media root)
 
 
 @dataclass
@@ -87,6 +88,11 @@ def audio_context(clips: list[ClipStats], settings: AudioSettings) -> AudioConte
 
 
 def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
+    with show_absolute(settings.absolute_paths):
+        return _process_record(seq, rec, settings)
+
+
+def _process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
     clips: list[Clip] = []
     findings: list[Finding] = []
     for ref in rec.audios:

@@ -15,18 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiodata.faults import on_path
+from audiodata.lock import WORK
 from audiodata.writer.shards import ShardInfo
-
-WORK = ".audiodata"
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a fsynced ``.tmp``: a kill or a full disk leaves the old file whole."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with on_path(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 @dataclass
@@ -45,7 +47,8 @@ class RunState:
         return seq < self.durable.get(stream, self.position)
 
     def save(self, out: Path) -> None:
-        (out / WORK).mkdir(parents=True, exist_ok=True)
+        with on_path(out / WORK, "create"):
+            (out / WORK).mkdir(parents=True, exist_ok=True)
         data = {
             "fingerprint": self.fingerprint,
             "status": self.status,
@@ -61,7 +64,9 @@ class RunState:
         if not path.is_file():
             return None
         try:
-            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            with on_path(path, "read"):
+                text = path.read_text(encoding="utf-8")
+            data: dict[str, Any] = json.loads(text)
             return cls(
                 data["fingerprint"], data["status"], data["position"], data["durable"], [ShardInfo(**s) for s in data["shards"]]
             )

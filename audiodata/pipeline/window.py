@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from audiodata.lock import drop_inherited
+
 C = TypeVar("C")
 R = TypeVar("R")
 
@@ -37,7 +39,7 @@ def ordered_map(
         return
     limit = depth if depth is not None else 2 * workers + 1
     window: deque[tuple[C, Future[R]]] = deque()
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=initializer, initargs=initargs)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(initializer, initargs))
     try:
         for ctx, args in jobs:
             window.append((ctx, pool.submit(fn, *args)))
@@ -49,3 +51,10 @@ def ordered_map(
             yield c, fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """Runs first in each worker: a forked worker must not keep the parent's output lock alive."""
+    drop_inherited()
+    if initializer is not None:
+        initializer(*initargs)

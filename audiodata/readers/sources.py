@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from audiodata.privacy import input_base
 from audiodata.readers.registry import (
     DATASET_INFO,
     JSON_SUFFIXES,
@@ -64,9 +65,10 @@ def expand(
     datasets: list[str] | None = None,
     exclude: list[Path] | None = None,
     all_files: bool = False,
+    absolute_paths: bool = False,
 ) -> list[InputFile]:
     """Every input file in a stable order. Raises :class:`InputError` for unusable inputs."""
-    return expand_inputs(inputs, media_root, formatting, datasets, exclude, all_files).files
+    return expand_inputs(inputs, media_root, formatting, datasets, exclude, all_files, absolute_paths).files
 
 
 def expand_inputs(
@@ -76,9 +78,12 @@ def expand_inputs(
     datasets: list[str] | None = None,
     exclude: list[Path] | None = None,
     all_files: bool = False,
+    absolute_paths: bool = False,
 ) -> Expanded:
     """The input files and what they name that is not read. A folder holding a ``dataset_info.json``
-    reads exactly the files it names, unless ``all_files``."""
+    reads exactly the files it names, unless ``all_files``. Each file's ``display`` (the ``source`` of
+    records, rejects and reports) is the path as typed, or relative to its folder when typed absolute
+    (:func:`audiodata.privacy.input_base`; ``absolute_paths`` keeps it absolute)."""
     out: list[InputFile] = []
     skipped: list[Skipped] = []
     seen: set[Path] = set()
@@ -100,7 +105,9 @@ def expand_inputs(
         else:
             add(path, display, media_root, DialectSpec(formatting=formatting))
 
+    spans: list[tuple[str, int, int]] = []  # each input as typed, with where its files and skips start
     for given in inputs:
+        spans.append((given, len(out), len(skipped)))
         path = Path(given)
         if any(ch in given for ch in "*?[") and not path.exists():
             matches = sorted(glob.glob(given, recursive=True))
@@ -121,7 +128,25 @@ def expand_inputs(
     if not out:
         why = "; ".join(s.message for s in skipped[:3])
         raise InputError("no JSON or JSONL input found in " + ", ".join(inputs) + (f" ({why})" if why else ""))
+    if not absolute_paths:  # errors above name inputs as typed; what is written names them relative
+        ends = [(f, k) for _, f, k in spans[1:]] + [(len(out), len(skipped))]
+        for (given, f0, k0), (f1, k1) in zip(spans, ends, strict=True):
+            if os.path.isabs(given):
+                _relative_to(input_base(given), out[f0:f1], skipped, k0, k1)
     return Expanded(out, skipped)
+
+
+def _relative_to(base: str, files: list[InputFile], skipped: list[Skipped], k0: int, k1: int) -> None:
+    """Rename what one absolutely typed input expanded to relative to ``base`` (its folder)."""
+    for f in files:
+        f.display = _rel(f.display, base)
+    for k in range(k0, k1):
+        s = skipped[k]
+        skipped[k] = replace(s, source=_rel(s.source, base), reason=s.reason.replace(base.rstrip(os.sep) + os.sep, ""))
+
+
+def _rel(display: str, base: str) -> str:
+    return os.path.relpath(display, base) if os.path.isabs(display) else display
 
 
 def _add_dir(top, display, add, skipped, media_root, formatting, datasets, all_files, exclude) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from datasets import config as ds_config
 from datasets.arrow_writer import get_parquet_column_options
 
+from audiodata.faults import MachineFault, fsync_dir, is_os_fault, on_path
 from audiodata.writer.schema import NO_VISUAL, Visual, features
 
 
@@ -29,14 +30,21 @@ class CountingFile:
     """A write-only binary file that tracks its size and sha256 as it goes."""
 
     def __init__(self, path: Path) -> None:
-        self._fh = open(path, "wb")
+        self.path = path
+        with on_path(path, "create"):
+            self._fh = open(path, "wb")
         self.sha = hashlib.sha256()
         self.size = 0
         self.closed = False
 
     def write(self, data: Any) -> int:
         mv = memoryview(data)
-        self._fh.write(mv)
+        try:  # the hot path: no context manager per write
+            self._fh.write(mv)
+        except OSError as exc:
+            if is_os_fault(exc):
+                raise MachineFault("write", self.path, exc) from exc
+            raise
         self.sha.update(mv)
         self.size += mv.nbytes
         return mv.nbytes
@@ -45,14 +53,19 @@ class CountingFile:
         return self.size
 
     def flush(self) -> None:
-        self._fh.flush()
+        with on_path(self.path):
+            self._fh.flush()
 
     def close(self) -> None:
         if not self.closed:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
             self.closed = True
+            try:
+                with on_path(self.path):
+                    self._fh.flush()
+                    os.fsync(self._fh.fileno())
+            finally:
+                with contextlib.suppress(OSError):
+                    self._fh.close()
 
     def writable(self) -> bool:
         return True
@@ -116,7 +129,8 @@ class ShardWriter:
         visual: Visual = NO_VISUAL,
     ) -> None:
         self.dir = work_dir / stream
-        self.dir.mkdir(parents=True, exist_ok=True)
+        with on_path(self.dir, "create"):
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.stream = stream
         self.features = features(kind, sample_rate, visual)
         self.schema = self.features.arrow_schema
@@ -177,8 +191,9 @@ class ShardWriter:
         self._writer.close()
         self._file.close()
         name = f"shard-{self.next_shard:05d}.parquet"
-        os.replace(self.dir / f"{name}.tmp", self.dir / name)
-        _fsync_dir(self.dir)
+        with on_path(self.dir / name, "rename"):
+            os.replace(self.dir / f"{name}.tmp", self.dir / name)
+        fsync_dir(self.dir)
         info = ShardInfo(
             self.stream,
             self.next_shard,
@@ -211,9 +226,12 @@ class ShardWriter:
             with contextlib.suppress(Exception):
                 self._writer.close()
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError, MachineFault):  # a full disk fails the close too: the first error counts
+                self._file.close()
+        self._writer = self._file = None  # released here, not by a garbage collection at some later moment
         for tmp in self.dir.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def merge_stats(into: dict[str, Any], add: dict[str, Any]) -> None:
@@ -223,14 +241,3 @@ def merge_stats(into: dict[str, Any], add: dict[str, Any]) -> None:
             merge_stats(into.setdefault(key, {}), value)
         else:
             into[key] = into.get(key, 0) + value
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
