@@ -87,14 +87,15 @@ def audio_context(clips: list[ClipStats], settings: AudioSettings) -> AudioConte
 
 def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
     clips: list[Clip] = []
-    findings: list[Finding] = []
+    failed: list[Finding] = []  # clips that could not be made
     for ref in rec.audios:
         try:
             clips.append(make_clip(ref, rec.media_root, settings, rec.input_dir))
         except AudioError as exc:
-            findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
+            failed.append(Finding(exc.code, exc.message, ref.field, rec.source))
         except MemoryError:  # one clip the machine cannot hold: that record's reject, never a dead worker
-            findings.append(Finding("A016", out_of_memory(ref), ref.field, rec.source))
+            failed.append(Finding("A016", out_of_memory(ref), ref.field, rec.source))
+    findings = list(failed)
     measured = [c.stats for c in clips if c.stats is not None]
     rate = None
     if len(clips) == len(rec.audios):  # the audio rules need every clip
@@ -109,6 +110,8 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
             except VisualError as exc:
                 findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
     findings = keep_enabled(findings, settings.enabled)
+    if settings.encode and failed and not any(f.is_error for f in findings):
+        findings += failed  # --ignore hides them from lint, but no row can be written without its audio
     preview = _preview(clips, findings) if settings.preview and findings else None
     if any(f.is_error for f in findings):
         return Processed(seq, None, findings, clips=measured, preview=preview)
