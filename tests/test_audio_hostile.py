@@ -303,6 +303,27 @@ def test_a_memory_error_on_one_clip_rejects_that_record_only(tmp_path, monkeypat
     assert [(r["index"], r["reasons"][0]["code"]) for r in rejects] == [(1, "A016")]
 
 
+def test_a_memory_error_outside_the_clips_rejects_the_record_only(tmp_path, monkeypatch):
+    import audiodata.pipeline.process as process_mod
+
+    write(tmp_path / "ok.wav", signal(1.0, 16000), 16000, subtype="PCM_16")
+    rec = Record(
+        id="r",
+        kind="sft",
+        messages=[Message("user", "<audio>x", "conversations[0].value"), Message("assistant", "y", "")],
+        source=SourceLoc("in.jsonl", 0, 1),
+        audios=[ref("ok.wav")],
+        media_root=str(tmp_path),
+    )
+
+    def no_memory(*args: Any, **kw: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(process_mod, "build_row", no_memory)
+    (out,) = process_mod.process_batch([(4, rec)], SETTINGS)
+    assert (out.seq, out.row, [f.code for f in out.findings]) == (4, None, ["A016"])
+
+
 def sft(audio: Any, k: int = 0) -> dict[str, Any]:
     turns = [{"from": "human", "value": "<audio>What?"}, {"from": "gpt", "value": f"answer {k}"}]
     return {"conversations": turns, "audios": [audio]}

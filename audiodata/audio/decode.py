@@ -52,6 +52,7 @@ class Header:
     channels: int
     format: str
     header_frames: int | None = None  # the frame count the container declares, when that count is exact
+    expected_frames: int = 0  # the frame count the header states or estimates (mp3, ogg, FFmpeg); 0: unknown
 
 
 @dataclass(slots=True)
@@ -161,7 +162,7 @@ def _decode_soundfile(fh: MediaFile, head: bytes, src: AudioSource, max_duration
         declared = frames if f.format in EXACT_HEADER and frames > 0 else None
         if f.format == "WAV":  # libsndfile shortens a truncated data chunk silently; the header still says
             declared = _wav_declared_frames(head) or declared
-        sink = make_sink(Header(f.samplerate, f.channels, f.format, declared))
+        sink = make_sink(Header(f.samplerate, f.channels, f.format, declared, max(frames, 0)))
         step = block_frames(f.channels)
         if not f.seekable():  # GSM 6.10 and friends: soundfile reads them only with a frame count; FFmpeg does
             raise _LibraryFailed(ValueError("frames must be specified for non-seekable files"))
@@ -258,7 +259,7 @@ def _decode_ffmpeg(
                 keep = max(1, declared)
             if codec in ("MP3", "VORBIS", "OPUS"):  # the stream duration is an estimate there
                 declared = None
-            sink = make_sink(Header(rate, channels, codec, declared))
+            sink = make_sink(Header(rate, channels, codec, declared, keep or 0))
             blocks = _Blocks(sink, block_frames(channels), keep)
             total, limit = 0, int((max_duration + 1) * rate)
             for frame in container.decode(stream):

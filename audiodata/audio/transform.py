@@ -54,7 +54,8 @@ class PcmSink:
     def __init__(self, header: Header, target_rate: int, label: str = "audio") -> None:
         self.header, self.target_rate, self.label = header, target_rate, label
         self.levels = SourceLevels(header.channels, header.sampling_rate)
-        self._parts: list[np.ndarray] = []
+        expected = header.expected_frames * target_rate // header.sampling_rate + 64 if header.sampling_rate > 0 else 0
+        self._out = _Output(expected)
         self._stream: soxr.ResampleStream | None = None
         self._step = MAX_BLOCK_FRAMES
         if header.sampling_rate != target_rate:
@@ -84,10 +85,8 @@ class PcmSink:
         """The int16 output; call once, after the last block."""
         if self._stream is not None and self.levels.frames and not self.levels.failed:
             self._keep(self._resample(np.zeros(0, np.float32), last=True), self.levels.frames)
-        parts, self._parts = self._parts, []
-        if not parts or self.levels.failed:
-            return np.zeros(0, "<i2")
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out, self._out = self._out.array(), _Output(0)
+        return np.zeros(0, "<i2") if self.levels.failed else out
 
     def _resample(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
         assert self._stream is not None
@@ -100,7 +99,28 @@ class PcmSink:
         if not np.isfinite(mono).all():  # huge finite samples the resampler's filter overflowed
             self.levels.overflow(at)
             return
-        self._parts.append(quantize(mono))
+        self._out.append(quantize(mono))
+
+
+class _Output:
+    """The int16 output, written in place: sized from the header's frame count when it has one, so the
+    clip is never joined from parts (which holds it twice); grown by doubling when the header says nothing."""
+
+    def __init__(self, expected: int) -> None:
+        self.buf = np.empty(max(expected, 0), "<i2")  # pages a lying header over-promises are never touched
+        self.n = 0
+
+    def append(self, part: np.ndarray) -> None:
+        end = self.n + part.size
+        if end > self.buf.size:
+            grown = np.empty(max(end, 2 * self.buf.size, 1 << 16), "<i2")
+            grown[: self.n] = self.buf[: self.n]
+            self.buf = grown
+        self.buf[self.n : end] = part
+        self.n = end
+
+    def array(self) -> np.ndarray:
+        return self.buf[: self.n]
 
 
 def quantize(mono: np.ndarray) -> np.ndarray:

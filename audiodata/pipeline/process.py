@@ -77,7 +77,16 @@ class Processed:
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
-    return [process_record(seq, rec, settings) for seq, rec in batch]
+    return [_process_guarded(seq, rec, settings) for seq, rec in batch]
+
+
+def _process_guarded(seq: int, rec: Record, settings: AudioSettings) -> Processed:
+    """A MemoryError outside the clips (a huge image, the row) still rejects this record only: a worker
+    that dies takes its whole batch and the pool with it."""
+    try:
+        return process_record(seq, rec, settings)
+    except MemoryError:
+        return Processed(seq, None, [Finding("A016", "out of memory while processing the record", "", rec.source)])
 
 
 def audio_context(clips: list[ClipStats], settings: AudioSettings) -> AudioContext:
