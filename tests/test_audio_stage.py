@@ -415,16 +415,20 @@ def test_process_record_enabled_filters_audio_findings(tmp_path):
     assert out.row is not None and out.findings == []
 
 
-def test_media_sniffing_closes_the_file(tmp_path):
+def test_decoding_closes_the_file_on_every_path(tmp_path, monkeypatch):
+    """The source is opened once (libsndfile, FFmpeg and the media sniffing share it) and closed
+    whichever way decoding ends: a clip, an undecodable file, or A010 without FFmpeg."""
     import gc
     import warnings
 
-    from audiodata.audio.decode import _looks_like_media
-    from audiodata.audio.load import AudioSource
-
     (tmp_path / "a.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 32)
+    (tmp_path / "noise.wav").write_bytes(b"not audio" * 40)
+    sf.write(tmp_path / "ok.wav", tone(16000, 0.5), 16000)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert _looks_like_media(AudioSource(path=tmp_path / "a.m4a", name="a.m4a"))
+        assert error_code("noise.wav", tmp_path) == "A005"
+        assert clip_of("ok.wav", tmp_path)[0].num_samples == 8000
+        monkeypatch.setattr("audiodata.audio.decode._pyav", lambda: None)
+        assert error_code("a.m4a", tmp_path) == "A010"
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

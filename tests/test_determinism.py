@@ -100,10 +100,11 @@ def test_rejects_and_lint_reports_are_byte_identical_and_clean(tmp_path, capsys)
     assert by_answer["undecodable data URI"]["message"].startswith("inline data URI in audios[0] cannot be decoded")
     assert by_answer["truncated FLAC"]["message"].startswith("audio/truncated.flac cannot be decoded: ")
     assert by_answer["empty file"]["message"].startswith("audio/empty.wav cannot be decoded: ")
-    assert by_answer["float WAV with NaN"]["message"] == "audio/nan.wav cannot be decoded: 100 samples are NaN or infinite"
-    nan_array = "array audio in audios[0] cannot be decoded: 4000 samples are NaN or infinite"
+    nan_wav = "audio/nan.wav: 100 of 16000 samples are NaN or infinite; the first at 0.006 s (frame 100)"
+    assert by_answer["float WAV with NaN"]["message"] == nan_wav
+    nan_array = "array audio in audios[0]: 4000 of 8000 samples are NaN or infinite; the first at 0.000 s (frame 1)"
     assert by_answer["array with NaN"]["message"] == nan_array
-    assert {r["code"] for r in by_answer.values()} == {"A001", "A002", "A004", "A005"}
+    assert {r["code"] for r in by_answer.values()} == {"A001", "A002", "A004", "A005", "A015"}
     assert all(r["field"].startswith("audios[0]") for r in by_answer.values())
 
 

@@ -39,6 +39,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "truncated.wav").write_bytes(full[: len(full) // 2])  # header still says 2 s
     sf.write(root / "empty.wav", np.zeros(0, np.float32), 16000)
     write_audio(root / "short.wav", 0.05)
+    floats = tone(2.0).reshape(-1, 1).copy()
+    sf.write(root / "float.wav", floats, 16000, subtype="FLOAT")  # finite float samples: stored
+    floats[5000:5010] = np.nan
+    sf.write(root / "nan.wav", floats, 16000, subtype="FLOAT")
     (root / "noise.wav").write_bytes(b"this is not audio at all" * 20)
     write_audio(root.parent / "outside.wav", 1.0)
     (root / "broken.jsonl.gz").write_bytes(b"\x1f\x8bnot really gzip")
@@ -180,6 +184,8 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "A009": ([sft(audios=["phone.wav"])], [sft()], {}),
     "A010": ([], [sft()], {"skip": "needs PyAV removed; covered in tests/test_audio_stage.py"}),
     "A011": ([sft(audios=["ten.wav"])], [sft()], {"max_duration": 5.0}),
+    "A015": ([sft(audios=["nan.wav"])], [sft(audios=["float.wav"])], {}),
+    "A016": ([], [sft()], {"skip": "needs a MemoryError: tests/test_audio_hostile.py injects one, in process and in a pool"}),
     "A012": ([sft(audios=["silent.wav"])], [sft()], {}),
     "A013": ([sft(audios=["clipped.wav"])], [sft()], {}),
     "A014": ([sft(duration=9.0)], [sft(duration=2.0)], {}),

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
+import io
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from audiodata.privacy import MEDIA_ROOT
 from audiodata.records import MediaRef
@@ -122,6 +126,8 @@ def resolve_path(
             shown, named = _shown(real, root, media_root), _root_named(root, media_root)
             raise AudioError("A002", f"path {raw} resolves to {shown}, outside the media root{named}{wider}")
     if not real.is_file():
+        if real.exists():  # a FIFO, a device (/dev/zero), a socket or a folder: reading it would block or never end
+            raise AudioError("A005", f"{what} {raw} is not a regular file")
         raise AudioError("A001", f"{what} file not found: {raw} (looked for {_shown(real, root, media_root)})")
     return real
 
@@ -173,7 +179,10 @@ def open_ref(
         raise AudioError("A003", f"{what} is a URL ({str(ref.value)[:120]}); download it first, audiodata does not fetch")
     if ref.kind == "path":
         path = resolve_path(str(ref.value), media_root, allow_absolute, input_dir, what=what)
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError as exc:  # deleted, or the file system failed, since it was resolved
+            raise read_error(exc, describe_ref(ref), what) from None
         if size > max_bytes:
             raise AudioError("A011", f"{what} file of {size} bytes exceeds --max-audio-bytes {max_bytes}")
         return AudioSource(path=path, name=path.name, label=describe_ref(ref))
@@ -192,3 +201,101 @@ def open_ref(
     if ref.kind == "base64":
         return AudioSource(data=b64decode(ref.value, max_bytes, what), name=ref.name or "", label=describe_ref(ref))
     raise AudioError("A005", f"cannot read {what} given as {ref.kind}")
+
+
+def read_error(exc: OSError, label: str, what: str = "audio") -> AudioError:
+    """The record's finding for a file that fails between resolving and decoding: gone (A001), or
+    unreadable (A005: permissions, EIO, a stale NFS handle), named by the reference, never by path."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return AudioError("A001", f"{what} file {label} disappeared before it could be read")
+    reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return AudioError("A005", f"{label} cannot be read: {reason}")
+
+
+def open_binary(path: Path, label: str, what: str = "audio") -> io.BufferedReader:
+    """Open a regular file for reading without ever blocking: a path that became a FIFO or a device
+    since it was resolved is refused (``O_NONBLOCK`` keeps a FIFO's open from waiting for a writer)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise read_error(exc, label, what) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AudioError("A005", f"{what} {label} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class MediaFile:
+    """A source opened once for the decoders (libsndfile, then FFmpeg on the same handle).
+
+    An ``OSError`` while reading (EIO, a stale NFS handle) would otherwise unwind through a C
+    callback, where libsndfile prints a traceback and sees end of file: it is kept here instead,
+    reads return end of file, and :meth:`check` raises it as the record's :class:`AudioError`."""
+
+    def __init__(self, src: AudioSource, what: str = "audio") -> None:
+        self.label, self.what = src.label, what
+        self.error: OSError | None = None
+        self._fh: Any = io.BytesIO(src.data or b"") if src.path is None else open_binary(src.path, src.label, what)
+
+    def _failed(self, exc: OSError) -> None:
+        self.error = self.error or exc
+
+    def read(self, size: int = -1) -> bytes:
+        if self.error is None:
+            try:
+                return self._fh.read(size)
+            except OSError as exc:
+                self._failed(exc)
+        return b""
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        if self.error is None:
+            try:
+                return self._fh.readinto(buf) or 0
+            except OSError as exc:
+                self._failed(exc)
+        return 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """A seek a corrupt header asks for (negative, past the end) fails softly: the position stays."""
+        try:
+            return self._fh.seek(offset, whence)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in (errno.EINVAL, None):
+                self._failed(exc)
+            return self.tell()
+
+    def tell(self) -> int:
+        try:
+            return self._fh.tell()
+        except OSError as exc:
+            self._failed(exc)
+            return 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def head(self, size: int = 4096) -> bytes:
+        """The first ``size`` bytes, leaving the position at the start (before a library opens it)."""
+        self.seek(0)
+        data = self.read(size)
+        self.seek(0)
+        return data
+
+    def check(self) -> None:
+        """Raise the read failure, if any, as the record's finding."""
+        if self.error is not None:
+            raise read_error(self.error, self.label, self.what)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> MediaFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

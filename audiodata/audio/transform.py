@@ -3,29 +3,158 @@
 The clip is resampled exactly once, here, with soxr HQ; the stored 16-bit PCM is
 what the content hash covers, so the hash can be re-checked from the FLAC alone and
 is the same for lossless copies of one recording in any container.
+
+Sources arrive in blocks (:func:`audiodata.audio.decode.decode_into`) and go through
+:class:`PcmSink`: each block is measured, downmixed, fed to soxr's streaming resampler and
+quantized, so a worker holds one block and the mono 16-bit output, never the whole source.
+soxr's streaming output is the one-shot output, bit for bit, however the input is cut
+(``tests/test_audio_hostile.py`` checks it), so the stored PCM and its hash do not depend
+on the block size.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from audiodata.audio.decode import Decoded, decode
-from audiodata.audio.load import AudioSource
+from audiodata.audio.analyse import SourceLevels
+from audiodata.audio.decode import MAX_BLOCK_FRAMES, Decoded, Header, block_frames, check_header, decode_into
+from audiodata.audio.load import AudioError, AudioSource
+from audiodata.errtext import library_error
 
 CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav"), "mp3": ("MP3", "MPEG_LAYER_III", "mp3")}
 
+#: Output samples soxr makes per call at most: a source at a few Hz upsampled to 16 kHz would otherwise
+#: come back as one float32 array of the whole clip.
+MAX_OUT_BLOCK = 1 << 17
+
+
+@dataclass(slots=True)
+class Converted:
+    """A source turned into the stored signal: mono int16 PCM at the target rate, with what the
+    source said about itself and what was measured on its samples on the way."""
+
+    pcm: np.ndarray
+    header: Header
+    levels: SourceLevels
+
+
+class PcmSink:
+    """Downmix, resample (soxr, streaming) and quantize a source block by block.
+
+    Holds the int16 output and one block. Non-finite samples (NaN, +-Inf, or finite samples so large that
+    their mix or the resampler overflows float32) stop the conversion; the blocks still count them,
+    so the finding can say how many and where the first is."""
+
+    def __init__(self, header: Header, target_rate: int, label: str = "audio") -> None:
+        self.header, self.target_rate, self.label = header, target_rate, label
+        self.levels = SourceLevels(header.channels, header.sampling_rate)
+        expected = header.expected_frames * target_rate // header.sampling_rate + 64 if header.sampling_rate > 0 else 0
+        self._out = _Output(expected)
+        self._stream: soxr.ResampleStream | None = None
+        self._step = MAX_BLOCK_FRAMES
+        if header.sampling_rate != target_rate:
+            try:
+                self._stream = soxr.ResampleStream(header.sampling_rate, target_rate, 1, dtype="float32", quality="HQ")
+            except (ValueError, RuntimeError, TypeError) as exc:  # soxr refusing a rate
+                raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
+            self._step = max(1, min(MAX_BLOCK_FRAMES, MAX_OUT_BLOCK * header.sampling_rate // target_rate))
+
+    def feed(self, block: np.ndarray) -> None:
+        start = self.levels.frames
+        self.levels.add(block)
+        if self.levels.failed:
+            self.levels.count_nonfinite(block, start)  # already failed: only count
+            return
+        mono = _downmix(block)
+        if not np.isfinite(mono).all():  # NaN/Inf in the source, or a mix of huge values overflowing
+            self.levels.count_nonfinite(block, start, mono)
+            return
+        if self._stream is None:
+            self._keep(mono, start)
+            return
+        for i in range(0, mono.shape[0], self._step):
+            self._keep(self._resample(mono[i : i + self._step]), start + i)
+
+    def finish(self) -> np.ndarray:
+        """The int16 output; call once, after the last block."""
+        if self._stream is not None and self.levels.frames and not self.levels.failed:
+            self._keep(self._resample(np.zeros(0, np.float32), last=True), self.levels.frames)
+        out, self._out = self._out.array(), _Output(0)
+        return np.zeros(0, "<i2") if self.levels.failed else out
+
+    def _resample(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
+        assert self._stream is not None
+        try:
+            return self._stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
+
+    def _keep(self, mono: np.ndarray, at: int) -> None:
+        if not np.isfinite(mono).all():  # huge finite samples the resampler's filter overflowed
+            self.levels.overflow(at)
+            return
+        self._out.append(quantize(mono))
+
+
+class _Output:
+    """The int16 output, written in place: sized from the header's frame count when it has one, so the
+    clip is never joined from parts (which holds it twice); grown by doubling when the header says nothing."""
+
+    def __init__(self, expected: int) -> None:
+        self.buf = np.empty(max(expected, 0), "<i2")  # pages a lying header over-promises are never touched
+        self.n = 0
+
+    def append(self, part: np.ndarray) -> None:
+        end = self.n + part.size
+        if end > self.buf.size:
+            grown = np.empty(max(end, 2 * self.buf.size, 1 << 16), "<i2")
+            grown[: self.n] = self.buf[: self.n]
+            self.buf = grown
+        self.buf[self.n : end] = part
+        self.n = end
+
+    def array(self) -> np.ndarray:
+        return self.buf[: self.n]
+
+
+def quantize(mono: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # samples beyond full scale clip (A013 counts them), however large
+        scaled = np.rint(np.asarray(mono, dtype=np.float32) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype("<i2")
+
+
+def convert(src: AudioSource, target_rate: int | None, max_duration: float) -> Converted:
+    """Decode ``src`` in blocks into mono int16 PCM at ``target_rate`` (None: the source's rate).
+    Raises AudioError (the caller checks ``levels`` for non-finite samples and length)."""
+    sink = decode_into(src, max_duration, lambda h: PcmSink(h, target_rate or h.sampling_rate, src.label))
+    pcm = sink.finish()
+    return Converted(pcm, sink.header, sink.levels)
+
+
+def convert_samples(samples: np.ndarray, rate: int, target_rate: int, label: str, fmt: str = "ARRAY") -> Converted:
+    """Samples already in memory (array audio, :class:`Decoded`) through the same blocks as a file."""
+    samples = samples if samples.ndim == 2 else samples.reshape(-1, 1)
+    check_header(rate, samples.shape[1], label, "array")
+    sink = PcmSink(Header(rate, samples.shape[1], fmt), target_rate, label)
+    step = block_frames(samples.shape[1])
+    for i in range(0, samples.shape[0], step):
+        sink.feed(np.asarray(samples[i : i + step], dtype=np.float32))
+    pcm = sink.finish()
+    return Converted(pcm, sink.header, sink.levels)
+
 
 def to_pcm16(decoded: Decoded, target_rate: int) -> np.ndarray:
-    mono = _downmix(decoded.samples)
-    if decoded.sampling_rate != target_rate and mono.size:
-        mono = soxr.resample(mono, decoded.sampling_rate, target_rate, quality="HQ")
-    scaled = np.rint(np.asarray(mono, dtype=np.float32) * 32768.0)
-    return np.clip(scaled, -32768, 32767).astype("<i2")
+    """A decoded source as stored int16 mono PCM (the audio stage's conversion). Raises AudioError (A015)
+    for non-finite samples."""
+    converted = convert_samples(decoded.samples, decoded.sampling_rate, target_rate, "audio", decoded.format)
+    converted.levels.check_finite("audio")
+    return converted.pcm
 
 
 def decode_bytes(
@@ -33,9 +162,9 @@ def decode_bytes(
 ) -> tuple[np.ndarray, int]:
     """Encoded audio in memory (e.g. a stored FLAC) -> mono int16 PCM and its rate, through the same
     decode and resample path as the audio stage; ``rate`` resamples. Raises AudioError."""
-    decoded = decode(AudioSource(data=data, name=name), max_duration)
-    target = rate or decoded.sampling_rate
-    return to_pcm16(decoded, target), target
+    converted = convert(AudioSource(data=data, name=name), rate, max_duration)
+    converted.levels.check_finite(name)
+    return converted.pcm, rate or converted.header.sampling_rate
 
 
 def _downmix(samples: np.ndarray) -> np.ndarray:
@@ -43,9 +172,10 @@ def _downmix(samples: np.ndarray) -> np.ndarray:
     if samples.shape[1] == 1:
         return samples[:, 0]
     mono = samples[:, 0].copy()
-    for ch in range(1, samples.shape[1]):
-        mono += samples[:, ch]
-    mono *= np.float32(1.0 / samples.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is checked for (A015), not warned about
+        for ch in range(1, samples.shape[1]):
+            mono += samples[:, ch]
+        mono *= np.float32(1.0 / samples.shape[1])
     return mono
 
 

@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 
 from audiodata.audio.analyse import measure
-from audiodata.audio.decode import Decoded, decode
+from audiodata.audio.decode import check_header
 from audiodata.audio.load import AudioError, describe_ref, open_ref, show_absolute
-from audiodata.audio.transform import CODECS, encode, pcm_hash, to_pcm16
+from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import clip_identity
-from audiodata.errtext import library_error
 from audiodata.families import get_family
 from audiodata.records import Clip, ClipStats, Record
 from audiodata.rules.audio_rules import AudioContext
@@ -79,7 +78,16 @@ class Processed:
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
-    return [process_record(seq, rec, settings) for seq, rec in batch]
+    return [_process_guarded(seq, rec, settings) for seq, rec in batch]
+
+
+def _process_guarded(seq: int, rec: Record, settings: AudioSettings) -> Processed:
+    """A MemoryError outside the clips (a huge image, the row) still rejects this record only: a worker
+    that dies takes its whole batch and the pool with it."""
+    try:
+        return process_record(seq, rec, settings)
+    except MemoryError:
+        return Processed(seq, None, [Finding("A016", "out of memory while processing the record", "", rec.source)])
 
 
 def audio_context(clips: list[ClipStats], settings: AudioSettings) -> AudioContext:
@@ -94,12 +102,15 @@ def process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
 
 def _process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed:
     clips: list[Clip] = []
-    findings: list[Finding] = []
+    failed: list[Finding] = []  # clips that could not be made
     for ref in rec.audios:
         try:
             clips.append(make_clip(ref, rec.media_root, settings, rec.input_dir))
         except AudioError as exc:
-            findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
+            failed.append(Finding(exc.code, exc.message, ref.field, rec.source))
+        except MemoryError:  # one clip the machine cannot hold: that record's reject, never a dead worker
+            failed.append(Finding("A016", out_of_memory(ref), ref.field, rec.source))
+    findings = list(failed)
     measured = [c.stats for c in clips if c.stats is not None]
     rate = None
     if len(clips) == len(rec.audios):  # the audio rules need every clip
@@ -114,6 +125,8 @@ def _process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed
             except VisualError as exc:
                 findings.append(Finding(exc.code, exc.message, ref.field, rec.source))
     findings = keep_enabled(findings, settings.enabled)
+    if settings.encode and failed and not any(f.is_error for f in findings):
+        findings += failed  # --ignore hides them from lint, but no row can be written without its audio
     preview = _preview(clips, findings) if settings.preview and findings else None
     if any(f.is_error for f in findings):
         return Processed(seq, None, findings, clips=measured, preview=preview)
@@ -134,7 +147,7 @@ def preview_record(rec: Record, settings: AudioSettings) -> dict[str, Any] | Non
     since the worker that first decoded it kept no audio."""
     try:
         clips = [make_clip(ref, rec.media_root, settings) for ref in rec.audios]
-    except AudioError:
+    except (AudioError, MemoryError):
         return None
     return _preview(clips, [])
 
@@ -159,32 +172,39 @@ def _preview(clips: list[Clip], findings: list[Finding]) -> dict[str, Any] | Non
     return {"mime": mime, "data": data, "field": field_name, "seconds": round(pcm.shape[0] / clip.sampling_rate, 2)}
 
 
+def out_of_memory(ref: Any) -> str:
+    return (
+        f"{describe_ref(ref)}: out of memory while decoding it; lower --num-workers or --max-duration, "
+        "or split the clip"
+    )
+
+
 def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str | None = None) -> Clip:
-    """Read one reference into a stored clip (measured for the audio rules). Raises AudioError."""
+    """Read one reference into a stored clip (measured for the audio rules). Raises AudioError.
+
+    The source is decoded, downmixed and resampled in blocks (:func:`audiodata.audio.transform.convert`):
+    the worker holds one block and the mono output, whatever the source's length, rate or channels."""
     label = describe_ref(ref)
     if ref.kind == "array":
-        samples = np.asarray(ref.value, dtype=np.float32).reshape(-1, 1)
-        decoded = Decoded(samples, int(ref.sampling_rate), 1, "ARRAY")
-        if samples.shape[0] / decoded.sampling_rate > settings.max_duration:
+        try:
+            samples = np.asarray(ref.value, dtype=np.float32).reshape(-1, 1)
+            rate = int(ref.sampling_rate)
+        except (TypeError, ValueError, OverflowError):
+            raise AudioError("A005", f"{label} is not a list of numbers with a sampling rate") from None
+        check_header(rate, 1, label, "array audio")
+        if samples.shape[0] / rate > settings.max_duration:
             raise AudioError("A011", f"array audio exceeds --max-duration {settings.max_duration:g} s")
+        converted = convert_samples(samples, rate, settings.sample_rate, label)
     else:
-        decoded = decode(
-            open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir), settings.max_duration
-        )
-    frames = decoded.samples.shape[0]
-    if frames == 0:
+        src = open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir)
+        converted = convert(src, settings.sample_rate, settings.max_duration)
+    header, levels, pcm = converted.header, converted.levels, converted.pcm
+    if levels.frames == 0:
         raise AudioError("A006", "the audio has no samples")
-    seconds = frames / decoded.sampling_rate
+    seconds = levels.frames / header.sampling_rate
     if seconds < MIN_SECONDS:
         raise AudioError("A007", f"audio is {seconds * 1000:.0f} ms long, under {MIN_SECONDS * 1000:.0f} ms")
-    if not np.isfinite(np.sum(decoded.samples)):  # NaN/inf in a float WAV or an array (a cheap pass; then count)
-        bad = int(np.count_nonzero(~np.isfinite(decoded.samples)))
-        if bad:  # the int16 cast of NaN/inf is undefined: never store it
-            raise AudioError("A005", f"{label} cannot be decoded: {bad} samples are NaN or infinite")
-    try:
-        pcm = to_pcm16(decoded, settings.sample_rate)
-    except (ValueError, RuntimeError) as exc:  # soxr refusing a rate
-        raise AudioError("A005", f"{label} cannot be resampled: {library_error(exc, label)}") from None
+    levels.check_finite(label)  # NaN/Inf: the int16 cast is undefined, never store it (A015)
     return Clip(
         data=encode(pcm, settings.sample_rate, settings.codec) if settings.encode else b"",
         codec=settings.codec,
@@ -193,11 +213,11 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         num_samples=int(pcm.shape[0]),
         pcm_hash=pcm_hash(pcm),
         origin=ref.origin(),
-        source_format=decoded.format,
-        source_sampling_rate=decoded.sampling_rate,
-        source_channels=decoded.channels,
+        source_format=header.format,
+        source_sampling_rate=header.sampling_rate,
+        source_channels=header.channels,
         source_duration=seconds,
-        stats=measure(ref, decoded, pcm),
+        stats=measure(ref, header, levels, pcm),
         pcm=pcm if settings.preview else None,
         fingerprint=fingerprint(pcm, settings.sample_rate) if settings.fingerprint else None,
     )

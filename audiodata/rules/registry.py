@@ -215,6 +215,38 @@ register(
     stage="dataset",
 )
 register("A011", "audio-too-large", S.ERROR, "The audio exceeds --max-audio-bytes or --max-duration; trim or split it.")
+register(
+    "A015",
+    "non-finite-samples",
+    S.ERROR,
+    "The audio holds NaN or infinite samples (float WAV/FLAC, arrays): it cannot be stored as PCM; fix the source.",
+    doc=RuleDoc(
+        what="Every source sample is checked as it is decoded (float WAV, W64, CAF, arrays, any decoder's output): "
+        "NaN, +Inf or -Inf, or finite samples so large (beyond float32's range once channels are mixed or the "
+        "resampler's filter sums them) that the mix overflows. The message counts them and names the first "
+        "(time, channel, frame).",
+        why="The 16-bit cast of NaN is undefined (it became 0), +-Inf became full scale, and the resampler spreads "
+        "one NaN over its whole filter span: the stored clip would be silently corrupted PCM, with no warning, "
+        "and its content hash would be meaningless.",
+        fix="Re-export the clip from its source, or repair it (e.g. numpy.nan_to_num, then normalise to [-1, 1]); "
+        "a tool that writes NaN usually divided by zero while normalising a silent clip.",
+    ),
+)
+register(
+    "A016",
+    "audio-out-of-memory",
+    S.ERROR,
+    "Decoding the clip ran out of memory (MemoryError); lower --num-workers or --max-duration, or split the clip.",
+    doc=RuleDoc(
+        what="The machine could not allocate memory while this clip was decoded, resampled or encoded. The record "
+        "is rejected and the run goes on (the worker survives).",
+        why="Decoding runs in blocks, so a worker holds one block and the mono output clip (see the README's "
+        "memory bound); running out there means the machine is short of memory for --num-workers clips of "
+        "--max-duration at once, or other processes hold it.",
+        fix="Lower --num-workers or --max-duration, free memory, or split long clips; then convert again (a "
+        "finished run resumes).",
+    ),
+)
 # Images and videos (Omni and vision corpora): found while the audio stage opens them, located to the reference.
 register("S030", "visual-file-missing", S.ERROR, "The image or video file does not exist; fix the path or --media-root.")
 register(
