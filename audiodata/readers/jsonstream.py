@@ -88,7 +88,7 @@ class Cursor:
 # -- opening ---------------------------------------------------------------------------------
 
 _KINDS = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISFIFO, "a FIFO"),
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -342,24 +342,21 @@ def _too_large(index: int, line: int, size: int, bound: int) -> RawItem:
 
 # -- JSONL -----------------------------------------------------------------------------------
 
-_BLANK = re.compile(rb"[ \t\r\n\x0b\x0c]*")
-
-
-def _skip_blank(fh: io.BufferedReader) -> int:
-    """Consume a run of whitespace (blank lines) without a Python turn per line; the number of
-    line breaks consumed."""
-    lines = 0
+def _skip_blank(fh: io.BufferedReader, pos: Cursor, lineno: int) -> int:
+    """Consume a run of whitespace (blank lines) without a Python turn per line; the line
+    breaks consumed so far (``lineno``) after it."""
     while True:
         buf = fh.peek(CHUNK)
         if not buf:
-            return lines
-        k = _BLANK.match(buf).end()  # type: ignore[union-attr]
+            return lineno
+        k = len(buf) - len(buf.lstrip())  # ASCII whitespace, at C speed
         if k == 0:
-            return lines
-        lines += buf.count(b"\n", 0, k)
+            return lineno
+        lineno += buf.count(b"\n", 0, k)
+        pos.line = lineno + 1
         fh.read(k)
         if k < len(buf):
-            return lines
+            return lineno
 
 
 def iter_lines(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: Cursor | None = None) -> Iterator[RawItem]:
@@ -379,7 +376,7 @@ def iter_lines(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: C
             lineno += 1
         elif len(data) >= limit:  # an oversized line
             if data.isspace():  # a whitespace run, not a record
-                lineno += _skip_blank(fh)
+                lineno = _skip_blank(fh, pos, lineno)
                 continue
             size = len(data)
             while data and not data.endswith(b"\n"):  # drained in binary: never decoded, never joined
@@ -390,7 +387,7 @@ def iter_lines(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: C
             index += 1
             continue
         if data.isspace():
-            lineno += _skip_blank(fh)
+            lineno = _skip_blank(fh, pos, lineno)
             continue
         text = _decode(data)
         if not text.strip():  # blank in a wider sense (U+00A0, U+0085, \x1c-\x1f)
@@ -401,14 +398,18 @@ def iter_lines(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: C
 
 # -- JSON arrays -----------------------------------------------------------------------------
 
-_OUT = re.compile(rb'["\[\]{},\n]')
-_IN = re.compile(rb'["\\\n]')
-_GAP = b" \t\r\n,"  # between elements: whitespace and stray commas, skipped at C speed
+_OUT = re.compile(rb'["\[\]{},]')
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # after the opening quote: jumped over in C
+_IN = re.compile(rb'["\\]')
+_WS = re.compile(rb"[ \t\r\n\x0b\x0c]*")
+_GAP = re.compile(rb"[ \t\r\n,]*")  # between elements: whitespace and stray commas, skipped at C speed
+_QUOTE, _OPEN_LIST, _OPEN_OBJ, _CLOSE_LIST, _CLOSE_OBJ, _COMMA = b'"[{]},'
 
 
 def iter_array(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: Cursor | None = None) -> Iterator[RawItem]:
     """Elements of a top-level JSON array, each parsed on its own. The scanner works on bytes
-    (no UTF-8 sequence contains an ASCII byte), so an element is decoded only when kept."""
+    (no UTF-8 sequence contains an ASCII byte), so an element is decoded only when kept; it
+    stops only at strings and brackets, and counts lines in C where it needs them."""
     pos = pos if pos is not None else Cursor()
     depth = 0  # nesting depth; the top-level array is depth 1
     in_str = esc = False
@@ -416,7 +417,8 @@ def iter_array(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: C
     parts: list[bytes] = []
     size = 0
     in_elem = False
-    start_line = line = 1
+    line = 1  # the line at offset ``mark`` of the current chunk
+    start_line = 1
     index = 0
 
     limit = max_chars + SLACK  # whitespace around an element does not count toward the bound
@@ -441,6 +443,7 @@ def iter_array(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: C
 
     for chunk in iter(lambda: fh.read(CHUNK), b""):
         pos.line = line
+        mark = 0
         i, n = 0, len(chunk)
         while i < n:
             if esc:  # the byte after a backslash, possibly in a new chunk
@@ -448,80 +451,69 @@ def iter_array(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: C
                 i += 1
                 esc = False
                 continue
-            if in_str:
+            if in_str:  # a string the chunk boundary cut
                 m = _IN.search(chunk, i)
                 if m is None:
                     take(chunk[i:])
                     break
                 j = m.end()
-                ch = m.group()
                 take(chunk[i:j])
-                if ch == b"\\":
+                if chunk[j - 1] == 0x5C:  # backslash
                     esc = True
-                elif ch == b'"':
-                    in_str = False
                 else:
-                    line += 1
+                    in_str = False
                 i = j
                 continue
-            if not opened:
-                stripped = chunk[i:].lstrip()
-                line += chunk.count(b"\n", i, n - len(stripped))
-                if not stripped:
+            if not opened or closed:
+                k = _WS.match(chunk, i).end()  # type: ignore[union-attr]
+                if k >= n:
                     break
-                if not stripped.startswith(b"["):
-                    yield RawItem(index, line, raw=_decode(stripped[:1000]), code="F001", error="invalid JSON: not a JSON array")
+                line += chunk.count(b"\n", mark, k)
+                mark = k
+                if closed or chunk[k] != _OPEN_LIST:
+                    tail = _decode((chunk[k : k + 1000] + (fh.read(1000) if n - k < 1000 else b"")).strip()[:1000])
+                    why = "text after the closing ]" if closed else "not a JSON array"
+                    yield RawItem(index, line, raw=tail, code="F001", error=f"invalid JSON: {why}")
                     return
                 opened, depth = True, 1
-                i = n - len(stripped) + 1
+                i = k + 1
                 continue
-            if closed:
-                rest = chunk[i:]
-                stripped = rest.lstrip()
-                line += rest.count(b"\n", 0, len(rest) - len(stripped))
-                if stripped:
-                    tail = _decode((stripped + fh.read(1000)).strip()[:1000])
-                    yield RawItem(index, line, raw=tail, code="F001", error="invalid JSON: text after the closing ]")
-                    return
-                break
             if not in_elem:
-                stripped = chunk[i:].lstrip(_GAP)
-                line += chunk.count(b"\n", i, n - len(stripped))
-                i = n - len(stripped)
+                i = _GAP.match(chunk, i).end()  # type: ignore[union-attr]  # no copy of the chunk's rest per element
                 if i >= n:
                     break
-                if chunk[i] == 0x5D and depth == 1:  # ]
+                if chunk[i] == _CLOSE_LIST:
                     closed = True
                     i += 1
                     continue
+                line += chunk.count(b"\n", mark, i)
+                mark = i
                 in_elem, start_line = True, line
             m = _OUT.search(chunk, i)
             if m is None:
                 take(chunk[i:])
                 break
-            j = m.start()
-            ch = m.group()
-            if ch == b"\n":
-                take(chunk[i : j + 1])
-                line += 1
-                i = j + 1
-            elif ch == b'"':
-                take(chunk[i : j + 1])
-                in_str = True
-                i = j + 1
-            elif ch in b"[{":
-                take(chunk[i : j + 1])
+            j, e = m.span()
+            ch = chunk[j]
+            if ch == _QUOTE:
+                rest = _STRING_REST.match(chunk, e)
+                in_str = rest is None  # the string goes on in the next chunk
+                if rest is not None:
+                    e = rest.end()
+                take(chunk[i:e])
+            elif ch in (_OPEN_LIST, _OPEN_OBJ):
+                take(chunk[i:e])
                 depth += 1
-                i = j + 1
-            elif depth == 1:  # ',' or ']' at the top level closes the element
+            elif depth == 1 and ch != _CLOSE_OBJ:  # ',' or ']' at the top level closes the element
                 take(chunk[i:j])
                 yield finish()
-                i = j
+                e = j
             else:
-                if ch in b"]}":
+                if depth > 1 and ch != _COMMA:
                     depth -= 1
-                take(chunk[i : j + 1])
-                i = j + 1
+                take(chunk[i:e])  # a stray '}' at the top level stays in the element (which is then F001)
+            i = e
+        line += chunk.count(b"\n", mark, n)
     pos.line = line
     if in_elem or (opened and not closed):
         if in_elem and b"".join(parts).strip():
