@@ -49,11 +49,16 @@ def items(it) -> list:
     return list(it)
 
 
+def stream(text: str) -> io.BufferedReader:
+    """The readers work on bytes (a binary, buffered stream), as iter_file hands them."""
+    return io.BufferedReader(io.BytesIO(text.encode("utf-8")))
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 64])
 def test_pretty_array_across_chunk_boundaries(monkeypatch, chunk):
     monkeypatch.setattr(jsonstream, "CHUNK", chunk)
     text, lines = pretty_array(TRICKY)
-    got = items(iter_array(io.StringIO(text), BIG))
+    got = items(iter_array(stream(text), BIG))
     assert [g.obj for g in got] == TRICKY
     assert [g.index for g in got] == list(range(len(TRICKY)))
     assert [g.line for g in got] == lines
@@ -64,19 +69,19 @@ def test_pretty_array_across_chunk_boundaries(monkeypatch, chunk):
 def test_compact_array_elements_on_one_line(monkeypatch, chunk):
     monkeypatch.setattr(jsonstream, "CHUNK", chunk)
     text = '[{"a": 1}, {"b": "x,y]"} ,2,"s" ,\n  {"c": [ ]}\n\n , null]'
-    got = items(iter_array(io.StringIO(text), BIG))
+    got = items(iter_array(stream(text), BIG))
     assert [g.obj for g in got] == [{"a": 1}, {"b": "x,y]"}, 2, "s", {"c": []}, None]
     assert [g.line for g in got] == [1, 1, 1, 1, 2, 4]
     assert [g.index for g in got] == [0, 1, 2, 3, 4, 5]
 
 
 def test_empty_array_yields_nothing():
-    assert items(iter_array(io.StringIO("  \n[ \n ]\n"), BIG)) == []
+    assert items(iter_array(stream("  \n[ \n ]\n"), BIG)) == []
 
 
 def test_malformed_element_does_not_stop_the_array():
     text = '[\n{"a": 1},\n{"b": 2 3},\n{"c": 3}\n]'
-    got = items(iter_array(io.StringIO(text), BIG))
+    got = items(iter_array(stream(text), BIG))
     assert [(g.index, g.line, g.code) for g in got] == [(0, 2, None), (1, 3, "F001"), (2, 4, None)]
     assert got[1].raw == '{"b": 2 3}'
     assert got[1].error.startswith("invalid JSON")
@@ -87,7 +92,7 @@ def test_malformed_element_does_not_stop_the_array():
 def test_truncated_array_inside_an_element(monkeypatch, chunk):
     monkeypatch.setattr(jsonstream, "CHUNK", chunk)
     text = '[\n  {"a": 1},\n  {"b": [1, 2'
-    got = items(iter_array(io.StringIO(text), BIG))
+    got = items(iter_array(stream(text), BIG))
     assert [g.obj for g in got[:1]] == [{"a": 1}]
     assert len(got) == 2
     last = got[1]
@@ -97,14 +102,14 @@ def test_truncated_array_inside_an_element(monkeypatch, chunk):
 
 
 def test_truncated_array_inside_a_string():
-    got = items(iter_array(io.StringIO('[{"a": "never closed'), BIG))
+    got = items(iter_array(stream('[{"a": "never closed'), BIG))
     assert [(g.index, g.code) for g in got] == [(0, "F001")]
     assert "truncated" in got[0].error
 
 
 @pytest.mark.parametrize("text", ['[{"a": 1},', '[{"a": 1}, \n', "["])
 def test_array_without_closing_bracket(text):
-    got = items(iter_array(io.StringIO(text), BIG))
+    got = items(iter_array(stream(text), BIG))
     assert got[-1].code == "F001"
     assert "not closed" in got[-1].error
     assert [g.obj for g in got if g.code is None] == ([{"a": 1}] if "a" in text else [])
@@ -113,7 +118,7 @@ def test_array_without_closing_bracket(text):
 @pytest.mark.parametrize("chunk", [2, 1 << 20])
 def test_text_after_closing_bracket(monkeypatch, chunk):
     monkeypatch.setattr(jsonstream, "CHUNK", chunk)
-    got = items(iter_array(io.StringIO('[{"a": 1}, {"b": 2}] {"c": 3}'), BIG))
+    got = items(iter_array(stream('[{"a": 1}, {"b": 2}] {"c": 3}'), BIG))
     assert [g.obj for g in got[:2]] == [{"a": 1}, {"b": 2}]
     assert len(got) == 3
     assert (got[2].index, got[2].code) == (2, "F001")
@@ -122,12 +127,12 @@ def test_text_after_closing_bracket(monkeypatch, chunk):
 
 
 def test_whitespace_after_closing_bracket_is_fine():
-    got = items(iter_array(io.StringIO("[1, 2]\n\n  \t\n"), BIG))
+    got = items(iter_array(stream("[1, 2]\n\n  \t\n"), BIG))
     assert [g.obj for g in got] == [1, 2]
 
 
 def test_text_after_closing_bracket_is_located_on_its_own_line():
-    got = items(iter_array(io.StringIO('[\n{"a": 1}\n]\n\n\ngarbage\n'), BIG))
+    got = items(iter_array(stream('[\n{"a": 1}\n]\n\n\ngarbage\n'), BIG))
     assert got[-1].code == "F001"
     assert got[-1].line == 6
 
@@ -137,7 +142,7 @@ def test_oversized_array_element_is_f005_and_the_run_continues(monkeypatch, chun
     monkeypatch.setattr(jsonstream, "CHUNK", chunk)
     big = {"audio": "A" * 500, "text": 'x",]}'}
     text, lines = pretty_array([{"a": 1}, big, {"b": 2}, "s"])
-    got = items(iter_array(io.StringIO(text), 100))
+    got = items(iter_array(stream(text), 100))
     assert [g.index for g in got] == [0, 1, 2, 3]
     assert [g.line for g in got] == lines
     assert [g.code for g in got] == [None, "F005", None, None]
@@ -147,7 +152,7 @@ def test_oversized_array_element_is_f005_and_the_run_continues(monkeypatch, chun
 
 
 def test_array_nbytes_records_the_element_size():
-    got = items(iter_array(io.StringIO('[{"a": 1},{"bb": 22}]'), BIG))
+    got = items(iter_array(stream('[{"a": 1},{"bb": 22}]'), BIG))
     assert [g.nbytes for g in got] == [len('{"a": 1}'), len('{"bb": 22}')]
 
 
@@ -156,13 +161,13 @@ def test_array_nbytes_records_the_element_size():
 
 def test_jsonl_blank_lines_are_skipped_index_counts_records_line_counts_lines():
     text = '{"a": 1}\n\n   \n{"b": 2}\r\n\t\n{"c": 3}'
-    got = items(iter_lines(io.StringIO(text), BIG))
+    got = items(iter_lines(stream(text), BIG))
     assert [(g.index, g.line, g.obj) for g in got] == [(0, 1, {"a": 1}), (1, 4, {"b": 2}), (2, 6, {"c": 3})]
 
 
 def test_jsonl_malformed_line_is_f001_and_next_lines_are_read():
     text = '{"a": 1}\n{"b": \n{"c": 3}\n[1, 2]\n'
-    got = items(iter_lines(io.StringIO(text), BIG))
+    got = items(iter_lines(stream(text), BIG))
     assert [(g.index, g.line, g.code) for g in got] == [(0, 1, None), (1, 2, "F001"), (2, 3, None), (3, 4, None)]
     assert got[1].raw.strip() == '{"b":'
     assert "column" in got[1].error
@@ -175,15 +180,15 @@ def test_jsonl_oversized_line_is_f005_and_the_run_continues(monkeypatch, chunk):
     monkeypatch.setattr(jsonstream, "CHUNK", chunk)
     huge = json.dumps({"audio": "B" * 300})
     text = f'{{"a": 1}}\n{huge}\n\n{{"b": 2}}\n'
-    got = items(iter_lines(io.StringIO(text), 50))
+    got = items(iter_lines(stream(text), 50))
     assert [(g.index, g.line, g.code) for g in got] == [(0, 1, None), (1, 2, "F005"), (2, 4, None)]
     assert got[1].obj is None and got[1].raw is None
-    assert f"record of {len(huge) + 1} characters" in got[1].error
+    assert f"record of {len(huge) + 1} bytes" in got[1].error
     assert got[2].obj == {"b": 2}
 
 
 def test_jsonl_oversized_last_line_without_newline():
-    got = items(iter_lines(io.StringIO('{"a": 1}\n' + json.dumps({"x": "y" * 100})), 40))
+    got = items(iter_lines(stream('{"a": 1}\n' + json.dumps({"x": "y" * 100})), 40))
     assert [(g.index, g.line, g.code) for g in got] == [(0, 1, None), (1, 2, "F005")]
 
 
@@ -192,9 +197,9 @@ def test_record_of_exactly_the_bound_is_accepted(layout):
     rec = json.dumps({"a": "x" * 20})
     bound = len(rec)
     if layout == "lines":
-        got = items(iter_lines(io.StringIO(rec + "\n" + rec + "\n"), bound))
+        got = items(iter_lines(stream(rec + "\n" + rec + "\n"), bound))
     else:
-        got = items(iter_array(io.StringIO("[\n" + rec + "\n,\n" + rec + "\n]"), bound))
+        got = items(iter_array(stream("[\n" + rec + "\n,\n" + rec + "\n]"), bound))
     assert [g.code for g in got] == [None, None]
 
 

@@ -46,6 +46,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "noise.wav").write_bytes(b"this is not audio at all" * 20)
     write_audio(root.parent / "outside.wav", 1.0)
     (root / "broken.jsonl.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    (root / "bomb.jsonl.gz").write_bytes(gzip.compress(b" " * (32 * 2**20), 9))  # 32 MiB of spaces in 32 kB: 1000x
+    (root / "utf16.jsonl").write_bytes((json.dumps(sft()) + "\n").encode("utf-16"))  # with a BOM, little-endian here
     write_png(root / "p.png")
     write_png(root / "big.png", 200, 200)  # about 120 kB: over a 100 kB bound that a.wav (64 kB) is under
     write_png(root.parent / "outside.png")
@@ -126,6 +128,8 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "F003": ([{"foo": 1, "bar": 2}], [sft()], {}),
     "F004": ([], [sft()], {"file": "broken.jsonl.gz"}),
     "F005": ([sft(answer="x" * 3000)], [sft(answer="x" * 10)], {"max_record_bytes": 2000}),
+    "F008": ([], [sft()], {"file": "bomb.jsonl.gz"}),
+    "F009": ([], [sft()], {"file": "utf16.jsonl"}),
     "F006": ([], [sft()], {"skip": "dataset_info.json/v1 YAML entries, not records: tests/test_peer_llamafactory.py"}),
     "F007": ([], [sft()], {"skip": "files a dataset_info.json does not name, not records: tests/test_peer_llamafactory.py"}),
     "S001": ([sft(answer=7)], [sft()], {"ignore": ["S005"]}),  # the schema (S005) reports it first otherwise
@@ -236,7 +240,7 @@ def test_rule_fires(code: str, media: Path, tmp_path: Path):
     found = findings(media, tmp_path, bad, opts)
     hits = [f for f in found if f["code"] == code]
     assert hits, f"{code} did not fire: {found}"
-    want_index = -1 if code == "F004" else len(bad) - 1
+    want_index = -1 if code in ("F004", "F008", "F009") else len(bad) - 1  # the file as a whole
     assert {f["index"] for f in hits} == {want_index}
     assert all(f["severity"] == REGISTRY[code].severity.value and f["message"] for f in hits)
 

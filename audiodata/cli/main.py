@@ -190,6 +190,15 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--max-audio-bytes", default="256MiB", help="bound on one audio's encoded size (default 256MiB)")
     c.add_argument("--max-duration", type=float, default=1200.0, help="bound on one clip's seconds (default 1200)")
     c.add_argument("--max-record-bytes", default="512MiB", help="bound on one JSON record's size (default 512MiB)")
+    c.add_argument(
+        "--max-decompressed-bytes", default="64GiB", help="bound on what one gzip input expands to (default 64GiB)"
+    )
+    c.add_argument(
+        "--max-expansion-ratio",
+        type=float,
+        default=100.0,
+        help="bound on a gzip input's decompressed/compressed bytes, judged past its first 16MiB (default 100)",
+    )
     c.add_argument("--strict-paths", action="store_true", help="refuse absolute audio paths outside the media root")
     c.add_argument(
         "--absolute-paths",
@@ -226,6 +235,8 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         max_audio_bytes=parse_size(args.max_audio_bytes),
         max_duration=args.max_duration,
         max_record_bytes=parse_size(args.max_record_bytes),
+        max_decompressed_bytes=parse_size(args.max_decompressed_bytes),
+        max_expansion_ratio=args.max_expansion_ratio,
         allow_absolute_paths=not args.strict_paths,
         absolute_paths=args.absolute_paths,
         select=_codes(args.select),

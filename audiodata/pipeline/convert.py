@@ -204,11 +204,11 @@ class _Run:
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
-        self.visual = Visual(*visual_media(files, opts.max_record_bytes), refs=opts.visual == "refs")
+        self.visual = Visual(*visual_media(files, opts.max_record_bytes, opts.gzip_bounds), refs=opts.visual == "refs")
         self.deduper = RecordDeduper(opts.dedup == "near", opts.dedup_threshold) if opts.dedup != "off" else None
         self.writers: dict[str, ShardWriter] = {}
         self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
-        self.progress = Progress(bytes_total=sum(f.path.stat().st_size for f in files))
+        self.progress = Progress(bytes_total=sum(f.size for f in files))
         self.live_stats: dict[str, Any] = {}
         self.start = self.result.resumed_from
 
@@ -218,7 +218,9 @@ class _Run:
             self.progress.bytes_done = done
 
         o = self.opts
-        return read_records(self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done)
+        return read_records(
+            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds
+        )
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> ConvertResult:

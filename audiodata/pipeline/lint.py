@@ -365,7 +365,7 @@ def analyse_stream(
 ) -> Iterator[tuple[int, int, int, Analysis]]:
     """``(file number, index, line, analysis)`` for every record, in input order; the work runs in
     ``opts.workers`` processes through the bounded ordered window convert uses."""
-    total = sum(f.path.stat().st_size for f in files if f.path.exists())
+    total = sum(f.size for f in files)
     done_bytes = [0]
     records = 0
 
@@ -376,7 +376,7 @@ def analyse_stream(
 
     def jobs() -> Iterator[tuple[list[Job], tuple[Any, ...]]]:
         batch: list[Job] = []
-        for seq, n, item in read_raw(files, opts.max_record_bytes, on_file_done=file_done):
+        for seq, n, item in read_raw(files, opts.max_record_bytes, on_file_done=file_done, bounds=opts.gzip_bounds):
             batch.append((seq, n, item.index, item.line, item.text if item.text is not None else item))
             if len(batch) >= size:
                 yield batch, (batch,)
@@ -426,7 +426,7 @@ def _late_previews(
         return
     todo = set(wanted[: max(0, MAX_PREVIEWS - len(report.previews))])
     parse = Parser(files, task.read)
-    for seq, n, item in read_raw(files, opts.max_record_bytes):
+    for seq, n, item in read_raw(files, opts.max_record_bytes, bounds=opts.gzip_bounds):
         if not todo:
             break
         if (n, item.index) not in todo:

@@ -14,6 +14,7 @@ from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.privacy import public_path
+from audiodata.readers.jsonstream import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.transcript import TASKS
 from audiodata.visual import VISUAL_MODES
@@ -76,6 +77,8 @@ class ConvertOptions:
     max_audio_bytes: int = 256 * 2**20
     max_duration: float = 1200.0
     max_record_bytes: int = 512 * 2**20
+    max_decompressed_bytes: int = MAX_DECOMPRESSED  # one gzip input expands to at most this (F008)
+    max_expansion_ratio: float = MAX_RATIO  # ... and to at most this many times its compressed bytes
     allow_absolute_paths: bool = True
     absolute_paths: bool = False  # outputs keep absolute paths as typed and resolved (default: relative, audiodata/privacy.py)
     datasets: list[str] = field(default_factory=list)  # dataset_info.json entries to take (default: all)
@@ -102,6 +105,12 @@ class ConvertOptions:
             self.max_audio_bytes = parse_size(self.max_audio_bytes)
         if isinstance(self.max_record_bytes, str):
             self.max_record_bytes = parse_size(self.max_record_bytes)
+        if isinstance(self.max_decompressed_bytes, str):
+            self.max_decompressed_bytes = parse_size(self.max_decompressed_bytes)
+        if self.max_decompressed_bytes < 1:
+            raise OptionsError("--max-decompressed-bytes must be positive")
+        if not self.max_expansion_ratio >= 1:
+            raise OptionsError(f"--max-expansion-ratio must be at least 1, got {self.max_expansion_ratio}")
         if self.format is not None and self.format not in (*DIALECTS, "openai"):
             raise OptionsError(f"--format must be one of {', '.join(DIALECTS)}, got {self.format!r}")
         if self.sample_rate < 8000 or self.sample_rate > 192000:
@@ -133,6 +142,10 @@ class ConvertOptions:
             raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
         if self.media_root is not None and not os.path.isdir(self.media_root):
             raise OptionsError(f"--media-root {self.media_root} is not a folder")
+
+    @property
+    def gzip_bounds(self) -> GzipBounds:
+        return GzipBounds(self.max_decompressed_bytes, self.max_expansion_ratio)
 
     @property
     def workers(self) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from audiodata.errtext import library_error
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
-from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
+from audiodata.readers.jsonstream import GzipBounds, RawItem, iter_file, parse_text
 from audiodata.readers.sources import InputFile
 from audiodata.records import Record, SourceLoc
 from audiodata.rules.engine import check_record, keep_enabled
@@ -45,24 +45,23 @@ class ReadSettings:
 
 
 def read_raw(
-    files: list[InputFile], max_record_bytes: int, start: int = 0, on_file_done: Callable[[int], None] | None = None
+    files: list[InputFile],
+    max_record_bytes: int,
+    start: int = 0,
+    on_file_done: Callable[[int], None] | None = None,
+    bounds: GzipBounds | None = None,
 ) -> Iterator[tuple[int, int, RawItem]]:
     """``(seq, file number, item)`` for every record of every file, its text not yet parsed.
-    Items before ``start`` are counted, not yielded."""
+    Items before ``start`` are counted, not yielded. A file that cannot be read (or stops
+    reading part way) is one more item with its finding (``iter_file``): never an exception."""
     seq = 0
     done_bytes = 0
     for n, f in enumerate(files):
-        try:
-            for item in iter_file(f.path, max_record_bytes, lazy=True):
-                if seq >= start:
-                    yield seq, n, item
-                seq += 1
-        except (OSError, EOFError, ValueError) as exc:  # unreadable or corrupt input file
+        for item in iter_file(f.path, max_record_bytes, lazy=True, bounds=bounds):
             if seq >= start:
-                reason = library_error(exc, f.display, (str(f.path),))
-                yield seq, n, RawItem(-1, 0, code="F004", error=f"cannot read the file: {reason}")
+                yield seq, n, item
             seq += 1
-        done_bytes += f.path.stat().st_size if f.path.exists() else 0
+        done_bytes += f.size
         if on_file_done:
             on_file_done(done_bytes)
 
@@ -80,7 +79,15 @@ class Parser:
         item = parse_text(item, s.max_record_bytes)
         src = SourceLoc(f.display, item.index, item.line)
         if item.code is not None:
-            return Pending(seq, item, src, None, [Finding(item.code, item.error or "", "", src)])
+            return Pending(seq, item, src, None, [Finding(item.code, item.error or "", item.field, src)])
+        try:
+            return self._checked(seq, n, item, src)
+        except Exception as exc:  # a value no dialect code foresaw: this record's finding, never the run's end
+            why = f"the record cannot be read: {type(exc).__name__}: {library_error(exc)} (please report this as a bug)"
+            return Pending(seq, item, src, None, [Finding("F001", why, "", src)])
+
+    def _checked(self, seq: int, n: int, item: RawItem, src: SourceLoc) -> Pending:
+        f, s = self.files[n], self.settings
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
         if record is not None:
             record.input_dir = f.input_dir
@@ -103,14 +110,15 @@ def read_records(
     enabled: frozenset[str] | None = None,
     start: int = 0,
     on_file_done: Callable[[int], None] | None = None,
+    bounds: GzipBounds | None = None,
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
     parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
-    for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done):
+    for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds):
         yield parse(seq, n, item)
 
 
-def visual_media(files: list[InputFile], max_record_bytes: int) -> tuple[bool, bool]:
+def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBounds | None = None) -> tuple[bool, bool]:
     """Whether any record of the run names (images, videos): the output's visual columns must be
     decided before the first row is written, since every shard of a config has one schema.
 
@@ -122,7 +130,7 @@ def visual_media(files: list[InputFile], max_record_bytes: int) -> tuple[bool, b
     found = {"images": False, "videos": False}
     for f in files:
         needles = {"images": ("image", f.spec.column("images")), "videos": ("video", f.spec.column("videos"))}
-        for _seq, _n, item in read_raw([f], max_record_bytes):
+        for _seq, _n, item in read_raw([f], max_record_bytes, bounds=bounds):
             if all(found.values()):
                 return True, True
             wanted = [k for k, hit in found.items() if not hit]
@@ -131,7 +139,11 @@ def visual_media(files: list[InputFile], max_record_bytes: int) -> tuple[bool, b
             item = parse_text(item, max_record_bytes)
             if item.code is not None or not isinstance(item.obj, dict):
                 continue
-            record, _ = parse_record(item.obj, ParseContext(f.spec, SourceLoc(f.display, item.index, item.line), f.media_root))
+            ctx = ParseContext(f.spec, SourceLoc(f.display, item.index, item.line), f.media_root)
+            try:
+                record, _ = parse_record(item.obj, ctx)
+            except Exception:  # the read stage reports it (Parser)
+                continue
             if record is not None:
                 found["images"] |= bool(record.images)
                 found["videos"] |= bool(record.videos)

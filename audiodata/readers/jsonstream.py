@@ -5,6 +5,19 @@ so arrays are cut into elements by a small scanner (regex jumps over long string
 and each element is parsed alone. JSONL is read line by line. gzip is detected by
 its magic bytes. Every item carries its 0-based index and the 1-based line where it
 starts; malformed text comes back as an item with an error, never as an exception.
+
+Hostile input is bounded here, once, for every command:
+
+- Files are read as bytes and cut into records before anything is decoded, so a record
+  over ``--max-record-bytes`` is drained in binary (never decoded, never joined) and a run
+  of blank lines or whitespace is skipped at C speed: time is bounded by bytes.
+- A gzip input may expand to at most ``GzipBounds.max_bytes`` and, past the first
+  ``RATIO_AFTER`` bytes, to at most ``max_ratio`` times the compressed bytes read (F008).
+- Any failure of one record's parse (a syntax error, a 5000-digit integer, nesting 100k
+  deep, a lone surrogate) is that record's F001; only failures of the file itself (cannot
+  open, not a regular file, UTF-16/32, a gzip bomb, a stream that breaks mid-file) are
+  file-level, and each of those is one item: at index -1 when nothing was read, else at
+  the index and line where reading stopped, the records before it kept.
 """
 
 from __future__ import annotations
@@ -12,14 +25,26 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import re
+import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
+
+from audiodata.errtext import library_error
 
 CHUNK = 1 << 20
 SLACK = 4096
+#: Bytes a gzip input may produce before its expansion ratio is judged: small files of very
+#: repetitive records compress far beyond any sane ratio and are no threat.
+RATIO_AFTER = 16 * 2**20
+#: Defaults of ``--max-decompressed-bytes`` and ``--max-expansion-ratio``: far above real corpora
+#: (JSON text gzips 5-20x; base64 audio barely), far below a bomb (gzip reaches 1000x).
+MAX_DECOMPRESSED = 64 * 2**30
+MAX_RATIO = 100.0
 
 
 @dataclass(slots=True)
@@ -32,28 +57,255 @@ class RawItem:
     error: str | None = None  # "F001: ..." style reason when parsing failed
     code: str | None = None
     nbytes: int = 0
+    field: str = ""  # where in the record the parse failed, when known (a lone surrogate)
 
 
-def open_text(path: Path) -> TextIO:
-    """Open a JSON/JSONL file as text, transparently gunzipping it."""
-    fh = open(path, "rb")
-    head = fh.read(2)
-    fh.seek(0)
-    binary: Any = gzip.GzipFile(fileobj=fh) if head == b"\x1f\x8b" else fh
-    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
+@dataclass(frozen=True, slots=True)
+class GzipBounds:
+    """How far one gzip input may expand (``--max-decompressed-bytes``, ``--max-expansion-ratio``)."""
+
+    max_bytes: int = MAX_DECOMPRESSED
+    max_ratio: float = MAX_RATIO
+
+
+class FileFailure(Exception):
+    """The file itself cannot be read (further): a file-level finding with its own code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(slots=True)
+class Cursor:
+    """Where a reader is: the index of the next record and the line reading has reached
+    (where a file-level failure is located)."""
+
+    index: int = 0
+    line: int = 1
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def file_kind(mode: int) -> str | None:
+    """What a non-regular file is ("a FIFO (named pipe)"), or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
+
+
+def not_regular(kind: str) -> FileFailure:
+    return FileFailure("F004", f"not a regular file ({kind}): audiodata reads JSON files")
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading only if it is a regular file. A FIFO is opened non-blocking
+    (so no writer is waited for) and refused after ``fstat``; ``/dev/zero`` and sockets are
+    refused before anything is read."""
+    kind = file_kind(os.stat(path).st_mode)
+    if kind is not None:
+        raise not_regular(kind)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)  # replaced by something else since the stat
+        if kind is not None:
+            raise not_regular(kind)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Borrowed(io.RawIOBase):
+    """The open file, lent to one pass: closing (or collecting) the pass's reader leaves it open."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self.raw.readinto(b)  # type: ignore[attr-defined, no-any-return]
+
+
+class _Gunzip(io.RawIOBase):
+    """gzip decompression that stops at the bounds: a decompression bomb is a finding, not 8 GiB."""
+
+    def __init__(self, raw: IO[bytes], bounds: GzipBounds) -> None:
+        self.raw, self.bounds = raw, bounds
+        self.gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self.out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.gz.readinto(b)
+        self.out += n
+        b_ = self.bounds
+        if self.out > b_.max_bytes:
+            raise FileFailure("F008", f"gzip expands past {_size(b_.max_bytes)} (--max-decompressed-bytes): not read further")
+        if self.out > RATIO_AFTER:
+            packed = max(self.raw.tell(), 1)
+            if self.out > packed * b_.max_ratio:
+                raise FileFailure(
+                    "F008",
+                    f"gzip expands more than {b_.max_ratio:g}x ({_size(packed)} to over {_size(self.out)}; "
+                    "--max-expansion-ratio): a decompression bomb? not read further",
+                )
+        return n
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32 BE", "UTF-32BE"),
+    (b"\xff\xfe\x00\x00", "UTF-32 LE", "UTF-32LE"),
+    (b"\xfe\xff", "UTF-16 BE", "UTF-16BE"),
+    (b"\xff\xfe", "UTF-16 LE", "UTF-16LE"),
+)
+
+
+def wrong_encoding(head: bytes) -> str | None:
+    """'the file is UTF-16 LE ...' when ``head`` (the first bytes) says UTF-16/32, else None.
+    Without a byte order mark the pattern of NUL bytes around the first ASCII characters
+    tells (RFC 4627, section 3): JSON text starts with ASCII."""
+    found = next(((name, iconv, True) for bom, name, iconv in _BOMS if head.startswith(bom)), None)
+    if found is None:
+        z = [b == 0 for b in head[:4]]
+        patterns = {
+            (True, True, True, False): ("UTF-32 BE", "UTF-32BE"),
+            (False, True, True, True): ("UTF-32 LE", "UTF-32LE"),
+            (True, False, True, False): ("UTF-16 BE", "UTF-16BE"),
+            (False, True, False, True): ("UTF-16 LE", "UTF-16LE"),
+        }
+        hit = patterns.get(tuple(z)) if len(z) == 4 else None  # type: ignore[call-overload]
+        if hit is None:
+            return None
+        found = (hit[0], hit[1], False)
+    name, iconv, bom = found
+    mark = "with" if bom else "without"
+    return f"the file is {name} ({mark} a byte order mark), not UTF-8: re-encode it as UTF-8 (iconv -f {iconv} -t UTF-8)"
+
+
+class Source:
+    """One input file, opened once: every pass over it (sniffing the layout, reading, re-reading
+    one pretty-printed object) rewinds the same descriptor, so a file removed meanwhile is
+    still the file that was opened."""
+
+    def __init__(self, path: Path, bounds: GzipBounds | None = None) -> None:
+        self.raw = open_regular(path)
+        self.bounds = bounds or GzipBounds()
+        try:
+            self.gzipped = self.raw.read(2) == b"\x1f\x8b"
+        except BaseException:
+            self.raw.close()
+            raise
+
+    def stream(self) -> io.BufferedReader:
+        """The decompressed bytes from the start, past a UTF-8 byte order mark. Raises
+        :class:`FileFailure` (F009) for UTF-16/32 text."""
+        self.raw.seek(0)
+        inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
+        fh = io.BufferedReader(inner, buffer_size=max(CHUNK, io.DEFAULT_BUFFER_SIZE))
+        head = fh.peek(4)[:4]
+        if head.startswith(b"\xef\xbb\xbf"):
+            fh.read(3)
+            return fh
+        why = wrong_encoding(head)
+        if why is not None:
+            raise FileFailure("F009", why)
+        return fh
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _layout(head: bytes, name: str) -> str:
+    head = head.lstrip()
+    if not head.startswith(b"["):
+        return "lines"
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        first = head.split(b"\n", 1)[0].strip()
+        return "array" if first == b"[" else "lines"
+    return "array"
 
 
 def sniff_layout(path: Path) -> str:
     """'array' for a JSON array, 'lines' for JSONL (or one object per file). A ``.jsonl`` file
-    whose first record happens to be a JSON list is still JSONL (that record is then F002)."""
-    with open_text(path) as fh:
-        head = fh.read(4096).lstrip()
-    if not head.startswith("["):
+    whose first record happens to be a JSON list is still JSONL (that record is then F002).
+    A file that cannot be read is 'lines' (reading it says why)."""
+    try:
+        with Source(path) as src:
+            return _layout(src.stream().read(4096), path.name)
+    except Exception:
         return "lines"
-    if path.name.endswith((".jsonl", ".jsonl.gz")):
-        first = head.split("\n", 1)[0].strip()
-        return "array" if first == "[" else "lines"
-    return "array"
+
+
+# -- one record --------------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"\d{4301,}")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _why(exc: Exception, text: str) -> tuple[str, str]:
+    """(reason, where) for a record json.loads could not read."""
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg, f" (column {exc.colno})"
+    if isinstance(exc, RecursionError):
+        return "nesting too deep", ""
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        m = _DIGITS.search(text)
+        where = f" (column {m.start() + 1})" if m else ""
+        digits = len(m.group()) if m else 0
+        limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+        return f"an integer of {digits or 'over ' + str(limit)} digits (Python reads at most {limit})", where
+    if isinstance(exc, MemoryError):
+        return "out of memory while parsing", ""
+    return library_error(exc) or type(exc).__name__, ""
+
+
+def lone_surrogate(obj: Any) -> str | None:
+    """The field holding a lone UTF-16 surrogate (``"\\ud800"`` in JSON is not text), or None.
+    Walks without recursion: the object may be as deep as the parser allowed."""
+    todo: list[tuple[Any, str]] = [(obj, "")]
+    while todo:
+        value, where = todo.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where or "(the record)"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                name = f"{where}.{k}" if where else str(k)
+                if _SURROGATE.search(k):
+                    return name
+                todo.append((v, name))
+        elif isinstance(value, list):
+            todo.extend((v, f"{where}[{i}]") for i, v in enumerate(value))
+    return None
 
 
 def _parse(index: int, line: int, text: str, max_chars: int, lazy: bool = False) -> RawItem:
@@ -61,13 +313,18 @@ def _parse(index: int, line: int, text: str, max_chars: int, lazy: bool = False)
         return RawItem(index, line, text=text, nbytes=len(text))
     text = text.strip()
     if len(text) > max_chars:
-        return RawItem(index, line, code="F005", error=f"record of {len(text)} characters exceeds the bound of {max_chars}")
+        return _too_large(index, line, len(text.encode("utf-8", "surrogatepass")), max_chars)
     try:
-        return RawItem(index, line, obj=json.loads(text), nbytes=len(text))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nesting too deep"
-        where = f" (column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        obj = json.loads(text)
+    except Exception as exc:  # whatever the parser raises, it is this record's F001, never the run's end
+        msg, where = _why(exc, text)
         return RawItem(index, line, raw=text, code="F001", error=f"invalid JSON: {msg}{where}")
+    if "\\u" in text and re.search(r"\\u[dD][89a-fA-F]", text):  # only escapes make surrogates
+        field = lone_surrogate(obj)
+        if field is not None:
+            msg = f"invalid JSON: a lone UTF-16 surrogate escape in {field} (not a character; encode it as a pair or as UTF-8)"
+            return RawItem(index, line, raw=text, code="F001", error=msg, field="" if field.startswith("(") else field)
+    return RawItem(index, line, obj=obj, nbytes=len(text))
 
 
 def parse_text(item: RawItem, max_chars: int) -> RawItem:
@@ -75,48 +332,98 @@ def parse_text(item: RawItem, max_chars: int) -> RawItem:
     return item if item.text is None else _parse(item.index, item.line, item.text, max_chars)
 
 
-def iter_lines(fh: TextIO, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
-    """JSONL: one record per non-blank line."""
-    index = 0
-    lineno = 0
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _too_large(index: int, line: int, size: int, bound: int) -> RawItem:
+    return RawItem(index, line, code="F005", error=f"record of {size} bytes exceeds the bound of {bound}")
+
+
+# -- JSONL -----------------------------------------------------------------------------------
+
+def _skip_blank(fh: io.BufferedReader, pos: Cursor, lineno: int) -> int:
+    """Consume a run of whitespace (blank lines) without a Python turn per line; the line
+    breaks consumed so far (``lineno``) after it."""
     while True:
-        text = fh.readline(max_chars + 2)  # room for the record and its line ending
-        if not text:
+        buf = fh.peek(CHUNK)
+        if not buf:
+            return lineno
+        k = len(buf) - len(buf.lstrip())  # ASCII whitespace, at C speed
+        if k == 0:
+            return lineno
+        lineno += buf.count(b"\n", 0, k)
+        pos.line = lineno + 1
+        fh.read(k)
+        if k < len(buf):
+            return lineno
+
+
+def iter_lines(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: Cursor | None = None) -> Iterator[RawItem]:
+    """JSONL: one record per non-blank line (lines end with ``\\n``, as in JSON Lines).
+    ``max_chars`` bounds a line's bytes: a longer one is drained undecoded (F005)."""
+    pos = pos if pos is not None else Cursor()
+    index = 0
+    lineno = 0  # line breaks consumed
+    limit = max_chars + 2  # room for the record and its line ending
+    while True:
+        start = lineno + 1
+        pos.index, pos.line = index, start
+        data = fh.readline(limit)
+        if not data:
             return
-        lineno += 1
-        start = lineno
-        if len(text) > max_chars + 1 and not text.endswith("\n"):
-            size = len(text)
-            while text and not text.endswith("\n"):  # drain the oversized line
-                text = fh.readline(CHUNK)
-                size += len(text)
-            yield RawItem(index, start, code="F005", error=f"record of {size} characters exceeds the bound of {max_chars}")
+        if data.endswith(b"\n"):
+            lineno += 1
+        elif len(data) >= limit:  # an oversized line
+            if data.isspace():  # a whitespace run, not a record
+                lineno = _skip_blank(fh, pos, lineno)
+                continue
+            size = len(data)
+            while data and not data.endswith(b"\n"):  # drained in binary: never decoded, never joined
+                data = fh.readline(CHUNK)
+                size += len(data)
+            lineno += data.endswith(b"\n")
+            yield _too_large(index, start, size, max_chars)
             index += 1
             continue
-        if not text.strip():
+        if data.isspace():
+            lineno = _skip_blank(fh, pos, lineno)
+            continue
+        text = _decode(data)
+        if not text.strip():  # blank in a wider sense (U+00A0, U+0085, \x1c-\x1f)
             continue
         yield _parse(index, start, text, max_chars, lazy)
         index += 1
 
 
-_OUT = re.compile(r'["\[\]{},\n]')
-_IN = re.compile(r'["\\\n]')
+# -- JSON arrays -----------------------------------------------------------------------------
+
+_OUT = re.compile(rb'["\[\]{},]')
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # after the opening quote: jumped over in C
+_IN = re.compile(rb'["\\]')
+_WS = re.compile(rb"[ \t\r\n\x0b\x0c]*")
+_GAP = re.compile(rb"[ \t\r\n,]*")  # between elements: whitespace and stray commas, skipped at C speed
+_QUOTE, _OPEN_LIST, _OPEN_OBJ, _CLOSE_LIST, _CLOSE_OBJ, _COMMA = b'"[{]},'
 
 
-def iter_array(fh: TextIO, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
-    """Elements of a top-level JSON array, each parsed on its own."""
+def iter_array(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: Cursor | None = None) -> Iterator[RawItem]:
+    """Elements of a top-level JSON array, each parsed on its own. The scanner works on bytes
+    (no UTF-8 sequence contains an ASCII byte), so an element is decoded only when kept; it
+    stops only at strings and brackets, and counts lines in C where it needs them."""
+    pos = pos if pos is not None else Cursor()
     depth = 0  # nesting depth; the top-level array is depth 1
     in_str = esc = False
     opened = closed = False
-    parts: list[str] = []
+    parts: list[bytes] = []
     size = 0
     in_elem = False
-    start_line = line = 1
+    line = 1  # the line at offset ``mark`` of the current chunk
+    start_line = 1
     index = 0
 
     limit = max_chars + SLACK  # whitespace around an element does not count toward the bound
 
-    def take(piece: str) -> None:
+    def take(piece: bytes) -> None:
         nonlocal size
         size += len(piece)
         if size <= limit:
@@ -124,137 +431,157 @@ def iter_array(fh: TextIO, max_chars: int, lazy: bool = False) -> Iterator[RawIt
 
     def finish() -> RawItem:
         nonlocal parts, size, in_elem, index
-        text = "".join(parts).strip()
         item = (
-            RawItem(index, start_line, code="F005", error=f"record of {size} characters exceeds the bound of {max_chars}")
+            _too_large(index, start_line, size, max_chars)
             if size > limit
-            else _parse(index, start_line, text, max_chars, lazy)
+            else _parse(index, start_line, _decode(b"".join(parts)).strip(), max_chars, lazy)
         )
         parts, size, in_elem = [], 0, False
         index += 1
+        pos.index = index
         return item
 
-    for chunk in iter(lambda: fh.read(CHUNK), ""):
+    for chunk in iter(lambda: fh.read(CHUNK), b""):
+        pos.line = line
+        mark = 0
         i, n = 0, len(chunk)
         while i < n:
-            if esc:  # the character after a backslash, possibly in a new chunk
-                take(chunk[i])
+            if esc:  # the byte after a backslash, possibly in a new chunk
+                take(chunk[i : i + 1])
                 i += 1
                 esc = False
                 continue
-            if in_str:
+            if in_str:  # a string the chunk boundary cut
                 m = _IN.search(chunk, i)
                 if m is None:
                     take(chunk[i:])
                     break
                 j = m.end()
-                ch = m.group()
                 take(chunk[i:j])
-                if ch == "\\":
+                if chunk[j - 1] == 0x5C:  # backslash
                     esc = True
-                elif ch == '"':
-                    in_str = False
                 else:
-                    line += 1
+                    in_str = False
                 i = j
                 continue
-            if not opened:
-                stripped = chunk[i:].lstrip()
-                line += chunk.count("\n", i, n - len(stripped))
-                if not stripped:
+            if not opened or closed:
+                k = _WS.match(chunk, i).end()  # type: ignore[union-attr]
+                if k >= n:
                     break
-                if stripped[0] != "[":
-                    raise ValueError("not a JSON array")
-                opened, depth = True, 1
-                i = n - len(stripped) + 1
-                continue
-            if closed:
-                rest = chunk[i:]
-                stripped = rest.lstrip()
-                line += rest.count("\n", 0, len(rest) - len(stripped))
-                if stripped:
-                    tail = (stripped + fh.read(1000)).strip()[:1000]
-                    yield RawItem(index, line, raw=tail, code="F001", error="invalid JSON: text after the closing ]")
+                line += chunk.count(b"\n", mark, k)
+                mark = k
+                if closed or chunk[k] != _OPEN_LIST:
+                    tail = _decode((chunk[k : k + 1000] + (fh.read(1000) if n - k < 1000 else b"")).strip()[:1000])
+                    why = "text after the closing ]" if closed else "not a JSON array"
+                    yield RawItem(index, line, raw=tail, code="F001", error=f"invalid JSON: {why}")
                     return
-                break
+                opened, depth = True, 1
+                i = k + 1
+                continue
             if not in_elem:
-                stripped = chunk[i:].lstrip(" \t\r\n")
-                line += chunk.count("\n", i, n - len(stripped))
-                i = n - len(stripped)
+                i = _GAP.match(chunk, i).end()  # type: ignore[union-attr]  # no copy of the chunk's rest per element
                 if i >= n:
                     break
-                if chunk[i] == ",":
-                    i += 1
-                    continue
-                if chunk[i] == "]" and depth == 1:
+                if chunk[i] == _CLOSE_LIST:
                     closed = True
                     i += 1
                     continue
+                line += chunk.count(b"\n", mark, i)
+                mark = i
                 in_elem, start_line = True, line
             m = _OUT.search(chunk, i)
             if m is None:
                 take(chunk[i:])
                 break
-            j = m.start()
-            ch = m.group()
-            if ch == "\n":
-                take(chunk[i : j + 1])
-                line += 1
-                i = j + 1
-            elif ch == '"':
-                take(chunk[i : j + 1])
-                in_str = True
-                i = j + 1
-            elif ch in "[{":
-                take(chunk[i : j + 1])
+            j, e = m.span()
+            ch = chunk[j]
+            if ch == _QUOTE:
+                rest = _STRING_REST.match(chunk, e)
+                in_str = rest is None  # the string goes on in the next chunk
+                if rest is not None:
+                    e = rest.end()
+                take(chunk[i:e])
+            elif ch in (_OPEN_LIST, _OPEN_OBJ):
+                take(chunk[i:e])
                 depth += 1
-                i = j + 1
-            elif depth == 1:  # ',' or ']' at the top level closes the element
+            elif depth == 1 and ch != _CLOSE_OBJ:  # ',' or ']' at the top level closes the element
                 take(chunk[i:j])
                 yield finish()
-                i = j
+                e = j
             else:
-                if ch in "]}":
+                if depth > 1 and ch != _COMMA:
                     depth -= 1
-                take(chunk[i : j + 1])
-                i = j + 1
+                take(chunk[i:e])  # a stray '}' at the top level stays in the element (which is then F001)
+            i = e
+        line += chunk.count(b"\n", mark, n)
+    pos.line = line
     if in_elem or (opened and not closed):
-        if in_elem and "".join(parts).strip():
-            yield RawItem(
-                index, start_line, raw="".join(parts)[:100000], code="F001", error="invalid JSON: the array is truncated"
-            )
+        if in_elem and b"".join(parts).strip():
+            raw = _decode(b"".join(parts)[:100000])
+            yield RawItem(index, start_line, raw=raw, code="F001", error="invalid JSON: the array is truncated")
         elif not closed:
             yield RawItem(index, line, raw="", code="F001", error="invalid JSON: the array is not closed")
 
 
-def iter_file(path: Path, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
+# -- files -----------------------------------------------------------------------------------
+
+
+def iter_file(path: Path, max_chars: int, lazy: bool = False, bounds: GzipBounds | None = None) -> Iterator[RawItem]:
     """Records of one JSON, JSONL or gzipped file, in file order. ``lazy``: leave each
-    record's text unparsed (see :func:`parse_text`) so workers can parse in parallel."""
-    layout = sniff_layout(path)
-    with open_text(path) as fh:
-        if layout == "array":
-            yield from iter_array(fh, max_chars, lazy)
-            return
-        items = iter_lines(fh, max_chars, lazy)
-        first = next(items, None)
-        if first is None:
-            return
-        checked = parse_text(first, max_chars)
-        if checked.code == "F001" and path.suffix != ".jsonl" and not path.name.endswith(".jsonl.gz"):
-            whole = _whole_object(path, max_chars)  # maybe one pretty-printed object
-            if whole is not None:
-                yield whole
-                return
-        yield first if lazy else checked  # lazy: the text stays unparsed like every other record's
-        yield from items
+    record's text unparsed (see :func:`parse_text`) so workers can parse in parallel.
 
-
-def _whole_object(path: Path, max_chars: int) -> RawItem | None:
-    with open_text(path) as fh:
-        text = fh.read(max_chars + 1)
-    if len(text) > max_chars:
-        return None
+    Never raises for the file's sake: a failure of the file itself ends the iteration with
+    one item carrying its finding (see the module docstring for where it is located)."""
+    pos = Cursor()
+    yielded = False
     try:
-        return RawItem(0, 1, obj=json.loads(text), nbytes=len(text))
-    except json.JSONDecodeError:
+        with Source(path, bounds) as src:
+            layout = _layout(src.stream().read(4096), path.name)
+            fh = src.stream()
+            if layout == "array":
+                for item in iter_array(fh, max_chars, lazy, pos):
+                    yielded = True
+                    yield item
+                return
+            items = iter_lines(fh, max_chars, lazy, pos)
+            first = next(items, None)
+            if first is None:
+                return
+            checked = parse_text(first, max_chars)
+            if checked.code == "F001" and path.suffix != ".jsonl" and not path.name.endswith(".jsonl.gz"):
+                whole = _whole_object(src, max_chars)  # maybe one pretty-printed object
+                if whole is not None:
+                    yielded = True
+                    yield whole
+                    return
+            yielded = True
+            yield first if lazy else checked  # lazy: the text stays unparsed like every other record's
+            for item in items:
+                yield item
+    except Exception as exc:  # the file itself: cannot be opened, not a regular file, a broken stream, a bomb
+        yield _file_failure(exc, path, pos if yielded else None)
+
+
+def _file_failure(exc: Exception, path: Path, pos: Cursor | None) -> RawItem:
+    if isinstance(exc, FileFailure):
+        code, reason = exc.code, exc.message
+    else:
+        code, reason = "F004", library_error(exc, path.name, (str(path),))
+        reason = f"cannot read the file: {reason}"
+    if pos is None:  # nothing was read: the file as a whole
+        return RawItem(-1, 0, code=code, error=reason)
+    return RawItem(pos.index, pos.line, code=code, error=f"{reason} (reading stopped here; the records before it are kept)")
+
+
+def _whole_object(src: Source, max_chars: int) -> RawItem | None:
+    """The file as one (pretty-printed) record, or None. Leaves the file where the line
+    reader is, so reading goes on line by line when it is not one object."""
+    at = src.raw.tell()
+    try:
+        data = src.stream().read(max_chars + 1)
+    finally:
+        src.raw.seek(at)
+    if len(data) > max_chars:
         return None
+    item = _parse(0, 1, _decode(data), max_chars)
+    return item if item.code is None else None

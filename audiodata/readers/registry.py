@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodata.readers.jsonstream import iter_file
+from audiodata.errtext import library_error
+from audiodata.readers.jsonstream import FileFailure, iter_file, open_regular, wrong_encoding
 from audiodata.readers.spec import DEFAULT_COLUMNS, DialectSpec
 from audiodata.records import SourceLoc
 from audiodata.rules.findings import Finding
@@ -109,9 +110,9 @@ def dataset_info_files(info_path: Path, display: str, only: list[str] | None) ->
     default ``media_dir``. Every entry is checked, also those ``only`` leaves out.
     """
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{display}: cannot read dataset_info.json ({exc})") from None
+        info = json.loads(_registry_text(info_path))
+    except (OSError, ValueError, RecursionError, FileFailure) as exc:  # ValueError: bad JSON, UTF-8 or a 5000-digit number
+        raise InputError(f"{display}: cannot read dataset_info.json ({_reason(exc)})") from None
     if not isinstance(info, dict):
         raise InputError(f"{display}: dataset_info.json must be an object of dataset entries")
     _check_only(display, info, only)
@@ -133,7 +134,7 @@ def dataset_info_files(info_path: Path, display: str, only: list[str] | None) ->
         target = base / entry["file_name"]
         if not target.exists():
             raise InputError(f"{display}: dataset {name!r} names {entry['file_name']}, which does not exist")
-        files = sorted(p for p in target.rglob("*") if p.is_file() and is_json(p)) if target.is_dir() else [target]
+        files = sorted(p for p in target.rglob("*") if not p.is_dir() and is_json(p)) if target.is_dir() else [target]
         files = [f for f in files if is_json(f)]
         why = _not_read(entry, spec, target, files)
         if why:
@@ -218,11 +219,33 @@ def _not_read(entry: dict[str, Any], spec: DialectSpec, target: Path, files: lis
 
 def _has_column(path: Path, column: str) -> bool:
     """Whether the file's first record has ``column`` (an unreadable first record: assume it has)."""
-    try:
-        first = next(iter_file(path, 1 << 26), None)
-    except (OSError, EOFError, ValueError):
-        return True
+    first = next(iter_file(path, 1 << 26), None)  # never raises: an unreadable file is an item with its finding
     return first is None or not isinstance(first.obj, dict) or column in first.obj
+
+
+#: A registry is a small text file; more than this is not one.
+MAX_REGISTRY_BYTES = 64 * 2**20
+
+
+def _registry_text(path: Path) -> str:
+    """A dataset_info.json or YAML as text: a regular file (a FIFO is refused, not waited on),
+    UTF-8, bounded in size."""
+    with open_regular(path) as fh:
+        data = fh.read(MAX_REGISTRY_BYTES + 1)
+    if len(data) > MAX_REGISTRY_BYTES:
+        raise ValueError(f"larger than {MAX_REGISTRY_BYTES >> 20} MiB: not a dataset registry")
+    why = wrong_encoding(data[:4])
+    if why is not None:
+        raise ValueError(why)
+    return data.decode("utf-8-sig")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    if isinstance(exc, OSError):
+        return library_error(exc)
+    return str(exc)
 
 
 # -- v1 dataset YAML ------------------------------------------------------------------------------
@@ -244,9 +267,9 @@ def v1_yaml_files(yaml_path: Path, display: str, only: list[str] | None) -> Name
     import yaml
 
     try:
-        info = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{display}: cannot read the v1 dataset YAML ({exc})") from None
+        info = yaml.safe_load(_registry_text(yaml_path))
+    except (OSError, ValueError, RecursionError, FileFailure, yaml.YAMLError) as exc:
+        raise InputError(f"{display}: cannot read the v1 dataset YAML ({_reason(exc)})") from None
     if not isinstance(info, dict) or not info:
         raise InputError(f"{display}: a v1 dataset YAML must map dataset names to {{path, source, ...}}")
     _check_only(display, {str(k): v for k, v in info.items()}, only)
@@ -268,7 +291,7 @@ def v1_yaml_files(yaml_path: Path, display: str, only: list[str] | None) -> Name
                 f"{display}: dataset {name!r}: path {entry['path']} does not exist (LLaMA-Factory v1 resolves it against "
                 f"the working directory, here {cwd}: run from the folder you train in)"
             )
-        files = sorted(p for p in target.rglob("*") if p.is_file() and is_json(p)) if target.is_dir() else [target]
+        files = sorted(p for p in target.rglob("*") if not p.is_dir() and is_json(p)) if target.is_dir() else [target]
         if not files or not is_json(files[0]):
             out.skipped.append(Skipped("F006", display, name, f"{entry['path']}: audiodata reads JSON and JSONL: skipped"))
             continue

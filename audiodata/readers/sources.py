@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audiodata.privacy import input_base
+from audiodata.readers.jsonstream import file_kind
 from audiodata.readers.registry import (
     DATASET_INFO,
     JSON_SUFFIXES,
@@ -40,12 +41,24 @@ class InputFile:
         LLaMA-Factory resolves them against its media_dir)."""
         return None if self.spec.name else str(self.path.parent)
 
+    @property
+    def size(self) -> int:
+        """Bytes on disk (progress only); 0 when the file is gone: reading it says so (F004)."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
     def describe(self) -> dict[str, object]:
-        st = self.path.stat()
+        try:
+            st = self.path.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:  # gone since the inputs were listed: reading it is that file's F004, not a crash here
+            size, mtime = None, None
         return {
             "file": self.display,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
+            "size": size,
+            "mtime_ns": mtime,
             "dialect": self.spec.formatting,
             "entry": self.spec.name,
             **({"converter": self.spec.converter} if self.spec.converter else {}),
@@ -116,15 +129,18 @@ def expand_inputs(
             yaml_asked = given.endswith(YAML_SUFFIXES)  # a glob over a folder does not take every YAML in it for a v1 registry
             for m in matches:
                 found = Path(m)
-                if found.is_file() and (is_json(found) or found.name == DATASET_INFO or (yaml_asked and is_registry(found))):
-                    add_file(found, m)
+                if not found.is_dir() and (is_json(found) or found.name == DATASET_INFO or (yaml_asked and is_registry(found))):
+                    add_file(found, m)  # a FIFO or device among them is its own F004 when read, never a hang
             continue
         if not path.exists():
             raise InputError(f"{given}: no such file or folder")
         if path.is_dir():
             _add_dir(path, given, add, skipped, media_root, formatting, datasets, all_files, skip)
-        else:
-            add_file(path, given)
+            continue
+        kind = file_kind(path.stat().st_mode)
+        if kind is not None:  # /dev/zero, a FIFO, a socket named on the command line: a usage error
+            raise InputError(f"{given}: not a regular file ({kind}); audiodata reads JSON and JSONL files")
+        add_file(path, given)
     if not out:
         why = "; ".join(s.message for s in skipped[:3])
         raise InputError("no JSON or JSONL input found in " + ", ".join(inputs) + (f" ({why})" if why else ""))

@@ -143,8 +143,27 @@ S = Severity
 register("F001", "malformed-json", S.ERROR, "The line or array element is not valid JSON; fix the syntax.")
 register("F002", "not-an-object", S.ERROR, "A record must be a JSON object; wrap the values in {...}.")
 register("F003", "unknown-dialect", S.ERROR, "No known dialect matches the record's keys; pass --format or fix the keys.")
-register("F004", "unreadable-input", S.ERROR, "The input file cannot be read (missing, permissions, bad gzip).")
+register(
+    "F004",
+    "unreadable-input",
+    S.ERROR,
+    "The input file cannot be read (missing, permissions, not a regular file, bad gzip, a read error part way: "
+    "the records before it are kept).",
+)
 register("F005", "record-too-large", S.ERROR, "The record exceeds --max-record-bytes; split it or raise the bound.")
+register(
+    "F008",
+    "decompression-bomb",
+    S.ERROR,
+    "A gzip input expands past --max-decompressed-bytes or --max-expansion-ratio; it is read no further "
+    "(the records before it are kept). Check the file, or raise the bound.",
+)
+register(
+    "F009",
+    "not-utf8",
+    S.ERROR,
+    "The input file is UTF-16 or UTF-32 (detected from its byte order mark or NUL pattern); JSON is UTF-8: re-encode it.",
+)
 register(
     "F006",
     "dataset-not-read",

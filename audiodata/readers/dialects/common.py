@@ -97,6 +97,9 @@ def media_ref(value: Any, field: str, what: str = "audio") -> MediaRef:
             return MediaRef("url", s, field)
         if len(s) >= 128 and "." not in s[-8:]:  # too long for a path with no extension: inline data
             return MediaRef("base64", s, field)
+        if "\x00" in value:  # no file system has such a name; the OS calls would raise, not report
+            code = "A001" if what == "audio" else "S030"
+            raise ParseError(code, f"{what} file not found: {value!r} contains a NUL character, which no file name can", field)
         return MediaRef("path", value, field)
     if isinstance(value, dict):
         if value.get("bytes") is not None:
