@@ -43,8 +43,6 @@ FANIN = 4
 ENTRY_BYTES = 170
 #: Default memory for a deduper's index: about 190k records before the first spill (2 keys each).
 DEFAULT_MEMORY = 64 * 2**20
-#: The least ``--dedup-memory`` accepts (a few hundred entries); the class itself takes less, for tests.
-MIN_MEMORY = 1 << 16
 BLOOM_BITS_PER_KEY = 12
 SPILL_PREFIX = "audiodata-dedup-"  # the temporary folder's name: a killed run's leftovers are recognisable
 _ROWS = np.dtype([("key", "V16"), ("value", "V24")])
@@ -167,7 +165,7 @@ class FirstSeen:
 
     def _entries_allowed(self) -> int:
         fixed = (self.bloom.nbytes if self.bloom else 0) + sum(len(r.fences) for r in self.runs) * 40
-        return max((self.memory - fixed) // ENTRY_BYTES, 16)  # a tiny cap still holds a few keys
+        return max((self.memory - fixed) // ENTRY_BYTES, 16)  # any cap holds a few keys (0: spill every 16, for tests)
 
     # -- spilling ----------------------------------------------------------------------------------
     def spill(self) -> None:

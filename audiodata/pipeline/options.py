@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
-from audiodata.dedup.store import DEFAULT_MEMORY, MIN_MEMORY
+from audiodata.dedup.store import DEFAULT_MEMORY
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.readers.spec import DIALECTS
@@ -125,8 +125,8 @@ class ConvertOptions:
             raise OptionsError(f"--model-family must be one of {', '.join(FAMILIES)}, got {self.model_family!r}")
         if self.dedup not in ("off", "exact", "near"):
             raise OptionsError(f"--dedup must be off, exact or near, got {self.dedup!r}")
-        if self.dedup_memory < MIN_MEMORY:
-            raise OptionsError(f"--dedup-memory must be at least {MIN_MEMORY // 1024}KiB, got {self.dedup_memory} bytes")
+        if self.dedup_memory < 0:
+            raise OptionsError(f"--dedup-memory must be a size, got {self.dedup_memory}")
         if not 0.5 <= self.dedup_threshold <= 1.0:
             raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
         if self.task not in TASKS:
