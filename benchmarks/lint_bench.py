@@ -8,7 +8,9 @@ same run, so each part times a baseline first and reports lint as a ratio agains
 * text-only  -- a cached JSONL corpus (``--records``, default 1,000,000) split over 4 files and
                 mixing the dialects users bring: LLaMA-Factory sharegpt SFT and DPO, ms-swift
                 ``messages``, alpaca and MiniCPM, texts of 1 to ~60 words, some multi-turn, about 1% of
-                records with a planted defect (marker count mismatch, unknown role, empty content).
+                records with a planted defect (marker count mismatch, unknown role, empty content), 1% later
+                copies of an earlier record of the same file (D001) and 0.5% the same audio and prompt as an
+                earlier one with another answer (D003), drawn from the whole file so far.
     baseline    read the same files and ``json.loads`` every line, one process: the floor any
                 linter that parses every record pays.
     lint        ``lint(files, audio=False)`` at the default worker count and at 1 worker.
@@ -53,10 +55,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 CACHE_DIR = BENCH_DIR / ".cache"
 
-TEXT_CORPUS_VERSION = 2
+TEXT_CORPUS_VERSION = 3
 TEXT_FILES = 4
 SEED = 20240917
 DEFECT_RATE = 0.01
+COPY_RATE = 0.01  # a later copy of an earlier record (D001)
+CONFLICT_RATE = 0.005  # an earlier record's audio and prompt with another answer (D003)
+EARLIER = 1000  # earlier records a copy is drawn from: a reservoir sample of the file so far
 N_SENTENCES = 3000
 TARGET_RECORDS = 1_000_000
 TARGET_SECONDS = 60.0
@@ -289,23 +294,55 @@ def _plant(
     return rec
 
 
+def _other_answer(rec: dict[str, Any], answer: str) -> bool:
+    """Give an SFT record another final answer in place (False for a DPO record: it has none)."""
+    if "chosen" in rec:
+        return False
+    for key in ("conversations", "messages"):
+        if key in rec:
+            rec[key][-1]["value" if key == "conversations" else "content"] = answer
+            return True
+    rec["text" if "text" in rec else "output"] = answer
+    return True
+
+
 def _write_part(path: str, start: int, count: int, seed: int, sentences: list[str]) -> dict[str, Any]:
     """Stream ``count`` records to ``path``; return what was planted."""
     gen = TextGen(sentences, seed)
     planted: Counter[str] = Counter()
+    repeats: Counter[str] = Counter()
+    earlier: list[str] = []  # reservoir of earlier lines, so copies come from anywhere in the file so far
     buf: list[str] = []
     with open(path, "w", encoding="utf-8") as f:
         for i in range(count):
-            defect = gen.rng.choice(("marker", "role", "empty")) if gen.rng.random() < DEFECT_RATE else None
-            if defect:
-                planted[defect] += 1
-            buf.append(json.dumps(gen.record((start + i) * 4, defect), ensure_ascii=False))
+            r = gen.rng.random()
+            line = None
+            if earlier and r < COPY_RATE:
+                line = gen.rng.choice(earlier)
+                repeats["copy"] += 1
+            elif earlier and r < COPY_RATE + CONFLICT_RATE:
+                rec = json.loads(gen.rng.choice(earlier))
+                if _other_answer(rec, f"{gen.answer()} (another answer {i})"):
+                    line = json.dumps(rec, ensure_ascii=False)
+                    repeats["conflict"] += 1
+            if line is None:
+                defect = gen.rng.choice(("marker", "role", "empty")) if gen.rng.random() < DEFECT_RATE else None
+                if defect:
+                    planted[defect] += 1
+                line = json.dumps(gen.record((start + i) * 4, defect), ensure_ascii=False)
+                if defect is not None:
+                    pass  # copies come from sound records only: the errors stay the planted defects
+                elif len(earlier) < EARLIER:
+                    earlier.append(line)
+                elif (j := gen.rng.randrange(i + 1)) < EARLIER:
+                    earlier[j] = line
+            buf.append(line)
             if len(buf) >= 10_000:
                 f.write("\n".join(buf) + "\n")
                 buf.clear()
         if buf:
             f.write("\n".join(buf) + "\n")
-    return {"path": path, "records": count, "bytes": os.path.getsize(path), "planted": dict(planted)}
+    return {"path": path, "records": count, "bytes": os.path.getsize(path), "planted": dict(planted), "repeats": dict(repeats)}
 
 
 def build_text_corpus(n_records: int, workers: int, cb: ModuleType) -> dict[str, Any]:
@@ -331,8 +368,10 @@ def build_text_corpus(n_records: int, workers: int, cb: ModuleType) -> dict[str,
     with mp.Pool(max(1, min(workers, n_files))) as pool:
         parts = pool.starmap(_write_part, jobs)
     planted: Counter[str] = Counter()
+    repeats: Counter[str] = Counter()
     for p in parts:
         planted.update(p["planted"])
+        repeats.update(p["repeats"])
     meta = {
         "version": TEXT_CORPUS_VERSION,
         "records": n_records,
@@ -340,6 +379,7 @@ def build_text_corpus(n_records: int, workers: int, cb: ModuleType) -> dict[str,
         "bytes": sum(p["bytes"] for p in parts),
         "planted": dict(planted),
         "planted_total": sum(planted.values()),
+        "repeats": dict(repeats),  # copies (D001) and other answers (D003) of sound records
         "build_seconds": time.perf_counter() - t0,
     }
     meta_file.write_text(json.dumps(meta, indent=1))  # written last: marks the corpus complete
@@ -387,7 +427,7 @@ def text_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
     cb.warm_page_cache(paths)
     print(
         f"\ntext corpus: {meta['records']:,} records in {len(paths)} files, {meta['bytes'] / 1e6:.0f} MB, "
-        f"{meta['planted_total']:,} planted defects {meta['planted']}",
+        f"{meta['planted_total']:,} planted defects {meta['planted']}, repeats {meta['repeats']}",
         flush=True,
     )
     runs = [run_parse_floor(paths, cb)]

@@ -221,6 +221,12 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         "single-exchange record), none (default auto)",
     )
     c.add_argument("--num-workers", type=int, default=0, help="worker processes (default: all cores)")
+    c.add_argument(
+        "--dedup-memory",
+        default="64MiB",
+        help="memory for the duplicate index (D rules, dedup); past it the index spills to $TMPDIR (convert: to the "
+        "output folder) and memory stays flat however large the corpus (default 64MiB)",
+    )
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -246,6 +252,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         tokenizer=args.tokenizer,
         task=args.task,
         num_workers=args.num_workers,
+        dedup_memory=parse_size(args.dedup_memory),
         **extra,
     )
 

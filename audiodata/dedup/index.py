@@ -11,6 +11,9 @@ in the same position and the conversation (system, turns, chosen/rejected) is id
 Same audio and same prompt with a different response is a *conflict*: both are kept and
 reported. DPO records are whole units: a pair is never split.
 
+Memory per record is fixed and bounded (:class:`RecordDeduper`): two 16-byte digests and where the
+record is, spilled to disk past ``--dedup-memory``; only near mode keeps something per clip in memory.
+
 A silent clip (RMS under :data:`SILENCE_DBFS`) has no identity: every all-zero clip of a length is
 bit-identical and low-level noise fingerprints alike, whatever was meant to be said, so such a clip
 never matches another and its record is never a duplicate, conflict or leak (A012 reports it).
@@ -19,11 +22,14 @@ never matches another and its record is never a duplicate, conflict or leak (A01
 from __future__ import annotations
 
 import hashlib
+import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from audiodata.dedup.fingerprint import Fingerprint, similarity, sketch_distance
+from audiodata.dedup.store import DEFAULT_MEMORY, FirstSeen
 from audiodata.rules.audio_rules import SILENCE_DBFS
 
 #: Fingerprint similarity (1 - bit error rate) from which two clips are the same recording.
@@ -115,7 +121,8 @@ def _keys(fp: Fingerprint) -> list[int]:
 
 @dataclass
 class RecordInfo:
-    """What dedup needs of a record: where it is, its clips, and its conversation."""
+    """What dedup needs of a record: where it is, its clips, and its conversation. Passed to
+    :meth:`RecordDeduper.check` and dropped: the deduper keeps digests and :class:`Where`, never this."""
 
     source: str
     index: int
@@ -125,9 +132,23 @@ class RecordInfo:
     prompt: bytes  # digest of system + tools + prompt turns
     response: bytes  # digest of the responses (SFT: assistant turns; DPO: chosen + rejected)
     reference: bool = False  # from --against (an existing dataset), never kept or dropped
-    #: For stored clips read without their audio (exact mode): is clip k silent? Asked only when the clip's
-    #: hash was seen before, since only then can it matter (equal PCM: both silent or neither).
+    #: For stored clips read without their audio (exact mode): is clip k silent? Asked only when the record
+    #: would match an earlier one, since only then can it matter (equal PCM: both silent or neither).
     probe: Callable[[int], bool] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        return Where(self.source, self.index, self.line, self.reference).where
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a record is: all a later finding needs to name it."""
+
+    source: str
+    index: int
+    line: int | None
+    reference: bool = False
 
     @property
     def where(self) -> dict[str, Any]:
@@ -141,17 +162,17 @@ class RecordInfo:
 
 @dataclass
 class Verdict:
-    duplicate_of: RecordInfo | None = None
+    duplicate_of: Where | None = None
     kind: str = ""  # exact | near
     similarity: float = 1.0
-    conflict_with: RecordInfo | None = None
+    conflict_with: Where | None = None
 
     @property
     def cluster(self) -> str | None:
         return cluster_id(self.duplicate_of) if self.duplicate_of else None
 
 
-def cluster_id(first: RecordInfo) -> str:
+def cluster_id(first: Where | RecordInfo) -> str:
     """Named after the kept record, so it is stable across resumed runs."""
     return f"{first.source}#{first.index}"
 
@@ -159,57 +180,115 @@ def cluster_id(first: RecordInfo) -> str:
 @dataclass
 class Cluster:
     kind: str
-    members: list[RecordInfo]
+    members: list[Where]
     similarity: float = 1.0
     matches: list[tuple[str, float]] = field(default_factory=list)  # per later member: (kind, similarity)
 
 
+_LOC = struct.Struct("<Qqq")  # (source number << 2 | reference << 1 | no line, index, line)
+
+
 @dataclass
 class RecordDeduper:
+    """Records in input order: the first of a kind is kept, a later copy is its duplicate, the same audio
+    and prompt with another response a conflict. The one record deduper of lint, ``dedup`` and
+    ``convert --dedup``.
+
+    Memory does not grow with the corpus: a record is remembered as two 16-byte digests (its whole
+    conversation with its audio, and its audio with its prompt) mapping to where it is (24 bytes), in a
+    :class:`~audiodata.dedup.store.FirstSeen` bounded by ``memory`` bytes that spills sorted runs to
+    ``spill_dir`` past it. Clusters and conflicts are kept for the report (``keep_report``; lint, which
+    reports each one as a finding, turns it off). Exact mode compares clip hashes inside the digests;
+    near mode first maps each clip to its canonical clip id (:class:`ClipIndex`, whose fingerprints stay
+    in memory: about 0.5 KB per clip). :meth:`close` removes the spilled runs."""
+
     near: bool = True
     threshold: float = NEAR_THRESHOLD
+    memory: int = DEFAULT_MEMORY
+    spill_dir: str | os.PathLike[str] | None = None
+    keep_report: bool = True
     clips: ClipIndex = field(init=False)
-    seen: dict[tuple[tuple[int, ...], bytes, bytes], RecordInfo] = field(default_factory=dict)
-    by_prompt: dict[tuple[tuple[int, ...], bytes], RecordInfo] = field(default_factory=dict)
+    index: FirstSeen = field(init=False)
     clusters: dict[str, Cluster] = field(default_factory=dict)
-    conflicts: list[tuple[RecordInfo, RecordInfo]] = field(default_factory=list)
+    conflicts: list[tuple[Where, Where]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.clips = ClipIndex(self.near, self.threshold)
+        self.index = FirstSeen(self.memory, self.spill_dir)
+        self._sources: list[str] = []
+        self._source_ids: dict[str, int] = {}
 
     def check(self, rec: RecordInfo) -> Verdict:
         """Classify ``rec`` against everything seen before it, then remember it if it is kept."""
-        ids: list[int] = []
+        if self.near:
+            tokens, kinds, sims = self._resolve_near(rec)
+        else:
+            tokens = [h.encode() if h is not None else None for h, _ in rec.clips]
+            kinds, sims = ["exact"] * len(tokens), [1.0] * len(tokens)
+        if None in tokens:  # a clip without identity: this record matches nothing, and nothing will match it
+            return Verdict()
+        whole, by_prompt = _digests(tokens, rec.prompt, rec.response)
+        here = self._pack(rec)
+        earlier = self.index.first(whole, here)
+        if earlier is not None:
+            if rec.probe is not None and self._silent(rec):
+                return Verdict()
+            first = self._unpack(earlier)
+            kind = "near" if "near" in kinds else "exact"
+            sim = min(sims) if sims else 1.0
+            if self.keep_report:
+                cluster = self.clusters.setdefault(cluster_id(first), Cluster(kind, [first], sim))
+                cluster.members.append(Where(rec.source, rec.index, rec.line, rec.reference))
+                cluster.matches.append((kind, sim))
+                if kind == "near":
+                    cluster.kind = "near"
+                cluster.similarity = min(cluster.similarity, sim)
+            return Verdict(first, kind, sim)
+        verdict = Verdict()
+        if rec.kind in ("sft", "kto") and tokens:  # KTO: the same completion labelled both ways
+            other = self.index.first(by_prompt, here)
+            # the first record with this audio and prompt had another response: with the same one, this
+            # record's whole digest would have been found above
+            if other is not None and not (rec.probe is not None and self._silent(rec)):
+                verdict.conflict_with = self._unpack(other)
+                if self.keep_report:
+                    self.conflicts.append((verdict.conflict_with, Where(rec.source, rec.index, rec.line, rec.reference)))
+        return verdict
+
+    def _resolve_near(self, rec: RecordInfo) -> tuple[list[bytes | None], list[str], list[float]]:
+        """Each clip's canonical clip id (an earlier near or exact copy's, or a new one), as digest input."""
+        tokens: list[bytes | None] = []
         kinds: list[str] = []
         sims: list[float] = []
         for k, (pcm_hash, fp) in enumerate(rec.clips):
             if rec.probe is not None and pcm_hash in self.clips.by_hash and rec.probe(k):
                 pcm_hash, fp = None, None
             cid, match = self.clips.resolve(pcm_hash, fp)
-            ids.append(cid)
+            tokens.append(None if pcm_hash is None else cid.to_bytes(8, "little"))
             kinds.append(match.kind if match else "new")
             sims.append(match.similarity if match else 1.0)
-        audio = tuple(ids)
-        key = (audio, rec.prompt, rec.response)
-        first = self.seen.get(key)
-        if first is not None and "new" not in kinds:
-            kind = "near" if "near" in kinds else "exact"
-            sim = min(sims) if sims else 1.0
-            cluster = self.clusters.setdefault(cluster_id(first), Cluster(kind, [first], sim))
-            cluster.members.append(rec)
-            cluster.matches.append((kind, sim))
-            if kind == "near":
-                cluster.kind = "near"
-            cluster.similarity = min(cluster.similarity, sim)
-            return Verdict(first, kind, sim)
-        self.seen[key] = rec
-        verdict = Verdict()
-        if rec.kind in ("sft", "kto") and audio:  # KTO: the same completion labelled both ways
-            other = self.by_prompt.setdefault((audio, rec.prompt), rec)
-            if other is not rec and other.response != rec.response:
-                self.conflicts.append((other, rec))
-                verdict.conflict_with = other
-        return verdict
+        return tokens, kinds, sims
+
+    def _silent(self, rec: RecordInfo) -> bool:
+        """A stored record read without audio whose clips turn out silent has no identity after all."""
+        assert rec.probe is not None
+        return any(rec.probe(k) for k in range(len(rec.clips)))
+
+    def _pack(self, rec: RecordInfo) -> bytes:
+        sid = self._source_ids.get(rec.source)
+        if sid is None:
+            sid = self._source_ids[rec.source] = len(self._sources)
+            self._sources.append(rec.source)
+        flags = sid << 2 | rec.reference << 1 | (rec.line is None)
+        return _LOC.pack(flags, rec.index, rec.line or 0)
+
+    def _unpack(self, value: bytes) -> Where:
+        flags, index, line = _LOC.unpack(value)
+        return Where(self._sources[flags >> 2], index, None if flags & 1 else line, bool(flags & 2))
+
+    def close(self) -> None:
+        """Remove the spilled index (the clusters and conflicts found stay)."""
+        self.index.close()
 
     def report(self) -> dict[str, Any]:
         clusters = [
@@ -225,7 +304,23 @@ class RecordDeduper:
         return {"clusters": clusters, "conflicts": conflicts}
 
 
-def _member(m: RecordInfo, kind: str, sim: float) -> dict[str, Any]:
+def _digests(tokens: list[bytes | None], prompt: bytes, response: bytes) -> tuple[bytes, bytes]:
+    """(whole, by prompt) digests: the clips' identities (length-prefixed, so no two lists read alike),
+    then the prompt digest; the whole one adds the response digest."""
+    h = hashlib.blake2b(len(tokens).to_bytes(4, "little"), digest_size=16, person=b"audiodata-rec")
+    for t in tokens:
+        assert t is not None
+        h.update(len(t).to_bytes(4, "little"))
+        h.update(t)
+    h.update(prompt)
+    p = h.copy()
+    p.update(b"P")
+    h.update(b"W")
+    h.update(response)
+    return h.digest(), p.digest()
+
+
+def _member(m: Where, kind: str, sim: float) -> dict[str, Any]:
     return {**m.where, "match": kind, "similarity": round(sim, 4)}
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from audiodata import __version__
 from audiodata.dataset import DatasetError, verify_hint
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, conversation_keys
+from audiodata.dedup.store import SPILL_PREFIX
 from audiodata.dedup.stored import shard_records
 from audiodata.faults import MachineFault, on_path
 from audiodata.lock import hold
@@ -205,7 +206,11 @@ class _Run:
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
         self.visual = Visual(*visual_media(files, opts.max_record_bytes, opts.gzip_bounds), refs=opts.visual == "refs")
-        self.deduper = RecordDeduper(opts.dedup == "near", opts.dedup_threshold) if opts.dedup != "off" else None
+        self.deduper = (  # past --dedup-memory its index spills into the output's work folder (not $TMPDIR: maybe RAM)
+            RecordDeduper(opts.dedup == "near", opts.dedup_threshold, opts.dedup_memory, self.work)
+            if opts.dedup != "off"
+            else None
+        )
         self.writers: dict[str, ShardWriter] = {}
         self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
         self.progress = Progress(bytes_total=sum(f.size for f in files))
@@ -250,6 +255,8 @@ class _Run:
             raise
         with on_path(self.rejects_path):
             rejects.close()
+            if self.deduper is not None:
+                self.deduper.close()  # its spilled index, if any (an error before this point: removed when collected)
         return self.finalize()
 
     def _processed(self) -> Iterator[tuple[Pending, Processed | None]]:
@@ -410,6 +417,8 @@ class _Run:
     def _drop_leftovers(self) -> None:
         for tmp in self.work.rglob("*.tmp"):
             tmp.unlink()
+        for spill in self.work.glob(f"{SPILL_PREFIX}*"):  # a killed run's spilled duplicate index
+            shutil.rmtree(spill, ignore_errors=True)
         known = {s.file for s in self.state.shards}
         for shard in self.work.rglob("shard-*.parquet"):
             if str(shard.relative_to(self.work)) not in known:

@@ -92,22 +92,25 @@ def dedup(
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
     task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings)
-    deduper = RecordDeduper(near=mode == "near", threshold=threshold)
+    if against is not None and not (Path(against) / "manifest.json").is_file():
+        raise OptionsError(f"--against {against}: not a converted dataset (no manifest.json)")
+    deduper = RecordDeduper(near=mode == "near", threshold=threshold, memory=opts.dedup_memory)
     shown = public_path(str(against), opts.absolute_paths) if against else None
     report = DedupReport(mode, threshold, [f.display for f in files], shown, deduper=deduper)
-    if against is not None:
-        if not (Path(against) / "manifest.json").is_file():
-            raise OptionsError(f"--against {against}: not a converted dataset (no manifest.json)")
-        for info in reference_records(Path(against), near=mode == "near"):
-            deduper.check(info)
-            report.reference_records += 1
-    for n, index, line, a in analyse_stream(files, opts, task, on_progress):
-        report.records += 1
-        if a.dedup is None:
-            continue
-        kind, clips, prompt, response = a.dedup
-        report.checked += 1
-        deduper.check(RecordInfo(files[n].display, index, line, kind, clips, prompt, response))
+    try:
+        if against is not None:
+            for info in reference_records(Path(against), near=mode == "near"):
+                deduper.check(info)
+                report.reference_records += 1
+        for n, index, line, a in analyse_stream(files, opts, task, on_progress):
+            report.records += 1
+            if a.dedup is None:
+                continue
+            kind, clips, prompt, response = a.dedup
+            report.checked += 1
+            deduper.check(RecordInfo(files[n].display, index, line, kind, clips, prompt, response))
+    finally:
+        deduper.close()  # the clusters and conflicts stay for the report
     return report
 
 

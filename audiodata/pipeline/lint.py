@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodata.dedup.index import RecordDeduper, RecordInfo, conversation_keys
+from audiodata.dedup.index import RecordDeduper, RecordInfo, Where, conversation_keys
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout
 from audiodata.pipeline.options import ConvertOptions
@@ -297,7 +297,8 @@ def lint(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
     report.findings += [s.finding() for s in expanded.skipped]  # entries and files named but not read: F006, F007
-    deduper = RecordDeduper(near=False)  # the same record-level logic as `audiodata dedup`, exact layer only
+    # the same record-level logic as `audiodata dedup`, exact layer only; findings are the report, so no clusters
+    deduper = RecordDeduper(near=False, memory=opts.dedup_memory, keep_report=False)
     report.rates = RateStats() if audio else None
     out = fixout.FixWriter(plan) if plan is not None else None
 
@@ -343,6 +344,8 @@ def lint(
         if out is not None:
             out.abort()
         raise
+    finally:
+        deduper.close()
     if first_kto is not None and len(report.kto_labels) == 1 and "P003" in enabled:
         label, n_kto = next(iter(report.kto_labels.items()))
         msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"
@@ -438,7 +441,7 @@ def _late_previews(
             report.previews[f"{files[n].display}#{item.index}"] = {**preview, "data": _b64(preview["data"])}
 
 
-def _loc(info: RecordInfo) -> str:
+def _loc(info: Where) -> str:
     return str(SourceLoc(info.source, info.index, info.line))
 
 

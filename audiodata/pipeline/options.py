@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
+from audiodata.dedup.store import DEFAULT_MEMORY
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.privacy import public_path
@@ -20,7 +21,7 @@ from audiodata.rules.transcript import TASKS
 from audiodata.visual import VISUAL_MODES
 
 #: Settings that change how a run goes, not what it writes; left out of the fingerprint.
-RUNTIME_ONLY = ("num_workers", "overwrite", "progress", "batch_size")
+RUNTIME_ONLY = ("num_workers", "overwrite", "progress", "batch_size", "dedup_memory")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -91,6 +92,7 @@ class ConvertOptions:
     license: str = "unknown"  # the card's license tag (an SPDX-style Hub id, e.g. cc-by-4.0)
     dedup: str = "off"  # off | exact | near: drop later copies of a record (kept in rejects.jsonl)
     dedup_threshold: float = NEAR_THRESHOLD  # fingerprint similarity from which clips are the same recording
+    dedup_memory: int = DEFAULT_MEMORY  # bytes the duplicate index (D rules, dedup) keeps in memory before spilling to disk
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
     visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
     num_workers: int = 0  # 0: all cores
@@ -111,6 +113,8 @@ class ConvertOptions:
             raise OptionsError("--max-decompressed-bytes must be positive")
         if not self.max_expansion_ratio >= 1:
             raise OptionsError(f"--max-expansion-ratio must be at least 1, got {self.max_expansion_ratio}")
+        if isinstance(self.dedup_memory, str):
+            self.dedup_memory = parse_size(self.dedup_memory)
         if self.format is not None and self.format not in (*DIALECTS, "openai"):
             raise OptionsError(f"--format must be one of {', '.join(DIALECTS)}, got {self.format!r}")
         if self.sample_rate < 8000 or self.sample_rate > 192000:
@@ -132,6 +136,8 @@ class ConvertOptions:
             raise OptionsError(f"--model-family must be one of {', '.join(FAMILIES)}, got {self.model_family!r}")
         if self.dedup not in ("off", "exact", "near"):
             raise OptionsError(f"--dedup must be off, exact or near, got {self.dedup!r}")
+        if self.dedup_memory < 0:
+            raise OptionsError(f"--dedup-memory must be a size, got {self.dedup_memory}")
         if not 0.5 <= self.dedup_threshold <= 1.0:
             raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
         if self.task not in TASKS:

@@ -1,0 +1,304 @@
+"""A first-seen map from fixed-size digests to fixed-size values whose memory does not grow with the corpus.
+
+The record deduper asks one question per key: "was this digest seen before, and what did the first one
+say?" (``first``). Keys are 16-byte digests, so they are uniformly spread; values are 24 bytes (where the
+first record is). Up to ``memory`` bytes the map is a dict; past it the dict is written out as a sorted
+*run* (a file of fixed-size rows) and emptied, so memory stays flat however large the corpus:
+
+* a Bloom filter over every spilled key answers "certainly new" for almost every new key without a read
+  (its bits count against ``memory``: when they would take more than half of it they stop growing and
+  more lookups go to the runs, slower but still exact);
+* a spilled key is found with one ``pread`` per run: an in-memory fence (the first key of every
+  :data:`BLOCK` rows) names the block;
+* runs are merged four at a time (:data:`FANIN`, like a log-structured merge tree), so a lookup reads at
+  most a few of them; a merge reads and writes in bounded slices.
+
+Results are identical to a plain dict: a key is stored once (the first value wins), whatever was spilled.
+Why not sqlite3: the same workload (benchmarks/lint_memory_bench.py ``--store``) inserts and looks up an
+order of magnitude slower there, since every new key is a B-tree insert and a miss is a B-tree descent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+KEY = 16
+VALUE = 24
+ROW = KEY + VALUE
+#: Rows per fence: a lookup reads one block of ROW * BLOCK bytes (2.5 KiB).
+BLOCK = 64
+#: Runs of one level merged into one of the next.
+FANIN = 4
+#: Bytes one dict entry takes (16-byte key object, 24-byte value object, the dict's own slot), measured
+#: with tracemalloc on CPython 3.11 (tests/test_dedup_store.py keeps it honest).
+ENTRY_BYTES = 170
+#: Default memory for a deduper's index: about 190k records before the first spill (2 keys each).
+DEFAULT_MEMORY = 64 * 2**20
+BLOOM_BITS_PER_KEY = 12
+SPILL_PREFIX = "audiodata-dedup-"  # the temporary folder's name: a killed run's leftovers are recognisable
+_ROWS = np.dtype([("key", "V16"), ("value", "V24")])
+
+
+@dataclass
+class _Run:
+    path: Path
+    rows: int
+    level: int
+    fd: int
+    fences: list[int] = field(default_factory=list)  # big-endian first 8 key bytes of rows 0, BLOCK, 2 BLOCK, ...
+
+    def find(self, key: bytes) -> bytes | None:
+        hi = int.from_bytes(key[:8], "big")
+        lo = max(bisect.bisect_left(self.fences, hi) - 1, 0)  # the last block starting below the key
+        end = bisect.bisect_right(self.fences, hi)  # blocks starting at the key's prefix may hold it too
+        first, last = lo * BLOCK, min(max(end, lo + 1) * BLOCK, self.rows)
+        buf = os.pread(self.fd, (last - first) * ROW, first * ROW)
+        pos = buf.find(key)
+        while pos != -1 and pos % ROW:
+            pos = buf.find(key, pos + 1)
+        return None if pos == -1 else buf[pos + KEY : pos + ROW]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as a structured array (a fresh buffer: no memory map stays resident)."""
+        return np.frombuffer(os.pread(self.fd, (stop - start) * ROW, start * ROW), dtype=_ROWS)
+
+    def first_at_or_after(self, hi: int) -> int:
+        """Index of the first row whose 8-byte prefix is >= ``hi``."""
+        b = bisect.bisect_left(self.fences, hi)
+        if b == 0:
+            return 0
+        start = (b - 1) * BLOCK
+        block = self.read(start, min(b * BLOCK, self.rows))
+        return start + int(np.searchsorted(_prefixes(block["key"]), np.uint64(hi), side="left"))
+
+
+class _Bloom:
+    """k bit positions per key by double hashing Python's own (cached) hash of the key bytes: the dict
+    lookup before it already computed that hash, so a check costs a few integer operations. The hash is
+    salted per process, which is fine: the filter lives and dies with its process."""
+
+    def __init__(self, bits_log2: int, k: int) -> None:
+        self.mask = (1 << bits_log2) - 1
+        self.k = k
+        self.bits = bytearray(1 << max(bits_log2 - 3, 0))
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.bits)
+
+    def add_many(self, keys: list[bytes]) -> None:
+        h = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys)).view(np.uint64)
+        h1, h2 = h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
+        view = np.frombuffer(self.bits, dtype=np.uint8)
+        for i in range(self.k):
+            pos = (h1 + np.uint64(i) * h2) & np.uint64(self.mask)
+            np.bitwise_or.at(view, (pos >> np.uint64(3)).astype(np.intp), np.left_shift(1, pos & np.uint64(7)).astype(np.uint8))
+
+    def __contains__(self, key: bytes) -> bool:
+        h = hash(key) & 0xFFFFFFFFFFFFFFFF
+        h1, h2, bits, mask = h & 0xFFFFFFFF, (h >> 32) | 1, self.bits, self.mask
+        p = h1 & mask
+        if not bits[p >> 3] >> (p & 7) & 1:  # most new keys stop here
+            return False
+        for i in range(1, self.k):
+            p = (h1 + i * h2) & mask
+            if not bits[p >> 3] >> (p & 7) & 1:
+                return False
+        return True
+
+
+class FirstSeen:
+    """``first(key, value)``: the value stored for ``key`` by its first caller, or ``None`` (and ``value`` is
+    stored) when the key is new. Memory is bounded by ``memory`` bytes; past it, sorted runs go to a
+    temporary folder under ``folder`` (default: the system temp folder, ``$TMPDIR``), removed by
+    :meth:`close` (or when the object is collected)."""
+
+    def __init__(self, memory: int = DEFAULT_MEMORY, folder: str | os.PathLike[str] | None = None) -> None:
+        self.memory = max(int(memory), 0)
+        self.folder = folder
+        self.mem: dict[bytes, bytes] = {}
+        self.runs: list[_Run] = []
+        self.spilled = 0  # keys in runs
+        self.spills = 0
+        self.merges = 0
+        self.bloom: _Bloom | None = None
+        self._bloom_capacity = 0
+        self._dir: Path | None = None
+        self._serial = 0
+        self._limit = self._entries_allowed()
+        self._finalizer: weakref.finalize | None = None
+
+    def __len__(self) -> int:
+        return len(self.mem) + self.spilled
+
+    # -- the one operation -------------------------------------------------------------------------
+    def first(self, key: bytes, value: bytes) -> bytes | None:
+        """The earlier value for ``key``, or ``None`` after storing ``value`` as its first."""
+        found = self.mem.get(key)
+        if found is not None:
+            return found
+        if self.runs and (self.bloom is None or key in self.bloom):
+            for run in self.runs:
+                found = run.find(key)
+                if found is not None:
+                    return found
+        self.mem[key] = value
+        if len(self.mem) >= self._limit:
+            self.spill()
+        return None
+
+    # -- memory ------------------------------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        """Estimated bytes held: dict entries, Bloom bits and run fences."""
+        fences = sum(len(r.fences) for r in self.runs) * 40  # list slot + int object
+        return len(self.mem) * ENTRY_BYTES + (self.bloom.nbytes if self.bloom else 0) + fences
+
+    def _entries_allowed(self) -> int:
+        fixed = (self.bloom.nbytes if self.bloom else 0) + sum(len(r.fences) for r in self.runs) * 40
+        return max((self.memory - fixed) // ENTRY_BYTES, 16)  # any cap holds a few keys (0: spill every 16, for tests)
+
+    # -- spilling ----------------------------------------------------------------------------------
+    def spill(self) -> None:
+        """Write the dict out as one sorted run, empty it, and merge runs when a level is full."""
+        if not self.mem:
+            return
+        keys = list(self.mem)
+        rows = np.empty(len(keys), dtype=_ROWS)
+        rows["key"] = np.frombuffer(b"".join(keys), dtype="V16")
+        rows["value"] = np.frombuffer(b"".join(self.mem.values()), dtype="V24")  # the same (insertion) order
+        self.mem = {}
+        rows = _sorted(rows)
+        self._write_run(rows, level=0)
+        self.spilled += len(rows)
+        self.spills += 1
+        self._grow_bloom(keys)
+        while True:
+            level = self.runs[-1].level
+            same = [r for r in self.runs if r.level == level]
+            if len(same) < FANIN:
+                break
+            self._merge(same, level + 1)
+        self._limit = self._entries_allowed()
+
+    def _spill_dir(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=self.folder))
+            self._finalizer = weakref.finalize(self, _remove, self._dir, self.runs)
+        return self._dir
+
+    def _new_run_path(self) -> Path:
+        self._serial += 1
+        return self._spill_dir() / f"run-{self._serial:06d}.bin"
+
+    def _open_run(self, path: Path, rows: int, level: int, fences: list[int]) -> _Run:
+        run = _Run(path, rows, level, os.open(path, os.O_RDONLY), fences)
+        self.runs.append(run)
+        return run
+
+    def _write_run(self, rows: np.ndarray, level: int) -> None:
+        path = self._new_run_path()
+        with open(path, "wb") as f:
+            rows.tofile(f)
+        self._open_run(path, len(rows), level, _fences(rows["key"]))
+
+    def _merge(self, runs: list[_Run], level: int) -> None:
+        """Merge ``runs`` (disjoint keys, each sorted) into one, a key range at a time: the ranges are
+        cut at fence keys so each slice holds about ``memory / 8`` bytes of rows."""
+        path = self._new_run_path()
+        per_slice = max(self.memory // 8 // ROW, BLOCK)
+        cuts = sorted(h for r in runs for h in r.fences[1:])  # about BLOCK rows (of all runs) between two
+        step = max(per_slice // BLOCK, 1)
+        bounds = cuts[step::step]
+        starts = [0] * len(runs)
+        fences: list[int] = []
+        total = 0
+        with open(path, "wb") as out:
+            for bound in [*bounds, None]:
+                stops = [r.rows if bound is None else r.first_at_or_after(bound) for r in runs]
+                parts = [r.read(s, e) for r, s, e in zip(runs, starts, stops, strict=True) if e > s]
+                starts = stops
+                if not parts:
+                    continue
+                chunk = _sorted(np.concatenate(parts))
+                chunk.tofile(out)
+                skip = (-total) % BLOCK  # fences continue at every BLOCK-th row of the whole run
+                fences += _fences(chunk["key"][skip:])
+                total += len(chunk)
+        for r in runs:
+            os.close(r.fd)
+            r.path.unlink()
+            self.runs.remove(r)
+        self._open_run(path, total, level, fences)
+        self.merges += 1
+
+    # -- Bloom filter ------------------------------------------------------------------------------
+    def _grow_bloom(self, new_keys: list[bytes]) -> None:
+        """Add the spilled keys; past its capacity, rebuild it twice as large from every run (never more
+        than half of ``memory``; then fewer hashes keep it useful, and more lookups read the runs)."""
+        if self.bloom is not None and self.spilled <= self._bloom_capacity:
+            self.bloom.add_many(new_keys)
+            return
+        self._bloom_capacity = max(2 * self.spilled, 1024)
+        budget_log2 = max((self.memory // 2 * 8).bit_length() - 1, 10)
+        want_log2 = (self._bloom_capacity * BLOOM_BITS_PER_KEY).bit_length()
+        bits_log2 = min(want_log2, budget_log2, 32)
+        k = max(1, min(4, round((1 << bits_log2) / self._bloom_capacity * 0.69)))
+        self.bloom = _Bloom(bits_log2, k)
+        for run in self.runs:
+            for start in range(0, run.rows, 1 << 16):
+                block = np.ascontiguousarray(run.read(start, min(start + (1 << 16), run.rows))["key"]).tobytes()
+                self.bloom.add_many([block[i : i + KEY] for i in range(0, len(block), KEY)])
+
+    # -- lifetime ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Remove the spilled runs (the map is empty afterwards)."""
+        self.mem = {}
+        if self._finalizer is not None:
+            self._finalizer()
+        self.runs.clear()
+        self.spilled = 0
+        self.bloom = None
+        self._dir = None
+        self._finalizer = None
+
+    def __enter__(self) -> FirstSeen:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _halves(keys: np.ndarray) -> np.ndarray:
+    """16-byte keys as (n, 2) big-endian uint64: their byte order is the keys' order."""
+    return np.ascontiguousarray(keys).view(">u8").reshape(-1, 2)
+
+
+def _prefixes(keys: np.ndarray) -> np.ndarray:
+    return _halves(keys)[:, 0]
+
+
+def _fences(keys: np.ndarray) -> list[int]:
+    return _prefixes(keys[::BLOCK]).tolist()
+
+
+def _sorted(rows: np.ndarray) -> np.ndarray:
+    """Rows in key order (byte order of the 16-byte keys)."""
+    halves = _halves(rows["key"])
+    return rows[np.lexsort((halves[:, 1], halves[:, 0]))]
+
+
+def _remove(folder: Path, runs: list[_Run]) -> None:
+    for r in runs:
+        with contextlib.suppress(OSError):
+            os.close(r.fd)
+    shutil.rmtree(folder, ignore_errors=True)
