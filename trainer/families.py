@@ -30,6 +30,12 @@ class Family:
     model_class: str  # transformers class to load for training
     projector: str  # module name of the audio->text projector (optional training)
     padding_side_kwarg: bool  # the processor pads left by default (Omni): force right for training
+    towers: tuple[str, ...] = ("audio_tower",)  # encoders never trained (frozen in full fine-tuning, kept out of 4-bit)
+
+    @property
+    def unquantized(self) -> tuple[str, ...]:
+        """Modules QLoRA keeps in higher precision: the towers and the projector."""
+        return tuple(dict.fromkeys((*self.towers, self.projector.split(".")[0])))
 
     @property
     def math(self) -> ModelFamily:
@@ -39,11 +45,12 @@ class Family:
         """LoRA on the language model's attention and MLP only: the audio tower has q/k/v too."""
         return rf".*language_model.*\.{LM_PROJECTIONS}"
 
-    def load(self, path: str, dtype: Any, attn_implementation: str | None) -> Any:
+    def load(self, path: str, dtype: Any, attn_implementation: str | None, **extra: Any) -> Any:
+        """The training class from ``path``; ``extra`` goes to ``from_pretrained`` (quantization, device map)."""
         import transformers
 
         cls = getattr(transformers, self.model_class)
-        kwargs: dict[str, Any] = {"dtype": dtype}
+        kwargs: dict[str, Any] = {"dtype": dtype, **extra}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
         return cls.from_pretrained(path, **kwargs)
@@ -115,6 +122,7 @@ FAMILIES: dict[str, Family] = {
         "Qwen2_5OmniThinkerForConditionalGeneration",
         "audio_tower.proj",
         True,
+        ("audio_tower", "visual"),
     ),
 }
 
