@@ -133,8 +133,9 @@ def test_kto_config_is_checked(tiny: str, kto_data: Path, tmp_path: Path):
         config(tiny, kto_data, tmp_path, undesirable_weight=0)
     apo = config(tiny, kto_data, tmp_path, loss_type="apo_zero_unpaired", per_device_batch_size=1)  # no KL term: 1 is fine
     assert apo.kto_loss_type == "apo_zero_unpaired"
-    with pytest.raises(ConfigError, match="no 'kto' records"):
-        TrainConfig.from_dict({"task": "kto", "model": tiny, "data": str(_sft_only(tmp_path))})
+    sft = TrainConfig.from_dict({"task": "kto", "model": tiny, "data": str(_sft_only(tmp_path))})  # one config: "default"
+    with pytest.raises(ConfigError, match=r"not an audiodata kto dataset \(missing columns completion, label\)"):
+        load_rows(sft, "train")
 
 
 def test_cli_train_kto(tiny: str, kto_data: Path, tmp_path: Path, capsys):

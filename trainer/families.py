@@ -31,6 +31,7 @@ class Family:
     projector: str  # module name of the audio->text projector (optional training)
     padding_side_kwarg: bool  # the processor pads left by default (Omni): force right for training
     towers: tuple[str, ...] = ("audio_tower",)  # encoders never trained (frozen in full fine-tuning, kept out of 4-bit)
+    layer_classes: tuple[str, ...] = ("Qwen2DecoderLayer", "Qwen2AudioEncoderLayer")  # FSDP wraps each of these
 
     @property
     def unquantized(self) -> tuple[str, ...]:
@@ -123,6 +124,7 @@ FAMILIES: dict[str, Family] = {
         "audio_tower.proj",
         True,
         ("audio_tower", "visual"),
+        ("Qwen2_5OmniDecoderLayer", "Qwen2_5OmniAudioEncoderLayer"),
     ),
 }
 

@@ -16,10 +16,12 @@ What is checked where:
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+from pathlib import Path
 from typing import Any
 
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import FSDP_PRESETS, ConfigError, TrainConfig
 from trainer.families import Family
 
 
@@ -75,10 +77,15 @@ def prepare_quantized(model: Any, gradient_checkpointing: bool) -> Any:
     )
 
 
-def training_args_extras(cfg: TrainConfig) -> dict[str, Any]:
-    """TrainingArguments settings for DeepSpeed (a JSON path) or FSDP2 (``fsdp=True`` + its config JSON)."""
+def training_args_extras(cfg: TrainConfig, family: Family) -> dict[str, Any]:
+    """TrainingArguments settings for DeepSpeed (a JSON path) or FSDP2 (``fsdp=True`` and its config). The
+    ``full_shard`` preset wraps the family's decoder and audio-encoder layers; a path is passed as it is."""
     if cfg.deepspeed:
         return {"deepspeed": cfg.preset_path("deepspeed")}
+    if cfg.fsdp in FSDP_PRESETS:
+        fsdp_config = json.loads(Path(cfg.preset_path("fsdp") or "").read_text(encoding="utf-8"))
+        fsdp_config["transformer_layer_cls_to_wrap"] = list(family.layer_classes)
+        return {"fsdp": True, "fsdp_config": fsdp_config}
     if cfg.fsdp:
         return {"fsdp": True, "fsdp_config": cfg.preset_path("fsdp")}
     return {}

@@ -168,7 +168,7 @@ def build(cfg: TrainConfig) -> Run:
         evals = encoded(eval_rows, encode, skips)
     kto_labels = _kto_balance(cfg, rows) if cfg.task == "kto" else None
 
-    args = training_arguments(cfg, prec, cuda, evals is not None)
+    args = training_arguments(cfg, family, prec, cuda, evals is not None)
     gc = bool(args.gradient_checkpointing)
     model = family.load(cfg.model, dtype, cfg.attn_implementation or "sdpa", **load_kwargs(cfg, family))
     model.config.get_text_config().pad_token_id = tok.pad_token_id
@@ -205,7 +205,7 @@ def build(cfg: TrainConfig) -> Run:
     return Run(cfg, family, trainer.model, processor, trainer, collator, sampler, skips, sum(seconds), long_plan, kto_labels)
 
 
-def training_arguments(cfg: TrainConfig, prec: str, cuda: bool, has_eval: bool) -> Any:
+def training_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, has_eval: bool) -> Any:
     """The task's TRL config (SFTConfig, DPOConfig or KTOConfig) from ``cfg``."""
     from trl import DPOConfig, KTOConfig, SFTConfig
 
@@ -237,7 +237,7 @@ def training_arguments(cfg: TrainConfig, prec: str, cuda: bool, has_eval: bool) 
         "dataloader_num_workers": cfg.dataloader_num_workers,
         "eval_strategy": "steps" if has_eval else "no",
         "eval_steps": cfg.eval_steps or cfg.save_steps,
-        **training_args_extras(cfg),
+        **training_args_extras(cfg, family),
     }
     if cfg.task == "sft":
         return SFTConfig(**common, dataset_kwargs={"skip_prepare_dataset": True})
