@@ -198,7 +198,7 @@ class TrainConfig:
             if self.kto_loss_type == "kto" and self.per_device_batch_size < 2:
                 raise ConfigError("kto needs per_device_batch_size >= 2: its KL term pairs each prompt with another row's reply")
             return
-        types = self.dpo_loss_types
+        types = _names(self.loss_type or "sigmoid")
         unknown = [t for t in types if t not in DPO_LOSS_TYPES]
         if unknown:
             raise ConfigError(f"loss_type {', '.join(unknown)} is not a TRL DPO loss; choose from {', '.join(DPO_LOSS_TYPES)}")
@@ -245,7 +245,7 @@ class TrainConfig:
     @property
     def dpo_loss_types(self) -> list[str]:
         """``loss_type`` as TRL's list (``rpo_alpha`` adds ``sft``)."""
-        types = [t.strip() for t in (self.loss_type or "sigmoid").split(",") if t.strip()]
+        types = _names(self.loss_type or "sigmoid")
         return [*types, "sft"] if self.rpo_alpha is not None else types
 
     @property
@@ -253,7 +253,7 @@ class TrainConfig:
         """TRL's ``loss_weights`` (None: 1.0 each), with ``rpo_alpha`` as the weight of the added ``sft`` loss."""
         if self.loss_weights is None and self.rpo_alpha is None:
             return None
-        types = [t.strip() for t in (self.loss_type or "sigmoid").split(",") if t.strip()]
+        types = _names(self.loss_type or "sigmoid")
         weights = _floats(self.loss_weights, "loss_weights") if self.loss_weights is not None else [1.0] * len(types)
         return [*weights, self.rpo_alpha] if self.rpo_alpha is not None else weights
 
@@ -304,6 +304,10 @@ def check_data(cfg: TrainConfig) -> None:
     for split in (cfg.train_split, cfg.eval_split):
         if split is not None and split not in splits:
             raise ConfigError(f"data {root} has no split {split!r} (splits: {', '.join(splits)})")
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _floats(text: str, name: str) -> list[float]:
