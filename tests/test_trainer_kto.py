@@ -100,6 +100,7 @@ def test_kto_examples_label_only_the_completion_and_batches_hold_both_labels(tin
                           "KL_completion_mask", "label", "input_features", "feature_attention_mask"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_kto_trains_and_reports_rewards_and_labels(tiny: str, kto_data: Path, tmp_path: Path):
     run = build(config(tiny, kto_data, tmp_path / "probe", desirable_weight=1.0, undesirable_weight=1.2))
     from trl import KTOTrainer
@@ -138,6 +139,7 @@ def test_kto_config_is_checked(tiny: str, kto_data: Path, tmp_path: Path):
         load_rows(sft, "train")
 
 
+@pytest.mark.slow
 def test_cli_train_kto(tiny: str, kto_data: Path, tmp_path: Path, capsys):
     from audiodata.cli.main import main
 

@@ -127,3 +127,14 @@ def test_truncation_keeps_the_check_honest(collator: AudioCollator, audio_row: d
     enc["labels"][-3] = IGNORE  # a hole inside the cut turn does not
     with pytest.raises(LabelError):
         cut([enc])
+
+
+def test_audio_inside_a_reply_is_never_a_target_and_passes_the_check(collator: AudioCollator, audio_row: dict[str, Any]):
+    row = {**conversation(audio_row, "Here it is: <audio> as asked.", "Bye."), "audios": audio_row["audios"][:1] * 2}
+    enc = collator.encode_sft(row)
+    ids, labels = enc["input_ids"], enc["labels"]
+    audio = ids == collator.audio_id
+    assert int(audio.sum()) > 0 and not bool((labels[audio] != IGNORE).any())
+    learned = collator.processor.tokenizer.decode(ids[(labels != IGNORE)])
+    assert learned.startswith("Here it is: Audio 2: <|audio_bos|><|audio_eos|>\n as asked.<|im_end|>")  # as before: text targets
+    collator([enc])  # one reply split by a clip still counts as one assistant turn

@@ -102,6 +102,7 @@ def test_plan_and_length_estimates_count_windows(long_data: Path):
     assert tokens_split[i] - tokens_cut[i] > 800  # the 35 s past the window are now trained on, ~25 tokens/s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["split", "skip", "truncate"])
 def test_each_policy_is_counted_in_the_report(tiny: str, long_data: Path, tmp_path: Path, policy: str):
     cfg = TrainConfig.from_dict({"model": tiny, "data": str(long_data), "output_dir": str(tmp_path / "run"), "max_steps": 1,

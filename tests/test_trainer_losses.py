@@ -73,6 +73,7 @@ def test_loss_settings_are_validated(tiny: str, sample_out, tmp_path: Path):
     assert all(helps.get(f) for f in ("loss_type", "loss_weights", "label_smoothing", "rpo_alpha", "beta"))
 
 
+@pytest.mark.slow
 def test_every_trl_dpo_loss_runs_on_an_audio_batch(tiny: str, sample_out, tmp_path: Path):
     """One trainer, every loss TRL accepts, on the same audio batch: TRL computes each and it is finite."""
     out, _ = sample_out
@@ -92,6 +93,7 @@ def test_every_trl_dpo_loss_runs_on_an_audio_batch(tiny: str, sample_out, tmp_pa
     assert losses["sigmoid"] == pytest.approx(torch.nn.functional.softplus(torch.tensor(0.0)).item(), abs=1e-4)  # policy == ref
 
 
+@pytest.mark.slow
 def test_dpo_report_and_plot_carry_rewards_margins_accuracies(tiny: str, sample_out, tmp_path: Path):
     out, _ = sample_out
     report = train(dpo(tiny, out, tmp_path / "run", max_steps=3, loss_type="ipo", beta=0.5, rpo_alpha=0.2))

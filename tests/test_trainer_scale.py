@@ -47,6 +47,7 @@ def trainable(model: torch.nn.Module) -> set[str]:
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
+@pytest.mark.slow
 def test_full_finetuning_trains_the_language_model_only(tiny: str, sample_out, tmp_path: Path):
     out, _ = sample_out
     run = build(cfg(tiny, out, tmp_path / "full", use_lora=False, warmup_ratio=0.0, learning_rate=1e-3))
@@ -181,6 +182,7 @@ def test_every_shipped_yaml_is_a_valid_config(path: Path, tiny: str, sample_out)
     assert len(YAMLS) == 3
 
 
+@pytest.mark.slow
 def test_the_model_is_created_after_the_training_arguments(tiny: str, sample_out, tmp_path: Path, monkeypatch):
     """ZeRO-3 partitions at load time only if the DeepSpeed config is alive when from_pretrained runs."""
     import trainer.train as train_module
@@ -204,6 +206,7 @@ def test_the_model_is_created_after_the_training_arguments(tiny: str, sample_out
     assert order == ["training arguments", "model"]
 
 
+@pytest.mark.slow
 def test_merge_keeps_the_base_models_dtype(tiny: str, sample_out, tmp_path: Path):
     from safetensors import safe_open
     from transformers import AutoModelForMultimodalLM, AutoProcessor

@@ -80,8 +80,6 @@ class AudioCollator:
     def encode_sft(self, row: dict[str, Any]) -> dict[str, Any]:
         audios, windows = self.audios(row)
         conv = self.family.conversation(row["messages"], self.system(row), windows)
-        if any(t["role"] == "assistant" and any(p["type"] == "audio" for p in t["content"]) for t in conv):
-            raise SkipExample("an <audio> marker inside an assistant reply (lint M002): a reply cannot be audio")
         text = self.render(conv, False)
         spans = assistant_spans(self.render, conv, text)
         if spans is None:
@@ -180,7 +178,7 @@ class AudioCollator:
         for e in examples:
             if LABEL_TEXTS not in e:
                 continue
-            problem = check_labels(tok, e["input_ids"], e["labels"], list(e[LABEL_TEXTS]), bool(e[TRUNCATED]))
+            problem = check_labels(tok, e["input_ids"], e["labels"], list(e[LABEL_TEXTS]), bool(e[TRUNCATED]), self.audio_id)
             if problem:
                 raise LabelError(f"record {e.get(RECORD)!r}: labels are not the assistant turns: {problem}")
 

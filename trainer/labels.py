@@ -69,16 +69,20 @@ def span_labels(
     return torch.tensor(labels, dtype=ids.dtype)
 
 
-def check_labels(tokenizer: Any, ids: torch.Tensor, labels: torch.Tensor, expected: list[str], truncated: bool) -> str | None:
+def check_labels(
+    tokenizer: Any, ids: torch.Tensor, labels: torch.Tensor, expected: list[str], truncated: bool, audio_id: int
+) -> str | None:
     """None when the labelled runs of ``ids`` are exactly the ``expected`` assistant texts in order
     (a run may start with whitespace of a token shared with the header; after truncation the last run
-    may be cut short); otherwise what is wrong."""
-    runs = _runs(labels != IGNORE)
+    may be cut short; audio placeholders inside a reply are never targets and are left out of both sides);
+    otherwise what is wrong."""
+    runs = _bridge(_runs(labels != IGNORE), ids, audio_id)
     if len(runs) != len(expected) and not (truncated and len(runs) < len(expected)):
         return f"{len(runs)} labelled spans for {len(expected)} assistant turns"
+    audio_token = tokenizer.convert_ids_to_tokens(audio_id)
     for k, (a, b) in enumerate(runs):
-        got = tokenizer.decode(ids[a:b].tolist())
-        want = expected[k]
+        got = tokenizer.decode([t for t in ids[a:b].tolist() if t != audio_id])
+        want = expected[k].replace(audio_token, "")
         if truncated and k == len(runs) - 1:
             cut = got.rstrip("\ufffd")  # a multi-byte character cut by the truncation
             if not (want.lstrip().startswith(cut.lstrip()) or cut.endswith(want)):
@@ -87,6 +91,17 @@ def check_labels(tokenizer: Any, ids: torch.Tensor, labels: torch.Tensor, expect
         if not got.endswith(want) or got[: len(got) - len(want)].strip():
             return f"assistant turn {k + 1}: labelled {got!r}, expected {want!r}"
     return None
+
+
+def _bridge(runs: list[tuple[int, int]], ids: torch.Tensor, audio_id: int) -> list[tuple[int, int]]:
+    """Join runs separated only by audio placeholder tokens (a clip inside a reply)."""
+    out: list[tuple[int, int]] = []
+    for a, b in runs:
+        if out and bool((ids[out[-1][1] : a] == audio_id).all()):
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _runs(mask: torch.Tensor) -> list[tuple[int, int]]:
