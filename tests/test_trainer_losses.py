@@ -69,6 +69,8 @@ def test_loss_settings_are_validated(tiny: str, sample_out, tmp_path: Path):
     mpo = dpo(tiny, out, tmp_path, loss_type="sigmoid, bco_pair,sft", loss_weights="0.8,0.2,1")
     assert (mpo.dpo_loss_types, mpo.dpo_loss_weights) == (["sigmoid", "bco_pair", "sft"], [0.8, 0.2, 1.0])
     assert dpo(tiny, out, tmp_path).dpo_loss_weights is None  # TRL's default: 1.0 each
+    listed = dpo(tiny, out, tmp_path, loss_type=["sigmoid", "sft"], loss_weights=[1, 0.3])  # YAML lists
+    assert (listed.dpo_loss_types, listed.dpo_loss_weights) == (["sigmoid", "sft"], [1.0, 0.3])
     helps = TrainConfig.field_help()
     assert all(helps.get(f) for f in ("loss_type", "loss_weights", "label_smoothing", "rpo_alpha", "beta"))
 

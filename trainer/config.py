@@ -26,6 +26,8 @@ DPO_LOSS_TYPES = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
     "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )  # fmt: skip
+#: Fields written as comma-separated text that a YAML file may give as a list.
+LIST_FIELDS = ("loss_type", "loss_weights")
 #: KTOConfig's ``loss_type`` choices.
 KTO_LOSS_TYPES = ("kto", "apo_zero_unpaired")
 #: The DPO losses that read ``label_smoothing`` (dpo_trainer.py ``_compute_loss``); the others ignore it.
@@ -346,6 +348,8 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
                 return int(value)
             if k == "float" and not isinstance(value, bool):
                 return float(value)
+            if k == "str" and isinstance(value, list) and name in LIST_FIELDS:  # YAML lists: loss_type: [sigmoid, sft]
+                return ",".join(str(v) for v in value)
             if k == "str":
                 return str(value)
         except (TypeError, ValueError):
