@@ -52,12 +52,12 @@ class TrainConfig:
     data: str = ""  # a folder written by `audiodata convert`, or a Hub dataset id
     output_dir: str = "runs/train"  # adapter, processor, checkpoints, train_report.json, loss_curve.png
     family: str | None = None  # qwen2-audio | qwen2.5-omni; default: from the model's config
-    data_config: str | None = None  # the dataset config to read (sft/dpo when a run wrote both)
+    data_config: str | None = None  # the dataset config to read (sft/dpo/kto when a run wrote several)
     train_split: str = "train"  # the split to train on
     eval_split: str | None = None  # e.g. "validation"; default: none
     max_steps: int = -1  # > 0 overrides num_train_epochs
     num_train_epochs: float = 1.0  # used when max_steps is not set
-    learning_rate: float | None = None  # default 1e-4 (SFT, LoRA) or 5e-6 (DPO)
+    learning_rate: float | None = None  # default 1e-4 (SFT, LoRA) or 5e-6 (DPO, KTO)
     lr_scheduler_type: str = "cosine"  # any transformers scheduler name
     warmup_ratio: float = 0.03  # share of the steps spent warming up the learning rate
     weight_decay: float = 0.0  # AdamW weight decay
