@@ -44,8 +44,9 @@ test: setup test-deps $(BIN)/.peers
 	$(BIN)/ruff check audiodata trainer tests benchmarks scripts
 	$(BIN)/python -m pytest
 
-# The slow fault injection (kills at many random points, racing processes): minutes, not seconds.
-test-slow: setup
+# The slow tests (kills at many random points, racing processes, tiny-model training, two-process runs):
+# minutes, not seconds. CI runs `make test` then `make test-slow`.
+test-slow: setup test-deps $(BIN)/.peers
 	$(BIN)/python -m pytest -m slow
 
 bench: setup
