@@ -31,6 +31,7 @@ import soundfile as sf
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
+CACHE = BENCH_DIR / ".cache" / "audio-memory-v1"
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 from memory_bench import tree_pids, tree_rss  # noqa: E402
@@ -49,34 +50,45 @@ def speechlike(seconds: float, rate: int, channels: int, seed: int = 0) -> Itera
         yield block
 
 
-def write(path: Path, seconds: float, rate: int, channels: int, seed: int = 0, **kw: str) -> Path:
-    with sf.SoundFile(path, "w", rate, channels, **kw) as out:
-        for block in speechlike(seconds, rate, channels, seed):
-            out.write(block)
-    return path
+def write(name: str, seconds: float, rate: int, channels: int, seed: int = 0, **kw: str) -> Path:
+    """The clip, built once into benchmarks/.cache (the extreme ones take minutes); corpora name it by
+    its absolute path."""
+    path = Path(name)
+    cached = CACHE / f"{path.stem}-{seconds:g}s-{rate}-{channels}{path.suffix}"
+    if not cached.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(cached.name + ".tmp")
+        with sf.SoundFile(tmp, "w", rate, channels, format=kw.pop("format", None) or _FORMATS[path.suffix], **kw) as out:
+            for block in speechlike(seconds, rate, channels, seed):
+                out.write(block)
+        tmp.rename(cached)
+    return cached
 
 
-def extreme_clips(folder: Path, seconds: float) -> dict[str, Path]:
+_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3"}
+
+
+def extreme_clips(seconds: float) -> dict[str, Path]:
     return {
-        "long 16-bit WAV, 44.1 kHz": write(folder / "long.wav", seconds, 44100, 1, 1, subtype="PCM_16"),
-        "8 ch at 192 kHz, FLAC": write(folder / "wide.flac", seconds, 192000, 8, 2, format="FLAC", subtype="PCM_16"),
-        "long float WAV, 48 kHz": write(folder / "float.wav", seconds, 48000, 1, 3, subtype="FLOAT"),
-        "long MP3, 44.1 kHz stereo": write(folder / "long.mp3", seconds, 44100, 2, 4, format="MP3", subtype="MPEG_LAYER_III"),
+        "long 16-bit WAV, 44.1 kHz": write("long.wav", seconds, 44100, 1, 1, subtype="PCM_16"),
+        "8 ch at 192 kHz, FLAC": write("wide.flac", seconds, 192000, 8, 2, format="FLAC", subtype="PCM_16"),
+        "long float WAV, 48 kHz": write("float.wav", seconds, 48000, 1, 3, subtype="FLOAT"),
+        "long MP3, 44.1 kHz stereo": write("long.mp3", seconds, 44100, 2, 4, format="MP3", subtype="MPEG_LAYER_III"),
     }
 
 
-def normal_clips(folder: Path, seconds: float = 10.0) -> dict[str, Path]:
+def normal_clips(seconds: float = 10.0) -> dict[str, Path]:
     return {
-        "16 kHz WAV": write(folder / "n16.wav", seconds, 16000, 1, 1, subtype="PCM_16"),
-        "44.1 kHz stereo FLAC": write(folder / "n44.flac", seconds, 44100, 2, 2, format="FLAC", subtype="PCM_16"),
-        "48 kHz float WAV": write(folder / "n48.wav", seconds, 48000, 1, 3, subtype="FLOAT"),
-        "22.05 kHz MP3": write(folder / "n22.mp3", seconds, 22050, 1, 4, format="MP3", subtype="MPEG_LAYER_III"),
+        "16 kHz WAV": write("n16.wav", seconds, 16000, 1, 1, subtype="PCM_16"),
+        "44.1 kHz stereo FLAC": write("n44.flac", seconds, 44100, 2, 2, format="FLAC", subtype="PCM_16"),
+        "48 kHz float WAV": write("n48.wav", seconds, 48000, 1, 3, subtype="FLOAT"),
+        "22.05 kHz MP3": write("n22.mp3", seconds, 22050, 1, 4, format="MP3", subtype="MPEG_LAYER_III"),
     }
 
 
 def corpus(folder: Path, clips: dict[str, Path], records: int) -> Path:
     path = folder / "corpus.jsonl"
-    names = [p.name for p in clips.values()]
+    names = [str(p) for p in clips.values()]
     with open(path, "w") as fh:
         for i in range(records):
             turns = [{"from": "human", "value": "<audio>Transcribe the audio."}, {"from": "gpt", "value": f"record {i}"}]
@@ -137,17 +149,17 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="audiodata-audiomem-") as tmp:
-        for label, make in (("normal", normal_clips), ("extreme", lambda d: extreme_clips(d, args.seconds))):
+        for label, make in (("normal", normal_clips), ("extreme", lambda: extreme_clips(args.seconds))):
             folder = Path(tmp) / label
             folder.mkdir()
             began = time.perf_counter()
-            clips = make(folder)
+            clips = make()
             made = time.perf_counter() - began
             sizes = {name: p.stat().st_size / 1e6 for name, p in clips.items()}
             decoded = {name: sf.info(str(p)).frames * sf.info(str(p)).channels * 4 / 2**20 for name, p in clips.items()}
             result = run(corpus(folder, clips, args.records), Path(tmp) / f"out-{label}", args.num_workers, args.code)
             rows.append((label, result))
-            print(f"{label}: {len(clips)} files, {args.records} records (built in {made:.0f} s)")
+            print(f"{label}: {len(clips)} files, {args.records} records (files built or found in {made:.0f} s)")
             for name in clips:
                 print(f"    {name:<28} {sizes[name]:>8.1f} MB on disk, {decoded[name]:>8.0f} MiB decoded (float32)")
             shutil.rmtree(Path(tmp) / f"out-{label}", ignore_errors=True)

@@ -32,7 +32,7 @@ from audiodata.audio.load import AudioError, AudioSource
 from audiodata.audio.transform import _downmix, pcm_hash, quantize, to_pcm16
 from audiodata.pipeline.process import AudioSettings, make_clip, process_record
 from audiodata.records import MediaRef, Message, Record, SourceLoc
-from tests.conftest import write_jsonl
+from tests.conftest import tree_bytes, write_jsonl
 
 SETTINGS = AudioSettings()
 
@@ -473,3 +473,34 @@ def test_an_ignored_clip_error_still_rejects_in_convert(tmp_path):
     assert (result.records_written, result.records_rejected) == (0, 1)
     lint = audiodata.lint([str(tmp_path / "in.jsonl")], ignore=["A001"], num_workers=1)
     assert lint.to_dict()["findings"] == []
+
+
+# ---------------------------------------------------------------- results in flight follow the rows' size
+
+
+def test_jobs_shrink_as_rows_grow_and_the_output_does_not_change(tmp_path, monkeypatch):
+    """A job brings back about BATCH_BYTES of rows: 16 records of 20-minute clips would be 600 MB in one
+    worker and again in the window. Records per job follow the rows already back; the output does not."""
+    import audiodata.pipeline.convert as convert_mod
+
+    write(tmp_path / "m/big.wav", signal(20.0, 16000, seed=1, amp=0.5) * 1.5, 16000, subtype="PCM_16")  # ~600 kB of FLAC
+    write(tmp_path / "m/small.wav", signal(0.5, 16000), 16000, subtype="PCM_16")
+    write_jsonl(tmp_path / "m/big.jsonl", [sft("big.wav", k) for k in range(12)])
+    write_jsonl(tmp_path / "m/small.jsonl", [sft("small.wav", k) for k in range(40)])
+    sizes: list[int] = []
+    real = convert_mod.process_batch
+
+    def counting(batch: list, settings: AudioSettings) -> Any:
+        sizes.append(len(batch))
+        return real(batch, settings)
+
+    monkeypatch.setattr(convert_mod, "process_batch", counting)
+    audiodata.convert([str(tmp_path / "m/small.jsonl")], tmp_path / "small", num_workers=1)
+    assert sizes == [1, 16, 16, 7]  # one record until a job says how big rows are, then full batches
+    sizes.clear()
+    monkeypatch.setattr(convert_mod, "BATCH_BYTES", 1_500_000)
+    audiodata.convert([str(tmp_path / "m/big.jsonl")], tmp_path / "big", num_workers=1)
+    assert sizes[0] == 1 and max(sizes) <= 3 and sum(sizes) == 12, sizes
+    monkeypatch.setattr(convert_mod, "BATCH_BYTES", 2**40)
+    audiodata.convert([str(tmp_path / "m/big.jsonl")], tmp_path / "big-whole", num_workers=1)
+    assert tree_bytes(tmp_path / "big") == tree_bytes(tmp_path / "big-whole")

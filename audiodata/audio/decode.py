@@ -259,9 +259,10 @@ def _decode_ffmpeg(
                 keep = max(1, declared)
             if codec in ("MP3", "VORBIS", "OPUS"):  # the stream duration is an estimate there
                 declared = None
-            sink = make_sink(Header(rate, channels, codec, declared, keep or 0))
+            limit = int((max_duration + 1) * rate)
+            sink = make_sink(Header(rate, channels, codec, declared, min(keep or 0, limit)))
             blocks = _Blocks(sink, block_frames(channels), keep)
-            total, limit = 0, int((max_duration + 1) * rate)
+            total = 0
             for frame in container.decode(stream):
                 for f in to_float.resample(frame):
                     chunk = f.to_ndarray().reshape(-1, channels)

@@ -40,7 +40,13 @@ from audiodata.rules.findings import Finding
 from audiodata.rules.registry import select
 from audiodata.writer.card import card_yaml, render_card
 from audiodata.writer.schema import FORMAT_VERSION, KINDS, Visual
-from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
+from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats, row_nbytes
+
+#: About how many bytes of rows one job of records brings back from a worker. Records per job shrink
+#: from --batch-size as the records' clips grow (measured on the rows already back), so what workers and
+#: the in-flight window hold stays bounded however long the clips: 16 records of 20-minute clips would
+#: be 600 MB a job.
+BATCH_BYTES = 16 * 2**20
 
 OUTPUT_FILES = aside.DATASET_FILES
 RESTART = "pass --overwrite to convert again from the start"
@@ -216,6 +222,7 @@ class _Run:
         self.progress = Progress(bytes_total=sum(f.size for f in files))
         self.live_stats: dict[str, Any] = {}
         self.start = self.result.resumed_from
+        self.row_bytes: float | None = None  # bytes per written row, averaged over the jobs back so far
 
     # -- reading -----------------------------------------------------------------
     def _items(self) -> Iterator[Pending]:
@@ -264,25 +271,39 @@ class _Run:
 
         def jobs() -> Iterator[tuple[list[Pending], tuple[Any, ...]]]:
             batch: list[Pending] = []
+            todo = 0  # records of the batch the audio stage will process (not rejected or written already)
             for pending in self._items():
                 batch.append(pending)
-                if len(batch) >= self.opts.batch_size:
+                todo += self._needs_audio(pending)
+                if todo >= self._batch_records() or len(batch) >= 64 * self.opts.batch_size:
                     yield batch, (self._todo(batch), self.settings)
-                    batch = []
+                    batch, todo = [], 0
             if batch:
                 yield batch, (self._todo(batch), self.settings)
 
         for items, done in ordered_map(process_batch, jobs(), self.opts.workers):
+            self._measure(done)
             by_seq = {p.seq: p for p in done}
             for p in items:
                 yield p, by_seq.get(p.seq)
 
+    def _batch_records(self) -> int:
+        """Records for the next job: one until a job has come back (nothing says how big rows are yet),
+        then as many as fit in :data:`BATCH_BYTES`, at most --batch-size."""
+        if self.row_bytes is None:
+            return 1
+        return max(1, min(self.opts.batch_size, int(BATCH_BYTES // max(self.row_bytes, 1.0))))
+
+    def _measure(self, done: list[Processed]) -> None:
+        if done:  # a rejected record brings nothing back
+            mean = sum(row_nbytes(p.row) if p.row is not None else 0 for p in done) / len(done)
+            self.row_bytes = mean if self.row_bytes is None else (self.row_bytes + mean) / 2
+
+    def _needs_audio(self, p: Pending) -> bool:
+        return p.record is not None and not has_error(p.findings) and not self._already_written(p)
+
     def _todo(self, items: list[Pending]) -> list[tuple[int, Record]]:
-        return [
-            (p.seq, p.record)
-            for p in items
-            if p.record is not None and not has_error(p.findings) and not self._already_written(p)
-        ]
+        return [(p.seq, p.record) for p in items if p.record is not None and self._needs_audio(p)]
 
     def _streams_of(self, kind: str) -> list[str]:
         splits = [self.opts.split] + ([self.opts.val_split] if self.opts.val_ratio else [])
