@@ -141,30 +141,40 @@ class _Borrowed(io.RawIOBase):
 
 
 class _Gunzip(io.RawIOBase):
-    """gzip decompression that stops at the bounds: a decompression bomb is a finding, not 8 GiB."""
+    """gzip decompression that stops at the bounds: a decompression bomb is a finding, not 8 GiB.
+    Reads what one step of inflating gives (``read1``), so a stream that breaks (truncated,
+    corrupt) or hits a bound loses no record before that point."""
 
     def __init__(self, raw: IO[bytes], bounds: GzipBounds) -> None:
         self.raw, self.bounds = raw, bounds
         self.gz = gzip.GzipFile(fileobj=raw, mode="rb")
         self.out = 0
+        self.stop: FileFailure | None = None  # the bound hit: raised once what came before is handed on
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        n = self.gz.readinto(b)
-        self.out += n
+        if self.stop is not None:
+            raise self.stop
+        data = self.gz.read1(len(b))
+        n = len(data)
         b_ = self.bounds
-        if self.out > b_.max_bytes:
-            raise FileFailure("F008", f"gzip expands past {_size(b_.max_bytes)} (--max-decompressed-bytes): not read further")
-        if self.out > RATIO_AFTER:
-            packed = max(self.raw.tell(), 1)
-            if self.out > packed * b_.max_ratio:
-                raise FileFailure(
-                    "F008",
-                    f"gzip expands more than {b_.max_ratio:g}x ({_size(packed)} to over {_size(self.out)}; "
-                    "--max-expansion-ratio): a decompression bomb? not read further",
-                )
+        if self.out + n > b_.max_bytes:
+            n = max(b_.max_bytes - self.out, 0)
+            why = f"gzip expands past {_size(b_.max_bytes)} (--max-decompressed-bytes): not read further"
+            self.stop = FileFailure("F008", why)
+        self.out += n
+        packed = max(self.raw.tell(), 1)
+        if self.stop is None and self.out > RATIO_AFTER and self.out > packed * b_.max_ratio:
+            self.stop = FileFailure(
+                "F008",
+                f"gzip expands more than {b_.max_ratio:g}x ({_size(packed)} to over {_size(self.out)}; "
+                "--max-expansion-ratio): a decompression bomb? not read further",
+            )
+        if n == 0 and self.stop is not None:
+            raise self.stop
+        b[:n] = data[:n]
         return n
 
 
