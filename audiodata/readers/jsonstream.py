@@ -178,6 +178,47 @@ class _Gunzip(io.RawIOBase):
         return n
 
 
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+class _LoneCR(io.RawIOBase):
+    """JSONL with classic Mac line ends: a lone carriage return ends a line, as pyarrow's JSON reader
+    (what LLaMA-Factory reads through ``datasets``) and Python's universal newlines take it. Turned
+    into ``\n`` byte for byte, so offsets and sizes stay; ``\r\n`` stays one line end. Reads into
+    one buffer of its own: no allocation per read (this sits under every JSONL line)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.buf = bytearray(2)
+        self.held = False  # a trailing \r whose next byte is not read yet
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        want = max(len(b), 2)  # a BufferedReader asks for its buffer size; 2 leaves room for a held \r
+        if len(self.buf) < want:
+            self.buf = bytearray(want)
+        view = memoryview(self.buf)
+        while True:
+            start = 1 if self.held else 0
+            if self.held:
+                self.buf[0] = 0x0D
+            got = self.inner.readinto(view[start : len(b)]) or 0
+            n, self.held = start + got, False
+            if n == 0:
+                return 0
+            if got and self.buf[n - 1] == 0x0D:  # not at the end: the next byte decides whether it is a \r\n
+                n, self.held = n - 1, True
+                if n == 0:
+                    continue
+            if self.buf.find(b"\r", 0, n) >= 0:
+                b[:n] = _LONE_CR.sub(b"\n", bytes(view[:n]))
+            else:
+                b[:n] = view[:n]
+            return n
+
+
 def _size(n: int) -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
@@ -229,11 +270,13 @@ class Source:
             self.raw.close()
             raise
 
-    def stream(self) -> io.BufferedReader:
-        """The decompressed bytes from the start, past a UTF-8 byte order mark. Raises
-        :class:`FileFailure` (F009) for UTF-16/32 text."""
+    def stream(self, lines: bool = False) -> io.BufferedReader:
+        """The decompressed bytes from the start, past a UTF-8 byte order mark; ``lines``: with
+        lone carriage returns as line ends. Raises :class:`FileFailure` (F009) for UTF-16/32 text."""
         self.raw.seek(0)
         inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
+        if lines:
+            inner = _LoneCR(inner)
         fh = io.BufferedReader(inner, buffer_size=max(CHUNK, io.DEFAULT_BUFFER_SIZE))
         head = fh.peek(4)[:4]
         if head.startswith(b"\xef\xbb\xbf"):
@@ -547,7 +590,7 @@ def iter_file(path: Path, max_chars: int, lazy: bool = False, bounds: GzipBounds
     try:
         with Source(path, bounds) as src:
             layout = _layout(src.stream().read(4096), path.name)
-            fh = src.stream()
+            fh = src.stream(lines=layout == "lines")
             if layout == "array":
                 for item in iter_array(fh, max_chars, lazy, pos):
                     yielded = True
