@@ -165,13 +165,18 @@ def test_a_lone_surrogate_is_f001_located_to_its_field(corpus: Path):
     assert rejects[0]["reasons"][0]["field"] == "text"
 
 
-def test_a_nul_in_an_audio_path_is_a001_not_a_crash(corpus: Path):
+@pytest.mark.parametrize(
+    ("ref", "why"),
+    [("a\\u0000.wav", "NUL"), ("a" * 300 + ".wav", "name of 304 bytes"), ("a/" * 2100 + "a.wav", "path of 4205 bytes")],
+)
+def test_an_audio_path_no_file_system_can_hold_is_a001_not_a_crash(corpus: Path, ref: str, why: str):
+    """A NUL or an over-long name make the OS calls raise (ValueError, ENAMETOOLONG) instead of saying "not found"."""
     path = corpus / "in.jsonl"
-    path.write_text("\n".join([rec(0), '{"audio": "a\\u0000.wav", "text": "nul"}', rec(2)]) + "\n")
+    path.write_text("\n".join([rec(0), '{"audio": "' + ref + '", "text": "bad path"}', rec(2)]) + "\n")
     result, rejects, _ = run(path, corpus / "out")
     assert result.records_written == 2
     assert reasons(rejects) == [(1, 2, "A001")]
-    assert "NUL" in rejects[0]["reasons"][0]["message"]
+    assert why in rejects[0]["reasons"][0]["message"]
 
 
 def test_a_stray_closing_brace_in_an_array_is_one_f001_not_an_endless_loop(corpus: Path):
