@@ -266,3 +266,31 @@ def test_utf8_bom_is_ignored(tmp_path):
 def test_empty_file_yields_nothing(tmp_path):
     assert summary(write(tmp_path / "empty.jsonl", "")) == []
     assert summary(write(tmp_path / "empty.json", "\n\n")) == []
+
+
+CR_TEXT = '{"a": 1}\r{"b": 2}\r\r\n{"c": 3}\r\n\r{"d": 4}\r'
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7])
+def test_lone_carriage_returns_become_line_ends_across_reads(step):
+    class Trickle(io.RawIOBase):  # at most ``step`` bytes per read: a \r at the end of one, its \n in the next
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:
+            n = min(step, len(b), len(self.data))
+            b[:n], self.data = self.data[:n], self.data[n:]
+            return n
+
+    got = io.BufferedReader(jsonstream._LoneCR(Trickle(CR_TEXT.encode())), 4).read()
+    assert got == CR_TEXT.replace("\r\n", "\0").replace("\r", "\n").replace("\0", "\r\n").encode()
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_lone_carriage_returns_end_jsonl_lines_as_in_pyarrow(tmp_path, gz):
+    """Classic Mac line ends: pyarrow's JSON reader (datasets, LLaMA-Factory) reads one record per line."""
+    p = write(tmp_path / "cr.jsonl", CR_TEXT, gz=gz)
+    assert summary(p) == [(0, 1, {"a": 1}, None), (1, 2, {"b": 2}, None), (2, 4, {"c": 3}, None), (3, 6, {"d": 4}, None)]

@@ -141,31 +141,82 @@ class _Borrowed(io.RawIOBase):
 
 
 class _Gunzip(io.RawIOBase):
-    """gzip decompression that stops at the bounds: a decompression bomb is a finding, not 8 GiB."""
+    """gzip decompression that stops at the bounds: a decompression bomb is a finding, not 8 GiB.
+    Reads what one step of inflating gives (``read1``), so a stream that breaks (truncated,
+    corrupt) or hits a bound loses no record before that point."""
 
     def __init__(self, raw: IO[bytes], bounds: GzipBounds) -> None:
         self.raw, self.bounds = raw, bounds
         self.gz = gzip.GzipFile(fileobj=raw, mode="rb")
         self.out = 0
+        self.stop: FileFailure | None = None  # the bound hit: raised once what came before is handed on
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        n = self.gz.readinto(b)
-        self.out += n
+        if self.stop is not None:
+            raise self.stop
+        data = self.gz.read1(len(b))
+        n = len(data)
         b_ = self.bounds
-        if self.out > b_.max_bytes:
-            raise FileFailure("F008", f"gzip expands past {_size(b_.max_bytes)} (--max-decompressed-bytes): not read further")
-        if self.out > RATIO_AFTER:
-            packed = max(self.raw.tell(), 1)
-            if self.out > packed * b_.max_ratio:
-                raise FileFailure(
-                    "F008",
-                    f"gzip expands more than {b_.max_ratio:g}x ({_size(packed)} to over {_size(self.out)}; "
-                    "--max-expansion-ratio): a decompression bomb? not read further",
-                )
+        if self.out + n > b_.max_bytes:
+            n = max(b_.max_bytes - self.out, 0)
+            why = f"gzip expands past {_size(b_.max_bytes)} (--max-decompressed-bytes): not read further"
+            self.stop = FileFailure("F008", why)
+        self.out += n
+        packed = max(self.raw.tell(), 1)
+        if self.stop is None and self.out > RATIO_AFTER and self.out > packed * b_.max_ratio:
+            self.stop = FileFailure(
+                "F008",
+                f"gzip expands more than {b_.max_ratio:g}x ({_size(packed)} to over {_size(self.out)}; "
+                "--max-expansion-ratio): a decompression bomb? not read further",
+            )
+        if n == 0 and self.stop is not None:
+            raise self.stop
+        b[:n] = data[:n]
         return n
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+class _LoneCR(io.RawIOBase):
+    """JSONL with classic Mac line ends: a lone carriage return ends a line, as pyarrow's JSON reader
+    (what LLaMA-Factory reads through ``datasets``) and Python's universal newlines take it. Turned
+    into ``\n`` byte for byte, so offsets and sizes stay; ``\r\n`` stays one line end. Reads into
+    one buffer of its own: no allocation per read (this sits under every JSONL line)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.buf = bytearray(2)
+        self.held = False  # a trailing \r whose next byte is not read yet
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        want = max(len(b), 2)  # a BufferedReader asks for its buffer size; 2 leaves room for a held \r
+        if len(self.buf) < want:
+            self.buf = bytearray(want)
+        view = memoryview(self.buf)
+        while True:
+            start = 1 if self.held else 0
+            if self.held:
+                self.buf[0] = 0x0D
+            got = self.inner.readinto(view[start : len(b)]) or 0
+            n, self.held = start + got, False
+            if n == 0:
+                return 0
+            if got and self.buf[n - 1] == 0x0D:  # not at the end: the next byte decides whether it is a \r\n
+                n, self.held = n - 1, True
+                if n == 0:
+                    continue
+            if self.buf.find(b"\r", 0, n) >= 0:
+                b[:n] = _LONE_CR.sub(b"\n", bytes(view[:n]))
+            else:
+                b[:n] = view[:n]
+            return n
 
 
 def _size(n: int) -> str:
@@ -219,11 +270,13 @@ class Source:
             self.raw.close()
             raise
 
-    def stream(self) -> io.BufferedReader:
-        """The decompressed bytes from the start, past a UTF-8 byte order mark. Raises
-        :class:`FileFailure` (F009) for UTF-16/32 text."""
+    def stream(self, lines: bool = False) -> io.BufferedReader:
+        """The decompressed bytes from the start, past a UTF-8 byte order mark; ``lines``: with
+        lone carriage returns as line ends. Raises :class:`FileFailure` (F009) for UTF-16/32 text."""
         self.raw.seek(0)
         inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
+        if lines:
+            inner = _LoneCR(inner)
         fh = io.BufferedReader(inner, buffer_size=max(CHUNK, io.DEFAULT_BUFFER_SIZE))
         head = fh.peek(4)[:4]
         if head.startswith(b"\xef\xbb\xbf"):
@@ -537,7 +590,7 @@ def iter_file(path: Path, max_chars: int, lazy: bool = False, bounds: GzipBounds
     try:
         with Source(path, bounds) as src:
             layout = _layout(src.stream().read(4096), path.name)
-            fh = src.stream()
+            fh = src.stream(lines=layout == "lines")
             if layout == "array":
                 for item in iter_array(fh, max_chars, lazy, pos):
                     yielded = True

@@ -97,9 +97,9 @@ def media_ref(value: Any, field: str, what: str = "audio") -> MediaRef:
             return MediaRef("url", s, field)
         if len(s) >= 128 and "." not in s[-8:]:  # too long for a path with no extension: inline data
             return MediaRef("base64", s, field)
-        if "\x00" in value:  # no file system has such a name; the OS calls would raise, not report
-            code = "A001" if what == "audio" else "S030"
-            raise ParseError(code, f"{what} file not found: {value!r} contains a NUL character, which no file name can", field)
+        impossible = _impossible_path(value)
+        if impossible:  # the OS calls would raise (ValueError, ENAMETOOLONG), not report: say it here
+            raise ParseError("A001" if what == "audio" else "S030", f"{what} file not found: {impossible}", field)
         return MediaRef("path", value, field)
     if isinstance(value, dict):
         if value.get("bytes") is not None:
@@ -135,6 +135,22 @@ def media_ref(value: Any, field: str, what: str = "audio") -> MediaRef:
         raise ParseError("S032", msg, field)
     article = "a" if what == "video" else "an"
     raise ParseError("S001", f"{article} {what} reference must be a string or object, got {type(value).__name__}", field)
+
+
+#: No file system in use holds a longer path (Linux PATH_MAX) or file name (NAME_MAX).
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255
+
+
+def _impossible_path(value: str) -> str | None:
+    """Why no file can have the name ``value`` (a NUL in it, or too long), or None."""
+    if "\x00" in value:
+        return f"{value[:200]!r} contains a NUL character, which no file name can"
+    size = len(value.encode("utf-8", "surrogatepass"))
+    longest = max((len(part.encode("utf-8", "surrogatepass")) for part in value.split("/")), default=0)
+    if size > MAX_PATH_BYTES or longest > MAX_NAME_BYTES:
+        what = f"a path of {size} bytes" if size > MAX_PATH_BYTES else f"a file or folder name of {longest} bytes"
+        return f"{value[:120]!r}... is {what}, longer than any file system allows"
+    return None
 
 
 def audio_ref(value: Any, field: str) -> MediaRef:
