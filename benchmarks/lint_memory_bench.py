@@ -106,9 +106,10 @@ def _in_child(part: str, *args: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def child_lint(records: str, rules: str, memory: str, workers: str) -> dict[str, Any]:
+def child_lint(records: str, rules: str, memory: str, workers: str, cache: str) -> dict[str, Any]:
     """In a fresh process: lint the cached corpus of ``records`` with all default rules or without D."""
     lb = _sibling("lint_bench")
+    lb.CACHE_DIR = Path(cache)
     cb = lb.load_convert_bench()
     from audiodata.dedup.store import FirstSeen
     from audiodata.pipeline.lint import lint
@@ -154,6 +155,7 @@ def child_lint(records: str, rules: str, memory: str, workers: str) -> dict[str,
 def lint_part(args: argparse.Namespace) -> dict[str, Any]:
     lb = _sibling("lint_bench")
     cb = lb.load_convert_bench()
+    lb.CACHE_DIR = args.cache
     lb.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     for n in args.sizes:  # build (or reuse) every corpus first: building is not what is measured
         lb.build_text_corpus(n, os.cpu_count() or 1, cb)
@@ -167,7 +169,7 @@ def lint_part(args: argparse.Namespace) -> dict[str, Any]:
     print("-" * len(header))
     for n in args.sizes:
         for rules in ("default", "no-D"):
-            r = _in_child("lint", str(n), rules, str(args.dedup_memory), str(args.workers or 0))
+            r = _in_child("lint", str(n), rules, str(args.dedup_memory), str(args.workers or 0), str(args.cache))
             rows.append(r)
             print(
                 f"{r['records']:>10,} {rules:<9} {r['wall_s']:>8.1f} {r['records_per_s']:>10,.0f} "
@@ -304,7 +306,7 @@ def clips_part(args: argparse.Namespace) -> dict[str, Any]:
     for path in clips:
         try:
             pcm = to_pcm16(decode(AudioSource(path=path, name=path.name), 100.0), 16000)
-        except Exception:  # noqa: BLE001 -- a format this machine cannot decode: measure the others
+        except Exception:  # a format this machine cannot decode: measure the others
             continue
         prints.append(fingerprint(pcm))
         seconds += len(pcm) / 16000
@@ -338,8 +340,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=0, help="lint workers (default: lint's own default, all cores)")
     p.add_argument("--keys", type=int, default=4_000_000, help="keys for the store part (default 4M)")
     p.add_argument("--clips", type=int, default=2000, help="clips for the clips part (default 2000)")
+    p.add_argument("--cache", type=Path, help="where the corpora are built (default: lint_bench's cache, benchmarks/.cache)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
     args = p.parse_args(argv)
+    args.cache = (args.cache or _sibling("lint_bench").CACHE_DIR).resolve()
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
     args.parts = [s.strip() for s in args.parts.split(",")]
     args.dedup_memory = parse_size(args.dedup_memory)
@@ -355,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     args = parse_args(argv)
-    figures: dict[str, Any] = {"host": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
+    host = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    figures: dict[str, Any] = {"host": host}
     if "lint" in args.parts:
         figures["lint"] = lint_part(args)
     if "store" in args.parts:

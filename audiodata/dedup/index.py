@@ -26,7 +26,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from audiodata.dedup.fingerprint import Fingerprint, similarity, sketch_distance
 from audiodata.dedup.store import DEFAULT_MEMORY, FirstSeen
@@ -221,12 +221,12 @@ class RecordDeduper:
     def check(self, rec: RecordInfo) -> Verdict:
         """Classify ``rec`` against everything seen before it, then remember it if it is kept."""
         if self.near:
-            tokens, kinds, sims = self._resolve_near(rec)
+            found, kinds, sims = self._resolve_near(rec)
         else:
-            tokens = [h.encode() if h is not None else None for h, _ in rec.clips]
-            kinds, sims = ["exact"] * len(tokens), [1.0] * len(tokens)
-        if None in tokens:  # a clip without identity: this record matches nothing, and nothing will match it
+            found, kinds, sims = [h.encode() if h is not None else None for h, _ in rec.clips], None, None
+        if None in found:  # a clip without identity: this record matches nothing, and nothing will match it
             return Verdict()
+        tokens = cast("list[bytes]", found)
         whole, by_prompt = _digests(tokens, rec.prompt, rec.response)
         here = self._pack(rec)
         earlier = self.index.first(whole, here)
@@ -234,7 +234,7 @@ class RecordDeduper:
             if rec.probe is not None and self._silent(rec):
                 return Verdict()
             first = self._unpack(earlier)
-            kind = "near" if "near" in kinds else "exact"
+            kind = "near" if kinds and "near" in kinds else "exact"
             sim = min(sims) if sims else 1.0
             if self.keep_report:
                 cluster = self.clusters.setdefault(cluster_id(first), Cluster(kind, [first], sim))
@@ -304,20 +304,16 @@ class RecordDeduper:
         return {"clusters": clusters, "conflicts": conflicts}
 
 
-def _digests(tokens: list[bytes | None], prompt: bytes, response: bytes) -> tuple[bytes, bytes]:
+def _digests(tokens: list[bytes], prompt: bytes, response: bytes) -> tuple[bytes, bytes]:
     """(whole, by prompt) digests: the clips' identities (length-prefixed, so no two lists read alike),
     then the prompt digest; the whole one adds the response digest."""
-    h = hashlib.blake2b(len(tokens).to_bytes(4, "little"), digest_size=16, person=b"audiodata-rec")
+    parts = [len(tokens).to_bytes(4, "little")]
     for t in tokens:
-        assert t is not None
-        h.update(len(t).to_bytes(4, "little"))
-        h.update(t)
-    h.update(prompt)
-    p = h.copy()
-    p.update(b"P")
-    h.update(b"W")
-    h.update(response)
-    return h.digest(), p.digest()
+        parts += (len(t).to_bytes(4, "little"), t)
+    parts.append(prompt)
+    body = b"".join(parts)
+    whole = hashlib.blake2b(body + b"W" + response, digest_size=16).digest()
+    return whole, hashlib.blake2b(body + b"P", digest_size=16).digest()
 
 
 def _member(m: Where, kind: str, sim: float) -> dict[str, Any]:

@@ -38,9 +38,12 @@ ROW = KEY + VALUE
 BLOCK = 64
 #: Runs of one level merged into one of the next.
 FANIN = 4
-#: Bytes one dict entry takes (16-byte key object, 24-byte value object, the dict's own slot), measured
-#: with tracemalloc on CPython 3.11 (tests/test_dedup_store.py keeps it honest).
-ENTRY_BYTES = 170
+#: Resident bytes one dict entry takes (16-byte key object, 24-byte value object, the dict's own slot),
+#: measured on CPython 3.11 (tests/test_dedup_memory.py keeps it honest).
+ENTRY_BYTES = 184
+#: Share of the cap the dict may fill: a spill needs ROW bytes an entry beside it, and the allocator keeps
+#: some of what a spill frees (measured: resident memory peaks ~30% over the dict after a few spills).
+DICT_SHARE = 0.7
 #: Default memory for a deduper's index: about 190k records before the first spill (2 keys each).
 DEFAULT_MEMORY = 64 * 2**20
 BLOOM_BITS_PER_KEY = 12
@@ -165,23 +168,28 @@ class FirstSeen:
 
     def _entries_allowed(self) -> int:
         fixed = (self.bloom.nbytes if self.bloom else 0) + sum(len(r.fences) for r in self.runs) * 40
-        return max((self.memory - fixed) // ENTRY_BYTES, 16)  # any cap holds a few keys (0: spill every 16, for tests)
+        # any cap holds a few keys (0: spill every 16, for tests)
+        return max(int((self.memory - fixed) * DICT_SHARE) // (ENTRY_BYTES + ROW), 16)
 
     # -- spilling ----------------------------------------------------------------------------------
     def spill(self) -> None:
         """Write the dict out as one sorted run, empty it, and merge runs when a level is full."""
         if not self.mem:
             return
-        keys = list(self.mem)
-        rows = np.empty(len(keys), dtype=_ROWS)
-        rows["key"] = np.frombuffer(b"".join(keys), dtype="V16")
-        rows["value"] = np.frombuffer(b"".join(self.mem.values()), dtype="V24")  # the same (insertion) order
+        n = len(self.mem)
+        keys = b"".join(self.mem)  # 40 bytes an entry beside the dict: what _entries_allowed keeps room for
+        values = b"".join(self.mem.values())  # the same (insertion) order
         self.mem = {}
+        rows = np.empty(n, dtype=_ROWS)
+        rows["key"] = np.frombuffer(keys, dtype="V16")
+        rows["value"] = np.frombuffer(values, dtype="V24")
+        del values
         rows = _sorted(rows)
         self._write_run(rows, level=0)
         self.spilled += len(rows)
         self.spills += 1
-        self._grow_bloom(keys)
+        self._grow_bloom([keys[i : i + KEY] for i in range(0, len(keys), KEY)])
+        del keys
         while True:
             level = self.runs[-1].level
             same = [r for r in self.runs if r.level == level]
@@ -249,6 +257,7 @@ class FirstSeen:
             self.bloom.add_many(new_keys)
             return
         self._bloom_capacity = max(2 * self.spilled, 1024)
+        self.bloom = None  # never two filters at once
         budget_log2 = max((self.memory // 2 * 8).bit_length() - 1, 10)
         want_log2 = (self._bloom_capacity * BLOOM_BITS_PER_KEY).bit_length()
         bits_log2 = min(want_log2, budget_log2, 32)
