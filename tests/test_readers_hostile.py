@@ -150,7 +150,27 @@ def test_a_record_nested_100k_deep_is_a_located_f001(corpus: Path, layout: str):
     result, rejects, _ = run(path, corpus / "out")
     assert result.records_written == 2
     assert reasons(rejects) == [(1, 2 if layout == "jsonl" else 3, "F001")]
-    assert "nesting too deep" in rejects[0]["reasons"][0]["message"]
+    assert "nested too deep" in rejects[0]["reasons"][0]["message"]
+
+
+@pytest.mark.parametrize("depth", [101, 500])
+def test_nesting_past_the_bound_is_f001_before_any_later_stage_recurses(corpus: Path, depth: int):
+    """Hundreds of levels parse (json's C parser stops near Python's recursion limit), and then copying
+    (--fix), schema checks and pickling to workers would recurse; the reader's bound keeps every later
+    stage far from the limit."""
+    deep = "[" * depth + "]" * depth
+    turns = [{"from": "human", "value": "<audio>Hi?"}, {"from": "bot", "value": "Yo."}]
+    ok = json.dumps({"conversations": turns, "audios": ["a.wav"]})
+    records = [rec(0), ok[:-1] + ', "tools": ' + deep + "}", ok[:-1] + ', "extra": ' + deep + "}", ok]
+    path = corpus / "in.jsonl"
+    path.write_text("\n".join(records) + "\n")
+    _, rejects, _ = run(path, corpus / "out")
+    assert reasons(rejects) == [(1, 2, "F001"), (2, 3, "F001")]
+    assert f"nested {depth + 1} levels deep" in rejects[0]["reasons"][0]["message"]
+    fixed = lint([str(path)], num_workers=2, fix=corpus / "fixed.jsonl")  # --fix copies records: no RecursionError there
+    assert fixed.to_dict()["fix"]["not_copied"] == 2
+    two = audiodata.convert([str(path)], corpus / "out2", num_workers=2)
+    assert (two.records_written, two.records_rejected) == (2, 2)
 
 
 def test_a_lone_surrogate_is_f001_located_to_its_field(corpus: Path):

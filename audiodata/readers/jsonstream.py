@@ -329,7 +329,7 @@ def _why(exc: Exception, text: str) -> tuple[str, str]:
     if isinstance(exc, json.JSONDecodeError):
         return exc.msg, f" (column {exc.colno})"
     if isinstance(exc, RecursionError):
-        return "nesting too deep", ""
+        return f"nested too deep to parse (audiodata reads records up to {MAX_NESTING} levels)", ""
     if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
         m = _DIGITS.search(text)
         where = f" (column {m.start() + 1})" if m else ""
@@ -339,6 +339,27 @@ def _why(exc: Exception, text: str) -> tuple[str, str]:
     if isinstance(exc, MemoryError):
         return "out of memory while parsing", ""
     return library_error(exc) or type(exc).__name__, ""
+
+
+#: The deepest record read. Real records nest a few levels (messages, content items, tool schemas);
+#: past this, every later stage (schema, copies, pickling to workers, --fix) stays far from Python's
+#: recursion limit, so nesting is one located F001 here and never a RecursionError there.
+MAX_NESTING = 100
+
+
+def nesting(obj: Any, stop: int = 10 * MAX_NESTING) -> int:
+    """How deep lists and objects nest in ``obj`` (a scalar: 0), counted up to ``stop``; no recursion."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(obj, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, (dict, list)):
+            if depth > deepest:
+                deepest = depth
+                if deepest >= stop:
+                    return deepest
+            todo.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def lone_surrogate(obj: Any) -> str | None:
@@ -372,6 +393,11 @@ def _parse(index: int, line: int, text: str, max_chars: int, lazy: bool = False)
     except Exception as exc:  # whatever the parser raises, it is this record's F001, never the run's end
         msg, where = _why(exc, text)
         return RawItem(index, line, raw=text, code="F001", error=f"invalid JSON: {msg}{where}")
+    if text.count("[") + text.count("{") > MAX_NESTING:  # only then can it be nested that deep: walk it
+        depth = nesting(obj)
+        if depth > MAX_NESTING:
+            msg = f"invalid JSON: nested {depth if depth <= 10 * MAX_NESTING else 'over ' + str(10 * MAX_NESTING)} levels deep"
+            return RawItem(index, line, raw=text, code="F001", error=f"{msg} (audiodata reads records up to {MAX_NESTING})")
     if "\\u" in text and re.search(r"\\u[dD][89a-fA-F]", text):  # only escapes make surrogates
         field = lone_surrogate(obj)
         if field is not None:
