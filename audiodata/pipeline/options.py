@@ -13,7 +13,7 @@ from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
-from audiodata.readers.jsonstream import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
+from audiodata.readers.rawfile import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.transcript import TASKS
 from audiodata.visual import VISUAL_MODES

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audiodata.readers.jsonstream import file_kind
+from audiodata.readers.rawfile import file_kind
 from audiodata.readers.registry import (
     DATASET_INFO,
     JSON_SUFFIXES,
