@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audiodata.readers import jsonstream
+from audiodata.readers import jsonstream, rawfile
 from audiodata.readers.jsonstream import iter_array, iter_file, iter_lines
 
 BIG = 10**6
@@ -285,7 +285,7 @@ def test_lone_carriage_returns_become_line_ends_across_reads(step):
             b[:n], self.data = self.data[:n], self.data[n:]
             return n
 
-    got = io.BufferedReader(jsonstream._LoneCR(Trickle(CR_TEXT.encode())), 4).read()
+    got = io.BufferedReader(rawfile._LoneCR(Trickle(CR_TEXT.encode())), 4).read()
     assert got == CR_TEXT.replace("\r\n", "\0").replace("\r", "\n").replace("\0", "\r\n").encode()
 
 

@@ -24,8 +24,9 @@ from audiodata.cli.main import main
 from audiodata.pipeline.lint import lint
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.read import read_records
-from audiodata.readers import jsonstream
-from audiodata.readers.jsonstream import RATIO_AFTER, iter_file, iter_lines
+from audiodata.readers import jsonstream, rawfile
+from audiodata.readers.jsonstream import iter_file, iter_lines
+from audiodata.readers.rawfile import RATIO_AFTER
 from audiodata.readers.sources import InputError, expand
 from tests.conftest import write_audio
 
@@ -150,7 +151,27 @@ def test_a_record_nested_100k_deep_is_a_located_f001(corpus: Path, layout: str):
     result, rejects, _ = run(path, corpus / "out")
     assert result.records_written == 2
     assert reasons(rejects) == [(1, 2 if layout == "jsonl" else 3, "F001")]
-    assert "nesting too deep" in rejects[0]["reasons"][0]["message"]
+    assert "nested too deep" in rejects[0]["reasons"][0]["message"]
+
+
+@pytest.mark.parametrize("depth", [101, 500])
+def test_nesting_past_the_bound_is_f001_before_any_later_stage_recurses(corpus: Path, depth: int):
+    """Hundreds of levels parse (json's C parser stops near Python's recursion limit), and then copying
+    (--fix), schema checks and pickling to workers would recurse; the reader's bound keeps every later
+    stage far from the limit."""
+    deep = "[" * depth + "]" * depth
+    turns = [{"from": "human", "value": "<audio>Hi?"}, {"from": "bot", "value": "Yo."}]
+    ok = json.dumps({"conversations": turns, "audios": ["a.wav"]})
+    records = [rec(0), ok[:-1] + ', "tools": ' + deep + "}", ok[:-1] + ', "extra": ' + deep + "}", ok]
+    path = corpus / "in.jsonl"
+    path.write_text("\n".join(records) + "\n")
+    _, rejects, _ = run(path, corpus / "out")
+    assert reasons(rejects) == [(1, 2, "F001"), (2, 3, "F001")]
+    assert f"nested {depth + 1} levels deep" in rejects[0]["reasons"][0]["message"]
+    fixed = lint([str(path)], num_workers=2, fix=corpus / "fixed.jsonl")  # --fix copies records: no RecursionError there
+    assert fixed.to_dict()["fix"]["not_copied"] == 2
+    two = audiodata.convert([str(path)], corpus / "out2", num_workers=2)
+    assert (two.records_written, two.records_rejected) == (2, 2)
 
 
 def test_a_lone_surrogate_is_f001_located_to_its_field(corpus: Path):
@@ -231,8 +252,8 @@ def test_a_read_error_part_way_keeps_the_records_before_it_and_ends_with_one_loc
     data = ("\n".join(lines) + "\n").encode()
     path.write_bytes(data)
     after = len("\n".join(lines[:200]) + "\n") + 5  # inside line 201, past the 4 kB the layout is sniffed from
-    monkeypatch.setattr(jsonstream, "CHUNK", 4096)  # the buffer the reader fills
-    monkeypatch.setattr(jsonstream, "open_regular", lambda p: Breaks(data, after))
+    monkeypatch.setattr(rawfile, "BUFFER", 4096)  # the error comes a few buffer fills in
+    monkeypatch.setattr(rawfile, "open_regular", lambda p: Breaks(data, after))
     result, rejects, _ = run(path, corpus / "out")
     assert result.records_read == result.records_written + 1
     assert 150 < result.records_written <= 200  # every record the reader got before the error (a buffer's worth may not)
@@ -269,7 +290,7 @@ def test_a_file_that_fails_between_expansion_and_reading_is_its_f004(corpus, mon
             bad.unlink()
         return out
 
-    real_open = jsonstream.open_regular
+    real_open = rawfile.open_regular
 
     def faulty_open(path: Path) -> Any:
         if path.name == "bad.jsonl" and fault == "permission":
@@ -280,7 +301,7 @@ def test_a_file_that_fails_between_expansion_and_reading_is_its_f004(corpus, mon
 
     monkeypatch.setattr(audiodata.pipeline.convert, "expand_inputs", expand_then_fail)
     monkeypatch.setattr(audiodata.pipeline.lint, "expand_inputs", expand_then_fail)
-    monkeypatch.setattr(jsonstream, "open_regular", faulty_open)
+    monkeypatch.setattr(rawfile, "open_regular", faulty_open)
     result, rejects, _ = run(corpus, corpus / "out")
     assert (result.records_read, result.records_written, result.exit_code) == (2, 1, 1)  # the unreadable file counts once
     assert [(r["source"], r["index"], r["reasons"][0]["code"]) for r in rejects] == [(str(bad), -1, "F004")]
@@ -342,7 +363,7 @@ def test_a_fifo_found_in_a_folder_or_a_glob_is_a_located_f004_and_never_blocks(c
 def test_a_file_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking(fifo: Path, monkeypatch):
     """The race the stat cannot close: the open itself must not wait for a writer."""
     regular = os.stat_result((0o100644, *os.stat(fifo)[1:]))
-    monkeypatch.setattr(jsonstream.os, "stat", lambda p: regular)
+    monkeypatch.setattr(rawfile.os, "stat", lambda p: regular)
     items = within(10, lambda: list(iter_file(fifo, 10**6)))
     assert [(i.index, i.code) for i in items] == [(-1, "F004")]
     assert "a FIFO" in (items[0].error or "")
@@ -415,7 +436,7 @@ def test_the_expansion_ratio_is_a_flag_and_judged_only_past_the_first_bytes(corp
     assert len(gzip.decompress(small.read_bytes())) > 100 * small.stat().st_size
     assert {i.code for i in iter_file(small, 10**6)} == {None}
     bomb = gz_parts(corpus / "bomb.jsonl.gz", rec(0).encode(), b"\n" * (40 * 2**20), rec(1).encode())
-    lenient = jsonstream.GzipBounds(max_ratio=1e6)
+    lenient = rawfile.GzipBounds(max_ratio=1e6)
     assert [i.code for i in iter_file(bomb, 10**6, bounds=lenient)] == [None, None]
     assert [i.code for i in iter_file(bomb, 10**6)] == [None, "F008"]
 

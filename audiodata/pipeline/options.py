@@ -15,7 +15,7 @@ from audiodata.dedup.store import DEFAULT_MEMORY
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.privacy import public_path
-from audiodata.readers.jsonstream import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
+from audiodata.readers.rawfile import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.transcript import TASKS
 from audiodata.visual import VISUAL_MODES

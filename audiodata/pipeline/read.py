@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from audiodata.errtext import library_error
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
-from audiodata.readers.jsonstream import GzipBounds, RawItem, iter_file, parse_text
+from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
+from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.sources import InputFile
 from audiodata.records import Record, SourceLoc
 from audiodata.rules.engine import check_record, keep_enabled

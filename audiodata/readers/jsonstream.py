@@ -22,29 +22,20 @@ Hostile input is bounded here, once, for every command:
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
-import os
 import re
-import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from audiodata.errtext import library_error
+from audiodata.readers.rawfile import FileFailure, GzipBounds, Source
 
 CHUNK = 1 << 20
 SLACK = 4096
-#: Bytes a gzip input may produce before its expansion ratio is judged: small files of very
-#: repetitive records compress far beyond any sane ratio and are no threat.
-RATIO_AFTER = 16 * 2**20
-#: Defaults of ``--max-decompressed-bytes`` and ``--max-expansion-ratio``: far above real corpora
-#: (JSON text gzips 5-20x; base64 audio barely), far below a bomb (gzip reaches 1000x).
-MAX_DECOMPRESSED = 64 * 2**30
-MAX_RATIO = 100.0
 
 
 @dataclass(slots=True)
@@ -60,21 +51,6 @@ class RawItem:
     field: str = ""  # where in the record the parse failed, when known (a lone surrogate)
 
 
-@dataclass(frozen=True, slots=True)
-class GzipBounds:
-    """How far one gzip input may expand (``--max-decompressed-bytes``, ``--max-expansion-ratio``)."""
-
-    max_bytes: int = MAX_DECOMPRESSED
-    max_ratio: float = MAX_RATIO
-
-
-class FileFailure(Exception):
-    """The file itself cannot be read (further): a file-level finding with its own code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
 
 @dataclass(slots=True)
 class Cursor:
@@ -84,217 +60,6 @@ class Cursor:
     index: int = 0
     line: int = 1
 
-
-# -- opening ---------------------------------------------------------------------------------
-
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISDIR, "a folder"),
-)
-
-
-def file_kind(mode: int) -> str | None:
-    """What a non-regular file is ("a FIFO (named pipe)"), or None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    return next((name for test, name in _KINDS if test(mode)), "not a file")
-
-
-def not_regular(kind: str) -> FileFailure:
-    return FileFailure("F004", f"not a regular file ({kind}): audiodata reads JSON files")
-
-
-def open_regular(path: Path) -> IO[bytes]:
-    """Open ``path`` for reading only if it is a regular file. A FIFO is opened non-blocking
-    (so no writer is waited for) and refused after ``fstat``; ``/dev/zero`` and sockets are
-    refused before anything is read."""
-    kind = file_kind(os.stat(path).st_mode)
-    if kind is not None:
-        raise not_regular(kind)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        kind = file_kind(os.fstat(fd).st_mode)  # replaced by something else since the stat
-        if kind is not None:
-            raise not_regular(kind)
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return open(fd, "rb", buffering=0)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-class _Borrowed(io.RawIOBase):
-    """The open file, lent to one pass: closing (or collecting) the pass's reader leaves it open."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        return self.raw.readinto(b)  # type: ignore[attr-defined, no-any-return]
-
-
-class _Gunzip(io.RawIOBase):
-    """gzip decompression that stops at the bounds: a decompression bomb is a finding, not 8 GiB.
-    Reads what one step of inflating gives (``read1``), so a stream that breaks (truncated,
-    corrupt) or hits a bound loses no record before that point."""
-
-    def __init__(self, raw: IO[bytes], bounds: GzipBounds) -> None:
-        self.raw, self.bounds = raw, bounds
-        self.gz = gzip.GzipFile(fileobj=raw, mode="rb")
-        self.out = 0
-        self.stop: FileFailure | None = None  # the bound hit: raised once what came before is handed on
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self.stop is not None:
-            raise self.stop
-        data = self.gz.read1(len(b))
-        n = len(data)
-        b_ = self.bounds
-        if self.out + n > b_.max_bytes:
-            n = max(b_.max_bytes - self.out, 0)
-            why = f"gzip expands past {_size(b_.max_bytes)} (--max-decompressed-bytes): not read further"
-            self.stop = FileFailure("F008", why)
-        self.out += n
-        packed = max(self.raw.tell(), 1)
-        if self.stop is None and self.out > RATIO_AFTER and self.out > packed * b_.max_ratio:
-            self.stop = FileFailure(
-                "F008",
-                f"gzip expands more than {b_.max_ratio:g}x ({_size(packed)} to over {_size(self.out)}; "
-                "--max-expansion-ratio): a decompression bomb? not read further",
-            )
-        if n == 0 and self.stop is not None:
-            raise self.stop
-        b[:n] = data[:n]
-        return n
-
-
-_LONE_CR = re.compile(rb"\r(?!\n)")
-
-
-class _LoneCR(io.RawIOBase):
-    """JSONL with classic Mac line ends: a lone carriage return ends a line, as pyarrow's JSON reader
-    (what LLaMA-Factory reads through ``datasets``) and Python's universal newlines take it. Turned
-    into ``\n`` byte for byte, so offsets and sizes stay; ``\r\n`` stays one line end. Reads into
-    one buffer of its own: no allocation per read (this sits under every JSONL line)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.buf = bytearray(2)
-        self.held = False  # a trailing \r whose next byte is not read yet
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        want = max(len(b), 2)  # a BufferedReader asks for its buffer size; 2 leaves room for a held \r
-        if len(self.buf) < want:
-            self.buf = bytearray(want)
-        view = memoryview(self.buf)
-        while True:
-            start = 1 if self.held else 0
-            if self.held:
-                self.buf[0] = 0x0D
-            got = self.inner.readinto(view[start : len(b)]) or 0
-            n, self.held = start + got, False
-            if n == 0:
-                return 0
-            if got and self.buf[n - 1] == 0x0D:  # not at the end: the next byte decides whether it is a \r\n
-                n, self.held = n - 1, True
-                if n == 0:
-                    continue
-            if self.buf.find(b"\r", 0, n) >= 0:
-                b[:n] = _LONE_CR.sub(b"\n", bytes(view[:n]))
-            else:
-                b[:n] = view[:n]
-            return n
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n} bytes"
-
-
-_BOMS = (
-    (b"\x00\x00\xfe\xff", "UTF-32 BE", "UTF-32BE"),
-    (b"\xff\xfe\x00\x00", "UTF-32 LE", "UTF-32LE"),
-    (b"\xfe\xff", "UTF-16 BE", "UTF-16BE"),
-    (b"\xff\xfe", "UTF-16 LE", "UTF-16LE"),
-)
-
-
-def wrong_encoding(head: bytes) -> str | None:
-    """'the file is UTF-16 LE ...' when ``head`` (the first bytes) says UTF-16/32, else None.
-    Without a byte order mark the pattern of NUL bytes around the first ASCII characters
-    tells (RFC 4627, section 3): JSON text starts with ASCII."""
-    found = next(((name, iconv, True) for bom, name, iconv in _BOMS if head.startswith(bom)), None)
-    if found is None:
-        z = [b == 0 for b in head[:4]]
-        patterns = {
-            (True, True, True, False): ("UTF-32 BE", "UTF-32BE"),
-            (False, True, True, True): ("UTF-32 LE", "UTF-32LE"),
-            (True, False, True, False): ("UTF-16 BE", "UTF-16BE"),
-            (False, True, False, True): ("UTF-16 LE", "UTF-16LE"),
-        }
-        hit = patterns.get(tuple(z)) if len(z) == 4 else None  # type: ignore[call-overload]
-        if hit is None:
-            return None
-        found = (hit[0], hit[1], False)
-    name, iconv, bom = found
-    mark = "with" if bom else "without"
-    return f"the file is {name} ({mark} a byte order mark), not UTF-8: re-encode it as UTF-8 (iconv -f {iconv} -t UTF-8)"
-
-
-class Source:
-    """One input file, opened once: every pass over it (sniffing the layout, reading, re-reading
-    one pretty-printed object) rewinds the same descriptor, so a file removed meanwhile is
-    still the file that was opened."""
-
-    def __init__(self, path: Path, bounds: GzipBounds | None = None) -> None:
-        self.raw = open_regular(path)
-        self.bounds = bounds or GzipBounds()
-        try:
-            self.gzipped = self.raw.read(2) == b"\x1f\x8b"
-        except BaseException:
-            self.raw.close()
-            raise
-
-    def stream(self, lines: bool = False) -> io.BufferedReader:
-        """The decompressed bytes from the start, past a UTF-8 byte order mark; ``lines``: with
-        lone carriage returns as line ends. Raises :class:`FileFailure` (F009) for UTF-16/32 text."""
-        self.raw.seek(0)
-        inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
-        if lines:
-            inner = _LoneCR(inner)
-        fh = io.BufferedReader(inner, buffer_size=max(CHUNK, io.DEFAULT_BUFFER_SIZE))
-        head = fh.peek(4)[:4]
-        if head.startswith(b"\xef\xbb\xbf"):
-            fh.read(3)
-            return fh
-        why = wrong_encoding(head)
-        if why is not None:
-            raise FileFailure("F009", why)
-        return fh
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _layout(head: bytes, name: str) -> str:
@@ -329,7 +94,7 @@ def _why(exc: Exception, text: str) -> tuple[str, str]:
     if isinstance(exc, json.JSONDecodeError):
         return exc.msg, f" (column {exc.colno})"
     if isinstance(exc, RecursionError):
-        return "nesting too deep", ""
+        return f"nested too deep to parse (audiodata reads records up to {MAX_NESTING} levels)", ""
     if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
         m = _DIGITS.search(text)
         where = f" (column {m.start() + 1})" if m else ""
@@ -339,6 +104,27 @@ def _why(exc: Exception, text: str) -> tuple[str, str]:
     if isinstance(exc, MemoryError):
         return "out of memory while parsing", ""
     return library_error(exc) or type(exc).__name__, ""
+
+
+#: The deepest record read. Real records nest a few levels (messages, content items, tool schemas);
+#: past this, every later stage (schema, copies, pickling to workers, --fix) stays far from Python's
+#: recursion limit, so nesting is one located F001 here and never a RecursionError there.
+MAX_NESTING = 100
+
+
+def nesting(obj: Any, stop: int = 10 * MAX_NESTING) -> int:
+    """How deep lists and objects nest in ``obj`` (a scalar: 0), counted up to ``stop``; no recursion."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(obj, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, (dict, list)):
+            if depth > deepest:
+                deepest = depth
+                if deepest >= stop:
+                    return deepest
+            todo.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def lone_surrogate(obj: Any) -> str | None:
@@ -372,6 +158,11 @@ def _parse(index: int, line: int, text: str, max_chars: int, lazy: bool = False)
     except Exception as exc:  # whatever the parser raises, it is this record's F001, never the run's end
         msg, where = _why(exc, text)
         return RawItem(index, line, raw=text, code="F001", error=f"invalid JSON: {msg}{where}")
+    if text.count("[") + text.count("{") > MAX_NESTING:  # only then can it be nested that deep: walk it
+        depth = nesting(obj)
+        if depth > MAX_NESTING:
+            msg = f"invalid JSON: nested {depth if depth <= 10 * MAX_NESTING else 'over ' + str(10 * MAX_NESTING)} levels deep"
+            return RawItem(index, line, raw=text, code="F001", error=f"{msg} (audiodata reads records up to {MAX_NESTING})")
     if "\\u" in text and re.search(r"\\u[dD][89a-fA-F]", text):  # only escapes make surrogates
         field = lone_surrogate(obj)
         if field is not None:

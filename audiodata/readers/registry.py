@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from audiodata.errtext import library_error
-from audiodata.readers.jsonstream import FileFailure, iter_file, open_regular, wrong_encoding
+from audiodata.readers.jsonstream import iter_file
+from audiodata.readers.rawfile import FileFailure, open_regular, wrong_encoding
 from audiodata.readers.spec import DEFAULT_COLUMNS, DialectSpec
 from audiodata.records import SourceLoc
 from audiodata.rules.findings import Finding

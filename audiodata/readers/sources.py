@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audiodata.privacy import input_base
-from audiodata.readers.jsonstream import file_kind
+from audiodata.readers.rawfile import file_kind
 from audiodata.readers.registry import (
     DATASET_INFO,
     JSON_SUFFIXES,
