@@ -44,9 +44,12 @@ ENTRY_BYTES = 184
 #: Share of the cap the dict may fill: a spill needs ROW bytes an entry beside it, and the allocator keeps
 #: some of what a spill frees (measured: resident memory peaks ~30% over the dict after a few spills).
 DICT_SHARE = 0.7
-#: Default memory for a deduper's index: about 190k records before the first spill (2 keys each).
+#: Default memory for a deduper's index: about 100k records (2 keys each) before the first spill.
 DEFAULT_MEMORY = 64 * 2**20
 BLOOM_BITS_PER_KEY = 12
+#: Rows handled at once when writing, merging or re-reading runs (1.25 MiB of rows): what a spill or a
+#: merge needs beyond the dict stays small.
+SLICE_ROWS = 1 << 15
 SPILL_PREFIX = "audiodata-dedup-"  # the temporary folder's name: a killed run's leftovers are recognisable
 _ROWS = np.dtype([("key", "V16"), ("value", "V24")])
 
@@ -64,7 +67,7 @@ class _Run:
         lo = max(bisect.bisect_left(self.fences, hi) - 1, 0)  # the last block starting below the key
         end = bisect.bisect_right(self.fences, hi)  # blocks starting at the key's prefix may hold it too
         first, last = lo * BLOCK, min(max(end, lo + 1) * BLOCK, self.rows)
-        buf = os.pread(self.fd, (last - first) * ROW, first * ROW)
+        buf = _read_at(self.fd, (last - first) * ROW, first * ROW)
         pos = buf.find(key)
         while pos != -1 and pos % ROW:
             pos = buf.find(key, pos + 1)
@@ -72,7 +75,7 @@ class _Run:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` as a structured array (a fresh buffer: no memory map stays resident)."""
-        return np.frombuffer(os.pread(self.fd, (stop - start) * ROW, start * ROW), dtype=_ROWS)
+        return np.frombuffer(_read_at(self.fd, (stop - start) * ROW, start * ROW), dtype=_ROWS)
 
     def first_at_or_after(self, hi: int) -> int:
         """Index of the first row whose 8-byte prefix is >= ``hi``."""
@@ -176,19 +179,16 @@ class FirstSeen:
         """Write the dict out as one sorted run, empty it, and merge runs when a level is full."""
         if not self.mem:
             return
-        n = len(self.mem)
         keys = b"".join(self.mem)  # 40 bytes an entry beside the dict: what _entries_allowed keeps room for
         values = b"".join(self.mem.values())  # the same (insertion) order
         self.mem = {}
-        rows = np.empty(n, dtype=_ROWS)
-        rows["key"] = np.frombuffer(keys, dtype="V16")
-        rows["value"] = np.frombuffer(values, dtype="V24")
-        del values
-        rows = _sorted(rows)
-        self._write_run(rows, level=0)
-        self.spilled += len(rows)
+        halves = np.frombuffer(keys, dtype=">u8").reshape(-1, 2)
+        order = np.lexsort((halves[:, 1], halves[:, 0]))  # key order, as the runs keep it
+        self._write_run(np.frombuffer(keys, dtype="V16"), np.frombuffer(values, dtype="V24"), order, level=0)
+        del values, order, halves
+        self.spilled += len(keys) // KEY
         self.spills += 1
-        self._grow_bloom([keys[i : i + KEY] for i in range(0, len(keys), KEY)])
+        self._grow_bloom(keys)
         del keys
         while True:
             level = self.runs[-1].level
@@ -209,23 +209,27 @@ class FirstSeen:
         return self._spill_dir() / f"run-{self._serial:06d}.bin"
 
     def _open_run(self, path: Path, rows: int, level: int, fences: list[int]) -> _Run:
-        run = _Run(path, rows, level, os.open(path, os.O_RDONLY), fences)
+        run = _Run(path, rows, level, os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)), fences)
         self.runs.append(run)
         return run
 
-    def _write_run(self, rows: np.ndarray, level: int) -> None:
+    def _write_run(self, keys: np.ndarray, values: np.ndarray, order: np.ndarray, level: int) -> None:
+        """Write rows ``(keys[i], values[i]) for i in order`` a slice at a time (no second copy of the run)."""
         path = self._new_run_path()
         with open(path, "wb") as f:
-            rows.tofile(f)
-        self._open_run(path, len(rows), level, _fences(rows["key"]))
+            for start in range(0, len(order), SLICE_ROWS):
+                picked = order[start : start + SLICE_ROWS]
+                rows = np.empty(len(picked), dtype=_ROWS)
+                rows["key"], rows["value"] = keys[picked], values[picked]
+                rows.tofile(f)
+        self._open_run(path, len(order), level, _prefixes(keys[order[::BLOCK]]).tolist())
 
     def _merge(self, runs: list[_Run], level: int) -> None:
         """Merge ``runs`` (disjoint keys, each sorted) into one, a key range at a time: the ranges are
-        cut at fence keys so each slice holds about ``memory / 8`` bytes of rows."""
+        cut at fence keys so each slice holds about SLICE_ROWS rows."""
         path = self._new_run_path()
-        per_slice = max(self.memory // 8 // ROW, BLOCK)
         cuts = sorted(h for r in runs for h in r.fences[1:])  # about BLOCK rows (of all runs) between two
-        step = max(per_slice // BLOCK, 1)
+        step = max(SLICE_ROWS // BLOCK, 1)
         bounds = cuts[step::step]
         starts = [0] * len(runs)
         fences: list[int] = []
@@ -250,11 +254,12 @@ class FirstSeen:
         self.merges += 1
 
     # -- Bloom filter ------------------------------------------------------------------------------
-    def _grow_bloom(self, new_keys: list[bytes]) -> None:
+    def _grow_bloom(self, new_keys: bytes) -> None:
         """Add the spilled keys; past its capacity, rebuild it twice as large from every run (never more
         than half of ``memory``; then fewer hashes keep it useful, and more lookups read the runs)."""
         if self.bloom is not None and self.spilled <= self._bloom_capacity:
-            self.bloom.add_many(new_keys)
+            for start in range(0, len(new_keys), SLICE_ROWS * KEY):
+                self.bloom.add_many(_split(new_keys[start : start + SLICE_ROWS * KEY]))
             return
         self._bloom_capacity = max(2 * self.spilled, 1024)
         self.bloom = None  # never two filters at once
@@ -264,9 +269,9 @@ class FirstSeen:
         k = max(1, min(4, round((1 << bits_log2) / self._bloom_capacity * 0.69)))
         self.bloom = _Bloom(bits_log2, k)
         for run in self.runs:
-            for start in range(0, run.rows, 1 << 16):
-                block = np.ascontiguousarray(run.read(start, min(start + (1 << 16), run.rows))["key"]).tobytes()
-                self.bloom.add_many([block[i : i + KEY] for i in range(0, len(block), KEY)])
+            for start in range(0, run.rows, SLICE_ROWS):
+                keys = np.ascontiguousarray(run.read(start, min(start + SLICE_ROWS, run.rows))["key"])
+                self.bloom.add_many(_split(keys.tobytes()))
 
     # -- lifetime ----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -285,6 +290,18 @@ class FirstSeen:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _split(keys: bytes) -> list[bytes]:
+    return [keys[i : i + KEY] for i in range(0, len(keys), KEY)]
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` (one ``pread`` where the OS has it)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - Windows
+    return os.read(fd, size)  # pragma: no cover
 
 
 def _halves(keys: np.ndarray) -> np.ndarray:
