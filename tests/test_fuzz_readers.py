@@ -374,6 +374,7 @@ def run_batch(folder: Path, seeds: list[int]) -> dict[str, Any]:
     import audiodata
     from audiodata.pipeline.lint import lint
     from audiodata.pipeline.read import Parser, ReadSettings, read_raw
+    from audiodata.privacy import public_path
     from audiodata.readers.sources import expand
 
     cases = folder / "cases"
@@ -384,8 +385,10 @@ def run_batch(folder: Path, seeds: list[int]) -> dict[str, Any]:
     made: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         path, done = build_case(seed, pool, cases)
-        display = str(path)
-        files = expand([display], media_root=str(cases))
+        files = expand([str(path)], media_root=str(cases))
+        # as convert and lint name it: the file under the folder given to them (audiodata/privacy.py names an
+        # absolutely typed input relative to its parent folder)
+        display = os.path.join(public_path(str(cases)), os.path.relpath(path, cases))
         parse = Parser(files, ReadSettings(512 * 2**20))
         start = time.monotonic()
         print(f"reading case {seed}", flush=True)

@@ -24,6 +24,7 @@ from audiodata.cli.main import main
 from audiodata.pipeline.lint import lint
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.read import read_records
+from audiodata.privacy import public_path
 from audiodata.readers import jsonstream, rawfile
 from audiodata.readers.jsonstream import iter_file, iter_lines
 from audiodata.readers.rawfile import RATIO_AFTER
@@ -304,7 +305,8 @@ def test_a_file_that_fails_between_expansion_and_reading_is_its_f004(corpus, mon
     monkeypatch.setattr(rawfile, "open_regular", faulty_open)
     result, rejects, _ = run(corpus, corpus / "out")
     assert (result.records_read, result.records_written, result.exit_code) == (2, 1, 1)  # the unreadable file counts once
-    assert [(r["source"], r["index"], r["reasons"][0]["code"]) for r in rejects] == [(str(bad), -1, "F004")]
+    # outputs name an absolutely typed input relative to its folder (audiodata/privacy.py)
+    assert [(r["source"], r["index"], r["reasons"][0]["code"]) for r in rejects] == [(os.path.join(public_path(str(corpus)), "bad.jsonl"), -1, "F004")]
     want = {"deleted": "No such file", "permission": "Permission denied", "eio": "Input/output error"}[fault]
     assert want in rejects[0]["reasons"][0]["message"]
     assert str(corpus) not in rejects[0]["reasons"][0]["message"]  # the message names the file as given, not a resolved path
@@ -351,12 +353,14 @@ def test_a_fifo_found_in_a_folder_or_a_glob_is_a_located_f004_and_never_blocks(c
     (corpus / "in.jsonl").write_text(rec(0) + "\n")
     result, rejects, _ = within(60, lambda: run(corpus, corpus / "out"))
     assert (result.records_read, result.records_written) == (2, 1)
-    assert [(r["source"], r["index"], r["reasons"][0]["code"]) for r in rejects] == [(str(fifo), -1, "F004")]
+    shown = os.path.join(public_path(str(corpus)), fifo.name)  # outputs name absolute inputs relative to their folder
+    assert [(r["source"], r["index"], r["reasons"][0]["code"]) for r in rejects] == [(shown, -1, "F004")]
     assert "not a regular file (a FIFO)" in rejects[0]["reasons"][0]["message"]
     items = within(10, lambda: list(read_records(expand([str(corpus / "*.jsonl")]), 10**6)))
+    base = public_path(str(corpus / "*.jsonl"))  # a glob's files are named from the folder it starts in
     assert [(p.source.file, p.findings[0].code if p.findings else None) for p in items] == [
-        (str(corpus / "in.jsonl"), None),
-        (str(fifo), "F004"),
+        (os.path.join(os.path.dirname(base), "in.jsonl"), None),
+        (os.path.join(os.path.dirname(base), fifo.name), "F004"),
     ]
 
 
