@@ -306,7 +306,8 @@ def test_a_file_that_fails_between_expansion_and_reading_is_its_f004(corpus, mon
     result, rejects, _ = run(corpus, corpus / "out")
     assert (result.records_read, result.records_written, result.exit_code) == (2, 1, 1)  # the unreadable file counts once
     # outputs name an absolutely typed input relative to its folder (audiodata/privacy.py)
-    assert [(r["source"], r["index"], r["reasons"][0]["code"]) for r in rejects] == [(os.path.join(public_path(str(corpus)), "bad.jsonl"), -1, "F004")]
+    shown = os.path.join(public_path(str(corpus)), "bad.jsonl")
+    assert [(r["source"], r["index"], r["reasons"][0]["code"]) for r in rejects] == [(shown, -1, "F004")]
     want = {"deleted": "No such file", "permission": "Permission denied", "eio": "Input/output error"}[fault]
     assert want in rejects[0]["reasons"][0]["message"]
     assert str(corpus) not in rejects[0]["reasons"][0]["message"]  # the message names the file as given, not a resolved path
