@@ -5,7 +5,7 @@ run's settings, computed here) and the per-rank ``batches.jsonl`` the trainer wr
 row exactly once per epoch across the ranks, the same number of steps on each rank, resume in the
 middle of an epoch continuing that epoch's order, one report with the ranks' counters summed.
 Each launch costs about 20-40 s on a 2-core machine (two Python processes importing torch and
-transformers), so the runs are few and short.
+transformers), so the runs are few and short. They are marked ``slow`` and run in the default suite.
 """
 
 from __future__ import annotations
@@ -171,6 +171,7 @@ def sft_run(tiny: str, sample_out, tmp_path_factory: pytest.TempPathFactory) -> 
     return run, torchrun("sft", flags), plan
 
 
+@pytest.mark.slow
 def test_two_processes_sft_see_every_row_once_per_epoch_with_one_summed_report(sft_run):
     run, report, plan = sft_run
     log = read_batch_log(run / "batches.jsonl")
@@ -184,6 +185,7 @@ def test_two_processes_sft_see_every_row_once_per_epoch_with_one_summed_report(s
     assert (run / "tokenizer_config.json").is_file()  # the processor, saved once by rank 0
 
 
+@pytest.mark.slow
 def test_two_processes_sft_resume_mid_epoch_continues_that_epochs_order(sft_run, tmp_path: Path):
     """Resume inside epoch 1: before the fix the resumed epoch replayed epoch 0's order (neither
     SkipBatchSampler nor BatchSamplerShard forwards set_epoch)."""
@@ -212,6 +214,7 @@ def test_two_processes_sft_resume_mid_epoch_continues_that_epochs_order(sft_run,
 DPO = {"per_device_batch_size": 2, "max_clips_per_batch": 3}
 
 
+@pytest.mark.slow
 def test_two_processes_dpo_every_pair_once_per_epoch_and_resume_mid_epoch(tiny: str, sample_out, tmp_path: Path):
     out, _ = sample_out
     plan = plan_for(tiny, out, "dpo", DPO["per_device_batch_size"], DPO["max_clips_per_batch"], 2)
@@ -230,13 +233,49 @@ def test_two_processes_dpo_every_pair_once_per_epoch_and_resume_mid_epoch(tiny: 
     assert by_step(cont) == by_step(log) and again["steps"] == report["steps"]
 
 
-def test_two_processes_kto():
+KTO = {"per_device_batch_size": 2, "max_clips_per_batch": 3}
+
+
+def kto_corpus(tmp: Path, n: int = 12) -> Path:
+    """``n`` KTO records in TRL's unpaired preference form (prompt, completion, label: trl 1.16
+    trainer/kto_trainer.py, around line 101), half desirable, converted (the ``kto`` config)."""
+    clips = sorted((SAMPLE / "audio").glob("clip0[7-9]_16k.flac"))
+    records = [
+        {
+            "prompt": [{"role": "user", "content": "<audio>Say what you hear."}],
+            "completion": [{"role": "assistant", "content": f"Reply number {i} " + "la " * (i % 5)}],
+            "label": i % 2 == 0,
+            "audios": [str(clips[i % len(clips)])],
+        }
+        for i in range(n)
+    ]
+    import audiodata
+
+    result = audiodata.convert([str(write_jsonl(tmp / "kto.jsonl", records))], tmp / "out", num_workers=1)
+    assert result.records_written == n, result.rejects_by_code
+    return tmp / "out"
+
+
+@pytest.mark.slow
+def test_two_processes_kto_every_row_once_per_epoch_and_resume_mid_epoch(tiny: str, tmp_path: Path):
     from trainer.config import TASKS
 
     if "kto" not in TASKS:
-        # TODO(issue 12): when `audiodata train kto` lands (trainer-correctness helper), run the SFT/DPO checks above for KTO.
+        # TODO(issue 12): runs by itself once `audiodata train kto` (trainer-correctness helper) is merged. Its
+        # collate_kto must then also take the dummy clip for text-only batches (AudioCollator.attach_dummy).
         pytest.skip("`audiodata train kto` is not on this branch yet (issue 12, trainer-correctness part)")
-    pytest.fail("train kto exists now: add the two-process KTO run (coverage, resume, summed report) here")
+    data = kto_corpus(tmp_path)
+    plan = plan_for(tiny, data, "kto", KTO["per_device_batch_size"], KTO["max_clips_per_batch"], 2)
+    step = mid_epoch_checkpoint(plan.steps_per_epoch)
+    flags = {"model": tiny, "data": data, "output_dir": tmp_path / "run", "num_train_epochs": 2, "logging_steps": 1}
+    flags |= {"learning_rate": 1e-3, "save_steps": step, "save_total_limit": 10, **KTO}
+    report = torchrun("kto", flags)
+    log = read_batch_log(tmp_path / "run" / "batches.jsonl")
+    check_epochs(log, plan, epochs=2, world=2)
+    check_report(report, log, world=2, rows=len(plan.lengths), epochs=2)
+    shutil.copytree(tmp_path / "run", tmp_path / "resumed")
+    again = torchrun("kto", {**flags, "output_dir": tmp_path / "resumed", "resume": tmp_path / "resumed" / f"checkpoint-{step}"})
+    assert by_step(read_batch_log(tmp_path / "resumed" / "batches.jsonl")) == by_step(log) and again["steps"] == report["steps"]
 
 
 # -- mixed text-only and audio records --------------------------------------------------------
@@ -276,6 +315,7 @@ class FixedPlan(LengthGroupedBatchSampler):
         return [list(b) for b in self.fixed]
 
 
+@pytest.mark.slow
 def test_two_processes_mixed_corpus_finish_and_match_a_single_process_replay(tiny: str, tmp_path: Path):
     """30 % text-only records on two ranks: every step is modality-homogeneous, text-only micro-batches
     carry the dummy clip so the audio encoder runs on every rank at every step, and the losses equal
