@@ -214,23 +214,36 @@ def test_two_processes_sft_resume_mid_epoch_continues_that_epochs_order(sft_run,
 DPO = {"per_device_batch_size": 2, "max_clips_per_batch": 3}
 
 
-@pytest.mark.slow
-def test_two_processes_dpo_every_pair_once_per_epoch_and_resume_mid_epoch(tiny: str, sample_out, tmp_path: Path):
+@pytest.fixture(scope="module")
+def dpo_run(tiny: str, sample_out, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Two epochs of DPO on two processes, uninterrupted, with a checkpoint inside the second epoch."""
     out, _ = sample_out
     plan = plan_for(tiny, out, "dpo", DPO["per_device_batch_size"], DPO["max_clips_per_batch"], 2)
-    step = mid_epoch_checkpoint(plan.steps_per_epoch)
-    flags = {"model": tiny, "data": out, "output_dir": tmp_path / "run", "num_train_epochs": 2, "logging_steps": 1}
-    flags |= {"learning_rate": 1e-3, "save_steps": step, "save_total_limit": 10, **DPO}
-    report = torchrun("dpo", flags)
-    log = read_batch_log(tmp_path / "run" / "batches.jsonl")
+    flags = {"model": tiny, "data": out, "output_dir": tmp_path_factory.mktemp("dpo2") / "run", "num_train_epochs": 2}
+    flags |= {"logging_steps": 1, "learning_rate": 1e-3, "save_steps": mid_epoch_checkpoint(plan.steps_per_epoch)}
+    flags |= {"save_total_limit": 10, **DPO}
+    return flags, torchrun("dpo", flags), plan
+
+
+@pytest.mark.slow
+def test_two_processes_dpo_see_every_pair_once_per_epoch_with_one_summed_report(dpo_run):
+    flags, report, plan = dpo_run
+    log = read_batch_log(flags["output_dir"] / "batches.jsonl")
     check_epochs(log, plan, epochs=2, world=2)
     check_report(report, log, world=2, rows=len(plan.lengths), epochs=2)
     assert report["task"] == "dpo" and report["repeated_rows"] > 0  # 13 pairs: odd batch counts, evened out
 
-    shutil.copytree(tmp_path / "run", tmp_path / "resumed")
+
+@pytest.mark.slow
+def test_two_processes_dpo_resume_mid_epoch_continues_that_epochs_order(dpo_run, tmp_path: Path):
+    flags, report, plan = dpo_run
+    step = flags["save_steps"]
+    assert plan.steps_per_epoch < step < 2 * plan.steps_per_epoch  # inside the second epoch
+    shutil.copytree(flags["output_dir"], tmp_path / "resumed")
     again = torchrun("dpo", {**flags, "output_dir": tmp_path / "resumed", "resume": tmp_path / "resumed" / f"checkpoint-{step}"})
     cont = read_batch_log(tmp_path / "resumed" / "batches.jsonl")
-    assert by_step(cont) == by_step(log) and again["steps"] == report["steps"]
+    assert by_step(cont) == by_step(read_batch_log(flags["output_dir"] / "batches.jsonl"))
+    assert again["steps"] == report["steps"] and any(e["step"] > step for e in cont)
 
 
 KTO = {"per_device_batch_size": 2, "max_clips_per_batch": 3}
