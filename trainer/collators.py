@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.data import META, META_ID, META_REPEAT, META_ROW, AudioDecodeError, SkipExample, decode_clip
+from trainer.data import BATCH_META, META_ID, META_REPEAT, META_ROW, AudioDecodeError, SkipExample, decode_clip
 from trainer.families import Family
 
 IGNORE = -100
@@ -162,7 +162,7 @@ class AudioCollator:
             batch.update(audio)
         if meta is not None:
             meta["dummy_audio"] = self.dummy_audio and not any("input_features" in e for e in examples)
-            batch[META] = meta
+            batch[BATCH_META] = meta
         return batch
 
     def collate_dpo(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -210,7 +210,7 @@ class AudioCollator:
 
 
 def _take_meta(examples: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Remove what encoded examples say about themselves (row, record id, repeat) into one META dict."""
+    """Remove what encoded examples say about themselves (row, record id, repeat) into one BATCH_META dict."""
     if META_ROW not in examples[0]:
         return None
     meta: dict[str, Any] = {"rows": [], "ids": [], "repeat": []}

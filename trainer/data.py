@@ -128,8 +128,8 @@ class SkipLog:
 
 ROW_INDEX = "__row"
 #: Keys an encoded example carries about itself, never model inputs: the collator gathers them
-#: into ``batch[META]`` and the trainer takes that out before the forward pass.
-META = "audiodata_meta"
+#: into ``batch[BATCH_META]`` and the trainer takes that out before the forward pass.
+BATCH_META = "audiodata_meta"
 META_ROW, META_ID, META_REPEAT = "__row_used", "__id", "__repeat"
 
 
@@ -165,7 +165,7 @@ class _Encoder:
             except SkipExample as exc:
                 self.skips.add(row, str(exc))
                 continue
-            # which record this example really is (the collator moves these into the batch's META)
+            # which record this example really is (the collator moves these into the batch's BATCH_META)
             example[META_ROW], example[META_ID] = (index + k) % len(self.rows), row.get("id")
             return example
         raise RuntimeError(f"{self.MAX_TRIES} consecutive records could not be used; see {self.skips.path}")

@@ -25,7 +25,7 @@ from trainer import dist
 from trainer.batchlog import BatchLog
 from trainer.collators import AudioCollator
 from trainer.config import ConfigError, TrainConfig
-from trainer.data import META, PlannedRows, SkipLog, encoded, estimate_lengths, load_rows
+from trainer.data import BATCH_META, PlannedRows, SkipLog, encoded, estimate_lengths, load_rows
 from trainer.families import AudioTextProcessor, Family, detect_family, get_family, read_chat_template
 from trainer.report import write_report
 from trainer.sampler import LengthGroupedBatchSampler
@@ -123,7 +123,7 @@ class _AudioTrainerMixin:
         return prepared
 
     def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        meta = inputs.pop(META, None)
+        meta = inputs.pop(BATCH_META, None)
         stats = BatchStats.of(inputs, self.pairs, meta)
         self.seen.add(stats)
         runs = self.encoder_runs[0] if self.encoder_runs else 0
@@ -145,7 +145,7 @@ class _AudioTrainerMixin:
         return loss
 
     def prediction_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        inputs.pop(META, None)
+        inputs.pop(BATCH_META, None)
         return super().prediction_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
