@@ -280,8 +280,8 @@ def build(cfg: TrainConfig) -> Run:
         lengths, clips, cfg.per_device_batch_size, cfg.max_clips_per_batch, cfg.seed, num_replicas=world
     )
     note = modality_note(clips, world, dummy)
-    if note and rank == 0:
-        print(f"[audiodata] note: {note}", file=sys.stderr, flush=True)
+    if note and rank == 0:  # a warning only when text-only steps will not run the encoder
+        print(f"[audiodata] {'note' if dummy else 'warning'}: {note}", file=sys.stderr, flush=True)
     train = encoded(rows, encode, skips)
     evals = encoded(load_rows(cfg, cfg.eval_split), encode, skips) if cfg.eval_split else None
 
@@ -365,7 +365,10 @@ def modality_note(clips: list[int], world: int, dummy: bool) -> str | None:
     )
     if dummy:
         return note + "; text-only micro-batches carry a silent dummy clip, so every rank runs the audio encoder"
-    return note + "; dummy_audio is off, so in text-only steps no rank runs the audio encoder"
+    return note + (
+        "; dummy_audio is off, so in text-only steps no rank runs the audio encoder (a trained projector then gets "
+        "no gradient there: DDP needs find_unused_parameters, which TRL sets for processors)"
+    )
 
 
 def resume_point(cfg: TrainConfig) -> str | None:
