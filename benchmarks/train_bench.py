@@ -432,7 +432,7 @@ def trainer_sampler(cfg: Any) -> Any:
     from trainer.families import get_family
     from trainer.sampler import LengthGroupedBatchSampler
 
-    lengths, clips, _ = estimate_lengths(load_rows(cfg, cfg.train_split), get_family(cfg.family).math)
+    lengths, clips, _ = estimate_lengths(load_rows(cfg, cfg.train_split), get_family(cfg.family).math, cfg.long_audio)
     return LengthGroupedBatchSampler(lengths, clips, cfg.per_device_batch_size, cfg.max_clips_per_batch, cfg.seed)
 
 

@@ -1,4 +1,4 @@
-"""``audiodata train sft|dpo|merge`` and ``audiodata make-tiny-model`` (also ``python -m trainer``).
+"""``audiodata train sft|dpo|kto|merge`` and ``audiodata make-tiny-model`` (also ``python -m trainer``).
 
 Flags are generated from :class:`TrainConfig` (one per field, ``--lora-r 16``), so the CLI,
 YAML files and Python all speak the same names. Exit codes: 0 trained, 2 bad configuration.
@@ -13,15 +13,15 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import TASKS, ConfigError, TrainConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_train_parsers(sub: Any) -> None:
-    t = sub.add_parser("train", help="fine-tune an audio LM on converted shards (SFT or DPO, LoRA by default)")
+    t = sub.add_parser("train", help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)")
     tsub = t.add_subparsers(dest="train_command", required=True)
-    for task in ("sft", "dpo"):
+    for task in TASKS:
         p = tsub.add_parser(task, help=f"{task.upper()} training", description=f"{task.upper()} on shards written by convert.")
         p.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
         p.add_argument("--json", action="store_true", help="print the training report as JSON")
@@ -107,11 +107,25 @@ def _print_summary(report: dict[str, Any]) -> None:
         ("padding efficiency (planned / actual)", f"{report['padding_efficiency']['planned']:.3f} / "
          f"{report['padding_efficiency']['actual']:.3f}"),
         ("skipped records", str(report["skipped"]["records"])),
+        *_long_audio_row(report),
+        *_preference_rows(report),
         ("runtime s", str(report["runtime_s"])),
     ]
     for k, v in rows:
         t.add_row(k, v)
     Console().print(t)
+
+
+def _long_audio_row(report: dict[str, Any]) -> list[tuple[str, str]]:
+    la = report.get("long_audio") or {}
+    if not la.get("clips_over_window"):
+        return []
+    return [(f"clips over {la['window_seconds']:.0f} s ({la['policy']})", str(la["clips_over_window"]))]
+
+
+def _preference_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    last = report.get("final_preference") or {}
+    return [(key, f"{last[key]:.4f}") for key in ("rewards/margins", "rewards/accuracies", "kl") if key in last]
 
 
 def main(argv: list[str] | None = None) -> int:

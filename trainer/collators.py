@@ -1,11 +1,12 @@
 """Per-family collators: one example in, model inputs out; then a padded batch.
 
-``encode_sft``/``encode_dpo`` run per example (in the data loader, parallel with
-``dataloader_num_workers``): decode the stored audio once, render the family's chat
-template, let the processor expand the audio placeholders, and build the labels
-(SFT: assistant spans only) or the completion mask (DPO). ``__call__`` pads a list of
-encoded examples into a batch holding only model inputs: TRL forwards every key to
-``model(...)``.
+``encode_sft``/``encode_dpo``/``encode_kto`` run per example (in the data loader, parallel with
+``dataloader_num_workers``): decode the stored audio once (long clips split, skipped or truncated
+by ``long_audio``), render the family's chat template, let the processor expand the audio
+placeholders, and build the labels (SFT: assistant spans only, placed by character offsets, see
+:mod:`trainer.labels`) or the completion mask (DPO, KTO). ``__call__`` pads a list of encoded examples
+into a batch holding only model inputs (TRL forwards every key to ``model(...)``), after checking
+that every SFT example's labels are exactly its assistant turns.
 
 Truncation never cuts through an audio placeholder run (that is what makes training
 crash with "Audio features and audio tokens do not match"): a too-long example is cut
@@ -30,8 +31,14 @@ import torch
 
 from trainer.data import BATCH_META, META_ID, META_REPEAT, META_ROW, AudioDecodeError, SkipExample, decode_clip
 from trainer.families import Family
+from trainer.labels import IGNORE, LabelError, assistant_spans, check_labels, span_labels
+from trainer.longaudio import split_clip, window_samples
 
-IGNORE = -100
+#: Per-example bookkeeping the batch check reads; never handed to the model.
+RECORD, LABEL_TEXTS, TRUNCATED = "_record", "_label_texts", "_truncated"
+META = (RECORD, LABEL_TEXTS, TRUNCATED)
+
+__all__ = ["IGNORE", "AudioCollator", "LabelError"]
 DUMMY_SECONDS = 0.5  # 12 placeholder tokens for Qwen2-Audio: a run of several, never its legacy 1-token path
 
 
@@ -41,11 +48,11 @@ class AudioCollator:
     processor: Any
     max_length: int | None = None
     system_prompt: str | None = None  # for records without a system prompt
+    long_audio: str = "split"  # split | skip | truncate (TrainConfig.long_audio)
     dummy_audio: bool = False  # a silent clip for batches without audio (see the module docstring)
     pad_id: int = field(init=False)
     audio_id: int = field(init=False)
-    header: list[int] = field(init=False)
-    end_id: int = field(init=False)
+    window: int | None = field(init=False)
     _dummy: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -53,42 +60,78 @@ class AudioCollator:
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids("<|endoftext|>")
         self.pad_id = int(pad)
         self.audio_id = self.family.audio_token_id(self.processor)
-        self.header = self.family.assistant_header(self.processor)
-        self.end_id = self.family.end_of_turn(self.processor)
+        self.window = window_samples(self.family.math)
 
     # -- per example -----------------------------------------------------------------
-    def audios(self, row: dict[str, Any]) -> list[Any]:
+    def audios(self, row: dict[str, Any]) -> tuple[list[np.ndarray], list[int]]:
+        """The record's clips ready for the processor, and how many segments each marker became."""
         try:
-            return [decode_clip(a, self.family.math.sampling_rate) for a in row.get("audios") or []]
+            pcms = [decode_clip(a, self.family.math.sampling_rate) for a in row.get("audios") or []]
         except AudioDecodeError as exc:
             raise SkipExample(f"audio: {exc}") from None
+        clips: list[np.ndarray] = []
+        windows: list[int] = []
+        for k, pcm in enumerate(pcms):
+            over = self.window is not None and len(pcm) > self.window
+            if over and self.long_audio == "skip":
+                rate, window = self.family.math.sampling_rate, self.family.math.window_seconds
+                secs = len(pcm) / rate
+                raise SkipExample(f"audio {k + 1} is {secs:.1f} s, over the model's {window:.0f} s window (long_audio: skip)")
+            pieces = split_clip(pcm, self.window) if over and self.long_audio == "split" else [pcm]
+            clips += pieces
+            windows.append(len(pieces))
+        return clips, windows
 
     def system(self, row: dict[str, Any]) -> str | None:
         return row.get("system") or self.system_prompt
 
+    def render(self, conv: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+        return self.family.render(self.processor, conv, add_generation_prompt)
+
     def encode_sft(self, row: dict[str, Any]) -> dict[str, Any]:
-        audios = self.audios(row)
-        conv = self.family.conversation(row["messages"], self.system(row))
-        text = self.family.render(self.processor, conv, add_generation_prompt=False)
+        audios, windows = self.audios(row)
+        conv = self.family.conversation(row["messages"], self.system(row), windows)
+        text = self.render(conv, False)
+        spans = assistant_spans(self.render, conv, text)
+        if spans is None:
+            raise SkipExample("the chat template does not render each assistant turn as a continuation of its prompt")
+        if not spans:
+            raise SkipExample("no assistant tokens to learn from")
         enc = self.family.process(self.processor, text, audios)
         ids = enc["input_ids"][0]
-        labels = self.assistant_labels(ids)
+        counts = self.family.audio_token_counts(enc)
+        labels = span_labels(self.processor.tokenizer, text, ids, spans, self.audio_id, counts)
         if not bool((labels != IGNORE).any()):
             raise SkipExample("no assistant tokens to learn from")
-        ids, labels = self.fit(ids, labels)
-        return self._example(enc, ids, labels=labels)
+        kept, labels = self.fit(ids, labels)
+        out = self._example(enc, kept, labels=labels)
+        out.update({RECORD: row.get("id"), LABEL_TEXTS: [text[a:b] for a, b in spans], TRUNCATED: len(kept) < len(ids)})
+        return out
 
     def encode_dpo(self, row: dict[str, Any]) -> dict[str, Any]:
         """Prompt once (its audio expanded once), then prompt+chosen and prompt+rejected sharing that audio."""
-        audios = self.audios(row)
-        system = self.system(row)
-        prompt_conv = self.family.conversation(row["messages"], system)
-        prompt_text = self.family.render(self.processor, prompt_conv, add_generation_prompt=True)
+        out, (chosen, rejected) = self._prompt_and_replies(row, ("chosen", "rejected"))
+        out["chosen_ids"], out["rejected_ids"] = chosen, rejected
+        return out
+
+    def encode_kto(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Prompt once (its audio expanded once) and the one judged completion, with its boolean label."""
+        label = row.get("label")
+        if not isinstance(label, bool):
+            raise SkipExample(f"KTO label must be true or false, got {label!r}")
+        out, (completion,) = self._prompt_and_replies(row, ("completion",))
+        out["completion_ids"], out["label"] = completion, label
+        return out
+
+    def _prompt_and_replies(self, row: dict[str, Any], names: tuple[str, ...]) -> tuple[dict[str, Any], list[torch.Tensor]]:
+        audios, windows = self.audios(row)
+        prompt_conv = self.family.conversation(row["messages"], self.system(row), windows)
+        prompt_text = self.render(prompt_conv, True)
         enc = self.family.process(self.processor, prompt_text, audios)
         prompt = enc["input_ids"][0]
         responses = []
-        for name in ("chosen", "rejected"):
-            full = self.family.render(self.processor, prompt_conv + self.family.conversation(row[name], None), False)
+        for name in names:
+            full = self.render(prompt_conv + self.family.conversation(row[name], None), False)
             if not full.startswith(prompt_text):
                 raise SkipExample(f"the chat template does not extend the prompt with the {name} response")
             text = full[len(prompt_text) :].rstrip("\n")
@@ -100,29 +143,7 @@ class AudioCollator:
             if room < 1:
                 raise SkipExample(f"the prompt alone is {len(prompt)} tokens (audio included), over max_length {self.max_length}")
             responses = [r[:room] for r in responses]
-        out = self._example(enc, prompt, labels=None)
-        out["chosen_ids"], out["rejected_ids"] = responses
-        return out
-
-    def assistant_labels(self, ids: torch.Tensor) -> torch.Tensor:
-        """Labels = ids inside assistant turns (content and its end-of-turn token), IGNORE elsewhere."""
-        labels = torch.full_like(ids, IGNORE)
-        seq = ids.tolist()
-        h = len(self.header)
-        i = 0
-        while i <= len(seq) - h:
-            if seq[i : i + h] == self.header:
-                start = i + h
-                end = start
-                while end < len(seq) and seq[end] != self.end_id:
-                    end += 1
-                stop = min(end + 1, len(seq))  # learn to end the turn
-                labels[start:stop] = ids[start:stop]
-                i = stop
-            else:
-                i += 1
-        labels[ids == self.audio_id] = IGNORE
-        return labels
+        return self._example(enc, prompt, labels=None), responses
 
     def fit(self, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cut to ``max_length`` but never inside or before an audio run."""
@@ -151,7 +172,10 @@ class AudioCollator:
         meta = _take_meta(examples)
         if "chosen_ids" in examples[0]:
             batch = self.collate_dpo(examples)
+        elif "completion_ids" in examples[0]:
+            batch = self.collate_kto(examples)
         else:
+            self.check_batch(examples)
             ids = [e["input_ids"] for e in examples]
             labels = [e["labels"] for e in examples]
             seen = [torch.ones_like(x) for x in ids]
@@ -164,6 +188,16 @@ class AudioCollator:
             meta["dummy_audio"] = self.dummy_audio and not any("input_features" in e for e in examples)
             batch[BATCH_META] = meta
         return batch
+
+    def check_batch(self, examples: list[dict[str, Any]]) -> None:
+        """Every example's labelled tokens decode to exactly its assistant turns (cheap; on every batch)."""
+        tok = self.processor.tokenizer
+        for e in examples:
+            if LABEL_TEXTS not in e:
+                continue
+            problem = check_labels(tok, e["input_ids"], e["labels"], list(e[LABEL_TEXTS]), bool(e[TRUNCATED]), self.audio_id)
+            if problem:
+                raise LabelError(f"record {e.get(RECORD)!r}: labels are not the assistant turns: {problem}")
 
     def collate_dpo(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         """2B rows: prompt+chosen for every pair, then prompt+rejected; the audio repeated in the same order."""
@@ -186,6 +220,32 @@ class AudioCollator:
             if key in examples[0]:
                 batch[key] = torch.tensor([float(e[key]) for e in examples])
         return batch
+
+    def collate_kto(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """B rows of prompt+completion, and TRL's KL rows: prompt i with the completion of row i-1 (the batch's
+        completions rotated by one, as ``DataCollatorForVisionUnpairedPreference`` does). The KL rows keep
+        their own prompt, so the audio features are the same for both forwards."""
+        completions = [e["completion_ids"] for e in examples]
+        batch: dict[str, Any] = {}
+        audio = _audio(examples)
+        dummy = not audio and self.dummy_audio  # the KL forward takes the same features: both first rows get it
+        for prefix, replies in (("", completions), ("KL_", completions[-1:] + completions[:-1])):
+            rows, masks = [], []
+            for e, reply in zip(examples, replies, strict=True):
+                if self.max_length is not None:
+                    reply = reply[: max(1, self.max_length - len(e["input_ids"]))]
+                rows.append(torch.cat([e["input_ids"], reply]))
+                masks.append(torch.cat([torch.zeros_like(e["input_ids"]), torch.ones_like(reply)]))
+            seen = [torch.ones_like(r) for r in rows]
+            if dummy:
+                audio = self.attach_dummy(rows, seen, masks, 0)
+            batch[f"{prefix}input_ids"] = _pad(rows, self.pad_id)
+            batch[f"{prefix}attention_mask"] = _pad(seen, 0)
+            batch[f"{prefix}completion_mask"] = _pad(masks, 0)
+        batch["label"] = torch.tensor([bool(e["label"]) for e in examples])
+        batch.update(audio)
+        return batch
+
 
     def attach_dummy(
         self, rows: list[torch.Tensor], seen: list[torch.Tensor], targets: list[torch.Tensor], no_target: int

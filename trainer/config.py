@@ -17,9 +17,26 @@ from typing import Any
 
 import yaml
 
-TASKS = ("sft", "dpo")
+TASKS = ("sft", "dpo", "kto")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-DEFAULT_LR = {"sft": 1e-4, "dpo": 5e-6}
+LONG_AUDIO = ("split", "skip", "truncate")
+#: Every ``loss_type`` TRL 1.16's DPOConfig accepts (its field help and DPOTrainer's "Unknown loss type"
+#: list; tests/test_trainer_losses.py holds this tuple to the installed TRL).
+DPO_LOSS_TYPES = (
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+    "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+)  # fmt: skip
+#: Fields written as comma-separated text that a YAML file may give as a list.
+LIST_FIELDS = ("loss_type", "loss_weights")
+#: KTOConfig's ``loss_type`` choices.
+KTO_LOSS_TYPES = ("kto", "apo_zero_unpaired")
+#: The DPO losses that read ``label_smoothing`` (dpo_trainer.py ``_compute_loss``); the others ignore it.
+SMOOTHED_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
+#: Shipped DeepSpeed / FSDP configs (``trainer/configs/``) by short name.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEEPSPEED_PRESETS = {"zero2": "ds_zero2.json", "zero3": "ds_zero3.json"}
+FSDP_PRESETS = {"full_shard": "fsdp_full_shard.json"}
+DEFAULT_LR = {"sft": 1e-4, "dpo": 5e-6, "kto": 5e-6}
 
 
 class ConfigError(ValueError):
@@ -28,19 +45,19 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    """Everything ``audiodata train sft|dpo`` can be told. ``None`` means: a sensible default, see ``resolved``."""
+    """Everything ``audiodata train sft|dpo|kto`` can be told. ``None`` means: a sensible default, see ``resolved``."""
 
     task: str = "sft"
     model: str = ""  # local path or Hub id of the base model
     data: str = ""  # a folder written by `audiodata convert`, or a Hub dataset id
     output_dir: str = "runs/train"  # adapter, processor, checkpoints, train_report.json, loss_curve.png
     family: str | None = None  # qwen2-audio | qwen2.5-omni; default: from the model's config
-    data_config: str | None = None  # the dataset config to read (sft/dpo when a run wrote both)
+    data_config: str | None = None  # the dataset config to read (sft/dpo/kto when a run wrote several)
     train_split: str = "train"  # the split to train on
     eval_split: str | None = None  # e.g. "validation"; default: none
     max_steps: int = -1  # > 0 overrides num_train_epochs
     num_train_epochs: float = 1.0  # used when max_steps is not set
-    learning_rate: float | None = None  # default 1e-4 (SFT, LoRA) or 5e-6 (DPO)
+    learning_rate: float | None = None  # default 1e-4 (SFT, LoRA) or 5e-6 (DPO, KTO)
     lr_scheduler_type: str = "cosine"  # any transformers scheduler name
     warmup_ratio: float = 0.03  # share of the steps spent warming up the learning rate
     weight_decay: float = 0.0  # AdamW weight decay
@@ -60,7 +77,7 @@ class TrainConfig:
     attn_implementation: str | None = None  # default: sdpa
     system_prompt: str | None = None  # for records without one, e.g. "translate all input audio into English"
     chat_template: str | None = None  # path to a .jinja file replacing the processor's template
-    beta: float = 0.1  # DPO
+    beta: float = 0.1  # DPO and KTO: deviation from the reference (higher: less); IPO: its tau
     seed: int = 0  # model init of the adapter, batch order
     logging_steps: int = 10  # steps between log lines (and loss_history points)
     save_steps: int = 500  # steps between checkpoints
@@ -71,6 +88,19 @@ class TrainConfig:
     report_to: str = "none"  # tensorboard, wandb, ... as transformers knows them
     dummy_audio: bool | None = None  # text-only micro-batches get a silent clip: all ranks run the encoder (default: >1 process)
     log_batches: bool = True  # write batches.jsonl: record ids, loss, tokens and audio seconds per micro-batch and rank
+    # -- long clips (see trainer/longaudio.py) ----------------------------------------
+    long_audio: str = "split"  # clips over the 30 s window: split (consecutive windows), skip (the record) or truncate
+    # -- preference losses (TRL's DPOConfig / KTOConfig) -------------------------------
+    loss_type: str | None = None  # DPO: sigmoid (default), ipo, robust, ... (TRL's; a,b combines); KTO: kto or apo_zero_unpaired
+    loss_weights: str | None = None  # DPO: comma-separated weights, one per loss_type (default 1.0 each)
+    label_smoothing: float = 0.0  # DPO robust, exo_pair, aot, aot_unpaired: share of wrong preference labels, in [0, 0.5)
+    rpo_alpha: float | None = None  # DPO: weight of an NLL loss on the chosen replies (RPO: TRL's "sft" loss added)
+    desirable_weight: float = 1.0  # KTO: weight of the desirable (label true) losses, to balance unequal counts
+    undesirable_weight: float = 1.0  # KTO: weight of the undesirable (label false) losses
+    # -- large models on GPUs (see trainer/configs/) ----------------------------------
+    load_in_4bit: bool = False  # QLoRA: language model in 4-bit NF4, double quant, bf16 compute (bitsandbytes, CUDA)
+    deepspeed: str | None = None  # zero2, zero3 (trainer/configs/ds_zero*.json) or a DeepSpeed JSON path; needs CUDA
+    fsdp: str | None = None  # FSDP2: full_shard (trainer/configs/fsdp_full_shard.json) or an FSDP config JSON path
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -145,9 +175,103 @@ class TrainConfig:
                 raise ConfigError(f"lora_target_modules is not a valid regex: {exc}") from None
         if self.chat_template is not None and not Path(self.chat_template).is_file():
             raise ConfigError(f"chat_template {self.chat_template}: no such file")
-        if self.task == "dpo" and self.beta <= 0:
+        if self.task != "sft" and self.beta <= 0:
             raise ConfigError(f"beta must be > 0, got {self.beta}")
+        if self.long_audio not in LONG_AUDIO:
+            raise ConfigError(f"long_audio must be one of {', '.join(LONG_AUDIO)}, got {self.long_audio!r}")
+        self._validate_losses()
+        self._validate_scale()
         check_data(self)
+
+    def _validate_losses(self) -> None:
+        """DPO/KTO loss settings, checked against what TRL accepts before anything loads (TRL itself
+        checks some only at the first step, and ignores label_smoothing where it does not apply)."""
+        prefs = ("loss_type", "loss_weights", "rpo_alpha")
+        if self.task == "sft":
+            given = [n for n in prefs if getattr(self, n) is not None] + [n for n in ("label_smoothing",) if self.label_smoothing]
+            if given:
+                raise ConfigError(f"{', '.join(given)}: preference-loss settings, for dpo and kto only")
+            return
+        if self.task == "kto":
+            if self.loss_type is not None and self.loss_type not in KTO_LOSS_TYPES:
+                raise ConfigError(f"loss_type for kto must be one of {', '.join(KTO_LOSS_TYPES)}, got {self.loss_type!r}")
+            if self.loss_weights is not None or self.rpo_alpha is not None or self.label_smoothing:
+                raise ConfigError("loss_weights, rpo_alpha and label_smoothing are DPO settings; KTO weighs by desirable_weight")
+            if self.desirable_weight <= 0 or self.undesirable_weight <= 0:
+                raise ConfigError("desirable_weight and undesirable_weight must be > 0")
+            if self.kto_loss_type == "kto" and self.per_device_batch_size < 2:
+                raise ConfigError("kto needs per_device_batch_size >= 2: its KL term pairs each prompt with another row's reply")
+            return
+        types = _names(self.loss_type or "sigmoid")
+        unknown = [t for t in types if t not in DPO_LOSS_TYPES]
+        if unknown:
+            raise ConfigError(f"loss_type {', '.join(unknown)} is not a TRL DPO loss; choose from {', '.join(DPO_LOSS_TYPES)}")
+        if len(set(types)) != len(types):
+            raise ConfigError(f"loss_type lists a loss twice: {self.loss_type}")
+        if self.loss_weights is not None:
+            weights = _floats(self.loss_weights, "loss_weights")
+            if len(weights) != len(types):
+                raise ConfigError(f"loss_weights has {len(weights)} values for {len(types)} loss types ({', '.join(types)})")
+        if self.rpo_alpha is not None:
+            if self.rpo_alpha <= 0:
+                raise ConfigError(f"rpo_alpha must be > 0, got {self.rpo_alpha}")
+            if "sft" in types:
+                raise ConfigError("rpo_alpha adds the sft loss; loss_type already has it (use loss_weights instead)")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.label_smoothing and not set(types) & set(SMOOTHED_LOSSES):
+            used = ", ".join(SMOOTHED_LOSSES)
+            raise ConfigError(f"label_smoothing is read only by the {used} losses, not {self.loss_type or 'sigmoid'}")
+        if "exo_pair" in types and not self.label_smoothing:
+            raise ConfigError("loss_type exo_pair needs label_smoothing > 0 (the EXO paper suggests 1e-3)")
+
+    def _validate_scale(self) -> None:
+        """QLoRA, DeepSpeed and FSDP settings that are wrong on any machine (what needs CUDA is checked
+        in ``trainer.scale.check_environment`` when the run starts, so these YAMLs validate on a laptop)."""
+        if self.load_in_4bit and not self.use_lora:
+            raise ConfigError("load_in_4bit (QLoRA) trains a LoRA adapter on 4-bit weights: it needs use_lora")
+        if self.load_in_4bit and self.precision not in ("auto", "bf16"):
+            raise ConfigError(f"load_in_4bit computes in bf16: precision must be bf16 or auto, got {self.precision}")
+        if self.deepspeed and self.fsdp:
+            raise ConfigError("choose one of deepspeed and fsdp")
+        for name, presets in (("deepspeed", DEEPSPEED_PRESETS), ("fsdp", FSDP_PRESETS)):
+            value = getattr(self, name)
+            if value is None or value in presets:
+                continue
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"{name} {value}: neither {' nor '.join(presets)} nor a JSON file")
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise ConfigError(f"{name} {value}: not valid JSON: {exc}") from None
+
+    @property
+    def dpo_loss_types(self) -> list[str]:
+        """``loss_type`` as TRL's list (``rpo_alpha`` adds ``sft``)."""
+        types = _names(self.loss_type or "sigmoid")
+        return [*types, "sft"] if self.rpo_alpha is not None else types
+
+    @property
+    def dpo_loss_weights(self) -> list[float] | None:
+        """TRL's ``loss_weights`` (None: 1.0 each), with ``rpo_alpha`` as the weight of the added ``sft`` loss."""
+        if self.loss_weights is None and self.rpo_alpha is None:
+            return None
+        types = _names(self.loss_type or "sigmoid")
+        weights = _floats(self.loss_weights, "loss_weights") if self.loss_weights is not None else [1.0] * len(types)
+        return [*weights, self.rpo_alpha] if self.rpo_alpha is not None else weights
+
+    @property
+    def kto_loss_type(self) -> str:
+        return self.loss_type or "kto"
+
+    def preset_path(self, name: str) -> str | None:
+        """``deepspeed``/``fsdp`` as a file path: a shipped preset's file, or the path given."""
+        value = getattr(self, name)
+        presets = DEEPSPEED_PRESETS if name == "deepspeed" else FSDP_PRESETS
+        if value is None:
+            return None
+        return str(CONFIG_DIR / presets[value]) if value in presets else str(Path(value).expanduser())
 
     @property
     def lr(self) -> float:
@@ -186,6 +310,17 @@ def check_data(cfg: TrainConfig) -> None:
             raise ConfigError(f"data {root} has no split {split!r} (splits: {', '.join(splits)})")
 
 
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated numbers, got {text!r}") from None
+
+
 def _closest(word: str, options: list[str]) -> str | None:
     import difflib
 
@@ -215,6 +350,8 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
                 return int(value)
             if k == "float" and not isinstance(value, bool):
                 return float(value)
+            if k == "str" and isinstance(value, list) and name in LIST_FIELDS:  # YAML lists: loss_type: [sigmoid, sft]
+                return ",".join(str(v) for v in value)
             if k == "str":
                 return str(value)
         except (TypeError, ValueError):

@@ -23,6 +23,7 @@ from audiodata.audio.transform import decode_bytes
 from audiodata.budget import estimate_tokens
 from audiodata.families import ModelFamily
 from trainer.config import ConfigError, TrainConfig, is_local
+from trainer.longaudio import clip_samples, window_lengths, window_samples
 
 SKIP_LOG = "skipped.jsonl"
 
@@ -49,6 +50,8 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
     missing = {"messages", "audios"} - set(ds.column_names)
     if cfg.task == "dpo":
         missing |= {"chosen", "rejected"} - set(ds.column_names)
+    if cfg.task == "kto":  # TRL's unpaired preference layout: prompt (read as messages), completion, boolean label
+        missing |= {"completion", "label"} - set(ds.column_names)
     if missing:
         raise ConfigError(f"{cfg.data}: not an audiodata {cfg.task} dataset (missing columns {', '.join(sorted(missing))})")
     feature = ds.features["audios"]
@@ -58,9 +61,11 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
     return ds
 
 
-def estimate_lengths(ds: Any, family: ModelFamily) -> tuple[list[int], list[int], list[float]]:
-    """(tokens, clips, audio seconds) per row, from text and stored durations: nothing decoded."""
-    cols = [c for c in ("messages", "chosen", "rejected", "system", "audio_info") if c in ds.column_names]
+def estimate_lengths(ds: Any, family: ModelFamily, long_audio: str = "truncate") -> tuple[list[int], list[int], list[float]]:
+    """(tokens, clips, audio seconds) per row, from text and stored durations: nothing decoded.
+    With ``long_audio="split"`` a long clip counts as its windows (their tokens, one clip each)."""
+    window = window_samples(family) if long_audio == "split" else None
+    cols = [c for c in ("messages", "chosen", "rejected", "completion", "system", "audio_info") if c in ds.column_names]
     lengths: list[int] = []
     clips: list[int] = []
     seconds: list[float] = []
@@ -73,11 +78,13 @@ def estimate_lengths(ds: Any, family: ModelFamily) -> tuple[list[int], list[int]
                     sum(estimate_tokens(m["content"]) + 4 for m in batch["chosen"][i]),
                     sum(estimate_tokens(m["content"]) + 4 for m in batch["rejected"][i] or []),
                 )
+            if "completion" in batch and batch["completion"][i] is not None:
+                text += sum(estimate_tokens(m["content"]) + 4 for m in batch["completion"][i])
             text += estimate_tokens(batch["system"][i] or family.default_system) if "system" in batch else 0
             info = batch["audio_info"][i] or []
-            audio = sum(family.audio_tokens(int(a["duration"] * 16000)) for a in info)
-            lengths.append(text + audio)
-            clips.append(len(info))
+            pieces = [w for a in info for w in window_lengths(clip_samples(a, family), window)]
+            lengths.append(text + sum(family.audio_tokens(n) for n in pieces))
+            clips.append(len(pieces))
             seconds.append(sum(a["duration"] for a in info))
     return lengths, clips, seconds
 

@@ -2,7 +2,7 @@
 
 A family knows its model class, its processor call (``audio=``, never the removed
 ``audios=``), how a conversation with ``<audio>`` markers becomes its chat template's
-content list, its assistant header (for label masks), and the LoRA target regex that
+content list, and the LoRA target regex that
 keeps adapters on the language model and off the audio encoder. Token arithmetic
 (audio tokens per clip, the 30 s window) lives in :mod:`audiodata.families`, shared
 with lint.
@@ -30,6 +30,13 @@ class Family:
     model_class: str  # transformers class to load for training
     projector: str  # module name of the audio->text projector (optional training)
     padding_side_kwarg: bool  # the processor pads left by default (Omni): force right for training
+    towers: tuple[str, ...] = ("audio_tower",)  # encoders never trained (frozen in full fine-tuning, kept out of 4-bit)
+    layer_classes: tuple[str, ...] = ("Qwen2DecoderLayer", "Qwen2AudioEncoderLayer")  # FSDP wraps each of these
+
+    @property
+    def unquantized(self) -> tuple[str, ...]:
+        """Modules QLoRA keeps in higher precision: the towers and the projector."""
+        return tuple(dict.fromkeys((*self.towers, self.projector.split(".")[0])))
 
     @property
     def math(self) -> ModelFamily:
@@ -39,11 +46,12 @@ class Family:
         """LoRA on the language model's attention and MLP only: the audio tower has q/k/v too."""
         return rf".*language_model.*\.{LM_PROJECTIONS}"
 
-    def load(self, path: str, dtype: Any, attn_implementation: str | None) -> Any:
+    def load(self, path: str, dtype: Any, attn_implementation: str | None, **extra: Any) -> Any:
+        """The training class from ``path``; ``extra`` goes to ``from_pretrained`` (quantization, device map)."""
         import transformers
 
         cls = getattr(transformers, self.model_class)
-        kwargs: dict[str, Any] = {"dtype": dtype}
+        kwargs: dict[str, Any] = {"dtype": dtype, **extra}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
         return cls.from_pretrained(path, **kwargs)
@@ -61,16 +69,22 @@ class Family:
             print(f"[audiodata] {path}: full processor unavailable ({type(exc).__name__}); using the audio-only one")
             return AudioTextProcessor.from_pretrained(path)
 
-    def conversation(self, messages: list[dict[str, str]], system: str | None) -> list[dict[str, Any]]:
-        """Our ``{role, content}`` turns with ``<audio>`` markers -> the template's content lists."""
+    def conversation(
+        self, messages: list[dict[str, str]], system: str | None, windows: list[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Our ``{role, content}`` turns with ``<audio>`` markers -> the template's content lists.
+        ``windows[k]``: how many audio segments the k-th marker stands for (a long clip split in windows)."""
         conv: list[dict[str, Any]] = []
         if system:
             conv.append({"role": "system", "content": [{"type": "text", "text": system}]})
+        marker = 0
         for m in messages:
             parts: list[dict[str, Any]] = []
             for k, piece in enumerate(m["content"].split(AUDIO_MARKER)):
                 if k:
-                    parts.append({"type": "audio"})
+                    n = windows[marker] if windows is not None and marker < len(windows) else 1
+                    parts += [{"type": "audio"} for _ in range(n)]
+                    marker += 1
                 if piece:
                     parts.append({"type": "text", "text": piece})
             role = {"function_call": "assistant", "tool": "user"}.get(m["role"], m["role"])
@@ -93,13 +107,12 @@ class Family:
         token = getattr(processor, "audio_token", None) or getattr(tok, "audio_token", None) or "<|AUDIO|>"
         return int(tok.convert_tokens_to_ids(token))
 
-    def assistant_header(self, processor: Any) -> list[int]:
-        """Token ids opening an assistant turn (chatml): labels start right after them."""
-        tok = processor.tokenizer
-        return [int(tok.convert_tokens_to_ids("<|im_start|>")), *tok.encode("assistant\n", add_special_tokens=False)]
-
-    def end_of_turn(self, processor: Any) -> int:
-        return int(processor.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    def audio_token_counts(self, enc: dict[str, Any]) -> list[int]:
+        """Tokens each clip's placeholder expanded to, from its mel frames (both processors' formula)."""
+        mask = enc.get("feature_attention_mask")
+        if mask is None:
+            return []
+        return [((int(n) - 1) // 2 + 1 - 2) // 2 + 1 for n in mask.sum(-1).tolist()]
 
 
 FAMILIES: dict[str, Family] = {
@@ -110,6 +123,8 @@ FAMILIES: dict[str, Family] = {
         "Qwen2_5OmniThinkerForConditionalGeneration",
         "audio_tower.proj",
         True,
+        ("audio_tower", "visual"),
+        ("Qwen2_5OmniDecoderLayer", "Qwen2_5OmniAudioEncoderLayer"),
     ),
 }
 

@@ -10,8 +10,10 @@ from trainer.families import detect_family
 
 
 def merge(adapter: str, output: str, base: str | None = None) -> Path:
-    """Load the base model, apply the adapter, merge the weights and save model + processor."""
-    import torch
+    """Load the base model in its own dtype, apply the adapter, merge the weights and save model + processor.
+
+    The dtype is the checkpoint's (``dtype="auto"``: a bf16 base stays bf16): loading in fp32, as this
+    once did, wrote a merged model twice the size of its base."""
     from peft import PeftModel
 
     cfg_path = Path(adapter) / "adapter_config.json"
@@ -21,7 +23,7 @@ def merge(adapter: str, output: str, base: str | None = None) -> Path:
     if not base:
         raise ConfigError(f"{cfg_path} does not name its base model; pass --model")
     family = detect_family(base)
-    model = family.load(base, torch.float32, None)
+    model = family.load(base, "auto", None)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     out = Path(output)
     merged.save_pretrained(out)

@@ -70,6 +70,9 @@ _QWEN2_5_OMNI_TOKEN_ATTRS = {
 #: Words merged into single BPE tokens so the chat roles are one token each, as in the real vocabulary
 #: (the Omni config's ``user_token_id`` is the id of "user").
 _MERGED_WORDS = ("user", "assistant", "system")
+#: Runs of newlines merged as in the real vocabulary (Qwen's "\n\n" is one token, id 271): a reply that starts
+#: with a newline then shares a token with the assistant header, the case label placement must survive.
+_MERGED_RUNS = ("\n\n", "\n\n\n")
 
 #: The chat template shipped with Qwen/Qwen2.5-Omni-7B (chat_template.json); transformers has no default for it.
 QWEN2_5_OMNI_CHAT_TEMPLATE = (
@@ -151,11 +154,13 @@ def _build_tokenizer(specials: tuple[str, ...], token_attrs: dict[str, str]) -> 
     """
     from tokenizers import pre_tokenizers
     from transformers import Qwen2Tokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     # Sorted by code point, the ByteLevel alphabet is in the same order as GPT-2/Qwen's first 256 ids.
     vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     merges: list[tuple[str, str]] = []
-    for word in _MERGED_WORDS:
+    byte_char = bytes_to_unicode()  # byte-level BPE spells "\n" as "Ċ"
+    for word in (*_MERGED_WORDS, *("".join(byte_char[b] for b in run.encode()) for run in _MERGED_RUNS)):
         prefix = word[0]
         for char in word[1:]:
             merges.append((prefix, char))

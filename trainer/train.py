@@ -1,9 +1,10 @@
-"""Build and run an SFT or DPO trainer from a :class:`TrainConfig`: a thin layer over TRL.
+"""Build and run an SFT, DPO or KTO trainer from a :class:`TrainConfig`: a thin layer over TRL.
 
 TRL has no audio support, so: SFT is ``SFTTrainer`` with our collator and
-``skip_prepare_dataset``; DPO is ``DPOTrainer`` with ``_prepare_dataset`` left as the
-identity. Both take our length-grouped batch sampler and count what they see (tokens,
-audio hours, padding efficiency). Everything else (optimizer, schedule, mixed
+``skip_prepare_dataset``; DPO and KTO are ``DPOTrainer``/``KTOTrainer`` with ``_prepare_dataset``
+left as the identity. All take our length-grouped batch sampler and count what they see (tokens,
+audio hours, padding efficiency). The training arguments exist before the model is loaded, so
+DeepSpeed ZeRO-3 partitions the weights at load time. Everything else (optimizer, schedule, mixed
 precision, gradient checkpointing, checkpoints, resume, ``accelerate launch``) is
 transformers' Trainer as users know it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -27,8 +29,11 @@ from trainer.collators import AudioCollator
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import BATCH_META, PlannedRows, SkipLog, encoded, estimate_lengths, load_rows
 from trainer.families import AudioTextProcessor, Family, detect_family, get_family, read_chat_template
-from trainer.report import write_report
+from trainer.longaudio import LongAudioPlan
+from trainer.longaudio import plan as long_audio_plan
+from trainer.report import preference_history, write_report
 from trainer.sampler import LengthGroupedBatchSampler
+from trainer.scale import check_environment, load_kwargs, prepare_quantized, training_args_extras
 
 
 @dataclass
@@ -205,8 +210,8 @@ def count_encoder_runs(model: Any) -> list[int] | None:
     return runs
 
 
-def _trainer_classes() -> tuple[type, type]:
-    from trl import DPOTrainer, SFTTrainer
+def _trainer_classes() -> dict[str, type]:
+    from trl import DPOTrainer, KTOTrainer, SFTTrainer
 
     class AudioSFTTrainer(_AudioTrainerMixin, SFTTrainer):
         pass
@@ -217,7 +222,11 @@ def _trainer_classes() -> tuple[type, type]:
         def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
             return dataset  # examples are encoded per item by our collator's encode_dpo
 
-    return AudioSFTTrainer, AudioDPOTrainer
+    class AudioKTOTrainer(_AudioTrainerMixin, KTOTrainer):
+        def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
+            return dataset  # encode_kto per item; the KL rows are built per batch by collate_kto
+
+    return {"sft": AudioSFTTrainer, "dpo": AudioDPOTrainer, "kto": AudioKTOTrainer}
 
 
 @dataclass
@@ -231,6 +240,8 @@ class Run:
     sampler: LengthGroupedBatchSampler
     skips: SkipLog
     audio_seconds_per_epoch: float
+    long_audio: LongAudioPlan | None = None
+    kto_labels: dict[str, int] | None = None
 
 
 def precision(cfg: TrainConfig) -> str:
@@ -242,40 +253,34 @@ def precision(cfg: TrainConfig) -> str:
 
 
 def build(cfg: TrainConfig) -> Run:
-    """Load model, processor and data, and assemble the trainer (nothing trained yet)."""
-    from peft import LoraConfig
-    from trl import DPOConfig, SFTConfig
-
+    """Load processor and data, create the training arguments, then the model, and assemble the trainer
+    (nothing trained yet). The model comes after the arguments: with DeepSpeed ZeRO-3 the arguments
+    switch ``from_pretrained`` to partitioned loading, so no rank ever holds the whole model."""
     family = get_family(cfg.family) if cfg.family else detect_family(cfg.model)
     cuda = torch.cuda.is_available()
     prec = precision(cfg)
     if prec in ("bf16", "fp16") and not cuda:
         raise ConfigError(f"precision {prec} needs a CUDA GPU; use precision fp32 (or auto) on CPU")
+    check_environment(cfg, cuda)
     # fp16 keeps fp32 master weights (autocast + loss scaling); bf16 weights train directly
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float32, "fp32": torch.float32}[prec]
     processor = family.load_processor(cfg.model)
     template = read_chat_template(cfg.chat_template)
     if template:
         processor.chat_template = template
-    model = family.load(cfg.model, dtype, cfg.attn_implementation or "sdpa")
     tok = processor.tokenizer
     if tok.pad_token is None:
         tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in tok.get_vocab() else tok.eos_token
-    model.config.get_text_config().pad_token_id = tok.pad_token_id
-    if getattr(model, "generation_config", None) is not None:
-        model.generation_config.pad_token_id = tok.pad_token_id
-    if not cfg.use_lora:  # full fine-tuning still keeps the audio encoder frozen
-        for name, p in model.named_parameters():
-            if "audio_tower" in name and not (cfg.train_projector and family.projector in name):
-                p.requires_grad_(False)
 
     skips = SkipLog(cfg.output_dir)
     rank, world = dist.world()
     dummy = cfg.dummy_audio if cfg.dummy_audio is not None else world > 1
-    collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, dummy_audio=dummy)
-    encode = collator.encode_sft if cfg.task == "sft" else collator.encode_dpo
+    collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, cfg.long_audio, dummy_audio=dummy)
+    encode = {"sft": collator.encode_sft, "dpo": collator.encode_dpo, "kto": collator.encode_kto}[cfg.task]
     rows = load_rows(cfg, cfg.train_split)
-    lengths, clips, seconds = estimate_lengths(rows, family.math)
+    long_plan = long_audio_plan(rows, family.math, cfg.long_audio)
+    rows = _drop_skipped(rows, long_plan, skips)
+    lengths, clips, seconds = estimate_lengths(rows, family.math, cfg.long_audio)
     sampler = LengthGroupedBatchSampler(
         lengths, clips, cfg.per_device_batch_size, cfg.max_clips_per_batch, cfg.seed, num_replicas=world
     )
@@ -283,7 +288,52 @@ def build(cfg: TrainConfig) -> Run:
     if note and rank == 0:  # a warning only when text-only steps will not run the encoder
         print(f"[audiodata] {'note' if dummy else 'warning'}: {note}", file=sys.stderr, flush=True)
     train = encoded(rows, encode, skips)
-    evals = encoded(load_rows(cfg, cfg.eval_split), encode, skips) if cfg.eval_split else None
+    evals = None
+    if cfg.eval_split:
+        eval_rows = load_rows(cfg, cfg.eval_split)
+        eval_rows = _drop_skipped(eval_rows, long_audio_plan(eval_rows, family.math, cfg.long_audio), skips)
+        evals = encoded(eval_rows, encode, skips)
+    kto_labels = _kto_balance(cfg, rows) if cfg.task == "kto" else None
+
+    args = training_arguments(cfg, family, prec, cuda, evals is not None)
+    gc = bool(args.gradient_checkpointing)
+    model = family.load(cfg.model, dtype, cfg.attn_implementation or "sdpa", **load_kwargs(cfg, family))
+    model.config.get_text_config().pad_token_id = tok.pad_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    if cfg.load_in_4bit:
+        model = prepare_quantized(model, gc)
+    elif not cfg.use_lora:
+        freeze_for_full_finetune(model, family, cfg.train_projector)
+    peft_config = None
+    if cfg.use_lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            task_type="CAUSAL_LM",
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_target_modules or family.lora_target_regex(),
+            modules_to_save=[family.projector] if cfg.train_projector else None,
+        )
+    trainer = _trainer_classes()[cfg.task](
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evals,
+        # TRL accepts a tokenizer or a ProcessorMixin; the audio-only Omni processor passes its tokenizer
+        processing_class=processor.tokenizer if isinstance(processor, AudioTextProcessor) else processor,
+        data_collator=collator,
+        peft_config=peft_config,
+    )
+    attach_plan(trainer, cfg, sampler, train, rank)
+    return Run(cfg, family, trainer.model, processor, trainer, collator, sampler, skips, sum(seconds), long_plan, kto_labels)
+
+
+def training_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, has_eval: bool) -> Any:
+    """The task's TRL config (SFTConfig, DPOConfig or KTOConfig) from ``cfg``."""
+    from trl import DPOConfig, KTOConfig, SFTConfig
 
     gc = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else cuda
     common: dict[str, Any] = {
@@ -311,37 +361,77 @@ def build(cfg: TrainConfig) -> Run:
         "max_length": None,  # our collator truncates, safely
         "report_to": cfg.report_to,
         "dataloader_num_workers": cfg.dataloader_num_workers,
-        "eval_strategy": "steps" if evals is not None else "no",
+        "eval_strategy": "steps" if has_eval else "no",
         "eval_steps": cfg.eval_steps or cfg.save_steps,
+        **training_args_extras(cfg, family),
     }
     if cfg.task == "sft":
-        args = SFTConfig(**common, dataset_kwargs={"skip_prepare_dataset": True})
-    else:
-        args = DPOConfig(**common, beta=cfg.beta)
-    peft_config = None
-    if cfg.use_lora:
-        peft_config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_target_modules or family.lora_target_regex(),
-            modules_to_save=[family.projector] if cfg.train_projector else None,
+        return SFTConfig(**common, dataset_kwargs={"skip_prepare_dataset": True})
+    if cfg.task == "dpo":
+        return DPOConfig(
+            **common,
+            beta=cfg.beta,
+            loss_type=cfg.dpo_loss_types,
+            loss_weights=cfg.dpo_loss_weights,
+            label_smoothing=cfg.label_smoothing,
         )
-    sft_cls, dpo_cls = _trainer_classes()
-    cls = sft_cls if cfg.task == "sft" else dpo_cls
-    trainer = cls(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evals,
-        # TRL accepts a tokenizer or a ProcessorMixin; the audio-only Omni processor passes its tokenizer
-        processing_class=processor.tokenizer if isinstance(processor, AudioTextProcessor) else processor,
-        data_collator=collator,
-        peft_config=peft_config,
+    return KTOConfig(
+        **common,
+        beta=cfg.beta,
+        loss_type=cfg.kto_loss_type,
+        desirable_weight=cfg.desirable_weight,
+        undesirable_weight=cfg.undesirable_weight,
     )
-    attach_plan(trainer, cfg, sampler, train, rank)
-    return Run(cfg, family, trainer.model, processor, trainer, collator, sampler, skips, sum(seconds))
+
+
+def freeze_for_full_finetune(model: Any, family: Family, train_projector: bool) -> None:
+    """``--no-use-lora`` trains the language model (embeddings and head included); the audio (and vision)
+    towers stay frozen, and the projector trains only with ``--train-projector``."""
+    for name, p in model.named_parameters():
+        if _within(name, family.projector):
+            p.requires_grad_(train_projector)
+        elif any(_within(name, tower) for tower in family.towers):
+            p.requires_grad_(False)
+        else:
+            p.requires_grad_(True)
+
+
+def _within(name: str, module: str) -> bool:
+    """Whether parameter ``name`` belongs to the module path ``module`` (whole name components)."""
+    return f".{module}." in f".{name}"
+
+
+def _drop_skipped(rows: Any, plan: LongAudioPlan, skips: SkipLog) -> Any:
+    """``long_audio: skip``: leave out the records with a clip over the window, each logged once (rank 0)."""
+    if not plan.skipped_rows:
+        return rows
+    if int(os.environ.get("RANK", "0")) == 0:
+        meta = rows.select_columns([c for c in ("id", "source") if c in rows.column_names])
+        window = plan.window_seconds or 0
+        for i in plan.skipped_rows:
+            skips.add(meta[i], f"audio over the model's {window:.0f} s window (long_audio: skip)")
+    drop = set(plan.skipped_rows)
+    return rows.select([i for i in range(len(rows)) if i not in drop])
+
+
+def _kto_balance(cfg: TrainConfig, rows: Any) -> dict[str, int]:
+    """Desirable/undesirable counts; warns as TRL's KTOTrainer does (its check sits in the ``_prepare_dataset``
+    we bypass) when the weights are outside the range the KTO paper's Eq. 8 suggests for them."""
+    labels = rows["label"]
+    desirable = sum(1 for x in labels if x)
+    undesirable = len(labels) - desirable
+    d, u = max(desirable, 1), max(undesirable, 1)
+    if d != u:
+        des_lo, des_hi = u * cfg.undesirable_weight / d, u * cfg.undesirable_weight / d * 1.33
+        und_lo, und_hi = d * cfg.desirable_weight / u / 1.33, d * cfg.desirable_weight / u
+        if not (des_lo <= cfg.desirable_weight <= des_hi or und_lo <= cfg.undesirable_weight <= und_hi):
+            print(
+                f"[audiodata] warning: {desirable} desirable vs {undesirable} undesirable records; the KTO paper suggests "
+                f"desirable_weight in [{des_lo:.2f}, {des_hi:.2f}] or undesirable_weight in [{und_lo:.2f}, {und_hi:.2f}]",
+                file=sys.stderr,
+                flush=True,
+            )
+    return {"desirable": desirable, "undesirable": undesirable}
 
 
 def attach_plan(trainer: Any, cfg: TrainConfig, sampler: LengthGroupedBatchSampler, train: Any, rank: int) -> None:
@@ -427,6 +517,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "train_records": len(run.sampler.lengths),
         "train_audio_hours": round(run.audio_seconds_per_epoch / 3600, 6),
         "skipped": _skipped(run.skips),
+        "long_audio": run.long_audio.to_dict() if run.long_audio else None,
         "runtime_s": round(time.time() - started, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "precision": precision(cfg),
@@ -438,6 +529,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "dummy_audio_batches": seen.dummy_audio_batches,
         "config": cfg.to_dict(),
     }
+    if cfg.task in ("dpo", "kto"):
+        report.update(preference_history(state.log_history))
+    if run.kto_labels is not None:
+        report["kto_labels"] = run.kto_labels
     if not math.isfinite(report["final_loss"] or 0.0) and rank == 0:
         print("[audiodata] warning: the final loss is not finite", file=sys.stderr, flush=True)
     if rank == 0:
