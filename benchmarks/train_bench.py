@@ -26,6 +26,15 @@ decoded) and the actual one the trainer counted from the collated ``attention_ma
 (``trainer.seen``). A second table gives the padding efficiency of whole epochs for several
 batch sizes, by the estimates alone.
 
+Then the same grouped trainer on ``--processes`` (default 1 and 2) data-parallel processes, one
+epoch each, launched with ``torchrun`` (gloo on CPU, ``--threads`` torch threads per process): global
+samples/s and real tokens/s over ``trainer.train()`` (the slowest rank's wall time), the planned and
+actual padding efficiency with the counters summed over the ranks, the steps each rank ran and the
+rows repeated to give every rank the same number of steps, side by side. Each process count trains
+on every record exactly once; only the split of the work differs. On CPU two processes compete for
+the same cores and the gradients are all-reduced by gloo, so this measures the distributed path's
+overhead and padding, not a GPU's scaling.
+
 With the defaults (240 records, batch 8, 30 steps) the run is exactly one epoch, so both
 strategies train on exactly the same records. Note that a Qwen2-Audio feature extractor pads
 every clip to 30 s of mel frames whatever its duration, so the audio encoder's cost is per clip
@@ -37,6 +46,7 @@ Usage::
 
     python benchmarks/train_bench.py                       # defaults: 240 records, batch 8, 30 steps
     python benchmarks/train_bench.py --steps 60 --batch-size 4 --json train.json
+    python benchmarks/train_bench.py --processes 1,2 --repeats 1 # the process table: one launch per count
 """
 
 from __future__ import annotations
@@ -312,7 +322,7 @@ def sampler_like(sampler: Any, *, grouped: bool, batch_size: int | None = None) 
     return LengthGroupedBatchSampler(
         sampler.lengths,
         sampler.clips,
-        batch_size or sampler.batch_size,
+        batch_size or sampler.rows_per_batch,
         sampler.max_clips,
         sampler.seed,
         mega=sampler.mega,
@@ -443,6 +453,166 @@ def epoch_table(sampler: Any, batch_sizes: list[int], epochs: int) -> list[dict[
         row["ratio"] = row["grouped"] / row["random"]
         rows.append(row)
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# One epoch on several processes (torchrun workers)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessRun:
+    """One epoch of the grouped trainer on ``processes`` data-parallel processes (counters summed over ranks)."""
+
+    processes: int
+    steps_per_rank: int
+    micro_batches: int
+    wall_s: float  # the slowest rank's trainer.train()
+    examples: int
+    repeated_rows: int
+    tokens: int
+    padded_tokens: int
+    planned_efficiency: float
+    final_loss: float | None
+    foreign_cpu_share: float | None
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.examples / self.wall_s
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.wall_s
+
+    @property
+    def actual_efficiency(self) -> float:
+        return self.tokens / self.padded_tokens if self.padded_tokens else 1.0
+
+
+def epoch_config(args: argparse.Namespace, model_dir: Path, data_dir: Path, output_dir: Path) -> Any:
+    """The benchmark's config for exactly one epoch (every record once, whatever the process count)."""
+    ensure_repo_on_path()
+    from trainer.config import TrainConfig
+
+    cfg = make_config(args, model_dir, data_dir, output_dir, 1).to_dict()
+    cfg.update(max_steps=-1, num_train_epochs=1.0)
+    return TrainConfig.from_dict(cfg, source="train_bench")
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Inside ``torchrun``: build, time one epoch, sum the counters over the ranks; rank 0 writes the JSON."""
+    import torch
+    from transformers import set_seed
+
+    ensure_repo_on_path()
+    from trainer import dist
+    from trainer.train import build
+
+    quiet_libraries()
+    torch.set_num_threads(args.threads)
+    root = CACHE_DIR / f"train-bench-{args.records}"
+    rank, world = dist.world()
+    cfg = epoch_config(args, Path(args.worker_model), root / "out", root / "runs" / f"processes-{world}")
+    if rank == 0:
+        shutil.rmtree(cfg.output_dir, ignore_errors=True)
+    set_seed(cfg.seed)
+    run = build(cfg)
+    _quiet(run.trainer)
+    dist.barrier()
+    busy0, own0, t0 = _machine_busy(), _own_cpu(), time.perf_counter()
+    run.trainer.train()
+    wall = time.perf_counter() - t0
+    own = _own_cpu() - own0
+    seen = run.trainer.seen.reduced()
+    walls = dist.all_reduce_sum([wall if r == rank else 0.0 for r in range(world)])
+    own_total = dist.all_reduce_sum([own])[0]
+    if rank == 0:
+        busy1 = _machine_busy()
+        slowest = max(walls)
+        foreign = None
+        if busy0 is not None and busy1 is not None:
+            foreign = max(0.0, busy1 - busy0 - own_total) / (slowest * (os.cpu_count() or 1))
+        history = [e["loss"] for e in run.trainer.state.log_history if "loss" in e]
+        out = ProcessRun(
+            processes=world,
+            steps_per_rank=run.sampler.steps_per_epoch,
+            micro_batches=seen.micro_batches,
+            wall_s=slowest,
+            examples=seen.examples,
+            repeated_rows=seen.repeated_rows,
+            tokens=seen.tokens,
+            padded_tokens=seen.padded_tokens,
+            planned_efficiency=run.sampler.padding_efficiency(),
+            final_loss=history[-1] if history else None,
+            foreign_cpu_share=foreign,
+        )
+        Path(args.worker).write_text(json.dumps(asdict(out)) + "\n")
+    return 0
+
+
+def _machine_busy() -> float | None:
+    return load_convert_bench()._machine_busy_seconds()
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def run_processes(args: argparse.Namespace, model_dir: Path, processes: int) -> ProcessRun:
+    """Launch ``torchrun --nproc_per_node processes`` on this script's worker mode; read what rank 0 wrote."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "run.json"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", __file__]
+        cmd += ["--records", str(args.records), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+        cmd += ["--threads", str(args.threads), "--dataloader-workers", str(args.dataloader_workers)]
+        cmd += ["--worker", str(result), "--worker-model", str(model_dir)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(REPO_ROOT)}
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"torchrun with {processes} processes failed:\n{done.stderr[-4000:]}")
+        return ProcessRun(**json.loads(result.read_text()))
+
+
+def process_table(runs: list[ProcessRun]) -> dict[str, Any]:
+    """Print the process counts side by side (the fastest repeat of each), with ratios to the first."""
+    best: dict[int, ProcessRun] = {}
+    for r in runs:
+        if r.processes not in best or r.wall_s < best[r.processes].wall_s:
+            best[r.processes] = r
+    rows = [best[k] for k in sorted(best)]
+    header = (
+        f"{'processes':>9} {'steps/rank':>10} {'examples':>8} {'repeated':>8} {'wall s':>7} {'samples/s':>10} "
+        f"{'tokens/s':>9} {'pad eff planned':>15} {'pad eff actual':>14}"
+    )
+    print()
+    print("one epoch of the grouped trainer on N processes (torchrun, gloo on CPU; counters summed over the ranks)")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r.processes:>9} {r.steps_per_rank:>10} {r.examples:>8} {r.repeated_rows:>8} {r.wall_s:>7.2f} "
+            f"{r.samples_per_s:>10.2f} {r.tokens_per_s:>9.0f} {r.planned_efficiency:>15.3f} {r.actual_efficiency:>14.3f}"
+        )
+    base = rows[0]
+    for r in rows[1:]:
+        print(
+            f"{f'{r.processes} vs {base.processes}':>9} {r.steps_per_rank / base.steps_per_rank:>10.2f} {'':>8} {'':>8} "
+            f"{r.wall_s / base.wall_s:>7.2f} {r.samples_per_s / base.samples_per_s:>10.2f} "
+            f"{r.tokens_per_s / base.tokens_per_s:>9.2f} {r.planned_efficiency / base.planned_efficiency:>15.2f} "
+            f"{r.actual_efficiency / base.actual_efficiency:>14.2f}"
+        )
+    for r in rows:
+        if r.foreign_cpu_share is not None and r.foreign_cpu_share > FOREIGN_CPU_WARN:
+            print(f"note: other processes took {r.foreign_cpu_share:.0%} of the CPUs during the {r.processes}-process run")
+    return {
+        "rows": [{**asdict(r), "samples_per_s": r.samples_per_s, "tokens_per_s": r.tokens_per_s,
+                  "actual_efficiency": r.actual_efficiency} for r in rows],
+        "all_runs": [asdict(r) for r in runs],
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,6 +786,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs-avg", type=int, default=5, help="epochs averaged in the epoch table (default 5)")
     p.add_argument("--num-workers", type=int, default=os.cpu_count() or 1, help="workers for building and converting the corpus")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
+    p.add_argument(
+        "--processes", type=_int_list, default=[1, 2], help="process counts of the one-epoch torchrun table (default 1,2)"
+    )
+    p.add_argument("--no-processes", action="store_true", help="skip the process table (no torchrun launches)")
+    p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # inside torchrun: write this rank-0 result file
+    p.add_argument("--worker-model", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for name in ("records", "batch_size", "steps", "repeats", "epochs_avg", "num_workers", "threads"):
         if getattr(args, name) < 1:
@@ -628,6 +804,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build/reuse corpus, shards and model; train both strategies; print the comparison."""
     args = parse_args(argv)
+    if args.worker is not None:
+        return worker(args)
     cb = load_convert_bench()
     quiet_libraries()
     root = CACHE_DIR / f"train-bench-{args.records}"
@@ -664,6 +842,13 @@ def main(argv: list[str] | None = None) -> int:
     reference = trainer_sampler(make_config(args, model_dir, data_dir, runs_dir / "plan", args.steps))
     epochs = epoch_table(reference, args.epoch_batch_sizes, args.epochs_avg)
     figures = report(measurements, epochs, args.epochs_avg, corpus, args)
+    if not args.no_processes:
+        runs = []
+        for rep in range(args.repeats):
+            for n in args.processes if rep % 2 == 0 else list(reversed(args.processes)):
+                runs.append(run_processes(args, model_dir, n))
+                print(f"{n} process(es): one epoch in {runs[-1].wall_s:.1f} s", flush=True)
+        figures["processes"] = process_table(runs)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

@@ -85,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, DatasetError) as exc:  # a bad configuration, a damaged dataset (named, with verify to run)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from trainer.dist import is_main
+
+    if not is_main():  # several processes: rank 0 speaks for the run
+        return EXIT_OK
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

@@ -11,6 +11,14 @@ that every SFT example's labels are exactly its assistant turns.
 Truncation never cuts through an audio placeholder run (that is what makes training
 crash with "Audio features and audio tokens do not match"): a too-long example is cut
 after its last audio token, and if even that does not fit it is skipped and logged.
+
+Dummy audio (``dummy_audio``, on by default with several processes): a batch without any
+clip gets one short silent clip, its placeholder tokens appended to the first row after
+its last real token with attention mask 0 and no label (LLaMA-Factory's fake inputs do
+the same, ``data/collator.py``). The encoder runs on every rank, so ZeRO-3/FSDP gather its
+weights everywhere and DDP sees the projector used; no real token attends to those
+positions (causal order and the mask) and none is learned, so the encoder output enters
+the loss multiplied by zero: the loss is unchanged and its gradients are exact zeros.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.data import AudioDecodeError, SkipExample, decode_clip
+from trainer.data import BATCH_META, META_ID, META_REPEAT, META_ROW, AudioDecodeError, SkipExample, decode_clip
 from trainer.families import Family
 from trainer.labels import IGNORE, LabelError, assistant_spans, check_labels, span_labels
 from trainer.longaudio import split_clip, window_samples
@@ -31,6 +39,7 @@ RECORD, LABEL_TEXTS, TRUNCATED = "_record", "_label_texts", "_truncated"
 META = (RECORD, LABEL_TEXTS, TRUNCATED)
 
 __all__ = ["IGNORE", "AudioCollator", "LabelError"]
+DUMMY_SECONDS = 0.5  # 12 placeholder tokens for Qwen2-Audio: a run of several, never its legacy 1-token path
 
 
 @dataclass
@@ -40,9 +49,11 @@ class AudioCollator:
     max_length: int | None = None
     system_prompt: str | None = None  # for records without a system prompt
     long_audio: str = "split"  # split | skip | truncate (TrainConfig.long_audio)
+    dummy_audio: bool = False  # a silent clip for batches without audio (see the module docstring)
     pad_id: int = field(init=False)
     audio_id: int = field(init=False)
     window: int | None = field(init=False)
+    _dummy: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         tok = self.processor.tokenizer
@@ -157,19 +168,25 @@ class AudioCollator:
         return out
 
     # -- batches ---------------------------------------------------------------------
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        meta = _take_meta(examples)
         if "chosen_ids" in examples[0]:
-            return self.collate_dpo(examples)
-        if "completion_ids" in examples[0]:
-            return self.collate_kto(examples)
-        self.check_batch(examples)
-        ids = [e["input_ids"] for e in examples]
-        batch = {
-            "input_ids": _pad(ids, self.pad_id),
-            "attention_mask": _pad([torch.ones_like(x) for x in ids], 0),
-            "labels": _pad([e["labels"] for e in examples], IGNORE),
-        }
-        batch.update(_audio(examples))
+            batch = self.collate_dpo(examples)
+        elif "completion_ids" in examples[0]:
+            batch = self.collate_kto(examples)
+        else:
+            self.check_batch(examples)
+            ids = [e["input_ids"] for e in examples]
+            labels = [e["labels"] for e in examples]
+            seen = [torch.ones_like(x) for x in ids]
+            audio = _audio(examples)
+            if not audio and self.dummy_audio:
+                audio = self.attach_dummy(ids, seen, labels, IGNORE)
+            batch = {"input_ids": _pad(ids, self.pad_id), "attention_mask": _pad(seen, 0), "labels": _pad(labels, IGNORE)}
+            batch.update(audio)
+        if meta is not None:
+            meta["dummy_audio"] = self.dummy_audio and not any("input_features" in e for e in examples)
+            batch[BATCH_META] = meta
         return batch
 
     def check_batch(self, examples: list[dict[str, Any]]) -> None:
@@ -182,20 +199,23 @@ class AudioCollator:
             if problem:
                 raise LabelError(f"record {e.get(RECORD)!r}: labels are not the assistant turns: {problem}")
 
-    def collate_dpo(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate_dpo(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         """2B rows: prompt+chosen for every pair, then prompt+rejected; the audio repeated in the same order."""
         rows, masks = [], []
         for name in ("chosen_ids", "rejected_ids"):
             for e in examples:
                 rows.append(torch.cat([e["input_ids"], e[name]]))
                 masks.append(torch.cat([torch.zeros_like(e["input_ids"]), torch.ones_like(e[name])]))
-        batch = {
+        seen = [torch.ones_like(r) for r in rows]
+        audio = {k: torch.cat([v, v]) for k, v in _audio(examples).items()}
+        if not audio and self.dummy_audio:  # one clip, in the first chosen row only
+            audio = self.attach_dummy(rows, seen, masks, 0)
+        batch: dict[str, Any] = {
             "input_ids": _pad(rows, self.pad_id),
-            "attention_mask": _pad([torch.ones_like(r) for r in rows], 0),
+            "attention_mask": _pad(seen, 0),
             "completion_mask": _pad(masks, 0),
         }
-        audio = _audio(examples)
-        batch.update({k: torch.cat([v, v]) for k, v in audio.items()})
+        batch.update(audio)
         for key in ("ref_chosen_logps", "ref_rejected_logps"):
             if key in examples[0]:
                 batch[key] = torch.tensor([float(e[key]) for e in examples])
@@ -206,7 +226,9 @@ class AudioCollator:
         completions rotated by one, as ``DataCollatorForVisionUnpairedPreference`` does). The KL rows keep
         their own prompt, so the audio features are the same for both forwards."""
         completions = [e["completion_ids"] for e in examples]
-        batch: dict[str, torch.Tensor] = {}
+        batch: dict[str, Any] = {}
+        audio = _audio(examples)
+        dummy = not audio and self.dummy_audio  # the KL forward takes the same features: both first rows get it
         for prefix, replies in (("", completions), ("KL_", completions[-1:] + completions[:-1])):
             rows, masks = [], []
             for e, reply in zip(examples, replies, strict=True):
@@ -214,12 +236,50 @@ class AudioCollator:
                     reply = reply[: max(1, self.max_length - len(e["input_ids"]))]
                 rows.append(torch.cat([e["input_ids"], reply]))
                 masks.append(torch.cat([torch.zeros_like(e["input_ids"]), torch.ones_like(reply)]))
+            seen = [torch.ones_like(r) for r in rows]
+            if dummy:
+                audio = self.attach_dummy(rows, seen, masks, 0)
             batch[f"{prefix}input_ids"] = _pad(rows, self.pad_id)
-            batch[f"{prefix}attention_mask"] = _pad([torch.ones_like(r) for r in rows], 0)
+            batch[f"{prefix}attention_mask"] = _pad(seen, 0)
             batch[f"{prefix}completion_mask"] = _pad(masks, 0)
         batch["label"] = torch.tensor([bool(e["label"]) for e in examples])
-        batch.update(_audio(examples))
+        batch.update(audio)
         return batch
+
+
+    def attach_dummy(
+        self, rows: list[torch.Tensor], seen: list[torch.Tensor], targets: list[torch.Tensor], no_target: int
+    ) -> dict[str, Any]:
+        """Append the silent clip's placeholder tokens to the first row (unseen, untargeted); its features."""
+        ids, feats = self.dummy_clip()
+        rows[0] = torch.cat([rows[0], ids])
+        seen[0] = torch.cat([seen[0], torch.zeros_like(ids)])
+        targets[0] = torch.cat([targets[0], torch.full_like(ids, no_target)])
+        return dict(feats)
+
+    def dummy_clip(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The silent clip's tokens and features, made once by the family's own processor (so the
+        placeholder count always matches what its encoder returns)."""
+        if self._dummy is None:
+            rate = self.family.math.sampling_rate
+            token = self.processor.tokenizer.convert_ids_to_tokens(self.audio_id)
+            enc = self.family.process(self.processor, token, [np.zeros(int(DUMMY_SECONDS * rate), np.float32)])
+            feats = {k: enc[k] for k in ("input_features", "feature_attention_mask") if k in enc}
+            self._dummy = (enc["input_ids"][0], feats)
+        return self._dummy
+
+
+def _take_meta(examples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Remove what encoded examples say about themselves (row, record id, repeat) into one BATCH_META dict."""
+    if META_ROW not in examples[0]:
+        return None
+    meta: dict[str, Any] = {"rows": [], "ids": [], "repeat": []}
+    for e in examples:
+        meta["rows"].append(int(e.pop(META_ROW)))
+        rid = e.pop(META_ID, None)
+        meta["ids"].append(None if rid is None else str(rid))
+        meta["repeat"].append(bool(e.pop(META_REPEAT, False)))
+    return meta
 
 
 def _pad(seqs: list[torch.Tensor], value: int) -> torch.Tensor:

@@ -86,6 +86,8 @@ class TrainConfig:
     resume: str | None = None  # a checkpoint folder, or "latest" for the newest one in output_dir
     dataloader_num_workers: int = 0  # processes decoding audio and encoding examples
     report_to: str = "none"  # tensorboard, wandb, ... as transformers knows them
+    dummy_audio: bool | None = None  # text-only micro-batches get a silent clip: all ranks run the encoder (default: >1 process)
+    log_batches: bool = True  # write batches.jsonl: record ids, loss, tokens and audio seconds per micro-batch and rank
     # -- long clips (see trainer/longaudio.py) ----------------------------------------
     long_audio: str = "split"  # clips over the 30 s window: split (consecutive windows), skip (the record) or truncate
     # -- preference losses (TRL's DPOConfig / KTOConfig) -------------------------------

@@ -148,6 +148,10 @@ class SkipLog:
 
 
 ROW_INDEX = "__row"
+#: Keys an encoded example carries about itself, never model inputs: the collator gathers them
+#: into ``batch[BATCH_META]`` and the trainer takes that out before the forward pass.
+BATCH_META = "audiodata_meta"
+META_ROW, META_ID, META_REPEAT = "__row_used", "__id", "__repeat"
 
 
 def encoded(rows: Any, encode: Callable[[dict[str, Any]], dict[str, Any]], skips: SkipLog) -> Any:
@@ -178,11 +182,40 @@ class _Encoder:
             if k:
                 row = self.rows[(index + k) % len(self.rows)]
             try:
-                return self.encode(row)
+                example = self.encode(row)
             except SkipExample as exc:
                 self.skips.add(row, str(exc))
+                continue
+            # which record this example really is (the collator moves these into the batch's BATCH_META)
+            example[META_ROW], example[META_ID] = (index + k) % len(self.rows), row.get("id")
+            return example
         raise RuntimeError(f"{self.MAX_TRIES} consecutive records could not be used; see {self.skips.path}")
 
 
 class SkipExample(Exception):
     """This example cannot be trained on (the message says why); it is logged and replaced."""
+
+
+class PlannedRows:
+    """The encoded training rows plus the repeat slots of the batch plan, as the data loader indexes them.
+
+    Positions below ``len(rows)`` are the rows; position ``len(rows) + j`` is row ``repeats[j]``
+    again, marked as a repeat so the trainer counts it apart from real examples (see
+    :mod:`trainer.sampler`). A plain map-style dataset: accelerate shards its batch sampler, not it.
+    """
+
+    def __init__(self, rows: Any, repeats: list[int]) -> None:
+        self.rows, self.repeats = rows, repeats
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.repeats)
+
+    def __getitems__(self, keys: list[int]) -> list[dict[str, Any]]:
+        n = len(self.rows)
+        items = self.rows.__getitems__([k if k < n else self.repeats[k - n] for k in keys])
+        for k, item in zip(keys, items, strict=True):
+            item[META_REPEAT] = k >= n
+        return items
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        return self.__getitems__([key])[0]

@@ -11,19 +11,23 @@ transformers' Trainer as users know it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
+from trainer import dist
+from trainer.batchlog import BatchLog
 from trainer.collators import AudioCollator
 from trainer.config import ConfigError, TrainConfig
-from trainer.data import SkipLog, encoded, estimate_lengths, load_rows
+from trainer.data import BATCH_META, PlannedRows, SkipLog, encoded, estimate_lengths, load_rows
 from trainer.families import AudioTextProcessor, Family, detect_family, get_family, read_chat_template
 from trainer.longaudio import LongAudioPlan
 from trainer.longaudio import plan as long_audio_plan
@@ -33,26 +37,64 @@ from trainer.scale import check_environment, load_kwargs, prepare_quantized, tra
 
 
 @dataclass
-class SeenStats:
-    """What the optimizer actually saw in this run (main process, after collation)."""
+class BatchStats:
+    """One collated micro-batch, counted (DPO batches carry each pair's clips twice, counted once)."""
 
-    examples: int = 0
+    rows: int = 0
+    repeats: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    clips: int = 0
+    audio_seconds: float = 0.0
+    dummy_audio: bool = False
+
+    @classmethod
+    def of(cls, batch: dict[str, Any], pairs: bool, meta: dict[str, Any] | None) -> BatchStats:
+        mask = batch.get("attention_mask")
+        if mask is None:
+            return cls()
+        dummy = bool(meta and meta.get("dummy_audio"))
+        out = cls(
+            rows=mask.shape[0] // 2 if pairs else mask.shape[0],
+            repeats=sum(meta["repeat"]) if meta else 0,
+            tokens=int(mask.sum()),
+            padded_tokens=int(mask.numel()),
+            dummy_audio=dummy,
+        )
+        fam = batch.get("feature_attention_mask")
+        if fam is not None and not dummy:  # 100 mel frames per second
+            out.clips = fam.shape[0] // 2 if pairs else fam.shape[0]
+            frames = int(fam.sum())
+            out.audio_seconds = (frames / 2 if pairs else frames) / 100.0
+        return out
+
+
+@dataclass
+class SeenStats:
+    """What the optimizer actually saw in this run: this rank's until ``reduced`` sums all ranks."""
+
+    examples: int = 0  # rows trained, repeats not included
     tokens: int = 0
     padded_tokens: int = 0
     audio_seconds: float = 0.0
+    repeated_rows: int = 0  # rows trained again to even out the ranks' step counts
+    micro_batches: int = 0
+    dummy_audio_batches: int = 0
 
-    def add(self, batch: dict[str, Any], pairs: bool) -> None:
-        mask = batch.get("attention_mask")
-        if mask is None:
-            return
-        rows = mask.shape[0] // 2 if pairs else mask.shape[0]
-        self.examples += rows
-        self.tokens += int(mask.sum())
-        self.padded_tokens += int(mask.numel())
-        fam = batch.get("feature_attention_mask")
-        if fam is not None:  # 100 mel frames per second; DPO batches carry each clip twice
-            frames = int(fam.sum())
-            self.audio_seconds += (frames / 2 if pairs else frames) / 100.0
+    def add(self, b: BatchStats) -> None:
+        self.examples += b.rows - b.repeats
+        self.repeated_rows += b.repeats
+        self.tokens += b.tokens
+        self.padded_tokens += b.padded_tokens
+        self.audio_seconds += b.audio_seconds
+        self.micro_batches += 1
+        self.dummy_audio_batches += int(b.dummy_audio)
+
+    def reduced(self, device: Any = "cpu") -> SeenStats:
+        """The sums over all ranks (every rank must call this: it is a collective)."""
+        names = [f.name for f in fields(self)]
+        totals = dist.all_reduce_sum([float(getattr(self, n)) for n in names], device)
+        return SeenStats(**{n: (v if n == "audio_seconds" else round(v)) for n, v in zip(names, totals, strict=True)})
 
     @property
     def padding_efficiency(self) -> float:
@@ -63,7 +105,10 @@ class _AudioTrainerMixin:
     """Length-grouped batches in, statistics out; mixed into TRL's trainers."""
 
     batch_sampler: LengthGroupedBatchSampler
+    planned_rows: PlannedRows | None = None
     seen: SeenStats
+    batch_log: BatchLog | None = None
+    encoder_runs: list[int] | None = None
     pairs: bool = False
 
     def get_train_dataloader(self) -> Any:
@@ -71,23 +116,98 @@ class _AudioTrainerMixin:
 
         args = self.args  # type: ignore[attr-defined]
         loader = DataLoader(
-            self.train_dataset,  # type: ignore[attr-defined]
+            self.planned_rows if self.planned_rows is not None else self.train_dataset,  # type: ignore[attr-defined]
             batch_sampler=self.batch_sampler,
             collate_fn=self.data_collator,  # type: ignore[attr-defined]
             num_workers=args.dataloader_num_workers,
             pin_memory=args.dataloader_pin_memory,
         )
-        return self.accelerator.prepare(loader)  # type: ignore[attr-defined]
+        accelerator = self.accelerator  # type: ignore[attr-defined]
+        prepared = accelerator.prepare(loader)
+        check_dealing(prepared, self.batch_sampler, accelerator.process_index, accelerator.num_processes)
+        return prepared
 
     def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        self.seen.add(inputs, self.pairs)
-        return super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
+        meta = inputs.pop(BATCH_META, None)
+        stats = BatchStats.of(inputs, self.pairs, meta)
+        self.seen.add(stats)
+        runs = self.encoder_runs[0] if self.encoder_runs else 0
+        loss = super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
+        if self.batch_log is not None:
+            entry = {
+                "rows": meta["rows"] if meta else None,
+                "ids": meta["ids"] if meta else None,
+                "repeat": meta["repeat"] if meta else None,
+                "tokens": stats.tokens,
+                "padded_tokens": stats.padded_tokens,
+                "clips": stats.clips,
+                "audio_seconds": round(stats.audio_seconds, 3),
+                "dummy_audio": stats.dummy_audio,
+                "audio_encoder_ran": None if self.encoder_runs is None else self.encoder_runs[0] > runs,
+            }
+            state = self.state  # type: ignore[attr-defined]
+            self.batch_log.write(state.global_step + 1, self.batch_sampler.epoch, entry, float(loss))
+        return loss
+
+    def prediction_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        inputs.pop(BATCH_META, None)
+        return super().prediction_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs:
+        if "loss" in logs:  # this rank's running figures; the report sums all ranks
             logs["padding_efficiency"] = round(self.seen.padding_efficiency, 4)
             logs["audio_hours_seen"] = round(self.seen.audio_seconds / 3600, 6)
         super().log(logs, start_time)  # type: ignore[misc]
+
+
+def check_dealing(loader: Any, sampler: LengthGroupedBatchSampler, rank: int, processes: int) -> None:
+    """Fail before step 1 unless accelerate deals this rank exactly its share of the plan (see trainer.sampler)."""
+    if processes != sampler.num_replicas:
+        raise RuntimeError(
+            f"the batch plan is for {sampler.num_replicas} processes (WORLD_SIZE) but accelerate runs {processes} "
+            "data-parallel processes; tensor/context parallelism is not supported by the audiodata trainer"
+        )
+    if len(loader) != sampler.steps_per_epoch:
+        raise RuntimeError(
+            f"accelerate deals {len(loader)} batches per epoch to rank {rank}, the plan has {sampler.steps_per_epoch}: "
+            "this accelerate version shards batch samplers differently; please report it"
+        )
+    if processes > 1 and sampler.steps_per_epoch:
+        first = next(iter(loader.batch_sampler), None)
+        if first != sampler.rank_batches(rank)[0]:
+            raise RuntimeError(f"accelerate deals rank {rank} another first batch than the plan ({first}); please report it")
+
+
+class EpochSync(TrainerCallback):
+    """Sets the sampler's epoch at every epoch start, from the step count as transformers computes it.
+
+    transformers reaches our sampler through accelerate's wrappers, except on a resume in the
+    middle of an epoch with several processes (``SkipBatchSampler`` around ``BatchSamplerShard``:
+    neither forwards ``set_epoch``), where epoch 0's order came back. This callback runs right
+    before the epoch's data loader is iterated, whatever wraps it.
+    """
+
+    def __init__(self, sampler: LengthGroupedBatchSampler, grad_accum: int) -> None:
+        self.sampler, self.grad_accum = sampler, grad_accum
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        steps = self.sampler.steps_per_epoch
+        updates = max(steps // self.grad_accum + int(steps % self.grad_accum > 0), 1)
+        self.sampler.set_epoch(state.global_step // updates)
+
+
+def count_encoder_runs(model: Any) -> list[int] | None:
+    """A counter of the audio encoder's forward calls (a hook), or None when there is no ``audio_tower``."""
+    tower = next((m for n, m in model.named_modules() if n.endswith("audio_tower")), None)
+    if tower is None:
+        return None
+    runs = [0]
+
+    def hook(*_: Any) -> None:
+        runs[0] += 1
+
+    tower.register_forward_hook(hook)
+    return runs
 
 
 def _trainer_classes() -> dict[str, type]:
@@ -153,13 +273,20 @@ def build(cfg: TrainConfig) -> Run:
         tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in tok.get_vocab() else tok.eos_token
 
     skips = SkipLog(cfg.output_dir)
-    collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, cfg.long_audio)
+    rank, world = dist.world()
+    dummy = cfg.dummy_audio if cfg.dummy_audio is not None else world > 1
+    collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, cfg.long_audio, dummy_audio=dummy)
     encode = {"sft": collator.encode_sft, "dpo": collator.encode_dpo, "kto": collator.encode_kto}[cfg.task]
     rows = load_rows(cfg, cfg.train_split)
     long_plan = long_audio_plan(rows, family.math, cfg.long_audio)
     rows = _drop_skipped(rows, long_plan, skips)
     lengths, clips, seconds = estimate_lengths(rows, family.math, cfg.long_audio)
-    sampler = LengthGroupedBatchSampler(lengths, clips, cfg.per_device_batch_size, cfg.max_clips_per_batch, cfg.seed)
+    sampler = LengthGroupedBatchSampler(
+        lengths, clips, cfg.per_device_batch_size, cfg.max_clips_per_batch, cfg.seed, num_replicas=world
+    )
+    note = modality_note(clips, world, dummy)
+    if note and rank == 0:  # a warning only when text-only steps will not run the encoder
+        print(f"[audiodata] {'note' if dummy else 'warning'}: {note}", file=sys.stderr, flush=True)
     train = encoded(rows, encode, skips)
     evals = None
     if cfg.eval_split:
@@ -200,8 +327,7 @@ def build(cfg: TrainConfig) -> Run:
         data_collator=collator,
         peft_config=peft_config,
     )
-    trainer.batch_sampler = sampler
-    trainer.seen = SeenStats()
+    attach_plan(trainer, cfg, sampler, train, rank)
     return Run(cfg, family, trainer.model, processor, trainer, collator, sampler, skips, sum(seconds), long_plan, kto_labels)
 
 
@@ -308,6 +434,33 @@ def _kto_balance(cfg: TrainConfig, rows: Any) -> dict[str, int]:
     return {"desirable": desirable, "undesirable": undesirable}
 
 
+def attach_plan(trainer: Any, cfg: TrainConfig, sampler: LengthGroupedBatchSampler, train: Any, rank: int) -> None:
+    """What the mixin needs: the batch plan and its rows, the counters, the batch log, the epoch sync."""
+    trainer.batch_sampler = sampler
+    trainer.planned_rows = PlannedRows(train, sampler.repeats)
+    trainer.seen = SeenStats()
+    trainer.batch_log = BatchLog(cfg.output_dir, rank, cfg.log_batches)
+    trainer.encoder_runs = count_encoder_runs(trainer.model)
+    trainer.add_callback(EpochSync(sampler, cfg.gradient_accumulation_steps))
+
+
+def modality_note(clips: list[int], world: int, dummy: bool) -> str | None:
+    """What a distributed run does with a corpus that mixes text-only and audio records (None otherwise)."""
+    text = sum(1 for c in clips if c == 0)
+    if world < 2 or not text or text == len(clips):
+        return None
+    note = (
+        f"{text} of {len(clips)} training records have no audio and {world} processes train: every step is planned "
+        "modality-homogeneous (every rank's micro-batch holds a clip, or none does)"
+    )
+    if dummy:
+        return note + "; text-only micro-batches carry a silent dummy clip, so every rank runs the audio encoder"
+    return note + (
+        "; dummy_audio is off, so in text-only steps no rank runs the audio encoder (a trained projector then gets "
+        "no gradient there: DDP needs find_unused_parameters, which TRL sets for processors)"
+    )
+
+
 def resume_point(cfg: TrainConfig) -> str | None:
     if cfg.resume is None:
         return None
@@ -322,17 +475,30 @@ def resume_point(cfg: TrainConfig) -> str | None:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train, save the adapter (or model), the processor and the training report; return the report."""
+    """Train, save the adapter (or model), the processor and the training report; return the report.
+
+    With several processes every rank trains and returns the same report (counters summed over
+    the ranks); only rank 0 writes the processor, the report and the plot.
+    """
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     checkpoint = resume_point(cfg)
     started = time.time()
     run = build(cfg)
+    rank, world = dist.world()
+    run.trainer.batch_log.start(checkpoint_step(checkpoint))
     planned = run.sampler.padding_efficiency()
-    print(f"[audiodata] {len(run.sampler)} batches/epoch, planned padding efficiency {planned:.3f}", file=sys.stderr, flush=True)
+    if rank == 0:
+        per_rank = f" ({run.sampler.steps_per_epoch} on each of {world} processes)" if world > 1 else ""
+        print(
+            f"[audiodata] {len(run.sampler)} batches/epoch{per_rank}, planned padding efficiency {planned:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
     result = run.trainer.train(resume_from_checkpoint=checkpoint)
-    run.trainer.save_model(cfg.output_dir)
-    run.processor.save_pretrained(cfg.output_dir)
+    run.trainer.save_model(cfg.output_dir)  # every rank calls it (ZeRO-3 gathers); transformers writes on rank 0
+    seen = run.trainer.seen.reduced(run.trainer.args.device)
     state = run.trainer.state
+    audio_rows = sum(1 for c in run.sampler.clips if c > 0)
     report = {
         "task": cfg.task,
         "model": cfg.model,
@@ -344,10 +510,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "loss_history": [{"step": e["step"], "loss": e["loss"]} for e in state.log_history if "loss" in e],
         "final_loss": next((e["loss"] for e in reversed(state.log_history) if "loss" in e), None),
         "eval_history": [{"step": e["step"], "eval_loss": e["eval_loss"]} for e in state.log_history if "eval_loss" in e],
-        "examples_seen": run.trainer.seen.examples,
-        "tokens_seen": run.trainer.seen.tokens,
-        "audio_hours_seen": round(run.trainer.seen.audio_seconds / 3600, 6),
-        "padding_efficiency": {"planned": round(planned, 4), "actual": round(run.trainer.seen.padding_efficiency, 4)},
+        "examples_seen": seen.examples,
+        "tokens_seen": seen.tokens,
+        "audio_hours_seen": round(seen.audio_seconds / 3600, 6),
+        "padding_efficiency": {"planned": round(planned, 4), "actual": round(seen.padding_efficiency, 4)},
         "train_records": len(run.sampler.lengths),
         "train_audio_hours": round(run.audio_seconds_per_epoch / 3600, 6),
         "skipped": _skipped(run.skips),
@@ -355,16 +521,34 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "runtime_s": round(time.time() - started, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "precision": precision(cfg),
+        "processes": world,
+        "steps_per_epoch": run.sampler.steps_per_epoch,
+        "micro_batches": seen.micro_batches,
+        "repeated_rows": seen.repeated_rows,
+        "modality": {"audio": audio_rows, "text_only": len(run.sampler.clips) - audio_rows},
+        "dummy_audio_batches": seen.dummy_audio_batches,
         "config": cfg.to_dict(),
     }
     if cfg.task in ("dpo", "kto"):
         report.update(preference_history(state.log_history))
     if run.kto_labels is not None:
         report["kto_labels"] = run.kto_labels
-    if not math.isfinite(report["final_loss"] or 0.0):
+    if not math.isfinite(report["final_loss"] or 0.0) and rank == 0:
         print("[audiodata] warning: the final loss is not finite", file=sys.stderr, flush=True)
-    write_report(report, Path(cfg.output_dir))
+    if rank == 0:
+        run.processor.save_pretrained(cfg.output_dir)
+        write_report(report, Path(cfg.output_dir))
     return report
+
+
+def checkpoint_step(checkpoint: str | None) -> int | None:
+    """The global step a checkpoint was saved at (its trainer_state.json, else its folder name)."""
+    if checkpoint is None:
+        return None
+    state = Path(checkpoint) / "trainer_state.json"
+    if state.is_file():
+        return int(json.loads(state.read_text(encoding="utf-8"))["global_step"])
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
 
 def _skipped(skips: SkipLog) -> dict[str, Any]:

@@ -532,6 +532,12 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
     )
     extra = "" if s["audio_checked"] else " (audio not checked: --no-audio)"
     out.print(f"{s['records']} records, {s['clips']} clips, {s['audio_hours']:.3f} h audio{extra}: {verdict}")
+    mix = s.get("modality") or {}
+    if mix.get("audio") and mix.get("text_only"):
+        out.print(
+            f"modality: {mix['audio']} records with audio, {mix['text_only']} text-only; on several GPUs a batch without "
+            "audio skips the encoder (ZeRO-3/FSDP hang): audiodata train plans for it, other trainers need fake audio inputs"
+        )
     if "fix" in data:
         fx = data["fix"]
         out.print(f"--fix: {fx['records_changed']} records repaired -> {fx['output']} ({fx['not_copied']} unparsable not copied)")

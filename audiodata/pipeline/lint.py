@@ -57,7 +57,7 @@ class Analysis:
     changes: list[str] | None = None
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
     moved: int = 0  # relative audio paths made absolute in its --fix copy
-    task: tuple[str, bool | None] | None = None  # (kind, KTO label) of a record convert would write
+    task: tuple[str, bool | None, int] | None = None  # (kind, KTO label, audios) of a record convert would write
     rate: tuple[str, float, float, str] | None = None  # (script, chars/s, seconds, field) of a transcription record
 
     def pack(self) -> tuple[Any, ...]:
@@ -118,7 +118,7 @@ class Analyser:
         if self.task.dedup and rec is not None and clips is not None and not rejected:
             out.dedup = (rec.kind, clips, *conversation_keys(rec))
         if rec is not None and not rejected:
-            out.task = (rec.kind, rec.label)
+            out.task = (rec.kind, rec.label, len(rec.audios))
         if self.task.fix:
             self.fix(p, n, out, text)
         return out
@@ -187,6 +187,7 @@ class LintReport:
     paths_rewritten: int = 0
     kinds: Counter[str] = field(default_factory=Counter)  # records convert would write, per config kind
     kto_labels: Counter[bool] = field(default_factory=Counter)
+    modality: Counter[str] = field(default_factory=Counter)  # records convert would write: "audio" / "text_only"
     rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
 
     def count(self, severity: Severity) -> int:
@@ -222,6 +223,7 @@ class LintReport:
                 "cutoff_len": self.cutoff_len,
                 "kinds": {k: self.kinds[k] for k in KINDS if self.kinds[k]},
                 "kto_labels": {"desirable": self.kto_labels[True], "undesirable": self.kto_labels[False]},
+                "modality": {"audio": self.modality["audio"], "text_only": self.modality["text_only"]},
             },
             "findings": [
                 {
@@ -324,6 +326,7 @@ def lint(
                     report.findings.append(Finding("D003", msg, "", where(n, index, line)))
             if a.task is not None:
                 report.kinds[a.task[0]] += 1
+                report.modality["audio" if a.task[2] else "text_only"] += 1
                 if a.task[0] == "kto":
                     report.kto_labels[bool(a.task[1])] += 1
                     first_kto = first_kto or where(n, index, line)
