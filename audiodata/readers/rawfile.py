@@ -50,7 +50,7 @@ _KINDS = (
 
 
 def file_kind(mode: int) -> str | None:
-    """What a non-regular file is ("a FIFO (named pipe)"), or None for a regular file."""
+    """What a non-regular file is ("a FIFO"), or None for a regular file."""
     if stat.S_ISREG(mode):
         return None
     return next((name for test, name in _KINDS if test(mode)), "not a file")
