@@ -404,12 +404,13 @@ def test_utf16_and_utf32_are_named_not_hundreds_of_f001(corpus: Path, encoding: 
     assert "re-encode it as UTF-8" in msg
 
 
-def test_nul_bytes_in_a_utf8_file_are_not_taken_for_utf16(corpus: Path):
-    """The quiet side of F009: a NUL inside a record is that record's problem, not an encoding."""
+@pytest.mark.parametrize("head", [b"", b"{\x00\x00\x00", b"{\x00", b"\x00{"])
+def test_nul_bytes_in_a_utf8_file_are_not_taken_for_utf16(corpus: Path, head: bytes):
+    """The quiet side of F009: a NUL in a record (even at the very start) is that record's problem, not an encoding."""
     path = corpus / "in.jsonl"
-    path.write_bytes(rec(0).encode() + b"\n\x00\x00" + rec(1).encode() + b"\n" + rec(2).encode() + b"\n")
+    path.write_bytes(head + rec(0).encode() + b"\n\x00\x00" + rec(1).encode() + b"\n" + rec(2).encode() + b"\n")
     items = list(iter_file(path, 10**6))
-    assert [(i.index, i.code) for i in items] == [(0, None), (1, "F001"), (2, None)]
+    assert [(i.index, i.code) for i in items] == [(0, "F001" if head else None), (1, "F001"), (2, None)]
 
 
 # -- 2. decompression bombs ---------------------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ _KINDS = (
 
 
 def file_kind(mode: int) -> str | None:
-    """What a non-regular file is ("a FIFO (named pipe)"), or None for a regular file."""
+    """What a non-regular file is ("a FIFO"), or None for a regular file."""
     if stat.S_ISREG(mode):
         return None
     return next((name for test, name in _KINDS if test(mode)), "not a file")
@@ -187,23 +187,30 @@ _BOMS = (
 )
 
 
+#: Without a byte order mark: which bytes of each code unit are NUL when the text is ASCII.
+_UNITS = (
+    ((True, True, True, False), "UTF-32 BE", "UTF-32BE"),
+    ((False, True, True, True), "UTF-32 LE", "UTF-32LE"),
+    ((True, False), "UTF-16 BE", "UTF-16BE"),
+    ((False, True), "UTF-16 LE", "UTF-16LE"),
+)
+
+
 def wrong_encoding(head: bytes) -> str | None:
-    """'the file is UTF-16 LE ...' when ``head`` (the first bytes) says UTF-16/32, else None.
-    Without a byte order mark the pattern of NUL bytes around the first ASCII characters
-    tells (RFC 4627, section 3): JSON text starts with ASCII."""
+    """'the file is UTF-16 LE ...' when ``head`` (the first bytes; 8 are looked at) says UTF-16/32,
+    else None. Without a byte order mark the NUL bytes around the first ASCII characters tell
+    (RFC 4627, section 3: JSON text starts with ASCII); the pattern must hold over the first 8
+    bytes (4 in a shorter file), so a UTF-8 file with a stray NUL is not taken for UTF-16."""
     found = next(((name, iconv, True) for bom, name, iconv in _BOMS if head.startswith(bom)), None)
     if found is None:
-        z = [b == 0 for b in head[:4]]
-        patterns = {
-            (True, True, True, False): ("UTF-32 BE", "UTF-32BE"),
-            (False, True, True, True): ("UTF-32 LE", "UTF-32LE"),
-            (True, False, True, False): ("UTF-16 BE", "UTF-16BE"),
-            (False, True, False, True): ("UTF-16 LE", "UTF-16LE"),
-        }
-        hit = patterns.get(tuple(z)) if len(z) == 4 else None  # type: ignore[call-overload]
+        look = head[:8] if len(head) >= 8 else head[:4]
+        if len(look) < 4:
+            return None
+        zeros = tuple(b == 0 for b in look)
+        hit = next(((n, i) for unit, n, i in _UNITS if zeros == unit * (len(look) // len(unit))), None)
         if hit is None:
             return None
-        found = (hit[0], hit[1], False)
+        found = (*hit, False)
     name, iconv, bom = found
     mark = "with" if bom else "without"
     return f"the file is {name} ({mark} a byte order mark), not UTF-8: re-encode it as UTF-8 (iconv -f {iconv} -t UTF-8)"
@@ -231,7 +238,7 @@ class Source:
         if lines:
             inner = _LoneCR(inner)
         fh = io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
-        head = fh.peek(4)[:4]
+        head = fh.peek(8)[:8]
         if head.startswith(b"\xef\xbb\xbf"):
             fh.read(3)
             return fh

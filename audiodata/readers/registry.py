@@ -235,7 +235,7 @@ def _registry_text(path: Path) -> str:
         data = fh.read(MAX_REGISTRY_BYTES + 1)
     if len(data) > MAX_REGISTRY_BYTES:
         raise ValueError(f"larger than {MAX_REGISTRY_BYTES >> 20} MiB: not a dataset registry")
-    why = wrong_encoding(data[:4])
+    why = wrong_encoding(data[:8])
     if why is not None:
         raise ValueError(why)
     return data.decode("utf-8-sig")
