@@ -238,7 +238,7 @@ register(
     "A015",
     "non-finite-samples",
     S.ERROR,
-    "The audio holds NaN or infinite samples (float WAV/FLAC, arrays): it cannot be stored as PCM; fix the source.",
+    "The audio holds NaN or infinite samples (float WAV, W64, CAF; arrays): it cannot be stored as PCM; fix the source.",
     doc=RuleDoc(
         what="Every source sample is checked as it is decoded (float WAV, W64, CAF, arrays, any decoder's output): "
         "NaN, +Inf or -Inf, or finite samples so large (beyond float32's range once channels are mixed or the "
