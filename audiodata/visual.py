@@ -68,7 +68,7 @@ def store_visual(
         if mode == "refs" and ref.kind == "path":
             path = resolve_path(str(ref.value), media_root, allow_absolute, what=what)
             return StoredVisual(_probe(AudioSource(path=path, name=path.name), what), ref=_relative(str(ref.value), media_root))
-        src = open_ref(ref, media_root, max_bytes, allow_absolute, what)  # a URL is refused here, in both modes
+        src = open_ref(ref, media_root, max_bytes, allow_absolute, what=what)  # a URL is refused here, in both modes
     except AudioError as exc:
         raise VisualError(_CODES.get(exc.code, "S033"), exc.message) from None
     if keep and src.data is None and src.path is not None:  # read once, check the bytes that are stored
