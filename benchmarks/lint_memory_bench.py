@@ -8,8 +8,10 @@ Parts (each measured in a fresh process, so one run's peak is not the next one's
              ``--sizes`` records (default 200k, 1M, 2M), linted with every default rule and again with the
              D rules off (``ignore=["D"]``), the baseline. Prints peak RSS of the main process (where the
              cross-record state lives; ``ru_maxrss``) and of the whole process tree (sampled from /proc
-             every 20 ms), records/s, the D001/D003 counts and how often the index spilled; then the ratio of
-             the largest corpus's peak to the smallest's (target: close to 1) and what the D rules cost.
+             every 20 ms), records/s (wall) and records per CPU-second (main process and workers), the
+             main process's CPU seconds, the D001/D003 counts and how often the index spilled; then the
+             ratio of the largest corpus's peak to the smallest's (target: close to 1) and what the D
+             rules cost.
 * store   -- the index alone, on a stream of 16-byte digests (``--keys``, default 4M: a 2M-record corpus):
              ``FirstSeen`` (dict, then sorted runs behind a Bloom filter) against the same dict spilling into
              sqlite3 (a WITHOUT ROWID B-tree), both capped at ``--dedup-memory``: microseconds per key, peak RSS.
@@ -92,6 +94,11 @@ def _maxrss() -> tuple[int, int]:
     )
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _in_child(part: str, *args: str) -> dict[str, Any]:
     """Run ``--child part args`` in a fresh interpreter; its last stdout line is the JSON result."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, *args]
@@ -130,8 +137,10 @@ def child_lint(records: str, rules: str, memory: str, workers: str, cache: str) 
     if rules == "no-D":
         kwargs["ignore"] = ["D"]
     base_self = _maxrss()[0]
+    cpu0, kids0 = time.process_time(), _children_cpu()
     with PeakSampler() as sampler, cb.Stopwatch() as sw:
         report = lint(paths, **kwargs)
+    main_cpu, workers_cpu = time.process_time() - cpu0, _children_cpu() - kids0
     main_peak, worker_peak = _maxrss()
     codes = report.to_dict()["summary"]["by_code"]
     return {
@@ -140,6 +149,8 @@ def child_lint(records: str, rules: str, memory: str, workers: str, cache: str) 
         "wall_s": sw.wall_s,
         "records_per_s": report.records / sw.wall_s,
         "foreign_cpu_share": sw.foreign_cpu_share,
+        "main_cpu_s": main_cpu,
+        "cpu_s": main_cpu + workers_cpu,
         "main_peak": main_peak,
         "main_after_imports": base_self,
         "worker_peak": worker_peak,
@@ -161,8 +172,8 @@ def lint_part(args: argparse.Namespace) -> dict[str, Any]:
         lb.build_text_corpus(n, os.cpu_count() or 1, cb)
     rows = []
     header = (
-        f"{'records':>10} {'rules':<9} {'wall s':>8} {'records/s':>10} {'main peak MiB':>14} {'tree peak MiB':>14} "
-        f"{'D001':>7} {'D003':>7} {'spills':>7}"
+        f"{'records':>10} {'rules':<9} {'wall s':>7} {'records/s':>9} {'rec/cpu-s':>9} {'main cpu s':>10} "
+        f"{'main peak MiB':>13} {'tree peak MiB':>13} {'D001':>6} {'D003':>6} {'spills':>6}"
     )
     print(f"\nlint --no-audio, --dedup-memory {args.dedup_memory / MIB:.0f} MiB, workers: {args.workers or 'default'}")
     print(header)
@@ -172,13 +183,15 @@ def lint_part(args: argparse.Namespace) -> dict[str, Any]:
             r = _in_child("lint", str(n), rules, str(args.dedup_memory), str(args.workers or 0), str(args.cache))
             rows.append(r)
             print(
-                f"{r['records']:>10,} {rules:<9} {r['wall_s']:>8.1f} {r['records_per_s']:>10,.0f} "
-                f"{r['main_peak'] / MIB:>14.0f} {r['tree_peak'] / MIB:>14.0f} {r['D001']:>7,} {r['D003']:>7,} {r['spills']:>7}",
+                f"{r['records']:>10,} {rules:<9} {r['wall_s']:>7.1f} {r['records_per_s']:>9,.0f} "
+                f"{r['records'] / r['cpu_s']:>9,.0f} {r['main_cpu_s']:>10.1f} {r['main_peak'] / MIB:>13.0f} "
+                f"{r['tree_peak'] / MIB:>13.0f} {r['D001']:>6,} {r['D003']:>6,} {r['spills']:>6}",
                 flush=True,
             )
     busy = max((r["foreign_cpu_share"] or 0) for r in rows)
     if busy > 0.05:
-        print(f"note: other processes took up to {busy:.0%} of the CPUs: records/s are noisy, RSS is not")
+        print(f"note: other processes took up to {busy:.0%} of the CPUs: records/s are noisy (records per CPU-second of")
+        print("lint's own processes less so), RSS is not")
 
     def peak(n: int, rules: str, key: str = "main_peak") -> int:
         return next(r[key] for r in rows if r["records"] == n and r["rules"] == rules)
