@@ -28,13 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from _shared import BENCH_DIR, REPO_ROOT
+from memory_bench import tree_pids, tree_rss
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 CACHE = BENCH_DIR / ".cache" / "audio-memory-v1"
-if str(BENCH_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCH_DIR))
-from memory_bench import tree_pids, tree_rss  # noqa: E402
 
 
 def speechlike(seconds: float, rate: int, channels: int, seed: int = 0) -> Iterator[np.ndarray]:

@@ -41,11 +41,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 import soxr
+from _shared import CACHE_DIR, use_checkout
 
 TARGET_SR = 16_000
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-CACHE_DIR = BENCH_DIR / ".cache"
 
 CORPUS_VERSION = 1
 SEED = 20240601
@@ -492,8 +490,7 @@ def run_floor(paths: list[str], workers: int) -> Measurement:
 
 def run_audiodata(jsonl: Path, workers: int, out_dir: Path) -> Measurement | None:
     """``audiodata.convert`` on the corpus, or None if the package is not importable yet."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))  # an installed audiodata still takes precedence
+    use_checkout()
     try:
         import audiodata
 

@@ -52,13 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _shared import use_checkout
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-for _p in (str(BENCH_DIR), str(REPO_ROOT)):
-    if _p not in sys.path:
-        sys.path.append(_p)  # convert_bench (cached corpus, Stopwatch); an installed audiodata still wins
-
+use_checkout()
 from convert_bench import CACHE_DIR, CORPUS_VERSION, FOREIGN_CPU_WARN, Stopwatch, build_bases  # noqa: E402
 
 from audiodata.audio.decode import decode  # noqa: E402

@@ -50,12 +50,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import soundfile as sf
+from _shared import CACHE_DIR, use_checkout
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-CACHE_DIR = BENCH_DIR / ".cache"
-if str(REPO_ROOT) not in sys.path:
-    sys.path.append(str(REPO_ROOT))  # an installed audiodata still takes precedence
+use_checkout()
 
 from audiodata.audio.decode import decode  # noqa: E402
 from audiodata.audio.load import AudioSource  # noqa: E402

@@ -51,9 +51,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-CACHE_DIR = BENCH_DIR / ".cache"
+from _shared import CACHE_DIR, sibling, use_checkout
 
 TEXT_CORPUS_VERSION = 3
 TEXT_FILES = 4
@@ -111,15 +109,12 @@ AUDIO_EXTS = [".wav", ".wav", ".flac", ".mp3"]
 
 def load_convert_bench() -> ModuleType:
     """Import the sibling convert_bench module (clip corpus, Stopwatch, sentence generator)."""
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
-    return importlib.import_module("convert_bench")
+    return sibling("convert_bench")
 
 
 def load_audiodata() -> tuple[Callable[..., Any], type]:
     """``audiodata.pipeline.lint.lint`` and ``ConvertOptions`` (the repo copy if not installed)."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))  # an installed audiodata still takes precedence
+    use_checkout()
     lint_mod = importlib.import_module("audiodata.pipeline.lint")
     options_mod = importlib.import_module("audiodata.pipeline.options")
     return lint_mod.lint, options_mod.ConvertOptions

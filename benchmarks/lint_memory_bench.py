@@ -28,7 +28,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -39,28 +38,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
+from _shared import REPO_ROOT, sibling, use_checkout
+
 MIB = 2**20
-
-
-def _sibling(name: str) -> ModuleType:
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
-    return importlib.import_module(name)
-
-
-def _this_checkout() -> None:
-    """Measure this checkout's audiodata, whatever another one installed (an editable install elsewhere)."""
-    if sys.path[:1] != [str(REPO_ROOT)]:
-        sys.path.insert(0, str(REPO_ROOT))
-    import audiodata
-
-    if not Path(audiodata.__file__).resolve().is_relative_to(REPO_ROOT):
-        raise SystemExit(f"imported {audiodata.__file__}, not this checkout's audiodata")
 
 
 class PeakSampler:
@@ -69,7 +51,7 @@ class PeakSampler:
     def __init__(self) -> None:
         self.peak = 0
         self._stop = threading.Event()
-        self._tree_rss = _sibling("memory_bench").tree_rss
+        self._tree_rss = sibling("memory_bench").tree_rss
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -115,7 +97,7 @@ def _in_child(part: str, *args: str) -> dict[str, Any]:
 
 def child_lint(records: str, rules: str, memory: str, workers: str, cache: str) -> dict[str, Any]:
     """In a fresh process: lint the cached corpus of ``records`` with all default rules or without D."""
-    lb = _sibling("lint_bench")
+    lb = sibling("lint_bench")
     lb.CACHE_DIR = Path(cache)
     cb = lb.load_convert_bench()
     from audiodata.dedup.store import FirstSeen
@@ -164,7 +146,7 @@ def child_lint(records: str, rules: str, memory: str, workers: str, cache: str) 
 
 
 def lint_part(args: argparse.Namespace) -> dict[str, Any]:
-    lb = _sibling("lint_bench")
+    lb = sibling("lint_bench")
     cb = lb.load_convert_bench()
     lb.CACHE_DIR = args.cache
     lb.CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -356,7 +338,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, help="where the corpora are built (default: lint_bench's cache, benchmarks/.cache)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
     args = p.parse_args(argv)
-    args.cache = (args.cache or _sibling("lint_bench").CACHE_DIR).resolve()
+    args.cache = (args.cache or sibling("lint_bench").CACHE_DIR).resolve()
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
     args.parts = [s.strip() for s in args.parts.split(",")]
     args.dedup_memory = parse_size(args.dedup_memory)
@@ -365,7 +347,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _this_checkout()
+    use_checkout(strict=True)
     if argv[:1] == ["--child"]:
         part, rest = argv[1], argv[2:]
         result = child_lint(*rest) if part == "lint" else child_store(*rest)

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -76,10 +75,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np
 import soundfile as sf
 import soxr
-
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-CACHE_DIR = BENCH_DIR / ".cache"
+from _shared import CACHE_DIR, REPO_ROOT, sibling, use_checkout
 
 CORPUS_VERSION = 1
 SEED = 20241105
@@ -118,15 +114,7 @@ SYSTEMS = [
 
 def load_convert_bench() -> ModuleType:
     """Import the sibling convert_bench module (espeak-ng utterances, Stopwatch)."""
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
-    return importlib.import_module("convert_bench")
-
-
-def ensure_repo_on_path() -> None:
-    """Make ``audiodata`` and ``trainer`` importable from a source checkout (an installed copy still wins)."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))
+    return sibling("convert_bench")
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,7 +217,7 @@ def build_corpus(corpus_dir: Path, n: int, max_seconds: float, workers: int) -> 
 
 def convert_corpus(corpus_dir: Path, out_dir: Path, workers: int, rebuild: bool) -> dict[str, Any]:
     """``audiodata.convert`` the corpus into ``out_dir`` (a no-op when a complete, matching run is there)."""
-    ensure_repo_on_path()
+    use_checkout()
     import audiodata
     from audiodata.pipeline.options import OptionsError
 
@@ -245,7 +233,7 @@ def convert_corpus(corpus_dir: Path, out_dir: Path, workers: int, rebuild: bool)
 
 def tiny_model(model_dir: Path) -> Path:
     """The tiny Qwen2-Audio model, built once per version of ``trainer/tiny.py`` (its source hash marks a complete copy)."""
-    ensure_repo_on_path()
+    use_checkout()
     import trainer.tiny
 
     marker = model_dir / "bench-source.sha256"
@@ -291,7 +279,7 @@ class Measurement:
 
 def make_config(args: argparse.Namespace, model_dir: Path, data_dir: Path, output_dir: Path, steps: int) -> Any:
     """The TrainConfig ``audiodata train sft --model DIR --data OUT --max-steps N`` would build, for CPU."""
-    ensure_repo_on_path()
+    use_checkout()
     from trainer.config import TrainConfig
 
     return TrainConfig.from_dict(
@@ -491,7 +479,7 @@ class ProcessRun:
 
 def epoch_config(args: argparse.Namespace, model_dir: Path, data_dir: Path, output_dir: Path) -> Any:
     """The benchmark's config for exactly one epoch (every record once, whatever the process count)."""
-    ensure_repo_on_path()
+    use_checkout()
     from trainer.config import TrainConfig
 
     cfg = make_config(args, model_dir, data_dir, output_dir, 1).to_dict()
@@ -504,7 +492,7 @@ def worker(args: argparse.Namespace) -> int:
     import torch
     from transformers import set_seed
 
-    ensure_repo_on_path()
+    use_checkout()
     from trainer import dist
     from trainer.train import build
 
