@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import errno
 import gc
+import importlib
 import io
 import json
 import os
@@ -316,7 +317,8 @@ def test_every_command_maps_an_os_error_to_one_line_and_exit_3(command: str, mon
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out/x.parquet")
 
-    monkeypatch.setattr(target, fail)
+    module, name = target.rsplit(".", 1)  # by module object: audiodata.verify is the function, not the module
+    monkeypatch.setattr(importlib.import_module(module), name, fail)
     assert main(argv) == EXIT_FAULT
     again = "run the same command again" + (" to resume" if command == "convert" else "")
     assert one_line(capsys.readouterr().err) == (

@@ -390,7 +390,7 @@ def cmd_convert(args: argparse.Namespace, console: Console) -> int:
                 rejected=p.rejected,
             )
 
-        result = run_convert(args.inputs, args.output, opts, on_progress=on_progress)
+        result = run_convert(args.inputs, args.output, options=opts, on_progress=on_progress)
         bar.update(task, completed=bar.tasks[task].total or 0)
     if args.json:
         print(json.dumps(_result_dict(result), indent=2))
@@ -489,7 +489,7 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
             bar.update(task, total=total or None, completed=done, records=records, rate=rate)
 
         report = run_lint(
-            args.inputs, opts, audio=not args.no_audio, fix=args.fix, html=bool(args.report_html), on_progress=on_progress
+            args.inputs, options=opts, audio=not args.no_audio, fix=args.fix, html=bool(args.report_html), on_progress=on_progress
         )
         bar.update(task, completed=bar.tasks[task].total or 0)
     data = report.to_dict()
@@ -576,7 +576,7 @@ def cmd_dedup(args: argparse.Namespace, console: Console) -> int:
             bar.update(task, total=total or None, completed=done, records=records)
 
         report = run_dedup(
-            args.inputs, opts, mode=args.mode, against=args.against, threshold=args.threshold, on_progress=on_progress
+            args.inputs, options=opts, mode=args.mode, against=args.against, threshold=args.threshold, on_progress=on_progress
         )
     data = report.to_dict()
     to_stdout = args.report_json == "-"

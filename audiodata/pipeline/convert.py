@@ -28,7 +28,7 @@ from audiodata.dedup.stored import shard_records
 from audiodata.faults import MachineFault, on_path
 from audiodata.lock import hold
 from audiodata.pipeline import aside
-from audiodata.pipeline.options import ConvertOptions, OptionsError
+from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records, visual_media
 from audiodata.pipeline.state import WORK, RunState, atomic_write
@@ -93,6 +93,7 @@ ProgressFn = Callable[[Progress], None]
 def convert(
     inputs: list[str | os.PathLike[str]] | str | os.PathLike[str],
     output: str | os.PathLike[str],
+    *,
     options: ConvertOptions | None = None,
     on_progress: ProgressFn | None = None,
     **kwargs: Any,
@@ -105,7 +106,7 @@ def convert(
     With ``overwrite``, a dataset already in ``output`` stays whole until the new one is complete
     (built aside, see :mod:`audiodata.pipeline.aside`).
     """
-    opts = options or ConvertOptions(**kwargs)
+    opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     out = Path(output)
     exclude = [out, aside.new_path(out), aside.old_path(out)]

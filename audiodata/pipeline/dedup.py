@@ -17,7 +17,7 @@ from typing import Any
 from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo
 from audiodata.dedup.stored import reference_records
 from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
-from audiodata.pipeline.options import ConvertOptions, OptionsError
+from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.read import ReadSettings
 from audiodata.privacy import public_path
 from audiodata.readers.sources import expand
@@ -25,6 +25,36 @@ from audiodata.rules.registry import select
 
 MODES = ("exact", "near")
 REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    """One record of a cluster: where it is, and how it matched the cluster's first record."""
+
+    source: str
+    index: int
+    line: int | None = None
+    reference: bool = False  # a row of the ``--against`` dataset
+    match: str | None = None  # exact | near; None for the first (kept) record
+    similarity: float = 1.0
+
+
+@dataclass(frozen=True)
+class DuplicateCluster:
+    """Records that are copies of one another; the first is the one kept, a ``leak`` reaches ``--against``."""
+
+    id: str
+    kind: str
+    similarity: float
+    members: tuple[DuplicateMember, ...]
+
+    @property
+    def leak(self) -> bool:
+        return any(m.reference for m in self.members)
+
+    @property
+    def duplicates(self) -> tuple[DuplicateMember, ...]:
+        return self.members[1:]
 
 
 @dataclass
@@ -44,6 +74,14 @@ class DedupReport:
         counts once it holds an input record (copies inside the --against dataset alone do not)."""
         found = any(not m.reference for c in self.deduper.clusters.values() for m in c.members[1:])
         return 1 if found or self.deduper.conflicts else 0
+
+    @property
+    def clusters(self) -> list[DuplicateCluster]:
+        """The clusters found, typed (``to_dict()["clusters"]`` is the same as JSON)."""
+        return [
+            DuplicateCluster(c["id"], c["kind"], c["similarity"], tuple(DuplicateMember(**m) for m in c["members"]))
+            for c in self.deduper.report()["clusters"]
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         body = self.deduper.report()
@@ -76,6 +114,7 @@ class DedupReport:
 
 def dedup(
     inputs: list[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
     options: ConvertOptions | None = None,
     mode: str = "near",
     against: str | os.PathLike[str] | None = None,
@@ -86,7 +125,7 @@ def dedup(
     """Find duplicate records across ``inputs`` (and leaks into the converted dataset ``against``)."""
     if mode not in MODES:
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    opts = options or ConvertOptions(**kwargs)
+    opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     files = expand(paths, opts.media_root, opts.format, opts.datasets, None, opts.all_files, opts.absolute_paths)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))

@@ -25,7 +25,7 @@ from typing import Any
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Where, conversation_keys
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout
-from audiodata.pipeline.options import ConvertOptions
+from audiodata.pipeline.options import ConvertOptions, resolve_options
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
@@ -274,6 +274,7 @@ ProgressFn = Callable[[int, int, int], None]  # (bytes done, bytes total, record
 
 def lint(
     inputs: list[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
     options: ConvertOptions | None = None,
     audio: bool = True,
     fix: str | os.PathLike[str] | None = None,
@@ -284,7 +285,7 @@ def lint(
     """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only; ``fix`` writes
     the repaired copy there (one input file: that file, JSONL; several: a folder with one copy per
     input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records."""
-    opts = options or ConvertOptions(**kwargs)
+    opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     exclude = [Path(fix)] if fix else None
     expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths)

@@ -59,6 +59,13 @@ class OptionsError(ValueError):
     """A usage error: the CLI exits with code 2."""
 
 
+def resolve_options(options: ConvertOptions | None, kwargs: dict[str, object]) -> ConvertOptions:
+    """``options=`` or loose keywords, never both: mixing them used to drop the loose ones silently."""
+    if options is not None and kwargs:
+        raise OptionsError(f"pass either options= or keyword options, not both (got options= and {', '.join(sorted(kwargs))})")
+    return options if options is not None else ConvertOptions(**kwargs)  # type: ignore[arg-type]
+
+
 @dataclass
 class ConvertOptions:
     """Everything ``audiodata convert`` can be told. Defaults are the documented ones."""
