@@ -36,17 +36,18 @@ from __future__ import annotations
 
 from audiodata.export.base import AUDIO_FORMATS, EVAL_SPLITS, FORMS, TARGETS, ExportError, ExportResult, safe_name
 from audiodata.export.cli import add_export_parser, cmd_export
-from audiodata.export.msswift import SWIFT_COMMANDS, SWIFT_DROPS_EQUAL, SWIFT_TOOL_PROMPT, swift_hints
+from audiodata.export.msswift import SWIFT_COMMANDS, swift_hints
 from audiodata.export.run import export
+from audiodata.rules.export_rules import SWIFT_TOOL_PROMPT, TARGET_RULES
 
 __all__ = [
     "AUDIO_FORMATS",
     "EVAL_SPLITS",
     "FORMS",
     "SWIFT_COMMANDS",
-    "SWIFT_DROPS_EQUAL",
     "SWIFT_TOOL_PROMPT",
     "TARGETS",
+    "TARGET_RULES",
     "ExportError",
     "ExportResult",
     "add_export_parser",

@@ -1,5 +1,5 @@
-"""What every export target shares: the options, the record as read from a shard, the skip
-signal, the result, safe file names and the streaming JSON writers.
+"""What every export target shares: the options, the skip signal, the result, safe file names and
+the streaming JSON writers. Records come from the shards as :class:`Record` (``record_from_row``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audiodata.faults import write_atomic
+from audiodata.records import Message, Record
+from audiodata.rules.findings import Finding
 from audiodata.writer.schema import FORMAT_VERSION
 
 TARGETS = ("llamafactory", "llamafactory-v1", "ms-swift", "minicpm")
@@ -31,7 +33,7 @@ SWIFT_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool_response"
 
 _COLUMNS = (
     "id", "messages", "prompt", "chosen", "rejected", "completion", "label",
-    "system", "tools", "audios", "audio_info", "images", "videos",
+    "system", "tools", "audios", "images", "videos", "source",
 )  # fmt: skip
 VISUAL = ("images", "videos")
 _BATCH_ROWS = 64
@@ -43,7 +45,11 @@ class ExportError(ValueError):
 
 
 class _Skip(Exception):
-    """This record does not fit the target: skipped with this reason."""
+    """This record does not fit the target: skipped with this finding (its code and message)."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
 
 
 @dataclass
@@ -53,8 +59,9 @@ class ExportResult:
     form: str
     counts: dict[str, int] = field(default_factory=dict)  # "config/split" -> records written
     read: dict[str, int] = field(default_factory=dict)  # "config/split" -> records read
-    skipped_by_reason: dict[str, int] = field(default_factory=dict)
-    skipped: list[dict[str, str]] = field(default_factory=list)  # first records skipped: config, split, id, reason
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)  # the rule's message -> records
+    skipped_by_code: dict[str, int] = field(default_factory=dict)  # rule code (audiodata rules) -> records
+    skipped: list[dict[str, str]] = field(default_factory=list)  # first records skipped: config, split, id, code, reason
     files: list[str] = field(default_factory=list)  # data files and dataset_info.json, relative to dest
     audio_files: int = 0
     streams: dict[str, tuple[str, str]] = field(default_factory=dict)  # data file -> (record kind, split)
@@ -76,30 +83,9 @@ class ExportResult:
         return EXIT_SKIPPED if self.records_skipped else EXIT_OK
 
 
-@dataclass(slots=True)
-class _Row:
-    id: str
-    kind: str
-    messages: list[dict[str, str]]
-    chosen: list[dict[str, str]] | None
-    rejected: list[dict[str, str]] | None
-    system: str | None
-    tools: str | None
-    audios: list[bytes | None]
-    completion: list[dict[str, str]] | None = None  # KTO: the judged response
-    label: bool | None = None  # KTO: desirable or not
-    images: list[Any] = field(default_factory=list)  # Hub Image structs {bytes, path}, or path strings (--visual refs)
-    videos: list[Any] = field(default_factory=list)  # Hub Video structs {bytes, path}, or path strings
-
-    def responses(self) -> list[list[dict[str, str]]]:
-        """The response sides trained against the prompt (as :meth:`Record.responses`)."""
-        if self.kind == "dpo":
-            return [self.chosen or [], self.rejected or []]
-        return [self.completion or []] if self.kind == "kto" else []
-
-    def conversation(self) -> list[dict[str, str]]:
-        """SFT: the turns; KTO: the prompt and its completion, as one conversation."""
-        return self.messages + (self.completion or []) if self.kind == "kto" else self.messages
+def conversation(rec: Record) -> list[Message]:
+    """SFT: the turns; KTO: the prompt and its completion, as one conversation; DPO: the prompt."""
+    return [*rec.messages, *(rec.completion or [])] if rec.kind == "kto" else rec.messages
 
 
 @dataclass(slots=True)
@@ -139,7 +125,7 @@ def _inside(dest: Path, path: Path) -> Path:
     return path
 
 
-_Formatter = Callable[[_Row, list[_Audio]], dict[str, Any]]
+_Formatter = Callable[[Record, list[_Audio]], dict[str, Any]]
 
 
 class _JsonArray:

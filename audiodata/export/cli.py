@@ -65,11 +65,13 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     console.print(t)
     console.print(f"files: {', '.join(r.files) or 'none'}; audio files: {r.audio_files}")
     if r.skipped_by_reason:
-        s = Table(title="skipped records by reason")
-        s.add_column("reason")
+        s = Table(title="skipped records by reason (rule docs: audiodata rules)")
+        s.add_column("code")
+        s.add_column("reason", overflow="fold")
         s.add_column("records", justify="right")
+        codes = {item["reason"]: item["code"] for item in r.skipped}
         for reason, n in sorted(r.skipped_by_reason.items(), key=lambda kv: -kv[1]):
-            s.add_row(reason, str(n))
+            s.add_row(codes.get(reason, ""), reason, str(n))
         console.print(s)
     for stage, names in r.train.items():  # a ranking dataset only trains under a ranking stage: one line per stage
         args = "  ".join(f"{key}: {','.join(v)}" for key, v in names.items() if v)

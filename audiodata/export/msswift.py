@@ -5,45 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from audiodata.export.base import SWIFT_ROLES, ExportResult, _Audio, _Row, _Skip
-from audiodata.export.checks import _check_alternation, _check_common, _check_counts, _check_pair
+from audiodata.export.base import SWIFT_ROLES, ExportResult, _Audio, conversation
+from audiodata.records import Record
 
 #: ms-swift 4.6.0 (installed wheel) keeps a row only when it can read it, silently dropping the rest
 #: (swift/dataset/preprocessor/core.py:243-254): empty messages (core.py:700-701, 88), roles outside its set
 #: (core.py:101), None content (core.py:102), a rejected_response equal to the last reply (core.py:159-161),
 #: and, as a file is one table, a row lacking a column other rows have (it reads as None: core.py:156-161).
-SWIFT_DROPS_EQUAL = "ms-swift drops a row whose rejected reply equals the chosen one"
-#: rejected_response replaces every turn after the last user turn (swift/template/template_inputs.py:225-247), so
-#: a prompt ending on a tool result would lose it on the rejected side; rejected_messages cannot share its file.
-SWIFT_TOOL_PROMPT = "ms-swift's rejected_response would also replace the tool turns that end this DPO prompt"
+#: The target's rules (export_rules.TARGET_RULES["ms-swift"]: S002/S007, S001, P001, X201, X202) skip those
+#: records before this formatter sees them.
 
 
-def _swift(row: _Row, audios: list[_Audio], root: Path | None = None) -> dict[str, Any]:
+def _swift(rec: Record, audios: list[_Audio], root: Path | None = None) -> dict[str, Any]:
     """One ms-swift row that its preprocessor keeps as written; ``root``: write audio paths absolute under it."""
-    _check_common(row)  # roles in ms-swift's set (via SWIFT_ROLES), no None content
-    ranking = row.kind == "dpo"
-    _check_alternation(row.conversation(), ranking)  # never empty, SFT/KTO end on the reply, the DPO prompt on user/tool
-    _check_counts(row)
-    msgs = [{"role": SWIFT_ROLES[m["role"]], "content": m["content"]} for m in row.conversation()]
-    if row.system:
-        msgs.insert(0, {"role": "system", "content": row.system})
+    msgs = [{"role": SWIFT_ROLES[m.role], "content": m.content} for m in conversation(rec)]
+    if rec.system:
+        msgs.insert(0, {"role": "system", "content": rec.system})
     obj: dict[str, Any] = {"messages": msgs}
-    if ranking:
-        chosen, rejected = _check_pair(row)
-        if chosen["role"] != "assistant" or rejected["role"] != "assistant":
-            raise _Skip("ms-swift chosen/rejected must be assistant replies")
-        if row.messages[-1]["role"] != "user":
-            raise _Skip(SWIFT_TOOL_PROMPT)
-        if chosen["content"] == rejected["content"]:
-            raise _Skip(SWIFT_DROPS_EQUAL)
-        msgs.append({"role": "assistant", "content": chosen["content"]})
-        obj["rejected_response"] = rejected["content"]
-    if row.kind == "kto":  # ms-swift KTO: the last assistant turn of messages, judged by label
-        obj["label"] = row.label
+    if rec.kind == "dpo":
+        chosen, rejected = (rec.chosen or [])[0], (rec.rejected or [])[0]
+        msgs.append({"role": "assistant", "content": chosen.content})
+        obj["rejected_response"] = rejected.content
+    if rec.kind == "kto":  # ms-swift KTO: the last assistant turn of messages, judged by label
+        obj["label"] = rec.label
     obj["audios"] = [str(root / a.rel) if root is not None else a.rel for a in audios]
-    if row.tools:
-        obj["tools"] = row.tools
-    obj["id"] = row.id
+    if rec.tools:
+        obj["tools"] = rec.tools
+    obj["id"] = rec.id
     return obj
 
 

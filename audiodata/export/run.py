@@ -37,6 +37,8 @@ from audiodata.export.msswift import _swift
 from audiodata.export.source import _eval_splits, _rows, _streams, _visual_columns
 from audiodata.faults import on_path, write_atomic
 from audiodata.lock import WORK, OutputBusy, hold
+from audiodata.rules.engine import check_export
+from audiodata.rules.export_rules import target_rules
 
 #: An export in progress: its state file in DEST/.audiodata (an interrupted export is redone by the same command).
 EXPORT_STATE = "export.json"
@@ -139,6 +141,7 @@ def _export(
         "ms-swift": functools.partial(_swift, root=None if relative_paths else dest.resolve()),
         "minicpm": _minicpm,
     }[to]
+    rules = target_rules(to, form)
     suffix = ".json" if to == "llamafactory" else ".jsonl"
     info: dict[str, Any] = {}
     used_files: set[str] = set()
@@ -146,7 +149,7 @@ def _export(
     for stream in streams:
         stem = _unique(f"{safe_name(stream.config)}_{safe_name(stream.split)}", used_files)
         path = _inside(dest, dest / f"{stem}{suffix}")
-        written = _export_stream(stream, path, dest, formatter, to, audio_format, result)
+        written = _export_stream(stream, path, dest, formatter, rules, to, audio_format, result)
         if not written:
             with on_path(path, "delete"):
                 path.unlink()
@@ -172,28 +175,40 @@ def _export(
 
 
 def _export_stream(
-    stream: _Stream, path: Path, dest: Path, formatter: _Formatter, to: str, audio_format: str, result: ExportResult
+    stream: _Stream,
+    path: Path,
+    dest: Path,
+    formatter: _Formatter,
+    rules: frozenset[str],
+    to: str,
+    audio_format: str,
+    result: ExportResult,
 ) -> int:
     audio_dir = f"audio/{safe_name(stream.config)}/{safe_name(stream.split)}"
     stems: set[str] = set()
-    skipped: Counter[str] = Counter()
+    skipped: Counter[tuple[str, str]] = Counter()
     tmp = path.with_name(path.name + ".tmp")
     columns = _visual_columns(stream)
     with on_path(tmp), open(tmp, "w", encoding="utf-8") as fh:
         writer = _JsonArray(fh) if to == "llamafactory" else _JsonLines(fh)
         n_read = n_written = 0
-        for row in _rows(stream):
+        for rec in _rows(stream):
             n_read += 1
             try:
-                stem = _unique(safe_name(row.id), stems) if row.audios or row.images or row.videos else ""
-                audios = _audios(row, audio_dir, stem, audio_format)
-                obj = formatter(row, audios)
-                visual = {name: _visual_files(getattr(row, name), f"{audio_dir}/{stem}_{name[:-1]}") for name in columns}
+                stem = _unique(safe_name(rec.id), stems) if rec.audios or rec.images or rec.videos else ""
+                found = check_export(rec, rules)  # the target's rule set: any finding skips the record
+                if found:
+                    raise _Skip(found[0])
+                audios = _audios(rec, audio_dir, stem, audio_format)
+                obj = formatter(rec, audios)
+                visual = {name: _visual_files(getattr(rec, name), f"{audio_dir}/{stem}_{name[:-1]}") for name in columns}
                 obj = _with_visual(obj, visual)
             except _Skip as why:
-                skipped[str(why)] += 1
+                f = why.finding
+                skipped[(f.code, f.message)] += 1
                 if len(result.skipped) < _MAX_SKIP_LIST:
-                    result.skipped.append({"config": stream.config, "split": stream.split, "id": row.id, "reason": str(why)})
+                    entry = {"config": stream.config, "split": stream.split, "id": rec.id, "code": f.code, "reason": f.message}
+                    result.skipped.append(entry)
                 continue
             if to != "minicpm":  # minicpm carries the audio inline
                 for a in [*audios, *(v for files in visual.values() for v in files)]:
@@ -209,6 +224,7 @@ def _export_stream(
         os.replace(tmp, path)
     result.read[stream.key] = n_read
     result.counts[stream.key] = n_written
-    for reason, n in skipped.items():
+    for (code, reason), n in skipped.items():
         result.skipped_by_reason[reason] = result.skipped_by_reason.get(reason, 0) + n
+        result.skipped_by_code[code] = result.skipped_by_code.get(code, 0) + n
     return n_written

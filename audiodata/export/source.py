@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, shard_path, verify_hint
-from audiodata.export.base import _BATCH_ROWS, _COLUMNS, EVAL_SPLITS, VISUAL, ExportError, _Row, _Stream
-from audiodata.writer.schema import KINDS, READABLE_VERSIONS, prompt_column
+from audiodata.export.base import _BATCH_ROWS, _COLUMNS, EVAL_SPLITS, VISUAL, ExportError, _Stream
+from audiodata.records import Record
+from audiodata.writer.schema import KINDS, READABLE_VERSIONS, record_from_row
 
 
 def _streams(out: Path) -> list[_Stream]:
@@ -32,29 +33,18 @@ def _streams(out: Path) -> list[_Stream]:
     return list(streams.values())
 
 
-def _rows(stream: _Stream) -> Iterator[_Row]:
+def _rows(stream: _Stream) -> Iterator[Record]:
+    """Each stored row back as a :class:`Record` (``record_from_row``: the one reader of row layouts)."""
     for path in stream.files:
         shown = path.relative_to(stream.root).as_posix() if stream.root is not None else path.name
         where = stream.root if stream.root is not None else path.parent
         pf = open_shard(path, shown, where)
         cols = [c for c in _COLUMNS if c in pf.schema_arrow.names]
-        prompt = prompt_column(stream.kind, stream.version)
         for batch in batches(pf, shown, where, _BATCH_ROWS, cols):
             for r in batch.to_pylist():
-                yield _Row(
-                    id=str(r.get("id") or "record"),
-                    kind=stream.kind,
-                    messages=r.get(prompt) or [],
-                    chosen=r.get("chosen"),
-                    rejected=r.get("rejected"),
-                    system=r.get("system") or None,
-                    tools=r.get("tools") or None,
-                    audios=[a.get("bytes") if a else None for a in r.get("audios") or []],
-                    completion=r.get("completion"),
-                    label=r.get("label"),
-                    images=r.get("images") or [],
-                    videos=r.get("videos") or [],
-                )
+                rec = record_from_row(r, stream.kind, stream.version)
+                rec.id = rec.id or "record"
+                yield rec
 
 
 def _visual_columns(stream: _Stream) -> list[str]:

@@ -3,7 +3,9 @@
 Ruff-style: a letter family and a number (``M001``), a severity, and a one-line
 summary that says how to fix it. Parsers and the audio stage report codes that
 have no check function (they find the problem while reading); record rules carry
-their check and run in :mod:`audiodata.rules.engine`. Docs are generated from here.
+their check and run in :mod:`audiodata.rules.engine`. Export targets (``X``) and
+``verify`` (``V``) register theirs here too, so ``audiodata rules`` lists every check
+the tool makes. Docs are generated from here.
 """
 
 from __future__ import annotations
@@ -35,14 +37,18 @@ FAMILIES = {
     "B": "token budget",
     "D": "duplicates",
     "R": "transcript rate",
+    "X": "export targets",
+    "V": "converted dataset (verify)",
 }
 
 RecordCheck = Callable[["Record"], Iterator["Finding"]]
 AudioCheck = Callable[["Record", "AudioContext"], Iterator["Finding"]]
 
 #: Where a rule runs. ``read``: while parsing (no check function); ``record``: on the parsed
-#: record, text only; ``audio``: on the record and its decoded clips; ``dataset``: across records.
-STAGES = ("read", "record", "audio", "dataset")
+#: record, text only; ``audio``: on the record and its decoded clips; ``dataset``: across records;
+#: ``export``: on a record rebuilt from a stored row, only for the export targets that list it
+#: (never in lint); ``output``: over a converted dataset's files, by ``verify`` (no check function).
+STAGES = ("read", "record", "audio", "dataset", "export", "output")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,7 @@ class RuleDoc:
     what: str
     why: str
     fix: str
+    example: str = ""  # an input (or a situation) that fires the rule, shown under "Example"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +101,23 @@ def register(
 
 
 def record_rule(
-    code: str, name: str, severity: Severity, summary: str, fixable: bool = False
+    code: str, name: str, severity: Severity, summary: str, fixable: bool = False, doc: RuleDoc | None = None
 ) -> Callable[[RecordCheck], RecordCheck]:
     """Decorator: register a check that looks at one parsed :class:`Record` (text only)."""
 
     def wrap(fn: RecordCheck) -> RecordCheck:
-        register(code, name, severity, summary, fn, "record", fixable)
+        register(code, name, severity, summary, fn, "record", fixable, doc)
+        return fn
+
+    return wrap
+
+
+def export_rule(code: str, name: str, summary: str, doc: RuleDoc | None = None) -> Callable[[RecordCheck], RecordCheck]:
+    """Decorator: register a limit of an export target, checked on a record rebuilt from a stored row
+    (always an error there: the record is skipped for that target, and counted)."""
+
+    def wrap(fn: RecordCheck) -> RecordCheck:
+        register(code, name, Severity.ERROR, summary, fn, "export", doc=doc)
         return fn
 
     return wrap
