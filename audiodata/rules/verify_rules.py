@@ -137,8 +137,7 @@ _v(
     "card-unreadable",
     "README.md (dataset card) missing or its YAML unreadable",
     "`README.md` exists and its YAML front matter parses and holds `configs` and `dataset_info`.",
-    "Without the card the Hub does not know the configs, splits or the Audio feature, and loads the audio as raw "
-    "bytes.",
+    "Without the card the Hub does not know the configs, splits or the Audio feature, and loads the audio as raw bytes.",
     "Restore README.md from the convert run (convert writes it).",
     "README.md deleted, or its front matter cut off.",
 )
