@@ -77,6 +77,11 @@ class Rule:
     def family(self) -> str:
         return FAMILIES[self.code[0]]
 
+    @property
+    def hint(self) -> str:
+        """How to fix it, as the terminal and SARIF show it: the documented fix, else the summary (which says it)."""
+        return self.doc.fix if self.doc is not None else self.summary
+
 
 REGISTRY: dict[str, Rule] = {}
 
