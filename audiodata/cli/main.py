@@ -37,7 +37,7 @@ from audiodata.readers.spec import DIALECTS
 from audiodata.report.formats import OUTPUT_FORMATS
 from audiodata.report.formats import render as render_lint
 from audiodata.report.terminal import print_lint
-from audiodata.rules.registry import FAMILIES, REGISTRY
+from audiodata.rules.registry import REGISTRY
 from audiodata.rules.transcript import TASKS
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parsers(sub)
 
-    r = sub.add_parser("rules", help="list the rule codes")
+    r = sub.add_parser("rules", help="list the rule codes, or explain some (what, why, how to fix, an example)")
+    r.add_argument("codes", nargs="*", metavar="CODE", help="rule codes or prefixes to explain (e.g. M001, X3)")
     r.add_argument("--json", action="store_true", help="print the rules as JSON")
     r.add_argument("--markdown", action="store_true", help="print the rules documentation (docs/rules.md)")
     return p
@@ -674,27 +675,24 @@ def _check_shards(out: str, manifest: dict[str, Any]) -> None:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    if args.markdown:
-        from audiodata.rules.docs import rules_markdown
+    from audiodata.rules.docs import rule_dict, rule_pages, rules_markdown
 
+    if args.markdown:
         print(rules_markdown())
         return EXIT_OK
-    rows = [
-        {
-            "code": r.code,
-            "name": r.name,
-            "severity": r.severity.value,
-            "family": FAMILIES[r.code[0]],
-            "stage": r.stage,
-            "fixable": r.fixable,
-            "summary": r.summary,
-        }
-        for r in sorted(REGISTRY.values(), key=lambda r: r.code)
-    ]
+    if args.codes:
+        page = rule_pages(args.codes)
+        if not page:
+            raise OptionsError(f"no rule code starts with {', '.join(args.codes)}; `audiodata rules` lists them")
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(page))
+        return EXIT_OK
+    rows = [rule_dict(r) for r in sorted(REGISTRY.values(), key=lambda r: r.code)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    t = Table(title="audiodata rules")
+    t = Table(title="audiodata rules (`audiodata rules CODE` explains one: what, why, how to fix, an example)")
     for col in ("code", "name", "severity", "summary"):
         t.add_column(col)
     for r in rows:

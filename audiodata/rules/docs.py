@@ -27,18 +27,49 @@ FAMILY_SOURCE = {
 }
 
 
+def rule_dict(r: Rule) -> dict[str, object]:
+    """One rule as ``audiodata rules --json`` lists it, docs included."""
+    out: dict[str, object] = {
+        "code": r.code,
+        "name": r.name,
+        "severity": r.severity.value,
+        "family": FAMILIES[r.code[0]],
+        "stage": r.stage,
+        "fixable": r.fixable,
+        "summary": r.summary,
+    }
+    if r.doc is not None:
+        out.update(what=r.doc.what, why=r.doc.why, fix=r.doc.fix, example=r.doc.example)
+    return out
+
+
+def rule_pages(prefixes: list[str]) -> str:
+    """The pages of the rules whose code starts with one of ``prefixes`` (``audiodata rules M001 X3``), as ruff's
+    ``ruff rule CODE`` shows one; empty when none matches."""
+    rules = sorted((r for c, r in REGISTRY.items() if c.startswith(tuple(p.upper() for p in prefixes))), key=lambda r: r.code)
+    return "\n".join(line for r in rules for line in rule_section(r))
+
+
+def md(text: str) -> str:
+    """``text`` as Markdown text: ``<audio>`` and friends escaped outside code spans (else renderers take
+    them for HTML tags and drop them)."""
+    parts = text.split("`")
+    return "`".join(p if i % 2 else p.replace("<", "\\<") for i, p in enumerate(parts))
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md(text).replace("|", "\\|").replace("\n", " ")
 
 
 def rule_section(r: Rule) -> list[str]:
     """One rule's page: what / why / fix / example, from its :class:`RuleDoc`."""
-    lines = [f"### `{r.code}` {r.name}", "", f"*{r.severity.value}, {STAGE_TEXT[r.stage]}*. {r.summary}", ""]
+    lines = [f"### `{r.code}` {r.name}", "", f"*{r.severity.value}, {STAGE_TEXT[r.stage]}*. {md(r.summary)}", ""]
     if r.doc is None:
         return lines
-    lines += [f"**What it checks.** {r.doc.what}", "", f"**Why it matters.** {r.doc.why}", "", f"**How to fix.** {r.doc.fix}", ""]
-    if r.doc.example:
-        lines += [f"**Example.** {r.doc.example}", ""]
+    d = r.doc
+    lines += [f"**What it checks.** {md(d.what)}", "", f"**Why it matters.** {md(d.why)}", "", f"**How to fix.** {md(d.fix)}", ""]
+    if d.example:
+        lines += [f"**Example.** {md(d.example)}", ""]
     return lines
 
 
