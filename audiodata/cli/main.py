@@ -35,8 +35,6 @@ from audiodata.pipeline.options import ConvertOptions, OptionsError, parse_size
 from audiodata.readers.sources import InputError
 from audiodata.readers.spec import DIALECTS
 from audiodata.report.formats import OUTPUT_FORMATS
-from audiodata.report.formats import render as render_lint
-from audiodata.report.terminal import print_lint
 from audiodata.rules.registry import REGISTRY
 from audiodata.rules.transcript import TASKS
 
@@ -511,9 +509,13 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
 
         write_atomic(args.report_html, render_html(data, report.html_extras()))
     if args.output_format == "full":
+        from audiodata.report.terminal import print_lint
+
         print_lint(data, Console(stderr=to_stdout), args.max_examples)
     else:
-        sys.stdout.write(render_lint(data, args.output_format))
+        from audiodata.report.formats import render
+
+        sys.stdout.write(render(data, args.output_format))
     return report.exit_code
 
 

@@ -14,16 +14,23 @@ line 1; a record whose line is unknown names its index in the message.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from audiodata import __version__
-from audiodata.rules import engine  # noqa: F401  (registers every rule)
-from audiodata.rules.registry import REGISTRY
+if TYPE_CHECKING:
+    from audiodata.rules.registry import Rule
 
 OUTPUT_FORMATS = ("full", "concise", "json", "github", "sarif")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def _rules() -> dict[str, Rule]:
+    """The registry, every rule registered (imported on use: the command line reads OUTPUT_FORMATS at start)."""
+    from audiodata.rules import engine  # noqa: F401  (registers every rule)
+    from audiodata.rules.registry import REGISTRY
+
+    return REGISTRY
 
 
 def _line(f: dict[str, Any]) -> int:
@@ -58,9 +65,10 @@ def github(data: dict[str, Any]) -> str:
     """GitHub Actions workflow commands: ``::error file=F,line=L,col=1,title=CODE::message`` (warnings and
     infos as ``::warning`` / ``::notice``), with the fix hint after the message."""
     kinds = {"error": "error", "warning": "warning", "info": "notice"}
+    registry = _rules()
     lines = []
     for f in data["findings"]:
-        rule = REGISTRY[f["code"]]
+        rule = registry[f["code"]]
         title = _gh_property(f"{f['code']} {rule.name}")
         where = f"file={_gh_property(f['source'] or '')},line={_line(f)},col=1," if f["source"] else ""
         message = _gh_data(f"{finding_text(f)}\nfix: {rule.hint}")
@@ -75,11 +83,14 @@ def _uri(path: str) -> str:
 def sarif(data: dict[str, Any]) -> dict[str, Any]:
     """A SARIF 2.1.0 log: one run, every rule that fired (id, name, docs, default level) and every finding
     as a result located to its file and line, with the record and field as a logical location."""
+    from audiodata import __version__
+
+    registry = _rules()
     codes = sorted({f["code"] for f in data["findings"]})
     index = {code: i for i, code in enumerate(codes)}
     rules = []
     for code in codes:
-        r = REGISTRY[code]
+        r = registry[code]
         rule: dict[str, Any] = {
             "id": code,
             "name": r.name,
