@@ -35,3 +35,16 @@ def _reason(exc: BaseException) -> str:
     if isinstance(strerror, str) and strerror:
         return strerror
     return str(exc)
+
+
+def elide(text: str, limit: int = 200, placeholder: str = " ... ") -> str:
+    """``text`` within ``limit`` characters, its middle left out at word boundaries: the start says what,
+    the end usually says why (``<value> is not of type 'string'``); a word is never cut unless it alone is
+    longer than its share."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(placeholder)
+    head, tail = text[: room // 3], text[len(text) - (room - room // 3) :]
+    head = head.rsplit(" ", 1)[0] if " " in head else head
+    tail = tail.split(" ", 1)[1] if " " in tail else tail
+    return head.rstrip() + placeholder + tail.lstrip()

@@ -16,7 +16,7 @@ each shard row group by row group (never a whole dataset in memory):
 - the dataset card's YAML (``configs`` globs, ``dataset_info`` splits and the Audio
   feature's sampling rate) and the manifest summary agree with the shards present.
 
-Every problem has a stable code (see :data:`CHECKS`) and a location: the file, plus
+Every problem has a stable code (registered rules V001-V017, see :data:`CHECKS`) and a location: the file, plus
 the row and clip index when one is to blame.
 """
 
@@ -43,27 +43,13 @@ from rich.table import Table
 
 from audiodata.audio.transform import pcm_hash
 from audiodata.faults import FAULT_EXIT, MachineFault, is_os_fault
+from audiodata.rules import verify_rules  # noqa: F401  (registers V001-V017)
+from audiodata.rules.registry import REGISTRY
 from audiodata.writer.card import read_card_yaml
 
-CHECKS: dict[str, str] = {
-    "V001": "manifest.json missing or unreadable (raised as VerifyError: usage error)",
-    "V002": "a shard listed in the manifest is missing",
-    "V003": "a Parquet file in data/ is not listed in the manifest",
-    "V004": "a shard's size or sha256 differs from the manifest",
-    "V005": "a shard is not readable Parquet (or lacks the audio columns)",
-    "V006": "a shard's row count differs from the manifest",
-    "V007": "a shard's clip count differs from the manifest, or a row's audios and audio_info disagree",
-    "V008": "an audio does not decode (or has no embedded bytes)",
-    "V009": "an audio's sampling rate differs from the declared one",
-    "V010": "an audio is not mono",
-    "V011": "an audio's num_samples differs from its decoded length",
-    "V012": "an audio's pcm_hash differs from the hash of its decoded PCM",
-    "V013": "README.md (dataset card) missing or its YAML unreadable",
-    "V014": "the card's configs data_files do not match the shard files",
-    "V015": "the card's dataset_info num_examples differ from the shards' rows",
-    "V016": "the Audio feature (card or shard schema) is missing or has the wrong sampling rate",
-    "V017": "the manifest summary totals are inconsistent with the shards",
-}
+#: verify's codes and what each means, from the one rule registry (audiodata.rules.verify_rules: `audiodata rules`
+#: and docs/rules.md document each with what / why / fix).
+CHECKS: dict[str, str] = {code: rule.summary for code, rule in sorted(REGISTRY.items()) if code.startswith("V")}
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 CHUNK = 1 << 20
@@ -82,6 +68,10 @@ class Problem:
     code: str
     where: str
     message: str
+
+    def __post_init__(self) -> None:
+        if self.code not in CHECKS:  # every check verify makes is a registered rule
+            raise ValueError(f"verify code {self.code} is not registered in audiodata.rules.verify_rules")
 
     def __str__(self) -> str:
         return f"{self.code} {self.where}: {self.message}"

@@ -67,6 +67,32 @@ def test_rules_command_lists_every_code(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {r["code"] for r in rows} == set(REGISTRY)
     assert {r["code"] for r in rows if r["fixable"]} == {"M001", "S008"}
+    assert all(r["what"] and r["why"] and r["fix"] and r["example"] for r in rows)
+
+
+def test_every_check_the_tool_makes_is_documented():
+    """Lint's, export's (X) and verify's (V) codes, each with what / why / fix / example, as ruff documents a rule."""
+    assert {c[0] for c in REGISTRY} >= {"F", "S", "M", "A", "X", "V"}
+    for code, rule in REGISTRY.items():
+        assert rule.doc is not None, code
+        assert all(len(text) > 10 for text in (rule.doc.what, rule.doc.why, rule.doc.fix, rule.doc.example)), code
+    doc = rules_markdown()
+    for code, rule in REGISTRY.items():
+        page = doc[doc.index(f"### `{code}` {rule.name}") :]
+        page = page[: page.index("\n### ", 1)] if "\n### " in page[1:] else page
+        assert all(f"**{part}.**" in page for part in ("What it checks", "Why it matters", "How to fix", "Example")), code
+    # markers read as text, not as HTML tags a Markdown renderer would drop
+    assert "The number of \\<audio> markers" in doc
+    prose = [part for line in doc.splitlines() if not line.startswith("<!--") for part in line.split("`")[::2]]
+    assert not [p for p in prose if re.search(r"(?<!\\)<", p)]
+
+
+def test_rules_command_explains_a_rule(capsys):
+    assert main(["rules", "m001", "X2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "M001 audio-marker-count" in out and "X201 swift-response-role" in out and "X202 swift-tool-prompt" in out
+    assert "The number of <audio> markers must equal" in out and "How to fix." in out and "Example." in out
+    assert main(["rules", "Q9"]) == 2
 
 
 def test_inputs_not_read_are_reported_in_the_schema(tmp_path: Path, capsys):

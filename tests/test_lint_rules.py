@@ -1,6 +1,7 @@
 """One test per rule: each fires on a record that has the problem and stays quiet on its repaired twin.
 
-Every registered code must appear in CASES, so a new rule cannot land without both tests.
+Every registered code must have a case (lint's here; export's and verify's in their test modules), so a new
+rule cannot land without both tests.
 Records go through ``lint`` end to end (reader, schema, rules, audio stage, duplicates).
 """
 
@@ -16,10 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
+import audiodata
+from audiodata.pipeline.dedup import dedup
 from audiodata.pipeline.lint import lint
 from audiodata.rules.registry import REGISTRY, Severity
-from tests.conftest import tone, write_audio, write_png, write_video
+from tests.conftest import SAMPLE, tone, write_audio, write_jsonl, write_png, write_video
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +59,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_png(root.parent / "outside.png")
     (root / "fake.png").write_bytes(b"GIF89a but not really an image" * 4)
     write_video(root / "v.mp4")
+    speech, sr = sf.read(SAMPLE / "audio" / "clip02_22k.wav", dtype="float32")  # real espeak-ng speech, 3.95 s
+    sf.write(root / "speech.wav", speech, sr)
+    sf.write(root / "speech-gain.wav", speech * 0.5, sr)  # the same recording, re-gained: a near copy
+    sf.write(root / "speech-fast.wav", soxr.resample(speech, sr, int(sr / 1.12)), sr)  # same words, 12% faster: not one
+    audiodata.convert([str(write_jsonl(root.parent / "test.jsonl", [sft(audios=["m/speech.wav"])]))],
+                      root.parent / "test-split", num_workers=1)  # fmt: skip
     return root
 
 
@@ -198,9 +208,18 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "B001": ([sft(user=LONG + " <audio>")], [sft(user=" ".join(["word"] * 40) + " <audio>")], {"family": True}),
     "B002": ([sft(answer=LONG)], [sft(answer=" ".join(["word"] * 40))], {"family": True}),
     "D001": ([sft(), sft(user="<audio>Other?"), sft()], [sft(), sft(user="<audio>Other?"), sft(audios=["b.wav"])], {}),
-    "D002": ([], [sft()], {"skip": "near duplicates come from `audiodata dedup` / convert --dedup: tests/test_dedup.py"}),
+    # near copies and leaks need acoustic fingerprints: `audiodata dedup` finds them (lint checks exact copies only)
+    "D002": (
+        [sft(audios=["speech.wav"]), sft(audios=["speech-gain.wav"])],
+        [sft(audios=["speech.wav"]), sft(audios=["speech-fast.wav"])],
+        {"dedup": True},
+    ),
     "D003": ([sft(), sft(answer="Something else.")], [sft(), sft(user="<audio>Other?", answer="Something else.")], {}),
-    "D004": ([], [sft()], {"skip": "leakage needs `audiodata dedup --against`: tests/test_dedup.py"}),
+    "D004": (
+        [sft(audios=["b.wav"]), sft(audios=["speech-gain.wav"])],
+        [sft(audios=["b.wav"]), sft(audios=["speech-fast.wav"])],
+        {"dedup": True, "against": "test-split"},
+    ),
     "R001": ([asr("Please call Stella and ask her to bring these things with her from the store.")], [asr("Hello there.")], {}),
     "R002": ([asr("Yes okay.", "ten.wav")], [asr("Yes okay, " * 10, "ten.wav")], {}),
     "R003": ([asr("a b c d e f g h i j k l m n o p")], [asr("a b c d e f g h")], {}),
@@ -227,11 +246,19 @@ def findings(media: Path, tmp_path: Path, records: list[Any], opts: dict[str, An
     for key in ("max_record_bytes", "max_duration", "ignore", "max_audio_bytes"):
         if key in opts:
             kw[key] = opts[key]
+    if opts.get("dedup"):  # the command that reports near copies (D002) and leaks (D004)
+        against = media.parent / opts["against"] if "against" in opts else None
+        return dedup([str(path)], mode="near", against=against, **kw).to_dict()["findings"]
     return lint([str(path)], **kw).to_dict()["findings"]
 
 
 def test_every_rule_has_a_case():
-    assert set(CASES) == set(REGISTRY)
+    """Lint's rules here; the export targets' (X, tests/test_export.py) and verify's (V, tests/test_verify.py) there."""
+    from tests.test_export import EXPORT_CASES
+    from tests.test_verify import VERIFY_CASES
+
+    assert set(CASES) == {c for c, r in REGISTRY.items() if r.stage not in ("export", "output")}
+    assert set(CASES) | set(EXPORT_CASES) | set(VERIFY_CASES) == set(REGISTRY)
 
 
 @pytest.mark.parametrize("code", sorted(CASES))

@@ -6,16 +6,19 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from rich.console import Console
 
-from audiodata.verify import CHECKS, VerifyError, VerifyReport, add_verify_parser, cmd_verify, verify
+from audiodata.verify import CHECKS, Problem, VerifyError, VerifyReport, add_verify_parser, cmd_verify, verify
 from tests.conftest import tone
 
 SFT = "data/sft/train-00000-of-00001.parquet"
@@ -231,3 +234,160 @@ def test_cli_exit_codes(out: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_check_codes_are_stable() -> None:
     assert list(CHECKS) == [f"V{i:03d}" for i in range(1, 18)]
+
+
+# -- every verify code fires on its damage and stays quiet on a near miss --------------------------------
+
+
+def _stored_clip(out: Path, shard: str, row: int) -> tuple[bytes, dict]:
+    table = pq.read_table(out / shard, columns=["audios", "audio_info"])
+    return table.column("audios").to_pylist()[row][0]["bytes"], table.column("audio_info").to_pylist()[row][0]
+
+
+def _clip_as(
+    out: Path, shard: str, row: int, fmt: str = "WAV", channels: int = 1, rate: int | None = None, cut: int = 0
+) -> bytes:
+    """The stored clip of ``row`` re-encoded (``WAV``: the same PCM in another container), or changed."""
+    data, sr = sf.read(io.BytesIO(_stored_clip(out, shard, row)[0]), dtype="int16")
+    if cut:
+        data = data[:-cut]
+    if channels == 2:
+        data = np.stack([data, data], axis=1)
+    buf = io.BytesIO()
+    sf.write(buf, data, rate or sr, format=fmt, subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _rewrite(out: Path, shard: str, edit: Any = None, row_group_size: int | None = None) -> None:
+    """Rewrite a shard (``edit`` maps the table), keeping the manifest's size and sha256 in step."""
+    path = out / shard
+    table = pq.read_table(path)
+    table = edit(table) if edit else table
+    pq.write_table(table, path, row_group_size=row_group_size)
+    m = manifest(out)
+    data = path.read_bytes()
+    for s in m["shards"]:
+        if s["file"] == shard:
+            s["sha256"], s["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    save_manifest(out, m)
+
+
+def _drop_audio_info(table: pa.Table) -> pa.Table:
+    idx = table.schema.get_field_index("audio_info")
+    infos = table.column("audio_info").to_pylist()
+    infos[0] = []
+    return table.set_column(idx, table.schema.field(idx), pa.array(infos, type=table.schema.field(idx).type))
+
+
+def _edit_manifest(key: str, delta: int, also: str | None = None) -> Any:
+    def edit(out: Path) -> None:
+        m = manifest(out)
+        m["summary"][key] += delta
+        if also:
+            m["summary"][also] += delta
+        save_manifest(out, m)
+
+    return edit
+
+
+def _shard_rows(delta: int) -> Any:
+    def edit(out: Path) -> None:
+        m = manifest(out)
+        m["shards"][1]["rows"] += delta
+        save_manifest(out, m)
+
+    return edit
+
+
+def _reformat_manifest(out: Path) -> None:
+    save_manifest(out, dict(reversed(list(manifest(out).items()))))  # other key order and indent: the same manifest
+
+
+SAME_LAYOUT = lambda out: _rewrite(out, SFT, row_group_size=5)  # noqa: E731  (same rows, other row groups)
+AS_WAV = lambda out: _swap_clip(out, SFT, 3, 0, _clip_as(out, SFT, 3))  # noqa: E731  (same PCM, another container)
+
+# code -> (damage, near miss that must not fire it, decode audio?)
+VERIFY_CASES: dict[str, tuple[Any, Any, bool]] = {
+    "V001": (lambda out: (out / "manifest.json").unlink(), _reformat_manifest, False),
+    "V002": (lambda out: (out / DPO).unlink(), lambda out: (out / "rejects.jsonl").unlink(), False),
+    "V003": (
+        lambda out: shutil.copy(out / SFT, out / "data/sft/train-00001-of-00001.parquet"),
+        lambda out: (out / "data/sft/notes.txt").write_text("not a shard"),
+        False,
+    ),
+    "V004": (
+        lambda out: (out / SFT).write_bytes((out / SFT).read_bytes()[:-1] + b"\0"),
+        lambda out: os.utime(out / SFT, (0, 0)),
+        False,
+    ),
+    "V005": (lambda out: (out / SFT).write_bytes((out / SFT).read_bytes()[:4000]), SAME_LAYOUT, False),
+    "V006": (_shard_rows(+1), SAME_LAYOUT, False),
+    "V007": (lambda out: _rewrite(out, SFT, _drop_audio_info), SAME_LAYOUT, True),
+    "V008": (lambda out: _swap_clip(out, SFT, 3, 0, b"not audio at all"), AS_WAV, True),
+    "V009": (lambda out: _swap_clip(out, SFT, 3, 0, _clip_as(out, SFT, 3, rate=8000)), AS_WAV, True),
+    "V010": (lambda out: _swap_clip(out, SFT, 3, 0, _clip_as(out, SFT, 3, channels=2)), AS_WAV, True),
+    "V011": (lambda out: _swap_clip(out, SFT, 3, 0, _clip_as(out, SFT, 3, "FLAC", cut=160)), AS_WAV, True),
+    "V012": (lambda out: _other_tone(out), AS_WAV, True),
+    "V013": (
+        lambda out: (out / "README.md").unlink(),
+        lambda out: (out / "README.md").write_text((out / "README.md").read_text() + "\nA note added below the card.\n"),
+        False,
+    ),
+    "V014": (
+        lambda out: _edit_card(out, "- config_name: dpo\n  data_files:\n  - split: train\n    path: data/dpo/train-*\n", ""),
+        lambda out: _edit_card(out, "path: data/dpo/train-*", f"path: {DPO}"),  # the exact file: still matched once
+        False,
+    ),
+    "V015": (
+        lambda out: _edit_card(out, "num_examples: 50", "num_examples: 49"),
+        lambda out: _edit_card(out, "num_examples: 50", 'num_examples: !!int "50"'),  # the same number, spelled otherwise
+        False,
+    ),
+    "V016": (
+        lambda out: _edit_card(out, "sampling_rate: 16000", "sampling_rate: 8000"),
+        lambda out: _edit_card(out, "sampling_rate: 16000", 'sampling_rate: !!int "16000"'),
+        False,
+    ),
+    "V017": (_edit_manifest("written", +2), _edit_manifest("rejected", +1, also="records_read"), False),
+}
+
+
+def _other_tone(out: Path) -> None:
+    """V012's damage: another tone of the same rate and length (only the PCM hash can tell)."""
+    n = _stored_clip(out, SFT, 3)[1]["num_samples"]
+    buf = io.BytesIO()
+    sf.write(buf, tone(n / 16000, 16000, 1234.0)[:n], 16000, format="FLAC", subtype="PCM_16")
+    _swap_clip(out, SFT, 3, 0, buf.getvalue())
+
+
+def verify_codes(out: Path, audio: bool) -> set[str]:
+    try:
+        return codes(verify(out, audio=audio))
+    except VerifyError as exc:  # V001 stops verify: there is nothing to compare against
+        return {str(exc).split()[0]}
+
+
+def test_every_verify_code_has_a_case() -> None:
+    from audiodata.rules.registry import REGISTRY
+
+    assert set(VERIFY_CASES) == set(CHECKS) == {c for c in REGISTRY if c.startswith("V")}
+    assert all(REGISTRY[c].stage == "output" and REGISTRY[c].doc is not None for c in CHECKS)
+
+
+@pytest.mark.parametrize("code", sorted(VERIFY_CASES))
+def test_verify_code_fires(code: str, out: Path) -> None:
+    damage, _, audio = VERIFY_CASES[code]
+    damage(out)
+    assert code in verify_codes(out, audio)
+
+
+@pytest.mark.parametrize("code", sorted(VERIFY_CASES))
+def test_verify_code_stays_quiet_on_a_near_miss(code: str, out: Path) -> None:
+    _, near_miss, audio = VERIFY_CASES[code]
+    near_miss(out)
+    assert verify_codes(out, audio) == set()
+
+
+def test_problems_carry_registered_codes_only() -> None:
+    with pytest.raises(ValueError, match="not registered"):
+        Problem("V999", "x", "y")

@@ -18,7 +18,6 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -35,7 +34,8 @@ from audiodata.pipeline.lint import lint as run_lint
 from audiodata.pipeline.options import ConvertOptions, OptionsError, parse_size
 from audiodata.readers.sources import InputError
 from audiodata.readers.spec import DIALECTS
-from audiodata.rules.registry import FAMILIES, REGISTRY
+from audiodata.report.formats import OUTPUT_FORMATS
+from audiodata.rules.registry import REGISTRY
 from audiodata.rules.transcript import TASKS
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         "several (a folder, files, a dataset_info.json) -> one copy per input under the folder OUT, same layout",
     )
     lt.add_argument("--max-examples", type=int, default=3, help="examples shown per rule in the terminal (default 3)")
+    lt.add_argument(
+        "--output-format",
+        choices=OUTPUT_FORMATS,
+        default="full",
+        help="full: the terminal report (default); concise: one line per finding, file:line:col: CODE message; json: "
+        "the JSON report; github: GitHub Actions annotations; sarif: SARIF 2.1.0 for code scanning (all but full: stdout)",
+    )
 
     d = sub.add_parser(
         "dedup",
@@ -162,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parsers(sub)
 
-    r = sub.add_parser("rules", help="list the rule codes")
+    r = sub.add_parser("rules", help="list the rule codes, or explain some (what, why, how to fix, an example)")
+    r.add_argument("codes", nargs="*", metavar="CODE", help="rule codes or prefixes to explain (e.g. M001, X3)")
     r.add_argument("--json", action="store_true", help="print the rules as JSON")
     r.add_argument("--markdown", action="store_true", help="print the rules documentation (docs/rules.md)")
     return p
@@ -470,6 +478,8 @@ def write_json_report(data: dict[str, Any], target: str | None) -> None:
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     opts = reading_options(args)
     to_stdout = args.report_json == "-"
+    if to_stdout and args.output_format != "full":
+        raise OptionsError(f"--report-json - and --output-format {args.output_format} both write to stdout; choose one")
     with Progress(
         TextColumn("[bold]linting"),
         BarColumn(),
@@ -498,63 +508,15 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
         from audiodata.report.html import render_html
 
         write_atomic(args.report_html, render_html(data, report.html_extras()))
-    _print_lint(data, Console(stderr=to_stdout), args)
+    if args.output_format == "full":
+        from audiodata.report.terminal import print_lint
+
+        print_lint(data, Console(stderr=to_stdout), args.max_examples)
+    else:
+        from audiodata.report.formats import render
+
+        sys.stdout.write(render(data, args.output_format))
     return report.exit_code
-
-
-def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) -> None:
-    s = data["summary"]
-    title = f"audiodata lint: {s['records']} records, {s['errors']} errors, {s['warnings']} warnings"
-    t = Table(title=title)
-    for col in ("code", "name", "severity", "count", "first examples"):
-        t.add_column(col, overflow="fold")
-    colour = {"error": "red", "warning": "yellow", "info": "blue"}
-    firsts: dict[str, list[dict[str, Any]]] = {}
-    for f in data["findings"]:
-        seen = firsts.setdefault(f["code"], [])
-        if len(seen) < args.max_examples:
-            seen.append(f)
-    order = sorted(s["by_code"], key=lambda c: (["error", "warning", "info"].index(REGISTRY[c].severity.value), c))
-    for code in order:
-        rule = REGISTRY[code]
-        where = "\n".join(  # escaped: a field such as "[videos]" or a message with brackets is text, not rich markup
-            escape(f"{e['source']}{_at(e)}" + (f" [{e['field']}]" if e["field"] else "") + f" {e['message'][:90]}")
-            for e in firsts[code]
-        )
-        sev = rule.severity.value
-        t.add_row(code, rule.name, f"[{colour[sev]}]{sev}[/]", str(s["by_code"][code]), where)
-    if s["by_code"]:
-        out.print(t)
-    verdict = (
-        f"[bold red]{s['errors']} errors in {s['records_with_errors']} records would fail or degrade training[/]"
-        if s["errors"]
-        else "[bold green]no errors: ready to train[/]"
-    )
-    extra = "" if s["audio_checked"] else " (audio not checked: --no-audio)"
-    out.print(f"{s['records']} records, {s['clips']} clips, {s['audio_hours']:.3f} h audio{extra}: {verdict}")
-    mix = s.get("modality") or {}
-    if mix.get("audio") and mix.get("text_only"):
-        out.print(
-            f"modality: {mix['audio']} records with audio, {mix['text_only']} text-only; on several GPUs a batch without "
-            "audio skips the encoder (ZeRO-3/FSDP hang): audiodata train plans for it, other trainers need fake audio inputs"
-        )
-    if "fix" in data:
-        fx = data["fix"]
-        out.print(f"--fix: {fx['records_changed']} records repaired -> {fx['output']} ({fx['not_copied']} unparsable not copied)")
-        if "files" in fx:
-            out.print(f"  {len(fx['files'])} files; {fx['paths_rewritten']} relative audio paths made absolute to keep resolving")
-        for item in data["fixes"][:20]:
-            where = f"{item['source']}:{item['line'] if item['line'] is not None else item['index']}"
-            out.print(f"  {where}: " + "; ".join(item["changes"]))
-        if len(data["fixes"]) > 20:
-            out.print(f"  ... {len(data['fixes']) - 20} more in the JSON report (--report-json)")
-
-
-def _at(e: dict[str, Any]) -> str:
-    """``:line`` (or ``:index``) of a finding; nothing for one about a whole input (index -1, no line)."""
-    if e["line"] is not None:
-        return f":{e['line']}"
-    return "" if e["index"] == -1 else f":{e['index']}"
 
 
 def cmd_dedup(args: argparse.Namespace, console: Console) -> int:
@@ -715,27 +677,24 @@ def _check_shards(out: str, manifest: dict[str, Any]) -> None:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    if args.markdown:
-        from audiodata.rules.docs import rules_markdown
+    from audiodata.rules.docs import rule_dict, rule_pages, rules_markdown
 
+    if args.markdown:
         print(rules_markdown())
         return EXIT_OK
-    rows = [
-        {
-            "code": r.code,
-            "name": r.name,
-            "severity": r.severity.value,
-            "family": FAMILIES[r.code[0]],
-            "stage": r.stage,
-            "fixable": r.fixable,
-            "summary": r.summary,
-        }
-        for r in sorted(REGISTRY.values(), key=lambda r: r.code)
-    ]
+    if args.codes:
+        page = rule_pages(args.codes)
+        if not page:
+            raise OptionsError(f"no rule code starts with {', '.join(args.codes)}; `audiodata rules` lists them")
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(page))
+        return EXIT_OK
+    rows = [rule_dict(r) for r in sorted(REGISTRY.values(), key=lambda r: r.code)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    t = Table(title="audiodata rules")
+    t = Table(title="audiodata rules (`audiodata rules CODE` explains one: what, why, how to fix, an example)")
     for col in ("code", "name", "severity", "summary"):
         t.add_column(col)
     for r in rows:

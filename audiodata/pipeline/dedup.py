@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo
+from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Where
 from audiodata.dedup.stored import reference_records
 from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.read import ReadSettings
 from audiodata.privacy import public_path
 from audiodata.readers.sources import expand
+from audiodata.records import SourceLoc
+from audiodata.rules.findings import Finding
 from audiodata.rules.registry import select
 
 MODES = ("exact", "near")
@@ -109,7 +111,34 @@ class DedupReport:
             },
             "clusters": clusters,
             "conflicts": body["conflicts"],
+            "findings": [f.to_dict() for f in self.findings()],
         }
+
+    def findings(self) -> list[Finding]:
+        """What was found, as located findings with the codes lint and convert use: each later copy of a kept
+        record is ``D001`` (exact) or ``D002`` (near), an input record already in the ``--against`` dataset is
+        ``D004``, a record whose audio and prompt match an earlier one with another response is ``D003``."""
+        found: list[Finding] = []
+        for c in self.deduper.clusters.values():
+            ref = next((m for m in c.members if m.reference), None)  # --against records are read first
+            for m, (kind, sim) in zip(c.members[1:], c.matches, strict=True):
+                if m.reference:
+                    continue  # copies inside the --against dataset alone are not this run's problem
+                if ref is not None:
+                    code, msg = "D004", f"{kind} copy of {_at(ref)} in the --against dataset {self.against}"
+                else:
+                    code = "D001" if kind == "exact" else "D002"
+                    msg = f"{kind} duplicate of {_at(c.members[0])}" + (f" (similarity {sim:.3f})" if kind == "near" else "")
+                found.append(Finding(code, msg, "", SourceLoc(m.source, m.index, m.line)))
+        for first, later in self.deduper.conflicts:
+            if not later.reference:
+                msg = f"same audio and prompt as {_at(first)} but a different response"
+                found.append(Finding("D003", msg, "", SourceLoc(later.source, later.index, later.line)))
+        return sorted(found, key=lambda f: (f.source.file, f.source.index) if f.source else ("", -1))
+
+
+def _at(where: Where) -> str:
+    return str(SourceLoc(where.source, where.index, where.line))
 
 
 def dedup(

@@ -44,4 +44,3 @@ class Finding:
         where = f"{self.source}: " if self.source else ""
         fld = f" [{self.field}]" if self.field else ""
         return f"{where}{self.code}{fld} {self.message}"
-

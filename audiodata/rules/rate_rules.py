@@ -53,6 +53,7 @@ def _bounds_table() -> str:
         why="The model is taught to hear words that are not in the audio: hallucinated continuations. " + _SDP,
         fix="Check the clip against its transcript (the HTML report has a player): re-pair a swapped transcript, "
         "re-cut a clip that lost its end, or drop the record.",
+        example="`<audio>Transcribe the audio.` on a 2 s clip answered with a 60-letter sentence (30 letters/s).",
     ),
 )
 def chars_too_fast(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
@@ -77,6 +78,7 @@ def chars_too_fast(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
         why="The model is taught to stay silent over speech it hears: dropped words at inference.",
         fix="Listen to the clip: complete a truncated transcript, trim long silence or music from the clip, "
         "re-pair a swapped transcript, or drop the record.",
+        example="A 10 s clip transcribed as 'Yes okay.'",
     ),
 )
 def chars_too_slow(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
@@ -104,6 +106,7 @@ def _words_table() -> str:
         "same records as R001.",
         why="As R001: the model learns to hear words that are not there.",
         fix="As R001: re-pair, re-cut or drop the record.",
+        example="A 2 s clip transcribed as 16 one-letter words (8 words/s).",
     ),
 )
 def words_too_fast(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
@@ -128,6 +131,7 @@ def words_too_fast(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
         "as R001.",
         why="As R002: the model learns to drop speech it hears.",
         fix="As R002: complete the transcript, trim the clip, re-pair or drop the record.",
+        example="A 10 s clip transcribed as one 34-letter word.",
     ),
 )
 def words_too_slow(rec: Record, ctx: AudioContext) -> Iterator[Finding]:
@@ -158,5 +162,6 @@ register(
         "corpus's speakers. Median and MAD stay put however many outliers there are. " + _SDP,
         fix="Listen to the flagged records (HTML report): re-pair swapped transcripts, fix clip boundaries, or "
         "drop the records. The chars/s histogram per script in the HTML report shows the band.",
+        example="Ten transcripts at 9-13 letters/s and one at 23 letters/s: the eleventh is likely another clip's transcript.",
     ),
 )

@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
+from audiodata.errtext import elide
 from audiodata.readers.spec import DEFAULT_COLUMNS, DEFAULT_TAGS, DialectSpec
 from audiodata.records import SourceLoc
 from audiodata.rules.findings import Finding
@@ -111,8 +112,7 @@ def _message(err: ValidationError) -> str:
         inner = best_match(err.context)
         if inner is not None:
             err = inner
-    msg = err.message
-    return msg if len(msg) <= 200 else msg[:197] + "..."
+    return elide(err.message, 200)  # a long value in the middle goes, the reason at the end stays
 
 
 class SchemaCheck:

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from datasets import Audio, Features, Image, List, Value, Video
 
-from audiodata.records import RECORD_KINDS, Message, Record, SourceLoc
+from audiodata.records import RECORD_KINDS, MediaRef, Message, Record, SourceLoc
 
 MESSAGE = {"role": Value("string"), "content": Value("string")}
 
@@ -88,7 +88,6 @@ def record_columns(kind: str, format_version: int = FORMAT_VERSION) -> list[str]
     return cols + {"dpo": ["chosen", "rejected"], "kto": ["completion", "label"]}.get(kind, [])
 
 
-
 #: Image and video columns: only in runs whose records carry images / videos (decided before the first
 #: row, the same for every shard). Audio-only outputs stay without them: TRL treats any dataset with an
 #: ``images`` column as a vision dataset and refuses it for an audio model.
@@ -148,7 +147,9 @@ def features(kind: str, sample_rate: int, visual: Visual = NO_VISUAL) -> Feature
 
 
 def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT_VERSION) -> Record:
-    """A stored row back as a canonical :class:`Record` (text and structure; audio stays in the row).
+    """A stored row back as a canonical :class:`Record`: text and structure, and the audios, images and
+    videos when the row holds those columns (``MediaRef`` of kind ``bytes``, the stored bytes, ``None`` when
+    missing; ``path`` for ``--visual refs`` paths).
 
     The one reader of row layouts: export, dedup ``--against`` and resume go through it, so a
     format change is one diff here."""
@@ -156,6 +157,15 @@ def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT
     def turns(key: str) -> list[Message] | None:
         value = row.get(key)
         return None if value is None else [Message(m["role"], m["content"]) for m in value]
+
+    def media(key: str) -> list[MediaRef]:
+        out = []
+        for i, item in enumerate(row.get(key) or []):
+            if isinstance(item, str):  # --visual refs: a path relative to the media root
+                out.append(MediaRef("path", item, f"{key}[{i}]"))
+            else:
+                out.append(MediaRef("bytes", (item or {}).get("bytes") or None, f"{key}[{i}]", (item or {}).get("path")))
+        return out
 
     src = row.get("source") or {}
     loc = SourceLoc(str(src.get("file") or ""), int(src.get("index") or 0), src.get("line"))
@@ -170,6 +180,9 @@ def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT
         rejected=turns("rejected") if kind == "dpo" else None,
         completion=turns("completion") if kind == "kto" else None,
         label=row.get("label") if kind == "kto" else None,
+        audios=media("audios"),
+        images=media("images"),
+        videos=media("videos"),
     )
 
 

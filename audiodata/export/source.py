@@ -1,0 +1,67 @@
+"""Reading the converted dataset an export starts from: its streams (config, split, shards) and rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, shard_path, verify_hint
+from audiodata.export.base import _BATCH_ROWS, _COLUMNS, EVAL_SPLITS, VISUAL, ExportError, _Stream
+from audiodata.records import Record
+from audiodata.writer.schema import KINDS, READABLE_VERSIONS, record_from_row
+
+
+def _streams(out: Path) -> list[_Stream]:
+    manifest = load_manifest(out)
+    try:
+        configs = manifest["summary"]["configs"]
+        shards = manifest["shards"]
+        version = int(manifest.get("format_version", 1))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{out}: unreadable manifest.json ({exc}); {verify_hint(out)}") from None
+    streams: dict[tuple[str, str], _Stream] = {}
+    for s in shards:
+        name, split = s["config"], s["split"]
+        kind = configs.get(name, {}).get("kind", name)
+        if version not in READABLE_VERSIONS:
+            raise ExportError(f"{out}: format_version {version} is newer than this audiodata reads; upgrade audiodata")
+        if kind not in KINDS:
+            raise ExportError(f"{out}: config {name!r} has unknown kind {kind!r}")
+        path = shard_path(out, s)
+        streams.setdefault((name, split), _Stream(name, split, kind, [], version, out)).files.append(path)
+    return list(streams.values())
+
+
+def _rows(stream: _Stream) -> Iterator[Record]:
+    """Each stored row back as a :class:`Record` (``record_from_row``: the one reader of row layouts)."""
+    for path in stream.files:
+        shown = path.relative_to(stream.root).as_posix() if stream.root is not None else path.name
+        where = stream.root if stream.root is not None else path.parent
+        pf = open_shard(path, shown, where)
+        cols = [c for c in _COLUMNS if c in pf.schema_arrow.names]
+        for batch in batches(pf, shown, where, _BATCH_ROWS, cols):
+            for r in batch.to_pylist():
+                rec = record_from_row(r, stream.kind, stream.version)
+                rec.id = rec.id or "record"
+                yield rec
+
+
+def _visual_columns(stream: _Stream) -> list[str]:
+    """The visual columns the stream's shards carry: every exported record then has the key (maybe empty)."""
+    if not stream.files:
+        return []
+    path = stream.files[0]
+    shown = path.relative_to(stream.root).as_posix() if stream.root is not None else path.name
+    names = open_shard(path, shown, stream.root if stream.root is not None else path.parent).schema_arrow.names
+    return [name for name in VISUAL if name in names]
+
+
+def _eval_splits(out: Path) -> set[str]:
+    """The converted dataset's evaluation splits: its ``--val-split`` (when it made one) and the usual names."""
+    try:
+        options = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("options") or {}
+    except (OSError, ValueError):
+        options = {}
+    named = {options["val_split"]} if options.get("val_ratio") and options.get("val_split") else set()
+    return named | set(EVAL_SPLITS)
