@@ -144,11 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--include-rejects", action="store_true", help="also upload rejects.jsonl")
     pb.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    from audiodata.export import add_export_parser
+    from audiodata.cli.commands import export as export_command
     from audiodata.verify import add_verify_parser
 
     add_verify_parser(sub)
-    add_export_parser(sub)
+    export_command.register(sub)
 
     i = sub.add_parser(
         "info",
@@ -304,9 +304,9 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     if args.command == "publish":
         return cmd_publish(args, console)
     if args.command == "export":
-        from audiodata.export import cmd_export
+        from audiodata.cli.commands import export as export_command
 
-        return cmd_export(args, Console())
+        return export_command.run(args)
     if args.command == "verify":
         from audiodata.verify import cmd_verify
 
