@@ -5,13 +5,45 @@ engine, schema check and fixes), ``audio`` (resolve, decode, measure, resample o
 hash), ``dedup`` (fingerprints, the duplicate index), ``writer`` (schema, Parquet shards, dataset
 card), ``pipeline`` (read, process, convert, lint, dedup), ``verify``, ``publish``, ``export``,
 ``cli``; the trainer lives in the top-level ``trainer`` package.
+
+The public names below are imported on first use (PEP 562): ``import audiodata`` stays light, so the
+command line starts fast (``audiodata --help`` loads neither ``datasets`` nor pandas).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from audiodata.pipeline.convert import ConvertResult, convert
-from audiodata.pipeline.dedup import dedup
-from audiodata.pipeline.lint import lint
-from audiodata.pipeline.options import ConvertOptions
+#: public name -> the module that defines it
+_LAZY = {
+    "ConvertOptions": "audiodata.pipeline.options",
+    "ConvertResult": "audiodata.pipeline.convert",
+    "convert": "audiodata.pipeline.convert",
+    "dedup": "audiodata.pipeline.dedup",
+    "lint": "audiodata.pipeline.lint",
+}
+
+if TYPE_CHECKING:
+    from audiodata.pipeline.convert import ConvertResult, convert
+    from audiodata.pipeline.dedup import dedup
+    from audiodata.pipeline.lint import lint
+    from audiodata.pipeline.options import ConvertOptions
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'audiodata' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = ["ConvertOptions", "ConvertResult", "__version__", "convert", "dedup", "lint"]
