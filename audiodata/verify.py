@@ -22,7 +22,6 @@ the row and clip index when one is to blame.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import io
@@ -37,12 +36,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from audiodata.audio.transform import pcm_hash
-from audiodata.faults import FAULT_EXIT, MachineFault, is_os_fault
+from audiodata.faults import MachineFault, is_os_fault
 from audiodata.writer.card import read_card_yaml
 
 CHECKS: dict[str, str] = {
@@ -450,53 +446,4 @@ def _check_summary(
             add(Problem("V017", where, f"configs {key[0]}/{key[1]} rows {stated.get(key)}, the shards hold {per.get(key)}"))
 
 
-# -- command line ------------------------------------------------------------------------
-
-
-def add_verify_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add ``verify OUT [--no-audio] [--json]`` to a subparsers object."""
-    v = sub.add_parser(
-        "verify",
-        help="re-read a converted dataset: checksums, row counts, every audio, the card",
-        description="Re-read every shard of a converted output: sha256 and sizes against manifest.json, row and clip "
-        "counts, every audio decoded (rate, mono, samples, PCM hash), and the dataset card's YAML against the shards.",
-        epilog="exit codes: 0 consistent, 1 problems found, 2 usage error (no readable manifest.json)" + FAULT_EXIT,
-    )
-    v.add_argument("output", metavar="OUT", help="a folder written by audiodata convert")
-    v.add_argument("--no-audio", action="store_true", help="do not decode the audio (checksums, counts and card only)")
-    v.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    return v
-
-
-def cmd_verify(args: argparse.Namespace, console: Console, max_problems: int = 20) -> int:
-    """Run ``verify`` for the CLI; ``console`` receives errors. Returns the exit code (0, 1, or 2 on VerifyError)."""
-    try:
-        report = verify(args.output, audio=not args.no_audio)
-    except VerifyError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        return EXIT_USAGE
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-        return report.exit_code
-    t = Table(title=f"audiodata verify {args.output}", show_header=False)
-    t.add_column(style="bold")
-    t.add_column(justify="right")
-    t.add_row("shards checked", str(report.shards_checked))
-    t.add_row("rows checked", str(report.rows_checked))
-    t.add_row("clips decoded", str(report.clips_checked) if report.audio_checked else "- (--no-audio)")
-    t.add_row("problems", f"[red]{len(report.problems)}[/]" if report.problems else "[green]0[/]")
-    console.print(t)
-    if report.problems:
-        p = Table(title="problems" + (f" (first {max_problems})" if len(report.problems) > max_problems else ""))
-        for col in ("code", "where", "problem"):
-            p.add_column(col, overflow="fold")
-        for prob in report.problems[:max_problems]:
-            p.add_row(prob.code, escape(prob.where), escape(prob.message))
-        console.print(p)
-        console.print("[bold red]verify failed:[/] " + ", ".join(f"{c} x{n}" for c, n in report.by_code().items()))
-    else:
-        console.print("[bold green]ok: shards, audio and card are consistent with manifest.json[/]")
-    return report.exit_code
-
-
-__all__ = ["CHECKS", "Problem", "VerifyError", "VerifyReport", "add_verify_parser", "cmd_verify", "verify"]
+__all__ = ["CHECKS", "Problem", "VerifyError", "VerifyReport", "verify"]

@@ -296,13 +296,13 @@ def test_an_output_that_is_a_file_is_one_line_exit_3(corpus: Path, tmp_path: Pat
 
 
 COMMANDS = {  # command line -> the function it runs that the fault is raised from
-    "convert": (["convert", "in.jsonl", "-o", "o", "--no-progress"], "audiodata.cli.main.run_convert"),
-    "lint": (["lint", "in.jsonl", "--no-progress"], "audiodata.cli.main.run_lint"),
+    "convert": (["convert", "in.jsonl", "-o", "o", "--no-progress"], "audiodata.pipeline.convert.convert"),
+    "lint": (["lint", "in.jsonl", "--no-progress"], "audiodata.pipeline.lint.lint"),
     "dedup": (["dedup", "in.jsonl", "--no-progress"], "audiodata.pipeline.dedup.dedup"),
     "verify": (["verify", "o"], "audiodata.verify.verify"),
     "export": (["export", "o", "--to", "ms-swift", "d"], "audiodata.export.export"),
     "publish": (["publish", "o", "me/x"], "audiodata.publish.publish"),
-    "info": (["info", "o"], "audiodata.cli.main.load_manifest"),
+    "info": (["info", "o"], "audiodata.dataset.load_manifest"),
     "train": (["train", "sft", "--model", "m", "--data", "o"], "trainer.cli.config_from_args"),
     "merge": (["train", "merge", "a", "-o", "m"], "trainer.merge.merge"),
     "make-tiny-model": (["make-tiny-model", "m"], "trainer.tiny.make_tiny_model"),
@@ -564,7 +564,7 @@ def test_ctrl_c_and_faults_say_the_exact_command_that_resumes(aside_build: bool,
         def interrupted(*args: object, _raised: BaseException = raised, **kwargs: object) -> None:
             raise _raised
 
-        monkeypatch.setattr("audiodata.cli.main.run_convert", interrupted)
+        monkeypatch.setattr("audiodata.pipeline.convert.convert", interrupted)
         code = main(argv)
         err = said(capsys.readouterr().err)
         if isinstance(raised, KeyboardInterrupt):

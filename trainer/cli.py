@@ -21,7 +21,8 @@ from trainer.config import TASKS, ConfigError, TrainConfig
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def add_train_parsers(sub: Any) -> None:
+def register_train(sub: Any) -> None:
+    """The ``train`` command (entry point ``audiodata.commands``: ``train``)."""
     t = sub.add_parser(
         "train",
         help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
@@ -48,10 +49,22 @@ def add_train_parsers(sub: Any) -> None:
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")
     m.add_argument("--model", help="base model (default: the one recorded in the adapter)")
+    t.set_defaults(func=run)
+
+
+def register_tiny_model(sub: Any) -> None:
+    """The ``make-tiny-model`` command (entry point ``audiodata.commands``: ``make-tiny-model``)."""
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random audio LM (offline) for smoke runs and tests")
     tiny.add_argument("output", metavar="DIR")
     tiny.add_argument("--family", default="qwen2-audio", choices=["qwen2-audio", "qwen2.5-omni"])
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=run)
+
+
+def add_train_parsers(sub: Any) -> None:
+    """Both commands, for ``python -m trainer``."""
+    register_train(sub)
+    register_tiny_model(sub)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
