@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*__all__, *(k for k in globals() if k.startswith("__"))})
 
 
 __all__ = ["ConvertOptions", "ConvertResult", "__version__", "convert", "dedup", "lint"]

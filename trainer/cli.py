@@ -29,11 +29,11 @@ def register_train(sub: Any) -> None:
         epilog="exit codes: 0 trained, 2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
     )
     tsub = t.add_subparsers(dest="train_command", required=True)
+    helps = TrainConfig.field_help()  # once: it reads the source
     for task in TASKS:
         p = tsub.add_parser(task, help=f"{task.upper()} training", description=f"{task.upper()} on shards written by convert.")
         p.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
         p.add_argument("--json", action="store_true", help="print the training report as JSON")
-        helps = TrainConfig.field_help()
         for f in fields(TrainConfig):
             if f.name == "task":
                 continue

@@ -161,3 +161,110 @@ def write_json_report(data: dict[str, Any], target: str | None) -> None:
     else:
         write_atomic(target, text)
 
+
+# -- one name per concept: old spellings keep working for one release, with a note -------------------------------
+
+
+def deprecation_note(old: str, new: str) -> None:
+    """One line on stderr: the old spelling still works in this release and goes in the next."""
+    sys.stderr.write(f"audiodata: warning: {old} is deprecated, use {new} (the old spelling goes in the next release)\n")
+
+
+class _Renamed(argparse.Action):
+    """An old spelling of ``target``: parses exactly like it, says it is deprecated, hidden from ``--help``."""
+
+    def __init__(self, option_strings: list[str], dest: str, target: argparse.Action, **_: Any) -> None:
+        super().__init__(
+            option_strings,
+            target.dest,
+            nargs=target.nargs,
+            const=target.const,
+            default=argparse.SUPPRESS,  # the target's default stands
+            type=target.type,
+            choices=target.choices,
+            help=argparse.SUPPRESS,
+            metavar=target.metavar,
+        )
+        self.target = target
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None) -> None:
+        new = self.target.option_strings[-1]
+        deprecation_note(str(option), new)
+        self.target(parser, namespace, values, new)
+
+
+def renamed(parser: argparse.ArgumentParser, new: str, *old: str) -> None:
+    """Accept ``old`` spellings of the option ``new`` (already added), each with a deprecation note."""
+    target = next(a for a in parser._actions if new in a.option_strings)
+    parser.add_argument(*old, action=_Renamed, target=target)
+
+
+def output_or_positional(args: argparse.Namespace, positional: str, flag: str = "-o/--output") -> str:
+    """The output path from ``-o/--output`` (``args.output_path``), or from the old positional form, which still
+    works with a deprecation note. Neither, or both, is a usage error (exit 2)."""
+    from audiodata.pipeline.options import OptionsError
+
+    old = getattr(args, positional)
+    if old is not None and args.output_path is not None:
+        raise OptionsError(f"the output is given twice ({old} and {flag} {args.output_path}); give only {flag}")
+    if old is not None:
+        deprecation_note(f"the output as a positional argument ({old})", f"{flag} {old}")
+        return str(old)
+    if args.output_path is None:
+        raise OptionsError(f"give the output folder: {flag} DIR")
+    return str(args.output_path)
+
+
+# -- progress -------------------------------------------------------------------------------------------------
+
+
+class Bar:
+    """A rich progress bar that appears on its first update: whatever a command checks before its work starts
+    (inputs, options, the output folder) fails with its one error line and no bar on screen.
+
+    Columns: ``label``, the bar, percent, ``{count} {unit}``, ``{rate} {unit}/s``, elapsed, time left (ETA), then
+    ``extra`` (rich format strings over the task's fields, e.g. ``"{task.fields[rejected]} rejected"``).
+    """
+
+    def __init__(
+        self, label: str, unit: str, console: Console, *, disable: bool = False, extra: tuple[str, ...] = (), **fields: Any
+    ) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[count]} " + unit),
+            TextColumn("{task.fields[rate]} " + unit + "/s"),
+            *(TextColumn(x) for x in extra),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=disable,
+        )
+        self._fields = {"count": 0, "rate": "-", **fields}
+        self._task: Any = None
+
+    def update(self, *, count: int | None = None, **kw: Any) -> None:
+        """``completed``/``total`` drive the bar and the ETA; ``count`` the count and rate columns."""
+        if self._task is None:
+            self.progress.start()
+            self._task = self.progress.add_task("", total=None, **self._fields)
+        if count is not None:
+            elapsed = self.progress.tasks[0].elapsed or 0
+            kw.update(count=f"{count:,}", rate=f"{count / elapsed:,.0f}" if elapsed > 0 else "-")
+        self.progress.update(self._task, **kw)
+
+    def finish(self) -> None:
+        """Fill the bar at the end of the work (a total that was an estimate)."""
+        if self._task is not None:
+            task = self.progress.tasks[0]
+            self.progress.update(self._task, completed=task.total if task.total is not None else task.completed)
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self.progress.stop()

@@ -52,7 +52,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             module.register(sub)
         else:  # listed by name only: its options are not needed to parse this command line
             sub.add_parser(name, help=module.HELP)
-    if argv is None or chosen not in BUILTIN:  # a plugin's command, --help, or a typo: list the plugins too
+    wanted = chosen is not None or bool({"-h", "--help"} & set(argv or []))  # not for --version or a bare `audiodata`
+    if argv is None or (chosen not in BUILTIN and wanted):  # a plugin's command, --help, or a typo: the plugins too
         for name, register in plugin_commands(chosen).items():
             try:
                 register(sub)
