@@ -26,6 +26,7 @@ import fnmatch
 import hashlib
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -121,11 +122,15 @@ class _ShardSeen:
     clips: int | None = None
 
 
-def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None) -> VerifyReport:
+def verify(
+    out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None, *, num_workers: int = 1
+) -> VerifyReport:
     """Re-read the output folder ``out`` and report every inconsistency, located.
 
     ``audio=False`` skips decoding (metadata, counts, checksums and the card are still
-    checked). Raises :class:`VerifyError` when there is no readable manifest.
+    checked). ``num_workers`` > 1 checks that many shards at once in worker processes (0: all
+    cores); the report is the same as with one, problems in the same order. Raises
+    :class:`VerifyError` when there is no readable manifest.
     """
     root = Path(out)
     manifest = _load_manifest(root)
@@ -142,16 +147,23 @@ def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None =
             add(Problem("V003", rel, "Parquet file not listed in manifest.json (a stray or leftover shard?)"))
 
     seen: dict[str, _ShardSeen] = {}
-    for n, shard in enumerate(shards):
-        name = shard["file"]
-        path = root / name
-        seen[name] = info = _ShardSeen()
-        if not path.is_file():
-            add(Problem("V002", name, "listed in manifest.json but missing"))
-            continue
-        _check_checksum(path, name, shard, add)
-        _check_shard(path, name, shard, rate, audio, report, info, partial(_tick, on_progress, n, len(shards), report))
-        report.shards_checked += 1
+    workers = min(num_workers or os.cpu_count() or 1, len(shards))
+    if workers <= 1:  # in this process, the progress ticking batch by batch
+        outcomes: Iterator[tuple[int, tuple[VerifyReport, _ShardSeen, bool]]] = (
+            (n, _verify_shard(root, shard, rate, audio, partial(_tick_within, on_progress, n, len(shards), report)))
+            for n, shard in enumerate(shards)
+        )
+    else:  # one job per shard, results merged in shard order: the same report as one process gives
+        from audiodata.pipeline.window import ordered_map
+
+        jobs = ((n, (root, shard, rate, audio)) for n, shard in enumerate(shards))
+        outcomes = ordered_map(_verify_shard, jobs, workers)
+    for n, (part, info, there) in outcomes:
+        seen[shards[n]["file"]] = info
+        report.problems += part.problems
+        report.rows_checked += part.rows_checked
+        report.clips_checked += part.clips_checked
+        report.shards_checked += there
         _tick(on_progress, n + 1, len(shards), report)
 
     _check_card(root, shards, present, seen, rate, add)
@@ -159,9 +171,31 @@ def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None =
     return report
 
 
+def _verify_shard(
+    root: Path, shard: dict[str, Any], rate: int, audio: bool, tick: Callable[[int], None] | None = None
+) -> tuple[VerifyReport, _ShardSeen, bool]:
+    """One shard's checks, its problems and counts in a report of its own (so any process can run it): the
+    report, what was seen, and whether the file was there. ``tick(rows_checked)`` after each batch."""
+    name = shard["file"]
+    path = root / name
+    part, info = VerifyReport(str(root), audio_checked=audio), _ShardSeen()
+    if not path.is_file():
+        part.problems.append(Problem("V002", name, "listed in manifest.json but missing"))
+        return part, info, False
+    _check_checksum(path, name, shard, part.problems.append)
+    _check_shard(path, name, shard, rate, audio, part, info, (lambda: tick(part.rows_checked)) if tick else lambda: None)
+    return part, info, True
+
+
 def _tick(on_progress: ProgressFn | None, done: int, total: int, report: VerifyReport) -> None:
     if on_progress is not None:
         on_progress(done, total, report.rows_checked)
+
+
+def _tick_within(on_progress: ProgressFn | None, done: int, total: int, report: VerifyReport, shard_rows: int) -> None:
+    """Progress inside a shard checked in this process: the rows of the shards before it plus its own so far."""
+    if on_progress is not None:
+        on_progress(done, total, report.rows_checked + shard_rows)
 
 
 # -- manifest ------------------------------------------------------------------------

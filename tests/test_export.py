@@ -307,14 +307,14 @@ def test_ms_swift_hints_name_the_commands_and_root_image_dir(sample_out: tuple[P
     out, _ = sample_out
     for relative in (False, True):
         dest = tmp_path / f"swift-{relative}"
-        argv = ["export", str(out), "--to", "ms-swift", str(dest)] + (["--relative-paths"] if relative else [])
+        argv = ["export", str(out), "--to", "ms-swift", "-o", str(dest)] + (["--relative-paths"] if relative else [])
         code, text = cli(argv)
         assert code == 0
         env = f"ROOT_IMAGE_DIR={dest.resolve()} " if relative else ""
         assert f"train with: {env}swift sft --dataset {dest.resolve() / 'sft_train.jsonl'}" in text
         assert f"train with: {env}swift rlhf --rlhf_type dpo --dataset {dest.resolve() / 'dpo_train.jsonl'}" in text
         assert ("set ROOT_IMAGE_DIR=" in text) == relative
-    code, text = cli(["export", str(out), "--to", "llamafactory", str(tmp_path / "lf"), "--relative-paths"])
+    code, text = cli(["export", str(out), "--to", "llamafactory", "-o", str(tmp_path / "lf"), "--relative-paths"])
     assert code == 2
     assert "--relative-paths applies to --to ms-swift only" in text
 
@@ -426,28 +426,28 @@ def test_safe_name() -> None:
 def test_cli_exit_codes(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
     out, _ = sample_out
     dest = tmp_path / "lf"
-    assert cli(["export", str(out), "--to", "llamafactory", str(dest)])[0] == 0
+    assert cli(["export", str(out), "--to", "llamafactory", "-o", str(dest)])[0] == 0
     assert (dest / "dataset_info.json").is_file()
 
     # a non-empty DIR needs --overwrite
-    code, text = cli(["export", str(out), "--to", "ms-swift", str(dest)])
+    code, text = cli(["export", str(out), "--to", "ms-swift", "-o", str(dest)])
     assert code == 2 and "--overwrite" in text
     keep = dest / "notes.txt"
     keep.write_text("mine")
-    assert cli(["export", str(out), "--to", "ms-swift", str(dest), "--overwrite"])[0] == 0
+    assert cli(["export", str(out), "--to", "ms-swift", "-o", str(dest), "--overwrite"])[0] == 0
     assert keep.read_text() == "mine"  # only what an export writes is replaced
     assert not (dest / "dataset_info.json").exists() and (dest / "sft_train.jsonl").is_file()
 
     # skipped records: exit 1, with the reasons in the summary
-    code, text = cli(["export", str(out), "--to", "minicpm", str(tmp_path / "mc")])
+    code, text = cli(["export", str(out), "--to", "minicpm", "-o", str(tmp_path / "mc")])
     assert code == 1 and "skipped records by reason" in text
 
-    # usage errors: not a converted output, --form for another target, an unknown target
+    # usage errors: not a converted output, --format for another target, an unknown target
     (tmp_path / "raw").mkdir()
-    assert cli(["export", str(tmp_path / "raw"), "--to", "llamafactory", str(tmp_path / "d1")])[0] == 2
-    assert cli(["export", str(out), "--to", "ms-swift", str(tmp_path / "d2"), "--form", "alpaca"])[0] == 2
+    assert cli(["export", str(tmp_path / "raw"), "--to", "llamafactory", "-o", str(tmp_path / "d1")])[0] == 2
+    assert cli(["export", str(out), "--to", "ms-swift", "-o", str(tmp_path / "d2"), "--format", "alpaca"])[0] == 2
     with pytest.raises(SystemExit) as exit_:
-        cli(["export", str(out), "--to", "axolotl", str(tmp_path / "d3")])
+        cli(["export", str(out), "--to", "axolotl", "-o", str(tmp_path / "d3")])
     assert exit_.value.code == 2
 
 
@@ -493,7 +493,7 @@ def split_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("to", ["llamafactory", "llamafactory-v1"])
 def test_validation_split_goes_to_eval_dataset(split_out: Path, tmp_path: Path, to: str) -> None:
     dest = tmp_path / "d"
-    code, text = cli(["export", str(split_out), "--to", to, str(dest)])
+    code, text = cli(["export", str(split_out), "--to", to, "-o", str(dest)])
     assert code == 0
     printed = " ".join(text.split())
     result = export(split_out, to, tmp_path / "api")

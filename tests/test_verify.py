@@ -215,7 +215,7 @@ def test_cli_exit_codes(out: Path, tmp_path: Path) -> None:
     code, text = run_cli(["verify", str(out)])
     assert code == 0 and "shards checked" in text
 
-    code, text = run_cli(["verify", str(out), "--json"])
+    code, text = run_cli(["verify", str(out), "--json", "--no-progress"])
     assert code == 0
     assert json.loads(text)["summary"]["rows_checked"] == 63
 

@@ -22,11 +22,25 @@ EXIT_PIPE = 141  # stdout closed early (| head): 128 + SIGPIPE
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse exits 2 on a usage error already; keep the message short (usage line + one error line)."""
+    """argparse exits 2 on a usage error already; keep the message short (usage line + one error line).
+
+    ``late_positionals``: optional positionals (``nargs="?"``) that may also come after options, as the old
+    positional form of an output did (``export DATASET --to X DIR``): argparse alone fills such a positional with
+    its default when an option comes first and then calls the word after the options unrecognized.
+    """
+
+    late_positionals: tuple[str, ...] = ()
 
     def error(self, message: str) -> Any:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        ns, extras = super().parse_known_args(args, namespace)
+        for dest in self.late_positionals:
+            if getattr(ns, dest, None) is None and extras and not extras[0].startswith("-"):
+                setattr(ns, dest, extras.pop(0))
+        return ns, extras
 
 
 def error(console: Console, message: object) -> None:
@@ -71,7 +85,8 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         help="a folder holding a dataset_info.json: also read the JSON files it does not name (default: only those it names)",
     )
     c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
-    c.add_argument("--system", help="system prompt for records that carry none")
+    c.add_argument("--system-prompt", dest="system", help="system prompt for records that carry none")
+    renamed(c, "--system-prompt", "--system")
     c.add_argument("--max-audio-bytes", default="256MiB", help="bound on one audio's encoded size (default 256MiB)")
     c.add_argument("--max-duration", type=float, default=1200.0, help="bound on one clip's seconds (default 1200)")
     c.add_argument("--max-record-bytes", default="512MiB", help="bound on one JSON record's size (default 512MiB)")
@@ -96,7 +111,13 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--model-family", choices=sorted(MODEL_FAMILIES), help="check token budget and audio window for this model family"
     )
-    c.add_argument("--cutoff-len", type=int, default=DEFAULT_CUTOFF, help=f"the trainer's cutoff_len (default {DEFAULT_CUTOFF})")
+    c.add_argument(
+        "--cutoff-len",
+        "--max-length",
+        type=int,
+        default=DEFAULT_CUTOFF,
+        help=f"the trainer's token limit per example: LLaMA-Factory's cutoff_len, TRL's max_length (default {DEFAULT_CUTOFF})",
+    )
     c.add_argument("--tokenizer", help="tokenizer (local path or Hub id) for exact text token counts in budget rules")
     c.add_argument(
         "--task",
@@ -223,7 +244,8 @@ class Bar:
     (inputs, options, the output folder) fails with its one error line and no bar on screen.
 
     Columns: ``label``, the bar, percent, ``{count} {unit}``, ``{rate} {unit}/s``, elapsed, time left (ETA), then
-    ``extra`` (rich format strings over the task's fields, e.g. ``"{task.fields[rejected]} rejected"``).
+    ``extra`` (rich format strings over the task's fields, e.g. ``"{task.fields[rejected]} rejected"``). Drawn on a
+    terminal only: a log (stderr redirected) gets the summary and the errors, not frames of a bar.
     """
 
     def __init__(
@@ -241,7 +263,7 @@ class Bar:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
-            disable=disable,
+            disable=disable or not console.is_terminal,
         )
         self._fields = {"count": 0, "rate": "-", **fields}
         self._task: Any = None

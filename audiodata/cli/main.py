@@ -128,6 +128,7 @@ def run_command(args: argparse.Namespace, typed: list[str]) -> int:
     from audiodata.faults import EXIT_FAULT, MachineFault
 
     console = stderr_console()
+    args.argv = typed  # what was typed, for a command that says the exact command to run next
     try:
         return int(args.func(args))
     except ValueError as exc:  # OptionsError, InputError, DatasetError, OutputBusy, ...: exit 2

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import add_reading_options, reading_options, stdout_console
+from audiodata.cli.common import Bar, add_reading_options, reading_options, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,9 +72,6 @@ def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from audiodata.cli.common import stderr_console
     from audiodata.pipeline.convert import Progress as RunProgress
     from audiodata.pipeline.convert import convert
     from audiodata.pipeline.options import parse_size
@@ -95,38 +92,22 @@ def run(args: argparse.Namespace) -> int:
         visual=args.visual,
     )
     show = not args.no_progress and not args.json
-    with Progress(
-        TextColumn("[bold]converting"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[records]} rec"),
-        TextColumn("{task.fields[rate]} rec/s"),
-        TextColumn("{task.fields[hours]} h audio"),
-        TextColumn("{task.fields[rejected]} rejected"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr_console(),
-        disable=not show,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("convert", total=None, records=0, rate="-", hours="0.00", rejected=0)
+    extra = ("{task.fields[hours]} h audio", "{task.fields[rejected]} rejected")
+    with Bar("converting", "rec", stderr_console(), disable=not show, extra=extra, hours="0.00", rejected=0) as bar:
 
         def on_progress(p: RunProgress) -> None:
             if p.records % 8 and p.bytes_done < p.bytes_total:
                 return
-            elapsed = bar.tasks[task].elapsed or 0
             bar.update(
-                task,
                 total=p.bytes_total or None,
                 completed=p.bytes_done,
-                records=p.records,
-                rate=f"{p.records / elapsed:.0f}" if elapsed > 0 else "-",
+                count=p.records,
                 hours=f"{p.audio_seconds / 3600:.2f}",
                 rejected=p.rejected,
             )
 
         result = convert(args.inputs, args.output, opts, on_progress=on_progress)
-        bar.update(task, completed=bar.tasks[task].total or 0)
+        bar.finish()
     if args.json:
         print(json.dumps(result_dict(result), indent=2))
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiodata.cli.common import add_reading_options, reading_options, stderr_console, write_json_report
+from audiodata.cli.common import Bar, add_reading_options, reading_options, renamed, stderr_console, write_json_report
 
 NAME = "dedup"
 HELP = "find exact and near-duplicate records across inputs, and leakage into a converted dataset"
@@ -24,42 +24,43 @@ def register(subparsers: Any) -> None:
     )
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     add_reading_options(d)
-    d.add_argument("--mode", choices=["exact", "near"], default="near", help="exact PCM only, or acoustic near copies too")
     d.add_argument(
-        "--threshold", type=float, default=NEAR_THRESHOLD, help=f"near-duplicate similarity (default {NEAR_THRESHOLD})"
+        "--dedup", dest="mode", choices=["exact", "near"], default="near", help="exact PCM only, or acoustic near copies too"
     )
-    d.add_argument("--against", metavar="DIR", help="a converted dataset (e.g. the test split) to check the inputs against")
+    d.add_argument(
+        "--dedup-threshold",
+        dest="threshold",
+        type=float,
+        default=NEAR_THRESHOLD,
+        help=f"near-duplicate similarity (default {NEAR_THRESHOLD})",
+    )
+    renamed(d, "--dedup", "--mode")  # convert's names for the same two things
+    renamed(d, "--dedup-threshold", "--threshold")
+    d.add_argument("--against", metavar="DATASET", help="a converted dataset (e.g. the test split) to check the inputs against")
     d.add_argument("--report-json", metavar="FILE", help="write the clusters as JSON, '-' for stdout")
+    d.add_argument("--json", action="store_true", help="print the clusters as JSON on stdout (the tables go to stderr)")
     d.add_argument("--max-examples", type=int, default=10, help="clusters shown in the terminal (default 10)")
     d.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from audiodata.pipeline.dedup import dedup
 
     opts = reading_options(args)
-    with Progress(
-        TextColumn("[bold]dedup"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[records]} rec"),
-        TimeElapsedColumn(),
-        console=stderr_console(),
-        disable=args.no_progress,
-    ) as bar:
-        task = bar.add_task("dedup", total=None, records=0)
+    with Bar("dedup", "rec", stderr_console(), disable=args.no_progress) as bar:
 
         def on_progress(done: int, total: int, records: int) -> None:
-            bar.update(task, total=total or None, completed=done, records=records)
+            bar.update(total=total or None, completed=done, count=records)
 
         report = dedup(args.inputs, opts, mode=args.mode, against=args.against, threshold=args.threshold, on_progress=on_progress)
+        bar.finish()
     data = report.to_dict()
-    to_stdout = args.report_json == "-"
-    write_json_report(data, args.report_json)
+    to_stdout = args.json or args.report_json == "-"
+    write_json_report(data, "-" if args.json else None)
+    write_json_report(data, None if args.json and args.report_json == "-" else args.report_json)
     out = Console(stderr=to_stdout)
     s = data["summary"]
     t = Table(title=f"audiodata dedup ({s['mode']}): {s['records']} records, {s['duplicates']} duplicates", show_header=False)

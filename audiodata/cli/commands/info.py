@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
         help=HELP,
         epilog="exit codes: 0 done, 2 not a converted dataset or a damaged one (missing shard, unreadable footer)" + FAULT_EXIT,
     )
-    i.add_argument("output", metavar="OUT")
+    i.add_argument("dataset", metavar="DATASET", help="a folder written by audiodata convert")
     i.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
     i.set_defaults(func=run)
 
@@ -30,14 +30,14 @@ def run(args: argparse.Namespace) -> int:
 
     from audiodata.dataset import load_manifest
 
-    manifest = load_manifest(args.output)
-    _check_shards(args.output, manifest)
+    manifest = load_manifest(args.dataset)
+    _check_shards(args.dataset, manifest)
     s = manifest["summary"]
     if args.json:
         print(json.dumps(s, indent=2))
         return EXIT_OK
     out = stdout_console()
-    t = Table(title=f"{args.output} (audiodata {manifest['audiodata_version']})")
+    t = Table(title=f"{args.dataset} (audiodata {manifest['audiodata_version']})")
     for col in ("config", "task", "split", "records", "shards", "bytes", "audio hours"):
         t.add_column(col, justify="right" if col not in ("config", "task", "split") else "left")
     for name, cfg in s["configs"].items():

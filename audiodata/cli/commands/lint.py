@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import add_reading_options, reading_options, stderr_console, write_json_report
+from audiodata.cli.common import Bar, add_reading_options, reading_options, stderr_console, write_json_report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,6 +25,7 @@ def register(subparsers: Any) -> None:
     lt.add_argument(
         "--report-json", metavar="FILE", help="write the report as JSON, '-' for stdout (schemas/lint_report.schema.json)"
     )
+    lt.add_argument("--json", action="store_true", help="print the report as JSON on stdout (the tables go to stderr)")
     lt.add_argument("--report-html", metavar="FILE", help="write a self-contained HTML report with plots and audio players")
     lt.add_argument(
         "--fix",
@@ -38,37 +39,24 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from audiodata.faults import write_atomic
     from audiodata.pipeline.lint import lint
 
     opts = reading_options(args)
-    to_stdout = args.report_json == "-"
-    with Progress(
-        TextColumn("[bold]linting"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[records]} rec"),
-        TextColumn("{task.fields[rate]} rec/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr_console(),
-        disable=args.no_progress,
-    ) as bar:
-        task = bar.add_task("lint", total=None, records=0, rate="-")
+    to_stdout = args.json or args.report_json == "-"
+    with Bar("linting", "rec", stderr_console(), disable=args.no_progress) as bar:
 
         def on_progress(done: int, total: int, records: int) -> None:
-            elapsed = bar.tasks[task].elapsed or 0
-            rate = f"{records / elapsed:.0f}" if elapsed > 0 else "-"
-            bar.update(task, total=total or None, completed=done, records=records, rate=rate)
+            bar.update(total=total or None, completed=done, count=records)
 
         report = lint(
             args.inputs, opts, audio=not args.no_audio, fix=args.fix, html=bool(args.report_html), on_progress=on_progress
         )
-        bar.update(task, completed=bar.tasks[task].total or 0)
+        bar.finish()
     data = report.to_dict()
-    write_json_report(data, args.report_json)
+    write_json_report(data, "-" if args.json else None)
+    write_json_report(data, None if args.json and args.report_json == "-" else args.report_json)
     if args.report_html:
         from audiodata.report.html import render_html
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import EXIT_OK, EXIT_USAGE, error, stderr_console, stdout_console
+from audiodata.cli.common import EXIT_OK, EXIT_USAGE, Bar, error, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
         epilog="exit codes: 0 uploaded (or nothing to do), 1 the upload failed (re-run to resume), 2 usage error (or a "
         "damaged dataset)" + FAULT_EXIT,
     )
-    pb.add_argument("output", metavar="OUT", help="a folder written by `audiodata convert`")
+    pb.add_argument("dataset", metavar="DATASET", help="a folder written by `audiodata convert`")
     pb.add_argument("repo_id", metavar="REPO_ID", help="the dataset repo, e.g. me/my-audio-sft")
     pb.add_argument("--private", action="store_true", help="create the repo private")
     pb.add_argument("--revision", metavar="BRANCH", help="upload to this branch (created if needed)")
@@ -35,7 +35,13 @@ def register(subparsers: Any) -> None:
     pb.add_argument("--max-commit-size", default="2GB", help="bytes per commit (default 2GB); each commit is atomic")
     pb.add_argument("--include-rejects", action="store_true", help="also upload rejects.jsonl")
     pb.add_argument("--json", action="store_true", help="print the result as JSON")
-    pb.set_defaults(func=run)
+    pb.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pb.set_defaults(func=run, resume=resume)
+
+
+def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
+    """Finished commits stay on the Hub; a re-run uploads only what is missing."""
+    return typed, "finished commits stay on the Hub; to upload the rest, run the same command again"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,9 +51,15 @@ def run(args: argparse.Namespace) -> int:
 
     console = stderr_console()
     try:
-        with console.status("publishing"):
+        with Bar("publishing", "MB", console, disable=args.no_progress, extra=("{task.fields[phase]}",), phase="") as bar:
+
+            def on_progress(phase: str, done: int, total: int) -> None:
+                # one bar over both phases: hashing fills the first half, the commits the second
+                ahead = total if phase == "uploading" else 0
+                bar.update(completed=ahead + done, total=2 * total or None, count=done // 10**6, phase=phase)
+
             result = publish(
-                args.output,
+                args.dataset,
                 args.repo_id,
                 private=args.private,
                 revision=args.revision,
@@ -56,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 max_commit_bytes=parse_size(args.max_commit_size),
                 include_rejects=args.include_rejects,
+                on_progress=on_progress,
             )
     except PublishError as exc:
         error(console, exc)
@@ -90,7 +103,7 @@ def _print_publish(result: Any, args: argparse.Namespace) -> None:
 
     out = stdout_console()
     verb = "would upload" if result.dry_run else "uploaded"
-    t = Table(title=f"audiodata publish {args.output} -> {args.repo_id}" + (" (dry run)" if result.dry_run else ""))
+    t = Table(title=f"audiodata publish {args.dataset} -> {args.repo_id}" + (" (dry run)" if result.dry_run else ""))
     for col in ("file", "bytes", "status"):
         t.add_column(col, justify="right" if col == "bytes" else "left")
     done = {i.path_in_repo for i in result.uploaded}
