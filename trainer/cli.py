@@ -12,6 +12,7 @@ import contextlib
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from audiodata.dataset import DatasetError
@@ -41,7 +42,21 @@ def register_train(sub: Any) -> None:
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")
     m.add_argument("--model", help="base model (default: the one recorded in the adapter)")
-    t.set_defaults(func=run)
+    t.set_defaults(func=run, resume_command=resume_command)
+
+
+def resume_command(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str] | None:
+    """After Ctrl-C: the command that continues from the newest checkpoint, when the run saved one."""
+    if args.train_command not in TASKS or args.resume not in (None, "latest"):
+        return None
+    try:
+        out = Path(config_from_args(args).output_dir)
+    except (ConfigError, DatasetError):
+        return None
+    if not any(p.is_dir() for p in out.glob("checkpoint-*")):
+        return None
+    again = typed if args.resume == "latest" else [*typed, "--resume", "latest"]
+    return again, f"checkpoints in {out} are kept; to continue from the newest, run"
 
 
 #: Other spellings a training flag accepts, hidden from --help and not deprecated: TRL's and transformers' names

@@ -148,7 +148,7 @@ def run_command(args: argparse.Namespace, typed: list[str]) -> int:
 
 def _resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str] | None:
     """What the command says resumes it after an interruption: (the argument list, what to tell the user)."""
-    resume = getattr(args, "resume", None)
+    resume = getattr(args, "resume_command", None)
     return resume(args, typed) if resume is not None else None
 
 

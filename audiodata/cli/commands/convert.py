@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
         help="images/videos: embed them (Hub Image/Video columns, default) or keep refs (paths relative to the media root)",
     )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
-    c.set_defaults(func=run, resume=resume)
+    c.set_defaults(func=run, resume_command=resume)
 
 
 def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:

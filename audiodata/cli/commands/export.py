@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
     )
     e.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
-    e.set_defaults(func=run, resume=resume)
+    e.set_defaults(func=run, resume_command=resume)
 
 
 def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
     pb.add_argument("--include-rejects", action="store_true", help="also upload rejects.jsonl")
     pb.add_argument("--json", action="store_true", help="print the result as JSON")
     pb.add_argument("--no-progress", action="store_true", help="no progress bar")
-    pb.set_defaults(func=run, resume=resume)
+    pb.set_defaults(func=run, resume_command=resume)
 
 
 def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
