@@ -165,7 +165,7 @@ def publish(
 
     api = HfApi(endpoint=endpoint, token=token or os.environ.get("HF_TOKEN"))
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    if revision and not create_pr and not revision.startswith("refs/"):  # refs/pr/N: an existing pull request
+    if revision and not revision.startswith("refs/"):  # a branch, created if needed (a PR against it too); refs/pr/N: a PR
         api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
     remote = {
         f.path: f

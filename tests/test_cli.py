@@ -341,3 +341,21 @@ def test_ctrl_c_in_training_names_the_command_that_continues_from_the_newest_che
     assert f"checkpoints in {run} are kept" in err[0] and err[-1] == shlex.join(["audiodata", *argv, "--resume", "latest"])
     assert main([*argv, "--resume", "latest"]) == 130  # already resuming: the same command again
     assert capsys.readouterr().err.strip().splitlines()[-1] == shlex.join(["audiodata", *argv, "--resume", "latest"])
+
+
+def test_an_installed_distribution_s_entry_point_adds_its_command(tmp_path: Path) -> None:
+    """Through importlib.metadata, as pip installs a plugin: a dist-info with entry_points.txt on the path."""
+    info = tmp_path / "audiodata_hello-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: audiodata-hello\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[audiodata.commands]\nhello = hello_plugin:register\n")
+    (tmp_path / "hello_plugin.py").write_text(
+        "def register(subparsers):\n"
+        "    p = subparsers.add_parser('hello', help='say hello')\n"
+        "    p.set_defaults(func=lambda args: print('hello from a plugin') or 0)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    run = subprocess.run([sys.executable, "-m", "audiodata", "hello"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, "hello from a plugin\n"), run.stderr
+    listed = subprocess.run([sys.executable, "-m", "audiodata", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert "say hello" in listed.stdout and "make-tiny-model" in listed.stdout

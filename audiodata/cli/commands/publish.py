@@ -45,10 +45,13 @@ def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from huggingface_hub.utils import disable_progress_bars
+
     from audiodata.faults import MachineFault
     from audiodata.pipeline.options import parse_size
     from audiodata.publish import PublishError, publish
 
+    disable_progress_bars()  # one bar: ours (huggingface_hub would draw one per batch of files)
     console = stderr_console()
     try:
         with Bar("publishing", "MB", console, disable=args.no_progress, extra=("{task.fields[phase]}",), phase="") as bar:
