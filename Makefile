@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python benchmarks/train_bench.py
 	$(BIN)/python benchmarks/dedup_quality.py
 	$(BIN)/python benchmarks/dedup_bench.py
+	$(BIN)/python benchmarks/cli_startup.py
 
 docs: setup
 	$(BIN)/audiodata rules --markdown > docs/rules.md

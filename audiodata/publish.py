@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +149,12 @@ def publish(
     max_commit_bytes: int = DEFAULT_COMMIT_BYTES,
     include_rejects: bool = False,
     endpoint: str | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> PublishResult:
-    """Upload ``out`` to the dataset repo ``repo_id``; only what the repo does not already hold."""
+    """Upload ``out`` to the dataset repo ``repo_id``; only what the repo does not already hold.
+
+    ``on_progress(phase, bytes_done, bytes_total)``: ``"hashing"`` as each file to upload is hashed, then
+    ``"uploading"`` as each commit lands (after the dataset was checked and the repo listed)."""
     items = plan(out, include_rejects)
     result = PublishResult(repo_id, items, dry_run=dry_run)
     if dry_run:
@@ -161,7 +165,7 @@ def publish(
 
     api = HfApi(endpoint=endpoint, token=token or os.environ.get("HF_TOKEN"))
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    if revision and not create_pr and not revision.startswith("refs/"):  # refs/pr/N: an existing pull request
+    if revision and not revision.startswith("refs/"):  # a branch, created if needed (a PR against it too); refs/pr/N: a PR
         api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
     remote = {
         f.path: f
@@ -171,8 +175,14 @@ def publish(
     todo = []
     for item in items:
         (result.skipped if already_there(item, remote.get(item.path_in_repo)) else todo).append(item)
-    ops_of = {i.path_in_repo: _operation(i, out, CommitOperationAdd) for i in todo}  # hashed (and checked) before any commit
-    target = revision
+    total, done = sum(i.size for i in todo), 0
+    ops_of = {}
+    for item in todo:  # hashed (and checked) before any commit
+        ops_of[item.path_in_repo] = _operation(item, out, CommitOperationAdd)
+        done += item.size
+        if on_progress is not None:
+            on_progress("hashing", done, total)
+    target, done = revision, 0
     for n, batch in enumerate(batches(todo, max_commit_bytes)):
         ops = [ops_of[i.path_in_repo] for i in batch]
         info = api.create_commit(
@@ -185,6 +195,9 @@ def publish(
         )
         result.commits.append(info.oid)
         result.uploaded += batch
+        done += sum(i.size for i in batch)
+        if on_progress is not None:
+            on_progress("uploading", done, total)
         if create_pr and n == 0 and info.pr_revision:
             result.pr_url = info.pr_url
             target = info.pr_revision  # later commits go to the same pull request

@@ -22,11 +22,11 @@ the row and clip index when one is to blame.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -37,12 +37,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from audiodata.audio.transform import pcm_hash
-from audiodata.faults import FAULT_EXIT, MachineFault, is_os_fault
+from audiodata.faults import MachineFault, is_os_fault
 from audiodata.rules import verify_rules  # noqa: F401  (registers V001-V017)
 from audiodata.rules.registry import REGISTRY
 from audiodata.writer.card import read_card_yaml
@@ -115,11 +112,15 @@ class _ShardSeen:
     clips: int | None = None
 
 
-def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None) -> VerifyReport:
+def verify(
+    out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None, *, num_workers: int = 1
+) -> VerifyReport:
     """Re-read the output folder ``out`` and report every inconsistency, located.
 
     ``audio=False`` skips decoding (metadata, counts, checksums and the card are still
-    checked). Raises :class:`VerifyError` when there is no readable manifest.
+    checked). ``num_workers`` > 1 checks that many shards at once in worker processes (0: all
+    cores); the report is the same as with one, problems in the same order. Raises
+    :class:`VerifyError` when there is no readable manifest.
     """
     root = Path(out)
     manifest = _load_manifest(root)
@@ -136,16 +137,23 @@ def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None =
             add(Problem("V003", rel, "Parquet file not listed in manifest.json (a stray or leftover shard?)"))
 
     seen: dict[str, _ShardSeen] = {}
-    for n, shard in enumerate(shards):
-        name = shard["file"]
-        path = root / name
-        seen[name] = info = _ShardSeen()
-        if not path.is_file():
-            add(Problem("V002", name, "listed in manifest.json but missing"))
-            continue
-        _check_checksum(path, name, shard, add)
-        _check_shard(path, name, shard, rate, audio, report, info, partial(_tick, on_progress, n, len(shards), report))
-        report.shards_checked += 1
+    workers = min(num_workers or os.cpu_count() or 1, len(shards))
+    if workers <= 1:  # in this process, the progress ticking batch by batch
+        outcomes: Iterator[tuple[int, tuple[VerifyReport, _ShardSeen, bool]]] = (
+            (n, _verify_shard(root, shard, rate, audio, partial(_tick_within, on_progress, n, len(shards), report)))
+            for n, shard in enumerate(shards)
+        )
+    else:  # one job per shard, results merged in shard order: the same report as one process gives
+        from audiodata.pipeline.window import ordered_map
+
+        jobs = ((n, (root, shard, rate, audio)) for n, shard in enumerate(shards))
+        outcomes = ordered_map(_verify_shard, jobs, workers)
+    for n, (part, info, there) in outcomes:
+        seen[shards[n]["file"]] = info
+        report.problems += part.problems
+        report.rows_checked += part.rows_checked
+        report.clips_checked += part.clips_checked
+        report.shards_checked += there
         _tick(on_progress, n + 1, len(shards), report)
 
     _check_card(root, shards, present, seen, rate, add)
@@ -153,9 +161,31 @@ def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None =
     return report
 
 
+def _verify_shard(
+    root: Path, shard: dict[str, Any], rate: int, audio: bool, tick: Callable[[int], None] | None = None
+) -> tuple[VerifyReport, _ShardSeen, bool]:
+    """One shard's checks, its problems and counts in a report of its own (so any process can run it): the
+    report, what was seen, and whether the file was there. ``tick(rows_checked)`` after each batch."""
+    name = shard["file"]
+    path = root / name
+    part, info = VerifyReport(str(root), audio_checked=audio), _ShardSeen()
+    if not path.is_file():
+        part.problems.append(Problem("V002", name, "listed in manifest.json but missing"))
+        return part, info, False
+    _check_checksum(path, name, shard, part.problems.append)
+    _check_shard(path, name, shard, rate, audio, part, info, (lambda: tick(part.rows_checked)) if tick else lambda: None)
+    return part, info, True
+
+
 def _tick(on_progress: ProgressFn | None, done: int, total: int, report: VerifyReport) -> None:
     if on_progress is not None:
         on_progress(done, total, report.rows_checked)
+
+
+def _tick_within(on_progress: ProgressFn | None, done: int, total: int, report: VerifyReport, shard_rows: int) -> None:
+    """Progress inside a shard checked in this process: the rows of the shards before it plus its own so far."""
+    if on_progress is not None:
+        on_progress(done, total, report.rows_checked + shard_rows)
 
 
 # -- manifest ------------------------------------------------------------------------
@@ -440,53 +470,4 @@ def _check_summary(
             add(Problem("V017", where, f"configs {key[0]}/{key[1]} rows {stated.get(key)}, the shards hold {per.get(key)}"))
 
 
-# -- command line ------------------------------------------------------------------------
-
-
-def add_verify_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add ``verify OUT [--no-audio] [--json]`` to a subparsers object."""
-    v = sub.add_parser(
-        "verify",
-        help="re-read a converted dataset: checksums, row counts, every audio, the card",
-        description="Re-read every shard of a converted output: sha256 and sizes against manifest.json, row and clip "
-        "counts, every audio decoded (rate, mono, samples, PCM hash), and the dataset card's YAML against the shards.",
-        epilog="exit codes: 0 consistent, 1 problems found, 2 usage error (no readable manifest.json)" + FAULT_EXIT,
-    )
-    v.add_argument("output", metavar="OUT", help="a folder written by audiodata convert")
-    v.add_argument("--no-audio", action="store_true", help="do not decode the audio (checksums, counts and card only)")
-    v.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    return v
-
-
-def cmd_verify(args: argparse.Namespace, console: Console, max_problems: int = 20) -> int:
-    """Run ``verify`` for the CLI; ``console`` receives errors. Returns the exit code (0, 1, or 2 on VerifyError)."""
-    try:
-        report = verify(args.output, audio=not args.no_audio)
-    except VerifyError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        return EXIT_USAGE
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-        return report.exit_code
-    t = Table(title=f"audiodata verify {args.output}", show_header=False)
-    t.add_column(style="bold")
-    t.add_column(justify="right")
-    t.add_row("shards checked", str(report.shards_checked))
-    t.add_row("rows checked", str(report.rows_checked))
-    t.add_row("clips decoded", str(report.clips_checked) if report.audio_checked else "- (--no-audio)")
-    t.add_row("problems", f"[red]{len(report.problems)}[/]" if report.problems else "[green]0[/]")
-    console.print(t)
-    if report.problems:
-        p = Table(title="problems" + (f" (first {max_problems})" if len(report.problems) > max_problems else ""))
-        for col in ("code", "where", "problem"):
-            p.add_column(col, overflow="fold")
-        for prob in report.problems[:max_problems]:
-            p.add_row(prob.code, escape(prob.where), escape(prob.message))
-        console.print(p)
-        console.print("[bold red]verify failed:[/] " + ", ".join(f"{c} x{n}" for c, n in report.by_code().items()))
-    else:
-        console.print("[bold green]ok: shards, audio and card are consistent with manifest.json[/]")
-    return report.exit_code
-
-
-__all__ = ["CHECKS", "Problem", "VerifyError", "VerifyReport", "add_verify_parser", "cmd_verify", "verify"]
+__all__ = ["CHECKS", "Problem", "VerifyError", "VerifyReport", "verify"]

@@ -7,7 +7,7 @@ applies when it loads a dataset (research notes, llamafactory.md section 5 A-D).
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import io
 import json
 import os
@@ -17,10 +17,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from rich.console import Console
 
 import audiodata
-from audiodata.export import ExportError, add_export_parser, cmd_export, export, safe_name
+from audiodata.cli.main import main
+from audiodata.export import ExportError, export, safe_name
 from audiodata.writer.schema import prompt_column
 from tests.conftest import write_audio, write_jsonl
 
@@ -69,15 +69,13 @@ def convert_back(dest: Path, tmp: Path) -> Path:
     return back
 
 
-def console() -> Console:
-    return Console(file=io.StringIO(), width=200)
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="audiodata")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_export_parser(sub)
-    return p
+def cli(argv: list[str]) -> tuple[int, str]:
+    """``audiodata ARGV`` as the command line runs it: the exit code and everything it printed (200 columns wide)."""
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        mp.setenv("COLUMNS", "200")
+        code = main(argv)
+    return code, printed.getvalue()
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -308,21 +306,18 @@ def test_ms_swift_skips_and_counts_rows_ms_swift_would_drop(swift_drops_out: Pat
 
 def test_ms_swift_hints_name_the_commands_and_root_image_dir(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
     out, _ = sample_out
-    p = parser()
     for relative in (False, True):
         dest = tmp_path / f"swift-{relative}"
-        argv = ["export", str(out), "--to", "ms-swift", str(dest)] + (["--relative-paths"] if relative else [])
-        c = console()
-        assert cmd_export(p.parse_args(argv), c) == 0
-        text = c.file.getvalue()  # type: ignore[attr-defined]
+        argv = ["export", str(out), "--to", "ms-swift", "-o", str(dest)] + (["--relative-paths"] if relative else [])
+        code, text = cli(argv)
+        assert code == 0
         env = f"ROOT_IMAGE_DIR={dest.resolve()} " if relative else ""
         assert f"train with: {env}swift sft --dataset {dest.resolve() / 'sft_train.jsonl'}" in text
         assert f"train with: {env}swift rlhf --rlhf_type dpo --dataset {dest.resolve() / 'dpo_train.jsonl'}" in text
         assert ("set ROOT_IMAGE_DIR=" in text) == relative
-    c = console()
-    args = p.parse_args(["export", str(out), "--to", "llamafactory", str(tmp_path / "lf"), "--relative-paths"])
-    assert cmd_export(args, c) == 2
-    assert "--relative-paths applies to --to ms-swift only" in c.file.getvalue()  # type: ignore[attr-defined]
+    code, text = cli(["export", str(out), "--to", "llamafactory", "-o", str(tmp_path / "lf"), "--relative-paths"])
+    assert code == 2
+    assert "--relative-paths applies to --to ms-swift only" in text
 
 
 def test_minicpm_round_trip_and_skips(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
@@ -431,38 +426,30 @@ def test_safe_name() -> None:
 
 def test_cli_exit_codes(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
     out, _ = sample_out
-    p = parser()
     dest = tmp_path / "lf"
-    args = p.parse_args(["export", str(out), "--to", "llamafactory", str(dest)])
-    got = (args.output, args.to, args.dest, args.form, args.overwrite)
-    assert got == (str(out), "llamafactory", str(dest), "sharegpt", False)
-    assert cmd_export(args, console()) == 0
+    assert cli(["export", str(out), "--to", "llamafactory", "-o", str(dest)])[0] == 0
     assert (dest / "dataset_info.json").is_file()
 
     # a non-empty DIR needs --overwrite
-    c = console()
-    assert cmd_export(p.parse_args(["export", str(out), "--to", "ms-swift", str(dest)]), c) == 2
-    assert "--overwrite" in c.file.getvalue()  # type: ignore[attr-defined]
+    code, text = cli(["export", str(out), "--to", "ms-swift", "-o", str(dest)])
+    assert code == 2 and "--overwrite" in text
     keep = dest / "notes.txt"
     keep.write_text("mine")
-    args = p.parse_args(["export", str(out), "--to", "ms-swift", str(dest), "--overwrite"])
-    assert cmd_export(args, console()) == 0
+    assert cli(["export", str(out), "--to", "ms-swift", "-o", str(dest), "--overwrite"])[0] == 0
     assert keep.read_text() == "mine"  # only what an export writes is replaced
     assert not (dest / "dataset_info.json").exists() and (dest / "sft_train.jsonl").is_file()
 
     # skipped records: exit 1, with the reasons in the summary
-    c = console()
-    assert cmd_export(p.parse_args(["export", str(out), "--to", "minicpm", str(tmp_path / "mc")]), c) == 1
-    assert "skipped records by reason" in c.file.getvalue()  # type: ignore[attr-defined]
+    code, text = cli(["export", str(out), "--to", "minicpm", "-o", str(tmp_path / "mc")])
+    assert code == 1 and "skipped records by reason" in text
 
-    # usage errors: not a converted output, --form for another target
+    # usage errors: not a converted output, --format for another target, an unknown target
     (tmp_path / "raw").mkdir()
-    args = p.parse_args(["export", str(tmp_path / "raw"), "--to", "llamafactory", str(tmp_path / "d1")])
-    assert cmd_export(args, console()) == 2
-    args = p.parse_args(["export", str(out), "--to", "ms-swift", str(tmp_path / "d2"), "--form", "alpaca"])
-    assert cmd_export(args, console()) == 2
-    with pytest.raises(SystemExit):
-        p.parse_args(["export", str(out), "--to", "axolotl", str(tmp_path / "d3")])
+    assert cli(["export", str(tmp_path / "raw"), "--to", "llamafactory", "-o", str(tmp_path / "d1")])[0] == 2
+    assert cli(["export", str(out), "--to", "ms-swift", "-o", str(tmp_path / "d2"), "--format", "alpaca"])[0] == 2
+    with pytest.raises(SystemExit) as exit_:
+        cli(["export", str(out), "--to", "axolotl", "-o", str(tmp_path / "d3")])
+    assert exit_.value.code == 2
 
 
 def test_refuses_unsafe_destinations(sample_out: tuple[Path, Any], tmp_path: Path) -> None:
@@ -507,10 +494,9 @@ def split_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("to", ["llamafactory", "llamafactory-v1"])
 def test_validation_split_goes_to_eval_dataset(split_out: Path, tmp_path: Path, to: str) -> None:
     dest = tmp_path / "d"
-    p = parser()
-    c = console()
-    assert cmd_export(p.parse_args(["export", str(split_out), "--to", to, str(dest)]), c) == 0
-    printed = " ".join(c.file.getvalue().split())  # type: ignore[attr-defined]
+    code, text = cli(["export", str(split_out), "--to", to, "-o", str(dest)])
+    assert code == 0
+    printed = " ".join(text.split())
     result = export(split_out, to, tmp_path / "api")
     if to == "llamafactory":
         assert result.train == {"sft": {"dataset": ["sft_train"], "eval_dataset": ["sft_validation"]},

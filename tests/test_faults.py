@@ -281,7 +281,7 @@ def test_read_only_output_is_one_line_exit_3_for_every_writer(
     ds = tmp_path / "ds"
     assert main(convert_args(corpus, ds)) == 0
     capsys.readouterr()
-    assert main(["export", str(ds), "--to", "ms-swift", str(ro / "exported")]) == EXIT_FAULT
+    assert main(["export", str(ds), "--to", "ms-swift", "-o", str(ro / "exported")]) == EXIT_FAULT
     assert f"{ro}/exported" in one_line(capsys.readouterr().err)
 
 
@@ -297,16 +297,16 @@ def test_an_output_that_is_a_file_is_one_line_exit_3(corpus: Path, tmp_path: Pat
 
 
 COMMANDS = {  # command line -> the function it runs that the fault is raised from
-    "convert": (["convert", "in.jsonl", "-o", "o", "--no-progress"], "audiodata.cli.main.run_convert"),
-    "lint": (["lint", "in.jsonl", "--no-progress"], "audiodata.cli.main.run_lint"),
+    "convert": (["convert", "in.jsonl", "-o", "o", "--no-progress"], "audiodata.pipeline.convert.convert"),
+    "lint": (["lint", "in.jsonl", "--no-progress"], "audiodata.pipeline.lint.lint"),
     "dedup": (["dedup", "in.jsonl", "--no-progress"], "audiodata.pipeline.dedup.dedup"),
     "verify": (["verify", "o"], "audiodata.verify.verify"),
-    "export": (["export", "o", "--to", "ms-swift", "d"], "audiodata.export.export"),
+    "export": (["export", "o", "--to", "ms-swift", "-o", "d"], "audiodata.export.export"),
     "publish": (["publish", "o", "me/x"], "audiodata.publish.publish"),
-    "info": (["info", "o"], "audiodata.cli.main.load_manifest"),
+    "info": (["info", "o"], "audiodata.dataset.load_manifest"),
     "train": (["train", "sft", "--model", "m", "--data", "o"], "trainer.cli.config_from_args"),
     "merge": (["train", "merge", "a", "-o", "m"], "trainer.merge.merge"),
-    "make-tiny-model": (["make-tiny-model", "m"], "trainer.tiny.make_tiny_model"),
+    "make-tiny-model": (["make-tiny-model", "-o", "m"], "trainer.tiny.make_tiny_model"),
 }
 
 
@@ -357,9 +357,9 @@ def test_export_and_lint_fix_cannot_collide(corpus: Path, tmp_path: Path, capsys
     assert main(convert_args(corpus, ds)) == 0
     dest = tmp_path / "exported"
     with hold(dest, "export"):
-        assert main(["export", str(ds), "--to", "ms-swift", str(dest)]) == 2
-    assert "in use by another audiodata run (export" in said(capsys.readouterr().out)  # export prints errors with its tables
-    assert main(["export", str(ds), "--to", "ms-swift", str(dest)]) == 0
+        assert main(["export", str(ds), "--to", "ms-swift", "-o", str(dest)]) == 2
+    assert "in use by another audiodata run (export" in said(capsys.readouterr().err)
+    assert main(["export", str(ds), "--to", "ms-swift", "-o", str(dest)]) == 0
     # lint --fix and the reports are replaced whole through a temporary name of their own: no lock needed
     fixed, report = tmp_path / "fixed.jsonl", tmp_path / "r.json"
     for _ in range(2):
@@ -566,7 +566,7 @@ def test_ctrl_c_and_faults_say_the_exact_command_that_resumes(aside_build: bool,
         def interrupted(*args: object, _raised: BaseException = raised, **kwargs: object) -> None:
             raise _raised
 
-        monkeypatch.setattr("audiodata.cli.main.run_convert", interrupted)
+        monkeypatch.setattr("audiodata.pipeline.convert.convert", interrupted)
         code = main(argv)
         err = said(capsys.readouterr().err)
         if isinstance(raised, KeyboardInterrupt):
@@ -646,8 +646,8 @@ def test_every_reader_names_the_damaged_shard_and_exits_2(
     ds, how, name = damaged
     argv = {
         "info": ["info", str(ds)],
-        "export": ["export", str(ds), "--to", "llamafactory", str(tmp_path / "lf")],
-        "dedup --against": ["dedup", str(corpus), "--against", str(ds), "--mode", "exact", "--no-progress"],
+        "export": ["export", str(ds), "--to", "llamafactory", "-o", str(tmp_path / "lf")],
+        "dedup --against": ["dedup", str(corpus), "--against", str(ds), "--dedup", "exact", "--no-progress"],
     }[reader]
     code = main(argv)
     if how == "garbage" and reader == "info":  # info reads footers only (sizes, row counts): to it the shard is whole
@@ -754,17 +754,17 @@ def test_no_output_carries_the_absolute_local_paths(tmp_path: Path, capsys):
 
 def test_an_export_stopped_by_a_full_disk_is_redone_by_the_same_command(dataset: Path, tmp_path: Path, capsys, monkeypatch):
     clean, dest = tmp_path / "clean", tmp_path / "dest"
-    assert main(["export", str(dataset), "--to", "llamafactory", str(clean)]) == 0
+    assert main(["export", str(dataset), "--to", "llamafactory", "-o", str(clean)]) == 0
     mp = pytest.MonkeyPatch()
     FillingDisk(dest, 40_000).install(mp)
     try:
-        assert main(["export", str(dataset), "--to", "llamafactory", str(dest)]) == EXIT_FAULT
+        assert main(["export", str(dataset), "--to", "llamafactory", "-o", str(dest)]) == EXIT_FAULT
     finally:
         mp.undo()
     assert f"cannot write {dest}/" in one_line(capsys.readouterr().err)
-    assert main(["export", str(dataset), "--to", "llamafactory", str(dest)]) == 0  # its own unfinished export: no --overwrite
+    assert main(["export", str(dataset), "--to", "llamafactory", "-o", str(dest)]) == 0  # its own unfinished one: no --overwrite
     assert tree_bytes(dest) == tree_bytes(clean)
-    assert main(["export", str(dataset), "--to", "llamafactory", str(dest)]) == 2  # a finished one is not replaced unasked
+    assert main(["export", str(dataset), "--to", "llamafactory", "-o", str(dest)]) == 2  # a finished one is not replaced unasked
 
 
 def test_train_says_which_shard_and_exits_2(monkeypatch, capsys):

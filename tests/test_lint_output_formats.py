@@ -324,3 +324,16 @@ def test_non_tty_logs_hold_no_control_codes(corpus: Path) -> None:
     assert "\x1b" not in text and "\r" not in text
     assert all(len(line) <= 60 for line in text.splitlines()), max(text.splitlines(), key=len)
     assert "fix:" in text and "M001" in text
+
+
+def test_cli_offers_every_output_format() -> None:
+    """The lint command lists its formats without importing the renderers (start-up); they must stay equal."""
+    import argparse
+
+    from audiodata.cli.commands import lint as lint_command
+    from audiodata.report.formats import OUTPUT_FORMATS
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    lint_command.register(sub)
+    (action,) = [a for a in sub.choices["lint"]._actions if a.dest == "output_format"]
+    assert tuple(action.choices) == OUTPUT_FORMATS

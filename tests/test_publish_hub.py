@@ -143,6 +143,16 @@ def test_create_pr_opens_one_pull_request_for_all_commits(sample_out, hub: Hub):
     assert hub.files(REPO_ID, "main") == {}
 
 
+def test_create_pr_against_a_new_branch_creates_the_branch_first(sample_out, hub: Hub):
+    """``--revision dev --create-pr`` (the README's example): the Hub opens a pull request against an existing
+    branch only; without the branch it said "Revision dev not found" and the run failed."""
+    out, _ = sample_out
+    result = run(out, hub, revision="dev", create_pr=True)
+    assert hub.counts["create_branch"] == 1 and hub.prs[REPO_ID] == 1 and result.pr_url
+    assert {c.revision for c in hub.commits} == {"refs/pr/1"}
+    assert hub.files(REPO_ID, "main") == {}
+
+
 def test_tokens(sample_out, hub: Hub, monkeypatch: pytest.MonkeyPatch):
     out, _ = sample_out
     with pytest.raises(HfHubHTTPError) as err:

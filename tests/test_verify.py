@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from rich.console import Console
 
-from audiodata.verify import CHECKS, Problem, VerifyError, VerifyReport, add_verify_parser, cmd_verify, verify
+from audiodata.cli.main import main
+from audiodata.verify import CHECKS, Problem, VerifyError, VerifyReport, verify
 from tests.conftest import tone
 
 SFT = "data/sft/train-00000-of-00001.parquet"
@@ -46,12 +46,12 @@ def codes(report: VerifyReport) -> set[str]:
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="audiodata")
-    add_verify_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    console = Console(file=io.StringIO(), width=200)
-    code = cmd_verify(args, console)
-    return code, console.file.getvalue()  # type: ignore[attr-defined]
+    """``audiodata ARGV``: the exit code and everything it printed (200 columns wide)."""
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        mp.setenv("COLUMNS", "200")
+        code = main(argv)
+    return code, printed.getvalue()
 
 
 def test_clean_conversion_verifies(out: Path) -> None:
@@ -214,13 +214,13 @@ def test_unreadable_manifest_raises(out: Path) -> None:
     assert issubclass(VerifyError, ValueError)
 
 
-def test_cli_exit_codes(out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exit_codes(out: Path, tmp_path: Path) -> None:
     code, text = run_cli(["verify", str(out)])
     assert code == 0 and "shards checked" in text
 
-    code, _ = run_cli(["verify", str(out), "--json"])
+    code, text = run_cli(["verify", str(out), "--json", "--no-progress"])
     assert code == 0
-    assert json.loads(capsys.readouterr().out)["summary"]["rows_checked"] == 63
+    assert json.loads(text)["summary"]["rows_checked"] == 63
 
     _edit_card(out, "num_examples: 13", "num_examples: 12")
     code, text = run_cli(["verify", str(out), "--no-audio"])

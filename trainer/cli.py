@@ -12,6 +12,7 @@ import contextlib
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from audiodata.dataset import DatasetError
@@ -21,37 +22,99 @@ from trainer.config import TASKS, ConfigError, TrainConfig
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def add_train_parsers(sub: Any) -> None:
+def register_train(sub: Any) -> None:
+    """The ``train`` command (entry point ``audiodata.commands``: ``train``)."""
     t = sub.add_parser(
         "train",
         help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
         epilog="exit codes: 0 trained, 2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
     )
     tsub = t.add_subparsers(dest="train_command", required=True)
+    helps = TrainConfig.field_help()  # once: it reads the source
     for task in TASKS:
         p = tsub.add_parser(task, help=f"{task.upper()} training", description=f"{task.upper()} on shards written by convert.")
         p.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
         p.add_argument("--json", action="store_true", help="print the training report as JSON")
-        helps = TrainConfig.field_help()
         for f in fields(TrainConfig):
-            if f.name == "task":
-                continue
-            flag = "--" + f.name.replace("_", "-")
-            kinds = str(f.type)
-            text = helps.get(f.name, "")
-            default = "" if f.default is None or f.default == "" else f" (default {f.default})"
-            if "bool" in kinds:
-                p.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=text + default)
-            else:
-                p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text + default)
+            if f.name != "task":
+                _add_field_flags(p, f, helps.get(f.name, ""))
     m = tsub.add_parser("merge", help="merge a LoRA adapter into its base model's weights")
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")
     m.add_argument("--model", help="base model (default: the one recorded in the adapter)")
+    t.set_defaults(func=run, resume_command=resume_command)
+
+
+def resume_command(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str] | None:
+    """After Ctrl-C: the command that continues from the newest checkpoint, when the run saved one."""
+    if args.train_command not in TASKS or args.resume not in (None, "latest"):
+        return None
+    try:
+        out = Path(config_from_args(args).output_dir)
+    except (ConfigError, DatasetError):
+        return None
+    if not any(p.is_dir() for p in out.glob("checkpoint-*")):
+        return None
+    again = typed if args.resume == "latest" else [*typed, "--resume", "latest"]
+    return again, f"checkpoints in {out} are kept; to continue from the newest, run"
+
+
+#: Other spellings a training flag accepts, hidden from --help and not deprecated: TRL's and transformers' names
+#: (each field's own underscore spelling is accepted too, as HfArgumentParser does) and LLaMA-Factory's cutoff_len.
+FLAG_ALIASES = {
+    "model": ["--model_name_or_path"],
+    "data": ["--dataset_name"],
+    "train_split": ["--dataset_train_split"],
+    "eval_split": ["--dataset_test_split"],
+    "per_device_batch_size": ["--per_device_train_batch_size", "--per-device-train-batch-size"],
+    "use_lora": ["--use_peft"],
+    "resume": ["--resume_from_checkpoint"],
+    "max_length": ["--cutoff-len", "--cutoff_len"],
+}
+#: Flags shown before the field's own: audiodata's one output flag, and the one worker flag.
+SHOWN_FIRST = {"output_dir": ["-o", "--output"], "dataloader_num_workers": ["--num-workers"]}
+#: One name per concept across audiodata's commands: the flag shown where it is not the field's (that one still
+#: works for a release, with a deprecation note).
+RENAMED = {"family": "--model-family"}
+
+
+def _add_field_flags(p: argparse.ArgumentParser, f: Any, text: str) -> None:
+    """The flags of one TrainConfig field: its own (or its RENAMED one), SHOWN_FIRST, and the hidden aliases."""
+    from audiodata.cli.common import renamed
+
+    own = "--" + f.name.replace("_", "-")
+    shown = [*SHOWN_FIRST.get(f.name, []), RENAMED.get(f.name, own)]
+    hidden = [a for a in dict.fromkeys(["--" + f.name, *FLAG_ALIASES.get(f.name, [])]) if a not in (*shown, own)]
+    default = "" if f.default is None or f.default == "" else f" (default {f.default})"
+    if "bool" in str(f.type):
+        kw: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+    else:
+        kw = {"metavar": f.name.upper()}
+    p.add_argument(*shown, dest=f.name, default=None, help=text + default, **kw)
+    if hidden:
+        p.add_argument(*hidden, dest=f.name, default=None, help=argparse.SUPPRESS, **kw)
+    if f.name in RENAMED:
+        renamed(p, RENAMED[f.name], own)
+
+
+def register_tiny_model(sub: Any) -> None:
+    """The ``make-tiny-model`` command (entry point ``audiodata.commands``: ``make-tiny-model``)."""
+    from audiodata.cli.common import renamed
+
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random audio LM (offline) for smoke runs and tests")
-    tiny.add_argument("output", metavar="DIR")
-    tiny.add_argument("--family", default="qwen2-audio", choices=["qwen2-audio", "qwen2.5-omni"])
+    tiny.add_argument("-o", "--output", dest="output_path", metavar="DIR", help="folder for the model")
+    tiny.add_argument("dir", nargs="?", metavar="DIR", help=argparse.SUPPRESS)  # the old positional form: deprecated
+    tiny.late_positionals = ("dir",)
+    tiny.add_argument("--model-family", default="qwen2-audio", choices=["qwen2-audio", "qwen2.5-omni"])
+    renamed(tiny, "--model-family", "--family")
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=run)
+
+
+def add_train_parsers(sub: Any) -> None:
+    """Both commands, for ``python -m trainer``."""
+    register_train(sub)
+    register_tiny_model(sub)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -66,10 +129,11 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``train``/``make-tiny-model`` command."""
     try:
         if args.command == "make-tiny-model":
+            from audiodata.cli.common import output_or_positional
             from trainer.tiny import make_tiny_model
 
-            out = make_tiny_model(args.output, family=args.family, seed=args.seed)
-            print(f"tiny {args.family} model written to {out}")
+            out = make_tiny_model(output_or_positional(args, "dir"), family=args.model_family, seed=args.seed)
+            print(f"tiny {args.model_family} model written to {out}")
             return EXIT_OK
         if args.train_command == "merge":
             from trainer.merge import merge
@@ -136,7 +200,9 @@ def _preference_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description="audiodata trainer")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from audiodata.cli.common import Parser
+
+    parser = Parser(prog="python -m trainer", description="audiodata trainer")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_train_parsers(sub)
     return run(parser.parse_args(argv))

@@ -34,22 +34,19 @@ that a target cannot express are skipped with a reason, never silently.
 
 from __future__ import annotations
 
-from typing import Any
-
-from audiodata.export.base import AUDIO_FORMATS, EVAL_SPLITS, FORMS, TARGETS, ExportError, ExportResult, safe_name
+from audiodata.export.base import (
+    AUDIO_FORMATS,
+    EVAL_SPLITS,
+    FORMS,
+    TARGETS,
+    DestinationNotEmpty,
+    ExportError,
+    ExportResult,
+    safe_name,
+)
 from audiodata.export.msswift import SWIFT_COMMANDS, swift_hints
 from audiodata.export.run import export
 from audiodata.rules.export_rules import SWIFT_TOOL_PROMPT, TARGET_RULES
-
-
-def __getattr__(name: str) -> Any:
-    """The command line (argparse, rich) loads only when asked for: the library does not depend on it."""
-    if name in ("add_export_parser", "cmd_export"):
-        from audiodata.export import cli
-
-        return getattr(cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -59,10 +56,9 @@ __all__ = [
     "SWIFT_TOOL_PROMPT",
     "TARGETS",
     "TARGET_RULES",
+    "DestinationNotEmpty",
     "ExportError",
     "ExportResult",
-    "add_export_parser",
-    "cmd_export",
     "export",
     "safe_name",
     "swift_hints",

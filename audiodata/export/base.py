@@ -44,6 +44,10 @@ class ExportError(ValueError):
     """An export that cannot run at all (usage error, exit code 2)."""
 
 
+class DestinationNotEmpty(ExportError):
+    """DEST holds files (a finished export or something else) and ``overwrite`` was not given."""
+
+
 class _Skip(Exception):
     """This record does not fit the target: skipped with this finding (its code and message)."""
 

@@ -7,17 +7,19 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from audiodata.dataset import DatasetError
+from audiodata.dataset import DatasetError, load_manifest
 from audiodata.export.base import (
     _MAX_SKIP_LIST,
     AUDIO_FORMATS,
     FORMS,
     TARGETS,
+    DestinationNotEmpty,
     ExportError,
     ExportResult,
     _atomic_write,
@@ -53,7 +55,7 @@ def _check_dest(out: Path, dest: Path, overwrite: bool) -> None:
     if dest.resolve().is_relative_to(out.resolve()):
         raise ExportError(f"{dest} is inside the converted dataset {out}; choose another folder")
     if not overwrite and _holds_files(dest) and not _unfinished(dest):
-        raise ExportError(f"{dest} is not empty; choose an empty folder or pass --overwrite")
+        raise DestinationNotEmpty(f"{dest} is not empty; choose an empty folder or pass --overwrite")
 
 
 def _holds_files(dest: Path) -> bool:
@@ -100,11 +102,13 @@ def export(
     *,
     overwrite: bool = False,
     relative_paths: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Export the converted dataset ``out`` to ``dest`` for trainer ``to``.
 
     ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``llamafactory-v1``, ``ms-swift`` or ``minicpm``.
     ``relative_paths`` (ms-swift only): audio paths relative to ``dest`` rather than absolute.
+    ``on_progress(rows_done, rows_total)`` is called as rows are exported (after ``dest`` was checked).
     Raises :class:`ExportError` for usage errors; records a target cannot express are
     skipped and counted in :attr:`ExportResult.skipped_by_reason`.
     """
@@ -114,7 +118,7 @@ def export(
     if form not in FORMS:
         raise ExportError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
     if form != "sharegpt" and to != "llamafactory":
-        raise ExportError("--form applies to --to llamafactory only")
+        raise ExportError("--format (form=) applies to --to llamafactory only")
     if audio_format not in AUDIO_FORMATS:
         raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
     if relative_paths and to != "ms-swift":
@@ -124,15 +128,35 @@ def export(
         _check_dest(out, dest, overwrite)
         with hold(dest, "export"):
             _prepare_dest(out, dest, overwrite)
-            result = _export(out, streams, dest, to, form, audio_format, relative_paths)
+            tick = _ticker(on_progress, sum(int(s.get("rows") or 0) for s in load_manifest(out)["shards"]))
+            result = _export(out, streams, dest, to, form, audio_format, relative_paths, tick)
             _export_state(dest, "complete")
     except (DatasetError, OutputBusy) as exc:  # a damaged dataset, another export into DEST: exit 2 as well
         raise ExportError(str(exc)) from None
     return result
 
 
+def _ticker(on_progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None]:
+    """One call per row read: ``on_progress(rows_done, rows_total)``."""
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if on_progress is not None:
+            on_progress(done[0], total)
+
+    return tick
+
+
 def _export(
-    out: Path, streams: list[_Stream], dest: Path, to: str, form: str, audio_format: str, relative_paths: bool
+    out: Path,
+    streams: list[_Stream],
+    dest: Path,
+    to: str,
+    form: str,
+    audio_format: str,
+    relative_paths: bool,
+    tick: Callable[[], None] = lambda: None,
 ) -> ExportResult:
     result = ExportResult(dest, to, form, relative_paths=relative_paths)
     formatter: _Formatter = {
@@ -149,7 +173,7 @@ def _export(
     for stream in streams:
         stem = _unique(f"{safe_name(stream.config)}_{safe_name(stream.split)}", used_files)
         path = _inside(dest, dest / f"{stem}{suffix}")
-        written = _export_stream(stream, path, dest, formatter, rules, to, audio_format, result)
+        written = _export_stream(stream, path, dest, formatter, rules, to, audio_format, result, tick)
         if not written:
             with on_path(path, "delete"):
                 path.unlink()
@@ -183,6 +207,7 @@ def _export_stream(
     to: str,
     audio_format: str,
     result: ExportResult,
+    tick: Callable[[], None] = lambda: None,
 ) -> int:
     audio_dir = f"audio/{safe_name(stream.config)}/{safe_name(stream.split)}"
     stems: set[str] = set()
@@ -194,6 +219,7 @@ def _export_stream(
         n_read = n_written = 0
         for rec in _rows(stream):
             n_read += 1
+            tick()
             try:
                 stem = _unique(safe_name(rec.id), stems) if rec.audios or rec.images or rec.videos else ""
                 found = check_export(rec, rules)  # the target's rule set: any finding skips the record

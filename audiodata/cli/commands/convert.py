@@ -1,0 +1,176 @@
+"""``audiodata convert``: raw JSON/JSONL corpora into Hub-ready Parquet shards (:mod:`audiodata.pipeline.convert`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from audiodata.cli.common import Bar, add_reading_options, reading_options, stderr_console, stdout_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from audiodata.pipeline.convert import ConvertResult
+
+NAME = "convert"
+HELP = "convert raw JSON/JSONL corpora into Hub-ready Parquet shards"
+
+
+def register(subparsers: Any) -> None:
+    from audiodata.dedup.index import NEAR_THRESHOLD
+    from audiodata.faults import FAULT_EXIT
+
+    c = subparsers.add_parser(
+        NAME,
+        help=HELP,
+        description="Convert raw JSON/JSONL corpora (files, folders, globs, a LLaMA-Factory dataset_info.json) "
+        "into Parquet shards with the audio embedded, resampled once.",
+        epilog="exit codes: 0 all records written, 1 some rejected (see OUT/rejects.jsonl), 2 usage error (or OUT held "
+        "by another run)" + FAULT_EXIT + "; the same command resumes",
+    )
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
+    c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    add_reading_options(c)
+    c.add_argument("--sample-rate", type=int, default=16000, help="target sample rate (default 16000)")
+    c.add_argument("--codec", choices=["flac", "wav"], default="flac", help="lossless audio encoding (default flac)")
+    c.add_argument("--split", default="train", help="split name for the records (default train)")
+    c.add_argument("--val-ratio", type=float, default=0.0, help="fraction assigned to --val-split, keyed on audio content")
+    c.add_argument("--val-split", default="validation", help="name of the held-out split (default validation)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
+    c.add_argument("--max-shard-size", default="500MB", help="cap on a shard's actual bytes (default 500MB)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
+    c.add_argument("--license", default="unknown", help="license tag for the dataset card (e.g. cc-by-4.0; default unknown)")
+    c.add_argument(
+        "--dedup",
+        choices=["off", "exact", "near"],
+        default="off",
+        help="drop later copies of a record: exact (same PCM) or near (re-encoded, resampled, re-gained, noisy); "
+        "dropped records are listed in rejects.jsonl with their cluster",
+    )
+    c.add_argument(
+        "--dedup-threshold", type=float, default=NEAR_THRESHOLD, help=f"near-duplicate similarity (default {NEAR_THRESHOLD})"
+    )
+    c.add_argument(
+        "--visual",
+        choices=["embed", "refs"],
+        default="embed",
+        help="images/videos: embed them (Hub Image/Video columns, default) or keep refs (paths relative to the media root)",
+    )
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
+    c.set_defaults(func=run, resume_command=resume)
+
+
+def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
+    """The command that picks up an interrupted conversion, and what to say about it (see ``resume_command``)."""
+    from audiodata.pipeline.convert import resume_command
+
+    again = resume_command(typed, args.output)
+    aside = args.overwrite and again == typed
+    what = "the same command again" if again == typed else "it without --overwrite (with it, it would start over)"
+    return again, "finished shards are kept" + (" and the old dataset is untouched" if aside else "") + f"; to resume, run {what}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from audiodata.pipeline.convert import Progress as RunProgress
+    from audiodata.pipeline.convert import convert
+    from audiodata.pipeline.options import parse_size
+
+    opts = reading_options(
+        args,
+        license=args.license,
+        dedup=args.dedup,
+        dedup_threshold=args.dedup_threshold,
+        sample_rate=args.sample_rate,
+        codec=args.codec,
+        split=args.split,
+        val_ratio=args.val_ratio,
+        val_split=args.val_split,
+        seed=args.seed,
+        max_shard_size=parse_size(args.max_shard_size),
+        overwrite=args.overwrite,
+        visual=args.visual,
+    )
+    show = not args.no_progress and not args.json
+    extra = ("{task.fields[hours]} h audio", "{task.fields[rejected]} rejected")
+    with Bar("converting", "rec", stderr_console(), disable=not show, extra=extra, hours="0.00", rejected=0) as bar:
+
+        def on_progress(p: RunProgress) -> None:
+            if p.records % 8 and p.bytes_done < p.bytes_total:
+                return
+            bar.update(
+                total=p.bytes_total or None,
+                completed=p.bytes_done,
+                count=p.records,
+                hours=f"{p.audio_seconds / 3600:.2f}",
+                rejected=p.rejected,
+            )
+
+        result = convert(args.inputs, args.output, options=opts, on_progress=on_progress)
+        bar.finish()
+    if args.json:
+        print(json.dumps(result_dict(result), indent=2))
+    else:
+        print_summary(result, stdout_console())
+    return result.exit_code
+
+
+def result_dict(r: ConvertResult) -> dict[str, Any]:
+    return {
+        "output": str(r.output),
+        "records_read": r.records_read,
+        "records_written": r.records_written,
+        "records_rejected": r.records_rejected,
+        "audio_seconds": r.audio_seconds,
+        "clips": r.clips,
+        "rejects_by_code": r.rejects_by_code,
+        "warnings_by_code": r.warnings_by_code,
+        "records_duplicate": r.records_duplicate,
+        "skipped_inputs": r.skipped_inputs,
+        "duplicates_by_kind": r.duplicates_by_kind,
+        "shards": r.shards,
+        "resumed_from": r.resumed_from,
+        "already_complete": r.already_complete,
+        "exit_code": r.exit_code,
+    }
+
+
+def print_summary(r: ConvertResult, console: Console) -> None:
+    from rich.table import Table
+
+    from audiodata.rules.registry import REGISTRY
+
+    if r.already_complete:
+        console.print(f"[green]{r.output} is already complete for these inputs and options[/]")
+    elif r.resumed_from:
+        console.print(f"[cyan]resumed at input record {r.resumed_from}[/]")
+    t = Table(title=f"audiodata convert -> {r.output}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("records read", str(r.records_read))
+    t.add_row("written", f"[green]{r.records_written}[/]")
+    t.add_row("rejected", f"[red]{r.records_rejected}[/]" if r.records_rejected else "0")
+    if r.records_duplicate:
+        kinds = ", ".join(f"{k} {v}" for k, v in r.duplicates_by_kind.items())
+        t.add_row("duplicates dropped", f"{r.records_duplicate} ({kinds})")
+    t.add_row("audio clips", str(r.clips))
+    t.add_row("audio hours", f"{r.audio_seconds / 3600:.3f}")
+    t.add_row("shards", str(len(r.shards)))
+    console.print(t)
+    if r.rejects_by_code or r.warnings_by_code:
+        w = Table(title="findings by rule")
+        for col in ("code", "name", "severity", "records"):
+            w.add_column(col)
+        for code, n in sorted({**r.warnings_by_code, **r.rejects_by_code}.items()):
+            rule = REGISTRY[code]
+            w.add_row(code, rule.name, rule.severity.value, str(n))
+        console.print(w)
+    if r.skipped_inputs:
+        s = Table(title="named but not read")
+        for col in ("code", "input", "dataset", "why"):
+            s.add_column(col, overflow="fold")
+        for item in r.skipped_inputs:
+            s.add_row(item["code"], item["source"], item["entry"], item["reason"])
+        console.print(s)
+    if r.records_rejected:
+        console.print(f"rejected records and their reasons: {r.output / 'rejects.jsonl'}")
