@@ -53,11 +53,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, shard_path, verify_hint
+from audiodata.dataset import ConvertedDataset, DatasetError, batches, load_manifest, open_shard
+from audiodata.errors import UsageError
 from audiodata.faults import FAULT_EXIT, on_path, write_atomic
 from audiodata.lock import WORK, OutputBusy, hold
 from audiodata.records import AUDIO_MARKER, IMAGE_MARKER, PROMPT_ROLES, RESPONSE_ROLES, VIDEO_MARKER
-from audiodata.writer.schema import FORMAT_VERSION, KINDS, READABLE_VERSIONS, prompt_column
+from audiodata.writer.schema import FORMAT_VERSION, prompt_column
 
 TARGETS = ("llamafactory", "llamafactory-v1", "ms-swift", "minicpm")
 FORMS = ("sharegpt", "alpaca")
@@ -83,7 +84,7 @@ _BATCH_ROWS = 64
 _MAX_SKIP_LIST = 1000
 
 
-class ExportError(ValueError):
+class ExportError(UsageError):
     """An export that cannot run at all (usage error, exit code 2)."""
 
 
@@ -190,23 +191,12 @@ def _inside(dest: Path, path: Path) -> Path:
 
 
 def _streams(out: Path) -> list[_Stream]:
-    manifest = load_manifest(out)
-    try:
-        configs = manifest["summary"]["configs"]
-        shards = manifest["shards"]
-        version = int(manifest.get("format_version", 1))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{out}: unreadable manifest.json ({exc}); {verify_hint(out)}") from None
+    ds = ConvertedDataset.open(out)  # its format version and config kinds checked
     streams: dict[tuple[str, str], _Stream] = {}
-    for s in shards:
-        name, split = s["config"], s["split"]
-        kind = configs.get(name, {}).get("kind", name)
-        if version not in READABLE_VERSIONS:
-            raise ExportError(f"{out}: format_version {version} is newer than this audiodata reads; upgrade audiodata")
-        if kind not in KINDS:
-            raise ExportError(f"{out}: config {name!r} has unknown kind {kind!r}")
-        path = shard_path(out, s)
-        streams.setdefault((name, split), _Stream(name, split, kind, [], version, out)).files.append(path)
+    for s in ds.shards():
+        name, split = s.config, s.split
+        stream = streams.setdefault((name, split), _Stream(name, split, ds.kind(name), [], ds.format_version, out))
+        stream.files.append(ds.path(s))
     return list(streams.values())
 
 
@@ -606,7 +596,8 @@ def export(
 
     ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``llamafactory-v1``, ``ms-swift`` or ``minicpm``.
     ``relative_paths`` (ms-swift only): audio paths relative to ``dest`` rather than absolute.
-    Raises :class:`ExportError` for usage errors; records a target cannot express are
+    Raises :class:`ExportError` for usage errors, :class:`DatasetError` for a damaged dataset, :class:`OutputBusy`
+    when another export writes ``dest``; records a target cannot express are
     skipped and counted in :attr:`ExportResult.skipped_by_reason`.
     """
     out, dest = Path(out), Path(dest)
@@ -620,15 +611,12 @@ def export(
         raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
     if relative_paths and to != "ms-swift":
         raise ExportError("--relative-paths applies to --to ms-swift only")
-    try:
-        streams = _streams(out)
-        _check_dest(out, dest, overwrite)
-        with hold(dest, "export"):
-            _prepare_dest(out, dest, overwrite)
-            result = _export(out, streams, dest, to, form, audio_format, relative_paths)
-            _export_state(dest, "complete")
-    except (DatasetError, OutputBusy) as exc:  # a damaged dataset, another export into DEST: exit 2 as well
-        raise ExportError(str(exc)) from None
+    streams = _streams(out)  # DatasetError: not a converted dataset, or a damaged one
+    _check_dest(out, dest, overwrite)
+    with hold(dest, "export"):  # OutputBusy: another export writes DEST
+        _prepare_dest(out, dest, overwrite)
+        result = _export(out, streams, dest, to, form, audio_format, relative_paths)
+        _export_state(dest, "complete")
     return result
 
 
@@ -771,10 +759,7 @@ def _unique(stem: str, used: set[str]) -> str:
 
 def _eval_splits(out: Path) -> set[str]:
     """The converted dataset's evaluation splits: its ``--val-split`` (when it made one) and the usual names."""
-    try:
-        options = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("options") or {}
-    except (OSError, ValueError):
-        options = {}
+    options = load_manifest(out).options
     named = {options["val_split"]} if options.get("val_ratio") and options.get("val_split") else set()
     return named | set(EVAL_SPLITS)
 
@@ -840,9 +825,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
             overwrite=getattr(args, "overwrite", False),
             relative_paths=getattr(args, "relative_paths", False),
         )
-    except ExportError as exc:
+    except (ExportError, DatasetError, OutputBusy) as exc:  # printed with the tables; a machine fault goes up (exit 3)
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        return EXIT_USAGE
+        return exc.exit_code
     title = f"audiodata export -> {r.dest} ({r.target}{', ' + r.form if r.target == 'llamafactory' else ''})"
     t = Table(title=title)
     for col in ("config", "split", "read", "exported", "skipped"):

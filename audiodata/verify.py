@@ -42,7 +42,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from audiodata.audio.transform import pcm_hash
-from audiodata.faults import FAULT_EXIT, MachineFault, is_os_fault
+from audiodata.dataset import ConvertedDataset, DatasetError
+from audiodata.errors import DatasetFormatError
+from audiodata.faults import FAULT_EXIT
 from audiodata.writer.card import read_card_yaml
 
 CHECKS: dict[str, str] = {
@@ -63,6 +65,8 @@ CHECKS: dict[str, str] = {
     "V015": "the card's dataset_info num_examples differ from the shards' rows",
     "V016": "the Audio feature (card or shard schema) is missing or has the wrong sampling rate",
     "V017": "the manifest summary totals are inconsistent with the shards",
+    "V018": "--decoders: a decoding path (soundfile, datasets) gives other PCM, rate or channels than audio_info records",
+    "V019": "--decoders: a decoding path (soundfile, datasets) fails on a clip",
 }
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -73,7 +77,7 @@ ProgressFn = Callable[[int, int, int], None]
 """Called as ``on_progress(shards_done, shards_total, rows_checked)`` after each streamed batch and shard."""
 
 
-class VerifyError(ValueError):
+class VerifyError(DatasetFormatError):
     """The folder is not a verifiable audiodata output (no or unreadable manifest): a usage error."""
 
 
@@ -95,6 +99,7 @@ class VerifyReport:
     rows_checked: int = 0
     clips_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    decoders: list[str] = field(default_factory=list)  # the decoding paths every clip went through (--decoders)
 
     @property
     def exit_code(self) -> int:
@@ -111,6 +116,7 @@ class VerifyReport:
                 "rows_checked": self.rows_checked,
                 "clips_checked": self.clips_checked,
                 "audio_checked": self.audio_checked,
+                "decoders": self.decoders,
                 "problems": len(self.problems),
                 "by_code": self.by_code(),
             },
@@ -125,16 +131,21 @@ class _ShardSeen:
     clips: int | None = None
 
 
-def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None) -> VerifyReport:
+def verify(
+    out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None, decoders: list[str] | None = None
+) -> VerifyReport:
     """Re-read the output folder ``out`` and report every inconsistency, located.
 
     ``audio=False`` skips decoding (metadata, counts, checksums and the card are still
-    checked). Raises :class:`VerifyError` when there is no readable manifest.
+    checked). ``decoders`` (names in :data:`audiodata.decoding.DECODERS`) also decodes every clip
+    through each of those paths and compares it with its ``pcm_hash`` (V018, V019). Raises
+    :class:`VerifyError` when there is no readable manifest.
     """
     root = Path(out)
-    manifest = _load_manifest(root)
-    summary, shards = manifest["summary"], manifest["shards"]
-    rate = summary["sample_rate"]
+    ds = _open(root)
+    # the checks below compare the manifest's JSON form (what a hand edit changes) with the shards and the card
+    summary, shards = ds.summary.to_dict(), [s.to_dict() for s in ds.manifest.shards]
+    rate = ds.sample_rate
     report = VerifyReport(str(root), audio_checked=audio)
     add = report.problems.append
 
@@ -160,6 +171,12 @@ def verify(out: str | Path, audio: bool = True, on_progress: ProgressFn | None =
 
     _check_card(root, shards, present, seen, rate, add)
     _check_summary(summary, shards, seen, add)
+    if decoders:
+        from audiodata.decoding import decoder_problems
+
+        report.decoders = list(decoders)
+        for code, where, message in decoder_problems(ds, report.decoders):
+            add(Problem(code, where, message))
     return report
 
 
@@ -171,23 +188,13 @@ def _tick(on_progress: ProgressFn | None, done: int, total: int, report: VerifyR
 # -- manifest ------------------------------------------------------------------------
 
 
-def _load_manifest(root: Path) -> dict[str, Any]:
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise VerifyError(f"V001 {root}: no manifest.json; is this an audiodata output?")
+def _open(root: Path) -> ConvertedDataset:
+    """The dataset, its manifest read and checked; none, or an unreadable one, is V001 (a usage error). A fault of
+    the machine while reading it stays one (exit 3)."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        shards, summary = manifest["shards"], manifest["summary"]
-        int(summary["sample_rate"])
-        for s in shards:
-            lacking = [k for k in ("file", "config", "split", "rows", "bytes", "sha256", "clips") if k not in s]
-            if lacking:
-                raise KeyError(f"shard entry lacks {', '.join(lacking)}")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        if is_os_fault(exc):  # EIO and friends: the machine, not the dataset (exit 3)
-            raise MachineFault("read", path, exc) from exc  # type: ignore[arg-type]
-        raise VerifyError(f"V001 {path}: unreadable manifest ({type(exc).__name__}: {exc})") from exc
-    return manifest
+        return ConvertedDataset.open(root)
+    except DatasetError as exc:
+        raise VerifyError(f"V001 {exc}") from None
 
 
 # -- shards --------------------------------------------------------------------------
@@ -465,13 +472,28 @@ def add_verify_parser(sub: Any) -> argparse.ArgumentParser:
     v.add_argument("output", metavar="OUT", help="a folder written by audiodata convert")
     v.add_argument("--no-audio", action="store_true", help="do not decode the audio (checksums, counts and card only)")
     v.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    v.add_argument(
+        "--decoders",
+        action="store_true",
+        help="also decode every clip through each decoding path users load with (soundfile; datasets' own Audio "
+        "decoding where torchcodec loads) and check that each gives the stored pcm_hash (V018, V019)",
+    )
     return v
 
 
 def cmd_verify(args: argparse.Namespace, console: Console, max_problems: int = 20) -> int:
     """Run ``verify`` for the CLI; ``console`` receives errors. Returns the exit code (0, 1, or 2 on VerifyError)."""
+    decoders = None
+    if getattr(args, "decoders", False):
+        from audiodata.decoding import available_decoders
+
+        why_not = available_decoders()
+        decoders = [name for name, why in why_not.items() if why is None]
+        for name, why in why_not.items():
+            if why is not None:
+                console.print(f"[yellow]--decoders: {name} not checked: {escape(why)}[/]", soft_wrap=True)
     try:
-        report = verify(args.output, audio=not args.no_audio)
+        report = verify(args.output, audio=not args.no_audio, decoders=decoders)
     except VerifyError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
@@ -484,6 +506,8 @@ def cmd_verify(args: argparse.Namespace, console: Console, max_problems: int = 2
     t.add_row("shards checked", str(report.shards_checked))
     t.add_row("rows checked", str(report.rows_checked))
     t.add_row("clips decoded", str(report.clips_checked) if report.audio_checked else "- (--no-audio)")
+    if report.decoders:
+        t.add_row("decoded through", ", ".join(report.decoders))
     t.add_row("problems", f"[red]{len(report.problems)}[/]" if report.problems else "[green]0[/]")
     console.print(t)
     if report.problems:

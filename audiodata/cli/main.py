@@ -7,6 +7,7 @@ Exit codes (stable, for CI pipelines):
      held by another run, a damaged converted dataset (named, with `audiodata verify` to run)
   3  a fault of the machine: disk full, read-only or forbidden output, a file where a folder should
      be, an I/O error; one line names the path and the cause (audiodata/faults.py)
+  70 an internal error: a bug in audiodata (the traceback, and where to report it; audiodata/cli/exits.py)
 """
 
 from __future__ import annotations
@@ -24,22 +25,20 @@ from rich.table import Table
 
 from audiodata import __version__
 from audiodata.budget import DEFAULT_CUTOFF
-from audiodata.dataset import DatasetError, load_manifest, open_shard, shard_path, verify_hint
+from audiodata.cli.exits import report_error
+from audiodata.dataset import ConvertedDataset
 from audiodata.dedup.index import NEAR_THRESHOLD
+from audiodata.errors import EXIT_OK, EXIT_PIPE, EXIT_USAGE, AudiodataError
 from audiodata.families import FAMILIES as MODEL_FAMILIES
 from audiodata.faults import EXIT_FAULT, FAULT_EXIT, MachineFault, fault_line, write_atomic
 from audiodata.pipeline.convert import ConvertResult, resume_command
 from audiodata.pipeline.convert import Progress as RunProgress
 from audiodata.pipeline.convert import convert as run_convert
 from audiodata.pipeline.lint import lint as run_lint
-from audiodata.pipeline.options import ConvertOptions, OptionsError, parse_size
-from audiodata.readers.sources import InputError
+from audiodata.pipeline.options import ConvertOptions, parse_size
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.registry import FAMILIES, REGISTRY
 from audiodata.rules.transcript import TASKS
-
-EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
-EXIT_PIPE = 141  # stdout closed early (| head): 128 + SIGPIPE, as a shell reports it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -262,9 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         return _dispatch(args, console)
-    except (OptionsError, InputError, ValueError) as exc:  # DatasetError and OutputBusy are ValueErrors: exit 2
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True, highlight=False)  # one line, greppable
-        return EXIT_USAGE
     except KeyboardInterrupt:
         if args.command == "convert":
             typed = sys.argv[1:] if argv is None else argv
@@ -292,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             resume = None if again == typed else shlex.join(["audiodata", *again])
         _fault(exc, args.command, resume)
         return EXIT_FAULT
+    except Exception as exc:  # an AudiodataError: its line and exit code; anything else: a bug, said as one
+        return report_error(exc, console)
 
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
@@ -393,30 +391,10 @@ def cmd_convert(args: argparse.Namespace, console: Console) -> int:
         result = run_convert(args.inputs, args.output, opts, on_progress=on_progress)
         bar.update(task, completed=bar.tasks[task].total or 0)
     if args.json:
-        print(json.dumps(_result_dict(result), indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
         _print_summary(result, Console())
     return result.exit_code
-
-
-def _result_dict(r: ConvertResult) -> dict[str, Any]:
-    return {
-        "output": str(r.output),
-        "records_read": r.records_read,
-        "records_written": r.records_written,
-        "records_rejected": r.records_rejected,
-        "audio_seconds": r.audio_seconds,
-        "clips": r.clips,
-        "rejects_by_code": r.rejects_by_code,
-        "warnings_by_code": r.warnings_by_code,
-        "records_duplicate": r.records_duplicate,
-        "skipped_inputs": r.skipped_inputs,
-        "duplicates_by_kind": r.duplicates_by_kind,
-        "shards": r.shards,
-        "resumed_from": r.resumed_from,
-        "already_complete": r.already_complete,
-        "exit_code": r.exit_code,
-    }
 
 
 def _print_summary(r: ConvertResult, console: Console) -> None:
@@ -610,7 +588,7 @@ def cmd_dedup(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, console: Console) -> int:
-    from audiodata.publish import PublishError, publish
+    from audiodata.publish import publish
 
     try:
         with console.status("publishing"):
@@ -625,11 +603,8 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
                 max_commit_bytes=parse_size(args.max_commit_size),
                 include_rejects=args.include_rejects,
             )
-    except PublishError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        return EXIT_USAGE
-    except MachineFault:
-        raise  # a local file the upload reads: exit 3
+    except AudiodataError:
+        raise  # not a dataset, a damaged one (exit 2), a local file the upload reads failing (exit 3)
     except OSError as exc:
         if exc.filename is not None:
             raise  # a local file, not the network
@@ -669,49 +644,37 @@ def _print_publish(result: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
-    manifest = load_manifest(args.output)
-    _check_shards(args.output, manifest)
-    s = manifest["summary"]
+    ds = ConvertedDataset.open(args.output)
+    ds.check_shards()  # present, footers read, row counts: a damaged shard is named (verify reads everything)
+    s = ds.summary
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(json.dumps(s.to_dict(), indent=2))
         return EXIT_OK
     out = Console()
-    t = Table(title=f"{args.output} (audiodata {manifest['audiodata_version']})")
+    t = Table(title=f"{args.output} (audiodata {ds.manifest.audiodata_version})")
     for col in ("config", "task", "split", "records", "shards", "bytes", "audio hours"):
         t.add_column(col, justify="right" if col not in ("config", "task", "split") else "left")
-    for name, cfg in s["configs"].items():
-        for split, v in cfg["splits"].items():
-            shards = [x for x in manifest["shards"] if x["config"] == name and x["split"] == split]
-            hours = sum(x["audio_seconds"] for x in shards) / 3600
-            task = cfg.get("kind", name)
-            t.add_row(name, task, split, str(v["rows"]), str(len(shards)), f"{v['bytes']:,}", f"{hours:.3f}")
+    for name, cfg in s.configs.items():
+        for split, v in cfg.splits.items():
+            shards = ds.shards(name, split)
+            hours = sum(x.audio_seconds for x in shards) / 3600
+            t.add_row(name, cfg.kind, split, str(v.rows), str(len(shards)), f"{v.bytes:,}", f"{hours:.3f}")
     out.print(t)
-    labels = s.get("kto_labels") or {}
+    labels = s.kto_labels
     if labels:
         out.print(f"KTO labels: {labels.get('desirable', 0)} desirable, {labels.get('undesirable', 0)} undesirable")
     out.print(
-        f"sample rate {s['sample_rate']} Hz ({s['codec']}), {s['clips']} clips, {s['audio_seconds'] / 3600:.3f} h; "
-        f"read {s['records_read']}, written {s['written']}, rejected {s['rejected']}"
+        f"sample rate {s.sample_rate} Hz ({s.codec}), {s.clips} clips, {s.audio_seconds / 3600:.3f} h; "
+        f"read {s.records_read}, written {s.written}, rejected {s.rejected}"
     )
-    if s["source_sampling_rates"]:
+    if s.source_sampling_rates:
         out.print(
             "source sample rates: "
-            + ", ".join(f"{k} Hz x{v}" for k, v in sorted(s["source_sampling_rates"].items(), key=lambda kv: int(kv[0])))
+            + ", ".join(f"{k} Hz x{v}" for k, v in sorted(s.source_sampling_rates.items(), key=lambda kv: int(kv[0])))
         )
-    if s["rejects_by_code"]:
-        out.print("rejects by reason: " + ", ".join(f"{k} x{v}" for k, v in s["rejects_by_code"].items()))
+    if s.rejects_by_code:
+        out.print("rejects by reason: " + ", ".join(f"{k} x{v}" for k, v in s.rejects_by_code.items()))
     return EXIT_OK
-
-
-def _check_shards(out: str, manifest: dict[str, Any]) -> None:
-    """What info can check without reading the data: every shard present, at its size, with a footer that
-    reads and the manifest's row count (a damaged shard is named; ``verify`` reads everything)."""
-    for entry in manifest["shards"]:
-        pf = open_shard(shard_path(out, entry), entry["file"], out)
-        if pf.metadata.num_rows != entry["rows"]:
-            raise DatasetError(
-                f"shard {entry['file']} holds {pf.metadata.num_rows} rows, manifest.json says {entry['rows']}; {verify_hint(out)}"
-            )
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
