@@ -302,7 +302,7 @@ COMMANDS = {  # command line -> the function it runs that the fault is raised fr
     "verify": (["verify", "o"], "audiodata.verify.verify"),
     "export": (["export", "o", "--to", "ms-swift", "d"], "audiodata.export.export"),
     "publish": (["publish", "o", "me/x"], "audiodata.publish.publish"),
-    "info": (["info", "o"], "audiodata.cli.main.load_manifest"),
+    "info": (["info", "o"], "audiodata.cli.main.ConvertedDataset.open"),
     "train": (["train", "sft", "--model", "m", "--data", "o"], "trainer.cli.config_from_args"),
     "merge": (["train", "merge", "a", "-o", "m"], "trainer.merge.merge"),
     "make-tiny-model": (["make-tiny-model", "m"], "trainer.tiny.make_tiny_model"),

@@ -230,4 +230,4 @@ def test_cli_exit_codes(out: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_check_codes_are_stable() -> None:
-    assert list(CHECKS) == [f"V{i:03d}" for i in range(1, 18)]
+    assert list(CHECKS) == [f"V{i:03d}" for i in range(1, 20)]
