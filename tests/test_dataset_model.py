@@ -185,3 +185,14 @@ def test_no_reader_parses_manifest_json_by_hand():
             if by_hand.search(line):
                 offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("command", ["lint", "convert", "dedup"])
+def test_a_converted_dataset_given_as_a_corpus_is_refused(command: str, sample_out, tmp_path: Path, capsys):
+    """Its manifest.json and rejects.jsonl would otherwise be read as records, each an F003."""
+    out, _ = sample_out
+    argv = [command, str(out), "--no-progress"] + (["-o", str(tmp_path / "again")] if command == "convert" else [])
+    assert main(argv) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"{out}: a converted dataset (manifest.json), not a raw corpus; `audiodata verify {out}` checks it" in said
+    assert not (tmp_path / "again").exists()
