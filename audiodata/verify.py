@@ -132,7 +132,7 @@ class _ShardSeen:
 
 
 def verify(
-    out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None, decoders: list[str] | None = None
+    out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None, *, decoders: list[str] | None = None
 ) -> VerifyReport:
     """Re-read the output folder ``out`` and report every inconsistency, located.
 
