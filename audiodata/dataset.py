@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from audiodata.errors import DatasetFormatError
+from audiodata.errors import DatasetFormatError, UsageError
 from audiodata.faults import MachineFault, is_os_fault
 from audiodata.records import RECORD_KINDS
 
@@ -467,11 +467,12 @@ class ConvertedDataset:
         """The ``datasets.Features`` of ``config``, as its first shard's schema records them."""
         import datasets
 
-        (first, *_) = self.shards(config) or [None]
-        if first is None:
-            raise DatasetError(f"{self.root}: no config {config!r} (configs: {', '.join(self.configs) or 'none'})")
-        with reading(self.path(first), first.file, self.root):
-            return datasets.Features.from_arrow_schema(self.open_shard(first).schema_arrow)
+        shards = self.shards(config)
+        if not shards:
+            raise UsageError(f"{self.root}: no config {config!r} (configs: {', '.join(self.configs) or 'none'})")
+        schema = self.open_shard(shards[0]).schema_arrow
+        with reading(self.path(shards[0]), shards[0].file, self.root):  # unreadable huggingface metadata: damage
+            return datasets.Features.from_arrow_schema(schema)
 
     def card(self) -> Card:
         """The dataset card (``README.md``): its text and YAML front matter ({} when it has none)."""
