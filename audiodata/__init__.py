@@ -4,6 +4,7 @@ Layout: ``readers`` (inputs and dialects -> :mod:`records`), ``rules`` (the rule
 engine, schema check and fixes), ``audio`` (resolve, decode, measure, resample once, encode,
 hash), ``dedup`` (fingerprints, the duplicate index), ``writer`` (schema, Parquet shards, dataset
 card), ``pipeline`` (read, process, convert, lint, dedup), ``verify``, ``publish``, ``export``,
+``dataset`` (the on-disk format of a converted dataset), ``decoding`` (``audiodata.open``), ``errors``,
 ``cli``; the trainer lives in the top-level ``trainer`` package.
 
 The public API is imported on first use (``audiodata.convert``), so ``import audiodata`` and the
@@ -35,9 +36,15 @@ _API = {
     "export": "audiodata.export",
     "ExportResult": "audiodata.export",
     "publish": "audiodata.publish",
+    "open": "audiodata.decoding",
+    "ConvertedDataset": "audiodata.dataset",
+    "AudiodataError": "audiodata.errors",
 }
 
 if TYPE_CHECKING:
+    from audiodata.dataset import ConvertedDataset
+    from audiodata.decoding import open
+    from audiodata.errors import AudiodataError
     from audiodata.export import ExportResult, export
     from audiodata.pipeline.convert import ConvertResult, convert
     from audiodata.pipeline.dedup import DedupReport, DuplicateCluster, DuplicateMember, dedup
@@ -78,7 +85,23 @@ sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
-    "ConvertOptions", "ConvertResult", "DedupReport", "DuplicateCluster", "DuplicateMember", "ExportResult", "LintReport",
-    "VerifyReport", "__version__", "convert", "dedup", "export", "lint", "publish", "verify",
+    "AudiodataError",
+    "ConvertOptions",
+    "ConvertResult",
+    "ConvertedDataset",
+    "DedupReport",
+    "DuplicateCluster",
+    "DuplicateMember",
+    "ExportResult",
+    "LintReport",
+    "VerifyReport",
+    "__version__",
+    "convert",
+    "dedup",
+    "export",
+    "lint",
+    "open",
+    "publish",
+    "verify",
 ]
 assert sorted(__all__) == sorted([*_API, "__version__"])  # one list of the public names

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from audiodata.errors import UsageError
+
 
 def _whisper_tokens(samples_16k: int) -> int:
     """Qwen2-Audio / Qwen2.5-Omni: mel frames (10 ms hop, capped at 30 s), conv stride 2, pool 2, plus bos/eos."""
@@ -86,4 +88,4 @@ def get_family(name: str) -> ModelFamily:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise ValueError(f"unknown model family {name!r}; choose one of {', '.join(FAMILIES)}") from None
+        raise UsageError(f"unknown model family {name!r}; choose one of {', '.join(FAMILIES)}") from None

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-EXIT_FAULT = 3
+from audiodata.errors import EXIT_FAULT, FaultError
+
 #: The end of every command's "exit codes:" help line.
 FAULT_EXIT = ", 3 a fault of the machine (disk full, read-only, permission, I/O error: one line names the path)"
 
@@ -42,7 +43,7 @@ _HINTS: dict[int, str] = {
 RESUMING = frozenset({"convert"})
 
 
-class MachineFault(Exception):
+class MachineFault(FaultError):
     """An ``OSError`` on ``path`` while audiodata was doing ``action`` (write, read, create, ...)."""
 
     def __init__(self, action: str, path: str | os.PathLike[str], error: OSError) -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from audiodata.errors import OutputError
 from audiodata.faults import on_path
 
 try:
@@ -33,7 +34,7 @@ LOCK_FILE = "lock"
 _HELD: set[int] = set()  # descriptors of the locks this process holds
 
 
-class OutputBusy(ValueError):
+class OutputBusy(OutputError):
     """Another run holds the folder: a usage error (exit code 2) naming the holder."""
 
 

@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodata.dataset import DatasetError, load_manifest, open_shard, shard_path, verify_hint
+from audiodata.dataset import CARD, MANIFEST, ConvertedDataset, verify_hint
+from audiodata.errors import DatasetFormatError
 from audiodata.faults import on_path
 
 DEFAULT_COMMIT_BYTES = 2 * 10**9  # per commit: large datasets go up in several atomic commits
 
 
-class PublishError(ValueError):
-    """Not a converted dataset, or a bad option: the CLI exits 2."""
+class PublishError(DatasetFormatError):
+    """A dataset that cannot go up as it is (no card, a shard not the one the manifest records): exit 2."""
 
 
 @dataclass(frozen=True)
@@ -80,21 +81,16 @@ class PublishResult:
 def plan(out: str | os.PathLike[str], include_rejects: bool = False) -> list[UploadItem]:
     """Shards first (as the manifest lists them), then the card and the manifest."""
     root = Path(out)
-    if not (root / "manifest.json").is_file():
-        raise PublishError(f"{root}: not a converted dataset (no manifest.json); run `audiodata convert` first")
-    try:
-        manifest = load_manifest(root)
-        if not (root / "README.md").is_file():
-            raise PublishError(f"{root}: no README.md dataset card")
-        items: list[UploadItem] = []
-        for shard in manifest["shards"]:
-            local = shard_path(root, shard)  # present, at the manifest's size
-            open_shard(local, shard["file"], root).close()  # and its Parquet footer reads
-            items.append(UploadItem(shard["file"], local, local.stat().st_size, shard.get("sha256")))
-    except DatasetError as exc:
-        raise PublishError(str(exc)) from None
+    ds = ConvertedDataset.open(root)  # DatasetError: not a converted dataset, or a damaged one
+    if not (root / CARD).is_file():
+        raise PublishError(f"{root}: no {CARD} dataset card")
+    items: list[UploadItem] = []
+    for shard in ds.shards():
+        local = ds.path(shard)  # present
+        ds.open_shard(shard).close()  # and its Parquet footer reads
+        items.append(UploadItem(shard.file, local, local.stat().st_size, shard.sha256))
     extra = ["rejects.jsonl"] if include_rejects and (root / "rejects.jsonl").is_file() else []
-    for name in (*extra, "README.md", "manifest.json"):
+    for name in (*extra, CARD, MANIFEST):
         local = root / name
         items.append(UploadItem(name, local, local.stat().st_size))
     return items

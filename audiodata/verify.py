@@ -39,8 +39,9 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from audiodata.audio.transform import pcm_hash
-from audiodata.faults import MachineFault, is_os_fault
-from audiodata.rules import verify_rules  # noqa: F401  (registers V001-V017)
+from audiodata.dataset import ConvertedDataset, DatasetError
+from audiodata.errors import DatasetFormatError
+from audiodata.rules import verify_rules  # noqa: F401  (registers V001-V019)
 from audiodata.rules.registry import REGISTRY
 from audiodata.writer.card import read_card_yaml
 
@@ -56,7 +57,7 @@ ProgressFn = Callable[[int, int, int], None]
 """Called as ``on_progress(shards_done, shards_total, rows_checked)`` after each streamed batch and shard."""
 
 
-class VerifyError(ValueError):
+class VerifyError(DatasetFormatError):
     """The folder is not a verifiable audiodata output (no or unreadable manifest): a usage error."""
 
 
@@ -82,6 +83,7 @@ class VerifyReport:
     rows_checked: int = 0
     clips_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    decoders: list[str] = field(default_factory=list)  # the decoding paths every clip went through (--decoders)
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +100,7 @@ class VerifyReport:
                 "rows_checked": self.rows_checked,
                 "clips_checked": self.clips_checked,
                 "audio_checked": self.audio_checked,
+                "decoders": self.decoders,
                 "problems": len(self.problems),
                 "by_code": self.by_code(),
             },
@@ -113,19 +116,27 @@ class _ShardSeen:
 
 
 def verify(
-    out: str | Path, audio: bool = True, on_progress: ProgressFn | None = None, *, num_workers: int = 1
+    out: str | Path,
+    audio: bool = True,
+    on_progress: ProgressFn | None = None,
+    *,
+    num_workers: int = 1,
+    decoders: list[str] | None = None,
 ) -> VerifyReport:
     """Re-read the output folder ``out`` and report every inconsistency, located.
 
     ``audio=False`` skips decoding (metadata, counts, checksums and the card are still
     checked). ``num_workers`` > 1 checks that many shards at once in worker processes (0: all
-    cores); the report is the same as with one, problems in the same order. Raises
+    cores); the report is the same as with one, problems in the same order. ``decoders`` (names in
+    :data:`audiodata.decoding.DECODERS`) also decodes every clip through each of those paths and compares
+    it with its ``pcm_hash`` (V018, V019). Raises
     :class:`VerifyError` when there is no readable manifest.
     """
     root = Path(out)
-    manifest = _load_manifest(root)
-    summary, shards = manifest["summary"], manifest["shards"]
-    rate = summary["sample_rate"]
+    ds = _open(root)
+    # the checks below compare the manifest's JSON form (what a hand edit changes) with the shards and the card
+    summary, shards = ds.summary.to_dict(), [s.to_dict() for s in ds.manifest.shards]
+    rate = ds.sample_rate
     report = VerifyReport(str(root), audio_checked=audio)
     add = report.problems.append
 
@@ -158,6 +169,12 @@ def verify(
 
     _check_card(root, shards, present, seen, rate, add)
     _check_summary(summary, shards, seen, add)
+    if decoders:
+        from audiodata.decoding import decoder_problems
+
+        report.decoders = list(decoders)
+        for code, where, message in decoder_problems(ds, report.decoders):
+            add(Problem(code, where, message))
     return report
 
 
@@ -191,23 +208,13 @@ def _tick_within(on_progress: ProgressFn | None, done: int, total: int, report: 
 # -- manifest ------------------------------------------------------------------------
 
 
-def _load_manifest(root: Path) -> dict[str, Any]:
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise VerifyError(f"V001 {root}: no manifest.json; is this an audiodata output?")
+def _open(root: Path) -> ConvertedDataset:
+    """The dataset, its manifest read and checked; none, or an unreadable one, is V001 (a usage error). A fault of
+    the machine while reading it stays one (exit 3)."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        shards, summary = manifest["shards"], manifest["summary"]
-        int(summary["sample_rate"])
-        for s in shards:
-            lacking = [k for k in ("file", "config", "split", "rows", "bytes", "sha256", "clips") if k not in s]
-            if lacking:
-                raise KeyError(f"shard entry lacks {', '.join(lacking)}")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        if is_os_fault(exc):  # EIO and friends: the machine, not the dataset (exit 3)
-            raise MachineFault("read", path, exc) from exc  # type: ignore[arg-type]
-        raise VerifyError(f"V001 {path}: unreadable manifest ({type(exc).__name__}: {exc})") from exc
-    return manifest
+        return ConvertedDataset.open(root)
+    except DatasetError as exc:
+        raise VerifyError(f"V001 {exc}") from None
 
 
 # -- shards --------------------------------------------------------------------------

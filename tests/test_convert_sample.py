@@ -60,7 +60,7 @@ def test_hub_layout_and_names(sample_out):
     files = sorted(str(p.relative_to(out)) for p in (out / "data").rglob("*.parquet"))
     assert files == ["data/dpo/train-00000-of-00001.parquet", "data/sft/train-00000-of-00001.parquet"]
     assert not list(out.rglob("*.tmp"))
-    assert {s["file"] for s in result.shards} == set(files)
+    assert {s.file for s in result.shards} == set(files)
 
 
 def test_manifest_matches_the_files(sample_out):

@@ -20,6 +20,7 @@ import pytest
 
 import audiodata
 from audiodata.cli.main import main
+from audiodata.dataset import DatasetError
 from audiodata.export import ExportError, export, safe_name
 from audiodata.writer.schema import prompt_column
 from tests.conftest import write_audio, write_jsonl
@@ -466,7 +467,7 @@ def test_refuses_unsafe_destinations(sample_out: tuple[Path, Any], tmp_path: Pat
         export(out, "llamafactory", out, overwrite=True)
     with pytest.raises(ExportError, match="inside"):
         export(out, "llamafactory", out / "export")
-    with pytest.raises(ExportError, match="manifest"):
+    with pytest.raises(DatasetError, match="manifest"):
         export(tmp_path, "minicpm", tmp_path / "d")
 
 

@@ -303,11 +303,25 @@ COMMANDS = {  # command line -> the function it runs that the fault is raised fr
     "verify": (["verify", "o"], "audiodata.verify.verify"),
     "export": (["export", "o", "--to", "ms-swift", "-o", "d"], "audiodata.export.export"),
     "publish": (["publish", "o", "me/x"], "audiodata.publish.publish"),
-    "info": (["info", "o"], "audiodata.dataset.load_manifest"),
+    "info": (["info", "o"], "audiodata.dataset.ConvertedDataset.open"),
     "train": (["train", "sft", "--model", "m", "--data", "o"], "trainer.cli.config_from_args"),
     "merge": (["train", "merge", "a", "-o", "m"], "trainer.merge.merge"),
     "make-tiny-model": (["make-tiny-model", "-o", "m"], "trainer.tiny.make_tiny_model"),
 }
+
+
+def _owner(target: str) -> tuple[object, str]:
+    """(the object holding the attribute, its name) for a dotted path: the longest importable module, then attributes."""
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:-1]:
+            owner = getattr(owner, attr)
+        return owner, parts[-1]
+    raise AssertionError(f"cannot resolve {target}")
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -317,8 +331,8 @@ def test_every_command_maps_an_os_error_to_one_line_and_exit_3(command: str, mon
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out/x.parquet")
 
-    module, name = target.rsplit(".", 1)  # by module object: audiodata.verify is the function, not the module
-    monkeypatch.setattr(importlib.import_module(module), name, fail)
+    owner, name = _owner(target)  # by object: audiodata.verify is the function, not the module
+    monkeypatch.setattr(owner, name, fail)
     assert main(argv) == EXIT_FAULT
     again = "run the same command again" + (" to resume" if command == "convert" else "")
     assert one_line(capsys.readouterr().err) == (

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from audiodata.publish import PublishError, UploadItem, already_there, batches, plan, publish
+from audiodata.dataset import DatasetError
+from audiodata.publish import UploadItem, already_there, batches, plan, publish
 
 
 def test_plan_lists_shards_then_card_and_manifest(sample_out, tmp_path: Path):
@@ -21,12 +22,12 @@ def test_plan_lists_shards_then_card_and_manifest(sample_out, tmp_path: Path):
     for item in items[:-2]:
         assert item.sha256 == hashlib.sha256(item.local.read_bytes()).hexdigest()
     assert "rejects.jsonl" in [i.path_in_repo for i in plan(out, include_rejects=True)]
-    with pytest.raises(PublishError, match=r"no manifest\.json"):
+    with pytest.raises(DatasetError, match=r"no manifest\.json"):
         plan(tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     next((copy / "data").rglob("*.parquet")).unlink()
-    with pytest.raises(PublishError, match="missing"):
+    with pytest.raises(DatasetError, match="missing"):
         plan(copy)
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("trl")
 import pyarrow.parquet as pq
 import torch
 
+from audiodata.dataset import DatasetError
 from trainer.collators import IGNORE, AudioCollator
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import load_rows
@@ -166,7 +167,7 @@ def test_config_is_validated_up_front(tiny: str, sample_out, tmp_path: Path):
     with pytest.raises(ConfigError, match=r"unknown key.*lora_rank.*did you mean lora_r"):
         TrainConfig.from_dict({"model": tiny, "data": str(out), "lora_rank": 8})
     (tmp_path / "raw").mkdir()
-    with pytest.raises(ConfigError, match="not a converted dataset"):
+    with pytest.raises(DatasetError, match="not a converted dataset"):  # the dataset model's error: exit 2 too
         TrainConfig.from_dict({"model": tiny, "data": str(tmp_path / "raw")})
     with pytest.raises(ConfigError, match="unsupported model family 'minicpm-o'"):
         TrainConfig.from_dict({"model": tiny, "data": str(out), "family": "minicpm-o"})

@@ -233,7 +233,7 @@ def test_cli_exit_codes(out: Path, tmp_path: Path) -> None:
 
 
 def test_check_codes_are_stable() -> None:
-    assert list(CHECKS) == [f"V{i:03d}" for i in range(1, 18)]
+    assert list(CHECKS) == [f"V{i:03d}" for i in range(1, 20)]
 
 
 # -- every verify code fires on its damage and stays quiet on a near miss --------------------------------
@@ -349,6 +349,9 @@ VERIFY_CASES: dict[str, tuple[Any, Any, bool]] = {
         False,
     ),
     "V017": (_edit_manifest("written", +2), _edit_manifest("rejected", +1, also="records_read"), False),
+    # --decoders (verify_codes decodes through soundfile whenever it decodes): other PCM, and a clip that fails
+    "V018": (lambda out: _other_tone(out), AS_WAV, True),
+    "V019": (lambda out: _swap_clip(out, SFT, 3, 0, b"not audio at all"), AS_WAV, True),
 }
 
 
@@ -362,7 +365,7 @@ def _other_tone(out: Path) -> None:
 
 def verify_codes(out: Path, audio: bool) -> set[str]:
     try:
-        return codes(verify(out, audio=audio))
+        return codes(verify(out, audio=audio, decoders=["soundfile"] if audio else None))
     except VerifyError as exc:  # V001 stops verify: there is nothing to compare against
         return {str(exc).split()[0]}
 

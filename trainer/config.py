@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from audiodata.errors import UsageError
+
 TASKS = ("sft", "dpo", "kto")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 LONG_AUDIO = ("split", "skip", "truncate")
@@ -39,7 +41,7 @@ FSDP_PRESETS = {"full_shard": "fsdp_full_shard.json"}
 DEFAULT_LR = {"sft": 1e-4, "dpo": 5e-6, "kto": 5e-6}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A bad configuration: the CLI exits 2 with this message."""
 
 
@@ -295,16 +297,14 @@ def check_data(cfg: TrainConfig) -> None:
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", cfg.data):
             raise ConfigError(f"data {cfg.data!r} is neither a folder nor a Hub dataset id (owner/name)")
         return
+    from audiodata.dataset import ConvertedDataset
+
     root = Path(cfg.data).expanduser()
-    manifest = root / "manifest.json"
-    if not manifest.is_file():
-        raise ConfigError(f"data {root} is not a converted dataset (no manifest.json); run `audiodata convert` first")
-    shards = json.loads(manifest.read_text(encoding="utf-8")).get("shards", [])
-    configs = sorted({s["config"] for s in shards})
+    ds = ConvertedDataset.open(root)  # DatasetError (exit 2): not a converted dataset, damaged, or of a newer format
     name = cfg.data_config or cfg.task
-    if name not in configs and not (cfg.data_config is None and len(configs) == 1 and configs[0] == "default"):
-        raise ConfigError(f"data {root} has no {name!r} records (configs: {', '.join(configs) or 'none'})")
-    splits = sorted({s["split"] for s in shards})
+    if ds.find_config(name, exact=cfg.data_config is not None) is None:
+        raise ConfigError(f"data {root} has no {name!r} records (configs: {', '.join(ds.configs) or 'none'})")
+    splits = sorted(ds.splits())
     for split in (cfg.train_split, cfg.eval_split):
         if split is not None and split not in splits:
             raise ConfigError(f"data {root} has no split {split!r} (splits: {', '.join(splits)})")

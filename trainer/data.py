@@ -21,7 +21,7 @@ import numpy as np
 from audiodata.audio.load import AudioError
 from audiodata.audio.transform import decode_bytes
 from audiodata.budget import estimate_tokens
-from audiodata.dataset import DatasetError, first_damage, load_manifest, open_shard, shard_path, verify_hint
+from audiodata.dataset import ConvertedDataset, DatasetError, first_damage, verify_hint
 from audiodata.families import ModelFamily
 from audiodata.faults import is_os_fault, on_path
 from trainer.config import ConfigError, TrainConfig, is_local
@@ -36,17 +36,14 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
 
     if is_local(cfg.data):
         root = Path(cfg.data).expanduser()
-        manifest = load_manifest(root)
-        name = cfg.data_config or cfg.task
-        configs = {s["config"] for s in manifest["shards"]}
-        if name not in configs and configs == {"default"}:
-            name = "default"
-        entries = [s for s in manifest["shards"] if s["config"] == name and s["split"] == split]
+        data = ConvertedDataset.open(root)
+        name = data.find_config(cfg.data_config or cfg.task) or cfg.data_config or cfg.task
+        entries = data.shards(name, split)
         if not entries:
             raise ConfigError(f"{root}: no {name}/{split} shards")
-        shards = [(shard_path(root, s), s["file"]) for s in entries]
-        for path, shown in shards:
-            open_shard(path, shown, cfg.data)  # the footers: a truncated or replaced shard is named before datasets reads it
+        shards = [(data.path(s), s.file) for s in entries]
+        for s in entries:
+            data.open_shard(s)  # the footers: a truncated or replaced shard is named before datasets reads it
         try:
             ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards])
         except Exception as exc:  # datasets wraps the Parquet error twice and names no shard: find it

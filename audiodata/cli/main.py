@@ -12,6 +12,7 @@ Exit codes (stable, for CI pipelines):
      held by another run, a damaged converted dataset (named, with `audiodata verify` to run)
   3  a fault of the machine: disk full, read-only or forbidden output, a file where a folder should
      be, an I/O error; one line names the path and the cause (audiodata/faults.py)
+  70 an internal error: a bug in audiodata (the traceback, and where to report it; audiodata/cli/exits.py)
   130 interrupted (Ctrl-C), with the exact command that resumes where there is one
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from audiodata import __version__
-from audiodata.cli.common import EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, Parser, error, stderr_console
+from audiodata.cli.common import EXIT_INTERRUPTED, EXIT_PIPE, Parser, stderr_console
 
 #: Built-in commands, in the order ``--help`` lists them: name -> module (``register``, ``run``, ``HELP``).
 BUILTIN = {
@@ -123,17 +124,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace, typed: list[str]) -> int:
     """Run the parsed command. Every exception a command lets out becomes one line and an exit code here, and
-    only here: a usage error (2), Ctrl-C (130, with the command that resumes), a closed stdout (141), a fault of
-    the machine (3)."""
+    only here: an AudiodataError (its code: 2 for usage and data), Ctrl-C (130, with the command that resumes),
+    a closed stdout (141), a fault of the machine (3), anything else a bug (70, with the traceback)."""
     from audiodata.faults import EXIT_FAULT, MachineFault
 
     console = stderr_console()
     args.argv = typed  # what was typed, for a command that says the exact command to run next
     try:
         return int(args.func(args))
-    except ValueError as exc:  # OptionsError, InputError, DatasetError, OutputBusy, ...: exit 2
-        error(console, exc)  # one line, greppable
-        return EXIT_USAGE
     except KeyboardInterrupt:
         _interrupted(args, typed, console)
         return EXIT_INTERRUPTED
@@ -144,12 +142,21 @@ def run_command(args: argparse.Namespace, typed: list[str]) -> int:
         again = _resume(args, typed)
         _fault(exc, args.command, None if again is None or again[0] == typed else shlex.join(["audiodata", *again[0]]))
         return EXIT_FAULT
+    except Exception as exc:  # an AudiodataError: its one line and exit code (2 for usage); anything else: a bug (70)
+        from audiodata.cli.exits import report_error
+
+        return report_error(exc, console)
 
 
 def _resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str] | None:
     """What the command says resumes it after an interruption: (the argument list, what to tell the user)."""
     resume = getattr(args, "resume_command", None)
-    return resume(args, typed) if resume is not None else None
+    if resume is None:
+        return None
+    try:  # a hint, computed while an error is already being reported: it must not raise a second one
+        return resume(args, typed)
+    except Exception:
+        return None
 
 
 def _interrupted(args: argparse.Namespace, typed: list[str], console: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from audiodata.audio.analyse import rms_dbfs
 from audiodata.audio.transform import decode_bytes
-from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, reading, shard_path
+from audiodata.dataset import ConvertedDataset, DatasetError, batches, open_shard, reading
 from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import RecordInfo, clip_identity, conversation_keys
 from audiodata.writer.schema import layout_of, record_columns, record_from_row
@@ -24,9 +24,9 @@ def stored_records(out: Path, near: bool, reference: bool = False) -> Iterator[R
     stored audio when ``near``) plus conversation keys. Used for ``--against`` and to resume
     ``convert --dedup``."""
 
-    manifest = load_manifest(out)
-    for shard in manifest["shards"]:
-        yield from shard_records(shard_path(out, shard), near, reference, shown=shard["file"], out=out)
+    ds = ConvertedDataset.open(out)
+    for shard in ds.shards():
+        yield from shard_records(ds.path(shard), near, reference, shown=shard.file, out=out)
 
 
 def shard_records(

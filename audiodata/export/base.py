@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from audiodata.errors import UsageError
 from audiodata.faults import write_atomic
 from audiodata.records import Message, Record
 from audiodata.rules.findings import Finding
@@ -40,7 +41,7 @@ _BATCH_ROWS = 64
 _MAX_SKIP_LIST = 1000
 
 
-class ExportError(ValueError):
+class ExportError(UsageError):
     """An export that cannot run at all (usage error, exit code 2)."""
 
 

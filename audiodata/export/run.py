@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from audiodata.dataset import DatasetError, load_manifest
+from audiodata.dataset import load_manifest
 from audiodata.export.base import (
     _MAX_SKIP_LIST,
     AUDIO_FORMATS,
@@ -38,7 +38,7 @@ from audiodata.export.minicpm import _minicpm
 from audiodata.export.msswift import _swift
 from audiodata.export.source import _eval_splits, _rows, _streams, _visual_columns
 from audiodata.faults import on_path, write_atomic
-from audiodata.lock import WORK, OutputBusy, hold
+from audiodata.lock import WORK, hold
 from audiodata.rules.engine import check_export
 from audiodata.rules.export_rules import target_rules
 
@@ -109,7 +109,8 @@ def export(
     ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``llamafactory-v1``, ``ms-swift`` or ``minicpm``.
     ``relative_paths`` (ms-swift only): audio paths relative to ``dest`` rather than absolute.
     ``on_progress(rows_done, rows_total)`` is called as rows are exported (after ``dest`` was checked).
-    Raises :class:`ExportError` for usage errors; records a target cannot express are
+    Raises :class:`ExportError` for usage errors, :class:`DatasetError` for a damaged dataset, :class:`OutputBusy`
+    when another export writes ``dest``; records a target cannot express are
     skipped and counted in :attr:`ExportResult.skipped_by_reason`.
     """
     out, dest = Path(out), Path(dest)
@@ -123,16 +124,13 @@ def export(
         raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
     if relative_paths and to != "ms-swift":
         raise ExportError("--relative-paths applies to --to ms-swift only")
-    try:
-        streams = _streams(out)
-        _check_dest(out, dest, overwrite)
-        with hold(dest, "export"):
-            _prepare_dest(out, dest, overwrite)
-            tick = _ticker(on_progress, sum(int(s.get("rows") or 0) for s in load_manifest(out)["shards"]))
-            result = _export(out, streams, dest, to, form, audio_format, relative_paths, tick)
-            _export_state(dest, "complete")
-    except (DatasetError, OutputBusy) as exc:  # a damaged dataset, another export into DEST: exit 2 as well
-        raise ExportError(str(exc)) from None
+    streams = _streams(out)  # DatasetError: not a converted dataset, or a damaged one
+    _check_dest(out, dest, overwrite)
+    with hold(dest, "export"):  # OutputBusy: another export writes DEST
+        _prepare_dest(out, dest, overwrite)
+        tick = _ticker(on_progress, sum(s.rows for s in load_manifest(out).shards))
+        result = _export(out, streams, dest, to, form, audio_format, relative_paths, tick)
+        _export_state(dest, "complete")
     return result
 
 

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from audiodata.dataset import DatasetError, batches, load_manifest, open_shard, shard_path, verify_hint
-from audiodata.export.base import _BATCH_ROWS, _COLUMNS, EVAL_SPLITS, VISUAL, ExportError, _Stream
+from audiodata.dataset import ConvertedDataset, batches, load_manifest, open_shard
+from audiodata.export.base import _BATCH_ROWS, _COLUMNS, EVAL_SPLITS, VISUAL, _Stream
 from audiodata.records import Record
-from audiodata.writer.schema import KINDS, READABLE_VERSIONS, record_from_row
+from audiodata.writer.schema import record_from_row
 
 
 def _streams(out: Path) -> list[_Stream]:
-    manifest = load_manifest(out)
-    try:
-        configs = manifest["summary"]["configs"]
-        shards = manifest["shards"]
-        version = int(manifest.get("format_version", 1))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{out}: unreadable manifest.json ({exc}); {verify_hint(out)}") from None
+    ds = ConvertedDataset.open(out)  # its format version and config kinds checked
     streams: dict[tuple[str, str], _Stream] = {}
-    for s in shards:
-        name, split = s["config"], s["split"]
-        kind = configs.get(name, {}).get("kind", name)
-        if version not in READABLE_VERSIONS:
-            raise ExportError(f"{out}: format_version {version} is newer than this audiodata reads; upgrade audiodata")
-        if kind not in KINDS:
-            raise ExportError(f"{out}: config {name!r} has unknown kind {kind!r}")
-        path = shard_path(out, s)
-        streams.setdefault((name, split), _Stream(name, split, kind, [], version, out)).files.append(path)
+    for s in ds.shards():
+        name, split = s.config, s.split
+        stream = streams.setdefault((name, split), _Stream(name, split, ds.kind(name), [], ds.format_version, out))
+        stream.files.append(ds.path(s))
     return list(streams.values())
 
 
@@ -59,9 +47,6 @@ def _visual_columns(stream: _Stream) -> list[str]:
 
 def _eval_splits(out: Path) -> set[str]:
     """The converted dataset's evaluation splits: its ``--val-split`` (when it made one) and the usual names."""
-    try:
-        options = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("options") or {}
-    except (OSError, ValueError):
-        options = {}
+    options = load_manifest(out).options
     named = {options["val_split"]} if options.get("val_ratio") and options.get("val_split") else set()
     return named | set(EVAL_SPLITS)

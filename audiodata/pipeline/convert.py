@@ -16,12 +16,25 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from audiodata import __version__
-from audiodata.dataset import DatasetError, verify_hint
+from audiodata.dataset import (
+    CARD,
+    FORMAT_VERSION,
+    MANIFEST,
+    ConfigInfo,
+    DatasetError,
+    InputEntry,
+    Manifest,
+    RejectsEntry,
+    ShardEntry,
+    SplitInfo,
+    Summary,
+    verify_hint,
+)
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, conversation_keys
 from audiodata.dedup.store import SPILL_PREFIX
 from audiodata.dedup.stored import shard_records
@@ -39,7 +52,7 @@ from audiodata.rules.engine import has_error
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import select
 from audiodata.writer.card import card_yaml, render_card
-from audiodata.writer.schema import FORMAT_VERSION, KINDS, Visual
+from audiodata.writer.schema import KINDS, Visual
 from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats, row_nbytes
 
 #: About how many bytes of rows one job of records brings back from a worker. Records per job shrink
@@ -54,6 +67,8 @@ RESTART = "pass --overwrite to convert again from the start"
 
 @dataclass
 class ConvertResult:
+    """What a conversion wrote, from its manifest (:meth:`from_manifest`: the one place that maps it)."""
+
     output: Path
     records_read: int = 0
     records_written: int = 0
@@ -65,7 +80,7 @@ class ConvertResult:
     records_duplicate: int = 0  # dropped by --dedup (listed in rejects.jsonl with their cluster)
     duplicates_by_kind: dict[str, int] = field(default_factory=dict)
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)  # named but not read (F006, F007), with why
-    shards: list[dict[str, Any]] = field(default_factory=list)
+    shards: list[ShardEntry] = field(default_factory=list)
     resumed_from: int = 0
     already_complete: bool = False
 
@@ -73,6 +88,32 @@ class ConvertResult:
     def exit_code(self) -> int:
         """0: every record went through (duplicates dropped on request count as through); 1: some were rejected."""
         return 1 if self.records_rejected else 0
+
+    @classmethod
+    def from_manifest(
+        cls, output: Path, manifest: Manifest, resumed_from: int = 0, already_complete: bool = False
+    ) -> ConvertResult:
+        s = manifest.summary
+        return cls(
+            output=output,
+            records_read=s.records_read,
+            records_written=s.written,
+            records_rejected=s.rejected,
+            audio_seconds=s.audio_seconds,
+            clips=s.clips,
+            rejects_by_code=dict(s.rejects_by_code),
+            warnings_by_code=dict(s.warnings_by_code),
+            records_duplicate=s.duplicates,
+            duplicates_by_kind=dict(s.duplicates_by_kind),
+            skipped_inputs=list(s.skipped_inputs),
+            shards=list(manifest.shards),
+            resumed_from=resumed_from,
+            already_complete=already_complete,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as ``convert --json`` prints it: every field, and the exit code."""
+        return {**asdict(self), "output": str(self.output), "exit_code": self.exit_code}
 
 
 @dataclass
@@ -219,10 +260,10 @@ class _Run:
             else None
         )
         self.writers: dict[str, ShardWriter] = {}
-        self.result = ConvertResult(out, resumed_from=state.resume_at if state.shards else 0)
+        self.resumed_from = state.resume_at if state.shards else 0
         self.progress = Progress(bytes_total=sum(f.size for f in files))
         self.live_stats: dict[str, Any] = {}
-        self.start = self.result.resumed_from
+        self.start = self.resumed_from
         self.row_bytes: float | None = None  # bytes per written row, averaged over the jobs back so far
 
     # -- reading -----------------------------------------------------------------
@@ -475,8 +516,9 @@ class _Run:
         for s in self.state.shards:
             streams.setdefault(s.stream, []).append(s)
         kinds = sorted({s.split("/")[0] for s in streams}, key=KINDS.index)
-        configs: dict[str, dict[str, Any]] = {}
-        shard_rows: list[dict[str, Any]] = []
+        config_dirs: dict[str, tuple[str, str]] = {}  # name -> (kind, data_dir)
+        config_splits: dict[str, dict[str, SplitInfo]] = {}
+        shard_rows: list[ShardEntry] = []
         totals: dict[str, Any] = {}
         data = self.out / "data"
         data.mkdir(exist_ok=True)
@@ -485,8 +527,8 @@ class _Run:
             name = "default" if len(kinds) == 1 else kind
             data_dir = "data" if len(kinds) == 1 else f"data/{kind}"
             shards = sorted(streams[stream], key=lambda s: s.shard)
-            cfg = configs.setdefault(name, {"kind": kind, "data_dir": data_dir, "splits": {}})
-            cfg["splits"][split] = {"rows": sum(s.rows for s in shards), "bytes": sum(s.bytes for s in shards)}
+            config_dirs.setdefault(name, (kind, data_dir))
+            config_splits.setdefault(name, {})[split] = SplitInfo(sum(s.rows for s in shards), sum(s.bytes for s in shards))
             for s in shards:
                 final = f"{data_dir}/{split}-{s.shard:05d}-of-{len(shards):05d}.parquet"
                 src, dst = self.work / s.file, self.out / final
@@ -494,18 +536,7 @@ class _Run:
                 if src.exists():
                     os.replace(src, dst)
                 merge_stats(totals, s.stats)
-                shard_rows.append(
-                    {
-                        "file": final,
-                        "config": name,
-                        "split": split,
-                        "rows": s.rows,
-                        "bytes": s.bytes,
-                        "sha256": s.sha256,
-                        "audio_seconds": s.audio_seconds,
-                        "clips": s.clips,
-                    }
-                )
+                shard_rows.append(ShardEntry(final, name, split, s.rows, s.bytes, s.sha256, s.audio_seconds, s.clips))
         if rejects_path.exists():
             with (
                 on_path(self.out / "rejects.jsonl.tmp"),
@@ -519,48 +550,49 @@ class _Run:
                 dst_fh.flush()
                 os.fsync(dst_fh.fileno())
             os.replace(self.out / "rejects.jsonl.tmp", self.out / "rejects.jsonl")
-        written = sum(r["rows"] for r in shard_rows)
+        written = sum(r.rows for r in shard_rows)
         warnings = Counter(totals.get("warnings", {}))
         warnings.update(s.code for s in self.skipped)  # inputs named but not read count with the record warnings
-        summary = {
-            "records_read": written + n_rejects + n_dups,
-            "written": written,
-            "rejected": n_rejects,
-            "duplicates": n_dups,
-            "duplicates_by_kind": dict(sorted(dup_kinds.items())),
-            "clips": sum(r["clips"] for r in shard_rows),
-            "audio_seconds": round(sum(r["audio_seconds"] for r in shard_rows), 6),
-            "sample_rate": self.opts.sample_rate,
-            "codec": self.opts.codec,
-            "source_sampling_rates": totals.get("source_sampling_rates", {}),
-            "source_formats": totals.get("source_formats", {}),
-            "warnings_by_code": dict(sorted(warnings.items())),
-            "kto_labels": totals.get("kto_labels", {}),
-            "skipped_inputs": [s.to_dict() for s in self.skipped],
-            "rejects_by_code": dict(sorted(by_code.items())),
-            "configs": configs,
-        }
-        for name in ("images", "videos"):  # only in runs with visual columns: audio-only manifests stay as they were
-            if getattr(self.visual, name):
-                summary[name] = totals.get(name, 0)
-        manifest = {
-            "audiodata_version": __version__,
-            "format_version": FORMAT_VERSION,
-            "options": self.opts.recorded(),
-            "inputs": [{"file": f.display, "dialect": f.spec.formatting or "auto", "entry": f.spec.name} for f in self.files],
-            "summary": summary,
-            "shards": shard_rows,
-            "rejects": {"file": "rejects.jsonl", "count": n_rejects + n_dups, "rejected": n_rejects, "duplicates": n_dups},
-        }
+        configs = {name: ConfigInfo(kind, data_dir, config_splits[name]) for name, (kind, data_dir) in config_dirs.items()}
+        summary = Summary(
+            records_read=written + n_rejects + n_dups,
+            written=written,
+            rejected=n_rejects,
+            duplicates=n_dups,
+            duplicates_by_kind=dict(sorted(dup_kinds.items())),
+            clips=sum(r.clips for r in shard_rows),
+            audio_seconds=round(sum(r.audio_seconds for r in shard_rows), 6),
+            sample_rate=self.opts.sample_rate,
+            codec=self.opts.codec,
+            source_sampling_rates=totals.get("source_sampling_rates", {}),
+            source_formats=totals.get("source_formats", {}),
+            warnings_by_code=dict(sorted(warnings.items())),
+            kto_labels=totals.get("kto_labels", {}),
+            skipped_inputs=[s.to_dict() for s in self.skipped],
+            rejects_by_code=dict(sorted(by_code.items())),
+            configs=configs,
+            # only in runs with visual columns: audio-only manifests stay as they were
+            images=totals.get("images", 0) if self.visual.images else None,
+            videos=totals.get("videos", 0) if self.visual.videos else None,
+        )
+        manifest = Manifest(
+            audiodata_version=__version__,
+            format_version=FORMAT_VERSION,
+            options=self.opts.recorded(),
+            inputs=[InputEntry(f.display, f.spec.formatting or "auto", f.spec.name) for f in self.files],
+            summary=summary,
+            shards=shard_rows,
+            rejects=RejectsEntry("rejects.jsonl", n_rejects + n_dups, n_rejects, n_dups),
+        )
         card = card_yaml(configs, self.opts.sample_rate, self.opts.license, self.visual)
-        atomic_write(self.out / "README.md", render_card(card, summary))
-        atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        atomic_write(self.out / CARD, render_card(card, summary))
+        atomic_write(self.out / MANIFEST, manifest.to_json())
         self.state.status = "complete"
         self.state.save(self.out)
         for kind in KINDS:
             shutil.rmtree(self.work / kind, ignore_errors=True)
         rejects_path.unlink(missing_ok=True)
-        return _result_from_manifest(self.out, resumed_from=self.result.resumed_from)
+        return _result_from_manifest(self.out, resumed_from=self.resumed_from)
 
 
 def check_durable(out: Path, shards: list[ShardInfo]) -> None:
@@ -583,24 +615,7 @@ def _seq_of(line: str) -> float:
 
 
 def _result_from_manifest(out: Path, resumed_from: int = 0, already_complete: bool = False) -> ConvertResult:
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    s = manifest["summary"]
-    return ConvertResult(
-        output=out,
-        records_read=s["records_read"],
-        records_written=s["written"],
-        records_rejected=s["rejected"],
-        audio_seconds=s["audio_seconds"],
-        clips=s["clips"],
-        rejects_by_code=s["rejects_by_code"],
-        warnings_by_code=s["warnings_by_code"],
-        records_duplicate=s.get("duplicates", 0),
-        duplicates_by_kind=s.get("duplicates_by_kind", {}),
-        skipped_inputs=s.get("skipped_inputs", []),
-        shards=manifest["shards"],
-        resumed_from=resumed_from,
-        already_complete=already_complete,
-    )
+    return ConvertResult.from_manifest(out, Manifest.load(out), resumed_from, already_complete)
 
 
 __all__ = ["ConvertResult", "InputError", "OptionsError", "Progress", "convert"]

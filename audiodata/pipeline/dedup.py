@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiodata.dataset import ConvertedDataset, DatasetError
 from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Where
 from audiodata.dedup.stored import reference_records
 from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
@@ -160,8 +161,11 @@ def dedup(
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
     task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings)
-    if against is not None and not (Path(against) / "manifest.json").is_file():
-        raise OptionsError(f"--against {against}: not a converted dataset (no manifest.json)")
+    if against is not None:  # a converted dataset, of a format this audiodata reads: checked before any input is read
+        try:
+            ConvertedDataset.open(against)
+        except DatasetError as exc:
+            raise DatasetError(f"--against {exc}") from None
     deduper = RecordDeduper(near=mode == "near", threshold=threshold, memory=opts.dedup_memory)
     shown = public_path(str(against), opts.absolute_paths) if against else None
     report = DedupReport(mode, threshold, [f.display for f in files], shown, deduper=deduper)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.dedup.store import DEFAULT_MEMORY
+from audiodata.errors import UsageError
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.privacy import public_path
@@ -51,11 +52,11 @@ def parse_size(text: str | int) -> int:
         return text
     m = _SIZE.match(text)
     if not m or (m.group(2) or "").lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (try 500MB, 64MiB, 1GB)")
+        raise UsageError(f"not a size: {text!r} (try 500MB, 64MiB, 1GB)")
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
-class OptionsError(ValueError):
+class OptionsError(UsageError):
     """A usage error: the CLI exits with code 2."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiodata.errors import InputDataError
 from audiodata.errtext import library_error
 from audiodata.readers.jsonstream import iter_file
 from audiodata.readers.rawfile import FileFailure, open_regular, wrong_encoding
@@ -31,7 +32,7 @@ DATASET_INFO = "dataset_info.json"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-class InputError(ValueError):
+class InputError(InputDataError):
     """An input that cannot be used at all (usage error, exit code 2)."""
 
 

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from audiodata.dataset import MANIFEST
 from audiodata.privacy import input_base
 from audiodata.readers.rawfile import file_kind
 from audiodata.readers.registry import (
@@ -135,6 +136,11 @@ def expand_inputs(
         if not path.exists():
             raise InputError(f"{given}: no such file or folder")
         if path.is_dir():
+            if (path / MANIFEST).is_file():  # its manifest and rejects would be read as records (F003 each)
+                raise InputError(
+                    f"{given}: a converted dataset ({MANIFEST}), not a raw corpus; `audiodata verify {given}` checks it, "
+                    f"`audiodata export {given} --to ...` writes it back out as a trainer's JSON"
+                )
             _add_dir(path, given, add, skipped, media_root, formatting, datasets, all_files, skip)
             continue
         kind = file_kind(path.stat().st_mode)

@@ -182,3 +182,24 @@ _v(
     "Restore manifest.json from the convert run that wrote the shards. " + _RECONVERT,
     "`summary.written` raised by 2 by hand.",
 )
+_v(
+    "V018",
+    "decoder-disagrees",
+    "--decoders: a decoding path (soundfile, datasets) gives other PCM, rate or channels than audio_info records",
+    "With `verify --decoders`, every clip is decoded through each path users load with (soundfile; `datasets`' own "
+    "Audio decoding where torchcodec loads), and each must give the PCM whose hash `audio_info.pcm_hash` records, at "
+    "its rate and channel count.",
+    "A user who loads the dataset another way must train on the same audio: a decoder that resamples, downmixes or "
+    "trims differently changes the data silently.",
+    "Pin the decoding library the card names, or load with `audiodata.open` (soundfile alone). " + _RECONVERT,
+    "A clip replaced by another tone of the same length: soundfile decodes it, and its hash is not the recorded one.",
+)
+_v(
+    "V019",
+    "decoder-fails",
+    "--decoders: a decoding path (soundfile, datasets) fails on a clip",
+    "With `verify --decoders`, every clip must decode through each available path.",
+    "A clip one library cannot open crashes the data loader of every user who loads the dataset through it.",
+    "Re-encode the clip (or re-convert), or load with `audiodata.open` (soundfile alone). " + _RECONVERT,
+    "Bytes that are not audio in a row's `audios`.",
+)

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from datasets import Audio, Features, Image, List, Value, Video
 
+from audiodata.dataset import FORMAT_VERSION
 from audiodata.records import RECORD_KINDS, MediaRef, Message, Record, SourceLoc
 
 MESSAGE = {"role": Value("string"), "content": Value("string")}
@@ -33,11 +34,7 @@ AUDIO_INFO = {
 SOURCE = {"file": Value("string"), "index": Value("int64"), "line": Value("int64")}
 
 
-#: Version of the on-disk layout, recorded in ``manifest.json``. 1: DPO rows held their prompt in
-#: ``messages``; 2: every config follows TRL's dataset formats (``prompt``/``chosen``/``rejected``,
-#: ``prompt``/``completion``/``label``) and KTO exists. Readers accept every version listed here.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# The version of the on-disk layout lives with the rest of it, in audiodata/dataset.py.
 
 #: The configs a run can write, in the order cards and manifests list them.
 KINDS = RECORD_KINDS

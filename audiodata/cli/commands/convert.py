@@ -109,30 +109,10 @@ def run(args: argparse.Namespace) -> int:
         result = convert(args.inputs, args.output, options=opts, on_progress=on_progress)
         bar.finish()
     if args.json:
-        print(json.dumps(result_dict(result), indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
         print_summary(result, stdout_console())
     return result.exit_code
-
-
-def result_dict(r: ConvertResult) -> dict[str, Any]:
-    return {
-        "output": str(r.output),
-        "records_read": r.records_read,
-        "records_written": r.records_written,
-        "records_rejected": r.records_rejected,
-        "audio_seconds": r.audio_seconds,
-        "clips": r.clips,
-        "rejects_by_code": r.rejects_by_code,
-        "warnings_by_code": r.warnings_by_code,
-        "records_duplicate": r.records_duplicate,
-        "skipped_inputs": r.skipped_inputs,
-        "duplicates_by_kind": r.duplicates_by_kind,
-        "shards": r.shards,
-        "resumed_from": r.resumed_from,
-        "already_complete": r.already_complete,
-        "exit_code": r.exit_code,
-    }
 
 
 def print_summary(r: ConvertResult, console: Console) -> None:

@@ -58,7 +58,8 @@ def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from audiodata.export import DestinationNotEmpty, ExportError, export
+    from audiodata.errors import AudiodataError, FaultError
+    from audiodata.export import DestinationNotEmpty, export
 
     dest = output_or_positional(args, "dest")
     console = stderr_console()
@@ -80,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
             console.print("to replace what an export wrote there (other files stay), run:", highlight=False)
             console.print(shlex.join(["audiodata", *again]), soft_wrap=True, markup=False, highlight=False)
             return EXIT_USAGE
-        except ExportError as exc:
+        except AudiodataError as exc:  # usage, a damaged dataset, DIR held by another export; a machine fault goes up (exit 3)
+            if isinstance(exc, FaultError):
+                raise
             error(console, exc)
-            return EXIT_USAGE
+            return exc.exit_code
         bar.finish()
     if args.json:
         print(json.dumps(result_dict(r), indent=2, ensure_ascii=False))

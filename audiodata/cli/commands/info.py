@@ -28,50 +28,36 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from audiodata.dataset import load_manifest
+    from audiodata.dataset import ConvertedDataset
 
-    manifest = load_manifest(args.dataset)
-    _check_shards(args.dataset, manifest)
-    s = manifest["summary"]
+    ds = ConvertedDataset.open(args.dataset)
+    ds.check_shards()  # present, footers read, row counts: a damaged shard is named (verify reads everything)
+    s = ds.summary
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(json.dumps(s.to_dict(), indent=2))
         return EXIT_OK
     out = stdout_console()
-    t = Table(title=f"{args.dataset} (audiodata {manifest['audiodata_version']})")
+    t = Table(title=f"{args.dataset} (audiodata {ds.manifest.audiodata_version})")
     for col in ("config", "task", "split", "records", "shards", "bytes", "audio hours"):
         t.add_column(col, justify="right" if col not in ("config", "task", "split") else "left")
-    for name, cfg in s["configs"].items():
-        for split, v in cfg["splits"].items():
-            shards = [x for x in manifest["shards"] if x["config"] == name and x["split"] == split]
-            hours = sum(x["audio_seconds"] for x in shards) / 3600
-            task = cfg.get("kind", name)
-            t.add_row(name, task, split, str(v["rows"]), str(len(shards)), f"{v['bytes']:,}", f"{hours:.3f}")
+    for name, cfg in s.configs.items():
+        for split, v in cfg.splits.items():
+            shards = ds.shards(name, split)
+            hours = sum(x.audio_seconds for x in shards) / 3600
+            t.add_row(name, cfg.kind, split, str(v.rows), str(len(shards)), f"{v.bytes:,}", f"{hours:.3f}")
     out.print(t)
-    labels = s.get("kto_labels") or {}
+    labels = s.kto_labels
     if labels:
         out.print(f"KTO labels: {labels.get('desirable', 0)} desirable, {labels.get('undesirable', 0)} undesirable")
     out.print(
-        f"sample rate {s['sample_rate']} Hz ({s['codec']}), {s['clips']} clips, {s['audio_seconds'] / 3600:.3f} h; "
-        f"read {s['records_read']}, written {s['written']}, rejected {s['rejected']}"
+        f"sample rate {s.sample_rate} Hz ({s.codec}), {s.clips} clips, {s.audio_seconds / 3600:.3f} h; "
+        f"read {s.records_read}, written {s.written}, rejected {s.rejected}"
     )
-    if s["source_sampling_rates"]:
+    if s.source_sampling_rates:
         out.print(
             "source sample rates: "
-            + ", ".join(f"{k} Hz x{v}" for k, v in sorted(s["source_sampling_rates"].items(), key=lambda kv: int(kv[0])))
+            + ", ".join(f"{k} Hz x{v}" for k, v in sorted(s.source_sampling_rates.items(), key=lambda kv: int(kv[0])))
         )
-    if s["rejects_by_code"]:
-        out.print("rejects by reason: " + ", ".join(f"{k} x{v}" for k, v in s["rejects_by_code"].items()))
+    if s.rejects_by_code:
+        out.print("rejects by reason: " + ", ".join(f"{k} x{v}" for k, v in s.rejects_by_code.items()))
     return EXIT_OK
-
-
-def _check_shards(out: str, manifest: dict[str, Any]) -> None:
-    """What info can check without reading the data: every shard present, at its size, with a footer that
-    reads and the manifest's row count (a damaged shard is named; ``verify`` reads everything)."""
-    from audiodata.dataset import DatasetError, open_shard, shard_path, verify_hint
-
-    for entry in manifest["shards"]:
-        pf = open_shard(shard_path(out, entry), entry["file"], out)
-        if pf.metadata.num_rows != entry["rows"]:
-            raise DatasetError(
-                f"shard {entry['file']} holds {pf.metadata.num_rows} rows, manifest.json says {entry['rows']}; {verify_hint(out)}"
-            )

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import EXIT_OK, EXIT_USAGE, Bar, error, stderr_console, stdout_console
+from audiodata.cli.common import EXIT_OK, Bar, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -47,9 +47,9 @@ def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
 def run(args: argparse.Namespace) -> int:
     from huggingface_hub.utils import disable_progress_bars
 
-    from audiodata.faults import MachineFault
+    from audiodata.errors import AudiodataError
     from audiodata.pipeline.options import parse_size
-    from audiodata.publish import PublishError, publish
+    from audiodata.publish import publish
 
     disable_progress_bars()  # one bar: ours (huggingface_hub would draw one per batch of files)
     console = stderr_console()
@@ -73,11 +73,8 @@ def run(args: argparse.Namespace) -> int:
                 include_rejects=args.include_rejects,
                 on_progress=on_progress,
             )
-    except PublishError as exc:
-        error(console, exc)
-        return EXIT_USAGE
-    except MachineFault:
-        raise  # a local file the upload reads: exit 3
+    except AudiodataError:
+        raise  # not a dataset, a damaged one (exit 2), a local file the upload reads failing (exit 3)
     except OSError as exc:
         if exc.filename is not None:
             raise  # a local file, not the network

@@ -30,6 +30,12 @@ def register(subparsers: Any) -> None:
         "--num-workers", type=int, default=0, help="shards checked at once, in worker processes (default: all cores)"
     )
     v.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    v.add_argument(
+        "--decoders",
+        action="store_true",
+        help="also decode every clip through each decoding path users load with (soundfile; datasets' own Audio "
+        "decoding where torchcodec loads) and check that each gives the stored pcm_hash (V018, V019)",
+    )
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=run)
 
@@ -44,13 +50,24 @@ def run(args: argparse.Namespace) -> int:
     if args.num_workers < 0:
         raise OptionsError(f"--num-workers must be 0 (all cores) or more, got {args.num_workers}")
     console = stdout_console()
+    decoders = None
+    if args.decoders:
+        from audiodata.decoding import available_decoders
+
+        why_not = available_decoders()
+        decoders = [name for name, why in why_not.items() if why is None]
+        for name, why in why_not.items():
+            if why is not None:
+                stderr_console().print(f"[yellow]--decoders: {name} not checked: {escape(why)}[/]", soft_wrap=True)
     with Bar("verifying", "rows", stderr_console(), disable=args.no_progress, extra=("{task.fields[shards]}",), shards="") as bar:
 
         def on_progress(done: int, total: int, rows: int) -> None:
             bar.update(completed=done, total=total, count=rows, shards=f"{done}/{total} shards")
 
         try:
-            report = verify(args.dataset, audio=not args.no_audio, on_progress=on_progress, num_workers=args.num_workers)
+            report = verify(
+                args.dataset, audio=not args.no_audio, on_progress=on_progress, num_workers=args.num_workers, decoders=decoders
+            )
         except VerifyError as exc:
             error(stderr_console(), exc)
             return EXIT_USAGE
@@ -63,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     t.add_row("shards checked", str(report.shards_checked))
     t.add_row("rows checked", str(report.rows_checked))
     t.add_row("clips decoded", str(report.clips_checked) if report.audio_checked else "- (--no-audio)")
+    if report.decoders:
+        t.add_row("decoded through", ", ".join(report.decoders))
     t.add_row("problems", f"[red]{len(report.problems)}[/]" if report.problems else "[green]0[/]")
     console.print(t)
     if report.problems:
