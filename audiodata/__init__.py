@@ -17,20 +17,30 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+import audiodata.dedup as _dedup_package  # noqa: F401  (first: importing it later would rebind audiodata.dedup to it)
+
 #: public name -> the module that defines it
 _LAZY = {
     "ConvertOptions": "audiodata.pipeline.options",
     "ConvertResult": "audiodata.pipeline.convert",
     "convert": "audiodata.pipeline.convert",
-    "dedup": "audiodata.pipeline.dedup",
     "lint": "audiodata.pipeline.lint",
 }
 
 if TYPE_CHECKING:
     from audiodata.pipeline.convert import ConvertResult, convert
-    from audiodata.pipeline.dedup import dedup
     from audiodata.pipeline.lint import lint
     from audiodata.pipeline.options import ConvertOptions
+
+
+def dedup(*args: Any, **kwargs: Any) -> Any:
+    """:func:`audiodata.pipeline.dedup.dedup`: duplicate records across inputs, and leaks into a converted dataset.
+
+    A function here rather than a lazy name: the ``audiodata.dedup`` subpackage shares the name, and Python binds a
+    subpackage to its parent's attribute when it is first imported (it is imported above, so this binding stands)."""
+    from audiodata.pipeline.dedup import dedup as run
+
+    return run(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

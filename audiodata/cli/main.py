@@ -149,7 +149,10 @@ def run_command(args: argparse.Namespace, typed: list[str]) -> int:
 def _resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str] | None:
     """What the command says resumes it after an interruption: (the argument list, what to tell the user)."""
     resume = getattr(args, "resume_command", None)
-    return resume(args, typed) if resume is not None else None
+    try:
+        return resume(args, typed) if resume is not None else None
+    except Exception:  # a hint that fails must never hide the error it would have followed
+        return None
 
 
 def _interrupted(args: argparse.Namespace, typed: list[str], console: Any) -> None:
