@@ -122,6 +122,19 @@ def test_help_version_and_rules_load_nothing_heavy(argv: list[str]) -> None:
         assert "trainer" not in loaded  # the trainer's commands load only when named (or listed by --help)
 
 
+def test_the_public_names_resolve_whatever_was_imported_first() -> None:
+    """``audiodata.dedup`` is a function and a subpackage's name: importing the subpackage must not shadow it."""
+    code = (
+        "import audiodata.dedup.index, audiodata.pipeline.dedup, audiodata\n"
+        "import sys\n"
+        "assert callable(audiodata.dedup), audiodata.dedup\n"
+        "assert all(getattr(audiodata, n) is not None for n in audiodata.__all__)\n"
+        "assert callable(audiodata.convert) and callable(audiodata.lint)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+
+
 def test_help_lists_the_trainer_commands_it_gets_through_the_entry_point_group(capsys) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--help"])

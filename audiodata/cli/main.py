@@ -53,8 +53,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             module.register(sub)
         else:  # listed by name only: its options are not needed to parse this command line
             sub.add_parser(name, help=module.HELP)
-    wanted = chosen is not None or bool({"-h", "--help"} & set(argv or []))  # not for --version or a bare `audiodata`
-    if argv is None or (chosen not in BUILTIN and wanted):  # a plugin's command, --help, or a typo: the plugins too
+    before = (argv or [])[: (argv or []).index(chosen)] if chosen is not None else argv or []
+    root_help = bool({"-h", "--help"} & set(before))  # the root's help lists every command
+    if argv is None or root_help or (chosen is not None and chosen not in BUILTIN):  # a plugin's command, or a typo
         for name, register in plugin_commands(chosen).items():
             try:
                 register(sub)
