@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"merged model written to {out}")
             return EXIT_OK
         cfg = config_from_args(args)
+        if cfg.dry_run:  # pre-flight only: table or --json, preflight.json, exit 0/2/3
+            from trainer.preflight import run_dry
+
+            return run_dry(cfg, args.json)
         from trainer.train import train
 
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
