@@ -497,16 +497,15 @@ def check_memory(pf: Preflight, run: Any) -> tuple[str, str, dict[str, Any]]:
     """The estimate per device for the costliest collated batch, against this device's memory."""
     import os
 
-    import torch
-
-    from trainer import dist
-    from trainer.memory import GB, Dims, count_parameters, device_memory, estimate, meta_model, setup_of
+    from trainer import dist, memory
+    from trainer.memory import GB, Dims, count_parameters, estimate, meta_model, setup_of
     from trainer.train import precision
 
     cfg, family = run.cfg, run.family
     config = run.model.config
     config = getattr(config, "thinker_config", None) or config
-    cuda = torch.cuda.is_available()
+    device, total, what = memory.device_memory(int(os.environ.get("LOCAL_RANK", "0")))
+    cuda = device.startswith("cuda")
     regex = (cfg.lora_target_modules or family.lora_target_regex()) if cfg.use_lora else None
     counts = count_parameters(meta_model(config, family), family, regex, cfg.lora_r, cfg.train_projector)
     pf.params = counts.total
@@ -514,7 +513,6 @@ def check_memory(pf: Preflight, run: Any) -> tuple[str, str, dict[str, Any]]:
     tokens = max(_padded_tokens(b) for b in pf.collated)
     clips = max(_clips(b) for b in pf.collated)
     est = estimate(counts, Dims.of(config), setup, tokens, clips)
-    device, total, what = device_memory(int(os.environ.get("LOCAL_RANK", "0")))
     data = {
         "estimate": est.to_dict(),
         "parameters": counts.to_dict(),
@@ -706,8 +704,13 @@ def render_record(run: Any, row: int) -> dict[str, Any]:
     for key in ("chosen", "completion"):
         if raw.get(key):
             messages += list(raw[key])
-    conv = family.conversation(messages, collator.system(raw), windows)
-    return {"record": raw.get("id"), "row": row, "rendered": collator.render(conv, False)}
+    try:
+        conv = family.conversation(messages, collator.system(raw), windows)
+        return {"record": raw.get("id"), "row": row, "rendered": collator.render(conv, False)}
+    except Exception as exc:  # a template that does not render is reported, never a crash of the report
+        if is_os_fault(exc):
+            raise
+        return {"record": raw.get("id"), "row": row, "rendered": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def family_name(cfg: TrainConfig) -> str | None:
