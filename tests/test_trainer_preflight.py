@@ -145,6 +145,18 @@ def test_longest_batches_of_the_plan_are_encoded_and_audio_tokens_agree(run):
         assert rec["text"] == rec["features"] == rec["lint"] > 0
 
 
+def test_a_record_that_cannot_be_used_is_named_and_the_dry_run_logs_no_skip(tiny, sample_out, tmp_path):
+    from tests.test_trainer import subset
+
+    out, _ = sample_out
+    broken = subset(out, tmp_path / "broken", "sft", keep=4, corrupt=(1,))
+    pf = preflight.dry_run(config(tiny, broken, tmp_path / "dry", dry_run=True))
+    batches = pf.get("batches")
+    assert batches is not None and batches.status == "warn"
+    assert re.search(r"record '[^']+' will be skipped: audio: cannot decode", batches.detail), batches.detail
+    assert not (tmp_path / "dry" / "skipped.jsonl").exists()  # training logs it when it meets the record
+
+
 def test_audio_placeholders_that_do_not_match_the_features_fail(run):
     pf = checks(run, "batches")
     e = next(e for e in pf.examples if "feature_attention_mask" in e)

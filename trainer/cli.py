@@ -25,7 +25,8 @@ def add_train_parsers(sub: Any) -> None:
     t = sub.add_parser(
         "train",
         help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
-        epilog="exit codes: 0 trained, 2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
+        epilog="exit codes: 0 trained (--dry-run: every check passed), 2 bad configuration, a damaged dataset (the shard named) "
+        "or a failing pre-flight check" + FAULT_EXIT,
     )
     tsub = t.add_subparsers(dest="train_command", required=True)
     for task in TASKS:

@@ -37,6 +37,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -427,12 +428,10 @@ def check_batches(pf: Preflight, run: Any) -> tuple[str, str, dict[str, Any]]:
     notes: list[str] = []
     report = []
     for why, positions in picks:
-        examples = rows.__getitems__(list(positions))
+        with skips_noted(run) as skipped:
+            examples = rows.__getitems__(list(positions))
+        notes += [f"record {rid!r} will be skipped: {reason}" for rid, reason in skipped]
         kept = [dict(e) for e in examples]
-        for pos, e in zip(positions, examples, strict=True):
-            want = sampler.source(pos)
-            if int(e.get(META_ROW, want)) != want:
-                notes.append(f"row {want} could not be used (see skipped.jsonl), row {e.get(META_ROW)} stood in")
         batch = run.collator(examples)
         pf.examples += kept
         pf.collated.append(batch)
@@ -610,7 +609,8 @@ def check_hearing(pf: Preflight, run: Any) -> tuple[str, str, dict[str, Any]]:
     if not audio_rows:
         return "skip", "no training record has audio", {}
     picks = sorted(random.Random(cfg.seed).sample(audio_rows, min(cfg.audio_check_records, len(audio_rows))))
-    batches = [run.collator(run.trainer.planned_rows.__getitems__([i])) for i in picks]
+    with skips_noted(run):
+        batches = [run.collator(run.trainer.planned_rows.__getitems__([i])) for i in picks]
     if pf.template is None or pf.template.get("row") not in picks:
         pf.template = render_record(run, picks[0])
     threshold = cfg.audio_check_min_kl
@@ -682,7 +682,8 @@ def _rows_trained(run: Any) -> set[int]:
 
 def _held_out_batches(run: Any, held: dict[str, Any]) -> list[dict[str, Any]]:
     ds = run.trainer.eval_dataset if held["dataset"] == "eval" else run.trainer.planned_rows
-    return [run.collator(ds.__getitems__([i])) for i in held["rows"]]
+    with skips_noted(run):
+        return [run.collator(ds.__getitems__([i])) for i in held["rows"]]
 
 
 def _hearing_of(run: Any, batches: list[dict[str, Any]]) -> Any:
@@ -692,6 +693,18 @@ def _hearing_of(run: Any, batches: list[dict[str, Any]]) -> Any:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def skips_noted(run: Any) -> Iterator[list[tuple[Any, str]]]:
+    """Records the encoder skips while the pre-flight encodes are noted here, not logged: training logs
+    each skip to ``skipped.jsonl`` when it meets the record, once, and a dry run writes nothing but its report."""
+    noted: list[tuple[Any, str]] = []
+    run.skips.add = lambda row, reason: noted.append((row.get("id"), reason))
+    try:
+        yield noted
+    finally:
+        del run.skips.add
+
+
 def render_record(run: Any, row: int) -> dict[str, Any]:
     """One record's conversation through the chat template as training renders it (audio as placeholders)."""
     raw = run.trainer.planned_rows.rows.with_format(None)[row]
