@@ -125,6 +125,15 @@ def test_processor_from_another_checkpoint_fails_loading_and_the_dry_run(tiny, s
     assert not (tmp_path / "dry" / "adapter_model.safetensors").exists()
 
 
+def test_pre_flight_settings_are_validated(tiny, sample_out):
+    from trainer.config import ConfigError
+
+    out, _ = sample_out
+    for bad in ({"audio_check_records": 0}, {"audio_check_min_kl": -1}):
+        with pytest.raises(ConfigError, match="audio_check_records must be >= 1 and audio_check_min_kl >= 0"):
+            TrainConfig.from_dict({"model": tiny, "data": str(out), **bad})
+
+
 def test_loading_reports_what_loaded(run):
     status, detail, data = preflight.check_loading(run.cfg, run)
     assert status == "ok", detail
@@ -405,3 +414,20 @@ def test_dry_run_on_the_tiny_omni_thinker(sample_out, tmp_path):
     pf = preflight.dry_run(config(omni, out, tmp_path / "dry", dry_run=True))
     assert pf.exit_code == 0, [c.to_dict() for c in pf.checks]
     assert pf.get("hearing").data["kl_zeroed"] > 100 * pf.cfg.audio_check_min_kl  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_held_out_records_come_from_the_eval_split_when_there_is_one(tiny, tmp_path):
+    import audiodata
+    from tests.conftest import SAMPLE
+    from trainer.data import load_rows
+    from trainer.train import train
+
+    out = tmp_path / "ds"
+    audiodata.convert([str(SAMPLE)], out, num_workers=1, val_ratio=0.3)
+    cfg = config(tiny, out, tmp_path / "run", eval_split="validation", eval_steps=1000)
+    held = train(cfg)["audio_conditioning"]
+    assert held["held_out"] and held["source"] == "eval split 'validation'"
+    evals = set(load_rows(cfg, "validation")["id"])
+    assert set(held["after"]["records"]) <= evals and not set(held["after"]["records"]) & set(load_rows(cfg, "train")["id"])
+    assert held["before"]["kl_zeroed"] > held["threshold"] and held["after"]["kl_zeroed"] > held["threshold"]

@@ -12,7 +12,8 @@ constants per 4-bit weight, the rest upcast to fp32 by ``prepare_model_for_kbit_
 states (LoRA in fp32: weight, gradient, AdamW m and v = 16 B per parameter, bf16 under QLoRA = 8 B; full
 fine-tuning: a gradient in the weights' dtype and AdamW m, v in it too, or DeepSpeed's fp32 master + m + v
 = 12 B); ZeRO-3 / FSDP divide weights, gradients and optimizer states by the number of processes and
-gather up to ``stage3_max_live_parameters`` at a time; activations per token (gradient checkpointing:
+gather up to ``stage3_max_live_parameters`` (FSDP: two decoder layers) at a time; ZeRO-2 divides
+gradients and optimizer states only; activations per token (gradient checkpointing:
 every layer's input, ``layers x hidden``, plus one layer recomputed, ``6 hidden + 4 intermediate``;
 without it every layer's ``7 hidden + 4 intermediate``), TRL's fused LM head (a ``tokens x 32768`` fp32
 logit tile), the frozen audio encoder's transient (clips x 1500 positions x (4 d_model + ffn)), and the
@@ -97,6 +98,7 @@ class Setup:
     task: str = "sft"
     train_projector: bool = False
     cuda: bool = True
+    fsdp: bool = False  # zero_stage 3 by FSDP: it gathers one wrapped layer at a time (and prefetches the next)
 
 
 @dataclass
@@ -203,7 +205,10 @@ def estimate(counts: ParamCounts, dims: Dims, setup: Setup, tokens: int, clips: 
             e.add(f"optimizer: AdamW m, v ({dtype})", t * 2 * wb, f"{t:.4g} x 2 x {wb} B")
         if setup.task == "dpo":
             e.add("DPO reference model", total * wb / shard, f"{total:.4g} x {wb} B{part}")
-    if setup.zero_stage == 3 and shard > 1:
+    if setup.zero_stage == 3 and shard > 1 and setup.fsdp:
+        live = 2 * counts.layer_params
+        e.add("gathered parameters in flight", live * wb, f"2 decoder layers x {counts.layer_params:.4g} x {wb} B (FSDP)")
+    elif setup.zero_stage == 3 and shard > 1:
         live = min(MAX_LIVE_PARAMETERS, total)
         e.add("gathered parameters in flight", live * wb, f"{live:.4g} x {wb} B (stage3_max_live_parameters)")
     h, i, layers = dims.hidden, dims.intermediate, dims.layers
@@ -234,7 +239,7 @@ def setup_of(cfg: Any, precision: str, processes: int, gradient_checkpointing: b
         stage = 3
     elif cfg.deepspeed:
         stage = {"zero2": 2, "zero3": 3}.get(cfg.deepspeed, 0) or _stage_of(cfg.preset_path("deepspeed"))
-    return Setup(method, precision, processes, stage, gradient_checkpointing, cfg.task, cfg.train_projector, cuda)
+    return Setup(method, precision, processes, stage, gradient_checkpointing, cfg.task, cfg.train_projector, cuda, bool(cfg.fsdp))
 
 
 def _stage_of(path: str | None) -> int:
