@@ -10,11 +10,14 @@ one with each clip's frames replaced by another record's clip), on the reply
 positions only (the tokens the loss trains), compared as the mean KL divergence of the next-token
 distributions, in nats per token.
 
-Why the KL and not the loss: a model with random weights (the tiny test models, or any model at
-step 0 on an unseen vocabulary) predicts nearly uniformly whatever it hears, so its loss barely moves
-(measured on the tiny Qwen2-Audio: 6.920 vs 6.922) while its distributions do (mean KL 0.9 nats). An
-unconditioned model gives exactly 0 (the computation does not depend on the features at all), so a
-small threshold (``audio_check_min_kl``, default 1e-3) separates the two with margin on both sides.
+Why the KL and not the loss: a model with random weights (the tiny test models) predicts nearly
+uniformly whatever it hears, so its loss moves little and either way (the tiny Qwen2-Audio on four
+sample records: 7.022 with the real clips, 6.949 zeroed: lower without the audio) while its
+distributions move a lot (mean KL 1.1 nats per reply token). The KL is never negative and counts
+any change of the predicted distribution, not just of the target's probability. An unconditioned
+model gives exactly 0 (the computation does not depend on the features at all: the tests' projector
+times zero, dropped features and masked audio positions all measure 0), so a small threshold
+(``audio_check_min_kl``, default 1e-3) separates the two with margin on both sides.
 """
 
 from __future__ import annotations
