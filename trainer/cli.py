@@ -27,7 +27,8 @@ def register_train(sub: Any) -> None:
     t = sub.add_parser(
         "train",
         help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
-        epilog="exit codes: 0 trained, 2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
+        epilog="exit codes: 0 trained (--dry-run: every check passed), 2 bad configuration, a damaged dataset (the shard named) "
+        "or a failing pre-flight check" + FAULT_EXIT,
     )
     tsub = t.add_subparsers(dest="train_command", required=True)
     helps = TrainConfig.field_help()  # once: it reads the source
@@ -142,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"merged model written to {out}")
             return EXIT_OK
         cfg = config_from_args(args)
+        if cfg.dry_run:  # pre-flight only: table or --json, preflight.json, exit 0/2/3
+            from trainer.preflight import run_dry
+
+            return run_dry(cfg, args.json)
         from trainer.train import train
 
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():

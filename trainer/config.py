@@ -103,6 +103,11 @@ class TrainConfig:
     load_in_4bit: bool = False  # QLoRA: language model in 4-bit NF4, double quant, bf16 compute (bitsandbytes, CUDA)
     deepspeed: str | None = None  # zero2, zero3 (trainer/configs/ds_zero*.json) or a DeepSpeed JSON path; needs CUDA
     fsdp: str | None = None  # FSDP2: full_shard (trainer/configs/fsdp_full_shard.json) or an FSDP config JSON path
+    # -- pre-flight (issue 12; see trainer/preflight.py) --------------------------------
+    dry_run: bool = False  # only the pre-flight checks (versions, loading, longest batches, memory, one step, audio); no training
+    preflight_audio_check: bool = True  # before training: does the model hear the audio? (real vs zeroed clips; also after)
+    audio_check_records: int = 4  # records compared by the audio check (and held out for the comparison after training)
+    audio_check_min_kl: float = 0.001  # the audio check fails below this mean KL (nats/reply token), real vs zeroed clips
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -183,6 +188,8 @@ class TrainConfig:
             raise ConfigError(f"long_audio must be one of {', '.join(LONG_AUDIO)}, got {self.long_audio!r}")
         self._validate_losses()
         self._validate_scale()
+        if self.audio_check_records < 1 or not self.audio_check_min_kl >= 0:  # pre-flight (issue 12)
+            raise ConfigError("audio_check_records must be >= 1 and audio_check_min_kl >= 0")
         check_data(self)
 
     def _validate_losses(self) -> None:

@@ -92,11 +92,17 @@ def estimate_lengths(ds: Any, family: ModelFamily, long_audio: str = "truncate")
                 text += sum(estimate_tokens(m["content"]) + 4 for m in batch["completion"][i])
             text += estimate_tokens(batch["system"][i] or family.default_system) if "system" in batch else 0
             info = batch["audio_info"][i] or []
-            pieces = [w for a in info for w in window_lengths(clip_samples(a, family), window)]
+            pieces = audio_pieces(info, family, window)
             lengths.append(text + sum(family.audio_tokens(n) for n in pieces))
             clips.append(len(pieces))
             seconds.append(sum(a["duration"] for a in info))
     return lengths, clips, seconds
+
+
+def audio_pieces(info: list[dict[str, Any]] | None, family: ModelFamily, window: int | None) -> list[int]:
+    """Samples of each clip the processor will see (a long clip's windows with ``window``), from the stored
+    ``audio_info`` durations: what the length estimates count and the pre-flight holds the processor to."""
+    return [w for a in info or [] for w in window_lengths(clip_samples(a, family), window)]
 
 
 class AudioDecodeError(Exception):

@@ -480,6 +480,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     With several processes every rank trains and returns the same report (counters summed over
     the ranks); only rank 0 writes the processor, the report and the plot.
     """
+    from trainer import preflight
+
+    if cfg.dry_run:  # the checks only, nothing trained (trainer/preflight.py)
+        return preflight.dry_run(cfg).to_dict()
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     checkpoint = resume_point(cfg)
     started = time.time()
@@ -494,6 +498,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             file=sys.stderr,
             flush=True,
         )
+    checks = preflight.before_training(run)  # stops here (exit 2) on a failing check
     result = run.trainer.train(resume_from_checkpoint=checkpoint)
     run.trainer.save_model(cfg.output_dir)  # every rank calls it (ZeRO-3 gathers); transformers writes on rank 0
     seen = run.trainer.seen.reduced(run.trainer.args.device)
@@ -533,6 +538,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         report.update(preference_history(state.log_history))
     if run.kto_labels is not None:
         report["kto_labels"] = run.kto_labels
+    report.update(preflight.report_entries(run, checks))  # hearing before/after on held-out records
     if not math.isfinite(report["final_loss"] or 0.0) and rank == 0:
         print("[audiodata] warning: the final loss is not finite", file=sys.stderr, flush=True)
     if rank == 0:
