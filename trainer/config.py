@@ -101,6 +101,13 @@ class TrainConfig:
     load_in_4bit: bool = False  # QLoRA: language model in 4-bit NF4, double quant, bf16 compute (bitsandbytes, CUDA)
     deepspeed: str | None = None  # zero2, zero3 (trainer/configs/ds_zero*.json) or a DeepSpeed JSON path; needs CUDA
     fsdp: str | None = None  # FSDP2: full_shard (trainer/configs/fsdp_full_shard.json) or an FSDP config JSON path
+    # -- evaluation (issue 12; see trainer/evaluate.py) --------------------------------
+    eval_strategy: str = "steps"  # when to evaluate with an eval set: steps (every eval_steps) or epoch; also once at the end
+    eval_holdout: float = 0.0  # without eval_split: hold out this share of the training records (chosen by seed) for evaluation
+    eval_metric: str = "auto"  # wer, cer, exact_match, bleu or auto (WER when eval prompts ask for transcripts, else exact_match)
+    eval_generate_records: int = 256  # eval records generated and scored at each evaluation (-1: all; 0: none, eval loss only)
+    eval_samples: int = 8  # fixed eval records whose reference and hypotheses the report and eval.html show at every evaluation
+    max_new_tokens: int = 128  # evaluation: greedy generation stops at EOS, the template's end-of-turn token or this many tokens
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -181,6 +188,9 @@ class TrainConfig:
             raise ConfigError(f"long_audio must be one of {', '.join(LONG_AUDIO)}, got {self.long_audio!r}")
         self._validate_losses()
         self._validate_scale()
+        from trainer.evaluate import check_config  # evaluation (issue 12)
+
+        check_config(self)
         check_data(self)
 
     def _validate_losses(self) -> None:
