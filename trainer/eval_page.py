@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import difflib
 import json
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from trainer.metrics import normalize
 
 PAGE = "eval.html"
+TEMPLATE_TOKEN = re.compile(r"(<\|[^|<>\s]{1,40}\|>)")
+MIME = re.compile(r"audio/[a-z0-9.+-]+")
 METRIC_NAMES = {"wer": "WER", "cer": "CER", "exact_match": "exact match", "bleu": "BLEU"}
 
 STYLE = """
@@ -35,7 +38,7 @@ section{background:#fff;border-radius:8px;margin:18px 0;padding:14px 20px;box-sh
 h2{font-size:17px;margin:2px 0 10px}img.curve{max-width:100%;height:auto}
 table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e6e8ec;vertical-align:top}
-th{font-weight:600;color:#4b5366}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{font-weight:600;color:#4b5366}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .chart{display:block;margin:0 0 10px}.chart .line{fill:none;stroke:#2f6fde;stroke-width:2}.chart .pt{fill:#2f6fde}
 .chart .axis{stroke:#9aa1b1;stroke-width:1}.chart text{font-size:11px;fill:#4b5366}
 .filter{display:flex;flex-wrap:wrap;gap:14px;align-items:center;margin:0 0 12px;font-size:14px}
@@ -193,7 +196,7 @@ def _metric_section(ev: dict[str, Any], name: str, history: list[dict[str, Any]]
         ]
         rows.append("<tr>" + "".join(f'<td class="n">{escape(c)}</td>' for c in cells) + "</tr>")
     head = ["step", "epoch", "eval loss", name, "scored", "no stop token", "template tokens", "failed", "seconds"]
-    table = "<table><thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in head) + "</tr></thead><tbody>"
+    table = "<table><thead><tr>" + "".join(f'<th class="n">{escape(c)}</th>' for c in head) + "</tr></thead><tbody>"
     table += "".join(rows) + "</tbody></table>"
     return f'<section id="metric"><h2>{escape(name)} per evaluation</h2>{_chart(history, metric, name)}{table}</section>'
 
@@ -266,7 +269,7 @@ def _sample(s: dict[str, Any], metric: str, name: str, clips: list[tuple[str, by
     players = "".join(
         f'<audio controls preload="metadata" src="data:{escape(mime)};base64,{base64.b64encode(data).decode("ascii")}"></audio>'
         for mime, data in clips
-        if mime.startswith("audio/") and data
+        if MIME.fullmatch(mime) and data
     )
     ref = str(s.get("reference") or "")
     rows = []
@@ -306,8 +309,9 @@ def _sample(s: dict[str, Any], metric: str, name: str, clips: list[tuple[str, by
 
 def diff_html(reference: str, hypothesis: str) -> str:
     """The hypothesis with the words that differ from the reference (compared normalised) in ``<ins>`` and the
-    reference words it misses in ``<del>``, everything escaped."""
-    hyp_words, ref_words = hypothesis.split(), reference.split()
+    reference words it misses in ``<del>``, everything escaped; a template token (``<|im_start|>``) counts as
+    a word of its own, so it stands out even when glued to the reply."""
+    hyp_words, ref_words = TEMPLATE_TOKEN.sub(r" \1 ", hypothesis).split(), reference.split()
     a, b = [normalize(w) for w in ref_words], [normalize(w) for w in hyp_words]
     out: list[str] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
