@@ -207,7 +207,7 @@ def _chart(history: list[dict[str, Any]], metric: str, name: str) -> str:
     ]
     if not points:
         return ""
-    w, h, left, right, top, bottom = 640, 180, 56, 16, 12, 28
+    w, h, left, right, top, bottom = 640, 180, 56, 32, 12, 28
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(0.0, min(ys)), max(ys) if max(ys) > 0 else 1.0
