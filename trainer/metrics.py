@@ -11,7 +11,7 @@ one. A reference that normalises to nothing has no error rate: it is left out of
 
 BLEU is sacreBLEU's default corpus BLEU (BLEU-4, the 13a tokenizer, case kept, "exp" smoothing of
 zero n-gram counts, brevity penalty over the corpus, 0 without any matching token), implemented here (tests hold it to values
-sacreBLEU 2.6 gives) rather than adding sacrebleu and its dependencies for forty lines.
+sacreBLEU 2.6 gives) rather than adding sacrebleu and its dependencies for a few dozen lines.
 """
 
 from __future__ import annotations
