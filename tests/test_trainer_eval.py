@@ -121,7 +121,7 @@ def sft(rid: str, ask: str, reply: str, audio: bool = True) -> dict[str, Any]:
 
 
 def test_examples_take_the_last_reply_as_reference_and_count_records_without_one():
-    from trainer.evaluate import examples_of
+    from trainer.generation import examples_of
 
     multi = {
         "id": "m",
@@ -142,7 +142,7 @@ def test_examples_take_the_last_reply_as_reference_and_count_records_without_one
 
 
 def test_examples_for_dpo_and_kto():
-    from trainer.evaluate import examples_of
+    from trainer.generation import examples_of
 
     prompt = [{"role": "user", "content": "<audio>What is said?"}]
     dpo = rows([{"id": "d", "messages": prompt, "chosen": [{"role": "assistant", "content": "right"}],
@@ -158,7 +158,8 @@ def test_examples_for_dpo_and_kto():
 
 
 def test_auto_metric_is_wer_for_transcription_prompts_else_exact_match():
-    from trainer.evaluate import choose_metric, examples_of
+    from trainer.evaluate import choose_metric
+    from trainer.generation import examples_of
 
     asr = examples_of(rows([sft(str(i), "What does the speaker say?", "x") for i in range(3)]), "sft")[0]
     qa = examples_of(rows([sft(str(i), "Where is the listener told to turn?", "x") for i in range(3)]), "sft")[0]
@@ -174,7 +175,8 @@ def test_auto_metric_is_wer_for_transcription_prompts_else_exact_match():
 
 
 def test_pick_is_deterministic_by_seed_and_prefers_clips_for_the_fixed_samples():
-    from trainer.evaluate import examples_of, pick
+    from trainer.evaluate import pick
+    from trainer.generation import examples_of
 
     ex = examples_of(rows([sft(str(i), "Transcribe.", "x", audio=i % 3 == 0) for i in range(30)]), "sft")[0]
     chosen, fixed = pick(ex, 12, 4, seed=0)
@@ -280,8 +282,9 @@ def evaluator_for(tiny: str, data: Path, out: Path, **kw: Any) -> Any:
     from trainer.collators import AudioCollator
     from trainer.config import TrainConfig
     from trainer.data import load_rows
-    from trainer.evaluate import Evaluator, Generator
+    from trainer.evaluate import Evaluator
     from trainer.families import get_family
+    from trainer.generation import Generator
 
     cfg = TrainConfig.from_dict({"model": tiny, "data": str(data), "output_dir": str(out), "eval_split": "validation", **kw})
     family = get_family("qwen2-audio")
@@ -377,7 +380,7 @@ def test_ranks_share_the_records_once_with_equal_generate_calls(tiny: str, with_
     """Each rank generates for its own share (the gather puts them together), every rank calls ``generate``
     equally often (ZeRO-3/FSDP need it) and the padding of a short share is dropped."""
     from trainer import dist
-    from trainer.evaluate import Hypothesis
+    from trainer.generation import Hypothesis
 
     ev = evaluator_for(tiny, with_val, tmp_path, per_device_batch_size=2, max_new_tokens=8)
     ev.chosen = ev.chosen[:7]
