@@ -133,7 +133,7 @@ def test_every_command_parses_with_today_s_flags(capsys) -> None:
     seen = 0
     for b in readme_blocks():
         for c in b.commands:
-            for part in re.split(r"\s*&&\s*", c.text):
+            for part in re.split(r"\s*(?:&&|\|\|)\s*", c.text):  # `a && b`, and `convert ... || [ $? -eq 1 ]`
                 argv = audiodata_argv(part)
                 if argv is None:
                     continue
@@ -185,6 +185,7 @@ def test_the_readme_runs_as_written(tmp_path: Path, hub) -> None:
     work = tmp_path / "repo"
     work.mkdir()
     shutil.copytree(ROOT / "sample_data", work / "sample_data")
+    shutil.copytree(ROOT / "trainer" / "configs", work / "trainer" / "configs")  # the example configs commands name
     env = shim(tmp_path / "bin")
     ran = 0
     for b in readme_blocks():

@@ -266,9 +266,11 @@ def test_eval_split_and_trainable_projector(tiny: str, tmp_path: Path):
     out = tmp_path / "ds"
     audiodata.convert([str(SAMPLE)], out, num_workers=1, val_ratio=0.3)
     cfg = config(tiny, out, tmp_path / "run", max_steps=2, eval_split="validation", eval_steps=1, train_projector=True)
+    cfg.eval_generate_records, cfg.eval_samples, cfg.max_new_tokens = 3, 2, 4  # generation kept cheap here
     run = build(cfg)
     trainable = {n for n, p in run.trainer.model.named_parameters() if p.requires_grad}
     assert any("multi_modal_projector" in n for n in trainable)  # saved whole with the adapter
     assert not any("audio_tower" in n for n in trainable)
     report = train(cfg)
     assert report["eval_history"] and all(e["eval_loss"] > 0 for e in report["eval_history"])
+    assert [h["step"] for h in report["evaluation"]["history"]] == [1, 2]  # generated and scored at each evaluation

@@ -185,6 +185,7 @@ def _print_summary(report: dict[str, Any]) -> None:
         ("skipped records", str(report["skipped"]["records"])),
         *_long_audio_row(report),
         *_preference_rows(report),
+        *_evaluation_rows(report),
         ("runtime s", str(report["runtime_s"])),
     ]
     for k, v in rows:
@@ -202,6 +203,16 @@ def _long_audio_row(report: dict[str, Any]) -> list[tuple[str, str]]:
 def _preference_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     last = report.get("final_preference") or {}
     return [(key, f"{last[key]:.4f}") for key in ("rewards/margins", "rewards/accuracies", "kl") if key in last]
+
+
+def _evaluation_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The last evaluation's metric and where its page is (evaluation, issue 12)."""
+    last = (report.get("evaluation") or {}).get("final") or {}
+    if last.get("value") is None:
+        return []
+    page = f"{report['config']['output_dir']}/eval.html"
+    name = f"eval {last['metric']} at step {last['step']} ({last['scored']} records)"
+    return [(name, f"{last['value']:.4f}"), ("eval page", page)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,13 @@ class TrainConfig:
     preflight_audio_check: bool = True  # before training: does the model hear the audio? (real vs zeroed clips; also after)
     audio_check_records: int = 4  # records compared by the audio check (and held out for the comparison after training)
     audio_check_min_kl: float = 0.001  # the audio check fails below this mean KL (nats/reply token), real vs zeroed clips
+    # -- evaluation (issue 12; see trainer/evaluate.py) --------------------------------
+    eval_strategy: str = "steps"  # when to evaluate with an eval set: steps (every eval_steps) or epoch; also once at the end
+    eval_holdout: float = 0.0  # without eval_split: hold out this share of the training records (chosen by seed) for evaluation
+    eval_metric: str = "auto"  # wer, cer, exact_match, bleu or auto (WER when eval prompts ask for transcripts, else exact_match)
+    eval_generate_records: int = 256  # eval records generated and scored at each evaluation (-1: all; 0: none, eval loss only)
+    eval_samples: int = 8  # fixed eval records whose reference and hypotheses the report and eval.html show at every evaluation
+    max_new_tokens: int = 128  # evaluation: greedy generation stops at EOS, the template's end-of-turn token or this many tokens
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -190,6 +197,9 @@ class TrainConfig:
         self._validate_scale()
         if self.audio_check_records < 1 or not self.audio_check_min_kl >= 0:  # pre-flight (issue 12)
             raise ConfigError("audio_check_records must be >= 1 and audio_check_min_kl >= 0")
+        from trainer.evaluate import check_config  # evaluation (issue 12)
+
+        check_config(self)
         check_data(self)
 
     def _validate_losses(self) -> None:

@@ -24,6 +24,7 @@ import torch
 from transformers import TrainerCallback
 
 from trainer import dist
+from trainer import evaluate as evaluation
 from trainer.batchlog import BatchLog
 from trainer.collators import AudioCollator
 from trainer.config import ConfigError, TrainConfig
@@ -242,6 +243,7 @@ class Run:
     audio_seconds_per_epoch: float
     long_audio: LongAudioPlan | None = None
     kto_labels: dict[str, int] | None = None
+    evaluator: evaluation.Evaluator | None = None
 
 
 def precision(cfg: TrainConfig) -> str:
@@ -278,6 +280,7 @@ def build(cfg: TrainConfig) -> Run:
     collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, cfg.long_audio, dummy_audio=dummy)
     encode = {"sft": collator.encode_sft, "dpo": collator.encode_dpo, "kto": collator.encode_kto}[cfg.task]
     rows = load_rows(cfg, cfg.train_split)
+    rows, eval_rows = evaluation.holdout(rows, cfg.eval_holdout, cfg.seed)
     long_plan = long_audio_plan(rows, family.math, cfg.long_audio)
     rows = _drop_skipped(rows, long_plan, skips)
     lengths, clips, seconds = estimate_lengths(rows, family.math, cfg.long_audio)
@@ -291,6 +294,7 @@ def build(cfg: TrainConfig) -> Run:
     evals = None
     if cfg.eval_split:
         eval_rows = load_rows(cfg, cfg.eval_split)
+    if eval_rows is not None:
         eval_rows = _drop_skipped(eval_rows, long_audio_plan(eval_rows, family.math, cfg.long_audio), skips)
         evals = encoded(eval_rows, encode, skips)
     kto_labels = _kto_balance(cfg, rows) if cfg.task == "kto" else None
@@ -328,7 +332,10 @@ def build(cfg: TrainConfig) -> Run:
         peft_config=peft_config,
     )
     attach_plan(trainer, cfg, sampler, train, rank)
-    return Run(cfg, family, trainer.model, processor, trainer, collator, sampler, skips, sum(seconds), long_plan, kto_labels)
+    evaluator = evaluation.attach(trainer, cfg, family, processor, collator, eval_rows)
+    return Run(
+        cfg, family, trainer.model, processor, trainer, collator, sampler, skips, sum(seconds), long_plan, kto_labels, evaluator
+    )
 
 
 def training_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, has_eval: bool) -> Any:
@@ -361,7 +368,7 @@ def training_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, 
         "max_length": None,  # our collator truncates, safely
         "report_to": cfg.report_to,
         "dataloader_num_workers": cfg.dataloader_num_workers,
-        "eval_strategy": "steps" if has_eval else "no",
+        "eval_strategy": cfg.eval_strategy if has_eval else "no",
         "eval_steps": cfg.eval_steps or cfg.save_steps,
         **training_args_extras(cfg, family),
     }
@@ -490,6 +497,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     run = build(cfg)
     rank, world = dist.world()
     run.trainer.batch_log.start(checkpoint_step(checkpoint))
+    if run.evaluator is not None:
+        run.evaluator.start(checkpoint_step(checkpoint))
     planned = run.sampler.padding_efficiency()
     if rank == 0:
         per_rank = f" ({run.sampler.steps_per_epoch} on each of {world} processes)" if world > 1 else ""
@@ -500,6 +509,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         )
     checks = preflight.before_training(run)  # stops here (exit 2) on a failing check
     result = run.trainer.train(resume_from_checkpoint=checkpoint)
+    evaluation.final_evaluation(run.trainer, run.evaluator)  # generate and score at the last step too
     run.trainer.save_model(cfg.output_dir)  # every rank calls it (ZeRO-3 gathers); transformers writes on rank 0
     seen = run.trainer.seen.reduced(run.trainer.args.device)
     state = run.trainer.state
@@ -539,11 +549,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if run.kto_labels is not None:
         report["kto_labels"] = run.kto_labels
     report.update(preflight.report_entries(run, checks))  # hearing before/after on held-out records
+    if run.evaluator is not None:
+        report["evaluation"] = run.evaluator.section(run.trainer.model)
     if not math.isfinite(report["final_loss"] or 0.0) and rank == 0:
         print("[audiodata] warning: the final loss is not finite", file=sys.stderr, flush=True)
     if rank == 0:
         run.processor.save_pretrained(cfg.output_dir)
         write_report(report, Path(cfg.output_dir))
+        if run.evaluator is not None:
+            run.evaluator.write_page(report)
     return report
 
 
