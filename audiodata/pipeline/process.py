@@ -197,7 +197,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         converted = convert_samples(samples, rate, settings.sample_rate, label)
     else:
         src = open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir)
-        converted = convert(src, settings.sample_rate, settings.max_duration)
+        converted = convert(src, settings.sample_rate, settings.max_duration, ref.segment)
     header, levels, pcm = converted.header, converted.levels, converted.pcm
     if levels.frames == 0:
         raise AudioError("A006", "the audio has no samples")
