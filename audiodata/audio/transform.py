@@ -26,8 +26,8 @@ from audiodata.audio.analyse import SourceLevels
 from audiodata.audio.decode import MAX_BLOCK_FRAMES, Decoded, Header, block_frames, check_header, decode_into
 from audiodata.audio.load import AudioError, AudioSource
 from audiodata.audio.segment import decode_segment_into
-from audiodata.records import Segment
 from audiodata.errtext import library_error
+from audiodata.records import Segment
 
 CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav"), "mp3": ("MP3", "MPEG_LAYER_III", "mp3")}
 
