@@ -212,7 +212,8 @@ class _Run:
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
-        self.visual = Visual(*visual_media(files, opts.max_record_bytes, opts.gzip_bounds), refs=opts.visual == "refs")
+        images, videos, metadata = visual_media(files, opts.max_record_bytes, opts.gzip_bounds)
+        self.visual = Visual(images, videos, refs=opts.visual == "refs", metadata=metadata)
         self.deduper = (  # past --dedup-memory its index spills into the output's work folder (not $TMPDIR: maybe RAM)
             RecordDeduper(opts.dedup == "near", opts.dedup_threshold, opts.dedup_memory, self.work)
             if opts.dedup != "off"
@@ -231,8 +232,9 @@ class _Run:
             self.progress.bytes_done = done
 
         o = self.opts
+        longform = o.longform(self.enabled)
         return read_records(
-            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds
+            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds, longform
         )
 
     # -- the run -----------------------------------------------------------------
@@ -543,6 +545,8 @@ class _Run:
         for name in ("images", "videos"):  # only in runs with visual columns: audio-only manifests stay as they were
             if getattr(self.visual, name):
                 summary[name] = totals.get(name, 0)
+        if self.visual.metadata:  # rows per metadata key, for the card
+            summary["metadata_keys"] = dict(sorted(totals.get("metadata_keys", {}).items()))
         manifest = {
             "audiodata_version": __version__,
             "format_version": FORMAT_VERSION,

@@ -8,8 +8,12 @@ turn is then the ``<audio>`` marker(s) alone, as for a MiniCPM transcript withou
 
 from __future__ import annotations
 
-from audiodata.readers.dialects.common import ParseContext
+from typing import TYPE_CHECKING
+
 from audiodata.records import AUDIO_MARKER, Message
+
+if TYPE_CHECKING:
+    from audiodata.readers.dialects.common import ParseContext
 
 
 def transcript_prompt(ctx: ParseContext, language: str | None = None) -> str:
