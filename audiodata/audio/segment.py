@@ -100,6 +100,7 @@ class _Held:
 
     key: tuple[Any, ...]
     header: Header
+    pid: int = 0  # the process that opened it: a forked worker inherits the parent's handle, not its own
     fh: MediaFile | None = None
     snd: sf.SoundFile | None = None  # an open libsndfile handle that seeks exactly
     whole: np.ndarray | None = None  # the whole source decoded (a lossy one within WHOLE_BYTES)
@@ -142,11 +143,14 @@ def decode_segment_into(src: AudioSource, seg: Segment, max_duration: float, mak
     segment that starts past the end of the audio, A011 for one longer than ``max_duration``, A005 for a
     channel the audio does not have."""
     global _HELD
+    if _HELD is not None and _HELD.pid != os.getpid():  # forked with the parent's: its file offset is shared
+        _HELD = None
     key = _key(src)
     held = _HELD if key is not None and _HELD is not None and _HELD.key == key else None
     if held is None:
         release()
         held = _open(src, key or ())
+        held.pid = os.getpid()
         if key is not None:
             _HELD = held
     try:

@@ -36,13 +36,22 @@ def rewrite(item: RawItem, lf: LongForm, finder: Any) -> Iterator[RawItem]:
             "id": f"{cut.get('id')}-{k}",
             "start": round(start + w.start, 6),
             "duration": round(w.duration, 6),
-            "supervisions": [{**s, "start": round(float(s["start"]) - w.start, 6)} for s in members],
+            "supervisions": [_within(s, w.start, w.end) for s in members],
         }
         if w.fits:
             yield RawItem(item.index, item.line, obj=sub)
             continue
         obj, why = settle_long(sub, start + w.start, start + w.end, lf, in_file, f"cut {sub['id']}: a stretch of")
         yield RawItem(item.index, item.line, obj=obj, code="A017" if why else None, error=why, field="supervisions")
+
+
+def _within(sup: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+    """A supervision in a window's time (seconds into the window), trimmed to it: a window cut at a pause the
+    detector found may end inside the silence a supervision's annotated span still covers (lhotse's
+    ``truncate`` shifts supervisions the same way)."""
+    s0, s1 = float(sup["start"]), float(sup["start"]) + float(sup["duration"])
+    a, b = max(s0, start), min(s1, end)
+    return {**sup, "start": round(a - start, 6), "duration": round(max(b - a, 0.0), 6)}
 
 
 def _shift(pause_in: PauseFinder | None, by: float) -> PauseFinder | None:

@@ -152,6 +152,13 @@ register(
 )
 register("F005", "record-too-large", S.ERROR, "The record exceeds --max-record-bytes; split it or raise the bound.")
 register(
+    "F010",
+    "malformed-subtitles",
+    S.ERROR,
+    "A subtitle cue (SRT/VTT next to a recording) whose timing line cannot be read, or that ends before it starts; "
+    "fix the cue (the file's other cues are read).",
+)
+register(
     "F008",
     "decompression-bomb",
     S.ERROR,
@@ -264,6 +271,27 @@ register(
         "--max-duration at once, or other processes hold it.",
         fix="Lower --num-workers or --max-duration, free memory, or split long clips; then convert again (a "
         "finished run resumes).",
+    ),
+)
+register(
+    "A017",
+    "long-recording-untimed",
+    S.ERROR,
+    "A recording longer than the model's audio window with one transcript and no timestamps inside: never cut "
+    "blindly; give segment times, or use a task that is not transcription to keep it as consecutive clips.",
+    doc=RuleDoc(
+        what="Raw ASR corpora (NeMo manifests, lhotse cuts and supervisions, subtitles) are cut into windows of at "
+        "most the model's audio window (--window-seconds, else the --model-family's, else 30 s) at gaps between "
+        "timed segments and at pauses the offline voice-activity detector finds. A stretch that no such cut can "
+        "bring under the window (one segment longer than it, or segments that run on without a pause) is this "
+        "finding, located to its (first) line.",
+        why="The encoder keeps only its window (Qwen2-Audio, Qwen2.5-Omni: 30 s): the transcript of a longer clip names "
+        "words the model never hears, and cutting the audio without knowing where each word falls cuts through "
+        "words and leaves the transcript matching neither side.",
+        fix="Give the transcript timestamps (NeMo lines with offset/duration, lhotse supervisions, an SRT/VTT file "
+        "next to the audio) so it can be cut at its segments; or, when the text is not a transcript (a summary, "
+        "a caption), use --task none or a prompt that asks for it: the recording is then kept whole as consecutive "
+        "clips, each with its <audio> marker. --ignore A017 keeps the long clip as it is (A008 warns).",
     ),
 )
 # Images and videos (Omni and vision corpora): found while the audio stage opens them, located to the reference.
