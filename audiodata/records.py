@@ -10,6 +10,7 @@ through ``<audio>``, ``<image>`` and ``<video>`` markers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,11 +61,18 @@ class Message:
 MediaRefKind = Literal["path", "base64", "data_uri", "bytes", "array", "url"]
 
 
+def samples_at(seconds: float, rate: int) -> int:
+    """``seconds`` as a sample count at ``rate``, rounded half up after 8 decimals (lhotse's ``compute_num_samples``:
+    1.1 s at 16 kHz is 17600 samples, not 17600.000000000004 floored or banker's-rounded)."""
+    return math.floor(round(seconds * rate, 8) + 0.5)
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A part of a longer recording: ``start`` seconds in, ``duration`` seconds long (None: to the end),
-    from the given ``channels`` only (None: all, downmixed). Sample positions are ``round(seconds x rate)``
-    (lhotse's ``compute_num_samples``), so the same times cut the same samples from every reader.
+    from the given ``channels`` only (None: all, downmixed). Sample positions are seconds x rate rounded half
+    up (lhotse's ``compute_num_samples``, and FFmpeg's ``-ss``/``-t``), so the same times cut the same samples
+    from every reader.
 
     The one way every reader (NeMo offsets, lhotse cuts and supervisions, subtitle windows) names a part of a
     file: the audio stage decodes only these samples, by seeking (``audiodata.audio.decode``)."""
@@ -79,8 +87,8 @@ class Segment:
 
     def frames(self, rate: int) -> tuple[int, int | None]:
         """(first frame, frame count or None: to the end) at ``rate``."""
-        first = round(self.start * rate)
-        return first, None if self.duration is None else round(self.duration * rate)
+        first = samples_at(self.start, rate)
+        return first, None if self.duration is None else samples_at(self.duration, rate)
 
     def fragment(self) -> str:
         """The W3C media-fragment suffix naming it (``#t=12.5,17``), recorded as the clip's origin."""

@@ -265,8 +265,9 @@ def _channels(seg: Segment, channels: int, label: str) -> list[int] | None:
     if seg.channels is None or list(seg.channels) == list(range(channels)):
         return None
     missing = [c for c in seg.channels if not 0 <= c < channels]
-    if missing:
-        raise AudioError("A005", f"{label}: channel {missing[0]} asked for, the audio has {channels} channel(s) (0-based)")
+    if missing or not seg.channels:
+        asked = missing[0] if missing else "none"
+        raise AudioError("A005", f"{label}: channel {asked} asked for, the audio has {channels} channel(s) (0-based)")
     return list(seg.channels)
 
 

@@ -86,7 +86,10 @@ def recording_ref(
     held = chosen.get("channels")
     if channels is None or not isinstance(held, list):
         return ref, None
-    columns = tuple(held.index(c) for c in channels if c in held)
+    missing = [c for c in channels if c not in held]
+    if missing:
+        raise ParseError("S001", f"channel {missing[0]} is not among the recording's channels {held}", "channel")
+    columns = tuple(held.index(c) for c in channels)
     return ref, None if list(columns) == list(range(len(held))) else columns
 
 
