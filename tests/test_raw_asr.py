@@ -26,6 +26,8 @@ from tests.conftest import SAMPLE
 from tests.raw_asr_audio import LAYOUT, RATE, make_corpus
 
 TEXTS = [t for *_, t in LAYOUT]
+#: The transcripts of the windows an 8 s window cuts the recording into (two segments each, the last alone).
+WINDOWS = [" ".join(TEXTS[0:2]), " ".join(TEXTS[2:4]), " ".join(TEXTS[4:6]), TEXTS[6]]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,8 @@ def test_nemo_problems_are_located_rejects(corpus: Path, tmp_path: Path):
     finally:
         manifest.unlink()
     assert (result.records_read, result.records_written) == (8, 1)
-    got = {r["line"]: (r["reasons"][0]["code"], r["reasons"][0].get("field", ""), r["reasons"][0]["message"]) for r in rejects(tmp_path / "o")}
+    first = {r["line"]: r["reasons"][0] for r in rejects(tmp_path / "o")}
+    got = {line: (r["code"], r.get("field", ""), r["message"]) for line, r in first.items()}
     assert got[2][:2] == ("S001", "duration") and "NeMo requires it" in got[2][2]
     assert got[3][:2] == ("S001", "offset")
     assert got[4][0] == "A006" and "past the end of the audio (24.00 s)" in got[4][2]
@@ -153,10 +156,11 @@ def test_lhotse_cuts_segments_windows_and_channels(corpus: Path, tmp_path: Path)
     assert single["messages"][1]["content"] == TEXTS[1]
     assert np.array_equal(pcm(single), reference(corpus / "long.wav", 4.5, 4.0))
     meta = json.loads(single["metadata"])
-    assert (meta["cut_id"], meta["recording_id"], meta["start"], meta["duration"], meta["channel"]) == ("long-1", "long", 4.5, 4.0, 0)
+    cut = (meta["cut_id"], meta["recording_id"], meta["start"], meta["duration"], meta["channel"])
+    assert cut == ("long-1", "long", 4.5, 4.0, 0)
     assert [(s["speaker"], s["language"], s["start"]) for s in meta["supervisions"]] == [("spk2", "English", 0.0)]
     # the whole-recording cut (24 s) is cut into windows of at most 8 s, with the texts inside each
-    assert [w["messages"][1]["content"] for w in windows] == [" ".join(TEXTS[0:2]), " ".join(TEXTS[2:4]), " ".join(TEXTS[4:6]), TEXTS[6]]
+    assert [w["messages"][1]["content"] for w in windows] == WINDOWS
     assert all(w["audio_seconds"] <= 8.0 for w in windows)
     assert [json.loads(w["metadata"])["cut_id"] for w in windows] == ["long-0-0", "long-0-1", "long-0-2", "long-0-3"]
     # channel 1 of a two-channel recording: the speech alone, not its mix with the tone on channel 0
@@ -204,18 +208,24 @@ def test_lhotse_manifests_made_by_lhotse_itself(corpus: Path, tmp_path: Path, mo
         assert [(r["audio_info"][0]["pcm_hash"], r["messages"]) for r in rows(tmp_path / out)] == want
 
 
+def _rec(kind: str, source: str, **extra: Any) -> dict[str, Any]:
+    return {"recording": {"id": "r", "sources": [{"type": kind, "channels": [0], "source": source}], **extra}}
+
+
 @pytest.mark.parametrize(
     ("change", "code", "words"),
     [
         ({"type": "MixedCut"}, "S001", "MixedCut is not read"),
-        ({"recording": {"id": "r", "sources": [{"type": "command", "channels": [0], "source": "sox x.wav -t wav -"}]}}, "S001", "never run"),
-        ({"recording": {"id": "r", "sources": [{"type": "file", "channels": [0], "source": "long.wav"}], "transforms": [{"name": "Speed"}]}}, "S001", "transforms (Speed)"),
-        ({"recording": {"id": "r", "sources": [{"type": "url", "channels": [0], "source": "https://example.com/a.wav"}]}}, "A003", "URL"),
+        (_rec("command", "sox x.wav -t wav -"), "S001", "never run"),
+        (_rec("file", "long.wav", transforms=[{"name": "Speed"}]), "S001", "transforms (Speed)"),
+        (_rec("url", "https://example.com/a.wav"), "A003", "URL"),
         ({"supervisions": []}, "S001", "no supervisions"),
         ({"channel": 3}, "S001", "channel 3 is not among the recording's channels [0]"),
     ],
 )
-def test_lhotse_cuts_audiodata_cannot_read_are_refused_with_what_to_do(corpus: Path, tmp_path: Path, change: dict, code: str, words: str):
+def test_lhotse_cuts_audiodata_cannot_read_are_refused_with_what_to_do(
+    corpus: Path, tmp_path: Path, change: dict, code: str, words: str
+):
     cut = json.loads((corpus / "cuts.jsonl").read_text().splitlines()[0]) | change
     (tmp_path / "c.jsonl").write_text(json.dumps(cut) + "\n")
     result = convert([tmp_path / "c.jsonl"], tmp_path / "o", media_root=str(corpus))
@@ -246,7 +256,7 @@ def test_windows_are_cut_at_pauses_never_through_a_word(corpus: Path, tmp_path: 
     result = convert([corpus / name], tmp_path / "o", window_seconds=8.0, long_form="windows")
     assert result.records_rejected == 0
     out = rows(tmp_path / "o")
-    assert [r["messages"][1]["content"] for r in out] == [" ".join(TEXTS[0:2]), " ".join(TEXTS[2:4]), " ".join(TEXTS[4:6]), TEXTS[6]]
+    assert [r["messages"][1]["content"] for r in out] == WINDOWS
     speech, _ = sf.read(corpus / "long.wav", dtype="float32")
     for row in out:
         origin = row["audio_info"][0]["origin"]
@@ -323,7 +333,8 @@ def test_lint_reads_raw_corpora_as_convert_does(corpus: Path, tmp_path: Path):
         whole.unlink()
     errors = [(f["source"], f["line"], f["code"]) for f in report["findings"] if f["severity"] == "error"]
     assert errors == [("c/whole.jsonl", 1, "A017")]
-    assert report["summary"]["records"] == 6 + 4 + 7 + 4 + 7 + 1  # cuts, srt windows, nemo lines, vtt windows, supervisions, whole
+    # cuts (1 + 4 windows + 1), SRT windows, NeMo lines, VTT windows, supervisions, the whole recording
+    assert report["summary"]["records"] == 6 + 4 + 7 + 4 + 7 + 1
     # the same audio and text in several of these forms: lint says so (D001), naming where it was first seen
     dups = [f for f in report["findings"] if f["code"] == "D001"]
     assert dups and all(f["message"].startswith("exact duplicate of c/") for f in dups)
