@@ -192,6 +192,7 @@ class Summary(_Json):
     configs: Mapping[str, ConfigInfo]
     images: int | None = _optional()  # only in runs with image columns
     videos: int | None = _optional()  # only in runs with video columns
+    metadata_keys: Mapping[str, int] | None = _optional()  # only in runs with a metadata column: rows per key
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "summary") -> Summary:
@@ -217,6 +218,7 @@ class Summary(_Json):
             configs={str(k): ConfigInfo.from_dict(str(k), v, where) for k, v in configs.items()},
             images=_get(data, "images", int, where, None),
             videos=_get(data, "videos", int, where, None),
+            metadata_keys=_get(data, "metadata_keys", dict, where, None),
         )
 
 

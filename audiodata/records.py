@@ -10,6 +10,7 @@ through ``<audio>``, ``<image>`` and ``<video>`` markers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -58,6 +59,41 @@ class Message:
 
 
 MediaRefKind = Literal["path", "base64", "data_uri", "bytes", "array", "url"]
+
+
+def samples_at(seconds: float, rate: int) -> int:
+    """``seconds`` as a sample count at ``rate``, rounded half up after 8 decimals (lhotse's ``compute_num_samples``:
+    1.1 s at 16 kHz is 17600 samples, not 17600.000000000004 floored or banker's-rounded)."""
+    return math.floor(round(seconds * rate, 8) + 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A part of a longer recording: ``start`` seconds in, ``duration`` seconds long (None: to the end),
+    from the given ``channels`` only (None: all, downmixed). Sample positions are seconds x rate rounded half
+    up (lhotse's ``compute_num_samples``, and FFmpeg's ``-ss``/``-t``), so the same times cut the same samples
+    from every reader.
+
+    The one way every reader (NeMo offsets, lhotse cuts and supervisions, subtitle windows) names a part of a
+    file: the audio stage decodes only these samples, by seeking (``audiodata.audio.decode``)."""
+
+    start: float = 0.0
+    duration: float | None = None
+    channels: tuple[int, ...] | None = None
+
+    @property
+    def end(self) -> float | None:
+        return None if self.duration is None else self.start + self.duration
+
+    def frames(self, rate: int) -> tuple[int, int | None]:
+        """(first frame, frame count or None: to the end) at ``rate``."""
+        first = samples_at(self.start, rate)
+        return first, None if self.duration is None else samples_at(self.duration, rate)
+
+    def fragment(self) -> str:
+        """The W3C media-fragment suffix naming it (``#t=12.5,17``), recorded as the clip's origin."""
+        end = "" if self.end is None else f",{self.end:g}"
+        return f"#t={self.start:g}{end}"
 AudioRefKind = MediaRefKind
 
 
@@ -78,12 +114,15 @@ class MediaRef:
     name: str | None = None
     sampling_rate: int | None = None
     declared_duration: float | None = None  # seconds, when the input states it (``duration``)
+    segment: Segment | None = None  # only this part of the audio (long recordings: NeMo offsets, lhotse cuts)
 
     def origin(self) -> str:
-        """The original reference as it is recorded in the output: a path, or "inline"."""
+        """The original reference as it is recorded in the output: a path (with ``#t=start,end`` for a
+        segment), or "inline"."""
+        tail = self.segment.fragment() if self.segment is not None else ""
         if self.kind in ("path", "url"):
-            return str(self.value)
-        return "inline"
+            return str(self.value) + tail
+        return "inline" + tail
 
 
 #: The audio reference is the general media reference (kept under its first name for callers).
@@ -120,6 +159,9 @@ class Record:
     media_root: str = "."
     input_dir: str | None = None  # the input file's folder: relative paths missing under media_root are looked for here
     dialect: str = ""
+    #: what a raw corpus says beyond the conversation (speaker, language, segment times, NeMo's extra keys, lhotse's
+    #: supervisions), kept in the output's ``metadata`` column; None for the chat dialects
+    metadata: dict[str, Any] | None = None
     _texts: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
 
     def texts(self) -> list[tuple[str, str]]:

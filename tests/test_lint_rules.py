@@ -65,6 +65,11 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sf.write(root / "speech-fast.wav", soxr.resample(speech, sr, int(sr / 1.12)), sr)  # same words, 12% faster: not one
     audiodata.convert([str(write_jsonl(root.parent / "test.jsonl", [sft(audios=["m/speech.wav"])]))],
                       root.parent / "test-split", num_workers=1)  # fmt: skip
+    write_audio(root / "sub.wav", 4.0)
+    write_audio(root / "subok.wav", 4.0)
+    cues = "1\n00:00:00,500 --> 00:00:01,800\nHello there.\n\n2\n00:00:02,000 --> 00:00:03,500\nGood to see you.\n"
+    (root / "subok.srt").write_text(cues)
+    (root / "sub.srt").write_text(cues.replace("00:00:00,500 --> 00:00:01,800", "00:00:01,800 --> 00:00:00,500"))
     return root
 
 
@@ -100,6 +105,10 @@ def swift_pair(rejected_prompt: str = "<audio>Summarise.") -> dict:
 
 
 LONG = " ".join(["word"] * 400)
+
+
+def nemo(audio: str, duration: float) -> dict:
+    return {"audio_filepath": audio, "duration": duration, "text": "Hello there, how are you today?"}
 
 
 def wav_base64() -> str:
@@ -201,6 +210,9 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "A010": ([], [sft()], {"skip": "needs PyAV removed; covered in tests/test_audio_stage.py"}),
     "A011": ([sft(audios=["ten.wav"])], [sft()], {"max_duration": 5.0}),
     "A015": ([sft(audios=["nan.wav"])], [sft(audios=["float.wav"])], {}),
+    # a NeMo line (audiodata.readers.dialects.nemo): the whole 31 s file, one transcript, over the 30 s window
+    "A017": ([nemo("long.wav", 31.0)], [nemo("a.wav", 2.0)], {}),
+    "F010": ([sft()], [sft()], {"file": "sub.srt", "quiet_file": "subok.srt"}),  # a cue that ends before it starts
     "A016": ([], [sft()], {"skip": "needs a MemoryError: tests/test_audio_hostile.py injects one, in process and in a pool"}),
     "A012": ([sft(audios=["silent.wav"])], [sft()], {}),
     "A013": ([sft(audios=["clipped.wav"])], [sft()], {}),

@@ -357,7 +357,7 @@ def test_audio_only_runs_have_no_visual_columns(tmp_path: Path) -> None:
     words = [{"messages": msgs, "audios": [str(MP3)]}]
     (tmp_path / "a.json").write_text(json.dumps(words))
     files = expand([str(tmp_path / "a.json")])
-    assert visual_media(files, 2**20) == (False, False)
+    assert visual_media(files, 2**20) == (False, False, False)  # (images, videos, metadata)
     out = tmp_path / "out"
     audiodata.convert([str(tmp_path / "a.json")], out, num_workers=1)
     assert "images" not in pq.read_schema(next((out / "data").glob("*.parquet"))).names

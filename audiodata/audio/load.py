@@ -183,7 +183,7 @@ def open_ref(
             size = path.stat().st_size
         except OSError as exc:  # deleted, or the file system failed, since it was resolved
             raise read_error(exc, describe_ref(ref), what) from None
-        if size > max_bytes:
+        if size > max_bytes and ref.segment is None:  # a segment is bounded by its duration, not by its file's bytes
             raise AudioError("A011", f"{what} file of {size} bytes exceeds --max-audio-bytes {max_bytes}")
         return AudioSource(path=path, name=path.name, label=describe_ref(ref))
     if ref.kind == "bytes":

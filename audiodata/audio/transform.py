@@ -25,7 +25,9 @@ import soxr
 from audiodata.audio.analyse import SourceLevels
 from audiodata.audio.decode import MAX_BLOCK_FRAMES, Decoded, Header, block_frames, check_header, decode_into
 from audiodata.audio.load import AudioError, AudioSource
+from audiodata.audio.segment import decode_segment_into
 from audiodata.errtext import library_error
+from audiodata.records import Segment
 
 CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav"), "mp3": ("MP3", "MPEG_LAYER_III", "mp3")}
 
@@ -129,10 +131,13 @@ def quantize(mono: np.ndarray) -> np.ndarray:
     return np.clip(scaled, -32768, 32767).astype("<i2")
 
 
-def convert(src: AudioSource, target_rate: int | None, max_duration: float) -> Converted:
-    """Decode ``src`` in blocks into mono int16 PCM at ``target_rate`` (None: the source's rate).
-    Raises AudioError (the caller checks ``levels`` for non-finite samples and length)."""
-    sink = decode_into(src, max_duration, lambda h: PcmSink(h, target_rate or h.sampling_rate, src.label))
+def convert(src: AudioSource, target_rate: int | None, max_duration: float, segment: Segment | None = None) -> Converted:
+    """Decode ``src`` (only ``segment`` of it, when given) in blocks into mono int16 PCM at ``target_rate``
+    (None: the source's rate). Raises AudioError (the caller checks ``levels`` for non-finite samples and length)."""
+    def make(h: Header) -> PcmSink:
+        return PcmSink(h, target_rate or h.sampling_rate, src.label)
+
+    sink = decode_into(src, max_duration, make) if segment is None else decode_segment_into(src, segment, max_duration, make)
     pcm = sink.finish()
     return Converted(pcm, sink.header, sink.levels)
 

@@ -126,6 +126,14 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         help="which records the transcript-rate rules (R) measure: auto (transcription-like ones), asr (every "
         "single-exchange record), none (default auto)",
     )
+    c.add_argument(
+        "--long-form",
+        choices=("segments", "windows"),
+        default="segments",
+        help="NeMo/lhotse: one record per timed segment, or consecutive segments packed into windows cut at pauses "
+        "(subtitles always are)",
+    )
+    c.add_argument("--window-seconds", type=float, help="longest window (default: the --model-family's, else 30)")
     c.add_argument("--num-workers", type=int, default=0, help="worker processes (default: all cores)")
     c.add_argument(
         "--dedup-memory",
@@ -160,6 +168,8 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         cutoff_len=args.cutoff_len,
         tokenizer=args.tokenizer,
         task=args.task,
+        long_form=args.long_form,
+        window_seconds=args.window_seconds,
         num_workers=args.num_workers,
         dedup_memory=parse_size(args.dedup_memory),
         **extra,

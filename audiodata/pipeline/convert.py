@@ -253,7 +253,8 @@ class _Run:
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
-        self.visual = Visual(*visual_media(files, opts.max_record_bytes, opts.gzip_bounds), refs=opts.visual == "refs")
+        images, videos, metadata = visual_media(files, opts.max_record_bytes, opts.gzip_bounds)
+        self.visual = Visual(images, videos, refs=opts.visual == "refs", metadata=metadata)
         self.deduper = (  # past --dedup-memory its index spills into the output's work folder (not $TMPDIR: maybe RAM)
             RecordDeduper(opts.dedup == "near", opts.dedup_threshold, opts.dedup_memory, self.work)
             if opts.dedup != "off"
@@ -272,8 +273,9 @@ class _Run:
             self.progress.bytes_done = done
 
         o = self.opts
+        longform = o.longform(self.enabled)
         return read_records(
-            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds
+            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds, longform
         )
 
     # -- the run -----------------------------------------------------------------
@@ -574,6 +576,8 @@ class _Run:
             # only in runs with visual columns: audio-only manifests stay as they were
             images=totals.get("images", 0) if self.visual.images else None,
             videos=totals.get("videos", 0) if self.visual.videos else None,
+            # rows per metadata key, for the card: only in runs with a metadata column (the raw ASR corpora)
+            metadata_keys=dict(sorted(totals.get("metadata_keys", {}).items())) if self.visual.metadata else None,
         )
         manifest = Manifest(
             audiodata_version=__version__,

@@ -383,7 +383,9 @@ def analyse_stream(
 
     def jobs() -> Iterator[tuple[list[Job], tuple[Any, ...]]]:
         batch: list[Job] = []
-        for seq, n, item in read_raw(files, opts.max_record_bytes, on_file_done=file_done, bounds=opts.gzip_bounds):
+        longform = opts.longform(task.read.enabled)
+        raw = read_raw(files, opts.max_record_bytes, on_file_done=file_done, bounds=opts.gzip_bounds, longform=longform)
+        for seq, n, item in raw:
             batch.append((seq, n, item.index, item.line, item.text if item.text is not None else item))
             if len(batch) >= size:
                 yield batch, (batch,)
@@ -433,7 +435,8 @@ def _late_previews(
         return
     todo = set(wanted[: max(0, MAX_PREVIEWS - len(report.previews))])
     parse = Parser(files, task.read)
-    for seq, n, item in read_raw(files, opts.max_record_bytes, bounds=opts.gzip_bounds):
+    longform = opts.longform(task.read.enabled)
+    for seq, n, item in read_raw(files, opts.max_record_bytes, bounds=opts.gzip_bounds, longform=longform):
         if not todo:
             break
         if (n, item.index) not in todo:

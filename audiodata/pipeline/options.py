@@ -13,12 +13,14 @@ from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.dedup.store import DEFAULT_MEMORY
 from audiodata.errors import UsageError
-from audiodata.families import FAMILIES
+from audiodata.families import DEFAULT_WINDOW, FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.privacy import public_path
+from audiodata.readers.longform import MODES as LONG_FORM_MODES
+from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
 from audiodata.readers.spec import DIALECTS
-from audiodata.rules.transcript import TASKS
+from audiodata.rules.transcript import TASKS, is_transcription_prompt
 from audiodata.visual import VISUAL_MODES
 
 #: Settings that change how a run goes, not what it writes; left out of the fingerprint.
@@ -103,6 +105,10 @@ class ConvertOptions:
     dedup_memory: int = DEFAULT_MEMORY  # bytes the duplicate index (D rules, dedup) keeps in memory before spilling to disk
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
     visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
+    # raw ASR corpora (NeMo, lhotse, subtitles; audiodata.readers.longform): one record per timed segment, or
+    # segments packed into windows of --window-seconds (default: the --model-family's window, else 30 s)
+    long_form: str = "segments"
+    window_seconds: float | None = None
     num_workers: int = 0  # 0: all cores
     batch_size: int = 16
     overwrite: bool = False
@@ -152,10 +158,29 @@ class ConvertOptions:
             raise OptionsError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.visual not in VISUAL_MODES:
             raise OptionsError(f"--visual must be one of {', '.join(VISUAL_MODES)}, got {self.visual!r}")
+        if self.long_form not in LONG_FORM_MODES:
+            raise OptionsError(f"--long-form must be one of {', '.join(LONG_FORM_MODES)}, got {self.long_form!r}")
+        if self.window_seconds is not None and not 1.0 <= self.window_seconds <= 3600.0:
+            raise OptionsError(f"--window-seconds must be between 1 and 3600, got {self.window_seconds}")
         if self.cutoff_len < 16:
             raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
         if self.media_root is not None and not os.path.isdir(self.media_root):
             raise OptionsError(f"--media-root {self.media_root} is not a folder")
+
+    def longform(self, enabled: frozenset[str] | None = None) -> LongForm:
+        """How raw ASR corpora treat long recordings: the window is --window-seconds, else the family's, else
+        Qwen2-Audio's 30 s; records are transcripts unless --task none or a --prompt that asks for something else."""
+        family = FAMILIES[self.model_family].window_seconds if self.model_family else None
+        window = self.window_seconds or family or DEFAULT_WINDOW
+        transcription = self.task == "asr" or (self.task == "auto" and is_transcription_prompt(self.prompt or ""))
+        return LongForm(
+            self.long_form,
+            window,
+            transcription,
+            enabled is None or "A017" in enabled,
+            self.max_audio_bytes,
+            self.allow_absolute_paths,
+        )
 
     @property
     def gzip_bounds(self) -> GzipBounds:

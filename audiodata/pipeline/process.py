@@ -11,6 +11,7 @@ pool, or as a ``map_batches`` stage on a distributed engine such as Ray Data.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,8 @@ def _process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed
         "warnings": {f.code: 1 for f in findings},
     }
     stats.update({name: len(v) for name, v in visual.items() if v})
+    if rec.metadata is not None:  # which keys the raw corpora's metadata holds, for the card
+        stats["metadata_keys"] = {k: 1 for k in rec.metadata}
     row = build_row(rec, clips, settings.codec, visual) if settings.encode else None
     prints = [c.fingerprint for c in clips] if settings.fingerprint else None
     return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints, rate)
@@ -197,7 +200,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         converted = convert_samples(samples, rate, settings.sample_rate, label)
     else:
         src = open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir)
-        converted = convert(src, settings.sample_rate, settings.max_duration)
+        converted = convert(src, settings.sample_rate, settings.max_duration, ref.segment)
     header, levels, pcm = converted.header, converted.levels, converted.pcm
     if levels.frames == 0:
         raise AudioError("A006", "the audio has no samples")
@@ -256,6 +259,8 @@ def build_row(rec: Record, clips: list[Clip], codec: str, visual: dict[str, list
     }
     for name, stored in (visual or {}).items():
         row[name] = [v.cell(f"{stem}_{name[:-1]}{k}") for k, v in enumerate(stored)]
+    if rec.metadata is not None:  # kept by the writer in runs with a metadata column (writer.schema.Visual)
+        row["metadata"] = json.dumps(rec.metadata, ensure_ascii=False, sort_keys=True, default=str)
     if rec.kind == "dpo":
         row["chosen"] = [m.to_dict() for m in rec.chosen or []]
         row["rejected"] = [m.to_dict() for m in rec.rejected or []]

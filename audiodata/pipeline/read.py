@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from audiodata.errtext import library_error
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
-from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
+from audiodata.readers.items import iter_items
+from audiodata.readers.jsonstream import RawItem, parse_text
+from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.sources import InputFile
 from audiodata.records import Record, SourceLoc
@@ -51,14 +53,17 @@ def read_raw(
     start: int = 0,
     on_file_done: Callable[[int], None] | None = None,
     bounds: GzipBounds | None = None,
+    longform: LongForm | None = None,
 ) -> Iterator[tuple[int, int, RawItem]]:
     """``(seq, file number, item)`` for every record of every file, its text not yet parsed.
     Items before ``start`` are counted, not yielded. A file that cannot be read (or stops
-    reading part way) is one more item with its finding (``iter_file``): never an exception."""
+    reading part way) is one more item with its finding (``iter_file``): never an exception.
+    ``longform``: how raw ASR corpora cut long recordings (``audiodata.readers.items``)."""
     seq = 0
     done_bytes = 0
     for n, f in enumerate(files):
-        for item in iter_file(f.path, max_record_bytes, lazy=True, bounds=bounds):
+        where = (f.path, f.kind, f.companion, f.media_root, f.input_dir, f.spec.formatting)
+        for item in iter_items(*where, max_record_bytes, bounds, longform):
             if seq >= start:
                 yield seq, n, item
             seq += 1
@@ -112,28 +117,35 @@ def read_records(
     start: int = 0,
     on_file_done: Callable[[int], None] | None = None,
     bounds: GzipBounds | None = None,
+    longform: LongForm | None = None,
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
     parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
-    for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds):
+    for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds, longform):
         yield parse(seq, n, item)
 
 
-def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBounds | None = None) -> tuple[bool, bool]:
-    """Whether any record of the run names (images, videos): the output's visual columns must be
-    decided before the first row is written, since every shard of a config has one schema.
+def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBounds | None = None) -> tuple[bool, bool, bool]:
+    """Whether any record of the run names (images, videos), and whether any carries metadata (the raw ASR
+    corpora: NeMo, lhotse, subtitles): the output's optional columns must be decided before the first row
+    is written, since every shard of a config has one schema.
 
     A pass over the inputs that parses only records whose text names a medium (``image``,
-    ``video`` or the dataset_info column), and stops once both are found: nearly free for
-    audio-only corpora and for vision corpora alike. The answer depends on the inputs alone,
+    ``video`` or the dataset_info column) or a raw corpus's key, and stops once all are found: nearly
+    free for audio-only corpora and for vision corpora alike. The answer depends on the inputs alone,
     so any worker count, and a resumed run, decides the same.
     """
-    found = {"images": False, "videos": False}
+    found = {"images": False, "videos": False, "metadata": False}
     for f in files:
-        needles = {"images": ("image", f.spec.column("images")), "videos": ("video", f.spec.column("videos"))}
+        found["metadata"] |= f.kind != "json"  # subtitles, lhotse supervisions: every record has metadata
+        needles = {
+            "images": ("image", f.spec.column("images")),
+            "videos": ("video", f.spec.column("videos")),
+            "metadata": ("audio_filepath", "audio_filename", "supervisions"),
+        }
         for _seq, _n, item in read_raw([f], max_record_bytes, bounds=bounds):
             if all(found.values()):
-                return True, True
+                return True, True, True
             wanted = [k for k, hit in found.items() if not hit]
             if item.text is not None and not any(w in item.text for k in wanted for w in needles[k]):
                 continue
@@ -148,4 +160,5 @@ def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBoun
             if record is not None:
                 found["images"] |= bool(record.images)
                 found["videos"] |= bool(record.videos)
-    return found["images"], found["videos"]
+                found["metadata"] |= record.metadata is not None
+    return found["images"], found["videos"], found["metadata"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from audiodata.dataset import MANIFEST
 from audiodata.privacy import input_base
+from audiodata.readers import items as raw_items
 from audiodata.readers.rawfile import file_kind
 from audiodata.readers.registry import (
     DATASET_INFO,
@@ -34,6 +35,8 @@ class InputFile:
     display: str  # how the user named it: the 'source' in records and reports
     media_root: str
     spec: DialectSpec
+    kind: str = raw_items.JSON  # how it is read: JSON/JSONL, or a raw corpus file (audiodata.readers.items.file_kind)
+    companion: Path | None = None  # a file read with it: the recordings manifest of a lhotse supervisions manifest
 
     @property
     def input_dir(self) -> str | None:
@@ -63,7 +66,17 @@ class InputFile:
             "dialect": self.spec.formatting,
             "entry": self.spec.name,
             **({"converter": self.spec.converter} if self.spec.converter else {}),
+            **({"kind": self.kind} if self.kind != raw_items.JSON else {}),
+            **({"companion": _stat(self.companion)} if self.companion is not None else {}),
         }
+
+
+def _stat(path: Path) -> dict[str, object]:
+    try:
+        st = path.stat()
+        return {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except OSError:
+        return {"file": path.name}
 
 
 @dataclass(slots=True)
@@ -107,8 +120,11 @@ def expand_inputs(
         real = path.resolve()
         if real in seen or any(real.is_relative_to(s) for s in skip):
             return
+        kind, companion = raw_items.file_kind(path) if spec.name is None else (raw_items.JSON, None)
+        if kind == raw_items.RECORDINGS:  # read through its supervisions manifest
+            return
         seen.add(real)
-        out.append(InputFile(path, display, root or media_root or str(path.parent), spec))
+        out.append(InputFile(path, display, root or media_root or str(path.parent), spec, kind, companion))
 
     def add_file(path: Path, display: str) -> None:
         if is_registry(path):
@@ -130,7 +146,8 @@ def expand_inputs(
             yaml_asked = given.endswith(YAML_SUFFIXES)  # a glob over a folder does not take every YAML in it for a v1 registry
             for m in matches:
                 found = Path(m)
-                if not found.is_dir() and (is_json(found) or found.name == DATASET_INFO or (yaml_asked and is_registry(found))):
+                wanted = is_json(found) or raw_items.is_input(found) or found.name == DATASET_INFO
+                if not found.is_dir() and (wanted or (yaml_asked and is_registry(found))):
                     add_file(found, m)  # a FIFO or device among them is its own F004 when read, never a hang
             continue
         if not path.exists():
@@ -190,7 +207,7 @@ def _add_dir(top, display, add, skipped, media_root, formatting, datasets, all_f
             skipped.extend(chosen.skipped)
         for name in sorted(filenames):
             p = here / name
-            if not is_json(p) or p.resolve() in named:
+            if not (is_json(p) or raw_items.is_input(p)) or p.resolve() in named:
                 continue
             owner = next((info for g, info in reversed(governed) if here.is_relative_to(g)), None)
             if owner is not None and not all_files:

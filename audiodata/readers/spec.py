@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages", "llamafactory-v1")
+DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages", "llamafactory-v1", "nemo", "lhotse")
 
 DEFAULT_COLUMNS = {
     "prompt": "instruction",

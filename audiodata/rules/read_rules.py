@@ -115,6 +115,22 @@ register(
     ),
 )
 register(
+    "F010",
+    "malformed-subtitles",
+    S.ERROR,
+    "A subtitle cue (SRT/VTT next to a recording) whose timing line cannot be read, or that ends before it starts; "
+    "fix the cue (the file's other cues are read).",
+    doc=RuleDoc(
+        what="An SRT or WebVTT file next to a recording (same stem) gives its transcript with timings; each cue's "
+        "timing line (`00:00:01,500 --> 00:00:03,200`) must parse and end after it starts. The finding is located "
+        "to the cue's line; the file's other cues are read.",
+        why="The cue times are where the recording is cut into windows: a cue without readable times, or one that "
+        "runs backwards, has no place in the audio, and guessing one would pair its text with the wrong speech.",
+        fix="Fix the cue's timing line (hours:minutes:seconds,milliseconds, start before end), or drop the cue.",
+        example="`talk.srt` next to `talk.wav` with the cue `00:00:05,000 --> 00:00:02,000` (ends before it starts).",
+    ),
+)
+register(
     "F006",
     "dataset-not-read",
     S.WARNING,
@@ -412,6 +428,29 @@ register(
         fix="Lower --num-workers or --max-duration, free memory, or split long clips; then convert again (a "
         "finished run resumes).",
         example="Sixteen workers each decoding a 20-minute 96 kHz clip on an 8 GB machine.",
+    ),
+)
+register(
+    "A017",
+    "long-recording-untimed",
+    S.ERROR,
+    "A recording longer than the model's audio window with one transcript and no timestamps inside: never cut "
+    "blindly; give segment times, or use a task that is not transcription to keep it as consecutive clips.",
+    doc=RuleDoc(
+        what="Raw ASR corpora (NeMo manifests, lhotse cuts and supervisions, subtitles) are cut into windows of at "
+        "most the model's audio window (--window-seconds, else the --model-family's, else 30 s) at gaps between "
+        "timed segments and at pauses the offline voice-activity detector finds. A stretch that no such cut can "
+        "bring under the window (one segment longer than it, or segments that run on without a pause) is this "
+        "finding, located to its (first) line.",
+        why="The encoder keeps only its window (Qwen2-Audio, Qwen2.5-Omni: 30 s): the transcript of a longer clip names "
+        "words the model never hears, and cutting the audio without knowing where each word falls cuts through "
+        "words and leaves the transcript matching neither side.",
+        fix="Give the transcript timestamps (NeMo lines with offset/duration, lhotse supervisions, an SRT/VTT file "
+        "next to the audio) so it can be cut at its segments; or, when the text is not a transcript (a summary, "
+        "a caption), use --task none or a prompt that asks for it: the recording is then kept whole as consecutive "
+        "clips, each with its <audio> marker. --ignore A017 keeps the long clip as it is (A008 warns).",
+        example='A NeMo line `{"audio_filepath": "lecture.wav", "text": "...", "duration": 600.0}` (a 10-minute '
+        "lecture, one transcript, no offsets) read for a 30 s window.",
     ),
 )
 # Images and videos (Omni and vision corpora): found while the audio stage opens them, located to the reference.

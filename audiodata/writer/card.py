@@ -74,6 +74,7 @@ def render_card(meta: dict[str, Any], summary: Summary) -> str:
             if visual
             else []
         ),
+        *(_metadata(summary.metadata_keys) if summary.metadata_keys is not None else []),
         "",
         "| | |",
         "|---|---|",
@@ -177,3 +178,15 @@ def read_card_yaml(text: str) -> dict[str, Any]:
         return {}
     end = text.find("\n---", 3)
     return yaml.safe_load(text[3:end]) or {} if end != -1 else {}
+
+
+def _metadata(keys: Mapping[str, int]) -> list[str]:
+    """The card's note on the ``metadata`` column: what it holds and which keys, in how many rows."""
+    listed = ", ".join(f"`{k}` ({n})" for k, n in keys.items()) or "none"
+    return [
+        "",
+        "The `metadata` column holds, per row, what the source corpus says beyond the conversation, as a JSON object "
+        "(NeMo manifest keys such as `offset`, `duration`, `lang`, `speaker`; a lhotse cut's `cut_id`, `recording_id`, "
+        "`start`, `duration`, `channel` and its `supervisions`; a window's `segments`, each with the line it came from). "
+        f"Keys, with the rows holding each: {listed}.",
+    ]

@@ -104,19 +104,35 @@ VISUAL_COLUMNS = (
 )
 
 
+#: Only in runs whose records carry metadata (the raw ASR corpora: NeMo, lhotse, subtitles), decided like the
+#: visual columns before the first row.
+METADATA_COLUMN = Column(
+    "metadata",
+    RECORD_KINDS,
+    "What the source corpus says beyond the conversation, as a JSON object (keys sorted): NeMo's keys other than "
+    "the audio path and text (offset, duration, lang, speaker, ...), a lhotse cut (cut_id, recording_id, start, duration, "
+    "channel) with its supervisions (start, duration, channel, language, speaker, ...), a window's segments with their "
+    "lines. Present only when the run has such records; null for the others.",
+)
+
+
 @dataclass(frozen=True)
 class Visual:
-    """Which visual columns a run writes, and how: embedded Hub features, or file references (``refs``)."""
+    """Which optional columns a run writes: images and videos (embedded Hub features, or file references with
+    ``refs``), and the raw corpora's ``metadata``."""
 
     images: bool = False
     videos: bool = False
     refs: bool = False
+    metadata: bool = False
 
     def types(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, feature in (("images", Image()), ("videos", Video())):
             if getattr(self, name):
                 out[name] = List(Value("string") if self.refs else feature)
+        if self.metadata:
+            out["metadata"] = Value("string")
         return out
 
 
@@ -140,7 +156,8 @@ def features(kind: str, sample_rate: int, visual: Visual = NO_VISUAL) -> Feature
         "source": SOURCE,
         **visual.types(),
     }
-    return Features({c.name: types[c.name] for c in (*COLUMNS, *VISUAL_COLUMNS) if kind in c.kinds and c.name in types})
+    columns = (*COLUMNS, *VISUAL_COLUMNS, METADATA_COLUMN)
+    return Features({c.name: types[c.name] for c in columns if kind in c.kinds and c.name in types})
 
 
 def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT_VERSION) -> Record:
@@ -243,6 +260,7 @@ def output_json_schema(sample_rate: int = 16000) -> dict[str, Any]:
             if kind in c.kinds:
                 forms = [_json_type(embed[c.name].feature), _json_type(refs[c.name].feature)]
                 props[c.name] = {"type": "array", "items": {"oneOf": forms}, "description": c.description}
+        props["metadata"] = {"type": ["string", "null"], "description": METADATA_COLUMN.description}
         variants.append(
             {
                 "title": f"{kind} row",

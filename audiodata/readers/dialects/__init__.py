@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.readers.dialects import alpaca, llamafactory_v1, messages, minicpm, sharegpt
+from audiodata.readers.dialects import alpaca, lhotse, llamafactory_v1, messages, minicpm, nemo, sharegpt
 from audiodata.readers.dialects.common import ParseContext, ParseError
 from audiodata.records import Record
 from audiodata.rules.findings import Finding
@@ -15,6 +15,8 @@ PARSERS = {
     "alpaca": alpaca.parse,
     "messages": messages.parse,
     "llamafactory-v1": llamafactory_v1.parse,
+    "nemo": nemo.parse,
+    "lhotse": lhotse.parse,
 }
 
 
@@ -34,6 +36,10 @@ def detect(obj: dict[str, Any]) -> str | None:
         return "alpaca"
     if ("audio" in obj or "audios" in obj) and "text" in obj:
         return "minicpm"
+    if nemo.is_nemo_row(obj):  # ASR corpora last: their keys never make one of the chat dialects above
+        return "nemo"
+    if lhotse.is_cut(obj):
+        return "lhotse"
     return None
 
 

@@ -1,0 +1,129 @@
+"""Each input file as a stream of raw items (one per record), whatever kind of file it is.
+
+JSON and JSONL files are cut into records by ``jsonstream``; raw ASR corpora need more: a lhotse
+supervisions manifest is joined with its recordings manifest, a subtitle file becomes windows of the
+recording next to it, and NeMo lines or lhotse cuts longer than the model's window are cut into windows
+at pauses (:mod:`audiodata.readers.longform`). All of it happens here, in the reading process and in
+input order, so every command (convert, lint, dedup) sees the same records, located the same way, for
+any number of workers; the parsers then read every item as a plain record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audiodata.readers import lhotse, nemo, subtitles
+from audiodata.readers.dialects import lhotse as lhotse_rows
+from audiodata.readers.dialects import nemo as nemo_rows
+from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
+from audiodata.readers.longform import LongForm
+from audiodata.readers.rawfile import GzipBounds
+
+JSON, SUBTITLES, SUPERVISIONS, RECORDINGS = "json", "subtitles", "lhotse-supervisions", "lhotse-recordings"
+#: Markers of a record the long-form rewriting may concern: other records pass through unparsed.
+_NEEDLES = ('"audio_filepath"', '"audio_filename"', '"supervisions"')
+
+
+def file_kind(path: Path) -> tuple[str, Path | None]:
+    """How a file is read: (kind, companion). A recordings manifest beside its supervisions manifest is
+    read through that one (kind ``lhotse-recordings``: not read on its own)."""
+    if subtitles.is_subtitles(path):
+        return SUBTITLES, None
+    if lhotse.is_supervisions(path):
+        return SUPERVISIONS, lhotse.recordings_for(path)
+    if lhotse.is_recordings(path):
+        return RECORDINGS, None
+    return JSON, None
+
+
+def is_input(path: Path) -> bool:
+    """A file a folder or glob expands to besides JSON: subtitles."""
+    return subtitles.is_subtitles(path)
+
+
+def iter_items(
+    path: Path,
+    kind: str,
+    companion: Path | None,
+    media_root: str,
+    input_dir: str | None,
+    formatting: str | None,
+    max_record_bytes: int,
+    bounds: GzipBounds | None = None,
+    longform: LongForm | None = None,
+) -> Iterator[RawItem]:
+    """The raw items of one input file, in order. ``longform`` None: no audio is read (windows are cut only
+    where the timestamps leave gaps) and NeMo lines and cuts pass unchanged (a pre-pass that only looks)."""
+    lf = longform or LongForm(detect_pauses=False)
+    finder = _finder(media_root, input_dir, lf) if longform is not None and lf.detect_pauses else None
+    if kind == SUBTITLES:
+        stream = subtitles.items(path, media_root, lf, finder)
+    elif kind == SUPERVISIONS and companion is not None:
+        stream = lhotse.joined_items(path, companion, max_record_bytes, bounds, lf, finder)
+    else:
+        stream = iter_file(path, max_record_bytes, lazy=True, bounds=bounds)
+        if longform is None or formatting not in (None, "nemo", "lhotse"):
+            yield from stream
+            return
+        stream = _rewrite(stream, max_record_bytes, lf, finder)
+    yield from _numbered(stream)
+
+
+def _numbered(stream: Iterator[RawItem]) -> Iterator[RawItem]:
+    """Items numbered in the order they come (a record's ``index``): the same as the file's own order while
+    each item is one record, distinct where windows pack several lines or split one cut. A failure of the
+    file before any record (index -1) keeps its index."""
+    k = 0
+    for item in stream:
+        if item.index >= 0:
+            item.index = k
+            k += 1
+        yield item
+
+
+def _finder(media_root: str, input_dir: str | None, lf: LongForm) -> Any:
+    from audiodata.audio.probe import PauseProbe  # the audio stack, only when audio is read
+
+    return PauseProbe(media_root, input_dir, lf.max_audio_bytes, lf.allow_absolute_paths).finder
+
+
+def _rewrite(items: Iterator[RawItem], max_record_bytes: int, lf: LongForm, finder: Any) -> Iterator[RawItem]:
+    """NeMo lines (runs of one audio file) and lhotse cuts as the records they make; the rest unchanged."""
+    run: list[RawItem] = []
+    for item in items:
+        if item.text is not None and not any(n in item.text for n in _NEEDLES):
+            yield from _flush(run, lf, finder)
+            run = []
+            yield item
+            continue
+        item = parse_text(item, max_record_bytes)
+        obj = item.obj
+        if item.code is None and isinstance(obj, dict) and nemo_rows.is_nemo_row(obj):
+            if lf.mode != "windows":  # one line, one record: nothing to hold
+                yield from _flush(run, lf, finder)
+                run = []
+                yield from nemo.rewrite([item], lf, finder)
+                continue
+            if run and _audio(run[-1].obj) != _audio(obj):  # windows: a run of lines of one file is packed at once
+                yield from _flush(run, lf, finder)
+                run = []
+            run.append(item)
+            continue
+        yield from _flush(run, lf, finder)
+        run = []
+        if item.code is None and isinstance(obj, dict) and lhotse_rows.is_cut(obj):
+            yield from lhotse.rewrite(item, lf, finder)
+        else:
+            yield item
+    yield from _flush(run, lf, finder)
+
+
+def _audio(obj: dict[str, Any]) -> Any:
+    return next((obj[k] for k in nemo_rows.AUDIO_KEYS if k in obj), None)
+
+
+def _flush(run: list[RawItem], lf: LongForm, finder: Any) -> Iterator[RawItem]:
+    if run:
+        yield from nemo.rewrite(run, lf, finder)
