@@ -185,6 +185,7 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a folder holding a dataset_info.json: also read the JSON files it does not name (default: only those it names)",
     )
+    c.add_argument("--column", action="append", default=[], metavar="KEY=NAME", help="raw corpora: audio/text/prompt column")
     c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
     c.add_argument("--system", help="system prompt for records that carry none")
     c.add_argument("--max-audio-bytes", default="256MiB", help="bound on one audio's encoded size (default 256MiB)")
@@ -235,6 +236,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         format=args.format,
         media_root=args.media_root,
         datasets=args.datasets,
+        columns=args.column,
         all_files=args.all_files,
         prompt=args.prompt,
         system=args.system,

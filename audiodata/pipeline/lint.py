@@ -232,6 +232,7 @@ class LintReport:
                     "source": f.source.file if f.source else None,
                     "index": f.source.index if f.source else None,
                     "line": f.source.line if f.source else None,
+                    **({"member": f.source.member} if f.source and f.source.member else {}),
                     "field": f.field,
                     "message": f.message,
                 }
@@ -288,7 +289,9 @@ def lint(
     opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     exclude = [Path(fix)] if fix else None
-    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths)
+    expanded = expand_inputs(
+        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.columns
+    )
     files = expanded.files
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from audiodata.errtext import library_error
+from audiodata.readers.corpus import iter_items, visual_columns
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
 from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
@@ -58,7 +59,8 @@ def read_raw(
     seq = 0
     done_bytes = 0
     for n, f in enumerate(files):
-        for item in iter_file(f.path, max_record_bytes, lazy=True, bounds=bounds):
+        items = iter_file(f.path, max_record_bytes, lazy=True, bounds=bounds) if f.kind == "json" else None
+        for item in items if items is not None else iter_items(f.kind, f.path, f.hub, max_record_bytes):
             if seq >= start:
                 yield seq, n, item
             seq += 1
@@ -73,12 +75,12 @@ class Parser:
     def __init__(self, files: list[InputFile], settings: ReadSettings) -> None:
         self.files, self.settings = files, settings
         self.schema_on = settings.enabled is None or "S005" in settings.enabled
-        self.schemas = [SchemaCheck(f.spec) for f in files]
+        self.schemas = [SchemaCheck(f.spec) if f.kind == "json" else None for f in files]  # the schemas describe JSON text
 
     def __call__(self, seq: int, n: int, item: RawItem) -> Pending:
         f, s = self.files[n], self.settings
         item = parse_text(item, s.max_record_bytes)
-        src = SourceLoc(f.display, item.index, item.line)
+        src = SourceLoc(f.display, item.index, item.line if item.member is None else None, item.member)
         if item.code is not None:
             return Pending(seq, item, src, None, [Finding(item.code, item.error or "", item.field, src)])
         try:
@@ -92,9 +94,10 @@ class Parser:
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
         if record is not None:
             record.input_dir = f.input_dir
-        if self.schema_on and isinstance(item.obj, dict):
+        check = self.schemas[n]
+        if self.schema_on and check is not None and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
-            schema = self.schemas[n](item.obj, dialect, src) if dialect else []
+            schema = check(item.obj, dialect, src) if dialect else []
             if schema:  # the schema locates the problem better than the parser's S001; a specific code wins over it
                 specific = {x.field for x in findings if x.code != "S001"}
                 findings = [x for x in findings if x.code != "S001"] + [x for x in schema if x.field not in specific]
@@ -130,6 +133,11 @@ def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBoun
     """
     found = {"images": False, "videos": False}
     for f in files:
+        if f.kind != "json":  # rows of a dataset: their columns say it, without reading every row twice
+            images, videos = visual_columns(f.kind, f.path, f.hub)
+            found["images"] |= images
+            found["videos"] |= videos
+            continue
         needles = {"images": ("image", f.spec.column("images")), "videos": ("video", f.spec.column("videos"))}
         for _seq, _n, item in read_raw([f], max_record_bytes, bounds=bounds):
             if all(found.values()):

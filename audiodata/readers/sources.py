@@ -8,8 +8,10 @@ import glob
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from audiodata.privacy import input_base
+from audiodata.readers import corpus, hfdataset, hfhub
 from audiodata.readers.rawfile import file_kind
 from audiodata.readers.registry import (
     DATASET_INFO,
@@ -23,6 +25,7 @@ from audiodata.readers.registry import (
     read_registry,
 )
 from audiodata.readers.spec import DialectSpec
+from audiodata.readers.webdataset import expand_braces
 
 __all__ = ["DATASET_INFO", "JSON_SUFFIXES", "Expanded", "InputError", "InputFile", "Skipped", "expand", "expand_inputs"]
 
@@ -33,13 +36,15 @@ class InputFile:
     display: str  # how the user named it: the 'source' in records and reports
     media_root: str
     spec: DialectSpec
+    kind: str = "json"  # how it is cut into records: json, or a raw corpus (audiodata.readers.corpus.KINDS)
+    hub: Any = None  # a Hub dataset (audiodata.readers.hfhub.HubRef) when kind is "hub"
 
     @property
     def input_dir(self) -> str | None:
         """The file's own folder, where relative audio paths are looked for when the media root lacks
         them; None for dataset_info entries, whose paths resolve against the media root alone (as
         LLaMA-Factory resolves them against its media_dir)."""
-        return None if self.spec.name else str(self.path.parent)
+        return None if self.spec.name or self.kind == "hub" else str(self.path.parent)
 
     @property
     def size(self) -> int:
@@ -62,6 +67,7 @@ class InputFile:
             "dialect": self.spec.formatting,
             "entry": self.spec.name,
             **({"converter": self.spec.converter} if self.spec.converter else {}),
+            **({"kind": self.kind, "columns": self.spec.columns} if self.kind != "json" else {}),
         }
 
 
@@ -79,9 +85,10 @@ def expand(
     exclude: list[Path] | None = None,
     all_files: bool = False,
     absolute_paths: bool = False,
+    columns: dict[str, str] | None = None,
 ) -> list[InputFile]:
     """Every input file in a stable order. Raises :class:`InputError` for unusable inputs."""
-    return expand_inputs(inputs, media_root, formatting, datasets, exclude, all_files, absolute_paths).files
+    return expand_inputs(inputs, media_root, formatting, datasets, exclude, all_files, absolute_paths, columns).files
 
 
 def expand_inputs(
@@ -92,36 +99,63 @@ def expand_inputs(
     exclude: list[Path] | None = None,
     all_files: bool = False,
     absolute_paths: bool = False,
+    columns: dict[str, str] | None = None,
 ) -> Expanded:
     """The input files and what they name that is not read. A folder holding a ``dataset_info.json``
     reads exactly the files it names, unless ``all_files``. Each file's ``display`` (the ``source`` of
     records, rejects and reports) is the path as typed, or relative to its folder when typed absolute
-    (:func:`audiodata.privacy.input_base`; ``absolute_paths`` keeps it absolute)."""
+    (:func:`audiodata.privacy.input_base`; ``absolute_paths`` keeps it absolute). Raw corpora (Hugging Face
+    datasets, WebDataset tars, ``hf://`` and ``ms://`` ids, brace patterns) are read through
+    :mod:`audiodata.readers.corpus`, their rows by ``columns`` (``--column``) or detected ones."""
     out: list[InputFile] = []
     skipped: list[Skipped] = []
     seen: set[Path] = set()
     skip = [p.resolve() for p in exclude or []]
+    given_columns = dict(columns or {})
 
-    def add(path: Path, display: str, root: str | None, spec: DialectSpec) -> None:
-        real = path.resolve()
+    def add(path: Path, display: str, root: str | None, spec: DialectSpec, kind: str = "json", hub: Any = None) -> None:
+        real = path.resolve() if hub is None else Path("/") / "hub:" / hub.shown
         if real in seen or any(real.is_relative_to(s) for s in skip):
             return
         seen.add(real)
-        out.append(InputFile(path, display, root or media_root or str(path.parent), spec))
+        out.append(InputFile(path, display, root or media_root or str(path.parent), spec, kind, hub))
 
     def add_file(path: Path, display: str) -> None:
-        if is_registry(path):
+        kind = corpus.file_kind(path)
+        if kind is not None:
+            spec = corpus.tar_spec(formatting, given_columns) if kind == "webdataset" else corpus.table_spec(
+                path, display, formatting, given_columns
+            )
+            add(path, display, media_root, spec, kind)
+        elif is_registry(path):
             named = read_registry(path, display, datasets)
             for f, d, root, spec in named.files:
                 add(f, d, media_root or root, spec)
+            for ref, root, spec in named.hubs:
+                add(Path(ref.shown), ref.shown, media_root or root, spec, "hub", ref)
             skipped.extend(named.skipped)
         else:
             add(path, display, media_root, DialectSpec(formatting=formatting))
 
-    spans: list[tuple[str, int, int]] = []  # each input as typed, with where its files and skips start
-    for given in inputs:
-        spans.append((given, len(out), len(skipped)))
+    def take(given: str) -> None:
+        ref = hfhub.parse_hub_id(given)
+        if ref is not None:
+            why = hfhub.unavailable(ref)
+            if why is not None:
+                raise InputError(why)
+            spec = corpus.hub_spec(ref, formatting, given_columns)
+            add(Path(ref.shown), ref.shown, media_root or os.getcwd(), spec, "hub", ref)
+            return
         path = Path(given)
+        if "{" in given and "}" in given and not path.exists():
+            try:
+                names = expand_braces(given)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+            if names != [given]:
+                for name in names:
+                    take(name)
+                return
         if any(ch in given for ch in "*?[") and not path.exists():
             matches = sorted(glob.glob(given, recursive=True))
             if not matches:
@@ -129,18 +163,31 @@ def expand_inputs(
             yaml_asked = given.endswith(YAML_SUFFIXES)  # a glob over a folder does not take every YAML in it for a v1 registry
             for m in matches:
                 found = Path(m)
-                if not found.is_dir() and (is_json(found) or found.name == DATASET_INFO or (yaml_asked and is_registry(found))):
+                if found.is_dir():
+                    continue
+                if is_json(found) or found.name == DATASET_INFO or (yaml_asked and is_registry(found)) or corpus.file_kind(found):
                     add_file(found, m)  # a FIFO or device among them is its own F004 when read, never a hang
-            continue
+            return
         if not path.exists():
             raise InputError(f"{given}: no such file or folder")
         if path.is_dir():
+            if hfdataset.is_dataset_folder(path):  # as ``datasets`` wrote it: its Parquet/Arrow files
+                for f in hfdataset.dataset_files(path):
+                    shown = os.path.join(given, os.path.relpath(f, path))
+                    spec = corpus.table_spec(f, shown, formatting, given_columns)
+                    add(f, shown, media_root, spec, corpus.file_kind(f) or "arrow")
+                return
             _add_dir(path, given, add, skipped, media_root, formatting, datasets, all_files, skip)
-            continue
+            return
         kind = file_kind(path.stat().st_mode)
         if kind is not None:  # /dev/zero, a FIFO, a socket named on the command line: a usage error
             raise InputError(f"{given}: not a regular file ({kind}); audiodata reads JSON and JSONL files")
         add_file(path, given)
+
+    spans: list[tuple[str, int, int]] = []  # each input as typed, with where its files and skips start
+    for given in inputs:
+        spans.append((given, len(out), len(skipped)))
+        take(given)
     if not out:
         why = "; ".join(s.message for s in skipped[:3])
         raise InputError("no JSON or JSONL input found in " + ", ".join(inputs) + (f" ({why})" if why else ""))

@@ -108,6 +108,8 @@ def media_ref(value: Any, field: str, what: str = "audio") -> MediaRef:
             if isinstance(raw, str):
                 kind = "data_uri" if raw.startswith("data:") else "base64"
                 return MediaRef(kind, raw, f"{field}.bytes", name=name)
+            if isinstance(raw, (bytes, bytearray)):  # a dataset row's Audio/Image cell, a tar member: bytes as stored
+                return MediaRef("bytes", bytes(raw), f"{field}.bytes", name=name)
             if isinstance(raw, list) and all(isinstance(b, int) for b in raw[:16]):
                 try:
                     return MediaRef("bytes", bytes(raw), f"{field}.bytes", name=name)
