@@ -213,6 +213,13 @@ def test_lint_of_a_tar_names_the_member(tmp_path: Path, capsys: pytest.CaptureFi
     }
 
 
+def test_lint_fix_refuses_raw_corpora(tmp_path: Path) -> None:
+    (shard, _) = write_shards(tmp_path / "wds")
+    with pytest.raises(audiodata.pipeline.options.OptionsError, match=r"shard-000\.tar is a webdataset input"):
+        audiodata.lint([str(shard)], fix=tmp_path / "fixed.jsonl", num_workers=1)
+    assert not (tmp_path / "fixed.jsonl").exists()
+
+
 def test_webdataset_rows_tar_without_webdataset_package(tmp_path: Path) -> None:
     """The format is plain tar: one made with tarfile (gzipped) reads the same."""
     path = tmp_path / "plain.tar.gz"

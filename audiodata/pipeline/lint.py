@@ -25,7 +25,7 @@ from typing import Any
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Where, conversation_keys
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout
-from audiodata.pipeline.options import ConvertOptions, resolve_options
+from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
@@ -297,6 +297,9 @@ def lint(
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
     dup_on = "D001" in enabled or "D003" in enabled
     read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled)
+    raw = next((f for f in files if f.kind != "json"), None)
+    if fix is not None and raw is not None:  # a dataset's rows or a tar's samples have no JSON text to repair in place
+        raise OptionsError(f"--fix writes repaired copies of JSON inputs; {raw.display} is a {raw.kind} input (convert reads it)")
     plan = fixout.plan(files, Path(fix), opts.media_root) if fix is not None else None
     task = LintTask(files, read, settings, fix is not None, dup_on, plan.roots() if plan else None)
     report = LintReport(
