@@ -20,6 +20,9 @@ from audiodata.audio.transform import pcm_hash
 from audiodata.cli.main import main
 from audiodata.readers.sources import InputError, expand_inputs
 from tests.conftest import SAMPLE, tree_bytes, write_audio
+from tests.hub_mock import Hub, hub
+
+__all__ = ["hub"]  # the fixture, imported for pytest
 
 AUDIO = SAMPLE / "audio"
 FLAC16 = AUDIO / "clip07_16k.flac"  # 16 kHz mono 16-bit FLAC: passes through as stored
@@ -32,7 +35,7 @@ SAYS = {
 }
 
 
-def rows(out: Path, kind: str = "sft") -> list[dict[str, Any]]:
+def read_rows(out: Path, kind: str = "sft") -> list[dict[str, Any]]:
     """The written rows of one kind (``data/`` itself when the run wrote one kind only)."""
     folder = out / "data" / kind if (out / "data" / kind).is_dir() else out / "data"
     return [r for f in sorted(folder.glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
@@ -64,7 +67,7 @@ def test_save_to_disk_folder_converts_with_detected_columns_and_located_rejects(
     out = tmp_path / "out"
     r = audiodata.convert([str(hf / "saved")], out, num_workers=1, prompt="Transcribe the audio.")
     assert (r.records_read, r.records_written, r.records_rejected) == (4, 3, 1)
-    got = rows(out)
+    got = read_rows(out)
     assert [row["messages"] for row in got] == [
         [{"role": "user", "content": "<audio>Transcribe the audio."}, {"role": "assistant", "content": text}]
         for text in (SAYS[FLAC16.name], SAYS[WAV22.name], SAYS[FLAC48.name])
@@ -86,7 +89,7 @@ def test_parquet_folder_with_named_columns_and_prompt_column(hf: Path, tmp_path:
     out = tmp_path / "out"
     r = audiodata.convert([str(hf / "pushed")], out, num_workers=1, columns={"text": "words", "prompt": "question"})
     assert (r.records_written, r.records_rejected) == (3, 1)
-    assert rows(out)[1]["messages"][0] == {"role": "user", "content": "<audio>Transcribe:"}
+    assert read_rows(out)[1]["messages"][0] == {"role": "user", "content": "<audio>Transcribe:"}
     assert rejects(out)[0]["member"] == "row 3"
     with pytest.raises(audiodata.pipeline.options.OptionsError, match="KEY one of audio, text, prompt"):
         audiodata.convert([str(hf / "pushed")], tmp_path / "o2", columns={"transcript": "words"})
@@ -99,7 +102,7 @@ def test_sixteen_khz_mono_flac_passes_through_byte_for_byte_hash_checked(hf: Pat
     audiodata.convert(
         [str(hf / "pushed" / "data" / "train-00000-of-00001.parquet")], out, num_workers=1, columns={"text": "words"}
     )
-    first, resampled = rows(out)[:2]
+    first, resampled = read_rows(out)[:2]
     stored = first["audios"][0]["bytes"]
     assert stored == FLAC16.read_bytes()  # the dataset's bytes, not re-encoded
     pcm, rate = sf.read(io.BytesIO(stored), dtype="int16")
@@ -135,7 +138,7 @@ def test_chat_format_dataset_rows_are_read_per_record(tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = audiodata.convert([str(tmp_path / "chat")], out, num_workers=1)
     assert r.records_written == 1
-    assert rows(out)[0]["messages"][1]["content"] == SAYS[WAV22.name]
+    assert read_rows(out)[0]["messages"][1]["content"] == SAYS[WAV22.name]
 
 
 # -- WebDataset ---------------------------------------------------------------------------------------
@@ -172,7 +175,7 @@ def test_webdataset_shards_by_brace_pattern_with_rejects_naming_tar_and_member(t
     out = tmp_path / "out"
     r = audiodata.convert([str(tmp_path / "wds" / "shard-{000..001}.tar")], out, num_workers=1)
     assert (r.records_read, r.records_written, r.records_rejected) == (5, 3, 2)
-    got = rows(out)
+    got = read_rows(out)
     assert [row["id"] for row in got] == ["utt-0000", "utt-0001", "utt-0004"]
     assert [row["messages"][0]["content"] for row in got] == ["<audio>", "<audio>", "<audio>Repeat:"]
     assert [row["messages"][1]["content"] for row in got] == [SAYS[FLAC16.name], SAYS[WAV22.name], SAYS[FLAC48.name]]
@@ -230,7 +233,7 @@ def test_webdataset_rows_tar_without_webdataset_package(tmp_path: Path) -> None:
             tar.addfile(info, io.BytesIO(data))
     out = tmp_path / "out"
     assert audiodata.convert([str(path)], out, num_workers=1).records_written == 1
-    assert rows(out)[0]["id"] == "x-1"
+    assert read_rows(out)[0]["id"] == "x-1"
 
 
 # -- Align-Anything -------------------------------------------------------------------------------------
@@ -276,20 +279,24 @@ def test_align_anything_rows_as_aa_ta2t_reads_them(tmp_path: Path) -> None:
     out = tmp_path / "pairs"
     r = audiodata.convert([str(corpus)], out, num_workers=1, media_root=str(SAMPLE))
     assert (r.records_written, r.records_rejected) == (3, 1)
-    pairs = rows(out, "dpo")
+    pairs = read_rows(out, "dpo")
     assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [
         (SAYS[FLAC16.name], "Something about shells."),  # overall_response 2: response_2 is better
         ("A pangram read aloud.", "Music."),  # "1" as int() reads it
     ]
     assert pairs[0]["prompt"] == [{"role": "user", "content": "<audio>What is the speaker saying?"}]
     assert pairs[0]["system"] == "You are a helpful assistant."  # AA_TA2T.system_prompt
-    (sft,) = rows(out, "sft")
+    (sft,) = read_rows(out, "sft")
     assert sft["messages"][-1] == {"role": "assistant", "content": SAYS[FLAC48.name]}
     (bad,) = rejects(out)
     assert (bad["line"], bad["reasons"][0]["field"]) == (3, "overall_response")
     out2 = tmp_path / "sft"
     audiodata.convert([str(corpus)], out2, num_workers=1, media_root=str(SAMPLE), format="align-anything-sft")
-    assert [m["messages"][-1]["content"] for m in rows(out2)] == [SAYS[FLAC16.name], "A pangram read aloud.", SAYS[FLAC48.name]]
+    assert [m["messages"][-1]["content"] for m in read_rows(out2)] == [
+        SAYS[FLAC16.name],
+        "A pangram read aloud.",
+        SAYS[FLAC48.name],
+    ]
 
 
 def test_align_anything_as_a_dataset_with_an_audio_column(tmp_path: Path) -> None:
@@ -300,7 +307,7 @@ def test_align_anything_as_a_dataset_with_an_audio_column(tmp_path: Path) -> Non
     Dataset.from_list([row]).cast_column("audio_path", Audio()).save_to_disk(str(tmp_path / "aa"))
     out = tmp_path / "out"
     assert audiodata.convert([str(tmp_path / "aa")], out, num_workers=1).records_written == 1
-    assert rows(out, "dpo")[0]["chosen"][0]["content"] == SAYS[FLAC16.name]
+    assert read_rows(out, "dpo")[0]["chosen"][0]["content"] == SAYS[FLAC16.name]
 
 
 # -- hubs, offline ----------------------------------------------------------------------------------------
@@ -369,3 +376,50 @@ def test_raw_corpora_output_is_identical_whatever_the_worker_count_and_resumes(h
     resumed = audiodata.convert(inputs, tmp_path / "r", num_workers=1, **opts)
     assert resumed.resumed_from > 0
     assert tree_bytes(tmp_path / "r") == tree_bytes(tmp_path / "w1")
+
+
+# -- a hub, online: datasets streaming from a local mock of the Hub -----------------------------------------
+
+
+@pytest.mark.slow
+def test_hub_id_streams_through_datasets_and_converts(hub: Hub, tmp_path: Path) -> None:
+    """``hf://owner/name`` read by ``datasets.load_dataset(streaming=True)`` against tests/hub_mock.py (the CLI in a
+    subprocess, reaching the mock through HF_ENDPOINT as a user would): Audio bytes as stored, a split option."""
+    import os
+    import subprocess
+    import sys
+
+    from datasets import Audio, Dataset
+
+    from tests.conftest import REPO
+
+    repo, sha = "someone/speech", "a" * 40
+    base = hub.repo_dir(repo)
+    table = {"audio": [{"bytes": FLAC16.read_bytes(), "path": "a.flac"}, {"bytes": WAV22.read_bytes(), "path": "b.wav"}]}
+    table["sentence"] = [SAYS[FLAC16.name], SAYS[WAV22.name]]
+    Dataset.from_dict(table).cast_column("audio", Audio()).to_parquet(str(base / "data" / "test-00000-of-00001.parquet"))
+    hub.private[repo] = False
+    hub.heads[(repo, "main")] = hub.heads[(repo, sha)] = sha
+    hub.repo_dir(repo, sha).symlink_to(base)  # datasets resolves the head commit, then asks for files at it
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": "hf_mock",
+        "HF_HOME": str(tmp_path / "home"),
+        "HF_HUB_DISABLE_XET": "1",
+    }
+    env.pop("HF_HUB_OFFLINE", None)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "audiodata", "convert", "hf://someone/speech?split=test", "-o", str(out), "--no-progress"]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = read_rows(out)
+    assert [r["messages"][1]["content"] for r in got] == [SAYS[FLAC16.name], SAYS[WAV22.name]]
+    assert got[0]["audios"][0]["bytes"] == FLAC16.read_bytes() and got[0]["source"]["file"] == "hf://someone/speech?split=test"
+    missing = subprocess.run(
+        [*cmd[:4], "hf://someone/nothing", "-o", str(tmp_path / "o2")], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().endswith(
+        "no dataset someone/nothing on the Hugging Face Hub (or it is private: log in with hf auth login)"
+    )
