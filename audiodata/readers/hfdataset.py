@@ -14,6 +14,7 @@ Rows are read a batch at a time and located as ``row N`` of their file.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,16 @@ def is_dataset_folder(folder: Path) -> bool:
     """A folder ``datasets`` wrote: saved with ``save_to_disk``, or Parquet/Arrow files and no JSON data."""
     if is_saved(folder):
         return True
-    tables = any(is_table(p) for p in _walk(folder))
-    return tables and not any(is_json(p) for p in _walk(folder))
+    if (folder / DATASET_INFO).is_file():  # LLaMA-Factory's dataset_dir: its registry says which files are data
+        return False
+    tables = False
+    for dirpath, dirnames, filenames in os.walk(folder):  # names only, no stat: a JSON corpus folder stops at its first JSON
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if is_json(Path(name)):
+                return False
+            tables = tables or is_table(Path(dirpath, name))
+    return tables
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -168,7 +168,8 @@ register(
     "F006",
     "dataset-not-read",
     S.WARNING,
-    "A dataset_info.json or v1 YAML entry that is not read: hub-hosted (not local), pretraining text, or not JSON/JSONL.",
+    "A dataset_info.json or v1 YAML entry that is not read: on a hub that cannot be reached from here (offline and "
+    "not cached), loaded by a script or from the cloud, pretraining text, or not JSON/JSONL.",
 )
 register(
     "F007",
