@@ -423,3 +423,17 @@ def test_hub_id_streams_through_datasets_and_converts(hub: Hub, tmp_path: Path) 
     assert missing.stderr.strip().endswith(
         "no dataset someone/nothing on the Hugging Face Hub (or it is private: log in with hf auth login)"
     )
+
+
+def test_gzipped_tar_bomb_is_a_finding_within_the_gzip_bounds(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.tar.gz"
+    zeros = bytes(40 * 2**20)  # 40 MiB of zeros: about 40 KiB gzipped, far past the 100x ratio
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("a-0.flac", FLAC16.read_bytes()), ("a-0.txt", b"fine"), ("b-1.wav", zeros)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = tmp_path / "out"
+    r = audiodata.convert([str(path)], out, num_workers=1)
+    assert r.records_written == 1 and r.rejects_by_code == {"F008": 1}
+    assert "--max-expansion-ratio" in rejects(out)[0]["reasons"][0]["message"]

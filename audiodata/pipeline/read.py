@@ -60,7 +60,7 @@ def read_raw(
     done_bytes = 0
     for n, f in enumerate(files):
         items = iter_file(f.path, max_record_bytes, lazy=True, bounds=bounds) if f.kind == "json" else None
-        for item in items if items is not None else iter_items(f.kind, f.path, f.hub, max_record_bytes):
+        for item in items if items is not None else iter_items(f.kind, f.path, f.hub, max_record_bytes, bounds):
             if seq >= start:
                 yield seq, n, item
             seq += 1

@@ -10,6 +10,7 @@ from typing import Any
 
 from audiodata.readers import hfdataset, hfhub, webdataset
 from audiodata.readers.jsonstream import RawItem
+from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.rows import row_spec
 from audiodata.readers.spec import DialectSpec
 
@@ -53,13 +54,13 @@ def hub_spec(ref: hfhub.HubRef, formatting: str | None, columns: dict[str, str])
     return row_spec(ref.shown, names, audio, columns, formatting, sample)
 
 
-def iter_items(kind: str, path: Path, hub: Any, max_record_bytes: int) -> Iterator[RawItem]:
+def iter_items(kind: str, path: Path, hub: Any, max_record_bytes: int, bounds: GzipBounds | None = None) -> Iterator[RawItem]:
     """The rows of one raw-corpus input, in order, as parsed items located by ``member``; a failure of
     the input itself is one item with its finding, never an exception."""
     if kind in ("parquet", "arrow"):
         return hfdataset.iter_rows(path, str(path))
     if kind == "webdataset":
-        return webdataset.iter_samples(path, max_record_bytes)
+        return webdataset.iter_samples(path, max_record_bytes, bounds)
     if kind == "hub":
         return hfhub.iter_rows(hub)
     raise ValueError(f"unknown input kind {kind!r}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from audiodata.errtext import library_error
 from audiodata.readers.jsonstream import RawItem
-from audiodata.readers.rawfile import FileFailure, open_regular
+from audiodata.readers.rawfile import FileFailure, GzipBounds, Source
 
 SUFFIXES = (".tar", ".tar.gz", ".tgz")
 AUDIO_EXTS = ("flac", "wav", "mp3", "ogg", "opus", "m4a", "webm")
@@ -41,16 +41,17 @@ def split_name(name: str) -> tuple[str, str] | None:
     return (m.group(1), m.group(2).lower()) if m else None
 
 
-def iter_samples(path: Path, max_bytes: int) -> Iterator[RawItem]:
+def iter_samples(path: Path, max_bytes: int, bounds: GzipBounds | None = None) -> Iterator[RawItem]:
     """Every sample of one shard as a parsed row (``RawItem.member``: its audio member, else its first).
     A sample over ``max_bytes`` is F005 and its data is skipped, never read; a damaged or truncated tar
-    ends with one F004 item located where reading stopped (the samples before it are kept)."""
+    ends with one F004 item located where reading stopped (the samples before it are kept); a gzipped one is
+    decompressed within ``bounds`` (F008 past them), as JSON inputs are."""
     index = 0
     members: list[tuple[str, str, bytes | None]] = []  # (name, ext, data); data None past max_bytes
     key: str | None = None
     size = 0
     try:
-        with open_regular(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        with Source(path, bounds) as src, tarfile.open(fileobj=src.binary(), mode="r|*") as tar:  # a .tar.gz bomb: F008
             for info in tar:
                 if not info.isfile():
                     continue
