@@ -317,6 +317,7 @@ def test_align_anything_as_a_dataset_with_an_audio_column(tmp_path: Path) -> Non
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("MODELSCOPE_DOMAIN", "modelscope.invalid")  # a name that never resolves (RFC 2606): offline anywhere
 
 
 def test_hub_id_offline_is_one_line_naming_what_is_missing(
@@ -348,6 +349,7 @@ def test_dataset_info_hub_entries_offline_are_reported_and_the_rest_is_read(offl
         "not read: hf://someone/speech?subset=clean&split=test: not in the local Hugging Face cache"
     )
     assert reasons["ms_speech"].startswith("not read: ms://someone/ms-speech: ")
+    assert "modelscope.invalid" in reasons["ms_speech"] or "pip install 'modelscope[datasets]'" in reasons["ms_speech"]
     assert all(len(r.splitlines()) == 1 for r in reasons.values())
     r = audiodata.convert([str(lf)], tmp_path / "out", num_workers=1)
     assert r.records_written == 1 and r.warnings_by_code["F006"] == 2

@@ -356,7 +356,7 @@ def record_id(obj: dict[str, Any], ctx: ParseContext) -> str:
     value = obj.get("id")
     if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
         return str(value)
-    stem = ctx.source.file.rsplit("/", 1)[-1].split(".", 1)[0] or "record"
+    stem = ctx.source.file.split("?", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0] or "record"  # hf://owner/name?split=x
     return f"{stem}-{ctx.source.index:06d}"
 
 
