@@ -553,7 +553,9 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
 
 
 def _at(e: dict[str, Any]) -> str:
-    """``:line`` (or ``:index``) of a finding; nothing for one about a whole input (index -1, no line)."""
+    """``:line`` (or ``:member``, ``:index``) of a finding; nothing for one about a whole input (index -1, no line)."""
+    if e.get("member"):
+        return f":{e['member']}"
     if e["line"] is not None:
         return f":{e['line']}"
     return "" if e["index"] == -1 else f":{e['index']}"
