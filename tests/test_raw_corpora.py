@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 import audiodata
-from audiodata.audio.transform import pcm_hash
+from audiodata.audio.transform import encode, pcm_hash
 from audiodata.cli.main import main
 from audiodata.readers.sources import InputError, expand_inputs
 from tests.conftest import SAMPLE, tree_bytes, write_audio
@@ -33,6 +33,17 @@ SAYS = {
     WAV22.name: "The quick brown fox jumps over the lazy dog.",
     FLAC48.name: "A rainbow appears after the storm passes.",
 }
+
+
+def dataset_flac() -> bytes:
+    """clip07's samples as a dataset might store them: 16 kHz mono 16-bit FLAC from another encoder setting
+    (compression level 0) with a tag, so re-encoding would give other bytes than these."""
+    pcm, rate = sf.read(FLAC16, dtype="int16")
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", rate, 1, "PCM_16", format="FLAC", compression_level=0.0) as f:
+        f.title = "utterance 7"
+        f.write(pcm)
+    return buf.getvalue()
 
 
 def read_rows(out: Path, kind: str = "sft") -> list[dict[str, Any]]:
@@ -57,7 +68,7 @@ def hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     texts = [SAYS[FLAC16.name], SAYS[WAV22.name], SAYS[FLAC48.name], ""]  # the last row: an empty transcript
     ds = Dataset.from_dict({"audio": [str(p) for p in paths], "sentence": texts, "client_id": ["a", "b", "c", "d"]})
     ds.cast_column("audio", Audio()).save_to_disk(str(root / "saved"))
-    embedded = [{"bytes": p.read_bytes(), "path": p.name} for p in paths]
+    embedded = [{"bytes": dataset_flac() if p == FLAC16 else p.read_bytes(), "path": p.name} for p in paths]
     pushed = Dataset.from_dict({"speech": embedded, "words": texts, "question": ["Transcribe:"] * 4})
     pushed.cast_column("speech", Audio()).to_parquet(str(root / "pushed" / "data" / "train-00000-of-00001.parquet"))
     return root
@@ -104,8 +115,9 @@ def test_sixteen_khz_mono_flac_passes_through_byte_for_byte_hash_checked(hf: Pat
     )
     first, resampled = read_rows(out)[:2]
     stored = first["audios"][0]["bytes"]
-    assert stored == FLAC16.read_bytes()  # the dataset's bytes, not re-encoded
+    assert stored == dataset_flac()  # the dataset's bytes, tag and all...
     pcm, rate = sf.read(io.BytesIO(stored), dtype="int16")
+    assert stored != encode(pcm, rate, "flac")  # ...not a re-encoding (which gives other bytes here)
     assert rate == 16000 and pcm_hash(pcm) == first["audio_info"][0]["pcm_hash"]  # and the recorded hash is theirs
     assert resampled["audios"][0]["bytes"] != WAV22.read_bytes() and resampled["audio_info"][0]["source_sampling_rate"] == 22050
     report = audiodata.verify(out)
