@@ -33,14 +33,16 @@ RESPONSE_ROLES = ("assistant", "function_call")
 @dataclass(frozen=True, slots=True)
 class SourceLoc:
     """Where a record came from: the input file as given, its 0-based position in
-    that file and the 1-based line on which it starts."""
+    that file and the 1-based line on which it starts; inputs without lines (a tar, a
+    Parquet file, a Hub dataset) name the ``member`` instead: a tar member, ``row 12``."""
 
     file: str
     index: int
     line: int | None = None
+    member: str | None = None
 
     def __str__(self) -> str:
-        where = f"line {self.line}" if self.line is not None else f"index {self.index}"
+        where = self.member or (f"line {self.line}" if self.line is not None else f"index {self.index}")
         return f"{self.file}:{where} (record {self.index})"
 
 

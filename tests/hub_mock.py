@@ -14,7 +14,7 @@
 - ``POST /api/datasets/{repo}/commit/{rev}[?create_pr=1]``: NDJSON header / file (base64) / lfsFile / deletedFile
   lines; writes the files; returns ``commitUrl``, ``commitOid`` and, for a PR, a ``pullRequestUrl`` whose revision is
   ``refs/pr/N``;
-- ``GET|HEAD /datasets/{repo}/resolve/{rev}/{path}``: the file's bytes.
+- ``GET|HEAD /datasets/{repo}/resolve/{rev}/{path}``: the file's bytes (a ``Range: bytes=a-b`` read: 206 and that slice).
 
 Repos live on disk: ``root/<repo_id>/<revision>/<path>`` (``refs/pr/1`` is a folder path too), LFS objects in
 ``root/.lfs/<repo_id>/<sha256>``. Hashes are computed from the files on disk, so deleting a file there is seen by
@@ -420,7 +420,14 @@ class Handler(BaseHTTPRequestHandler):
         if "lfs" in entry:
             headers["X-Linked-Etag"] = f'"{etag}"'
             headers["X-Linked-Size"] = str(entry["size"])
-        self.reply(200, raw=local.read_bytes(), headers=headers)
+        data = local.read_bytes()
+        wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+        if wanted and (wanted[1] or wanted[2]):  # a range read (datasets streaming a Parquet footer): 206 with that slice
+            size = len(data)
+            start, end = (int(wanted[1]), int(wanted[2] or size - 1)) if wanted[1] else (max(0, size - int(wanted[2])), size - 1)
+            headers.update({"Content-Range": f"bytes {start}-{min(end, size - 1)}/{size}", "Accept-Ranges": "bytes"})
+            return self.reply(206, raw=data[start : end + 1], headers=headers)
+        self.reply(200, raw=data, headers=headers)
 
 
 class HubServer(ThreadingHTTPServer):

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from audiodata.cli.main import main
 from audiodata.errtext import library_error
-from tests.conftest import tone, write_audio, write_jsonl
+from tests.conftest import tone, tree_bytes, write_audio, write_jsonl
 
 JUNK = base64.b64encode(b"this is not audio at all " * 12).decode()
 #: What must never reach a message: object addresses, reprs, temp names.
@@ -160,3 +160,33 @@ def test_raw_asr_corpora_convert_the_same_for_any_worker_count_and_after_a_resum
     assert resumed.resumed_from > 0 and tree_bytes(tmp_path / "r") == tree_bytes(tmp_path / "w1")
     reports = [audiodata.lint([str(corpus)], num_workers=n, window_seconds=8.0, long_form="windows").to_dict() for n in (1, 3)]
     assert reports[0] == reports[1] and reports[0]["summary"]["by_code"]["A017"] == 1
+
+
+def test_raw_corpora_rejects_and_lint_reports_do_not_depend_on_the_worker_count(tmp_path, capsys):
+    """A WebDataset tar and a datasets folder (rows located by member): rejects, the lint report and the shards
+    are the same bytes with one worker or three, and messages leak nothing of the machine."""
+    from datasets import Dataset
+
+    from tests.test_raw_corpora import FLAC48, WAV22, write_shards
+
+    write_shards(tmp_path / "wds")
+    rows = {"audio": [str(WAV22), str(FLAC48), str(tmp_path / "gone.wav")], "text": ["a fox", "", "missing"]}
+    Dataset.from_dict(rows).save_to_disk(str(tmp_path / "saved"))  # paths only: the last one names no file
+    inputs = [str(tmp_path / "wds" / "shard-{000..001}.tar"), str(tmp_path / "saved")]
+    runs = []
+    for workers in ("1", "3"):
+        out, rj = tmp_path / f"out{workers}", tmp_path / f"lint{workers}.json"
+        assert main(["convert", *inputs, "-o", str(out), "--no-progress", "--num-workers", workers]) == 1
+        assert main(["lint", *inputs, "--no-progress", "--num-workers", workers, "--report-json", str(rj)]) == 1
+        capsys.readouterr()
+        runs.append({"rejects": (out / "rejects.jsonl").read_bytes(), "lint.json": rj.read_bytes(), **tree_bytes(out)})
+    assert runs[0] == runs[1]
+    rejects = [json.loads(line) for line in runs[0]["rejects"].decode().splitlines()]
+    assert [(r["source"], r["member"]) for r in rejects] == [
+        ("shard-001.tar", "utt-0002.json"),
+        ("shard-001.tar", "utt-0003.json"),
+        ("saved/data-00000-of-00001.arrow", "row 1"),
+        ("saved/data-00000-of-00001.arrow", "row 2"),
+    ]
+    for msg in [r["message"] for rec in rejects for r in rec["reasons"]]:
+        assert not LEAKS.search(msg.replace(str(tmp_path), "<user folder>")), msg

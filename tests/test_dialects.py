@@ -877,7 +877,9 @@ def make_lf(root: Path) -> Path:
     return lf
 
 
-def test_expand_folder_holding_dataset_info(tmp_path):
+def test_expand_folder_holding_dataset_info(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub entry is read through the Hub: offline and not cached here
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     lf = make_lf(tmp_path)
     got = expand_inputs([str(tmp_path)])
     files = got.files
@@ -888,7 +890,7 @@ def test_expand_folder_holding_dataset_info(tmp_path):
         ("F006", os.path.join(tmp_path.name, "lf", "dataset_info.json"), "hub"),
         ("F007", os.path.join(tmp_path.name, "lf", "extra.jsonl"), ""),
     ]
-    assert "not local (hf_hub_url org/name)" in got.skipped[0].reason
+    assert "not read: hf://org/name: not in the local Hugging Face cache" in got.skipped[0].reason
     assert "--all-files" in got.skipped[1].reason
     every = expand([str(tmp_path)], all_files=True)
     rel = [os.path.relpath(f.path, tmp_path) for f in every]

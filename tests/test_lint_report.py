@@ -95,9 +95,11 @@ def test_rules_command_explains_a_rule(capsys):
     assert main(["rules", "Q9"]) == 2
 
 
-def test_inputs_not_read_are_reported_in_the_schema(tmp_path: Path, capsys):
+def test_inputs_not_read_are_reported_in_the_schema(tmp_path: Path, capsys, monkeypatch):
     """F006/F007 are about a whole input, not a record: index -1, the dataset entry as the field; the HTML and the
     terminal show them without a record to point at."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub entry is read through the Hub: offline and not cached here
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     lf = tmp_path / "lf"
     lf.mkdir()
     turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
@@ -112,4 +114,4 @@ def test_inputs_not_read_are_reported_in_the_schema(tmp_path: Path, capsys):
     got = [(f["code"], f["index"], f["field"], Path(f["source"]).name) for f in data["findings"]]
     assert got == [("F006", -1, "hub", "dataset_info.json"), ("F007", -1, "", "extra.json")]
     assert data["summary"]["records"] == 1 and data["summary"]["warnings"] == 2 and data["summary"]["errors"] == 0
-    assert "not local (hf_hub_url org/name)" in html.read_text()
+    assert "hf://org/name: not in the local Hugging Face cache" in html.read_text()

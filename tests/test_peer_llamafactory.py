@@ -362,7 +362,11 @@ def test_lf_accepted_records_convert_whole(lf: SimpleNamespace, dataset_dir: Pat
     assert result.warnings_by_code["F006"] == 3 and result.warnings_by_code["F007"] == 1
 
 
-def test_lf_itself_on_the_entries_not_read(lf: SimpleNamespace, dataset_dir: Path, tmp_path: Path) -> None:
+def test_lf_itself_on_the_entries_not_read(
+    lf: SimpleNamespace, dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # hub entries are read through the Hub: offline and not cached here
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     # hub entries load from the hub in LLaMA-Factory, even with a file_name beside the URL (parser.py get_dataset_list)
     for name in ("hub_only", "hub_first"):
         assert lf.get_dataset_list([name], str(dataset_dir))[0].load_from == "hf_hub"
@@ -377,7 +381,7 @@ def test_lf_itself_on_the_entries_not_read(lf: SimpleNamespace, dataset_dir: Pat
         ("hub_first", -1, "warning"),
     ]
     assert "not an SFT/DPO/KTO dataset" in f006[0]["message"] and "pretraining" in f006[0]["message"]
-    assert "not local (hf_hub_url someone/some-audio-set)" in f006[1]["message"]
+    assert "not read: hf://someone/some-audio-set: not in the local Hugging Face cache" in f006[1]["message"]
     assert report["summary"]["records"] == sum(len(c) for _, c in CORPUS.values())  # no c4 row was read
     assert not [f for f in report["findings"] if f["source"].endswith("c4_like.jsonl")]
 

@@ -53,6 +53,7 @@ class Header:
     format: str
     header_frames: int | None = None  # the frame count the container declares, when that count is exact
     expected_frames: int = 0  # the frame count the header states or estimates (mp3, ogg, FFmpeg); 0: unknown
+    subtype: str = ""  # libsndfile's sample format (PCM_16, PCM_24, FLOAT...); "" from FFmpeg
 
 
 @dataclass(slots=True)
@@ -162,7 +163,7 @@ def _decode_soundfile(fh: MediaFile, head: bytes, src: AudioSource, max_duration
         declared = frames if f.format in EXACT_HEADER and frames > 0 else None
         if f.format == "WAV":  # libsndfile shortens a truncated data chunk silently; the header still says
             declared = _wav_declared_frames(head) or declared
-        sink = make_sink(Header(f.samplerate, f.channels, f.format, declared, max(frames, 0)))
+        sink = make_sink(Header(f.samplerate, f.channels, f.format, declared, max(frames, 0), f.subtype))
         step = block_frames(f.channels)
         if not f.seekable():  # GSM 6.10 and friends: soundfile reads them only with a frame count; FFmpeg does
             raise _LibraryFailed(ValueError("frames must be specified for non-seekable files"))

@@ -24,7 +24,7 @@ import soxr
 
 from audiodata.audio.analyse import SourceLevels
 from audiodata.audio.decode import MAX_BLOCK_FRAMES, Decoded, Header, block_frames, check_header, decode_into
-from audiodata.audio.load import AudioError, AudioSource
+from audiodata.audio.load import AudioError, AudioSource, open_binary
 from audiodata.audio.segment import decode_segment_into
 from audiodata.errtext import library_error
 from audiodata.records import Segment
@@ -186,6 +186,36 @@ def _downmix(samples: np.ndarray) -> np.ndarray:
 
 def pcm_hash(pcm: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(pcm, dtype="<i2").tobytes(), digest_size=16).hexdigest()
+
+
+def stored_as_is(src: AudioSource, header: Header, pcm: np.ndarray, rate: int, codec: str, max_bytes: int) -> bytes | None:
+    """The source's own bytes when they already are what would be stored (FLAC, 16-bit, mono, at ``rate``,
+    for ``codec`` flac), else None: a 16 kHz mono FLAC of a dataset passes through unchanged, never
+    re-encoded. Hash checked: the bytes are decoded once more, straight to 16-bit, and kept only when
+    their samples hash to ``pcm``'s hash, the one the row records (a file changed since it was decoded,
+    or a decoder disagreeing, falls back to encoding)."""
+    if codec != "flac" or header.format != "FLAC" or header.subtype != "PCM_16" or header.channels != 1:
+        return None
+    if header.sampling_rate != rate:
+        return None
+    if src.data is not None:
+        data = src.data
+    else:
+        assert src.path is not None
+        with open_binary(src.path, src.label) as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            return None
+    try:
+        stored, stored_rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+    except _SF_ERRORS:
+        return None
+    if stored_rate != rate or stored.shape[1] != 1 or pcm_hash(stored[:, 0]) != pcm_hash(pcm):
+        return None
+    return bytes(data)
+
+
+_SF_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 
 def encode(pcm: np.ndarray, rate: int, codec: str) -> bytes:

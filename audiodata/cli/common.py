@@ -84,6 +84,14 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a folder holding a dataset_info.json: also read the JSON files it does not name (default: only those it names)",
     )
+    c.add_argument(
+        "--column",
+        action="append",
+        dest="columns",
+        default=[],
+        metavar="KEY=NAME",
+        help="raw corpora (datasets folders, hub ids, WebDataset): which column is audio, text or prompt (repeatable)",
+    )
     c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
     c.add_argument("--system-prompt", dest="system", help="system prompt for records that carry none")
     renamed(c, "--system-prompt", "--system")
@@ -152,6 +160,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         format=args.format,
         media_root=args.media_root,
         datasets=args.datasets,
+        columns=args.columns,
         all_files=args.all_files,
         prompt=args.prompt,
         system=args.system,

@@ -151,7 +151,9 @@ def convert(
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     out = Path(output)
     exclude = [out, aside.new_path(out), aside.old_path(out)]
-    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths)
+    expanded = expand_inputs(
+        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.columns
+    )
     files = expanded.files
     fingerprint = opts.fingerprint([f.describe() for f in files])
     _refuse_foreign(out, opts.overwrite)
@@ -396,6 +398,7 @@ class _Run:
             "source": p.source.file,
             "index": p.source.index,
             "line": p.source.line,
+            **({"member": p.source.member} if p.source.member else {}),
             "reasons": [f.reason() for f in errors],
         }
         if p.item.obj is not None:
@@ -403,7 +406,7 @@ class _Run:
         else:
             entry["raw"] = p.item.raw
         with on_path(self.rejects_path):
-            rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            rejects.write(json.dumps(entry, ensure_ascii=False, default=unjsonable) + "\n")
         self.progress.rejected += 1
         if self.on_progress:
             self.on_progress(self.progress)
@@ -418,6 +421,7 @@ class _Run:
             "source": p.source.file,
             "index": p.source.index,
             "line": p.source.line,
+            **({"member": p.source.member} if p.source.member else {}),
             "duplicate": {
                 "cluster": verdict.cluster,
                 "kind": verdict.kind,
@@ -428,7 +432,7 @@ class _Run:
             "record": p.item.obj,
         }
         with on_path(self.rejects_path):
-            rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            rejects.write(json.dumps(entry, ensure_ascii=False, default=unjsonable) + "\n")
         self.progress.duplicates += 1
         if self.on_progress:
             self.on_progress(self.progress)
@@ -597,6 +601,14 @@ class _Run:
             shutil.rmtree(self.work / kind, ignore_errors=True)
         rejects_path.unlink(missing_ok=True)
         return _result_from_manifest(self.out, resumed_from=self.resumed_from)
+
+
+def unjsonable(value: Any) -> Any:
+    """What rejects.jsonl keeps of a row value JSON has no type for: a dataset row's audio bytes are named
+    by their size (the input holds them), anything else (a timestamp, a decimal) as text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    return str(value)
 
 
 def check_durable(out: Path, shards: list[ShardInfo]) -> None:

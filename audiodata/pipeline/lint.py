@@ -25,7 +25,7 @@ from typing import Any
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Where, conversation_keys
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout
-from audiodata.pipeline.options import ConvertOptions, resolve_options
+from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
@@ -232,6 +232,7 @@ class LintReport:
                     "source": f.source.file if f.source else None,
                     "index": f.source.index if f.source else None,
                     "line": f.source.line if f.source else None,
+                    **({"member": f.source.member} if f.source and f.source.member else {}),
                     "field": f.field,
                     "message": f.message,
                 }
@@ -288,12 +289,17 @@ def lint(
     opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     exclude = [Path(fix)] if fix else None
-    expanded = expand_inputs(paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths)
+    expanded = expand_inputs(
+        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.columns
+    )
     files = expanded.files
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
     dup_on = "D001" in enabled or "D003" in enabled
     read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled)
+    raw = next((f for f in files if f.kind != "json"), None)
+    if fix is not None and raw is not None:  # a dataset's rows or a tar's samples have no JSON text to repair in place
+        raise OptionsError(f"--fix writes repaired copies of JSON inputs; {raw.display} is a {raw.kind} input (convert reads it)")
     plan = fixout.plan(files, Path(fix), opts.media_root) if fix is not None else None
     task = LintTask(files, read, settings, fix is not None, dup_on, plan.roots() if plan else None)
     report = LintReport(

@@ -19,6 +19,7 @@ from audiodata.privacy import public_path
 from audiodata.readers.longform import MODES as LONG_FORM_MODES
 from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
+from audiodata.readers.rows import parse_columns
 from audiodata.readers.spec import DIALECTS
 from audiodata.rules.transcript import TASKS, is_transcription_prompt
 from audiodata.visual import VISUAL_MODES
@@ -93,6 +94,7 @@ class ConvertOptions:
     allow_absolute_paths: bool = True
     absolute_paths: bool = False  # outputs keep absolute paths as typed and resolved (default: relative, audiodata/privacy.py)
     datasets: list[str] = field(default_factory=list)  # dataset_info.json entries to take (default: all)
+    columns: dict[str, str] = field(default_factory=dict)  # raw corpora: which column is audio, text, prompt (default: detected)
     all_files: bool = False  # a folder holding a dataset_info.json: also read the JSON files it does not name
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
@@ -150,6 +152,10 @@ class ConvertOptions:
             raise OptionsError(f"--model-family must be one of {', '.join(FAMILIES)}, got {self.model_family!r}")
         if self.dedup not in ("off", "exact", "near"):
             raise OptionsError(f"--dedup must be off, exact or near, got {self.dedup!r}")
+        try:
+            self.columns = parse_columns(self.columns)
+        except ValueError as exc:
+            raise OptionsError(str(exc)) from None
         if self.dedup_memory < 0:
             raise OptionsError(f"--dedup-memory must be a size, got {self.dedup_memory}")
         if not 0.5 <= self.dedup_threshold <= 1.0:

@@ -21,7 +21,7 @@ import numpy as np
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import check_header
 from audiodata.audio.load import AudioError, describe_ref, open_ref, show_absolute
-from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash
+from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash, stored_as_is
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import clip_identity
@@ -198,6 +198,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         if samples.shape[0] / rate > settings.max_duration:
             raise AudioError("A011", f"array audio exceeds --max-duration {settings.max_duration:g} s")
         converted = convert_samples(samples, rate, settings.sample_rate, label)
+        src = None
     else:
         src = open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir)
         converted = convert(src, settings.sample_rate, settings.max_duration, ref.segment)
@@ -208,8 +209,16 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
     if seconds < MIN_SECONDS:
         raise AudioError("A007", f"audio is {seconds * 1000:.0f} ms long, under {MIN_SECONDS * 1000:.0f} ms")
     levels.check_finite(label)  # NaN/Inf: the int16 cast is undefined, never store it (A015)
+    data = b""
+    if settings.encode:  # a source already in the stored form passes through as it is, hash checked (never a segment)
+        as_is = (
+            stored_as_is(src, header, pcm, settings.sample_rate, settings.codec, settings.max_audio_bytes)
+            if src is not None and ref.segment is None
+            else None
+        )
+        data = as_is if as_is is not None else encode(pcm, settings.sample_rate, settings.codec)
     return Clip(
-        data=encode(pcm, settings.sample_rate, settings.codec) if settings.encode else b"",
+        data=data,
         codec=settings.codec,
         sampling_rate=settings.sample_rate,
         channels=1,

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from audiodata.errtext import library_error
+from audiodata.readers import corpus
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
-from audiodata.readers.items import iter_items
+from audiodata.readers.items import JSON, iter_items
 from audiodata.readers.jsonstream import RawItem, parse_text
 from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import GzipBounds
@@ -63,7 +64,7 @@ def read_raw(
     done_bytes = 0
     for n, f in enumerate(files):
         where = (f.path, f.kind, f.companion, f.media_root, f.input_dir, f.spec.formatting)
-        for item in iter_items(*where, max_record_bytes, bounds, longform):
+        for item in iter_items(*where, max_record_bytes, bounds, longform, f.hub):
             if seq >= start:
                 yield seq, n, item
             seq += 1
@@ -78,12 +79,13 @@ class Parser:
     def __init__(self, files: list[InputFile], settings: ReadSettings) -> None:
         self.files, self.settings = files, settings
         self.schema_on = settings.enabled is None or "S005" in settings.enabled
-        self.schemas = [SchemaCheck(f.spec) for f in files]
+        # the schemas describe JSON text: not the rows of a dataset or tar
+        self.schemas = [SchemaCheck(f.spec) if f.kind not in corpus.KINDS else None for f in files]
 
     def __call__(self, seq: int, n: int, item: RawItem) -> Pending:
         f, s = self.files[n], self.settings
         item = parse_text(item, s.max_record_bytes)
-        src = SourceLoc(f.display, item.index, item.line)
+        src = SourceLoc(f.display, item.index, item.line if item.member is None else None, item.member)
         if item.code is not None:
             return Pending(seq, item, src, None, [Finding(item.code, item.error or "", item.field, src)])
         try:
@@ -97,9 +99,10 @@ class Parser:
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
         if record is not None:
             record.input_dir = f.input_dir
-        if self.schema_on and isinstance(item.obj, dict):
+        check = self.schemas[n]
+        if self.schema_on and check is not None and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
-            schema = self.schemas[n](item.obj, dialect, src) if dialect else []
+            schema = check(item.obj, dialect, src) if dialect else []
             if schema:  # the schema locates the problem better than the parser's S001; a specific code wins over it
                 specific = {x.field for x in findings if x.code != "S001"}
                 findings = [x for x in findings if x.code != "S001"] + [x for x in schema if x.field not in specific]
@@ -137,7 +140,12 @@ def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBoun
     """
     found = {"images": False, "videos": False, "metadata": False}
     for f in files:
-        found["metadata"] |= f.kind != "json"  # subtitles, lhotse supervisions: every record has metadata
+        if f.kind in corpus.KINDS:  # rows of a dataset or tar: their columns say it, without reading every row twice
+            images, videos = corpus.visual_columns(f.kind, f.path, f.hub)
+            found["images"] |= images
+            found["videos"] |= videos
+            continue
+        found["metadata"] |= f.kind != JSON  # subtitles, lhotse supervisions: every record has metadata
         needles = {
             "images": ("image", f.spec.column("images")),
             "videos": ("video", f.spec.column("videos")),

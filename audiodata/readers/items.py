@@ -1,6 +1,8 @@
-"""Each input file as a stream of raw items (one per record), whatever kind of file it is.
+"""Each input as a stream of raw items (one per record), whatever kind of input it is: the one switch the
+read stage calls.
 
-JSON and JSONL files are cut into records by ``jsonstream``; raw ASR corpora need more: a lhotse
+JSON and JSONL files are cut into records by ``jsonstream``; Hugging Face datasets (Parquet/Arrow files, a
+Hub id) and WebDataset tars into rows by :mod:`audiodata.readers.corpus`; raw ASR corpora need more: a lhotse
 supervisions manifest is joined with its recordings manifest, a subtitle file becomes windows of the
 recording next to it, and NeMo lines or lhotse cuts longer than the model's window are cut into windows
 at pauses (:mod:`audiodata.readers.longform`). All of it happens here, in the reading process and in
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audiodata.readers import lhotse, nemo, subtitles
+from audiodata.readers import corpus, lhotse, nemo, subtitles
 from audiodata.readers.dialects import lhotse as lhotse_rows
 from audiodata.readers.dialects import nemo as nemo_rows
 from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
@@ -28,7 +30,11 @@ _NEEDLES = ('"audio_filepath"', '"audio_filename"', '"supervisions"')
 
 def file_kind(path: Path) -> tuple[str, Path | None]:
     """How a file is read: (kind, companion). A recordings manifest beside its supervisions manifest is
-    read through that one (kind ``lhotse-recordings``: not read on its own)."""
+    read through that one (kind ``lhotse-recordings``: not read on its own); Parquet, Arrow and tar files are
+    the kinds of :data:`audiodata.readers.corpus.KINDS`."""
+    table = corpus.file_kind(path)
+    if table is not None:
+        return table, None
     if subtitles.is_subtitles(path):
         return SUBTITLES, None
     if lhotse.is_supervisions(path):
@@ -53,9 +59,14 @@ def iter_items(
     max_record_bytes: int,
     bounds: GzipBounds | None = None,
     longform: LongForm | None = None,
+    hub: Any = None,
 ) -> Iterator[RawItem]:
-    """The raw items of one input file, in order. ``longform`` None: no audio is read (windows are cut only
-    where the timestamps leave gaps) and NeMo lines and cuts pass unchanged (a pre-pass that only looks)."""
+    """The raw items of one input, in order. ``longform`` None: no audio is read (windows are cut only
+    where the timestamps leave gaps) and NeMo lines and cuts pass unchanged (a pre-pass that only looks).
+    ``hub``: the Hub dataset (``hfhub.HubRef``) of an input of kind ``hub``."""
+    if kind in corpus.KINDS:  # rows of a dataset or tar, located by member
+        yield from corpus.iter_items(kind, path, hub, max_record_bytes, bounds)
+        return
     lf = longform or LongForm(detect_pauses=False)
     finder = _finder(media_root, input_dir, lf) if longform is not None and lf.detect_pauses else None
     if kind == SUBTITLES:

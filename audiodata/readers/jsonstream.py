@@ -49,6 +49,7 @@ class RawItem:
     code: str | None = None
     nbytes: int = 0
     field: str = ""  # where in the record the parse failed, when known (a lone surrogate)
+    member: str | None = None  # inputs without lines: where inside the input (a tar member, "row 12")
 
 
 

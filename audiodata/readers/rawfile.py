@@ -247,6 +247,12 @@ class Source:
             raise FileFailure("F009", why)
         return fh
 
+    def binary(self) -> io.BufferedReader:
+        """The decompressed bytes from the start, as they are (a tar shard: no text checks), within the gzip bounds."""
+        self.raw.seek(0)
+        inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
+        return io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
+
     def close(self) -> None:
         self.raw.close()
 

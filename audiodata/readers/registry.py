@@ -62,6 +62,7 @@ class Named:
     """What a registry names: ``(path, display, media root, spec)`` per file, and what is not read."""
 
     files: list[tuple[Path, str, str, DialectSpec]] = field(default_factory=list)
+    hubs: list[tuple[Any, str, DialectSpec]] = field(default_factory=list)  # (HubRef, media root, spec): entries read from a hub
     skipped: list[Skipped] = field(default_factory=list)
     covered: set[Path] = field(default_factory=set)  # every local file an entry names, read or not
 
@@ -129,7 +130,17 @@ def dataset_info_files(info_path: Path, display: str, only: list[str] | None) ->
             target = base / entry["file_name"]
             out.covered.update(p.resolve() for p in (target.rglob("*") if target.is_dir() else [target]))
         hub = [k for k in HUB_KEYS if k in entry]
-        if hub:  # LLaMA-Factory loads these from the hub (or a script, or the cloud), even when file_name is also given
+        ref = hub_ref(entry)
+        if ref is not None:  # read from the hub as LLaMA-Factory loads it, subset, split and folder included
+            from audiodata.readers.hfhub import unavailable
+
+            why = unavailable(ref)
+            if why is not None:
+                out.skipped.append(Skipped("F006", display, name, f"not read: {why}"))
+            else:
+                out.hubs.append((ref, str(base), spec))
+            continue
+        if hub:  # LLaMA-Factory loads these from a script or the cloud (or om_hub), even when file_name is also given
             also = "; its file_name is not what LLaMA-Factory loads either" if "file_name" in entry else ""
             out.skipped.append(Skipped("F006", display, name, f"not local ({hub[0]} {entry[hub[0]]}): skipped{also}"))
             continue
@@ -145,6 +156,21 @@ def dataset_info_files(info_path: Path, display: str, only: list[str] | None) ->
         for f in files:
             out.files.append((f, os.path.join(base_display, os.path.relpath(f, base)), str(base), spec))
     return out
+
+
+def hub_ref(entry: dict[str, Any]) -> Any:
+    """The hub dataset an entry names (``hf_hub_url``, or ``ms_hub_url`` where LLaMA-Factory takes it: with
+    ``USE_MODELSCOPE_HUB`` set or no ``hf_hub_url``, parser.py ``get_dataset_list``), or None."""
+    from audiodata.readers.hfhub import HubRef
+
+    use_ms = os.environ.get("USE_MODELSCOPE_HUB", "0").lower() in ("true", "y", "1")
+    if "ms_hub_url" in entry and (use_ms or "hf_hub_url" not in entry):
+        hub, url = "ms", entry["ms_hub_url"]
+    elif "hf_hub_url" in entry:
+        hub, url = "hf", entry["hf_hub_url"]
+    else:
+        return None
+    return HubRef(hub, str(url), entry.get("subset"), entry.get("split", "train"), entry.get("folder"))
 
 
 def _check_only(display: str, names: dict[str, Any], only: list[str] | None) -> None:
@@ -169,7 +195,8 @@ def _entry_spec(display: str, name: str, entry: Any) -> DialectSpec:
     ranking = entry.get("ranking", False)
     if not isinstance(ranking, bool):
         raise InputError(f"{where}: ranking must be true or false, got {ranking!r}")
-    if entry.get("split", "train") != "train":  # loader.py: load_dataset(data_files=..., split=split)
+    local = not any(k in entry for k in HUB_KEYS)
+    if local and entry.get("split", "train") != "train":  # loader.py: load_dataset(data_files=..., split=split)
         raise InputError(
             f"{where}: split {entry['split']!r}: a local file is one 'train' split to LLaMA-Factory (and a slice such as "
             "train[:100] would take part of it); audiodata converts whole files: drop the key"

@@ -8,9 +8,11 @@ import glob
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from audiodata.dataset import MANIFEST
 from audiodata.privacy import input_base
+from audiodata.readers import corpus, hfdataset, hfhub
 from audiodata.readers import items as raw_items
 from audiodata.readers.rawfile import file_kind
 from audiodata.readers.registry import (
@@ -25,6 +27,7 @@ from audiodata.readers.registry import (
     read_registry,
 )
 from audiodata.readers.spec import DialectSpec
+from audiodata.readers.webdataset import expand_braces
 
 __all__ = ["DATASET_INFO", "JSON_SUFFIXES", "Expanded", "InputError", "InputFile", "Skipped", "expand", "expand_inputs"]
 
@@ -35,15 +38,16 @@ class InputFile:
     display: str  # how the user named it: the 'source' in records and reports
     media_root: str
     spec: DialectSpec
-    kind: str = raw_items.JSON  # how it is read: JSON/JSONL, or a raw corpus file (audiodata.readers.items.file_kind)
+    kind: str = raw_items.JSON  # how it is read: JSON/JSONL, or a raw corpus (audiodata.readers.items.file_kind)
     companion: Path | None = None  # a file read with it: the recordings manifest of a lhotse supervisions manifest
+    hub: Any = None  # a Hub dataset (audiodata.readers.hfhub.HubRef) when kind is "hub"
 
     @property
     def input_dir(self) -> str | None:
         """The file's own folder, where relative audio paths are looked for when the media root lacks
         them; None for dataset_info entries, whose paths resolve against the media root alone (as
         LLaMA-Factory resolves them against its media_dir)."""
-        return None if self.spec.name else str(self.path.parent)
+        return None if self.spec.name or self.kind == "hub" else str(self.path.parent)
 
     @property
     def size(self) -> int:
@@ -67,6 +71,7 @@ class InputFile:
             "entry": self.spec.name,
             **({"converter": self.spec.converter} if self.spec.converter else {}),
             **({"kind": self.kind} if self.kind != raw_items.JSON else {}),
+            **({"columns": self.spec.columns} if self.kind in corpus.KINDS else {}),
             **({"companion": _stat(self.companion)} if self.companion is not None else {}),
         }
 
@@ -93,9 +98,10 @@ def expand(
     exclude: list[Path] | None = None,
     all_files: bool = False,
     absolute_paths: bool = False,
+    columns: dict[str, str] | None = None,
 ) -> list[InputFile]:
     """Every input file in a stable order. Raises :class:`InputError` for unusable inputs."""
-    return expand_inputs(inputs, media_root, formatting, datasets, exclude, all_files, absolute_paths).files
+    return expand_inputs(inputs, media_root, formatting, datasets, exclude, all_files, absolute_paths, columns).files
 
 
 def expand_inputs(
@@ -106,39 +112,69 @@ def expand_inputs(
     exclude: list[Path] | None = None,
     all_files: bool = False,
     absolute_paths: bool = False,
+    columns: dict[str, str] | None = None,
 ) -> Expanded:
     """The input files and what they name that is not read. A folder holding a ``dataset_info.json``
     reads exactly the files it names, unless ``all_files``. Each file's ``display`` (the ``source`` of
     records, rejects and reports) is the path as typed, or relative to its folder when typed absolute
-    (:func:`audiodata.privacy.input_base`; ``absolute_paths`` keeps it absolute)."""
+    (:func:`audiodata.privacy.input_base`; ``absolute_paths`` keeps it absolute). Raw corpora (Hugging Face
+    datasets, WebDataset tars, ``hf://`` and ``ms://`` ids, brace patterns) are read through
+    :mod:`audiodata.readers.corpus`, their rows by ``columns`` (``--column``) or detected ones."""
     out: list[InputFile] = []
     skipped: list[Skipped] = []
     seen: set[Path] = set()
     skip = [p.resolve() for p in exclude or []]
+    given_columns = dict(columns or {})
 
-    def add(path: Path, display: str, root: str | None, spec: DialectSpec) -> None:
-        real = path.resolve()
+    def add(path: Path, display: str, root: str | None, spec: DialectSpec, kind: str | None = None, hub: Any = None) -> None:
+        """One input; ``kind`` None: told by its name (JSON, subtitles, a lhotse manifest: ``items.file_kind``)."""
+        real = path.resolve() if hub is None else Path("/") / "hub:" / hub.shown
         if real in seen or any(real.is_relative_to(s) for s in skip):
             return
-        kind, companion = raw_items.file_kind(path) if spec.name is None else (raw_items.JSON, None)
-        if kind == raw_items.RECORDINGS:  # read through its supervisions manifest
-            return
+        companion = None
+        if kind is None:
+            kind, companion = raw_items.file_kind(path) if spec.name is None else (raw_items.JSON, None)
+            if kind == raw_items.RECORDINGS:  # read through its supervisions manifest
+                return
         seen.add(real)
-        out.append(InputFile(path, display, root or media_root or str(path.parent), spec, kind, companion))
+        out.append(InputFile(path, display, root or media_root or str(path.parent), spec, kind, companion, hub))
 
     def add_file(path: Path, display: str) -> None:
-        if is_registry(path):
+        kind = corpus.file_kind(path)
+        if kind is not None:
+            spec = corpus.tar_spec(formatting, given_columns) if kind == "webdataset" else corpus.table_spec(
+                path, display, formatting, given_columns
+            )
+            add(path, display, media_root, spec, kind)
+        elif is_registry(path):
             named = read_registry(path, display, datasets)
             for f, d, root, spec in named.files:
                 add(f, d, media_root or root, spec)
+            for ref, root, spec in named.hubs:
+                add(Path(ref.shown), ref.shown, media_root or root, spec, "hub", ref)
             skipped.extend(named.skipped)
         else:
             add(path, display, media_root, DialectSpec(formatting=formatting))
 
-    spans: list[tuple[str, int, int]] = []  # each input as typed, with where its files and skips start
-    for given in inputs:
-        spans.append((given, len(out), len(skipped)))
+    def take(given: str) -> None:
+        ref = hfhub.parse_hub_id(given)
+        if ref is not None:
+            why = hfhub.unavailable(ref)
+            if why is not None:
+                raise InputError(why)
+            spec = corpus.hub_spec(ref, formatting, given_columns)
+            add(Path(ref.shown), ref.shown, media_root or os.getcwd(), spec, "hub", ref)
+            return
         path = Path(given)
+        if "{" in given and "}" in given and not path.exists():
+            try:
+                names = expand_braces(given)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+            if names != [given]:
+                for name in names:
+                    take(name)
+                return
         if any(ch in given for ch in "*?[") and not path.exists():
             matches = sorted(glob.glob(given, recursive=True))
             if not matches:
@@ -146,10 +182,12 @@ def expand_inputs(
             yaml_asked = given.endswith(YAML_SUFFIXES)  # a glob over a folder does not take every YAML in it for a v1 registry
             for m in matches:
                 found = Path(m)
+                if found.is_dir():
+                    continue
                 wanted = is_json(found) or raw_items.is_input(found) or found.name == DATASET_INFO
-                if not found.is_dir() and (wanted or (yaml_asked and is_registry(found))):
+                if wanted or (yaml_asked and is_registry(found)) or corpus.file_kind(found):
                     add_file(found, m)  # a FIFO or device among them is its own F004 when read, never a hang
-            continue
+            return
         if not path.exists():
             raise InputError(f"{given}: no such file or folder")
         if path.is_dir():
@@ -158,12 +196,23 @@ def expand_inputs(
                     f"{given}: a converted dataset ({MANIFEST}), not a raw corpus; `audiodata verify {given}` checks it, "
                     f"`audiodata export {given} --to ...` writes it back out as a trainer's JSON"
                 )
+            if hfdataset.is_dataset_folder(path):  # as ``datasets`` wrote it: its Parquet/Arrow files
+                for f in hfdataset.dataset_files(path):
+                    shown = os.path.join(given, os.path.relpath(f, path))
+                    spec = corpus.table_spec(f, shown, formatting, given_columns)
+                    add(f, shown, media_root, spec, corpus.file_kind(f) or "arrow")
+                return
             _add_dir(path, given, add, skipped, media_root, formatting, datasets, all_files, skip)
-            continue
+            return
         kind = file_kind(path.stat().st_mode)
         if kind is not None:  # /dev/zero, a FIFO, a socket named on the command line: a usage error
             raise InputError(f"{given}: not a regular file ({kind}); audiodata reads JSON and JSONL files")
         add_file(path, given)
+
+    spans: list[tuple[str, int, int]] = []  # each input as typed, with where its files and skips start
+    for given in inputs:
+        spans.append((given, len(out), len(skipped)))
+        take(given)
     if not out:
         why = "; ".join(s.message for s in skipped[:3])
         raise InputError("no JSON or JSONL input found in " + ", ".join(inputs) + (f" ({why})" if why else ""))

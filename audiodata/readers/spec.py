@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages", "llamafactory-v1", "nemo", "lhotse")
+DIALECTS = (
+    *("minicpm", "sharegpt", "alpaca", "messages", "llamafactory-v1"),
+    *("nemo", "lhotse"),  # raw ASR manifests (audiodata.readers.nemo, audiodata.readers.lhotse)
+    *("transcription", "align-anything", "align-anything-sft"),  # rows of raw corpora; Align-Anything's AA_TA2T
+)
 
 DEFAULT_COLUMNS = {
     "prompt": "instruction",

@@ -38,9 +38,12 @@ def _line(f: dict[str, Any]) -> int:
 
 
 def finding_text(f: dict[str, Any]) -> str:
-    """The message with its field in front, and the record's index when its line is unknown."""
+    """The message with its field in front, and where the record is when its line is unknown: its member inside a
+    tar or dataset (``utt-0003.json``, ``row 12``), else its index."""
     text = f"{f['field']}: {f['message']}" if f.get("field") else f["message"]
-    if not f.get("line") and (f.get("index") or 0) >= 0 and f.get("index") is not None:
+    if not f.get("line") and f.get("member"):
+        text += f" ({f['member']})"
+    elif not f.get("line") and (f.get("index") or 0) >= 0 and f.get("index") is not None:
         text += f" (record {f['index']})"
     return " ".join(text.split())  # one line, whatever the message holds
 

@@ -26,9 +26,12 @@ MAX_MESSAGE = 400  # characters of one message in the terminal; the JSON and con
 
 
 def at(f: dict[str, Any]) -> str:
-    """``file:line`` (or ``file:index``) of a finding; the file alone for one about a whole input (index -1)."""
+    """``file:line`` (or ``file:member`` inside a tar or dataset, or ``file:index``) of a finding; the file alone for
+    one about a whole input (index -1)."""
     if f["index"] == -1:
         return f["source"]
+    if f.get("member"):
+        return f"{f['source']}:{f['member']}"
     return f"{f['source']}:{f['line'] if f['line'] is not None else f['index']}"
 
 

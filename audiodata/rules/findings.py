@@ -38,6 +38,8 @@ class Finding:
         out = self.reason()
         if self.source is not None:
             out.update(source=self.source.file, index=self.source.index, line=self.source.line)
+            if self.source.member:
+                out["member"] = self.source.member
         return out
 
     def __str__(self) -> str:

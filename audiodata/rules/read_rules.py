@@ -134,15 +134,19 @@ register(
     "F006",
     "dataset-not-read",
     S.WARNING,
-    "A dataset_info.json or v1 YAML entry that is not read: hub-hosted (not local), pretraining text, or not JSON/JSONL.",
+    "A dataset_info.json or v1 YAML entry that is not read: on a hub that cannot be reached from here (offline and "
+    "not cached), loaded by a script or from the cloud, pretraining text, or not JSON/JSONL.",
     doc=RuleDoc(
         what="An entry of a LLaMA-Factory `dataset_info.json` (or a v1 dataset YAML) that audiodata does not read: "
-        "`hf_hub_url` and other hosted sources, pretraining text (`columns.prompt` only), or files that are not "
-        "JSON/JSONL.",
-        why="audiodata never fetches from the network and converts conversations only; listing the entry says why "
-        "its records are not in the output.",
-        fix="Download hosted data and point a `file_name` entry at it, or convert the local entries only (`--dataset NAME`).",
-        example='`{"on_the_hub": {"hf_hub_url": "me/data"}}` in dataset_info.json.',
+        "`hf_hub_url` / `ms_hub_url` entries whose hub cannot be reached from here (offline and not in the local "
+        "cache; reachable ones are read through the Hub, `subset`, `split` and `columns` honoured), entries loaded "
+        "by a script or from cloud storage, pretraining text (`columns.prompt` only), or files that are not JSON/JSONL.",
+        why="audiodata converts conversations only, and reads the Hub only where it can; listing the entry says why "
+        "its records are not in the output, instead of a dataset that is silently smaller.",
+        fix="Run once with network access (or fill the Hugging Face cache) for hub entries, download other hosted "
+        "data and point a `file_name` entry at it, or convert the local entries only (`--dataset NAME`).",
+        example='`{"on_the_hub": {"hf_hub_url": "me/data"}}` in dataset_info.json, read with HF_HUB_OFFLINE=1 and '
+        "nothing cached.",
     ),
 )
 register(

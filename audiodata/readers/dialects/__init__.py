@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiodata.readers.dialects import alpaca, lhotse, llamafactory_v1, messages, minicpm, nemo, sharegpt
+from audiodata.readers.dialects import (
+    align_anything,
+    alpaca,
+    lhotse,
+    llamafactory_v1,
+    messages,
+    minicpm,
+    nemo,
+    sharegpt,
+    transcription,
+)
 from audiodata.readers.dialects.common import ParseContext, ParseError
 from audiodata.records import Record
 from audiodata.rules.findings import Finding
@@ -17,6 +27,9 @@ PARSERS = {
     "llamafactory-v1": llamafactory_v1.parse,
     "nemo": nemo.parse,
     "lhotse": lhotse.parse,
+    "transcription": transcription.parse,
+    "align-anything": align_anything.parse,
+    "align-anything-sft": align_anything.parse_sft,
 }
 
 
@@ -32,6 +45,8 @@ def detect(obj: dict[str, Any]) -> str | None:
     if isinstance(msgs, list):
         first = next((m for m in msgs if isinstance(m, dict)), {})
         return "sharegpt" if "from" in first else "messages"
+    if align_anything.is_row(obj):
+        return "align-anything"
     if "instruction" in obj or "output" in obj or ("input" in obj and ("chosen" in obj or "audios" in obj)):
         return "alpaca"
     if ("audio" in obj or "audios" in obj) and "text" in obj:

@@ -108,6 +108,8 @@ def media_ref(value: Any, field: str, what: str = "audio") -> MediaRef:
             if isinstance(raw, str):
                 kind = "data_uri" if raw.startswith("data:") else "base64"
                 return MediaRef(kind, raw, f"{field}.bytes", name=name)
+            if isinstance(raw, (bytes, bytearray)):  # a dataset row's Audio/Image cell, a tar member: bytes as stored
+                return MediaRef("bytes", bytes(raw), f"{field}.bytes", name=name)
             if isinstance(raw, list) and all(isinstance(b, int) for b in raw[:16]):
                 try:
                     return MediaRef("bytes", bytes(raw), f"{field}.bytes", name=name)
@@ -354,7 +356,7 @@ def record_id(obj: dict[str, Any], ctx: ParseContext) -> str:
     value = obj.get("id")
     if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
         return str(value)
-    stem = ctx.source.file.rsplit("/", 1)[-1].split(".", 1)[0] or "record"
+    stem = ctx.source.file.split("?", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0] or "record"  # hf://owner/name?split=x
     return f"{stem}-{ctx.source.index:06d}"
 
 

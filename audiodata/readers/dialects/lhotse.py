@@ -28,7 +28,7 @@ from typing import Any
 
 from audiodata.readers.dialects.common import ParseContext, ParseError, media_ref, new_record
 from audiodata.readers.dialects.nemo import clip_refs, seconds
-from audiodata.readers.prompts import transcript_turns
+from audiodata.readers.dialects.prompts import choose_prompt, transcript_turns
 from audiodata.records import MediaRef, Record, Segment
 
 CUT_TYPES = ("MonoCut", "MultiCut")
@@ -145,7 +145,8 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         **({"custom": obj["custom"]} if obj.get("custom") else {}),
     }
     language = next((s.get("language") for s in sups if isinstance(s.get("language"), str)), None)
-    messages = transcript_turns(len(audios), text, ctx, "supervisions", language)
+    prompt, _ = choose_prompt(ctx, language=language)
+    messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, "supervisions")
     return new_record(obj, ctx, "lhotse", kind="sft", messages=messages, audios=audios, metadata=metadata)
 
 

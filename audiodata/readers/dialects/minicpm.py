@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_list, new_record, optional, require
-from audiodata.records import AUDIO_MARKER, Message, Record
+from audiodata.readers.dialects.prompts import choose_prompt, transcript_turns
+from audiodata.records import Record
 
 
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
@@ -21,7 +22,6 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     else:
         raise ParseError("S001", "missing field 'audio'", "audio")
     text = require(obj, "text", str)
-    prompt = optional(obj, "prompt", str) or optional(obj, "instruction", str) or ctx.prompt or ""
-    user = prompt if AUDIO_MARKER in prompt else AUDIO_MARKER * len(audios) + prompt
-    messages = [Message("user", user, "prompt" if prompt else "audio"), Message("assistant", text, "text")]
+    prompt, _ = choose_prompt(ctx, obj)
+    messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, "text")
     return new_record(obj, ctx, "minicpm", kind="sft", messages=messages, audios=audios, system=optional(obj, "system", str))

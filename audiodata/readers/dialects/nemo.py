@@ -12,7 +12,7 @@ the audio stage, by seeking (sample positions rounded, where NeMo truncates: at 
 Without an offset the whole file is the clip and ``duration`` is checked against it (A014).
 
 Each line becomes a transcription record: a user turn with ``<audio>`` and the prompt
-(:func:`audiodata.readers.prompts.transcript_turns`), the assistant turn the transcript. Every key
+(:func:`audiodata.readers.dialects.prompts.choose_prompt`), the assistant turn the transcript. Every key
 other than the audio path and the transcript (offset, duration, lang, speaker, anything else) is kept in
 the record's metadata.
 """
@@ -23,8 +23,8 @@ import math
 from typing import Any
 
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_ref, new_record
+from audiodata.readers.dialects.prompts import choose_prompt, transcript_turns
 from audiodata.readers.longform import CLIPS_KEY
-from audiodata.readers.prompts import transcript_turns
 from audiodata.records import MediaRef, Record, Segment
 
 AUDIO_KEYS = ("audio_filepath", "audio_filename")
@@ -83,5 +83,6 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     audios = clip_refs(ref, obj)
     language = obj.get("lang") if isinstance(obj.get("lang"), str) else None
     metadata = {k: v for k, v in obj.items() if k not in (key, text_key)}
-    messages = transcript_turns(len(audios), text, ctx, text_key, language)
+    prompt, _ = choose_prompt(ctx, language=language)
+    messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, text_key)
     return new_record(obj, ctx, "nemo", kind="sft", messages=messages, audios=audios, metadata=metadata)
