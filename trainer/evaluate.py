@@ -388,13 +388,17 @@ def final_evaluation(run_trainer: Any, evaluator: Evaluator | None) -> None:
 
 
 def _manifest_task(cfg: TrainConfig) -> str | None:
+    """The ``--task`` the local dataset was converted with (its manifest, read through the one dataset model);
+    None for a Hub dataset or one whose manifest cannot be read (the run's own data checks say why)."""
+    from audiodata.dataset import DatasetError, Manifest
+    from audiodata.faults import MachineFault
     from trainer.config import is_local
 
     if not is_local(cfg.data):
         return None
     try:
-        manifest = json.loads((Path(cfg.data).expanduser() / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        options = Manifest.load(Path(cfg.data).expanduser()).options
+    except (DatasetError, MachineFault):
         return None
-    task = (manifest.get("options") or {}).get("task")
+    task = options.get("task")
     return task if isinstance(task, str) else None
