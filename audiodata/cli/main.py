@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     add_reading_options(c)
+    add_exclude_option(c)
     c.add_argument("--sample-rate", type=int, default=16000, help="target sample rate (default 16000)")
     c.add_argument("--codec", choices=["flac", "wav"], default="flac", help="lossless audio encoding (default flac)")
     c.add_argument("--split", default="train", help="split name for the records (default train)")
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lt.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     add_reading_options(lt)
+    add_exclude_option(lt)
     lt.add_argument("--no-audio", action="store_true", help="text rules only: do not open the audio")
     lt.add_argument(
         "--report-json", metavar="FILE", help="write the report as JSON, '-' for stdout (schemas/lint_report.schema.json)"
@@ -230,6 +232,17 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_exclude_option(c: argparse.ArgumentParser) -> None:
+    c.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="leave out the records this list names by id: a training run's quarantine.jsonl or skipped.jsonl, or a "
+        "convert rejects.jsonl (repeatable; counted in the summary)",
+    )
+
+
 def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
     return ConvertOptions(
         format=args.format,
@@ -253,6 +266,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         task=args.task,
         num_workers=args.num_workers,
         dedup_memory=parse_size(args.dedup_memory),
+        exclude=getattr(args, "exclude", []),
         **extra,
     )
 
@@ -410,6 +424,8 @@ def _result_dict(r: ConvertResult) -> dict[str, Any]:
         "rejects_by_code": r.rejects_by_code,
         "warnings_by_code": r.warnings_by_code,
         "records_duplicate": r.records_duplicate,
+        "records_excluded": r.records_excluded,
+        "excluded_by": r.excluded_by,
         "skipped_inputs": r.skipped_inputs,
         "duplicates_by_kind": r.duplicates_by_kind,
         "shards": r.shards,
@@ -433,6 +449,8 @@ def _print_summary(r: ConvertResult, console: Console) -> None:
     if r.records_duplicate:
         kinds = ", ".join(f"{k} {v}" for k, v in r.duplicates_by_kind.items())
         t.add_row("duplicates dropped", f"{r.records_duplicate} ({kinds})")
+    for name, n in r.excluded_by.items():
+        t.add_row(f"excluded by {name}", str(n))
     t.add_row("audio clips", str(r.clips))
     t.add_row("audio hours", f"{r.audio_seconds / 3600:.3f}")
     t.add_row("shards", str(len(r.shards)))
@@ -532,6 +550,8 @@ def _print_lint(data: dict[str, Any], out: Console, args: argparse.Namespace) ->
     )
     extra = "" if s["audio_checked"] else " (audio not checked: --no-audio)"
     out.print(f"{s['records']} records, {s['clips']} clips, {s['audio_hours']:.3f} h audio{extra}: {verdict}")
+    for name, n in s.get("excluded_by", {}).items():
+        out.print(f"excluded by {name}: {n} records (not checked)")
     mix = s.get("modality") or {}
     if mix.get("audio") and mix.get("text_only"):
         out.print(
