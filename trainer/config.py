@@ -101,6 +101,8 @@ class TrainConfig:
     load_in_4bit: bool = False  # QLoRA: language model in 4-bit NF4, double quant, bf16 compute (bitsandbytes, CUDA)
     deepspeed: str | None = None  # zero2, zero3 (trainer/configs/ds_zero*.json) or a DeepSpeed JSON path; needs CUDA
     fsdp: str | None = None  # FSDP2: full_shard (trainer/configs/fsdp_full_shard.json) or an FSDP config JSON path
+    # -- quarantine (issue 12): which record broke step N (trainer/quarantine.py) -------
+    on_bad_batch: str = "skip"  # non-finite loss/gradient, out of memory, collator error: skip the micro-batch, or stop
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -181,6 +183,8 @@ class TrainConfig:
             raise ConfigError(f"long_audio must be one of {', '.join(LONG_AUDIO)}, got {self.long_audio!r}")
         self._validate_losses()
         self._validate_scale()
+        if self.on_bad_batch not in ("skip", "stop"):  # quarantine (issue 12)
+            raise ConfigError(f"on_bad_batch must be skip or stop, got {self.on_bad_batch!r}")
         check_data(self)
 
     def _validate_losses(self) -> None:
