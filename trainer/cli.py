@@ -17,6 +17,7 @@ from typing import Any
 from audiodata.dataset import DatasetError
 from audiodata.faults import FAULT_EXIT
 from trainer.config import TASKS, ConfigError, TrainConfig
+from trainer.replay import add_replay_parser, quarantine_rows
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -25,7 +26,8 @@ def add_train_parsers(sub: Any) -> None:
     t = sub.add_parser(
         "train",
         help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
-        epilog="exit codes: 0 trained, 2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
+        epilog="exit codes: 0 trained, 1 stopped on a bad micro-batch (on_bad_batch: stop; see OUTPUT/quarantine.jsonl), "
+        "2 bad configuration or a damaged dataset (the shard named)" + FAULT_EXIT,
     )
     tsub = t.add_subparsers(dest="train_command", required=True)
     for task in TASKS:
@@ -44,6 +46,7 @@ def add_train_parsers(sub: Any) -> None:
                 p.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=text + default)
             else:
                 p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text + default)
+    add_replay_parser(tsub)
     m = tsub.add_parser("merge", help="merge a LoRA adapter into its base model's weights")
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
             out = make_tiny_model(args.output, family=args.family, seed=args.seed)
             print(f"tiny {args.family} model written to {out}")
             return EXIT_OK
+        if args.train_command == "replay":
+            from trainer.replay import cmd_replay
+
+            return cmd_replay(args)
         if args.train_command == "merge":
             from trainer.merge import merge
 
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         _print_summary(report)
-    return EXIT_OK
+    return EXIT_FAILED if (report.get("quarantine") or {}).get("stopped") else EXIT_OK  # on_bad_batch: stop ended it
 
 
 def _print_summary(report: dict[str, Any]) -> None:
@@ -116,6 +123,7 @@ def _print_summary(report: dict[str, Any]) -> None:
         ("skipped records", str(report["skipped"]["records"])),
         *_long_audio_row(report),
         *_preference_rows(report),
+        *quarantine_rows(report),
         ("runtime s", str(report["runtime_s"])),
     ]
     for k, v in rows:

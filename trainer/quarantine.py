@@ -31,10 +31,13 @@ Before each forward, the ranks sum a "my batch is a marker" flag; after it, a "m
 "drop this step" flag. When any rank flags, every rank skips: a skipped micro-batch adds no gradient
 and nothing to the logged loss (null in batches.jsonl; a logging window of skipped micro-batches only
 logs no loss at all), and when it was the micro-batch that synchronises the step's gradients, the ranks
-average them themselves (DDP). What cannot be skipped: an out-of-memory error in the backward pass of a synchronising
-micro-batch with several processes (the other ranks are inside DDP's all-reduce): the batch is dumped
-and quarantined and the run stops with the error. Under DeepSpeed or FSDP no fault is skipped (their
-engines own the backward pass): the batch is dumped and quarantined and the run stops.
+average them themselves (DDP). What cannot be skipped with several processes: out of memory in the
+forward pass (the other ranks are inside TRL's metric all-gathers of that forward) or in the backward
+pass of a synchronising micro-batch (they are inside DDP's all-reduce): the batch is dumped and
+quarantined, and the run stops with an error naming both (torchrun ends the other ranks). Out of
+memory in the backward pass of another micro-batch drops the step on every rank. Under DeepSpeed or
+FSDP no fault is skipped (their engines own the backward pass): the batch is dumped and quarantined
+and the run stops.
 
 The skip moves nothing else: the learning-rate schedule and the step count go on, and the loss of the
 step's other micro-batches keeps transformers' normalisation (the skipped one's label tokens still
@@ -43,6 +46,7 @@ count in ``num_items_in_batch``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
@@ -51,6 +55,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +76,13 @@ FAULT = "__fault"  # an example that could not be encoded (SafeRows -> SafeColla
 Fault = dict[str, Any]  # kind, reason, culprits (record ids), dump: what batches.jsonl says about a skipped micro-batch
 
 
+class UnskippableFault(RuntimeError):
+    """A bad micro-batch this rank cannot skip without leaving the other ranks waiting (see the module docstring)."""
+
+
 def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, UnskippableFault):
+        return False
     return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 
@@ -313,6 +324,8 @@ class BatchGuard(TrainerCallback):
             fault = {"kind": "oom", "reason": f"out of memory in the forward pass ({_why(exc)})"}
         if self.searching:
             return loss
+        if fault is not None and self.world > 1:
+            self.unskippable(trainer, model, fault, "the other ranks are inside TRL's metric all-gathers of this forward pass")
         if fault is None and not bool(torch.isfinite(loss.detach()).all()):
             fault = {"kind": "nonfinite_loss", "reason": f"the loss is {float(loss.detach().float().mean())}"}
         if fault is not None:
@@ -327,16 +340,24 @@ class BatchGuard(TrainerCallback):
         """Out of memory in the backward pass: some gradients of this micro-batch may be in, so the whole
         optimizer step is dropped (agreed with the other ranks at the step's end)."""
         _free_memory()
-        fault = self.record(trainer, model, micro, [meta], oom, search=True, grads=True)
         if self.world > 1 and trainer.accelerator.sync_gradients:
-            raise RuntimeError(
-                f"rank {self.rank}: out of memory in the backward pass of a micro-batch that synchronises gradients; the "
-                f"other ranks wait inside DDP's all-reduce, so it cannot be skipped. Dumped to {fault['dump']}; culprits "
-                f"(if any) in {self.path}. Exclude them (audiodata convert --exclude) or lower per_device_batch_size."
-            )
+            self.unskippable(trainer, model, oom, "the other ranks wait inside DDP's gradient all-reduce")
+        fault = self.record(trainer, model, micro, [meta], oom, search=True, grads=True)
         self.drop_step = oom["reason"]
         self.skipped_micro += 1
         return self.zero(trainer), fault
+
+    def unskippable(self, trainer: Any, model: Any, fault: dict[str, Any], why: str) -> None:
+        """Out of memory where this rank cannot rejoin the others' collectives: dump and quarantine, then stop
+        with the error (torchrun ends the other ranks when this one exits)."""
+        _free_memory()
+        done = self.record(trainer, model, len(self.window) - 1, self.window[-1:], fault, search=True, grads=True)
+        named = ", ".join(map(str, done["culprits"])) or "none alone"
+        raise UnskippableFault(
+            f"rank {self.rank}, step {trainer.state.global_step + 1}: {fault['reason']}; with several processes this "
+            f"cannot be skipped ({why}). Batch dumped to {self.out / done['dump']}; culprits: {named} (in {self.path}). "
+            "Leave them out (audiodata convert --exclude quarantine.jsonl) or lower per_device_batch_size / max_length."
+        )
 
     def skipped(self, trainer: Any, model: Any, fault: dict[str, Any]) -> None:
         """Every rank skipped this micro-batch: count it, stop if told to, keep the replicas' gradients equal."""
@@ -473,7 +494,7 @@ class BatchGuard(TrainerCallback):
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         self.searching = True
         try:
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=devices), _local_gathers(trainer.accelerator):
                 return self._try_one(trainer, model, row, rid, params)
         finally:
             self.searching = False
@@ -661,6 +682,18 @@ def read_quarantine(path: str | Path) -> list[dict[str, Any]]:
             except ValueError:  # a torn last line (a kill mid-write): the rest stands
                 continue
     return out
+
+
+@contextlib.contextmanager
+def _local_gathers(accelerator: Any) -> Iterator[None]:
+    """While one rank re-runs records alone, TRL's metric gathers (``gather``/``gather_for_metrics`` in its
+    ``compute_loss``) must not wait for the other ranks: they return this rank's values."""
+    accelerator.gather = lambda tensor: tensor
+    accelerator.gather_for_metrics = lambda data, *args, **kwargs: data
+    try:
+        yield
+    finally:
+        del accelerator.gather, accelerator.gather_for_metrics
 
 
 def _where(source: Any) -> str:
