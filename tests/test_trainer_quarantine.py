@@ -358,9 +358,9 @@ def test_on_bad_batch_stop_ends_the_run_at_the_step_and_the_cli_exits_1(tiny, sa
     report = json.loads(capsys.readouterr().out)
     stopped = report["quarantine"]["stopped"]
     assert stopped["kind"] == "nonfinite_loss" and stopped["why"] == "on_bad_batch: stop" and stopped["step"] == 2
-    assert report["steps"] == 1  # the failing step never reached the optimizer
+    assert report["steps"] == 2 and [h["step"] for h in report["loss_history"]] == [1]  # step 2 had no gradient: no update
     log = read_batch_log(run / "batches.jsonl")
-    assert [e["step"] for e in log] == [1, 2] and log[1]["fault"]["culprits"] == [bad] and log[1]["grad_norm"] is None
+    assert [e["step"] for e in log] == [1, 2] and log[1]["fault"]["culprits"] == [bad] and log[1]["grad_norm"] == 0.0
     assert read_quarantine(run / QUARANTINE)  # the culprit is named before stopping
 
 
