@@ -6,7 +6,8 @@ on; a run that injects says so on stderr). Its value is a comma-separated list o
 - ``nan_audio``: the record's audio features are NaN (what NaN samples after decoding give), so the
   loss of any batch holding it is NaN;
 - ``nan_grad``: any batch holding the record gets a finite loss but NaN gradients;
-- ``oom``: the forward pass of any batch holding the record raises ``torch.OutOfMemoryError``;
+- ``oom``: the forward pass of any batch holding the record raises ``torch.OutOfMemoryError`` (with CUDA,
+  the allocator's own, by asking it for a petabyte);
 - ``encode_error``: encoding the record (in the data loader) raises ``RuntimeError``;
 - ``collate_error``: the collator raises ``ValueError`` on any batch holding the record.
 
@@ -58,8 +59,11 @@ class FaultPlan:
     def before_forward(self, ids: list[str | None]) -> None:
         """The forward pass of a batch holding ``ids`` is about to run: out of memory (oom)."""
         hit = self.has("oom", ids)
-        if hit is not None:
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 20.00 GiB (injected for record {hit})")
+        if hit is None:
+            return
+        if torch.cuda.is_available():  # the allocator's own error: a petabyte on the current device
+            torch.empty(2**50, dtype=torch.uint8, device=torch.cuda.current_device())
+        raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 20.00 GiB (injected for record {hit})")
 
     def after_forward(self, ids: list[str | None], loss: torch.Tensor, model: Any) -> torch.Tensor:
         """The loss of a batch holding ``ids``: NaN gradients behind it (nan_grad)."""

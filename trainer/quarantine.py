@@ -242,6 +242,7 @@ class BatchGuard(TrainerCallback):
         self.in_step = self.searching = False
         self.skipped_micro = self.skipped_steps = self.dropped_rows = 0
         self.trained_since_log = 0  # micro-batches trained since transformers last logged a loss
+        self.window_trained = 0  # micro-batches of the current optimizer step that trained (the same count on every rank)
         self.stopped: dict[str, Any] | None = None
 
     # -- the run's files ---------------------------------------------------------------
@@ -307,6 +308,7 @@ class BatchGuard(TrainerCallback):
             self.skipped(trainer, model, fault)
             return self.zero(trainer), fault
         self.trained_since_log += 1
+        self.window_trained += 1
         return loss, None
 
     def loss(self, trainer: Any, model: Any, compute: Any) -> torch.Tensor:
@@ -363,8 +365,14 @@ class BatchGuard(TrainerCallback):
         """Every rank skipped this micro-batch: count it, stop if told to, keep the replicas' gradients equal."""
         self.skipped_micro += 1
         self.maybe_stop(trainer, fault)
-        if self.world > 1 and trainer.accelerator.sync_gradients and self.stopped is None:
+        if not trainer.accelerator.sync_gradients:
+            return
+        if self.world > 1 and self.stopped is None:
             self.sync_gradients(trainer, model)
+        if getattr(trainer.accelerator, "scaler", None) is not None:  # fp16: the loss scaler's unscale must see gradients
+            for p in model.parameters():  # (it asserts it checked some for inf); a step without any is dropped at its end
+                if p.requires_grad and p.grad is None:
+                    p.grad = torch.zeros_like(p)
 
     # -- the optimizer step -------------------------------------------------------------------
     def end_window(self, trainer: Any, model: Any, grad_norm: float | None) -> None:
@@ -385,13 +393,13 @@ class BatchGuard(TrainerCallback):
         elif drop:
             step_fault = {"kind": "oom", "reason": self.drop_step or "out of memory in another rank's backward pass"}
             self.maybe_stop(trainer, step_fault)
-        if bad_grad or drop or self.stopped is not None:
+        if bad_grad or drop or self.stopped is not None or self.window_trained == 0:  # no update (not even a zero-gradient one)
             model.zero_grad(set_to_none=True)
             if bad_grad or drop:
                 self.skipped_steps += 1
         if trainer.batch_log is not None:
             trainer.batch_log.end_step(grad_norm, step_fault)
-        self.window, self.drop_step = [], None
+        self.window, self.drop_step, self.window_trained = [], None, 0
 
     def maybe_stop(self, trainer: Any, fault: dict[str, Any]) -> None:
         """``on_bad_batch: stop`` (or DeepSpeed/FSDP, where nothing can be skipped): end the run after this micro-batch.
