@@ -20,12 +20,13 @@ pytest.importorskip("trl")
 
 import pyarrow.parquet as pq
 import torch
+from jsonschema import Draft202012Validator
 
 import audiodata
 from audiodata.cli.main import main as audiodata_main
 from audiodata.exclude import ExcludeError, load_exclude
 from audiodata.pipeline.options import OptionsError
-from tests.conftest import SAMPLE, write_jsonl
+from tests.conftest import REPO, SAMPLE, write_jsonl
 from trainer.batchlog import BatchLog, read_batch_log
 from trainer.config import ConfigError, TrainConfig
 from trainer.faultinject import ENV, FaultPlan, from_env
@@ -100,6 +101,8 @@ def test_lint_and_convert_leave_out_the_listed_records_and_count_them(tmp_path: 
     report = audiodata.lint([str(src)], exclude=[str(q)], num_workers=1)
     data = report.to_dict()
     assert data["summary"]["records"] == 2 and data["summary"]["excluded_by"] == {"quarantine.jsonl": 2}
+    schema = json.loads((REPO / "schemas" / "lint_report.schema.json").read_text())
+    Draft202012Validator(schema).validate(data)
     assert audiodata.lint([str(src)], num_workers=1).to_dict()["summary"]["records"] == 4  # the quiet case
 
     again = audiodata.convert([str(src)], tmp_path / "out2", exclude=[str(q)], num_workers=1)
@@ -218,6 +221,15 @@ def test_safe_rows_and_collator_turn_data_errors_into_a_marker_naming_the_culpri
     batch = left(SafeRows(planned, index).__getitems__([0, 1, 4]))  # key 4 repeats row 0
     assert batch[BATCH_META]["ids"] == [ids[1]] and batch[BATCH_META]["dropped"] == [ids[0], ids[0]]
     assert left(SafeRows(planned, index).__getitems__([0]))[BATCH_META]["fault"]["kind"] == "quarantined"
+
+
+def test_replay_of_what_is_not_a_run_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert audiodata_main(["train", "replay", "--step", "1", str(tmp_path)]) == 2
+    assert "no run_config.json" in capsys.readouterr().err
+    (tmp_path / "run_config.json").write_text(json.dumps({"config": {}, "processes": 1}))
+    write_jsonl(tmp_path / "batches.jsonl", [{"step": 1, "micro": 0, "rank": 0, "rows": [0], "ids": ["a"], "loss": 1.0}])
+    assert audiodata_main(["train", "replay", "--step", "5", "--rank", "1", str(tmp_path)]) == 2
+    assert "batches.jsonl has no step 5 on rank 1 (steps 1..1, ranks 0)" in capsys.readouterr().err
 
 
 def test_on_bad_batch_is_validated(tiny: str, sample_out):
