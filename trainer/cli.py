@@ -18,6 +18,7 @@ from typing import Any
 from audiodata.dataset import DatasetError
 from audiodata.faults import FAULT_EXIT
 from trainer.config import TASKS, ConfigError, TrainConfig
+from trainer.replay import add_replay_parser, quarantine_rows
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -27,8 +28,9 @@ def register_train(sub: Any) -> None:
     t = sub.add_parser(
         "train",
         help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
-        epilog="exit codes: 0 trained (--dry-run: every check passed), 2 bad configuration, a damaged dataset (the shard named) "
-        "or a failing pre-flight check" + FAULT_EXIT,
+        epilog="exit codes: 0 trained (--dry-run: every check passed), 1 stopped on a bad micro-batch (on_bad_batch: stop; "
+        "see OUTPUT/quarantine.jsonl), 2 bad configuration, a damaged dataset (the shard named) or a failing pre-flight "
+        "check" + FAULT_EXIT,
     )
     tsub = t.add_subparsers(dest="train_command", required=True)
     helps = TrainConfig.field_help()  # once: it reads the source
@@ -39,6 +41,7 @@ def register_train(sub: Any) -> None:
         for f in fields(TrainConfig):
             if f.name != "task":
                 _add_field_flags(p, f, helps.get(f.name, ""))
+    add_replay_parser(tsub)
     m = tsub.add_parser("merge", help="merge a LoRA adapter into its base model's weights")
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")
@@ -81,7 +84,7 @@ RENAMED = {"family": "--model-family"}
 
 def _add_field_flags(p: argparse.ArgumentParser, f: Any, text: str) -> None:
     """The flags of one TrainConfig field: its own (or its RENAMED one), SHOWN_FIRST, and the hidden aliases."""
-    from audiodata.cli.common import renamed
+    from audiodata.cli.flags import renamed
 
     own = "--" + f.name.replace("_", "-")
     shown = [*SHOWN_FIRST.get(f.name, []), RENAMED.get(f.name, own)]
@@ -100,7 +103,7 @@ def _add_field_flags(p: argparse.ArgumentParser, f: Any, text: str) -> None:
 
 def register_tiny_model(sub: Any) -> None:
     """The ``make-tiny-model`` command (entry point ``audiodata.commands``: ``make-tiny-model``)."""
-    from audiodata.cli.common import renamed
+    from audiodata.cli.flags import renamed
 
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random audio LM (offline) for smoke runs and tests")
     tiny.add_argument("-o", "--output", dest="output_path", metavar="DIR", help="folder for the model")
@@ -130,12 +133,16 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``train``/``make-tiny-model`` command."""
     try:
         if args.command == "make-tiny-model":
-            from audiodata.cli.common import output_or_positional
+            from audiodata.cli.flags import output_or_positional
             from trainer.tiny import make_tiny_model
 
             out = make_tiny_model(output_or_positional(args, "dir"), family=args.model_family, seed=args.seed)
             print(f"tiny {args.model_family} model written to {out}")
             return EXIT_OK
+        if args.train_command == "replay":
+            from trainer.replay import cmd_replay
+
+            return cmd_replay(args)
         if args.train_command == "merge":
             from trainer.merge import merge
 
@@ -162,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         _print_summary(report)
-    return EXIT_OK
+    return EXIT_FAILED if (report.get("quarantine") or {}).get("stopped") else EXIT_OK  # on_bad_batch: stop ended it
 
 
 def _print_summary(report: dict[str, Any]) -> None:
@@ -186,6 +193,7 @@ def _print_summary(report: dict[str, Any]) -> None:
         *_long_audio_row(report),
         *_preference_rows(report),
         *_evaluation_rows(report),
+        *quarantine_rows(report),
         ("runtime s", str(report["runtime_s"])),
     ]
     for k, v in rows:

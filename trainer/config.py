@@ -115,6 +115,8 @@ class TrainConfig:
     eval_generate_records: int = 256  # eval records generated and scored at each evaluation (-1: all; 0: none, eval loss only)
     eval_samples: int = 8  # fixed eval records whose reference and hypotheses the report and eval.html show at every evaluation
     max_new_tokens: int = 128  # evaluation: greedy generation stops at EOS, the template's end-of-turn token or this many tokens
+    # -- quarantine (issue 12): which record broke step N (trainer/quarantine.py) -------
+    on_bad_batch: str = "skip"  # non-finite loss/gradient, out of memory, collator error: skip the micro-batch, or stop
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -200,6 +202,8 @@ class TrainConfig:
         from trainer.evaluate import check_config  # evaluation (issue 12)
 
         check_config(self)
+        if self.on_bad_batch not in ("skip", "stop"):  # quarantine (issue 12)
+            raise ConfigError(f"on_bad_batch must be skip or stop, got {self.on_bad_batch!r}")
         check_data(self)
 
     def _validate_losses(self) -> None:

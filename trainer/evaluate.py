@@ -388,17 +388,15 @@ def final_evaluation(run_trainer: Any, evaluator: Evaluator | None) -> None:
 
 
 def _manifest_task(cfg: TrainConfig) -> str | None:
-    """The ``--task`` the local dataset was converted with (its manifest, read through the one dataset model);
-    None for a Hub dataset or one whose manifest cannot be read (the run's own data checks say why)."""
-    from audiodata.dataset import DatasetError, Manifest
-    from audiodata.faults import MachineFault
     from trainer.config import is_local
 
     if not is_local(cfg.data):
         return None
+    from audiodata.dataset import DatasetError, load_manifest
+
     try:
-        options = Manifest.load(Path(cfg.data).expanduser()).options
-    except (DatasetError, MachineFault):
+        options = load_manifest(Path(cfg.data).expanduser()).options
+    except DatasetError:
         return None
     task = options.get("task")
     return task if isinstance(task, str) else None
