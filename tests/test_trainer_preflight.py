@@ -73,7 +73,6 @@ def test_version_floors_are_the_train_extra_of_pyproject():
     extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["train"]
     floors = dict(re.fullmatch(r"([\w-]+)>=([\d.]+)", spec).groups() for spec in extra)  # type: ignore[union-attr]
     floors.pop("matplotlib")  # the loss plot, not a training library
-    floors.pop("jiwer")  # WER/CER of the evaluation (trainer/metrics.py imports it when scoring), not a training library
     assert floors == versions.REQUIRED
 
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: What every run needs: the ``train`` extra's floors (pyproject.toml).
-REQUIRED: dict[str, str] = {"torch": "2.4", "transformers": "5.2", "trl": "1.16", "peft": "0.21", "accelerate": "1.10"}
+#: jiwer scores WER/CER at each evaluation: missing, an ASR run would fail at its first eval step.
+REQUIRED: dict[str, str] = {
+    "torch": "2.4", "transformers": "5.2", "trl": "1.16", "peft": "0.21", "accelerate": "1.10", "jiwer": "4.0",
+}  # fmt: skip
 
 #: Per family, floors above :data:`REQUIRED` where the family needs more. Both model classes came to
 #: transformers well before 5.2 (Qwen2-Audio in 4.45, Qwen2.5-Omni's thinker in 4.52), so today these
