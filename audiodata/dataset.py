@@ -190,6 +190,8 @@ class Summary(_Json):
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)  # named but not read (F006, F007), with why
     rejects_by_code: Mapping[str, int] = field(default_factory=dict)
     configs: Mapping[str, ConfigInfo]
+    excluded: int | None = _optional()  # only in runs given --exclude: records left out by the lists
+    excluded_by: Mapping[str, int] | None = _optional()  # per --exclude list (file name)
     images: int | None = _optional()  # only in runs with image columns
     videos: int | None = _optional()  # only in runs with video columns
 
@@ -215,6 +217,8 @@ class Summary(_Json):
             skipped_inputs=_get(data, "skipped_inputs", list, where, []),
             rejects_by_code=_get(data, "rejects_by_code", dict, where, {}),
             configs={str(k): ConfigInfo.from_dict(str(k), v, where) for k, v in configs.items()},
+            excluded=_get(data, "excluded", int, where, None),
+            excluded_by=_get(data, "excluded_by", dict, where, None),
             images=_get(data, "images", int, where, None),
             videos=_get(data, "videos", int, where, None),
         )
@@ -238,6 +242,7 @@ class RejectsEntry(_Json):
     count: int
     rejected: int
     duplicates: int
+    excluded: int | None = _optional()  # left out by --exclude (listed too), only when there were any
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ from typing import Any
 from audiodata.dataset import DatasetError
 from audiodata.faults import FAULT_EXIT
 from trainer.config import TASKS, ConfigError, TrainConfig
+from trainer.replay import add_replay_parser, quarantine_rows
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -29,8 +30,9 @@ def register_train(sub: Any) -> None:
     t = sub.add_parser(
         "train",
         help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
-        epilog="exit codes: 0 trained (--dry-run: every check passed), 2 bad configuration, a damaged dataset (the shard named) "
-        "or a failing pre-flight check" + FAULT_EXIT,
+        epilog="exit codes: 0 trained (--dry-run: every check passed), 1 stopped on a bad micro-batch (on_bad_batch: stop; "
+        "see OUTPUT/quarantine.jsonl), 2 bad configuration, a damaged dataset (the shard named) or a failing pre-flight "
+        "check" + FAULT_EXIT,
     )
     tsub = t.add_subparsers(dest="train_command", required=True, parser_class=_subcommand_parser, action=BuiltOnUse)
     tsub.build = _add_train_commands
@@ -89,6 +91,7 @@ def _add_train_commands(tsub: argparse._SubParsersAction) -> None:
             fixed={"task": task},
         )
         p.add_argument("--json", action="store_true", help="print the training report as JSON")
+    add_replay_parser(tsub)
     m = tsub.add_parser("merge", help="merge a LoRA adapter into its base model's weights")
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")
@@ -146,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
             out = make_tiny_model(output_or_positional(args, "dir"), family=args.model_family, seed=args.seed)
             print(f"tiny {args.model_family} model written to {out}")
             return EXIT_OK
+        if args.train_command == "replay":
+            from trainer.replay import cmd_replay
+
+            return cmd_replay(args)
         if args.train_command == "merge":
             from trainer.merge import merge
 
@@ -172,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         _print_summary(report)
-    return EXIT_OK
+    return EXIT_FAILED if (report.get("quarantine") or {}).get("stopped") else EXIT_OK  # on_bad_batch: stop ended it
 
 
 def _print_summary(report: dict[str, Any]) -> None:
@@ -196,6 +203,7 @@ def _print_summary(report: dict[str, Any]) -> None:
         *_long_audio_row(report),
         *_preference_rows(report),
         *_evaluation_rows(report),
+        *quarantine_rows(report),
         ("runtime s", str(report["runtime_s"])),
     ]
     for k, v in rows:

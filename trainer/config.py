@@ -219,6 +219,11 @@ class TrainConfig:
         default=128,
         metadata={"help": "evaluation: greedy generation stops at EOS, the template's end-of-turn token or this many tokens"},
     )
+    # -- quarantine (issue 12): which record broke step N (trainer/quarantine.py) -------
+    on_bad_batch: str = field(
+        default="skip",
+        metadata={"help": "non-finite loss/gradient, out of memory, collator error: skip the micro-batch, or stop"},
+    )
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -299,6 +304,8 @@ class TrainConfig:
         from trainer.evaluate import check_config  # evaluation (issue 12)
 
         check_config(self)
+        if self.on_bad_batch not in ("skip", "stop"):  # quarantine (issue 12)
+            raise ConfigError(f"on_bad_batch must be skip or stop, got {self.on_bad_batch!r}")
         check_data(self)
 
     def _validate_losses(self) -> None:

@@ -392,9 +392,11 @@ def _manifest_task(cfg: TrainConfig) -> str | None:
 
     if not is_local(cfg.data):
         return None
+    from audiodata.dataset import DatasetError, load_manifest
+
     try:
-        manifest = json.loads((Path(cfg.data).expanduser() / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        options = load_manifest(Path(cfg.data).expanduser()).options
+    except DatasetError:
         return None
-    task = (manifest.get("options") or {}).get("task")
+    task = options.get("task")
     return task if isinstance(task, str) else None

@@ -11,6 +11,7 @@ transformers' Trainer as users know it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from trainer.data import BATCH_META, PlannedRows, SkipLog, encoded, estimate_len
 from trainer.families import AudioTextProcessor, Family, detect_family, get_family, read_chat_template
 from trainer.longaudio import LongAudioPlan
 from trainer.longaudio import plan as long_audio_plan
+from trainer.quarantine import GuardHooks, attach_guard, batch_fields
 from trainer.report import preference_history, write_report
 from trainer.sampler import LengthGroupedBatchSampler
 from trainer.scale import check_environment, load_kwargs, prepare_quantized, training_args_extras
@@ -102,8 +104,8 @@ class SeenStats:
         return self.tokens / self.padded_tokens if self.padded_tokens else 1.0
 
 
-class _AudioTrainerMixin:
-    """Length-grouped batches in, statistics out; mixed into TRL's trainers."""
+class _AudioTrainerMixin(GuardHooks):
+    """Length-grouped batches in, statistics out, bad micro-batches caught (trainer.quarantine); mixed into TRL's trainers."""
 
     batch_sampler: LengthGroupedBatchSampler
     planned_rows: PlannedRows | None = None
@@ -116,10 +118,12 @@ class _AudioTrainerMixin:
         from torch.utils.data import DataLoader
 
         args = self.args  # type: ignore[attr-defined]
+        rows = self.planned_rows if self.planned_rows is not None else self.train_dataset  # type: ignore[attr-defined]
+        rows, collate = self.guarded_loader_parts(rows, self.data_collator)  # type: ignore[attr-defined]
         loader = DataLoader(
-            self.planned_rows if self.planned_rows is not None else self.train_dataset,  # type: ignore[attr-defined]
+            rows,
             batch_sampler=self.batch_sampler,
-            collate_fn=self.data_collator,  # type: ignore[attr-defined]
+            collate_fn=collate,
             num_workers=args.dataloader_num_workers,
             pin_memory=args.dataloader_pin_memory,
         )
@@ -131,9 +135,11 @@ class _AudioTrainerMixin:
     def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         meta = inputs.pop(BATCH_META, None)
         stats = BatchStats.of(inputs, self.pairs, meta)
-        self.seen.add(stats)
         runs = self.encoder_runs[0] if self.encoder_runs else 0
-        loss = super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
+        step = functools.partial(super().training_step, model, inputs, *args, **kwargs)  # type: ignore[misc]
+        loss, fault = self.guarded_step(model, meta, step)
+        if fault is None:
+            self.seen.add(stats)
         if self.batch_log is not None:
             entry = {
                 "rows": meta["rows"] if meta else None,
@@ -145,6 +151,7 @@ class _AudioTrainerMixin:
                 "audio_seconds": round(stats.audio_seconds, 3),
                 "dummy_audio": stats.dummy_audio,
                 "audio_encoder_ran": None if self.encoder_runs is None else self.encoder_runs[0] > runs,
+                **batch_fields(fault, meta, args, kwargs),
             }
             state = self.state  # type: ignore[attr-defined]
             self.batch_log.write(state.global_step + 1, self.batch_sampler.epoch, entry, float(loss))
@@ -333,6 +340,7 @@ def build(cfg: TrainConfig) -> Run:
     )
     attach_plan(trainer, cfg, sampler, train, rank)
     evaluator = evaluation.attach(trainer, cfg, family, processor, collator, eval_rows)
+    attach_guard(trainer, cfg, rows)
     return Run(
         cfg, family, trainer.model, processor, trainer, collator, sampler, skips, sum(seconds), long_plan, kto_labels, evaluator
     )
@@ -499,6 +507,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     run.trainer.batch_log.start(checkpoint_step(checkpoint))
     if run.evaluator is not None:
         run.evaluator.start(checkpoint_step(checkpoint))
+    run.trainer.guard.start(checkpoint_step(checkpoint), run.collator.dummy_audio)
     planned = run.sampler.padding_efficiency()
     if rank == 0:
         per_rank = f" ({run.sampler.steps_per_epoch} on each of {world} processes)" if world > 1 else ""
@@ -542,6 +551,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "repeated_rows": seen.repeated_rows,
         "modality": {"audio": audio_rows, "text_only": len(run.sampler.clips) - audio_rows},
         "dummy_audio_batches": seen.dummy_audio_batches,
+        "quarantine": run.trainer.guard.summary(run.trainer.args.device),
         "config": cfg.to_dict(),
     }
     if cfg.task in ("dpo", "kto"):

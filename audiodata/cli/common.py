@@ -136,6 +136,18 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_exclude_option(c: argparse.ArgumentParser) -> None:
+    """``--exclude FILE`` (convert, lint): records a training run quarantined or skipped, or a convert rejected."""
+    c.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="leave out the records this list names by id: a training run's quarantine.jsonl or skipped.jsonl, or a "
+        "convert rejects.jsonl (repeatable; counted in the summary)",
+    )
+
+
 def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
     """The :class:`ConvertOptions` the reading options give (``extra``: the command's own)."""
     from audiodata.pipeline.options import ConvertOptions, parse_size
@@ -162,6 +174,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         task=args.task,
         num_workers=args.num_workers,
         dedup_memory=parse_size(args.dedup_memory),
+        exclude=getattr(args, "exclude", []),
         **extra,
     )
 

@@ -78,6 +78,8 @@ class ConvertResult:
     rejects_by_code: dict[str, int] = field(default_factory=dict)
     warnings_by_code: dict[str, int] = field(default_factory=dict)
     records_duplicate: int = 0  # dropped by --dedup (listed in rejects.jsonl with their cluster)
+    records_excluded: int = 0  # left out by --exclude (listed in rejects.jsonl with the list that named them)
+    excluded_by: dict[str, int] = field(default_factory=dict)  # per --exclude list (file name)
     duplicates_by_kind: dict[str, int] = field(default_factory=dict)
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)  # named but not read (F006, F007), with why
     shards: list[ShardEntry] = field(default_factory=list)
@@ -104,6 +106,8 @@ class ConvertResult:
             rejects_by_code=dict(s.rejects_by_code),
             warnings_by_code=dict(s.warnings_by_code),
             records_duplicate=s.duplicates,
+            records_excluded=s.excluded or 0,
+            excluded_by=dict(s.excluded_by or {}),
             duplicates_by_kind=dict(s.duplicates_by_kind),
             skipped_inputs=list(s.skipped_inputs),
             shards=list(manifest.shards),
@@ -125,6 +129,7 @@ class Progress:
     records: int = 0
     rejected: int = 0
     duplicates: int = 0
+    excluded: int = 0
     audio_seconds: float = 0.0
 
 
@@ -342,7 +347,12 @@ class _Run:
             self.row_bytes = mean if self.row_bytes is None else (self.row_bytes + mean) / 2
 
     def _needs_audio(self, p: Pending) -> bool:
-        return p.record is not None and not has_error(p.findings) and not self._already_written(p)
+        return p.record is not None and not has_error(p.findings) and not self._already_written(p) and not self._excluded_by(p)
+
+    def _excluded_by(self, p: Pending) -> str | None:
+        """The --exclude list naming this record, if any (exclusion wins over every other outcome)."""
+        excluded = self.opts.excluded
+        return excluded.by(p.record.id) if excluded and p.record is not None else None
 
     def _todo(self, items: list[Pending]) -> list[tuple[int, Record]]:
         return [(p.seq, p.record) for p in items if p.record is not None and self._needs_audio(p)]
@@ -357,6 +367,10 @@ class _Run:
 
     def _accept(self, p: Pending, processed: Processed | None, rejects: Any) -> None:
         self.progress.records += 1
+        by = self._excluded_by(p)
+        if by is not None:
+            self._exclude(p, by, rejects)
+            return
         findings = list(p.findings)
         if processed is not None:
             findings += processed.findings
@@ -431,6 +445,23 @@ class _Run:
         if self.on_progress:
             self.on_progress(self.progress)
 
+    def _exclude(self, p: Pending, by: str, rejects: Any) -> None:
+        """Named by an --exclude list: not checked, not written; listed in rejects.jsonl, counted apart."""
+        assert p.record is not None
+        entry: dict[str, Any] = {
+            "seq": p.seq,
+            "source": p.source.file,
+            "index": p.source.index,
+            "line": p.source.line,
+            "excluded": {"by": by, "id": p.record.id},
+            "record": p.item.obj,
+        }
+        with on_path(self.rejects_path):
+            rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.progress.excluded += 1
+        if self.on_progress:
+            self.on_progress(self.progress)
+
     def _split(self, record: Record, hashes: list[str]) -> str:
         """Seeded, keyed on audio content: the same audio never lands in two splits."""
         if not self.opts.val_ratio:
@@ -501,6 +532,7 @@ class _Run:
         rejects_path = self.work / "rejects.jsonl"
         by_code: Counter[str] = Counter()
         dup_kinds: Counter[str] = Counter()
+        excluded_by: Counter[str] = Counter()
         n_rejects = n_dups = 0
         rejects_path.touch()
         with open(rejects_path, encoding="utf-8") as fh:
@@ -509,6 +541,9 @@ class _Run:
                 if "duplicate" in entry:
                     n_dups += 1
                     dup_kinds[entry["duplicate"]["kind"]] += 1
+                    continue
+                if "excluded" in entry:
+                    excluded_by[entry["excluded"]["by"]] += 1
                     continue
                 n_rejects += 1
                 by_code.update({r["code"] for r in entry["reasons"]})
@@ -554,8 +589,10 @@ class _Run:
         warnings = Counter(totals.get("warnings", {}))
         warnings.update(s.code for s in self.skipped)  # inputs named but not read count with the record warnings
         configs = {name: ConfigInfo(kind, data_dir, config_splits[name]) for name, (kind, data_dir) in config_dirs.items()}
+        n_excluded = sum(excluded_by.values())
+        given = bool(n_excluded or self.opts.exclude)  # only runs given --exclude: other manifests stay as they were
         summary = Summary(
-            records_read=written + n_rejects + n_dups,
+            records_read=written + n_rejects + n_dups + n_excluded,
             written=written,
             rejected=n_rejects,
             duplicates=n_dups,
@@ -571,6 +608,8 @@ class _Run:
             skipped_inputs=[s.to_dict() for s in self.skipped],
             rejects_by_code=dict(sorted(by_code.items())),
             configs=configs,
+            excluded=n_excluded if given else None,
+            excluded_by=dict(sorted(excluded_by.items())) if given else None,
             # only in runs with visual columns: audio-only manifests stay as they were
             images=totals.get("images", 0) if self.visual.images else None,
             videos=totals.get("videos", 0) if self.visual.videos else None,
@@ -582,7 +621,9 @@ class _Run:
             inputs=[InputEntry(f.display, f.spec.formatting or "auto", f.spec.name) for f in self.files],
             summary=summary,
             shards=shard_rows,
-            rejects=RejectsEntry("rejects.jsonl", n_rejects + n_dups, n_rejects, n_dups),
+            rejects=RejectsEntry(
+                "rejects.jsonl", n_rejects + n_dups + n_excluded, n_rejects, n_dups, n_excluded if n_excluded else None
+            ),
         )
         card = card_yaml(configs, self.opts.sample_rate, self.opts.license, self.visual)
         atomic_write(self.out / CARD, render_card(card, summary))

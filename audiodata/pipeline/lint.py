@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Where, conversation_keys
+from audiodata.exclude import ExcludeList
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout
 from audiodata.pipeline.options import ConvertOptions, resolve_options
@@ -59,10 +60,11 @@ class Analysis:
     moved: int = 0  # relative audio paths made absolute in its --fix copy
     task: tuple[str, bool | None, int] | None = None  # (kind, KTO label, audios) of a record convert would write
     rate: tuple[str, float, float, str] | None = None  # (script, chars/s, seconds, field) of a transcription record
+    excluded: str | None = None  # the --exclude list that names the record: not checked
 
     def pack(self) -> tuple[Any, ...]:
         fixes = (self.fixed, self.changes, self.copy, self.moved)
-        return (self.findings or None, self.dedup, self.clips, self.preview, *fixes, self.task, self.rate)
+        return (self.findings or None, self.dedup, self.clips, self.preview, *fixes, self.task, self.rate, self.excluded)
 
     @classmethod
     def unpack(cls, t: tuple[Any, ...]) -> Analysis:
@@ -81,6 +83,7 @@ class LintTask:
     fix: bool = False
     dedup: bool = True  # send what the record deduper needs (off when no D rule is enabled)
     fix_roots: tuple[str | None, ...] | None = None  # per file, the media root of its --fix copy (fixout.relocate)
+    exclude: ExcludeList = field(default_factory=ExcludeList)  # --exclude: records left out by id
 
 
 class Analyser:
@@ -100,8 +103,14 @@ class Analyser:
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
         text = item.text.strip() if item.text is not None else None
         p = self.parse(seq, n, item)
-        out = Analysis(list(p.findings))
         rec = p.record
+        by = self.task.exclude.by(rec.id) if rec is not None and self.task.exclude else None
+        if by is not None:  # left out: not checked; a --fix copy keeps it unchanged (the corpus stays whole)
+            out = Analysis([], excluded=by)
+            if self.task.fix:
+                out.copy = text if text is not None and "\n" not in text else json.dumps(p.item.obj, ensure_ascii=False)
+            return out
+        out = Analysis(list(p.findings))
         clips: list[tuple[str, Any]] | None = None
         if rec is not None and self.task.audio is not None:
             done = process_record(seq, rec, self.task.audio)
@@ -189,6 +198,7 @@ class LintReport:
     kto_labels: Counter[bool] = field(default_factory=Counter)
     modality: Counter[str] = field(default_factory=Counter)  # records convert would write: "audio" / "text_only"
     rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
+    excluded: Counter[str] = field(default_factory=Counter)  # records left out, per --exclude list
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -224,6 +234,8 @@ class LintReport:
                 "kinds": {k: self.kinds[k] for k in KINDS if self.kinds[k]},
                 "kto_labels": {"desirable": self.kto_labels[True], "undesirable": self.kto_labels[False]},
                 "modality": {"audio": self.modality["audio"], "text_only": self.modality["text_only"]},
+                "excluded": sum(self.excluded.values()),
+                "excluded_by": dict(sorted(self.excluded.items())),
             },
             "findings": [
                 {
@@ -295,7 +307,7 @@ def lint(
     dup_on = "D001" in enabled or "D003" in enabled
     read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled)
     plan = fixout.plan(files, Path(fix), opts.media_root) if fix is not None else None
-    task = LintTask(files, read, settings, fix is not None, dup_on, plan.roots() if plan else None)
+    task = LintTask(files, read, settings, fix is not None, dup_on, plan.roots() if plan else None, opts.excluded)
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
@@ -312,6 +324,11 @@ def lint(
 
     try:
         for n, index, line, a in analyse_stream(files, opts, task, on_progress):
+            if a.excluded is not None:
+                report.excluded[a.excluded] += 1
+                if out is not None:
+                    _write_fixed(out, n, report, a, where(n, index, line))
+                continue
             report.records += 1
             if a.findings:
                 report.findings += a.findings

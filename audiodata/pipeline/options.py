@@ -13,6 +13,7 @@ from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.dedup.store import DEFAULT_MEMORY
 from audiodata.errors import UsageError
+from audiodata.exclude import ExcludeError, ExcludeList, load_exclude
 from audiodata.families import FAMILIES
 from audiodata.pipeline.process import AudioSettings
 from audiodata.privacy import public_path
@@ -103,6 +104,7 @@ class ConvertOptions:
     dedup_memory: int = DEFAULT_MEMORY  # bytes the duplicate index (D rules, dedup) keeps in memory before spilling to disk
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
     visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
+    exclude: list[str] = field(default_factory=list)  # quarantine.jsonl / rejects.jsonl files: leave out the records listed
     num_workers: int = 0  # 0: all cores
     batch_size: int = 16
     overwrite: bool = False
@@ -156,6 +158,11 @@ class ConvertOptions:
             raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
         if self.media_root is not None and not os.path.isdir(self.media_root):
             raise OptionsError(f"--media-root {self.media_root} is not a folder")
+        self.exclude = [str(p) for p in self.exclude]
+        try:
+            self.excluded: ExcludeList = load_exclude(self.exclude)  # read once, up front: a bad list is a usage error
+        except ExcludeError as exc:
+            raise OptionsError(str(exc)) from None
 
     @property
     def gzip_bounds(self) -> GzipBounds:
@@ -192,14 +199,21 @@ class ConvertOptions:
         """The options that shape the output, as stored in the manifest: local paths (``media_root``, a local
         ``tokenizer``) in their public form unless ``absolute_paths`` (``public=False``: as typed)."""
         out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_ONLY}
+        if not self.exclude:
+            del out["exclude"]  # runs without --exclude record (and fingerprint) exactly what they always did
         if public:
             for key in ("media_root", "tokenizer"):
                 value = out.get(key)
                 if isinstance(value, str) and os.path.isabs(value):
                     out[key] = public_path(value, self.absolute_paths)
+            if self.exclude:
+                out["exclude"] = [public_path(p, self.absolute_paths) for p in self.exclude]
         return out
 
     def fingerprint(self, inputs: list[dict[str, object]]) -> str:
-        blob = json.dumps({"options": self.recorded(public=False), "inputs": inputs}, sort_keys=True, default=str)
+        recorded = self.recorded(public=False)
+        if self.exclude:  # what the lists say, not only their names: a resume must leave out the same records
+            recorded["exclude"] = self.excluded.digest()
+        blob = json.dumps({"options": recorded, "inputs": inputs}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -73,6 +73,8 @@ def print_lint(data: dict[str, Any], out: Console, max_examples: int = 3) -> Non
     if order:
         out.print()
     out.print(Text(f"{s['records']} records, {s['clips']} clips, {s['audio_hours']:.3f} h audio{extra}: ") + verdict)
+    for name, n in s.get("excluded_by", {}).items():
+        out.print(Text(f"excluded by {name}: {n} records (not checked)"))
     mix = s.get("modality") or {}
     if mix.get("audio") and mix.get("text_only"):
         out.print(

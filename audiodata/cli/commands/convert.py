@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import Bar, add_reading_options, reading_options, stderr_console, stdout_console
+from audiodata.cli.common import Bar, add_exclude_option, add_reading_options, reading_options, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,6 +32,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     add_reading_options(c)
+    add_exclude_option(c)
     c.add_argument("--sample-rate", type=int, default=16000, help="target sample rate (default 16000)")
     c.add_argument("--codec", choices=["flac", "wav"], default="flac", help="lossless audio encoding (default flac)")
     c.add_argument("--split", default="train", help="split name for the records (default train)")
@@ -133,6 +134,8 @@ def print_summary(r: ConvertResult, console: Console) -> None:
     if r.records_duplicate:
         kinds = ", ".join(f"{k} {v}" for k, v in r.duplicates_by_kind.items())
         t.add_row("duplicates dropped", f"{r.records_duplicate} ({kinds})")
+    for name, n in r.excluded_by.items():
+        t.add_row(f"excluded by {name}", str(n))
     t.add_row("audio clips", str(r.clips))
     t.add_row("audio hours", f"{r.audio_seconds / 3600:.3f}")
     t.add_row("shards", str(len(r.shards)))

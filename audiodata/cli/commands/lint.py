@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import Bar, add_reading_options, reading_options, stderr_console, write_json_report
+from audiodata.cli.common import Bar, add_exclude_option, add_reading_options, reading_options, stderr_console, write_json_report
 
 if TYPE_CHECKING:
     pass
@@ -22,6 +22,7 @@ def register(subparsers: Any) -> None:
     lt = subparsers.add_parser(NAME, help=HELP, epilog="exit codes: 0 no errors, 1 errors found, 2 usage error" + FAULT_EXIT)
     lt.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
     add_reading_options(lt)
+    add_exclude_option(lt)
     lt.add_argument("--no-audio", action="store_true", help="text rules only: do not open the audio")
     lt.add_argument(
         "--report-json", metavar="FILE", help="write the report as JSON, '-' for stdout (schemas/lint_report.schema.json)"

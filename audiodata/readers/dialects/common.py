@@ -351,11 +351,17 @@ def split_completion(msgs: list[Message], field: str) -> tuple[list[Message], li
 
 
 def record_id(obj: dict[str, Any], ctx: ParseContext) -> str:
-    value = obj.get("id")
+    return stable_id(obj, ctx.source.file, ctx.source.index)
+
+
+def stable_id(obj: Any, file: str, index: int) -> str:
+    """A record's id: its own ``id``, else ``<file stem>-<index>``. The shards' ``id`` column, quarantine.jsonl
+    and ``--exclude`` (which recomputes it for rejects.jsonl lines) all name records by it."""
+    value = obj.get("id") if isinstance(obj, dict) else None
     if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
         return str(value)
-    stem = ctx.source.file.rsplit("/", 1)[-1].split(".", 1)[0] or "record"
-    return f"{stem}-{ctx.source.index:06d}"
+    stem = file.rsplit("/", 1)[-1].split(".", 1)[0] or "record"
+    return f"{stem}-{index:06d}"
 
 
 DURATION_KEYS = ("duration", "audio_duration")
