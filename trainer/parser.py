@@ -80,18 +80,19 @@ class TrainParser(Parser, TrlParser):
                 continue
             f = copy.copy(f)
             f.type = hints[f.name]
-            if _is_bool(f.type) and f.default is None:  # --x alone means true here too (HfArgumentParser wants a value)
+            boolean = f.type is bool or f.type == (bool | None)
+            if boolean and f.default is None:  # --x alone means true here too (HfArgumentParser wants a value)
                 f.metadata = types.MappingProxyType({**f.metadata, "nargs": "?", "const": True})
             before = len(self._actions)
             self._parse_dataclass_field(group, f)
-            self._fit(group, f, self._actions[before:])
+            self._fit(group, f.name, self._actions[before:], boolean)
 
-    def _fit(self, group: argparse._ArgumentGroup, f: dataclasses.Field, added: list[argparse.Action]) -> None:
+    def _fit(self, group: argparse._ArgumentGroup, name: str, added: list[argparse.Action], boolean: bool) -> None:
         """One field's flags: a ``--no-x`` for every boolean, one listed spelling each, the renamed ones noted."""
-        hyphen = f.name.replace("_", "-")
-        if _is_bool(f.type) and len(added) == 1:
-            added = [*added, group.add_argument(f"--no_{f.name}", f"--no-{hyphen}", action="store_false", dest=f.name)]
-        if _is_bool(f.type):
+        hyphen = name.replace("_", "-")
+        if boolean and len(added) == 1:
+            added = [*added, group.add_argument(f"--no_{name}", f"--no-{hyphen}", action="store_false", dest=name)]
+        if boolean:
             added[0].metavar = "BOOL"  # --x [BOOL]: true, false, yes, no, 1, 0
         own = {f"--{hyphen}", f"--no-{hyphen}"}
         for action in added:
@@ -134,10 +135,6 @@ class TrainParser(Parser, TrlParser):
         left = self.set_defaults_with_config(**TrainConfig.coerce(values, source=str(path)))
         if left:  # every field but the fixed ones has a flag: a new field the parser skipped
             raise ConfigError(f"{path}: {' '.join(left[::2])} cannot be set by this command")
-
-
-def _is_bool(hint: Any) -> bool:
-    return hint is bool or hint == (bool | None)
 
 
 def _config_path(args: list[str]) -> str | None:
