@@ -78,7 +78,7 @@ def test_the_canonical_spellings_print_no_note(capsys) -> None:
 @pytest.mark.parametrize("command", ["export", "make-tiny-model"])
 def test_an_output_given_as_a_positional_still_works_with_a_note(command: str, sample_out, tmp_path: Path, capsys) -> None:
     """``export DATASET --to X DIR`` and ``make-tiny-model DIR``: the old forms of -o/--output."""
-    from audiodata.cli.common import output_or_positional
+    from audiodata.cli.flags import output_or_positional
 
     head = ["export", str(sample_out[0]), "--to", "ms-swift"] if command == "export" else ["make-tiny-model"]
     positional = "dest" if command == "export" else "dir"

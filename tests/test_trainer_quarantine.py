@@ -221,6 +221,8 @@ def test_safe_rows_and_collator_turn_data_errors_into_a_marker_naming_the_culpri
     batch = left(SafeRows(planned, index).__getitems__([0, 1, 4]))  # key 4 repeats row 0
     assert batch[BATCH_META]["ids"] == [ids[1]] and batch[BATCH_META]["dropped"] == [ids[0], ids[0]]
     assert left(SafeRows(planned, index).__getitems__([0]))[BATCH_META]["fault"]["kind"] == "quarantined"
+    again = SafeCollator(collator, labels=True, quarantined={3}, plan=plan)  # a quarantined row that fails to encode
+    assert "fault" not in again(SafeRows(planned, index, plan).__getitems__([2, 3]))[BATCH_META]  # is left out, not a fault
 
 
 def test_replay_of_what_is_not_a_run_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

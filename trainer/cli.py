@@ -114,7 +114,7 @@ def resume_command(args: argparse.Namespace, typed: list[str]) -> tuple[list[str
 
 def register_tiny_model(sub: Any) -> None:
     """The ``make-tiny-model`` command (entry point ``audiodata.commands``: ``make-tiny-model``)."""
-    from audiodata.cli.common import renamed
+    from audiodata.cli.flags import renamed
 
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random audio LM (offline) for smoke runs and tests")
     tiny.add_argument("-o", "--output", dest="output_path", metavar="DIR", help="folder for the model")
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``train``/``make-tiny-model`` command."""
     try:
         if args.command == "make-tiny-model":
-            from audiodata.cli.common import output_or_positional
+            from audiodata.cli.flags import output_or_positional
             from trainer.tiny import make_tiny_model
 
             out = make_tiny_model(output_or_positional(args, "dir"), family=args.model_family, seed=args.seed)

@@ -35,7 +35,8 @@ from typing import Any
 
 from trl import TrlParser
 
-from audiodata.cli.common import Parser, renamed
+from audiodata.cli.common import Parser
+from audiodata.cli.flags import renamed
 from trainer.config import ConfigError, TrainConfig, read_yaml
 
 #: Aliases --help lists beside a field's own hyphenated flag: the names audiodata's commands give these concepts.

@@ -174,12 +174,12 @@ class SafeCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         metas = [(e.get(META_ROW), e.get(META_ID), bool(e.get(META_REPEAT, False))) for e in examples]
-        bad = [_culprit(m, e[FAULT]) for m, e in zip(metas, examples, strict=True) if FAULT in e]
-        if bad:
-            return self.marker(metas, "data", "encoding an example raised", bad)
         kept = [(m, e) for m, e in zip(metas, examples, strict=True) if m[0] not in self.quarantined]
         if not kept:
             return self.marker(metas, "quarantined", "every record of the micro-batch is quarantined already", [])
+        bad = [_culprit(m, e[FAULT]) for m, e in kept if FAULT in e]
+        if bad:
+            return self.marker(metas, "data", "encoding an example raised", bad)
         try:
             batch = self.inner([dict(e) for _, e in kept])
         except Exception as exc:

@@ -6,7 +6,9 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import Bar, add_exclude_option, add_reading_options, reading_options, stderr_console, stdout_console
+from audiodata.cli.common import stderr_console, stdout_console
+from audiodata.cli.progress import Bar
+from audiodata.cli.reading import add_exclude_option, add_reading_options, reading_options
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiodata.cli.common import Bar, add_reading_options, reading_options, renamed, stderr_console, write_json_report
+from audiodata.cli.common import stderr_console, write_json_report
+from audiodata.cli.flags import renamed
+from audiodata.cli.progress import Bar
+from audiodata.cli.reading import add_reading_options, reading_options
 
 NAME = "dedup"
 HELP = "find exact and near-duplicate records across inputs, and leakage into a converted dataset"

@@ -8,7 +8,9 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import EXIT_USAGE, Bar, error, output_or_positional, renamed, stderr_console, stdout_console
+from audiodata.cli.common import EXIT_USAGE, error, stderr_console, stdout_console
+from audiodata.cli.flags import output_or_positional, renamed
+from audiodata.cli.progress import Bar
 
 if TYPE_CHECKING:
     from audiodata.export import ExportResult

@@ -7,7 +7,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import Bar, add_exclude_option, add_reading_options, reading_options, stderr_console, write_json_report
+from audiodata.cli.common import stderr_console, write_json_report
+from audiodata.cli.progress import Bar
+from audiodata.cli.reading import add_exclude_option, add_reading_options, reading_options
 
 if TYPE_CHECKING:
     pass

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from audiodata.cli.common import EXIT_OK, Bar, stderr_console, stdout_console
+from audiodata.cli.common import EXIT_OK, stderr_console, stdout_console
+from audiodata.cli.progress import Bar
 
 if TYPE_CHECKING:
     from rich.console import Console

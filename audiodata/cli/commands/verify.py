@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from audiodata.cli.common import EXIT_USAGE, Bar, error, stderr_console, stdout_console
+from audiodata.cli.common import EXIT_USAGE, error, stderr_console, stdout_console
+from audiodata.cli.progress import Bar
 
 NAME = "verify"
 HELP = "re-read a converted dataset: checksums, row counts, every audio, the card"
