@@ -1,9 +1,11 @@
 """Training configuration: one dataclass, validated up front (trl-style).
 
-The same object comes from a YAML file (``--config``), from command-line flags (one flag per
-field, generated from the dataclass) or from Python; flags override the file. Everything a
-run needs is checked before any model is loaded: unknown keys, a data folder that is not a
-converted dataset, an unsupported model family, out-of-range numbers.
+The same object comes from a YAML file (``--config``), from command-line flags or from Python; flags
+override the file. As in TRL's configs, each field carries its help text and its other flag spellings in
+``field(metadata={"help": ..., "aliases": [...]})``, which is what ``HfArgumentParser``/``TrlParser`` read to
+make the flags (trainer/parser.py). Everything a run needs is checked here, before any model is loaded:
+unknown keys, values of the wrong type, a data folder that is not a converted dataset, an unsupported
+model family, out-of-range numbers.
 """
 
 from __future__ import annotations
