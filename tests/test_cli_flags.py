@@ -118,9 +118,10 @@ OURS = [
 def test_trl_and_transformers_spellings_of_the_training_flags(capsys) -> None:
     trl, ours = parsed(["train", "dpo", *TRL_SPELLINGS]), parsed(["train", "dpo", *OURS])
     assert trl == ours
-    assert (trl["per_device_batch_size"], trl["output_dir"], trl["use_lora"], trl["resume"]) == ("2", "runs/x", True, "latest")
+    # typed by HfArgumentParser from the field's annotation
+    assert (trl["per_device_batch_size"], trl["output_dir"], trl["use_lora"], trl["resume"]) == (2, "runs/x", True, "latest")
     assert capsys.readouterr().err == ""  # the peers' spellings are accepted as they are, no deprecation
-    assert parsed(["train", "sft", "--cutoff_len", "256"])["max_length"] == "256"  # LLaMA-Factory's name
+    assert parsed(["train", "sft", "--cutoff_len", "256"])["max_length"] == 256  # LLaMA-Factory's name
     given = {k: v for k, v in trl.items() if k in {f.name for f in fields(TrainConfig)} and v is not None}
     assert TrainConfig(**{**given, "per_device_batch_size": 2}).per_device_batch_size == 2  # every key is a field
 

@@ -184,10 +184,16 @@ def test_every_shipped_yaml_is_a_valid_config(path: Path, tiny: str, sample_out)
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_yaml_parses(path: Path, tiny: str, sample_out):
-    """Every example config in trainer/configs/ is a valid TrainConfig (the data and model it names may be elsewhere)."""
+    """Every example config in trainer/configs/ is a valid TrainConfig (the data and model it names may be elsewhere),
+    read from Python and through the command line (TrlParser: the file's values as defaults, the flags over them)."""
+    from audiodata.cli.main import build_parser
+    from trainer.cli import config_from_args
+
     out, _ = sample_out
     config = TrainConfig.from_yaml(path, overrides={"data": str(out), "model": tiny})
     assert config.to_dict()["task"] == "sft"
+    argv = ["train", "sft", "--config", str(path), "--data", str(out), "--model", tiny]
+    assert config_from_args(build_parser(argv).parse_args(argv)) == config
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """``audiodata train sft|dpo|kto|merge`` and ``audiodata make-tiny-model`` (also ``python -m trainer``).
 
-Flags are generated from :class:`TrainConfig` (one per field, ``--lora-r 16``), so the CLI,
-YAML files and Python all speak the same names. Exit codes: 0 trained, 2 bad configuration or a damaged
+The flags of ``train sft|dpo|kto`` are made from :class:`TrainConfig` by TRL's ``TrlParser`` (``HfArgumentParser``:
+one per field, ``--lora-r 16``, help and aliases from each field's metadata; see trainer/parser.py), so the CLI,
+YAML files (``--config``) and Python all speak the same names. Exit codes: 0 trained, 2 bad configuration or a damaged
 dataset, 3 a fault of the machine (``audiodata`` maps it).
 """
 
@@ -11,6 +12,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -32,21 +34,68 @@ def register_train(sub: Any) -> None:
         "see OUTPUT/quarantine.jsonl), 2 bad configuration, a damaged dataset (the shard named) or a failing pre-flight "
         "check" + FAULT_EXIT,
     )
-    tsub = t.add_subparsers(dest="train_command", required=True)
-    helps = TrainConfig.field_help()  # once: it reads the source
+    tsub = t.add_subparsers(dest="train_command", required=True, parser_class=_subcommand_parser, action=BuiltOnUse)
+    tsub.build = _add_train_commands
+    t.set_defaults(func=run, resume_command=resume_command)
+
+
+class BuiltOnUse(argparse._SubParsersAction):
+    """Subcommands added by ``self.build(self)`` when first needed (parsing one, their --help, a look at
+    ``choices``): ``audiodata --help`` lists ``train`` without building them, so without importing trl (about
+    0.4 s, more than the whole 0.3 s ``--help`` budget)."""
+
+    build: Callable[[argparse._SubParsersAction], None] | None = None
+
+    @property  # type: ignore[override]
+    def choices(self) -> dict[str, argparse.ArgumentParser]:
+        if self.build is not None:
+            build, self.build = self.build, None
+            build(self)
+        return self._name_parser_map
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        """argparse sets it once, to ``_name_parser_map`` itself: nothing to store."""
+
+    def _get_subactions(self) -> list[argparse.Action]:
+        _ = self.choices
+        return super()._get_subactions()
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None) -> None:
+        _ = self.choices
+        super().__call__(parser, namespace, values, option)
+
+
+def _subcommand_parser(**kwargs: Any) -> argparse.ArgumentParser:
+    """The parser class of ``train``'s subcommands: for sft/dpo/kto (given ``dataclass_types``) TrainParser, a
+    TrlParser that makes their flags from TrainConfig (trainer/parser.py); for merge audiodata's plain one."""
+    from audiodata.cli.common import Parser
+
+    if "dataclass_types" not in kwargs:
+        return Parser(**kwargs)
+    from trainer.parser import TrainParser
+
+    return TrainParser(**kwargs)
+
+
+def _add_train_commands(tsub: argparse._SubParsersAction) -> None:
+    """``train sft|dpo|kto`` (every TrainConfig field a flag, ``--config FILE``) and ``train merge``."""
     for task in TASKS:
-        p = tsub.add_parser(task, help=f"{task.upper()} training", description=f"{task.upper()} on shards written by convert.")
-        p.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
+        p = tsub.add_parser(
+            task,
+            help=f"{task.upper()} training",
+            description=f"{task.upper()} on shards written by convert. Every TrainConfig field is a flag and a key of "
+            "the --config YAML file; flags override the file.",
+            usage="%(prog)s [-h] [--config FILE] [--json] [--FIELD VALUE ...]",
+            dataclass_types=[TrainConfig],
+            fixed={"task": task},
+        )
         p.add_argument("--json", action="store_true", help="print the training report as JSON")
-        for f in fields(TrainConfig):
-            if f.name != "task":
-                _add_field_flags(p, f, helps.get(f.name, ""))
     add_replay_parser(tsub)
     m = tsub.add_parser("merge", help="merge a LoRA adapter into its base model's weights")
     m.add_argument("adapter", help="a folder written by `audiodata train` (adapter_config.json inside)")
     m.add_argument("-o", "--output", required=True, help="folder for the merged model and processor")
     m.add_argument("--model", help="base model (default: the one recorded in the adapter)")
-    t.set_defaults(func=run, resume_command=resume_command)
 
 
 def resume_command(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str] | None:
@@ -61,44 +110,6 @@ def resume_command(args: argparse.Namespace, typed: list[str]) -> tuple[list[str
         return None
     again = typed if args.resume == "latest" else [*typed, "--resume", "latest"]
     return again, f"checkpoints in {out} are kept; to continue from the newest, run"
-
-
-#: Other spellings a training flag accepts, hidden from --help and not deprecated: TRL's and transformers' names
-#: (each field's own underscore spelling is accepted too, as HfArgumentParser does) and LLaMA-Factory's cutoff_len.
-FLAG_ALIASES = {
-    "model": ["--model_name_or_path"],
-    "data": ["--dataset_name"],
-    "train_split": ["--dataset_train_split"],
-    "eval_split": ["--dataset_test_split"],
-    "per_device_batch_size": ["--per_device_train_batch_size", "--per-device-train-batch-size"],
-    "use_lora": ["--use_peft"],
-    "resume": ["--resume_from_checkpoint"],
-    "max_length": ["--cutoff-len", "--cutoff_len"],
-}
-#: Flags shown before the field's own: audiodata's one output flag, and the one worker flag.
-SHOWN_FIRST = {"output_dir": ["-o", "--output"], "dataloader_num_workers": ["--num-workers"]}
-#: One name per concept across audiodata's commands: the flag shown where it is not the field's (that one still
-#: works for a release, with a deprecation note).
-RENAMED = {"family": "--model-family"}
-
-
-def _add_field_flags(p: argparse.ArgumentParser, f: Any, text: str) -> None:
-    """The flags of one TrainConfig field: its own (or its RENAMED one), SHOWN_FIRST, and the hidden aliases."""
-    from audiodata.cli.flags import renamed
-
-    own = "--" + f.name.replace("_", "-")
-    shown = [*SHOWN_FIRST.get(f.name, []), RENAMED.get(f.name, own)]
-    hidden = [a for a in dict.fromkeys(["--" + f.name, *FLAG_ALIASES.get(f.name, [])]) if a not in (*shown, own)]
-    default = "" if f.default is None or f.default == "" else f" (default {f.default})"
-    if "bool" in str(f.type):
-        kw: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
-    else:
-        kw = {"metavar": f.name.upper()}
-    p.add_argument(*shown, dest=f.name, default=None, help=text + default, **kw)
-    if hidden:
-        p.add_argument(*hidden, dest=f.name, default=None, help=argparse.SUPPRESS, **kw)
-    if f.name in RENAMED:
-        renamed(p, RENAMED[f.name], own)
 
 
 def register_tiny_model(sub: Any) -> None:
@@ -122,11 +133,10 @@ def add_train_parsers(sub: Any) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    given["task"] = args.train_command
-    if args.config:
-        return TrainConfig.from_yaml(args.config, overrides=given)
-    return TrainConfig.from_dict(given, source="flags")
+    """The run's TrainConfig from a parsed ``train sft|dpo|kto``: the parser (TrainParser) merged the ``--config``
+    file and the flags (the file sets the defaults, flags override them); TrainConfig converts and validates."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig.from_dict(values, source=args.config or "flags")
 
 
 def run(args: argparse.Namespace) -> int:

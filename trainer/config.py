@@ -1,16 +1,21 @@
 """Training configuration: one dataclass, validated up front (trl-style).
 
-The same object comes from a YAML file (``--config``), from command-line flags (one flag per
-field, generated from the dataclass) or from Python; flags override the file. Everything a
-run needs is checked before any model is loaded: unknown keys, a data folder that is not a
-converted dataset, an unsupported model family, out-of-range numbers.
+The same object comes from a YAML file (``--config``), from command-line flags or from Python; flags
+override the file. As in TRL's configs, each field carries its help text and its other flag spellings in
+``field(metadata={"help": ..., "aliases": [...]})``, which is what ``HfArgumentParser``/``TrlParser`` read to
+make the flags (trainer/parser.py). Everything a run needs is checked here, before any model is loaded:
+unknown keys, values of the wrong type, a data folder that is not a converted dataset, an unsupported
+model family, out-of-range numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import os
 import re
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -49,110 +54,209 @@ class ConfigError(UsageError):
 class TrainConfig:
     """Everything ``audiodata train sft|dpo|kto`` can be told. ``None`` means: a sensible default, see ``resolved``."""
 
-    task: str = "sft"
-    model: str = ""  # local path or Hub id of the base model
-    data: str = ""  # a folder written by `audiodata convert`, or a Hub dataset id
-    output_dir: str = "runs/train"  # adapter, processor, checkpoints, train_report.json, loss_curve.png
-    family: str | None = None  # qwen2-audio | qwen2.5-omni; default: from the model's config
-    data_config: str | None = None  # the dataset config to read (sft/dpo/kto when a run wrote several)
-    train_split: str = "train"  # the split to train on
-    eval_split: str | None = None  # e.g. "validation"; default: none
-    max_steps: int = -1  # > 0 overrides num_train_epochs
-    num_train_epochs: float = 1.0  # used when max_steps is not set
-    learning_rate: float | None = None  # default 1e-4 (SFT, LoRA) or 5e-6 (DPO, KTO)
-    lr_scheduler_type: str = "cosine"  # any transformers scheduler name
-    warmup_ratio: float = 0.03  # share of the steps spent warming up the learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    max_grad_norm: float = 1.0  # gradient clipping
-    per_device_batch_size: int = 4  # examples per device and step (DPO: pairs)
-    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
-    max_clips_per_batch: int = 16  # the audio encoder's cost scales with clips, not seconds
-    max_length: int | None = None  # tokens; longer examples are cut after their last audio token, or skipped
-    use_lora: bool = True  # LoRA on the language model; --no-use-lora: full fine-tuning (audio encoder frozen)
-    lora_r: int = 8  # LoRA rank
-    lora_alpha: int = 16  # LoRA scaling
-    lora_dropout: float = 0.05  # dropout on the LoRA inputs
-    lora_target_modules: str | None = None  # a regex over module names; default: the family's LM-only regex
-    train_projector: bool = False  # also train the audio projector (saved whole with the adapter)
-    precision: str = "auto"  # auto: bf16 on CUDA when supported, else fp32
-    gradient_checkpointing: bool | None = None  # default: on with CUDA
-    attn_implementation: str | None = None  # default: sdpa
-    system_prompt: str | None = None  # for records without one, e.g. "translate all input audio into English"
-    chat_template: str | None = None  # path to a .jinja file replacing the processor's template
-    beta: float = 0.1  # DPO and KTO: deviation from the reference (higher: less); IPO: its tau
-    seed: int = 0  # model init of the adapter, batch order
-    logging_steps: int = 10  # steps between log lines (and loss_history points)
-    save_steps: int = 500  # steps between checkpoints
-    save_total_limit: int | None = 2  # checkpoints kept
-    eval_steps: int | None = None  # steps between evaluations (default: save_steps)
-    resume: str | None = None  # a checkpoint folder, or "latest" for the newest one in output_dir
-    dataloader_num_workers: int = 0  # processes decoding audio and encoding examples
-    report_to: str = "none"  # tensorboard, wandb, ... as transformers knows them
-    dummy_audio: bool | None = None  # text-only micro-batches get a silent clip: all ranks run the encoder (default: >1 process)
-    log_batches: bool = True  # write batches.jsonl: record ids, loss, tokens and audio seconds per micro-batch and rank
+    task: str = field(default="sft", metadata={"help": "sft, dpo or kto (the command line sets it: train sft|dpo|kto)"})
+    model: str = field(
+        default="", metadata={"help": "local path or Hub id of the base model", "aliases": ["--model_name_or_path"]}
+    )
+    data: str = field(
+        default="",
+        metadata={"help": "a folder written by `audiodata convert`, or a Hub dataset id", "aliases": ["--dataset_name"]},
+    )
+    output_dir: str = field(
+        default="runs/train",
+        metadata={"help": "adapter, processor, checkpoints, train_report.json, loss_curve.png", "aliases": ["-o", "--output"]},
+    )
+    family: str | None = field(
+        default=None,
+        metadata={"help": "qwen2-audio | qwen2.5-omni; default: from the model's config", "aliases": ["--model-family"]},
+    )
+    data_config: str | None = field(
+        default=None, metadata={"help": "the dataset config to read (sft/dpo/kto when a run wrote several)"}
+    )
+    train_split: str = field(default="train", metadata={"help": "the split to train on", "aliases": ["--dataset_train_split"]})
+    eval_split: str | None = field(
+        default=None, metadata={"help": 'e.g. "validation"; default: none', "aliases": ["--dataset_test_split"]}
+    )
+    max_steps: int = field(default=-1, metadata={"help": "> 0 overrides num_train_epochs"})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "used when max_steps is not set"})
+    learning_rate: float | None = field(default=None, metadata={"help": "default 1e-4 (SFT, LoRA) or 5e-6 (DPO, KTO)"})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "any transformers scheduler name"})
+    warmup_ratio: float = field(default=0.03, metadata={"help": "share of the steps spent warming up the learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    per_device_batch_size: int = field(
+        default=4,
+        metadata={
+            "help": "examples per device and step (DPO: pairs)",
+            "aliases": ["--per_device_train_batch_size", "--per-device-train-batch-size"],
+        },
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    max_clips_per_batch: int = field(default=16, metadata={"help": "the audio encoder's cost scales with clips, not seconds"})
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "tokens; longer examples are cut after their last audio token, or skipped",
+            "aliases": ["--cutoff-len", "--cutoff_len"],
+        },
+    )
+    use_lora: bool = field(
+        default=True,
+        metadata={
+            "help": "LoRA on the language model; --no-use-lora: full fine-tuning (audio encoder frozen)",
+            "aliases": ["--use_peft"],
+        },
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA inputs"})
+    lora_target_modules: str | None = field(
+        default=None, metadata={"help": "a regex over module names; default: the family's LM-only regex"}
+    )
+    train_projector: bool = field(
+        default=False, metadata={"help": "also train the audio projector (saved whole with the adapter)"}
+    )
+    precision: str = field(default="auto", metadata={"help": "auto: bf16 on CUDA when supported, else fp32"})
+    gradient_checkpointing: bool | None = field(default=None, metadata={"help": "default: on with CUDA"})
+    attn_implementation: str | None = field(default=None, metadata={"help": "default: sdpa"})
+    system_prompt: str | None = field(
+        default=None, metadata={"help": 'for records without one, e.g. "translate all input audio into English"'}
+    )
+    chat_template: str | None = field(default=None, metadata={"help": "path to a .jinja file replacing the processor's template"})
+    beta: float = field(default=0.1, metadata={"help": "DPO and KTO: deviation from the reference (higher: less); IPO: its tau"})
+    seed: int = field(default=0, metadata={"help": "model init of the adapter, batch order"})
+    logging_steps: int = field(default=10, metadata={"help": "steps between log lines (and loss_history points)"})
+    save_steps: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept"})
+    eval_steps: int | None = field(default=None, metadata={"help": "steps between evaluations (default: save_steps)"})
+    resume: str | None = field(
+        default=None,
+        metadata={
+            "help": 'a checkpoint folder, or "latest" for the newest one in output_dir',
+            "aliases": ["--resume_from_checkpoint"],
+        },
+    )
+    dataloader_num_workers: int = field(
+        default=0, metadata={"help": "processes decoding audio and encoding examples", "aliases": ["--num-workers"]}
+    )
+    report_to: str = field(default="none", metadata={"help": "tensorboard, wandb, ... as transformers knows them"})
+    dummy_audio: bool | None = field(
+        default=None,
+        metadata={"help": "text-only micro-batches get a silent clip: all ranks run the encoder (default: >1 process)"},
+    )
+    log_batches: bool = field(
+        default=True,
+        metadata={"help": "write batches.jsonl: record ids, loss, tokens and audio seconds per micro-batch and rank"},
+    )
     # -- long clips (see trainer/longaudio.py) ----------------------------------------
-    long_audio: str = "split"  # clips over the 30 s window: split (consecutive windows), skip (the record) or truncate
+    long_audio: str = field(
+        default="split",
+        metadata={"help": "clips over the 30 s window: split (consecutive windows), skip (the record) or truncate"},
+    )
     # -- preference losses (TRL's DPOConfig / KTOConfig) -------------------------------
-    loss_type: str | None = None  # DPO: sigmoid (default), ipo, robust, ... (TRL's; a,b combines); KTO: kto or apo_zero_unpaired
-    loss_weights: str | None = None  # DPO: comma-separated weights, one per loss_type (default 1.0 each)
-    label_smoothing: float = 0.0  # DPO robust, exo_pair, aot, aot_unpaired: share of wrong preference labels, in [0, 0.5)
-    rpo_alpha: float | None = None  # DPO: weight of an NLL loss on the chosen replies (RPO: TRL's "sft" loss added)
-    desirable_weight: float = 1.0  # KTO: weight of the desirable (label true) losses, to balance unequal counts
-    undesirable_weight: float = 1.0  # KTO: weight of the undesirable (label false) losses
+    loss_type: str | None = field(
+        default=None,
+        metadata={"help": "DPO: sigmoid (default), ipo, robust, ... (TRL's; a,b combines); KTO: kto or apo_zero_unpaired"},
+    )
+    loss_weights: str | None = field(
+        default=None, metadata={"help": "DPO: comma-separated weights, one per loss_type (default 1.0 each)"}
+    )
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "DPO robust, exo_pair, aot, aot_unpaired: share of wrong preference labels, in [0, 0.5)"}
+    )
+    rpo_alpha: float | None = field(
+        default=None, metadata={"help": "DPO: weight of an NLL loss on the chosen replies (RPO: TRL's \"sft\" loss added)"}
+    )
+    desirable_weight: float = field(
+        default=1.0, metadata={"help": "KTO: weight of the desirable (label true) losses, to balance unequal counts"}
+    )
+    undesirable_weight: float = field(default=1.0, metadata={"help": "KTO: weight of the undesirable (label false) losses"})
     # -- large models on GPUs (see trainer/configs/) ----------------------------------
-    load_in_4bit: bool = False  # QLoRA: language model in 4-bit NF4, double quant, bf16 compute (bitsandbytes, CUDA)
-    deepspeed: str | None = None  # zero2, zero3 (trainer/configs/ds_zero*.json) or a DeepSpeed JSON path; needs CUDA
-    fsdp: str | None = None  # FSDP2: full_shard (trainer/configs/fsdp_full_shard.json) or an FSDP config JSON path
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: language model in 4-bit NF4, double quant, bf16 compute (bitsandbytes, CUDA)"}
+    )
+    deepspeed: str | None = field(
+        default=None, metadata={"help": "zero2, zero3 (trainer/configs/ds_zero*.json) or a DeepSpeed JSON path; needs CUDA"}
+    )
+    fsdp: str | None = field(
+        default=None, metadata={"help": "FSDP2: full_shard (trainer/configs/fsdp_full_shard.json) or an FSDP config JSON path"}
+    )
     # -- pre-flight (issue 12; see trainer/preflight.py) --------------------------------
-    dry_run: bool = False  # only the pre-flight checks (versions, loading, longest batches, memory, one step, audio); no training
-    preflight_audio_check: bool = True  # before training: does the model hear the audio? (real vs zeroed clips; also after)
-    audio_check_records: int = 4  # records compared by the audio check (and held out for the comparison after training)
-    audio_check_min_kl: float = 0.001  # the audio check fails below this mean KL (nats/reply token), real vs zeroed clips
+    dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "only the pre-flight checks (versions, loading, longest batches, memory, one step, audio); no training",
+        },
+    )
+    preflight_audio_check: bool = field(
+        default=True, metadata={"help": "before training: does the model hear the audio? (real vs zeroed clips; also after)"}
+    )
+    audio_check_records: int = field(
+        default=4, metadata={"help": "records compared by the audio check (and held out for the comparison after training)"}
+    )
+    audio_check_min_kl: float = field(
+        default=0.001, metadata={"help": "the audio check fails below this mean KL (nats/reply token), real vs zeroed clips"}
+    )
     # -- evaluation (issue 12; see trainer/evaluate.py) --------------------------------
-    eval_strategy: str = "steps"  # when to evaluate with an eval set: steps (every eval_steps) or epoch; also once at the end
-    eval_holdout: float = 0.0  # without eval_split: hold out this share of the training records (chosen by seed) for evaluation
-    eval_metric: str = "auto"  # wer, cer, exact_match, bleu or auto (WER when eval prompts ask for transcripts, else exact_match)
-    eval_generate_records: int = 256  # eval records generated and scored at each evaluation (-1: all; 0: none, eval loss only)
-    eval_samples: int = 8  # fixed eval records whose reference and hypotheses the report and eval.html show at every evaluation
-    max_new_tokens: int = 128  # evaluation: greedy generation stops at EOS, the template's end-of-turn token or this many tokens
+    eval_strategy: str = field(
+        default="steps",
+        metadata={"help": "when to evaluate with an eval set: steps (every eval_steps) or epoch; also once at the end"},
+    )
+    eval_holdout: float = field(
+        default=0.0,
+        metadata={"help": "without eval_split: hold out this share of the training records (chosen by seed) for evaluation"},
+    )
+    eval_metric: str = field(
+        default="auto",
+        metadata={"help": "wer, cer, exact_match, bleu or auto (WER when eval prompts ask for transcripts, else exact_match)"},
+    )
+    eval_generate_records: int = field(
+        default=256, metadata={"help": "eval records generated and scored at each evaluation (-1: all; 0: none, eval loss only)"}
+    )
+    eval_samples: int = field(
+        default=8,
+        metadata={"help": "fixed eval records whose reference and hypotheses the report and eval.html show at every evaluation"},
+    )
+    max_new_tokens: int = field(
+        default=128,
+        metadata={"help": "evaluation: greedy generation stops at EOS, the template's end-of-turn token or this many tokens"},
+    )
     # -- quarantine (issue 12): which record broke step N (trainer/quarantine.py) -------
-    on_bad_batch: str = "skip"  # non-finite loss/gradient, out of memory, collator error: skip the micro-batch, or stop
+    on_bad_batch: str = field(
+        default="skip",
+        metadata={"help": "non-finite loss/gradient, out of memory, collator error: skip the micro-batch, or stop"},
+    )
 
     # -- loading -------------------------------------------------------------------
     @classmethod
     def field_help(cls) -> dict[str, str]:
-        """Each field's trailing comment above: the flag help text, written once, next to the field."""
-        import inspect
-
-        found = re.findall(r"^    (\w+): [^=\n]+= [^#\n]+#\s*(.+)$", inspect.getsource(cls), re.MULTILINE)
-        return dict(found)
+        """Each field's help text, from its ``metadata={"help": ...}`` (what HfArgumentParser shows in --help)."""
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+    def coerce(cls, values: dict[str, Any], source: str = "config") -> dict[str, Any]:
+        """``values`` (from YAML, flags or Python) checked against the fields: an unknown key is an error with a
+        "did you mean", each value is converted to its field's type or named in a clear error."""
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
             hint = _closest(unknown[0], cls.field_names())
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}" + (f" (did you mean {hint}?)" if hint else ""))
-        cfg = cls(**{k: _coerce(cls, k, v, source) for k, v in values.items()})
+        return {k: _coerce(cls, k, v, source) for k, v in values.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        cfg = cls(**cls.coerce(values, source))
         cfg.validate()
         return cfg
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"--config {p}: no such file")
-        try:
-            values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{p}: expected a mapping of settings, got {type(values).__name__}")
-        return cls.from_dict({**values, **(overrides or {})}, source=str(p))
+        """The config a YAML file gives (its ``env:`` set first, as TrlParser does), ``overrides`` on top."""
+        return cls.from_dict({**read_yaml(path), **(overrides or {})}, source=str(path))
 
     # -- checks ----------------------------------------------------------------------
     def validate(self) -> None:
@@ -331,6 +435,26 @@ def check_data(cfg: TrainConfig) -> None:
             raise ConfigError(f"data {root} has no split {split!r} (splits: {', '.join(splits)})")
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The settings of a ``--config`` YAML file, as TrlParser reads one: a mapping of TrainConfig fields, and an
+    optional ``env:`` mapping of environment variables, set here (before any library that reads them loads)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--config {p}: no such file")
+    try:
+        values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{p}: expected a mapping of settings, got {type(values).__name__}")
+    env = values.pop("env", None) or {}
+    if not isinstance(env, dict):
+        raise ConfigError(f"{p}: env must be a mapping of environment variables, got {type(env).__name__}")
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
+    return values
+
+
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -349,10 +473,19 @@ def _closest(word: str, options: list[str]) -> str | None:
     return found[0] if found else None
 
 
+@functools.cache
+def _kinds(cls: type) -> dict[str, list[str]]:
+    """Each field's type as names (``int | None`` -> ``["int", "None"]``), from the annotations: HfArgumentParser
+    narrows a dataclass's ``Field.type`` in place (``float | None`` becomes ``float``), so that is not read."""
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        out[name] = [t.__name__.replace("NoneType", "None") for t in typing.get_args(hint) or (hint,)]
+    return out
+
+
 def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
     """YAML and flags give strings/ints; check each value against the field's type."""
-    kind = {f.name: f.type for f in fields(cls)}[name]
-    kinds = str(kind).replace(" ", "").split("|")
+    kinds = _kinds(cls)[name]
     if value is None:
         if "None" in kinds:
             return None
@@ -380,4 +513,4 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
     raise ConfigError(f"{source}: {name} must be {' or '.join(k for k in kinds if k != 'None')}, got {value!r}")
 
 
-__all__ = ["TRAINABLE_FAMILIES", "ConfigError", "TrainConfig", "field"]
+__all__ = ["TRAINABLE_FAMILIES", "ConfigError", "TrainConfig", "field", "read_yaml"]
