@@ -405,8 +405,8 @@ def _check_card(
         if not where:
             add(Problem("V014", f, "not matched by any data_files glob in README.md: the Hub will not load it"))
         elif where != [(s["config"], s["split"])]:
-            got = ", ".join(f"{c}/{sp}" for c, sp in where)
-            add(Problem("V014", f, f"README.md loads it as {got}, manifest says {s['config']}/{s['split']}"))
+            loaded_as = ", ".join(f"{c}/{sp}" for c, sp in where)
+            add(Problem("V014", f, f"README.md loads it as {loaded_as}, manifest says {s['config']}/{s['split']}"))
     for f in present:
         if covered.get(f) and f not in {s["file"] for s in shards}:
             add(Problem("V014", f, "unlisted file matched by README.md data_files: the Hub would load it"))

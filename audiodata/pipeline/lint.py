@@ -102,7 +102,7 @@ class Analyser:
         p = self.parse(seq, n, item)
         out = Analysis(list(p.findings))
         rec = p.record
-        clips: list[tuple[str, Any]] | None = None
+        clips: list[tuple[str | None, Any]] | None = None
         if rec is not None and self.task.audio is not None:
             done = process_record(seq, rec, self.task.audio)
             out.findings += done.findings
@@ -413,7 +413,7 @@ def _rate_outliers(report: LintReport, rates: RateStats, files: list[InputFile])
     if not found:
         return []
     found.sort(key=lambda t: t[0])
-    number = {}
+    number: dict[str, int] = {}
     for n, f in enumerate(files):
         number.setdefault(f.display, n)
 
