@@ -95,7 +95,8 @@ class SeenStats:
         """The sums over all ranks (every rank must call this: it is a collective)."""
         names = [f.name for f in fields(self)]
         totals = dist.all_reduce_sum([float(getattr(self, n)) for n in names], device)
-        return SeenStats(**{n: (v if n == "audio_seconds" else round(v)) for n, v in zip(names, totals, strict=True)})
+        summed: dict[str, Any] = {n: (v if n == "audio_seconds" else round(v)) for n, v in zip(names, totals, strict=True)}
+        return SeenStats(**summed)
 
     @property
     def padding_efficiency(self) -> float:
@@ -117,7 +118,8 @@ class _AudioTrainerMixin:
 
         args = self.args  # type: ignore[attr-defined]
         loader = DataLoader(
-            self.planned_rows if self.planned_rows is not None else self.train_dataset,  # type: ignore[attr-defined]
+            # arg-type: torch annotates a Dataset subclass; DataLoader takes any map-style object (len, getitem)
+            self.planned_rows if self.planned_rows is not None else self.train_dataset,  # type: ignore[attr-defined, arg-type]
             batch_sampler=self.batch_sampler,
             collate_fn=self.data_collator,  # type: ignore[attr-defined]
             num_workers=args.dataloader_num_workers,
