@@ -42,6 +42,7 @@ demo: setup
 
 test: setup test-deps $(BIN)/.peers
 	$(BIN)/ruff check audiodata trainer tests benchmarks scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The slow tests (kills at many random points, racing processes, tiny-model training, two-process runs):
@@ -68,4 +69,4 @@ schemas: setup
 	$(BIN)/python -c "from audiodata.writer.schema import dump_output_schema as d; open('schemas/output.schema.json','w').write(d())"
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache .mypy_cache

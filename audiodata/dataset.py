@@ -94,7 +94,7 @@ def _to_json(value: Any) -> Any:
 class _Json:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object this is stored as (today's keys, in today's order)."""
-        return _to_json(self)  # type: ignore[no-any-return]
+        return _to_json(self)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ class ExcludeList:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def load_exclude(paths: list[str | os.PathLike[str]]) -> ExcludeList:
+def load_exclude(paths: Sequence[str | os.PathLike[str]]) -> ExcludeList:
     """Read every list; a missing file or a line that names no record is an :class:`ExcludeError`."""
     ids: dict[str, str] = {}
     for raw in paths:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeGuard
 
 from audiodata.errors import EXIT_FAULT, FaultError
 
@@ -87,7 +88,7 @@ def fault_line(exc: BaseException, command: str = "", resume: str | None = None)
     return f"{head}; {tip}" if tip else head
 
 
-def is_os_fault(exc: BaseException) -> bool:
+def is_os_fault(exc: BaseException) -> TypeGuard[OSError]:
     """An error of the operating system (it carries an errno), as opposed to a library's ``OSError``
     without one (pyarrow reports a damaged Parquet file as an ``OSError`` with no errno)."""
     return isinstance(exc, OSError) and isinstance(exc.errno, int)
@@ -138,7 +139,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         with suppress(OSError):
             tmp.unlink(missing_ok=True)
         if is_os_fault(exc):
-            raise MachineFault("write", target, exc) from exc  # type: ignore[arg-type]
+            raise MachineFault("write", target, exc) from exc
         raise
 
 

@@ -168,7 +168,7 @@ def publish(
         for f in api.list_repo_tree(repo_id, repo_type="dataset", revision=revision, recursive=True)
         if isinstance(f, RepoFile)
     }
-    todo = []
+    todo: list[UploadItem] = []
     for item in items:
         (result.skipped if already_there(item, remote.get(item.path_in_repo)) else todo).append(item)
     total, done = sum(i.size for i in todo), 0

@@ -405,8 +405,8 @@ def _check_card(
         if not where:
             add(Problem("V014", f, "not matched by any data_files glob in README.md: the Hub will not load it"))
         elif where != [(s["config"], s["split"])]:
-            got = ", ".join(f"{c}/{sp}" for c, sp in where)
-            add(Problem("V014", f, f"README.md loads it as {got}, manifest says {s['config']}/{s['split']}"))
+            loaded_as = ", ".join(f"{c}/{sp}" for c, sp in where)
+            add(Problem("V014", f, f"README.md loads it as {loaded_as}, manifest says {s['config']}/{s['split']}"))
     for f in present:
         if covered.get(f) and f not in {s["file"] for s in shards}:
             add(Problem("V014", f, "unlisted file matched by README.md data_files: the Hub would load it"))
@@ -463,8 +463,9 @@ def _check_summary(
     if summary.get("clips") != clips:
         add(Problem("V017", where, f"clips {summary.get('clips')}, the shards hold {clips} clips"))
     parts = [summary.get(k) for k in ("written", "rejected", "duplicates")]
-    if all(isinstance(p, int) for p in parts) and summary.get("records_read") != sum(parts):  # type: ignore[arg-type]
-        add(Problem("V017", where, f"records_read {summary.get('records_read')} != written + rejected + duplicates {sum(parts)}"))  # type: ignore[arg-type]
+    ints = [p for p in parts if isinstance(p, int)]
+    if len(ints) == len(parts) and summary.get("records_read") != sum(ints):
+        add(Problem("V017", where, f"records_read {summary.get('records_read')} != written + rejected + duplicates {sum(ints)}"))
     per: Counter[tuple[str, str]] = Counter()
     for s in shards:
         per[(s["config"], s["split"])] += _rows_of(s, seen)

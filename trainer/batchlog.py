@@ -76,7 +76,7 @@ class BatchLog:
             self._pending = []
             return
         norm = grad_norm if grad_norm is None or math.isfinite(grad_norm) else None
-        extra = {"grad_norm": norm, "step_micro_batches": len(self._pending)}
+        extra: dict[str, Any] = {"grad_norm": norm, "step_micro_batches": len(self._pending)}
         if step_fault is not None:
             extra["step_fault"] = step_fault
         lines = [{**e, **extra} for e in self._pending]

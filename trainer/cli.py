@@ -46,7 +46,7 @@ class BuiltOnUse(argparse._SubParsersAction):
 
     build: Callable[[argparse._SubParsersAction], None] | None = None
 
-    @property  # type: ignore[override]
+    @property
     def choices(self) -> dict[str, argparse.ArgumentParser]:
         if self.build is not None:
             build, self.build = self.build, None

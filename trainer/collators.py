@@ -264,7 +264,7 @@ class AudioCollator:
             rate = self.family.math.sampling_rate
             token = self.processor.tokenizer.convert_ids_to_tokens(self.audio_id)
             enc = self.family.process(self.processor, token, [np.zeros(int(DUMMY_SECONDS * rate), np.float32)])
-            feats = {k: enc[k] for k in ("input_features", "feature_attention_mask") if k in enc}
+            feats: dict[str, torch.Tensor] = {k: enc[k] for k in ("input_features", "feature_attention_mask") if k in enc}
             self._dummy = (enc["input_ids"][0], feats)
         return self._dummy
 

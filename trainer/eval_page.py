@@ -137,7 +137,7 @@ def _header(report: dict[str, Any], ev: dict[str, Any], name: str, history: list
             f"stops at {', '.join(ev.get('stop_tokens') or []) or 'EOS'}",
         )
     )
-    values = [h.get("value") for h in history if isinstance(h.get("value"), (int, float))]
+    values = [h["value"] for h in history if isinstance(h.get("value"), (int, float))]
     best = (min(values) if ev.get("lower_is_better") else max(values)) if values else None
     stats = [
         (_fmt(metric, last.get("value")), f"{name} at step {last.get('step', '–')}"),

@@ -239,9 +239,9 @@ class Evaluator:
                 encoded.append(enc)
             if not encoded:  # nothing encodable in this batch: a stand-in call keeps the ranks in step
                 keys, encoded = [None], [self._stand_in()]
-            for k, h in zip(keys, self.gen.generate(model, encoded), strict=True):
-                if k is not None:
-                    out.append((k, h))
+            for key, h in zip(keys, self.gen.generate(model, encoded), strict=True):
+                if key is not None:
+                    out.append((key, h))
         return out
 
     def _stand_in(self) -> dict[str, Any]:

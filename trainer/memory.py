@@ -206,7 +206,7 @@ def estimate(counts: ParamCounts, dims: Dims, setup: Setup, tokens: int, clips: 
         if setup.task == "dpo":
             e.add("DPO reference model", total * wb / shard, f"{total:.4g} x {wb} B{part}")
     if setup.zero_stage == 3 and shard > 1 and setup.fsdp:
-        live = 2 * counts.layer_params
+        live: float = 2 * counts.layer_params
         e.add("gathered parameters in flight", live * wb, f"2 decoder layers x {counts.layer_params:.4g} x {wb} B (FSDP)")
     elif setup.zero_stage == 3 and shard > 1:
         live = min(MAX_LIVE_PARAMETERS, total)

@@ -65,7 +65,7 @@ class TrainParser(Parser, TrlParser):
     ) -> None:
         self.fixed = dict(fixed or {})
         kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(dataclass_types=dataclass_types, **kwargs)
+        super().__init__(dataclass_types=dataclass_types, **kwargs)  # type: ignore[arg-type]  # dataclass types
         self.set_defaults(**self.fixed)
 
     # -- the flags -------------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ class TrainParser(Parser, TrlParser):
             if boolean and f.default is None:  # --x alone means true here too (HfArgumentParser wants a value)
                 f.metadata = types.MappingProxyType({**f.metadata, "nargs": "?", "const": True})
             before = len(self._actions)
-            self._parse_dataclass_field(group, f)
+            self._parse_dataclass_field(group, f)  # type: ignore[arg-type]  # a group takes add_argument like a parser
             self._fit(group, f.name, self._actions[before:], boolean)
 
     def _fit(self, group: argparse._ArgumentGroup, name: str, added: list[argparse.Action], boolean: bool) -> None:
@@ -114,7 +114,7 @@ class TrainParser(Parser, TrlParser):
                 renamed(self, RENAMED[s], s)
 
     # -- --config FILE ----------------------------------------------------------------------------------------
-    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
         """TrlParser's ``parse_args_and_config`` as a subcommand's parser needs it: the root parser hands this one
         its part of the command line, so ``--config`` is read here, before the flags are parsed."""
         args = list(sys.argv[1:] if args is None else args)

@@ -383,7 +383,7 @@ def check_loading(cfg: TrainConfig, run: Any = None) -> tuple[str, str, dict[str
         "mel_bins": {"processor": getattr(fe, "feature_size", None), "model": mels},
         "sampling_rate": getattr(fe, "sampling_rate", None),
     }
-    if problems:
+    if problems or fe is None:  # no feature extractor is one of the problems
         return "fail", "; ".join(problems), data
     detail = (
         f"{family.name}: {type(config).__name__}, {type(processor).__name__}, {type(tok).__name__} ({len(tok)} tokens); "
@@ -547,7 +547,8 @@ def check_step(pf: Preflight, run: Any) -> tuple[str, str, dict[str, Any]]:
 
     trainer = run.trainer
     model = trainer.model
-    batch = dict(max(pf.collated, key=_padded_tokens))
+    longest = max(pf.collated, key=_padded_tokens)
+    batch = dict(longest)
     batch.pop(BATCH_META, None)
     saved = {a: copy.deepcopy(getattr(trainer, a)) for a in ("_metrics", "_total_train_tokens") if hasattr(trainer, a)}
     cuda = torch.cuda.is_available()

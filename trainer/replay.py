@@ -225,7 +225,7 @@ def _forward_backward(
     grads = [p.grad.float().norm() for p in params if p.grad is not None]
     m.grad_norm = float(torch.stack(grads).norm()) if grads else 0.0
     model.zero_grad(set_to_none=True)
-    if not math.isfinite(m.loss):
+    if m.loss is None or not math.isfinite(m.loss):
         m.fault = f"non-finite loss ({m.loss})"
     elif not math.isfinite(m.grad_norm):
         m.fault = f"non-finite gradient (norm {m.grad_norm})"

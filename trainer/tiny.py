@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # torch and transformers are imported lazily: `import trainer.tiny` stays cheap (the CLI lists FAMILIES)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, WhisperFeatureExtractor
@@ -120,7 +120,8 @@ def make_tiny_model(out_dir: str | os.PathLike, family: str = "qwen2-audio", see
     token_attrs = {} if family == "qwen2-audio" else _QWEN2_5_OMNI_TOKEN_ATTRS
     tokenizer = _build_tokenizer(specials, token_attrs)
     feature_extractor = _build_feature_extractor()
-    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in specials}
+    # one token in, one id out (transformers types both call forms as int | list[int])
+    ids = {tok: cast(int, tokenizer.convert_tokens_to_ids(tok)) for tok in specials}
 
     # fork_rng keeps the caller's global RNG untouched; manual_seed makes the weights a function of `seed`.
     with torch.random.fork_rng(devices=[]):
@@ -128,7 +129,7 @@ def make_tiny_model(out_dir: str | os.PathLike, family: str = "qwen2-audio", see
         if family == "qwen2-audio":
             model = _build_qwen2_audio(len(tokenizer), ids)
         else:
-            model = _build_qwen2_5_omni_thinker(len(tokenizer), ids, tokenizer.convert_tokens_to_ids("user"))
+            model = _build_qwen2_5_omni_thinker(len(tokenizer), ids, cast(int, tokenizer.convert_tokens_to_ids("user")))
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
@@ -170,8 +171,8 @@ def _build_tokenizer(specials: tuple[str, ...], token_attrs: dict[str, str]) -> 
         vocab[token] = len(vocab)
     return Qwen2Tokenizer(
         vocab=vocab,
-        merges=merges,
-        unk_token=None,
+        merges=merges,  # type: ignore[arg-type]  # transformers says list[str]; tokenizers' BPE takes these pairs
+        unk_token=None,  # type: ignore[arg-type]  # transformers says str; None: no unknown token, as in the real vocabulary
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         model_max_length=_MAX_POSITIONS,
@@ -237,7 +238,8 @@ def _build_qwen2_5_omni_thinker(vocab_size: int, ids: dict[str, int], user_token
     """
     from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
 
-    config = Qwen2_5OmniThinkerConfig(
+    # call-arg: vision_start/end_token_id are not declared fields of this class (see above); it keeps extra keywords
+    config = Qwen2_5OmniThinkerConfig(  # type: ignore[call-arg]
         audio_config={
             **_AUDIO,
             "max_source_positions": _MAX_SOURCE_POSITIONS,

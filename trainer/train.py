@@ -97,7 +97,8 @@ class SeenStats:
         """The sums over all ranks (every rank must call this: it is a collective)."""
         names = [f.name for f in fields(self)]
         totals = dist.all_reduce_sum([float(getattr(self, n)) for n in names], device)
-        return SeenStats(**{n: (v if n == "audio_seconds" else round(v)) for n, v in zip(names, totals, strict=True)})
+        summed: dict[str, Any] = {n: (v if n == "audio_seconds" else round(v)) for n, v in zip(names, totals, strict=True)}
+        return SeenStats(**summed)
 
     @property
     def padding_efficiency(self) -> float:
@@ -121,7 +122,7 @@ class _AudioTrainerMixin(GuardHooks):
         rows = self.planned_rows if self.planned_rows is not None else self.train_dataset  # type: ignore[attr-defined]
         rows, collate = self.guarded_loader_parts(rows, self.data_collator)  # type: ignore[attr-defined]
         loader = DataLoader(
-            rows,
+            rows,  # arg-type: torch annotates a Dataset subclass; DataLoader takes any map-style object
             batch_sampler=self.batch_sampler,
             collate_fn=collate,
             num_workers=args.dataloader_num_workers,
@@ -165,7 +166,7 @@ class _AudioTrainerMixin(GuardHooks):
         if "loss" in logs:  # this rank's running figures; the report sums all ranks
             logs["padding_efficiency"] = round(self.seen.padding_efficiency, 4)
             logs["audio_hours_seen"] = round(self.seen.audio_seconds / 3600, 6)
-        super().log(logs, start_time)  # type: ignore[misc]
+        super().log(logs, start_time)
 
 
 def check_dealing(loader: Any, sampler: LengthGroupedBatchSampler, rank: int, processes: int) -> None:

@@ -94,8 +94,8 @@ def requirements(family: str | None, options: dict[str, Any]) -> list[PackageChe
     for field_name, package, floor, why in OPTION_REQUIRED:
         if options.get(field_name):
             out.append(PackageCheck(package, installed_version(package), floor, why=f"{field_name} ({why})"))
-    for package, floor, below, why in OPTIONAL:
-        out.append(PackageCheck(package, installed_version(package), floor, below, needed=False, why=why))
+    for package, least, below, why in OPTIONAL:
+        out.append(PackageCheck(package, installed_version(package), least, below, needed=False, why=why))
     return out
 
 

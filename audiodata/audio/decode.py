@@ -115,7 +115,8 @@ class _Collect:
     """A sink that keeps every block: the whole source, for callers that want it (small clips)."""
 
     def __init__(self, header: Header) -> None:
-        self.header, self.blocks = header, []
+        self.header = header
+        self.blocks: list[np.ndarray] = []
 
     def feed(self, block: np.ndarray) -> None:
         self.blocks.append(block)

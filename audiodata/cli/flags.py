@@ -22,7 +22,7 @@ class _Renamed(argparse.Action):
             nargs=target.nargs,
             const=target.const,
             default=argparse.SUPPRESS,  # the target's default stands
-            type=target.type,
+            type=target.type,  # type: ignore[arg-type]  # typeshed: Action.type may be a registered name (str), __init__ omits it
             choices=target.choices,
             help=argparse.SUPPRESS,
             metavar=target.metavar,

@@ -87,18 +87,19 @@ def _source_entry_points() -> dict[str, str]:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     if not pyproject.is_file():
         return {}
-    try:
+    if sys.version_info < (3, 11):  # no tomllib: the installed metadata is all there is
+        return {}
+    else:  # a version check, not a caught ImportError: mypy (run for 3.10) then knows tomllib is not there
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the installed metadata is all there is
-        return {}
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-    except (OSError, ValueError):
-        return {}
-    if project.get("name") != "audiodata":
-        return {}
-    table = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
-    return {str(k): str(v) for k, v in table.items()}
+
+        try:
+            project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        except (OSError, ValueError):
+            return {}
+        if project.get("name") != "audiodata":
+            return {}
+        table = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+        return {str(k): str(v) for k, v in table.items()}
 
 
 def plugin_commands(chosen: str | None = None) -> dict[str, Callable[[Any], None]]:

@@ -12,7 +12,7 @@ from typing import Any
 from audiodata.audio.analyse import rms_dbfs
 from audiodata.audio.transform import decode_bytes
 from audiodata.dataset import ConvertedDataset, DatasetError, batches, open_shard, reading
-from audiodata.dedup.fingerprint import fingerprint
+from audiodata.dedup.fingerprint import Fingerprint, fingerprint
 from audiodata.dedup.index import RecordInfo, clip_identity, conversation_keys
 from audiodata.writer.schema import layout_of, record_columns, record_from_row
 
@@ -46,7 +46,9 @@ def shard_records(
             with reading(path, shown, where):
                 rec = record_from_row(row, kind, version)
                 hashes = [a["pcm_hash"] for a in row["audio_info"] or []]
-                clips = [_clip(h, a) for h, a in zip(hashes, row["audios"], strict=True)] if near else [(h, None) for h in hashes]
+                clips: list[tuple[str | None, Fingerprint | None]] = (
+                    [_clip(h, a) for h, a in zip(hashes, row["audios"], strict=True)] if near else [(h, None) for h in hashes]
+                )
             prompt, response = conversation_keys(rec)
             src = row["source"] or {}
             yield RecordInfo(
@@ -93,7 +95,7 @@ class _StoredAudio:
         return False
 
 
-def _clip(pcm_hash: str, audio: dict[str, Any]) -> tuple[str | None, Any]:
+def _clip(pcm_hash: str, audio: dict[str, Any]) -> tuple[str | None, Fingerprint | None]:
     """A stored clip as near dedup compares it: fingerprinted, or without identity when silent."""
     pcm, rate = decode_bytes(audio["bytes"], name=audio.get("path") or "clip.flac")
     return clip_identity(pcm_hash, fingerprint(pcm, rate), rms_dbfs(pcm))

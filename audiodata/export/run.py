@@ -157,12 +157,13 @@ def _export(
     tick: Callable[[], None] = lambda: None,
 ) -> ExportResult:
     result = ExportResult(dest, to, form, relative_paths=relative_paths)
-    formatter: _Formatter = {
+    formatters: dict[str, _Formatter] = {
         "llamafactory": _lf_alpaca if form == "alpaca" else _lf_sharegpt,
         "llamafactory-v1": _lf_v1,
         "ms-swift": functools.partial(_swift, root=None if relative_paths else dest.resolve()),
         "minicpm": _minicpm,
-    }[to]
+    }
+    formatter = formatters[to]
     rules = target_rules(to, form)
     suffix = ".json" if to == "llamafactory" else ".jsonl"
     info: dict[str, Any] = {}

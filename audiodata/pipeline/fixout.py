@@ -69,7 +69,7 @@ def plan(files: list[InputFile], fix: Path, media_root: str | None) -> FixPlan:
     for f in files:
         info = _dataset_info_of(f) if f.spec.name else None
         info_of.append(info)
-        if info is not None and f.spec.name not in infos.setdefault(info, []):
+        if info is not None and f.spec.name is not None and f.spec.name not in infos.setdefault(info, []):
             infos[info].append(f.spec.name)
     folders = [_abs(f.path.parent) for f in files] + [_abs(i.parent) for i in infos]
     base = os.path.commonpath(folders)

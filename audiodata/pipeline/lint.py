@@ -111,7 +111,7 @@ class Analyser:
                 out.copy = text if text is not None and "\n" not in text else json.dumps(p.item.obj, ensure_ascii=False)
             return out
         out = Analysis(list(p.findings))
-        clips: list[tuple[str, Any]] | None = None
+        clips: list[tuple[str | None, Any]] | None = None
         if rec is not None and self.task.audio is not None:
             done = process_record(seq, rec, self.task.audio)
             out.findings += done.findings
@@ -438,7 +438,7 @@ def _rate_outliers(report: LintReport, rates: RateStats, files: list[InputFile])
     if not found:
         return []
     found.sort(key=lambda t: t[0])
-    number = {}
+    number: dict[str, int] = {}
     for n, f in enumerate(files):
         number.setdefault(f.display, n)
 

@@ -127,7 +127,7 @@ def _missing_split(exc: Exception) -> bool:
 
 def _ms_unavailable(ref: HubRef) -> str | None:
     try:
-        from modelscope.msdatasets import MsDataset  # noqa: F401
+        from modelscope.msdatasets import MsDataset  # type: ignore[import-untyped]  # noqa: F401
     except ImportError as exc:
         need = "ModelScope datasets need the modelscope package with its datasets extra"
         return f"{ref.shown}: {need} ({exc}): pip install 'modelscope[datasets]'"

@@ -90,7 +90,7 @@ class _Borrowed(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        return self.raw.readinto(b)  # type: ignore[attr-defined, no-any-return]
+        return self.raw.readinto(b)  # type: ignore[attr-defined]  # typing.IO lacks readinto; binary files (FileIO, BytesIO) have it
 
 
 class _Gunzip(io.RawIOBase):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,17 @@ def _rel(display: str, base: str) -> str:
     return os.path.relpath(display, base) if os.path.isabs(display) else display
 
 
-def _add_dir(top, display, add, skipped, media_root, formatting, datasets, all_files, exclude) -> None:  # type: ignore[no-untyped-def]
+def _add_dir(
+    top: Path,
+    display: str,
+    add: Callable[[Path, str, str | None, DialectSpec], None],
+    skipped: list[Skipped],
+    media_root: str | None,
+    formatting: str | None,
+    datasets: list[str] | None,
+    all_files: bool,
+    exclude: list[Path],
+) -> None:
     named: set[Path] = set()
     governed: list[tuple[Path, str]] = []  # LLaMA-Factory dataset_dirs and their dataset_info.json: it says which files are data
     for dirpath, dirnames, filenames in os.walk(top):

@@ -104,7 +104,7 @@ def parse_cues(text: str) -> list[Cue | BadCue]:
 def audio_for(path: Path) -> tuple[Path | None, str | None, list[str]]:
     """(the recording next to a subtitle file, the language its name gives, the names looked for)."""
     stem = path.name[: -len(path.suffix)]
-    stems = [(stem, None)]
+    stems: list[tuple[str, str | None]] = [(stem, None)]
     base, dot, tag = stem.rpartition(".")
     if dot and base and _LANG.match(tag):
         stems.insert(0, (base, tag))

@@ -180,9 +180,9 @@ def _svg_bars(
             out.append(f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{_e(edges[i])}</text>')
     out.append(f'<line class="axis" x1="{_ML}" x2="{_W - _MR}" y1="{base}" y2="{base}"/>')
     out.append(f'<text x="{_ML + pw / 2:.1f}" y="{_H - 6}" text-anchor="middle">{_e(x_title)}</text>')
-    for k, (i, text) in enumerate(marks):
-        x = _ML + i * slot
-        anchor, dx = ("end", -5) if i > n * 0.6 else ("start", 5)
+    for k, (at, text) in enumerate(marks):
+        x = _ML + at * slot
+        anchor, dx = ("end", -5) if at > n * 0.6 else ("start", 5)
         y = _MT - 12 + (k % 2) * 14
         out.append(f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{_MT - 10}" y2="{base}"/>')
         out.append(f'<text class="mlabel" x="{x + dx:.1f}" y="{y}" text-anchor="{anchor}">{_e(text)}</text>')
@@ -606,9 +606,9 @@ def render_html(report: dict, extras: dict, title: str = "audiodata lint report"
     """
     report = report if isinstance(report, Mapping) else {}
     extras = extras if isinstance(extras, Mapping) else {}
-    summary = report.get("summary") if isinstance(report.get("summary"), Mapping) else {}
+    summary = s if isinstance(s := report.get("summary"), Mapping) else {}
     findings = [f for f in report.get("findings") or [] if isinstance(f, Mapping)]
-    previews = extras.get("previews") if isinstance(extras.get("previews"), Mapping) else {}
+    previews = p if isinstance(p := extras.get("previews"), Mapping) else {}
     window_raw = extras.get("model_window")
     window = float(window_raw) if isinstance(window_raw, (int, float)) and window_raw > 0 else None
     durations, rates = extras.get("durations"), extras.get("sample_rates")

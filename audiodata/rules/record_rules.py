@@ -275,7 +275,7 @@ def _sides(rec: Record) -> list[tuple[str, list[Message]]]:
     ),
 )
 def other_media_markers(rec: Record) -> Iterator[Finding]:
-    found: set[str] = set()
+    found: set[tuple[str, str]] = set()
     for marker, refs in ((IMAGE_MARKER, rec.images), (VIDEO_MARKER, rec.videos)):
         what = marker[1:-1]
         for name, side in _sides(rec):

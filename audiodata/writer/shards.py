@@ -177,7 +177,8 @@ class ShardWriter:
             kwargs: dict[str, Any] = {"write_page_index": True, **get_parquet_column_options(self.features, self.schema)}
             if cdc:
                 kwargs["use_content_defined_chunking"] = cdc
-            self._writer = pq.ParquetWriter(self._file, self.schema, **kwargs)
+            # pyarrow-stubs want IO or NativeFile; pyarrow itself wraps any object with write() (a PythonFile)
+            self._writer = pq.ParquetWriter(self._file, self.schema, **kwargs)  # type: ignore[arg-type]
             if cdc:
                 self._writer.add_key_value_metadata({"content_defined_chunking": json.dumps(cdc)})
         table = pa.Table.from_pylist(self._rows, schema=self.schema)

@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     for col in ("code", "name", "severity", "summary"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["code"], r["name"], r["severity"], r["summary"])
+        t.add_row(str(r["code"]), str(r["name"]), str(r["severity"]), str(r["summary"]))
     stdout_console().print(t)
     return EXIT_OK

@@ -16,6 +16,7 @@ from audiodata.records import (
     VIDEO_MARKER,
     AudioRef,
     MediaRef,
+    MediaRefKind,
     Message,
     Record,
     SourceLoc,
@@ -106,7 +107,7 @@ def media_ref(value: Any, field: str, what: str = "audio") -> MediaRef:
             raw = value["bytes"]
             name = value.get("path") if isinstance(value.get("path"), str) else None
             if isinstance(raw, str):
-                kind = "data_uri" if raw.startswith("data:") else "base64"
+                kind: MediaRefKind = "data_uri" if raw.startswith("data:") else "base64"
                 return MediaRef(kind, raw, f"{field}.bytes", name=name)
             if isinstance(raw, (bytes, bytearray)):  # a dataset row's Audio/Image cell, a tar member: bytes as stored
                 return MediaRef("bytes", bytes(raw), f"{field}.bytes", name=name)
@@ -225,6 +226,7 @@ def content_item(
     if not isinstance(item, dict):
         raise ParseError("S001", "content item must be an object", fld)
     kind = item.get("type")
+    key: str | None  # the item's field that holds its value
     if kind == "text":
         key = value_key or "text"
         return require(item, key, str, f"{fld}.{key}")
@@ -241,7 +243,7 @@ def content_item(
     if kind in ("image", "image_url", "video", "video_url"):
         what = "image" if kind.startswith("image") else "video"
         if value_key is not None:
-            key: str | None = value_key
+            key = value_key
             value = require(item, value_key, str, f"{fld}.{value_key}")
         else:
             key = next((k for k in _OBJECT_KEYS[what] if item.get(k) is not None), None)

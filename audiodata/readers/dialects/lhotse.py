@@ -155,4 +155,4 @@ def supervision_seconds(sup: dict[str, Any], key: str, where: str, allow_negativ
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (allow_negative or value >= 0)
     if not ok:
         raise ParseError("S001", f"supervision {key} must be a number of seconds, got {value!r}", f"{where}.{key}")
-    return float(value)
+    return float(value)  # type: ignore[arg-type]  # checked just above: an int or float, not a bool
