@@ -28,7 +28,7 @@ TASKS = ("sft", "dpo", "kto")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 LONG_AUDIO = ("split", "skip", "truncate")
 #: Every ``loss_type`` TRL 1.16's DPOConfig accepts (its field help and DPOTrainer's "Unknown loss type"
-#: list; tests/test_trainer_losses.py holds this tuple to the installed TRL).
+#: list; tests/training/test_trainer_losses.py holds this tuple to the installed TRL).
 DPO_LOSS_TYPES = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
     "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",

@@ -2,7 +2,7 @@
 
 A processor or library version mismatch is the commonest reason a queued GPU job dies hours in
 (a renamed processor argument, a model class that does not exist yet). The floors below are the
-``train`` extra of ``pyproject.toml`` (``tests/test_trainer_preflight.py`` keeps them equal) plus
+``train`` extra of ``pyproject.toml`` (``tests/training/test_trainer_preflight.py`` keeps them equal) plus
 what each family, and options such as QLoRA, need on top; :func:`check_versions` compares them with
 the installed distributions without importing any of them.
 """

@@ -32,7 +32,7 @@ MAX_BLOCK_FRAMES = 1 << 17  # soxr runs as fast on blocks of 64k frames and more
 #: A libsndfile source up to this decoded size (frames x channels x 4 bytes, from its header) is read in one
 #: call, as before block decoding; longer or wider ones in blocks. Every decoder gives the same samples either
 #: way except libsndfile's MP3 (mpg123), whose float rounding follows the read boundaries: its blocks differ by
-#: 1 LSB on about 0.04% of the stored 16-bit samples (tests/test_audio_hostile.py measures both).
+#: 1 LSB on about 0.04% of the stored 16-bit samples (tests/audio/test_audio_hostile.py measures both).
 ONE_SHOT_BYTES = 64 * 2**20
 #: No audio is sampled faster (FFmpeg decodes DSD512 to 2.8 MHz PCM); a header saying more is corrupt,
 #: and resampling from near 2**31 Hz costs microseconds per sample.

@@ -4,7 +4,7 @@ How the samples are reached depends on what the container allows:
 
 - **Exact seeks** (WAV and its kin, FLAC, AIFF, CAF): libsndfile seeks to the first frame and reads only
   the segment's frames. These are the same samples, bit for bit, as reading the whole file and slicing it
-  by sample index (``tests/test_segments.py``).
+  by sample index (``tests/audio/test_segments.py``).
 - **Lossy codecs** (MP3, Ogg Vorbis/Opus, and FFmpeg's containers: m4a, aac, webm, ...), whose decoders
   depend on the frames before a seek point and whose seeks are not sample-exact (libsndfile's Ogg seeks
   land hundreds of samples off): the whole source is decoded once and kept (up to :data:`WHOLE_BYTES` of

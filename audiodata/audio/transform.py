@@ -8,7 +8,7 @@ Sources arrive in blocks (:func:`audiodata.audio.decode.decode_into`) and go thr
 :class:`PcmSink`: each block is measured, downmixed, fed to soxr's streaming resampler and
 quantized, so a worker holds one block and the mono 16-bit output, never the whole source.
 soxr's streaming output is the one-shot output, bit for bit, however the input is cut
-(``tests/test_audio_hostile.py`` checks it), so the stored PCM and its hash do not depend
+(``tests/audio/test_audio_hostile.py`` checks it), so the stored PCM and its hash do not depend
 on the block size.
 """
 

@@ -39,7 +39,7 @@ BLOCK = 64
 #: Runs of one level merged into one of the next.
 FANIN = 4
 #: Resident bytes one dict entry takes (16-byte key object, 24-byte value object, the dict's own slot),
-#: measured on CPython 3.11 (tests/test_dedup_memory.py keeps it honest).
+#: measured on CPython 3.11 (tests/dedup/test_dedup_memory.py keeps it honest).
 ENTRY_BYTES = 184
 #: Share of the cap the dict may fill: a spill needs ROW bytes an entry beside it, and the allocator keeps
 #: some of what a spill frees (measured: resident memory peaks ~30% over the dict after a few spills).

@@ -4,7 +4,7 @@ jsonschema costs ~150 us per record, far too slow for millions of records, so
 validity is memoised on the record's *shape*: keys, types, strings verbatim only when
 a schema names them (enum/const) and otherwise as empty/non-empty, numbers by class, lists by length class and the
 set of their element shapes. Two records with the same shape are equally valid
-under these schemas; ``tests/test_schema_rule.py`` checks that the schemas only use
+under these schemas; ``tests/rules/test_schema_rule.py`` checks that the schemas only use
 keywords for which that holds. Only records with an unseen or invalid shape reach
 the validator, which then locates each problem to the field.
 """

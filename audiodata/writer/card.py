@@ -117,7 +117,7 @@ def render_card(meta: dict[str, Any], summary: Summary) -> str:
 def loading_section(configs: Mapping[str, ConfigInfo]) -> list[str]:
     """How to load the data, in two snippets that run whatever ``datasets`` version is installed: through
     ``audiodata.open`` and through ``datasets`` with the audio left as bytes, both decoding with soundfile
-    (tests/test_open.py runs them on a converted dataset)."""
+    (tests/writer/test_open.py runs them on a converted dataset)."""
     name, cfg = next(iter(configs.items()), ("default", None))
     split = next(iter(cfg.splits), "train") if cfg is not None else "train"
     config_arg = "" if name == "default" else f', "{name}"'

@@ -172,7 +172,7 @@ def test_listing_train_in_the_root_help_builds_no_trl_parser() -> None:
         "assert 'trainer.cli' in sys.modules, 'the trainer was not listed'\n"
         "print('trl' in sys.modules, 'trainer.parser' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     run = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["False", "False"]

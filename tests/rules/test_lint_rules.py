@@ -151,8 +151,8 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "F005": ([sft(answer="x" * 3000)], [sft(answer="x" * 10)], {"max_record_bytes": 2000}),
     "F008": ([], [sft()], {"file": "bomb.jsonl.gz", "quiet_file": "repetitive.jsonl.gz"}),
     "F009": ([], [sft()], {"file": "utf16.jsonl", "quiet_file": "utf8-bom.jsonl"}),
-    "F006": ([], [sft()], {"skip": "dataset_info.json/v1 YAML entries, not records: tests/test_peer_llamafactory.py"}),
-    "F007": ([], [sft()], {"skip": "files a dataset_info.json does not name, not records: tests/test_peer_llamafactory.py"}),
+    "F006": ([], [sft()], {"skip": "registry entries, not records: tests/export/test_peer_llamafactory.py"}),
+    "F007": ([], [sft()], {"skip": "unnamed files, not records: tests/export/test_peer_llamafactory.py"}),
     "S001": ([sft(answer=7)], [sft()], {"ignore": ["S005"]}),  # the schema (S005) reports it first otherwise
     "S002": ([turns(("narrator", "<audio>hi"), ("gpt", "x"))], [sft()], {}),
     "S003": (
@@ -207,13 +207,13 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
     "A007": ([sft(audios=["short.wav"])], [sft()], {}),
     "A008": ([sft(audios=["long.wav"])], [sft()], {}),
     "A009": ([sft(audios=["phone.wav"])], [sft()], {}),
-    "A010": ([], [sft()], {"skip": "needs PyAV removed; covered in tests/test_audio_stage.py"}),
+    "A010": ([], [sft()], {"skip": "needs PyAV removed; covered in tests/audio/test_audio_stage.py"}),
     "A011": ([sft(audios=["ten.wav"])], [sft()], {"max_duration": 5.0}),
     "A015": ([sft(audios=["nan.wav"])], [sft(audios=["float.wav"])], {}),
     # a NeMo line (audiodata.readers.dialects.nemo): the whole 31 s file, one transcript, over the 30 s window
     "A017": ([nemo("long.wav", 31.0)], [nemo("a.wav", 2.0)], {}),
     "F010": ([sft()], [sft()], {"file": "sub.srt", "quiet_file": "subok.srt"}),  # a cue that ends before it starts
-    "A016": ([], [sft()], {"skip": "needs a MemoryError: tests/test_audio_hostile.py injects one, in process and in a pool"}),
+    "A016": ([], [sft()], {"skip": "needs a MemoryError: tests/audio/test_audio_hostile.py injects one (in process, in a pool)"}),
     "A012": ([sft(audios=["silent.wav"])], [sft()], {}),
     "A013": ([sft(audios=["clipped.wav"])], [sft()], {}),
     "A014": ([sft(duration=9.0)], [sft(duration=2.0)], {}),
@@ -265,8 +265,8 @@ def findings(media: Path, tmp_path: Path, records: list[Any], opts: dict[str, An
 
 
 def test_every_rule_has_a_case():
-    """Lint's rules here; the export targets' (X, tests/test_export.py) and verify's (V, tests/test_verify.py) there."""
-    from tests.test_export import EXPORT_CASES
+    """Lint's rules here; the export targets' (X, tests/export/test_export.py) and verify's (V, tests/test_verify.py) there."""
+    from tests.export.test_export import EXPORT_CASES
     from tests.test_verify import VERIFY_CASES
 
     assert set(CASES) == {c for c, r in REGISTRY.items() if r.stage not in ("export", "output")}

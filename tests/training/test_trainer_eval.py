@@ -466,7 +466,7 @@ def test_dpo_holds_out_records_and_scores_against_the_chosen_reply(tiny: str, wi
 
 @pytest.mark.slow
 def test_two_processes_score_each_eval_record_once(tiny: str, with_val: Path, tmp_path: Path):
-    from tests.test_distributed import torchrun
+    from tests.training.test_distributed import torchrun
 
     flags = {
         "model": tiny, "data": with_val, "output_dir": tmp_path / "two", "eval_split": "validation", "max_steps": 2,

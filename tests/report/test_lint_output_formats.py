@@ -23,7 +23,7 @@ from audiodata.report.terminal import print_lint
 from audiodata.rules.registry import REGISTRY
 from tests.conftest import write_audio, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["alpha_key", "bravo_key", "charlie_key", "delta_key", "echo_key", "foxtrot_key", "golf_key", "hotel_key"]
 
 

@@ -17,9 +17,9 @@ workers: exit 0 or 1, no traceback, records read = written + rejected.
 By default a few seconds' worth of cases run (``AUDIODATA_FUZZ_CASES``, default 80, and 24 of them through
 convert). On demand, longer and elsewhere in the space::
 
-    AUDIODATA_FUZZ_CASES=20000 AUDIODATA_FUZZ_SEED=7 python -m pytest tests/test_fuzz_audio.py
+    AUDIODATA_FUZZ_CASES=20000 AUDIODATA_FUZZ_SEED=7 python -m pytest tests/audio/test_fuzz_audio.py
 
-A failure names the seed and the case index; ``python -m tests.test_fuzz_audio SEED INDEX OUT`` writes that
+A failure names the seed and the case index; ``python -m tests.audio.test_fuzz_audio SEED INDEX OUT`` writes that
 case's file to OUT to reproduce it.
 """
 
@@ -40,7 +40,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_AUDIO = REPO / "sample_data" / "audio"
 CASES = int(os.environ.get("AUDIODATA_FUZZ_CASES", "80"))
 CONVERT_CASES = min(CASES, int(os.environ.get("AUDIODATA_FUZZ_CONVERT_CASES", "24")))
@@ -372,12 +372,12 @@ def test_mutations_are_deterministic_and_reach_the_header_fields():
 
 
 def test_fuzzed_audio_through_the_audio_stage(tmp_path):
-    cmd = [sys.executable, "-m", "tests.test_fuzz_audio", "child", str(SEED), "0", str(CASES), str(tmp_path / "media")]
+    cmd = [sys.executable, "-m", "tests.audio.test_fuzz_audio", "child", str(SEED), "0", str(CASES), str(tmp_path / "media")]
     rc, out, err, peak = watch(cmd, 60 + CASES * CASE_SECONDS / 4, MEMORY_BOUND, tmp_path)
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     done = [x for x in lines if "seconds" in x]
     started = [x["starting"] for x in lines if "starting" in x]
-    context = f"seed {SEED}; reproduce a case with: python -m tests.test_fuzz_audio {SEED} INDEX OUT"
+    context = f"seed {SEED}; reproduce a case with: python -m tests.audio.test_fuzz_audio {SEED} INDEX OUT"
     if len(done) < CASES:
         last = started[-1] if started else None
         pytest.fail(f"the child stopped at case {last} (rc {rc}, peak {peak / 2**20:.0f} MiB): {err[-2000:]}; {context}")

@@ -26,7 +26,7 @@ from audiodata.dataset import (
 )
 from audiodata.errors import DatasetFormatError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -245,7 +245,7 @@ def test_on_bad_batch_is_validated(tiny: str, sample_out):
 
 
 def small_sft(out: Path, dst: Path, keep: int) -> tuple[Path, list[str]]:
-    from tests.test_trainer import subset
+    from tests.training.test_trainer import subset
 
     data = subset(out, dst, "sft", keep=keep)
     ids = [r["id"] for r in pq.read_table(next(data.rglob("*.parquet"))).select(["id"]).to_pylist()]
@@ -387,7 +387,7 @@ def test_two_processes_take_the_same_decision_and_nobody_hangs(tiny: str, sample
     a third step. Every rank skips the same micro-batches (the other rank's line says "peer"), the run ends
     with equal step counts, the culprits are quarantined by the rank that held them, later epochs leave the
     quarantined rows out, and the report sums the ranks' counters."""
-    from tests.test_distributed import torchrun
+    from tests.training.test_distributed import torchrun
 
     out, _ = sample_out
     data, ids = small_sft(out, tmp_path / "data", keep=12)

@@ -270,7 +270,7 @@ def test_dedup_and_lint_suites_pass_with_every_index_spilling(tmp_path: Path):
     """The existing dedup, silence and lint-corpus tests, run with every index spilling every 16 keys."""
     count = tmp_path / "spills"
     env = {**os.environ, "SPILL_COUNT_FILE": str(count)}
-    tests = ["tests/test_dedup.py", "tests/test_dedup_silence.py", "tests/test_lint_corpus.py"]
+    tests = ["tests/dedup/test_dedup.py", "tests/dedup/test_dedup_silence.py", "tests/pipeline/test_lint_corpus.py"]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "tests.spill_everything", "-p", "no:cacheprovider", *tests],
         cwd=REPO,

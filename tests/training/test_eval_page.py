@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import tone
-from tests.test_report_html import CHROMIUM, ERROR_HOOK, Page, script_errors
+from tests.report.test_report_html import CHROMIUM, ERROR_HOOK, Page, script_errors
 from trainer.eval_page import diff_html, render_eval_page
 
 

@@ -167,7 +167,7 @@ def test_raw_corpora_rejects_and_lint_reports_do_not_depend_on_the_worker_count(
     are the same bytes with one worker or three, and messages leak nothing of the machine."""
     from datasets import Dataset
 
-    from tests.test_raw_corpora import FLAC48, WAV22, write_shards
+    from tests.readers.test_raw_corpora import FLAC48, WAV22, write_shards
 
     write_shards(tmp_path / "wds")
     rows = {"audio": [str(WAV22), str(FLAC48), str(tmp_path / "gone.wav")], "text": ["a fox", "", "missing"]}

@@ -23,7 +23,7 @@ from tests.hub_mock import hub
 
 __all__ = ["hub"]  # the fixture, imported for pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("datasets", "pandas", "pyarrow", "torch", "transformers")
 
 

@@ -1,8 +1,8 @@
 """A seeded mutation fuzzer over every reader: real records in, hostile bytes out, nothing may break.
 
 Records come from ``sample_data/`` (every dialect and layout it holds) and from the peer-format
-tests (``tests/test_peer_llamafactory.py``'s LLaMA-Factory v1 rows, ``tests/test_peer_msswift.py``'s
-ms-swift rows when ms-swift is installed, ``tests/test_lint_rules.py``'s sharegpt/DPO builders).
+tests (``tests/export/test_peer_llamafactory.py``'s LLaMA-Factory v1 rows, ``tests/export/test_peer_msswift.py``'s
+ms-swift rows when ms-swift is installed, ``tests/rules/test_lint_rules.py``'s sharegpt/DPO builders).
 Each case draws a few, may replace a random field by a random JSON value (huge integers, NaN,
 lone surrogates, deep lists, wrong types), writes them as JSONL, a JSON array or a pretty array,
 maybe gzipped, then mutates the bytes: flips, truncation, inserted 5000-digit numbers, nesting
@@ -24,10 +24,10 @@ failure) and then all cases of a batch through ``convert`` (2 workers), ``lint``
 
 Default run: ``DEFAULT_BATCHES`` fixed batches (a few seconds). Longer, on demand::
 
-    AUDIODATA_FUZZ_SECONDS=600 pytest tests/test_fuzz_readers.py   # new seeds until 10 minutes are spent
+    AUDIODATA_FUZZ_SECONDS=600 pytest tests/readers/test_fuzz_readers.py   # new seeds until 10 minutes are spent
     AUDIODATA_FUZZ_SEED=12345 ...                                  # start from another seed
 
-A failure names its seeds; ``python -m tests.test_fuzz_readers OUT_DIR SEED...`` rebuilds and runs
+A failure names its seeds; ``python -m tests.readers.test_fuzz_readers OUT_DIR SEED...`` rebuilds and runs
 exactly those cases (the files stay in OUT_DIR to look at).
 """
 
@@ -54,7 +54,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 CASES_PER_BATCH = 24
 DEFAULT_BATCHES = 1
@@ -90,20 +90,20 @@ def peer_records() -> list[Any]:
     """Rows in the peers' own forms, from the peer tests (each cites where its peer defines the form)."""
     out: list[Any] = []
     try:
-        from tests.test_lint_rules import dpo, sft, swift_pair
+        from tests.rules.test_lint_rules import dpo, sft, swift_pair
 
         out += [sft(), dpo(), swift_pair(), sft(kto_tag=True), sft(images=["p.png"], user="<audio><image>x")]
     except (ImportError, pytest.skip.Exception):
         pass
     try:
-        from tests.test_peer_llamafactory import V1_CASES
+        from tests.export.test_peer_llamafactory import V1_CASES
 
         out += [row for row, _, _ in V1_CASES]
     except (ImportError, pytest.skip.Exception):
         pass
     with _swift_stubbed():
         try:
-            from tests.test_peer_msswift import CASES
+            from tests.export.test_peer_msswift import CASES
 
             out += [c.row for c in CASES]
         except (ImportError, pytest.skip.Exception):
@@ -457,7 +457,7 @@ def run_child(tmp: Path, seeds: list[int]) -> tuple[dict[str, Any] | None, str]:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "tests.test_fuzz_readers", str(folder), *map(str, seeds)]
+    cmd = [sys.executable, "-m", "tests.readers.test_fuzz_readers", str(folder), *map(str, seeds)]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BATCH_SECONDS)
     except subprocess.TimeoutExpired as exc:

@@ -43,7 +43,7 @@ from audiodata.readers.sources import InputError, expand, expand_inputs
 from audiodata.records import AUDIO_MARKER
 from audiodata.writer.schema import prompt_column
 
-SAMPLE_AUDIO = Path(__file__).resolve().parents[1] / "sample_data" / "audio"
+SAMPLE_AUDIO = Path(__file__).resolve().parents[2] / "sample_data" / "audio"
 
 
 # -- LLaMA-Factory's data code ---------------------------------------------------------------------------------------
@@ -750,7 +750,7 @@ def converted(dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """The corpus above converted (the records LLaMA-Factory trains), with a held-out split."""
     out = tmp_path_factory.mktemp("conv") / "out"
     audiodata.convert(
-        [str(dataset_dir), str(Path(__file__).resolve().parents[1] / "sample_data")], out, num_workers=1, val_ratio=0.3
+        [str(dataset_dir), str(Path(__file__).resolve().parents[2] / "sample_data")], out, num_workers=1, val_ratio=0.3
     )
     return out
 

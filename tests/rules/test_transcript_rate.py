@@ -30,7 +30,7 @@ from audiodata.rules.transcript import (
 )
 from tests.conftest import write_audio
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 
 

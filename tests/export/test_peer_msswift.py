@@ -33,14 +33,14 @@ import pytest
 
 import audiodata
 from audiodata.export import SWIFT_TOOL_PROMPT, export
-from tests.test_export import records
+from tests.export.test_export import records
 
 pytest.importorskip("swift.dataset.preprocessor")
 from swift.dataset.dataset_syntax import DatasetSyntax
 from swift.template.template_inputs import TemplateInputs
 from swift.template.vision_utils import _check_path
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "audio"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "audio"
 CLIPS = {"a.flac": "clip07_16k.flac", "b.flac": "clip08_16k.flac", "c.wav": "clip01_22k.wav", "d.mp3": "clip14_24k.mp3"}
 
 ASK = "<audio>What did the audio say?"

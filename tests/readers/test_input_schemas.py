@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
-SCHEMA_DIR = pathlib.Path(__file__).resolve().parents[1] / "schemas" / "input"
+SCHEMA_DIR = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "input"
 ID_PREFIX = "https://audiodata.dev/schemas/input/"
 AUDIO_REF_ID = ID_PREFIX + "audio_ref.json"
 DIALECTS = ("minicpm", "sharegpt", "alpaca", "messages", "dataset_info", "llamafactory-v1")

@@ -23,14 +23,14 @@ pytest.importorskip("trl")
 import torch
 import yaml
 
-from tests.test_trainer_kto import kto_data  # noqa: F401  (a fixture)
+from tests.training.test_trainer_kto import kto_data  # noqa: F401  (a fixture)
 from trainer import preflight, versions
 from trainer.config import TrainConfig
 from trainer.tiny import make_tiny_model
 from trainer.train import build
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_longest_batches_of_the_plan_are_encoded_and_audio_tokens_agree(run):
 
 
 def test_a_record_that_cannot_be_used_is_named_and_the_dry_run_logs_no_skip(tiny, sample_out, tmp_path):
-    from tests.test_trainer import subset
+    from tests.training.test_trainer import subset
 
     out, _ = sample_out
     broken = subset(out, tmp_path / "broken", "sft", keep=4, corrupt=(1,))

@@ -25,7 +25,7 @@ from audiodata.errors import UsageError
 from audiodata.verify import verify
 from audiodata.writer.card import SOURCE_PLACEHOLDER
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: Blocks every decoder but libsndfile: what "through soundfile alone" means.
 NO_TORCHCODEC = "import sys\nfor m in ('torchcodec', 'av', 'librosa'):\n    sys.modules[m] = None\n"
 

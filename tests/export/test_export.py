@@ -486,7 +486,7 @@ def test_wav_audio_keeps_hashes(odd_out: Path, tmp_path: Path) -> None:
 def split_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample corpus with a held-out split (--val-ratio): train and validation streams for both kinds."""
     out = tmp_path_factory.mktemp("split") / "out"
-    audiodata.convert([str(Path(__file__).parents[1] / "sample_data")], out, num_workers=1, val_ratio=0.3, seed=1)
+    audiodata.convert([str(Path(__file__).parents[2] / "sample_data")], out, num_workers=1, val_ratio=0.3, seed=1)
     manifest = json.loads((out / "manifest.json").read_text())
     assert {(s["config"], s["split"]) for s in manifest["shards"]} >= {("sft", "validation"), ("dpo", "validation")}
     return out

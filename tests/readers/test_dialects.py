@@ -474,7 +474,7 @@ def test_messages_audio_both_inline_and_listed_is_s001():
 
 
 # ms-swift's forms (docs/source_en/Customization/Custom-dataset.md in ms-swift; core.py / template_inputs.py lines
-# are those of the installed ms-swift 4.6.0 wheel). tests/test_peer_msswift.py runs ms-swift's own code on them.
+# are those of the installed ms-swift 4.6.0 wheel). tests/export/test_peer_msswift.py runs ms-swift's own code on them.
 
 USER, GOOD, BAD = {"role": "user", "content": "<audio>What is said?"}, "Hello.", "Goodbye."
 
@@ -973,7 +973,7 @@ def test_expand_exclude(tmp_path):
 # ---------------------------------------------------------------- LLaMA-Factory v1 rows and dataset YAML
 # Forms of the LLaMA-Factory mirror: src/llamafactory/v1/utils/types.py:81-118 (Content, Message, SFTSample,
 # DPOSample), data/v1_sft_demo.jsonl:1, data/v1_dpo_demo.jsonl:1, data/v1_sft_demo.yaml:1-9.
-# tests/test_peer_llamafactory.py holds the same rows against LLaMA-Factory's own code.
+# tests/export/test_peer_llamafactory.py holds the same rows against LLaMA-Factory's own code.
 
 
 def v1(role: str, *items: tuple[str, str], **extra) -> dict:

@@ -26,9 +26,9 @@ import pytest
 import audiodata
 from audiodata.export import export
 from tests.conftest import write_jsonl
-from tests.test_peer_llamafactory import lf, lf_rows  # noqa: F401  (lf: LLaMA-Factory's own code, a fixture)
+from tests.export.test_peer_llamafactory import lf, lf_rows  # noqa: F401  (lf: LLaMA-Factory's own code, a fixture)
 
-SAMPLE_AUDIO = Path(__file__).parents[1] / "sample_data" / "audio"
+SAMPLE_AUDIO = Path(__file__).parents[2] / "sample_data" / "audio"
 Q = "<audio>What does the speaker say?"
 
 
