@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from audiodata.dataset import load_manifest
+from audiodata.dataset import ConvertedDataset
 from audiodata.export.base import (
     _MAX_SKIP_LIST,
     AUDIO_FORMATS,
@@ -124,12 +124,13 @@ def export(
         raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
     if relative_paths and to != "ms-swift":
         raise ExportError("--relative-paths applies to --to ms-swift only")
-    streams = _streams(out)  # DatasetError: not a converted dataset, or a damaged one
+    ds = ConvertedDataset.open(out)  # DatasetError: not a converted dataset, or a damaged one (read once, here)
+    streams = _streams(ds)
     _check_dest(out, dest, overwrite)
     with hold(dest, "export"):  # OutputBusy: another export writes DEST
         _prepare_dest(out, dest, overwrite)
-        tick = _ticker(on_progress, sum(s.rows for s in load_manifest(out).shards))
-        result = _export(out, streams, dest, to, form, audio_format, relative_paths, tick)
+        tick = _ticker(on_progress, sum(s.rows for s in ds.manifest.shards))
+        result = _export(ds, streams, dest, to, form, audio_format, relative_paths, tick)
         _export_state(dest, "complete")
     return result
 
@@ -147,7 +148,7 @@ def _ticker(on_progress: Callable[[int, int], None] | None, total: int) -> Calla
 
 
 def _export(
-    out: Path,
+    ds: ConvertedDataset,
     streams: list[_Stream],
     dest: Path,
     to: str,
@@ -168,7 +169,7 @@ def _export(
     suffix = ".json" if to == "llamafactory" else ".jsonl"
     info: dict[str, Any] = {}
     used_files: set[str] = set()
-    evals = _eval_splits(out)
+    evals = _eval_splits(ds)
     for stream in streams:
         stem = _unique(f"{safe_name(stream.config)}_{safe_name(stream.split)}", used_files)
         path = _inside(dest, dest / f"{stem}{suffix}")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
-from audiodata.dataset import ConvertedDataset, batches, load_manifest, open_shard
+from audiodata.dataset import ConvertedDataset, batches, open_shard
 from audiodata.export.base import _BATCH_ROWS, _COLUMNS, EVAL_SPLITS, VISUAL, _Stream
 from audiodata.records import Record
 from audiodata.writer.schema import record_from_row
 
 
-def _streams(out: Path) -> list[_Stream]:
-    ds = ConvertedDataset.open(out)  # its format version and config kinds checked
+def _streams(ds: ConvertedDataset) -> list[_Stream]:
+    """One stream per config and split, its shard files in manifest order."""
+    out = ds.root
     streams: dict[tuple[str, str], _Stream] = {}
     for s in ds.shards():
         name, split = s.config, s.split
@@ -45,8 +45,8 @@ def _visual_columns(stream: _Stream) -> list[str]:
     return [name for name in VISUAL if name in names]
 
 
-def _eval_splits(out: Path) -> set[str]:
+def _eval_splits(ds: ConvertedDataset) -> set[str]:
     """The converted dataset's evaluation splits: its ``--val-split`` (when it made one) and the usual names."""
-    options = load_manifest(out).options
+    options = ds.options
     named = {options["val_split"]} if options.get("val_ratio") and options.get("val_split") else set()
     return named | set(EVAL_SPLITS)
