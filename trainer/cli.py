@@ -126,10 +126,99 @@ def register_tiny_model(sub: Any) -> None:
     tiny.set_defaults(func=run)
 
 
+def register_cache(sub: Any) -> None:
+    """The ``cache`` command (entry point ``audiodata.commands``: ``cache``)."""
+    c = sub.add_parser(
+        "cache",
+        help="write the SFT training input (tokens, labels, audio-token counts; --features: log-mel) next to the shards",
+        description="Encode every SFT record once, exactly as `audiodata train sft` does, into DATASET/cache/<key>/: the "
+        "key hashes the tokenizer, chat template, feature-extractor config and options, so the trainer uses the cache "
+        "only when all of them (and the shards) are unchanged.",
+        epilog="exit codes: 0 written or already up to date, 1 written but some records could not be encoded (each kept "
+        "with its reason; training skips and logs them), 2 bad options or not a converted dataset" + FAULT_EXIT,
+    )
+    c.add_argument("dataset", metavar="DATASET", help="a folder written by audiodata convert")
+    c.add_argument("--tokenizer", required=True, metavar="MODEL", help="the model (or processor) folder you will train")
+    c.add_argument("--model-family", choices=["qwen2-audio", "qwen2.5-omni"], help="default: from the model's config")
+    c.add_argument("--features", action="store_true", help="also store the log-mel features (fp16): training decodes no audio")
+    c.add_argument("--chat-template", metavar="FILE", help="the .jinja template the training run will use (its chat_template)")
+    c.add_argument("--system-prompt", help="the training run's system_prompt, for records without one")
+    c.add_argument("--long-audio", choices=["split", "skip", "truncate"], default="split", help="the training run's long_audio")
+    c.add_argument("--config", default="sft", help="the dataset config to cache (default: sft)")
+    c.add_argument("--force", action="store_true", help="rebuild even when an up-to-date cache is there")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_cache)
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    """``audiodata cache``: build (or find up to date) the training-input cache, print what it holds."""
+    import os
+
+    from audiodata.cli.common import stderr_console, stdout_console
+    from audiodata.cli.progress import Bar
+    from trainer import cache
+    from trainer.families import detect_family, get_family
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        family = get_family(args.model_family) if args.model_family else detect_family(args.tokenizer)
+        if args.chat_template and not Path(args.chat_template).is_file():
+            raise ConfigError(f"--chat-template {args.chat_template}: no such file")
+        try:
+            processor = family.training_processor(args.tokenizer, args.chat_template)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the processor of {args.tokenizer}: {exc}") from None
+        with Bar("caching", "records", stderr_console(), disable=args.no_progress or args.json) as bar:
+            result = cache.build(
+                args.dataset, family, processor, system_prompt=args.system_prompt, long_audio=args.long_audio,
+                features=args.features, config=args.config, force=args.force,
+                on_progress=lambda done, total: bar.update(completed=done, total=total, count=done),
+            )
+            bar.finish()
+    except (ConfigError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    found = cache.lookup(args.dataset, cache.components(family, processor, args.system_prompt, args.long_audio,
+                                                         args.features), args.config)
+    out = {
+        "path": str(result.path), "key": result.key, "reused": result.reused, "rows": result.rows,
+        "skipped": result.skipped, "skip_reasons": result.skip_reasons, "tokens": result.tokens, "bytes": result.bytes,
+        "seconds": round(result.seconds, 2), "features": args.features, "stale_caches": found.stale,
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        _print_cache(out, stdout_console())
+    return EXIT_FAILED if result.skipped else EXIT_OK
+
+
+def _print_cache(out: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"audiodata cache -> {out['path']}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    rows = [
+        ("key", out["key"]),
+        ("status", "up to date, kept" if out["reused"] else "written"),
+        ("records", f"{out['rows']:,}"),
+        ("log-mel features", "yes (fp16)" if out["features"] else "no (audio decoded in training)"),
+    ]
+    if not out["reused"]:
+        rows += [("tokens", f"{out['tokens']:,}"), ("bytes", f"{out['bytes']:,}"), ("seconds", str(out["seconds"]))]
+    rows += [(f"not encodable: {reason}", str(n)) for reason, n in out["skip_reasons"].items()]
+    rows += [("stale (never used)", line) for line in out["stale_caches"]]
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)
+
+
 def add_train_parsers(sub: Any) -> None:
-    """Both commands, for ``python -m trainer``."""
+    """The trainer's commands, for ``python -m trainer``."""
     register_train(sub)
     register_tiny_model(sub)
+    register_cache(sub)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -142,6 +231,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``train``/``make-tiny-model`` command."""
     try:
+        if args.command == "cache":
+            return run_cache(args)
         if args.command == "make-tiny-model":
             from audiodata.cli.flags import output_or_positional
             from trainer.tiny import make_tiny_model

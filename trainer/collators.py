@@ -89,6 +89,13 @@ class AudioCollator:
         return self.family.render(self.processor, conv, add_generation_prompt)
 
     def encode_sft(self, row: dict[str, Any]) -> dict[str, Any]:
+        enc, ids, labels, texts, _ = self.sft_tokens(row)
+        return self.finish_sft(row, enc, ids, labels, texts)
+
+    def sft_tokens(self, row: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor, list[str], list[int]]:
+        """Everything of an SFT example before truncation: the processor's output (its audio features), the
+        tokens, their labels, the assistant texts the labels must decode to and the tokens each clip became.
+        ``encode_sft`` finishes it; ``audiodata cache`` (trainer/cache.py) stores it."""
         audios, windows = self.audios(row)
         conv = self.family.conversation(row["messages"], self.system(row), windows)
         text = self.render(conv, False)
@@ -103,10 +110,44 @@ class AudioCollator:
         labels = span_labels(self.processor.tokenizer, text, ids, spans, self.audio_id, counts)
         if not bool((labels != IGNORE).any()):
             raise SkipExample("no assistant tokens to learn from")
+        return enc, ids, labels, [text[a:b] for a, b in spans], counts
+
+    def finish_sft(
+        self, row: dict[str, Any], audio: dict[str, Any], ids: torch.Tensor, labels: torch.Tensor, texts: list[str]
+    ) -> dict[str, Any]:
+        """The model-ready example: cut to ``max_length`` (:meth:`fit`), the audio features, the batch check's texts."""
         kept, labels = self.fit(ids, labels)
-        out = self._example(enc, kept, labels=labels)
-        out.update({RECORD: row.get("id"), LABEL_TEXTS: [text[a:b] for a, b in spans], TRUNCATED: len(kept) < len(ids)})
+        out = self._example(audio, kept, labels=labels)
+        out.update({RECORD: row.get("id"), LABEL_TEXTS: texts, TRUNCATED: len(kept) < len(ids)})
         return out
+
+    def encode_cached(self, row: dict[str, Any]) -> dict[str, Any]:
+        """An SFT example from the columns ``audiodata cache`` stored for ``row`` (trainer/cache.py): no template,
+        no tokenizer; the audio features from the cache too when it holds them, else from the decoded clips, whose
+        audio-token counts must be the cached ones. A row without cache columns is encoded as ``encode_sft`` does."""
+        from trainer import cache
+
+        if cache.IDS not in row:
+            return self.encode_sft(row)
+        if row.get(cache.SKIP):
+            raise SkipExample(row[cache.SKIP])
+        ids, labels = cache.tokens(row)
+        if cache.FEATURES in row:
+            audio = cache.features(row)
+        else:
+            audio = self.clip_features(row)
+            counts = self.family.audio_token_counts(audio) if audio else []
+            if counts != list(row[cache.AUDIO_TOKENS]):
+                raise LabelError(
+                    f"record {row.get('id')!r}: the processor makes {counts} audio tokens, the cache holds "
+                    f"{list(row[cache.AUDIO_TOKENS])}: the cache is stale; rebuild it with `audiodata cache`"
+                )
+        return self.finish_sft(row, audio, ids, labels, list(row[cache.LABEL_TEXTS]))
+
+    def clip_features(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The record's clips (decoded, long ones windowed as :meth:`audios` does) as the processor's features."""
+        clips, _ = self.audios(row)
+        return self.family.features(self.processor, clips) if clips else {}
 
     def encode_dpo(self, row: dict[str, Any]) -> dict[str, Any]:
         """Prompt once (its audio expanded once), then prompt+chosen and prompt+rejected sharing that audio."""

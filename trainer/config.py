@@ -27,6 +27,7 @@ from audiodata.errors import UsageError
 TASKS = ("sft", "dpo", "kto")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 LONG_AUDIO = ("split", "skip", "truncate")
+CACHE_MODES = ("auto", "require", "off")
 #: Every ``loss_type`` TRL 1.16's DPOConfig accepts (its field help and DPOTrainer's "Unknown loss type"
 #: list; tests/training/test_trainer_losses.py holds this tuple to the installed TRL).
 DPO_LOSS_TYPES = (
@@ -152,6 +153,14 @@ class TrainConfig:
     long_audio: str = field(
         default="split",
         metadata={"help": "clips over the 30 s window: split (consecutive windows), skip (the record) or truncate"},
+    )
+    # -- training-input cache (``audiodata cache``; see trainer/cache.py) ---------------
+    cache: str = field(
+        default="auto",
+        metadata={
+            "help": "SFT input written by `audiodata cache`: auto (use a fresh one when there is one), require (fail "
+            "without one) or off; a stale cache (another tokenizer, template, processor or shards) is never used",
+        },
     )
     # -- preference losses (TRL's DPOConfig / KTOConfig) -------------------------------
     loss_type: str | None = field(
@@ -299,6 +308,8 @@ class TrainConfig:
             raise ConfigError(f"beta must be > 0, got {self.beta}")
         if self.long_audio not in LONG_AUDIO:
             raise ConfigError(f"long_audio must be one of {', '.join(LONG_AUDIO)}, got {self.long_audio!r}")
+        if self.cache not in CACHE_MODES:
+            raise ConfigError(f"cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
         self._validate_losses()
         self._validate_scale()
         if self.audio_check_records < 1 or not self.audio_check_min_kl >= 0:  # pre-flight (issue 12)

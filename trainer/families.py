@@ -69,6 +69,19 @@ class Family:
             print(f"[audiodata] {path}: full processor unavailable ({type(exc).__name__}); using the audio-only one")
             return AudioTextProcessor.from_pretrained(path)
 
+    def training_processor(self, path: str, chat_template: str | None = None) -> Any:
+        """The processor as training uses it: ``chat_template`` (a file) replacing the model's, and a pad token
+        (Qwen's ``<|endoftext|>``, else EOS) when the tokenizer has none. The trainer and ``audiodata cache``
+        both load it here, so a cache is made with exactly the processor that trains."""
+        processor = self.load_processor(path)
+        template = read_chat_template(chat_template)
+        if template:
+            processor.chat_template = template
+        tok = processor.tokenizer
+        if tok.pad_token is None:
+            tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in tok.get_vocab() else tok.eos_token
+        return processor
+
     def conversation(
         self, messages: list[dict[str, str]], system: str | None, windows: list[int] | None = None
     ) -> list[dict[str, Any]]:
@@ -101,6 +114,14 @@ class Family:
         if self.padding_side_kwarg:
             kwargs["padding_side"] = "right"
         return dict(processor(**kwargs))
+
+    def features(self, processor: Any, audios: list[Any]) -> dict[str, Any]:
+        """The processor's audio features of ``audios`` (``input_features``, ``feature_attention_mask``) and the
+        placeholder tokens each clip becomes, from the processor's own call on a text of bare placeholders
+        (no second copy of its feature extraction): ``(features, audio_token_counts)``."""
+        token = processor.tokenizer.convert_ids_to_tokens(self.audio_token_id(processor))
+        enc = self.process(processor, token * len(audios), audios)
+        return {k: enc[k] for k in ("input_features", "feature_attention_mask") if k in enc}
 
     def audio_token_id(self, processor: Any) -> int:
         tok = processor.tokenizer

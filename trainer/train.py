@@ -24,13 +24,14 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from trainer import dist
+from audiodata.dataset import ConvertedDataset
+from trainer import cache, dist
 from trainer import evaluate as evaluation
 from trainer.batchlog import BatchLog
 from trainer.collators import AudioCollator
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import ConfigError, TrainConfig, is_local
 from trainer.data import BATCH_META, PlannedRows, SkipLog, encoded, estimate_lengths, load_rows
-from trainer.families import AudioTextProcessor, Family, detect_family, get_family, read_chat_template
+from trainer.families import AudioTextProcessor, Family, detect_family, get_family
 from trainer.longaudio import LongAudioPlan
 from trainer.longaudio import plan as long_audio_plan
 from trainer.quarantine import GuardHooks, attach_guard, batch_fields
@@ -274,13 +275,8 @@ def build(cfg: TrainConfig) -> Run:
     check_environment(cfg, cuda)
     # fp16 keeps fp32 master weights (autocast + loss scaling); bf16 weights train directly
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float32, "fp32": torch.float32}[prec]
-    processor = family.load_processor(cfg.model)
-    template = read_chat_template(cfg.chat_template)
-    if template:
-        processor.chat_template = template
+    processor = family.training_processor(cfg.model, cfg.chat_template)
     tok = processor.tokenizer
-    if tok.pad_token is None:
-        tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in tok.get_vocab() else tok.eos_token
 
     skips = SkipLog(cfg.output_dir)
     rank, world = dist.world()
@@ -288,10 +284,19 @@ def build(cfg: TrainConfig) -> Run:
     collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, cfg.long_audio, dummy_audio=dummy)
     encode = {"sft": collator.encode_sft, "dpo": collator.encode_dpo, "kto": collator.encode_kto}[cfg.task]
     rows = load_rows(cfg, cfg.train_split)
+    cached = find_cache(cfg, family, processor, rank)
+    if cached is not None:  # the SFT input written by `audiodata cache`: no template or tokenizer per example
+        rows = cache.attach(rows, cached, cfg.train_split)
+        encode = collator.encode_cached
     rows, eval_rows = evaluation.holdout(rows, cfg.eval_holdout, cfg.seed)
     long_plan = long_audio_plan(rows, family.math, cfg.long_audio)
     rows = _drop_skipped(rows, long_plan, skips)
-    lengths, clips, seconds = estimate_lengths(rows, family.math, cfg.long_audio)
+    if cached is not None:
+        rows = _drop_refused(rows, skips)
+        lengths, clips = cache.lengths(rows, cfg.max_length)
+        seconds = _audio_seconds(rows)
+    else:
+        lengths, clips, seconds = estimate_lengths(rows, family.math, cfg.long_audio)
     sampler = LengthGroupedBatchSampler(
         lengths, clips, cfg.per_device_batch_size, cfg.max_clips_per_batch, cfg.seed, num_replicas=world
     )
@@ -302,6 +307,8 @@ def build(cfg: TrainConfig) -> Run:
     evals = None
     if cfg.eval_split:
         eval_rows = load_rows(cfg, cfg.eval_split)
+        if cached is not None and cfg.eval_split in cache.splits(cached):
+            eval_rows = cache.attach(eval_rows, cached, cfg.eval_split)
     if eval_rows is not None:
         eval_rows = _drop_skipped(eval_rows, long_audio_plan(eval_rows, family.math, cfg.long_audio), skips)
         evals = encoded(eval_rows, encode, skips)
@@ -428,6 +435,57 @@ def _drop_skipped(rows: Any, plan: LongAudioPlan, skips: SkipLog) -> Any:
             skips.add(meta[i], f"audio over the model's {window:.0f} s window (long_audio: skip)")
     drop = set(plan.skipped_rows)
     return rows.select([i for i in range(len(rows)) if i not in drop])
+
+
+def find_cache(cfg: TrainConfig, family: Family, processor: Any, rank: int) -> cache.Lookup | None:
+    """The fresh ``audiodata cache`` output for this run (features preferred), or None: ``cache: off``, not SFT, not a
+    local dataset, or none fresh (each stale one named on rank 0, never used; ``cache: require`` then fails)."""
+    if cfg.cache == "off":
+        return None
+    if cfg.task != "sft" or not is_local(cfg.data):
+        if cfg.cache == "require":
+            raise ConfigError("cache: require: the training-input cache holds SFT examples of a local converted dataset only")
+        return None
+    root = Path(cfg.data).expanduser()
+    config = ConvertedDataset.open(root).find_config(cfg.data_config or cfg.task) or cfg.data_config or cfg.task
+    stale: list[str] = []
+    for features in (True, False):
+        parts = cache.components(family, processor, cfg.system_prompt, cfg.long_audio, features)
+        found = cache.lookup(root, parts, config)
+        stale = stale or found.stale
+        if found.path is not None:
+            if rank == 0:
+                what = "tokens and log-mel features" if features else "tokens (audio decoded per example)"
+                print(f"[audiodata] training input from the cache {found.path} ({what})", file=sys.stderr, flush=True)
+            return found
+    if rank == 0:
+        for line in stale:
+            print(f"[audiodata] not using the stale cache {line}", file=sys.stderr, flush=True)
+    if cfg.cache == "require":
+        why = "; ".join(stale) if stale else f"none in {root / cache.CACHE_DIR}"
+        raise ConfigError(f"cache: require, but no fresh training-input cache for this model and settings ({why}); "
+                          f"write one with `audiodata cache {cfg.data} --tokenizer {cfg.model}`")
+    return None
+
+
+def _drop_refused(rows: Any, skips: SkipLog) -> Any:
+    """Leave out the records ``audiodata cache`` could not encode, each logged once with its reason (rank 0)."""
+    refused = cache.skipped_rows(rows)
+    if not refused:
+        return rows
+    if int(os.environ.get("RANK", "0")) == 0:
+        meta = rows.select(refused).select_columns([c for c in ("id", "source", cache.SKIP) if c in rows.column_names])
+        for row in meta:
+            skips.add(row, row[cache.SKIP])
+    drop = set(refused)
+    return rows.select([i for i in range(len(rows)) if i not in drop])
+
+
+def _audio_seconds(rows: Any) -> list[float]:
+    """Seconds of audio per row, from the stored ``audio_seconds`` column (0 where there is none)."""
+    if "audio_seconds" not in rows.column_names:
+        return [0.0] * len(rows)
+    return [float(x or 0.0) for x in cache.column(rows, "audio_seconds").to_pylist()]
 
 
 def _kto_balance(cfg: TrainConfig, rows: Any) -> dict[str, int]:
