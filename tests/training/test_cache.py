@@ -198,3 +198,45 @@ def test_records_that_cannot_be_encoded_keep_their_reason(tiny: str, sample_out,
     with pytest.raises(SkipExample, match="audio"):
         AudioCollator(FAMILY, processor).encode_cached(rows[2])
     assert cache.lengths(rows, None)[0][2] == 0 and min(cache.lengths(rows, None)[0][:2]) > 0
+
+
+@pytest.mark.slow
+def test_training_from_the_cache_sees_what_the_shards_give(tiny: str, sample_out, tmp_path: Path, capsys, monkeypatch):
+    """With the same batch plan, the tokens-only cache gives the very losses that encoding from the shards gives, and
+    the features cache (fp16 features) the same within rounding. A record the cache could not encode is left out
+    before the plan is made and logged once."""
+    import trainer.train as train_module
+
+    src, _ = sample_out
+    root = subset(src, tmp_path / "data", "sft", keep=8)
+    base = {"model": tiny, "data": str(root), "max_steps": 3, "per_device_batch_size": 2, "logging_steps": 1,
+            "save_steps": 1000, "learning_rate": 1e-3, "preflight_audio_check": False}
+    processor = FAMILY.training_processor(tiny)
+    cache.build(root, FAMILY, processor)
+    plain = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "plain"), "cache": "require"}))
+    assert "training input from the cache" in capsys.readouterr().err
+
+    exact, _ = cache.lengths(rows_with(root, tiny, processor, False), None)
+    estimate = train_module.estimate_lengths
+
+    def same_plan(rows: Any, family: Any, long_audio: str) -> Any:  # the shards' run batched by the cache's lengths
+        _, clips, seconds = estimate(rows, family, long_audio)
+        return exact, clips, seconds
+
+    monkeypatch.setattr(train_module, "estimate_lengths", same_plan)
+    shards = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "shards"), "cache": "off"}))
+    cache.build(root, FAMILY, processor, features=True)
+    feats = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "feats"), "cache": "require"}))
+    assert "tokens and log-mel features" in capsys.readouterr().err
+    losses = [[h["loss"] for h in r["loss_history"]] for r in (shards, plain, feats)]
+    assert len(losses[0]) == 3 and losses[0] == losses[1] and np.allclose(losses[0], losses[2], rtol=1e-3), losses
+    assert shards["tokens_seen"] == plain["tokens_seen"] == feats["tokens_seen"]
+
+    broken = subset(src, tmp_path / "broken", "sft", keep=8, corrupt=(5,))
+    cache.build(broken, FAMILY, processor, features=True)
+    report = train_module.train(
+        TrainConfig.from_dict({**base, "data": str(broken), "output_dir": str(tmp_path / "broken-run"), "cache": "require"})
+    )
+    assert report["train_records"] == 7 and report["skipped"]["records"] == 1
+    log = [json.loads(x) for x in (tmp_path / "broken-run" / "skipped.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and "audio" in log[0]["reason"] and log[0]["index"] is not None
