@@ -1,0 +1,317 @@
+#!/usr/bin/env python
+"""Training input: samples/s per data-loader worker from the cache, from the shards, from path-per-clip JSON.
+
+What a training step waits for when the loader is the bottleneck: turning one record into a model-ready
+example (tokens, labels, log-mel features). Four ways, each timed in this one process (one worker, one torch
+thread), on the same records, in the same run, so the ratios hold however loaded the machine is:
+
+* **json**: what a path-per-clip JSON pipeline does per example: the record from a JSON list, its audio file
+  opened and decoded from its own format and rate (WAV/FLAC at 16-48 kHz), then chat template, tokenizer
+  and feature extractor (``AudioCollator.encode_sft``, the trainer's own encoding);
+* **shards**: ``audiodata train`` without a cache: the row from the converted shards (``load_rows``, the
+  ``encoded`` dataset the trainer indexes), its 16 kHz FLAC decoded, then the same encoding;
+* **cache**: with ``audiodata cache``: the tokens, labels and audio-token counts from the cache, the FLAC
+  decoded and the feature extractor run (``encode_cached``), nothing templated or tokenized;
+* **cache+features**: with ``audiodata cache --features``: everything from the cache (fp16 log-mel frames
+  rebuilt to the processor's padded array), no audio decoded.
+
+Also measured: the start (rows loaded and the lengths the batch sampler needs, the one-off ``datasets``
+Parquet import excluded and reported apart) and the one-off cost of building each cache. The rate is turned
+into the time one worker needs for an epoch of ``--hours`` hours of audio (default 10,000) at the corpus's
+mean clip length: measured rate x hours, not a 10,000-hour run.
+
+Corpus: ``--records`` (default 240) SFT records, each its own audio file of 1-4 sample_data sentences
+(espeak-ng speech) concatenated at the source file's rate and written as WAV or FLAC (so the JSON path
+decodes and resamples as a real corpus makes it), with the sentences as the reply; converted with
+``audiodata.convert``; the tiny random Qwen2-Audio of ``trainer.tiny`` (its processor: the real Whisper
+feature extractor, a small byte-level BPE). Cached in ``benchmarks/.cache/loader-bench-<records>``.
+
+Usage::
+
+    python benchmarks/loader_bench.py                  # 240 records, best of 3 passes per way
+    python benchmarks/loader_bench.py --records 60 --repeats 1 --json loader.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+import numpy as np
+import soundfile as sf
+from _shared import CACHE_DIR, REPO_ROOT, use_checkout
+
+CORPUS_VERSION = 1
+SAMPLE = REPO_ROOT / "sample_data"
+WAYS = ("json", "shards", "cache", "cache+features")
+
+
+def sample_sentences() -> list[tuple[Path, str]]:
+    """(file, transcript) of the WAV and FLAC clips sample_data/README.md lists."""
+    table = (SAMPLE / "README.md").read_text(encoding="utf-8")
+    found = re.findall(r"^\| `(audio/clip\d+_[^`]+\.(?:wav|flac))` \|.*\| ([^|]+?) \|$", table, flags=re.M)
+    return [(SAMPLE / rel, text.strip()) for rel, text in found]
+
+
+def build_corpus(folder: Path, records: int) -> Path:
+    """``records`` path-per-clip records as one sharegpt JSON file (cached)."""
+    corpus = folder / "corpus.json"
+    stamp = folder / "corpus.version"
+    if corpus.is_file() and stamp.is_file() and stamp.read_text() == f"{CORPUS_VERSION}:{records}":
+        return corpus
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "clips").mkdir(parents=True)
+    sentences = sample_sentences()
+    rng = np.random.default_rng(0)
+    items = []
+    for n in range(records):
+        picks = [sentences[int(i)] for i in rng.integers(0, len(sentences), int(rng.integers(1, 5)))]
+        rate = sf.info(str(picks[0][0])).samplerate
+        parts = []
+        for path, _ in picks:
+            pcm, r = sf.read(str(path), dtype="float32", always_2d=True)
+            pcm = pcm.mean(axis=1)
+            if r != rate:
+                import soxr
+
+                pcm = soxr.resample(pcm, r, rate)
+            parts += [pcm, np.zeros(int(0.3 * rate), np.float32)]
+        name = f"clips/{n:05d}." + ("flac" if n % 2 else "wav")
+        sf.write(str(folder / name), np.concatenate(parts), rate, subtype="PCM_16")
+        prompt = ("<audio>What does the speaker say?", "<audio>Transcribe this.", "Please listen. <audio> Write it down.")[n % 3]
+        reply = " ".join(text for _, text in picks)
+        items.append({"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": reply}], "audios": [name]})
+    corpus.write_text(json.dumps(items, indent=1), encoding="utf-8")
+    stamp.write_text(f"{CORPUS_VERSION}:{records}")
+    return corpus
+
+
+def convert(corpus: Path, out: Path) -> None:
+    import audiodata
+
+    if (out / "manifest.json").is_file():
+        return
+    audiodata.convert([str(corpus)], out, num_workers=2)
+
+
+def json_rows(corpus: Path) -> list[dict[str, Any]]:
+    """What a path-per-clip pipeline holds: records with audio paths (resolved against the JSON file's folder)."""
+    rows = []
+    for k, item in enumerate(json.loads(corpus.read_text(encoding="utf-8"))):
+        roles = {"human": "user", "gpt": "assistant"}
+        messages = [{"role": roles[m["from"]], "content": m["value"]} for m in item["conversations"]]
+        rows.append({"id": f"json-{k}", "messages": messages, "paths": [str(corpus.parent / p) for p in item["audios"]]})
+    return rows
+
+
+def time_pass(n: int, one: Callable[[int], Any], repeats: int) -> tuple[float, int]:
+    """(best seconds for the ``n`` items, items) over ``repeats`` passes, after a short warm-up."""
+    for i in range(min(4, n)):
+        one(i)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for i in range(n):
+            one(i)
+        best = min(best, time.perf_counter() - started)
+    return best, n
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    from audiodata.dataset import ConvertedDataset
+    from trainer import cache
+    from trainer.collators import AudioCollator
+    from trainer.config import TrainConfig
+    from trainer.data import SkipLog, encoded, estimate_lengths, load_rows
+    from trainer.families import get_family
+    from trainer.tiny import make_tiny_model
+
+    work = Path(args.cache) / f"loader-bench-{args.records}"
+    corpus = build_corpus(work / "corpus", args.records)
+    out = work / "out"
+    convert(corpus, out)
+    model = work / "model"
+    if not (model / "config.json").is_file():
+        make_tiny_model(model, family="qwen2-audio")
+    family = get_family("qwen2-audio")
+    processor = family.training_processor(str(model))
+    collator = AudioCollator(family, processor)
+    cfg = TrainConfig(model=str(model), data=str(out))
+    skips = SkipLog(str(work / "run"))
+
+    builds: dict[str, float] = {}
+    for features in (False, True):
+        started = time.perf_counter()
+        cache.build(out, family, processor, features=features, force=True)
+        builds["cache+features" if features else "cache"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    load_rows(cfg, "train")  # the datasets Parquet import (first run only; kept in the HF cache after it)
+    first_import = time.perf_counter() - started
+
+    starts: dict[str, float] = {}
+    lengths_s: dict[str, float] = {}
+    datasets: dict[str, Any] = {}
+    started = time.perf_counter()
+    rows = load_rows(cfg, "train")
+    estimate_lengths(rows, family.math, cfg.long_audio)
+    starts["shards"] = time.perf_counter() - started
+    many = _repeated(rows, args.length_records)
+    started = time.perf_counter()
+    estimate_lengths(many, family.math, cfg.long_audio)
+    lengths_s["shards"] = (time.perf_counter() - started) / len(many)
+    datasets["shards"] = encoded(rows, collator.encode_sft, skips)
+    for way, features in (("cache", False), ("cache+features", True)):
+        started = time.perf_counter()
+        parts = cache.components(family, processor, None, cfg.long_audio, features)
+        found = cache.lookup(out, parts, ConvertedDataset.open(out).find_config("sft") or "sft")
+        assert found.path is not None, found.stale
+        attached = cache.attach(load_rows(cfg, "train"), found, "train")
+        cache.lengths(attached, None)
+        starts[way] = time.perf_counter() - started
+        many = _repeated(attached, args.length_records)
+        started = time.perf_counter()
+        cache.lengths(many, None)
+        lengths_s[way] = (time.perf_counter() - started) / len(many)
+        datasets[way] = encoded(attached, collator.encode_cached, skips)
+
+    from audiodata.audio.transform import decode_bytes
+
+    jrows = json_rows(corpus)
+    started = time.perf_counter()
+    json_rows(corpus)
+    starts["json"] = time.perf_counter() - started
+    lengths_s["json"] = 0.0  # a path-per-clip pipeline has no lengths before it has encoded everything
+
+    def json_one(i: int) -> Any:
+        row = jrows[i]
+        audios = [{"bytes": Path(p).read_bytes(), "path": p} for p in row["paths"]]  # the file, opened per example
+        return collator.encode_sft({**row, "audios": audios})
+
+    _ = decode_bytes  # (the JSON path decodes through the same audiodata decoder the collator uses)
+    n = len(rows)
+    seconds = float(np.sum(rows["audio_seconds"]))
+    mean_clip = seconds / n
+    records_for_hours = args.hours * 3600 / mean_clip
+    ways: dict[str, Any] = {}
+    for way in WAYS:
+        if way == "json":
+            best, items = time_pass(len(jrows), json_one, args.repeats)
+        else:
+            ds = datasets[way]
+            best, items = time_pass(n, lambda i, ds=ds: ds.__getitems__([i]), args.repeats)
+        rate = items / best
+        ways[way] = {
+            "samples_per_s": round(rate, 2),
+            "ms_per_sample": round(1000 * best / items, 3),
+            "start_s": round(starts[way], 3),
+            "lengths_us_per_record": round(1e6 * lengths_s[way], 3),
+            "lengths_s_for_hours": round(lengths_s[way] * records_for_hours, 2),
+            "epoch_days_per_worker": round(args.hours * 3600 / mean_clip / rate / 86400, 2),
+        }
+    for stats in ways.values():
+        stats["vs_shards"] = round(stats["samples_per_s"] / ways["shards"]["samples_per_s"], 2)
+        stats["vs_json"] = round(stats["samples_per_s"] / ways["json"]["samples_per_s"], 2)
+    files = list((out / cache.CACHE_DIR).glob("*/**/*.arrow"))
+    cache_bytes = {
+        k: sum(f.stat().st_size for f in files if _features_of(f) == (k == "cache+features")) for k in ("cache", "cache+features")
+    }
+    shard_bytes = sum(f.stat().st_size for f in (out / "data").rglob("*.parquet"))
+    return {
+        "machine": machine(),
+        "records": n,
+        "audio_hours": round(seconds / 3600, 4),
+        "mean_clip_seconds": round(mean_clip, 2),
+        "hours_for_epoch_figure": args.hours,
+        "repeats": args.repeats,
+        "length_records": (args.length_records // n) * n,
+        "ways": ways,
+        "cache_build_s": {k: round(v, 2) for k, v in builds.items()},
+        "cache_bytes": cache_bytes,
+        "shard_bytes": shard_bytes,
+        "datasets_first_import_s": round(first_import, 2),
+    }
+
+
+def _repeated(rows: Any, records: int) -> Any:
+    """``rows`` over and over (zero-copy) up to about ``records`` rows: the start's per-record cost without the fixed one."""
+    import datasets
+
+    return datasets.concatenate_datasets([rows] * max(1, records // len(rows)))
+
+
+def _features_of(path: Path) -> bool:
+    meta = json.loads((path.parents[2] / "cache.json").read_text(encoding="utf-8"))
+    return bool(meta.get("features"))
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_average_1m": round(load[0], 2) if load else None,
+        "python": platform.python_version(),
+        "note": "one process, one torch thread; the machine may be shared: compare the ratios, not the times",
+    }
+
+
+def print_report(fig: dict[str, Any]) -> None:
+    m = fig["machine"]
+    print(f"\nloader_bench: {fig['records']} records, {fig['audio_hours']} h of audio (mean clip {fig['mean_clip_seconds']} s); "
+          f"{m['cores']} cores, load {m['load_average_1m']} ({m['note']})")
+    head = f"{'way':16} {'samples/s':>10} {'ms/sample':>10} {'x shards':>9} {'x json':>7} {'start s':>8} "
+    hours = format(fig["hours_for_epoch_figure"], ",.0f")
+    head += f"{'lengths s, ' + hours + ' h':>20} {'worker-days/epoch, ' + hours + ' h':>30}"
+    print(head)
+    for way, s in fig["ways"].items():
+        print(f"{way:16} {s['samples_per_s']:>10.1f} {s['ms_per_sample']:>10.2f} {s['vs_shards']:>9.2f} {s['vs_json']:>7.2f} "
+              f"{s['start_s']:>8.2f} {s['lengths_s_for_hours']:>20.1f} {s['epoch_days_per_worker']:>30.2f}")
+    print(f"(lengths: what the batch sampler reads before step 1, timed on {fig['length_records']:,} rows (the corpus repeated), "
+          "scaled to the records of that many hours; json has none to read)")
+    print(f"one-off: cache build {fig['cache_build_s']['cache']} s (tokens), {fig['cache_build_s']['cache+features']} s "
+          f"(with features); datasets' Parquet import {fig['datasets_first_import_s']} s (first load only)")
+    print(f"bytes: shards {fig['shard_bytes']:,}, cache {fig['cache_bytes']['cache']:,}, "
+          f"cache with features {fig['cache_bytes']['cache+features']:,}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--records", type=int, default=240)
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per way (the fastest is shown)")
+    p.add_argument("--length-records", type=int, default=50_000, help="rows (the corpus repeated) the start's lengths take")
+    p.add_argument("--hours", type=float, default=10_000, help="hours of audio the per-epoch figure stands for")
+    p.add_argument("--cache", default=str(CACHE_DIR), help="folder for the corpus, shards and model")
+    p.add_argument("--json", help="also write the figures to this file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    use_checkout(strict=True)
+    fig = measure(args)
+    print_report(fig)
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
