@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python benchmarks/convert_bench.py
 	$(BIN)/python benchmarks/lint_bench.py
 	$(BIN)/python benchmarks/train_bench.py
+	$(BIN)/python benchmarks/loader_bench.py
 	$(BIN)/python benchmarks/dedup_quality.py
 	$(BIN)/python benchmarks/dedup_bench.py
 	$(BIN)/python benchmarks/cli_startup.py

@@ -113,6 +113,7 @@ class CacheResult:
 
     path: Path
     key: str
+    config: str = "sft"
     rows: int = 0
     skipped: int = 0
     tokens: int = 0
@@ -251,7 +252,7 @@ def build(
     parts = components(family, processor, system_prompt, long_audio, features)
     key = cache_key(parts)
     final = Path(root) / CACHE_DIR / key
-    result = CacheResult(final, key)
+    result = CacheResult(final, key, name)
     found = lookup(root, parts, name)
     if found.path is not None and not force:
         result.reused = True

@@ -144,7 +144,7 @@ def register_cache(sub: Any) -> None:
     c.add_argument("--chat-template", metavar="FILE", help="the .jinja template the training run will use (its chat_template)")
     c.add_argument("--system-prompt", help="the training run's system_prompt, for records without one")
     c.add_argument("--long-audio", choices=["split", "skip", "truncate"], default="split", help="the training run's long_audio")
-    c.add_argument("--config", default="sft", help="the dataset config to cache (default: sft)")
+    c.add_argument("--data-config", default="sft", help="the dataset config to cache, as train's data_config (default: sft)")
     c.add_argument("--force", action="store_true", help="rebuild even when an up-to-date cache is there")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -172,7 +172,7 @@ def run_cache(args: argparse.Namespace) -> int:
         with Bar("caching", "records", stderr_console(), disable=args.no_progress or args.json) as bar:
             result = cache.build(
                 args.dataset, family, processor, system_prompt=args.system_prompt, long_audio=args.long_audio,
-                features=args.features, config=args.config, force=args.force,
+                features=args.features, config=args.data_config, force=args.force,
                 on_progress=lambda done, total: bar.update(completed=done, total=total, count=done),
             )
             bar.finish()
@@ -180,7 +180,7 @@ def run_cache(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     found = cache.lookup(args.dataset, cache.components(family, processor, args.system_prompt, args.long_audio,
-                                                         args.features), args.config)
+                                                         args.features), result.config)
     out = {
         "path": str(result.path), "key": result.key, "reused": result.reused, "rows": result.rows,
         "skipped": result.skipped, "skip_reasons": result.skip_reasons, "tokens": result.tokens, "bytes": result.bytes,

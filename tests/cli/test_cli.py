@@ -140,7 +140,7 @@ def test_help_lists_the_trainer_commands_it_gets_through_the_entry_point_group(c
         main(["--help"])
     assert done.value.code == 0
     listed = capsys.readouterr().out
-    for name in ("convert", "lint", "dedup", "publish", "verify", "export", "info", "rules", "train", "make-tiny-model"):
+    for name in ("convert", "lint", "dedup", "publish", "verify", "export", "info", "rules", "train", "make-tiny-model", "cache"):
         assert f"    {name}" in listed
 
 
@@ -153,7 +153,11 @@ def test_the_base_package_never_imports_the_trainer() -> None:
     ]
     assert offenders == []
     declared = cli_main._source_entry_points()
-    assert declared == {"train": "trainer.cli:register_train", "make-tiny-model": "trainer.cli:register_tiny_model"}
+    assert declared == {
+        "train": "trainer.cli:register_train",
+        "make-tiny-model": "trainer.cli:register_tiny_model",
+        "cache": "trainer.cli:register_cache",
+    }
 
 
 def hello_register(subparsers) -> None:  # a third-party command, as a plugin package would declare it

@@ -142,8 +142,10 @@ def test_every_training_field_takes_its_underscore_spelling_too() -> None:
 
 
 WRITES = ("convert", "export", "train sft", "train dpo", "train kto", "train merge", "make-tiny-model")
-LONG_WORK = ("convert", "lint", "dedup", "verify", "export", "publish")
-RESULTS = ("convert", "lint", "dedup", "verify", "export", "publish", "info", "rules", "train sft", "train dpo", "train kto")
+LONG_WORK = ("convert", "lint", "dedup", "verify", "export", "publish", "cache")
+RESULTS = (
+    "convert", "lint", "dedup", "verify", "export", "publish", "info", "rules", "train sft", "train dpo", "train kto", "cache"
+)  # fmt: skip
 WORKERS = ("convert", "lint", "dedup", "verify", "train sft", "train dpo", "train kto")
 #: Spellings that must not be shown by any command: the concept has one name, given second.
 OLD = {"--family": "--model-family", "--system": "--system-prompt", "--mode": "--dedup", "--threshold": "--dedup-threshold",

@@ -183,7 +183,7 @@ def test_cli_writes_keeps_and_reports(tiny: str, sample_out, tmp_path: Path, cap
     assert other["key"] != first["key"] and any("system_prompt" in s for s in other["stale_caches"])
     assert audiodata_main(["cache", str(tmp_path / "nothing"), "--tokenizer", tiny]) == 2
     dpo = subset(src, tmp_path / "dpo", "dpo", keep=2)
-    assert audiodata_main(["cache", str(dpo), "--tokenizer", tiny, "--config", "dpo"]) == 2
+    assert audiodata_main(["cache", str(dpo), "--tokenizer", tiny, "--data-config", "dpo"]) == 2
     assert "SFT examples only" in capsys.readouterr().err
 
 
