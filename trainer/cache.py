@@ -236,11 +236,13 @@ def build(
     features: bool = False,
     config: str = "sft",
     force: bool = False,
+    num_workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CacheResult:
     """Write the cache of ``config`` (every split) into ``root/cache/<key>``; an up-to-date one is kept as is.
-    ``on_progress(rows done, rows in all)`` after every record."""
-    from trainer.collators import AudioCollator
+    Shards are encoded by ``num_workers`` processes (default: one per core, at most one per shard), each with the
+    processor copied in. ``on_progress(rows done, rows in all)`` after every record (one process) or shard."""
+    from audiodata.pipeline.window import ordered_map
 
     started = time.time()
     data = ConvertedDataset.open(root)
@@ -258,28 +260,32 @@ def build(
         result.reused = True
         result.rows = sum(s["rows"] for s in found.meta["shards"])
         return result
-    collator = AudioCollator(family, processor, None, system_prompt, long_audio)
     work = final.with_name(key + ".tmp")
     with on_path(work, "prepare"):
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-    shards = []
-    total = sum(e.rows for e in data.shards(name))
+    entries = data.shards(name)
+    total = sum(e.rows for e in entries)
+    workers = max(1, min(num_workers or os.cpu_count() or 1, len(entries)))
     done = [0]
 
-    def tick() -> None:
-        done[0] += 1
+    def tick(rows: int = 1) -> None:
+        done[0] += rows
         if on_progress is not None:
             on_progress(done[0], total)
 
-    for entry in data.shards(name):
-        rel = Path(entry.config) / entry.split / (Path(entry.file).stem + ".arrow")
-        stats = write_shard(data, entry, collator, features, work / rel, tick)
+    jobs = ((entry, (str(root), entry, str(work / _cache_file(entry)), features, workers == 1)) for entry in entries)
+    shards = []
+    init = (family, processor, system_prompt, long_audio, tick if workers == 1 else None)
+    for entry, stats in ordered_map(_shard_job, jobs, workers, initializer=_init_worker, initargs=init):
+        if workers > 1:
+            tick(stats["rows"])
         result.rows += stats["rows"]
         result.skipped += stats["skipped"]
         result.tokens += stats["tokens"]
         for reason, n in stats["reasons"].items():
             result.skip_reasons[reason] = result.skip_reasons.get(reason, 0) + n
+        rel = _cache_file(entry)
         size = (work / rel).stat().st_size
         result.bytes += size
         shards.append(
@@ -309,6 +315,30 @@ def build(
         os.replace(work, final)
     result.seconds = time.time() - started
     return result
+
+
+def _cache_file(entry: ShardEntry) -> Path:
+    return Path(entry.config) / entry.split / (Path(entry.file).stem + ".arrow")
+
+
+#: What a cache-building process holds: the collator (its processor loaded once per process) and the progress tick.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(family: Any, processor: Any, system_prompt: str | None, long_audio: str, tick: Any) -> None:
+    from trainer.collators import AudioCollator
+
+    if tick is None:  # a worker process: one torch thread each, the processes are the parallelism
+        import torch
+
+        torch.set_num_threads(1)
+    _WORKER["collator"] = AudioCollator(family, processor, None, system_prompt, long_audio)
+    _WORKER["tick"] = tick
+
+
+def _shard_job(root: str, entry: ShardEntry, dest: str, features: bool, ticks: bool) -> dict[str, Any]:
+    data = ConvertedDataset.open(root)
+    return write_shard(data, entry, _WORKER["collator"], features, Path(dest), _WORKER["tick"] if ticks else None)
 
 
 # -- finding and reading ------------------------------------------------------------------------

@@ -146,6 +146,7 @@ def register_cache(sub: Any) -> None:
     c.add_argument("--long-audio", choices=["split", "skip", "truncate"], default="split", help="the training run's long_audio")
     c.add_argument("--data-config", default="sft", help="the dataset config to cache, as train's data_config (default: sft)")
     c.add_argument("--force", action="store_true", help="rebuild even when an up-to-date cache is there")
+    c.add_argument("--num-workers", type=int, metavar="N", help="processes encoding shards (default: one per core)")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_cache)
@@ -172,7 +173,7 @@ def run_cache(args: argparse.Namespace) -> int:
         with Bar("caching", "records", stderr_console(), disable=args.no_progress or args.json) as bar:
             result = cache.build(
                 args.dataset, family, processor, system_prompt=args.system_prompt, long_audio=args.long_audio,
-                features=args.features, config=args.data_config, force=args.force,
+                features=args.features, config=args.data_config, force=args.force, num_workers=args.num_workers,
                 on_progress=lambda done, total: bar.update(completed=done, total=total, count=done),
             )
             bar.finish()

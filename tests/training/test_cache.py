@@ -240,3 +240,24 @@ def test_training_from_the_cache_sees_what_the_shards_give(tiny: str, sample_out
     assert report["train_records"] == 7 and report["skipped"]["records"] == 1
     log = [json.loads(x) for x in (tmp_path / "broken-run" / "skipped.jsonl").read_text().splitlines()]
     assert len(log) == 1 and "audio" in log[0]["reason"] and log[0]["index"] is not None
+
+
+def test_shards_encoded_in_parallel_give_the_same_files(tiny: str, tmp_path: Path):
+    """Two processes, one shard each (a conversion with small shards): the very bytes one process writes."""
+    import audiodata
+    from tests.conftest import SAMPLE
+
+    root = tmp_path / "data"
+    audiodata.convert([str(SAMPLE / "sharegpt_sft.json")], root, num_workers=1, max_shard_size=80_000)
+    shards = [s for s in json.loads((root / "manifest.json").read_text())["shards"] if s["split"] == "train"]
+    assert len(shards) >= 2
+    processor = FAMILY.training_processor(tiny)
+    one = cache.build(root, FAMILY, processor, features=True, num_workers=1)
+    written = {p.relative_to(one.path): p.read_bytes() for p in one.path.rglob("*.arrow")}
+    seen: list[tuple[int, int]] = []
+    two = cache.build(
+        root, FAMILY, processor, features=True, num_workers=2, force=True, on_progress=lambda d, t: seen.append((d, t))
+    )
+    assert two.path == one.path and two.rows == one.rows and len(written) == len(shards)
+    assert {p.relative_to(two.path): p.read_bytes() for p in two.path.rglob("*.arrow")} == written
+    assert seen[-1] == (two.rows, two.rows) and len(seen) == len(shards)  # one tick per shard from the workers
