@@ -261,3 +261,26 @@ def test_shards_encoded_in_parallel_give_the_same_files(tiny: str, tmp_path: Pat
     assert two.path == one.path and two.rows == one.rows and len(written) == len(shards)
     assert {p.relative_to(two.path): p.read_bytes() for p in two.path.rglob("*.arrow")} == written
     assert seen[-1] == (two.rows, two.rows) and len(seen) == len(shards)  # one tick per shard from the workers
+
+
+@pytest.mark.slow
+def test_loader_benchmark_smoke(tmp_path: Path):
+    """CI-sized run of benchmarks/loader_bench.py: the ratios it prints stay above floors set with margin (measured
+    on the 2-core machine: features 36-76x the shards, the cache's lengths thousands of times faster)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "loader.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "loader_bench.py"), "--records", "24", "--repeats", "1"]
+    cmd += ["--length-records", "6000", "--cache", str(tmp_path / "cache"), "--json", str(out)]
+    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    fig = json.loads(out.read_text())
+    ways = fig["ways"]
+    assert set(ways) == {"json", "shards", "cache", "cache+features"} and fig["records"] == 24
+    assert ways["cache+features"]["vs_shards"] > 5, run.stdout
+    assert ways["cache"]["vs_shards"] > 0.5, run.stdout  # the same decode + features: never much slower
+    assert ways["cache+features"]["lengths_s_for_hours"] * 20 < ways["shards"]["lengths_s_for_hours"], run.stdout
+    assert "worker-days/epoch" in run.stdout and "x shards" in run.stdout
