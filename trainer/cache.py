@@ -251,6 +251,12 @@ def build(
         raise CacheError(f"{root}: no {config} config to cache (configs: {', '.join(data.configs) or 'none'})")
     if data.kind(name) != "sft":
         raise CacheError(f"{root}: config {name!r} holds {data.kind(name)} records; the cache holds SFT examples only")
+    dither = getattr(getattr(processor, "feature_extractor", None), "dither", 0.0)
+    if features and dither:
+        raise CacheError(
+            f"the feature extractor dithers (dither={dither}): its features differ on every call and a cache would "
+            "freeze one draw; cache without --features (the features are then computed per example)"
+        )
     parts = components(family, processor, system_prompt, long_audio, features)
     key = cache_key(parts)
     final = Path(root) / CACHE_DIR / key

@@ -137,6 +137,8 @@ def test_a_stale_cache_is_named_and_never_used(tiny: str, cached, tmp_path: Path
     other = FAMILY.training_processor(tiny)
     other.feature_extractor.dither = 0.5
     assert any("feature-extractor config" in s for s in lookup(root, other).stale)
+    with pytest.raises(cache.CacheError, match="dithers"):  # features drawn with noise are never frozen in a cache
+        cache.build(root, FAMILY, other, features=True)
 
     copy = tmp_path / "data"
     shutil.copytree(root, copy)
