@@ -286,3 +286,21 @@ def test_loader_benchmark_smoke(tmp_path: Path):
     assert ways["cache"]["vs_shards"] > 0.5, run.stdout  # the same decode + features: never much slower
     assert ways["cache+features"]["lengths_s_for_hours"] * 20 < ways["shards"]["lengths_s_for_hours"], run.stdout
     assert "worker-days/epoch" in run.stdout and "x shards" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_omni_family_caches_its_own_encoding(sample_out, tmp_path: Path):
+    """Qwen2.5-Omni's thinker (its audio-only processor when torchvision is missing): cached examples are its own."""
+    src, _ = sample_out
+    model = str(make_tiny_model(tmp_path / "omni", family="qwen2.5-omni"))
+    omni = get_family("qwen2.5-omni")
+    root = subset(src, tmp_path / "data", "sft", keep=4)
+    processor = omni.training_processor(model)
+    assert cache.build(root, omni, processor, features=True).skipped == 0
+    found = cache.lookup(root, cache.components(omni, processor, None, "split", True), "sft")
+    rows = cache.attach(load_rows(TrainConfig(model=model, data=str(root)), "train"), found, "train")
+    collator = AudioCollator(omni, processor)
+    for row in rows:
+        want, got = collator.encode_sft(row), collator.encode_cached(row)
+        assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(got["labels"], want["labels"])
+        assert torch.equal(got["input_features"], want["input_features"].half().float())
