@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from audiodata.errtext import library_error
 from audiodata.readers import corpus
 from audiodata.readers.dialects import dialect_of, parse_record
-from audiodata.readers.dialects.common import ParseContext
+from audiodata.readers.dialects.common import ParseContext, ParseError
 from audiodata.readers.items import JSON, iter_items
 from audiodata.readers.jsonstream import RawItem, parse_text
 from audiodata.readers.longform import LongForm
+from audiodata.readers.pairs import PairSource, make_pair
 from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.sources import InputFile
 from audiodata.records import Record, SourceLoc
@@ -46,6 +47,7 @@ class ReadSettings:
     prompt: str | None = None
     system: str | None = None
     enabled: frozenset[str] | None = None
+    pairs: PairSource | None = None  # transcripts become DPO pairs with these hypotheses rejected (readers.pairs)
 
 
 def read_raw(
@@ -94,11 +96,28 @@ class Parser:
             why = f"the record cannot be read: {type(exc).__name__}: {library_error(exc)} (please report this as a bug)"
             return Pending(seq, item, src, None, [Finding("F001", why, "", src)])
 
+    def _paired(
+        self, record: Record, item: RawItem, src: SourceLoc, findings: list[Finding]
+    ) -> tuple[Record | None, list[Finding]]:
+        """The record as a preference pair with its hypothesis rejected (``readers.pairs``): P005 when it has
+        none, P004 (convert skips it, counted) when the two sides are equal."""
+        assert self.settings.pairs is not None
+        try:
+            pair, equal = make_pair(record, item.obj, self.settings.pairs)
+        except ParseError as exc:
+            return None, [*findings, Finding(exc.code, exc.message, exc.field, src)]
+        if equal:
+            why = "the hypothesis equals the reference transcript: the pair teaches nothing (convert skips it, counted)"
+            findings = [*findings, Finding("P004", why, pair.rejected[0].field if pair.rejected else "", src)]
+        return pair, findings
+
     def _checked(self, seq: int, n: int, item: RawItem, src: SourceLoc) -> Pending:
         f, s = self.files[n], self.settings
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
         if record is not None:
             record.input_dir = f.input_dir
+        if record is not None and s.pairs is not None:
+            record, findings = self._paired(record, item, src, findings)
         check = self.schemas[n]
         if self.schema_on and check is not None and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
@@ -121,9 +140,10 @@ def read_records(
     on_file_done: Callable[[int], None] | None = None,
     bounds: GzipBounds | None = None,
     longform: LongForm | None = None,
+    pairs: PairSource | None = None,
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
-    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
+    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled, pairs))
     for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds, longform):
         yield parse(seq, n, item)
 
