@@ -14,7 +14,8 @@ The hypothesis comes from
 - a **file keyed by record id** (``--hypotheses FILE``): JSONL lines ``{"id": ..., "hypothesis"|"pred_text"|
   "text": ...}``, or Kaldi-style ``ID TEXT`` lines (ESPnet and Kaldi decoders write their ``hyp.trn``/``text``
   so). The id is the shards' ``id`` column: the record's own ``id`` key (a lhotse cut id, a dataset's id
-  column), else ``<file stem>-<index>``; a window's lines are looked up by their own ids when they have them.
+  column), else ``<file stem>-<index>``; a record whose id the file does not name but that packs several lines
+  (a NeMo window) or supervisions (a lhotse cut) takes their hypotheses, joined in order, when the file names each.
 
 A record with no hypothesis is rejected (``P005``), never written as SFT. A pair whose two sides are equal
 (compared with runs of whitespace collapsed) teaches nothing: it is flagged ``P004``, and ``convert`` skips
@@ -125,13 +126,14 @@ def _rejected(record: Record, obj: Any, source: PairSource) -> Message:
             what = "has no" if not values or any(v is None for v in values) else "holds a non-string"
             raise ParseError("P005", f"the record {what} rejected reply in column {col!r} (--column rejected={col})", col)
         return Message("assistant", _joined(values), col)
-    parts = [p for p in _segment_ids(obj) if p is not None]
-    ids = parts if parts and len(parts) == len(obj.get("segments") or []) else [record.id]
-    missing = [i for i in ids if i not in source.hypotheses]
-    if missing:
-        shown = ", ".join(repr(i) for i in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise ParseError("P005", f"no hypothesis for id {shown} in {source.file} (--hypotheses)", "id")
-    return Message("assistant", _joined([source.hypotheses[i] for i in ids]), f"hypotheses[{ids[0]}]")
+    hyps = source.hypotheses
+    if record.id in hyps:
+        return Message("assistant", hyps[record.id], f"hypotheses[{record.id}]")
+    for ids in (_part_ids(obj.get("segments")), _part_ids(_timed(obj.get("supervisions")))):
+        if ids and all(i in hyps for i in ids):  # a window: its lines' (or supervisions') hypotheses, in order
+            return Message("assistant", _joined([hyps[i] for i in ids]), f"hypotheses[{ids[0]}]")
+    parts = " (nor for each of its lines or supervisions)" if obj.get("segments") or obj.get("supervisions") else ""
+    raise ParseError("P005", f"no hypothesis for id {record.id!r}{parts} in {source.file} (--hypotheses)", "id")
 
 
 def _joined(values: list[str]) -> str:
@@ -140,26 +142,31 @@ def _joined(values: list[str]) -> str:
 
 
 def _column_values(obj: dict[str, Any], col: str) -> Iterator[Any]:
-    """The column's value(s): the record's own; each line of a window (``segments``); a lhotse cut's
-    ``custom``, else each supervision's (own key or ``custom``), in time order."""
-    if col in obj:
-        yield obj[col]
-        return
+    """The column's value(s): each line of a window (``segments``: a value all its lines share is also at the
+    top, once, where the transcript joins it once per line); the record's own; a lhotse cut's ``custom``, else
+    each supervision's (own key or ``custom``), in time order."""
     segments = obj.get("segments")
     if isinstance(segments, list) and segments:
         for seg in segments:
             yield seg.get(col) if isinstance(seg, dict) else None
         return
+    if col in obj:
+        yield obj[col]
+        return
     custom = obj.get("custom")
     if isinstance(custom, dict) and col in custom:
         yield custom[col]
         return
-    sups = obj.get("supervisions")
-    if isinstance(sups, list) and sups:
-        timed = sorted((s for s in sups if isinstance(s, dict)), key=lambda s: _start(s))
-        for s in timed:
-            inner = s.get("custom") if isinstance(s.get("custom"), dict) else {}
-            yield s.get(col, inner.get(col))
+    for s in _timed(obj.get("supervisions")):
+        inner = s.get("custom") if isinstance(s.get("custom"), dict) else {}
+        yield s.get(col, inner.get(col))
+
+
+def _timed(sups: Any) -> list[dict[str, Any]]:
+    """A lhotse cut's supervisions in time order (as its transcript joins their texts)."""
+    if not isinstance(sups, list):
+        return []
+    return sorted((s for s in sups if isinstance(s, dict)), key=_start)
 
 
 def _start(sup: dict[str, Any]) -> float:
@@ -167,13 +174,14 @@ def _start(sup: dict[str, Any]) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
-def _segment_ids(obj: dict[str, Any]) -> list[str | None]:
-    """The ids of a window's lines, where each has one (None where one has not)."""
-    segments = obj.get("segments")
-    if not isinstance(segments, list):
+def _part_ids(parts: Any) -> list[str]:
+    """The ids of a window's lines (or a cut's supervisions), when every one has an id; else none."""
+    if not isinstance(parts, list) or not parts:
         return []
-    out: list[str | None] = []
-    for seg in segments:
-        rid = seg.get("id") if isinstance(seg, dict) else None
-        out.append(str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid) else None)
+    out = []
+    for part in parts:
+        rid = part.get("id") if isinstance(part, dict) else None
+        if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid) == "":
+            return []
+        out.append(str(rid))
     return out
