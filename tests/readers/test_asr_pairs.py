@@ -40,7 +40,7 @@ def nemo_with_hypotheses(corpus: Path, name: str = "hyp.nemo.jsonl") -> Path:
     """long.nemo.jsonl as NeMo's transcribe_speech.py writes its output: each line plus ``pred_text``. Line 2's
     hypothesis equals its transcript but for spacing (an equal pair); line 6 has none."""
     lines = [json.loads(x) for x in (corpus / "long.nemo.jsonl").read_text().splitlines()]
-    for k, line in enumerate(lines):
+    for line in lines:
         line["pred_text"] = hypothesis(line["text"])
     lines[1]["pred_text"] = "  " + lines[1]["text"].replace(" ", "   ") + " "
     del lines[5]["pred_text"]
