@@ -164,6 +164,7 @@ def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBoun
             images, videos = corpus.visual_columns(f.kind, f.path, f.hub)
             found["images"] |= images
             found["videos"] |= videos
+            found["metadata"] |= corpus.has_metadata(f.kind, f.path, f.hub, f.spec)
             continue
         found["metadata"] |= f.kind != JSON  # subtitles, lhotse supervisions: every record has metadata
         needles = {
