@@ -158,8 +158,8 @@ def _column_values(obj: dict[str, Any], col: str) -> Iterator[Any]:
         yield custom[col]
         return
     for s in _timed(obj.get("supervisions")):
-        inner = s.get("custom") if isinstance(s.get("custom"), dict) else {}
-        yield s.get(col, inner.get(col))
+        inner = s.get("custom")
+        yield s.get(col, inner.get(col) if isinstance(inner, dict) else None)
 
 
 def _timed(sups: Any) -> list[dict[str, Any]]:
