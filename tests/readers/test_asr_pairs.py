@@ -97,6 +97,8 @@ def test_the_summary_table_names_the_equal_pairs(corpus: Path, tmp_path: Path, c
     assert code == 1
     out = capsys.readouterr().out
     assert "equal pairs skipped (P004)" in out and "P005" in out
+    assert main(["info", str(tmp_path / "o")]) == 0
+    assert "equal pairs skipped 1" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_hypotheses_file_keyed_by_cut_id_and_by_supervision_for_windows(corpus: Path, tmp_path: Path) -> None:
