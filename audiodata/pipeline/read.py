@@ -106,7 +106,7 @@ class Parser:
             pair, equal = make_pair(record, item.obj, self.settings.pairs)
         except ParseError as exc:
             return None, [*findings, Finding(exc.code, exc.message, exc.field, src)]
-        if equal:
+        if equal and (self.settings.enabled is None or "P004" in self.settings.enabled):  # --ignore P004: written
             why = "the hypothesis equals the reference transcript: the pair teaches nothing (convert skips it, counted)"
             findings = [*findings, Finding("P004", why, pair.rejected[0].field if pair.rejected else "", src)]
         return pair, findings
@@ -126,7 +126,10 @@ class Parser:
                 specific = {x.field for x in findings if x.code != "S001"}
                 findings = [x for x in findings if x.code != "S001"] + [x for x in schema if x.field not in specific]
         if record is not None:
-            findings = findings + keep_enabled(check_record(record, s.enabled), s.enabled)
+            checked = keep_enabled(check_record(record, s.enabled), s.enabled)
+            if any(x.code == "P004" for x in findings):
+                checked = [x for x in checked if x.code != "P001"]  # the pair is skipped: P004 says why, once
+            findings = findings + checked
         return Pending(seq, item, src, record, findings)
 
 

@@ -188,3 +188,18 @@ def test_the_hypotheses_say_what_a_resume_must_pair(tmp_path: Path) -> None:
     first = ConvertOptions(hypotheses=str(path)).fingerprint([])
     path.write_text('{"id": "a", "hypothesis": "y"}\n')
     assert ConvertOptions(hypotheses=str(path)).fingerprint([]) != first
+
+
+def test_lint_says_p004_once_for_an_equal_pair(corpus: Path) -> None:
+    """The pair is skipped, so P001 (identical sides, a warning on pairs that are written) is not said as well."""
+    path = corpus / "same.nemo.jsonl"
+    path.write_text(
+        json.dumps({"audio_filepath": "long.wav", "offset": 0.5, "duration": 3.25, "text": TEXTS[0], "pred_text": TEXTS[0]})
+        + "\n"
+    )
+    codes = [
+        f["code"] for f in audiodata.lint([str(path)], num_workers=1, columns={"rejected": "pred_text"}).to_dict()["findings"]
+    ]
+    assert codes == ["P004"]
+    ignored = audiodata.lint([str(path)], num_workers=1, columns={"rejected": "pred_text"}, ignore=["P004"]).to_dict()["findings"]
+    assert [f["code"] for f in ignored] == ["P001"]  # written then: the warning pairs that are written get
