@@ -195,6 +195,7 @@ class Summary(_Json):
     images: int | None = _optional()  # only in runs with image columns
     videos: int | None = _optional()  # only in runs with video columns
     metadata_keys: Mapping[str, int] | None = _optional()  # only in runs with a metadata column: rows per key
+    equal_pairs: int | None = _optional()  # only in runs making DPO pairs from ASR hypotheses: pairs skipped as equal
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "summary") -> Summary:
@@ -223,6 +224,7 @@ class Summary(_Json):
             images=_get(data, "images", int, where, None),
             videos=_get(data, "videos", int, where, None),
             metadata_keys=_get(data, "metadata_keys", dict, where, None),
+            equal_pairs=_get(data, "equal_pairs", int, where, None),
         )
 
 
@@ -245,6 +247,7 @@ class RejectsEntry(_Json):
     rejected: int
     duplicates: int
     excluded: int | None = _optional()  # left out by --exclude (listed too), only when there were any
+    equal_pairs: int | None = _optional()  # pairs skipped as equal (listed too), only in runs that make pairs from hypotheses
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,6 +295,8 @@ class Manifest(_Json):
                     int(rejects.get("count", 0)),
                     int(rejects.get("rejected", 0)),
                     int(rejects.get("duplicates", 0)),
+                    _get(rejects, "excluded", int, "rejects", None),
+                    _get(rejects, "equal_pairs", int, "rejects", None),
                 )
                 if isinstance(rejects, Mapping)
                 else None

@@ -229,6 +229,9 @@ class Clip:
     stats: ClipStats | None = None
     pcm: Any = None  # the int16 samples, kept only when a preview is wanted
     fingerprint: Any = None  # an acoustic fingerprint (audiodata.dedup), only when dedup asks
+    #: the recording a segment was cut from (``rec:`` + its path relative to the media root, or a hash of inline
+    #: bytes); None for a whole file. Segments and windows of one recording share it, so they share a split.
+    recording: str | None = None
 
     @property
     def duration(self) -> float:

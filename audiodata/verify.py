@@ -464,8 +464,12 @@ def _check_summary(
         add(Problem("V017", where, f"clips {summary.get('clips')}, the shards hold {clips} clips"))
     parts = [summary.get(k) for k in ("written", "rejected", "duplicates")]
     ints = [p for p in parts if isinstance(p, int)]
-    if len(ints) == len(parts) and summary.get("records_read") != sum(ints):
-        add(Problem("V017", where, f"records_read {summary.get('records_read')} != written + rejected + duplicates {sum(ints)}"))
+    apart = [summary.get(k) for k in ("excluded", "equal_pairs")]  # optional: only runs that left records out
+    ints += [p for p in apart if isinstance(p, int)]
+    if len(ints) >= len(parts) and all(isinstance(p, int) for p in parts) and summary.get("records_read") != sum(ints):
+        extra = [k for k, p in zip(("excluded", "equal_pairs"), apart, strict=True) if p]
+        named = " + ".join(["written", "rejected", "duplicates", *extra])
+        add(Problem("V017", where, f"records_read {summary.get('records_read')} != {named} {sum(ints)}"))
     per: Counter[tuple[str, str]] = Counter()
     for s in shards:
         per[(s["config"], s["split"])] += _rows_of(s, seen)

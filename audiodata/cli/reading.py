@@ -39,7 +39,14 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         dest="columns",
         default=[],
         metavar="KEY=NAME",
-        help="raw corpora (datasets folders, hub ids, WebDataset): which column is audio, text or prompt (repeatable)",
+        help="raw corpora (datasets folders, hub ids, WebDataset): which column is audio, text or prompt (repeatable); "
+        "rejected=NAME (any transcript corpus, NeMo's pred_text too): DPO pairs, the transcript chosen, this column rejected",
+    )
+    c.add_argument(
+        "--hypotheses",
+        metavar="FILE",
+        help="make DPO pairs: the transcript chosen, the hypothesis this file gives for the record's id rejected "
+        '(JSONL {"id", "hypothesis"|"pred_text"|"text"} or Kaldi-style "ID TEXT" lines); equal pairs are skipped and counted',
     )
     c.add_argument("--prompt", help="user prompt added to transcript-only (MiniCPM-style) records")
     c.add_argument("--system-prompt", dest="system", help="system prompt for records that carry none")
@@ -143,6 +150,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         num_workers=args.num_workers,
         dedup_memory=parse_size(args.dedup_memory),
         exclude=getattr(args, "exclude", []),
+        hypotheses=args.hypotheses,
         **extra,
     )
 

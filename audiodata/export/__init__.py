@@ -24,6 +24,11 @@ Targets:
   counted.
 * ``minicpm``: ``DEST/<name>_<split>.jsonl`` of ``{"audio": <base64 FLAC>, "text",
   "prompt"}`` for single-turn, single-audio SFT records; others are skipped and counted.
+* ``align-anything``: ``DEST/<name>_<split>.parquet`` of the rows Align-Anything's ``AA_TA2T`` template
+  reads (``prompt``, ``audio_path`` as a ``datasets`` Audio feature holding the stored bytes,
+  ``response_1``/``response_2``, ``overall_response``), for SFT and DPO records of one audio question and
+  its answer (:mod:`audiodata.export.alignanything`); train with ``--train_datasets DEST
+  --train_data_files <file> --train_template AA_TA2T``.
 
 Images and videos (``images``/``videos`` columns) are written next to the record's audio
 and listed under the same keys (LLaMA-Factory: ``columns.images``/``columns.videos``; ms-swift:

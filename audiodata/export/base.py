@@ -17,7 +17,7 @@ from audiodata.records import Message, Record
 from audiodata.rules.findings import Finding
 from audiodata.writer.schema import FORMAT_VERSION
 
-TARGETS = ("llamafactory", "llamafactory-v1", "ms-swift", "minicpm")
+TARGETS = ("llamafactory", "llamafactory-v1", "ms-swift", "minicpm", "align-anything")
 FORMS = ("sharegpt", "alpaca")
 AUDIO_FORMATS = ("flac", "wav")
 

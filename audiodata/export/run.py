@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from audiodata.dataset import ConvertedDataset
+from audiodata.export.alignanything import ParquetRows, _align_anything
 from audiodata.export.base import (
     _MAX_SKIP_LIST,
     AUDIO_FORMATS,
@@ -80,7 +82,9 @@ def _prepare_dest(out: Path, dest: Path, overwrite: bool) -> None:
                 if p.is_file() and p.suffix == ".yaml" and p.with_suffix(".jsonl").is_file():  # a v1 export's YAML
                     p.unlink()
             for p in dest.iterdir():
-                if p.is_file() and p.name.endswith((".json", ".jsonl", ".json.tmp", ".jsonl.tmp", ".yaml.tmp")):
+                if p.is_file() and p.name.endswith(
+                    (".json", ".jsonl", ".parquet", ".json.tmp", ".jsonl.tmp", ".yaml.tmp", ".parquet.tmp")
+                ):
                     p.unlink()
     with on_path(dest, "create"):
         dest.mkdir(parents=True, exist_ok=True)
@@ -163,10 +167,11 @@ def _export(
         "llamafactory-v1": _lf_v1,
         "ms-swift": functools.partial(_swift, root=None if relative_paths else dest.resolve()),
         "minicpm": _minicpm,
+        "align-anything": _align_anything,
     }
     formatter = formatters[to]
     rules = target_rules(to, form)
-    suffix = ".json" if to == "llamafactory" else ".jsonl"
+    suffix = {"llamafactory": ".json", "align-anything": ".parquet"}.get(to, ".jsonl")
     info: dict[str, Any] = {}
     used_files: set[str] = set()
     evals = _eval_splits(ds)
@@ -192,10 +197,27 @@ def _export(
             keys = ("dataset", "eval_dataset") if to == "llamafactory" else ("train_dataset", "eval_dataset")
             stage = result.train.setdefault(stream.kind, {keys[0]: [], "eval_dataset": []})
             stage[keys[1] if stream.split in evals else keys[0]].append(name)
+        elif to == "align-anything":  # AA's trainers take --train_data_files / --eval_data_files (and --*_split train)
+            stage = result.train.setdefault(stream.kind, {"train_data_files": [], "eval_data_files": []})
+            stage["eval_data_files" if stream.split in evals else "train_data_files"].append(path.name)
     if to == "llamafactory":
         _atomic_write(dest / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         result.files.append("dataset_info.json")
     return result
+
+
+@contextlib.contextmanager
+def _output(to: str, tmp: Path, kind: str) -> Iterator[Any]:
+    """The data file's writer: a JSON array (LLaMA-Factory), Parquet row groups (Align-Anything), else JSON lines."""
+    if to == "align-anything":
+        rows = ParquetRows(tmp, kind)
+        try:
+            yield rows
+        finally:
+            rows.writer.close()  # after close(): a no-op; on an error: the file is let go
+        return
+    with open(tmp, "w", encoding="utf-8") as fh:
+        yield _JsonArray(fh) if to == "llamafactory" else _JsonLines(fh)
 
 
 def _export_stream(
@@ -214,8 +236,7 @@ def _export_stream(
     skipped: Counter[tuple[str, str]] = Counter()
     tmp = path.with_name(path.name + ".tmp")
     columns = _visual_columns(stream)
-    with on_path(tmp), open(tmp, "w", encoding="utf-8") as fh:
-        writer = _JsonArray(fh) if to == "llamafactory" else _JsonLines(fh)
+    with on_path(tmp), _output(to, tmp, stream.kind) as writer:
         n_read = n_written = 0
         for rec in _rows(stream):
             n_read += 1
@@ -236,7 +257,7 @@ def _export_stream(
                     entry = {"config": stream.config, "split": stream.split, "id": rec.id, "code": f.code, "reason": f.message}
                     result.skipped.append(entry)
                 continue
-            if to != "minicpm":  # minicpm carries the audio inline
+            if to not in ("minicpm", "align-anything"):  # these carry the audio inline
                 for a in [*audios, *(v for files in visual.values() for v in files)]:
                     target = _inside(dest, dest / a.rel)
                     with on_path(target):

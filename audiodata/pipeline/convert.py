@@ -80,6 +80,7 @@ class ConvertResult:
     records_duplicate: int = 0  # dropped by --dedup (listed in rejects.jsonl with their cluster)
     records_excluded: int = 0  # left out by --exclude (listed in rejects.jsonl with the list that named them)
     excluded_by: dict[str, int] = field(default_factory=dict)  # per --exclude list (file name)
+    records_equal_pairs: int = 0  # DPO pairs from ASR hypotheses equal to their transcript: skipped (rejects.jsonl, P004)
     duplicates_by_kind: dict[str, int] = field(default_factory=dict)
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)  # named but not read (F006, F007), with why
     shards: list[ShardEntry] = field(default_factory=list)
@@ -108,6 +109,7 @@ class ConvertResult:
             records_duplicate=s.duplicates,
             records_excluded=s.excluded or 0,
             excluded_by=dict(s.excluded_by or {}),
+            records_equal_pairs=s.equal_pairs or 0,
             duplicates_by_kind=dict(s.duplicates_by_kind),
             skipped_inputs=list(s.skipped_inputs),
             shards=list(manifest.shards),
@@ -130,6 +132,7 @@ class Progress:
     rejected: int = 0
     duplicates: int = 0
     excluded: int = 0
+    equal_pairs: int = 0
     audio_seconds: float = 0.0
 
 
@@ -282,8 +285,9 @@ class _Run:
         o = self.opts
         longform = o.longform(self.enabled)
         return read_records(
-            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds, longform
-        )
+            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds, longform,
+            o.pairs,
+        )  # fmt: skip
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> ConvertResult:
@@ -351,7 +355,18 @@ class _Run:
             self.row_bytes = mean if self.row_bytes is None else (self.row_bytes + mean) / 2
 
     def _needs_audio(self, p: Pending) -> bool:
-        return p.record is not None and not has_error(p.findings) and not self._already_written(p) and not self._excluded_by(p)
+        return (
+            p.record is not None
+            and not has_error(p.findings)
+            and not self._already_written(p)
+            and not self._excluded_by(p)
+            and not self._equal_pair(p)
+        )
+
+    def _equal_pair(self, p: Pending) -> bool:
+        """A pair made from an ASR hypothesis equal to its transcript (P004): skipped, counted; ``--ignore P004``
+        writes it. A record with an error is rejected instead."""
+        return "P004" in self.enabled and any(f.code == "P004" for f in p.findings) and not has_error(p.findings)
 
     def _excluded_by(self, p: Pending) -> str | None:
         """The --exclude list naming this record, if any (exclusion wins over every other outcome)."""
@@ -375,6 +390,9 @@ class _Run:
         if by is not None:
             self._exclude(p, by, rejects)
             return
+        if p.record is not None and self._equal_pair(p):
+            self._skip_equal(p, rejects)
+            return
         findings = list(p.findings)
         if processed is not None:
             findings += processed.findings
@@ -384,7 +402,7 @@ class _Run:
             self._reject(p, findings, rejects)
             return
         assert p.record is not None
-        stream = f"{p.record.kind}/{self._split(p.record, processed.hashes)}"
+        stream = f"{p.record.kind}/{self._split(p.record, processed.split_keys)}"
         if self.state.is_durable(stream, p.seq):
             return
         if self.deduper is not None:
@@ -468,11 +486,32 @@ class _Run:
         if self.on_progress:
             self.on_progress(self.progress)
 
-    def _split(self, record: Record, hashes: list[str]) -> str:
-        """Seeded, keyed on audio content: the same audio never lands in two splits."""
+    def _skip_equal(self, p: Pending, rejects: Any) -> None:
+        """An equal pair: not written; listed in rejects.jsonl with its reason, counted apart (``equal_pairs``)."""
+        assert p.record is not None
+        entry: dict[str, Any] = {
+            "seq": p.seq,
+            "source": p.source.file,
+            "index": p.source.index,
+            "line": p.source.line,
+            **({"member": p.source.member} if p.source.member else {}),
+            "skipped": {"why": "equal-pair", "id": p.record.id},
+            "reasons": [f.reason() for f in p.findings if f.code == "P004"],
+            "record": p.item.obj,
+        }
+        with on_path(self.rejects_path):
+            rejects.write(json.dumps(entry, ensure_ascii=False, default=unjsonable) + "\n")
+        self.progress.equal_pairs += 1
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _split(self, record: Record, keys: list[str]) -> str:
+        """Seeded, keyed on audio content: the same audio never lands in two splits; a segment or window (NeMo
+        offsets, lhotse cuts, subtitle windows) is keyed on the recording it is cut from, so the parts of one
+        recording never land in two splits either (``Processed.split_keys``)."""
         if not self.opts.val_ratio:
             return self.opts.split
-        key = min(hashes) if hashes else f"id:{record.id}"
+        key = min(keys) if keys else f"id:{record.id}"
         digest = hashlib.blake2b(f"{self.opts.seed}:{key}".encode(), digest_size=8).digest()
         u = int.from_bytes(digest, "big") / 2**64
         return self.opts.val_split if u < self.opts.val_ratio else self.opts.split
@@ -539,7 +578,7 @@ class _Run:
         by_code: Counter[str] = Counter()
         dup_kinds: Counter[str] = Counter()
         excluded_by: Counter[str] = Counter()
-        n_rejects = n_dups = 0
+        n_rejects = n_dups = n_equal = 0
         rejects_path.touch()
         with open(rejects_path, encoding="utf-8") as fh:
             for line in fh:
@@ -550,6 +589,9 @@ class _Run:
                     continue
                 if "excluded" in entry:
                     excluded_by[entry["excluded"]["by"]] += 1
+                    continue
+                if "skipped" in entry:
+                    n_equal += 1
                     continue
                 n_rejects += 1
                 by_code.update({r["code"] for r in entry["reasons"]})
@@ -598,7 +640,7 @@ class _Run:
         n_excluded = sum(excluded_by.values())
         given = bool(n_excluded or self.opts.exclude)  # only runs given --exclude: other manifests stay as they were
         summary = Summary(
-            records_read=written + n_rejects + n_dups + n_excluded,
+            records_read=written + n_rejects + n_dups + n_excluded + n_equal,
             written=written,
             rejected=n_rejects,
             duplicates=n_dups,
@@ -616,6 +658,7 @@ class _Run:
             configs=configs,
             excluded=n_excluded if given else None,
             excluded_by=dict(sorted(excluded_by.items())) if given else None,
+            equal_pairs=n_equal if self.opts.pairs is not None else None,  # only runs that make pairs from hypotheses
             # only in runs with visual columns: audio-only manifests stay as they were
             images=totals.get("images", 0) if self.visual.images else None,
             videos=totals.get("videos", 0) if self.visual.videos else None,
@@ -630,7 +673,12 @@ class _Run:
             summary=summary,
             shards=shard_rows,
             rejects=RejectsEntry(
-                "rejects.jsonl", n_rejects + n_dups + n_excluded, n_rejects, n_dups, n_excluded if n_excluded else None
+                "rejects.jsonl",
+                n_rejects + n_dups + n_excluded + n_equal,
+                n_rejects,
+                n_dups,
+                n_excluded if n_excluded else None,
+                n_equal if self.opts.pairs is not None else None,
             ),
         )
         card = card_yaml(configs, self.opts.sample_rate, self.opts.license, self.visual)

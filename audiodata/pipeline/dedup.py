@@ -19,7 +19,6 @@ from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Whe
 from audiodata.dedup.stored import reference_records
 from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
-from audiodata.pipeline.read import ReadSettings
 from audiodata.privacy import public_path
 from audiodata.readers.sources import expand
 from audiodata.records import SourceLoc
@@ -160,7 +159,7 @@ def dedup(
     files = expand(paths, opts.media_root, opts.format, opts.datasets, None, opts.all_files, opts.absolute_paths, opts.columns)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
-    task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings)
+    task = LintTask(files, opts.read_settings(enabled), settings)
     if against is not None:  # a converted dataset, of a format this audiodata reads: checked before any input is read
         try:
             ConvertedDataset.open(against)

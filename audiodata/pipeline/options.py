@@ -16,9 +16,11 @@ from audiodata.errors import UsageError
 from audiodata.exclude import ExcludeError, ExcludeList, load_exclude
 from audiodata.families import DEFAULT_WINDOW, FAMILIES
 from audiodata.pipeline.process import AudioSettings
+from audiodata.pipeline.read import ReadSettings
 from audiodata.privacy import public_path
 from audiodata.readers.longform import MODES as LONG_FORM_MODES
 from audiodata.readers.longform import LongForm
+from audiodata.readers.pairs import PairSource, load_hypotheses
 from audiodata.readers.rawfile import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
 from audiodata.readers.rows import parse_columns
 from audiodata.readers.spec import DIALECTS
@@ -113,6 +115,9 @@ class ConvertOptions:
     long_form: str = "segments"
     window_seconds: float | None = None
     exclude: list[str] = field(default_factory=list)  # quarantine.jsonl / rejects.jsonl files: leave out the records listed
+    # DPO pairs from ASR corpora (audiodata.readers.pairs): the transcript chosen, the hypothesis in
+    # ``columns["rejected"]`` (--column rejected=NAME) or in this file, keyed by record id, rejected
+    hypotheses: str | None = None
     num_workers: int = 0  # 0: all cores
     batch_size: int = 16
     overwrite: bool = False
@@ -175,10 +180,24 @@ class ConvertOptions:
         if self.media_root is not None and not os.path.isdir(self.media_root):
             raise OptionsError(f"--media-root {self.media_root} is not a folder")
         self.exclude = [str(p) for p in self.exclude]
+        if self.hypotheses is not None:
+            self.hypotheses = str(self.hypotheses)
+            if "rejected" in self.columns:
+                raise OptionsError("give the rejected replies either as --column rejected=NAME or as --hypotheses FILE, not both")
+        self.pairs: PairSource | None = None
+        if "rejected" in self.columns:
+            self.pairs = PairSource(column=self.columns["rejected"])
+        elif self.hypotheses is not None:
+            shown = public_path(self.hypotheses, self.absolute_paths)
+            self.pairs = PairSource(hypotheses=load_hypotheses(self.hypotheses), file=shown)
         try:
             self.excluded: ExcludeList = load_exclude(self.exclude)  # read once, up front: a bad list is a usage error
         except ExcludeError as exc:
             raise OptionsError(str(exc)) from None
+
+    def read_settings(self, enabled: frozenset[str] | None) -> ReadSettings:
+        """How the read stage parses records: the same for convert, lint and dedup."""
+        return ReadSettings(self.max_record_bytes, self.prompt, self.system, enabled, self.pairs)
 
     def longform(self, enabled: frozenset[str] | None = None) -> LongForm:
         """How raw ASR corpora treat long recordings: the window is --window-seconds, else the family's, else
@@ -232,6 +251,8 @@ class ConvertOptions:
         out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_ONLY}
         if not self.exclude:
             del out["exclude"]  # runs without --exclude record (and fingerprint) exactly what they always did
+        if self.hypotheses is None:
+            del out["hypotheses"]  # likewise runs without --hypotheses
         if public:
             for key in ("media_root", "tokenizer"):
                 value = out.get(key)
@@ -239,12 +260,16 @@ class ConvertOptions:
                     out[key] = public_path(value, self.absolute_paths)
             if self.exclude:
                 out["exclude"] = [public_path(p, self.absolute_paths) for p in self.exclude]
+            if self.hypotheses is not None:
+                out["hypotheses"] = public_path(self.hypotheses, self.absolute_paths)
         return out
 
     def fingerprint(self, inputs: list[dict[str, object]]) -> str:
         recorded = self.recorded(public=False)
         if self.exclude:  # what the lists say, not only their names: a resume must leave out the same records
             recorded["exclude"] = self.excluded.digest()
+        if self.pairs is not None and self.hypotheses is not None:  # what the file says, not only its name
+            recorded["hypotheses"] = self.pairs.digest()
         blob = json.dumps({"options": recorded, "inputs": inputs}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -11,16 +11,19 @@ pool, or as a ``map_batches`` stage on a distributed engine such as Ray Data.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import check_header
-from audiodata.audio.load import AudioError, describe_ref, open_ref, show_absolute
+from audiodata.audio.load import AudioError, AudioSource, describe_ref, open_ref, show_absolute
 from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash, stored_as_is
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
@@ -71,6 +74,8 @@ class Processed:
     preview: dict[str, Any] | None = None
     prints: list[Any] | None = None  # one Fingerprint per clip, with settings.fingerprint
     rate: TranscriptRate | None = None  # the transcript's chars/s, for the dataset-stage R rule
+    #: per clip, what the split is keyed on: the recording a segment is cut from, else the clip's PCM hash
+    split_keys: list[str] = field(default_factory=list)
 
     def dedup_clips(self) -> list[tuple[str | None, Any]]:
         """(hash, fingerprint) per clip as dedup compares them: silent clips have no identity."""
@@ -142,7 +147,8 @@ def _process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed
         stats["metadata_keys"] = {k: 1 for k in rec.metadata}
     row = build_row(rec, clips, settings.codec, visual) if settings.encode else None
     prints = [c.fingerprint for c in clips] if settings.fingerprint else None
-    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints, rate)
+    keys = [c.recording or c.pcm_hash for c in clips]
+    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints, rate, keys)
 
 
 def preview_record(rec: Record, settings: AudioSettings) -> dict[str, Any] | None:
@@ -232,7 +238,17 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         stats=measure(ref, header, levels, pcm),
         pcm=pcm if settings.preview else None,
         fingerprint=fingerprint(pcm, settings.sample_rate) if settings.fingerprint else None,
+        recording=recording_key(src, media_root) if ref.segment is not None and src is not None else None,
     )
+
+
+def recording_key(src: AudioSource, media_root: str) -> str:
+    """The identity of the recording a segment is cut from: its file relative to the media root (so the key, and
+    the split it decides, do not depend on where the corpus sits), or a hash of inline bytes."""
+    if src.path is not None:
+        root, path = Path(os.path.realpath(media_root)), Path(os.path.realpath(src.path))
+        return "rec:" + (path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path))
+    return "rec:" + hashlib.blake2b(src.data or b"", digest_size=16).hexdigest()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

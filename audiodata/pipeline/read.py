@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from audiodata.errtext import library_error
 from audiodata.readers import corpus
 from audiodata.readers.dialects import dialect_of, parse_record
-from audiodata.readers.dialects.common import ParseContext
+from audiodata.readers.dialects.common import ParseContext, ParseError
 from audiodata.readers.items import JSON, iter_items
 from audiodata.readers.jsonstream import RawItem, parse_text
 from audiodata.readers.longform import LongForm
+from audiodata.readers.pairs import PairSource, make_pair
 from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.sources import InputFile
 from audiodata.records import Record, SourceLoc
@@ -46,6 +47,7 @@ class ReadSettings:
     prompt: str | None = None
     system: str | None = None
     enabled: frozenset[str] | None = None
+    pairs: PairSource | None = None  # transcripts become DPO pairs with these hypotheses rejected (readers.pairs)
 
 
 def read_raw(
@@ -94,11 +96,28 @@ class Parser:
             why = f"the record cannot be read: {type(exc).__name__}: {library_error(exc)} (please report this as a bug)"
             return Pending(seq, item, src, None, [Finding("F001", why, "", src)])
 
+    def _paired(
+        self, record: Record, item: RawItem, src: SourceLoc, findings: list[Finding]
+    ) -> tuple[Record | None, list[Finding]]:
+        """The record as a preference pair with its hypothesis rejected (``readers.pairs``): P005 when it has
+        none, P004 (convert skips it, counted) when the two sides are equal."""
+        assert self.settings.pairs is not None
+        try:
+            pair, equal = make_pair(record, item.obj, self.settings.pairs)
+        except ParseError as exc:
+            return None, [*findings, Finding(exc.code, exc.message, exc.field, src)]
+        if equal and (self.settings.enabled is None or "P004" in self.settings.enabled):  # --ignore P004: written
+            why = "the hypothesis equals the reference transcript: the pair teaches nothing (convert skips it, counted)"
+            findings = [*findings, Finding("P004", why, pair.rejected[0].field if pair.rejected else "", src)]
+        return pair, findings
+
     def _checked(self, seq: int, n: int, item: RawItem, src: SourceLoc) -> Pending:
         f, s = self.files[n], self.settings
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
         if record is not None:
             record.input_dir = f.input_dir
+        if record is not None and s.pairs is not None:
+            record, findings = self._paired(record, item, src, findings)
         check = self.schemas[n]
         if self.schema_on and check is not None and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
@@ -107,7 +126,10 @@ class Parser:
                 specific = {x.field for x in findings if x.code != "S001"}
                 findings = [x for x in findings if x.code != "S001"] + [x for x in schema if x.field not in specific]
         if record is not None:
-            findings = findings + keep_enabled(check_record(record, s.enabled), s.enabled)
+            checked = keep_enabled(check_record(record, s.enabled), s.enabled)
+            if any(x.code == "P004" for x in findings):
+                checked = [x for x in checked if x.code != "P001"]  # the pair is skipped: P004 says why, once
+            findings = findings + checked
         return Pending(seq, item, src, record, findings)
 
 
@@ -121,9 +143,10 @@ def read_records(
     on_file_done: Callable[[int], None] | None = None,
     bounds: GzipBounds | None = None,
     longform: LongForm | None = None,
+    pairs: PairSource | None = None,
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
-    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
+    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled, pairs))
     for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds, longform):
         yield parse(seq, n, item)
 
@@ -144,6 +167,7 @@ def visual_media(files: list[InputFile], max_record_bytes: int, bounds: GzipBoun
             images, videos = corpus.visual_columns(f.kind, f.path, f.hub)
             found["images"] |= images
             found["videos"] |= videos
+            found["metadata"] |= corpus.has_metadata(f.kind, f.path, f.hub, f.spec)
             continue
         found["metadata"] |= f.kind != JSON  # subtitles, lhotse supervisions: every record has metadata
         needles = {

@@ -67,6 +67,25 @@ def iter_items(kind: str, path: Path, hub: Any, max_record_bytes: int, bounds: G
     raise ValueError(f"unknown input kind {kind!r}")
 
 
+def has_metadata(kind: str, path: Path, hub: Any, spec: DialectSpec) -> bool:
+    """Whether the input's transcription rows carry columns beyond audio, transcript and prompt (kept in the
+    output's ``metadata`` column): decided before the first row is written, from the columns alone."""
+    if spec.formatting != "transcription":
+        return False
+    if kind == "webdataset":
+        return True  # every sample has its __key__, and its JSON keys vary
+    try:
+        if kind == "hub":
+            names, audio, _ = hfhub.columns(hub)
+        else:
+            sch = hfdataset.schema(path)
+            names, audio = list(sch.names), hfdataset.audio_columns(hfdataset.features(sch))
+    except Exception:
+        return False
+    used = {*spec.columns.values(), *audio, "id"}
+    return any(n not in used for n in names)
+
+
 def visual_columns(kind: str, path: Path, hub: Any) -> tuple[bool, bool]:
     """Whether the input's rows can carry images, videos (their columns exist): the output's visual
     columns are decided before the first row, without reading every row twice."""

@@ -17,7 +17,7 @@ from audiodata.readers.dialects.transcription import AUDIO_NAMES, TEXT_NAMES
 from audiodata.readers.registry import InputError
 from audiodata.readers.spec import DialectSpec
 
-COLUMN_KEYS = ("audio", "text", "prompt")
+COLUMN_KEYS = ("audio", "text", "prompt", "rejected")  # rejected: an ASR hypothesis, for DPO pairs (readers.pairs)
 #: Dialects whose rows are chat data, read per record as JSON files are; any other row is a transcription row.
 CHAT_DIALECTS = ("sharegpt", "messages", "alpaca", "llamafactory-v1", "align-anything")
 
@@ -33,6 +33,10 @@ def row_spec(
     """The spec one input's rows are read with. ``sample`` stands for a row (its keys, list and object
     values where the columns are lists and structs), enough for dialect detection. Raises
     :class:`InputError` naming the input and the columns it has when a needed column is not found."""
+    rejected = given.get("rejected")  # read after parsing, from any dialect's rows (readers.pairs)
+    if rejected is not None and rejected not in columns:
+        raise InputError(f"{where}: --column rejected={rejected}: no such column (has {_listed(columns)})")
+    given = {k: v for k, v in given.items() if k != "rejected"}
     if formatting is not None and formatting != "transcription":
         return DialectSpec(formatting=formatting)
     if formatting is None and not given and detect(sample) in CHAT_DIALECTS:

@@ -5,7 +5,7 @@ with the target's rule set (:data:`TARGET_RULES`): the lint rules a trainer trip
 counts, role order, ...) plus the ``X`` limits of that target. Any finding skips the record for
 that target, with its code, and counts it. Lint never runs the ``X`` rules (stage ``export``).
 
-Numbering: ``X0xx`` every target, ``X1xx`` LLaMA-Factory, ``X2xx`` ms-swift, ``X3xx`` MiniCPM.
+Numbering: ``X0xx`` every target, ``X1xx`` LLaMA-Factory, ``X2xx`` ms-swift, ``X3xx`` MiniCPM, ``X4xx`` Align-Anything.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from audiodata.readers.dialects.align_anything import SYSTEM as AA_SYSTEM  # AA_TA2T.system_prompt: the one it writes
 from audiodata.records import AUDIO_MARKER, Message, Record
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import RuleDoc, Severity, export_rule, register
@@ -43,6 +44,7 @@ TARGET_RULES: dict[str, tuple[str, ...]] = {
     "llamafactory-v1": (*SHARED, "X102", "X103", "X104"),
     "ms-swift": (*SHARED, "P001", "X201", "X202"),
     "minicpm": (*SHARED, "X301", "X302", "X303", "X304", "X305", "X306"),
+    "align-anything": (*SHARED, "X401", "X402", "X403", "X404", "X405"),
 }
 
 
@@ -373,4 +375,96 @@ def minicpm_marker_place(rec: Record) -> Iterator[Finding]:
         yield Finding("X306", "minicpm: needs exactly one <audio> marker, in the user turn", "messages")
 
 
-__all__ = ["SHARED", "SWIFT_TOOL_PROMPT", "TARGET_RULES", "stored_problems", "target_rules", "tool_calls"]
+# -- Align-Anything ---------------------------------------------------------------------------------------
+
+
+
+def _aa(what: str, example: str, why: str = "") -> RuleDoc:
+    return RuleDoc(
+        what=what,
+        why=why
+        or "Align-Anything's AA_TA2T template builds every conversation as its own system prompt, one user turn of "
+        "the audio then the `prompt` text, and one answer (`response_1`/`response_2` by `overall_response`); a row has "
+        "no field for anything else.",
+        fix="Export these records for LLaMA-Factory or ms-swift, or reduce them to one audio question and its answer.",
+        example=example,
+    )
+
+
+@export_rule(
+    "X401",
+    "align-anything-kind",
+    "Align-Anything's AA_TA2T reads SFT and preference pairs: KTO records are not exported for align-anything.",
+    _aa("A KTO record exported with `--to align-anything`.", '{"prompt": [user], "completion": [...], "label": true}'),
+)
+def aa_kind(rec: Record) -> Iterator[Finding]:
+    if rec.kind == "kto":
+        yield Finding("X401", "align-anything: KTO records are not supported", "kind")
+
+
+@export_rule(
+    "X402",
+    "align-anything-system",
+    f"AA_TA2T always writes its own system prompt ({AA_SYSTEM!r}): a record with another is not exported for it.",
+    _aa(
+        "A record whose system prompt is not AA_TA2T's own.",
+        '{"system": "Translate all input audio into English.", ...}',
+        "AA_TA2T ignores any system column and trains with its own: the record would train under another "
+        "instruction than the one it was written for.",
+    ),
+)
+def aa_system(rec: Record) -> Iterator[Finding]:
+    if rec.system and rec.system != AA_SYSTEM:
+        yield Finding("X402", "align-anything: AA_TA2T writes its own system prompt; this record has another", "system")
+
+
+@export_rule(
+    "X403",
+    "align-anything-single-turn",
+    "AA_TA2T rows are one user turn and one answer (per side): multi-turn records are not exported for align-anything.",
+    _aa("A conversation that is not one user turn and one assistant reply.", '{"messages": [user, assistant, user, assistant]}'),
+)
+def aa_single_turn(rec: Record) -> Iterator[Finding]:
+    roles = [m.role for m in rec.messages]
+    sides = [rec.chosen or [], rec.rejected or []] if rec.kind == "dpo" else []
+    if rec.kind == "sft":
+        ok = roles == ["user", "assistant"]
+    else:
+        ok = roles == ["user"] and all([m.role for m in side] == ["assistant"] for side in sides)
+    if rec.kind != "kto" and not ok:
+        yield Finding("X403", "align-anything: needs one user turn and one assistant reply (per side)", "messages")
+
+
+@export_rule(
+    "X404",
+    "align-anything-audio",
+    "AA_TA2T rows hold one audio, given before the prompt text: the user turn must start with its only <audio> marker.",
+    _aa(
+        "A record with no audio or several, or whose one `<audio>` marker does not start the user turn.",
+        '{"messages": [{"role": "user", "content": "Listen: <audio>"}, ...], "audios": [...]}',
+        "AA_TA2T puts the audio item first in the user turn and the `prompt` text after it: a marker elsewhere "
+        "would be left in the prompt as text, and a second clip has no column.",
+    ),
+)
+def aa_audio(rec: Record) -> Iterator[Finding]:
+    user = rec.messages[0].content if rec.messages else ""
+    replies = [m.content for m in _turns(rec)[1:]]
+    if len(rec.audios) != 1 or not user.startswith(AUDIO_MARKER) or user.count(AUDIO_MARKER) != 1:
+        yield Finding("X404", "align-anything: needs exactly one audio, its <audio> marker starting the user turn", "audios")
+    elif any(AUDIO_MARKER in r for r in replies):
+        yield Finding("X404", "align-anything: an <audio> marker in a reply", "messages")
+
+
+@export_rule(
+    "X405",
+    "align-anything-extras",
+    "AA_TA2T rows have no tools, images or videos: records with them are not exported for align-anything.",
+    _aa("A record with tool definitions, images or videos.", '{"tools": "[...]", ...}'),
+)
+def aa_extras(rec: Record) -> Iterator[Finding]:
+    if rec.tools or rec.images or rec.videos:
+        what = "tools" if rec.tools else "images" if rec.images else "videos"
+        yield Finding("X405", f"align-anything: records with {what} are not supported", what)
+
+
+__all__ = ["AA_SYSTEM", "SHARED", "SWIFT_TOOL_PROMPT", "TARGET_RULES", "stored_problems", "target_rules", "tool_calls"]

@@ -389,6 +389,38 @@ register(
     ),
 )
 register(
+    "P004",
+    "equal-pair-skipped",
+    S.INFO,
+    "A pair made from an ASR hypothesis (--column rejected / --hypotheses) equals its transcript; convert skips it, counted.",
+    doc=RuleDoc(
+        what="A DPO pair built from an ASR corpus (the reference transcript chosen, a hypothesis rejected) whose two "
+        "replies are the same text, runs of whitespace aside.",
+        why="The recogniser got the clip right: the pair has no preference to learn and only dilutes the batch. "
+        "`convert` skips it and counts it (`equal_pairs` in the summary and manifest; each listed in `rejects.jsonl`), so "
+        "the number of pairs is never smaller than the corpus silently.",
+        fix="Nothing to fix: the record is left out. `--ignore P004` writes such pairs anyway (P001 then warns).",
+        example='`{"audio_filepath": "a.wav", "duration": 2.0, "text": "hello there", "pred_text": "hello  there"}` '
+        "with `--column rejected=pred_text`.",
+    ),
+)
+register(
+    "P005",
+    "no-rejected-reply",
+    S.ERROR,
+    "Pairs from an ASR corpus: the record has no hypothesis (in the --column rejected column, or in --hypotheses by id).",
+    doc=RuleDoc(
+        what="With `--column rejected=NAME` or `--hypotheses FILE`, every record becomes a DPO pair: its transcript "
+        "chosen, its hypothesis rejected. The record has no such hypothesis (the column is missing, null or not a "
+        "string; the file has no line for the record's id), or it is not a transcript record ending on its answer.",
+        why="Written without its rejected side the record would be SFT data in a preference set, or lost; it is "
+        "rejected with the id it was looked up by, so the hypotheses can be completed.",
+        fix="Add the hypothesis for that id (ids are the shards' `id` column: the record's own `id`, else "
+        "`<file stem>-<index>`), or leave the record out (`--exclude`).",
+        example='`{"audio_filepath": "a.wav", "duration": 2.0, "text": "hello there"}` with `--column rejected=pred_text`.',
+    ),
+)
+register(
     "A011",
     "audio-too-large",
     S.ERROR,

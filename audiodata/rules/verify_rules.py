@@ -177,7 +177,7 @@ _v(
     "summary-totals",
     "the manifest summary totals are inconsistent with the shards",
     "The manifest summary's `written`, `clips` and per-config row counts equal what the shards hold, and "
-    "`records_read` equals written + rejected + duplicates.",
+    "`records_read` equals written + rejected + duplicates (+ excluded and equal pairs skipped, where the run had any).",
     "`audiodata info` and the card report these totals; a mismatch means the manifest belongs to another run.",
     "Restore manifest.json from the convert run that wrote the shards. " + _RECONVERT,
     "`summary.written` raised by 2 by hand.",

@@ -74,7 +74,6 @@ def render_card(meta: dict[str, Any], summary: Summary) -> str:
             if visual
             else []
         ),
-        *(_metadata(summary.metadata_keys) if summary.metadata_keys is not None else []),
         "",
         "| | |",
         "|---|---|",
@@ -86,6 +85,8 @@ def render_card(meta: dict[str, Any], summary: Summary) -> str:
         f"| source formats | {_counts(summary.source_formats)} |",
         f"| rejected records | {summary.rejected} |",
         f"| duplicates dropped | {summary.duplicates} |",
+        *([f"| equal pairs skipped (hypothesis = transcript) | {n} |" for n in (summary.equal_pairs,) if n is not None]),
+        *(_metadata(summary.metadata_keys) if summary.metadata_keys is not None else []),
         "",
         "## Configs and splits",
         "",
@@ -180,13 +181,46 @@ def read_card_yaml(text: str) -> dict[str, Any]:
     return yaml.safe_load(text[3:end]) or {} if end != -1 else {}
 
 
+#: What the ``metadata`` keys the raw-corpus readers keep mean (NeMo, lhotse, subtitles, windows); any other key
+#: is the corpus's own, kept as it gives it.
+METADATA_KEYS = {
+    "speaker": "who speaks: the corpus's speaker id",
+    "lang": "the transcript's language, as the corpus writes it (NeMo `lang`, a subtitle file's language tag)",
+    "language": "the transcript's language, as the corpus writes it",
+    "locale": "the transcript's language (Common Voice `locale`)",
+    "client_id": "who speaks: Common Voice's anonymised speaker id",
+    "speaker_id": "who speaks: the corpus's speaker id",
+    "__key__": "the WebDataset sample's key (its members' name without extension)",
+    "offset": "segment time: where the clip starts in its recording, seconds (NeMo `offset`)",
+    "start": "segment time: where the clip starts in its recording, seconds (lhotse cut `start`)",
+    "duration": "segment time: the clip's length, seconds",
+    "channel": "the recording's channel(s) the clip is taken from (lhotse)",
+    "cut_id": "the lhotse cut's id",
+    "recording_id": "the id of the recording the clip is cut from (lhotse)",
+    "supervisions": "the lhotse supervisions the transcript joins: their text, times, speaker and language",
+    "segments": "the lines (NeMo) or cues (subtitles) a window packs, each with its `line`, times and text",
+    "custom": "the lhotse cut's custom fields",
+    "audiodata_clips": "`[start, duration]` of each consecutive clip a long recording kept whole was cut into",
+    "pred_text": "an ASR hypothesis (NeMo `transcribe_speech.py` output)",
+    "source": "the source dataset, as the corpus names it",
+}
+
+
 def _metadata(keys: Mapping[str, int]) -> list[str]:
-    """The card's note on the ``metadata`` column: what it holds and which keys, in how many rows."""
-    listed = ", ".join(f"`{k}` ({n})" for k, n in keys.items()) or "none"
-    return [
+    """The card's section on the ``metadata`` column: what it holds and each key, in how many rows, with its meaning
+    (speaker, language, segment times, the source recording)."""
+    lines = [
+        "",
+        "## Metadata",
         "",
         "The `metadata` column holds, per row, what the source corpus says beyond the conversation, as a JSON object "
-        "(NeMo manifest keys such as `offset`, `duration`, `lang`, `speaker`; a lhotse cut's `cut_id`, `recording_id`, "
-        "`start`, `duration`, `channel` and its `supervisions`; a window's `segments`, each with the line it came from). "
-        f"Keys, with the rows holding each: {listed}.",
+        "(`json.loads(row[\"metadata\"])`). Where each clip comes from is also in `audio_info[].origin` (the source "
+        "file, with `#t=start,end` for a segment of a longer recording), and which input record it was in the "
+        "`source` column (file, index, line).",
+        "",
     ]
+    if not keys:
+        return [*lines, "No row holds any key."]
+    lines += ["| key | rows | what it holds |", "|---|---|---|"]
+    lines += [f"| `{k}` | {n} | {METADATA_KEYS.get(k, 'kept as the corpus gives it')} |" for k, n in keys.items()]
+    return lines

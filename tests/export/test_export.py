@@ -590,6 +590,21 @@ EXPORT_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str, str]] = 
         stored(messages=[turn("user", "Transcribe."), turn("assistant", "<audio> says hello")]),
         stored(), "sft", "minicpm", "sharegpt",
     ),
+    "X401": (stored("kto"), stored("dpo"), "kto", "align-anything", "sharegpt"),
+    "X402": (
+        stored(system="Translate all input audio into English."), stored(system="You are a helpful assistant."),
+        "sft", "align-anything", "sharegpt",
+    ),
+    "X403": (
+        stored("dpo", chosen=[turn("assistant", "Hello."), turn("assistant", "Again.")]),
+        stored("dpo"), "dpo", "align-anything", "sharegpt",
+    ),
+    "X404": (
+        stored(messages=[turn("user", "Listen: <audio>"), turn("assistant", "Hello.")]),
+        stored(messages=[turn("user", "<audio>Listen:"), turn("assistant", "Hello.")]),
+        "sft", "align-anything", "sharegpt",
+    ),
+    "X405": (stored(tools='[{"name": "w"}]'), stored(), "sft", "align-anything", "sharegpt"),
 }  # fmt: skip
 
 

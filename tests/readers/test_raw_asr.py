@@ -346,6 +346,7 @@ def test_metadata_column_is_in_the_schema_and_the_card(corpus: Path, tmp_path: P
     shard = next((tmp_path / "o/data").glob("*.parquet"))
     assert pq.read_schema(shard).names[-1] == "metadata"
     card = (tmp_path / "o/README.md").read_text()
-    assert "The `metadata` column holds" in card and "`speaker` (7)" in card
+    assert "The `metadata` column holds" in card and "| `speaker` | 7 | who speaks: the corpus's speaker id |" in card
+    assert "| `offset` | 7 | segment time: where the clip starts in its recording, seconds (NeMo `offset`) |" in card
     feats = json.loads(pq.read_schema(shard).metadata[b"huggingface"])["info"]["features"]
     assert feats["metadata"] == {"dtype": "string", "_type": "Value"}

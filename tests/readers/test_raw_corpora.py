@@ -90,6 +90,10 @@ def test_save_to_disk_folder_converts_with_detected_columns_and_located_rejects(
     assert bad["record"]["audio"]["bytes"] == f"<{FLAC16.stat().st_size} bytes>"  # the row, its audio named by size
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"] == [{"file": "saved/data-00000-of-00001.arrow", "dialect": "transcription", "entry": None}]
+    # the other columns (Common Voice's speaker id) are kept as the row's metadata, and the card says what they hold
+    assert [json.loads(row["metadata"]) for row in got] == [{"client_id": "a"}, {"client_id": "b"}, {"client_id": "c"}]
+    assert manifest["summary"]["metadata_keys"] == {"client_id": 3}
+    assert "| `client_id` | 3 | who speaks: Common Voice's anonymised speaker id |" in (out / "README.md").read_text()
 
 
 def test_parquet_folder_with_named_columns_and_prompt_column(hf: Path, tmp_path: Path) -> None:

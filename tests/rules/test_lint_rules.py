@@ -111,6 +111,11 @@ def nemo(audio: str, duration: float) -> dict:
     return {"audio_filepath": audio, "duration": duration, "text": "Hello there, how are you today?"}
 
 
+def nemo_hyp(text: str, hyp: str | None) -> dict:
+    """A NeMo line as transcribe_speech.py writes it: the reference and the hypothesis (``pred_text``; None: absent)."""
+    return {"audio_filepath": "a.wav", "duration": 2.0, "text": text, **({"pred_text": hyp} if hyp is not None else {})}
+
+
 def wav_base64() -> str:
     buf = io.BytesIO()
     sf.write(buf, tone(1.0), 16000, format="WAV")
@@ -232,6 +237,13 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
         [sft(audios=["b.wav"]), sft(audios=["speech-fast.wav"])],
         {"dedup": True, "against": "test-split"},
     ),
+    # pairs from an ASR corpus: the hypothesis column equals the transcript (P004), or the line has none (P005)
+    "P004": (
+        [nemo_hyp("Hello there.", " Hello   there.")],
+        [nemo_hyp("Hello there.", "hello there")],
+        {"columns": {"rejected": "pred_text"}},
+    ),
+    "P005": ([nemo_hyp("Hello there.", None)], [nemo_hyp("Hello there.", "hello there")], {"columns": {"rejected": "pred_text"}}),
     "R001": ([asr("Please call Stella and ask her to bring these things with her from the store.")], [asr("Hello there.")], {}),
     "R002": ([asr("Yes okay.", "ten.wav")], [asr("Yes okay, " * 10, "ten.wav")], {}),
     "R003": ([asr("a b c d e f g h i j k l m n o p")], [asr("a b c d e f g h")], {}),
@@ -255,7 +267,7 @@ def findings(media: Path, tmp_path: Path, records: list[Any], opts: dict[str, An
         kw.update(model_family="qwen2-audio", cutoff_len=256)
     if opts.get("strict"):
         kw["allow_absolute_paths"] = False
-    for key in ("max_record_bytes", "max_duration", "ignore", "max_audio_bytes"):
+    for key in ("max_record_bytes", "max_duration", "ignore", "max_audio_bytes", "columns"):
         if key in opts:
             kw[key] = opts[key]
     if opts.get("dedup"):  # the command that reports near copies (D002) and leaks (D004)

@@ -243,15 +243,15 @@ def test_select_everything_by_default():
     assert select([], []) == set(REGISTRY)
 
 
-# no record without them (or without an image or video it names): never ignorable
-ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010", "S030", "S031", "S032", "S033", "S034"}
+# no record without them (or without an image or video it names, or a pair without its hypothesis): never ignorable
+ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010", "S030", "S031", "S032", "S033", "S034", "P005"}
 
 
 def test_select_by_prefix():
     assert select(["M"]) == {"M001", "M002", "M003", "M004", "M005", "M006"} | ALWAYS
     assert select(["A01"]) == {"A010", "A011", "A012", "A013", "A014", "A015", "A016", "A017"} | ALWAYS
     structure = {"S001", "S002", "S003", "S004", "S005", "S006", "S007", "S008"}
-    assert select(["S00", "P"]) == structure | {"P001", "P002", "P003"} | ALWAYS
+    assert select(["S00", "P"]) == structure | {"P001", "P002", "P003", "P004"} | ALWAYS
     assert select(["M003"]) == {"M003"} | ALWAYS
     assert select(["Z"]) == ALWAYS
 

@@ -138,6 +138,8 @@ def print_summary(r: ConvertResult, console: Console) -> None:
         t.add_row("duplicates dropped", f"{r.records_duplicate} ({kinds})")
     for name, n in r.excluded_by.items():
         t.add_row(f"excluded by {name}", str(n))
+    if r.records_equal_pairs:
+        t.add_row("equal pairs skipped (P004)", str(r.records_equal_pairs))
     t.add_row("audio clips", str(r.clips))
     t.add_row("audio hours", f"{r.audio_seconds / 3600:.3f}")
     t.add_row("shards", str(len(r.shards)))

@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from audiodata.export import ExportResult
 
 NAME = "export"
-HELP = "export a converted dataset for LLaMA-Factory, ms-swift or MiniCPM"
+HELP = "export a converted dataset for LLaMA-Factory, ms-swift, MiniCPM or Align-Anything"
 
 
 def register(subparsers: Any) -> None:
-    """Add ``export DATASET --to {llamafactory,llamafactory-v1,ms-swift,minicpm} -o DIR``."""
+    """Add ``export DATASET --to {llamafactory,llamafactory-v1,ms-swift,minicpm,align-anything} -o DIR``."""
     from audiodata.export import AUDIO_FORMATS, FORMS, TARGETS
     from audiodata.faults import FAULT_EXIT
 
@@ -30,7 +30,8 @@ def register(subparsers: Any) -> None:
         description="Write a converted dataset out as audio files plus JSON a trainer reads directly: LLaMA-Factory "
         "(sharegpt or alpaca + dataset_info.json; use dataset_dir=DIR), LLaMA-Factory v1 (typed-content JSONL + the "
         "dataset YAML; train from DIR), ms-swift (messages + audios JSONL) "
-        "or MiniCPM ({audio: base64, text} JSONL).",
+        "MiniCPM ({audio: base64, text} JSONL) or Align-Anything (AA_TA2T Parquet: prompt, audio_path, response_1/2, "
+        "overall_response).",
         epilog="exit codes: 0 all records exported, 1 some skipped (reasons listed), 2 usage error (or DIR not empty, "
         "held by another export, or a damaged dataset)" + FAULT_EXIT + "; an interrupted export is redone by the same "
         "command",
@@ -136,7 +137,16 @@ def print_summary(r: ExportResult) -> None:
         console.print(s)
     for stage, names in r.train.items():  # a ranking dataset only trains under a ranking stage: one line per stage
         line = "  ".join(f"{key}: {','.join(v)}" for key, v in names.items() if v)
-        if r.target == "llamafactory":
+        if r.target == "align-anything":
+            flags = [  # a data_files string loads as the split "train" (datasets.load_dataset)
+                f"--{side}_datasets {r.dest} --{side}_data_files {','.join(v)} --{side}_template AA_TA2T --{side}_split train"
+                for side, v in (("train", names.get("train_data_files")), ("eval", names.get("eval_data_files")))
+                if v
+            ]
+            module = "dpo" if stage == "dpo" else "sft"
+            trainer = f"align_anything.trainers.text_audio_to_text.{module}"
+            console.print(f"train with: deepspeed --module {trainer} " + " ".join(flags), soft_wrap=True)
+        elif r.target == "llamafactory":
             console.print(f"train with: stage: {stage}  dataset_dir: {r.dest}  {line}")
         else:
             console.print(f"train with: cd {r.dest} && USE_V1=1 llamafactory-cli {stage} CONFIG.yaml  with  {line}")

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     out.print(
         f"sample rate {s.sample_rate} Hz ({s.codec}), {s.clips} clips, {s.audio_seconds / 3600:.3f} h; "
         f"read {s.records_read}, written {s.written}, rejected {s.rejected}"
+        + (f", equal pairs skipped {s.equal_pairs}" if s.equal_pairs is not None else "")
     )
     if s.source_sampling_rates:
         out.print(

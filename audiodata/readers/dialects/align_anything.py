@@ -14,7 +14,9 @@ is read too. AA's loader (``datasets/text_audio_to_text/supervised.py``) reads r
 Rows with ``response_1``/``response_2``/``overall_response`` become DPO pairs (``--format
 align-anything``) or, as AA's SFT trainer uses them, SFT records of the better response
 (``--format align-anything-sft``). A row with one ``response`` and no pair is SFT with it: the
-column AA's other supervised templates read (``AA_TI2T``, line 535); ``AA_TA2T`` itself does not.
+column AA's other supervised templates read (``AA_TI2T``, line 535); ``AA_TA2T`` itself does not. A row with
+``overall_response`` and only the response it names (what ``export --to align-anything`` writes for SFT records)
+is SFT with it too: there is no pair.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def _parse(obj: dict[str, Any], ctx: ParseContext, sft: bool) -> Record:
         return new_record(obj, ctx, "align-anything", kind="sft", messages=[*user, answer], audios=audios, system=system)
     better, worse = _sides(obj)
     chosen = Message("assistant", require(obj, better, str), better)
-    if sft:
+    if sft or worse not in obj:  # no other response: SFT data, as AA's supervised template reads it
         return new_record(obj, ctx, "align-anything", kind="sft", messages=[*user, chosen], audios=audios, system=system)
     rejected = [Message("assistant", require(obj, worse, str), worse)]
     return new_record(

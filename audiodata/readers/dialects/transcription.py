@@ -3,7 +3,9 @@ transcript column, and maybe a prompt column, named by the input's spec (``spec.
 ``text``, ``prompt``; :mod:`audiodata.readers.rows` detects them or takes ``--column``).
 
 The record is the transcript-only form MiniCPM rows have: a user turn holding the audio and the
-prompt (:func:`audiodata.readers.dialects.prompts.choose_prompt`) and the transcript as the answer.
+prompt (:func:`audiodata.readers.dialects.prompts.choose_prompt`) and the transcript as the answer. Every
+other column (Common Voice's ``client_id``, ``locale``, ``gender``; a tar sample's ``__key__``) is kept in the
+record's metadata, as NeMo and lhotse keep theirs: media (bytes, an Audio or Image struct) excepted.
 """
 
 from __future__ import annotations
@@ -32,4 +34,23 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     text = require(obj, tkey, str)
     prompt, where = choose_prompt(ctx, obj, cols.get("prompt"))
     messages = transcript_turns(len(audios), prompt, where or akey, text, tkey)
-    return new_record(obj, ctx, "transcription", kind="sft", messages=messages, audios=audios)
+    metadata = row_metadata(obj, {akey, tkey, where, "id"})
+    return new_record(obj, ctx, "transcription", kind="sft", messages=messages, audios=audios, metadata=metadata)
+
+
+def row_metadata(obj: dict[str, Any], used: set[str]) -> dict[str, Any] | None:
+    """The row's other columns (None when it has none): what the corpus says about the clip beyond its
+    transcript (speaker, language, source), media left out."""
+    out = {k: v for k, v in obj.items() if k not in used and not _media(v)}
+    return out or None
+
+
+def _media(value: Any) -> bool:
+    """Bytes, or a struct holding them (an Audio or Image cell): not metadata."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(value, dict):
+        return "bytes" in value or "array" in value or any(_media(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_media(v) for v in value[:8])
+    return False
