@@ -282,7 +282,16 @@ class _Run:
         o = self.opts
         longform = o.longform(self.enabled)
         return read_records(
-            self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds, longform
+            self.files,
+            o.max_record_bytes,
+            o.prompt,
+            o.system,
+            self.enabled,
+            self.start,
+            file_done,
+            o.gzip_bounds,
+            longform,
+            o.prompting,
         )
 
     # -- the run -----------------------------------------------------------------

@@ -308,7 +308,7 @@ def lint(
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
     dup_on = "D001" in enabled or "D003" in enabled
-    read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled)
+    read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled, opts.prompting)
     raw = next((f for f in files if f.kind != "json"), None)
     if fix is not None and raw is not None:  # a dataset's rows or a tar's samples have no JSON text to repair in place
         raise OptionsError(f"--fix writes repaired copies of JSON inputs; {raw.display} is a {raw.kind} input (convert reads it)")

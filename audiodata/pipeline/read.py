@@ -20,6 +20,7 @@ from audiodata.readers.jsonstream import RawItem, parse_text
 from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.sources import InputFile
+from audiodata.readers.templates import Template
 from audiodata.records import Record, SourceLoc
 from audiodata.rules.engine import check_record, keep_enabled
 from audiodata.rules.findings import Finding
@@ -46,6 +47,7 @@ class ReadSettings:
     prompt: str | None = None
     system: str | None = None
     enabled: frozenset[str] | None = None
+    template: Template | None = None  # --task preset or --template file (readers/templates.py)
 
 
 def read_raw(
@@ -96,7 +98,7 @@ class Parser:
 
     def _checked(self, seq: int, n: int, item: RawItem, src: SourceLoc) -> Pending:
         f, s = self.files[n], self.settings
-        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
+        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system, s.template))
         if record is not None:
             record.input_dir = f.input_dir
         check = self.schemas[n]
@@ -121,9 +123,10 @@ def read_records(
     on_file_done: Callable[[int], None] | None = None,
     bounds: GzipBounds | None = None,
     longform: LongForm | None = None,
+    template: Template | None = None,
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
-    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
+    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled, template))
     for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds, longform):
         yield parse(seq, n, item)
 
