@@ -212,7 +212,9 @@ class ConvertOptions:
         if chosen is None:
             if self.target_lang is not None or self.prompt_seed is not None:
                 flag = "--target-lang" if self.target_lang is not None else "--prompt-seed"
-                raise OptionsError(f"{flag} applies to a template's prompts: give --task translate (or another preset) or --template")
+                raise OptionsError(
+                    f"{flag} applies to a template's prompts: give --task translate (or another preset) or --template"
+                )
             return None
         return chosen.with_values(self.prompt_seed, self.target_lang)
 

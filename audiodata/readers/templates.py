@@ -115,7 +115,11 @@ def render(text: str, values: Mapping[str, Any], defaults: Mapping[str, str], la
         if value is None:
             value = defaults.get(name)
         if value is None:
-            hint = "give --target-lang LANG (or a target_lang column)" if name == "target_lang" else "add the column, or give it under the template's defaults:"
+            hint = (
+                "give --target-lang LANG (or a target_lang column)"
+                if name == "target_lang"
+                else "add the column, or give it under the template's defaults"
+            )
             raise MissingValue(name, f"the template names {{{name}}}, but the record has no {name!r}: {hint}")
         return value
 
@@ -135,7 +139,8 @@ def lookup(name: str, values: Mapping[str, Any], language: str | None = None) ->
         if value is None or value == "":
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise MissingValue(key, f"{key} must be text or a number to fill the template's {{{name}}}, got {type(value).__name__}")
+            got = type(value).__name__
+            raise MissingValue(key, f"{key} must be text or a number to fill the template's {{{name}}}, got {got}")
         return str(value)
     return None
 

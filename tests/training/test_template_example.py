@@ -21,9 +21,7 @@ MANIFEST = "examples/nemo_asr/train_manifest.json"
 
 def example_commands() -> list[str]:
     """The README block that converts the example manifest with --task asr and trains on it."""
-    found = [
-        b for b in readme_blocks() if any(MANIFEST in c.text and "--task asr" in c.text for c in b.commands)
-    ]
+    found = [b for b in readme_blocks() if any(MANIFEST in c.text and "--task asr" in c.text for c in b.commands)]
     assert len(found) == 1, "the README holds the NeMo -> train sft example once"
     commands = [c.text for c in found[0].commands]
     assert found[0].skip is None and [shlex.split(c)[:3] for c in commands] == [

@@ -159,12 +159,14 @@ def supervision_text(sup: dict[str, Any], column: str | None, where: str) -> tup
         if not isinstance(text, str):
             raise ParseError("S001", f"supervision {sup.get('id')!r} has no text", f"{where}.text")
         return text, "supervisions"
-    custom = sup.get("custom") if isinstance(sup.get("custom"), dict) else {}
+    own = sup.get("custom")
+    custom: dict[str, Any] = own if isinstance(own, dict) else {}
     field = f"{where}.{column}" if column in sup else f"{where}.custom.{column}"
     value = sup.get(column, custom.get(column))
     if not isinstance(value, str):
         got = "none" if value is None else type(value).__name__
-        raise ParseError("S001", f"supervision {sup.get('id')!r} has no text under {column!r} (the template's assistant column; got {got})", field)
+        why = f"supervision {sup.get('id')!r} has no text under {column!r} (the template's assistant column; got {got})"
+        raise ParseError("S001", why, field)
     return value, f"supervisions.{column}"
 
 
