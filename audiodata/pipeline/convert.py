@@ -157,7 +157,7 @@ def convert(
     out = Path(output)
     exclude = [out, aside.new_path(out), aside.old_path(out)]
     expanded = expand_inputs(
-        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.columns
+        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.row_columns
     )
     files = expanded.files
     fingerprint = opts.fingerprint([f.describe() for f in files])

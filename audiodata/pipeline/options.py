@@ -219,6 +219,13 @@ class ConvertOptions:
         return chosen.with_values(self.prompt_seed, self.target_lang)
 
     @property
+    def row_columns(self) -> dict[str, str]:
+        """``--column`` for the rows of datasets and tars, with the template's assistant column as the transcript
+        column when none is named (a question/answer set has no column a transcript is found by)."""
+        reply = self.prompting.assistant if self.prompting is not None else None
+        return {**self.columns, "text": reply} if reply and "text" not in self.columns else self.columns
+
+    @property
     def rate_task(self) -> str:
         """What the transcript-rate (R) rules measure: auto | asr | none (``--task``, or what the template says)."""
         if self.task in RATE_TASKS:

@@ -14,6 +14,7 @@ import pytest
 
 import audiodata
 from audiodata.cli.main import main
+from audiodata.errors import InputDataError
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.readers.dialects import parse_record
 from audiodata.readers.dialects.common import ParseContext
@@ -328,3 +329,24 @@ def test_the_cli_refuses_a_contradiction_with_exit_2(tmp_path: Path, capsys: pyt
     assert code == 2 and "--prompt and --template" in capsys.readouterr().err
     code = main(["lint", str(manifest), "--no-audio", "--template", str(tmp_path / "missing.yaml")])
     assert code == 2 and "cannot read it" in capsys.readouterr().err
+
+
+def test_a_question_answer_dataset_made_by_datasets_converts_with_the_qa_preset(tmp_path: Path):
+    """A folder written by ``datasets`` (save_to_disk) with question/answer columns and no transcript column: the
+    qa preset's assistant column is the one the rows are read by, and {question} the prompt."""
+    from datasets import Audio, Dataset
+
+    clips = [ROOT / "sample_data" / "audio" / n for n in ("clip07_16k.flac", "clip08_16k.flac")]
+    questions = ["What does she sell?", "When is the meeting?"]
+    answers = ["Sea shells.", "On Thursday."]
+    ds = Dataset.from_dict({"audio": [str(p) for p in clips], "question": questions, "answer": answers})
+    ds.cast_column("audio", Audio()).save_to_disk(str(tmp_path / "qa"))
+    done = audiodata.convert([str(tmp_path / "qa")], tmp_path / "out", num_workers=1, task="qa")
+    assert (done.records_written, done.records_rejected) == (2, 0)
+    got = [r["messages"] for r in rows(tmp_path / "out")]
+    assert got == [
+        [{"role": "user", "content": "<audio>" + q}, {"role": "assistant", "content": a}]
+        for q, a in zip(questions, answers, strict=True)
+    ]
+    with pytest.raises(InputDataError, match="no transcript column"):  # without the preset: no reply column
+        audiodata.convert([str(tmp_path / "qa")], tmp_path / "plain", num_workers=1)
