@@ -195,6 +195,7 @@ class Summary(_Json):
     images: int | None = _optional()  # only in runs with image columns
     videos: int | None = _optional()  # only in runs with video columns
     metadata_keys: Mapping[str, int] | None = _optional()  # only in runs with a metadata column: rows per key
+    prompts: Mapping[str, Any] | None = _optional()  # only in runs with a --task preset or --template: what it says
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "summary") -> Summary:

@@ -630,6 +630,7 @@ class _Run:
             videos=totals.get("videos", 0) if self.visual.videos else None,
             # rows per metadata key, for the card: only in runs with a metadata column (the raw ASR corpora)
             metadata_keys=dict(sorted(totals.get("metadata_keys", {}).items())) if self.visual.metadata else None,
+            prompts=self.opts.prompting.describe() if self.opts.prompting is not None else None,
         )
         manifest = Manifest(
             audiodata_version=__version__,

@@ -85,6 +85,18 @@ class Template:
         blob = repr((self.user, self.assistant, self.system, self.defaults, self.seed, self.task, self.preset))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def describe(self) -> dict[str, Any]:
+        """What the template says, for the manifest and the card: a file by its name only (no local path)."""
+        return {
+            "template": self.name if self.preset else Path(self.name).name,
+            "preset": self.preset,
+            "user": list(self.user),
+            "assistant": self.assistant,
+            "system": self.system,
+            "defaults": dict(self.defaults),
+            "seed": self.seed,
+        }
+
     def with_values(self, seed: int | None = None, target_lang: str | None = None) -> Template:
         """This template with ``--prompt-seed`` and ``--target-lang`` applied (they override the file's)."""
         defaults = dict(self.defaults)

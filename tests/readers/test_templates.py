@@ -273,8 +273,16 @@ def test_convert_prompts_a_nemo_manifest_the_same_with_any_worker_count(corpus: 
     pool = PRESETS["asr"].with_values(seed=5)
     assert [r["messages"][0]["content"] for r in a] == ["<audio>" + pool.pick(r["id"]) for r in a]
     assert [r["messages"][1]["content"] for r in a] == [t for *_, t in LAYOUT]
-    recorded = json.loads((tmp_path / "one" / "manifest.json").read_text())["options"]
-    assert (recorded["task"], recorded["prompt_seed"]) == ("asr", 5)
+    written = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    assert (written["options"]["task"], written["options"]["prompt_seed"]) == ("asr", 5)
+    assert written["summary"]["prompts"]["user"] == list(PRESETS["asr"].user) and written["summary"]["prompts"]["seed"] == 5
+    card = (tmp_path / "one" / "README.md").read_text()
+    assert "by the `asr` preset (`--task asr`)" in card and "drawn by a hash of seed 5" in card
+    assert all(f"- `{p}`" in card for p in PRESETS["asr"].user)
+    plain = audiodata.convert([str(manifest)], tmp_path / "plain", num_workers=1)  # no template: no such note
+    assert plain.records_written == len(LAYOUT)
+    assert "prompts" not in json.loads((tmp_path / "plain" / "manifest.json").read_text())["summary"]
+    assert "turned into instructions" not in (tmp_path / "plain" / "README.md").read_text()
 
 
 def test_the_example_templates_convert_the_example_manifest(tmp_path: Path):
@@ -291,8 +299,20 @@ def test_the_example_templates_convert_the_example_manifest(tmp_path: Path):
         assert row["system"] == "Translate all input audio into German."
         assert row["messages"] == [{"role": "user", "content": "<audio>"}, {"role": "assistant", "content": line["text_de"]}]
         assert json.loads(row["metadata"])["text"] == line["text"]  # the transcript is kept beside the translation
-    recorded = json.loads((ast / "manifest.json").read_text())["options"]
-    assert recorded["template"].endswith("speech_translation.yaml")
+    manifest_json = json.loads((ast / "manifest.json").read_text())
+    assert manifest_json["options"]["template"].endswith("speech_translation.yaml")
+    assert manifest_json["summary"]["prompts"] == {
+        "template": "speech_translation.yaml",  # by name: the card is published, the local path is not
+        "preset": False,
+        "user": ["<audio>"],
+        "assistant": "text_de",
+        "system": "Translate all input audio into {target_lang}.",
+        "defaults": {"target_lang": "German"},
+        "seed": 0,
+    }
+    card = (ast / "README.md").read_text()
+    assert "by the template `speech_translation.yaml`" in card and "The assistant reply is the `text_de` column." in card
+    assert "System prompt (where the record had none): `Translate all input audio into {target_lang}.`" in card
     pool = tmp_path / "pool"
     asr_pool = str(EXAMPLES / "templates" / "asr_pool.yaml")
     audiodata.convert([str(manifest)], pool, num_workers=1, media_root=media, template=asr_pool)
