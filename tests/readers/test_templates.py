@@ -370,3 +370,18 @@ def test_a_question_answer_dataset_made_by_datasets_converts_with_the_qa_preset(
     ]
     with pytest.raises(InputDataError, match="no transcript column"):  # without the preset: no reply column
         audiodata.convert([str(tmp_path / "qa")], tmp_path / "plain", num_workers=1)
+
+
+def test_a_template_s_one_marker_stands_for_every_clip_of_a_recording_kept_whole(corpus: Path, tmp_path: Path):
+    """A long untimed recording, not a transcription: kept as consecutive clips, and the template's one <audio>
+    becomes one marker per clip (a record's own prompt is used as written)."""
+    whole = write(tmp_path / "whole.jsonl", json.dumps({"audio_filepath": "long.wav", "duration": 24.0, "text": "Ein Vortrag."}))
+    path = write(tmp_path / "t.yaml", 'user: "Translate this talk into German: <audio>"\ntask: none\n')
+    done = audiodata.convert(
+        [str(whole)], tmp_path / "o", num_workers=1, media_root=str(corpus), window_seconds=10.0, template=str(path)
+    )
+    assert done.records_written == 1
+    (row,) = rows(tmp_path / "o")
+    assert row["messages"][0]["content"] == "Translate this talk into German: <audio><audio><audio>" and len(row["audios"]) == 3
+    own = parsed({"audios": ["a.wav", "b.wav"], "text": "x", "prompt": "<audio> vs"}, ctx(PRESETS["asr"]))
+    assert own.messages[0].content == "<audio> vs"  # as written: M rules judge it

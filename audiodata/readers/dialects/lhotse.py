@@ -145,7 +145,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     }
     language = next((s.get("language") for s in sups if isinstance(s.get("language"), str)), None)
     row = columns_of(obj, sups)
-    prompt, _ = choose_prompt(ctx, language=language, row=row)
+    prompt, _ = choose_prompt(ctx, language=language, row=row, clips=len(audios))
     messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, key)
     system = choose_system(ctx, row, language)
     return new_record(obj, ctx, "lhotse", kind="sft", messages=messages, audios=audios, metadata=metadata, system=system)

@@ -22,7 +22,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     else:
         raise ParseError("S001", "missing field 'audio'", "audio")
     text, tkey = template_reply(ctx, obj) or (require(obj, "text", str), "text")
-    prompt, _ = choose_prompt(ctx, obj)
+    prompt, _ = choose_prompt(ctx, obj, clips=len(audios))
     messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, tkey)
     system = optional(obj, "system", str) or choose_system(ctx, obj)
     return new_record(obj, ctx, "minicpm", kind="sft", messages=messages, audios=audios, system=system)

@@ -78,7 +78,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     audios = clip_refs(ref, obj)
     language = obj.get("lang") if isinstance(obj.get("lang"), str) else None
     metadata = {k: v for k, v in obj.items() if k not in (key, text_key)}
-    prompt, _ = choose_prompt(ctx, language=language, row=obj)
+    prompt, _ = choose_prompt(ctx, language=language, row=obj, clips=len(audios))
     messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, text_key)
     system = choose_system(ctx, obj, language)
     return new_record(obj, ctx, "nemo", kind="sft", messages=messages, audios=audios, metadata=metadata, system=system)

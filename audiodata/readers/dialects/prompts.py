@@ -29,12 +29,14 @@ def choose_prompt(
     column: str | None = None,
     language: str | None = None,
     row: Mapping[str, Any] | None = None,
+    clips: int = 1,
 ) -> tuple[str, str]:
     """``(prompt, field)``: see the module. ``obj``: the record, for readers whose rows may carry their own
     prompt (``column``, else ``prompt``/``instruction``). ``language``: the transcript's language, when the
     corpus says it (None: unknown), for ``{lang}``. ``row``: the record's columns for the template's
-    placeholders and the id its prompt is drawn by (default ``obj``). ``field`` locates the prompt: the
-    record's own column ("" for a template's or ``--prompt``'s)."""
+    placeholders and the id its prompt is drawn by (default ``obj``). ``clips``: the record's clips (a long
+    recording kept whole as consecutive clips has several): a template prompt's one ``<audio>`` stands for all.
+    ``field`` locates the prompt: the record's own column ("" for a template's or ``--prompt``'s)."""
     template = ctx.template
     if obj is not None and (template is None or template.preset):
         for key in (column,) if column else PROMPT_KEYS:
@@ -46,7 +48,10 @@ def choose_prompt(
     if template is None or not template.user:
         return "", ""
     values = row if row is not None else obj or {}
-    return fill(template.pick(record_id(dict(values), ctx)), ctx, values, language), ""
+    text = fill(template.pick(record_id(dict(values), ctx)), ctx, values, language)
+    if clips > 1 and text.count(AUDIO_MARKER) == 1:
+        text = text.replace(AUDIO_MARKER, AUDIO_MARKER * clips)
+    return text, ""
 
 
 def choose_system(ctx: ParseContext, row: Mapping[str, Any], language: str | None = None) -> str | None:

@@ -30,7 +30,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     if not audios:
         raise ParseError("S001", f"the audio column {akey!r} is empty", akey)
     text, tkey = template_reply(ctx, obj) or (require(obj, tkey, str), tkey)
-    prompt, where = choose_prompt(ctx, obj, cols.get("prompt"))
+    prompt, where = choose_prompt(ctx, obj, cols.get("prompt"), clips=len(audios))
     messages = transcript_turns(len(audios), prompt, where or akey, text, tkey)
     system = choose_system(ctx, obj)
     return new_record(obj, ctx, "transcription", kind="sft", messages=messages, audios=audios, system=system)
