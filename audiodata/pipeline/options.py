@@ -216,6 +216,8 @@ class ConvertOptions:
                     f"{flag} applies to a template's prompts: give --task translate (or another preset) or --template"
                 )
             return None
+        if self.target_lang is not None and "target_lang" not in chosen.names():
+            raise OptionsError(f"--target-lang: the {chosen.name} template's prompts name no {{target_lang}}")
         return chosen.with_values(self.prompt_seed, self.target_lang)
 
     @property

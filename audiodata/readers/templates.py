@@ -85,6 +85,10 @@ class Template:
         blob = repr((self.user, self.assistant, self.system, self.defaults, self.seed, self.task, self.preset))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def names(self) -> set[str]:
+        """The placeholder names the prompts and the system prompt hold."""
+        return {n for text in (*self.user, self.system or "") for n in placeholders(text)}
+
     def describe(self) -> dict[str, Any]:
         """What the template says, for the manifest and the card: a file by its name only (no local path)."""
         return {

@@ -212,6 +212,9 @@ def test_options_that_contradict_a_template_are_refused(tmp_path: Path):
             options(template=path, **kw)
     with pytest.raises(OptionsError, match="--target-lang applies to a template"):
         options(target_lang="German")
+    with pytest.raises(OptionsError, match=r"--target-lang: the asr template's prompts name no \{target_lang\}"):
+        options(task="asr", target_lang="German")
+    assert options(task="translate", target_lang="German").prompting is not None
     with pytest.raises(OptionsError, match="--prompt-seed applies to a template"):
         options(task="none", prompt_seed=3)
     assert options(template=path, columns={"text": "answer"}).prompting is not None
