@@ -196,6 +196,7 @@ class Summary(_Json):
     videos: int | None = _optional()  # only in runs with video columns
     metadata_keys: Mapping[str, int] | None = _optional()  # only in runs with a metadata column: rows per key
     equal_pairs: int | None = _optional()  # only in runs making DPO pairs from ASR hypotheses: pairs skipped as equal
+    prompts: Mapping[str, Any] | None = _optional()  # only in runs with a --task preset or --template: what it says
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "summary") -> Summary:

@@ -1,4 +1,4 @@
-"""The README runs as written: every ```bash / ```sh block of README.md, in order, on sample_data/.
+"""The README runs as written: every ```bash / ```sh block of README.md, in order, on sample_data/ (and examples/).
 
 A block preceded by ``<!-- no-test: REASON -->`` (a GPU, the network, the Hub, a package install) is not run,
 but every ``audiodata`` command in it must still parse, with no deprecated spelling, and the files it names
@@ -148,7 +148,8 @@ def test_every_command_parses_with_today_s_flags(capsys) -> None:
 
 
 def test_the_files_the_commands_name_exist() -> None:
-    """``--config`` files (run or not) are shipped and hold TrainConfig fields; inputs under sample_data/ exist."""
+    """``--config`` files (run or not) are shipped and hold TrainConfig fields; inputs under sample_data/ and
+    examples/ exist."""
     keys = {f.name for f in fields(TrainConfig)}
     configs = 0
     for b in readme_blocks():
@@ -161,7 +162,7 @@ def test_the_files_the_commands_name_exist() -> None:
                     assert set(yaml.safe_load(path.read_text())) <= keys, value
                     configs += 1
             for word in words:
-                if word.startswith("sample_data/"):
+                if word.startswith(("sample_data/", "examples/")):
                     assert glob.glob(str(ROOT / word)), f"README.md:{c.line}: {word} matches nothing"
     assert configs >= 4
 
@@ -186,6 +187,7 @@ def test_the_readme_runs_as_written(tmp_path: Path, hub) -> None:
     work.mkdir()
     shutil.copytree(ROOT / "sample_data", work / "sample_data")
     shutil.copytree(ROOT / "trainer" / "configs", work / "trainer" / "configs")  # the example configs commands name
+    shutil.copytree(ROOT / "examples", work / "examples")  # the example manifest and templates
     env = shim(tmp_path / "bin")
     ran = 0
     for b in readme_blocks():

@@ -217,7 +217,10 @@ class TrainConfig:
     )
     eval_metric: str = field(
         default="auto",
-        metadata={"help": "wer, cer, exact_match, bleu or auto (WER when eval prompts ask for transcripts, else exact_match)"},
+        metadata={
+            "help": "wer, cer, exact_match, bleu or auto (WER when eval prompts ask for transcripts, BLEU for data "
+            "converted with --task translate, else exact_match)"
+        },
     )
     eval_generate_records: int = field(
         default=256, metadata={"help": "eval records generated and scored at each evaluation (-1: all; 0: none, eval loss only)"}

@@ -87,11 +87,13 @@ def holdout(rows: Any, fraction: float, seed: int) -> tuple[Any, Any]:
 def choose_metric(setting: str, examples: Sequence[EvalExample], manifest_task: str | None = None) -> tuple[str, str]:
     """(metric, why). ``auto``: WER when the dataset was converted with ``--task asr`` or when at least half of
     the eval prompts ask for a transcript (one clip and a transcription request, as lint's R rules decide);
-    exact match otherwise."""
+    BLEU when it was converted with ``--task translate``; exact match otherwise."""
     if setting != "auto":
         return setting, "eval_metric"
     if manifest_task == "asr":
         return "wer", "auto: the dataset was converted with --task asr"
+    if manifest_task == "translate":
+        return "bleu", "auto: the dataset was converted with --task translate"
     asr = sum(e.transcription for e in examples)
     if manifest_task != "none" and examples and asr * 2 >= len(examples):
         return "wer", f"auto: {asr} of {len(examples)} eval prompts ask for a transcript"

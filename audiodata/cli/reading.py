@@ -16,7 +16,7 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     from audiodata.budget import DEFAULT_CUTOFF
     from audiodata.families import FAMILIES as MODEL_FAMILIES
     from audiodata.readers.spec import DIALECTS
-    from audiodata.rules.transcript import TASKS
+    from audiodata.readers.templates import TASKS
 
     c.add_argument("--format", choices=[*DIALECTS, "openai"], help="force a dialect instead of detecting it per record")
     c.add_argument("--media-root", help="folder relative audio paths resolve against (default: each input file's folder)")
@@ -87,8 +87,20 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         "--task",
         choices=TASKS,
         default="auto",
-        help="which records the transcript-rate rules (R) measure: auto (transcription-like ones), asr (every "
-        "single-exchange record), none (default auto)",
+        help="what the records are: auto (the transcript-rate rules R measure transcription-like ones; default), none "
+        "(R off); or a preset that also prompts transcript-only corpora (NeMo, lhotse, datasets, tars, MiniCPM rows) "
+        "from a seeded pool: asr (R measures every single-exchange record), translate ({target_lang}), caption, qa "
+        "(question/answer columns)",
+    )
+    c.add_argument(
+        "--template",
+        metavar="FILE.yaml",
+        help="how transcript-only corpora become turns: a user prompt pool with <audio> and {placeholders}, the "
+        "assistant column, a system prompt (README: Templates)",
+    )
+    c.add_argument("--target-lang", metavar="LANG", help="fills a template's {target_lang} for records without that column")
+    c.add_argument(
+        "--prompt-seed", type=int, metavar="N", help="which prompt of the pool each record gets (default: the template's seed, 0)"
     )
     c.add_argument(
         "--long-form",
@@ -145,6 +157,9 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         cutoff_len=args.cutoff_len,
         tokenizer=args.tokenizer,
         task=args.task,
+        template=args.template,
+        target_lang=args.target_lang,
+        prompt_seed=args.prompt_seed,
         long_form=args.long_form,
         window_seconds=args.window_seconds,
         num_workers=args.num_workers,

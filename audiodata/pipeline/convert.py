@@ -160,7 +160,7 @@ def convert(
     out = Path(output)
     exclude = [out, aside.new_path(out), aside.old_path(out)]
     expanded = expand_inputs(
-        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.columns
+        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.row_columns
     )
     files = expanded.files
     fingerprint = opts.fingerprint([f.describe() for f in files])
@@ -286,7 +286,7 @@ class _Run:
         longform = o.longform(self.enabled)
         return read_records(
             self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds, longform,
-            o.pairs,
+            o.pairs, o.prompting,
         )  # fmt: skip
 
     # -- the run -----------------------------------------------------------------
@@ -664,6 +664,7 @@ class _Run:
             videos=totals.get("videos", 0) if self.visual.videos else None,
             # rows per metadata key, for the card: only in runs with a metadata column (the raw ASR corpora)
             metadata_keys=dict(sorted(totals.get("metadata_keys", {}).items())) if self.visual.metadata else None,
+            prompts=self.opts.prompting.describe() if self.opts.prompting is not None else None,
         )
         manifest = Manifest(
             audiodata_version=__version__,

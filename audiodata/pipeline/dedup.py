@@ -156,7 +156,9 @@ def dedup(
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    files = expand(paths, opts.media_root, opts.format, opts.datasets, None, opts.all_files, opts.absolute_paths, opts.columns)
+    files = expand(
+        paths, opts.media_root, opts.format, opts.datasets, None, opts.all_files, opts.absolute_paths, opts.row_columns
+    )
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
     task = LintTask(files, opts.read_settings(enabled), settings)

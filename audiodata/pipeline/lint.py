@@ -302,7 +302,7 @@ def lint(
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     exclude = [Path(fix)] if fix else None
     expanded = expand_inputs(
-        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.columns
+        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.row_columns
     )
     files = expanded.files
     enabled = frozenset(select(opts.select or None, opts.ignore or None))

@@ -24,7 +24,8 @@ from audiodata.readers.pairs import PairSource, load_hypotheses
 from audiodata.readers.rawfile import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
 from audiodata.readers.rows import parse_columns
 from audiodata.readers.spec import DIALECTS
-from audiodata.rules.transcript import TASKS, is_transcription_prompt
+from audiodata.readers.templates import RATE_TASKS, TASKS, Template, TemplateError, load_template, preset
+from audiodata.rules.transcript import is_transcription_prompt
 from audiodata.visual import VISUAL_MODES
 
 #: Settings that change how a run goes, not what it writes; left out of the fingerprint.
@@ -108,7 +109,12 @@ class ConvertOptions:
     dedup: str = "off"  # off | exact | near: drop later copies of a record (kept in rejects.jsonl)
     dedup_threshold: float = NEAR_THRESHOLD  # fingerprint similarity from which clips are the same recording
     dedup_memory: int = DEFAULT_MEMORY  # bytes the duplicate index (D rules, dedup) keeps in memory before spilling to disk
-    task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
+    # auto | none: which records the transcript-rate (R) rules measure; asr | translate | caption | qa: a preset
+    # template (readers/templates.py) for transcript-only corpora, which also says what the R rules measure
+    task: str = "auto"
+    template: str | None = None  # a template file (YAML): prompt pool, placeholders, assistant column, system prompt
+    target_lang: str | None = None  # fills a template's {target_lang} where a record has no target_lang column
+    prompt_seed: int | None = None  # which prompt of the pool each record gets (default: the template's seed, 0)
     visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
     # raw ASR corpora (NeMo, lhotse, subtitles; audiodata.readers.longform): one record per timed segment, or
     # segments packed into windows of --window-seconds (default: the --model-family's window, else 30 s)
@@ -169,6 +175,7 @@ class ConvertOptions:
             raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
         if self.task not in TASKS:
             raise OptionsError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        self.prompting: Template | None = self._prompting()
         if self.visual not in VISUAL_MODES:
             raise OptionsError(f"--visual must be one of {', '.join(VISUAL_MODES)}, got {self.visual!r}")
         if self.long_form not in LONG_FORM_MODES:
@@ -197,18 +204,76 @@ class ConvertOptions:
 
     def read_settings(self, enabled: frozenset[str] | None) -> ReadSettings:
         """How the read stage parses records: the same for convert, lint and dedup."""
-        return ReadSettings(self.max_record_bytes, self.prompt, self.system, enabled, self.pairs)
+        return ReadSettings(self.max_record_bytes, self.prompt, self.system, enabled, pairs=self.pairs, template=self.prompting)
+
+    def _prompting(self) -> Template | None:
+        """The template transcript-only records are prompted by: the --template file, else the --task preset;
+        options that would contradict it are refused here, before anything is read."""
+        if self.template is None:
+            chosen = preset(self.task)
+        else:
+            if self.task != "auto":
+                raise OptionsError(
+                    f"--task {self.task} and --template both say how records are prompted: give one (a template file "
+                    "says what the transcript-rate rules measure with its task: key)"
+                )
+            if self.prompt:
+                raise OptionsError("--prompt and --template both give the user prompt: put it in the template's user pool")
+            try:
+                chosen = load_template(self.template)
+            except TemplateError as exc:
+                raise OptionsError(str(exc)) from None
+            if self.system and chosen.system:
+                raise OptionsError(f"--system and the template's system prompt ({self.template}) disagree: give one")
+            text = self.columns.get("text")
+            if text and chosen.assistant and text != chosen.assistant:
+                raise OptionsError(f"--column text={text} and the template's assistant: {chosen.assistant} disagree: give one")
+        if chosen is None:
+            if self.target_lang is not None or self.prompt_seed is not None:
+                flag = "--target-lang" if self.target_lang is not None else "--prompt-seed"
+                raise OptionsError(
+                    f"{flag} applies to a template's prompts: give --task translate (or another preset) or --template"
+                )
+            return None
+        if self.target_lang is not None and "target_lang" not in chosen.names():
+            raise OptionsError(f"--target-lang: the {chosen.name} template's prompts name no {{target_lang}}")
+        return chosen.with_values(self.prompt_seed, self.target_lang)
+
+    @property
+    def row_columns(self) -> dict[str, str]:
+        """``--column`` for the rows of datasets and tars, with the template's assistant column as the transcript
+        column when none is named (a question/answer set has no column a transcript is found by)."""
+        reply = self.prompting.assistant if self.prompting is not None else None
+        return {**self.columns, "text": reply} if reply and "text" not in self.columns else self.columns
+
+    @property
+    def rate_task(self) -> str:
+        """What the transcript-rate (R) rules measure: auto | asr | none (``--task``, or what the template says)."""
+        if self.task in RATE_TASKS:
+            return self.task if self.prompting is None else self.prompting.task
+        return self.prompting.task if self.prompting is not None else "auto"
+
+    def transcription(self) -> bool:
+        """Whether the records are transcripts (a long recording without timestamps is then A017): --task asr,
+        or with auto, a prompt (or every prompt of the template's pool) that asks for one."""
+        task = self.rate_task
+        if task != "auto":
+            return task == "asr"
+        if self.prompting is not None:
+            system = self.prompting.system
+            pool = self.prompting.user or ("",)
+            return all(is_transcription_prompt(p) for p in pool) and (system is None or is_transcription_prompt(system))
+        return is_transcription_prompt(self.prompt or "")
 
     def longform(self, enabled: frozenset[str] | None = None) -> LongForm:
         """How raw ASR corpora treat long recordings: the window is --window-seconds, else the family's, else
-        Qwen2-Audio's 30 s; records are transcripts unless --task none or a --prompt that asks for something else."""
+        Qwen2-Audio's 30 s; records are transcripts unless --task none or a prompt that asks for something else."""
         family = FAMILIES[self.model_family].window_seconds if self.model_family else None
         window = self.window_seconds or family or DEFAULT_WINDOW
-        transcription = self.task == "asr" or (self.task == "auto" and is_transcription_prompt(self.prompt or ""))
         return LongForm(
             self.long_form,
             window,
-            transcription,
+            self.transcription(),
             enabled is None or "A017" in enabled,
             self.max_audio_bytes,
             self.allow_absolute_paths,
@@ -240,7 +305,7 @@ class ConvertOptions:
             self.tokenizer,
             preview,
             self.dedup == "near" if fingerprint is None else fingerprint,
-            task=self.task,
+            task=self.rate_task,
             visual=self.visual,
             absolute_paths=self.absolute_paths,
         )
@@ -253,8 +318,11 @@ class ConvertOptions:
             del out["exclude"]  # runs without --exclude record (and fingerprint) exactly what they always did
         if self.hypotheses is None:
             del out["hypotheses"]  # likewise runs without --hypotheses
+        for key in ("template", "target_lang", "prompt_seed"):
+            if out[key] is None:
+                del out[key]  # ... and so do runs without a template
         if public:
-            for key in ("media_root", "tokenizer"):
+            for key in ("media_root", "tokenizer", "template"):
                 value = out.get(key)
                 if isinstance(value, str) and os.path.isabs(value):
                     out[key] = public_path(value, self.absolute_paths)
@@ -270,6 +338,8 @@ class ConvertOptions:
             recorded["exclude"] = self.excluded.digest()
         if self.pairs is not None and self.hypotheses is not None:  # what the file says, not only its name
             recorded["hypotheses"] = self.pairs.digest()
+        if self.prompting is not None:  # what the template says, not only its name: an edited pool is another run
+            recorded["prompting"] = self.prompting.digest()
         blob = json.dumps({"options": recorded, "inputs": inputs}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -21,6 +21,7 @@ from audiodata.readers.longform import LongForm
 from audiodata.readers.pairs import PairSource, make_pair
 from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.sources import InputFile
+from audiodata.readers.templates import Template
 from audiodata.records import Record, SourceLoc
 from audiodata.rules.engine import check_record, keep_enabled
 from audiodata.rules.findings import Finding
@@ -48,6 +49,7 @@ class ReadSettings:
     system: str | None = None
     enabled: frozenset[str] | None = None
     pairs: PairSource | None = None  # transcripts become DPO pairs with these hypotheses rejected (readers.pairs)
+    template: Template | None = None  # --task preset or --template file (readers/templates.py)
 
 
 def read_raw(
@@ -113,7 +115,7 @@ class Parser:
 
     def _checked(self, seq: int, n: int, item: RawItem, src: SourceLoc) -> Pending:
         f, s = self.files[n], self.settings
-        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
+        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system, s.template))
         if record is not None:
             record.input_dir = f.input_dir
         if record is not None and s.pairs is not None:
@@ -144,9 +146,10 @@ def read_records(
     bounds: GzipBounds | None = None,
     longform: LongForm | None = None,
     pairs: PairSource | None = None,
+    template: Template | None = None,
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
-    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled, pairs))
+    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled, pairs=pairs, template=template))
     for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds, longform):
         yield parse(seq, n, item)
 

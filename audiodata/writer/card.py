@@ -74,6 +74,7 @@ def render_card(meta: dict[str, Any], summary: Summary) -> str:
             if visual
             else []
         ),
+        *(_prompts(summary.prompts) if summary.prompts is not None else []),
         "",
         "| | |",
         "|---|---|",
@@ -204,6 +205,33 @@ METADATA_KEYS = {
     "pred_text": "an ASR hypothesis (NeMo `transcribe_speech.py` output)",
     "source": "the source dataset, as the corpus names it",
 }
+
+
+def _prompts(p: Mapping[str, Any]) -> list[str]:
+    """The card's note on how transcript-only records were made instruction data (``--task``/``--template``)."""
+    how = f"the `{p['template']}` preset (`--task {p['template']}`)" if p["preset"] else f"the template `{p['template']}`"
+    pool = list(p["user"])
+    out = [
+        "",
+        f"Transcript-only source records (ASR manifests, dataset rows) were turned into instructions by {how}: "
+        + (
+            f"each record's user prompt is one of these {len(pool)}, drawn by a hash of seed {p['seed']} and the record's id "
+            "(`<audio>` marks the clip; `{name}` is filled from the record's own columns)"
+            if len(pool) > 1
+            else ("the user prompt is the same for every record" if pool else "the user turn is the audio alone")
+        )
+        + (" where the record had no prompt of its own." if p["preset"] else "."),
+    ]
+    if pool:
+        out += ["", *[f"- `{u}`" for u in pool]]
+    reply = f"the `{p['assistant']}` column" if p["assistant"] else "the transcript"
+    out += ["", f"The assistant reply is {reply}."]
+    if p["system"]:
+        out[-1] += f" System prompt (where the record had none): `{p['system']}`."
+    if p["defaults"]:
+        given = ", ".join(f"`{k}` = {v}" for k, v in p["defaults"].items())
+        out[-1] += f" Placeholders a record had no column for: {given}."
+    return out
 
 
 def _metadata(keys: Mapping[str, int]) -> list[str]:

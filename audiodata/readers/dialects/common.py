@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audiodata.readers.spec import DEFAULT_TAGS, DialectSpec
+from audiodata.readers.templates import Template
 from audiodata.records import (
     AUDIO_MARKER,
     IMAGE_MARKER,
@@ -36,6 +37,7 @@ class ParseContext:
     media_root: str
     prompt: str | None = None  # default prompt for transcript-only dialects
     system: str | None = None  # default system prompt when a record has none
+    template: Template | None = None  # transcript-only dialects: --task preset or --template file (dialects/prompts.py)
 
 
 def require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], field: str | None = None) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 
 from audiodata.readers.dialects.common import ParseContext, ParseError, media_ref, new_record
 from audiodata.readers.dialects.nemo import clip_refs, seconds
-from audiodata.readers.dialects.prompts import choose_prompt, transcript_turns
+from audiodata.readers.dialects.prompts import choose_prompt, choose_system, reply_column, transcript_turns
 from audiodata.records import MediaRef, Record, Segment
 
 CUT_TYPES = ("MonoCut", "MultiCut")
@@ -113,6 +113,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     if not isinstance(sups, list) or not sups:
         raise ParseError("S001", "the cut has no supervisions, so no transcript", "supervisions")
     texts: list[tuple[float, str]] = []
+    reply, key = reply_column(ctx), "supervisions"
     for i, sup in enumerate(sups):
         where = f"supervisions[{i}]"
         if not isinstance(sup, dict):
@@ -126,9 +127,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
                 "not match the audio; trim the cut to its supervisions (cut.trim_to_supervisions) or drop the overlap",
                 where,
             )
-        text = sup.get("text")
-        if not isinstance(text, str):
-            raise ParseError("S001", f"supervision {sup.get('id')!r} has no text", f"{where}.text")
+        text, key = supervision_text(sup, reply, where)
         texts.append((s0, text))
     text = " ".join(t.strip() for _, t in sorted(texts, key=lambda p: p[0]) if t.strip())
     ref.segment = Segment(start, duration, columns)
@@ -145,9 +144,42 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         **({"custom": obj["custom"]} if obj.get("custom") else {}),
     }
     language = next((s.get("language") for s in sups if isinstance(s.get("language"), str)), None)
-    prompt, _ = choose_prompt(ctx, language=language)
-    messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, "supervisions")
-    return new_record(obj, ctx, "lhotse", kind="sft", messages=messages, audios=audios, metadata=metadata)
+    row = columns_of(obj, sups)
+    prompt, _ = choose_prompt(ctx, language=language, row=row, clips=len(audios))
+    messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, key)
+    system = choose_system(ctx, row, language)
+    return new_record(obj, ctx, "lhotse", kind="sft", messages=messages, audios=audios, metadata=metadata, system=system)
+
+
+def supervision_text(sup: dict[str, Any], column: str | None, where: str) -> tuple[str, str]:
+    """``(text, field)`` of one supervision: its ``text``, or the template's assistant column (a supervision
+    key, or a key of its ``custom``, where lhotse recipes keep a translation)."""
+    if column is None:
+        text = sup.get("text")
+        if not isinstance(text, str):
+            raise ParseError("S001", f"supervision {sup.get('id')!r} has no text", f"{where}.text")
+        return text, "supervisions"
+    own = sup.get("custom")
+    custom: dict[str, Any] = own if isinstance(own, dict) else {}
+    field = f"{where}.{column}" if column in sup else f"{where}.custom.{column}"
+    value = sup.get(column, custom.get(column))
+    if not isinstance(value, str):
+        got = "none" if value is None else type(value).__name__
+        why = f"supervision {sup.get('id')!r} has no text under {column!r} (the template's assistant column; got {got})"
+        raise ParseError("S001", why, field)
+    return value, f"supervisions.{column}"
+
+
+def columns_of(cut: dict[str, Any], sups: list[dict[str, Any]]) -> dict[str, Any]:
+    """A cut's columns for a template's placeholders: the cut's own values and ``custom``, and the first
+    supervision's (speaker, gender, language, its ``custom``); the cut's ``id`` draws its prompt."""
+    first = sups[0]
+    out: dict[str, Any] = {}
+    for source in (first.get("custom"), first, cut.get("custom"), cut):
+        if isinstance(source, dict):
+            out.update({k: v for k, v in source.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
+    out["id"] = cut.get("id")
+    return out
 
 
 def supervision_seconds(sup: dict[str, Any], key: str, where: str, allow_negative: bool = False) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_list, new_record, optional, require
-from audiodata.readers.dialects.prompts import choose_prompt, transcript_turns
+from audiodata.readers.dialects.prompts import choose_prompt, choose_system, template_reply, transcript_turns
 from audiodata.records import Record
 
 
@@ -21,7 +21,8 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
         audios = audio_list(obj["audio"], "audio")
     else:
         raise ParseError("S001", "missing field 'audio'", "audio")
-    text = require(obj, "text", str)
-    prompt, _ = choose_prompt(ctx, obj)
-    messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, "text")
-    return new_record(obj, ctx, "minicpm", kind="sft", messages=messages, audios=audios, system=optional(obj, "system", str))
+    text, tkey = template_reply(ctx, obj) or (require(obj, "text", str), "text")
+    prompt, _ = choose_prompt(ctx, obj, clips=len(audios))
+    messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, tkey)
+    system = optional(obj, "system", str) or choose_system(ctx, obj)
+    return new_record(obj, ctx, "minicpm", kind="sft", messages=messages, audios=audios, system=system)

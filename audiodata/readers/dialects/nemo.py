@@ -12,7 +12,8 @@ the audio stage, by seeking (sample positions rounded, where NeMo truncates: at 
 Without an offset the whole file is the clip and ``duration`` is checked against it (A014).
 
 Each line becomes a transcription record: a user turn with ``<audio>`` and the prompt
-(:func:`audiodata.readers.dialects.prompts.choose_prompt`), the assistant turn the transcript. Every key
+(:func:`audiodata.readers.dialects.prompts.choose_prompt`), the assistant turn the transcript (or the
+template's assistant column: a NeMo SpeechLLM manifest's ``answer``, with ``{question}`` in the prompt). Every key
 other than the audio path and the transcript (offset, duration, lang, speaker, anything else) is kept in
 the record's metadata.
 """
@@ -23,7 +24,7 @@ import math
 from typing import Any
 
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_ref, new_record
-from audiodata.readers.dialects.prompts import choose_prompt, transcript_turns
+from audiodata.readers.dialects.prompts import choose_prompt, choose_system, template_reply, transcript_turns
 from audiodata.readers.longform import CLIPS_KEY
 from audiodata.records import MediaRef, Record, Segment
 
@@ -69,13 +70,7 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     if duration is None:
         raise ParseError("S001", "missing field 'duration' (NeMo requires it)", "duration")
     offset = seconds(obj, "offset")
-    text_key = next((k for k in TEXT_KEYS if obj.get(k) is not None), None)
-    if text_key is None:
-        also = "; text_filepath is not read: put the transcript in 'text'" if "text_filepath" in obj else ""
-        raise ParseError("S001", f"missing field 'text'{also}", "text")
-    text = obj[text_key]
-    if not isinstance(text, str):
-        raise ParseError("S001", f"{text_key} must be a string, got {type(text).__name__}", text_key)
+    text, text_key = template_reply(ctx, obj) or transcript(obj)
     ref = audio_ref(path, key)
     ref.declared_duration = duration
     if offset is not None:
@@ -83,6 +78,19 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     audios = clip_refs(ref, obj)
     language = obj.get("lang") if isinstance(obj.get("lang"), str) else None
     metadata = {k: v for k, v in obj.items() if k not in (key, text_key)}
-    prompt, _ = choose_prompt(ctx, language=language)
+    prompt, _ = choose_prompt(ctx, language=language, row=obj, clips=len(audios))
     messages = transcript_turns(len(audios), prompt, "prompt" if prompt else "audio", text, text_key)
-    return new_record(obj, ctx, "nemo", kind="sft", messages=messages, audios=audios, metadata=metadata)
+    system = choose_system(ctx, obj, language)
+    return new_record(obj, ctx, "nemo", kind="sft", messages=messages, audios=audios, metadata=metadata, system=system)
+
+
+def transcript(obj: dict[str, Any]) -> tuple[str, str]:
+    """``(text, key)``: the line's transcript, under NeMo's ``text`` or ``normalized_text``."""
+    text_key = next((k for k in TEXT_KEYS if obj.get(k) is not None), None)
+    if text_key is None:
+        also = "; text_filepath is not read: put the transcript in 'text'" if "text_filepath" in obj else ""
+        raise ParseError("S001", f"missing field 'text'{also}", "text")
+    text = obj[text_key]
+    if not isinstance(text, str):
+        raise ParseError("S001", f"{text_key} must be a string, got {type(text).__name__}", text_key)
+    return text, text_key

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from audiodata.readers.dialects.common import ParseContext, ParseError, audio_list, new_record, require
-from audiodata.readers.dialects.prompts import choose_prompt, transcript_turns
+from audiodata.readers.dialects.prompts import choose_prompt, choose_system, template_reply, transcript_turns
 from audiodata.records import Record
 
 AUDIO_NAMES = ("audio", "audio_path", "speech", "wav", "flac", "mp3", "audio_filepath")
@@ -31,13 +31,14 @@ def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
     audios = audio_list(obj[akey], akey)
     if not audios:
         raise ParseError("S001", f"the audio column {akey!r} is empty", akey)
-    text = require(obj, tkey, str)
-    prompt, where = choose_prompt(ctx, obj, cols.get("prompt"))
+    text, tkey = template_reply(ctx, obj) or (require(obj, tkey, str), tkey)
+    prompt, where = choose_prompt(ctx, obj, cols.get("prompt"), clips=len(audios))
     messages = transcript_turns(len(audios), prompt, where or akey, text, tkey)
     metadata = row_metadata(obj, {akey, tkey, where, "id"})
-    return new_record(obj, ctx, "transcription", kind="sft", messages=messages, audios=audios, metadata=metadata)
-
-
+    system = choose_system(ctx, obj)
+    return new_record(
+        obj, ctx, "transcription", kind="sft", messages=messages, audios=audios, system=system, metadata=metadata
+    )
 def row_metadata(obj: dict[str, Any], used: set[str]) -> dict[str, Any] | None:
     """The row's other columns (None when it has none): what the corpus says about the clip beyond its
     transcript (speaker, language, source), media left out."""
