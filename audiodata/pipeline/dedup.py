@@ -160,7 +160,8 @@ def dedup(
     files = expand(paths, opts.media_root, opts.format, opts.datasets, None, opts.all_files, opts.absolute_paths, opts.columns)
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
-    task = LintTask(files, ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled), settings)
+    read = ReadSettings(opts.max_record_bytes, opts.prompt, opts.system, enabled, opts.normalize_transcripts, opts.task)
+    task = LintTask(files, read, settings)
     if against is not None:  # a converted dataset, of a format this audiodata reads: checked before any input is read
         try:
             ConvertedDataset.open(against)

@@ -15,6 +15,7 @@ from audiodata.dedup.store import DEFAULT_MEMORY
 from audiodata.errors import UsageError
 from audiodata.exclude import ExcludeError, ExcludeList, load_exclude
 from audiodata.families import DEFAULT_WINDOW, FAMILIES
+from audiodata.normalize import NORMALIZERS, normalizer
 from audiodata.pipeline.process import AudioSettings
 from audiodata.privacy import public_path
 from audiodata.readers.longform import MODES as LONG_FORM_MODES
@@ -107,6 +108,7 @@ class ConvertOptions:
     dedup_threshold: float = NEAR_THRESHOLD  # fingerprint similarity from which clips are the same recording
     dedup_memory: int = DEFAULT_MEMORY  # bytes the duplicate index (D rules, dedup) keeps in memory before spilling to disk
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
+    normalize_transcripts: str = "none"  # none | basic | whisper-en: one style for transcripts (audiodata.normalize)
     visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
     # raw ASR corpora (NeMo, lhotse, subtitles; audiodata.readers.longform): one record per timed segment, or
     # segments packed into windows of --window-seconds (default: the --model-family's window, else 30 s)
@@ -164,6 +166,11 @@ class ConvertOptions:
             raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
         if self.task not in TASKS:
             raise OptionsError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.normalize_transcripts not in NORMALIZERS:
+            raise OptionsError(
+                f"--normalize-transcripts must be one of {', '.join(NORMALIZERS)}, got {self.normalize_transcripts!r}"
+            )
+        normalizer(self.normalize_transcripts)  # a missing package is said now, before any record is read
         if self.visual not in VISUAL_MODES:
             raise OptionsError(f"--visual must be one of {', '.join(VISUAL_MODES)}, got {self.visual!r}")
         if self.long_form not in LONG_FORM_MODES:
@@ -232,6 +239,8 @@ class ConvertOptions:
         out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_ONLY}
         if not self.exclude:
             del out["exclude"]  # runs without --exclude record (and fingerprint) exactly what they always did
+        if self.normalize_transcripts == "none":
+            del out["normalize_transcripts"]  # ... and so do runs without --normalize-transcripts
         if public:
             for key in ("media_root", "tokenizer"):
                 value = out.get(key)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from audiodata.errtext import library_error
+from audiodata.normalize import normalize_record, normalizer
 from audiodata.readers import corpus
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext
@@ -46,6 +47,8 @@ class ReadSettings:
     prompt: str | None = None
     system: str | None = None
     enabled: frozenset[str] | None = None
+    normalize: str = "none"  # --normalize-transcripts: rewrite transcription replies before the rules (audiodata.normalize)
+    task: str = "auto"  # which records are transcriptions (the replies --normalize-transcripts rewrites)
 
 
 def read_raw(
@@ -81,6 +84,7 @@ class Parser:
         self.schema_on = settings.enabled is None or "S005" in settings.enabled
         # the schemas describe JSON text: not the rows of a dataset or tar
         self.schemas = [SchemaCheck(f.spec) if f.kind not in corpus.KINDS else None for f in files]
+        self.normalize = normalizer(settings.normalize)
 
     def __call__(self, seq: int, n: int, item: RawItem) -> Pending:
         f, s = self.files[n], self.settings
@@ -99,6 +103,8 @@ class Parser:
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system))
         if record is not None:
             record.input_dir = f.input_dir
+            if self.normalize is not None:  # the rules judge, and convert writes, the normalised text
+                normalize_record(record, self.normalize, s.task)
         check = self.schemas[n]
         if self.schema_on and check is not None and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
@@ -121,9 +127,11 @@ def read_records(
     on_file_done: Callable[[int], None] | None = None,
     bounds: GzipBounds | None = None,
     longform: LongForm | None = None,
+    normalize: str = "none",
+    task: str = "auto",
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
-    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled))
+    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled, normalize, task))
     for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds, longform):
         yield parse(seq, n, item)
 

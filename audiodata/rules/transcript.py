@@ -112,7 +112,7 @@ def char_script(ch: str) -> str:
 
 
 # Annotations that are not speech: [noise], <laugh>, <|en|>, (inaudible) tags up to 30 characters.
-_TAGS = re.compile(r"<\|[^|>]{0,30}\|>|<[^<>\s]{1,30}>|\[[^\[\]]{1,30}\]")
+TAGS = _TAGS = re.compile(r"<\|[^|>]{0,30}\|>|<[^<>\s]{1,30}>|\[[^\[\]]{1,30}\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +209,34 @@ def transcript_of(rec: Record, task: str = "auto") -> Message | None:
     if len(rec.audios) != 1 or not is_transcription_prompt(prompt.content):
         return None
     return reply
+
+
+def transcription_replies(rec: Record, task: str = "auto") -> list[tuple[str, Message]]:
+    """Every reply of a transcription record, each with its place in the output row (``messages[1]``,
+    ``chosen[0]``, ``rejected[0]``, ``completion[0]``): the records :func:`transcript_of` measures, with the
+    sides it leaves out (a DPO pair's rejected reply, an undesirable KTO completion). What
+    ``--normalize-transcripts`` rewrites: both sides of a pair in one style, or the pair teaches a style."""
+    if task == "none" or not rec.audios or len(rec.messages) < 1:
+        return []
+    if rec.kind == "sft":
+        if len(rec.messages) != 2:
+            return []
+        prompt, sides = rec.messages[0], [("messages[1]", rec.messages[1])]
+    elif rec.kind == "dpo":
+        if len(rec.messages) != 1 or not rec.chosen or len(rec.chosen) != 1 or len(rec.rejected or []) > 1:
+            return []
+        prompt, sides = rec.messages[0], [("chosen[0]", rec.chosen[0])] + [("rejected[0]", m) for m in rec.rejected or []]
+    elif rec.kind == "kto":
+        if len(rec.messages) != 1 or not rec.completion or len(rec.completion) != 1:
+            return []
+        prompt, sides = rec.messages[0], [("completion[0]", rec.completion[0])]
+    else:
+        return []
+    if prompt.role != "user" or any(m.role != "assistant" for _, m in sides):
+        return []
+    if task != "asr" and (len(rec.audios) != 1 or not is_transcription_prompt(prompt.content)):
+        return []
+    return sides
 
 
 @dataclass(frozen=True, slots=True)
