@@ -84,6 +84,15 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         "single-exchange record), none (default auto)",
     )
     c.add_argument(
+        "--normalize-transcripts",
+        choices=("none", "basic", "whisper-en"),  # = audiodata.normalize.NORMALIZERS (a test holds them equal)
+        default="none",
+        help="write the transcripts of transcription records in one style, the original kept in the row's metadata "
+        "(transcript_original): basic (any language: lower case, no punctuation or tags) or whisper-en (Whisper's English "
+        "normaliser: also digits for numbers, no fillers, American spelling; needs transformers and whisper-normalizer); "
+        "lint and dedup judge the normalised text too (default none)",
+    )
+    c.add_argument(
         "--long-form",
         choices=("segments", "windows"),
         default="segments",
@@ -138,6 +147,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         cutoff_len=args.cutoff_len,
         tokenizer=args.tokenizer,
         task=args.task,
+        normalize_transcripts=args.normalize_transcripts,
         long_form=args.long_form,
         window_seconds=args.window_seconds,
         num_workers=args.num_workers,
