@@ -136,7 +136,8 @@ def print_style(style: dict[str, Any], out: Console) -> None:
     if hidden > 0 or style["prompts_untracked_records"]:
         more = f"... {hidden} more prompts in the JSON report" if hidden > 0 else ""
         if style["prompts_untracked_records"]:
-            more += f" ({style['prompts_untracked_records']} records under prompts past the first {style['prompts']} not profiled)"
+            untracked, first = style["prompts_untracked_records"], style["prompts"]
+            more += f" ({untracked} records under prompts past the first {first} not profiled per prompt)"
         out.print(_indented(Text(more.strip(), style="dim"), 2))
 
 

@@ -80,7 +80,7 @@ class Style:
     tags: tuple[str, ...] = ()
 
     def trait(self, name: str) -> str | None:
-        return getattr(self, name)  # type: ignore[no-any-return]
+        return getattr(self, name)
 
 
 def _punctuation(text: str) -> int:
