@@ -475,7 +475,8 @@ def _style_section(raw: object) -> str:
     whose transcripts hold two styles of one trait is marked (T002 judges them)."""
     if not isinstance(raw, Mapping) or not _int(raw.get("records")):
         return ""
-    sources = raw.get("by_source") if isinstance(raw.get("by_source"), Mapping) else {}
+    found = raw.get("by_source")
+    sources: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     prompts = [p for p in raw.get("by_prompt") or [] if isinstance(p, Mapping)]
     rows = [_style_row(str(k), v, False) for k, v in sources.items() if isinstance(v, Mapping)]
     rows += [_style_row("prompt: " + str(p.get("prompt", "")), p, True) for p in prompts]

@@ -27,8 +27,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from audiodata.records import Record
 from audiodata.rules.transcript import TAGS, transcript_of
@@ -58,19 +59,25 @@ REPORT_PROMPTS = 20
 MIN_CASED = 3
 MIN_LETTERS = 8
 
-FILLERS = re.compile(r"(?<![\w'-])(?:uh-huh|uhm|umm|uh|um|erm|er|hmm|hm|mmm|mhm|mm)(?![\w'-])", re.IGNORECASE)
-NUMBER_WORDS = re.compile(
-    r"\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen"
-    r"|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|million|billion)\b",
-    re.IGNORECASE,
+#: Whisper's fillers (its EnglishTextNormalizer drops hmm, mm, mhm, mmm, uh, um) and a few more spellings.
+FILLERS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "hmm", "hm", "mm", "mmm", "mhm", "uh-huh"})
+NUMBER_WORDS = frozenset(
+    {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen"}
+    | {"fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy"}
+    | {"eighty", "ninety", "hundred", "thousand", "million", "billion"}
 )
+_TOKENS = re.compile(r"[\w'’-]+")
+_DIGIT = re.compile(r"\d")
 _IN_WORD = re.compile(r"(?<=\w)['’‘\-‐](?=\w)")
-_ASCII_PUNCT = frozenset("!\"#%&'()*,-./:;?@[\\]_{}")
+_ASCII_PUNCT = "!\"#%&'()*,-./:;?@[\\]_{}"
+_DROP_PUNCT = str.maketrans("", "", _ASCII_PUNCT)
+_ONLY_LETTERS = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalpha()))  # ASCII text
+_PUNCT_TO_SPACE = str.maketrans(_ASCII_PUNCT.replace("'", "").replace("-", ""), " " * (len(_ASCII_PUNCT) - 2))
 
 
-@dataclass(frozen=True, slots=True)
-class Style:
-    """The traits of one transcript (None: it cannot show that trait)."""
+class Style(NamedTuple):
+    """The traits of one transcript (None: it cannot show that trait). A tuple: it crosses from the workers
+    for every transcript."""
 
     case: str | None
     punctuation: str | None
@@ -84,36 +91,48 @@ class Style:
 
 
 def _punctuation(text: str) -> int:
-    text = _IN_WORD.sub("", text)
+    if "'" in text or "-" in text or not text.isascii():
+        text = _IN_WORD.sub("", text)
     if text.isascii():
-        return sum(1 for ch in text if ch in _ASCII_PUNCT)
+        return len(text) - len(text.translate(_DROP_PUNCT))
     return sum(1 for ch in text if unicodedata.category(ch)[0] == "P")
 
 
 def style_of(text: str) -> Style:
     """The traits of one transcript. Tags are found first and left out of the rest (``[NOISE]`` is upper
-    case by convention, whatever the transcript's casing)."""
-    tags = tuple(m.group(0) for m in TAGS.finditer(text))
-    body = TAGS.sub(" ", text) if tags else text
-    upper = lower = letters = 0
-    for ch in body:
-        if ch.isalpha():
-            letters += 1
-            if ch.isupper():
-                upper += 1
-            elif ch.islower():
-                lower += 1
+    case by convention, whatever the transcript's casing). Runs for every transcript lint reads: string
+    methods in C, one tokenisation, regular expressions only where the text can match them."""
+    tags: tuple[str, ...] = ()
+    body = text
+    if "[" in text or "<" in text:
+        tags = tuple(m.group(0) for m in TAGS.finditer(text))
+        body = TAGS.sub(" ", text) if tags else text
+    ascii = body.isascii()
+    letters = len(body.translate(_ONLY_LETTERS)) if ascii else sum(map(str.isalpha, body))
     case = None
-    if upper + lower >= MIN_CASED:
-        case = "mixed" if upper and lower else ("upper" if upper else "lower")
-    words = len(body.split())
+    if letters >= MIN_CASED:
+        lower, upper = body.islower(), body.isupper()
+        if ascii:  # every ASCII letter is cased
+            case = "lower" if lower else ("upper" if upper else "mixed")
+        elif lower or upper:
+            cased = sum(map(str.islower if lower else str.isupper, body))
+            case = ("lower" if lower else "upper") if cased >= MIN_CASED else None
+        elif sum(map(str.isupper, body)) + sum(map(str.islower, body)) >= MIN_CASED:
+            case = "mixed"
     punctuation = ppw = None
     if letters >= MIN_LETTERS:
         marks = _punctuation(body)
         punctuation = "punctuated" if marks else "none"
-        ppw = marks / max(words, 1)
-    numbers = "digits" if any(ch.isdigit() for ch in body) else ("words" if NUMBER_WORDS.search(body) else None)
-    fillers = tuple(m.group(0).lower() for m in FILLERS.finditer(body))
+        ppw = marks / max(len(body.split()), 1)
+    tokens = body.lower().translate(_PUNCT_TO_SPACE).split() if ascii else _TOKENS.findall(body.lower())
+    fillers = () if FILLERS.isdisjoint(tokens) else tuple(t for t in tokens if t in FILLERS)
+    numbers = None
+    if _DIGIT.search(body):
+        numbers = "digits"
+    elif not NUMBER_WORDS.isdisjoint(tokens) or (
+        "-" in body and any(not NUMBER_WORDS.isdisjoint(t.split("-")) for t in tokens if "-" in t)
+    ):
+        numbers = "words"
     return Style(case, punctuation, ppw, numbers, fillers, tags)
 
 
@@ -135,10 +154,11 @@ Loc = tuple[int, int, int]  # (file number, index, line or -1)
 @dataclass(slots=True)
 class Profile:
     """The style counts of a group of transcripts (one file, one prompt, or one file under one prompt),
-    with the first record of each style (to locate a finding and give an example)."""
+    with the first record of each style (to locate a finding and give an example). Counted per combination
+    of traits: the common path of :meth:`add` is one dictionary increment."""
 
     records: int = 0
-    votes: dict[str, Counter[str]] = field(default_factory=lambda: {t: Counter() for t in TRAITS})
+    combos: dict[tuple[str | None, ...], int] = field(default_factory=dict)
     punct_sum: float = 0.0
     punct_n: int = 0
     with_fillers: int = 0
@@ -151,34 +171,52 @@ class Profile:
         self.records += 1
         if self.start is None:
             self.start = (loc, where)
-        for trait in TRAITS:
-            value = style.trait(trait)
-            if value is not None:
-                self.votes[trait][value] += 1
-                self.first.setdefault((trait, value), (loc, where))
+        key = (style.case, style.punctuation, style.numbers)  # the TRAITS, in order
+        seen = self.combos.get(key)
+        if seen is None:
+            self.combos[key] = 1
+            for trait, value in zip(TRAITS, key, strict=True):
+                if value is not None:
+                    self.first.setdefault((trait, value), (loc, where))
+        else:
+            self.combos[key] = seen + 1
         if style.punct_per_word is not None:
             self.punct_sum += style.punct_per_word
             self.punct_n += 1
-        for name, found in (("fillers", style.fillers), ("tags", style.tags)):
-            if not found:
-                continue
-            if name == "fillers":
-                self.with_fillers += 1
-            else:
-                self.with_tags += 1
-            self.first.setdefault((name, "yes"), (loc, where))
-            counts = self.names[name]
-            for item in found:
-                if item in counts or len(counts) < MAX_NAMES:
-                    counts[item] += 1
+        if style.fillers:
+            self._annotated("fillers", style.fillers, loc, where)
+        if style.tags:
+            self._annotated("tags", style.tags, loc, where)
+
+    def _annotated(self, name: str, found: tuple[str, ...], loc: Loc, where: str) -> None:
+        if name == "fillers":
+            self.with_fillers += 1
+        else:
+            self.with_tags += 1
+        self.first.setdefault((name, "yes"), (loc, where))
+        counts = self.names[name]
+        for item in found:
+            if item in counts or len(counts) < MAX_NAMES:
+                counts[item] += 1
+
+    def votes(self, trait: str) -> Counter[str]:
+        """Transcripts per style of ``trait`` (those that show it)."""
+        k = tuple(TRAITS).index(trait)
+        out: Counter[str] = Counter()
+        for key, n in self.combos.items():
+            value = key[k]
+            if value is not None:
+                out[value] += n
+        return out
 
     def count(self, annotation: str) -> int:
         return self.with_fillers if annotation == "fillers" else self.with_tags
 
     def to_dict(self) -> dict[str, object]:
+        votes = {t: self.votes(t) for t in TRAITS}
         return {
             "records": self.records,
-            **{t: {v: self.votes[t][v] for v in TRAITS[t] if self.votes[t][v]} for t in TRAITS},
+            **{t: {v: votes[t][v] for v in TRAITS[t] if votes[t][v]} for t in TRAITS},
             "punctuation_per_word": round(self.punct_sum / self.punct_n, 4) if self.punct_n else None,
             "fillers": self.with_fillers,
             "tags": self.with_tags,
@@ -217,35 +255,74 @@ class AnnotationMix:
     records: int
 
 
+def merged(profiles: Iterable[Profile]) -> Profile:
+    """One profile of several groups' transcripts (a file's over its prompts, a prompt's over its files)."""
+    out = Profile()
+    for p in profiles:
+        out.records += p.records
+        for key, n in p.combos.items():
+            out.combos[key] = out.combos.get(key, 0) + n
+        out.punct_sum += p.punct_sum
+        out.punct_n += p.punct_n
+        out.with_fillers += p.with_fillers
+        out.with_tags += p.with_tags
+        for name in ANNOTATIONS:
+            counts = out.names[name]
+            for item, n in p.names[name].items():
+                if item in counts or len(counts) < MAX_NAMES:
+                    counts[item] += n
+        for key, first in p.first.items():
+            if key not in out.first or first < out.first[key]:
+                out.first[key] = first
+        if p.start is not None and (out.start is None or p.start < out.start):
+            out.start = p.start
+    return out
+
+
 class StyleStats:
-    """Style profiles of a lint run: per file, per prompt, per file under each prompt."""
+    """Style profiles of a lint run. One profile per (prompt, file) is all :meth:`add` updates (it runs for every
+    transcript); the per-file and per-prompt profiles are merged from them when asked."""
 
     def __init__(self) -> None:
-        self.by_source: dict[int, Profile] = {}
-        self.by_prompt: dict[str, Profile] = {}
-        self.by_pair: dict[tuple[str, int], Profile] = {}
-        self.untracked = 0  # records under prompts past MAX_PROMPTS
+        self.pairs: dict[tuple[str, int], Profile] = {}
+        self.prompts: set[str] = set()
+        self.untracked: dict[int, Profile] = {}  # per file: records under prompts past MAX_PROMPTS
         self.records = 0
 
     def add(self, n: int, index: int, line: int | None, prompt: str, where: str, style: Style) -> None:
-        loc = (n, index, -1 if line is None else line)
         self.records += 1
-        self.by_source.setdefault(n, Profile()).add(style, loc, where)
-        group = self.by_prompt.get(prompt)
-        if group is None:
-            if len(self.by_prompt) >= MAX_PROMPTS:
-                self.untracked += 1
-                return
-            group = self.by_prompt[prompt] = Profile()
-        group.add(style, loc, where)
-        self.by_pair.setdefault((prompt, n), Profile()).add(style, loc, where)
+        key = (prompt, n)
+        p = self.pairs.get(key)
+        if p is None:
+            if prompt not in self.prompts and len(self.prompts) >= MAX_PROMPTS:
+                p = self.untracked.get(n)
+                if p is None:
+                    p = self.untracked[n] = Profile()
+            else:
+                self.prompts.add(prompt)
+                p = self.pairs[key] = Profile()
+        p.add(style, (n, index, -1 if line is None else line), where)
+
+    @property
+    def by_prompt(self) -> dict[str, Profile]:
+        groups: dict[str, list[Profile]] = {}
+        for (prompt, _), p in self.pairs.items():
+            groups.setdefault(prompt, []).append(p)
+        return {prompt: merged(ps) for prompt, ps in groups.items()}
+
+    @property
+    def by_source(self) -> dict[int, Profile]:
+        groups: dict[int, list[Profile]] = {n: [p] for n, p in self.untracked.items()}
+        for (_, n), p in self.pairs.items():
+            groups.setdefault(n, []).append(p)
+        return {n: merged(ps) for n, ps in groups.items()}
 
     def mixes(self) -> Iterator[Mix]:
         """Every (prompt, trait) whose styles disagree: at least :data:`MIN_VOTES` votes, and the minority styles
         together at least :data:`MIN_SHARE` of them."""
         for prompt, group in self.by_prompt.items():
             for trait in TRAITS:
-                votes = group.votes[trait]
+                votes = group.votes(trait)
                 total = sum(votes.values())
                 if total < MIN_VOTES or len(votes) < 2:
                     continue
@@ -259,7 +336,7 @@ class StyleStats:
         """Every (prompt, annotation) where one file writes fillers (tags) and another, that would have shown
         :data:`MIN_EXPECTED` of them at the first file's rate, has none."""
         files: dict[str, list[tuple[int, Profile]]] = {}
-        for (prompt, n), p in self.by_pair.items():
+        for (prompt, n), p in self.pairs.items():
             files.setdefault(prompt, []).append((n, p))
         for prompt, pairs in files.items():
             if len(pairs) < 2:
@@ -281,8 +358,8 @@ class StyleStats:
         return {
             "records": self.records,
             "by_source": {sources[n]: p.to_dict() for n, p in sorted(self.by_source.items())},
-            "prompts": len(self.by_prompt),
-            "prompts_untracked_records": self.untracked,
+            "prompts": len(self.prompts),
+            "prompts_untracked_records": sum(p.records for p in self.untracked.values()),
             "by_prompt": [{"prompt": shown_prompt(k), **p.to_dict()} for k, p in prompts[:REPORT_PROMPTS]],
         }
 

@@ -14,7 +14,7 @@ _SCOPE = (
     "holding only the marker or a transcription prompt, one reply; every single-exchange record with `--task asr`; none "
     "with `--task none`), with or without `--no-audio`. The prompt is the system prompt and the user turn as written. "
     "`lint` only: the profile needs every record. The JSON report's `summary.transcript_style` holds the profile per "
-    "input file and per prompt (the terminal and HTML reports show it too)."
+    "input file and per prompt (the terminal and HTML reports show it too); `--ignore T002,T003` skips the profile."
 )
 _NORMALIZE = (
     "Write one style: `audiodata convert --normalize-transcripts basic` (lower case, no punctuation, no tags, any "

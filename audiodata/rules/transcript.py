@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -175,11 +176,19 @@ MAX_PROMPT_CHARS = 200
 
 
 def is_transcription_prompt(text: str) -> bool:
-    """True for a user turn that is only the audio marker(s), or a short transcription request."""
+    """True for a user turn that is only the audio marker(s), or a short transcription request. Corpora repeat a
+    few prompts over every record: short ones are judged once (lint's style profile asks for every record)."""
+    return _judged(text) if len(text) <= 4 * MAX_PROMPT_CHARS else _judge(text)
+
+
+def _judge(text: str) -> bool:
     prompt = text.replace(AUDIO_MARKER, " ").strip()
     if not prompt:
         return True
     return len(prompt) <= MAX_PROMPT_CHARS and bool(_ASR_PROMPT.search(prompt)) and not _NOT_ASR.search(prompt)
+
+
+_judged = lru_cache(maxsize=1024)(_judge)
 
 
 def transcript_of(rec: Record, task: str = "auto") -> Message | None:

@@ -154,9 +154,11 @@ def test_lint_reports_the_profile_per_file_and_prompt_and_flags_the_mix(tmp_path
     assert "transcript style: 24 transcripts" in text and "upper 12" in text and "punct 12" in text
 
 
-def test_no_profile_with_task_none_and_none_for_non_transcription_records(tmp_path: Path, media: Path):
+def test_no_profile_with_task_none_or_both_rules_off_nor_for_non_transcription_records(tmp_path: Path, media: Path):
     inputs = _two_corpora(tmp_path, media)
     assert "transcript_style" not in lint(inputs, num_workers=1, audio=False, task="none").to_dict()["summary"]
+    assert "transcript_style" not in lint(inputs, num_workers=1, audio=False, ignore=["T002", "T003"]).to_dict()["summary"]
+    assert "transcript_style" in lint(inputs, num_workers=1, audio=False, ignore=["T002"]).to_dict()["summary"]
     chat = write_jsonl(tmp_path / "chat.jsonl", [asr(t, str(media / "a.wav"), "<audio>Summarise this.") for t in LOWER])
     assert "transcript_style" not in lint([str(chat)], num_workers=1, audio=False).to_dict()["summary"]
 
