@@ -106,23 +106,13 @@ def print_style(style: dict[str, Any], out: Console) -> None:
     """The transcript style profile (``summary.transcript_style``): one row per input file, then per prompt."""
     title = f"transcript style: {style['records']} transcripts, per input file and per prompt (T002, T003)"
     t = Table(title=title, title_justify="left")
-    for col in ("input / prompt", "n", "case", "punct.", "/word", "numbers", "fillers", "tags"):
-        t.add_column(col, justify="left" if col in ("input / prompt", "case", "punct.", "numbers") else "right")
-    t.columns[0].overflow = "fold"
-    t.columns[0].ratio = 1
+    for col in ("input / prompt", "n", "case", "punctuation (marks/word)", "numbers", "fillers/tags"):
+        t.add_column(col, justify="right" if col in ("n", "fillers/tags") else "left", overflow="fold")
 
     def row(name: str, p: dict[str, Any], dim: bool = False) -> None:
         per_word = p["punctuation_per_word"]
-        cells = (
-            name,
-            str(p["records"]),
-            _votes(p["case"]),
-            _votes(p["punctuation"]),
-            "-" if per_word is None else f"{per_word:.2f}",
-            _votes(p["numbers"]),
-            str(p["fillers"]),
-            str(p["tags"]),
-        )
+        punct = _votes(p["punctuation"]) + ("" if per_word is None else f" ({per_word:.2f})")
+        cells = (name, str(p["records"]), _votes(p["case"]), punct, _votes(p["numbers"]), f"{p['fillers']}/{p['tags']}")
         t.add_row(*(Text(c, style="dim" if dim else "") for c in cells))
 
     for name, p in style["by_source"].items():
