@@ -188,5 +188,11 @@ def _metadata(keys: Mapping[str, int]) -> list[str]:
         "The `metadata` column holds, per row, what the source corpus says beyond the conversation, as a JSON object "
         "(NeMo manifest keys such as `offset`, `duration`, `lang`, `speaker`; a lhotse cut's `cut_id`, `recording_id`, "
         "`start`, `duration`, `channel` and its `supervisions`; a window's `segments`, each with the line it came from). "
-        f"Keys, with the rows holding each: {listed}.",
+        f"Keys, with the rows holding each: {listed}."
+        + (
+            " `transcript_original` keeps a transcript's text as the corpus wrote it, where "
+            "`--normalize-transcripts` changed it, keyed by its place in the row (`messages[1]`, `chosen[0]`, ...)."
+            if "transcript_original" in keys
+            else ""
+        ),
     ]
