@@ -10,7 +10,9 @@ writes one style.
 
 Each transcript gets a few discrete traits (a trait it cannot show, e.g. casing in Chinese, stays None):
 
-* ``case``: ``lower``, ``upper`` or ``mixed`` (sentence or true case), from its cased letters (3 or more);
+* ``case``: ``upper`` (every cased letter), ``cased`` (sentence or true case: the first cased letter is upper
+  case) or ``lower`` (the first is lower case: names and "I" inside a lower-case transcript stay ``lower``),
+  from 3 cased letters up;
 * ``punctuation``: ``none`` or ``punctuated`` (apostrophes and hyphens inside words do not count), judged
   on transcripts of 8 letters or more, since a one-word answer has no punctuation in any style;
 * ``numbers``: ``digits`` or ``words`` (English number words: two ... ninety, hundred, thousand, ...; not
@@ -36,7 +38,7 @@ from audiodata.rules.transcript import TAGS, transcript_of
 
 #: The traits whose values must agree under one prompt (T002), and the values each can take.
 TRAITS: dict[str, tuple[str, ...]] = {
-    "case": ("lower", "upper", "mixed"),
+    "case": ("lower", "upper", "cased"),
     "punctuation": ("none", "punctuated"),
     "numbers": ("digits", "words"),
 }
@@ -110,15 +112,12 @@ def style_of(text: str) -> Style:
     ascii = body.isascii()
     letters = len(body.translate(_ONLY_LETTERS)) if ascii else sum(map(str.isalpha, body))
     case = None
-    if letters >= MIN_CASED:
-        lower, upper = body.islower(), body.isupper()
-        if ascii:  # every ASCII letter is cased
-            case = "lower" if lower else ("upper" if upper else "mixed")
-        elif lower or upper:
-            cased = sum(map(str.islower if lower else str.isupper, body))
-            case = ("lower" if lower else "upper") if cased >= MIN_CASED else None
-        elif sum(map(str.isupper, body)) + sum(map(str.islower, body)) >= MIN_CASED:
-            case = "mixed"
+    if letters >= MIN_CASED and (ascii or sum(1 for ch in body if ch.islower() or ch.isupper()) >= MIN_CASED):
+        if body.isupper():
+            case = "upper"
+        else:
+            first = next(ch for ch in body if ch.islower() or ch.isupper())
+            case = "cased" if first.isupper() else "lower"
     punctuation = ppw = None
     if letters >= MIN_LETTERS:
         marks = _punctuation(body)

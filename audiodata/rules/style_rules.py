@@ -30,8 +30,9 @@ register(
     "Transcripts under the same prompt differ in casing, punctuation or number style: the model learns a random style.",
     stage="dataset",
     doc=RuleDoc(
-        what="Per prompt, each transcript is classed by casing (lower, upper, mixed), punctuation (none, punctuated; "
-        "transcripts of 8 letters or more) and numbers (digits, or English number words), where it shows the trait. "
+        what="Per prompt, each transcript is classed by casing (upper; cased: a capital first; lower), punctuation "
+        "(none, punctuated; transcripts of 8 letters or more) and numbers (digits, or English number words), where it "
+        "shows the trait. "
         f"A prompt with at least {MIN_VOTES} transcripts showing a trait, of which the styles other than the most common "
         f"one hold {MIN_SHARE:.0%} or more, is flagged once per trait, at the first record of a minority style. " + _SCOPE,
         why="The same request answered in two styles teaches the model that the style is chance: at inference it "

@@ -377,9 +377,9 @@ def test_report_runs_in_a_real_browser_without_script_errors(tmp_path: Path):
 def style_summary() -> dict:
     prof = {"punctuation_per_word": 0.0, "fillers": 0, "tags": 0, "top_fillers": {}, "top_tags": {}}
     libri = {**prof, "records": 12, "case": {"upper": 12}, "punctuation": {"none": 12}, "numbers": {"words": 2}}
-    cv = {**prof, "records": 12, "case": {"mixed": 12}, "punctuation": {"punctuated": 12}, "numbers": {}}
+    cv = {**prof, "records": 12, "case": {"cased": 12}, "punctuation": {"punctuated": 12}, "numbers": {}}
     cv |= {"punctuation_per_word": 0.21, "fillers": 3, "top_fillers": {"<b>uh</b>": 3}}
-    both = {**prof, "records": 24, "case": {"upper": 12, "mixed": 12}, "punctuation": {"none": 12, "punctuated": 12}}
+    both = {**prof, "records": 24, "case": {"upper": 12, "cased": 12}, "punctuation": {"none": 12, "punctuated": 12}}
     both |= {"numbers": {"words": 2}, "prompt": "<audio>Transcribe <i>this</i>."}
     by_source = {"libri.jsonl": libri, "cv.jsonl": cv}
     return {"records": 24, "by_source": by_source, "prompts": 3, "prompts_untracked_records": 0, "by_prompt": [both]}
@@ -395,7 +395,7 @@ def test_transcript_style_table_marks_mixed_prompts_and_escapes():
     rows = re.findall(r"<tr><td(.*?)</tr>", section)
     assert len(rows) == 3  # two input files, one prompt (the header row has <th> cells)
     assert section.count('class="mixed"') == 2  # the prompt's case and punctuation: two styles each
-    assert "upper 12 · mixed 12" in section and "2 more prompts" in section
+    assert "upper 12 · cased 12" in section and "2 more prompts" in section
     assert "<i>this</i>" not in section and "&lt;i&gt;this&lt;/i&gt;" in section and "<b>uh</b>" not in section
     assert '<section id="style">' not in render_html(report([]), extras())  # nothing profiled: no section
 

@@ -55,14 +55,15 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("the cat sat on the mat", "lower", "none", None),
         ("THE CAT SAT ON THE MAT", "upper", "none", None),
-        ("The cat sat on the mat.", "mixed", "punctuated", None),
+        ("The cat sat on the mat.", "cased", "punctuated", None),
+        ("we went to Paris and I liked it", "lower", "none", None),  # names and "I" in a lower-case style,
         ("i don't know the well-known one", "lower", "none", None),  # in-word apostrophe and hyphen are not punctuation
         ("we have 3 cats at home", "lower", "none", "digits"),
         ("we have three cats at home", "lower", "none", "words"),
         ("no one is at home today", "lower", "none", None),  # "one" is mostly a pronoun: not a number word
         ("[NOISE] the cat sat on the mat", "lower", "none", None),  # tags are upper case by convention: left out
         ("你好，世界。今天天气很好。", None, "punctuated", None),  # no cased letters: casing not judged
-        ("Yes.", "mixed", None, None),  # too short to judge punctuation
+        ("Yes.", "cased", None, None),  # too short to judge punctuation
         ("ok", None, None, None),
     ],
 )
@@ -90,7 +91,7 @@ def _stats(styles: list[tuple[int, Style]], prompt: str = "p") -> StyleStats:
 def test_mixed_casing_fires_at_the_first_minority_record_and_not_below_the_share():
     lower, cased = style_of("the cat sat on the mat"), style_of("The cat sat on the mat")
     mixes = list(_stats([(0, lower)] * 6 + [(0, cased)] + [(0, lower)] * 4).mixes())
-    assert [(m.trait, m.value, m.at[1], m.counts) for m in mixes] == [("case", "mixed", 6, (("lower", 10), ("mixed", 1)))]
+    assert [(m.trait, m.value, m.at[1], m.counts) for m in mixes] == [("case", "cased", 6, (("lower", 10), ("cased", 1)))]
     n_quiet = int(1 / MIN_SHARE)  # one odd transcript in more than 1/MIN_SHARE: a stray, not a second style
     assert list(_stats([(0, lower)] * n_quiet + [(0, cased)]).mixes()) == []
     assert list(_stats([(0, lower)] * (MIN_VOTES - 2) + [(0, cased)]).mixes()) == []  # too few votes to judge
@@ -141,13 +142,13 @@ def test_lint_reports_the_profile_per_file_and_prompt_and_flags_the_mix(tmp_path
     jsonschema.validate(data, schema)
     style = data["summary"]["transcript_style"]
     files = list(style["by_source"])
-    assert [style["by_source"][f]["case"] for f in files] == [{"upper": 12}, {"mixed": 12}]
+    assert [style["by_source"][f]["case"] for f in files] == [{"upper": 12}, {"cased": 12}]
     assert [style["by_source"][f]["punctuation"] for f in files] == [{"none": 12}, {"punctuated": 12}]
     (prompt,) = style["by_prompt"]
-    assert prompt["prompt"] == "<audio>Transcribe the audio." and prompt["case"] == {"upper": 12, "mixed": 12}
+    assert prompt["prompt"] == "<audio>Transcribe the audio." and prompt["case"] == {"upper": 12, "cased": 12}
     t002 = [f for f in data["findings"] if f["code"] == "T002"]
     assert [(f["source"], f["index"], f["field"]) for f in t002] == [(files[1], 0, "conversations[1].value")] * 2
-    assert "12 upper, 12 mixed" in t002[0]["message"] and f"{files[0]}:line 1" in t002[0]["message"]
+    assert "12 upper, 12 cased" in t002[0]["message"] and f"{files[0]}:line 1" in t002[0]["message"]
     console = Console(record=True, width=140)
     print_lint(data, console)
     text = console.export_text()
@@ -272,6 +273,7 @@ def test_convert_normalises_transcripts_and_keeps_the_originals(tmp_path: Path, 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["options"]["normalize_transcripts"] == "basic"
     assert ORIGINAL_KEY in manifest["summary"]["metadata_keys"]
+    assert "`transcript_original` keeps a transcript's text as the corpus wrote it" in (out / "README.md").read_text()
 
 
 def test_without_the_option_the_manifest_is_as_before(tmp_path: Path, media: Path):
