@@ -196,12 +196,27 @@ SENTENCES = [
 ]
 
 
-@pytest.mark.parametrize("text", SENTENCES)
-def test_whisper_en_is_whispers_normaliser(text: str):
+def _sample_texts() -> list[str]:
+    """Every reply text of sample_data's MiniCPM file (real sentences, read by espeak-ng into its clips)."""
+    out = []
+    for line in (REPO / "sample_data" / "minicpm.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            text = json.loads(line).get("text")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(text, str):
+            out.append(text)
+    return out
+
+
+def test_whisper_en_is_whispers_normaliser():
     """The same output as OpenAI's normaliser as the whisper-normalizer package ships it (its own copy of the code
     and table), and as transformers' EnglishTextNormalizer with that table: not a look-alike."""
     english = pytest.importorskip("whisper_normalizer.english")
-    assert whisper_en()(text) == english.EnglishTextNormalizer()(text).strip()
+    reference = english.EnglishTextNormalizer()
+    texts = SENTENCES + _sample_texts()
+    assert len(texts) > 10
+    assert [whisper_en()(t) for t in texts] == [reference(t).strip() for t in texts]
 
 
 def test_whisper_en_uses_the_spelling_table():
