@@ -20,8 +20,8 @@ Each transcript gets a few discrete traits (a trait it cannot show, e.g. casing 
 * ``fillers`` (Whisper's list: hmm, mm, mhm, mmm, uh, um; plus er, erm, uhm, uh-huh) and ``tags``
   (``[NOISE]``, ``<laugh>``, ``<|en|>``: the tags the rate rules leave out) found in it.
 
-Memory stays bounded: counts per file and per prompt (at most :data:`MAX_PROMPTS` prompts; records under
-later new prompts are counted, not profiled per prompt) and the first record of each style.
+Memory stays bounded: counts per (prompt, input file) (at most :data:`MAX_PROMPTS` prompts; records under
+later new prompts are counted per file only) and the first record of each style.
 """
 
 from __future__ import annotations
@@ -109,10 +109,10 @@ def style_of(text: str) -> Style:
     if "[" in text or "<" in text:
         tags = tuple(m.group(0) for m in TAGS.finditer(text))
         body = TAGS.sub(" ", text) if tags else text
-    ascii = body.isascii()
-    letters = len(body.translate(_ONLY_LETTERS)) if ascii else sum(map(str.isalpha, body))
+    is_ascii = body.isascii()
+    letters = len(body.translate(_ONLY_LETTERS)) if is_ascii else sum(map(str.isalpha, body))
     case = None
-    if letters >= MIN_CASED and (ascii or sum(1 for ch in body if ch.islower() or ch.isupper()) >= MIN_CASED):
+    if letters >= MIN_CASED and (is_ascii or sum(1 for ch in body if ch.islower() or ch.isupper()) >= MIN_CASED):
         if body.isupper():
             case = "upper"
         else:
@@ -123,7 +123,7 @@ def style_of(text: str) -> Style:
         marks = _punctuation(body)
         punctuation = "punctuated" if marks else "none"
         ppw = marks / max(len(body.split()), 1)
-    tokens = body.lower().translate(_PUNCT_TO_SPACE).split() if ascii else _TOKENS.findall(body.lower())
+    tokens = body.lower().translate(_PUNCT_TO_SPACE).split() if is_ascii else _TOKENS.findall(body.lower())
     fillers = () if FILLERS.isdisjoint(tokens) else tuple(t for t in tokens if t in FILLERS)
     numbers = None
     if _DIGIT.search(body):
