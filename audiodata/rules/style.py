@@ -26,6 +26,7 @@ later new prompts are counted per file only) and the first record of each style.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
@@ -58,6 +59,8 @@ MAX_PROMPTS = 1000
 MAX_NAMES = 50
 #: Prompts listed in the report (the most frequent).
 REPORT_PROMPTS = 20
+#: Longer prompts are keyed by their head and a digest.
+MAX_PROMPT_KEY = 1000
 MIN_CASED = 3
 MIN_LETTERS = 8
 
@@ -144,6 +147,8 @@ def transcript_style(rec: Record, task: str = "auto") -> tuple[str, str, Style] 
     prompt = rec.messages[0].content
     if rec.system:
         prompt = f"{rec.system}\n{prompt}"
+    if len(prompt) > MAX_PROMPT_KEY:  # a long prompt is kept as its head and a digest: bounded memory, same identity
+        prompt = prompt[: MAX_PROMPT_KEY // 2] + " … #" + hashlib.blake2b(prompt.encode(), digest_size=8).hexdigest()
     return prompt, reply.field or "messages[1]", style_of(reply.content)
 
 

@@ -126,6 +126,25 @@ def test_prompts_past_the_bound_are_counted_not_profiled(monkeypatch: pytest.Mon
     assert (summary["prompts"], summary["prompts_untracked_records"], summary["by_source"]["in.jsonl"]["records"]) == (3, 2, 5)
 
 
+def test_a_long_prompt_is_keyed_by_its_head_and_a_digest():
+    from audiodata.readers.dialects import parse_record
+    from audiodata.readers.dialects.common import ParseContext
+    from audiodata.readers.spec import DialectSpec
+    from audiodata.records import SourceLoc
+    from audiodata.rules.style import MAX_PROMPT_KEY, transcript_style
+
+    def key(prompt: str) -> str:
+        rec, _ = parse_record(asr("hello there", prompt=prompt), ParseContext(DialectSpec(), SourceLoc("x", 0), "."))
+        assert rec is not None
+        found = transcript_style(rec, "asr")
+        assert found is not None
+        return found[0]
+
+    long_a, long_b = "<audio>" + "a" * 5000, "<audio>" + "a" * 4999 + "b"
+    assert len(key(long_a)) < MAX_PROMPT_KEY and key(long_a) != key(long_b) and key(long_a) == key(long_a)
+    assert key("<audio>Transcribe.") == "<audio>Transcribe."
+
+
 # --------------------------------------------------------------------------- lint end to end
 
 
