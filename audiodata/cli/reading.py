@@ -103,6 +103,15 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
         "--prompt-seed", type=int, metavar="N", help="which prompt of the pool each record gets (default: the template's seed, 0)"
     )
     c.add_argument(
+        "--normalize-transcripts",
+        choices=("none", "basic", "whisper-en"),  # = audiodata.normalize.NORMALIZERS (a test holds them equal)
+        default="none",
+        help="write the transcripts of transcription records in one style, the original kept in the row's metadata "
+        "(transcript_original): basic (any language: lower case, no punctuation or tags) or whisper-en (Whisper's English "
+        "normaliser: also digits for numbers, no fillers, American spelling; needs transformers and whisper-normalizer); "
+        "lint and dedup judge the normalised text too (default none)",
+    )
+    c.add_argument(
         "--long-form",
         choices=("segments", "windows"),
         default="segments",
@@ -160,6 +169,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
         template=args.template,
         target_lang=args.target_lang,
         prompt_seed=args.prompt_seed,
+        normalize_transcripts=args.normalize_transcripts,
         long_form=args.long_form,
         window_seconds=args.window_seconds,
         num_workers=args.num_workers,

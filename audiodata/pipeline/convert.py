@@ -264,6 +264,8 @@ class _Run:
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
         images, videos, metadata = visual_media(files, opts.max_record_bytes, opts.gzip_bounds)
+        # normalised transcripts keep their originals in the metadata column: the run has one
+        metadata = metadata or opts.normalize_transcripts != "none"
         self.visual = Visual(images, videos, refs=opts.visual == "refs", metadata=metadata)
         self.deduper = (  # past --dedup-memory its index spills into the output's work folder (not $TMPDIR: maybe RAM)
             RecordDeduper(opts.dedup == "near", opts.dedup_threshold, opts.dedup_memory, self.work)
@@ -286,7 +288,7 @@ class _Run:
         longform = o.longform(self.enabled)
         return read_records(
             self.files, o.max_record_bytes, o.prompt, o.system, self.enabled, self.start, file_done, o.gzip_bounds, longform,
-            o.pairs, o.prompting,
+            pairs=o.pairs, template=o.prompting, normalize=o.normalize_transcripts, task=o.rate_task,
         )  # fmt: skip
 
     # -- the run -----------------------------------------------------------------

@@ -37,6 +37,7 @@ from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import Severity, select
+from audiodata.rules.style import Style, StyleStats, shown_prompt, transcript_style
 from audiodata.rules.transcript import RateStats
 from audiodata.writer.schema import KINDS
 
@@ -61,10 +62,12 @@ class Analysis:
     task: tuple[str, bool | None, int] | None = None  # (kind, KTO label, audios) of a record convert would write
     rate: tuple[str, float, float, str] | None = None  # (script, chars/s, seconds, field) of a transcription record
     excluded: str | None = None  # the --exclude list that names the record: not checked
+    style: tuple[str, str, Style] | None = None  # (prompt, field, style) of a transcription record's transcript
 
     def pack(self) -> tuple[Any, ...]:
         fixes = (self.fixed, self.changes, self.copy, self.moved)
-        return (self.findings or None, self.dedup, self.clips, self.preview, *fixes, self.task, self.rate, self.excluded)
+        rest = (self.task, self.rate, self.excluded, self.style)
+        return (self.findings or None, self.dedup, self.clips, self.preview, *fixes, *rest)
 
     @classmethod
     def unpack(cls, t: tuple[Any, ...]) -> Analysis:
@@ -84,6 +87,7 @@ class LintTask:
     dedup: bool = True  # send what the record deduper needs (off when no D rule is enabled)
     fix_roots: tuple[str | None, ...] | None = None  # per file, the media root of its --fix copy (fixout.relocate)
     exclude: ExcludeList = field(default_factory=ExcludeList)  # --exclude: records left out by id
+    style_task: str = "none"  # --task for the transcript style profile (T002, T003); "none": no profile
 
 
 class Analyser:
@@ -128,6 +132,7 @@ class Analyser:
             out.dedup = (rec.kind, clips, *conversation_keys(rec))
         if rec is not None and not rejected:
             out.task = (rec.kind, rec.label, len(rec.audios))
+            out.style = transcript_style(rec, self.task.style_task) if self.task.style_task != "none" else None
         if self.task.fix:
             self.fix(p, n, out, text)
         return out
@@ -198,6 +203,7 @@ class LintReport:
     kto_labels: Counter[bool] = field(default_factory=Counter)
     modality: Counter[str] = field(default_factory=Counter)  # records convert would write: "audio" / "text_only"
     rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
+    styles: StyleStats | None = None  # transcript style per input file and per prompt (T002, T003)
     excluded: Counter[str] = field(default_factory=Counter)  # records left out, per --exclude list
 
     def count(self, severity: Severity) -> int:
@@ -253,6 +259,8 @@ class LintReport:
         }
         if self.rates is not None and self.rates.scripts:
             out["summary"]["transcript_rates"] = self.rates.summary()
+        if self.styles is not None and self.styles.records:
+            out["summary"]["transcript_style"] = self.styles.summary(self.inputs)
         if self.fixed_output is not None:
             out["fix"] = {"output": self.fixed_output, "records_changed": len(self.fixes), "not_copied": self.not_copied}
             if self.fixed_files is not None:
@@ -313,7 +321,10 @@ def lint(
     if fix is not None and raw is not None:  # a dataset's rows or a tar's samples have no JSON text to repair in place
         raise OptionsError(f"--fix writes repaired copies of JSON inputs; {raw.display} is a {raw.kind} input (convert reads it)")
     plan = fixout.plan(files, Path(fix), opts.media_root) if fix is not None else None
-    task = LintTask(files, read, settings, fix is not None, dup_on, plan.roots() if plan else None, opts.excluded)
+    # the transcript style profile: what T002/T003 judge, reported with them (about a fifth of text-only lint's CPU)
+    style_on = opts.task != "none" and ("T002" in enabled or "T003" in enabled)
+    roots = plan.roots() if plan else None
+    task = LintTask(files, read, settings, fix is not None, dup_on, roots, opts.excluded, opts.task if style_on else "none")
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
@@ -321,6 +332,7 @@ def lint(
     # the same record-level logic as `audiodata dedup`, exact layer only; findings are the report, so no clusters
     deduper = RecordDeduper(near=False, memory=opts.dedup_memory, keep_report=False)
     report.rates = RateStats() if audio else None
+    report.styles = StyleStats() if style_on else None
     out = fixout.FixWriter(plan) if plan is not None else None
 
     first_kto: SourceLoc | None = None
@@ -356,6 +368,8 @@ def lint(
                     first_kto = first_kto or where(n, index, line)
             if a.rate is not None and report.rates is not None:
                 report.rates.add(n, index, line, *a.rate)
+            if a.style is not None and report.styles is not None:
+                report.styles.add(n, index, line, *a.style)
             if a.clips:
                 for seconds, rate in a.clips:
                     report.durations.append(seconds)
@@ -377,10 +391,13 @@ def lint(
         label, n_kto = next(iter(report.kto_labels.items()))
         msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"
         report.findings.append(Finding("P003", msg, "label", first_kto))
+    late: list[tuple[int, int]] = []
     if report.rates is not None and "R005" in enabled:
-        late = _rate_outliers(report, report.rates, files)
-        if html and late:
-            _late_previews(files, opts, task, late, report)
+        late += _rate_outliers(report, report.rates, files)
+    if report.styles is not None:
+        late += _style_mixes(report, report.styles, files, enabled)
+    if html and late:
+        _late_previews(files, opts, task, sorted(set(late)), report)
     if out is not None and plan is not None:
         files_written = out.commit()
         shown = public_path(str(fix), opts.absolute_paths)
@@ -435,6 +452,43 @@ def _rate_outliers(report: LintReport, rates: RateStats, files: list[InputFile])
         )
         where = SourceLoc(files[o.file].display, o.index, o.line)
         found.append(((o.file, o.index), Finding("R005", msg, o.field, where)))
+    return _merge_late(report, found, files)
+
+
+Late = list[tuple[tuple[int, int], Finding]]  # dataset-stage findings with the (file number, index) they flag
+
+
+def _style_mixes(
+    report: LintReport, styles: StyleStats, files: list[InputFile], enabled: frozenset[str]
+) -> list[tuple[int, int]]:
+    """T002/T003 findings merged into the report in input order (see :func:`_rate_outliers`)."""
+    found: Late = []
+
+    def loc(at: tuple[int, int, int]) -> SourceLoc:
+        return SourceLoc(files[at[0]].display, at[1], None if at[2] < 0 else at[2])
+
+    if "T002" in enabled:
+        for m in styles.mixes():
+            counts = ", ".join(f"{n} {v}" for v, n in m.counts)
+            msg = (
+                f"transcripts under the prompt {shown_prompt(m.prompt, 60)!r} mix {m.trait} styles ({counts}): this one is "
+                f"the first {m.value}; the most common, {m.counts[0][0]}, starts at {loc(m.example)}"
+            )
+            found.append(((m.at[0], m.at[1]), Finding("T002", msg, m.field, loc(m.at))))
+    if "T003" in enabled:
+        for a in styles.annotation_mixes():
+            shown = ", ".join(a.examples)
+            msg = (
+                f"none of this file's {a.records} transcripts under the prompt {shown_prompt(a.prompt, 60)!r} has "
+                f"{a.annotation}, but {a.count} of {a.of} in {files[a.with_file].display} do ({shown})"
+            )
+            found.append(((a.at[0], a.at[1]), Finding("T003", msg, a.field, loc(a.at))))
+    return _merge_late(report, found, files)
+
+
+def _merge_late(report: LintReport, found: Late, files: list[InputFile]) -> list[tuple[int, int]]:
+    """Dataset-stage findings merged into the report in input order; returns the flagged records (file
+    number, index) that have no audio preview yet."""
     if not found:
         return []
     found.sort(key=lambda t: t[0])

@@ -15,6 +15,7 @@ from audiodata.dedup.store import DEFAULT_MEMORY
 from audiodata.errors import UsageError
 from audiodata.exclude import ExcludeError, ExcludeList, load_exclude
 from audiodata.families import DEFAULT_WINDOW, FAMILIES
+from audiodata.normalize import NORMALIZERS, normalizer
 from audiodata.pipeline.process import AudioSettings
 from audiodata.pipeline.read import ReadSettings
 from audiodata.privacy import public_path
@@ -115,6 +116,7 @@ class ConvertOptions:
     template: str | None = None  # a template file (YAML): prompt pool, placeholders, assistant column, system prompt
     target_lang: str | None = None  # fills a template's {target_lang} where a record has no target_lang column
     prompt_seed: int | None = None  # which prompt of the pool each record gets (default: the template's seed, 0)
+    normalize_transcripts: str = "none"  # none | basic | whisper-en: one style for transcripts (audiodata.normalize)
     visual: str = "embed"  # images/videos: embed (Hub Image/Video features) | refs (paths relative to the media root)
     # raw ASR corpora (NeMo, lhotse, subtitles; audiodata.readers.longform): one record per timed segment, or
     # segments packed into windows of --window-seconds (default: the --model-family's window, else 30 s)
@@ -175,6 +177,11 @@ class ConvertOptions:
             raise OptionsError(f"--dedup-threshold must be in [0.5, 1], got {self.dedup_threshold}")
         if self.task not in TASKS:
             raise OptionsError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.normalize_transcripts not in NORMALIZERS:
+            raise OptionsError(
+                f"--normalize-transcripts must be one of {', '.join(NORMALIZERS)}, got {self.normalize_transcripts!r}"
+            )
+        normalizer(self.normalize_transcripts)  # a missing package is said now, before any record is read
         self.prompting: Template | None = self._prompting()
         if self.visual not in VISUAL_MODES:
             raise OptionsError(f"--visual must be one of {', '.join(VISUAL_MODES)}, got {self.visual!r}")
@@ -204,7 +211,16 @@ class ConvertOptions:
 
     def read_settings(self, enabled: frozenset[str] | None) -> ReadSettings:
         """How the read stage parses records: the same for convert, lint and dedup."""
-        return ReadSettings(self.max_record_bytes, self.prompt, self.system, enabled, pairs=self.pairs, template=self.prompting)
+        return ReadSettings(
+            self.max_record_bytes,
+            self.prompt,
+            self.system,
+            enabled,
+            pairs=self.pairs,
+            template=self.prompting,
+            normalize=self.normalize_transcripts,
+            task=self.rate_task,
+        )
 
     def _prompting(self) -> Template | None:
         """The template transcript-only records are prompted by: the --template file, else the --task preset;
@@ -321,6 +337,8 @@ class ConvertOptions:
         for key in ("template", "target_lang", "prompt_seed"):
             if out[key] is None:
                 del out[key]  # ... and so do runs without a template
+        if self.normalize_transcripts == "none":
+            del out["normalize_transcripts"]  # ... and so do runs without --normalize-transcripts
         if public:
             for key in ("media_root", "tokenizer", "template"):
                 value = out.get(key)

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from audiodata.errtext import library_error
+from audiodata.normalize import normalize_record, normalizer
 from audiodata.readers import corpus
 from audiodata.readers.dialects import dialect_of, parse_record
 from audiodata.readers.dialects.common import ParseContext, ParseError
 from audiodata.readers.items import JSON, iter_items
 from audiodata.readers.jsonstream import RawItem, parse_text
 from audiodata.readers.longform import LongForm
-from audiodata.readers.pairs import PairSource, make_pair
+from audiodata.readers.pairs import PairSource, make_pair, same_text
 from audiodata.readers.rawfile import GzipBounds
 from audiodata.readers.sources import InputFile
 from audiodata.readers.templates import Template
@@ -50,6 +51,8 @@ class ReadSettings:
     enabled: frozenset[str] | None = None
     pairs: PairSource | None = None  # transcripts become DPO pairs with these hypotheses rejected (readers.pairs)
     template: Template | None = None  # --task preset or --template file (readers/templates.py)
+    normalize: str = "none"  # --normalize-transcripts: rewrite transcription replies before the rules (audiodata.normalize)
+    task: str = "auto"  # which records are transcriptions (the replies --normalize-transcripts rewrites)
 
 
 def read_raw(
@@ -85,6 +88,7 @@ class Parser:
         self.schema_on = settings.enabled is None or "S005" in settings.enabled
         # the schemas describe JSON text: not the rows of a dataset or tar
         self.schemas = [SchemaCheck(f.spec) if f.kind not in corpus.KINDS else None for f in files]
+        self.normalize = normalizer(settings.normalize)
 
     def __call__(self, seq: int, n: int, item: RawItem) -> Pending:
         f, s = self.files[n], self.settings
@@ -108,6 +112,8 @@ class Parser:
             pair, equal = make_pair(record, item.obj, self.settings.pairs)
         except ParseError as exc:
             return None, [*findings, Finding(exc.code, exc.message, exc.field, src)]
+        if self.normalize is not None and normalize_record(pair, self.normalize, self.settings.task):
+            equal = same_text(pair.chosen[0].content, pair.rejected[0].content) if pair.chosen and pair.rejected else equal
         if equal and (self.settings.enabled is None or "P004" in self.settings.enabled):  # --ignore P004: written
             why = "the hypothesis equals the reference transcript: the pair teaches nothing (convert skips it, counted)"
             findings = [*findings, Finding("P004", why, pair.rejected[0].field if pair.rejected else "", src)]
@@ -118,8 +124,10 @@ class Parser:
         record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system, s.template))
         if record is not None:
             record.input_dir = f.input_dir
-        if record is not None and s.pairs is not None:
-            record, findings = self._paired(record, item, src, findings)
+            if s.pairs is not None:  # normalised inside, so the two sides are judged equal in the written style
+                record, findings = self._paired(record, item, src, findings)
+            elif self.normalize is not None:  # the rules judge, and convert writes, the normalised text
+                normalize_record(record, self.normalize, s.task)
         check = self.schemas[n]
         if self.schema_on and check is not None and isinstance(item.obj, dict):
             dialect = dialect_of(item.obj, f.spec.formatting)
@@ -147,9 +155,14 @@ def read_records(
     longform: LongForm | None = None,
     pairs: PairSource | None = None,
     template: Template | None = None,
+    normalize: str = "none",
+    task: str = "auto",
 ) -> Iterator[Pending]:
     """Every record of every file in order, parsed and checked in this process."""
-    parse = Parser(files, ReadSettings(max_record_bytes, prompt, system, enabled, pairs=pairs, template=template))
+    settings = ReadSettings(
+        max_record_bytes, prompt, system, enabled, pairs=pairs, template=template, normalize=normalize, task=task
+    )
+    parse = Parser(files, settings)
     for seq, n, item in read_raw(files, max_record_bytes, start, on_file_done, bounds, longform):
         yield parse(seq, n, item)
 

@@ -445,6 +445,59 @@ def _transcript_section(raw: object) -> str:
     return '<section id="transcripts"><h2>Transcript rate</h2>' + intro + charts + rest + "</section>"
 
 
+# --------------------------------------------------------------------------- transcript style
+
+_STYLE_COLUMNS = ("case", "punctuation", "numbers")
+
+
+def _votes_cell(raw: object, judged: bool) -> str:
+    """A style count cell: ``lower 12 · mixed 3``; marked when a prompt's transcripts hold two styles or more."""
+    counts = {str(k): _int(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+    counts = {k: v for k, v in counts.items() if v > 0}
+    text = " · ".join(f"{_e(k)} {_num(v)}" for k, v in counts.items()) or "–"
+    return f'<td class="mixed">{text}</td>' if judged and len(counts) > 1 else f"<td>{text}</td>"
+
+
+def _style_row(name: str, p: Mapping[str, Any], judged: bool) -> str:
+    per_word = p.get("punctuation_per_word")
+    pw = f"{per_word:.2f}" if isinstance(per_word, (int, float)) and math.isfinite(per_word) else "–"
+    cells = "".join(_votes_cell(p.get(c), judged) for c in _STYLE_COLUMNS[:2])
+    cells += f'<td class="n">{pw}</td>' + _votes_cell(p.get("numbers"), judged)
+    notes = []
+    for key, top in (("fillers", "top_fillers"), ("tags", "top_tags")):
+        shown = ", ".join(_e(k) for k in (p.get(top) or {}) if isinstance(p.get(top), Mapping))
+        notes.append(f'<td class="n" title="{shown}">{_num(_int(p.get(key)))}</td>')
+    return f'<tr><td class="loc">{_e(name)}</td><td class="n">{_num(_int(p.get("records")))}</td>{cells}{"".join(notes)}</tr>'
+
+
+def _style_section(raw: object) -> str:
+    """How the transcripts are written, per input file and per prompt ('' when none was profiled): a prompt row
+    whose transcripts hold two styles of one trait is marked (T002 judges them)."""
+    if not isinstance(raw, Mapping) or not _int(raw.get("records")):
+        return ""
+    found = raw.get("by_source")
+    sources: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    prompts = [p for p in raw.get("by_prompt") or [] if isinstance(p, Mapping)]
+    rows = [_style_row(str(k), v, False) for k, v in sources.items() if isinstance(v, Mapping)]
+    rows += [_style_row("prompt: " + str(p.get("prompt", "")), p, True) for p in prompts]
+    head = (
+        "<thead><tr><th>Input file / prompt</th><th class=\"n\">Transcripts</th><th>Case</th><th>Punctuation</th>"
+        "<th class=\"n\">Marks/word</th><th>Numbers</th><th class=\"n\">Fillers</th><th class=\"n\">Tags</th></tr></thead>"
+    )
+    intro = (
+        '<p class="note">How the transcription records\' replies are written. Under one prompt the model should see one '
+        "style: a marked cell holds two (T002 flags them from 10 transcripts with 5% or more in the other styles); fillers "
+        "and tags that one input file writes and another never does are T003. "
+        "<code>convert --normalize-transcripts basic|whisper-en</code> writes one style.</p>"
+    )
+    more = ""
+    listed, total = len(prompts), _int(raw.get("prompts"))
+    if total > listed:
+        more = f'<p class="note">{_num(total - listed)} more prompts in the JSON report.</p>'
+    table = f'<table class="style">{head}<tbody>{"".join(rows)}</tbody></table>'
+    return '<section id="style"><h2>Transcript style</h2>' + intro + table + more + "</section>"
+
+
 # --------------------------------------------------------------------------- findings
 
 
@@ -626,12 +679,16 @@ def render_html(report: dict, extras: dict, title: str = "audiodata lint report"
     nav = '<nav><a href="#durations">durations</a><a href="#rates">sample rates</a>' if checked else "<nav>"
     if transcripts:
         nav += '<a href="#transcripts">transcript rate</a>'
+    style = _style_section(summary.get("transcript_style"))
+    if style:
+        nav += '<a href="#style">transcript style</a>'
     nav += '<a href="#rules">rules</a><a href="#records">records</a></nav>'
     body = (
         _header(title, summary)
         + "<main>"
         + nav
         + audio
+        + style
         + _rules_section(_by_code(summary, findings), findings)
         + _records_section(findings, previews)
         + "</main>"
@@ -685,6 +742,7 @@ table{width:100%;border-collapse:collapse;font-size:.9rem}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:middle}
 th{color:var(--mut);font-weight:600;font-size:.8rem}
 .n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.mixed{color:var(--warn);font-weight:600}
 td.hb{width:16%;min-width:90px}
 .hbar{display:block;height:10px;border-radius:5px;background:var(--bar)}
 .hbar.error{background:var(--err)}.hbar.warning{background:var(--warn)}.hbar.info{background:var(--info)}

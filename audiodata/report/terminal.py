@@ -73,7 +73,9 @@ def print_lint(data: dict[str, Any], out: Console, max_examples: int = 3) -> Non
         else Text("no errors: ready to train", style="bold green")
     )
     extra = "" if s["audio_checked"] else " (audio not checked: --no-audio)"
-    if order:
+    if s.get("transcript_style"):
+        print_style(s["transcript_style"], out)
+    if order or s.get("transcript_style"):
         out.print()
     out.print(Text(f"{s['records']} records, {s['clips']} clips, {s['audio_hours']:.3f} h audio{extra}: ") + verdict)
     for name, n in s.get("excluded_by", {}).items():
@@ -87,6 +89,46 @@ def print_lint(data: dict[str, Any], out: Console, max_examples: int = 3) -> Non
         )
     if "fix" in data:
         _print_fixes(data, out)
+
+
+#: Prompts shown in the terminal's style table (the JSON report lists more).
+STYLE_PROMPTS = 5
+
+
+_SHORT = {"punctuated": "punct", "digits": "digit", "words": "word"}
+
+
+def _votes(counts: dict[str, int]) -> str:
+    return " ".join(f"{_SHORT.get(k, k)} {n}" for k, n in counts.items()) or "-"
+
+
+def print_style(style: dict[str, Any], out: Console) -> None:
+    """The transcript style profile (``summary.transcript_style``): one row per input file, then per prompt."""
+    title = f"transcript style: {style['records']} transcripts, per input file and per prompt (T002, T003)"
+    t = Table(title=title, title_justify="left")
+    for col in ("input / prompt", "n", "case", "punctuation (marks/word)", "numbers", "fillers/tags"):
+        t.add_column(col, justify="right" if col in ("n", "fillers/tags") else "left", overflow="fold")
+
+    def row(name: str, p: dict[str, Any], dim: bool = False) -> None:
+        per_word = p["punctuation_per_word"]
+        punct = _votes(p["punctuation"]) + ("" if per_word is None else f" ({per_word:.2f})")
+        cells = (name, str(p["records"]), _votes(p["case"]), punct, _votes(p["numbers"]), f"{p['fillers']}/{p['tags']}")
+        t.add_row(*(Text(c, style="dim" if dim else "") for c in cells))
+
+    for name, p in style["by_source"].items():
+        row(name, p)
+    if style["prompts"] > 1 or len(style["by_source"]) > 1:
+        for p in style["by_prompt"][:STYLE_PROMPTS]:
+            row(f"prompt {textwrap.shorten(p['prompt'], 50, placeholder=' ...')}", p, dim=True)
+    out.print()
+    out.print(t)
+    hidden = style["prompts"] - min(STYLE_PROMPTS, len(style["by_prompt"]))
+    if hidden > 0 or style["prompts_untracked_records"]:
+        more = f"... {hidden} more prompts in the JSON report" if hidden > 0 else ""
+        if style["prompts_untracked_records"]:
+            untracked, first = style["prompts_untracked_records"], style["prompts"]
+            more += f" ({untracked} records under prompts past the first {first} not profiled per prompt)"
+        out.print(_indented(Text(more.strip(), style="dim"), 2))
 
 
 def _print_rule(out: Console, code: str, examples: list[dict[str, Any]], count: int) -> None:

@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -112,7 +113,7 @@ def char_script(ch: str) -> str:
 
 
 # Annotations that are not speech: [noise], <laugh>, <|en|>, (inaudible) tags up to 30 characters.
-_TAGS = re.compile(r"<\|[^|>]{0,30}\|>|<[^<>\s]{1,30}>|\[[^\[\]]{1,30}\]")
+TAGS = _TAGS = re.compile(r"<\|[^|>]{0,30}\|>|<[^<>\s]{1,30}>|\[[^\[\]]{1,30}\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +176,19 @@ MAX_PROMPT_CHARS = 200
 
 
 def is_transcription_prompt(text: str) -> bool:
-    """True for a user turn that is only the audio marker(s), or a short transcription request."""
+    """True for a user turn that is only the audio marker(s), or a short transcription request. Corpora repeat a
+    few prompts over every record: short ones are judged once (lint's style profile asks for every record)."""
+    return _judged(text) if len(text) <= 4 * MAX_PROMPT_CHARS else _judge(text)
+
+
+def _judge(text: str) -> bool:
     prompt = text.replace(AUDIO_MARKER, " ").strip()
     if not prompt:
         return True
     return len(prompt) <= MAX_PROMPT_CHARS and bool(_ASR_PROMPT.search(prompt)) and not _NOT_ASR.search(prompt)
+
+
+_judged = lru_cache(maxsize=1024)(_judge)
 
 
 def transcript_of(rec: Record, task: str = "auto") -> Message | None:
@@ -209,6 +218,34 @@ def transcript_of(rec: Record, task: str = "auto") -> Message | None:
     if len(rec.audios) != 1 or not is_transcription_prompt(prompt.content):
         return None
     return reply
+
+
+def transcription_replies(rec: Record, task: str = "auto") -> list[tuple[str, Message]]:
+    """Every reply of a transcription record, each with its place in the output row (``messages[1]``,
+    ``chosen[0]``, ``rejected[0]``, ``completion[0]``): the records :func:`transcript_of` measures, with the
+    sides it leaves out (a DPO pair's rejected reply, an undesirable KTO completion). What
+    ``--normalize-transcripts`` rewrites: both sides of a pair in one style, or the pair teaches a style."""
+    if task == "none" or not rec.audios or len(rec.messages) < 1:
+        return []
+    if rec.kind == "sft":
+        if len(rec.messages) != 2:
+            return []
+        prompt, sides = rec.messages[0], [("messages[1]", rec.messages[1])]
+    elif rec.kind == "dpo":
+        if len(rec.messages) != 1 or not rec.chosen or len(rec.chosen) != 1 or len(rec.rejected or []) > 1:
+            return []
+        prompt, sides = rec.messages[0], [("chosen[0]", rec.chosen[0])] + [("rejected[0]", m) for m in rec.rejected or []]
+    elif rec.kind == "kto":
+        if len(rec.messages) != 1 or not rec.completion or len(rec.completion) != 1:
+            return []
+        prompt, sides = rec.messages[0], [("completion[0]", rec.completion[0])]
+    else:
+        return []
+    if prompt.role != "user" or any(m.role != "assistant" for _, m in sides):
+        return []
+    if task != "asr" and (len(rec.audios) != 1 or not is_transcription_prompt(prompt.content)):
+        return []
+    return sides
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,8 @@ METADATA_KEYS = {
     "audiodata_clips": "`[start, duration]` of each consecutive clip a long recording kept whole was cut into",
     "pred_text": "an ASR hypothesis (NeMo `transcribe_speech.py` output)",
     "source": "the source dataset, as the corpus names it",
+    "transcript_original": "a transcript as the corpus wrote it, where `--normalize-transcripts` changed it, keyed by its "
+    "place in the row (`messages[1]`, `chosen[0]`, `rejected[0]`, ...)",
 }
 
 

@@ -112,7 +112,9 @@ METADATA_COLUMN = Column(
     "What the source corpus says beyond the conversation, as a JSON object (keys sorted): NeMo's keys other than "
     "the audio path and text (offset, duration, lang, speaker, ...), a lhotse cut (cut_id, recording_id, start, duration, "
     "channel) with its supervisions (start, duration, channel, language, speaker, ...), a window's segments with their "
-    "lines. Present only when the run has such records; null for the others.",
+    "lines; with --normalize-transcripts, transcript_original: the original text of each reply it changed, keyed by its "
+    "place in the row (messages[1], chosen[0], rejected[0], completion[0]). Present only when the run has such records "
+    "or normalises transcripts; null for the others.",
 )
 
 

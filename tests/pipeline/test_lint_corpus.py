@@ -37,7 +37,7 @@ FILES = (MINICPM, SHAREGPT, SG_DPO, ALPACA, SWIFT, CHAT)
 
 #: Severities as documented in docs/rules.md; every other planted code is an error.
 WARNINGS = {"S008", "M003", "A008", "A009", "A012", "A013", "A014", "T001", "P001", "B002", "D001", "D003"}
-WARNINGS |= {"R002", "R004", "R005"}
+WARNINGS |= {"R002", "R004", "R005", "T002"}
 #: Findings about a whole record, not one of its fields.
 RECORD_LEVEL = {"F001", "F002", "F003", "D001", "D003"}
 
@@ -56,6 +56,7 @@ PLANTED: list[tuple[str, int, str]] = [
     (MINICPM, 16, "A009"),  # 8 kHz source
     (MINICPM, 17, "A012"),  # all zeros
     (MINICPM, 19, "A014"),  # "duration": 9.0 for a 2 s clip
+    (MINICPM, 19, "T002"),  # ... and its "nine" is the one number word where the other transcripts under <audio> write digits
     (MINICPM, 20, "M003"),  # <audio> in system
     (MINICPM, 21, "D003"),  # clip 2 again, no prompt, another transcript than record 19
     (MINICPM, 22, "D003"),  # clip 0 again, no prompt, another transcript than record 0
@@ -107,6 +108,7 @@ FIELD = {
     (MINICPM, 16, "A009"): "audio",
     (MINICPM, 17, "A012"): "audio",
     (MINICPM, 19, "A014"): "audio",
+    (MINICPM, 19, "T002"): "text",
     (MINICPM, 20, "M003"): "system",
     (SHAREGPT, 2, "S002"): "conversations[2].value",
     (SHAREGPT, 4, "S004"): "conversations[1].value",
@@ -606,7 +608,7 @@ def test_convert_rejects_exactly_the_records_lint_marks_as_errors(corpus, report
         assert sorted(x["code"] for x in r["reasons"]) == sorted(f["code"] for f in here if f["severity"] == "error")
     assert result.records_read == result.records_written + result.records_rejected
     kept_warnings = {(f["source"], f["index"], f["code"]) for f in report["findings"] if (f["source"], f["index"]) not in flagged}
-    lint_only = [code for *_, code in kept_warnings if code[0] == "D" or code == "R005"]  # lint's dataset rules
+    lint_only = [code for *_, code in kept_warnings if code[0] == "D" or code in ("R005", "T002", "T003")]  # lint's dataset rules
     assert result.warnings_by_code == dict(Counter(code for *_, code in kept_warnings if code not in lint_only))
     assert result.records_read == report["summary"]["records"]
     assert result.records_rejected == len(flagged)

@@ -372,3 +372,38 @@ def test_report_runs_in_a_real_browser_without_script_errors(tmp_path: Path):
     assert dom.count('<svg class="chart"') == 4 and '<section id="transcripts">' in dom
     broken = browser_dom(page.replace("</body>", "<script>undefinedFunction();</script></body>"), tmp_path)
     assert "undefinedFunction" in (script_errors(broken) or "")  # the hook does catch errors
+
+
+def style_summary() -> dict:
+    prof = {"punctuation_per_word": 0.0, "fillers": 0, "tags": 0, "top_fillers": {}, "top_tags": {}}
+    libri = {**prof, "records": 12, "case": {"upper": 12}, "punctuation": {"none": 12}, "numbers": {"words": 2}}
+    cv = {**prof, "records": 12, "case": {"cased": 12}, "punctuation": {"punctuated": 12}, "numbers": {}}
+    cv |= {"punctuation_per_word": 0.21, "fillers": 3, "top_fillers": {"<b>uh</b>": 3}}
+    both = {**prof, "records": 24, "case": {"upper": 12, "cased": 12}, "punctuation": {"none": 12, "punctuated": 12}}
+    both |= {"numbers": {"words": 2}, "prompt": "<audio>Transcribe <i>this</i>."}
+    by_source = {"libri.jsonl": libri, "cv.jsonl": cv}
+    return {"records": 24, "by_source": by_source, "prompts": 3, "prompts_untracked_records": 0, "by_prompt": [both]}
+
+
+def test_transcript_style_table_marks_mixed_prompts_and_escapes():
+    r = report([finding("T002", 0, source="cv.jsonl")])
+    r["summary"]["transcript_style"] = style_summary()
+    page = render_html(r, extras())
+    p = Page(page)
+    assert p.problems == [] and '<section id="style">' in page and 'href="#style"' in page
+    section = page[page.index('<section id="style">') : page.index("</section>", page.index('<section id="style">'))]
+    rows = re.findall(r"<tr><td(.*?)</tr>", section)
+    assert len(rows) == 3  # two input files, one prompt (the header row has <th> cells)
+    assert section.count('class="mixed"') == 2  # the prompt's case and punctuation: two styles each
+    assert "upper 12 · cased 12" in section and "2 more prompts" in section
+    assert "<i>this</i>" not in section and "&lt;i&gt;this&lt;/i&gt;" in section and "<b>uh</b>" not in section
+    assert '<section id="style">' not in render_html(report([]), extras())  # nothing profiled: no section
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+def test_transcript_style_section_in_a_real_browser(tmp_path: Path):
+    r = report([finding("T002", 0, source="cv.jsonl")])
+    r["summary"]["transcript_style"] = style_summary()
+    dom = browser_dom(render_html(r, extras()), tmp_path)
+    assert script_errors(dom) is None
+    assert '<section id="style">' in dom and dom.count('class="mixed"') == 2

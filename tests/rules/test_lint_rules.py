@@ -145,6 +145,9 @@ SENTENCES = [
     "Bread is baking slowly.",
 ]
 RATES = [asr(t, f"v{k}.wav") for k, t in enumerate(SENTENCES)]
+LOWER = [asr(t.lower().rstrip("."), f"v{k}.wav") for k, t in enumerate(SENTENCES[:10])]
+VERBATIM = [asr(("uh " if k % 2 else "") + t.lower().rstrip("."), f"v{k}.wav") for k, t in enumerate(SENTENCES[:10])]
+CLEAN = [asr(t.lower().rstrip("."), f"v{k % 12}.wav") for k, t in enumerate(SENTENCES * 2)][:20]
 SWAPPED = asr("Please call Stella and ask her to bring these things.", "v10.wav")
 
 # code -> (records with the problem, the same records repaired, lint options). The problem is on the LAST record.
@@ -253,6 +256,11 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
         {},
     ),
     "R005": ([*RATES, SWAPPED], [*RATES, asr("Put the kettle on now.", "v10.wav")], {}),
+    # ten lower-case transcripts, then one cased and punctuated under the same prompt (casing and punctuation mixed)
+    "T002": ([*LOWER, asr("Turn left at the corner.")], [*LOWER, asr("turn left at the corner")], {}),
+    # a first file writes fillers in half its transcripts; this one (20 under the same prompt) in none: the
+    # finding is at this file's first record under the prompt; its twin has one filler
+    "T003": (CLEAN, [*CLEAN[:-1], asr("uh so that was it then")], {"before": VERBATIM, "index": 0}),
 }
 
 
@@ -262,6 +270,9 @@ def findings(media: Path, tmp_path: Path, records: list[Any], opts: dict[str, An
     else:
         path = tmp_path / "in.jsonl"
         path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    inputs = [str(path)]
+    if "before" in opts:  # a rule that compares input files: this one is read first
+        inputs.insert(0, str(write_jsonl(tmp_path / "before.jsonl", opts["before"])))
     kw: dict[str, Any] = {"num_workers": 1, "media_root": str(media)}
     if opts.get("family"):
         kw.update(model_family="qwen2-audio", cutoff_len=256)
@@ -273,7 +284,7 @@ def findings(media: Path, tmp_path: Path, records: list[Any], opts: dict[str, An
     if opts.get("dedup"):  # the command that reports near copies (D002) and leaks (D004)
         against = media.parent / opts["against"] if "against" in opts else None
         return dedup([str(path)], mode="near", against=against, **kw).to_dict()["findings"]
-    return lint([str(path)], **kw).to_dict()["findings"]
+    return lint(inputs, **kw).to_dict()["findings"]
 
 
 def test_every_rule_has_a_case():
@@ -293,7 +304,7 @@ def test_rule_fires(code: str, media: Path, tmp_path: Path):
     found = findings(media, tmp_path, bad, opts)
     hits = [f for f in found if f["code"] == code]
     assert hits, f"{code} did not fire: {found}"
-    want_index = -1 if code in ("F004", "F008", "F009") else len(bad) - 1  # the file as a whole
+    want_index = -1 if code in ("F004", "F008", "F009") else opts.get("index", len(bad) - 1)  # -1: the file as a whole
     assert {f["index"] for f in hits} == {want_index}
     assert all(f["severity"] == REGISTRY[code].severity.value and f["message"] for f in hits)
 

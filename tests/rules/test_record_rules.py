@@ -272,7 +272,7 @@ def test_every_rule_with_a_check_runs_in_a_checking_stage():
     record = {"S002", "S003", "S004", "S006", "S007", "S008", "P001", "M001", "M002", "M003", "M004", "M005", "M006", "T001"}
     assert by_stage["record"] == record
     assert by_stage["audio"] == {"A008", "A009", "A012", "A013", "A014", "B001", "B002", "R001", "R002", "R003", "R004"}
-    assert by_stage["dataset"] == {"D001", "D002", "D003", "D004", "P003", "R005"}
+    assert by_stage["dataset"] == {"D001", "D002", "D003", "D004", "P003", "R005", "T002", "T003"}
     assert all(REGISTRY[c].check is not None for c in record | by_stage["audio"])
     assert all(REGISTRY[c].check is None for c in by_stage["read"] | by_stage["dataset"] | by_stage["output"])
     assert by_stage["export"] == {c for c in REGISTRY if c.startswith("X")} and REGISTRY["X003"].check is None
