@@ -191,9 +191,14 @@ def test_a_plugin_command_registers_and_runs_and_a_broken_one_is_named(monkeypat
 
 @pytest.fixture
 def terminal(monkeypatch):
-    """stderr taken for a terminal (rich draws bars only there), 120 columns."""
+    """stderr taken for a terminal (rich draws bars only there), 120 columns. rich reads the environment object
+    it saw at import, and ``datasets``' ``map(num_proc=...)`` replaces ``os.environ`` with a copy: point rich at
+    today's, or a test that ran such a map first leaves this one without its terminal."""
+    from rich.console import Console
+
     monkeypatch.setenv("TTY_COMPATIBLE", "1")
     monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setattr(Console, "_environ", os.environ)
 
 
 BAR_LABELS = ("converting", "linting", "dedup ", "verifying", "exporting", "publishing")
