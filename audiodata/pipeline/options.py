@@ -25,7 +25,8 @@ from audiodata.readers.pairs import PairSource, load_hypotheses
 from audiodata.readers.rawfile import MAX_DECOMPRESSED, MAX_RATIO, GzipBounds
 from audiodata.readers.rows import parse_columns
 from audiodata.readers.spec import DIALECTS
-from audiodata.readers.templates import RATE_TASKS, TASKS, Template, TemplateError, load_template, preset
+from audiodata.readers.templates import TASKS, Template, TemplateError, load_template, preset
+from audiodata.rules.transcript import TASKS as RATE_TASKS
 from audiodata.rules.transcript import is_transcription_prompt
 from audiodata.visual import VISUAL_MODES
 

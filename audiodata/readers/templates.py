@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from audiodata.errors import UsageError
-from audiodata.rules.transcript import TASKS as RATE_TASKS  # what the transcript-rate (R) rules measure
 
 #: Columns ``{lang}`` is read from when the reader does not state the language itself.
 LANG_KEYS = ("lang", "language", "locale")
@@ -271,6 +270,9 @@ def load_template(path: str | Path) -> Template:
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise bad("seed", "an integer")
+    # what the transcript-rate (R) rules measure; imported here: the rules import the dialects, which import this
+    from audiodata.rules.transcript import TASKS as RATE_TASKS
+
     task = data.get("task", "auto")
     if task not in RATE_TASKS:
         raise bad("task", f"one of {', '.join(RATE_TASKS)}")

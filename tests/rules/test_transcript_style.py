@@ -307,7 +307,9 @@ def test_convert_normalises_transcripts_and_keeps_the_originals(tmp_path: Path, 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["options"]["normalize_transcripts"] == "basic"
     assert ORIGINAL_KEY in manifest["summary"]["metadata_keys"]
-    assert "`transcript_original` keeps a transcript's text as the corpus wrote it" in (out / "README.md").read_text()
+    assert "| `transcript_original` | 2 | a transcript as the corpus wrote it, where `--normalize-transcripts` changed it" in (
+        (out / "README.md").read_text()
+    )
 
 
 def test_without_the_option_the_manifest_is_as_before(tmp_path: Path, media: Path):
