@@ -275,6 +275,8 @@ def _sides(rec: Record) -> list[tuple[str, list[Message]]]:
     ),
 )
 def other_media_markers(rec: Record) -> Iterator[Finding]:
+    if not rec.images and not rec.videos and not any(IMAGE_MARKER in t or VIDEO_MARKER in t for _, t in rec.texts()):
+        return  # no image, no video, no marker in any turn counted below: every count is 0 of 0
     found: set[tuple[str, str]] = set()
     for marker, refs in ((IMAGE_MARKER, rec.images), (VIDEO_MARKER, rec.videos)):
         what = marker[1:-1]

@@ -146,6 +146,8 @@ MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255
 
 def _impossible_path(value: str) -> str | None:
     """Why no file can have the name ``value`` (a NUL in it, or too long), or None."""
+    if len(value) <= MAX_NAME_BYTES // 4 and "\x00" not in value:  # 4 UTF-8 bytes a character at most: short enough
+        return None
     if "\x00" in value:
         return f"{value[:200]!r} contains a NUL character, which no file name can"
     size = len(value.encode("utf-8", "surrogatepass"))
