@@ -101,7 +101,7 @@ class Analyser:
         return out
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
-        text = item.text.strip() if item.text is not None else None
+        text = item.text.strip() if item.text is not None and self.task.fix else None  # only --fix copies the text
         p = self.parse(seq, n, item)
         rec = p.record
         by = self.task.exclude.by(rec.id) if rec is not None and self.task.exclude else None

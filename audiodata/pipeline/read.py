@@ -98,7 +98,7 @@ class Parser:
     def _checked(self, seq: int, n: int, item: RawItem, src: SourceLoc) -> Pending:
         f, s = self.files[n], self.settings
         dialect = dialect_of(item.obj, f.spec.formatting) if isinstance(item.obj, dict) else None
-        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system), dialect)
+        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system, dialect))
         if record is not None:
             record.input_dir = self.input_dirs[n]
         check = self.schemas[n]

@@ -265,7 +265,7 @@ def iter_lines(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: C
             lineno = _skip_blank(fh, pos, lineno)
             continue
         text = _decode(data)
-        if not text.strip():  # blank in a wider sense (U+00A0, U+0085, \x1c-\x1f)
+        if text.isspace():  # blank in a wider sense (U+00A0, U+0085, \x1c-\x1f); never empty (data is not), so = not strip()
             continue
         yield _parse(index, start, text, max_chars, lazy)
         index += 1

@@ -65,12 +65,11 @@ def dialect_of(obj: dict[str, Any], formatting: str | None) -> str | None:
     return formatting or detect(obj)
 
 
-def parse_record(obj: Any, ctx: ParseContext, dialect: str | None = None) -> tuple[Record | None, list[Finding]]:
-    """Parse one JSON value; on failure return no record and a located finding. ``dialect``: what
-    :func:`dialect_of` says of ``obj``, when the caller has it already (else it is detected here)."""
+def parse_record(obj: Any, ctx: ParseContext) -> tuple[Record | None, list[Finding]]:
+    """Parse one JSON value; on failure return no record and a located finding."""
     if not isinstance(obj, dict):
         return None, [Finding("F002", f"record is a JSON {type(obj).__name__}, not an object", "", ctx.source)]
-    dialect = dialect or dialect_of(obj, ctx.spec.formatting)
+    dialect = ctx.dialect or dialect_of(obj, ctx.spec.formatting)
     if dialect is None:
         keys = ", ".join(sorted(obj)[:8]) or "no keys"
         return None, [Finding("F003", f"no dialect matches keys ({keys})", "", ctx.source)]

@@ -36,6 +36,7 @@ class ParseContext:
     media_root: str
     prompt: str | None = None  # default prompt for transcript-only dialects
     system: str | None = None  # default system prompt when a record has none
+    dialect: str | None = None  # what dialect_of says of the record, when the caller knows it already (else detected)
 
 
 def require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], field: str | None = None) -> Any:
