@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from audiodata.readers.spec import DEFAULT_TAGS, DialectSpec
@@ -367,8 +368,13 @@ def stable_id(obj: Any, file: str, index: int) -> str:
     value = obj.get("id") if isinstance(obj, dict) else None
     if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
         return str(value)
-    stem = file.split("?", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0] or "record"  # hf://owner/name?split=x
-    return f"{stem}-{index:06d}"
+    return f"{_stem(file)}-{index:06d}"
+
+
+@lru_cache(maxsize=256)
+def _stem(file: str) -> str:
+    """The name records of ``file`` are numbered under (one per input file: computed once, not per record)."""
+    return file.split("?", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0] or "record"  # hf://owner/name?split=x
 
 
 DURATION_KEYS = ("duration", "audio_duration")
@@ -377,7 +383,11 @@ DURATION_KEYS = ("duration", "audio_duration")
 def new_record(obj: dict[str, Any], ctx: ParseContext, dialect: str, **fields: Any) -> Record:
     system = fields.pop("system", None) or ctx.system
     audios = fields.get("audios") or []
-    declared = next((obj[k] for k in DURATION_KEYS if k in obj), None)
+    declared = None
+    for k in DURATION_KEYS:  # the first one present (a loop, not a generator per record)
+        if k in obj:
+            declared = obj[k]
+            break
     if len(audios) == 1 and isinstance(declared, (int, float)) and not isinstance(declared, bool):
         audios[0].declared_duration = float(declared)  # NeMo-style manifests state the clip length
     return Record(id=record_id(obj, ctx), source=ctx.source, media_root=ctx.media_root, dialect=dialect, system=system, **fields)
