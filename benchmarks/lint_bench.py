@@ -612,6 +612,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-d", action="store_true", help="also lint text-only with the D (duplicate) rules off")
     p.add_argument("--skip-audio", action="store_true", help="skip the with-audio part")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
+    p.add_argument("--cache", type=Path, default=CACHE_DIR, help=f"where the corpora are kept (default {CACHE_DIR})")
     args = p.parse_args(argv)
     if args.records < 1 or args.clips < 1 or (args.workers is not None and args.workers < 1):
         p.error("--records, --clips and --workers must be positive")
@@ -620,7 +621,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected parts and print their tables."""
+    global CACHE_DIR
     args = parse_args(argv)
+    CACHE_DIR = args.cache
     cb = load_convert_bench()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {}
