@@ -16,6 +16,7 @@ import hashlib
 import heapq
 import json
 import os
+import posixpath
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ class Analyser:
         return out
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
-        text = item.text.strip() if item.text is not None else None
+        text = item.text.strip() if item.text is not None and self.task.fix else None  # only --fix copies the text
         p = self.parse(seq, n, item)
         rec = p.record
         by = self.task.exclude.by(rec.id) if rec is not None and self.task.exclude else None
@@ -163,13 +164,22 @@ class Analyser:
 
 def _ref_identity(rec: Record, kind: str, value: Any) -> str:
     if kind == "path":
-        return "path:" + os.path.normpath(os.path.join(rec.media_root, str(value)))
+        return "path:" + _normpath(os.path.join(rec.media_root, str(value)))
     if isinstance(value, (str, bytes)):
         data = value.encode() if isinstance(value, str) else value
         return f"{kind}:" + hashlib.blake2b(data, digest_size=16).hexdigest()
     return f"{kind}:" + hashlib.blake2b(json.dumps(value).encode(), digest_size=16).hexdigest()
 
 
+def _normpath(path: str) -> str:
+    """``os.path.normpath``, skipped for an absolute POSIX path it leaves as it is: no empty part (``//``, a
+    trailing ``/``) and no ``.`` or ``..`` part (every part follows a ``/``, so none starts with ``.``)."""
+    if _POSIX and path[:1] == "/" and path[-1] != "/" and "//" not in path and "/." not in path:
+        return path
+    return os.path.normpath(path)
+
+
+_POSIX = os.path is posixpath
 _ANALYSER: Analyser | None = None
 
 

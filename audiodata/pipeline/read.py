@@ -89,6 +89,7 @@ class Parser:
         # the schemas describe JSON text: not the rows of a dataset or tar
         self.schemas = [SchemaCheck(f.spec) if f.kind not in corpus.KINDS else None for f in files]
         self.normalize = normalizer(settings.normalize)
+        self.input_dirs = [f.input_dir for f in files]  # a property that builds a string: once per file, not per record
 
     def __call__(self, seq: int, n: int, item: RawItem) -> Pending:
         f, s = self.files[n], self.settings
@@ -121,16 +122,17 @@ class Parser:
 
     def _checked(self, seq: int, n: int, item: RawItem, src: SourceLoc) -> Pending:
         f, s = self.files[n], self.settings
-        record, findings = parse_record(item.obj, ParseContext(f.spec, src, f.media_root, s.prompt, s.system, s.template))
+        dialect = dialect_of(item.obj, f.spec.formatting) if isinstance(item.obj, dict) else None
+        ctx = ParseContext(f.spec, src, f.media_root, s.prompt, s.system, template=s.template, dialect=dialect)
+        record, findings = parse_record(item.obj, ctx)
         if record is not None:
-            record.input_dir = f.input_dir
+            record.input_dir = self.input_dirs[n]
             if s.pairs is not None:  # normalised inside, so the two sides are judged equal in the written style
                 record, findings = self._paired(record, item, src, findings)
             elif self.normalize is not None:  # the rules judge, and convert writes, the normalised text
                 normalize_record(record, self.normalize, s.task)
         check = self.schemas[n]
         if self.schema_on and check is not None and isinstance(item.obj, dict):
-            dialect = dialect_of(item.obj, f.spec.formatting)
             schema = check(item.obj, dialect, src) if dialect else []
             if schema:  # the schema locates the problem better than the parser's S001; a specific code wins over it
                 specific = {x.field for x in findings if x.code != "S001"}

@@ -25,7 +25,7 @@ from audiodata.readers.rawfile import GzipBounds
 
 JSON, SUBTITLES, SUPERVISIONS, RECORDINGS = "json", "subtitles", "lhotse-supervisions", "lhotse-recordings"
 #: Markers of a record the long-form rewriting may concern: other records pass through unparsed.
-_NEEDLES = ('"audio_filepath"', '"audio_filename"', '"supervisions"')
+_NEEDLES = ('"audio_filepath"', '"audio_filename"', '"supervisions"')  # three: _rewrite tests each (no generator per record)
 
 
 def file_kind(path: Path) -> tuple[str, Path | None]:
@@ -104,9 +104,11 @@ def _rewrite(items: Iterator[RawItem], max_record_bytes: int, lf: LongForm, find
     """NeMo lines (runs of one audio file) and lhotse cuts as the records they make; the rest unchanged."""
     run: list[RawItem] = []
     for item in items:
-        if item.text is not None and not any(n in item.text for n in _NEEDLES):
-            yield from _flush(run, lf, finder)
-            run = []
+        text = item.text
+        if text is not None and _NEEDLES[0] not in text and _NEEDLES[1] not in text and _NEEDLES[2] not in text:
+            if run:
+                yield from _flush(run, lf, finder)
+                run = []
             yield item
             continue
         item = parse_text(item, max_record_bytes)

@@ -1,12 +1,12 @@
 """S005: validate each raw record against its dialect's JSON Schema (``schemas/input``).
 
-jsonschema costs ~150 us per record, far too slow for millions of records, so
-validity is memoised on the record's *shape*: keys, types, strings verbatim only when
-a schema names them (enum/const) and otherwise as empty/non-empty, numbers by class, lists by length class and the
-set of their element shapes. Two records with the same shape are equally valid
-under these schemas; ``tests/rules/test_schema_rule.py`` checks that the schemas only use
-keywords for which that holds. Only records with an unseen or invalid shape reach
-the validator, which then locates each problem to the field.
+jsonschema costs ~150 us per record, far too slow for millions of records, so each schema
+is also compiled once (jsonschema-rs, ~1 us per record) and a record the compiled schema
+accepts is done. Only records it rejects (or cannot take: a NaN, an int past 64 bits)
+reach jsonschema, which decides and locates each problem to the field; so a finding
+never depends on the compiled copy, and a record is accepted only if both agree.
+``tests/rules/test_schema_rule.py`` checks by property tests that the two agree on
+generated records of every dialect, valid and broken.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
@@ -25,10 +26,7 @@ from audiodata.readers.spec import DEFAULT_COLUMNS, DEFAULT_TAGS, DialectSpec
 from audiodata.records import SourceLoc
 from audiodata.rules.findings import Finding
 
-#: List lengths are told apart up to this count (schemas use minItems/maxItems <= 2).
-LENGTH_CLASSES = 3
 MAX_ERRORS = 5
-_CACHE_LIMIT = 100_000
 
 
 def schema_dir() -> Path:
@@ -48,56 +46,22 @@ def validators() -> dict[str, Draft202012Validator]:
     return {name: Draft202012Validator(doc, registry=registry) for name, doc in docs.items()}
 
 
-def _named_strings(node: Any, out: set[str]) -> set[str]:
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k == "const" and isinstance(v, str):
-                out.add(v)
-            elif k == "enum" and isinstance(v, list):
-                out.update(x for x in v if isinstance(x, str))
-            else:
-                _named_strings(v, out)
-    elif isinstance(node, list):
-        for v in node:
-            _named_strings(v, out)
-    return out
-
-
 @lru_cache(maxsize=1)
-def named_strings() -> frozenset[str]:
-    """Every string value a schema compares against (enum/const): the only ones kept verbatim."""
-    global _NAMED
-    _NAMED = frozenset(_named_strings(list(documents().values()), set()))
-    return _NAMED
+def compiled() -> dict[str, Any]:
+    """The same documents compiled once by jsonschema-rs (draft 2020-12, ``$ref`` across documents
+    through one registry): a fast yes/no in front of :func:`validators`."""
+    docs = documents()
+    registry = jsonschema_rs.Registry([(d["$id"], d) for d in docs.values()])
+    return {name: jsonschema_rs.validator_for(doc, registry=registry) for name, doc in docs.items()}
 
 
-def shape(value: Any) -> Any:
-    """A hashable abstraction of ``value`` that keeps everything the schemas can test."""
-    t = type(value)
-    if t is str:
-        return value if value in _NAMED else _TEXT if value else _EMPTY
-    if t is dict:
-        return ("d", tuple([(k, shape(v)) for k, v in value.items()]))
-    if t is list:
-        return ("l", min(len(value), LENGTH_CLASSES), frozenset(map(shape, value)))
-    if isinstance(value, str):  # str subclasses
-        return shape(str(value))
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        cls = 0 if value < 0 else 1 if value == 0 else 2 if value < 1 else 3
-        if isinstance(value, float):  # "type": "integer" accepts 3.0 but not 3.5
-            return ("f", cls, value.is_integer())
-        return ("i", cls)
-    if isinstance(value, dict):
-        return shape(dict(value))
-    if isinstance(value, list):
-        return shape(list(value))
-    return ("?", type(value).__name__)
-
-
-_TEXT, _EMPTY = ("s", True), ("s", False)
-_NAMED: frozenset[str] = frozenset()
+def fast_valid(name: str, obj: Any) -> bool:
+    """Whether the compiled schema ``name`` accepts ``obj``; False for a value it cannot take (then
+    jsonschema decides)."""
+    try:
+        return bool(compiled()[name].is_valid(obj))
+    except Exception:  # a value jsonschema-rs cannot convert (a str subclass, an int past 64 bits, a NaN key)
+        return False
 
 
 def _path(parts: Any) -> str:
@@ -116,10 +80,9 @@ def _message(err: ValidationError) -> str:
 
 
 class SchemaCheck:
-    """Validates raw records of one input spec; keeps the shape memo between records."""
+    """Validates raw records of one input spec (the renamed columns of its dataset_info.json entry)."""
 
     def __init__(self, spec: DialectSpec) -> None:
-        named_strings()  # shape() keeps these verbatim
         self.spec = spec
         renamed = {DEFAULT_COLUMNS[k]: v for k, v in spec.columns.items() if k in DEFAULT_COLUMNS and v != DEFAULT_COLUMNS[k]}
         self.rename = {custom: default for default, custom in renamed.items()}
@@ -128,7 +91,6 @@ class SchemaCheck:
         known = (("from", "value"), ("role", "content"))
         self.skip = spec.tags is not None and (tags["role_tag"], tags["content_tag"]) not in known
         self.skip |= spec.converter == "pair"  # a v1 YAML's pair rows: read by the v1 dialect, shaped like no schema here
-        self.valid: dict[tuple[str, Any], bool] = {}
 
     def __call__(self, obj: Any, dialect: str, source: SourceLoc) -> list[Finding]:
         validator = validators().get(dialect)
@@ -136,12 +98,9 @@ class SchemaCheck:
             return []
         if self.rename:  # a key named like a remapped default column is not read by anyone: drop it
             obj = {self.rename.get(k, k): v for k, v in obj.items() if k not in self.back or k in self.rename}
-        key = (dialect, shape(obj))
-        if self.valid.get(key):
+        if fast_valid(dialect, obj):  # accepted: jsonschema would find nothing either (see the module docstring)
             return []
         errors = sorted(validator.iter_errors(obj), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
-        if len(self.valid) < _CACHE_LIMIT:
-            self.valid[key] = not errors
         found: list[Finding] = []
         seen: set[str] = set()
         for err in errors:

@@ -109,15 +109,16 @@ def test_a_5000_digit_integer_is_that_records_located_f001(corpus: Path, layout:
 
 
 def test_any_exception_of_the_json_parser_is_f001_not_the_runs_end(corpus: Path, monkeypatch: pytest.MonkeyPatch):
-    """The class, not the inputs we know: whatever json.loads raises for one record."""
-    real = json.loads
+    """The class, not the inputs we know: whatever the record parser (``jsonstream.loads``: orjson, then json)
+    raises for one record."""
+    real = jsonstream.loads
 
     def loads(text: str, *a: Any, **kw: Any) -> Any:
         if '"r1"' in text:
             raise KeyError("something no one foresaw")
         return real(text, *a, **kw)
 
-    monkeypatch.setattr(jsonstream.json, "loads", loads)
+    monkeypatch.setattr(jsonstream, "loads", loads)
     path = corpus / "in.jsonl"
     path.write_text("\n".join(rec(k) for k in range(3)) + "\n")
     result, rejects, _ = run(path, corpus / "out")

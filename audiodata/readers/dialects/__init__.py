@@ -69,7 +69,7 @@ def parse_record(obj: Any, ctx: ParseContext) -> tuple[Record | None, list[Findi
     """Parse one JSON value; on failure return no record and a located finding."""
     if not isinstance(obj, dict):
         return None, [Finding("F002", f"record is a JSON {type(obj).__name__}, not an object", "", ctx.source)]
-    dialect = dialect_of(obj, ctx.spec.formatting)
+    dialect = ctx.dialect or dialect_of(obj, ctx.spec.formatting)
     if dialect is None:
         keys = ", ".join(sorted(obj)[:8]) or "no keys"
         return None, [Finding("F003", f"no dialect matches keys ({keys})", "", ctx.source)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from audiodata.readers.spec import DEFAULT_TAGS, DialectSpec
@@ -38,6 +39,7 @@ class ParseContext:
     prompt: str | None = None  # default prompt for transcript-only dialects
     system: str | None = None  # default system prompt when a record has none
     template: Template | None = None  # transcript-only dialects: --task preset or --template file (dialects/prompts.py)
+    dialect: str | None = None  # what dialect_of says of the record, when the caller knows it already (else detected)
 
 
 def require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], field: str | None = None) -> Any:
@@ -148,6 +150,8 @@ MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255
 
 def _impossible_path(value: str) -> str | None:
     """Why no file can have the name ``value`` (a NUL in it, or too long), or None."""
+    if len(value) <= MAX_NAME_BYTES // 4 and "\x00" not in value:  # 4 UTF-8 bytes a character at most: short enough
+        return None
     if "\x00" in value:
         return f"{value[:200]!r} contains a NUL character, which no file name can"
     size = len(value.encode("utf-8", "surrogatepass"))
@@ -366,8 +370,13 @@ def stable_id(obj: Any, file: str, index: int) -> str:
     value = obj.get("id") if isinstance(obj, dict) else None
     if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
         return str(value)
-    stem = file.split("?", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0] or "record"  # hf://owner/name?split=x
-    return f"{stem}-{index:06d}"
+    return f"{_stem(file)}-{index:06d}"
+
+
+@lru_cache(maxsize=256)
+def _stem(file: str) -> str:
+    """The name records of ``file`` are numbered under (one per input file: computed once, not per record)."""
+    return file.split("?", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0] or "record"  # hf://owner/name?split=x
 
 
 DURATION_KEYS = ("duration", "audio_duration")
@@ -376,7 +385,11 @@ DURATION_KEYS = ("duration", "audio_duration")
 def new_record(obj: dict[str, Any], ctx: ParseContext, dialect: str, **fields: Any) -> Record:
     system = fields.pop("system", None) or ctx.system
     audios = fields.get("audios") or []
-    declared = next((obj[k] for k in DURATION_KEYS if k in obj), None)
+    declared = None
+    for k in DURATION_KEYS:  # the first one present (a loop, not a generator per record)
+        if k in obj:
+            declared = obj[k]
+            break
     if len(audios) == 1 and isinstance(declared, (int, float)) and not isinstance(declared, bool):
         audios[0].declared_duration = float(declared)  # NeMo-style manifests state the clip length
     return Record(id=record_id(obj, ctx), source=ctx.source, media_root=ctx.media_root, dialect=dialect, system=system, **fields)
