@@ -10,7 +10,18 @@ import soundfile as sf
 import soxr
 
 from audiodata.dedup import fingerprint as fpm
-from audiodata.dedup.fingerprint import HOP, MAX_SECONDS, N_BANDS, N_FFT, PHASES, RATE, VOICED_DB, Fingerprint, fingerprint, similarity
+from audiodata.dedup.fingerprint import (
+    HOP,
+    MAX_SECONDS,
+    N_BANDS,
+    N_FFT,
+    PHASES,
+    RATE,
+    VOICED_DB,
+    Fingerprint,
+    fingerprint,
+    similarity,
+)
 from tests.conftest import SAMPLE
 
 
@@ -56,7 +67,10 @@ def _speech(name: str) -> np.ndarray:
 def _clips() -> list[np.ndarray]:
     speech = np.concatenate([_speech(n) for n in ("clip01_22k.wav", "clip02_22k.wav", "clip07_16k.flac", "clip09_16k.flac")])
     rng = np.random.default_rng(7)
-    cuts = [speech[o : o + int(s * RATE)] for o, s in zip(rng.integers(0, speech.size // 2, 12), rng.uniform(0.3, 6.0, 12), strict=True)]
+    cuts = [
+        speech[o : o + int(s * RATE)]
+        for o, s in zip(rng.integers(0, speech.size // 2, 12), rng.uniform(0.3, 6.0, 12), strict=True)
+    ]
     long = np.tile(speech, int(np.ceil(62 * RATE / speech.size)))[: 62 * RATE]  # over MAX_SECONDS: cut at 60 s
     edges = [speech[:500], speech[:N_FFT], speech[: N_FFT + HOP], speech[: N_FFT + HOP + 1], speech[: N_FFT + 5 * HOP + 17]]
     return [*cuts, long, *edges]
@@ -134,7 +148,11 @@ def test_no_fresh_memory_from_the_kernel_per_clip():
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
-        [sys.executable, "-c", _FAULTS, str(SAMPLE / "audio" / "clip07_16k.flac")], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", _FAULTS, str(SAMPLE / "audio" / "clip07_16k.flac")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert float(out.stdout.strip()) < 50, out.stdout
 
@@ -149,4 +167,6 @@ def test_fingerprint_is_thread_safe():
         together: list[Fingerprint] = list(pool.map(fingerprint, clips * 3))
     for k, fp in enumerate(together):
         ref = alone[k % len(clips)]
-        assert np.array_equal(fp.bits, ref.bits) and np.array_equal(fp.voiced, ref.voiced) and np.array_equal(fp.sketch, ref.sketch)
+        assert (
+            np.array_equal(fp.bits, ref.bits) and np.array_equal(fp.voiced, ref.voiced) and np.array_equal(fp.sketch, ref.sketch)
+        )
