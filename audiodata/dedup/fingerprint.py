@@ -212,27 +212,30 @@ def similarity(a: Fingerprint, b: Fingerprint, max_shift: int = MAX_SHIFT) -> fl
     na, nb = a.bits.size, b.bits.size
     if not na or not nb or min(na, nb) / max(na, nb) < 0.85:
         return 0.0
-    best = _ber(a.bits, a.voiced, b.bits, b.voiced, max_shift)
-    for bits, voiced in a.phases:
-        best = min(best, _ber(bits, voiced, b.bits, b.voiced, max_shift))
-    for bits, voiced in b.phases:
-        best = min(best, _ber(a.bits, a.voiced, bits, voiced, max_shift))
+    best = _best_ber([(a.bits, a.voiced), *a.phases], b.bits, b.voiced, max_shift)
+    if b.phases:  # the error rate at shift s of (x, y) is that at -s of (y, x): b's phases against a
+        best = min(best, _best_ber(list(b.phases), a.bits, a.voiced, max_shift))
     return 1.0 - best
 
 
-def _ber(abits: np.ndarray, avoiced: np.ndarray, bbits: np.ndarray, bvoiced: np.ndarray, max_shift: int) -> float:
-    best = 1.0
-    need = 0.5 * min(int(avoiced.sum()), int(bvoiced.sum()))
-    for shift in range(-max_shift, max_shift + 1):
-        if shift >= 0:
-            xa, xb, va, vb = abits[shift:], bbits, avoiced[shift:], bvoiced
-        else:
-            xa, xb, va, vb = abits, bbits[-shift:], avoiced, bvoiced[-shift:]
-        n = min(xa.size, xb.size)
-        mask = va[:n] & vb[:n]
-        m = int(mask.sum())
-        if m < need or m < 8:
-            continue
-        errors = int(np.bitwise_count(np.bitwise_xor(xa[:n][mask], xb[:n][mask])).sum())
-        best = min(best, errors / (32 * m))
-    return best
+def _best_ber(xs: list[tuple[np.ndarray, np.ndarray]], ybits: np.ndarray, yvoiced: np.ndarray, max_shift: int) -> float:
+    """The lowest bit error rate of any ``x`` in ``xs`` against ``y``, over shifts ``-max_shift..max_shift``
+    (``x[s + t]`` against ``y[t]``), on frames voiced in both; a shift counts when at least half of the
+    less voiced clip's voiced frames (and 8) overlap. All shifts of all ``xs`` in one array pass: each x is
+    padded with unvoiced frames, so a shift's out-of-range frames drop out of the mask by themselves."""
+    ny, shifts = ybits.size, 2 * max_shift + 1
+    width = 2 * max_shift + ny + max(x.size for x, _ in xs)
+    xb = np.zeros((len(xs), width), np.uint32)
+    xv = np.zeros((len(xs), width), bool)
+    for k, (bits, voiced) in enumerate(xs):
+        xb[k, max_shift : max_shift + bits.size] = bits
+        xv[k, max_shift : max_shift + voiced.size] = voiced
+    windows = np.lib.stride_tricks.sliding_window_view(xb, ny, axis=1)[:, :shifts]  # [k, r, t] = x_k[r - max_shift + t]
+    mask = np.lib.stride_tricks.sliding_window_view(xv, ny, axis=1)[:, :shifts] & yvoiced
+    errors = (np.bitwise_count(windows ^ ybits) * mask).sum(axis=2, dtype=np.int64)
+    overlap = mask.sum(axis=2, dtype=np.int64)
+    need = 0.5 * np.minimum(xv.sum(axis=1), int(yvoiced.sum()))[:, None]
+    ok = (overlap >= need) & (overlap >= 8)
+    if not ok.any():
+        return 1.0
+    return float((errors[ok] / (32 * overlap[ok])).min())

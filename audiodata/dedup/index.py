@@ -28,7 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from audiodata.dedup.fingerprint import Fingerprint, similarity, sketch_distance
+import numpy as np
+
+from audiodata.dedup.fingerprint import Fingerprint, similarity
+from audiodata.dedup.prints import Buckets, PrintStore
 from audiodata.dedup.store import DEFAULT_MEMORY, FirstSeen
 from audiodata.rules.audio_rules import SILENCE_DBFS
 
@@ -50,11 +53,17 @@ class ClipMatch:
 
 
 class ClipIndex:
+    """Clip ids in arrival order; a clip matching an earlier one (same PCM hash, or a near copy found
+    through the LSH buckets and verified by bit error rate) resolves to that one's id. Fingerprints and
+    buckets live in flat arrays (:mod:`audiodata.dedup.prints`): ~1 KB a clip of 1-5 s, and candidates
+    are gathered and filtered by sketch distance as arrays, so the time per clip does not grow with the
+    Python objects a bucket would otherwise hold."""
+
     def __init__(self, near: bool = True, threshold: float = NEAR_THRESHOLD) -> None:
         self.near, self.threshold = near, threshold
         self.by_hash: dict[str, int] = {}
-        self.buckets: dict[int, list[int]] = {}
-        self.prints: list[Fingerprint | None] = []
+        self.prints = PrintStore()
+        self.buckets = Buckets()
         self.comparisons = 0
 
     def __len__(self) -> int:
@@ -66,41 +75,34 @@ class ClipIndex:
             return ClipMatch(hit, "exact", 1.0)
         if not self.near or fp is None:
             return None
-        seen: set[int] = set()
-        best: ClipMatch | None = None
-        for key in _keys(fp):
-            bucket = self.buckets.get(key)
-            if not bucket or len(bucket) > MAX_BUCKET:
+        ids = self.buckets.candidates(_keys(fp), MAX_BUCKET)
+        if not ids.size:
+            return None
+        distance = np.bitwise_count(self.prints.sketches.data[ids] ^ fp.sketch).sum(axis=1, dtype=np.int64)
+        best, best_sim = None, self.threshold
+        for cid in ids[distance <= MAX_SKETCH_DISTANCE].tolist():  # ascending: on equal similarity the earliest wins
+            other = self.prints.get(cid)
+            if other is None:
                 continue
-            for cid in bucket:
-                if cid in seen:
-                    continue
-                seen.add(cid)
-                other = self.prints[cid]
-                if other is None or sketch_distance(fp, other) > MAX_SKETCH_DISTANCE:
-                    continue
-                self.comparisons += 1
-                sim = similarity(fp, other)
-                better = best is None or sim > best.similarity or (sim == best.similarity and cid < best.clip)
-                if sim >= self.threshold and better:
-                    best = ClipMatch(cid, "near", round(sim, 4))
-        return best
+            self.comparisons += 1
+            sim = similarity(fp, other)
+            if sim > best_sim or (best is None and sim == best_sim):
+                best, best_sim = cid, sim
+        return None if best is None else ClipMatch(best, "near", round(best_sim, 4))
 
     def add(self, pcm_hash: str, fp: Fingerprint | None) -> int:
-        cid = len(self.prints)
-        self.prints.append(fp.slim() if self.near and fp is not None else None)
+        keep = self.near and fp is not None
+        cid = self.prints.add(fp.slim() if keep and fp is not None else None)
         self.by_hash.setdefault(pcm_hash, cid)
-        if self.near and fp is not None:
-            for key in _keys(fp):
-                self.buckets.setdefault(key, []).append(cid)
+        if keep and fp is not None:
+            self.buckets.add(_keys(fp), cid)
         return cid
 
     def resolve(self, pcm_hash: str | None, fp: Fingerprint | None) -> tuple[int, ClipMatch | None]:
         """The canonical clip id for this clip (an earlier one if it matches, else a new one).
         A clip without identity (``pcm_hash`` None: silent) always gets a new id, never indexed."""
         if pcm_hash is None:
-            self.prints.append(None)
-            return len(self.prints) - 1, None
+            return self.prints.add(None), None
         match = self.find(pcm_hash, fp)
         if match is not None:
             self.by_hash.setdefault(pcm_hash, match.clip)  # a later lossless copy of this one matches exactly
