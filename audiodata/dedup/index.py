@@ -64,7 +64,8 @@ class ClipIndex:
         self.by_hash: dict[str, int] = {}
         self.prints = PrintStore()
         self.buckets = Buckets()
-        self.comparisons = 0
+        self.candidates = 0  # distinct clips drawn from the buckets, before the sketch filter
+        self.comparisons = 0  # of those, the ones close enough in sketch to be compared in full
 
     def __len__(self) -> int:
         return len(self.prints)
@@ -76,6 +77,7 @@ class ClipIndex:
         if not self.near or fp is None:
             return None
         ids = self.buckets.candidates(_keys(fp), MAX_BUCKET)
+        self.candidates += ids.size
         if not ids.size:
             return None
         distance = np.bitwise_count(self.prints.sketches.data[ids] ^ fp.sketch).sum(axis=1, dtype=np.int64)
@@ -117,8 +119,12 @@ def clip_identity(pcm_hash: str, fp: Fingerprint | None, rms_dbfs: float) -> tup
     return (None, None) if rms_dbfs < SILENCE_DBFS else (pcm_hash, fp)
 
 
+_BANDS = np.arange(16, dtype=np.int64) << 16
+
+
 def _keys(fp: Fingerprint) -> list[int]:
-    return [(band << 16) | int(v) for band, v in enumerate(fp.sketch)]
+    """Bucket keys of a fingerprint: band number and that band's 16 sketch bits."""
+    return (_BANDS | fp.sketch).tolist()
 
 
 @dataclass
