@@ -275,6 +275,8 @@ class Result:
     match_kinds: dict[str, int] = field(default_factory=dict)  # of planted copies found: exact / near
     phase_planted: list[int] = field(default_factory=lambda: [0] * len(PHASE_BINS))  # near copies per misalignment bin
     phase_found: list[int] = field(default_factory=lambda: [0] * len(PHASE_BINS))
+    #: near copies found, by sketch distance (8-bit bins) and shared LSH bands (1, or "+" for more)
+    near_by_sketch: dict[str, int] = field(default_factory=dict)
     incidental: int = 0  # false merges of clips that share >= INCIDENTAL of their audio (generator overlap)
     false_merge_examples: list[dict[str, Any]] = field(default_factory=list)  # the first few, for diagnosis
 
@@ -382,6 +384,13 @@ def measure(n: int, workers: int, cfg: GenConfig, source: str) -> Result:
             elif ok:
                 found[kind] += 1
                 match_kinds[match.kind] += 1
+                if match.kind == "near":  # how close in sketch the copies the LSH filter let through were
+                    kept = index.prints.get(cid)
+                    assert kept is not None
+                    d = int(np.bitwise_count(kept.sketch ^ item.fp.sketch).sum())
+                    bands = int((kept.sketch == item.fp.sketch).sum())
+                    key = f"{min(d // 8 * 8, 64)}{'+' if bands > 1 else '1'}"
+                    res.near_by_sketch[key] = res.near_by_sketch.get(key, 0) + 1
             else:
                 wrong[kind] += 1
                 other = cid_clip[cid]
@@ -416,8 +425,8 @@ def measure(n: int, workers: int, cfg: GenConfig, source: str) -> Result:
     res.peak_rss = _hwm()
     res.comparisons = index.comparisons
     res.stored = len(index)
-    res.fp_bytes = sum(fp.nbytes for fp in index.prints if fp is not None)
-    sizes = [len(b) for b in index.buckets.values()]
+    res.fp_bytes = index.prints.nbytes
+    sizes = index.buckets.sizes()
     res.buckets, res.max_bucket = len(sizes), max(sizes, default=0)
     res.degenerate_buckets = sum(s > dedup_index.MAX_BUCKET for s in sizes)
     res.planted, res.found, res.wrong, res.match_kinds = planted, found, wrong, match_kinds
@@ -511,6 +520,10 @@ def report(results: list[Result]) -> None:
             for lo, hi, n, f in zip((0, *PHASE_BINS[:-1]), PHASE_BINS, r.phase_planted, r.phase_found, strict=True)
         )
         print(f"  near copies found by offset from the {1000 * HOP / RATE:g} ms frame grid: {bins}")
+        hist = ", ".join(
+            f"{lo}-{lo + 7}: {r.near_by_sketch.get(f'{lo}1', 0)}/{r.near_by_sketch.get(f'{lo}+', 0)}" for lo in range(0, 72, 8)
+        )
+        print(f"  near copies found by sketch distance, sharing 1 / more LSH bands: {hist}")
         print(
             f"  memory: RSS {r.base_rss / MIB:.1f} MiB before the pass, {r.end_rss / MIB:.1f} after, peak "
             f"{r.peak_rss / MIB:.1f} (index process), {r.worker_peak_rss / MIB:.1f} (largest worker); "

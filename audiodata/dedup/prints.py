@@ -15,8 +15,10 @@ import numpy as np
 
 from audiodata.dedup.fingerprint import Fingerprint
 
-#: Frames per arena chunk: the arena grows a chunk at a time (16 MiB of bits), never by copying what it holds.
+#: Frames per arena chunk: the arena grows a chunk at a time (at most 16 MiB of bits), never by copying what it
+#: holds; chunks start small and double, so a small run does not set 16 MiB aside.
 CHUNK_FRAMES = 1 << 22
+FIRST_CHUNK = 1 << 16
 
 
 class _Grow:
@@ -46,6 +48,7 @@ class PrintStore:
         self._bits: list[np.ndarray] = []  # chunks of CHUNK_FRAMES uint32
         self._voiced: list[np.ndarray] = []  # the same frames' voicing, packed 8 to a byte
         self._used = 0  # frames used in the last chunk
+        self._frames = 0  # frames held, all chunks (each clip's rounded up to a byte of voicing)
         self.sketches = _Grow(np.uint16, (16,))
         self.where = _Grow(np.int64)  # chunk << 32 | first frame; -1: no fingerprint
         self.frames = _Grow(np.int32)
@@ -63,15 +66,17 @@ class PrintStore:
             self.seconds.append(0.0)
             return cid
         n = fp.bits.size
-        if not self._bits or self._used + n + 8 > CHUNK_FRAMES:  # +8: packed voicing starts on a byte
-            self._bits.append(np.empty(max(CHUNK_FRAMES, n + 8), np.uint32))
-            self._voiced.append(np.empty(max(CHUNK_FRAMES, n + 8) // 8 + 1, np.uint8))
+        if not self._bits or self._used + n + 8 > self._bits[-1].size:  # +8: packed voicing starts on a byte
+            size = max(min(CHUNK_FRAMES, 2 * self._bits[-1].size if self._bits else FIRST_CHUNK), n + 8)
+            self._bits.append(np.empty(size, np.uint32))
+            self._voiced.append(np.empty(size // 8 + 1, np.uint8))
             self._used = 0
         chunk, start = len(self._bits) - 1, self._used
         self._bits[chunk][start : start + n] = fp.bits
         packed = np.packbits(fp.voiced)
         self._voiced[chunk][start // 8 : start // 8 + packed.size] = packed
         self._used = start + (n + 7) // 8 * 8
+        self._frames += (n + 7) // 8 * 8
         self.where.append(chunk << 32 | start)
         self.frames.append(n)
         self.sketches.append(fp.sketch)
@@ -89,8 +94,12 @@ class PrintStore:
 
     @property
     def nbytes(self) -> int:
-        arena = sum(c.nbytes for c in self._bits) + sum(c.nbytes for c in self._voiced)
-        return arena + sum(g.data.nbytes for g in (self.sketches, self.where, self.frames, self.seconds))
+        """Bytes the stored clips take (a chunk's untouched tail is address space, not memory)."""
+        columns = sum(
+            g.size * g.data.itemsize * int(np.prod(g.data.shape[1:]))
+            for g in (self.sketches, self.where, self.frames, self.seconds)
+        )
+        return self._frames * 4 + self._frames // 8 + columns
 
 
 class Buckets:
