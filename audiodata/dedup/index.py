@@ -93,11 +93,11 @@ class ClipIndex:
         return None if best is None else ClipMatch(best, "near", round(best_sim, 4))
 
     def add(self, pcm_hash: str, fp: Fingerprint | None) -> int:
-        keep = self.near and fp is not None
-        cid = self.prints.add(fp.slim() if keep and fp is not None else None)
+        kept = fp if self.near else None
+        cid = self.prints.add(kept)  # the store keeps a clip's own frames, never the query phases
         self.by_hash.setdefault(pcm_hash, cid)
-        if keep and fp is not None:
-            self.buckets.add(_keys(fp), cid)
+        if kept is not None:
+            self.buckets.add(_keys(kept), cid)
         return cid
 
     def resolve(self, pcm_hash: str | None, fp: Fingerprint | None) -> tuple[int, ClipMatch | None]:

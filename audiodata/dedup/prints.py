@@ -104,7 +104,8 @@ class PrintStore:
 
 class Buckets:
     """LSH buckets: for each (band, 16-bit band value), the ids of the clips whose sketch has it, in an
-    ``array('i')`` (4 bytes an entry, appended in place, read by numpy without a copy)."""
+    ``array('i')`` (4 bytes an entry, appended in place; a query copies its buckets' members into one
+    array that numpy reads without another copy)."""
 
     def __init__(self) -> None:
         self._table: dict[int, array[int]] = {}
@@ -119,16 +120,15 @@ class Buckets:
 
     def candidates(self, keys: list[int], max_bucket: int) -> np.ndarray:
         """The distinct clip ids sharing any key, ascending; buckets fuller than ``max_bucket`` are skipped."""
-        parts = []
+        gathered = array("i")
+        table = self._table
         for key in keys:
-            bucket = self._table.get(key)
+            bucket = table.get(key)
             if bucket is not None and len(bucket) <= max_bucket:
-                parts.append(np.frombuffer(bucket, np.int32))
-        if not parts:
+                gathered += bucket  # a memcpy, no Python int per member
+        if not gathered:
             return np.zeros(0, np.int32)
-        ids = np.unique(np.concatenate(parts))
-        del parts  # release the exported buffers: the arrays must be free to grow again
-        return ids
+        return np.unique(np.frombuffer(gathered, np.int32))
 
     def sizes(self) -> list[int]:
         return [len(b) for b in self._table.values()]
