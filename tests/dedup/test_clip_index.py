@@ -9,7 +9,7 @@ import pytest
 from audiodata.dedup import index as dedup_index
 from audiodata.dedup import prints
 from audiodata.dedup.fingerprint import Fingerprint, similarity
-from audiodata.dedup.index import MAX_SKETCH_DISTANCE, NEAR_THRESHOLD, ClipIndex
+from audiodata.dedup.index import MAX_SKETCH_DISTANCE, MAX_SKETCH_DISTANCE_ONE_BAND, NEAR_THRESHOLD, ClipIndex
 from audiodata.dedup.prints import Buckets, PrintStore
 
 
@@ -81,8 +81,8 @@ def test_buckets_give_each_sharing_clip_once_ascending_and_skip_full_ones():
 
 def _reference_resolve(stream: list[tuple[str, Fingerprint]]) -> list[tuple[int, str | None, float | None]]:
     """The definition, one earlier clip at a time: an exact hash match first; else, among earlier stored
-    clips sharing a sketch band (bucket not over MAX_BUCKET) within the sketch distance, the most similar
-    at or above the threshold, the earliest on a tie."""
+    clips sharing a sketch band (bucket not over MAX_BUCKET) within the sketch distance (a tighter one when
+    they share one band only), the most similar at or above the threshold, the earliest on a tie."""
     by_hash: dict[str, int] = {}
     stored: list[Fingerprint] = []
     members: dict[tuple[int, int], int] = {}
@@ -96,7 +96,8 @@ def _reference_resolve(stream: list[tuple[str, Fingerprint]]) -> list[tuple[int,
             shared = [(b, int(v)) for b, v in enumerate(fp.sketch) if other.sketch[b] == v]
             if not any(members[k] <= dedup_index.MAX_BUCKET for k in shared):
                 continue
-            if int(np.bitwise_count(fp.sketch ^ other.sketch).sum()) > MAX_SKETCH_DISTANCE:
+            distance = int(np.bitwise_count(fp.sketch ^ other.sketch).sum())
+            if distance > MAX_SKETCH_DISTANCE or (len(shared) == 1 and distance > MAX_SKETCH_DISTANCE_ONE_BAND):
                 continue
             sim = similarity(fp, other)
             if sim >= NEAR_THRESHOLD and sim > best_sim:
