@@ -56,6 +56,7 @@ bench: setup
 	$(BIN)/python benchmarks/train_bench.py
 	$(BIN)/python benchmarks/dedup_quality.py
 	$(BIN)/python benchmarks/dedup_bench.py
+	$(BIN)/python benchmarks/dedup_scale_bench.py
 	$(BIN)/python benchmarks/cli_startup.py
 
 docs: setup
