@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python benchmarks/loader_bench.py
 	$(BIN)/python benchmarks/dedup_quality.py
 	$(BIN)/python benchmarks/dedup_bench.py
+	$(BIN)/python benchmarks/dedup_scale_bench.py
 	$(BIN)/python benchmarks/cli_startup.py
 
 docs: setup

@@ -267,18 +267,27 @@ class Result:
     max_bucket: int = 0
     degenerate_buckets: int = 0
     foreign_cpu_share: float | None = None
+    user_cpu_s: float = 0.0  # the whole pass, index process and workers: user and kernel CPU
+    sys_cpu_s: float = 0.0
     planted: dict[str, int] = field(default_factory=dict)
     found: dict[str, int] = field(default_factory=dict)  # matched to the right original
     wrong: dict[str, int] = field(default_factory=dict)  # matched, to a different original
     match_kinds: dict[str, int] = field(default_factory=dict)  # of planted copies found: exact / near
     phase_planted: list[int] = field(default_factory=lambda: [0] * len(PHASE_BINS))  # near copies per misalignment bin
     phase_found: list[int] = field(default_factory=lambda: [0] * len(PHASE_BINS))
+    #: near copies found, by sketch distance (8-bit bins) and shared LSH bands (1, or "+" for more)
+    near_by_sketch: dict[str, int] = field(default_factory=dict)
     incidental: int = 0  # false merges of clips that share >= INCIDENTAL of their audio (generator overlap)
     false_merge_examples: list[dict[str, Any]] = field(default_factory=list)  # the first few, for diagnosis
 
     @property
     def fp_rate(self) -> float:
         return self.clips / self.fp_cpu_s
+
+    @property
+    def fp_realtime(self) -> float:
+        """Seconds of audio fingerprinted per CPU second (target: >= 1000)."""
+        return self.audio_seconds / self.fp_cpu_s
 
     @property
     def index_rate(self) -> float:
@@ -301,6 +310,8 @@ class Result:
         out.update(
             audio_hours=self.audio_seconds / 3600,
             fp_clips_per_cpu_s=self.fp_rate,
+            fp_x_realtime=self.fp_realtime,
+            sys_share=self.sys_cpu_s / max(1e-9, self.user_cpu_s + self.sys_cpu_s),
             index_clips_per_cpu_s=self.index_rate,
             index_over_fp=self.index_rate / self.fp_rate,
             wall_clips_per_s=self.clips / self.wall_s,
@@ -357,6 +368,7 @@ def measure(n: int, workers: int, cfg: GenConfig, source: str) -> Result:
     src_size = int(np.load(source, mmap_mode="r").size)
     pool = ctx.Pool(workers, initializer=_init_worker, initargs=(source, cfg))
     res.base_rss = _rss()
+    before = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     with Stopwatch() as sw:
         for item in pool.imap(_work, range(n), chunksize=CHUNKSIZE):
             t0 = time.thread_time()
@@ -372,6 +384,13 @@ def measure(n: int, workers: int, cfg: GenConfig, source: str) -> Result:
             elif ok:
                 found[kind] += 1
                 match_kinds[match.kind] += 1
+                if match.kind == "near":  # how close in sketch the copies the LSH filter let through were
+                    kept = index.prints.get(cid)
+                    assert kept is not None
+                    d = int(np.bitwise_count(kept.sketch ^ item.fp.sketch).sum())
+                    bands = int((kept.sketch == item.fp.sketch).sum())
+                    key = f"{min(d // 8 * 8, 64)}{'+' if bands > 1 else '1'}"
+                    res.near_by_sketch[key] = res.near_by_sketch.get(key, 0) + 1
             else:
                 wrong[kind] += 1
                 other = cid_clip[cid]
@@ -399,12 +418,15 @@ def measure(n: int, workers: int, cfg: GenConfig, source: str) -> Result:
         pool.close()
         pool.join()  # reap the workers so their CPU time counts as ours
     res.wall_s, res.foreign_cpu_share = sw.wall_s, sw.foreign_cpu_share
+    after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    res.user_cpu_s = sum(a.ru_utime - b.ru_utime for a, b in zip(after, before, strict=True))
+    res.sys_cpu_s = sum(a.ru_stime - b.ru_stime for a, b in zip(after, before, strict=True))
     res.end_rss = _rss()
     res.peak_rss = _hwm()
     res.comparisons = index.comparisons
     res.stored = len(index)
-    res.fp_bytes = sum(fp.nbytes for fp in index.prints if fp is not None)
-    sizes = [len(b) for b in index.buckets.values()]
+    res.fp_bytes = index.prints.nbytes
+    sizes = index.buckets.sizes()
     res.buckets, res.max_bucket = len(sizes), max(sizes, default=0)
     res.degenerate_buckets = sum(s > dedup_index.MAX_BUCKET for s in sizes)
     res.planted, res.found, res.wrong, res.match_kinds = planted, found, wrong, match_kinds
@@ -448,7 +470,7 @@ def _pct(x: float | None) -> str:
 
 def report(results: list[Result]) -> None:
     header = (
-        f"{'clips':>7} {'audio h':>7} {'wall s':>7} {'fp clips/s':>10} {'+index':>7} {'ratio':>6} "
+        f"{'clips':>7} {'audio h':>7} {'wall s':>7} {'fp clips/s':>10} {'x rt':>5} {'+index':>7} {'ratio':>6} "
         f"{'comparisons':>11} {'of pairs':>8} {'peak MiB':>8} {'fp B/clip':>9} {'recall near':>11} "
         f"{'recall exact':>12} {'false merges':>12}"
     )
@@ -458,14 +480,16 @@ def report(results: list[Result]) -> None:
     for r in results:
         f = r.figures()
         print(
-            f"{r.clips:>7} {f['audio_hours']:>7.1f} {r.wall_s:>7.1f} {r.fp_rate:>10.0f} {r.index_rate:>7.0f} "
+            f"{r.clips:>7} {f['audio_hours']:>7.1f} {r.wall_s:>7.1f} {r.fp_rate:>10.0f} {r.fp_realtime:>5.0f} "
+            f"{r.index_rate:>7.0f} "
             f"{f['index_over_fp']:>6.3f} {r.comparisons:>11,} {f['comparisons_over_all_pairs']:>8.2e} "
             f"{r.peak_rss / MIB:>8.1f} {f['fp_bytes_per_clip']:>9.0f} {_pct(r.recall('near')):>11} "
             f"{_pct(r.recall('exact')):>12} {r.false_merges:>12}"
         )
     print()
     print("clips/s are per core: clips / CPU seconds of the fingerprint calls (fp) and of fingerprint + PCM hash")
-    print("+ ClipIndex.resolve (+index); ratio = +index / fp. Wall s: the whole pass (generation, pool of")
+    print("+ ClipIndex.resolve (+index); ratio = +index / fp; x rt: seconds of audio fingerprinted per CPU second")
+    print("(target >= 1000). Wall s: the whole pass (generation, pool of")
     print(f"{results[0].workers} workers and the sequential index), incl. generation.")
     for r in results:
         f = r.figures()
@@ -475,6 +499,10 @@ def report(results: list[Result]) -> None:
             f"  CPU s: generate {r.gen_cpu_s:.1f} (excluded), fingerprint {r.fp_cpu_s:.1f}, hash {r.hash_cpu_s:.1f}, "
             f"resolve {r.resolve_cpu_s:.1f} ({f['resolve_us_per_clip']:.0f} us/clip); "
             f"pipeline {f['wall_clips_per_s']:.0f} clips/s wall"
+        )
+        print(
+            f"  whole pass (index process + workers): user {r.user_cpu_s:.1f} s, kernel {r.sys_cpu_s:.1f} s "
+            f"({f['sys_share']:.0%} in the kernel)"
         )
         print(
             f"  comparisons {r.comparisons:,} = {r.comparisons / r.clips:.2f}/clip vs all pairs {r.all_pairs:,}; "
@@ -492,6 +520,10 @@ def report(results: list[Result]) -> None:
             for lo, hi, n, f in zip((0, *PHASE_BINS[:-1]), PHASE_BINS, r.phase_planted, r.phase_found, strict=True)
         )
         print(f"  near copies found by offset from the {1000 * HOP / RATE:g} ms frame grid: {bins}")
+        hist = ", ".join(
+            f"{lo}-{lo + 7}: {r.near_by_sketch.get(f'{lo}1', 0)}/{r.near_by_sketch.get(f'{lo}+', 0)}" for lo in range(0, 72, 8)
+        )
+        print(f"  near copies found by sketch distance, sharing 1 / more LSH bands: {hist}")
         print(
             f"  memory: RSS {r.base_rss / MIB:.1f} MiB before the pass, {r.end_rss / MIB:.1f} after, peak "
             f"{r.peak_rss / MIB:.1f} (index process), {r.worker_peak_rss / MIB:.1f} (largest worker); "

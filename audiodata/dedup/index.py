@@ -28,7 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from audiodata.dedup.fingerprint import Fingerprint, similarity, sketch_distance
+import numpy as np
+
+from audiodata.dedup.fingerprint import Fingerprint, similarity
+from audiodata.dedup.prints import Buckets, PrintStore
 from audiodata.dedup.store import DEFAULT_MEMORY, FirstSeen
 from audiodata.rules.audio_rules import SILENCE_DBFS
 
@@ -40,6 +43,12 @@ MAX_BUCKET = 2000  # a bucket this full is degenerate (e.g. silence): candidates
 #: Candidates whose 256-bit sketches differ in more bits than this are not compared in full: near
 #: copies differ in ~5-40, unrelated speech in ~80-130 (benchmarks/dedup_quality.py, dedup_bench.py).
 MAX_SKETCH_DISTANCE = 64
+#: ... and a candidate that agrees with the clip in one LSH band only, in more bits than this. Unrelated
+#: clips that come within 64 bits nearly all share a single band, and there are more of them per clip the
+#: more clips there are (dedup_bench at 100k clips: 7,400 of 7,984 failed comparisons were one-band
+#: candidates at 56-64 bits, 5,684 of them at 60-64, where 2 of 9,733 near copies were). With this,
+#: comparisons per clip stay ~0.12 from 10k to 100k clips instead of rising from 0.13 to 0.18.
+MAX_SKETCH_DISTANCE_ONE_BAND = 59
 
 
 @dataclass
@@ -50,12 +59,19 @@ class ClipMatch:
 
 
 class ClipIndex:
+    """Clip ids in arrival order; a clip matching an earlier one (same PCM hash, or a near copy found
+    through the LSH buckets and verified by bit error rate) resolves to that one's id. Fingerprints and
+    buckets live in flat arrays (:mod:`audiodata.dedup.prints`): ~1 KB a clip of 1-5 s, and candidates
+    are gathered and filtered by sketch distance as arrays, so the time per clip does not grow with the
+    Python objects a bucket would otherwise hold."""
+
     def __init__(self, near: bool = True, threshold: float = NEAR_THRESHOLD) -> None:
         self.near, self.threshold = near, threshold
         self.by_hash: dict[str, int] = {}
-        self.buckets: dict[int, list[int]] = {}
-        self.prints: list[Fingerprint | None] = []
-        self.comparisons = 0
+        self.prints = PrintStore()
+        self.buckets = Buckets()
+        self.candidates = 0  # distinct clips drawn from the buckets, before the sketch filter
+        self.comparisons = 0  # of those, the ones close enough in sketch to be compared in full
 
     def __len__(self) -> int:
         return len(self.prints)
@@ -66,41 +82,38 @@ class ClipIndex:
             return ClipMatch(hit, "exact", 1.0)
         if not self.near or fp is None:
             return None
-        seen: set[int] = set()
-        best: ClipMatch | None = None
-        for key in _keys(fp):
-            bucket = self.buckets.get(key)
-            if not bucket or len(bucket) > MAX_BUCKET:
+        ids = self.buckets.candidates(_keys(fp), MAX_BUCKET)
+        self.candidates += ids.size
+        if not ids.size:
+            return None
+        sketches = self.prints.sketches.data[ids]
+        distance = np.bitwise_count(sketches ^ fp.sketch).sum(axis=1, dtype=np.int64)
+        agree = (sketches == fp.sketch).sum(axis=1)
+        close = (distance <= MAX_SKETCH_DISTANCE) & ((agree > 1) | (distance <= MAX_SKETCH_DISTANCE_ONE_BAND))
+        best, best_sim = None, self.threshold
+        for cid in ids[close].tolist():  # ascending: on equal similarity the earliest wins
+            other = self.prints.get(cid)
+            if other is None:
                 continue
-            for cid in bucket:
-                if cid in seen:
-                    continue
-                seen.add(cid)
-                other = self.prints[cid]
-                if other is None or sketch_distance(fp, other) > MAX_SKETCH_DISTANCE:
-                    continue
-                self.comparisons += 1
-                sim = similarity(fp, other)
-                better = best is None or sim > best.similarity or (sim == best.similarity and cid < best.clip)
-                if sim >= self.threshold and better:
-                    best = ClipMatch(cid, "near", round(sim, 4))
-        return best
+            self.comparisons += 1
+            sim = similarity(fp, other)
+            if sim > best_sim or (best is None and sim == best_sim):
+                best, best_sim = cid, sim
+        return None if best is None else ClipMatch(best, "near", round(best_sim, 4))
 
     def add(self, pcm_hash: str, fp: Fingerprint | None) -> int:
-        cid = len(self.prints)
-        self.prints.append(fp.slim() if self.near and fp is not None else None)
+        kept = fp if self.near else None
+        cid = self.prints.add(kept)  # the store keeps a clip's own frames, never the query phases
         self.by_hash.setdefault(pcm_hash, cid)
-        if self.near and fp is not None:
-            for key in _keys(fp):
-                self.buckets.setdefault(key, []).append(cid)
+        if kept is not None:
+            self.buckets.add(_keys(kept), cid)
         return cid
 
     def resolve(self, pcm_hash: str | None, fp: Fingerprint | None) -> tuple[int, ClipMatch | None]:
         """The canonical clip id for this clip (an earlier one if it matches, else a new one).
         A clip without identity (``pcm_hash`` None: silent) always gets a new id, never indexed."""
         if pcm_hash is None:
-            self.prints.append(None)
-            return len(self.prints) - 1, None
+            return self.prints.add(None), None
         match = self.find(pcm_hash, fp)
         if match is not None:
             self.by_hash.setdefault(pcm_hash, match.clip)  # a later lossless copy of this one matches exactly
@@ -115,8 +128,12 @@ def clip_identity(pcm_hash: str, fp: Fingerprint | None, rms_dbfs: float) -> tup
     return (None, None) if rms_dbfs < SILENCE_DBFS else (pcm_hash, fp)
 
 
+_BANDS = np.arange(16, dtype=np.int64) << 16
+
+
 def _keys(fp: Fingerprint) -> list[int]:
-    return [(band << 16) | int(v) for band, v in enumerate(fp.sketch)]
+    """Bucket keys of a fingerprint: band number and that band's 16 sketch bits."""
+    return (_BANDS | fp.sketch).tolist()
 
 
 @dataclass
@@ -200,7 +217,7 @@ class RecordDeduper:
     ``spill_dir`` past it. Clusters and conflicts are kept for the report (``keep_report``; lint, which
     reports each one as a finding, turns it off). Exact mode compares clip hashes inside the digests;
     near mode first maps each clip to its canonical clip id (:class:`ClipIndex`, whose fingerprints stay
-    in memory: about 0.5 KB per clip). :meth:`close` removes the spilled runs."""
+    in flat arrays: about 1 KB per 1-5 s clip, 1.1 GiB for a million). :meth:`close` removes the spilled runs."""
 
     near: bool = True
     threshold: float = NEAR_THRESHOLD
