@@ -199,7 +199,7 @@ def _downmix(samples: np.ndarray) -> np.ndarray:
 
 def pcm_hash(pcm: np.ndarray) -> str:
     """blake2b of the little-endian int16 samples, hashed in place (no copy of the clip's bytes)."""
-    return hashlib.blake2b(memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B"), digest_size=16).hexdigest()
+    return hashlib.blake2b(np.ascontiguousarray(pcm, dtype="<i2").view(np.uint8).data, digest_size=16).hexdigest()
 
 
 def stored_as_is(src: AudioSource, header: Header, pcm: np.ndarray, rate: int, codec: str, max_bytes: int) -> bytes | None:
