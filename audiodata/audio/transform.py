@@ -74,7 +74,7 @@ class PcmSink:
             self.levels.count_nonfinite(block, start)  # already failed: only count
             return
         mono = _downmix(block)
-        if not np.isfinite(mono).all():  # NaN/Inf in the source, or a mix of huge values overflowing
+        if not all_finite(mono):  # NaN/Inf in the source, or a mix of huge values overflowing
             self.levels.count_nonfinite(block, start, mono)
             return
         if self._stream is None:
@@ -98,7 +98,7 @@ class PcmSink:
             raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
 
     def _keep(self, mono: np.ndarray, at: int) -> None:
-        if not np.isfinite(mono).all():  # huge finite samples the resampler's filter overflowed
+        if not all_finite(mono):  # huge finite samples the resampler's filter overflowed
             self.levels.overflow(at)
             return
         self._out.append(quantize(mono))
@@ -125,10 +125,23 @@ class _Output:
         return self.buf[: self.n]
 
 
+def all_finite(samples: np.ndarray) -> bool:
+    """No NaN or Inf in ``samples``. A finite sum proves it in one pass without a mask (NaN and Inf
+    propagate through a sum); only a non-finite sum (a bad sample, or finite ones whose float32 sum
+    overflows) is checked sample by sample."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(samples, axis=None)):
+            return True
+    return bool(np.isfinite(samples).all())
+
+
 def quantize(mono: np.ndarray) -> np.ndarray:
+    """float32 -> int16 as ``rint(x * 32768)`` clipped to the int16 range; in place on one scratch array."""
     with np.errstate(over="ignore"):  # samples beyond full scale clip (A013 counts them), however large
-        scaled = np.rint(np.asarray(mono, dtype=np.float32) * 32768.0)
-    return np.clip(scaled, -32768, 32767).astype("<i2")
+        scaled = np.multiply(np.asarray(mono, dtype=np.float32), np.float32(32768.0))
+        np.rint(scaled, out=scaled)
+    np.clip(scaled, -32768, 32767, out=scaled)
+    return scaled.astype("<i2")
 
 
 def convert(src: AudioSource, target_rate: int | None, max_duration: float, segment: Segment | None = None) -> Converted:
@@ -185,7 +198,8 @@ def _downmix(samples: np.ndarray) -> np.ndarray:
 
 
 def pcm_hash(pcm: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(pcm, dtype="<i2").tobytes(), digest_size=16).hexdigest()
+    """blake2b of the little-endian int16 samples, hashed in place (no copy of the clip's bytes)."""
+    return hashlib.blake2b(np.ascontiguousarray(pcm, dtype="<i2").view(np.uint8).data, digest_size=16).hexdigest()
 
 
 def stored_as_is(src: AudioSource, header: Header, pcm: np.ndarray, rate: int, codec: str, max_bytes: int) -> bytes | None:
@@ -210,8 +224,8 @@ def stored_as_is(src: AudioSource, header: Header, pcm: np.ndarray, rate: int, c
         stored, stored_rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
     except _SF_ERRORS:
         return None
-    if stored_rate != rate or stored.shape[1] != 1 or pcm_hash(stored[:, 0]) != pcm_hash(pcm):
-        return None
+    if stored_rate != rate or stored.shape[1] != 1 or not np.array_equal(stored[:, 0], pcm):
+        return None  # the same samples are the same hash: compared directly, neither is hashed again
     return bytes(data)
 
 
