@@ -79,7 +79,9 @@ def machine() -> dict[str, object]:
 
 def headline(metric: str, value: float, unit: str, baseline: str, ratio: float, note: str = "") -> dict[str, object]:
     """One row of the README's performance table: a figure, its baseline from the same run, their ratio."""
-    return {"metric": metric, "value": round(value, 3), "unit": unit, "baseline": baseline, "ratio": round(ratio, 3), "note": note}
+    return {
+        "metric": metric, "value": round(value, 3), "unit": unit, "baseline": baseline, "ratio": round(ratio, 3), "note": note,
+    }  # fmt: skip
 
 
 def save_results(path: str | Path | None, bench: str, command: str, at_start: dict[str, object],

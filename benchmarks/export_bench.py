@@ -96,23 +96,22 @@ def measure(out: Path, work: Path, repeats: int) -> dict[str, Any]:
     from audiodata.publish import publish
 
     shards = len(list((out / "data").rglob("*.parquet")))
-    rows: dict[str, Any] = {}
-
-    def best(name: str, fn: Any) -> None:
-        runs = []
-        for k in range(repeats):
-            target = work / f"{name.replace('/', '-')}-{k}"
-            runs.append(timed(lambda: fn(target)))
-            shutil.rmtree(target, ignore_errors=True)
-        cpu, wall, got = min(runs, key=lambda r: r[0])
-        rows[name] = {"cpu_s": cpu, "wall_s": wall, "result": got}
-
-    best("copy", lambda d: plain_copy(out, d))
-    nbytes = rows["copy"]["result"]
+    work_items: dict[str, Any] = {"copy": lambda d: plain_copy(out, d)}
     for to, form in TARGETS:
         name = f"{to}/{form}" if to == "llamafactory" else to
-        best(name, lambda d, to=to, form=form: audiodata.export(out, to, d, form=form).records_written)
-    best("publish plan", lambda d: len(publish(out, "me/bench", dry_run=True).planned))
+        work_items[name] = lambda d, to=to, form=form: audiodata.export(out, to, d, form=form).records_written
+    work_items["publish plan"] = lambda d: len(publish(out, "me/bench", dry_run=True).planned)
+    runs: dict[str, list[tuple[float, float, Any]]] = {name: [] for name in work_items}
+    for k in range(repeats):  # round by round, so the copy and each export see the same load
+        for name, fn in work_items.items():
+            target = work / f"{name.replace('/', '-')}-{k}"
+            runs[name].append(timed(lambda fn=fn, target=target: fn(target)))
+            shutil.rmtree(target, ignore_errors=True)
+    rows = {}
+    for name, got in runs.items():
+        cpu, wall, result = min(got, key=lambda r: r[0])
+        rows[name] = {"cpu_s": cpu, "wall_s": wall, "result": result}
+    nbytes = rows["copy"]["result"]
     return {"bytes": nbytes, "shards": shards, "timings": rows}
 
 
@@ -163,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                                   f"cost per byte {sizes[1]} vs {sizes[0]} records: {flat:.2f}x"))
     plan = {str(n): results[n]["timings"]["publish plan"]["cpu_s"] / results[n]["shards"] * 1000 for n in sizes}
     figures["rows"]["publish plan"] = {"ms_per_shard": {k: round(v, 2) for k, v in plan.items()}}
-    print(f"{'publish --dry-run plan':24} " + " ".join(f"{plan[str(n)]:>10.2f} ms/shard ({results[n]['shards']} shards)" for n in sizes))
+    cells = [f"{plan[str(n)]:>10.2f} ms/shard ({results[n]['shards']} shards)" for n in sizes]
+    print(f"{'publish --dry-run plan':24} " + " ".join(cells))
     print()
     print("MB/s: audio bytes / CPU seconds of this process; x copy: the plain copy's CPU seconds / export's (1.0 = as fast")
     print("as copying the bytes); big/small: CPU seconds per byte at the big size / at the small (1.0 = proportional).")
