@@ -85,12 +85,35 @@ def headline(metric: str, value: float, unit: str, baseline: str, ratio: float, 
 
 
 def save_results(path: str | Path | None, bench: str, command: str, at_start: dict[str, object],
-                 headlines: list[dict[str, object]], figures: object = None) -> None:
-    """Write a benchmark's headline ratios and the machine they came from as JSON (``--json PATH``)."""
+                 headlines: list[dict[str, object]], figures: dict[str, object] | None = None) -> None:
+    """Write a benchmark's figures as JSON (``--json PATH``), with what the README's table takes from them:
+    ``bench``, the ``command`` that ran, ``measured_on`` (:func:`machine` at the start) and ``headlines``.
+
+    The figures stay at the top level as each benchmark wrote them before (its smoke test reads them there)."""
     import json
 
     if path is None:
         return
-    doc = {"bench": bench, "command": command, "machine": at_start, "headlines": headlines, "figures": figures}
+    doc = {**(figures or {}), "bench": bench, "command": command, "measured_on": at_start, "headlines": headlines}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How the benchmark was run, as the README shows it (``--json`` and its path left out)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    shown: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--json":
+            skip = True
+            continue
+        if a.startswith("--json="):
+            continue
+        shown.append(a)
+    return " ".join(["python", f"benchmarks/{script}", *shown])

@@ -26,13 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _shared import CACHE_DIR, REPO_ROOT, headline, machine, save_results, use_checkout
+from _shared import CACHE_DIR, REPO_ROOT, command_line, headline, machine, save_results, use_checkout
 
 SAMPLE = REPO_ROOT / "sample_data"
 TARGETS = (("llamafactory", "sharegpt"), ("llamafactory", "alpaca"), ("llamafactory-v1", "sharegpt"),
@@ -159,16 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         if name != "copy":
             heads.append(headline(f"export --to {name}, {sizes[1]} records", row[str(sizes[1])]["mb_per_s"], "MB/s (CPU)",
                                   "plain copy of the same audio bytes", row[str(sizes[1])]["x_copy"],
-                                  f"cost per byte {sizes[1]} vs {sizes[0]} records: {flat:.2f}x"))
+                                  f"CPU per byte at {sizes[1]} vs {sizes[0]} records: {flat:.2f}x "
+                                  f"(the copy's: {figures['rows']['copy']['big_over_small']:.2f}x)"))
     plan = {str(n): results[n]["timings"]["publish plan"]["cpu_s"] / results[n]["shards"] * 1000 for n in sizes}
     figures["rows"]["publish plan"] = {"ms_per_shard": {k: round(v, 2) for k, v in plan.items()}}
+    few, many = (results[n]["shards"] for n in sizes)
+    heads.append(headline(f"publish --dry-run planning, {many} shards", plan[str(sizes[1])], "ms/shard (CPU)",
+                          f"the same at {few} shards", plan[str(sizes[1])] / plan[str(sizes[0])],
+                          "ratio: cost per shard big/small (1.0 = proportional; no audio read)"))
     cells = [f"{plan[str(n)]:>10.2f} ms/shard ({results[n]['shards']} shards)" for n in sizes]
     print(f"{'publish --dry-run plan':24} " + " ".join(cells))
     print()
     print("MB/s: audio bytes / CPU seconds of this process; x copy: the plain copy's CPU seconds / export's (1.0 = as fast")
     print("as copying the bytes); big/small: CPU seconds per byte at the big size / at the small (1.0 = proportional).")
-    save_results(args.json, "export", "python benchmarks/export_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                 at_start, heads, figures)
+    save_results(args.json, "export", command_line("export_bench.py", argv), at_start, heads, figures)
     return 0
 
 
