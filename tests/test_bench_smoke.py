@@ -107,3 +107,14 @@ def test_audio_memory_bench_long_clips_take_little_more_memory(tmp_path: Path) -
     assert ratio <= 2.5, doc["stdout"]
     extreme, normal = doc["rows"]["extreme"], doc["rows"]["normal"]
     assert extreme["worker"] / normal["worker"] <= 2.5 and extreme["written"] == normal["written"] == 8, doc["stdout"]
+
+
+@pytest.mark.slow
+def test_train_bench_length_grouped_batches_beat_random_ones(tmp_path: Path) -> None:
+    """The tiny Qwen2-Audio, 4 steps each way on 40 records: grouped batches measured 1.9x the tokens/s of random
+    ones (padding efficiency 0.86 vs 0.48 planned); under 1.0 the grouping is lost or costs more than it saves."""
+    args = ["--records", "40", "--steps", "4", "--repeats", "1", "--no-processes", "--warmup-steps", "0", "--batch-size", "4"]
+    doc = run_bench("train_bench.py", args, tmp_path)
+    (ratio,) = ratios(doc).values()
+    assert ratio >= 1.0, doc["stdout"]
+    assert doc["grouped_over_random"]["padding_efficiency_planned"] >= 1.3, doc["stdout"]
