@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps test-deps demo test test-slow lint bench docs sample-data schemas clean
+.PHONY: setup system-deps test-deps demo test test-slow lint bench bench-results docs sample-data schemas clean
 
 # ffmpeg: datasets decodes Audio columns through torchcodec+ffmpeg, and m4a/aac/opus inputs need it.
 system-deps:
@@ -59,6 +59,22 @@ bench: setup
 	$(BIN)/python benchmarks/dedup_bench.py
 	$(BIN)/python benchmarks/dedup_scale_bench.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/export_bench.py
+
+# the README's performance table: the headline figures saved in benchmarks/results/, then the table rebuilt from them
+bench-results: setup
+	$(BIN)/python benchmarks/cli_startup.py --repeats 5 --json benchmarks/results/cli_startup.json
+	$(BIN)/python benchmarks/export_bench.py --repeats 3 --json benchmarks/results/export.json
+	$(BIN)/python benchmarks/loader_bench.py --records 60 --repeats 2 --json benchmarks/results/loader.json
+	$(BIN)/python benchmarks/dedup_bench.py --clips 1000 --json benchmarks/results/dedup.json
+	$(BIN)/python benchmarks/lint_bench.py --records 100000 --clips 200 --workers 2 --json benchmarks/results/lint.json
+	$(BIN)/python benchmarks/segments_bench.py --json benchmarks/results/segments.json
+	$(BIN)/python benchmarks/memory_bench.py --records 200 --factor 10 --json benchmarks/results/memory.json
+	$(BIN)/python benchmarks/lint_memory_bench.py --parts lint --sizes 20000,100000 --json benchmarks/results/lint_memory.json
+	$(BIN)/python benchmarks/dedup_scale_bench.py --clips 5000,50000 --sample-data --json benchmarks/results/dedup_scale.json
+	$(BIN)/python benchmarks/audio_memory_bench.py --seconds 600 --json benchmarks/results/audio_memory.json
+	$(BIN)/python benchmarks/train_bench.py --records 80 --steps 10 --repeats 1 --no-processes --json benchmarks/results/train.json
+	$(BIN)/python benchmarks/readme_table.py
 
 docs: setup
 	$(BIN)/audiodata rules --markdown > docs/rules.md

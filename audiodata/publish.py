@@ -78,17 +78,27 @@ class PublishResult:
         }
 
 
-def plan(out: str | os.PathLike[str], include_rejects: bool = False) -> list[UploadItem]:
-    """Shards first (as the manifest lists them), then the card and the manifest."""
+def plan(
+    out: str | os.PathLike[str], include_rejects: bool = False, on_progress: Callable[[str, int, int], None] | None = None
+) -> list[UploadItem]:
+    """Shards first (as the manifest lists them), then the card and the manifest.
+
+    Reads no audio (the manifest holds each shard's sha256): one footer per shard, so the cost is per shard.
+    ``on_progress("checking", bytes_done, bytes_total)`` after each shard (bytes as the manifest lists them)."""
     root = Path(out)
     ds = ConvertedDataset.open(root)  # DatasetError: not a converted dataset, or a damaged one
     if not (root / CARD).is_file():
         raise PublishError(f"{root}: no {CARD} dataset card")
     items: list[UploadItem] = []
-    for shard in ds.shards():
+    shards = list(ds.shards())
+    total, done = sum(s.bytes for s in shards), 0
+    for shard in shards:
         local = ds.path(shard)  # present
         ds.open_shard(shard).close()  # and its Parquet footer reads
         items.append(UploadItem(shard.file, local, local.stat().st_size, shard.sha256))
+        done += shard.bytes
+        if on_progress is not None:
+            on_progress("checking", done, total)
     extra = ["rejects.jsonl"] if include_rejects and (root / "rejects.jsonl").is_file() else []
     for name in (*extra, CARD, MANIFEST):
         local = root / name
@@ -149,9 +159,10 @@ def publish(
 ) -> PublishResult:
     """Upload ``out`` to the dataset repo ``repo_id``; only what the repo does not already hold.
 
-    ``on_progress(phase, bytes_done, bytes_total)``: ``"hashing"`` as each file to upload is hashed, then
-    ``"uploading"`` as each commit lands (after the dataset was checked and the repo listed)."""
-    items = plan(out, include_rejects)
+    ``on_progress(phase, bytes_done, bytes_total)``: ``"checking"`` as each shard's footer is read (a dry run
+    stops there), ``"hashing"`` as each file to upload is hashed, then ``"uploading"`` as each commit lands
+    (after the dataset was checked and the repo listed)."""
+    items = plan(out, include_rejects, on_progress)
     result = PublishResult(repo_id, items, dry_run=dry_run)
     if dry_run:
         result.uploaded = list(items)

@@ -41,3 +41,79 @@ def use_checkout(strict: bool = False) -> None:
             raise SystemExit(f"imported {audiodata.__file__}, not this checkout's audiodata")
     elif root not in sys.path:
         sys.path.append(root)
+
+
+#: Where the committed headline results live (``readme_table.py`` rebuilds the README's table from them).
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on, taken at the start: CPU model, cores, load average, date (UTC).
+
+    The machine may be shared: the load average says how much, and the ratios (against a baseline from
+    the same run) are what to compare, never the absolute times."""
+    import datetime
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    return {
+        "cpu": model,
+        "cores": os.cpu_count() or 1,
+        "load_average": load,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+    }
+
+
+def headline(metric: str, value: float, unit: str, baseline: str, ratio: float, note: str = "") -> dict[str, object]:
+    """One row of the README's performance table: a figure, its baseline from the same run, their ratio."""
+    return {
+        "metric": metric, "value": round(value, 3), "unit": unit, "baseline": baseline, "ratio": round(ratio, 3), "note": note,
+    }  # fmt: skip
+
+
+def save_results(path: str | Path | None, bench: str, command: str, at_start: dict[str, object],
+                 headlines: list[dict[str, object]], figures: dict[str, object] | None = None) -> None:
+    """Write a benchmark's figures as JSON (``--json PATH``), with what the README's table takes from them:
+    ``bench``, the ``command`` that ran, ``measured_on`` (:func:`machine` at the start) and ``headlines``.
+
+    The figures stay at the top level as each benchmark wrote them before (its smoke test reads them there)."""
+    import json
+
+    if path is None:
+        return
+    doc = {**(figures or {}), "bench": bench, "command": command, "measured_on": at_start, "headlines": headlines}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How the benchmark was run, as the README shows it (``--json`` and its path left out)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    shown: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--json":
+            skip = True
+            continue
+        if a.startswith("--json="):
+            continue
+        shown.append(a)
+    return " ".join(["python", f"benchmarks/{script}", *shown])

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from _shared import BENCH_DIR, REPO_ROOT
+from _shared import BENCH_DIR, REPO_ROOT, command_line, headline, machine, save_results
 from memory_bench import tree_pids, tree_rss
 
 CACHE = BENCH_DIR / ".cache" / "audio-memory-v1"
@@ -137,13 +137,15 @@ def run(corpus_path: Path, out: Path, workers: int, code: Path) -> dict[str, flo
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1100.0, help="length of each extreme clip")
     ap.add_argument("--records", type=int, default=32, help="records per corpus (each clip named by several)")
     ap.add_argument("--num-workers", type=int, default=2)
     ap.add_argument("--code", type=Path, default=REPO_ROOT, help="the checkout whose audiodata runs")
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path, help="also write the figures and the headline ratios as JSON here")
+    args = ap.parse_args(argv)
+    at_start = machine()
     rows = []
     with tempfile.TemporaryDirectory(prefix="audiodata-audiomem-") as tmp:
         for label, make in (("normal", normal_clips), ("extreme", lambda: extreme_clips(args.seconds))):
@@ -169,6 +171,13 @@ def main() -> None:
     (_, normal), (_, extreme) = rows
     print(f"peak memory ratio, extreme / normal: process tree {extreme['tree'] / normal['tree']:.2f}, "
           f"busiest worker {extreme['worker'] / normal['worker']:.2f} (bounded: close to 1)")
+    heads = [headline(
+        f"convert peak RSS (process tree), {args.seconds:g} s clips", extreme["tree"], "MiB", "normal clips, same run",
+        extreme["tree"] / normal["tree"],
+        f"ratio: peak extreme/normal (bounded: close to 1); busiest worker {extreme['worker'] / normal['worker']:.2f}",
+    )]  # fmt: skip
+    figures = {"seconds": args.seconds, "records": args.records, "rows": dict(rows)}
+    save_results(args.json, "audio_memory", command_line("audio_memory_bench.py", argv), at_start, heads, figures)
 
 
 if __name__ == "__main__":

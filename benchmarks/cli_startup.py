@@ -19,13 +19,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _shared import command_line, headline, machine, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=11, help="fresh interpreters per command (default 11; the median counts)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     a = ap.parse_args(argv)
+    at_start = machine()
     rows = []
     base = None
     print(f"{'command':<30} {'median s':>9} {'min s':>7} {'x baseline':>10}  heavy modules imported")
@@ -89,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(target < {TARGET_S} s: {'met' if ok else 'MISSED'})"
     )
     if a.json:
-        Path(a.json).write_text(json.dumps({"repeats": a.repeats, "target_s": TARGET_S, "rows": rows}, indent=2) + "\n")
+        heads = [
+            headline(f"start of `{r['command']}`", r["median_s"], "s (median)", f"`{rows[0]['command']}`, same run", r["ratio"],
+                     "ratio: x the baseline's start (lower is better)")
+            for r in rows[1:]
+        ]
+        figures = {"repeats": a.repeats, "target_s": TARGET_S, "rows": rows}
+        save_results(a.json, "cli_startup", command_line("cli_startup.py", argv), at_start, heads, figures)
     return 0
 
 

@@ -40,7 +40,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -52,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _shared import use_checkout
+from _shared import command_line, headline, machine, save_results, use_checkout
 
 use_checkout()
 from convert_bench import CACHE_DIR, CORPUS_VERSION, FOREIGN_CPU_WARN, Stopwatch, build_bases  # noqa: E402
@@ -577,6 +576,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    at_start = machine()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # read by the spawned processes: one core per worker, CPU times per call
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -609,7 +609,19 @@ def main(argv: list[str] | None = None) -> int:
                 "numpy": np.__version__,
             },
         }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        heads = []
+        for r in results:
+            f = r.figures()
+            heads.append(headline(
+                f"dedup fingerprint, {r.clips:,} clips", f["fp_clips_per_cpu_s"], "clips/CPU-s", "realtime (audio seconds)",
+                f["fp_x_realtime"], "ratio: audio seconds fingerprinted per CPU second (target >= 1000)",
+            ))  # fmt: skip
+            heads.append(headline(
+                f"dedup fingerprint + PCM hash + index, {r.clips:,} clips", f["index_clips_per_cpu_s"], "clips/CPU-s",
+                "fingerprint alone, same run", f["index_over_fp"],
+                f"ratio: clips per CPU second, all / fingerprint; resolve {f['resolve_us_per_clip']:.0f} us/clip",
+            ))  # fmt: skip
+        save_results(args.json, "dedup", command_line("dedup_bench.py", argv), at_start, heads, figures)
     return 0
 
 

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import soundfile as sf
-from _shared import CACHE_DIR, use_checkout
+from _shared import CACHE_DIR, command_line, headline, machine, save_results, use_checkout
 
 use_checkout()
 
@@ -790,6 +790,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build/reuse the set, fingerprint it, evaluate pairwise and end to end, print the tables."""
     args = parse_args(argv)
+    at_start = machine()
     t0 = time.perf_counter()
     items, meta = build_set(args.set_dir.resolve(), args.workers, args.rebuild)
     prints, t_fp = _timed(
@@ -811,7 +812,14 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "fingerprint_digest": hashlib.blake2b(b"".join(p.fp.bits.tobytes() for p in prints), digest_size=8).hexdigest(),
         }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        o = figures["overall"]
+        heads = [headline(
+            "dedup quality: lossy/gain/noise copies found end to end", 100 * o["near_recall"], "% recall",
+            "the labelled copies planted", o["near_recall"],
+            f"ratio: recall; lossless {o['lossless_recall']:.0%}, pairwise precision {o['pair_precision']:.1%}, "
+            f"hard negatives flagged {o['hard_negatives_flagged']}",
+        )]  # fmt: skip
+        save_results(args.json, "dedup_quality", command_line("dedup_quality.py", argv), at_start, heads, figures)
     return 0
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _shared import REPO_ROOT, use_checkout
+from _shared import REPO_ROOT, command_line, headline, machine, save_results, use_checkout
 
 use_checkout()
 from dedup_bench import CACHE_DIR, DISTINCT, EXACT, NEAR, GenConfig, _hwm, _rss, build_source, make_clip, plan  # noqa: E402
@@ -306,6 +305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    at_start = machine()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     t0 = time.perf_counter()
@@ -344,7 +344,15 @@ def main(argv: list[str] | None = None) -> int:
                 "load": os.getloadavg()[0],
             },
         }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        first, last = summary[min(summary, key=int)], summary[max(summary, key=int)]
+        small, big = min(summary, key=int), max(summary, key=int)
+        heads = [headline(
+            f"dedup index resolve, {int(big):,} synthetic fingerprints", last["resolve_us_per_clip"], "us/clip (CPU)",
+            f"the same at {int(small):,} clips, same run", last["resolve_us_per_clip_over_base"],
+            f"ratio: per clip big/small (flat: close to 1); candidates/clip {first['candidates_per_clip']:.2f} -> "
+            f"{last['candidates_per_clip']:.2f}",
+        )]  # fmt: skip
+        save_results(args.json, "dedup_scale", command_line("dedup_scale_bench.py", argv), at_start, heads, figures)
     return 0
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from _shared import CACHE_DIR, sibling, use_checkout
+from _shared import CACHE_DIR, command_line, headline, machine, save_results, sibling, use_checkout
 
 TEXT_CORPUS_VERSION = 3
 TEXT_FILES = 4
@@ -623,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected parts and print their tables."""
     global CACHE_DIR
     args = parse_args(argv)
+    at_start = machine()
     CACHE_DIR = args.cache
     cb = load_convert_bench()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -640,9 +641,28 @@ def main(argv: list[str] | None = None) -> int:
         "soundfile": sf.__version__,
         "libsndfile": sf.__libsndfile_version__,
     }
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    save_results(args.json, "lint", command_line("lint_bench.py", argv), at_start, _headlines(figures), figures)
     return 0
+
+
+def _headlines(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """The README table's rows: lint with every default rule against its floor, text-only and with audio."""
+    heads = []
+    if "text" in figures:
+        text = figures["text"]
+        lint = text["results"][1]
+        heads.append(headline(
+            f"lint text-only, {lint['records']:,} records, default rules, {lint['workers']} workers",
+            lint["records_per_cpu_s"], "records/CPU-s", "read + json.loads of every line, one process",
+            lint["cpu_ratio_vs_floor"], "ratio: records per CPU second, lint / floor",
+        ))  # fmt: skip
+    if "audio" in figures:
+        row = figures["audio"]["results"][1]
+        heads.append(headline(
+            f"lint with audio, {row['clips']:,} clips, {row['workers']} workers", row["clips_per_s"], "clips/s (wall)",
+            "decode floor: every clip decoded, same workers", row["ratio_vs_floor"], "ratio: clips/s, lint / floor",
+        ))  # fmt: skip
+    return heads
 
 
 if __name__ == "__main__":

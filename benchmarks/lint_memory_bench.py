@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _shared import REPO_ROOT, sibling, use_checkout
+from _shared import REPO_ROOT, command_line, headline, machine, save_results, sibling, use_checkout
 
 MIB = 2**20
 
@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     args = parse_args(argv)
+    at_start = machine()
     host = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     figures: dict[str, Any] = {"host": host}
     if "lint" in args.parts:
@@ -362,8 +363,18 @@ def main(argv: list[str] | None = None) -> int:
         figures["store"] = store_part(args)
     if "clips" in args.parts:
         figures["clips"] = clips_part(args)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    heads = []
+    if "lint" in figures:
+        s = figures["lint"]["summary"]
+        small, large = min(args.sizes), max(args.sizes)
+        for rules in ("default", "no-D"):
+            big = next(r for r in figures["lint"]["runs"] if r["records"] == large and r["rules"] == rules)
+            heads.append(headline(
+                f"lint text-only peak RSS (main process), {large:,} records, {rules} rules", big["main_peak"] / 2**20, "MiB",
+                f"the same at {small:,} records, same run", s[f"{rules}_main_peak_ratio"],
+                f"ratio: peak big/small (bounded: close to 1); process tree: {s[f'{rules}_tree_peak_ratio']:.2f}",
+            ))  # fmt: skip
+    save_results(args.json, "lint_memory", command_line("lint_memory_bench.py", argv), at_start, heads, figures)
     return 0
 
 

@@ -53,7 +53,8 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np
 import soundfile as sf
-from _shared import CACHE_DIR, REPO_ROOT, use_checkout
+from _shared import CACHE_DIR, REPO_ROOT, command_line, headline, save_results, use_checkout
+from _shared import machine as measured_on
 
 CORPUS_VERSION = 1
 SAMPLE = REPO_ROOT / "sample_data"
@@ -306,10 +307,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     use_checkout(strict=True)
+    at_start = measured_on()
     fig = measure(args)
     print_report(fig)
     if args.json:
-        Path(args.json).write_text(json.dumps(fig, indent=2) + "\n", encoding="utf-8")
+        heads = [
+            headline(f"training input from the {way}, {fig['records']} records", s["samples_per_s"], "samples/s per worker",
+                     "the shards (no cache), same run", s["vs_shards"],
+                     f"ratio: samples/s, {way} / shards; x path-per-clip JSON: {s['vs_json']}")
+            for way, s in fig["ways"].items()
+            if way.startswith("cache")
+        ]
+        save_results(args.json, "loader", command_line("loader_bench.py", argv), at_start, heads, fig)
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from _shared import command_line, headline, machine, save_results
 
 
 def make_corpus(path: Path, records: int, seconds: float) -> float:
@@ -85,13 +86,15 @@ def run(corpus: Path, out: Path, workers: int) -> tuple[float, float]:
     return peak / 2**20, time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=400)
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--num-workers", type=int, default=2)
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path, help="also write the figures and the headline ratio as JSON here")
+    args = ap.parse_args(argv)
+    at_start = machine()
     with tempfile.TemporaryDirectory(prefix="audiodata-mem-") as tmp:
         rows = []
         for n in (args.records, args.records * args.factor):
@@ -104,6 +107,13 @@ def main() -> None:
     for n, mb, peak, wall in rows:
         print(f"{n:>8} {mb:>9.0f} {n * args.seconds / 3600:>8.2f} {peak:>13.0f} {wall:>7.1f}")
     print(f"peak memory ratio ({args.factor}x corpus / 1x corpus) = {rows[1][2] / rows[0][2]:.2f} (bounded: close to 1)")
+    figures = {"rows": [{"records": n, "input_mb": mb, "peak_rss_mib": peak, "wall_s": wall} for n, mb, peak, wall in rows]}
+    big = rows[1]
+    heads = [headline(
+        f"convert peak RSS, {big[0]:,} records ({big[1]:.0f} MB of inline base64)", big[2], "MiB",
+        f"the same at {rows[0][0]:,} records, same run", big[2] / rows[0][2], "ratio: peak RSS big / small (bounded: close to 1)",
+    )]  # fmt: skip
+    save_results(args.json, "memory", command_line("memory_bench.py", argv), at_start, heads, figures)
 
 
 if __name__ == "__main__":

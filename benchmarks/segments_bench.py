@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from _shared import CACHE_DIR, REPO_ROOT, use_checkout
+from _shared import CACHE_DIR, REPO_ROOT, command_line, headline, machine, save_results, use_checkout
 
 RATE = 44100
 CLIPS = ["clip01_22k.wav", "clip02_22k.wav", "clip03_22k.wav", "clip07_16k.flac", "clip08_16k.flac", "clip09_16k.flac"]
@@ -137,13 +137,16 @@ def bench_convert(path: Path, n: int, repeat: int) -> dict[str, float]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--segments", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path, help="also write the figures and headline ratios as JSON here")
+    args = ap.parse_args(argv)
+    at_start = machine()
     use_checkout(strict=True)
+    heads, figures = [], {}
     n = args.segments
     print(f"{n} segments of one {args.minutes:g}-minute recording (44.1 kHz mono, espeak-ng speech) -> 16 kHz FLAC clips")
     print(f"{'source':<11} {'once (s)':>9} {'segments (s)':>13} {'ratio':>6} {'naive (s)':>10} {'ratio':>6}")
@@ -153,10 +156,22 @@ def main() -> None:
             f"{fmt:<11} {r['once']:>9.2f} {r['segments']:>13.2f} {r['segments'] / r['once']:>6.2f}"
             f" {r['naive']:>10.1f} {r['naive'] / r['once']:>6.1f}"
         )
+        figures[fmt] = r
+        heads.append(headline(
+            f"{n} segments of a {args.minutes:g}-min {fmt} recording, audio stage", r["segments"], "s",
+            "one clip of the whole file, same run", r["segments"] / r["once"],
+            f"ratio: segments / once (lower is better); reading the file per segment: {r['naive'] / r['once']:.1f}x",
+        ))  # fmt: skip
     c = bench_convert(recording(args.minutes, "FLAC"), n, args.repeat)
     ratio = c["convert segments"] / c["convert once"]
     once, segs = c["convert once"], c["convert segments"]
     print(f"audiodata convert, FLAC: whole file {once:.2f} s, {n}-line NeMo manifest {segs:.2f} s: ratio {ratio:.2f}")
+    figures["convert"] = c
+    heads.append(headline(
+        f"convert a {n}-line NeMo manifest of one FLAC recording", segs, "s", "convert the whole file as one clip, same run",
+        ratio, "ratio: segments / once (lower is better)",
+    ))  # fmt: skip
+    save_results(args.json, "segments", command_line("segments_bench.py", argv), at_start, heads, figures)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np
 import soundfile as sf
 import soxr
-from _shared import CACHE_DIR, REPO_ROOT, sibling, use_checkout
+from _shared import CACHE_DIR, REPO_ROOT, command_line, headline, machine, save_results, sibling, use_checkout
 
 CORPUS_VERSION = 1
 SEED = 20241105
@@ -794,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker is not None:
         return worker(args)
+    at_start = machine()
     cb = load_convert_bench()
     quiet_libraries()
     root = CACHE_DIR / f"train-bench-{args.records}"
@@ -837,8 +838,19 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run_processes(args, model_dir, n))
                 print(f"{n} process(es): one epoch in {runs[-1].wall_s:.1f} s", flush=True)
         figures["processes"] = process_table(runs)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    ratios, grouped = figures["grouped_over_random"], figures["results"]["grouped"]
+    heads = [headline(
+        f"SFT on the tiny Qwen2-Audio (CPU, LoRA), {args.steps} steps, length-grouped batches", grouped["tokens_per_s"],
+        "tokens/s", "random batches, same run", ratios["tokens_per_s"],
+        f"ratio: tokens/s grouped / random; samples/s {ratios['samples_per_s']:.2f}x",
+    )]  # fmt: skip
+    if figures.get("processes") and len(figures["processes"]["rows"]) > 1:
+        one, more = figures["processes"]["rows"][0], figures["processes"]["rows"][-1]
+        heads.append(headline(
+            f"one epoch on {more['processes']} processes (torchrun, gloo on CPU)", more["samples_per_s"], "samples/s",
+            f"{one['processes']} process, same run", more["samples_per_s"] / one["samples_per_s"], "ratio: samples/s",
+        ))  # fmt: skip
+    save_results(args.json, "train", command_line("train_bench.py", argv), at_start, heads, figures)
     return 0
 
 

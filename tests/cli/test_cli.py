@@ -282,8 +282,16 @@ def test_export_and_publish_report_their_progress(sample_out, tmp_path: Path, hu
     assert ticks == [(n, rows) for n in range(1, rows + 1)]
     seen: list[tuple[str, int, int]] = []
     publish(out, "someone/x", token="hf_mock", endpoint=hub.url, max_commit_bytes=1, on_progress=lambda *a: seen.append(a))
-    total = seen[0][2]
-    assert [p for p, _, _ in seen] == sorted(p for p, _, _ in seen)  # hashing, then uploading
+    dry: list[tuple[str, int, int]] = []
+    publish(out, "someone/x", dry_run=True, on_progress=lambda *a: dry.append(a))  # a dry run shows its checking
+    assert dry and {p for p, _, _ in dry} == {"checking"}
+    assert [p for p, _, _ in seen] == sorted(p for p, _, _ in seen)  # checking, hashing, then uploading
+    checked = [(d, t) for p, d, t in seen if p == "checking"]
+    shards = json.loads((out / "manifest.json").read_text())["shards"]
+    shard_bytes = sum(s["bytes"] for s in shards)
+    assert len(checked) == len(shards) and checked[-1] == (shard_bytes, shard_bytes)
+    assert [d for d, _ in checked] == sorted(d for d, _ in checked)
+    total = next(t for p, _, t in seen if p == "hashing")
     assert seen[-1] == ("uploading", total, total) and ("hashing", total, total) in seen
     assert [d for p, d, _ in seen if p == "uploading"] == sorted(d for p, d, _ in seen if p == "uploading")
 

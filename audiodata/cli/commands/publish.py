@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
         with Bar("publishing", "MB", console, disable=args.no_progress, extra=("{task.fields[phase]}",), phase="") as bar:
 
             def on_progress(phase: str, done: int, total: int) -> None:
-                # one bar over both phases: hashing fills the first half, the commits the second
+                # checking the shards fills the bar once (all a dry run does); then one bar over the upload's
+                # two phases: hashing fills the first half, the commits the second
+                if phase == "checking":
+                    bar.update(completed=done, total=total or None, count=done // 10**6, phase=phase)
+                    return
                 ahead = total if phase == "uploading" else 0
                 bar.update(completed=ahead + done, total=2 * total or None, count=done // 10**6, phase=phase)
 
