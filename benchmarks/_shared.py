@@ -96,7 +96,10 @@ def save_results(path: str | Path | None, bench: str, command: str, at_start: di
         return
     doc = {**(figures or {}), "bench": bench, "command": command, "measured_on": at_start, "headlines": headlines}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+    # committed results name the checkout's files relative to it: no local path leaves the machine
+    root = str(Path(__file__).resolve().parents[1]) + "/"
+    Path(path).write_text(text.replace(json.dumps(root)[1:-1], ""), encoding="utf-8")
 
 
 def command_line(script: str, argv: list[str] | None) -> str:
