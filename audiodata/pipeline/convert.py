@@ -425,15 +425,17 @@ class _Run:
         if self.on_progress:
             self.on_progress(self.progress)
 
-    def _reject(self, p: Pending, findings: list[Finding], rejects: Any) -> None:
-        errors = [f for f in findings if f.is_error]
+    def _set_aside(self, p: Pending, rejects: Any, counter: str, **fields: Any) -> None:
+        """One line of rejects.jsonl for a record not written (rejected, a duplicate, excluded, an equal pair):
+        where it was (file, index, line, tar member), ``fields`` saying why, the record as read; ``counter``
+        is the progress count it adds to."""
         entry: dict[str, Any] = {
             "seq": p.seq,
             "source": p.source.file,
             "index": p.source.index,
             "line": p.source.line,
             **({"member": p.source.member} if p.source.member else {}),
-            "reasons": [f.reason() for f in errors],
+            **fields,
         }
         if p.item.obj is not None:
             entry["record"] = p.item.obj
@@ -441,71 +443,37 @@ class _Run:
             entry["raw"] = p.item.raw
         with on_path(self.rejects_path):
             rejects.write(json.dumps(entry, ensure_ascii=False, default=unjsonable) + "\n")
-        self.progress.rejected += 1
+        setattr(self.progress, counter, getattr(self.progress, counter) + 1)
         if self.on_progress:
             self.on_progress(self.progress)
+
+    def _reject(self, p: Pending, findings: list[Finding], rejects: Any) -> None:
+        self._set_aside(p, rejects, "rejected", reasons=[f.reason() for f in findings if f.is_error])
 
     def _duplicate(self, p: Pending, verdict: Verdict, rejects: Any) -> None:
         """A later copy: not written, listed in rejects.jsonl with its cluster, counted apart from rejects."""
         assert verdict.duplicate_of is not None
         code = "D001" if verdict.kind == "exact" else "D002"
         first = verdict.duplicate_of
-        entry: dict[str, Any] = {
-            "seq": p.seq,
-            "source": p.source.file,
-            "index": p.source.index,
-            "line": p.source.line,
-            **({"member": p.source.member} if p.source.member else {}),
-            "duplicate": {
-                "cluster": verdict.cluster,
-                "kind": verdict.kind,
-                "similarity": round(verdict.similarity, 4),
-                "of": first.where,
-            },
-            "reasons": [Finding(code, f"{verdict.kind} duplicate of {first.source}:{first.line or first.index}").reason()],
-            "record": p.item.obj,
+        duplicate = {
+            "cluster": verdict.cluster,
+            "kind": verdict.kind,
+            "similarity": round(verdict.similarity, 4),
+            "of": first.where,
         }
-        with on_path(self.rejects_path):
-            rejects.write(json.dumps(entry, ensure_ascii=False, default=unjsonable) + "\n")
-        self.progress.duplicates += 1
-        if self.on_progress:
-            self.on_progress(self.progress)
+        reason = Finding(code, f"{verdict.kind} duplicate of {first.source}:{first.line or first.index}").reason()
+        self._set_aside(p, rejects, "duplicates", duplicate=duplicate, reasons=[reason])
 
     def _exclude(self, p: Pending, by: str, rejects: Any) -> None:
         """Named by an --exclude list: not checked, not written; listed in rejects.jsonl, counted apart."""
         assert p.record is not None
-        entry: dict[str, Any] = {
-            "seq": p.seq,
-            "source": p.source.file,
-            "index": p.source.index,
-            "line": p.source.line,
-            "excluded": {"by": by, "id": p.record.id},
-            "record": p.item.obj,
-        }
-        with on_path(self.rejects_path):
-            rejects.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        self.progress.excluded += 1
-        if self.on_progress:
-            self.on_progress(self.progress)
+        self._set_aside(p, rejects, "excluded", excluded={"by": by, "id": p.record.id})
 
     def _skip_equal(self, p: Pending, rejects: Any) -> None:
         """An equal pair: not written; listed in rejects.jsonl with its reason, counted apart (``equal_pairs``)."""
         assert p.record is not None
-        entry: dict[str, Any] = {
-            "seq": p.seq,
-            "source": p.source.file,
-            "index": p.source.index,
-            "line": p.source.line,
-            **({"member": p.source.member} if p.source.member else {}),
-            "skipped": {"why": "equal-pair", "id": p.record.id},
-            "reasons": [f.reason() for f in p.findings if f.code == "P004"],
-            "record": p.item.obj,
-        }
-        with on_path(self.rejects_path):
-            rejects.write(json.dumps(entry, ensure_ascii=False, default=unjsonable) + "\n")
-        self.progress.equal_pairs += 1
-        if self.on_progress:
-            self.on_progress(self.progress)
+        reasons = [f.reason() for f in p.findings if f.code == "P004"]
+        self._set_aside(p, rejects, "equal_pairs", skipped={"why": "equal-pair", "id": p.record.id}, reasons=reasons)
 
     def _split(self, record: Record, keys: list[str]) -> str:
         """Seeded, keyed on audio content: the same audio never lands in two splits; a segment or window (NeMo
