@@ -9,6 +9,7 @@ same file gives every caller the same ranges.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,7 @@ def ranges_at(path: str | os.PathLike[str], cuts: list[int]) -> list[LineRange]:
     bounds = [0, *(next_line_start(path, c) for c in cuts), size]
     out: list[LineRange] = []
     line = 1
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         b = max(a, b)
         out.append(LineRange(a, b, line))
         line += count_lines(path, a, b)

@@ -3,6 +3,7 @@ the records of the whole file, with the same index and line."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_ranges_read_back_the_whole_file(tmp_path: Path, bom: bool) -> None:
     for n in range(1, 12):
         parts = split_lines(path, n)
         assert len(parts) == n and parts[0].start == 0 and parts[-1].end == size
-        assert all(a.end == b.start for a, b in zip(parts, parts[1:]))
+        assert all(a.end == b.start for a, b in itertools.pairwise(parts))
         got = [x for r in parts for x in _items(iter_file_range(path, r.start, r.end, 200))]
         assert got == whole, n
 
