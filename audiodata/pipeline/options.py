@@ -169,7 +169,7 @@ class ConvertOptions:
             raise OptionsError("--num-workers must be >= 0")
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
             raise OptionsError(
-                f"--shard-index must be in 0..--num-shards - 1 and --num-shards at least 1, got {self.shard_index} of {self.num_shards}"
+                f"--num-shards must be at least 1 and --shard-index in 0..N-1, got {self.shard_index} of {self.num_shards}"
             )
         if self.model_family is not None and self.model_family not in FAMILIES:
             raise OptionsError(f"--model-family must be one of {', '.join(FAMILIES)}, got {self.model_family!r}")

@@ -453,7 +453,7 @@ def iter_file_range(
             bom = 3 if _has_bom(path) else 0
             index, lineno = _count_prefix(fh, max(0, start - bom), max_chars)
             pos.index, pos.line = index, lineno + 1
-            window = io.BufferedReader(_Take(fh, end - max(start, bom)), buffer_size=CHUNK)
+            window: Any = io.BufferedReader(_Take(fh, end - max(start, bom)), buffer_size=CHUNK)
             for item in iter_lines(window, max_chars, lazy, pos, index, lineno):
                 yielded = True
                 yield item

@@ -60,6 +60,15 @@ def register(subparsers: Any) -> None:
         default="embed",
         help="images/videos: embed them (Hub Image/Video columns, default) or keep refs (paths relative to the media root)",
     )
+    c.add_argument(
+        "--num-shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="convert as one of N ranks (a Slurm/Kubernetes job array): this run takes slice --shard-index of the inputs "
+        "(by file and byte range) into OUT/ranks/rank-IIIII-of-NNNNN; `audiodata merge OUT` then assembles the dataset",
+    )
+    c.add_argument("--shard-index", type=int, default=0, metavar="I", help="which rank this run is, 0..N-1 (default 0)")
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(func=run, resume_command=resume)
 
@@ -93,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         max_shard_size=parse_size(args.max_shard_size),
         overwrite=args.overwrite,
         visual=args.visual,
+        num_shards=args.num_shards,
+        shard_index=args.shard_index,
     )
     show = not args.no_progress and not args.json
     extra = ("{task.fields[hours]} h audio", "{task.fields[rejected]} rejected")
