@@ -18,12 +18,12 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from audiodata.readers.items import JSON
 from audiodata.readers.jsonstream import sniff_layout
-from audiodata.readers.ranges import next_line_start
 from audiodata.readers.sources import InputFile
 
 #: Where ``convert -o OUT --num-shards N --shard-index I`` writes rank I, and where ``merge OUT`` looks.
@@ -33,6 +33,27 @@ KEYS = "dedup-keys.jsonl"
 #: Markers of NeMo lines and lhotse cuts: a file holding them is read whole (a line may become several records).
 _LONG_FORM = (b'"audio_filepath"', b'"audio_filename"', b'"supervisions"')
 _HEAD = 1 << 16
+
+
+def next_line_start(path: str | Path, pos: int) -> int:
+    """The first line start at or after byte ``pos``: ``pos`` itself when it is 0 or follows a ``\\n``, else the
+    byte after the next ``\\n``, else the file's size. (:func:`audiodata.readers.ranges.split_ranges` cuts one file
+    into equal parts; a rank cuts the inputs laid end to end, at any byte. Only a ``\\n`` cuts here: after it is a
+    line start however lone carriage returns are read, and a file of lone ``\\r`` line ends simply stays whole.)"""
+    size = os.path.getsize(path)
+    if pos <= 0:
+        return 0
+    if pos >= size:
+        return size
+    with open(path, "rb") as fh:
+        fh.seek(pos - 1)
+        at = pos - 1
+        while block := fh.read(1 << 20):
+            k = block.find(b"\n")
+            if k >= 0:
+                return at + k + 1
+            at += len(block)
+    return size
 
 
 def rank_name(index: int, count: int) -> str:
@@ -112,4 +133,15 @@ def sliced(files: list[InputFile], parts: list[Part]) -> list[InputFile]:
     return out
 
 
-__all__ = ["KEYS", "RANKS_DIR", "Part", "plan", "rank_fingerprint", "rank_folder", "rank_name", "sliced", "splittable"]
+__all__ = [
+    "KEYS",
+    "RANKS_DIR",
+    "Part",
+    "next_line_start",
+    "plan",
+    "rank_fingerprint",
+    "rank_folder",
+    "rank_name",
+    "sliced",
+    "splittable",
+]
