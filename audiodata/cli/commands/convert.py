@@ -68,7 +68,13 @@ def register(subparsers: Any) -> None:
         help="convert as one of N ranks (a Slurm/Kubernetes job array): this run takes slice --shard-index of the inputs "
         "(by file and byte range) into OUT/ranks/rank-IIIII-of-NNNNN; `audiodata merge OUT` then assembles the dataset",
     )
-    c.add_argument("--shard-index", type=int, default=0, metavar="I", help="which rank this run is, 0..N-1 (default 0)")
+    c.add_argument(
+        "--shard-index",
+        type=int,
+        metavar="I",
+        help="which rank this run is, 0..N-1 (default: $SLURM_ARRAY_TASK_ID in a Slurm job array, $JOB_COMPLETION_INDEX "
+        "in a Kubernetes indexed job)",
+    )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(func=run, resume_command=resume)
 
@@ -81,6 +87,32 @@ def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
     aside = args.overwrite and again == typed
     what = "the same command again" if again == typed else "it without --overwrite (with it, it would start over)"
     return again, "finished shards are kept" + (" and the old dataset is untouched" if aside else "") + f"; to resume, run {what}"
+
+
+#: Where a job array tells each task its index: Slurm, Kubernetes indexed jobs.
+ARRAY_INDEX = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
+
+
+def shard_index(num_shards: int, given: int | None) -> int:
+    """``--shard-index``, else the job array's task index (a usage error when there is none, or when a Slurm
+    array of another size runs it)."""
+    import os
+
+    from audiodata.pipeline.options import OptionsError
+
+    if given is not None or num_shards <= 1:
+        return given or 0
+    for name in ARRAY_INDEX:
+        value = os.environ.get(name)
+        if value is None:
+            continue
+        count = os.environ.get("SLURM_ARRAY_TASK_COUNT") if name.startswith("SLURM") else None
+        if count is not None and count.isdigit() and int(count) != num_shards:
+            raise OptionsError(f"--num-shards {num_shards}, but this Slurm array has {count} tasks: give the same N to both")
+        if not value.isdigit():
+            raise OptionsError(f"${name} is {value!r}, not a task index: give --shard-index")
+        return int(value)
+    raise OptionsError(f"--num-shards {num_shards} needs --shard-index I (or a job array's ${' / $'.join(ARRAY_INDEX)})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         visual=args.visual,
         num_shards=args.num_shards,
-        shard_index=args.shard_index,
+        shard_index=shard_index(args.num_shards, args.shard_index),
     )
     show = not args.no_progress and not args.json
     extra = ("{task.fields[hours]} h audio", "{task.fields[rejected]} rejected")
