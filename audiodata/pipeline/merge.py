@@ -151,13 +151,46 @@ def open_ranks(folders: list[Path]) -> list[RankOutput]:
         seen[r.index] = r.folder
         if m.rank.run != head.rank.run:
             problems.append(f"{r.folder}: rank {r.index} is of another conversion than {first.folder}: {_difference(head, m)}")
+        elif m.audiodata_version != head.audiodata_version:
+            problems.append(
+                f"{r.folder}: rank {r.index} was converted by audiodata {m.audiodata_version}, {first.folder} by "
+                f"{head.audiodata_version}: convert every rank with one version"
+            )
     for k in range(count):
         if k not in seen and k not in unfinished:
             where = first.folder.parent / ranks.rank_name(k, count)
             problems.append(f"rank {k} of {count} is missing (expected like {where}); run convert with --shard-index {k}")
+    if not problems:
+        problems += _gaps(sorted(done, key=lambda r: r.index))
     if problems:
         raise MergeError(problems)
     return sorted(done, key=lambda r: r.index)
+
+
+def _gaps(rank_outputs: list[RankOutput]) -> list[str]:
+    """Where the ranks' slices, in rank order, do not read every input once: each file whole in one rank, or
+    in byte ranges that continue one another from byte 0."""
+    seen: dict[int, tuple[int, int | None]] = {}  # file -> (rank, end of its last range; None: read whole)
+    problems: list[str] = []
+    for r in rank_outputs:
+        assert r.dataset.manifest.rank is not None
+        for part in r.dataset.manifest.rank.parts:
+            n, start, end = part.get("file"), part.get("start"), part.get("end")
+            if not isinstance(n, int):
+                problems.append(f"{r.folder}: a slice without a file number ({part})")
+                continue
+            before = seen.get(n)
+            whole = start is None
+            if before is not None and (whole or before[1] is None or before[1] != start):
+                problems.append(f"{r.folder}: input {n} is read again or with a gap (rank {before[0]} read it before)")
+            elif before is None and not whole and start != 0:
+                problems.append(f"{r.folder}: input {n} starts at byte {start}, but no earlier rank read bytes before it")
+            seen[n] = (r.index, None if whole else end)
+    inputs = len(rank_outputs[0].dataset.manifest.inputs)
+    missing = sorted(set(range(inputs)) - set(seen))
+    if missing and any(r.dataset.manifest.inputs for r in rank_outputs):
+        problems.append(f"inputs {missing} are in no rank's slice")
+    return problems
 
 
 def _difference(a: Manifest, b: Manifest) -> str:

@@ -226,3 +226,30 @@ def test_without_dedup_shards_are_linked_not_rewritten(corpus: Path, tmp_path: P
     assert all(ds.path(s).stat().st_ino in inodes for s in ds.shards())
     assert not (out / "ranks" / "rank-00000-of-00003" / ".audiodata" / ranks.KEYS).exists()
     assert np.isfinite(ds.summary.audio_seconds)
+
+
+def test_a_slurm_array_task_finds_its_rank(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    base = ["convert", *inputs(corpus), "-o", str(tmp_path / "out"), "--no-progress", "--num-workers", "1"]
+    assert main([*base, "--num-shards", "2"]) == 2
+    assert "this Slurm array has 3 tasks" in capsys.readouterr().err
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    assert main([*base, "--num-shards", "2"]) in (0, 1)
+    assert ConvertedDataset.open(tmp_path / "out" / "ranks" / "rank-00001-of-00002").manifest.rank is not None
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    assert main([*base, "--num-shards", "2"]) == 2
+    assert "needs --shard-index" in capsys.readouterr().err
+
+
+def test_merge_refuses_slices_that_do_not_tile_the_inputs(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_ranks(corpus, out, 3, dedup="off")
+    path = out / "ranks" / "rank-00001-of-00003" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    first = manifest["rank"]["parts"][0]
+    assert first["start"] is not None  # a.jsonl is split: rank 1 continues rank 0's range
+    first["start"] += 1
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(MergeError, match="input 0 is read again or with a gap"):
+        merge(out)

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def print_summary(r: ConvertResult, console: Console) -> None:
+def print_summary(r: ConvertResult, console: Console, command: str = "convert") -> None:
     from rich.table import Table
 
     from audiodata.rules.registry import REGISTRY
@@ -170,7 +170,7 @@ def print_summary(r: ConvertResult, console: Console) -> None:
         console.print(f"[green]{r.output} is already complete for these inputs and options[/]")
     elif r.resumed_from:
         console.print(f"[cyan]resumed at input record {r.resumed_from}[/]")
-    t = Table(title=f"audiodata convert -> {r.output}", show_header=False)
+    t = Table(title=f"audiodata {command} -> {r.output}", show_header=False)
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_row("records read", str(r.records_read))

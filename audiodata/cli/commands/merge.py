@@ -61,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print_summary(result, stdout_console())
+        print_summary(result, stdout_console(), NAME)
     return result.exit_code
