@@ -253,3 +253,21 @@ def test_merge_refuses_slices_that_do_not_tile_the_inputs(corpus: Path, tmp_path
     path.write_text(json.dumps(manifest))
     with pytest.raises(MergeError, match="input 0 is read again or with a gap"):
         merge(out)
+
+
+def test_ranks_on_another_filesystem_are_copied(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    out = tmp_path / "out"
+    run_ranks(corpus, out, 2, dedup="off")
+
+    def no_link(src: Any, dst: Any) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    merge(out)
+    ds = ConvertedDataset.open(out)
+    inodes = {p.stat().st_ino for p in (out / "ranks").rglob("*.parquet")}
+    assert ds.shards() and not any(ds.path(s).stat().st_ino in inodes for s in ds.shards())
+    ds.check_shards()
