@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.num_shards):
             with _stopwatch() as sw:
                 r = audiodata.convert([str(jsonl)], work / "ranked", num_shards=args.num_shards, shard_index=i, **opts)
-            ranks.append({"rank": i, "records": r.records_read, "wall_s": sw.wall_s, "cpu_s": sw.cpu_s})
+            ranks.append(
+                {"rank": i, "records": r.records_read, "rows": r.records_written, "wall_s": sw.wall_s, "cpu_s": sw.cpu_s}
+            )
         keys = sum(p.stat().st_size for p in (work / "ranked" / "ranks").rglob("dedup-keys.jsonl"))
         with _stopwatch() as merge_sw:
             merged = audiodata.merge(work / "ranked")
@@ -86,7 +88,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "merge_ms_per_shard": 1000 * merge_sw.wall_s / max(shards, 1),
             "merge_us_per_row": 1e6 * merge_sw.wall_s / max(merged.records_written, 1),
             "merge_cpu_over_local": merge_sw.cpu_s / local_sw.cpu_s,
-            "dedup_key_bytes_per_clip": keys / max(local.clips, 1),
+            "dedup_key_bytes_per_row": keys / max(sum(r["rows"] for r in ranks), 1),  # every row a rank wrote is keyed
+            "duplicates": merged.records_duplicate,
             "n_machines_wall_s": max(r["wall_s"] for r in ranks) + merge_sw.wall_s,
             "same_answer": same,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
@@ -120,14 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(ranks + merge) cpu / local cpu  {fig['ranks_and_merge_cpu_over_local']:.3f}")
     print(f"merge: {fig['merge_ms_per_shard']:.1f} ms per shard, {fig['merge_us_per_row']:.0f} us per row, "
           f"{fig['merge_cpu_over_local']:.3f} of the local run's cpu")  # fmt: skip
-    print(f"dedup keys: {fig['dedup_key_bytes_per_clip']:.0f} bytes per clip")
+    print(f"dedup keys: {fig['dedup_key_bytes_per_row']:.0f} bytes per row a rank wrote; {fig['duplicates']} duplicates dropped")
     n, wall = fig["num_shards"], fig["local"]["wall_s"]
     print(f"on {n} machines: ~{fig['n_machines_wall_s']:.1f} s wall (slowest rank + merge) vs {wall:.1f} s on one")
     print(f"same answer as the local run: {fig['same_answer']}")
     heads = [
         headline("ranks + merge CPU", fig["ranks_and_merge_cpu_over_local"], "x local", "local pool, same workers",
-                 fig["ranks_and_merge_cpu_over_local"], f"{fig['num_shards']} ranks, {fig['clips']} clips"),
-        headline("merge per shard", fig["merge_ms_per_shard"], "ms", "local pool CPU", fig["merge_cpu_over_local"]),
+                 fig["ranks_and_merge_cpu_over_local"],
+                 f"{fig['num_shards']} ranks, {fig['records']} records, --dedup {fig['dedup']}"),
+        headline("merge CPU", m["cpu_s"], "s", "local pool CPU", fig["merge_cpu_over_local"],
+                 f"{m['shards']} shards, {fig['duplicates']} duplicates dropped across ranks"),
     ]  # fmt: skip
     save_results(args.json, "ranks", command_line("ranks_bench.py", argv), at_start, heads, fig)
     return 0 if fig["same_answer"] else 1
