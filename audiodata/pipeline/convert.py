@@ -581,8 +581,12 @@ class _Run:
             kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if _seq_of(line) < self.start]
             atomic_write(path, "".join(kept))
         if self.keys_path is not None and self.keys_path.exists():  # the keys of rows in durable shards, no others
-            lines = self.keys_path.read_text(encoding="utf-8").splitlines(keepends=True)
-            atomic_write(self.keys_path, "".join(line for line in lines if self._durable_keys(line)))
+            tmp = self.keys_path.with_name(self.keys_path.name + ".tmp")  # streamed: a rank's keys can be gigabytes
+            with open(self.keys_path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+                dst.writelines(line for line in src if line.endswith("\n") and self._durable_keys(line))
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.keys_path)
 
     def _durable_keys(self, line: str) -> bool:
         try:
