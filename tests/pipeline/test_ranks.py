@@ -151,6 +151,7 @@ def test_ranks_and_merge_give_the_local_answer(
         assert (out / s.file).stat().st_size == s.bytes
     if shard_size > OPTS["max_shard_size"]:
         assert max(rewritten) > 0  # shards that lost rows to dedup were rewritten (and the merge still equals the local run)
+        assert audiodata.verify(out, audio=False).problems == []  # their sizes and checksums are the manifest's
 
 
 def test_merge_is_idempotent_and_leaves_the_ranks_alone(corpus: Path, tmp_path: Path) -> None:
