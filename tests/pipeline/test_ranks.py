@@ -231,11 +231,11 @@ def test_without_dedup_shards_are_linked_not_rewritten(corpus: Path, tmp_path: P
 
 def test_a_slurm_array_task_finds_its_rank(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MAX", "2")  # --array=0-2 for 2 ranks: a mistake
     base = ["convert", *inputs(corpus), "-o", str(tmp_path / "out"), "--no-progress", "--num-workers", "1"]
     assert main([*base, "--num-shards", "2"]) == 2
-    assert "this Slurm array has 3 tasks" in capsys.readouterr().err
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    assert "this Slurm array's task ids reach 2" in capsys.readouterr().err
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MAX", "1")  # --array=1: rank 1 resubmitted alone
     assert main([*base, "--num-shards", "2"]) in (0, 1)
     assert ConvertedDataset.open(tmp_path / "out" / "ranks" / "rank-00001-of-00002").manifest.rank is not None
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")

@@ -94,8 +94,8 @@ ARRAY_INDEX = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
 
 
 def shard_index(num_shards: int, given: int | None) -> int:
-    """``--shard-index``, else the job array's task index (a usage error when there is none, or when a Slurm
-    array of another size runs it)."""
+    """``--shard-index``, else the job array's task index (a usage error when there is none, or when the Slurm
+    array's task ids reach past ``--num-shards``). One task resubmitted alone (``--array=7``) is rank 7 still."""
     import os
 
     from audiodata.pipeline.options import OptionsError
@@ -106,9 +106,12 @@ def shard_index(num_shards: int, given: int | None) -> int:
         value = os.environ.get(name)
         if value is None:
             continue
-        count = os.environ.get("SLURM_ARRAY_TASK_COUNT") if name.startswith("SLURM") else None
-        if count is not None and count.isdigit() and int(count) != num_shards:
-            raise OptionsError(f"--num-shards {num_shards}, but this Slurm array has {count} tasks: give the same N to both")
+        top = os.environ.get("SLURM_ARRAY_TASK_MAX") if name.startswith("SLURM") else None
+        if top is not None and top.isdigit() and int(top) >= num_shards:
+            raise OptionsError(
+                f"--num-shards {num_shards}, but this Slurm array's task ids reach {top}: "
+                f"give --array=0-{num_shards - 1} (or resubmit single ranks) with --num-shards {num_shards}"
+            )
         if not value.isdigit():
             raise OptionsError(f"${name} is {value!r}, not a task index: give --shard-index")
         return int(value)
