@@ -1,6 +1,6 @@
 """Ranks + merge give the local run's answer: the same rows in the same order, the same rejects.jsonl, the
 same duplicate clusters and accounting, on a corpus with rejects, exact and near duplicates across ranks,
-SFT and DPO, a validation split and a JSONL file split by byte range; merge refuses what it cannot merge."""
+SFT, DPO and KTO, a validation split and a JSONL file split by byte range; merge refuses what it cannot merge."""
 
 from __future__ import annotations
 
@@ -63,14 +63,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     a = [sft("base.wav"), sft("clip01_22k.wav", "one"), sft("missing.wav", "missing"), dpo("clip03_22k.wav")]
     a += [sft(n, f"other {k}") for k, n in enumerate(OTHERS)]
     a += [sft("copy.wav"), sft("gain.wav"), dpo("clip07_16k.flac", "seven"), sft("clip09_16k.flac", "nine")]
+    a += [kto("clip10_48k.flac", True)]
     lines = [json.dumps(r) for r in a]
     lines.insert(3, "{not json")
     lines.insert(6, "")
     (root / "a.jsonl").write_text("\n".join(lines) + "\n")
     (root / "b.json").write_text(json.dumps([dpo("clip03_22k.wav"), sft("up44.wav"), sft("clip05_8k.wav", "five"), {"bad": 1}]))
     c = [sft("clip10_48k.flac", "ten"), sft("copy.wav"), dpo("up44.wav"), sft("clip01_22k.wav", "one"), sft("base.wav", "other")]
+    c += [kto("clip10_48k.flac", True), kto("clip10_48k.flac", False)]  # a KTO copy (dropped), the other label (kept)
     (root / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in c))
     return root
+
+
+def kto(audio: str, label: bool) -> dict[str, Any]:
+    turns = [{"role": "user", "content": "<audio>Is this clear?"}, {"role": "assistant", "content": "Yes, clear."}]
+    return {"messages": turns, "label": label, "audios": [audio]}
 
 
 def inputs(root: Path) -> list[str]:
@@ -82,7 +89,8 @@ def local(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("local") / "out"
     result = audiodata.convert(inputs(corpus), out, **OPTS)
     assert result.records_duplicate >= 4 and result.records_rejected >= 3
-    assert set(ConvertedDataset.open(out).configs) == {"sft", "dpo"}
+    assert set(ConvertedDataset.open(out).configs) == {"sft", "dpo", "kto"}
+    assert result.duplicates_by_kind["exact"] >= 4 and result.duplicates_by_kind["near"] >= 2
     return out
 
 
