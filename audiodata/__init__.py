@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _API = {
     "convert": "audiodata.pipeline.convert",
     "ConvertResult": "audiodata.pipeline.convert",
+    "merge": "audiodata.pipeline.merge",
     "lint": "audiodata.pipeline.lint",
     "LintReport": "audiodata.pipeline.lint",
     "dedup": "audiodata.pipeline.dedup",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from audiodata.pipeline.convert import ConvertResult, convert
     from audiodata.pipeline.dedup import DedupReport, DuplicateCluster, DuplicateMember, dedup
     from audiodata.pipeline.lint import LintReport, lint
+    from audiodata.pipeline.merge import merge
     from audiodata.pipeline.options import ConvertOptions
     from audiodata.publish import publish
     from audiodata.verify import VerifyReport, verify
@@ -100,6 +102,7 @@ __all__ = [
     "dedup",
     "export",
     "lint",
+    "merge",
     "open",
     "publish",
     "verify",

@@ -226,6 +226,7 @@ class Summary(_Json):
             videos=_get(data, "videos", int, where, None),
             metadata_keys=_get(data, "metadata_keys", dict, where, None),
             equal_pairs=_get(data, "equal_pairs", int, where, None),
+            prompts=_get(data, "prompts", dict, where, None),
         )
 
 
@@ -251,6 +252,31 @@ class RejectsEntry(_Json):
     equal_pairs: int | None = _optional()  # pairs skipped as equal (listed too), only in runs that make pairs from hypotheses
 
 
+@dataclass(frozen=True)
+class RankEntry(_Json):
+    """A rank's output (``convert --num-shards N --shard-index I``): which rank of how many, the fingerprint of
+    the whole run (the same for every rank of one conversion: merge refuses ranks that differ), and its slice
+    (input file numbers, with a byte range where a file was split)."""
+
+    index: int
+    count: int
+    run: str
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    dedup_keys: str | None = _optional()  # the rank's dedup keys (under .audiodata), when the run dedups
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "rank") -> RankEntry:
+        if not isinstance(data, Mapping):
+            raise _Bad(f"{where} is not an object")
+        return cls(
+            index=_get(data, "index", int, where),
+            count=_get(data, "count", int, where),
+            run=_get(data, "run", str, where),
+            parts=_get(data, "parts", list, where, []),
+            dedup_keys=_get(data, "dedup_keys", str, where, None),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Manifest(_Json):
     """``manifest.json``: written by ``convert`` (:meth:`to_json`), read by everything else (:meth:`load`)."""
@@ -262,6 +288,7 @@ class Manifest(_Json):
     summary: Summary
     shards: list[ShardEntry]
     rejects: RejectsEntry | None = None
+    rank: RankEntry | None = field(default=None, metadata={"optional": True})  # only in a rank: merge reads it
 
     def to_json(self) -> str:
         """The file's text: byte for byte what every audiodata release has written for these values."""
@@ -302,6 +329,7 @@ class Manifest(_Json):
                 if isinstance(rejects, Mapping)
                 else None
             ),
+            rank=RankEntry.from_dict(data["rank"]) if data.get("rank") is not None else None,
         )
 
     @classmethod
@@ -601,6 +629,7 @@ __all__ = [
     "DatasetError",
     "InputEntry",
     "Manifest",
+    "RankEntry",
     "RejectsEntry",
     "ShardEntry",
     "SplitInfo",

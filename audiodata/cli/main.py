@@ -32,7 +32,7 @@ from audiodata.cli.common import EXIT_INTERRUPTED, EXIT_PIPE, Parser, stderr_con
 #: Built-in commands, in the order ``--help`` lists them: name -> module (``register``, ``run``, ``HELP``).
 BUILTIN = {
     name: f"audiodata.cli.commands.{name}"
-    for name in ("convert", "lint", "dedup", "publish", "verify", "export", "info", "rules")
+    for name in ("convert", "merge", "lint", "dedup", "publish", "verify", "export", "info", "rules")
 }
 #: The entry-point group other packages register commands in: ``name = "package.module:register"``.
 ENTRY_POINT_GROUP = "audiodata.commands"

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,18 +29,20 @@ from audiodata.dataset import (
     DatasetError,
     InputEntry,
     Manifest,
+    RankEntry,
     RejectsEntry,
     ShardEntry,
     SplitInfo,
     Summary,
     verify_hint,
 )
+from audiodata.dedup.fingerprint import Fingerprint, fingerprint_from_json, fingerprint_to_json
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, conversation_keys
 from audiodata.dedup.store import SPILL_PREFIX
 from audiodata.dedup.stored import shard_records
 from audiodata.faults import MachineFault, on_path
 from audiodata.lock import hold
-from audiodata.pipeline import aside
+from audiodata.pipeline import aside, ranks
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records, visual_media
@@ -164,6 +166,15 @@ def convert(
     )
     files = expanded.files
     fingerprint = opts.fingerprint([f.describe() for f in files])
+    rank: Rank | None = None
+    skipped = expanded.skipped
+    if opts.num_shards > 1:  # one rank's slice, into OUT/ranks/rank-I-of-N (audiodata.pipeline.ranks)
+        i, n = opts.shard_index, opts.num_shards
+        rank = Rank(i, n, fingerprint, ranks.plan(files, n, i), files)
+        out = ranks.rank_folder(out, i, n)
+        fingerprint = ranks.rank_fingerprint(fingerprint, i, n)
+        files = ranks.sliced(files, rank.parts)
+        skipped = skipped if i == 0 else []  # inputs named but not read: reported once, by rank 0
     _refuse_foreign(out, opts.overwrite)
     with contextlib.ExitStack() as locks:
         locks.enter_context(hold(out, "convert"))
@@ -179,7 +190,7 @@ def convert(
         state = _prepare_output(target, fingerprint, clear)
         if state.status == "complete":
             return _result_from_manifest(out, already_complete=True)
-        run = _Run(files, target, opts, state, on_progress, expanded.skipped)
+        run = _Run(files, target, opts, state, on_progress, skipped, rank)
         result = run.finalize() if state.status == "finalizing" else run.run()
         if target != out:
             aside.swap_in(target, out)
@@ -247,6 +258,22 @@ def _prepare_output(out: Path, fingerprint: str, overwrite: bool) -> RunState:
     return state
 
 
+@dataclass
+class Rank:
+    """A rank's run: which of how many, the whole run's fingerprint, its slice, and every input of the run
+    (the optional columns and the manifest's inputs are the whole run's, so every rank writes one schema)."""
+
+    index: int
+    count: int
+    run: str
+    parts: list[ranks.Part]
+    all_files: list[InputFile]
+
+    def entry(self, dedup_keys: bool) -> RankEntry:
+        keys = f"{WORK}/{ranks.KEYS}" if dedup_keys else None
+        return RankEntry(self.index, self.count, self.run, [p.to_dict() for p in self.parts], keys)
+
+
 class _Run:
     def __init__(
         self,
@@ -256,22 +283,28 @@ class _Run:
         state: RunState,
         on_progress: ProgressFn | None,
         skipped: list[Skipped] | None = None,
+        rank: Rank | None = None,
     ) -> None:
         self.files, self.out, self.opts, self.state = files, out, opts, state
         self.skipped = skipped or []
+        self.rank = rank
+        self.all_files = rank.all_files if rank is not None else files
         self.work = out / WORK
         self.on_progress = on_progress
         self.enabled = frozenset(select(opts.select or None, opts.ignore or None))
         self.settings = opts.audio_settings(self.enabled)
-        images, videos, metadata = visual_media(files, opts.max_record_bytes, opts.gzip_bounds)
+        images, videos, metadata = visual_media(self.all_files, opts.max_record_bytes, opts.gzip_bounds)
         # normalised transcripts keep their originals in the metadata column: the run has one
         metadata = metadata or opts.normalize_transcripts != "none"
         self.visual = Visual(images, videos, refs=opts.visual == "refs", metadata=metadata)
         self.deduper = (  # past --dedup-memory its index spills into the output's work folder (not $TMPDIR: maybe RAM)
             RecordDeduper(opts.dedup == "near", opts.dedup_threshold, opts.dedup_memory, self.work)
-            if opts.dedup != "off"
+            if opts.dedup != "off" and rank is None
             else None
         )
+        # a rank dedups nothing itself: it keeps every row's dedup keys, and merge decides across ranks in input order
+        self.keys_path = self.work / ranks.KEYS if opts.dedup != "off" and rank is not None else None
+        self.keys: Any = None
         self.writers: dict[str, ShardWriter] = {}
         self.resumed_from = state.resume_at if state.shards else 0
         self.progress = Progress(bytes_total=sum(f.size for f in files))
@@ -304,6 +337,9 @@ class _Run:
         self.rejects_path = self.work / "rejects.jsonl"
         with on_path(self.rejects_path, "open"):
             rejects = self.rejects = open(self.rejects_path, "a", encoding="utf-8")
+        if self.keys_path is not None:
+            with on_path(self.keys_path, "open"):
+                self.keys = open(self.keys_path, "a", encoding="utf-8")
         try:
             for pending, processed in self._processed():
                 self._accept(pending, processed, rejects)
@@ -316,7 +352,12 @@ class _Run:
                 w.abort()
             with contextlib.suppress(OSError):  # a full disk fails this flush too: the first error is the one to report
                 rejects.close()
+                if self.keys is not None:
+                    self.keys.close()
             raise
+        if self.keys is not None and self.keys_path is not None:
+            with on_path(self.keys_path):
+                self.keys.close()
         with on_path(self.rejects_path):
             rejects.close()
             if self.deduper is not None:
@@ -407,9 +448,10 @@ class _Run:
         stream = f"{p.record.kind}/{self._split(p.record, processed.split_keys)}"
         if self.state.is_durable(stream, p.seq):
             return
-        if self.deduper is not None:
+        if self.deduper is not None or self.keys is not None:
             prompt, response = conversation_keys(p.record)
             clips = processed.dedup_clips()
+        if self.deduper is not None:
             info = RecordInfo(p.source.file, p.source.index, p.source.line, p.record.kind, clips, prompt, response)
             verdict = self.deduper.check(info)
             if verdict.duplicate_of is not None:
@@ -419,6 +461,10 @@ class _Run:
             processed.stats.setdefault("warnings", {})[f.code] = 1
         if p.record.kind == "kto":
             processed.stats["kto_labels"] = {"desirable" if p.record.label else "undesirable": 1}
+        if self.keys is not None:
+            keys = DedupKeys(p.seq, stream, p.record.kind, clips, prompt, response, processed.stats, self._entry(p, {}))
+            with on_path(self.keys_path or self.work):
+                self.keys.write(keys.to_json() + "\n")
         writer = self._writer(stream, p.record.kind)
         self.progress.audio_seconds += processed.row["audio_seconds"]
         writer.add(processed.row, p.seq, processed.stats)
@@ -429,6 +475,14 @@ class _Run:
         """One line of rejects.jsonl for a record not written (rejected, a duplicate, excluded, an equal pair):
         where it was (file, index, line, tar member), ``fields`` saying why, the record as read; ``counter``
         is the progress count it adds to."""
+        with on_path(self.rejects_path):
+            rejects.write(json.dumps(self._entry(p, fields), ensure_ascii=False, default=unjsonable) + "\n")
+        setattr(self.progress, counter, getattr(self.progress, counter) + 1)
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    @staticmethod
+    def _entry(p: Pending, fields: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "seq": p.seq,
             "source": p.source.file,
@@ -441,28 +495,14 @@ class _Run:
             entry["record"] = p.item.obj
         else:
             entry["raw"] = p.item.raw
-        with on_path(self.rejects_path):
-            rejects.write(json.dumps(entry, ensure_ascii=False, default=unjsonable) + "\n")
-        setattr(self.progress, counter, getattr(self.progress, counter) + 1)
-        if self.on_progress:
-            self.on_progress(self.progress)
+        return entry
 
     def _reject(self, p: Pending, findings: list[Finding], rejects: Any) -> None:
         self._set_aside(p, rejects, "rejected", reasons=[f.reason() for f in findings if f.is_error])
 
     def _duplicate(self, p: Pending, verdict: Verdict, rejects: Any) -> None:
         """A later copy: not written, listed in rejects.jsonl with its cluster, counted apart from rejects."""
-        assert verdict.duplicate_of is not None
-        code = "D001" if verdict.kind == "exact" else "D002"
-        first = verdict.duplicate_of
-        duplicate = {
-            "cluster": verdict.cluster,
-            "kind": verdict.kind,
-            "similarity": round(verdict.similarity, 4),
-            "of": first.where,
-        }
-        reason = Finding(code, f"{verdict.kind} duplicate of {first.source}:{first.line or first.index}").reason()
-        self._set_aside(p, rejects, "duplicates", duplicate=duplicate, reasons=[reason])
+        self._set_aside(p, rejects, "duplicates", **duplicate_fields(verdict))
 
     def _exclude(self, p: Pending, by: str, rejects: Any) -> None:
         """Named by an --exclude list: not checked, not written; listed in rejects.jsonl, counted apart."""
@@ -507,6 +547,10 @@ class _Run:
         with on_path(self.rejects_path):
             self.rejects.flush()  # every reject before this point must survive a kill
             os.fsync(self.rejects.fileno())
+        if self.keys is not None:
+            with on_path(self.keys_path or self.work):
+                self.keys.flush()  # ... and so must the dedup keys of every row in a closed shard
+                os.fsync(self.keys.fileno())
         self.state.shards.append(info)
         position = info.last_seq + 1
         for stream, w in self.writers.items():
@@ -536,6 +580,20 @@ class _Run:
         if path.exists():
             kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if _seq_of(line) < self.start]
             atomic_write(path, "".join(kept))
+        if self.keys_path is not None and self.keys_path.exists():  # the keys of rows in durable shards, no others
+            tmp = self.keys_path.with_name(self.keys_path.name + ".tmp")  # streamed: a rank's keys can be gigabytes
+            with open(self.keys_path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+                dst.writelines(line for line in src if line.endswith("\n") and self._durable_keys(line))
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.keys_path)
+
+    def _durable_keys(self, line: str) -> bool:
+        try:
+            head = json.loads(line)
+            return self.state.is_durable(head["stream"], int(head["seq"]))
+        except (ValueError, KeyError, TypeError):  # a torn last line (kill mid-write)
+            return False
 
     def finalize(self) -> ConvertResult:
         with on_path(self.out, "finish"):
@@ -545,122 +603,245 @@ class _Run:
         self.state.status = "finalizing"
         self.state.save(self.out)
         rejects_path = self.work / "rejects.jsonl"
-        by_code: Counter[str] = Counter()
-        dup_kinds: Counter[str] = Counter()
-        excluded_by: Counter[str] = Counter()
-        n_rejects = n_dups = n_equal = 0
         rejects_path.touch()
-        with open(rejects_path, encoding="utf-8") as fh:
-            for line in fh:
-                entry = json.loads(line)
-                if "duplicate" in entry:
-                    n_dups += 1
-                    dup_kinds[entry["duplicate"]["kind"]] += 1
-                    continue
-                if "excluded" in entry:
-                    excluded_by[entry["excluded"]["by"]] += 1
-                    continue
-                if "skipped" in entry:
-                    n_equal += 1
-                    continue
-                n_rejects += 1
-                by_code.update({r["code"] for r in entry["reasons"]})
+        counts = RejectCounts.of(rejects_path)
         streams: dict[str, list[ShardInfo]] = {}
         for s in self.state.shards:
             streams.setdefault(s.stream, []).append(s)
-        kinds = sorted({s.split("/")[0] for s in streams}, key=KINDS.index)
-        config_dirs: dict[str, tuple[str, str]] = {}  # name -> (kind, data_dir)
-        config_splits: dict[str, dict[str, SplitInfo]] = {}
-        shard_rows: list[ShardEntry] = []
         totals: dict[str, Any] = {}
-        data = self.out / "data"
-        data.mkdir(exist_ok=True)
-        for stream in sorted(streams, key=lambda s: (kinds.index(s.split("/")[0]), s.split("/")[1] != self.opts.split, s)):
-            kind, split = stream.split("/")
-            name = "default" if len(kinds) == 1 else kind
-            data_dir = "data" if len(kinds) == 1 else f"data/{kind}"
-            shards = sorted(streams[stream], key=lambda s: s.shard)
-            config_dirs.setdefault(name, (kind, data_dir))
-            config_splits.setdefault(name, {})[split] = SplitInfo(sum(s.rows for s in shards), sum(s.bytes for s in shards))
-            for s in shards:
-                final = f"{data_dir}/{split}-{s.shard:05d}-of-{len(shards):05d}.parquet"
-                src, dst = self.work / s.file, self.out / final
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                if src.exists():
-                    os.replace(src, dst)
-                merge_stats(totals, s.stats)
-                shard_rows.append(ShardEntry(final, name, split, s.rows, s.bytes, s.sha256, s.audio_seconds, s.clips))
+        for s in self.state.shards:
+            merge_stats(totals, s.stats)
+        placed = {stream: [(self.work / s.file, s) for s in sorted(sh, key=lambda s: s.shard)] for stream, sh in streams.items()}
+        shard_rows, configs = place_shards(self.out, placed, self.opts.split, _move)
         if rejects_path.exists():
-            with (
-                on_path(self.out / "rejects.jsonl.tmp"),
-                open(rejects_path, encoding="utf-8") as fh,
-                open(self.out / "rejects.jsonl.tmp", "w", encoding="utf-8") as dst_fh,
-            ):
-                for line in fh:
-                    entry = json.loads(line)
-                    entry.pop("seq", None)
-                    dst_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                dst_fh.flush()
-                os.fsync(dst_fh.fileno())
-            os.replace(self.out / "rejects.jsonl.tmp", self.out / "rejects.jsonl")
-        written = sum(r.rows for r in shard_rows)
-        warnings = Counter(totals.get("warnings", {}))
-        warnings.update(s.code for s in self.skipped)  # inputs named but not read count with the record warnings
-        configs = {name: ConfigInfo(kind, data_dir, config_splits[name]) for name, (kind, data_dir) in config_dirs.items()}
-        n_excluded = sum(excluded_by.values())
-        given = bool(n_excluded or self.opts.exclude)  # only runs given --exclude: other manifests stay as they were
-        summary = Summary(
-            records_read=written + n_rejects + n_dups + n_excluded + n_equal,
-            written=written,
-            rejected=n_rejects,
-            duplicates=n_dups,
-            duplicates_by_kind=dict(sorted(dup_kinds.items())),
-            clips=sum(r.clips for r in shard_rows),
-            audio_seconds=round(sum(r.audio_seconds for r in shard_rows), 6),
-            sample_rate=self.opts.sample_rate,
-            codec=self.opts.codec,
-            source_sampling_rates=totals.get("source_sampling_rates", {}),
-            source_formats=totals.get("source_formats", {}),
-            warnings_by_code=dict(sorted(warnings.items())),
-            kto_labels=totals.get("kto_labels", {}),
-            skipped_inputs=[s.to_dict() for s in self.skipped],
-            rejects_by_code=dict(sorted(by_code.items())),
-            configs=configs,
-            excluded=n_excluded if given else None,
-            excluded_by=dict(sorted(excluded_by.items())) if given else None,
-            equal_pairs=n_equal if self.opts.pairs is not None else None,  # only runs that make pairs from hypotheses
-            # only in runs with visual columns: audio-only manifests stay as they were
-            images=totals.get("images", 0) if self.visual.images else None,
-            videos=totals.get("videos", 0) if self.visual.videos else None,
-            # rows per metadata key, for the card: only in runs with a metadata column (the raw ASR corpora)
-            metadata_keys=dict(sorted(totals.get("metadata_keys", {}).items())) if self.visual.metadata else None,
-            prompts=self.opts.prompting.describe() if self.opts.prompting is not None else None,
-        )
+            with open(rejects_path, encoding="utf-8") as fh:
+                write_rejects(self.out, fh, keep_seq=self.rank is not None)
+        o = self.opts
+        described = describe_summary(
+            shard_rows, configs, counts, totals, [s.to_dict() for s in self.skipped], o.sample_rate, o.codec,
+            exclude_given=bool(counts.excluded or o.exclude), pairs=o.pairs is not None, visual=self.visual,
+            prompts=o.prompting.describe() if o.prompting is not None else None,
+        )  # fmt: skip
+        rank = self.rank.entry(self.keys_path is not None) if self.rank is not None else None
         manifest = Manifest(
             audiodata_version=__version__,
             format_version=FORMAT_VERSION,
-            options=self.opts.recorded(),
-            inputs=[InputEntry(f.display, f.spec.formatting or "auto", f.spec.name) for f in self.files],
-            summary=summary,
+            options=o.recorded(),
+            inputs=[InputEntry(f.display, f.spec.formatting or "auto", f.spec.name) for f in self.all_files],
+            summary=described,
             shards=shard_rows,
-            rejects=RejectsEntry(
-                "rejects.jsonl",
-                n_rejects + n_dups + n_excluded + n_equal,
-                n_rejects,
-                n_dups,
-                n_excluded if n_excluded else None,
-                n_equal if self.opts.pairs is not None else None,
-            ),
+            rejects=counts.entry(o.pairs is not None),
+            rank=rank,
         )
-        card = card_yaml(configs, self.opts.sample_rate, self.opts.license, self.visual)
-        atomic_write(self.out / CARD, render_card(card, summary))
-        atomic_write(self.out / MANIFEST, manifest.to_json())
+        write_dataset(self.out, manifest, o.license, self.visual)
         self.state.status = "complete"
         self.state.save(self.out)
         for kind in KINDS:
             shutil.rmtree(self.work / kind, ignore_errors=True)
         rejects_path.unlink(missing_ok=True)
         return _result_from_manifest(self.out, resumed_from=self.resumed_from)
+
+
+def duplicate_fields(verdict: Verdict) -> dict[str, Any]:
+    """What rejects.jsonl says of a later copy: its cluster and the record it copies (D001/D002)."""
+    assert verdict.duplicate_of is not None
+    code = "D001" if verdict.kind == "exact" else "D002"
+    first = verdict.duplicate_of
+    duplicate = {"cluster": verdict.cluster, "kind": verdict.kind, "similarity": round(verdict.similarity, 4), "of": first.where}
+    reason = Finding(code, f"{verdict.kind} duplicate of {first.source}:{first.line or first.index}").reason()
+    return {"duplicate": duplicate, "reasons": [reason]}
+
+
+@dataclass
+class DedupKeys:
+    """One written row of a rank as merge dedups it: its input position and stream, what the deduper compares
+    (clip identities, conversation digests), its counters (taken off the totals if it is dropped) and its
+    rejects.jsonl entry without the why (``entry``: seq, where, the record as read)."""
+
+    seq: int
+    stream: str
+    kind: str
+    clips: list[tuple[str | None, Fingerprint | None]]
+    prompt: bytes
+    response: bytes
+    stats: dict[str, Any]
+    entry: dict[str, Any]
+
+    def to_json(self) -> str:
+        clips = [[h, fingerprint_to_json(fp) if fp is not None else None] for h, fp in self.clips]
+        data = {
+            "seq": self.seq,
+            "stream": self.stream,
+            "kind": self.kind,
+            "clips": clips,
+            "prompt": self.prompt.hex(),
+            "response": self.response.hex(),
+            "stats": self.stats,
+            "entry": self.entry,
+        }
+        return json.dumps(data, ensure_ascii=False, default=unjsonable)
+
+    @classmethod
+    def from_json(cls, line: str) -> DedupKeys:
+        d = json.loads(line)
+        clips = [(h, fingerprint_from_json(fp) if fp is not None else None) for h, fp in d["clips"]]
+        prompt, response = bytes.fromhex(d["prompt"]), bytes.fromhex(d["response"])
+        return cls(d["seq"], d["stream"], d["kind"], clips, prompt, response, d["stats"], d["entry"])
+
+    def info(self) -> RecordInfo:
+        e = self.entry
+        return RecordInfo(e["source"], e["index"], e["line"], self.kind, self.clips, self.prompt, self.response)
+
+
+# -- finishing a dataset: the local run and merge alike --------------------------------------------
+
+
+@dataclass
+class RejectCounts:
+    """What ``rejects.jsonl`` holds, by what it says of each line."""
+
+    by_code: Counter[str] = field(default_factory=Counter)
+    dup_kinds: Counter[str] = field(default_factory=Counter)
+    excluded_by: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0
+    duplicates: int = 0
+    equal: int = 0
+
+    @property
+    def excluded(self) -> int:
+        return sum(self.excluded_by.values())
+
+    def add(self, entry: dict[str, Any]) -> None:
+        if "duplicate" in entry:
+            self.duplicates += 1
+            self.dup_kinds[entry["duplicate"]["kind"]] += 1
+        elif "excluded" in entry:
+            self.excluded_by[entry["excluded"]["by"]] += 1
+        elif "skipped" in entry:
+            self.equal += 1
+        else:
+            self.rejected += 1
+            self.by_code.update({r["code"] for r in entry["reasons"]})
+
+    @classmethod
+    def of(cls, path: Path) -> RejectCounts:
+        counts = cls()
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                counts.add(json.loads(line))
+        return counts
+
+    def entry(self, pairs: bool) -> RejectsEntry:
+        n = self.excluded
+        total = self.rejected + self.duplicates + n + self.equal
+        equal = self.equal if pairs else None
+        return RejectsEntry("rejects.jsonl", total, self.rejected, self.duplicates, n if n else None, equal)
+
+
+def _move(src: Path, dst: Path) -> None:
+    if src.exists():
+        os.replace(src, dst)
+
+
+def place_shards(
+    out: Path, streams: dict[str, list[tuple[Path, ShardInfo]]], split: str, put: Callable[[Path, Path], None]
+) -> tuple[list[ShardEntry], dict[str, ConfigInfo]]:
+    """Shards of each stream (``kind/split``, in order) put at their Hub names under ``out/data`` by ``put``
+    (a rename for the local run, a link or copy for merge); the manifest's shard list and configs."""
+    kinds = sorted({s.split("/")[0] for s in streams}, key=KINDS.index)
+    config_dirs: dict[str, tuple[str, str]] = {}  # name -> (kind, data_dir)
+    config_splits: dict[str, dict[str, SplitInfo]] = {}
+    shard_rows: list[ShardEntry] = []
+    (out / "data").mkdir(exist_ok=True)
+    for stream in sorted(streams, key=lambda s: (kinds.index(s.split("/")[0]), s.split("/")[1] != split, s)):
+        kind, name_of_split = stream.split("/")
+        name = "default" if len(kinds) == 1 else kind
+        data_dir = "data" if len(kinds) == 1 else f"data/{kind}"
+        shards = streams[stream]
+        config_dirs.setdefault(name, (kind, data_dir))
+        config_splits.setdefault(name, {})[name_of_split] = SplitInfo(
+            sum(s.rows for _, s in shards), sum(s.bytes for _, s in shards)
+        )
+        for k, (src, s) in enumerate(shards):
+            final = f"{data_dir}/{name_of_split}-{k:05d}-of-{len(shards):05d}.parquet"
+            dst = out / final
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            put(src, dst)
+            shard_rows.append(ShardEntry(final, name, name_of_split, s.rows, s.bytes, s.sha256, s.audio_seconds, s.clips))
+    configs = {name: ConfigInfo(kind, data_dir, config_splits[name]) for name, (kind, data_dir) in config_dirs.items()}
+    return shard_rows, configs
+
+
+def write_rejects(out: Path, lines: Iterable[str], keep_seq: bool = False) -> None:
+    """``out/rejects.jsonl`` from ``lines`` (rejects entries in input order), fsynced, through a ``.tmp``;
+    each line's input position ``seq`` dropped (a rank keeps it: merge orders by it)."""
+    tmp = out / "rejects.jsonl.tmp"
+    with on_path(tmp), open(tmp, "w", encoding="utf-8") as dst_fh:
+        for line in lines:
+            entry = json.loads(line)
+            if not keep_seq:
+                entry.pop("seq", None)
+            dst_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        dst_fh.flush()
+        os.fsync(dst_fh.fileno())
+    os.replace(tmp, out / "rejects.jsonl")
+
+
+def describe_summary(
+    shard_rows: list[ShardEntry],
+    configs: dict[str, ConfigInfo],
+    counts: RejectCounts,
+    totals: dict[str, Any],
+    skipped: list[dict[str, str]],
+    sample_rate: int,
+    codec: str,
+    *,
+    exclude_given: bool,
+    pairs: bool,
+    visual: Visual,
+    prompts: Any,
+) -> Summary:
+    """The manifest's summary of a finished dataset, from its shards, its rejects and the rows' counters."""
+    written = sum(r.rows for r in shard_rows)
+    warnings = Counter(totals.get("warnings", {}))
+    warnings.update(s["code"] for s in skipped)  # inputs named but not read count with the record warnings
+    n_excluded = counts.excluded
+    return Summary(
+        records_read=written + counts.rejected + counts.duplicates + n_excluded + counts.equal,
+        written=written,
+        rejected=counts.rejected,
+        duplicates=counts.duplicates,
+        duplicates_by_kind=dict(sorted(counts.dup_kinds.items())),
+        clips=sum(r.clips for r in shard_rows),
+        audio_seconds=round(sum(r.audio_seconds for r in shard_rows), 6),
+        sample_rate=sample_rate,
+        codec=codec,
+        source_sampling_rates=totals.get("source_sampling_rates", {}),
+        source_formats=totals.get("source_formats", {}),
+        warnings_by_code=dict(sorted((k, v) for k, v in warnings.items() if v)),
+        kto_labels=totals.get("kto_labels", {}),
+        skipped_inputs=skipped,
+        rejects_by_code=dict(sorted(counts.by_code.items())),
+        configs=configs,
+        # only runs given --exclude: other manifests stay as they were
+        excluded=n_excluded if exclude_given else None,
+        excluded_by=dict(sorted(counts.excluded_by.items())) if exclude_given else None,
+        equal_pairs=counts.equal if pairs else None,  # only runs that make pairs from hypotheses
+        # only in runs with visual columns: audio-only manifests stay as they were
+        images=totals.get("images", 0) if visual.images else None,
+        videos=totals.get("videos", 0) if visual.videos else None,
+        # rows per metadata key, for the card: only in runs with a metadata column (the raw ASR corpora)
+        metadata_keys=dict(sorted((k, v) for k, v in totals.get("metadata_keys", {}).items() if v)) if visual.metadata else None,
+        prompts=prompts,
+    )
+
+
+def write_dataset(out: Path, manifest: Manifest, license: str, visual: Visual) -> None:
+    """The card, then the manifest (the last file written: a dataset is there once its manifest is)."""
+    summary = manifest.summary
+    card = card_yaml(summary.configs, summary.sample_rate, license, visual)
+    atomic_write(out / CARD, render_card(card, summary))
+    atomic_write(out / MANIFEST, manifest.to_json())
 
 
 def unjsonable(value: Any) -> Any:

@@ -31,7 +31,7 @@ from audiodata.rules.transcript import is_transcription_prompt
 from audiodata.visual import VISUAL_MODES
 
 #: Settings that change how a run goes, not what it writes; left out of the fingerprint.
-RUNTIME_ONLY = ("num_workers", "overwrite", "progress", "batch_size", "dedup_memory")
+RUNTIME_ONLY = ("num_workers", "overwrite", "progress", "batch_size", "dedup_memory", "num_shards", "shard_index")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -128,6 +128,9 @@ class ConvertOptions:
     # ``columns["rejected"]`` (--column rejected=NAME) or in this file, keyed by record id, rejected
     hypotheses: str | None = None
     num_workers: int = 0  # 0: all cores
+    # ranks (audiodata.pipeline.ranks): convert slice shard_index of num_shards into OUT/ranks/rank-I-of-N; merge assembles them
+    num_shards: int = 1
+    shard_index: int = 0
     batch_size: int = 16
     overwrite: bool = False
     progress: bool = False
@@ -164,6 +167,10 @@ class ConvertOptions:
             raise OptionsError("--max-shard-size must be at least 64KiB")
         if self.num_workers < 0:
             raise OptionsError("--num-workers must be >= 0")
+        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
+            raise OptionsError(
+                f"--num-shards must be at least 1 and --shard-index in 0..N-1, got {self.shard_index} of {self.num_shards}"
+            )
         if self.model_family is not None and self.model_family not in FAMILIES:
             raise OptionsError(f"--model-family must be one of {', '.join(FAMILIES)}, got {self.model_family!r}")
         if self.dedup not in ("off", "exact", "near"):

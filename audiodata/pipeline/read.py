@@ -71,7 +71,7 @@ def read_raw(
     done_bytes = 0
     for n, f in enumerate(files):
         where = (f.path, f.kind, f.companion, f.media_root, f.input_dir, f.spec.formatting)
-        for item in iter_items(*where, max_record_bytes, bounds, longform, f.hub):
+        for item in iter_items(*where, max_record_bytes, bounds, longform, f.hub, f.part):
             if seq >= start:
                 yield seq, n, item
             seq += 1

@@ -19,7 +19,7 @@ from typing import Any
 from audiodata.readers import corpus, lhotse, nemo, subtitles
 from audiodata.readers.dialects import lhotse as lhotse_rows
 from audiodata.readers.dialects import nemo as nemo_rows
-from audiodata.readers.jsonstream import RawItem, iter_file, parse_text
+from audiodata.readers.jsonstream import RawItem, iter_file, iter_file_range, parse_text
 from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import GzipBounds
 
@@ -60,10 +60,12 @@ def iter_items(
     bounds: GzipBounds | None = None,
     longform: LongForm | None = None,
     hub: Any = None,
+    part: tuple[int, int] | None = None,
 ) -> Iterator[RawItem]:
     """The raw items of one input, in order. ``longform`` None: no audio is read (windows are cut only
     where the timestamps leave gaps) and NeMo lines and cuts pass unchanged (a pre-pass that only looks).
-    ``hub``: the Hub dataset (``hfhub.HubRef``) of an input of kind ``hub``."""
+    ``hub``: the Hub dataset (``hfhub.HubRef``) of an input of kind ``hub``. ``part``: bytes ``[start, end)``
+    of a JSONL file (a rank's slice, :mod:`audiodata.pipeline.ranks`), numbered as in the whole file."""
     if kind in corpus.KINDS:  # rows of a dataset or tar, located by member
         yield from corpus.iter_items(kind, path, hub, max_record_bytes, bounds)
         return
@@ -74,21 +76,27 @@ def iter_items(
     elif kind == SUPERVISIONS and companion is not None:
         stream = lhotse.joined_items(path, companion, max_record_bytes, bounds, lf, finder)
     else:
-        stream = iter_file(path, max_record_bytes, lazy=True, bounds=bounds)
+        if part is not None:
+            stream = iter_file_range(path, part[0], part[1], max_record_bytes, lazy=True, bounds=bounds)
+        else:
+            stream = iter_file(path, max_record_bytes, lazy=True, bounds=bounds)
         if longform is None or formatting not in (None, "nemo", "lhotse"):
             yield from stream
             return
         stream = _rewrite(stream, max_record_bytes, lf, finder)
-    yield from _numbered(stream)
+    yield from _numbered(stream, part is not None)
 
 
-def _numbered(stream: Iterator[RawItem]) -> Iterator[RawItem]:
+def _numbered(stream: Iterator[RawItem], from_first: bool = False) -> Iterator[RawItem]:
     """Items numbered in the order they come (a record's ``index``): the same as the file's own order while
     each item is one record, distinct where windows pack several lines or split one cut. A failure of the
-    file before any record (index -1) keeps its index."""
-    k = 0
+    file before any record (index -1) keeps its index. ``from_first``: numbered on from the first item's own
+    index (a byte range of a file starts where the records before it left off)."""
+    k: int | None = None if from_first else 0
     for item in stream:
         if item.index >= 0:
+            if k is None:
+                k = item.index
             item.index = k
             k += 1
         yield item

@@ -234,12 +234,13 @@ def _skip_blank(fh: io.BufferedReader, pos: Cursor, lineno: int) -> int:
             return lineno
 
 
-def iter_lines(fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: Cursor | None = None) -> Iterator[RawItem]:
+def iter_lines(
+    fh: io.BufferedReader, max_chars: int, lazy: bool = False, pos: Cursor | None = None, index: int = 0, lineno: int = 0
+) -> Iterator[RawItem]:
     """JSONL: one record per non-blank line (lines end with ``\\n``, as in JSON Lines).
-    ``max_chars`` bounds a line's bytes: a longer one is drained undecoded (F005)."""
+    ``max_chars`` bounds a line's bytes: a longer one is drained undecoded (F005). ``index``/``lineno``:
+    the records and line breaks before ``fh``'s first byte (a byte range of a file: :func:`iter_file_range`)."""
     pos = pos if pos is not None else Cursor()
-    index = 0
-    lineno = 0  # line breaks consumed
     limit = max_chars + 2  # room for the record and its line ending
     while True:
         start = lineno + 1
@@ -435,6 +436,82 @@ def iter_file(path: Path, max_chars: int, lazy: bool = False, bounds: GzipBounds
                 yield item
     except Exception as exc:  # the file itself: cannot be opened, not a regular file, a broken stream, a bomb
         yield _file_failure(exc, path, pos if yielded else None)
+
+
+def iter_file_range(
+    path: Path, start: int, end: int, max_chars: int, lazy: bool = False, bounds: GzipBounds | None = None
+) -> Iterator[RawItem]:
+    """The records of bytes ``[start, end)`` of an uncompressed JSONL file (both at line starts:
+    :mod:`audiodata.readers.ranges`), numbered as reading the whole file numbers them: the records and lines
+    before ``start`` are counted (a chunked scan, no record parsed), so index and line stay exact. What
+    :func:`iter_file` yields for the whole file is what the ranges of a cut yield one after another."""
+    pos = Cursor()
+    yielded = False
+    try:
+        with Source(path, bounds) as src:
+            fh = src.stream(lines=True)
+            bom = 3 if _has_bom(path) else 0
+            index, lineno = _count_prefix(fh, max(0, start - bom), max_chars)
+            pos.index, pos.line = index, lineno + 1
+            window: Any = io.BufferedReader(_Take(fh, end - max(start, bom)), buffer_size=CHUNK)
+            for item in iter_lines(window, max_chars, lazy, pos, index, lineno):
+                yielded = True
+                yield item
+    except Exception as exc:  # the file itself: as iter_file says it
+        yield _file_failure(exc, path, pos if (yielded or start) else None)
+
+
+def _has_bom(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(3) == b"\xef\xbb\xbf"
+
+
+class _Take(io.RawIOBase):
+    """At most ``n`` bytes of a stream: one byte range of a file."""
+
+    def __init__(self, inner: io.BufferedReader, n: int) -> None:
+        self.inner, self.left = inner, max(0, n)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.left <= 0:
+            return 0
+        data = self.inner.read(min(len(b), self.left))
+        b[: len(data)] = data
+        self.left -= len(data)
+        return len(data)
+
+
+_BLANKISH = re.compile(rb"^[ \t\r\x0b\x0c\x1c-\x1f\x80-\xff]*\n", re.MULTILINE)  # no line break inside: one line a match
+
+
+def _count_prefix(fh: io.BufferedReader, nbytes: int, max_chars: int) -> tuple[int, int]:
+    """(records, line breaks) in the next ``nbytes`` of ``fh`` (which end at a line start), counted as
+    :func:`iter_lines` counts them: a line is a record unless it is blank (ASCII whitespace, or whitespace
+    once decoded, when short enough to be decoded)."""
+    records = lines = 0
+    tail = b""
+    left = nbytes
+    limit = max_chars + 2
+    while left > 0:
+        block = fh.read(min(CHUNK, left))
+        if not block:
+            break
+        left -= len(block)
+        data = tail + block
+        cut = data.rfind(b"\n") + 1
+        whole, tail = data[:cut], data[cut:]
+        n = whole.count(b"\n")
+        blank = 0
+        for m in _BLANKISH.finditer(whole):
+            line = m.group()
+            if line.isspace() or (len(line) <= limit and _decode(line).isspace()):
+                blank += 1
+        lines += n
+        records += n - blank
+    return records, lines  # a tail (a prefix not ending at a line start) cannot be: ranges.py cuts at line starts
 
 
 def _file_failure(exc: Exception, path: Path, pos: Cursor | None) -> RawItem:

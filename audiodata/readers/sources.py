@@ -42,6 +42,7 @@ class InputFile:
     kind: str = raw_items.JSON  # how it is read: JSON/JSONL, or a raw corpus (audiodata.readers.items.file_kind)
     companion: Path | None = None  # a file read with it: the recordings manifest of a lhotse supervisions manifest
     hub: Any = None  # a Hub dataset (audiodata.readers.hfhub.HubRef) when kind is "hub"
+    part: tuple[int, int] | None = None  # a rank's byte range of a JSONL file (audiodata.pipeline.ranks); None: all of it
 
     @property
     def input_dir(self) -> str | None:

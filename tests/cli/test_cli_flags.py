@@ -141,10 +141,11 @@ def test_every_training_field_takes_its_underscore_spelling_too() -> None:
 # --------------------------------------------------------------------------- the survey, as a rule
 
 
-WRITES = ("convert", "export", "train sft", "train dpo", "train kto", "train merge", "make-tiny-model")
-LONG_WORK = ("convert", "lint", "dedup", "verify", "export", "publish", "cache")
+WRITES = ("convert", "merge", "export", "train sft", "train dpo", "train kto", "train merge", "make-tiny-model")
+LONG_WORK = ("convert", "merge", "lint", "dedup", "verify", "export", "publish", "cache")
 RESULTS = (
-    "convert", "lint", "dedup", "verify", "export", "publish", "info", "rules", "train sft", "train dpo", "train kto", "cache"
+    "convert", "merge", "lint", "dedup", "verify", "export", "publish", "info", "rules", "train sft", "train dpo", "train kto",
+    "cache",
 )  # fmt: skip
 WORKERS = ("convert", "lint", "dedup", "verify", "train sft", "train dpo", "train kto")
 #: Spellings that must not be shown by any command: the concept has one name, given second.

@@ -157,3 +157,19 @@ def test_silent_clips_take_ids_and_match_nothing():
     cid, match = index.resolve("b", fp)
     assert cid == 0 and match is not None and match.kind == "near"
     assert len(index) == 3
+
+
+def test_a_fingerprint_survives_json_exactly() -> None:
+    """What a rank writes of a clip (merge dedups by it) is the fingerprint itself, phases and flags included."""
+    import json
+
+    from audiodata.dedup.fingerprint import fingerprint, fingerprint_from_json, fingerprint_to_json
+
+    rng = np.random.default_rng(3)
+    fp = fingerprint((rng.standard_normal(16000 * 2) * 3000).astype(np.int16), 16000)
+    back = fingerprint_from_json(json.loads(json.dumps(fingerprint_to_json(fp))))
+    assert back.seconds == fp.seconds and len(back.phases) == len(fp.phases) > 0
+    for a, b in [(back.bits, fp.bits), (back.voiced, fp.voiced), (back.sketch, fp.sketch)] + [
+        (x, y) for (pb, pv), (qb, qv) in zip(back.phases, fp.phases, strict=True) for x, y in ((pb, qb), (pv, qv))
+    ]:
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)

@@ -60,6 +60,21 @@ def register(subparsers: Any) -> None:
         default="embed",
         help="images/videos: embed them (Hub Image/Video columns, default) or keep refs (paths relative to the media root)",
     )
+    c.add_argument(
+        "--num-shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="convert as one of N ranks (a Slurm/Kubernetes job array): this run takes slice --shard-index of the inputs "
+        "(by file and byte range) into OUT/ranks/rank-IIIII-of-NNNNN; `audiodata merge OUT` then assembles the dataset",
+    )
+    c.add_argument(
+        "--shard-index",
+        type=int,
+        metavar="I",
+        help="which rank this run is, 0..N-1 (default: $SLURM_ARRAY_TASK_ID in a Slurm job array, $JOB_COMPLETION_INDEX "
+        "in a Kubernetes indexed job)",
+    )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(func=run, resume_command=resume)
 
@@ -72,6 +87,35 @@ def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
     aside = args.overwrite and again == typed
     what = "the same command again" if again == typed else "it without --overwrite (with it, it would start over)"
     return again, "finished shards are kept" + (" and the old dataset is untouched" if aside else "") + f"; to resume, run {what}"
+
+
+#: Where a job array tells each task its index: Slurm, Kubernetes indexed jobs.
+ARRAY_INDEX = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
+
+
+def shard_index(num_shards: int, given: int | None) -> int:
+    """``--shard-index``, else the job array's task index (a usage error when there is none, or when the Slurm
+    array's task ids reach past ``--num-shards``). One task resubmitted alone (``--array=7``) is rank 7 still."""
+    import os
+
+    from audiodata.pipeline.options import OptionsError
+
+    if given is not None or num_shards <= 1:
+        return given or 0
+    for name in ARRAY_INDEX:
+        value = os.environ.get(name)
+        if value is None:
+            continue
+        top = os.environ.get("SLURM_ARRAY_TASK_MAX") if name.startswith("SLURM") else None
+        if top is not None and top.isdigit() and int(top) >= num_shards:
+            raise OptionsError(
+                f"--num-shards {num_shards}, but this Slurm array's task ids reach {top}: "
+                f"give --array=0-{num_shards - 1} (or resubmit single ranks) with --num-shards {num_shards}"
+            )
+        if not value.isdigit():
+            raise OptionsError(f"${name} is {value!r}, not a task index: give --shard-index")
+        return int(value)
+    raise OptionsError(f"--num-shards {num_shards} needs --shard-index I (or a job array's ${' / $'.join(ARRAY_INDEX)})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         max_shard_size=parse_size(args.max_shard_size),
         overwrite=args.overwrite,
         visual=args.visual,
+        num_shards=args.num_shards,
+        shard_index=shard_index(args.num_shards, args.shard_index),
     )
     show = not args.no_progress and not args.json
     extra = ("{task.fields[hours]} h audio", "{task.fields[rejected]} rejected")
@@ -118,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def print_summary(r: ConvertResult, console: Console) -> None:
+def print_summary(r: ConvertResult, console: Console, command: str = "convert") -> None:
     from rich.table import Table
 
     from audiodata.rules.registry import REGISTRY
@@ -127,7 +173,7 @@ def print_summary(r: ConvertResult, console: Console) -> None:
         console.print(f"[green]{r.output} is already complete for these inputs and options[/]")
     elif r.resumed_from:
         console.print(f"[cyan]resumed at input record {r.resumed_from}[/]")
-    t = Table(title=f"audiodata convert -> {r.output}", show_header=False)
+    t = Table(title=f"audiodata {command} -> {r.output}", show_header=False)
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_row("records read", str(r.records_read))

@@ -1,0 +1,58 @@
+"""A byte range of a JSONL file reads as that part of the whole file: the records read range by range are the
+records of the whole file, with the same index and line, however the lines end or how many are blank."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from audiodata.pipeline.ranks import next_line_start
+from audiodata.readers.jsonstream import iter_file, iter_file_range
+from audiodata.readers.ranges import split_ranges
+
+LINES = [
+    b'{"a": 1}\n',
+    b"\n",
+    b"   \t\n",
+    b'{"b": "\xc3\xa9t\xc3\xa9"}\r\n',
+    b"\xc2\xa0\n",  # U+00A0 alone: blank once decoded
+    b"not json\n",
+    b'{"c": 3}\r{"d": 4}\n',  # a lone carriage return ends a line
+    b"\x1c\n",  # blank for str.isspace, not for bytes.isspace
+    b'{"e": "' + b"x" * 300 + b'"}\n',  # over max_chars below: F005
+    b"\r\r",  # two blank lines ended by lone carriage returns
+    b"[1, 2]\n",
+    b'{"f": 6}',  # no final line break
+]
+
+
+def _items(items):
+    return [(i.index, i.line, i.obj, i.raw, i.code) for i in items]
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_ranges_read_back_the_whole_file(tmp_path: Path, bom: bool) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + b"".join(LINES))
+    whole = _items(iter_file(path, 200))
+    assert [w[2] for w in whole if w[4] is None] == [{"a": 1}, {"b": "été"}, {"c": 3}, {"d": 4}, [1, 2], {"f": 6}]
+    for n in range(1, 14):
+        parts = split_ranges(path, n)
+        got = []
+        for r in parts:
+            items = _items(iter_file_range(path, r.start, r.end, 200))
+            assert all(line >= r.line for _, line, *_ in items)  # numbered as ranges.py numbers the range's first line
+            got += items
+        assert got == whole, n
+    cuts = [0] + [next_line_start(path, p) for p in range(1, path.stat().st_size, 7)] + [path.stat().st_size]
+    cuts = sorted(set(cuts))
+    got = [x for a, b in itertools.pairwise(cuts) for x in _items(iter_file_range(path, a, b, 200))]
+    assert got == whole
+
+
+def test_a_cut_moves_to_the_byte_after_the_next_line_feed(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"ab\ncd\n\nef")
+    assert [next_line_start(path, p) for p in range(0, 11)] == [0, 3, 3, 3, 6, 6, 6, 7, 9, 9, 9]
