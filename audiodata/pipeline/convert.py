@@ -419,6 +419,8 @@ class _Run:
             processed.stats.setdefault("warnings", {})[f.code] = 1
         if p.record.kind == "kto":
             processed.stats["kto_labels"] = {"desirable" if p.record.label else "undesirable": 1}
+        elif p.record.kind == "rl":
+            processed.stats["rl_tasks"] = {p.record.task or "qa": 1}
         writer = self._writer(stream, p.record.kind)
         self.progress.audio_seconds += processed.row["audio_seconds"]
         writer.add(processed.row, p.seq, processed.stats)
@@ -623,6 +625,7 @@ class _Run:
             source_formats=totals.get("source_formats", {}),
             warnings_by_code=dict(sorted(warnings.items())),
             kto_labels=totals.get("kto_labels", {}),
+            rl_tasks=dict(sorted(totals["rl_tasks"].items())) if "rl_tasks" in totals else None,
             skipped_inputs=[s.to_dict() for s in self.skipped],
             rejects_by_code=dict(sorted(by_code.items())),
             configs=configs,
