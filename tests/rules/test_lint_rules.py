@@ -104,6 +104,11 @@ def swift_pair(rejected_prompt: str = "<audio>Summarise.") -> dict:
     }
 
 
+def rl(answer: Any = "Hello there.", prompt: str = "<audio>What is said?", **extra: Any) -> dict:
+    """A TRL GRPO row (trl/trainer/grpo_trainer.py: prompt + the columns the rewards read), as audiodata reads it."""
+    return {"prompt": [{"role": "user", "content": prompt}], "answer": answer, "audios": ["a.wav"], **extra}
+
+
 LONG = " ".join(["word"] * 400)
 
 
@@ -247,6 +252,22 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
         {"columns": {"rejected": "pred_text"}},
     ),
     "P005": ([nemo_hyp("Hello there.", None)], [nemo_hyp("Hello there.", "hello there")], {"columns": {"rejected": "pred_text"}}),
+    # RL records: the reference answer a reward checks (rules/rl_rules.py)
+    "Q001": ([rl(answer="  ")], [rl(answer="x")], {}),
+    "Q002": ([rl(answer="Man", choices=["Man", "man "])], [rl(answer="Man", choices=["Man", "Woman"])], {}),
+    "Q003": ([rl(answer="Child", choices=["Man", "Woman"])], [rl(answer="B", choices=["Man", "Woman"])], {}),
+    "Q004": (
+        [rl(prompt="<audio>Transcribe. Reference: hello, there world", answer="Hello there world.", task="asr")],
+        [rl(prompt="<audio>Transcribe; it starts with hello there.", answer="Hello there world.", task="asr")],
+        {},
+    ),
+    "Q005": (
+        [{"messages": [{"role": "user", "content": "<audio>Who?"}, {"role": "assistant", "content": "A man"}],
+          "solution": "A man", "audios": ["a.wav"]}],
+        [{"messages": [{"role": "user", "content": "<audio>Who?"}], "solution": "A man", "audios": ["a.wav"]}],
+        {},
+    ),  # fmt: skip
+    "Q006": ([rl(answer=None, solution=["A", "B"])], [rl(answer=None, solution="A")], {}),
     "R001": ([asr("Please call Stella and ask her to bring these things with her from the store.")], [asr("Hello there.")], {}),
     "R002": ([asr("Yes okay.", "ten.wav")], [asr("Yes okay, " * 10, "ten.wav")], {}),
     "R003": ([asr("a b c d e f g h i j k l m n o p")], [asr("a b c d e f g h")], {}),
