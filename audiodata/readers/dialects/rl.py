@@ -237,12 +237,16 @@ def parse_messages(obj: dict[str, Any], ctx: ParseContext) -> Record:
 VERL_READ_KEYS = frozenset(
     {"data_source", "prompt", "ability", "reward_model", "extra_info", "audios", "audio", "images", "videos", "id"}
 )
-#: ``extra_info`` keys verl's preprocessing writes per row (rebuilt by ``export --to verl``) or that fields read.
-VERL_OWN_INFO = ("index", "split", "choices", "task")
+#: The ``data_source`` ``export --to verl`` writes for records that name none (not kept in ``meta``).
+VERL_SOURCE = "audiodata"
 
 
 def parse_verl(obj: dict[str, Any], ctx: ParseContext) -> Record:
-    """A verl RL row (``RLHFDataset``): ``prompt`` turns, ``reward_model.ground_truth``, ``ability``, ``extra_info``."""
+    """A verl RL row (``RLHFDataset``): ``prompt`` turns, ``reward_model.ground_truth``, ``ability``, ``extra_info``.
+
+    ``extra_info`` of a verl dataset (``split``, ``index``, ``answer``, ``question``... as its preprocessing wrote
+    them) goes to ``meta`` whole, less ``choices`` and ``task`` that fields read; one written by ``export --to
+    verl`` holds ``meta`` itself (JSON text) next to the row's place (``index``, ``split``, ``id``)."""
     inline: list[AudioRef] = []
     bare = [0]
     visual = Visual()
@@ -255,22 +259,25 @@ def parse_verl(obj: dict[str, Any], ctx: ParseContext) -> Record:
     if info is not None and not isinstance(info, dict):
         raise ParseError("S001", f"extra_info must be an object, got {type(info).__name__}", "extra_info")
     info = dict(info or {})
-    choices = _choices(info.get("choices"), "extra_info.choices")
-    task_value = info.get("task") if info.get("task") is not None else obj.get("ability")
+    ours = "meta" in info
     meta: dict[str, Any] = {}
-    if obj.get("data_source") is not None:
+    if obj.get("data_source") is not None and obj["data_source"] != VERL_SOURCE:
         meta["data_source"] = obj["data_source"]
     if rm.get("style") not in (None, "rule"):
         meta["reward_style"] = rm["style"]
-    rest = {k: v for k, v in info.items() if k not in VERL_OWN_INFO}
-    if rest:
-        meta["extra_info"] = rest
-    meta = _with_extras(meta, obj, VERL_READ_KEYS) or {}
+    if ours:
+        meta.update(_meta(info.get("meta"), "extra_info.meta") or {})
+    else:
+        meta.update({k: v for k, v in info.items() if k not in ("choices", "task")})
+    choices = _choices(info.get("choices"), "extra_info.choices")
+    task_value = info.get("task") if info.get("task") is not None else obj.get("ability")
+    found = _with_extras(meta, obj, VERL_READ_KEYS) or {}
     akey = "audios" if obj.get("audios") is not None else "audio"
     audios = merge_audios(audio_list(obj.get(akey), akey), inline, bare[0], "prompt")
     listed = {name: (obj.get(name), name) for name in ("images", "videos")}
+    named = {**obj, "id": info["id"]} if ours and info.get("id") is not None and obj.get("id") is None else obj
     return new_record(
-        obj,
+        named,
         ctx,
         "verl",
         kind="rl",
@@ -282,7 +289,7 @@ def parse_verl(obj: dict[str, Any], ctx: ParseContext) -> Record:
         answer=_by_letter(answer, choices),
         choices=choices,
         task=_task(task_value, choices, "ability"),
-        meta=meta or None,
+        meta=found or None,
     )
 
 
