@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 
 from audiodata.readers.dialects.align_anything import SYSTEM as AA_SYSTEM  # AA_TA2T.system_prompt: the one it writes
+from audiodata.readers.dialects.rl import QA_READ_KEYS, choices_block
 from audiodata.records import AUDIO_MARKER, Message, Record
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import RuleDoc, Severity, export_rule, register
@@ -531,10 +532,12 @@ def verl_tools(rec: Record) -> Iterator[Finding]:
 @export_rule(
     "X503",
     "mmau-shape",
-    "An MMAU-style item is one audio and one question (with its options): other RL records are not exported for mmau.",
+    "An MMAU-style item is one audio and one multiple-choice question: other RL records are not exported for mmau.",
     RuleDoc(
         what="For `--to mmau`: exactly one audio, whose `<audio>` marker starts the one user turn and is its only marker; "
-        "no system prompt, tools, images or videos.",
+        "no system prompt, tools, images or videos; task `mcq` with its choices, the turn ending with the lettered "
+        "options as the audio-QA reader writes them (`Choices:` then `(A) ...` a line each), which become `choices` "
+        "again; no `meta` key named like an item's own field (`id`, `audio_id`, `question`, `choices`, `answer`).",
         why="An MMAU item is `audio_id` (one path), `question`, `choices`, `answer`: it has nowhere to put a second clip, "
         "a conversation, a system prompt or another medium, and the question is read with the audio first.",
         fix="Export such records --to trl or --to ms-swift.",
@@ -551,6 +554,14 @@ def mmau_shape(rec: Record) -> Iterator[Finding]:
     elif rec.system or rec.tools or rec.images or rec.videos:
         what = "system" if rec.system else "tools" if rec.tools else "images" if rec.images else "videos"
         yield Finding("X503", f"mmau: an item has no {what}", what)
+    elif rec.task != "mcq" or not rec.choices:
+        yield Finding("X503", f"mmau: an MMAU item is multiple choice (task mcq with choices), this is {rec.task}", "task")
+    elif any(k in QA_READ_KEYS for k in rec.meta or {}):
+        clash = sorted(k for k in rec.meta or {} if k in QA_READ_KEYS)
+        yield Finding("X503", f"mmau: meta key(s) {', '.join(clash)} would take the place of the item's own", "meta")
+    elif not text.endswith("\n\n" + choices_block(rec.choices)):
+        msg = "mmau: the question does not end with the lettered options an MMAU item is read with (Choices: (A) ...)"
+        yield Finding("X503", msg, "messages[0].content")
 
 
 __all__ = ["AA_SYSTEM", "SHARED", "SWIFT_TOOL_PROMPT", "TARGET_RULES", "stored_problems", "target_rules", "tool_calls"]

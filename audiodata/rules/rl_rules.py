@@ -48,14 +48,16 @@ _WORD = re.compile(r"\w", re.UNICODE)
     "Q002",
     "rl-answer-unparseable",
     E,
-    "The answer cannot be checked for its task: a multiple-choice record without two distinct options, or an ASR "
-    "answer without a word.",
+    "The answer cannot be checked for its task: a multiple-choice record without two distinct options or whose answer is "
+    "two of them, or an ASR answer without a word.",
     doc=RuleDoc(
-        what="For `mcq`: at least two options, none empty, no two alike. For `asr`: the answer holds at least one "
+        what="For `mcq`: at least two distinct options, none empty, the answer's text only one of them (a repeated wrong "
+        "option is left alone: the answer's letter stays one). For `asr`: the answer holds at least one "
         "word character (a WER over no words is undefined). For `mcq`/`asr`/`translate`/`caption`: the answer "
         "is not just punctuation.",
-        why="A multiple-choice reward maps the completion to an option's letter or text: with one option, or "
-        "two equal ones, every completion is right (or ambiguous). A WER reward divides by the reference's words.",
+        why="A multiple-choice reward maps the completion to an option's letter or text: with one option every completion "
+        "is right, and with the answer listed twice two letters are right and a letter reward scores one of them wrong "
+        "(MMAU's test-mini has such items). A WER reward divides by the reference's words.",
         fix="Give the options (at least two distinct), or correct the answer, or tag the record with its real task.",
         example=_RL + '"choices": ["Man"], "answer": "Man", "audios": ["a.wav"]}`',
     ),
@@ -69,8 +71,11 @@ def answer_unparseable(rec: Record) -> Iterator[Finding]:
             yield Finding("Q002", f"a multiple-choice record needs at least 2 options, has {len(choices)}", "choices")
         elif any(not c.strip() for c in choices):
             yield Finding("Q002", "an option is empty", "choices")
-        elif len({c.strip().casefold() for c in choices}) < len(choices):
-            yield Finding("Q002", "two options are the same text: the answer is ambiguous", "choices")
+        elif sum(c.strip().casefold() == rec.answer.strip().casefold() for c in choices) > 1:
+            msg = f"the answer {rec.answer[:60]!r} is more than one of the options: its letter is ambiguous"
+            yield Finding("Q002", msg, "choices")
+        elif len({c.strip().casefold() for c in choices}) < 2:
+            yield Finding("Q002", "the options are all the same text", "choices")
     elif rec.task in ("asr", "translate", "caption") and not _WORD.search(rec.answer):
         yield Finding("Q002", f"a {rec.task} answer holds no word: {rec.answer!r}", "answer")
 
