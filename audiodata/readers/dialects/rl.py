@@ -75,8 +75,9 @@ def is_verl_row(obj: dict[str, Any]) -> bool:
 
 
 def is_audio_qa(obj: dict[str, Any]) -> bool:
-    """An MMAU-style audio-QA row: a string ``question`` with its ``answer`` or ``choices``."""
-    return isinstance(obj.get("question"), str) and ("answer" in obj or "choices" in obj)
+    """An MMAU-style audio-QA row: a string ``question`` with its ``answer`` or ``choices`` and its clip under one of
+    :data:`QA_AUDIO_KEYS` (a NeMo SpeechLLM line, ``audio_filepath`` + ``question`` + ``answer``, stays NeMo's)."""
+    return isinstance(obj.get("question"), str) and ("answer" in obj or "choices" in obj) and any(k in obj for k in QA_AUDIO_KEYS)
 
 
 def choices_block(choices: list[str]) -> str:
@@ -297,7 +298,7 @@ def parse_audio_qa(obj: dict[str, Any], ctx: ParseContext) -> Record:
     """An MMAU-style row: the user turn is ``<audio>`` per clip, the question, and (with choices) the lettered
     options (:func:`choices_block`), so the model sees what it chooses from; the answer is the choice's text."""
     akey = next((k for k in QA_AUDIO_KEYS if obj.get(k) is not None), None)
-    if akey is None:
+    if akey is None:  # the key is there (detection asks for it), its value null
         raise ParseError("S001", f"no audio: an audio-QA row names its clip in {' or '.join(QA_AUDIO_KEYS[:3])}", "audio_id")
     audios = audio_list(obj[akey], akey)
     question = obj["question"]
