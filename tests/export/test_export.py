@@ -611,7 +611,9 @@ EXPORT_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str, str]] = 
     "X501": (stored(), stored("rl"), "sft", "trl", "sharegpt"),
     "X502": (stored("rl", tools='[{"name": "w"}]'), stored("rl"), "rl", "verl", "sharegpt"),
     "X503": (
-        stored("rl", prompt=[turn("user", "Listen: <audio>")]), stored("rl", prompt=[turn("user", "<audio>Listen:")]),
+        stored("rl", prompt=[turn("user", "Listen: <audio>")]),
+        stored("rl", prompt=[turn("user", "<audio>Who?\n\nChoices:\n(A) Man\n(B) Woman")], choices=["Man", "Woman"],
+               answer="Woman", task="mcq"),
         "rl", "mmau", "sharegpt",
     ),
 }  # fmt: skip

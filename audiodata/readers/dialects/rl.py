@@ -75,9 +75,13 @@ def is_verl_row(obj: dict[str, Any]) -> bool:
 
 
 def is_audio_qa(obj: dict[str, Any]) -> bool:
-    """An MMAU-style audio-QA row: a string ``question`` with its ``answer`` or ``choices`` and its clip under one of
-    :data:`QA_AUDIO_KEYS` (a NeMo SpeechLLM line, ``audio_filepath`` + ``question`` + ``answer``, stays NeMo's)."""
-    return isinstance(obj.get("question"), str) and ("answer" in obj or "choices" in obj) and any(k in obj for k in QA_AUDIO_KEYS)
+    """An MMAU-style audio-QA row: a string ``question``, its clip under one of :data:`QA_AUDIO_KEYS`, and ``choices``
+    (or MMAU's ``audio_id`` with an ``answer``). A row of audio, question and answer alone is left to the other
+    readers (an SFT question-answer set with a ``--task qa`` preset, a NeMo SpeechLLM line): ``--format audio-qa``
+    reads it as RL."""
+    if not isinstance(obj.get("question"), str) or not any(k in obj for k in QA_AUDIO_KEYS):
+        return False
+    return "choices" in obj or ("audio_id" in obj and "answer" in obj)
 
 
 def choices_block(choices: list[str]) -> str:
