@@ -95,6 +95,16 @@ def test_every_form_is_read_as_rl_into_the_contract_columns(converted: Path) -> 
     assert ds.summary.warnings_by_code.get("Q005") == 1  # the ms-swift row whose reply GRPO drops
 
 
+def test_info_names_the_rl_config_and_its_tasks(converted: Path) -> None:
+    run = [sys.executable, "-m", "audiodata", "info", str(converted)]
+    done = subprocess.run(run, capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert "RL tasks: asr x2, mcq x7, qa x5" in done.stdout and " rl " in done.stdout
+    done = subprocess.run([*run, "--json"], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    summary = json.loads(done.stdout)
+    assert summary["rl_tasks"] == {"asr": 2, "mcq": 7, "qa": 5} and summary["configs"]["default"]["kind"] == "rl"
+
+
 def test_mmau_items(converted: Path) -> None:
     mmau = by_source(converted, "mmau_test_mini.json")
     first = mmau[0]
