@@ -212,6 +212,19 @@ def test_export_round_trips_through_our_reader(
         _same(before[rid], row)
 
 
+def test_trl_reads_the_trl_export_as_conversational_grpo_rows(converted: Path, tmp_path: Path) -> None:
+    """TRL's own ``is_conversational`` (what GRPOTrainer checks to apply the chat template) takes every exported row,
+    and the keywords its ``_calculate_rewards`` builds (every key but prompt/completion/completion_ids) hold the
+    reference under the name its ``accuracy_reward`` reads."""
+    trl_data = pytest.importorskip("trl.data_utils")
+    export(converted, "trl", tmp_path / "trl")
+    lines = (tmp_path / "trl" / "default_train.jsonl").read_text().splitlines()
+    exported = [json.loads(line) for line in lines]
+    assert len(exported) == 14 and all(trl_data.is_conversational(r) for r in exported)
+    keys = {k for r in exported for k in r if k not in ("prompt", "completion", "completion_ids")}
+    assert {"solution", "choices", "task", "meta", "audios", "id"} <= keys
+
+
 def test_other_targets_skip_rl_records_and_rl_targets_skip_the_rest(converted: Path, tmp_path: Path) -> None:
     r = export(converted, "llamafactory", tmp_path / "lf")
     assert (r.records_written, r.skipped_by_code) == (0, {"X005": 14})
