@@ -225,6 +225,27 @@ def test_trl_reads_the_trl_export_as_conversational_grpo_rows(converted: Path, t
     assert {"solution", "choices", "task", "meta", "audios", "id"} <= keys
 
 
+def test_verl_loads_the_verl_export_as_its_rlhf_dataset_does(converted: Path, tmp_path: Path) -> None:
+    """``RLHFDataset._read_files_and_tokenize`` (verl/utils/dataset/rl_dataset.py) loads each file with
+    ``datasets.load_dataset("parquet", data_files=FILE)["train"]``; ``__getitem__`` reads ``extra_info.index`` and the
+    reward manager passes ``data_source``, ``reward_model.ground_truth`` and ``extra_info`` to ``compute_score``. Its
+    ``_build_messages`` splits the prompt at ``<image>``/``<video>`` and asserts one medium per marker: the same holds
+    here for ``<audio>`` and ``audios`` (decoded by the ``Audio`` feature to 16 kHz arrays)."""
+    import datasets
+
+    export(converted, "verl", tmp_path / "verl")
+    data = datasets.load_dataset(
+        "parquet", data_files=str(tmp_path / "verl" / "default_train.parquet"), cache_dir=str(tmp_path / "cache")
+    )["train"]
+    stored = rows(converted)
+    assert [r["extra_info"]["index"] for r in data] == list(range(14))
+    for r in data:
+        row = stored[r["extra_info"]["id"]]
+        assert r["reward_model"] == {"style": "rule", "ground_truth": row["answer"]} and r["ability"] == row["task"]
+        assert sum(m["content"].count("<audio>") for m in r["prompt"]) == len(r["audios"]) == len(row["hashes"])
+        assert r["audios"][0]["sampling_rate"] == 16000 and len(r["audios"][0]["array"]) > 16000
+
+
 def test_other_targets_skip_rl_records_and_rl_targets_skip_the_rest(converted: Path, tmp_path: Path) -> None:
     r = export(converted, "llamafactory", tmp_path / "lf")
     assert (r.records_written, r.skipped_by_code) == (0, {"X005": 14})
