@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Audio, Features, List, Value
 
-from audiodata.export.base import _Audio
+from audiodata.export.base import EVAL_SPLITS, ExportResult, _Audio
 from audiodata.readers.dialects.rl import VERL_SOURCE, question_of
 from audiodata.records import Record
 from audiodata.writer.schema import meta_text
@@ -154,3 +154,28 @@ def _mmau(rec: Record, audios: list[_Audio]) -> dict[str, Any]:
 
 #: The RL targets: their formatter and data file suffix.
 RL_TARGETS = ("trl", "verl", "mmau")
+
+
+def rl_hints(r: ExportResult) -> list[str]:
+    """How each peer takes an RL export: the files by split, in the peer's own terms."""
+    dest = r.dest.resolve()
+    train = [str(dest / f) for f, (kind, split) in r.streams.items() if kind == "rl" and split not in EVAL_SPLITS]
+    val = [str(dest / f) for f, (kind, split) in r.streams.items() if kind == "rl" and split in EVAL_SPLITS]
+    if not train and not val:
+        return []
+    files = train or val
+    if r.target == "trl":
+        return [
+            f"load with: datasets.load_dataset('json', data_files={files!r})['train'] (audio paths relative to {dest}); "
+            "GRPOTrainer hands solution, choices, task and meta to the reward functions",
+        ]
+    if r.target == "verl":
+        names = lambda fs: "[" + ",".join(fs) + "]"  # noqa: E731  (Hydra list syntax)
+        tail = f" data.val_files={names(val)}" if val else ""
+        return [
+            f"train with: python3 -m verl.trainer.main_ppo algorithm.adv_estimator=grpo data.train_files={names(files)}{tail} "
+            "(verl reads images and videos itself; the audios column needs a data.custom_cls that hands it to the processor)",
+        ]
+    if r.target == "mmau":
+        return [f"MMAU's evaluation.py --input FILE takes these files once a model_prediction key is added: {', '.join(files)}"]
+    return []

@@ -28,6 +28,7 @@ import pytest
 import audiodata
 from audiodata.dataset import ConvertedDataset
 from audiodata.export import export
+from audiodata.export.rl import rl_hints
 from tests.conftest import SAMPLE, write_jsonl
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "rl"
@@ -203,6 +204,8 @@ def test_export_round_trips_through_our_reader(
     dest = tmp_path / to
     result = export(converted, to, dest)
     assert result.skipped_by_code == skipped and result.records_written == 14 - sum(skipped.values())
+    if to != "ms-swift":  # the line the CLI prints names the file in the peer's own terms (ms-swift: swift_hints)
+        assert [str((dest / file).resolve()) in line for line in rl_hints(result)] == [True]
     back = tmp_path / "back"
     again = audiodata.convert([str(dest / file)], back, num_workers=1, media_root=str(dest))
     assert again.records_rejected == 0, again.rejects_by_code
