@@ -185,6 +185,23 @@ def test_conflicting_answers_and_leakage_go_through_the_existing_rules(tmp_path:
     assert [(f["code"], f["index"]) for f in leaks if f["code"] == "D004"] == [("D004", 3)]
 
 
+def test_an_asr_answer_is_measured_as_a_transcript(corpus: Path) -> None:
+    """The transcript rate rules (R) read an ``asr`` record's answer: a WER reward against a reference that cannot
+    fit its clip (2.3 s here) teaches nothing. The same answer under another task is not a transcript."""
+    long = "The meeting has been moved to Thursday because the room on Wednesday was booked by another team."
+    ask = [{"role": "user", "content": "<audio>Transcribe the audio."}]
+    clip = ["audio/clip08_16k.flac"]
+    records = [
+        {"prompt": ask, "solution": long, "task": "asr", "audios": clip},
+        {"prompt": ask, "solution": "The meeting has been moved to Thursday.", "task": "asr", "audios": clip},
+        {"prompt": [{"role": "user", "content": "<audio>Say more."}], "solution": long, "task": "qa", "audios": clip},
+    ]
+    path = write_jsonl(corpus / "asr.jsonl", records)
+    found = audiodata.lint([str(path)], media_root=str(corpus), num_workers=1).to_dict()["findings"]
+    rates = {(f["code"], f["index"], f["field"]) for f in found if f["code"].startswith("R")}
+    assert rates == {("R001", 0, "answer"), ("R003", 0, "answer")}  # letters and words per second, both too many
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert {k: a[k] for k in (*FIELDS, "hashes")} == {k: b[k] for k in (*FIELDS, "hashes")}, (a["id"], b["id"])
 
