@@ -49,12 +49,11 @@ _WORD = re.compile(r"\w", re.UNICODE)
     "rl-answer-unparseable",
     E,
     "The answer cannot be checked for its task: a multiple-choice record without two distinct options or whose answer is "
-    "two of them, or an ASR answer without a word.",
+    "two of them, or an ASR, translation or caption answer without a word.",
     doc=RuleDoc(
         what="For `mcq`: at least two distinct options, none empty, the answer's text only one of them (a repeated wrong "
-        "option is left alone: the answer's letter stays one). For `asr`: the answer holds at least one "
-        "word character (a WER over no words is undefined). For `mcq`/`asr`/`translate`/`caption`: the answer "
-        "is not just punctuation.",
+        "option is left alone: the answer's letter stays one). For `asr`, `translate` and `caption`: the answer holds "
+        "at least one word character (a WER over no words is undefined).",
         why="A multiple-choice reward maps the completion to an option's letter or text: with one option every completion "
         "is right, and with the answer listed twice two letters are right and a letter reward scores one of them wrong "
         "(MMAU's test-mini has such items). A WER reward divides by the reference's words.",
