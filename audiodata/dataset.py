@@ -35,7 +35,8 @@ from audiodata.records import RECORD_KINDS
 
 #: Version of the on-disk layout, recorded in ``manifest.json``. 1: DPO rows held their prompt in
 #: ``messages``; 2: every config follows TRL's dataset formats (``prompt``/``chosen``/``rejected``,
-#: ``prompt``/``completion``/``label``) and KTO exists. Readers accept every version listed in
+#: ``prompt``/``completion``/``label``) and KTO exists (RL, the ``rl`` config, came within format 2: an older
+#: reader names the unknown kind). Readers accept every version listed in
 #: :data:`READABLE_VERSIONS`; a manifest without the key is format 1.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -111,7 +112,7 @@ class SplitInfo(_Json):
 
 @dataclass(frozen=True)
 class ConfigInfo(_Json):
-    """One config (``default``, or ``sft``/``dpo``/``kto`` when a run wrote several): its record kind,
+    """One config (``default``, or ``sft``/``dpo``/``kto``/``rl`` when a run wrote several): its record kind,
     the folder of its shards and its splits, in card order."""
 
     kind: str
@@ -197,6 +198,7 @@ class Summary(_Json):
     metadata_keys: Mapping[str, int] | None = _optional()  # only in runs with a metadata column: rows per key
     equal_pairs: int | None = _optional()  # only in runs making DPO pairs from ASR hypotheses: pairs skipped as equal
     prompts: Mapping[str, Any] | None = _optional()  # only in runs with a --task preset or --template: what it says
+    rl_tasks: Mapping[str, int] | None = _optional()  # only in runs with RL records: records per task tag (mcq, asr, ...)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "summary") -> Summary:
@@ -227,6 +229,7 @@ class Summary(_Json):
             metadata_keys=_get(data, "metadata_keys", dict, where, None),
             equal_pairs=_get(data, "equal_pairs", int, where, None),
             prompts=_get(data, "prompts", dict, where, None),
+            rl_tasks=_get(data, "rl_tasks", dict, where, None),
         )
 
 
@@ -423,7 +426,7 @@ class ConvertedDataset:
         return self.manifest.summary.configs
 
     def kind(self, config: str) -> str:
-        """The record kind (``sft``, ``dpo``, ``kto``) of ``config``."""
+        """The record kind (``sft``, ``dpo``, ``kto``, ``rl``) of ``config``."""
         info = self.configs.get(config)
         return info.kind if info is not None else config
 

@@ -211,7 +211,7 @@ def open(  # audiodata.open, as datasets has load_dataset: the one way in
 
     ``source``: a folder written by ``audiodata convert``, or the Hub id it was published to (downloaded
     with ``huggingface_hub``: the manifest and card, then only the shards of ``config``/``split``).
-    ``config``: needed only when the dataset has several (``sft``, ``dpo``, ``kto``). ``columns``: the
+    ``config``: needed only when the dataset has several (``sft``, ``dpo``, ``kto``, ``rl``). ``columns``: the
     columns to read (``audios`` always). Raises :class:`DatasetError` for a folder that is not a
     converted dataset, a damaged one or one of a newer format, :class:`UsageError` for a config or split
     it does not have."""

@@ -19,9 +19,14 @@ IMAGE_MARKER = "<image>"
 VIDEO_MARKER = "<video>"
 
 #: ``sft``: a conversation; ``dpo``: a prompt with a chosen and a rejected response; ``kto``: a prompt
-#: with one completion and a boolean label (TRL's unpaired preference format).
-RecordKind = Literal["sft", "dpo", "kto"]
-RECORD_KINDS: tuple[str, ...] = ("sft", "dpo", "kto")
+#: with one completion and a boolean label (TRL's unpaired preference format); ``rl``: a prompt with the
+#: reference answer a reward function checks the model's own completions against (GRPO: TRL, ms-swift, verl).
+RecordKind = Literal["sft", "dpo", "kto", "rl"]
+RECORD_KINDS: tuple[str, ...] = ("sft", "dpo", "kto", "rl")
+
+#: The task tags of ``rl`` records that the rules know how to check (``Record.task``); any other string is a
+#: user's own tag, kept as written.
+RL_TASKS: tuple[str, ...] = ("mcq", "asr", "qa", "caption", "translate")
 
 #: Canonical conversation roles. ``system`` lives in :attr:`Record.system`; a system
 #: turn left inside ``messages`` is a structural error the rules report.
@@ -138,7 +143,13 @@ class Record:
     For ``sft`` the ``messages`` are the whole conversation. For ``dpo`` they are the
     prompt (ending on a user turn) and ``chosen``/``rejected`` hold the competing
     responses. For ``kto`` they are the prompt, ``completion`` holds the one response
-    and ``label`` says whether it is desirable (True) or not (False).
+    and ``label`` says whether it is desirable (True) or not (False). For ``rl`` they are
+    the prompt; ``answer`` is the reference a reward checks completions against (for
+    multiple choice, the choice's text), ``choices`` the options of a multiple-choice
+    question, ``task`` its tag (``RL_TASKS`` or a user's own) and ``meta`` what else the
+    input said of it (handed to reward functions as a JSON object). ``completion`` of an
+    ``rl`` record holds a reply the input carried after the prompt (ms-swift GRPO rows):
+    GRPO discards it, so it is not written, and rule Q005 says so.
     ``images`` and ``videos`` (Omni and vision corpora) follow their ``<image>``/``<video>``
     markers in order, as ``audios`` follow ``<audio>``.
     ``media_root`` is the folder relative media paths resolve against and may not leave; ``input_dir``
@@ -164,6 +175,10 @@ class Record:
     #: what a raw corpus says beyond the conversation (speaker, language, segment times, NeMo's extra keys, lhotse's
     #: supervisions), kept in the output's ``metadata`` column; None for the chat dialects
     metadata: dict[str, Any] | None = None
+    answer: str | None = None  # rl: the reference answer (a multiple-choice answer is the choice text)
+    choices: list[str] | None = None  # rl: the options of a multiple-choice question, in order (A, B, ...)
+    task: str | None = None  # rl: "mcq", "asr", "qa", "caption", "translate" or a user's tag
+    meta: dict[str, Any] | None = None  # rl: free-form facts about the record (data source, category, ...)
     _texts: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
 
     def texts(self) -> list[tuple[str, str]]:

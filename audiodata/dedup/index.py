@@ -262,7 +262,7 @@ class RecordDeduper:
                 cluster.similarity = min(cluster.similarity, sim)
             return Verdict(first, kind, sim)
         verdict = Verdict()
-        if rec.kind in ("sft", "kto") and tokens:  # KTO: the same completion labelled both ways
+        if rec.kind in ("sft", "kto", "rl") and tokens:  # KTO: the same completion labelled both ways; RL: two answers
             other = self.index.first(by_prompt, here)
             # the first record with this audio and prompt had another response: with the same one, this
             # record's whole digest would have been found above
@@ -347,12 +347,27 @@ def conversation_keys(rec: Any) -> tuple[bytes, bytes]:
     elif rec.kind == "kto":  # the same completion judged twice is one example; its label is the "response"
         prompt_turns = [*rec.messages, *(rec.completion or ())]
         response = ["k", str(bool(rec.label))]
+    elif rec.kind == "rl":  # the question (with its options) is the prompt, the reference answer the "response"
+        prompt_turns = rec.messages
+        response = ["q", rec.task or "", rec.answer or ""]
+        if rec.choices:
+            prompt_turns = [*prompt_turns, _Choices("\x1d".join(rec.choices))]
     else:
         last = max((i for i, m in enumerate(rec.messages) if m.role in ("assistant", "function_call")), default=-1)
         prompt_turns = rec.messages[:last] if last >= 0 else rec.messages
         response = _flat(rec.messages[last:]) if last >= 0 else []
     prompt = [rec.system or "", rec.tools or "", *_flat(prompt_turns)]
     return _h("\x1f".join(prompt)), _h("\x1f".join(response))
+
+
+class _Choices:
+    """Multiple-choice options as one pseudo-turn of the prompt key: the same question with other options is another."""
+
+    __slots__ = ("content",)
+    role = "choices"
+
+    def __init__(self, content: str) -> None:
+        self.content = content
 
 
 def _flat(turns: Any) -> list[str]:

@@ -30,6 +30,11 @@ Targets:
   its answer (:mod:`audiodata.export.alignanything`); train with ``--train_datasets DEST
   --train_data_files <file> --train_template AA_TA2T``.
 
+* ``trl``, ``verl``, ``mmau``: RL records (the ``rl`` config) as TRL GRPO JSONL (``prompt``, ``solution``,
+  ``choices``, ``task``, ``meta``, ``audios``), verl Parquet (``data_source``, ``prompt``, ``ability``,
+  ``reward_model``, ``extra_info``, ``audios`` inline) and MMAU-style multiple-choice JSON
+  (:mod:`audiodata.export.rl`); ``ms-swift`` writes RL records as GRPO rows (``messages`` + ``solution``...).
+  The other targets skip RL records (X005), these three the other kinds (X501).
 Images and videos (``images``/``videos`` columns) are written next to the record's audio
 and listed under the same keys (LLaMA-Factory: ``columns.images``/``columns.videos``; ms-swift:
 its standard keys). The stored audio bytes are written as they are (no re-encoding), so converting an

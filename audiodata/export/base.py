@@ -17,7 +17,7 @@ from audiodata.records import Message, Record
 from audiodata.rules.findings import Finding
 from audiodata.writer.schema import FORMAT_VERSION
 
-TARGETS = ("llamafactory", "llamafactory-v1", "ms-swift", "minicpm", "align-anything")
+TARGETS = ("llamafactory", "llamafactory-v1", "ms-swift", "minicpm", "align-anything", "trl", "verl", "mmau")
 FORMS = ("sharegpt", "alpaca")
 AUDIO_FORMATS = ("flac", "wav")
 
@@ -34,7 +34,7 @@ SWIFT_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool_response"
 
 _COLUMNS = (
     "id", "messages", "prompt", "chosen", "rejected", "completion", "label",
-    "system", "tools", "audios", "images", "videos", "source",
+    "system", "tools", "audios", "images", "videos", "source", "answer", "choices", "task", "meta",
 )  # fmt: skip
 VISUAL = ("images", "videos")
 _BATCH_ROWS = 64

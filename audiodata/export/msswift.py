@@ -7,6 +7,7 @@ from typing import Any
 
 from audiodata.export.base import SWIFT_ROLES, ExportResult, _Audio, conversation
 from audiodata.records import Record
+from audiodata.writer.schema import meta_text
 
 #: ms-swift 4.6.0 (installed wheel) keeps a row only when it can read it, silently dropping the rest
 #: (swift/dataset/preprocessor/core.py:243-254): empty messages (core.py:700-701, 88), roles outside its set
@@ -28,6 +29,8 @@ def _swift(rec: Record, audios: list[_Audio], root: Path | None = None) -> dict[
         obj["rejected_response"] = rejected.content
     if rec.kind == "kto":  # ms-swift KTO: the last assistant turn of messages, judged by label
         obj["label"] = rec.label
+    if rec.kind == "rl":  # ms-swift GRPO: extra columns go to the ORMs; solution is the one its own ORMs read
+        obj.update(solution=rec.answer, choices=rec.choices, task=rec.task or "qa", meta=meta_text(rec.meta))
     obj["audios"] = [str(root / a.rel) if root is not None else a.rel for a in audios]
     if rec.tools:
         obj["tools"] = rec.tools
@@ -36,7 +39,12 @@ def _swift(rec: Record, audios: list[_Audio], root: Path | None = None) -> dict[
 
 
 #: ms-swift's command per record kind (``swift rlhf --rlhf_type`` accepts dpo and kto).
-SWIFT_COMMANDS = {"sft": "swift sft", "dpo": "swift rlhf --rlhf_type dpo", "kto": "swift rlhf --rlhf_type kto"}
+SWIFT_COMMANDS = {
+    "sft": "swift sft",
+    "dpo": "swift rlhf --rlhf_type dpo",
+    "kto": "swift rlhf --rlhf_type kto",
+    "rl": "swift rlhf --rlhf_type grpo",
+}
 
 
 def swift_hints(r: ExportResult) -> list[str]:

@@ -39,6 +39,7 @@ from audiodata.export.llamafactory import _dataset_info_entry, _lf_alpaca, _lf_s
 from audiodata.export.media import _audios, _visual_files, _with_visual
 from audiodata.export.minicpm import _minicpm
 from audiodata.export.msswift import _swift
+from audiodata.export.rl import VerlRows, _mmau, _trl, _verl
 from audiodata.export.source import _eval_splits, _rows, _streams, _visual_columns
 from audiodata.faults import on_path, write_atomic
 from audiodata.lock import WORK, hold
@@ -111,7 +112,8 @@ def export(
 ) -> ExportResult:
     """Export the converted dataset ``out`` to ``dest`` for trainer ``to``.
 
-    ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``llamafactory-v1``, ``ms-swift`` or ``minicpm``.
+    ``to``: ``llamafactory`` (``form`` sharegpt or alpaca), ``llamafactory-v1``, ``ms-swift``, ``minicpm``,
+    ``align-anything``, or for RL records ``trl``, ``verl``, ``mmau`` (:mod:`audiodata.export.rl`).
     ``relative_paths`` (ms-swift only): audio paths relative to ``dest`` rather than absolute.
     ``on_progress(rows_done, rows_total)`` is called as rows are exported (after ``dest`` was checked).
     Raises :class:`ExportError` for usage errors, :class:`DatasetError` for a damaged dataset, :class:`OutputBusy`
@@ -169,10 +171,13 @@ def _export(
         "ms-swift": functools.partial(_swift, root=None if relative_paths else dest.resolve()),
         "minicpm": _minicpm,
         "align-anything": _align_anything,
+        "trl": _trl,
+        "verl": _verl,
+        "mmau": _mmau,
     }
     formatter = formatters[to]
     rules = target_rules(to, form)
-    suffix = {"llamafactory": ".json", "align-anything": ".parquet"}.get(to, ".jsonl")
+    suffix = {"llamafactory": ".json", "align-anything": ".parquet", "verl": ".parquet", "mmau": ".json"}.get(to, ".jsonl")
     info: dict[str, Any] = {}
     used_files: set[str] = set()
     evals = _eval_splits(ds)
@@ -234,17 +239,18 @@ class _MediaFiles:
 
 
 @contextlib.contextmanager
-def _output(to: str, tmp: Path, kind: str) -> Iterator[Any]:
-    """The data file's writer: a JSON array (LLaMA-Factory), Parquet row groups (Align-Anything), else JSON lines."""
-    if to == "align-anything":
-        rows = ParquetRows(tmp, kind)
+def _output(to: str, tmp: Path, kind: str, split: str = "") -> Iterator[Any]:
+    """The data file's writer: a JSON array (LLaMA-Factory, MMAU), Parquet row groups (Align-Anything, verl), else
+    JSON lines."""
+    if to in ("align-anything", "verl"):
+        rows: ParquetRows | VerlRows = ParquetRows(tmp, kind) if to == "align-anything" else VerlRows(tmp, split)
         try:
             yield rows
         finally:
             rows.writer.close()  # after close(): a no-op; on an error: the file is let go
         return
     with open(tmp, "w", encoding="utf-8") as fh:
-        yield _JsonArray(fh) if to == "llamafactory" else _JsonLines(fh)
+        yield _JsonArray(fh) if to in ("llamafactory", "mmau") else _JsonLines(fh)
 
 
 def _export_stream(
@@ -264,7 +270,7 @@ def _export_stream(
     tmp = path.with_name(path.name + ".tmp")
     columns = _visual_columns(stream)
     files = _MediaFiles(dest)
-    with on_path(tmp), _output(to, tmp, stream.kind) as writer:
+    with on_path(tmp), _output(to, tmp, stream.kind, stream.split) as writer:
         n_read = n_written = 0
         for rec in _rows(stream):
             n_read += 1
@@ -285,7 +291,7 @@ def _export_stream(
                     entry = {"config": stream.config, "split": stream.split, "id": rec.id, "code": f.code, "reason": f.message}
                     result.skipped.append(entry)
                 continue
-            if to not in ("minicpm", "align-anything"):  # these carry the audio inline
+            if to not in ("minicpm", "align-anything", "verl"):  # these carry the audio inline
                 for a in [*audios, *(v for files in visual.values() for v in files)]:
                     files.write(a)
                     result.audio_files += 1

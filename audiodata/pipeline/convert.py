@@ -461,6 +461,8 @@ class _Run:
             processed.stats.setdefault("warnings", {})[f.code] = 1
         if p.record.kind == "kto":
             processed.stats["kto_labels"] = {"desirable" if p.record.label else "undesirable": 1}
+        elif p.record.kind == "rl":
+            processed.stats["rl_tasks"] = {p.record.task or "qa": 1}
         if self.keys is not None:
             keys = DedupKeys(p.seq, stream, p.record.kind, clips, prompt, response, processed.stats, self._entry(p, {}))
             with on_path(self.keys_path or self.work):
@@ -820,6 +822,7 @@ def describe_summary(
         source_formats=totals.get("source_formats", {}),
         warnings_by_code=dict(sorted((k, v) for k, v in warnings.items() if v)),
         kto_labels=totals.get("kto_labels", {}),
+        rl_tasks=dict(sorted(totals["rl_tasks"].items())) if "rl_tasks" in totals else None,
         skipped_inputs=skipped,
         rejects_by_code=dict(sorted(counts.by_code.items())),
         configs=configs,

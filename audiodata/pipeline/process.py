@@ -36,7 +36,7 @@ from audiodata.rules.findings import Finding
 from audiodata.rules.rate_rules import rate_of
 from audiodata.rules.transcript import TranscriptRate
 from audiodata.visual import StoredVisual, VisualError, store_visual
-from audiodata.writer.schema import prompt_column
+from audiodata.writer.schema import meta_text, prompt_column
 
 MIN_SECONDS = 0.1
 PREVIEW_SECONDS = 10.0
@@ -292,4 +292,9 @@ def build_row(rec: Record, clips: list[Clip], codec: str, visual: dict[str, list
     elif rec.kind == "kto":
         row["completion"] = [m.to_dict() for m in rec.completion or []]
         row["label"] = rec.label
+    elif rec.kind == "rl":  # the prompt only: a reply the input carried is not written (Q005)
+        row["answer"] = rec.answer
+        row["choices"] = rec.choices
+        row["task"] = rec.task or "qa"
+        row["meta"] = meta_text(rec.meta)
     return row

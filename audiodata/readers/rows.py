@@ -19,7 +19,7 @@ from audiodata.readers.spec import DialectSpec
 
 COLUMN_KEYS = ("audio", "text", "prompt", "rejected")  # rejected: an ASR hypothesis, for DPO pairs (readers.pairs)
 #: Dialects whose rows are chat data, read per record as JSON files are; any other row is a transcription row.
-CHAT_DIALECTS = ("sharegpt", "messages", "alpaca", "llamafactory-v1", "align-anything")
+CHAT_DIALECTS = ("sharegpt", "messages", "alpaca", "llamafactory-v1", "align-anything", "verl", "audio-qa")
 
 
 def row_spec(

@@ -12,6 +12,7 @@ DIALECTS = (
     *("minicpm", "sharegpt", "alpaca", "messages", "llamafactory-v1"),
     *("nemo", "lhotse"),  # raw ASR manifests (audiodata.readers.nemo, audiodata.readers.lhotse)
     *("transcription", "align-anything", "align-anything-sft"),  # rows of raw corpora; Align-Anything's AA_TA2T
+    *("verl", "audio-qa"),  # RL data: verl's Parquet rows, MMAU-style audio-QA JSON (readers/dialects/rl.py)
 )
 
 DEFAULT_COLUMNS = {

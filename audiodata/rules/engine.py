@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from audiodata.records import Record
-from audiodata.rules import audio_rules, export_rules, rate_rules, record_rules, style_rules, verify_rules  # noqa: F401  (registers)
+from audiodata.rules import audio_rules, export_rules, rate_rules, record_rules, rl_rules, style_rules, verify_rules  # noqa: F401  (registers)
 from audiodata.rules.audio_rules import AudioContext
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import REGISTRY

@@ -5,7 +5,8 @@ with the target's rule set (:data:`TARGET_RULES`): the lint rules a trainer trip
 counts, role order, ...) plus the ``X`` limits of that target. Any finding skips the record for
 that target, with its code, and counts it. Lint never runs the ``X`` rules (stage ``export``).
 
-Numbering: ``X0xx`` every target, ``X1xx`` LLaMA-Factory, ``X2xx`` ms-swift, ``X3xx`` MiniCPM, ``X4xx`` Align-Anything.
+Numbering: ``X0xx`` every target, ``X1xx`` LLaMA-Factory, ``X2xx`` ms-swift, ``X3xx`` MiniCPM, ``X4xx`` Align-Anything,
+``X5xx`` the RL targets (TRL, verl, MMAU).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from collections.abc import Iterator
 
 from audiodata.readers.dialects.align_anything import SYSTEM as AA_SYSTEM  # AA_TA2T.system_prompt: the one it writes
+from audiodata.readers.dialects.rl import QA_READ_KEYS, choices_block
 from audiodata.records import AUDIO_MARKER, Message, Record
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import RuleDoc, Severity, export_rule, register
@@ -39,12 +41,15 @@ SHARED = (
 
 #: Target (``--to``, with the LLaMA-Factory form) -> the codes that skip a record for it.
 TARGET_RULES: dict[str, tuple[str, ...]] = {
-    "llamafactory": SHARED,
-    "llamafactory-alpaca": (*SHARED, "X101"),
-    "llamafactory-v1": (*SHARED, "X102", "X103", "X104"),
+    "llamafactory": (*SHARED, "X005"),
+    "llamafactory-alpaca": (*SHARED, "X005", "X101"),
+    "llamafactory-v1": (*SHARED, "X005", "X102", "X103", "X104"),
     "ms-swift": (*SHARED, "P001", "X201", "X202"),
-    "minicpm": (*SHARED, "X301", "X302", "X303", "X304", "X305", "X306"),
-    "align-anything": (*SHARED, "X401", "X402", "X403", "X404", "X405"),
+    "minicpm": (*SHARED, "X005", "X301", "X302", "X303", "X304", "X305", "X306"),
+    "align-anything": (*SHARED, "X005", "X401", "X402", "X403", "X404", "X405"),
+    "trl": (*SHARED, "X501"),
+    "verl": (*SHARED, "X501", "X502"),
+    "mmau": (*SHARED, "X501", "X503"),
 }
 
 
@@ -152,6 +157,24 @@ def one_response_turn(rec: Record) -> Iterator[Finding]:
     for name, side in _sides(rec):
         if len(side) != 1:
             yield Finding("X004", f"{name} holds {len(side)} turns; the export targets take one response turn", name)
+
+
+@export_rule(
+    "X005",
+    "rl-no-form",
+    "RL records (a prompt and its reference answer) have no form in LLaMA-Factory, MiniCPM or Align-Anything data: "
+    "export them --to trl, ms-swift, verl or mmau.",
+    RuleDoc(
+        what="An `rl` record exported for a target whose data has no prompt-only, answer-checked form.",
+        why="LLaMA-Factory's, MiniCPM's and Align-Anything's files train on written replies (SFT, DPO, KTO); writing the "
+        "answer as a reply would turn RL data into SFT data without saying so.",
+        fix="Export the `rl` config with `--to trl`, `--to ms-swift` (GRPO), `--to verl` or `--to mmau`.",
+        example="`audiodata export OUT --to llamafactory DIR` on a dataset with an `rl` config.",
+    ),
+)
+def rl_no_form(rec: Record) -> Iterator[Finding]:
+    if rec.kind == "rl":
+        yield Finding("X005", "RL records are exported --to trl, ms-swift, verl or mmau", "kind")
 
 
 # -- LLaMA-Factory -----------------------------------------------------------------------------------------
@@ -465,6 +488,80 @@ def aa_extras(rec: Record) -> Iterator[Finding]:
     if rec.tools or rec.images or rec.videos:
         what = "tools" if rec.tools else "images" if rec.images else "videos"
         yield Finding("X405", f"align-anything: records with {what} are not supported", what)
+
+
+# -- RL targets: TRL, verl, MMAU ----------------------------------------------------------------------------
+
+
+@export_rule(
+    "X501",
+    "rl-target-kind",
+    "The TRL, verl and MMAU targets write RL records only: SFT, DPO and KTO configs are already TRL's formats (load the "
+    "shards), or go --to llamafactory / ms-swift.",
+    RuleDoc(
+        what="A record that is not `rl`, exported with `--to trl`, `--to verl` or `--to mmau`.",
+        why="These targets write GRPO rows (a prompt and the reference answer its rewards check); an SFT conversation or a "
+        "preference pair has no answer column there. The shards of the `sft`, `dpo` and `kto` configs are TRL's "
+        "conversational, preference and unpaired-preference formats as they stand.",
+        fix="Export only the `rl` config's records there (the others are skipped and counted), or pick another target.",
+        example="`audiodata export OUT --to trl DIR` on a dataset with an `sft` config.",
+    ),
+)
+def rl_target_kind(rec: Record) -> Iterator[Finding]:
+    if rec.kind != "rl":
+        yield Finding("X501", f"the RL targets (trl, verl, mmau) write RL records, not {rec.kind.upper()}", "kind")
+
+
+@export_rule(
+    "X502",
+    "verl-tools",
+    "verl's RL rows have no tools column: records with tool definitions are not exported for verl.",
+    RuleDoc(
+        what="An `rl` record with tool definitions, exported with `--to verl`.",
+        why="verl's `RLHFDataset` rows are `prompt` turns with the reward's fields; tools go to its agent loop's own "
+        "configuration, not the row, so they would be dropped without a word.",
+        fix="Export for TRL or ms-swift (both carry `tools`), or drop the tools.",
+        example='`{"prompt": [...], "solution": "A", "tools": "[...]"}` exported --to verl.',
+    ),
+)
+def verl_tools(rec: Record) -> Iterator[Finding]:
+    if rec.tools:
+        yield Finding("X502", "verl: records with tools are not supported", "tools")
+
+
+@export_rule(
+    "X503",
+    "mmau-shape",
+    "An MMAU-style item is one audio and one multiple-choice question: other RL records are not exported for mmau.",
+    RuleDoc(
+        what="For `--to mmau`: exactly one audio, whose `<audio>` marker starts the one user turn and is its only marker; "
+        "no system prompt, tools, images or videos; task `mcq` with its choices, the turn ending with the lettered "
+        "options as the audio-QA reader writes them (`Choices:` then `(A) ...` a line each), which become `choices` "
+        "again; no `meta` key named like an item's own field (`id`, `audio_id`, `question`, `choices`, `answer`).",
+        why="An MMAU item is `audio_id` (one path), `question`, `choices`, `answer`: it has nowhere to put a second clip, "
+        "a conversation, a system prompt or another medium, and the question is read with the audio first.",
+        fix="Export such records --to trl or --to ms-swift.",
+        example='`{"prompt": [{"role": "user", "content": "Compare <audio> and <audio>."}], "answer": "A", "audios": [...]}`',
+    ),
+)
+def mmau_shape(rec: Record) -> Iterator[Finding]:
+    roles = [m.role for m in rec.messages]
+    text = rec.messages[0].content if rec.messages else ""
+    if roles != ["user"]:
+        yield Finding("X503", "mmau: needs one user turn (the question)", "messages")
+    elif len(rec.audios) != 1 or not text.startswith(AUDIO_MARKER) or text.count(AUDIO_MARKER) != 1:
+        yield Finding("X503", "mmau: needs exactly one audio, its <audio> marker starting the question", "audios")
+    elif rec.system or rec.tools or rec.images or rec.videos:
+        what = "system" if rec.system else "tools" if rec.tools else "images" if rec.images else "videos"
+        yield Finding("X503", f"mmau: an item has no {what}", what)
+    elif rec.task != "mcq" or not rec.choices:
+        yield Finding("X503", f"mmau: an MMAU item is multiple choice (task mcq with choices), this is {rec.task}", "task")
+    elif any(k in QA_READ_KEYS for k in rec.meta or {}):
+        clash = sorted(k for k in rec.meta or {} if k in QA_READ_KEYS)
+        yield Finding("X503", f"mmau: meta key(s) {', '.join(clash)} would take the place of the item's own", "meta")
+    elif not text.endswith("\n\n" + choices_block(rec.choices)):
+        msg = "mmau: the question does not end with the lettered options an MMAU item is read with (Choices: (A) ...)"
+        yield Finding("X503", msg, "messages[0].content")
 
 
 __all__ = ["AA_SYSTEM", "SHARED", "SWIFT_TOOL_PROMPT", "TARGET_RULES", "stored_problems", "target_rules", "tool_calls"]

@@ -198,7 +198,7 @@ def _count(turns: list[Message] | None, marker: str) -> int:
 )
 def marker_count(rec: Record) -> Iterator[Finding]:
     n_audio = len(rec.audios)
-    if rec.kind == "sft":
+    if rec.kind in ("sft", "rl"):  # RL: the prompt alone (a reply it carried is dropped, Q005)
         seen = _count(rec.messages, AUDIO_MARKER)
         if seen != n_audio:
             yield Finding("M001", f"{seen} <audio> marker(s) for {n_audio} audio(s)", "messages")

@@ -37,6 +37,7 @@ FAMILIES = {
     "B": "token budget",
     "D": "duplicates",
     "R": "transcript rate",
+    "Q": "verifiable answers (RL)",
     "X": "export targets",
     "V": "converted dataset (verify)",
 }
@@ -146,7 +147,7 @@ def get(code: str) -> Rule:
 
 #: Problems that leave no record to write: they always reject, whatever --select/--ignore say,
 #: so an unparsable record can never vanish silently (nor be written without an image or video it names).
-ALWAYS_ON = ("F", "S001", "S010", "S030", "S031", "S032", "S033", "S034", "P005")
+ALWAYS_ON = ("F", "S001", "S010", "S030", "S031", "S032", "S033", "S034", "P005", "Q006")
 
 
 def select(select: list[str] | None = None, ignore: list[str] | None = None) -> set[str]:

@@ -194,7 +194,8 @@ _judged = lru_cache(maxsize=1024)(_judge)
 def transcript_of(rec: Record, task: str = "auto") -> Message | None:
     """The reply that should be a transcript of the record's audio, or None when the record is
     not a transcription (then the R rules say nothing). DPO: the chosen reply; KTO: the completion
-    when it is labelled desirable (rejected and undesirable replies are meant to be wrong)."""
+    when it is labelled desirable (rejected and undesirable replies are meant to be wrong); RL: the answer of a
+    record tagged ``asr`` (field ``answer``)."""
     if task == "none" or not rec.audios or len(rec.messages) < 1:
         return None
     if rec.kind == "sft":
@@ -209,6 +210,10 @@ def transcript_of(rec: Record, task: str = "auto") -> Message | None:
         if len(rec.messages) != 1 or not rec.completion or len(rec.completion) != 1 or rec.label is not True:
             return None
         prompt, reply = rec.messages[0], rec.completion[0]
+    elif rec.kind == "rl":  # an ASR task's reference answer: the transcript a WER reward scores against
+        if rec.task != "asr" or len(rec.messages) != 1 or not rec.answer or rec.messages[0].role != "user":
+            return None
+        return Message("assistant", rec.answer, "answer")
     else:
         return None
     if prompt.role != "user" or reply.role != "assistant":

@@ -15,6 +15,7 @@ TASKS = {
     "sft": ("SFT", "`messages`"),
     "dpo": ("DPO (preference pairs)", "`prompt`, `chosen`, `rejected`"),
     "kto": ("KTO (unpaired preference)", "`prompt`, `completion`, `label`"),
+    "rl": ("RL (GRPO, verifiable answers)", "`prompt`, `answer`, `choices`, `task`, `meta`"),
 }
 
 
@@ -101,6 +102,14 @@ def render_card(meta: dict[str, Any], summary: Summary) -> str:
     labels = summary.kto_labels
     if labels:
         lines += ["", f"KTO labels: {labels.get('desirable', 0)} desirable, {labels.get('undesirable', 0)} undesirable."]
+    if summary.rl_tasks:
+        tasks = ", ".join(f"{n} {task}" for task, n in summary.rl_tasks.items())
+        lines += [
+            "",
+            f"RL tasks: {tasks}. TRL's GRPOTrainer hands every column but `prompt` to the reward functions: they read "
+            "`answer` (for multiple choice the option's text; `choices` lists the options A, B, ...), `task` and "
+            "`meta` (a JSON object as text) by those names.",
+        ]
     lines += ["", "## Rejected records", ""]
     if summary.rejects_by_code:
         lines += ["| code | count |", "|---|---|"]

@@ -43,7 +43,7 @@ KINDS = RECORD_KINDS
 @dataclass(frozen=True)
 class Column:
     name: str
-    kinds: tuple[str, ...]  # which configs carry it: "sft", "dpo", "kto"
+    kinds: tuple[str, ...]  # which configs carry it: "sft", "dpo", "kto", "rl"
     description: str
 
 
@@ -52,11 +52,24 @@ _ALL = KINDS
 COLUMNS = (
     Column("id", _ALL, "Record id: the input's id, else '<file stem>-<index>'."),
     Column("messages", ("sft",), "Turns {role, content}; content keeps <audio> markers in place (TRL conversational SFT)."),
-    Column("prompt", ("dpo", "kto"), "DPO/KTO: the prompt turns, ending on the user; <audio> markers in place."),
+    Column("prompt", ("dpo", "kto", "rl"), "DPO/KTO/RL: the prompt turns, ending on the user; <audio> markers in place."),
     Column("chosen", ("dpo",), "DPO: the preferred response turns."),
     Column("rejected", ("dpo",), "DPO: the dispreferred response turns."),
     Column("completion", ("kto",), "KTO: the one response turn that the label judges."),
     Column("label", ("kto",), "KTO: true if the completion is desirable, false if undesirable."),
+    Column(
+        "answer",
+        ("rl",),
+        "RL: the reference answer the reward functions check completions against; for multiple choice, the choice's text.",
+    ),
+    Column("choices", ("rl",), "RL: the options of a multiple-choice question in order (A, B, ...), or null."),
+    Column("task", ("rl",), "RL: the task tag (mcq, asr, qa, caption, translate, or the input's own); qa when unknown."),
+    Column(
+        "meta",
+        ("rl",),
+        "RL: a JSON object (as text) of what else the input said of the record (data source, category, extra "
+        "columns), or null; reward functions receive it as the keyword meta.",
+    ),
     Column("system", _ALL, "System prompt, or null."),
     Column("tools", _ALL, "Tool definitions as a JSON string, or null."),
     Column("audios", _ALL, "The record's audios in marker order: Hub Audio structs {bytes, path}."),
@@ -75,14 +88,18 @@ def prompt_column(kind: str, format_version: int = FORMAT_VERSION) -> str:
 def layout_of(names: list[str] | tuple[str, ...]) -> tuple[str, int]:
     """(kind, format version) of a shard from its column names, for readers that hold a shard
     but not the manifest (resume, ``--against`` on a single file)."""
-    kind = "kto" if "label" in names else "dpo" if "chosen" in names else "sft"
-    return kind, 2 if "prompt" in names or kind == "kto" else 1 if kind == "dpo" else FORMAT_VERSION
+    kind = "rl" if "answer" in names else "kto" if "label" in names else "dpo" if "chosen" in names else "sft"
+    return kind, 2 if "prompt" in names or kind in ("kto", "rl") else 1 if kind == "dpo" else FORMAT_VERSION
 
 
 def record_columns(kind: str, format_version: int = FORMAT_VERSION) -> list[str]:
     """The text columns a record is rebuilt from (:func:`record_from_row`), in that layout."""
     cols = [prompt_column(kind, format_version), "system", "tools", "source", "id"]
-    return cols + {"dpo": ["chosen", "rejected"], "kto": ["completion", "label"]}.get(kind, [])
+    return cols + {"dpo": ["chosen", "rejected"], "kto": ["completion", "label"], "rl": list(RL_COLUMNS)}.get(kind, [])
+
+
+#: The columns only the ``rl`` config has (the record's ``answer``, ``choices``, ``task``, ``meta``).
+RL_COLUMNS = ("answer", "choices", "task", "meta")
 
 
 #: Image and video columns: only in runs whose records carry images / videos (decided before the first
@@ -150,6 +167,10 @@ def features(kind: str, sample_rate: int, visual: Visual = NO_VISUAL) -> Feature
         "rejected": List(MESSAGE),
         "completion": List(MESSAGE),
         "label": Value("bool"),
+        "answer": Value("string"),
+        "choices": List(Value("string")),
+        "task": Value("string"),
+        "meta": Value("string"),
         "system": Value("string"),
         "tools": Value("string"),
         "audios": List(Audio(sampling_rate=sample_rate)),
@@ -183,6 +204,7 @@ def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT
                 out.append(MediaRef("bytes", (item or {}).get("bytes") or None, f"{key}[{i}]", (item or {}).get("path")))
         return out
 
+    rl = kind == "rl"
     src = row.get("source") or {}
     loc = SourceLoc(str(src.get("file") or ""), int(src.get("index") or 0), src.get("line"))
     return Record(
@@ -196,10 +218,30 @@ def record_from_row(row: dict[str, Any], kind: str, format_version: int = FORMAT
         rejected=turns("rejected") if kind == "dpo" else None,
         completion=turns("completion") if kind == "kto" else None,
         label=row.get("label") if kind == "kto" else None,
+        answer=row.get("answer") if rl else None,
+        choices=row.get("choices") if rl else None,
+        task=(row.get("task") or "qa") if rl else None,
+        meta=_meta_of(row.get("meta")) if rl else None,
         audios=media("audios"),
         images=media("images"),
         videos=media("videos"),
     )
+
+
+def _meta_of(text: Any) -> dict[str, Any] | None:
+    """The stored ``meta`` JSON text back as an object (a value that is not one is kept under ``"value"``)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {"value": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def meta_text(meta: dict[str, Any] | None) -> str | None:
+    """``meta`` as the ``meta`` column stores it: JSON, keys sorted, non-ASCII kept."""
+    return None if meta is None else json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def arrow_schema(kind: str, sample_rate: int, visual: Visual = NO_VISUAL) -> pa.Schema:
@@ -247,7 +289,7 @@ def _json_type(feature: Any) -> dict[str, Any]:
 
 
 def output_json_schema(sample_rate: int = 16000) -> dict[str, Any]:
-    """JSON Schema (2020-12) of one output row, SFT, DPO or KTO, generated from :data:`COLUMNS` (required)
+    """JSON Schema (2020-12) of one output row, SFT, DPO, KTO or RL, generated from :data:`COLUMNS` (required)
     and :data:`VISUAL_COLUMNS` (optional: embedded or references)."""
     variants = []
     for kind in KINDS:

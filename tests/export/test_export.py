@@ -538,6 +538,8 @@ def stored(kind: str = "sft", **columns: Any) -> dict[str, Any]:
         row["messages"] = [*ask, turn("assistant", "Hello.")]
     elif kind == "dpo":
         row.update(prompt=ask, chosen=[turn("assistant", "Hello.")], rejected=[turn("assistant", "Bye.")])
+    elif kind == "rl":
+        row.update(prompt=ask, answer="Hello.", choices=None, task="asr", meta=None)
     else:
         row.update(prompt=ask, completion=[turn("assistant", "Hello.")], label=True)
     return {**row, **columns}
@@ -559,6 +561,7 @@ EXPORT_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str, str]] = 
         stored("dpo", chosen=[turn("function_call", '{"name": "w", "arguments": {}}'), turn("assistant", "Sun.")]),
         stored("dpo"), "dpo", "llamafactory", "sharegpt",
     ),
+    "X005": (stored("rl"), stored(), "rl", "llamafactory", "sharegpt"),
     "X101": (stored(messages=[*TOOL_TURNS, turn("assistant", "Sunny.")]), stored(), "sft", "llamafactory", "alpaca"),
     "X102": (stored("kto"), stored("sft"), "kto", "llamafactory-v1", "sharegpt"),
     "X103": (stored(tools="[{name: w}]"), stored(tools='[{"name": "w"}]'), "sft", "llamafactory-v1", "sharegpt"),
@@ -605,6 +608,14 @@ EXPORT_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str, str]] = 
         "sft", "align-anything", "sharegpt",
     ),
     "X405": (stored(tools='[{"name": "w"}]'), stored(), "sft", "align-anything", "sharegpt"),
+    "X501": (stored(), stored("rl"), "sft", "trl", "sharegpt"),
+    "X502": (stored("rl", tools='[{"name": "w"}]'), stored("rl"), "rl", "verl", "sharegpt"),
+    "X503": (
+        stored("rl", prompt=[turn("user", "Listen: <audio>")]),
+        stored("rl", prompt=[turn("user", "<audio>Who?\n\nChoices:\n(A) Man\n(B) Woman")], choices=["Man", "Woman"],
+               answer="Woman", task="mcq"),
+        "rl", "mmau", "sharegpt",
+    ),
 }  # fmt: skip
 
 
@@ -635,7 +646,7 @@ def test_export_rule_fires(code: str) -> None:
 @pytest.mark.parametrize("code", sorted(c for c in EXPORT_CASES if c != "X003"))
 def test_export_rule_stays_quiet_on_the_repaired_row(code: str) -> None:
     _, good, _, to, form = EXPORT_CASES[code]
-    kind = "sft" if "messages" in good else "kto" if "label" in good else "dpo"
+    kind = "sft" if "messages" in good else "kto" if "label" in good else "rl" if "answer" in good else "dpo"
     assert export_findings(good, kind, to, form) == []
 
 

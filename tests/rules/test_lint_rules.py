@@ -104,6 +104,17 @@ def swift_pair(rejected_prompt: str = "<audio>Summarise.") -> dict:
     }
 
 
+def rl(answer: Any = "Hello there.", prompt: str = "<audio>What is said?", **extra: Any) -> dict:
+    """A TRL GRPO row (trl/trainer/grpo_trainer.py: prompt + the columns the rewards read), as audiodata reads it."""
+    return {"prompt": [{"role": "user", "content": prompt}], "answer": answer, "audios": ["a.wav"], **extra}
+
+
+def swift_rl(reply: str | None = None) -> dict:
+    """An ms-swift GRPO row (Custom-dataset.md, "PPO/GRPO"): messages + solution, maybe ending on a reply GRPO drops."""
+    turns = [{"role": "user", "content": "<audio>Who?"}] + ([{"role": "assistant", "content": reply}] if reply else [])
+    return {"messages": turns, "solution": "A man", "audios": ["a.wav"]}
+
+
 LONG = " ".join(["word"] * 400)
 
 
@@ -247,6 +258,17 @@ CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any]]] = {
         {"columns": {"rejected": "pred_text"}},
     ),
     "P005": ([nemo_hyp("Hello there.", None)], [nemo_hyp("Hello there.", "hello there")], {"columns": {"rejected": "pred_text"}}),
+    # RL records: the reference answer a reward checks (rules/rl_rules.py)
+    "Q001": ([rl(answer="  ")], [rl(answer="x")], {}),
+    "Q002": ([rl(answer="Man", choices=["Man", "man "])], [rl(answer="Man", choices=["Man", "Woman", "Woman"])], {}),
+    "Q003": ([rl(answer="Child", choices=["Man", "Woman"])], [rl(answer="B", choices=["Man", "Woman"])], {}),
+    "Q004": (
+        [rl(prompt="<audio>Transcribe. Reference: hello, there world", answer="Hello there world.", task="asr")],
+        [rl(prompt="<audio>Transcribe; it starts with hello there.", answer="Hello there world.", task="asr")],
+        {},
+    ),
+    "Q005": ([swift_rl("A man")], [swift_rl()], {}),
+    "Q006": ([rl(answer=None, solution=["A", "B"])], [rl(answer=None, solution="A")], {}),
     "R001": ([asr("Please call Stella and ask her to bring these things with her from the store.")], [asr("Hello there.")], {}),
     "R002": ([asr("Yes okay.", "ten.wav")], [asr("Yes okay, " * 10, "ten.wav")], {}),
     "R003": ([asr("a b c d e f g h i j k l m n o p")], [asr("a b c d e f g h")], {}),

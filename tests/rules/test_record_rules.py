@@ -244,7 +244,7 @@ def test_select_everything_by_default():
 
 
 # no record without them (or without an image or video it names, or a pair without its hypothesis): never ignorable
-ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010", "S030", "S031", "S032", "S033", "S034", "P005"}
+ALWAYS = {c for c in REGISTRY if c.startswith("F")} | {"S001", "S010", "S030", "S031", "S032", "S033", "S034", "P005", "Q006"}
 
 
 def test_select_by_prefix():
@@ -270,6 +270,7 @@ def test_every_rule_with_a_check_runs_in_a_checking_stage():
     stages = ("read", "record", "audio", "dataset", "export", "output")
     by_stage = {stage: {c for c, r in REGISTRY.items() if r.stage == stage} for stage in stages}
     record = {"S002", "S003", "S004", "S006", "S007", "S008", "P001", "M001", "M002", "M003", "M004", "M005", "M006", "T001"}
+    record |= {"Q001", "Q002", "Q003", "Q004", "Q005"}  # RL answers (rules/rl_rules.py)
     assert by_stage["record"] == record
     assert by_stage["audio"] == {"A008", "A009", "A012", "A013", "A014", "B001", "B002", "R001", "R002", "R003", "R004"}
     assert by_stage["dataset"] == {"D001", "D002", "D003", "D004", "P003", "R005", "T002", "T003"}

@@ -117,6 +117,7 @@ def print_summary(r: ExportResult) -> None:
     from rich.table import Table
 
     from audiodata.export import swift_hints
+    from audiodata.export.rl import rl_hints
 
     console = stdout_console()
     title = f"audiodata export -> {r.dest} ({r.target}{', ' + r.form if r.target == 'llamafactory' else ''})"
@@ -154,3 +155,5 @@ def print_summary(r: ExportResult) -> None:
     if r.target == "ms-swift" and r.files:
         for hint in swift_hints(r):
             console.print(hint, soft_wrap=True)
+    for hint in rl_hints(r):
+        console.print(hint, soft_wrap=True, markup=False, highlight=False)

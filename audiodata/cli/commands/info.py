@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     labels = s.kto_labels
     if labels:
         out.print(f"KTO labels: {labels.get('desirable', 0)} desirable, {labels.get('undesirable', 0)} undesirable")
+    if s.rl_tasks:
+        out.print("RL tasks: " + ", ".join(f"{task} x{n}" for task, n in s.rl_tasks.items()))
     out.print(
         f"sample rate {s.sample_rate} Hz ({s.codec}), {s.clips} clips, {s.audio_seconds / 3600:.3f} h; "
         f"read {s.records_read}, written {s.written}, rejected {s.rejected}"

@@ -12,6 +12,7 @@ from audiodata.readers.dialects import (
     messages,
     minicpm,
     nemo,
+    rl,
     sharegpt,
     transcription,
 )
@@ -30,6 +31,8 @@ PARSERS = {
     "transcription": transcription.parse,
     "align-anything": align_anything.parse,
     "align-anything-sft": align_anything.parse_sft,
+    "verl": rl.parse_verl,
+    "audio-qa": rl.parse_audio_qa,
 }
 
 
@@ -39,14 +42,20 @@ def detect(obj: dict[str, Any]) -> str | None:
         return "sharegpt"
     if llamafactory_v1.is_v1_row(obj):
         return "llamafactory-v1"
+    if rl.is_verl_row(obj):
+        return "verl"
     msgs = obj.get("messages")
     if msgs is None and isinstance(obj.get("prompt"), list):
         msgs = obj["prompt"]
+    elif msgs is None and isinstance(obj.get("prompt"), str) and rl.is_rl_row(obj):  # TRL GRPO, standard prompt
+        return "messages"
     if isinstance(msgs, list):
         first = next((m for m in msgs if isinstance(m, dict)), {})
         return "sharegpt" if "from" in first else "messages"
     if align_anything.is_row(obj):
         return "align-anything"
+    if rl.is_audio_qa(obj):  # MMAU-style audio QA: question, choices, answer, audio_id
+        return "audio-qa"
     if "instruction" in obj or "output" in obj or ("input" in obj and ("chosen" in obj or "audios" in obj)):
         return "alpaca"
     if ("audio" in obj or "audios" in obj) and "text" in obj:

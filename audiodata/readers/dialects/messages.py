@@ -10,14 +10,15 @@ and ``videos`` (or ms-swift's ``image``/``video``). Preference data is TRL's
 them (:mod:`audiodata.readers.dialects.swift_pairs`): ``rejected_response`` or
 ``rejected_messages`` (+ ``rejected_audios``). KTO data is ms-swift's boolean ``label``
 (judging the last assistant turn) or TRL's ``prompt``/``completion``/``label``; TRL's
-``prompt``/``completion`` without a label is SFT.
+``prompt``/``completion`` without a label is SFT. A row with a reference answer (``solution``, ``answer``,
+``ground_truth``: TRL's and ms-swift's GRPO data) is an RL record (:mod:`audiodata.readers.dialects.rl`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from audiodata.readers.dialects import swift_pairs
+from audiodata.readers.dialects import rl, swift_pairs
 from audiodata.readers.dialects.common import (
     ParseContext,
     ParseError,
@@ -37,6 +38,8 @@ from audiodata.records import AudioRef, Message, Record
 
 
 def parse(obj: dict[str, Any], ctx: ParseContext) -> Record:
+    if rl.is_rl_row(obj):  # TRL / ms-swift GRPO: a prompt and its reference answer (solution)
+        return rl.parse_messages(obj, ctx)
     key = "messages" if obj.get("messages") is not None else "prompt"
     if not isinstance(obj.get(key), list):
         raise ParseError("S001", "missing field 'messages' (a list of {role, content})", "messages")
