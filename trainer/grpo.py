@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,69 @@ def audio_inputs(audio: dict[str, torch.Tensor] | None, start: int, end: int, dt
     }
 
 
+def dedup_audio_tower(model: Any, family: Family) -> bool:
+    """Run the audio encoder once per distinct clip of a call instead of once per row.
+
+    GRPO repeats every prompt ``num_generations`` times (and TRL's shuffle scatters the copies), so generation and
+    every log-prob pass would encode each clip that many times: on the tiny model 90% of a step went there. The
+    wrapper finds equal rows of ``input_features`` (and of the encoder's attention mask), encodes each once and
+    gathers the output back to every row. Exact: the encoder is deterministic (Qwen2-Audio's dropout is 0; a
+    ``dropout`` > 0 would give copies one dropout mask instead of several), and the gather is differentiable, so a
+    trained projector gets the same gradient. Qwen2-Audio only (Qwen2.5-Omni's encoder takes packed features)."""
+    if family.name != "qwen2-audio":
+        return False
+    tower = model.get_submodule("model.audio_tower") if _has(model, "model.audio_tower") else getattr(model, "audio_tower", None)
+    if tower is None:
+        return False
+    original = tower.forward
+
+    def forward(input_features: torch.Tensor, attention_mask: torch.Tensor | None = None, **kw: Any) -> Any:
+        keep, inverse = distinct_rows(input_features, attention_mask)
+        if len(keep) == input_features.shape[0]:
+            return original(input_features, attention_mask=attention_mask, **kw)
+        idx = torch.tensor(keep, device=input_features.device)
+        out = original(input_features[idx], attention_mask=None if attention_mask is None else attention_mask[idx], **kw)
+        out.last_hidden_state = out.last_hidden_state[torch.tensor(inverse, device=input_features.device)]
+        return out
+
+    tower.forward = forward
+    return True
+
+
+def _has(model: Any, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
+def distinct_rows(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[list[int], list[int]]:
+    """(the first row of each distinct value, each row's index among those): rows are fingerprinted (sum and a
+    weighted sum of a few thousand of their values) and a fingerprint match is confirmed by comparing the rows (and
+    their masks) exactly."""
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    probe = flat[:, :: max(1, flat.shape[1] // 4096)].double()  # ~4k evenly spaced values: a cheap fingerprint
+    weights = torch.linspace(1.0, 2.0, probe.shape[1], dtype=torch.float64, device=x.device)
+    prints = torch.stack([probe.sum(1), probe @ weights], 1).tolist()
+    keep: list[int] = []
+    inverse: list[int] = []
+    seen: dict[tuple[float, float], list[int]] = {}
+    for i in range(n):
+        found = None
+        for j in seen.get((prints[i][0], prints[i][1]), []):
+            if torch.equal(flat[i], flat[keep[j]]) and (mask is None or torch.equal(mask[i], mask[keep[j]])):
+                found = j
+                break
+        if found is None:
+            found = len(keep)
+            keep.append(i)
+            seen.setdefault((prints[i][0], prints[i][1]), []).append(found)
+        inverse.append(found)
+    return keep, inverse
+
+
 def covering_sampler_class() -> type:
     from trl.trainer.utils import RepeatSampler
 
@@ -166,6 +230,7 @@ def trainer_class() -> type:
             self.audio_collator = audio_collator
             self._prompts: list[Prompt] | None = None
             self._audio: dict[str, torch.Tensor] | None = None
+            self.completions_per_prompt: Counter[str] = Counter()  # this rank's, by record id (the coverage check)
             super().__init__(*args, **kwargs)
 
         def _get_train_sampler(self, dataset: Any = None) -> Any:
@@ -185,6 +250,8 @@ def trainer_class() -> type:
             memo: dict[Any, Prompt] = {}
             prompts = []
             for x in inputs:  # each prompt comes num_generations times in a row: decode it once
+                if self.model.training:
+                    self.completions_per_prompt[str(x.get("id"))] += 1
                 key = x.get("id") if x.get("id") is not None else id(x)
                 if key not in memo:
                     memo[key] = encode_prompt(self.audio_collator, x)
@@ -342,6 +409,7 @@ def build(cfg: TrainConfig) -> GRPORun:
         stops = _stop_ids(family, processor, collator)
         have = [] if gen.eos_token_id is None else [gen.eos_token_id] if isinstance(gen.eos_token_id, int) else gen.eos_token_id
         gen.eos_token_id = list(dict.fromkeys([*have, *stops]))  # TRL cuts completions at these (the end of turn too)
+    dedup_audio_tower(model, family)
     peft_config = None
     if cfg.use_lora:
         from peft import LoraConfig
@@ -412,6 +480,7 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
         "reward_last": rewards[-1] if rewards else None,
         "train_records": len(run.rows),
         "repeated_prompts_per_epoch": getattr(covering, "repeated", 0),
+        "coverage": coverage(run.trainer, run.rows, cfg.num_generations),
         "num_generations": cfg.num_generations,
         "skipped": _skipped(run.skips),
         "samples": run.sampler.section(),
@@ -427,6 +496,30 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
         write_rl_page(report, Path(cfg.output_dir), run.sampler.page_audio())
         print(f"[audiodata] GRPO report: {Path(cfg.output_dir) / 'rl.html'}", file=sys.stderr, flush=True)
     return report
+
+
+def coverage(trainer: Any, rows: Any, num_generations: int) -> dict[str, Any]:
+    """How often each prompt was trained on, over all ranks (completions / num_generations): every prompt at least
+    once per epoch is the rule; ``missing`` names any that never were (ids, at most 50)."""
+    import torch.distributed as td
+
+    counts = Counter(trainer.completions_per_prompt)
+    if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
+        parts: list[Any] = [None] * td.get_world_size()
+        td.all_gather_object(parts, dict(counts))
+        counts = Counter()
+        for part in parts:
+            counts.update(part)
+    ids = [str(x) for x in rows["id"]] if "id" in rows.column_names else []
+    groups = {k: v / num_generations for k, v in counts.items()}
+    missing = [i for i in ids if i not in groups]
+    return {
+        "prompts": len(ids),
+        "trained": sum(1 for i in ids if i in groups),
+        "missing": missing[:50],
+        "groups": sum(groups.values()),
+        "most_times": max(groups.values(), default=0),
+    }
 
 
 def _skipped(skips: SkipLog) -> dict[str, Any]:
