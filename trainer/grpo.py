@@ -122,6 +122,7 @@ def dedup_audio_tower(model: Any, family: Family) -> bool:
         out.last_hidden_state = out.last_hidden_state[torch.tensor(inverse, device=input_features.device)]
         return out
 
+    forward.original = original  # type: ignore[attr-defined]
     tower.forward = forward
     return True
 
@@ -135,27 +136,25 @@ def _has(model: Any, name: str) -> bool:
 
 
 def distinct_rows(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[list[int], list[int]]:
-    """(the first row of each distinct value, each row's index among those): rows are fingerprinted (sum and a
-    weighted sum of a few thousand of their values) and a fingerprint match is confirmed by comparing the rows (and
-    their masks) exactly."""
+    """(the first row of each distinct value, each row's index among those): rows are fingerprinted by the bytes of a
+    few thousand of their values, and a fingerprint match is confirmed by comparing the rows (and masks) exactly."""
     n = x.shape[0]
     flat = x.reshape(n, -1)
-    probe = flat[:, :: max(1, flat.shape[1] // 4096)].double()  # ~4k evenly spaced values: a cheap fingerprint
-    weights = torch.linspace(1.0, 2.0, probe.shape[1], dtype=torch.float64, device=x.device)
-    prints = torch.stack([probe.sum(1), probe @ weights], 1).tolist()
+    probe = flat[:, :: max(1, flat.shape[1] // 4096)].detach().cpu().contiguous()  # ~4k evenly spaced values
+    prints = [hash(probe[i].numpy().tobytes()) for i in range(n)]  # their bytes: no arithmetic, no rounding
     keep: list[int] = []
     inverse: list[int] = []
-    seen: dict[tuple[float, float], list[int]] = {}
+    seen: dict[int, list[int]] = {}
     for i in range(n):
         found = None
-        for j in seen.get((prints[i][0], prints[i][1]), []):
+        for j in seen.get(prints[i], []):
             if torch.equal(flat[i], flat[keep[j]]) and (mask is None or torch.equal(mask[i], mask[keep[j]])):
                 found = j
                 break
         if found is None:
             found = len(keep)
             keep.append(i)
-            seen.setdefault((prints[i][0], prints[i][1]), []).append(found)
+            seen.setdefault(prints[i], []).append(found)
         inverse.append(found)
     return keep, inverse
 
@@ -207,8 +206,9 @@ def trainer_class() -> type:
            policy) hand the model only image keys (``pixel_values``, ``image_grid_thw``, ...), and
            ``_generate_and_score_completions`` builds those from ``images`` with ``processing_class(images=...)``:
            ``input_features``/``feature_attention_mask`` never reach the model, so completions would be scored
-           (and the loss computed) without the audio they were generated from, and the placeholder count
-           would not match any features.
+           (and the loss computed) without the audio they were generated from. Nothing fails: without features
+           Qwen2-Audio embeds the placeholder tokens as text (tests/training/test_grpo.py shows the log-probs
+           differ), so the policy would silently learn deaf.
         3. Given a processor (``ProcessorMixin``), ``__init__`` suppresses ``model.config.image_token_id`` in
            generation, which an audio model's config does not have (AttributeError). So the trainer gets the
            tokenizer as ``processing_class`` (everything TRL does with it here is tokenizer work: padding ids, EOS,

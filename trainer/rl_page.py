@@ -68,7 +68,7 @@ def render_rl_page(report: dict[str, Any], loss_png: bytes | None, audio: dict[i
         "<main>",
         _rewards_section(report, hist),
         _series_section("kl", "KL to the reference", hist, ["kl"], _kl_note(report)),
-        _series_section("lengths", "Completion length (tokens)", hist, [f"completion_{k}_length" for k in ("mean", "min", "max")]),
+        _series_section("lengths", "Completion length (tokens)", hist, ["completion_mean_length", "clipped_ratio"]),
         _curve(loss_png),
         _samples_section(report, audio),
         "</main>",
@@ -112,7 +112,11 @@ def _header(report: dict[str, Any], hist: list[dict[str, Any]], title: str) -> s
     if skipped:
         alerts.append(f"{skipped} records were skipped (see skipped.jsonl).")
     if last.get("frac_reward_zero_std") == 1.0:
-        alerts.append("At the last log every group's completions had the same reward: no advantage, nothing to learn from.")
+        alerts.append(
+            f"At the last log every group's completions got the same reward (mean {_num(last.get('reward'))}): no advantage, "
+            "so no gradient. At the best reward that is the task learned; otherwise the task is too hard or too easy "
+            "for the model as it is (more num_generations or a higher temperature widen the spread)."
+        )
     alert = "".join(f'<p class="alert">{escape(a)}</p>' for a in alerts)
     return f'<header><h1>{escape(title)}</h1><p class="sub">{sub}</p><div class="stats">{boxes}</div>{alert}</header>'
 
@@ -149,7 +153,8 @@ def _rewards_section(report: dict[str, Any], hist: list[dict[str, Any]]) -> str:
         ]
         rows.append("<tr>" + "".join(f'<td class="n">{escape(c)}</td>' for c in cells) + "</tr>")
     table = "<table><thead><tr>" + "".join(f'<th class="n">{escape(c)}</th>' for c in cols) + "</tr></thead><tbody>"
-    return head + "".join(charts) + table + "".join(rows) + "</tbody></table></section>"
+    summary = f"<summary>every logged step ({len(rows)})</summary>"
+    return head + "".join(charts) + f"<details>{summary}{table}{''.join(rows)}</tbody></table></details></section>"
 
 
 def _kl_note(report: dict[str, Any]) -> str | None:
@@ -200,6 +205,8 @@ def _sample(s: dict[str, Any], names: list[str], clips: list[tuple[str, bytes]])
     ref = str(s.get("answer") or "")
     choices = s.get("choices") or []
     listed = " · ".join(f"{chr(65 + k)}. {c}" for k, c in enumerate(choices))
+    letter = next((chr(65 + k) for k, c in enumerate(choices) if c == ref), None)
+    shown = f"{letter}. {ref}" if letter else ref
     rows = []
     previous: str | None = None
     for c in s.get("completions") or []:
@@ -211,7 +218,8 @@ def _sample(s: dict[str, Any], names: list[str], clips: list[tuple[str, bytes]])
             flags.append('<span class="flag">no stop token</span>')
         if c.get("template_tokens"):
             flags.append(f'<span class="flag">template tokens: {escape(", ".join(map(str, c["template_tokens"])))}</span>')
-        body = diff_html(ref, text) if text else '<span class="empty">(empty)</span>'
+        # a free answer is diffed against the reference; a choice letter is not words to align
+        body = (escape(text) if choices else diff_html(ref, text)) if text else '<span class="empty">(empty)</span>'
         if not changed:
             body += ' <span class="same">(unchanged)</span>'
         per = c.get("rewards") or {}
@@ -230,5 +238,5 @@ def _sample(s: dict[str, Any], names: list[str], clips: list[tuple[str, bytes]])
         + (f'<div class="players">{players}</div>' if players else "")
         + f'<p class="ask"><span class="label">prompt</span>{escape(str(s.get("prompt") or ""))}</p>'
         + (f'<p class="ref"><span class="label">choices</span>{escape(listed)}</p>' if listed else "")
-        + f'<p class="ref"><span class="label">answer</span>{escape(ref)}</p>{table}</article>'
+        + f'<p class="ref"><span class="label">answer</span>{escape(shown)}</p>{table}</article>'
     )
