@@ -429,7 +429,7 @@ class TrainConfig:
             if len(weights) != len(names):
                 raise ConfigError(f"reward_weights has {len(weights)} values for {len(names)} rewards ({', '.join(names)})")
         if self.num_generations < 2:
-            raise ConfigError(f"num_generations must be >= 2 (GRPO compares the completions of a group), got {self.num_generations}")
+            raise ConfigError(f"num_generations must be >= 2 (GRPO compares a group's completions), got {self.num_generations}")
         batch = self.per_device_batch_size * self.gradient_accumulation_steps
         if batch % self.num_generations:
             raise ConfigError(

@@ -162,7 +162,7 @@ def distinct_rows(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[li
 def covering_sampler_class() -> type:
     from trl.trainer.utils import RepeatSampler
 
-    class CoveringRepeatSampler(RepeatSampler):  # type: ignore[misc]
+    class CoveringRepeatSampler(RepeatSampler):
         """TRL's RepeatSampler, but the last generation batch of an epoch is filled up with prompts from the start
         of the epoch's order instead of being dropped (RepeatSampler keeps only full chunks): every prompt is
         trained on at least once per epoch, across all ranks. ``repeated`` counts the fillers."""
@@ -194,7 +194,7 @@ def trainer_class() -> type:
 
     sampler_cls = covering_sampler_class()
 
-    class AudioGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+    class AudioGRPOTrainer(GRPOTrainer):
         """TRL's GRPOTrainer, fed the audio of each prompt.
 
         Why a subclass (TRL 1.16, ``trl/trainer/grpo_trainer.py``): its multimodal path is for images only.
@@ -234,7 +234,7 @@ def trainer_class() -> type:
             super().__init__(*args, **kwargs)
 
         def _get_train_sampler(self, dataset: Any = None) -> Any:
-            base = super()._get_train_sampler(dataset)
+            base: Any = super()._get_train_sampler(dataset)
             sampler = sampler_cls(
                 data_source=base.data_source,
                 mini_repeat_count=base.mini_repeat_count,
@@ -250,7 +250,7 @@ def trainer_class() -> type:
             memo: dict[Any, Prompt] = {}
             prompts = []
             for x in inputs:  # each prompt comes num_generations times in a row: decode it once
-                if self.model.training:
+                if self.model is not None and self.model.training:
                     self.completions_per_prompt[str(x.get("id"))] += 1
                 key = x.get("id") if x.get("id") is not None else id(x)
                 if key not in memo:
@@ -261,7 +261,7 @@ def trainer_class() -> type:
                 out = super()._generate_and_score_completions(inputs)
                 if self._audio is not None:
                     out.update({k: v.to(self.accelerator.device) for k, v in self._audio.items()})
-                return out  # type: ignore[no-any-return]
+                return out
             finally:
                 self._prompts, self._audio = None, None
 

@@ -187,7 +187,7 @@ def resolve(name: str) -> RewardFunc:
     func = getattr(mod, attr, None)
     if not callable(func):
         raise RewardError(f"reward {name!r}: {module} has no function {attr!r}")
-    return func  # type: ignore[no-any-return]
+    return func
 
 
 def resolve_all(names: Sequence[str]) -> list[RewardFunc]:
@@ -208,7 +208,7 @@ def score(
     per = {getattr(f, "__name__", str(f)): f(prompts=prompts, completions=completions, **columns) for f in funcs}
     out = []
     for i in range(len(completions)):
-        values = {name: (None if v[i] is None else float(v[i])) for name, v in per.items()}
+        values = {name: (None if (x := v[i]) is None else float(x)) for name, v in per.items()}
         given = [(w, x) for w, x in zip(weights, values.values(), strict=True) if x is not None]
         out.append({"rewards": values, "reward": sum(w * x for w, x in given) if given else None})
     return out

@@ -18,6 +18,7 @@ from typing import Any
 from trainer.eval_page import MIME, SCRIPT, STYLE, _chart, _curve, diff_html
 
 PAGE = "rl.html"
+SHARES = ("clipped_ratio",)  # charted on a 0-1 scale
 #: TRL's logged GRPO metrics the report keeps per logging step (its names, ours).
 METRICS = {
     "reward": "reward",
@@ -67,7 +68,7 @@ def render_rl_page(report: dict[str, Any], loss_png: bytes | None, audio: dict[i
         _header(report, hist, title),
         "<main>",
         _rewards_section(report, hist),
-        _series_section("kl", "KL to the reference", hist, ["kl"], _kl_note(report)),
+        _series_section("kl", "KL to the reference", [] if _kl_note(report) else hist, ["kl"], _kl_note(report)),
         _series_section("lengths", "Completion length (tokens)", hist, ["completion_mean_length", "clipped_ratio"]),
         _curve(loss_png),
         _samples_section(report, audio),
@@ -135,9 +136,10 @@ def _rewards_section(report: dict[str, Any], hist: list[dict[str, Any]]) -> str:
     head = '<section id="rewards"><h2>Rewards by step</h2>'
     if not hist:
         return head + '<p class="empty">No training step logged yet.</p></section>'
-    charts = [f"<h3>mean reward (weighted sum)</h3>{_chart(_points(hist, 'reward'), '', 'mean reward')}"]
+    # "exact_match": the eval page's scale for shares, 0 to 1 while every value is within it
+    charts = [f"<h3>mean reward (weighted sum)</h3>{_chart(_points(hist, 'reward'), 'exact_match', 'mean reward')}"]
     for n in names:
-        charts.append(f"<h3>{escape(n)}</h3>{_chart(_points(hist, 'rewards', n), '', n)}")
+        charts.append(f"<h3>{escape(n)}</h3>{_chart(_points(hist, 'rewards', n), 'exact_match', n)}")
     cols = ["step", "reward", "reward std", *names, "KL", "mean length", "clipped", "loss"]
     rows = []
     for h in hist:
@@ -165,7 +167,9 @@ def _kl_note(report: dict[str, Any]) -> str | None:
 def _series_section(sid: str, title: str, hist: list[dict[str, Any]], keys: list[str], note: str | None = None) -> str:
     head = f'<section id="{escape(sid)}"><h2>{escape(title)}</h2>'
     charts = [
-        f"<h3>{escape(k.replace('_', ' '))}</h3>{_chart(pts, '', k)}" for k in keys if (pts := _points(hist, k))
+        f"<h3>{escape(k.replace('_', ' '))}</h3>{_chart(pts, 'exact_match' if k in SHARES else '', k)}"
+        for k in keys
+        if (pts := _points(hist, k))
     ]
     if not charts:
         return head + f'<p class="empty">{escape(note or "Not logged yet.")}</p></section>'

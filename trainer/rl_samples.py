@@ -19,7 +19,7 @@ from trainer.generation import EvalExample, Generator, Hypothesis
 from trainer.rewards import RewardFunc, score
 
 
-class FixedPrompts(TrainerCallback):  # type: ignore[misc]
+class FixedPrompts(TrainerCallback):
     def __init__(self, cfg: Any, family: Any, processor: Any, collator: Any, rows: Any, rewards: list[RewardFunc]) -> None:
         self.cfg, self.rows, self.rewards = cfg, rows, rewards
         self.weights = cfg.reward_weight_list

@@ -99,7 +99,7 @@ def test_the_audio_reaches_the_log_prob_passes_and_the_encoder_dedup_is_exact(ti
     run = grpo.build(config(tiny, data, tmp_path / "out"))
     t = run.trainer
     prompt = grpo.encode_prompt(run.collator, run.rows[0])
-    ids = torch.tensor([prompt.ids + [40, 41, 42]])
+    ids = torch.tensor([[*prompt.ids, 40, 41, 42]])
     mask = torch.ones_like(ids)
     audio = grpo.stack_audio([prompt])
     assert audio is not None

@@ -79,7 +79,8 @@ def test_user_rewards_resolve_by_import_path_and_bad_ones_are_named():
 
 
 def test_score_weights_and_skips_what_does_not_apply():
-    out = R.score([R.mcq_letter, R.exact_match], [2.0, 0.5], [conv("B"), conv("a woman")], {"answer": ["a woman"] * 2, "choices": [CHOICES, None]})
+    columns = {"answer": ["a woman"] * 2, "choices": [CHOICES, None]}
+    out = R.score([R.mcq_letter, R.exact_match], [2.0, 0.5], [conv("B"), conv("a woman")], columns)
     assert out[0] == {"rewards": {"mcq_letter": 1.0, "exact_match": 0.0}, "reward": 2.0}
     assert out[1] == {"rewards": {"mcq_letter": None, "exact_match": 1.0}, "reward": 0.5}
 
