@@ -83,7 +83,7 @@ def problem(row: dict[str, Any]) -> str | None:
     if not turns or turns[-1].get("role") != "user":
         return "the prompt does not end on a user turn"
     markers = sum(str(m.get("content") or "").count(AUDIO_MARKER) for m in turns)
-    clips = len(row.get("audios") or [])
+    clips = len(row.get("audio_info") or []) if "audio_info" in row else len(row.get("audios") or [])
     if markers != clips:
         return f"{markers} {AUDIO_MARKER} marker(s) in the prompt for {clips} clip(s)"
     if row.get("answer") is None:
@@ -93,7 +93,8 @@ def problem(row: dict[str, Any]) -> str | None:
 
 def drop_unusable(ds: Any, skips: SkipLog) -> Any:
     """Leave out the rows :func:`problem` refuses, each logged once (rank 0)."""
-    cols = [c for c in ("id", "source", "prompt", "audios", "answer") if c in ds.column_names]
+    clips = "audio_info" if "audio_info" in ds.column_names else "audios"  # the small column when there is one
+    cols = [c for c in ("id", "source", "prompt", clips, "answer") if c in ds.column_names]
     bad: list[int] = []
     view = ds.select_columns(cols)
     for i in range(len(view)):

@@ -27,12 +27,14 @@ TRANSCRIPTS = {
 CHOICES = ["a man", "a woman", "a child", "nobody"]
 
 
-def mcq_row(i: int, clip: str, answer: str = "a woman") -> dict[str, Any]:
-    """A four-way multiple-choice question on a clip; the answer is the choice TEXT (B by default)."""
+def mcq_row(i: int, clip: str | None, answer: str = "a woman", marker: bool | None = None) -> dict[str, Any]:
+    """A four-way multiple-choice question on a clip (``None``: a text-only question); the answer is the choice TEXT
+    (B by default). ``marker`` overrides whether the prompt holds ``<audio>`` (a mismatch is a bad record)."""
     letters = " ".join(f"({chr(65 + k)}) {c}" for k, c in enumerate(CHOICES))
+    audio = "<audio>" if (clip is not None if marker is None else marker) else ""
     return {
         "id": f"mcq-{i:03d}",
-        "prompt": [{"role": "user", "content": f"<audio>Who is speaking? {letters}. Answer with the letter."}],
+        "prompt": [{"role": "user", "content": f"{audio}Who is speaking? {letters}. Answer with the letter."}],
         "answer": answer,
         "choices": list(CHOICES),
         "task": "mcq",

@@ -95,8 +95,12 @@ def config(tiny: str, data: Path, out: Path, **kw: Any) -> TrainConfig:
 
 @pytest.mark.slow
 def test_the_audio_reaches_the_log_prob_passes_and_the_encoder_dedup_is_exact(tiny: str, tmp_path: Path):
-    data = write_rl_dataset(tmp_path / "data", [mcq_row(0, CLIPS[0]), asr_row(1, CLIPS[1])])
+    bad = mcq_row(2, None, marker=True)  # an <audio> marker without a clip: skipped at load, logged, never trained
+    data = write_rl_dataset(tmp_path / "data", [mcq_row(0, CLIPS[0]), asr_row(1, CLIPS[1]), bad, mcq_row(3, None)])
     run = grpo.build(config(tiny, data, tmp_path / "out"))
+    assert run.rows["id"] == ["mcq-000", "asr-001", "mcq-003"]
+    logged = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
+    assert [(e["id"], e["reason"]) for e in logged] == [("mcq-002", "1 <audio> marker(s) in the prompt for 0 clip(s)")]
     t = run.trainer
     prompt = grpo.encode_prompt(run.collator, run.rows[0])
     ids = torch.tensor([[*prompt.ids, 40, 41, 42]])
@@ -118,6 +122,9 @@ def test_the_audio_reaches_the_log_prob_passes_and_the_encoder_dedup_is_exact(ti
         deduped = tower.forward(x).last_hidden_state
         each = torch.cat([tower.forward(x[i : i + 1]).last_hidden_state for i in range(4)])
     assert torch.equal(deduped, each)
+    t.train()  # one epoch on a mix of audio and text-only prompts: 2 prompts per step, the third repeated once
+    cov = grpo.coverage(t, run.rows, 4)
+    assert t.state.global_step == 2 and cov["trained"] == 3 and cov["groups"] == 4.0
 
 
 @pytest.mark.slow
