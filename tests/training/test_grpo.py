@@ -175,3 +175,26 @@ def test_two_processes_train_every_prompt_each_epoch_with_one_report(tiny: str, 
     assert report["repeated_prompts_per_epoch"] == 1
     assert len(report["samples"]) == 3 and all(s["completions"] for s in report["samples"])
     assert (tmp_path / "out" / "rl.html").is_file()
+
+
+@pytest.mark.slow
+def test_omni_thinker_hears_the_audio_and_trains(tmp_path: Path):
+    """Qwen2.5-Omni's thinker (its encoder takes packed features; no encoder dedup there): the same audio path."""
+    from trainer.tiny import make_tiny_model
+
+    omni = str(make_tiny_model(tmp_path / "omni", family="qwen2.5-omni"))
+    data = write_rl_dataset(tmp_path / "data", [mcq_row(0, CLIPS[0]), asr_row(1, CLIPS[1]), mcq_row(2, None)])
+    run = grpo.build(config(omni, data, tmp_path / "out", per_device_batch_size=4, max_steps=2, beta=0.04))
+    t = run.trainer
+    prompt = grpo.encode_prompt(run.collator, run.rows[0])
+    ids = torch.tensor([[*prompt.ids, 40, 41, 42]])
+    audio = grpo.stack_audio([prompt])
+    assert audio is not None
+    t._audio = audio
+    heard = t._get_per_token_logps_and_entropies(t.model, ids, torch.ones_like(ids), 3)[0]
+    t._audio = {**audio, grpo.FEATURES: torch.zeros_like(audio[grpo.FEATURES])}
+    silent = t._get_per_token_logps_and_entropies(t.model, ids, torch.ones_like(ids), 3)[0]
+    t._audio = None
+    assert not torch.allclose(heard, silent)
+    t.train()
+    assert t.state.global_step == 2 and all("kl" in e for e in t.state.log_history if "reward" in e)
