@@ -450,7 +450,7 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
     """Train, save the adapter and processor, write ``train_report.json``, ``loss_curve.png`` and ``rl.html``."""
     from trainer.report import write_report
     from trainer.rl_page import history, write_rl_page
-    from trainer.train import checkpoint_step, resume_point
+    from trainer.train import precision, resume_point
 
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     checkpoint = resume_point(cfg)
@@ -471,7 +471,7 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
         "data": cfg.data,
         "steps": state.global_step,
         "epochs": round(float(state.epoch or 0), 4),
-        "resumed_from": checkpoint_step(checkpoint) and checkpoint,
+        "resumed_from": checkpoint,
         "loss_history": [{"step": e["step"], "loss": e["loss"]} for e in state.log_history if "loss" in e],
         "final_loss": next((e["loss"] for e in reversed(state.log_history) if "loss" in e), None),
         "rewards": {"functions": [getattr(f, "__name__", str(f)) for f in run.rewards], "weights": cfg.reward_weight_list},
@@ -486,7 +486,7 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
         "samples": run.sampler.section(),
         "runtime_s": round(time.time() - started, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
-        "precision": cfg.precision,
+        "precision": precision(cfg),
         "processes": world,
         "config": cfg.to_dict(),
     }

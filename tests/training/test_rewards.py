@@ -120,3 +120,11 @@ def test_config_refuses_a_folder_without_rl_shards(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="data/rl/train-"):
         TrainConfig.from_dict({"task": "grpo", "model": "m", "data": str(tmp_path / "empty")})
+
+
+def test_cli_names_a_bad_reward_and_exits_2(tmp_path, capsys):
+    from trainer.cli import main
+
+    data = grpo(tmp_path).data
+    assert main(["train", "grpo", "--model", "m", "--data", data, "--rewards", "mcq_letter,my_missing_pkg:f"]) == 2
+    assert "reward 'my_missing_pkg:f': cannot import my_missing_pkg" in capsys.readouterr().err
