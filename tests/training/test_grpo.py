@@ -198,3 +198,31 @@ def test_omni_thinker_hears_the_audio_and_trains(tmp_path: Path):
     assert not torch.allclose(heard, silent)
     t.train()
     assert t.state.global_step == 2 and all("kl" in e for e in t.state.log_history if "reward" in e)
+
+
+MMAU = Path(__file__).resolve().parents[1] / "fixtures" / "rl" / "mmau_test_mini.json"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MMAU.is_file(), reason="the rl fixtures and convert's rl records come with rldata (issue 17)")
+def test_grpo_trains_on_what_convert_wrote_from_mmau_json(tiny: str, tmp_path: Path):
+    """The contract end to end: MMAU-style JSON -> `audiodata convert` -> `train grpo` (active once rldata is merged)."""
+    import re
+    import shutil
+
+    import audiodata
+    from tests.training.rl_fixture import SAMPLE_AUDIO
+    from trainer.train import train
+
+    corpus = tmp_path / "mmau"
+    (corpus / "test-mini-audios").mkdir(parents=True)
+    shutil.copy(MMAU, corpus / MMAU.name)
+    for clip in set(re.findall(r"test-mini-audios/([^\"]+)", MMAU.read_text(encoding="utf-8"))):
+        shutil.copy(SAMPLE_AUDIO / clip, corpus / "test-mini-audios" / clip)
+    out = tmp_path / "converted"
+    audiodata.convert([str(corpus / MMAU.name)], out, num_workers=1, media_root=str(corpus))
+    cfg = config(tiny, out, tmp_path / "run", max_steps=2, max_completion_length=4)
+    report = train(cfg)
+    items = len(json.loads(MMAU.read_text(encoding="utf-8")))
+    assert report["steps"] == 2 and report["skipped"]["records"] == 0 and report["train_records"] == items
+    assert all(s["choices"] and s["task"] == "mcq" for s in report["samples"])
