@@ -35,14 +35,13 @@ def run_once(model: str, data: Path, out: Path, args: argparse.Namespace, dedup:
     from trainer import grpo
     from trainer.config import TrainConfig
 
-    cfg = TrainConfig.from_dict(
-        {
-            "task": "grpo", "model": model, "data": str(data), "output_dir": str(out), "max_steps": args.steps + 1,
-            "per_device_batch_size": args.completions, "num_generations": args.generations,
-            "max_completion_length": args.tokens, "logging_steps": 1, "save_steps": 100000, "rl_samples": 0,
-            "beta": 0.04, "seed": 0,
-        }  # fmt: skip
-    )
+    settings = {
+        "task": "grpo", "model": model, "data": str(data), "output_dir": str(out), "max_steps": args.steps + 1,
+        "per_device_batch_size": args.completions, "num_generations": args.generations,
+        "max_completion_length": args.tokens, "logging_steps": 1, "save_steps": 100000, "rl_samples": 0,
+        "beta": 0.04, "seed": 0,
+    }  # fmt: skip
+    cfg = TrainConfig.from_dict(settings)
     run = grpo.build(cfg)
     tower = run.trainer.accelerator.unwrap_model(run.trainer.model).get_base_model().model.audio_tower
     if not dedup:
