@@ -83,17 +83,19 @@ def stack_audio(prompts: list[Prompt]) -> dict[str, torch.Tensor] | None:
     return {FEATURES: feats, FEATURE_MASK: masks, CLIP_MASK: slots}
 
 
-def audio_inputs(audio: dict[str, torch.Tensor] | None, start: int, end: int, dtype: Any) -> dict[str, torch.Tensor]:
+def audio_inputs(
+    audio: dict[str, torch.Tensor] | None, start: int, end: int, dtype: Any, device: Any = None
+) -> dict[str, torch.Tensor]:
     """The model's audio kwargs for rows ``start:end``: their real clips, in row order (the order of their
-    placeholder runs in the batch)."""
+    placeholder runs in the batch), on ``device`` (None: where they are)."""
     if audio is None:
         return {}
     slots = audio[CLIP_MASK][start:end]
     if not bool(slots.any()):
         return {}
     return {
-        "input_features": audio[FEATURES][start:end][slots].to(dtype),
-        "feature_attention_mask": audio[FEATURE_MASK][start:end][slots],
+        "input_features": audio[FEATURES][start:end][slots].to(device=device, dtype=dtype),
+        "feature_attention_mask": audio[FEATURE_MASK][start:end][slots].to(device=device),
     }
 
 
@@ -297,7 +299,7 @@ def trainer_class() -> type:
                 end = min(start + batch_size, input_ids.size(0))
                 ids, mask = input_ids[start:end], attention_mask[start:end]
                 inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
-                inputs.update(audio_inputs(self._audio, start, end, dtype))
+                inputs.update(audio_inputs(self._audio, start, end, dtype, ids.device))
                 if compute_aux_loss:
                     inputs["output_router_logits"] = True
                 labels = ids.masked_fill(mask == 0, -100)  # only the completion tokens are scored
