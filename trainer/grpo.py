@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from trainer import dist
@@ -43,22 +44,31 @@ class Prompt:
     ids: list[int]
     features: torch.Tensor | None  # (clips, mel, frames)
     mask: torch.Tensor | None  # (clips, frames)
+    broken: str | None = None  # why its audio could not be used (its clips are silence; its group is not learned from)
 
 
 def encode_prompt(collator: AudioCollator, row: dict[str, Any]) -> Prompt:
     """The prompt rendered exactly as SFT/DPO/KTO render theirs (system prompt, long clips split, the family's
-    chat template with the generation prompt), the processor expanding each clip's placeholder."""
+    chat template with the generation prompt), the processor expanding each clip's placeholder.
+
+    A clip that does not decode (damaged since convert checked it, a disk error that returned bad bytes) must not
+    stop a run at step N, and a GRPO group cannot lose a row: the prompt gets silence of the stored duration in
+    its place and ``broken`` says why; the trainer logs it and gives its completions no reward (TRL then gives
+    the group no advantage, so nothing is learned from it)."""
+    broken = None
     try:
         clips, windows = collator.audios(row)
     except SkipExample as exc:
-        src = row.get("source") or {}
-        raise ConfigError(
-            f"record {row.get('id')!r} ({src.get('file')}:{src.get('index')}): {exc}; run `audiodata verify` on the data"
-        ) from None
+        broken = str(exc)
+        rate = collator.family.math.sampling_rate
+        seconds = [min(float(a.get("duration") or 1.0), 30.0) for a in row.get("audio_info") or []]
+        markers = sum(str(m.get("content") or "").count("<audio>") for m in row["prompt"])
+        seconds = (seconds + [1.0] * markers)[:markers]
+        clips, windows = [np.zeros(max(1, int(s * rate)), dtype=np.float32) for s in seconds], [1] * markers
     conv = collator.family.conversation(row["prompt"], collator.system(row), windows)
     text = collator.render(conv, True)
     enc = collator.family.process(collator.processor, text, clips)
-    return Prompt(enc["input_ids"][0].tolist(), enc.get("input_features"), enc.get("feature_attention_mask"))
+    return Prompt(enc["input_ids"][0].tolist(), enc.get("input_features"), enc.get("feature_attention_mask"), broken)
 
 
 def stack_audio(prompts: list[Prompt]) -> dict[str, torch.Tensor] | None:
@@ -225,11 +235,14 @@ def trainer_class() -> type:
         along the rows, so they stay with their completions); ``_tokenize_prompts`` returns those ids and
         features for ``generate``; ``_get_per_token_logps_and_entropies`` is TRL's loop with the rows' audio
         added to each forward (and without the image branches); ``_compute_loss`` points it at the batch's
-        audio; ``_get_train_sampler`` covers every prompt.
+        audio; ``_get_train_sampler`` covers every prompt; ``_calculate_rewards`` gives no reward to the
+        completions of a prompt whose clip did not decode (:func:`encode_prompt`), so its group teaches nothing.
         """
 
-        def __init__(self, *args: Any, audio_collator: AudioCollator, **kwargs: Any) -> None:
-            self.audio_collator = audio_collator
+        def __init__(self, *args: Any, audio_collator: AudioCollator, skips: SkipLog, **kwargs: Any) -> None:
+            self.audio_collator, self.skips = audio_collator, skips
+            self._broken: list[bool] = []
+            self.broken_logged: set[str] = set()
             self._prompts: list[Prompt] | None = None
             self._audio: dict[str, torch.Tensor] | None = None
             self.completions_per_prompt: Counter[str] = Counter()  # this rank's, by record id (the coverage check)
@@ -257,8 +270,13 @@ def trainer_class() -> type:
                 key = x.get("id") if x.get("id") is not None else id(x)
                 if key not in memo:
                     memo[key] = encode_prompt(self.audio_collator, x)
+                    why = memo[key].broken
+                    if why is not None and str(x.get("id")) not in self.broken_logged:
+                        self.broken_logged.add(str(x.get("id")))
+                        self.skips.add(x, f"{why}; trained on as silence with no reward (its group learns nothing)")
                 prompts.append(memo[key])
             self._prompts, self._audio = prompts, stack_audio(prompts)
+            self._broken = [p.broken is not None for p in prompts]
             try:
                 out = super()._generate_and_score_completions(inputs)
                 if self._audio is not None:
@@ -266,6 +284,14 @@ def trainer_class() -> type:
                 return out
             finally:
                 self._prompts, self._audio = None, None
+
+        def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
+            rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            mine = torch.tensor(self._broken or [False] * len(inputs), device=rewards.device, dtype=torch.int32)
+            broken = self.accelerator.gather(mine).bool()  # every rank's rows, in the order TRL gathered the rewards
+            if bool(broken.any()):
+                rewards[broken] = float("nan")  # unscorable: TRL keeps them out of the baseline, advantage 0
+            return rewards
 
         def _tokenize_prompts(self, prompts: list[Any]) -> tuple[list[list[int]], None, dict[str, Any]]:
             if self._prompts is None or len(self._prompts) != len(prompts):
@@ -436,6 +462,7 @@ def build(cfg: TrainConfig) -> GRPORun:
         processing_class=tok,  # not the processor: see AudioGRPOTrainer's docstring, point 3
         peft_config=peft_config,
         audio_collator=collator,
+        skips=skips,
     )
     sampler = FixedPrompts(cfg, family, processor, collator, rows, rewards)
     trainer.add_callback(sampler)

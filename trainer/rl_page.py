@@ -218,7 +218,9 @@ def _sample(s: dict[str, Any], names: list[str], clips: list[tuple[str, bytes]])
         changed = previous is None or text != previous
         previous = text
         flags = []
-        if not c.get("stopped"):
+        if c.get("error"):
+            flags.append(f'<span class="flag err">not generated: {escape(str(c["error"]))}</span>')
+        elif not c.get("stopped"):
             flags.append('<span class="flag">no stop token</span>')
         if c.get("template_tokens"):
             flags.append(f'<span class="flag">template tokens: {escape(", ".join(map(str, c["template_tokens"])))}</span>')

@@ -9,11 +9,11 @@ generates its share and every rank gathers the whole, so only rank 0's copy is w
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from transformers import TrainerCallback
 
+from trainer.data import SkipExample
 from trainer.evaluate import _gather, _playable, pick
 from trainer.generation import EvalExample, Generator, Hypothesis
 from trainer.rewards import RewardFunc, score
@@ -56,9 +56,15 @@ class FixedPrompts(TrainerCallback):
         try:
             share = [k for k in range(len(self.examples)) if k % world == rank]
             for at in range(0, len(share), self.gen.batch_size):
-                keys = share[at : at + self.gen.batch_size]
-                encoded = [self.gen.encode(self.examples[k], self.rows[self.examples[k].row]) for k in keys]
-                mine += list(zip(keys, self.gen.generate(unwrapped, encoded), strict=True))
+                keys, encoded = [], []
+                for k in share[at : at + self.gen.batch_size]:
+                    try:
+                        encoded.append(self.gen.encode(self.examples[k], self.rows[self.examples[k].row]))
+                        keys.append(k)
+                    except SkipExample as exc:  # a clip that does not decode: shown as such, never generated for
+                        mine.append((k, Hypothesis("", True, error=str(exc))))
+                if encoded:
+                    mine += list(zip(keys, self.gen.generate(unwrapped, encoded), strict=True))
         finally:
             unwrapped.train(training)
         done = _gather(mine)
@@ -67,9 +73,10 @@ class FixedPrompts(TrainerCallback):
         columns = {c: [r.get(c) for r in rows] for c in ("answer", "choices", "task", "meta") if c in self.rows.column_names}
         scored = score(self.rewards, self.weights, completions, columns)
         for (k, h), s in zip(done, scored, strict=True):
-            self.history[self.examples[k].row].append(
-                {"step": step, "text": h.text, "stopped": h.stopped, "template_tokens": h.template_tokens, **s, "final": final}
-            )
+            if h.error:
+                s = {"rewards": dict.fromkeys(s["rewards"]), "reward": None}
+            entry = {"step": step, "text": h.text, "stopped": h.stopped, "template_tokens": h.template_tokens, **s}
+            self.history[self.examples[k].row].append({**entry, "error": h.error, "final": final})
 
     # -- for the report and the page ---------------------------------------------------------------------------
     def section(self) -> list[dict[str, Any]]:
@@ -103,5 +110,3 @@ def _example(i: int, r: dict[str, Any]) -> EvalExample:
     clips = sum(str(m.get("content") or "").count("<audio>") for m in prompt)
     return EvalExample(i, r.get("id"), prompt, str(r.get("answer") or ""), clips, False)
 
-
-__all__ = ["FixedPrompts", "json"]

@@ -65,10 +65,14 @@ def write_rl_dataset(root: Path, rows: list[dict[str, Any]], split: str = "train
         audios, info, seconds = [], [], 0.0
         if clip is not None:
             path = SAMPLE_AUDIO / clip
-            meta = sf.info(str(path))
+            try:
+                meta = sf.info(str(path))
+                duration, rate, channels = float(meta.duration), int(meta.samplerate), int(meta.channels)
+            except RuntimeError:  # corrupt.wav: a clip that does not decode, stored as convert would have found it
+                duration, rate, channels = 1.0, 16000, 1
             audios = [{"bytes": path.read_bytes(), "path": clip}]
-            info = [{"duration": float(meta.duration), "sampling_rate": int(meta.samplerate), "channels": int(meta.channels)}]
-            seconds = float(meta.duration)
+            info = [{"duration": duration, "sampling_rate": rate, "channels": channels}]
+            seconds = duration
         records.append(
             {
                 "system": None,

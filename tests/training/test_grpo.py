@@ -240,3 +240,24 @@ def test_grpo_bench_encoder_dedup_pays(tmp_path: Path):
     (ratio,) = ratios(doc).values()
     assert ratio >= 1.5, doc["stdout"]
     assert doc["cpu_ratio"] >= 1.5, doc["stdout"]
+
+
+@pytest.mark.slow
+def test_a_clip_that_does_not_decode_costs_its_group_not_the_run(tiny: str, tmp_path: Path):
+    """A damaged clip at step N: the prompt is trained on as silence with no reward (its group gets advantage 0),
+    logged once in skipped.jsonl; its fixed-prompt sample says it was not generated."""
+    import math
+
+    data = write_rl_dataset(tmp_path / "data", [mcq_row(0, CLIPS[0]), mcq_row(1, "corrupt.wav")])
+    run = grpo.build(config(tiny, data, tmp_path / "out", max_steps=2, reward_funcs="mcq_letter,format"))
+    run.trainer.train()
+    run.sampler.sample(run.trainer.model, 2, final=True)
+    logged = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in logged] == ["mcq-001"] and "no reward" in logged[0]["reason"]
+    logs = run.trainer._logs  # the last generation batch: 2 prompts x 4 completions
+    nan = [math.isnan(r) for r in logs["rewards"]["mcq_letter"]]
+    assert sum(nan) == 4 and nan == [math.isnan(r) for r in logs["rewards"]["format"]]
+    assert all(a == 0.0 for a, n in zip(logs["advantages"], nan, strict=True) if n)
+    samples = {s["id"]: s for s in run.sampler.section()}
+    assert all(c["error"] and c["reward"] is None for c in samples["mcq-001"]["completions"])
+    assert all(c["error"] is None and c["rewards"]["format"] is not None for c in samples["mcq-000"]["completions"])
