@@ -1,4 +1,4 @@
-"""``audiodata train sft|dpo|kto|merge`` and ``audiodata make-tiny-model`` (also ``python -m trainer``).
+"""``audiodata train sft|dpo|kto|grpo|merge`` and ``audiodata make-tiny-model`` (also ``python -m trainer``).
 
 The flags of ``train sft|dpo|kto`` are made from :class:`TrainConfig` by TRL's ``TrlParser`` (``HfArgumentParser``:
 one per field, ``--lora-r 16``, help and aliases from each field's metadata; see trainer/parser.py), so the CLI,
@@ -29,7 +29,7 @@ def register_train(sub: Any) -> None:
     """The ``train`` command (entry point ``audiodata.commands``: ``train``)."""
     t = sub.add_parser(
         "train",
-        help="fine-tune an audio LM on converted shards (SFT, DPO or KTO; LoRA by default)",
+        help="fine-tune an audio LM on converted shards (SFT, DPO, KTO or GRPO; LoRA by default)",
         epilog="exit codes: 0 trained (--dry-run: every check passed), 1 stopped on a bad micro-batch (on_bad_batch: stop; "
         "see OUTPUT/quarantine.jsonl), 2 bad configuration, a damaged dataset (the shard named) or a failing pre-flight "
         "check" + FAULT_EXIT,
@@ -79,7 +79,7 @@ def _subcommand_parser(**kwargs: Any) -> argparse.ArgumentParser:
 
 
 def _add_train_commands(tsub: argparse._SubParsersAction) -> None:
-    """``train sft|dpo|kto`` (every TrainConfig field a flag, ``--config FILE``) and ``train merge``."""
+    """``train sft|dpo|kto|grpo`` (every TrainConfig field a flag, ``--config FILE``) and ``train merge``."""
     for task in TASKS:
         p = tsub.add_parser(
             task,
@@ -281,6 +281,11 @@ def _print_summary(report: dict[str, Any]) -> None:
     t = Table(title=f"audiodata train {report['task']} -> {report['config']['output_dir']}", show_header=False)
     t.add_column(style="bold")
     t.add_column(justify="right")
+    if report["task"] == "grpo":
+        for k, v in _grpo_rows(report):
+            t.add_row(k, v)
+        Console().print(t)
+        return
     first = report["loss_history"][0]["loss"] if report["loss_history"] else None
     rows = [
         ("family", report["family"]),
@@ -301,6 +306,26 @@ def _print_summary(report: dict[str, Any]) -> None:
     for k, v in rows:
         t.add_row(k, v)
     Console().print(t)
+
+
+def _grpo_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    def num(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+
+    cov = report.get("coverage") or {}
+    last = (report.get("rl_history") or [{}])[-1]
+    return [
+        ("family", report["family"]),
+        ("steps", str(report["steps"])),
+        ("rewards", ", ".join(report["rewards"]["functions"])),
+        ("mean reward (first -> last log)", f"{num(report.get('reward_first'))} -> {num(report.get('reward_last'))}"),
+        ("KL, last log", num(last.get("kl"))),
+        ("mean completion tokens, last log", num(last.get("completion_mean_length"))),
+        ("prompts trained / in the data", f"{cov.get('trained', '-')} / {cov.get('prompts', '-')}"),
+        ("skipped records", str(report["skipped"]["records"])),
+        ("report page", f"{report['config']['output_dir']}/rl.html"),
+        ("runtime s", str(report["runtime_s"])),
+    ]
 
 
 def _long_audio_row(report: dict[str, Any]) -> list[tuple[str, str]]:

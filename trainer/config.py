@@ -24,7 +24,7 @@ import yaml
 
 from audiodata.errors import UsageError
 
-TASKS = ("sft", "dpo", "kto")
+TASKS = ("sft", "dpo", "kto", "grpo")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 LONG_AUDIO = ("split", "skip", "truncate")
 CACHE_MODES = ("auto", "require", "off")
@@ -35,16 +35,22 @@ DPO_LOSS_TYPES = (
     "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )  # fmt: skip
 #: Fields written as comma-separated text that a YAML file may give as a list.
-LIST_FIELDS = ("loss_type", "loss_weights")
+LIST_FIELDS = ("loss_type", "loss_weights", "reward_funcs", "reward_weights")
 #: KTOConfig's ``loss_type`` choices.
 KTO_LOSS_TYPES = ("kto", "apo_zero_unpaired")
+#: GRPOConfig's ``loss_type`` choices (TRL 1.16) but ``luspo``, which needs a sequence-level importance ratio.
+GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "vespo")
+#: GRPOConfig's ``scale_rewards``: per prompt group, over the batch, or not at all (Dr. GRPO).
+SCALE_REWARDS = ("group", "batch", "none")
+#: The dataset config each task reads by default (GRPO reads the ``rl`` records).
+DATA_CONFIG = {"grpo": "rl"}
 #: The DPO losses that read ``label_smoothing`` (dpo_trainer.py ``_compute_loss``); the others ignore it.
 SMOOTHED_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
 #: Shipped DeepSpeed / FSDP configs (``trainer/configs/``) by short name.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEEPSPEED_PRESETS = {"zero2": "ds_zero2.json", "zero3": "ds_zero3.json"}
 FSDP_PRESETS = {"full_shard": "fsdp_full_shard.json"}
-DEFAULT_LR = {"sft": 1e-4, "dpo": 5e-6, "kto": 5e-6}
+DEFAULT_LR = {"sft": 1e-4, "dpo": 5e-6, "kto": 5e-6, "grpo": 1e-5}
 
 
 class ConfigError(UsageError):
@@ -53,9 +59,9 @@ class ConfigError(UsageError):
 
 @dataclass
 class TrainConfig:
-    """Everything ``audiodata train sft|dpo|kto`` can be told. ``None`` means: a sensible default, see ``resolved``."""
+    """Everything ``audiodata train sft|dpo|kto|grpo`` can be told. ``None`` means: a sensible default, see ``resolved``."""
 
-    task: str = field(default="sft", metadata={"help": "sft, dpo or kto (the command line sets it: train sft|dpo|kto)"})
+    task: str = field(default="sft", metadata={"help": "sft, dpo, kto or grpo (the command line sets it: train TASK)"})
     model: str = field(
         default="", metadata={"help": "local path or Hub id of the base model", "aliases": ["--model_name_or_path"]}
     )
@@ -72,7 +78,7 @@ class TrainConfig:
         metadata={"help": "qwen2-audio | qwen2.5-omni; default: from the model's config", "aliases": ["--model-family"]},
     )
     data_config: str | None = field(
-        default=None, metadata={"help": "the dataset config to read (sft/dpo/kto when a run wrote several)"}
+        default=None, metadata={"help": "the dataset config to read (sft/dpo/kto when a run wrote several; grpo: rl)"}
     )
     train_split: str = field(default="train", metadata={"help": "the split to train on", "aliases": ["--dataset_train_split"]})
     eval_split: str | None = field(
@@ -80,7 +86,7 @@ class TrainConfig:
     )
     max_steps: int = field(default=-1, metadata={"help": "> 0 overrides num_train_epochs"})
     num_train_epochs: float = field(default=1.0, metadata={"help": "used when max_steps is not set"})
-    learning_rate: float | None = field(default=None, metadata={"help": "default 1e-4 (SFT, LoRA) or 5e-6 (DPO, KTO)"})
+    learning_rate: float | None = field(default=None, metadata={"help": "default 1e-4 (SFT, LoRA), 5e-6 (DPO, KTO), 1e-5 (GRPO)"})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "any transformers scheduler name"})
     warmup_ratio: float = field(default=0.03, metadata={"help": "share of the steps spent warming up the learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
@@ -88,7 +94,7 @@ class TrainConfig:
     per_device_batch_size: int = field(
         default=4,
         metadata={
-            "help": "examples per device and step (DPO: pairs)",
+            "help": "examples per device and step (DPO: pairs; GRPO: completions, num_generations per prompt)",
             "aliases": ["--per_device_train_batch_size", "--per-device-train-batch-size"],
         },
     )
@@ -124,7 +130,11 @@ class TrainConfig:
         default=None, metadata={"help": 'for records without one, e.g. "translate all input audio into English"'}
     )
     chat_template: str | None = field(default=None, metadata={"help": "path to a .jinja file replacing the processor's template"})
-    beta: float = field(default=0.1, metadata={"help": "DPO and KTO: deviation from the reference (higher: less); IPO: its tau"})
+    beta: float = field(
+        default=0.1,
+        metadata={"help": "DPO and KTO: deviation from the reference (higher: less); IPO: its tau; GRPO: the KL coefficient "
+                  "(0: no reference pass and no KL in the report)"},
+    )
     seed: int = field(default=0, metadata={"help": "model init of the adapter, batch order"})
     logging_steps: int = field(default=10, metadata={"help": "steps between log lines (and loss_history points)"})
     save_steps: int = field(default=500, metadata={"help": "steps between checkpoints"})
@@ -180,6 +190,34 @@ class TrainConfig:
         default=1.0, metadata={"help": "KTO: weight of the desirable (label true) losses, to balance unequal counts"}
     )
     undesirable_weight: float = field(default=1.0, metadata={"help": "KTO: weight of the undesirable (label false) losses"})
+    # -- GRPO (TRL's GRPOConfig; rewards in trainer/rewards.py, the report in trainer/rl_page.py) ---------------
+    reward_funcs: str = field(
+        default="answer",
+        metadata={
+            "help": "GRPO rewards, comma-separated: answer (the task's own check), exact_match, mcq_letter, wer, format, "
+            "or a function by import path (package.module:function)",
+            "aliases": ["--reward-funcs", "--rewards"],
+        },
+    )
+    reward_weights: str | None = field(
+        default=None, metadata={"help": "GRPO: comma-separated weights, one per reward function (default 1.0 each)"}
+    )
+    num_generations: int = field(default=4, metadata={"help": "GRPO: completions sampled per prompt (the group)"})
+    max_completion_length: int = field(default=64, metadata={"help": "GRPO: tokens generated per completion at most"})
+    temperature: float = field(default=1.0, metadata={"help": "GRPO: sampling temperature of the completions"})
+    scale_rewards: str = field(
+        default="group", metadata={"help": "GRPO: advantages divided by the reward std of the group, the batch, or none"}
+    )
+    use_vllm: bool = field(
+        default=False,
+        metadata={"help": "GRPO: generate with vLLM (GPU); not yet for audio prompts (README: GRPO with vLLM)"},
+    )
+    rl_samples: int = field(
+        default=4, metadata={"help": "GRPO: fixed prompts whose greedy completion and rewards rl.html shows at each sampling"}
+    )
+    rl_sample_steps: int | None = field(
+        default=None, metadata={"help": "GRPO: steps between samplings of the fixed prompts (default: logging_steps)"}
+    )
     # -- large models on GPUs (see trainer/configs/) ----------------------------------
     load_in_4bit: bool = field(
         default=False, metadata={"help": "QLoRA: language model in 4-bit NF4, double quant, bf16 compute (bitsandbytes, CUDA)"}
@@ -307,8 +345,10 @@ class TrainConfig:
                 raise ConfigError(f"lora_target_modules is not a valid regex: {exc}") from None
         if self.chat_template is not None and not Path(self.chat_template).is_file():
             raise ConfigError(f"chat_template {self.chat_template}: no such file")
-        if self.task != "sft" and self.beta <= 0:
+        if self.task in ("dpo", "kto") and self.beta <= 0:
             raise ConfigError(f"beta must be > 0, got {self.beta}")
+        if self.task == "grpo" and self.beta < 0:
+            raise ConfigError(f"beta (the KL coefficient) must be >= 0, got {self.beta}")
         if self.long_audio not in LONG_AUDIO:
             raise ConfigError(f"long_audio must be one of {', '.join(LONG_AUDIO)}, got {self.long_audio!r}")
         if self.cache not in CACHE_MODES:
@@ -328,6 +368,9 @@ class TrainConfig:
         """DPO/KTO loss settings, checked against what TRL accepts before anything loads (TRL itself
         checks some only at the first step, and ignores label_smoothing where it does not apply)."""
         prefs = ("loss_type", "loss_weights", "rpo_alpha")
+        if self.task == "grpo":
+            self._validate_grpo()
+            return
         if self.task == "sft":
             given = [n for n in prefs if getattr(self, n) is not None] + [n for n in ("label_smoothing",) if self.label_smoothing]
             if given:
@@ -365,6 +408,63 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing is read only by the {used} losses, not {self.loss_type or 'sigmoid'}")
         if "exo_pair" in types and not self.label_smoothing:
             raise ConfigError("loss_type exo_pair needs label_smoothing > 0 (the EXO paper suggests 1e-3)")
+
+    def _validate_grpo(self) -> None:
+        """GRPO settings: the loss, the rewards (each resolvable now, not at the first step), the group size."""
+        from trainer.rewards import RewardError, resolve_all
+
+        if self.loss_type is not None and self.loss_type not in GRPO_LOSS_TYPES:
+            raise ConfigError(f"loss_type for grpo must be one of {', '.join(GRPO_LOSS_TYPES)}, got {self.loss_type!r}")
+        if self.loss_weights is not None or self.rpo_alpha is not None or self.label_smoothing:
+            raise ConfigError("loss_weights, rpo_alpha and label_smoothing are DPO settings; GRPO weighs by reward_weights")
+        names = self.reward_names
+        if not names:
+            raise ConfigError("reward_funcs is empty: name at least one reward")
+        try:
+            resolve_all(names)
+        except RewardError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.reward_weights is not None:
+            weights = _floats(self.reward_weights, "reward_weights")
+            if len(weights) != len(names):
+                raise ConfigError(f"reward_weights has {len(weights)} values for {len(names)} rewards ({', '.join(names)})")
+        if self.num_generations < 2:
+            raise ConfigError(f"num_generations must be >= 2 (GRPO compares a group's completions), got {self.num_generations}")
+        batch = self.per_device_batch_size * self.gradient_accumulation_steps
+        if batch % self.num_generations:
+            raise ConfigError(
+                f"per_device_batch_size x gradient_accumulation_steps ({batch}) must be a multiple of num_generations "
+                f"({self.num_generations}): each generation batch holds whole groups"
+            )
+        if self.max_completion_length < 1 or self.temperature <= 0:
+            raise ConfigError("max_completion_length must be >= 1 and temperature > 0")
+        if self.scale_rewards not in SCALE_REWARDS:
+            raise ConfigError(f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}")
+        if self.rl_samples < 0 or (self.rl_sample_steps is not None and self.rl_sample_steps < 1):
+            raise ConfigError("rl_samples must be >= 0 and rl_sample_steps >= 1")
+        if self.eval_split or self.eval_holdout:
+            raise ConfigError("grpo: eval_split/eval_holdout are not read; rl.html scores rl_samples fixed prompts instead")
+        if self.use_vllm:
+            raise ConfigError(
+                "use_vllm: TRL 1.16's vLLM generation passes images only (vllm_generation.generate(prompts, images)), so "
+                "audio prompts would be generated without their audio; generate with transformers (the default) for now"
+            )
+
+    @property
+    def reward_names(self) -> list[str]:
+        return _names(self.reward_funcs)
+
+    @property
+    def reward_weight_list(self) -> list[float]:
+        """``reward_weights`` as floats, 1.0 each when not given."""
+        if self.reward_weights is None:
+            return [1.0] * len(self.reward_names)
+        return _floats(self.reward_weights, "reward_weights")
+
+    @property
+    def config_name(self) -> str:
+        """The dataset config to read: ``data_config``, else the task's own (GRPO: ``rl``)."""
+        return self.data_config or DATA_CONFIG.get(self.task, self.task)
 
     def _validate_scale(self) -> None:
         """QLoRA, DeepSpeed and FSDP settings that are wrong on any machine (what needs CUDA is checked
@@ -439,8 +539,13 @@ def check_data(cfg: TrainConfig) -> None:
     from audiodata.dataset import ConvertedDataset
 
     root = Path(cfg.data).expanduser()
+    if cfg.task == "grpo" and not (root / "manifest.json").is_file():
+        from trainer.rldata import check_hub_layout
+
+        check_hub_layout(cfg)  # a Hub-layout folder of rl shards (TRL's, or written before `convert` knew rl)
+        return
     ds = ConvertedDataset.open(root)  # DatasetError (exit 2): not a converted dataset, damaged, or of a newer format
-    name = cfg.data_config or cfg.task
+    name = cfg.config_name
     if ds.find_config(name, exact=cfg.data_config is not None) is None:
         raise ConfigError(f"data {root} has no {name!r} records (configs: {', '.join(ds.configs) or 'none'})")
     splits = sorted(ds.splits())

@@ -37,7 +37,7 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
     if is_local(cfg.data):
         root = Path(cfg.data).expanduser()
         data = ConvertedDataset.open(root)
-        name = data.find_config(cfg.data_config or cfg.task) or cfg.data_config or cfg.task
+        name = data.find_config(cfg.config_name) or cfg.config_name
         entries = data.shards(name, split)
         if not entries:
             raise ConfigError(f"{root}: no {name}/{split} shards")
@@ -54,7 +54,7 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
                 raise found from None
             raise DatasetError(f"{root}: the shards do not load ({type(exc).__name__}: {exc}); {verify_hint(cfg.data)}") from None
     else:
-        ds = datasets.load_dataset(cfg.data, cfg.data_config or cfg.task, split=split)
+        ds = datasets.load_dataset(cfg.data, cfg.config_name, split=split)
     if "prompt" in ds.column_names and "messages" not in ds.column_names:  # format 2: DPO/KTO prompts sit in `prompt`
         ds = ds.rename_column("prompt", "messages")
     missing = {"messages", "audios"} - set(ds.column_names)
