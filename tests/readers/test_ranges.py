@@ -1,0 +1,134 @@
+"""``split_ranges``: byte ranges of a JSONL file at line boundaries, with exact first line numbers."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audiodata.readers import ranges
+from audiodata.readers.ranges import ByteRange, split_ranges
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def line_starts(data: bytes) -> list[int]:
+    """Every line start, the plain way: 0 and just past each \\r\\n, \\n or lone \\r (a start at EOF included)."""
+    return [0, *(m.end() for m in re.finditer(rb"\r\n|\r|\n", data))]
+
+
+def check(data: bytes, parts: int) -> list[ByteRange]:
+    got = split_ranges(io.BytesIO(data), parts)
+    starts = line_starts(data)
+    assert len(got) == parts
+    assert got[0].start == 0 and got[-1].end == len(data)
+    assert all(a.end == b.start for a, b in itertools.pairwise(got))  # contiguous: every byte once, in order
+    assert b"".join(data[r.start : r.end] for r in got) == data
+    for k, r in enumerate(got):
+        assert r.size >= 0
+        assert r.start in starts or r.start == len(data)
+        # the line number a whole-file read gives the line starting there: 1 + the line ends before it
+        assert r.line == len(re.findall(rb"\r\n|\r|\n", data[: r.start])) + 1
+        if k:  # the first line start at or after the even byte target (never before the previous range)
+            target = k * len(data) // parts
+            first = next((s for s in starts if s >= target), len(data))
+            assert r.start == max(got[k - 1].start, first)
+    return got
+
+
+def test_plain_lines_split_evenly_with_line_numbers() -> None:
+    data = b"".join(b'{"i": %d}\n' % i for i in range(100))  # 10 bytes per line up to i=9, then 11
+    got = check(data, 4)
+    assert [r.line for r in got] == [data[: r.start].count(b"\n") + 1 for r in got]
+    assert got[0] == ByteRange(0, got[1].start, 1)
+    assert all(r.size > 0 for r in got)
+    assert split_ranges(io.BytesIO(data), 4) == got  # deterministic
+
+
+def test_crlf_is_one_line_end_and_never_split() -> None:
+    data = b"".join(b'{"i": %d}\r\n' % i for i in range(50))
+    for parts in range(1, 12):
+        got = check(data, parts)
+        for r in got:
+            assert r.start == 0 or data[r.start - 2 : r.start] == b"\r\n"
+            assert r.line == data[: r.start].count(b"\r\n") + 1
+
+
+def test_lone_cr_ends_a_line_as_the_reader_takes_it() -> None:
+    data = b'{"a": 1}\r{"a": 2}\r{"a": 3}\r{"a": 4}'
+    got = check(data, 4)
+    assert [(r.start, r.line) for r in got] == [(0, 1), (9, 2), (18, 3), (27, 4)]
+
+
+def test_last_line_without_newline() -> None:
+    data = b'{"a": 1}\n{"a": 2}\n{"a": 3}'
+    got = check(data, 3)
+    assert [(r.start, r.end, r.line) for r in got] == [(0, 9, 1), (9, 18, 2), (18, 26, 3)]
+
+
+def test_empty_file_gives_empty_ranges() -> None:
+    assert split_ranges(io.BytesIO(b""), 3) == [ByteRange(0, 0, 1)] * 3
+
+
+def test_fewer_lines_than_parts() -> None:
+    data = b'{"a": 1}\n{"a": 2}\n'
+    got = check(data, 8)
+    nonempty = [r for r in got if r.size]
+    assert [(r.start, r.line) for r in nonempty] == [(0, 1), (9, 2)]
+    assert sum(r.size for r in got) == len(data)
+
+
+def test_one_line_longer_than_a_range() -> None:
+    data = b'{"a": 1}\n{"long": "' + b"x" * 5000 + b'"}\n{"a": 3}\n'
+    got = check(data, 10)
+    long_start = 9
+    holder = [r for r in got if r.start <= long_start < r.end]
+    assert len(holder) == 1 and holder[0].end > long_start + 5000  # the long line lies whole in one range
+    assert [r.line for r in got if r.size] == [1, 3] or [r.line for r in got if r.size] == [1, 2, 3]
+
+
+def test_cr_lf_cut_by_a_block_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of a few bytes: a \\r\\n falls across block edges in every position, and lines still count once."""
+    monkeypatch.setattr(ranges, "BLOCK", 3)
+    data = b"ab\r\ncd\r\n\r\nef\rgh\r\r\n\n" * 7
+    for parts in range(1, 15):
+        check(data, parts)
+
+
+def test_path_and_gzip(tmp_path: Path) -> None:
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'{"a": 1}\n{"a": 2}\n')
+    assert split_ranges(f, 2) == split_ranges(str(f), 2) == [ByteRange(0, 9, 1), ByteRange(9, 18, 2)]
+    g = tmp_path / "a.jsonl.gz"
+    g.write_bytes(gzip.compress(f.read_bytes()))
+    with pytest.raises(ValueError, match="gzip"):
+        split_ranges(g, 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        split_ranges(f, 0)
+
+
+_LINE = st.one_of(
+    st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    st.just(b""),
+    st.just(b"x" * 300),  # longer than most ranges
+)
+_END_ = st.sampled_from([b"\n", b"\r\n", b"\r", b""])
+
+
+@SETTINGS
+@given(st.lists(st.tuples(_LINE, _END_), max_size=30), st.integers(1, 12), st.integers(2, 64))
+def test_any_bytes_any_parts(lines: list[tuple[bytes, bytes]], parts: int, block: int) -> None:
+    """Whatever the line ends, lengths, and block size: contiguous, at line starts, exact line numbers."""
+    data = b"".join(a + b for a, b in lines)
+    old = ranges.BLOCK
+    ranges.BLOCK = block
+    try:
+        check(data, parts)
+    finally:
+        ranges.BLOCK = old
