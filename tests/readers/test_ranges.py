@@ -126,6 +126,8 @@ _END_ = st.sampled_from([b"\n", b"\r\n", b"\r", b""])
 def test_any_bytes_any_parts(lines: list[tuple[bytes, bytes]], parts: int, block: int) -> None:
     """Whatever the line ends, lengths, and block size: contiguous, at line starts, exact line numbers."""
     data = b"".join(a + b for a, b in lines)
+    if data.startswith(b"\x1f\x8b"):  # gzip's magic: refused (test_path_and_gzip)
+        data = b"{" + data
     old = ranges.BLOCK
     ranges.BLOCK = block
     try:
