@@ -237,14 +237,25 @@ class RecordDeduper:
 
     def check(self, rec: RecordInfo) -> Verdict:
         """Classify ``rec`` against everything seen before it, then remember it if it is kept."""
-        if self.near:
-            found, kinds, sims = self._resolve_near(rec)
-        else:
-            found, kinds, sims = [h.encode() if h is not None else None for h, _ in rec.clips], None, None
+        if not self.near:
+            digests = exact_digests(rec.kind, rec.clips, rec.prompt, rec.response)
+            return Verdict() if digests is None else self._verdict(rec, *digests, None, None)
+        found, kinds, sims = self._resolve_near(rec)
         if None in found:  # a clip without identity: this record matches nothing, and nothing will match it
             return Verdict()
         tokens = cast("list[bytes]", found)
         whole, by_prompt = _digests(tokens, rec.prompt, rec.response)
+        return self._verdict(rec, whole, _conflicting(rec.kind, tokens, by_prompt), kinds, sims)
+
+    def check_digests(self, source: str, index: int, line: int | None, whole: bytes, by_prompt: bytes | None) -> Verdict:
+        """:meth:`check` (exact mode) of a record whose digests :func:`exact_digests` gave elsewhere (in a lint
+        worker): the same verdict, from 32 bytes instead of the record's clips and conversation."""
+        assert not self.near
+        return self._verdict(RecordInfo(source, index, line, "", [], b"", b""), whole, by_prompt, None, None)
+
+    def _verdict(
+        self, rec: RecordInfo, whole: bytes, by_prompt: bytes | None, kinds: list[str] | None, sims: list[float] | None
+    ) -> Verdict:
         here = self._pack(rec)
         earlier = self.index.first(whole, here)
         if earlier is not None:
@@ -262,7 +273,7 @@ class RecordDeduper:
                 cluster.similarity = min(cluster.similarity, sim)
             return Verdict(first, kind, sim)
         verdict = Verdict()
-        if rec.kind in ("sft", "kto") and tokens:  # KTO: the same completion labelled both ways
+        if by_prompt is not None:
             other = self.index.first(by_prompt, here)
             # the first record with this audio and prompt had another response: with the same one, this
             # record's whole digest would have been found above
@@ -319,6 +330,26 @@ class RecordDeduper:
         ]
         conflicts = [{"members": [a.where, b.where]} for a, b in self.conflicts]
         return {"clusters": clusters, "conflicts": conflicts}
+
+
+def exact_digests(
+    kind: str, clips: list[tuple[str | None, Any]], prompt: bytes, response: bytes
+) -> tuple[bytes, bytes | None] | None:
+    """What :meth:`RecordDeduper.check` compares in exact mode, computed where the record is (a worker):
+    (whole, by prompt) digests, by prompt None where no conflict is looked for (DPO, no audio); None when a
+    clip has no identity (the record matches nothing). :meth:`RecordDeduper.check_digests` takes them."""
+    tokens = [h.encode() if h is not None else None for h, _ in clips]
+    if None in tokens:  # a clip without identity: this record matches nothing, and nothing will match it
+        return None
+    found = cast("list[bytes]", tokens)
+    whole, by_prompt = _digests(found, prompt, response)
+    return whole, _conflicting(kind, found, by_prompt)
+
+
+def _conflicting(kind: str, tokens: list[bytes], by_prompt: bytes) -> bytes | None:
+    """The by-prompt digest where a conflict is looked for: SFT, and KTO (the same completion labelled both
+    ways), with audio; None otherwise."""
+    return by_prompt if kind in ("sft", "kto") and tokens else None
 
 
 def _digests(tokens: list[bytes], prompt: bytes, response: bytes) -> tuple[bytes, bytes]:
