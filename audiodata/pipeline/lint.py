@@ -140,6 +140,7 @@ class Analyser:
                 out.indices.append(item.index)
             if a.excluded is not None:
                 out.excluded[i] = a.excluded
+                out.dedup.append(0)
                 continue
             if a.findings:
                 out.findings[i] = a.findings
@@ -448,7 +449,7 @@ def lint(
             msg = f"same audio and prompt as {_loc(verdict.conflict_with)} but a different response"
             report.findings.append(Finding("D003", msg, "", where(n, index, line)))
 
-    if settings is None and out is None:  # text only: workers read byte ranges and send digests (_merge_chunks)
+    if _by_chunks(task):  # text only: workers read byte ranges and send digests (_merge_chunks)
         try:
             first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress)
         finally:
@@ -496,6 +497,11 @@ def lint(
     finally:
         deduper.close()
     return _finish(report, files, opts, task, enabled, first_kto, html, out, plan, fix)
+
+
+def _by_chunks(task: LintTask) -> bool:
+    """Whether the run takes the text-only path (:func:`_merge_chunks`): no audio, no ``--fix`` copies."""
+    return task.audio is None and not task.fix
 
 
 def _finish(
