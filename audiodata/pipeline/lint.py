@@ -115,7 +115,9 @@ class Analyser:
     def chunk(self, job: ChunkJob) -> Chunk:
         """The records of one job, analysed by :meth:`one` as every record is, kept compactly: per record
         only what the parent needs in order (findings, exact-duplicate digests, transcript styles), the rest
-        counted. A range job's records are read here, from the file (the parent reads nothing of them)."""
+        counted. A range job's records are read here, from the file (the parent reads nothing of them); their
+        indices start at 0, and so do the ids of records without one (``<stem>-<index>``): the parent rebases
+        the indices and sends ranges only where ids name nothing (:func:`_chunk_jobs`)."""
         out = Chunk()
         if job[0] == "range":
             _, n, start, end, line = job
@@ -545,9 +547,12 @@ def _chunk_jobs(
     ranges of every JSON-lines file that can be split (:func:`range_splittable`), whose records the workers
     read; records read here, in batches, from every other input."""
     done = 0
+    # a record without an id is named by its index in the file, which a worker reading a range does not know: where
+    # names matter (an --exclude list, a prompt pool drawn by id, --hypotheses looked up by id) the parent reads
+    ids_matter = bool(task.exclude) or task.read.template is not None or task.read.pairs is not None
     for n, f in enumerate(files):
         ranges = None
-        if range_splittable(f.path, f.kind, f.spec.formatting, task.longform):
+        if not ids_matter and range_splittable(f.path, f.kind, f.spec.formatting, task.longform):
             try:
                 ranges = split_ranges(f.path, max(1, -(-f.size // RANGE_BYTES)))
             except (OSError, ValueError):  # gone or changed since: the whole read reports it

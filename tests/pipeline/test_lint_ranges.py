@@ -55,27 +55,37 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
     (root / "f.json").write_text(json.dumps(json.loads(lines[3]), indent=2))  # one pretty object: read whole
     (root / "g.jsonl").write_bytes(b"")
     exclude = root / "exclude.jsonl"
-    exclude.write_text(json.dumps({"id": "x1"}) + "\n")
+    exclude.write_text(json.dumps({"id": "x1"}) + "\n" + json.dumps({"id": "a-002500"}) + "\n")  # an id, an index's name
     return [root / n for n in ("a.jsonl", "b.jsonl", "c.jsonl.gz", "d.json", "e.json", "f.json", "g.jsonl")], exclude
 
 
-def report(files: list[Path], exclude: Path, workers: int) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"max_record_bytes": 4000, "exclude": [str(exclude)], "num_workers": workers, "progress": False}
+def report(files: list[Path], workers: int, **options: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"max_record_bytes": 4000, "num_workers": workers, "progress": False, **options}
     return lint([str(f) for f in files], audio=False, **kwargs).to_dict()
 
 
-def test_ranges_give_the_per_record_report(corpus: tuple[list[Path], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+#: Runs whose records' ids matter: an --exclude list names records by id, and a prompt pool (--task asr) draws
+#: each record's prompt by its id; a record without an ``id`` is named by its index in the file.
+OPTIONS = [{}, {"exclude": ["EXCLUDE"]}, {"task": "asr"}]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["defaults", "exclude", "prompt-pool"])
+def test_ranges_give_the_per_record_report(
+    options: dict[str, Any], corpus: tuple[list[Path], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     files, exclude = corpus
+    options = {k: [str(exclude)] if v == ["EXCLUDE"] else v for k, v in options.items()}
     monkeypatch.setattr(lint_mod, "RANGE_BYTES", 7000)  # many ranges: ~20 records each, ranges end mid-corpus everywhere
-    ranged = report(files, exclude, 2)
+    ranged = report(files, 2, **options)
     s = ranged["summary"]
-    assert s["records"] > 4000 and s["excluded"] == 40 and s["kto_labels"]["desirable"] and s["kto_labels"]["undesirable"]
+    assert s["records"] > 4000 and s["kto_labels"]["desirable"] and s["kto_labels"]["undesirable"]
+    assert s["excluded"] == (41 if "exclude" in options else 0)
     assert {"D001", "D003", "F001", "F005"} <= set(s["by_code"]), s["by_code"]
-    assert ranged == report(files, exclude, 1)
+    assert ranged == report(files, 1, **options)
     monkeypatch.setattr(lint_mod, "range_splittable", lambda *a: False)  # every record read by the parent
-    assert report(files, exclude, 2) == ranged
+    assert report(files, 2, **options) == ranged
     monkeypatch.setattr(lint_mod, "_by_chunks", lambda task: False)  # the per-record path (what audio and --fix take)
-    assert report(files, exclude, 2) == ranged
+    assert report(files, 2, **options) == ranged
 
 
 def test_a_file_that_fails_in_a_range_stops_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,15 +106,10 @@ def test_a_file_that_fails_in_a_range_stops_there(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(lint_mod, "RANGE_BYTES", 2000)
     monkeypatch.setattr(jsonstream, "iter_lines", failing)
-    found = report([a, b], _empty(tmp_path), 1)
+    found = report([a, b], 1)
     stop = [f for f in found["findings"] if f["code"] == "F004"]
     assert len(stop) == 1 and stop[0]["line"] == 150 and stop[0]["index"] == 149, stop
     assert "reading stopped here; the records before it are kept" in stop[0]["message"]
     assert found["summary"]["records"] == 149 + 1 + 1  # the records before, the failure, b's record
     assert all(f["line"] <= 150 for f in found["findings"] if f["source"].endswith("a.jsonl"))
 
-
-def _empty(tmp: Path) -> Path:
-    out = tmp / "none.jsonl"
-    out.write_text('{"id": "never-used"}\n')
-    return out
