@@ -6,6 +6,12 @@ rules, decode and measure audio (no encoding), run the audio rules and prepare
 ``--fix`` repairs. Results come back in input order through the same bounded window
 convert uses; the main process adds the cross-record rules (duplicates) and builds
 the report.
+
+Text-only lint goes further (:func:`_merge_chunks`): the main process does not read JSON-lines files at
+all. It splits each into byte ranges at line starts (:mod:`audiodata.readers.ranges`), a worker reads its
+range and returns what it found compactly (:class:`Chunk`: findings by position, the exact-duplicate
+digests as 32 bytes a record, counts), and the main process rebases indices, asks the duplicate index and
+merges in input order. The report is the one the per-record path gives (tests/pipeline/test_lint_ranges.py).
 """
 
 from __future__ import annotations
