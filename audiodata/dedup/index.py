@@ -378,16 +378,23 @@ def conversation_keys(rec: Any) -> tuple[bytes, bytes]:
     elif rec.kind == "kto":  # the same completion judged twice is one example; its label is the "response"
         prompt_turns = [*rec.messages, *(rec.completion or ())]
         response = ["k", str(bool(rec.label))]
-    else:
-        last = max((i for i, m in enumerate(rec.messages) if m.role in ("assistant", "function_call")), default=-1)
-        prompt_turns = rec.messages[:last] if last >= 0 else rec.messages
-        response = _flat(rec.messages[last:]) if last >= 0 else []
-    prompt = [rec.system or "", rec.tools or "", *_flat(prompt_turns)]
+    else:  # SFT: the prompt is everything before the last reply, the response the rest
+        msgs = rec.messages
+        last = len(msgs) - 1
+        while last >= 0 and msgs[last].role not in _REPLY_ROLES:
+            last -= 1
+        prompt_turns = msgs[:last] if last >= 0 else msgs
+        response = _flat(msgs[last:]) if last >= 0 else []
+    prompt = _flat(prompt_turns, [rec.system or "", rec.tools or ""])
     return _h("\x1f".join(prompt)), _h("\x1f".join(response))
 
 
-def _flat(turns: Any) -> list[str]:
-    out: list[str] = []
+_REPLY_ROLES = frozenset(("assistant", "function_call"))
+
+
+def _flat(turns: Any, out: list[str] | None = None) -> list[str]:
+    """``out`` (a new list by default) extended by each turn's role, content and a record separator."""
+    out = [] if out is None else out
     for m in turns:
         out += (m.role, m.content, "\x1e")
     return out
