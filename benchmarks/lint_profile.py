@@ -17,6 +17,8 @@ this. The records are lint_bench's corpus (the same cache; built when missing), 
     rules            check_record: the enabled record rules (each one below)
     dedup keys       what the record deduper needs from the worker (conversation digests, audio identities)
     worker           the whole lint worker per record (Analyser: all of the above and the hand-off tuples)
+    worker, ranges   the same reading its records from byte ranges of the file, as text-only lint does
+                     (Analyser.chunk: reading, all of the above, exact-dedup digests, the compact result)
 
 Usage::
 
@@ -42,6 +44,25 @@ CORPUS_RECORDS = 200_000  # lint_bench's corpus this profile reads (its cache is
 def drain(results: Iterable[Any]) -> None:
     """Consume ``results`` keeping none of them."""
     deque(results, maxlen=0)
+
+
+def _spans(path: str, n: int, size: int) -> list[tuple[int, int, int]]:
+    """Byte ranges (start, end, first line) of about ``size`` bytes covering the first ``n`` lines of ``path``
+    (the benchmark corpus has no blank lines): what text-only lint hands its workers."""
+    out: list[tuple[int, int, int]] = []
+    start = pos = 0
+    line = 1
+    with open(path, "rb") as fh:
+        for k, text in enumerate(fh):
+            if k >= n:
+                break
+            pos += len(text)
+            if pos - start >= size:
+                out.append((start, pos, line))
+                start, line = pos, k + 2
+    if pos > start:
+        out.append((start, pos, line))
+    return out
 
 
 def best_us(fn: Callable[[], Any], n: int, repeat: int) -> float:
@@ -92,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     check = SchemaCheck(f.spec)
     src = SourceLoc(f.display, 0, 1)
     settings = ReadSettings(opts.max_record_bytes, None, None, enabled)
-    task = lint_mod.LintTask(files, settings, None, False, True, None, opts.excluded)
+    # as text-only lint sets it up: the transcript style profile on (--task auto), raw ASR corpora read as lint reads them
+    task = lint_mod.LintTask(files, settings, None, False, True, None, opts.excluded, opts.task, opts.longform(enabled))
     jobs = [(k, 0, x.index, x.line, x.text) for k, x in enumerate(raw)]
     batches = [jobs[i : i + lint_mod.TEXT_BATCH] for i in range(0, n, lint_mod.TEXT_BATCH)]
     analyser = lint_mod.Analyser(task)
+    spans = _spans(path, n, lint_mod.RANGE_BYTES)
     identity = lint_mod._ref_identity
     parser = Parser(files, task.read)
 
@@ -115,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         ("dedup keys", lambda: drain((conversation_keys(r), [identity(r, a.kind, a.value) for a in r.audios]) for r in records)),
         ("read stage", lambda: drain(parser(k, 0, item) for k, item in enumerate(raw))),
         ("worker", lambda: drain(analyser(b) for b in batches)),
+        ("worker, ranges", lambda: drain(analyser.chunk(("range", 0, a, b, line)) for a, b, line in spans)),
     ]
     rules = [(c.__name__, c) for c in engine._checks("record", enabled)]
     print(f"{n:,} records of {path}; CPU us per record, best of {args.repeat}; ratio: stage / json.loads (same run)")

@@ -237,14 +237,25 @@ class RecordDeduper:
 
     def check(self, rec: RecordInfo) -> Verdict:
         """Classify ``rec`` against everything seen before it, then remember it if it is kept."""
-        if self.near:
-            found, kinds, sims = self._resolve_near(rec)
-        else:
-            found, kinds, sims = [h.encode() if h is not None else None for h, _ in rec.clips], None, None
+        if not self.near:
+            digests = exact_digests(rec.kind, rec.clips, rec.prompt, rec.response)
+            return Verdict() if digests is None else self._verdict(rec, *digests, None, None)
+        found, kinds, sims = self._resolve_near(rec)
         if None in found:  # a clip without identity: this record matches nothing, and nothing will match it
             return Verdict()
         tokens = cast("list[bytes]", found)
         whole, by_prompt = _digests(tokens, rec.prompt, rec.response)
+        return self._verdict(rec, whole, _conflicting(rec.kind, tokens, by_prompt), kinds, sims)
+
+    def check_digests(self, source: str, index: int, line: int | None, whole: bytes, by_prompt: bytes | None) -> Verdict:
+        """:meth:`check` (exact mode) of a record whose digests :func:`exact_digests` gave elsewhere (in a lint
+        worker): the same verdict, from 32 bytes instead of the record's clips and conversation."""
+        assert not self.near
+        return self._verdict(RecordInfo(source, index, line, "", [], b"", b""), whole, by_prompt, None, None)
+
+    def _verdict(
+        self, rec: RecordInfo, whole: bytes, by_prompt: bytes | None, kinds: list[str] | None, sims: list[float] | None
+    ) -> Verdict:
         here = self._pack(rec)
         earlier = self.index.first(whole, here)
         if earlier is not None:
@@ -262,7 +273,7 @@ class RecordDeduper:
                 cluster.similarity = min(cluster.similarity, sim)
             return Verdict(first, kind, sim)
         verdict = Verdict()
-        if rec.kind in ("sft", "kto", "rl") and tokens:  # KTO: the same completion labelled both ways; RL: two answers
+        if by_prompt is not None:
             other = self.index.first(by_prompt, here)
             # the first record with this audio and prompt had another response: with the same one, this
             # record's whole digest would have been found above
@@ -321,6 +332,26 @@ class RecordDeduper:
         return {"clusters": clusters, "conflicts": conflicts}
 
 
+def exact_digests(
+    kind: str, clips: list[tuple[str | None, Any]], prompt: bytes, response: bytes
+) -> tuple[bytes, bytes | None] | None:
+    """What :meth:`RecordDeduper.check` compares in exact mode, computed where the record is (a worker):
+    (whole, by prompt) digests, by prompt None where no conflict is looked for (DPO, no audio); None when a
+    clip has no identity (the record matches nothing). :meth:`RecordDeduper.check_digests` takes them."""
+    tokens = [h.encode() if h is not None else None for h, _ in clips]
+    if None in tokens:  # a clip without identity: this record matches nothing, and nothing will match it
+        return None
+    found = cast("list[bytes]", tokens)
+    whole, by_prompt = _digests(found, prompt, response)
+    return whole, _conflicting(kind, found, by_prompt)
+
+
+def _conflicting(kind: str, tokens: list[bytes], by_prompt: bytes) -> bytes | None:
+    """The by-prompt digest where a conflict is looked for: SFT, KTO (the same completion labelled both
+    ways) and RL (two answers to one question), with audio; None otherwise."""
+    return by_prompt if kind in ("sft", "kto", "rl") and tokens else None
+
+
 def _digests(tokens: list[bytes], prompt: bytes, response: bytes) -> tuple[bytes, bytes]:
     """(whole, by prompt) digests: the clips' identities (length-prefixed, so no two lists read alike),
     then the prompt digest; the whole one adds the response digest."""
@@ -352,12 +383,18 @@ def conversation_keys(rec: Any) -> tuple[bytes, bytes]:
         response = ["q", rec.task or "", rec.answer or ""]
         if rec.choices:
             prompt_turns = [*prompt_turns, _Choices("\x1d".join(rec.choices))]
-    else:
-        last = max((i for i, m in enumerate(rec.messages) if m.role in ("assistant", "function_call")), default=-1)
-        prompt_turns = rec.messages[:last] if last >= 0 else rec.messages
-        response = _flat(rec.messages[last:]) if last >= 0 else []
-    prompt = [rec.system or "", rec.tools or "", *_flat(prompt_turns)]
+    else:  # SFT: the prompt is everything before the last reply, the response the rest
+        msgs = rec.messages
+        last = len(msgs) - 1
+        while last >= 0 and msgs[last].role not in _REPLY_ROLES:
+            last -= 1
+        prompt_turns = msgs[:last] if last >= 0 else msgs
+        response = _flat(msgs[last:]) if last >= 0 else []
+    prompt = _flat(prompt_turns, [rec.system or "", rec.tools or ""])
     return _h("\x1f".join(prompt)), _h("\x1f".join(response))
+
+
+_REPLY_ROLES = frozenset(("assistant", "function_call"))
 
 
 class _Choices:
@@ -370,8 +407,9 @@ class _Choices:
         self.content = content
 
 
-def _flat(turns: Any) -> list[str]:
-    out: list[str] = []
+def _flat(turns: Any, out: list[str] | None = None) -> list[str]:
+    """``out`` (a new list by default) extended by each turn's role, content and a record separator."""
+    out = [] if out is None else out
     for m in turns:
         out += (m.role, m.content, "\x1e")
     return out

@@ -6,6 +6,12 @@ rules, decode and measure audio (no encoding), run the audio rules and prepare
 ``--fix`` repairs. Results come back in input order through the same bounded window
 convert uses; the main process adds the cross-record rules (duplicates) and builds
 the report.
+
+Text-only lint goes further (:func:`_merge_chunks`): the main process does not read JSON-lines files at
+all. It splits each into byte ranges at line starts (:mod:`audiodata.readers.ranges`), a worker reads its
+range and returns what it found compactly (:class:`Chunk`: findings by position, the exact-duplicate
+digests as 32 bytes a record, counts), and the main process rebases indices, asks the duplicate index and
+merges in input order. The report is the one the per-record path gives (tests/pipeline/test_lint_ranges.py).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodata.dedup.index import RecordDeduper, RecordInfo, Where, conversation_keys
+from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, Where, conversation_keys, exact_digests
 from audiodata.exclude import ExcludeList
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout
@@ -32,7 +38,10 @@ from audiodata.pipeline.process import AudioSettings, preview_record, process_re
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
 from audiodata.privacy import public_path
-from audiodata.readers.jsonstream import RawItem
+from audiodata.readers.items import iter_range_items, range_splittable
+from audiodata.readers.jsonstream import RawItem, file_failure
+from audiodata.readers.longform import LongForm
+from audiodata.readers.ranges import split_ranges
 from audiodata.readers.sources import InputFile, expand_inputs
 from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
@@ -44,6 +53,9 @@ from audiodata.writer.schema import KINDS
 
 REPORT_VERSION = 1
 TEXT_BATCH = 512  # records per job without audio: big enough to amortise the hand-off
+#: Bytes of a JSON-lines file per job when the workers read the file themselves (text-only lint): ~3,000 chat
+#: records, a job's results a few hundred KiB; the parent reads nothing of such files.
+RANGE_BYTES = 1 << 20
 MAX_PREVIEWS = 500
 
 
@@ -89,6 +101,7 @@ class LintTask:
     fix_roots: tuple[str | None, ...] | None = None  # per file, the media root of its --fix copy (fixout.relocate)
     exclude: ExcludeList = field(default_factory=ExcludeList)  # --exclude: records left out by id
     style_task: str = "none"  # --task for the transcript style profile (T002, T003); "none": no profile
+    longform: LongForm | None = None  # how the workers read byte ranges of raw ASR corpora (as read_raw would)
 
 
 class Analyser:
@@ -103,6 +116,59 @@ class Analyser:
         for seq, n, index, line, text in batch:
             item = RawItem(index, line, text=text, nbytes=len(text)) if isinstance(text, str) else text
             out.append(self.one(seq, n, item).pack())
+        return out
+
+    def chunk(self, job: ChunkJob) -> Chunk:
+        """The records of one job, analysed by :meth:`one` as every record is, kept compactly: per record
+        only what the parent needs in order (findings, exact-duplicate digests, transcript styles), the rest
+        counted. A range job's records are read here, from the file (the parent reads nothing of them); their
+        indices start at 0, and so do the ids of records without one (``<stem>-<index>``): the parent rebases
+        the indices and sends ranges only where ids name nothing (:func:`_chunk_jobs`)."""
+        out = Chunk()
+        if job[0] == "range":
+            _, n, start, end, line = job
+            f = self.task.files[n]
+            read = self.task.read
+            items: Any = iter_range_items(
+                f.path, start, end, line, f.media_root, f.input_dir, f.spec.formatting, read.max_record_bytes, self.task.longform
+            )
+            out.indices = None
+        else:
+            _, n, batch = job
+            items = (RawItem(i, ln, text=t, nbytes=len(t)) if isinstance(t, str) else t for _, _, i, ln, t in batch)
+        for item in items:
+            if item.stopped:
+                out.stopped = item
+                break
+            a = self.one(0, n, item)
+            i = out.count
+            out.count += 1
+            out.lines.append(item.line)
+            if out.indices is not None:
+                out.indices.append(item.index)
+            if a.excluded is not None:
+                out.excluded[i] = a.excluded
+                out.dedup.append(0)
+                continue
+            if a.findings:
+                out.findings[i] = a.findings
+            digests = exact_digests(*a.dedup) if a.dedup is not None else None
+            if digests is None:
+                out.dedup.append(0)
+            else:
+                whole, by_prompt = digests
+                out.dedup.append(1 if by_prompt is None else 2)
+                out.digests += whole + (by_prompt or _NO_DIGEST)
+            if a.task is not None:
+                kind, label, audios = a.task
+                out.kinds[kind] += 1
+                out.modality["audio" if audios else "text_only"] += 1
+                if kind == "kto":
+                    out.kto_labels[bool(label)] += 1
+                    if out.first_kto < 0:
+                        out.first_kto = i
+            if a.style is not None:
+                out.styles[i] = a.style
         return out
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
@@ -162,6 +228,31 @@ class Analyser:
         out.copy = text if text is not None and "\n" not in text else json.dumps(obj, ensure_ascii=False)
 
 
+#: A text-only job: a byte range of a file the worker reads itself (file number, start, end, first line), or
+#: records the parent read (file number, jobs), for inputs that cannot be split (gzip, JSON arrays, datasets).
+ChunkJob = tuple[Any, ...]
+_NO_DIGEST = bytes(16)
+
+
+@dataclass(slots=True)
+class Chunk:
+    """What a worker found in one text-only job, per record position ``i`` (0-based within the job)."""
+
+    count: int = 0  # records (excluded ones too), the file failure not counted
+    indices: list[int] | None = field(default_factory=list)  # per record its index; None: a range's, the records before it + i
+    lines: list[int] = field(default_factory=list)
+    findings: dict[int, list[Finding]] = field(default_factory=dict)
+    excluded: dict[int, str] = field(default_factory=dict)  # --exclude list naming the record
+    dedup: bytearray = field(default_factory=bytearray)  # per record: 0 no digests, 1 whole digest, 2 whole and by prompt
+    digests: bytearray = field(default_factory=bytearray)  # 32 bytes (whole, by prompt or zeros) per record with digests
+    kinds: Counter[str] = field(default_factory=Counter)
+    modality: Counter[str] = field(default_factory=Counter)
+    kto_labels: Counter[bool] = field(default_factory=Counter)
+    first_kto: int = -1
+    styles: dict[int, tuple[str, str, Style]] = field(default_factory=dict)
+    stopped: RawItem | None = None  # a range job: the file failed here (jsonstream.iter_range); its later ranges are not read
+
+
 def _ref_identity(rec: Record, kind: str, value: Any) -> str:
     if kind == "path":
         return "path:" + _normpath(os.path.join(rec.media_root, str(value)))
@@ -191,6 +282,11 @@ def _init_worker(task: LintTask) -> None:
 def _analyse(batch: list[Job]) -> list[tuple[Any, ...]]:
     assert _ANALYSER is not None
     return _ANALYSER(batch)
+
+
+def _analyse_chunk(job: ChunkJob) -> Chunk:
+    assert _ANALYSER is not None
+    return _ANALYSER.chunk(job)
 
 
 @dataclass
@@ -334,7 +430,10 @@ def lint(
     # the transcript style profile: what T002/T003 judge, reported with them (about a fifth of text-only lint's CPU)
     style_on = opts.task != "none" and ("T002" in enabled or "T003" in enabled)
     roots = plan.roots() if plan else None
-    task = LintTask(files, read, settings, fix is not None, dup_on, roots, opts.excluded, opts.task if style_on else "none")
+    longform = opts.longform(read.enabled)
+    task = LintTask(
+        files, read, settings, fix is not None, dup_on, roots, opts.excluded, opts.task if style_on else "none", longform
+    )
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
@@ -350,6 +449,20 @@ def lint(
     def where(n: int, index: int, line: int) -> SourceLoc:
         return SourceLoc(files[n].display, index, line)
 
+    def duplicates(n: int, index: int, line: int, verdict: Verdict) -> None:
+        if verdict.duplicate_of is not None and "D001" in enabled:
+            msg = f"exact duplicate of {_loc(verdict.duplicate_of)}"
+            report.findings.append(Finding("D001", msg, "", where(n, index, line)))
+        if verdict.conflict_with is not None and "D003" in enabled:
+            msg = f"same audio and prompt as {_loc(verdict.conflict_with)} but a different response"
+            report.findings.append(Finding("D003", msg, "", where(n, index, line)))
+
+    if _by_chunks(task):  # text only: workers read byte ranges and send digests (_merge_chunks)
+        try:
+            first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress)
+        finally:
+            deduper.close()
+        return _finish(report, files, opts, task, enabled, first_kto, html, None, None, fix)
     try:
         for n, index, line, a in analyse_stream(files, opts, task, on_progress):
             if a.excluded is not None:
@@ -363,13 +476,7 @@ def lint(
             if dup_on and a.dedup is not None:
                 kind, clips, prompt, response = a.dedup
                 info = RecordInfo(files[n].display, index, line, kind, clips, prompt, response)
-                verdict = deduper.check(info)
-                if verdict.duplicate_of is not None and "D001" in enabled:
-                    msg = f"exact duplicate of {_loc(verdict.duplicate_of)}"
-                    report.findings.append(Finding("D001", msg, "", where(n, index, line)))
-                if verdict.conflict_with is not None and "D003" in enabled:
-                    msg = f"same audio and prompt as {_loc(verdict.conflict_with)} but a different response"
-                    report.findings.append(Finding("D003", msg, "", where(n, index, line)))
+                duplicates(n, index, line, deduper.check(info))
             if a.task is not None:
                 report.kinds[a.task[0]] += 1
                 report.modality["audio" if a.task[2] else "text_only"] += 1
@@ -397,6 +504,28 @@ def lint(
         raise
     finally:
         deduper.close()
+    return _finish(report, files, opts, task, enabled, first_kto, html, out, plan, fix)
+
+
+def _by_chunks(task: LintTask) -> bool:
+    """Whether the run takes the text-only path (:func:`_merge_chunks`): no audio, no ``--fix`` copies."""
+    return task.audio is None and not task.fix
+
+
+def _finish(
+    report: LintReport,
+    files: list[InputFile],
+    opts: ConvertOptions,
+    task: LintTask,
+    enabled: frozenset[str],
+    first_kto: SourceLoc | None,
+    html: bool,
+    out: fixout.FixWriter | None,
+    plan: fixout.FixPlan | None,
+    fix: str | os.PathLike[str] | None,
+) -> LintReport:
+    """The dataset-stage findings (P003, R005, T002/T003), late previews and the --fix outputs, once every
+    record is in."""
     if first_kto is not None and len(report.kto_labels) == 1 and "P003" in enabled:
         label, n_kto = next(iter(report.kto_labels.items()))
         msg = f"all {n_kto} KTO records are labelled {'desirable' if label else 'undesirable'}: KTO needs both kinds"
@@ -415,6 +544,117 @@ def lint(
         if not plan.single:
             report.fixed_files = [_public_fix(e, str(fix), shown, opts.absolute_paths) for e in files_written]
     return report
+
+
+def _chunk_jobs(
+    files: list[InputFile], opts: ConvertOptions, task: LintTask
+) -> Iterator[tuple[tuple[int, int], tuple[ChunkJob]]]:
+    """Text-only jobs in input order, each with (file number, bytes of the inputs done when it is): byte
+    ranges of every JSON-lines file that can be split (:func:`range_splittable`), whose records the workers
+    read; records read here, in batches, from every other input."""
+    done = 0
+    # a record without an id is named by its index in the file, which a worker reading a range does not know: where
+    # names matter (an --exclude list, a prompt pool drawn by id, --hypotheses looked up by id) the parent reads
+    ids_matter = bool(task.exclude) or task.read.template is not None or task.read.pairs is not None
+    for n, f in enumerate(files):
+        ranges = None
+        if not ids_matter and range_splittable(f.path, f.kind, f.spec.formatting, task.longform):
+            try:
+                ranges = split_ranges(f.path, max(1, -(-f.size // RANGE_BYTES)))
+            except (OSError, ValueError):  # gone or changed since: the whole read reports it
+                ranges = None
+        if ranges is not None:
+            for r in ranges:
+                if r.size:
+                    yield (n, done + r.end), (("range", n, r.start, r.end, r.line),)
+            done += f.size
+            continue
+        batch: list[Job] = []
+        raw = read_raw([f], opts.max_record_bytes, bounds=opts.gzip_bounds, longform=task.longform)
+        for _, _, item in raw:
+            batch.append((0, n, item.index, item.line, item.text if item.text is not None else item))
+            if len(batch) >= TEXT_BATCH:
+                yield (n, done), (("items", n, batch),)
+                batch = []
+        done += f.size
+        if batch:
+            yield (n, done), (("items", n, batch),)
+
+
+def _merge_chunks(
+    files: list[InputFile],
+    opts: ConvertOptions,
+    task: LintTask,
+    report: LintReport,
+    deduper: RecordDeduper,
+    duplicates: Callable[[int, int, int, Verdict], None],
+    on_progress: ProgressFn | None,
+) -> SourceLoc | None:
+    """Text-only lint's parent: what the workers found (:meth:`Analyser.chunk`) merged into ``report`` in input
+    order, exactly as the per-record loop of :func:`lint` merges it; returns the first KTO record."""
+    total = sum(f.size for f in files)
+    before = [0] * len(files)  # records of each file in the jobs merged so far
+    stopped = [False] * len(files)  # the file failed: later ranges are not read (as one reader stops there)
+    first_kto: SourceLoc | None = None
+    parse: Parser | None = None
+    records = 0
+    dedup_on = task.dedup
+    styles = report.styles
+    jobs = _chunk_jobs(files, opts, task)
+    for (n, done), chunk in ordered_map(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
+        if stopped[n]:
+            continue
+        display = files[n].display
+        base = before[n]
+        indices, lines, found, excluded = chunk.indices, chunk.lines, chunk.findings, chunk.excluded
+        marks, digests = chunk.dedup, chunk.digests
+        at = 0
+        for i in range(chunk.count):
+            index = base + i if indices is None else indices[i]
+            if excluded:
+                by = excluded.get(i)
+                if by is not None:
+                    report.excluded[by] += 1
+                    continue
+            report.records += 1
+            if found:
+                fs = found.get(i)
+                if fs:
+                    report.findings += fs if indices is not None or not base else [_moved(f, base) for f in fs]
+            mark = marks[i]
+            if mark and dedup_on:
+                whole = bytes(digests[at : at + 16])
+                by_prompt = bytes(digests[at + 16 : at + 32]) if mark == 2 else None
+                at += 32
+                duplicates(n, index, lines[i], deduper.check_digests(display, index, lines[i], whole, by_prompt))
+            if styles is not None and chunk.styles:
+                style = chunk.styles.get(i)
+                if style is not None:
+                    styles.add(n, index, lines[i], *style)
+        report.kinds.update(chunk.kinds)
+        report.modality.update(chunk.modality)
+        report.kto_labels.update(chunk.kto_labels)
+        if first_kto is None and chunk.first_kto >= 0:
+            k = chunk.first_kto
+            first_kto = SourceLoc(display, base + k if indices is None else indices[k], lines[k])
+        before[n] += chunk.count
+        if chunk.stopped is not None:  # the file failed in this range: one more item, as the whole read gives it
+            stopped[n] = True
+            item = chunk.stopped
+            item = file_failure(RawItem(base + item.index, item.line, code=item.code, error=item.error), before[n] > 0)
+            parse = parse or Parser(files, task.read)
+            report.records += 1
+            report.findings += parse(0, n, item).findings
+        records += chunk.count
+        if on_progress:
+            on_progress(done, total, records)
+    return first_kto
+
+
+def _moved(f: Finding, base: int) -> Finding:
+    """``f`` of a record read in a byte range, located by its index in the file (the range's records start at 0)."""
+    s = f.source
+    return f if s is None else Finding(f.code, f.message, f.field, SourceLoc(s.file, s.index + base, s.line, s.member))
 
 
 def analyse_stream(

@@ -19,7 +19,7 @@ from typing import Any
 from audiodata.readers import corpus, lhotse, nemo, subtitles
 from audiodata.readers.dialects import lhotse as lhotse_rows
 from audiodata.readers.dialects import nemo as nemo_rows
-from audiodata.readers.jsonstream import RawItem, iter_file, iter_file_range, parse_text
+from audiodata.readers.jsonstream import RawItem, iter_file, iter_file_range, iter_range, parse_text, splittable
 from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import GzipBounds
 
@@ -85,6 +85,41 @@ def iter_items(
             return
         stream = _rewrite(stream, max_record_bytes, lf, finder)
     yield from _numbered(stream, part is not None)
+
+
+def range_splittable(path: Path, kind: str, formatting: str | None, longform: LongForm | None) -> bool:
+    """Whether :func:`iter_range_items` over byte ranges of this input gives what :func:`iter_items` gives:
+    a splittable JSON-lines file (:func:`audiodata.readers.jsonstream.splittable`), unless NeMo lines may be
+    packed into windows (a run of lines of one recording can cross a range's end)."""
+    if kind != JSON:
+        return False
+    if longform is not None and longform.mode == "windows" and formatting in (None, "nemo", "lhotse"):
+        return False
+    return splittable(path)
+
+
+def iter_range_items(
+    path: Path,
+    start: int,
+    end: int,
+    line: int,
+    media_root: str,
+    input_dir: str | None,
+    formatting: str | None,
+    max_record_bytes: int,
+    longform: LongForm | None = None,
+) -> Iterator[RawItem]:
+    """:func:`iter_items` for the lines in bytes ``[start, end)`` of a :func:`range_splittable` input, ``start``
+    being the start of line ``line``: the same items with the same lines, indexed from 0 within the range
+    (the caller adds the records of the ranges before; a failure of the file: see
+    :func:`audiodata.readers.jsonstream.iter_range`)."""
+    stream = iter_range(path, start, end, line, max_record_bytes, lazy=True)
+    if longform is None or formatting not in (None, "nemo", "lhotse"):
+        yield from stream
+        return
+    lf = longform
+    finder = _finder(media_root, input_dir, lf) if lf.detect_pauses else None
+    yield from _numbered(_rewrite(stream, max_record_bytes, lf, finder))
 
 
 def _numbered(stream: Iterator[RawItem], from_first: bool = False) -> Iterator[RawItem]:

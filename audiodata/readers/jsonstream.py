@@ -52,6 +52,7 @@ class RawItem:
     nbytes: int = 0
     field: str = ""  # where in the record the parse failed, when known (a lone surrogate)
     member: str | None = None  # inputs without lines: where inside the input (a tar member, "row 12")
+    stopped: bool = False  # a failure of the file itself read in a byte range (iter_range): reading stopped here
 
 
 
@@ -239,7 +240,8 @@ def iter_lines(
 ) -> Iterator[RawItem]:
     """JSONL: one record per non-blank line (lines end with ``\\n``, as in JSON Lines).
     ``max_chars`` bounds a line's bytes: a longer one is drained undecoded (F005). ``index``/``lineno``:
-    the records and line breaks before ``fh``'s first byte (a byte range of a file: :func:`iter_file_range`)."""
+    the records and line breaks before ``fh``'s first byte (a byte range of a file: :func:`iter_file_range`
+    counts them, :func:`iter_range` indexes from 0)."""
     pos = pos if pos is not None else Cursor()
     limit = max_chars + 2  # room for the record and its line ending
     while True:
@@ -514,15 +516,62 @@ def _count_prefix(fh: io.BufferedReader, nbytes: int, max_chars: int) -> tuple[i
     return records, lines  # a tail (a prefix not ending at a line start) cannot be: ranges.py cuts at line starts
 
 
-def _file_failure(exc: Exception, path: Path, pos: Cursor | None) -> RawItem:
+def splittable(path: Path) -> bool:
+    """Whether ``path`` may be read as byte ranges (:func:`iter_range`) with the records, lines and findings
+    a whole read gives: a readable plain (not gzip) UTF-8 file of JSON lines. A ``.json`` file whose first
+    line does not parse may be one pretty-printed object (:func:`iter_file` reads it whole): not splittable.
+    Any failure to open or sniff it: not splittable (the whole read reports it)."""
+    try:
+        with Source(path) as src:
+            if src.gzipped or _layout(src.stream().read(4096), path.name) != "lines":
+                return False
+            if path.name.endswith(".jsonl"):
+                return True
+            first = next(iter_lines(src.stream(lines=True), 1 << 20, lazy=True), None)
+    except Exception:
+        return False
+    return first is None or (first.text is not None and parse_text(first, 1 << 20).code is None)
+
+
+def iter_range(path: Path, start: int, end: int, line: int, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
+    """The records of bytes ``[start, end)`` of a :func:`splittable` file, ``start`` being the start of line
+    ``line`` (:func:`audiodata.readers.ranges.split_ranges`): exactly the items :func:`iter_file` yields for
+    those lines, with the same lines, but indexed from 0 (the caller adds the records before the range).
+
+    A failure of the file ends the iteration with one item: its index and line where reading stopped in
+    this range, its error *without* :func:`iter_file`'s "reading stopped here" (the caller knows whether
+    records came before it in the file, which decides that text: :func:`file_failure`)."""
+    pos = Cursor(0, line)
+    try:
+        with Source(path) as src:
+            yield from iter_lines(src.window(start, end), max_chars, lazy, pos, 0, line - 1)
+    except Exception as exc:
+        code, reason = _failure_reason(exc, path)
+        yield RawItem(pos.index, pos.line, code=code, error=reason, stopped=True)
+
+
+def file_failure(item: RawItem, before: bool) -> RawItem:
+    """The item :func:`iter_file` yields for the failure :func:`iter_range` gave as ``item``; ``before``: the
+    file yielded records before it."""
+    if not before:
+        return RawItem(-1, 0, code=item.code, error=item.error)
+    return RawItem(item.index, item.line, code=item.code, error=f"{item.error}{_STOPPED}")
+
+
+_STOPPED = " (reading stopped here; the records before it are kept)"
+
+
+def _failure_reason(exc: Exception, path: Path) -> tuple[str, str]:
     if isinstance(exc, FileFailure):
-        code, reason = exc.code, exc.message
-    else:
-        code, reason = "F004", library_error(exc, path.name, (str(path),))
-        reason = f"cannot read the file: {reason}"
+        return exc.code, exc.message
+    return "F004", f"cannot read the file: {library_error(exc, path.name, (str(path),))}"
+
+
+def _file_failure(exc: Exception, path: Path, pos: Cursor | None) -> RawItem:
+    code, reason = _failure_reason(exc, path)
     if pos is None:  # nothing was read: the file as a whole
         return RawItem(-1, 0, code=code, error=reason)
-    return RawItem(pos.index, pos.line, code=code, error=f"{reason} (reading stopped here; the records before it are kept)")
+    return RawItem(pos.index, pos.line, code=code, error=f"{reason}{_STOPPED}")
 
 
 def _whole_object(src: Source, max_chars: int) -> RawItem | None:

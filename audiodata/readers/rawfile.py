@@ -216,6 +216,37 @@ def wrong_encoding(head: bytes) -> str | None:
     return f"the file is {name} ({mark} a byte order mark), not UTF-8: re-encode it as UTF-8 (iconv -f {iconv} -t UTF-8)"
 
 
+def _text(fh: io.BufferedReader) -> io.BufferedReader:
+    """``fh`` past a UTF-8 byte order mark; :class:`FileFailure` (F009) when its head says UTF-16/32."""
+    head = fh.peek(8)[:8]
+    if head.startswith(b"\xef\xbb\xbf"):
+        fh.read(3)
+        return fh
+    why = wrong_encoding(head)
+    if why is not None:
+        raise FileFailure("F009", why)
+    return fh
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``[start, end)`` of an open file, read with its own offset (the descriptor's position is moved)."""
+
+    def __init__(self, raw: IO[bytes], start: int, end: int) -> None:
+        self.raw, self.pos, self.end = raw, start, end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        want = min(len(b), self.end - self.pos)
+        if want <= 0:
+            return 0
+        self.raw.seek(self.pos)
+        n = self.raw.readinto(memoryview(b)[:want]) or 0  # type: ignore[attr-defined]  # binary files have readinto
+        self.pos += n
+        return n
+
+
 class Source:
     """One input file, opened once: every pass over it (sniffing the layout, reading, re-reading
     one pretty-printed object) rewinds the same descriptor, so a file removed meanwhile is
@@ -237,15 +268,15 @@ class Source:
         inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
         if lines:
             inner = _LoneCR(inner)
+        return _text(io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE)))
+
+    def window(self, start: int, end: int) -> io.BufferedReader:
+        """Bytes ``[start, end)`` of a plain (not gzip) file, read as ``stream(lines=True)`` reads them: lone
+        carriage returns as line ends, and at offset 0 the byte order mark and encoding checks. ``start``
+        must be a line start (:func:`audiodata.readers.ranges.split_ranges`), so no ``\\r\\n`` is cut."""
+        inner: Any = _LoneCR(_Window(self.raw, start, end))
         fh = io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
-        head = fh.peek(8)[:8]
-        if head.startswith(b"\xef\xbb\xbf"):
-            fh.read(3)
-            return fh
-        why = wrong_encoding(head)
-        if why is not None:
-            raise FileFailure("F009", why)
-        return fh
+        return _text(fh) if start == 0 else fh
 
     def binary(self) -> io.BufferedReader:
         """The decompressed bytes from the start, as they are (a tar shard: no text checks), within the gzip bounds."""

@@ -95,11 +95,22 @@ class Style(NamedTuple):
         return getattr(self, name)
 
 
+#: The ASCII tables above as bytes tables: on ASCII text ``bytes.translate`` gives what ``str.translate`` gives with
+#: the same mapping (tests/rules/test_transcript_style.py checks it), in C without a dictionary lookup per character.
+_PUNCT_BYTES = _ASCII_PUNCT.encode()
+_NOT_LETTER_BYTES = bytes(c for c in range(128) if not chr(c).isalpha())
+_PUNCT_TO_SPACE_BYTES = bytes.maketrans(
+    _ASCII_PUNCT.replace("'", "").replace("-", "").encode(), b" " * (len(_ASCII_PUNCT) - 2)
+)
+_ASCII_CASED = re.compile(r"[A-Za-z]")  # an ASCII character that is lower or upper case
+
+
 def _punctuation(text: str) -> int:
     if "'" in text or "-" in text or not text.isascii():
         text = _IN_WORD.sub("", text)
     if text.isascii():
-        return len(text) - len(text.translate(_DROP_PUNCT))
+        raw = text.encode("ascii")
+        return len(raw) - len(raw.translate(None, _PUNCT_BYTES))
     return sum(1 for ch in text if unicodedata.category(ch)[0] == "P")
 
 
@@ -113,20 +124,22 @@ def style_of(text: str) -> Style:
         tags = tuple(m.group(0) for m in TAGS.finditer(text))
         body = TAGS.sub(" ", text) if tags else text
     is_ascii = body.isascii()
-    letters = len(body.translate(_ONLY_LETTERS)) if is_ascii else sum(map(str.isalpha, body))
+    raw = body.encode("ascii") if is_ascii else b""
+    letters = len(raw.translate(None, _NOT_LETTER_BYTES)) if is_ascii else sum(map(str.isalpha, body))
     case = None
     if letters >= MIN_CASED and (is_ascii or sum(1 for ch in body if ch.islower() or ch.isupper()) >= MIN_CASED):
         if body.isupper():
             case = "upper"
         else:
-            first = next(ch for ch in body if ch.islower() or ch.isupper())
+            m = _ASCII_CASED.search(body) if is_ascii else None
+            first = m.group() if m is not None else next(ch for ch in body if ch.islower() or ch.isupper())
             case = "cased" if first.isupper() else "lower"
     punctuation = ppw = None
     if letters >= MIN_LETTERS:
         marks = _punctuation(body)
         punctuation = "punctuated" if marks else "none"
         ppw = marks / max(len(body.split()), 1)
-    tokens = body.lower().translate(_PUNCT_TO_SPACE).split() if is_ascii else _TOKENS.findall(body.lower())
+    tokens = raw.lower().translate(_PUNCT_TO_SPACE_BYTES).decode("ascii").split() if is_ascii else _TOKENS.findall(body.lower())
     fillers = () if FILLERS.isdisjoint(tokens) else tuple(t for t in tokens if t in FILLERS)
     numbers = None
     if _DIGIT.search(body):
