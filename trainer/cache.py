@@ -303,6 +303,8 @@ def build(
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
     entries = data.shards(name)
+    if not entries:
+        raise CacheError(f"{root}: manifest.json lists no shards of config {name!r}: nothing to cache")
     total = sum(e.rows for e in entries)
     workers = max(1, min(num_workers or os.cpu_count() or 1, len(entries)))
     done = [0]

@@ -185,7 +185,7 @@ def test_cli_writes_keeps_and_reports(tiny: str, sample_out, tmp_path: Path, cap
     assert other["key"] != first["key"] and any("system_prompt" in s for s in other["stale_caches"])
     assert audiodata_main(["cache", str(tmp_path / "nothing"), "--tokenizer", tiny]) == 2
     assert audiodata_main(["cache", str(root), "--tokenizer", tiny, "--data-config", "dpo"]) == 2  # DPO: test_cache_preference
-    assert "no dpo config" in capsys.readouterr().err
+    assert "no shards of config 'dpo'" in capsys.readouterr().err
 
 
 def test_records_that_cannot_be_encoded_keep_their_reason(tiny: str, sample_out, tmp_path: Path):

@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("trl")
 
 import numpy as np
+import numpy as np
 import torch
 
 from audiodata.cli.main import main as audiodata_main
@@ -191,3 +192,44 @@ def test_a_dpo_record_that_cannot_be_encoded_keeps_its_reason(tiny: str, sample_
         AudioCollator(FAMILY, processor).encode_dpo_cached(rows[1])
 
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["dpo", "kto"])
+def test_training_from_the_cache_gives_the_shards_losses(
+    task: str, tiny: str, dpo_root: Path, kto_data: Path, tmp_path: Path, capsys, monkeypatch  # noqa: F811
+):
+    """With the same batch plan, DPO and KTO from the tokens-only cache give the very losses (and rewards) that encoding
+    from the shards gives, and from the features cache the same within fp16 rounding of the features."""
+    import shutil
+
+    import trainer.train as train_module
+
+    root = tmp_path / "data"
+    shutil.copytree(dpo_root if task == "dpo" else kto_data, root, ignore=shutil.ignore_patterns("cache"))
+    base = {"task": task, "model": tiny, "data": str(root), "max_steps": 3, "per_device_batch_size": 2 if task == "dpo" else 4,
+            "logging_steps": 1, "save_steps": 1000, "learning_rate": 1e-3, "preflight_audio_check": False, "max_length": 150}
+    processor = FAMILY.training_processor(tiny)
+    config = cache.build(root, FAMILY, processor, config=task).config
+    plain = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "plain"), "cache": "require"}))
+    assert "training input from the cache" in capsys.readouterr().err
+    found = cache.lookup(root, cache.components(FAMILY, processor, None, "split", False, task), config)
+    exact, _ = cache.lengths(cache.attach(load_rows(TrainConfig(model=tiny, data=str(root), task=task), "train"), found, "train"), 150)
+    estimate = train_module.estimate_lengths
+
+    def same_plan(rows: Any, family: Any, long_audio: str) -> Any:  # the shards' run batched by the cache's lengths
+        _, clips, seconds = estimate(rows, family, long_audio)
+        return exact, clips, seconds
+
+    monkeypatch.setattr(train_module, "estimate_lengths", same_plan)
+    shards = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "shards"), "cache": "off"}))
+    cache.build(root, FAMILY, processor, features=True, config=task)
+    feats = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "feats"), "cache": "require"}))
+    assert "tokens and log-mel features" in capsys.readouterr().err
+    runs = (shards, plain, feats)
+    losses = [[h["loss"] for h in r["loss_history"]] for r in runs]
+    assert len(losses[0]) == 3 and losses[0] == losses[1] and np.allclose(losses[0], losses[2], rtol=1e-3), losses
+    assert shards["tokens_seen"] == plain["tokens_seen"] == feats["tokens_seen"] > 0
+    assert shards["skipped"] == plain["skipped"]
+    rewards = [[{k: v for k, v in h.items() if k.startswith("rewards/")} for h in r["preference_history"]] for r in runs]
+    assert rewards[0] == rewards[1] and rewards[0][0], rewards
