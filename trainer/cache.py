@@ -2,13 +2,14 @@
 
 ``audiodata cache DIR --tokenizer T`` runs the collator's encoding (chat template, tokenizer, the
 processor's audio-token expansion, assistant labels by character offsets: :meth:`AudioCollator.sft_tokens`,
-no second copy) over the SFT shards and writes, per shard, an Arrow stream file with each record's
+no second copy) over the shards of one config and writes, per shard, an Arrow stream file with each record's
 ``input_ids``, label mask, audio tokens per clip and the assistant texts the batch check compares the labels
 with. For a DPO or KTO config (``--data-config dpo|kto``) it runs :meth:`AudioCollator.preference_tokens` and
 stores the prompt's ``input_ids`` (audio expanded), the audio tokens per clip and each reply's ids untruncated
 (``chosen``/``rejected``, or KTO's ``completion``; KTO's label stays in the shard); ``max_length`` is applied
-when training, as it is from the shards. With ``--features`` it also holds the log-mel features in fp16: each clip's frames up to where the
-padding to 30 s turns into one constant, and that constant, so the padded array comes back exactly (as fp16).
+when training, as it is from the shards. With ``--features`` it also holds the log-mel features in fp16: each
+clip's frames up to where the padding to 30 s turns into one constant, and that constant, so the padded array
+comes back exactly (as fp16).
 A record the encoding refuses keeps its reason (``cache_skip``): the trainer logs it in skipped.jsonl.
 
 Layout: ``DIR/cache/<key>/cache.json`` and ``DIR/cache/<key>/<config>/<split>/<shard>.arrow``. ``<key>``
@@ -188,7 +189,7 @@ def encode_row(collator: Any, row: dict[str, Any], with_features: bool, kind: st
 
     replies = REPLIES[kind]
     out: dict[str, Any] = {ID: row.get("id"), IDS: [], AUDIO_TOKENS: [], SKIP: None}
-    out.update({LABEL_MASK: [], LABEL_TEXTS: []} if kind == "sft" else dict.fromkeys(replies.values(), []))
+    out.update({LABEL_MASK: [], LABEL_TEXTS: []} if kind == "sft" else {col: [] for col in replies.values()})
     empty: dict[str, Any] = {FEATURES: [], FEATURE_FRAMES: [], FEATURE_FILL: [], MASK_FRAMES: [], FEATURE_SHAPE: []}
     try:
         if kind == "sft":

@@ -146,7 +146,9 @@ def register_cache(sub: Any) -> None:
     c.add_argument("--chat-template", metavar="FILE", help="the .jinja template the training run will use (its chat_template)")
     c.add_argument("--system-prompt", help="the training run's system_prompt, for records without one")
     c.add_argument("--long-audio", choices=["split", "skip", "truncate"], default="split", help="the training run's long_audio")
-    c.add_argument("--data-config", default="sft", help="the dataset config to cache, as train's data_config: sft, dpo or kto (default: sft)")
+    c.add_argument(
+        "--data-config", default="sft", help="the dataset config to cache, as train's data_config: sft, dpo or kto (default: sft)"
+    )
     c.add_argument("--force", action="store_true", help="rebuild even when an up-to-date cache is there")
     c.add_argument("--num-workers", type=int, metavar="N", help="processes encoding shards (default: one per core)")
     c.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -18,7 +18,6 @@ import pytest
 pytest.importorskip("trl")
 
 import numpy as np
-import numpy as np
 import torch
 
 from audiodata.cli.main import main as audiodata_main
@@ -214,7 +213,8 @@ def test_training_from_the_cache_gives_the_shards_losses(
     plain = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "plain"), "cache": "require"}))
     assert "training input from the cache" in capsys.readouterr().err
     found = cache.lookup(root, cache.components(FAMILY, processor, None, "split", False, task), config)
-    exact, _ = cache.lengths(cache.attach(load_rows(TrainConfig(model=tiny, data=str(root), task=task), "train"), found, "train"), 150)
+    rows = cache.attach(load_rows(TrainConfig(model=tiny, data=str(root), task=task), "train"), found, "train")
+    exact, _ = cache.lengths(rows, 150)
     estimate = train_module.estimate_lengths
 
     def same_plan(rows: Any, family: Any, long_audio: str) -> Any:  # the shards' run batched by the cache's lengths
