@@ -131,6 +131,7 @@ class CacheResult:
     path: Path
     key: str
     config: str = "sft"
+    kind: str = "sft"
     rows: int = 0
     skipped: int = 0
     tokens: int = 0
@@ -293,7 +294,7 @@ def build(
     parts = components(family, processor, system_prompt, long_audio, features, kind)
     key = cache_key(parts)
     final = Path(root) / CACHE_DIR / key
-    result = CacheResult(final, key, name)
+    result = CacheResult(final, key, name, kind)
     found = lookup(root, parts, name)
     if found.path is not None and not force:
         result.reused = True

@@ -184,12 +184,12 @@ def run_cache(args: argparse.Namespace) -> int:
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    found = cache.lookup(args.dataset, cache.components(family, processor, args.system_prompt, args.long_audio,
-                                                         args.features), result.config)
+    parts = cache.components(family, processor, args.system_prompt, args.long_audio, args.features, result.kind)
+    found = cache.lookup(args.dataset, parts, result.config)
     out = {
         "path": str(result.path), "key": result.key, "reused": result.reused, "rows": result.rows,
         "skipped": result.skipped, "skip_reasons": result.skip_reasons, "tokens": result.tokens, "bytes": result.bytes,
-        "seconds": round(result.seconds, 2), "features": args.features, "stale_caches": found.stale,
+        "seconds": round(result.seconds, 2), "features": args.features, "kind": result.kind, "stale_caches": found.stale,
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -207,7 +207,7 @@ def _print_cache(out: dict[str, Any], console: Any) -> None:
     rows = [
         ("key", out["key"]),
         ("status", "up to date, kept" if out["reused"] else "written"),
-        ("records", f"{out['rows']:,}"),
+        ("records", f"{out['rows']:,} ({out['kind'].upper()})"),
         ("log-mel features", "yes (fp16)" if out["features"] else "no (audio decoded in training)"),
     ]
     if not out["reused"]:

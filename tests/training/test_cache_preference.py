@@ -167,7 +167,8 @@ def test_cli_caches_dpo_and_kto(tiny: str, dpo_root: Path, kto_data: Path, tmp_p
     shutil.copytree(dpo_root, root, ignore=shutil.ignore_patterns("cache"))
     assert audiodata_main(["cache", str(root), "--tokenizer", tiny, "--data-config", "dpo", "--features", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["rows"] == DPO_ROWS and out["features"] and not out["reused"]
+    assert out["rows"] == DPO_ROWS and out["features"] and not out["reused"] and out["kind"] == "dpo"
+    assert out["stale_caches"] == []  # the cache just written is not reported stale against itself
     meta = json.loads(Path(out["path"], cache.META).read_text())
     assert meta["kind"] == "dpo" and meta["tokens"] == out["tokens"] > 0
     kroot = tmp_path / "kto"
