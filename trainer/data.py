@@ -45,7 +45,7 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
         for s in entries:
             data.open_shard(s)  # the footers: a truncated or replaced shard is named before datasets reads it
         try:
-            ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards])
+            ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards], features=undecoded_features([p for p, _ in shards]))
         except Exception as exc:  # datasets wraps the Parquet error twice and names no shard: find it
             if is_os_fault(exc):
                 raise
@@ -69,6 +69,28 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
     if inner is not None and getattr(inner, "decode", False):
         ds = ds.cast_column("audios", datasets.List(datasets.Audio(sampling_rate=inner.sampling_rate, decode=False)))
     return ds
+
+
+def undecoded_features(paths: list[Path]) -> Any:
+    """The shards' ``datasets`` features with ``audios`` left undecoded, or None when the shards' schemas differ.
+
+    ``datasets`` imports Parquet into Arrow files in its cache on the first load (a copy of the shards' bytes);
+    given these features it writes the undecoded audio column in that one pass, where ``cast_column`` afterwards
+    wrote the whole split a second time (``benchmarks/loader_bench.py`` measures the bytes written)."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(p) for p in paths]
+    if not schemas or any(not s.equals(schemas[0], check_metadata=True) for s in schemas[1:]):
+        return None
+    try:
+        features = datasets.Features.from_arrow_schema(schemas[0])
+    except (TypeError, ValueError):
+        return None
+    inner = getattr(features.get("audios"), "feature", None)
+    if inner is not None and getattr(inner, "decode", False):
+        features["audios"] = datasets.List(datasets.Audio(sampling_rate=inner.sampling_rate, decode=False))
+    return features
 
 
 def estimate_lengths(ds: Any, family: ModelFamily, long_audio: str = "truncate") -> tuple[list[int], list[int], list[float]]:

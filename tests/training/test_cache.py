@@ -285,6 +285,10 @@ def test_loader_benchmark_smoke(tmp_path: Path):
     assert ways["cache"]["vs_shards"] > 0.5, run.stdout  # the same decode + features: never much slower
     assert ways["cache+features"]["lengths_s_for_hours"] * 20 < ways["shards"]["lengths_s_for_hours"], run.stdout
     assert "worker-days/epoch" in run.stdout and "x shards" in run.stdout
+    dpo = fig["dpo"]["ways"]  # the same four ways for DPO pairs (encode_dpo, encode_dpo_cached)
+    assert set(dpo) == set(ways) and dpo["cache+features"]["vs_shards"] > 5 and dpo["cache"]["vs_shards"] > 0.5, run.stdout
+    first = fig["datasets_first_import"]  # one Arrow copy of the shards on the first load, not two (the cast's)
+    assert first["copy_ratio"] < 1.1 and first["with_cast"]["copy_ratio"] > 1.8 and first["hours_for_hours"] > 0, run.stdout
 
 
 @pytest.mark.slow
