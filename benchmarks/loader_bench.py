@@ -399,7 +399,8 @@ def print_report(fig: dict[str, Any]) -> None:
         print(f"first load: datasets' Parquet import {imp['seconds']} s, {imp['bytes_written']:,} bytes written for "
               f"{imp['train_shard_bytes']:,} bytes of train shards (x{imp['copy_ratio']} per byte, {imp['mb_per_s']} MB/s); "
               f"for {hours} h ({imp['shard_bytes_for_hours'] / 1e9:,.0f} GB of shards): {imp['hours_for_hours']} h and "
-              f"{imp['bytes_for_hours'] / 1e9:,.0f} GB written before the first step")
+              f"{imp['bytes_for_hours'] / 1e9:,.0f} GB written before the first step (the hours a lower bound: these "
+              "shards are read from the page cache)")
         cast = imp["with_cast"]
         print(f"  (before: import then cast_column, {cast['seconds']} s and {cast['bytes_written']:,} bytes written, "
               f"x{cast['copy_ratio']}: the cast wrote the split a second time)")
