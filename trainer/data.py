@@ -30,8 +30,13 @@ from trainer.longaudio import clip_samples, window_lengths, window_samples
 SKIP_LOG = "skipped.jsonl"
 
 
-def load_rows(cfg: TrainConfig, split: str) -> Any:
-    """The split as a ``datasets.Dataset`` with ``audios`` left undecoded (``{bytes, path}``)."""
+def load_rows(cfg: TrainConfig, split: str, audio: bool = True) -> Any:
+    """The split as a ``datasets.Dataset`` with ``audios`` left undecoded (``{bytes, path}``).
+
+    ``audio=False`` (a local dataset whose audio the run never reads: a cache with features, see
+    ``trainer.train``): every other column read straight from the shards (pyarrow, in memory; text and
+    metadata, about 2% of the shards' bytes) and no ``audios`` column: nothing goes through ``datasets``'
+    Parquet import, which writes a copy of the whole split, audio included, into its cache on a first load."""
     import datasets
 
     if is_local(cfg.data):
@@ -44,6 +49,8 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
         shards = [(data.path(s), s.file) for s in entries]
         for s in entries:
             data.open_shard(s)  # the footers: a truncated or replaced shard is named before datasets reads it
+        if not audio:
+            return _without_audio(cfg, shards)
         try:
             ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards], features=undecoded_features([p for p, _ in shards]))
         except Exception as exc:  # datasets wraps the Parquet error twice and names no shard: find it
@@ -55,20 +62,53 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
             raise DatasetError(f"{root}: the shards do not load ({type(exc).__name__}: {exc}); {verify_hint(cfg.data)}") from None
     else:
         ds = datasets.load_dataset(cfg.data, cfg.data_config or cfg.task, split=split)
+    return _checked(cfg, ds)
+
+
+def _checked(cfg: TrainConfig, ds: Any, audio: bool = True) -> Any:
+    """The rows with DPO/KTO prompts under ``messages``, or a ConfigError naming the columns the task needs."""
+    import datasets
+
     if "prompt" in ds.column_names and "messages" not in ds.column_names:  # format 2: DPO/KTO prompts sit in `prompt`
         ds = ds.rename_column("prompt", "messages")
-    missing = {"messages", "audios"} - set(ds.column_names)
+    missing = ({"messages", "audios"} if audio else {"messages"}) - set(ds.column_names)
     if cfg.task == "dpo":
         missing |= {"chosen", "rejected"} - set(ds.column_names)
     if cfg.task == "kto":  # TRL's unpaired preference layout: prompt (read as messages), completion, boolean label
         missing |= {"completion", "label"} - set(ds.column_names)
     if missing:
         raise ConfigError(f"{cfg.data}: not an audiodata {cfg.task} dataset (missing columns {', '.join(sorted(missing))})")
+    if not audio:
+        return ds
     feature = ds.features["audios"]
     inner = getattr(feature, "feature", None)
     if inner is not None and getattr(inner, "decode", False):
         ds = ds.cast_column("audios", datasets.List(datasets.Audio(sampling_rate=inner.sampling_rate, decode=False)))
     return ds
+
+
+def _without_audio(cfg: TrainConfig, shards: list[tuple[Path, str]]) -> Any:
+    """The shards' rows without their ``audios`` column, read with pyarrow into memory (no ``datasets`` import)."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = [p for p, _ in shards]
+    features = undecoded_features(paths)
+    if features is None:  # shards with differing schemas: one table cannot hold them; read them as datasets does
+        raise ConfigError(f"{cfg.data}: the shards' schemas differ; they cannot be read without their audio")
+    features = datasets.Features({k: v for k, v in features.items() if k != "audios"})
+    try:
+        table = pa.concat_tables([pq.read_table(p, columns=list(features)) for p in paths])
+    except (pa.ArrowException, OSError) as exc:
+        if is_os_fault(exc):
+            raise
+        found = first_damage(shards, cfg.data)
+        if found is not None:
+            raise found from None
+        raise DatasetError(f"{cfg.data}: the shards do not load ({type(exc).__name__}: {exc}); {verify_hint(cfg.data)}") from None
+    ds = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
+    return _checked(cfg, ds, audio=False)
 
 
 def undecoded_features(paths: list[Path]) -> Any:

@@ -283,8 +283,8 @@ def build(cfg: TrainConfig) -> Run:
     dummy = cfg.dummy_audio if cfg.dummy_audio is not None else world > 1
     collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, cfg.long_audio, dummy_audio=dummy)
     encode = {"sft": collator.encode_sft, "dpo": collator.encode_dpo, "kto": collator.encode_kto}[cfg.task]
-    rows = load_rows(cfg, cfg.train_split)
     cached = find_cache(cfg, family, processor, rank)
+    rows = load_rows(cfg, cfg.train_split, audio=needs_audio(cfg, cached))
     if cached is not None:  # the input written by `audiodata cache`: no template or tokenizer per example
         rows = cache.attach(rows, cached, cfg.train_split)
         encode = {"sft": collator.encode_cached, "dpo": collator.encode_dpo_cached, "kto": collator.encode_kto_cached}[cfg.task]
@@ -467,6 +467,13 @@ def find_cache(cfg: TrainConfig, family: Family, processor: Any, rank: int) -> c
         raise ConfigError(f"cache: require, but no fresh training-input cache for this model and settings ({why}); "
                           f"write one with `audiodata cache {cfg.data} --tokenizer {cfg.model}{_config_flag(cfg, config)}`")
     return None
+
+
+def needs_audio(cfg: TrainConfig, cached: cache.Lookup | None) -> bool:
+    """Whether the training rows must carry their audio: not with a features cache (every example comes from it)
+    unless evaluation holds out training records (it generates from their clips). Without it the shards are read
+    directly, and ``datasets`` never imports (copies) the split."""
+    return cached is None or not cached.features or bool(cfg.eval_holdout)
 
 
 def _config_flag(cfg: TrainConfig, config: str) -> str:

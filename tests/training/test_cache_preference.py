@@ -29,7 +29,7 @@ from trainer.config import ConfigError, TrainConfig
 from trainer.data import SkipExample, load_rows
 from trainer.families import get_family
 from trainer.tiny import make_tiny_model
-from trainer.train import find_cache
+from trainer.train import find_cache, needs_audio
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 FAMILY = get_family("qwen2-audio")
@@ -200,7 +200,8 @@ def test_training_from_the_cache_gives_the_shards_losses(
     task: str, tiny: str, dpo_root: Path, kto_data: Path, tmp_path: Path, capsys, monkeypatch  # noqa: F811
 ):
     """With the same batch plan, DPO and KTO from the tokens-only cache give the very losses (and rewards) that encoding
-    from the shards gives, and from the features cache the same within fp16 rounding of the features."""
+    from the shards gives, and from the features cache (rows read from the shards without their audio, nothing
+    imported by ``datasets``) the same within fp16 rounding of the features."""
     import shutil
 
     import trainer.train as train_module
@@ -225,8 +226,14 @@ def test_training_from_the_cache_gives_the_shards_losses(
     monkeypatch.setattr(train_module, "estimate_lengths", same_plan)
     shards = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "shards"), "cache": "off"}))
     cache.build(root, FAMILY, processor, features=True, config=task)
+    import datasets
+
+    empty = tmp_path / "hf-cache"  # with features the rows come from the shards directly: datasets imports nothing
+    empty.mkdir()
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", empty)
     feats = train_module.train(TrainConfig.from_dict({**base, "output_dir": str(tmp_path / "feats"), "cache": "require"}))
     assert "tokens and log-mel features" in capsys.readouterr().err
+    assert not [f for f in empty.rglob("*") if f.is_file() and f.stat().st_size], "the features run imported the shards"
     runs = (shards, plain, feats)
     losses = [[h["loss"] for h in r["loss_history"]] for r in runs]
     assert len(losses[0]) == 3 and losses[0] == losses[1] and np.allclose(losses[0], losses[2], rtol=1e-3), losses
@@ -234,3 +241,39 @@ def test_training_from_the_cache_gives_the_shards_losses(
     assert shards["skipped"] == plain["skipped"]
     rewards = [[{k: v for k, v in h.items() if k.startswith("rewards/")} for h in r["preference_history"]] for r in runs]
     assert rewards[0] == rewards[1] and rewards[0][0], rewards
+
+
+@pytest.mark.parametrize("task", ["sft", "dpo", "kto"])
+def test_rows_without_audio_come_straight_from_the_shards(
+    task: str, tiny: str, sample_out, kto_data: Path, tmp_path: Path, monkeypatch  # noqa: F811
+):
+    """With a features cache the run reads no audio, so the rows come from the shards by pyarrow: the same rows as
+    ``datasets`` gives, less ``audios``, and nothing written into ``datasets``' cache (its import copies the split)."""
+    import datasets
+
+    root = sample_out[0] if task != "kto" else kto_data
+    cfg = TrainConfig(model=tiny, data=str(root), task=task)
+    empty = tmp_path / "hf-cache"
+    empty.mkdir()
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", empty)
+    direct = load_rows(cfg, "train", audio=False)
+    assert not any(f.is_file() and f.stat().st_size for f in empty.rglob("*"))  # no import, no copy
+    imported = load_rows(cfg, "train")
+    assert any(f.suffix == ".arrow" for f in empty.rglob("*"))  # (the import does write one)
+    assert "audios" not in direct.column_names and set(direct.column_names) == set(imported.column_names) - {"audios"}
+    assert direct.to_list() == imported.remove_columns("audios").to_list() and len(direct) > 0
+    assert direct.features == datasets.Features({k: v for k, v in imported.features.items() if k != "audios"})
+
+
+def test_the_run_reads_audio_only_when_it_needs_it(tiny: str, dpo_root: Path):
+    processor = FAMILY.training_processor(tiny)
+    cache.build(dpo_root, FAMILY, processor, config="dpo")
+    cache.build(dpo_root, FAMILY, processor, config="dpo", features=True)
+    cfg = TrainConfig(model=tiny, data=str(dpo_root), task="dpo")
+    found = find_cache(cfg, FAMILY, processor, rank=0)
+    assert found is not None and found.features and not needs_audio(cfg, found)
+    assert needs_audio(cfg, None)  # no cache: the audio is decoded per example
+    tokens_only = cache.lookup(dpo_root, cache.components(FAMILY, processor, None, "split", False, "dpo"), "dpo")
+    assert needs_audio(cfg, tokens_only)  # tokens only: the features come from the decoded clips
+    held = TrainConfig(model=tiny, data=str(dpo_root), task="dpo", eval_holdout=0.2)
+    assert needs_audio(held, found)  # held-out evaluation generates from the training records' clips
