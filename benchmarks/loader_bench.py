@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -239,6 +240,36 @@ def import_rate(out: Path, config: str, split: str) -> dict[str, Any]:
     }
 
 
+def direct_read_rate(cfg: Any, out: Path, config: str) -> tuple[float, float, float]:
+    """(seconds per record, seconds per shard, bytes in memory per record) of reading rows straight from the shards
+    without their audio (what a run with a features cache does instead of the import). The per-record slope comes
+    from one train shard's rows written 1x and 200x into a shard of their own (their audio lists emptied: the read
+    skips that column anyway)."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from audiodata.dataset import ConvertedDataset
+    from trainer.data import rows_without_audio
+
+    data = ConvertedDataset.open(out)
+    table = pq.read_table(data.path(data.shards(config, "train")[0]))
+    at = table.schema.get_field_index("audios")
+    table = table.set_column(at, table.schema.field(at), pa.array([[]] * len(table), table.schema.field(at).type))
+    times, held = [], 0
+    with tempfile.TemporaryDirectory(prefix="loader-bench-direct-") as tmp:
+        for copies in (1, 200):
+            path = Path(tmp) / f"train-{copies}.parquet"
+            pq.write_table(pa.concat_tables([table] * copies), path, row_group_size=100)
+            started = time.perf_counter()
+            rows = rows_without_audio(cfg, [(path, path.name)])
+            times.append(time.perf_counter() - started)
+            held = rows.data.nbytes / len(rows)
+    per_record = max((times[1] - times[0]) / (199 * len(table)), 0.0)
+    return per_record, max(times[0] - per_record * len(table), 0.0), held
+
+
 def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, model: Path, work: Path) -> dict[str, Any]:
     """The four ways for ``task`` (sft or dpo) on the converted ``out``."""
     from audiodata.dataset import ConvertedDataset
@@ -283,7 +314,8 @@ def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, m
         parts = cache.components(family, processor, None, cfg.long_audio, features, task)
         found = cache.lookup(out, parts, config)
         assert found.path is not None, found.stale
-        attached = cache.attach(load_rows(cfg, "train"), found, "train")
+        # as the trainer loads them (trainer.train.needs_audio): with features, the shards read without their audio
+        attached = cache.attach(load_rows(cfg, "train", audio=not features), found, "train")
         cache.lengths(attached, None)
         starts[way] = time.perf_counter() - started
         many = _repeated(attached, args.length_records)
@@ -323,6 +355,18 @@ def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, m
             "lengths_s_for_hours": round(lengths_s[way] * records_for_hours, 2),
             "epoch_days_per_worker": round(records_for_hours / rate / 86400, 2),
         }
+    scale = args.hours * 3600 / seconds  # the corpus's train split, scaled to --hours of the same audio
+    big = imported["train_shard_bytes"] * scale
+    direct_s_per_record, direct_s_per_shard, direct_bytes_per_record = direct_read_rate(cfg, out, config)
+    shards_for_hours = math.ceil(big / 500e6)  # convert's default --max-shard-size
+    import_s_for_hours = imported["fixed_s"] + big / (imported["mb_per_s"] * 1e6)
+    for way, stats in ways.items():
+        # the first run's start at --hours: datasets' import of the shards (every way but the one that reads none),
+        # or the shards read without their audio (per record and per shard of convert's default size), then the lengths
+        imports = 0.0 if way in ("json", "cache+features") else import_s_for_hours
+        rows_s = direct_s_per_record * records_for_hours + direct_s_per_shard * shards_for_hours
+        rows_s = rows_s if way == "cache+features" else 0.0
+        stats["first_start_s_for_hours"] = round(imports + rows_s + stats["lengths_s_for_hours"], 1)
     for stats in ways.values():
         stats["vs_shards"] = round(stats["samples_per_s"] / ways["shards"]["samples_per_s"], 2)
         stats["vs_json"] = round(stats["samples_per_s"] / ways["json"]["samples_per_s"], 2)
@@ -331,8 +375,6 @@ def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, m
         k: sum(f.stat().st_size for f in files if _features_of(f) == (k == "cache+features")) for k in ("cache", "cache+features")
     }
     shard_bytes = sum(f.stat().st_size for f in (out / "data").rglob("*.parquet"))
-    scale = args.hours * 3600 / seconds  # the corpus's train split, scaled to --hours of the same audio
-    big = imported["train_shard_bytes"] * scale
     return {
         "task": task,
         "records": n,
@@ -349,7 +391,10 @@ def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, m
         "datasets_first_import": {
             **imported,
             "shard_bytes_for_hours": round(big),
-            "hours_for_hours": round((imported["fixed_s"] + big / (imported["mb_per_s"] * 1e6)) / 3600, 2),
+            "hours_for_hours": round(import_s_for_hours / 3600, 2),
+            "direct_read_us_per_record": round(direct_s_per_record * 1e6, 2),
+            "direct_read_ms_per_shard": round(direct_s_per_shard * 1e3, 2),
+            "direct_read_bytes_for_hours": round(direct_bytes_per_record * records_for_hours),
             "bytes_for_hours": round(big * imported["copy_ratio"]),
         },
     }
@@ -386,13 +431,17 @@ def print_report(fig: dict[str, Any]) -> None:
               f"(mean clip {t['mean_clip_seconds']} s); {m['cores']} cores, load {m['load_average_1m']} ({m['note']})")
         head = f"{'way':16} {'samples/s':>10} {'ms/sample':>10} {'x shards':>9} {'x json':>7} {'start s':>8} "
         hours = format(t["hours_for_epoch_figure"], ",.0f")
-        head += f"{'lengths s, ' + hours + ' h':>20} {'worker-days/epoch, ' + hours + ' h':>30}"
+        head += f"{'lengths s, ' + hours + ' h':>20} {'first start s, ' + hours + ' h':>24} "
+        head += f"{'worker-days/epoch, ' + hours + ' h':>30}"
         print(head)
         for way, s in t["ways"].items():
             print(f"{way:16} {s['samples_per_s']:>10.1f} {s['ms_per_sample']:>10.2f} {s['vs_shards']:>9.2f} {s['vs_json']:>7.2f} "
-                  f"{s['start_s']:>8.2f} {s['lengths_s_for_hours']:>20.1f} {s['epoch_days_per_worker']:>30.2f}")
+                  f"{s['start_s']:>8.2f} {s['lengths_s_for_hours']:>20.1f} {s['first_start_s_for_hours']:>24.1f} "
+                  f"{s['epoch_days_per_worker']:>30.2f}")
         print(f"(lengths: what the batch sampler reads before step 1, timed on {t['length_records']:,} rows (the corpus "
-              "repeated), scaled to the records of that many hours; json has none to read)")
+              "repeated), scaled to the records of that many hours; json has none to read. first start: a first run's, the "
+              "datasets import of the shards included (none for json, and none for cache+features, whose rows are read "
+              "from the shards without their audio))")
         imp = t["datasets_first_import"]
         print(f"one-off: cache build {t['cache_build_s']['cache']} s (tokens), {t['cache_build_s']['cache+features']} s "
               f"(with features)")
@@ -401,6 +450,9 @@ def print_report(fig: dict[str, Any]) -> None:
               f"for {hours} h ({imp['shard_bytes_for_hours'] / 1e9:,.0f} GB of shards): {imp['hours_for_hours']} h and "
               f"{imp['bytes_for_hours'] / 1e9:,.0f} GB written before the first step (the hours a lower bound: these "
               "shards are read from the page cache)")
+        print(f"  (cache+features reads the rows without their audio instead: {imp['direct_read_us_per_record']} us per record "
+              f"+ {imp['direct_read_ms_per_shard']} ms per shard, {imp['direct_read_bytes_for_hours'] / 1e9:,.1f} GB held in "
+              f"memory for {hours} h, nothing written)")
         cast = imp["with_cast"]
         print(f"  (before: import then cast_column, {cast['seconds']} s and {cast['bytes_written']:,} bytes written, "
               f"x{cast['copy_ratio']}: the cast wrote the split a second time)")

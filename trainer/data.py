@@ -50,7 +50,7 @@ def load_rows(cfg: TrainConfig, split: str, audio: bool = True) -> Any:
         for s in entries:
             data.open_shard(s)  # the footers: a truncated or replaced shard is named before datasets reads it
         if not audio:
-            return _without_audio(cfg, shards)
+            return rows_without_audio(cfg, shards)
         try:
             ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards], features=undecoded_features([p for p, _ in shards]))
         except Exception as exc:  # datasets wraps the Parquet error twice and names no shard: find it
@@ -87,7 +87,7 @@ def _checked(cfg: TrainConfig, ds: Any, audio: bool = True) -> Any:
     return ds
 
 
-def _without_audio(cfg: TrainConfig, shards: list[tuple[Path, str]]) -> Any:
+def rows_without_audio(cfg: TrainConfig, shards: list[tuple[Path, str]]) -> Any:
     """The shards' rows without their ``audios`` column, read with pyarrow into memory (no ``datasets`` import)."""
     import datasets
     import pyarrow as pa
