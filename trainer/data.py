@@ -49,8 +49,9 @@ def load_rows(cfg: TrainConfig, split: str, audio: bool = True) -> Any:
         shards = [(data.path(s), s.file) for s in entries]
         for s in entries:
             data.open_shard(s)  # the footers: a truncated or replaced shard is named before datasets reads it
-        if not audio:
-            return rows_without_audio(cfg, shards)
+        direct = None if audio else rows_without_audio(cfg, shards)
+        if direct is not None:
+            return direct
         try:
             ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards], features=undecoded_features([p for p, _ in shards]))
         except Exception as exc:  # datasets wraps the Parquet error twice and names no shard: find it
@@ -88,15 +89,16 @@ def _checked(cfg: TrainConfig, ds: Any, audio: bool = True) -> Any:
 
 
 def rows_without_audio(cfg: TrainConfig, shards: list[tuple[Path, str]]) -> Any:
-    """The shards' rows without their ``audios`` column, read with pyarrow into memory (no ``datasets`` import)."""
+    """The shards' rows without their ``audios`` column, read with pyarrow into memory (no ``datasets`` import); None
+    when the shards' schemas differ (the caller imports them as usual)."""
     import datasets
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     paths = [p for p, _ in shards]
     features = undecoded_features(paths)
-    if features is None:  # shards with differing schemas: one table cannot hold them; read them as datasets does
-        raise ConfigError(f"{cfg.data}: the shards' schemas differ; they cannot be read without their audio")
+    if features is None:  # shards with differing schemas: one table cannot hold them; datasets reads them as before
+        return None
     features = datasets.Features({k: v for k, v in features.items() if k != "audios"})
     try:
         table = pa.concat_tables([pq.read_table(p, columns=list(features)) for p in paths])
