@@ -460,13 +460,20 @@ def print_report(fig: dict[str, Any]) -> None:
               f"cache with features {t['cache_bytes']['cache+features']:,}")
 
 
+def _tasks(value: str) -> list[str]:
+    tasks = [t.strip() for t in value.split(",") if t.strip()]
+    if not tasks or set(tasks) - {"sft", "dpo"}:
+        raise argparse.ArgumentTypeError(f"{value!r}: sft, dpo or sft,dpo")
+    return tasks
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--records", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3, help="timed passes per way (the fastest is shown)")
     p.add_argument("--length-records", type=int, default=50_000, help="rows (the corpus repeated) the start's lengths take")
     p.add_argument("--hours", type=float, default=10_000, help="hours of audio the per-epoch figure stands for")
-    p.add_argument("--tasks", type=lambda v: v.split(","), default=["sft", "dpo"], help="sft, dpo or both (default sft,dpo)")
+    p.add_argument("--tasks", type=_tasks, default=["sft", "dpo"], help="sft, dpo or both (default sft,dpo)")
     p.add_argument("--cache", default=str(CACHE_DIR), help="folder for the corpus, shards and model")
     p.add_argument("--json", help="also write the figures to this file")
     return p.parse_args(argv)
