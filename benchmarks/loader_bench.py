@@ -15,10 +15,17 @@ thread), on the same records, in the same run, so the ratios hold however loaded
 * **cache+features**: with ``audiodata cache --features``: everything from the cache (fp16 log-mel frames
   rebuilt to the processor's padded array), no audio decoded.
 
+DPO (``--tasks sft,dpo``, the default): the same four ways for preference pairs (the same clips, the reply as
+``chosen`` and another record's reply as ``rejected``): ``encode_dpo`` from JSON and from the shards,
+``encode_dpo_cached`` from ``audiodata cache --data-config dpo`` with and without features.
+
 Also measured: the start (rows loaded and the lengths the batch sampler needs, the one-off ``datasets``
-Parquet import excluded and reported apart) and the one-off cost of building each cache. The rate is turned
-into the time one worker needs for an epoch of ``--hours`` hours of audio (default 10,000) at the corpus's
-mean clip length: measured rate x hours, not a 10,000-hour run.
+Parquet import excluded and reported apart) and the one-off cost of building each cache. The ``datasets``
+import (``Dataset.from_parquet`` converts the shards into Arrow files in its cache before the first step) is
+measured into an empty cache folder: its seconds and the bytes it writes. Every rate is turned into what it
+means for ``--hours`` hours of audio (default 10,000) at the corpus's mean clip length and bytes per hour:
+the worker-days an epoch takes, the seconds the sampler's lengths take, the hours and bytes of that first
+import. Measured rate x hours, not a 10,000-hour run.
 
 Corpus: ``--records`` (default 240) SFT records, each its own audio file of 1-4 sample_data sentences
 (espeak-ng speech) concatenated at the source file's rate and written as WAV or FLAC (so the JSON path
@@ -28,14 +35,16 @@ feature extractor, a small byte-level BPE). Cached in ``benchmarks/.cache/loader
 
 Usage::
 
-    python benchmarks/loader_bench.py                  # 240 records, best of 3 passes per way
+    python benchmarks/loader_bench.py                  # 240 records, SFT and DPO, best of 3 passes per way
     python benchmarks/loader_bench.py --records 60 --repeats 1 --json loader.json
+    python benchmarks/loader_bench.py --tasks dpo      # DPO only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -101,6 +110,22 @@ def build_corpus(folder: Path, records: int) -> Path:
     return corpus
 
 
+def dpo_corpus(corpus: Path) -> Path:
+    """The SFT corpus as DPO pairs (sharegpt ranking layout): the reply chosen, the next record's reply rejected."""
+    dpo = corpus.with_name("corpus-dpo.json")
+    if dpo.is_file() and dpo.stat().st_mtime >= corpus.stat().st_mtime:
+        return dpo
+    items = json.loads(corpus.read_text(encoding="utf-8"))
+    pairs = []
+    for n, item in enumerate(items):
+        chosen = item["conversations"][-1]
+        rejected = items[(n + 1) % len(items)]["conversations"][-1]
+        pairs.append({"conversations": item["conversations"][:-1], "chosen": chosen, "rejected": rejected,
+                      "audios": item["audios"]})
+    dpo.write_text(json.dumps(pairs, indent=1), encoding="utf-8")
+    return dpo
+
+
 def convert(corpus: Path, out: Path) -> None:
     import audiodata
 
@@ -112,10 +137,14 @@ def convert(corpus: Path, out: Path) -> None:
 def json_rows(corpus: Path) -> list[dict[str, Any]]:
     """What a path-per-clip pipeline holds: records with audio paths (resolved against the JSON file's folder)."""
     rows = []
+    roles = {"human": "user", "gpt": "assistant"}
     for k, item in enumerate(json.loads(corpus.read_text(encoding="utf-8"))):
-        roles = {"human": "user", "gpt": "assistant"}
         messages = [{"role": roles[m["from"]], "content": m["value"]} for m in item["conversations"]]
-        rows.append({"id": f"json-{k}", "messages": messages, "paths": [str(corpus.parent / p) for p in item["audios"]]})
+        row = {"id": f"json-{k}", "messages": messages, "paths": [str(corpus.parent / p) for p in item["audios"]]}
+        for key in ("chosen", "rejected"):
+            if key in item:
+                row[key] = [{"role": roles[item[key]["from"]], "content": item[key]["value"]}]
+        rows.append(row)
     return rows
 
 
@@ -133,39 +162,140 @@ def time_pass(n: int, one: Callable[[int], Any], repeats: int) -> tuple[float, i
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Every task's figures: SFT's at the top level (as before DPO was measured), the others under their name."""
     import torch
 
     torch.set_num_threads(1)
+    from trainer.tiny import make_tiny_model
+
+    work = Path(args.cache) / f"loader-bench-{args.records}"
+    corpus = build_corpus(work / "corpus", args.records)
+    model = work / "model"
+    if not (model / "config.json").is_file():
+        make_tiny_model(model, family="qwen2-audio")
+    fig: dict[str, Any] = {"machine": machine(), "tasks": args.tasks}
+    for task in args.tasks:
+        source = corpus if task == "sft" else dpo_corpus(corpus)
+        out = work / ("out" if task == "sft" else f"out-{task}")
+        convert(source, out)
+        figures = measure_task(args, task, source, out, model, work)
+        if task == "sft":
+            fig.update(figures)
+        else:
+            fig[task] = figures
+    return fig
+
+
+def first_import(out: Path, config: str, split: str, copies: int = 1, cast: bool = False) -> tuple[float, int, int]:
+    """(seconds, bytes written, shard bytes) of ``datasets``' Parquet import of the split's shards (listed ``copies``
+    times) into an empty cache folder, as ``load_rows`` does it: what the first training run on a dataset does
+    before it can index a row (later runs find the Arrow copy there). ``cast``: the way it was done before
+    (import, then ``cast_column`` to undecoded audio, which wrote the split a second time), for comparison."""
+    import tempfile
+
+    import datasets
+
+    from audiodata.dataset import ConvertedDataset
+    from trainer.data import undecoded_features
+
+    data = ConvertedDataset.open(out)
+    paths = [data.path(s) for s in data.shards(config, split)] * copies
+    before = datasets.config.HF_DATASETS_CACHE
+    with tempfile.TemporaryDirectory(prefix="loader-bench-hf-") as empty:
+        datasets.config.HF_DATASETS_CACHE = Path(empty)
+        try:
+            started = time.perf_counter()
+            if cast:
+                ds = datasets.Dataset.from_parquet([str(p) for p in paths])
+                rate = ds.features["audios"].feature.sampling_rate
+                ds.cast_column("audios", datasets.List(datasets.Audio(sampling_rate=rate, decode=False)))
+            else:
+                datasets.Dataset.from_parquet([str(p) for p in paths], features=undecoded_features(paths))
+            seconds = time.perf_counter() - started
+        finally:
+            datasets.config.HF_DATASETS_CACHE = before
+        written = sum(f.stat().st_size for f in Path(empty).rglob("*") if f.is_file())
+    return seconds, written, sum(p.stat().st_size for p in paths)
+
+
+def import_rate(out: Path, config: str, split: str) -> dict[str, Any]:
+    """The import's seconds and bytes written per shard byte: the slope between the shards listed once and four
+    times (the fixed start-up of ``datasets``' builder taken out, as it is a small part of a big dataset's import)."""
+    one_s, one_written, one_bytes = first_import(out, config, split, 1)
+    four_s, four_written, four_bytes = first_import(out, config, split, 4)
+    cast_s, cast_written, _ = first_import(out, config, split, 1, cast=True)
+    slope = (four_s - one_s) / (four_bytes - one_bytes)
+    if slope <= 0:  # noise swamped the difference: the whole time per byte, an overestimate
+        slope = four_s / four_bytes
+    return {
+        "seconds": round(one_s, 3),
+        "bytes_written": one_written,
+        "train_shard_bytes": one_bytes,
+        "copy_ratio": round(four_written / four_bytes, 3),
+        "fixed_s": round(max(one_s - slope * one_bytes, 0.0), 3),
+        "mb_per_s": round(1 / slope / 1e6, 1),
+        "with_cast": {
+            "seconds": round(cast_s, 3), "bytes_written": cast_written, "copy_ratio": round(cast_written / one_bytes, 3),
+        },
+    }
+
+
+def direct_read_rate(cfg: Any, out: Path, config: str) -> tuple[float, float, float]:
+    """(seconds per record, seconds per shard, bytes in memory per record) of reading rows straight from the shards
+    without their audio (what a run with a features cache does instead of the import). The per-record slope comes
+    from one train shard's rows written 1x and 200x into a shard of their own (their audio lists emptied: the read
+    skips that column anyway)."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from audiodata.dataset import ConvertedDataset
+    from trainer.data import rows_without_audio
+
+    data = ConvertedDataset.open(out)
+    table = pq.read_table(data.path(data.shards(config, "train")[0]))
+    at = table.schema.get_field_index("audios")
+    table = table.set_column(at, table.schema.field(at), pa.array([[]] * len(table), table.schema.field(at).type))
+    times, held = [], 0
+    with tempfile.TemporaryDirectory(prefix="loader-bench-direct-") as tmp:
+        for copies in (1, 200):
+            path = Path(tmp) / f"train-{copies}.parquet"
+            pq.write_table(pa.concat_tables([table] * copies), path, row_group_size=100)
+            started = time.perf_counter()
+            rows = rows_without_audio(cfg, [(path, path.name)])
+            times.append(time.perf_counter() - started)
+            held = rows.data.nbytes / len(rows)
+    per_record = max((times[1] - times[0]) / (199 * len(table)), 0.0)
+    return per_record, max(times[0] - per_record * len(table), 0.0), held
+
+
+def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, model: Path, work: Path) -> dict[str, Any]:
+    """The four ways for ``task`` (sft or dpo) on the converted ``out``."""
     from audiodata.dataset import ConvertedDataset
     from trainer import cache
     from trainer.collators import AudioCollator
     from trainer.config import TrainConfig
     from trainer.data import SkipLog, encoded, estimate_lengths, load_rows
     from trainer.families import get_family
-    from trainer.tiny import make_tiny_model
 
-    work = Path(args.cache) / f"loader-bench-{args.records}"
-    corpus = build_corpus(work / "corpus", args.records)
-    out = work / "out"
-    convert(corpus, out)
-    model = work / "model"
-    if not (model / "config.json").is_file():
-        make_tiny_model(model, family="qwen2-audio")
     family = get_family("qwen2-audio")
     processor = family.training_processor(str(model))
     collator = AudioCollator(family, processor)
-    cfg = TrainConfig(model=str(model), data=str(out))
+    cfg = TrainConfig(model=str(model), data=str(out), task=task)
     skips = SkipLog(str(work / "run"))
+    plain, from_cache = {"sft": (collator.encode_sft, collator.encode_cached),
+                         "dpo": (collator.encode_dpo, collator.encode_dpo_cached)}[task]  # fmt: skip
+    config = ConvertedDataset.open(out).find_config(task) or task
 
     builds: dict[str, float] = {}
     for features in (False, True):
         started = time.perf_counter()
-        cache.build(out, family, processor, features=features, force=True)
+        cache.build(out, family, processor, features=features, config=config, force=True)
         builds["cache+features" if features else "cache"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    load_rows(cfg, "train")  # the datasets Parquet import (first run only; kept in the HF cache after it)
-    first_import = time.perf_counter() - started
+    imported = import_rate(out, config, "train")
+    load_rows(cfg, "train")  # the import into the HF cache the timed starts below find there (as a second run does)
 
     starts: dict[str, float] = {}
     lengths_s: dict[str, float] = {}
@@ -178,22 +308,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     estimate_lengths(many, family.math, cfg.long_audio)
     lengths_s["shards"] = (time.perf_counter() - started) / len(many)
-    datasets["shards"] = encoded(rows, collator.encode_sft, skips)
+    datasets["shards"] = encoded(rows, plain, skips)
     for way, features in (("cache", False), ("cache+features", True)):
         started = time.perf_counter()
-        parts = cache.components(family, processor, None, cfg.long_audio, features)
-        found = cache.lookup(out, parts, ConvertedDataset.open(out).find_config("sft") or "sft")
+        parts = cache.components(family, processor, None, cfg.long_audio, features, task)
+        found = cache.lookup(out, parts, config)
         assert found.path is not None, found.stale
-        attached = cache.attach(load_rows(cfg, "train"), found, "train")
+        # as the trainer loads them (trainer.train.needs_audio): with features, the shards read without their audio
+        attached = cache.attach(load_rows(cfg, "train", audio=not features), found, "train")
         cache.lengths(attached, None)
         starts[way] = time.perf_counter() - started
         many = _repeated(attached, args.length_records)
         started = time.perf_counter()
         cache.lengths(many, None)
         lengths_s[way] = (time.perf_counter() - started) / len(many)
-        datasets[way] = encoded(attached, collator.encode_cached, skips)
-
-    from audiodata.audio.transform import decode_bytes
+        datasets[way] = encoded(attached, from_cache, skips)
 
     jrows = json_rows(corpus)
     started = time.perf_counter()
@@ -204,9 +333,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     def json_one(i: int) -> Any:
         row = jrows[i]
         audios = [{"bytes": Path(p).read_bytes(), "path": p} for p in row["paths"]]  # the file, opened per example
-        return collator.encode_sft({**row, "audios": audios})
+        return plain({**row, "audios": audios})  # decoded by the same audiodata decoder the collator uses
 
-    _ = decode_bytes  # (the JSON path decodes through the same audiodata decoder the collator uses)
     n = len(rows)
     seconds = float(np.sum(rows["audio_seconds"]))
     mean_clip = seconds / n
@@ -225,8 +353,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "start_s": round(starts[way], 3),
             "lengths_us_per_record": round(1e6 * lengths_s[way], 3),
             "lengths_s_for_hours": round(lengths_s[way] * records_for_hours, 2),
-            "epoch_days_per_worker": round(args.hours * 3600 / mean_clip / rate / 86400, 2),
+            "epoch_days_per_worker": round(records_for_hours / rate / 86400, 2),
         }
+    scale = args.hours * 3600 / seconds  # the corpus's train split, scaled to --hours of the same audio
+    big = imported["train_shard_bytes"] * scale
+    direct_s_per_record, direct_s_per_shard, direct_bytes_per_record = direct_read_rate(cfg, out, config)
+    shards_for_hours = math.ceil(big / 500e6)  # convert's default --max-shard-size
+    import_s_for_hours = imported["fixed_s"] + big / (imported["mb_per_s"] * 1e6)
+    for way, stats in ways.items():
+        # the first run's start at --hours: datasets' import of the shards (every way but the one that reads none),
+        # or the shards read without their audio (per record and per shard of convert's default size), then the lengths
+        imports = 0.0 if way in ("json", "cache+features") else import_s_for_hours
+        rows_s = direct_s_per_record * records_for_hours + direct_s_per_shard * shards_for_hours
+        rows_s = rows_s if way == "cache+features" else 0.0
+        stats["first_start_s_for_hours"] = round(imports + rows_s + stats["lengths_s_for_hours"], 1)
     for stats in ways.values():
         stats["vs_shards"] = round(stats["samples_per_s"] / ways["shards"]["samples_per_s"], 2)
         stats["vs_json"] = round(stats["samples_per_s"] / ways["json"]["samples_per_s"], 2)
@@ -236,7 +376,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     shard_bytes = sum(f.stat().st_size for f in (out / "data").rglob("*.parquet"))
     return {
-        "machine": machine(),
+        "task": task,
         "records": n,
         "audio_hours": round(seconds / 3600, 4),
         "mean_clip_seconds": round(mean_clip, 2),
@@ -247,7 +387,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "cache_build_s": {k: round(v, 2) for k, v in builds.items()},
         "cache_bytes": cache_bytes,
         "shard_bytes": shard_bytes,
-        "datasets_first_import_s": round(first_import, 2),
+        "datasets_first_import_s": imported["seconds"],
+        "datasets_first_import": {
+            **imported,
+            "shard_bytes_for_hours": round(big),
+            "hours_for_hours": round(import_s_for_hours / 3600, 2),
+            "direct_read_us_per_record": round(direct_s_per_record * 1e6, 2),
+            "direct_read_ms_per_shard": round(direct_s_per_shard * 1e3, 2),
+            "direct_read_bytes_for_hours": round(direct_bytes_per_record * records_for_hours),
+            "bytes_for_hours": round(big * imported["copy_ratio"]),
+        },
     }
 
 
@@ -276,21 +425,46 @@ def machine() -> dict[str, Any]:
 
 def print_report(fig: dict[str, Any]) -> None:
     m = fig["machine"]
-    print(f"\nloader_bench: {fig['records']} records, {fig['audio_hours']} h of audio (mean clip {fig['mean_clip_seconds']} s); "
-          f"{m['cores']} cores, load {m['load_average_1m']} ({m['note']})")
-    head = f"{'way':16} {'samples/s':>10} {'ms/sample':>10} {'x shards':>9} {'x json':>7} {'start s':>8} "
-    hours = format(fig["hours_for_epoch_figure"], ",.0f")
-    head += f"{'lengths s, ' + hours + ' h':>20} {'worker-days/epoch, ' + hours + ' h':>30}"
-    print(head)
-    for way, s in fig["ways"].items():
-        print(f"{way:16} {s['samples_per_s']:>10.1f} {s['ms_per_sample']:>10.2f} {s['vs_shards']:>9.2f} {s['vs_json']:>7.2f} "
-              f"{s['start_s']:>8.2f} {s['lengths_s_for_hours']:>20.1f} {s['epoch_days_per_worker']:>30.2f}")
-    print(f"(lengths: what the batch sampler reads before step 1, timed on {fig['length_records']:,} rows (the corpus repeated), "
-          "scaled to the records of that many hours; json has none to read)")
-    print(f"one-off: cache build {fig['cache_build_s']['cache']} s (tokens), {fig['cache_build_s']['cache+features']} s "
-          f"(with features); datasets' Parquet import {fig['datasets_first_import_s']} s (first load only)")
-    print(f"bytes: shards {fig['shard_bytes']:,}, cache {fig['cache_bytes']['cache']:,}, "
-          f"cache with features {fig['cache_bytes']['cache+features']:,}")
+    for task in fig["tasks"]:
+        t = fig if task == "sft" else fig[task]
+        print(f"\nloader_bench {task}: {t['records']} records, {t['audio_hours']} h of audio "
+              f"(mean clip {t['mean_clip_seconds']} s); {m['cores']} cores, load {m['load_average_1m']} ({m['note']})")
+        head = f"{'way':16} {'samples/s':>10} {'ms/sample':>10} {'x shards':>9} {'x json':>7} {'start s':>8} "
+        hours = format(t["hours_for_epoch_figure"], ",.0f")
+        head += f"{'lengths s, ' + hours + ' h':>20} {'first start s, ' + hours + ' h':>24} "
+        head += f"{'worker-days/epoch, ' + hours + ' h':>30}"
+        print(head)
+        for way, s in t["ways"].items():
+            print(f"{way:16} {s['samples_per_s']:>10.1f} {s['ms_per_sample']:>10.2f} {s['vs_shards']:>9.2f} {s['vs_json']:>7.2f} "
+                  f"{s['start_s']:>8.2f} {s['lengths_s_for_hours']:>20.1f} {s['first_start_s_for_hours']:>24.1f} "
+                  f"{s['epoch_days_per_worker']:>30.2f}")
+        print(f"(lengths: what the batch sampler reads before step 1, timed on {t['length_records']:,} rows (the corpus "
+              "repeated), scaled to the records of that many hours; json has none to read. first start: a first run's, the "
+              "datasets import of the shards included (none for json, and none for cache+features, whose rows are read "
+              "from the shards without their audio))")
+        imp = t["datasets_first_import"]
+        print(f"one-off: cache build {t['cache_build_s']['cache']} s (tokens), {t['cache_build_s']['cache+features']} s "
+              f"(with features)")
+        print(f"first load: datasets' Parquet import {imp['seconds']} s, {imp['bytes_written']:,} bytes written for "
+              f"{imp['train_shard_bytes']:,} bytes of train shards (x{imp['copy_ratio']} per byte, {imp['mb_per_s']} MB/s); "
+              f"for {hours} h ({imp['shard_bytes_for_hours'] / 1e9:,.0f} GB of shards): {imp['hours_for_hours']} h and "
+              f"{imp['bytes_for_hours'] / 1e9:,.0f} GB written before the first step (the hours a lower bound: these "
+              "shards are read from the page cache)")
+        print(f"  (cache+features reads the rows without their audio instead: {imp['direct_read_us_per_record']} us per record "
+              f"+ {imp['direct_read_ms_per_shard']} ms per shard, {imp['direct_read_bytes_for_hours'] / 1e9:,.1f} GB held in "
+              f"memory for {hours} h, nothing written)")
+        cast = imp["with_cast"]
+        print(f"  (before: import then cast_column, {cast['seconds']} s and {cast['bytes_written']:,} bytes written, "
+              f"x{cast['copy_ratio']}: the cast wrote the split a second time)")
+        print(f"bytes: shards {t['shard_bytes']:,}, cache {t['cache_bytes']['cache']:,}, "
+              f"cache with features {t['cache_bytes']['cache+features']:,}")
+
+
+def _tasks(value: str) -> list[str]:
+    tasks = [t.strip() for t in value.split(",") if t.strip()]
+    if not tasks or set(tasks) - {"sft", "dpo"}:
+        raise argparse.ArgumentTypeError(f"{value!r}: sft, dpo or sft,dpo")
+    return tasks
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -299,6 +473,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed passes per way (the fastest is shown)")
     p.add_argument("--length-records", type=int, default=50_000, help="rows (the corpus repeated) the start's lengths take")
     p.add_argument("--hours", type=float, default=10_000, help="hours of audio the per-epoch figure stands for")
+    p.add_argument("--tasks", type=_tasks, default=["sft", "dpo"], help="sft, dpo or both (default sft,dpo)")
     p.add_argument("--cache", default=str(CACHE_DIR), help="folder for the corpus, shards and model")
     p.add_argument("--json", help="also write the figures to this file")
     return p.parse_args(argv)
@@ -311,13 +486,17 @@ def main(argv: list[str] | None = None) -> int:
     fig = measure(args)
     print_report(fig)
     if args.json:
-        heads = [
-            headline(f"training input from the {way}, {fig['records']} records", s["samples_per_s"], "samples/s per worker",
-                     "the shards (no cache), same run", s["vs_shards"],
-                     f"ratio: samples/s, {way} / shards; x path-per-clip JSON: {s['vs_json']}")
-            for way, s in fig["ways"].items()
-            if way.startswith("cache")
-        ]
+        heads = []
+        for task in args.tasks:
+            t = fig if task == "sft" else fig[task]
+            name = "training input" if task == "sft" else f"{task.upper()} training input"
+            heads += [
+                headline(f"{name} from the {way}, {t['records']} records", s["samples_per_s"], "samples/s per worker",
+                         "the shards (no cache), same run", s["vs_shards"],
+                         f"ratio: samples/s, {way} / shards; x path-per-clip JSON: {s['vs_json']}")
+                for way, s in t["ways"].items()
+                if way.startswith("cache")
+            ]
         save_results(args.json, "loader", command_line("loader_bench.py", argv), at_start, heads, fig)
     return 0
 

@@ -1,11 +1,15 @@
-"""The training-input cache: the trainer's own SFT encoding of every record, written once next to the shards.
+"""The training-input cache: the trainer's own encoding of every record, written once next to the shards.
 
-``audiodata cache DIR --tokenizer T`` runs the collator's SFT encoding (chat template, tokenizer, the
+``audiodata cache DIR --tokenizer T`` runs the collator's encoding (chat template, tokenizer, the
 processor's audio-token expansion, assistant labels by character offsets: :meth:`AudioCollator.sft_tokens`,
-no second copy) over the SFT shards and writes, per shard, an Arrow stream file with each record's
+no second copy) over the shards of one config and writes, per shard, an Arrow stream file with each record's
 ``input_ids``, label mask, audio tokens per clip and the assistant texts the batch check compares the labels
-with. With ``--features`` it also holds the log-mel features in fp16: each clip's frames up to where the
-padding to 30 s turns into one constant, and that constant, so the padded array comes back exactly (as fp16).
+with. For a DPO or KTO config (``--data-config dpo|kto``) it runs :meth:`AudioCollator.preference_tokens` and
+stores the prompt's ``input_ids`` (audio expanded), the audio tokens per clip and each reply's ids untruncated
+(``chosen``/``rejected``, or KTO's ``completion``; KTO's label stays in the shard); ``max_length`` is applied
+when training, as it is from the shards. With ``--features`` it also holds the log-mel features in fp16: each
+clip's frames up to where the padding to 30 s turns into one constant, and that constant, so the padded array
+comes back exactly (as fp16).
 A record the encoding refuses keeps its reason (``cache_skip``): the trainer logs it in skipped.jsonl.
 
 Layout: ``DIR/cache/<key>/cache.json`` and ``DIR/cache/<key>/<config>/<split>/<shard>.arrow``. ``<key>``
@@ -58,6 +62,14 @@ FEATURES, FEATURE_FRAMES, FEATURE_FILL, MASK_FRAMES, FEATURE_SHAPE = (
     "cache_mask_frames",
     "cache_feature_shape",
 )
+#: A preference row's reply ids (their prompt's ids sit in IDS), untruncated.
+CHOSEN, REJECTED, COMPLETION = "cache_chosen_ids", "cache_rejected_ids", "cache_completion_ids"
+#: The reply columns of each record kind, as the collator names the replies (trainer.collators.DPO_REPLIES, ...).
+REPLIES: dict[str, dict[str, str]] = {
+    "sft": {},
+    "dpo": {"chosen": CHOSEN, "rejected": REJECTED},
+    "kto": {"completion": COMPLETION},
+}
 BATCH_ROWS = 64
 
 
@@ -72,8 +84,11 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def components(family: Any, processor: Any, system_prompt: str | None, long_audio: str, features: bool) -> dict[str, str]:
-    """What an encoding depends on, each hashed: a cache is used only when all of them are today's."""
+def components(
+    family: Any, processor: Any, system_prompt: str | None, long_audio: str, features: bool, kind: str = "sft"
+) -> dict[str, str]:
+    """What an encoding depends on, each hashed: a cache is used only when all of them are today's. ``kind`` (the
+    record kind: another encoding) is an option only when it is not SFT, so SFT keys stay what they were."""
     import transformers
 
     tok = processor.tokenizer
@@ -91,6 +106,8 @@ def components(family: Any, processor: Any, system_prompt: str | None, long_audi
         "format": CACHE_FORMAT,
         "transformers": transformers.__version__,
     }
+    if kind != "sft":
+        options["kind"] = kind
     return {
         "tokenizer": _sha(vocab + json.dumps(tokens, sort_keys=True, default=str)),
         "template": _sha(str(template)),
@@ -114,6 +131,7 @@ class CacheResult:
     path: Path
     key: str
     config: str = "sft"
+    kind: str = "sft"
     rows: int = 0
     skipped: int = 0
     tokens: int = 0
@@ -123,17 +141,17 @@ class CacheResult:
     skip_reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _schema(features: bool) -> Any:
+def _schema(features: bool, kind: str = "sft") -> Any:
     import pyarrow as pa
 
-    cols = [
-        pa.field(ID, pa.string()),
-        pa.field(IDS, pa.list_(pa.int32())),
-        pa.field(LABEL_MASK, pa.list_(pa.bool_())),
-        pa.field(AUDIO_TOKENS, pa.list_(pa.int32())),
-        pa.field(LABEL_TEXTS, pa.list_(pa.string())),
-        pa.field(SKIP, pa.string()),
-    ]
+    cols = [pa.field(ID, pa.string()), pa.field(IDS, pa.list_(pa.int32()))]
+    if kind == "sft":
+        cols.append(pa.field(LABEL_MASK, pa.list_(pa.bool_())))
+    cols += [pa.field(name, pa.list_(pa.int32())) for name in REPLIES[kind].values()]
+    cols.append(pa.field(AUDIO_TOKENS, pa.list_(pa.int32())))
+    if kind == "sft":
+        cols.append(pa.field(LABEL_TEXTS, pa.list_(pa.string())))
+    cols.append(pa.field(SKIP, pa.string()))
     if features:
         cols += [
             pa.field(FEATURES, pa.list_(pa.binary())),
@@ -165,19 +183,28 @@ def pack_features(enc: dict[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
-def encode_row(collator: Any, row: dict[str, Any], with_features: bool) -> dict[str, Any]:
-    """One cache row: the collator's untruncated SFT encoding of ``row`` (or why it cannot be trained on)."""
-    from trainer.collators import SkipExample
+def encode_row(collator: Any, row: dict[str, Any], with_features: bool, kind: str = "sft") -> dict[str, Any]:
+    """One cache row: the collator's untruncated encoding of ``row`` for ``kind`` (or why it cannot be trained on)."""
+    from trainer.collators import SkipExample, kto_label
     from trainer.labels import IGNORE
 
-    out: dict[str, Any] = {ID: row.get("id"), IDS: [], LABEL_MASK: [], AUDIO_TOKENS: [], LABEL_TEXTS: [], SKIP: None}
+    replies = REPLIES[kind]
+    out: dict[str, Any] = {ID: row.get("id"), IDS: [], AUDIO_TOKENS: [], SKIP: None}
+    out.update({LABEL_MASK: [], LABEL_TEXTS: []} if kind == "sft" else {col: [] for col in replies.values()})
     empty: dict[str, Any] = {FEATURES: [], FEATURE_FRAMES: [], FEATURE_FILL: [], MASK_FRAMES: [], FEATURE_SHAPE: []}
     try:
-        enc, ids, labels, texts, counts = collator.sft_tokens(row)
+        if kind == "sft":
+            enc, ids, labels, texts, counts = collator.sft_tokens(row)
+            out.update({LABEL_MASK: (labels != IGNORE).tolist(), LABEL_TEXTS: texts})
+        else:
+            if kind == "kto":
+                kto_label(row)  # a label that is not a boolean: refused here as the trainer refuses it
+            enc, ids, reply_ids, counts = collator.preference_tokens(row, tuple(replies))
+            out.update({col: r.tolist() for col, r in zip(replies.values(), reply_ids, strict=True)})
     except SkipExample as exc:
         out[SKIP] = str(exc) or "skipped"
         return {**out, **empty} if with_features else out
-    out.update({IDS: ids.tolist(), LABEL_MASK: (labels != IGNORE).tolist(), AUDIO_TOKENS: counts, LABEL_TEXTS: texts})
+    out.update({IDS: ids.tolist(), AUDIO_TOKENS: counts})
     if with_features:
         out.update(pack_features(enc))
     return out
@@ -193,12 +220,18 @@ def _shard_rows(data: ConvertedDataset, entry: ShardEntry) -> Iterator[dict[str,
 
 
 def write_shard(
-    data: ConvertedDataset, entry: ShardEntry, collator: Any, features: bool, dest: Path, tick: Callable[[], None] | None = None
+    data: ConvertedDataset,
+    entry: ShardEntry,
+    collator: Any,
+    features: bool,
+    dest: Path,
+    tick: Callable[[], None] | None = None,
+    kind: str = "sft",
 ) -> dict[str, Any]:
     """Encode one shard into ``dest`` (an Arrow stream, written under a temporary name and renamed)."""
     import pyarrow as pa
 
-    schema = _schema(features)
+    schema = _schema(features, kind)
     tmp = dest.with_name(dest.name + ".tmp")
     stats: dict[str, Any] = {"rows": 0, "skipped": 0, "tokens": 0, "reasons": {}}
     with on_path(tmp):
@@ -206,9 +239,9 @@ def write_shard(
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
             buffer: list[dict[str, Any]] = []
             for row in _shard_rows(data, entry):
-                enc = encode_row(collator, row, features)
+                enc = encode_row(collator, row, features, kind)
                 stats["rows"] += 1
-                stats["tokens"] += len(enc[IDS])
+                stats["tokens"] += len(enc[IDS]) + sum(len(enc[col]) for col in REPLIES[kind].values())
                 if enc[SKIP]:
                     stats["skipped"] += 1
                     stats["reasons"][enc[SKIP]] = stats["reasons"].get(enc[SKIP], 0) + 1
@@ -249,18 +282,19 @@ def build(
     name = data.find_config(config)
     if name is None:
         raise CacheError(f"{root}: no {config} config to cache (configs: {', '.join(data.configs) or 'none'})")
-    if data.kind(name) != "sft":
-        raise CacheError(f"{root}: config {name!r} holds {data.kind(name)} records; the cache holds SFT examples only")
+    kind = data.kind(name)
+    if kind not in REPLIES:
+        raise CacheError(f"{root}: config {name!r} holds {kind} records; the cache holds SFT, DPO and KTO examples only")
     dither = getattr(getattr(processor, "feature_extractor", None), "dither", 0.0)
     if features and dither:
         raise CacheError(
             f"the feature extractor dithers (dither={dither}): its features differ on every call and a cache would "
             "freeze one draw; cache without --features (the features are then computed per example)"
         )
-    parts = components(family, processor, system_prompt, long_audio, features)
+    parts = components(family, processor, system_prompt, long_audio, features, kind)
     key = cache_key(parts)
     final = Path(root) / CACHE_DIR / key
-    result = CacheResult(final, key, name)
+    result = CacheResult(final, key, name, kind)
     found = lookup(root, parts, name)
     if found.path is not None and not force:
         result.reused = True
@@ -271,6 +305,8 @@ def build(
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
     entries = data.shards(name)
+    if not entries:
+        raise CacheError(f"{root}: manifest.json lists no shards of config {name!r}: nothing to cache")
     total = sum(e.rows for e in entries)
     workers = max(1, min(num_workers or os.cpu_count() or 1, len(entries)))
     done = [0]
@@ -280,7 +316,7 @@ def build(
         if on_progress is not None:
             on_progress(done[0], total)
 
-    jobs = ((entry, (str(root), entry, str(work / _cache_file(entry)), features, workers == 1)) for entry in entries)
+    jobs = ((entry, (str(root), entry, str(work / _cache_file(entry)), features, workers == 1, kind)) for entry in entries)
     shards = []
     init = (family, processor, system_prompt, long_audio, tick if workers == 1 else None)
     for entry, stats in ordered_map(_shard_job, jobs, workers, initializer=_init_worker, initargs=init):
@@ -302,6 +338,7 @@ def build(
         "key": key,
         "format": CACHE_FORMAT,
         "config": name,
+        "kind": kind,
         "features": features,
         "components": parts,
         "family": family.name,
@@ -342,9 +379,9 @@ def _init_worker(family: Any, processor: Any, system_prompt: str | None, long_au
     _WORKER["tick"] = tick
 
 
-def _shard_job(root: str, entry: ShardEntry, dest: str, features: bool, ticks: bool) -> dict[str, Any]:
+def _shard_job(root: str, entry: ShardEntry, dest: str, features: bool, ticks: bool, kind: str) -> dict[str, Any]:
     data = ConvertedDataset.open(root)
-    return write_shard(data, entry, _WORKER["collator"], features, Path(dest), _WORKER["tick"] if ticks else None)
+    return write_shard(data, entry, _WORKER["collator"], features, Path(dest), _WORKER["tick"] if ticks else None, kind)
 
 
 # -- finding and reading ------------------------------------------------------------------------
@@ -486,10 +523,15 @@ def column(rows: Any, name: str, per_row: Callable[[Any], Any] | None = None) ->
 
 
 def lengths(rows: Any, max_length: int | None) -> tuple[list[int], list[int]]:
-    """(tokens, clips) per row from the cache: exact, and read as two list lengths, not per-row Python."""
+    """(tokens, clips) per row from the cache: exact, and read as list lengths, not per-row Python. A preference
+    row counts its prompt and its longest reply (the longest row of its pair in the batch)."""
     import pyarrow.compute as pc
 
     tokens = column(rows, IDS, pc.list_value_length).to_numpy(zero_copy_only=False)
+    replies = [c for c in (CHOSEN, REJECTED, COMPLETION) if c in rows.column_names]
+    if replies:
+        longest = np.max([column(rows, c, pc.list_value_length).to_numpy(zero_copy_only=False) for c in replies], axis=0)
+        tokens = tokens + longest
     clips = column(rows, AUDIO_TOKENS, pc.list_value_length).to_numpy(zero_copy_only=False)
     if max_length is not None:
         tokens = np.minimum(tokens, max_length)
@@ -509,6 +551,13 @@ def splits(lookup: Lookup) -> list[str]:
 
 
 # -- one example from its cached columns --------------------------------------------------------
+
+
+def ids(row: dict[str, Any], name: str) -> Any:
+    """One cached id column of a row as the long tensor the collator pads."""
+    import torch
+
+    return torch.tensor(row[name], dtype=torch.long)
 
 
 def tokens(row: dict[str, Any]) -> tuple[Any, Any]:

@@ -130,8 +130,10 @@ def register_cache(sub: Any) -> None:
     """The ``cache`` command (entry point ``audiodata.commands``: ``cache``)."""
     c = sub.add_parser(
         "cache",
-        help="write the SFT training input (tokens, labels, audio-token counts; --features: log-mel) next to the shards",
-        description="Encode every SFT record once, exactly as `audiodata train sft` does, into DATASET/cache/<key>/: the "
+        help="write the training input (tokens, labels or replies, audio-token counts; --features: log-mel) next to the shards",
+        description="Encode every record of a config once, exactly as `audiodata train sft|dpo|kto` does (SFT: tokens and "
+        "label masks; DPO: the prompt's tokens, chosen and rejected; KTO: the prompt's tokens and the completion), into "
+        "DATASET/cache/<key>/: the "
         "key hashes the tokenizer, chat template, feature-extractor config and options, so the trainer uses the cache "
         "only when all of them (and the shards) are unchanged.",
         epilog="exit codes: 0 written or already up to date, 1 written but some records could not be encoded (each kept "
@@ -144,7 +146,9 @@ def register_cache(sub: Any) -> None:
     c.add_argument("--chat-template", metavar="FILE", help="the .jinja template the training run will use (its chat_template)")
     c.add_argument("--system-prompt", help="the training run's system_prompt, for records without one")
     c.add_argument("--long-audio", choices=["split", "skip", "truncate"], default="split", help="the training run's long_audio")
-    c.add_argument("--data-config", default="sft", help="the dataset config to cache, as train's data_config (default: sft)")
+    c.add_argument(
+        "--data-config", default="sft", help="the dataset config to cache, as train's data_config: sft, dpo or kto (default: sft)"
+    )
     c.add_argument("--force", action="store_true", help="rebuild even when an up-to-date cache is there")
     c.add_argument("--num-workers", type=int, metavar="N", help="processes encoding shards (default: one per core)")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -180,12 +184,12 @@ def run_cache(args: argparse.Namespace) -> int:
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    found = cache.lookup(args.dataset, cache.components(family, processor, args.system_prompt, args.long_audio,
-                                                         args.features), result.config)
+    parts = cache.components(family, processor, args.system_prompt, args.long_audio, args.features, result.kind)
+    found = cache.lookup(args.dataset, parts, result.config)
     out = {
         "path": str(result.path), "key": result.key, "reused": result.reused, "rows": result.rows,
         "skipped": result.skipped, "skip_reasons": result.skip_reasons, "tokens": result.tokens, "bytes": result.bytes,
-        "seconds": round(result.seconds, 2), "features": args.features, "stale_caches": found.stale,
+        "seconds": round(result.seconds, 2), "features": args.features, "kind": result.kind, "stale_caches": found.stale,
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -203,7 +207,7 @@ def _print_cache(out: dict[str, Any], console: Any) -> None:
     rows = [
         ("key", out["key"]),
         ("status", "up to date, kept" if out["reused"] else "written"),
-        ("records", f"{out['rows']:,}"),
+        ("records", f"{out['rows']:,} ({out['kind'].upper()})"),
         ("log-mel features", "yes (fp16)" if out["features"] else "no (audio decoded in training)"),
     ]
     if not out["reused"]:

@@ -39,6 +39,8 @@ RECORD, LABEL_TEXTS, TRUNCATED = "_record", "_label_texts", "_truncated"
 META = (RECORD, LABEL_TEXTS, TRUNCATED)
 
 __all__ = ["IGNORE", "AudioCollator", "LabelError"]
+#: The reply columns of a preference example, in the order they are encoded (and cached).
+DPO_REPLIES, KTO_REPLIES = ("chosen", "rejected"), ("completion",)
 DUMMY_SECONDS = 0.5  # 12 placeholder tokens for Qwen2-Audio: a run of several, never its legacy 1-token path
 
 
@@ -129,19 +131,8 @@ class AudioCollator:
 
         if cache.IDS not in row:
             return self.encode_sft(row)
-        if row.get(cache.SKIP):
-            raise SkipExample(row[cache.SKIP])
+        audio = self._cached_audio(row)
         ids, labels = cache.tokens(row)
-        if cache.FEATURES in row:
-            audio = cache.features(row)
-        else:
-            audio = self.clip_features(row)
-            counts = self.family.audio_token_counts(audio) if audio else []
-            if counts != list(row[cache.AUDIO_TOKENS]):
-                raise LabelError(
-                    f"record {row.get('id')!r}: the processor makes {counts} audio tokens, the cache holds "
-                    f"{list(row[cache.AUDIO_TOKENS])}: the cache is stale; rebuild it with `audiodata cache`"
-                )
         return self.finish_sft(row, audio, ids, labels, list(row[cache.LABEL_TEXTS]))
 
     def clip_features(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -151,20 +142,21 @@ class AudioCollator:
 
     def encode_dpo(self, row: dict[str, Any]) -> dict[str, Any]:
         """Prompt once (its audio expanded once), then prompt+chosen and prompt+rejected sharing that audio."""
-        out, (chosen, rejected) = self._prompt_and_replies(row, ("chosen", "rejected"))
-        out["chosen_ids"], out["rejected_ids"] = chosen, rejected
-        return out
+        enc, prompt, replies, _ = self.preference_tokens(row, DPO_REPLIES)
+        return self.finish_preference(enc, prompt, dict(zip(DPO_REPLIES, replies, strict=True)))
 
     def encode_kto(self, row: dict[str, Any]) -> dict[str, Any]:
         """Prompt once (its audio expanded once) and the one judged completion, with its boolean label."""
-        label = row.get("label")
-        if not isinstance(label, bool):
-            raise SkipExample(f"KTO label must be true or false, got {label!r}")
-        out, (completion,) = self._prompt_and_replies(row, ("completion",))
-        out["completion_ids"], out["label"] = completion, label
-        return out
+        label = kto_label(row)
+        enc, prompt, replies, _ = self.preference_tokens(row, KTO_REPLIES)
+        return {**self.finish_preference(enc, prompt, {"completion": replies[0]}), "label": label}
 
-    def _prompt_and_replies(self, row: dict[str, Any], names: tuple[str, ...]) -> tuple[dict[str, Any], list[torch.Tensor]]:
+    def preference_tokens(
+        self, row: dict[str, Any], names: tuple[str, ...]
+    ) -> tuple[dict[str, Any], torch.Tensor, list[torch.Tensor], list[int]]:
+        """Everything of a DPO/KTO example before truncation: the processor's output for the prompt (its audio
+        features), the prompt's tokens (audio expanded), each reply's tokens (``names``: the row's reply columns)
+        and the tokens each clip became. ``finish_preference`` finishes it; ``audiodata cache`` stores it."""
         audios, windows = self.audios(row)
         prompt_conv = self.family.conversation(row["messages"], self.system(row), windows)
         prompt_text = self.render(prompt_conv, True)
@@ -178,13 +170,59 @@ class AudioCollator:
             text = full[len(prompt_text) :].rstrip("\n")
             ids = self.processor.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
             responses.append(ids)
-        longest = max(len(r) for r in responses)
+        return enc, prompt, responses, self.family.audio_token_counts(enc)
+
+    def finish_preference(self, audio: dict[str, Any], prompt: torch.Tensor, replies: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The model-ready example: the replies cut so prompt + the longest fit ``max_length`` (the prompt, audio
+        included, is never cut: an example whose prompt alone is over is skipped), the audio features."""
+        longest = max(len(r) for r in replies.values())
         if self.max_length is not None and len(prompt) + longest > self.max_length:
             room = self.max_length - len(prompt)
             if room < 1:
                 raise SkipExample(f"the prompt alone is {len(prompt)} tokens (audio included), over max_length {self.max_length}")
-            responses = [r[:room] for r in responses]
-        return self._example(enc, prompt, labels=None), responses
+            replies = {name: r[:room] for name, r in replies.items()}
+        out = self._example(audio, prompt, labels=None)
+        out.update({f"{name}_ids": r for name, r in replies.items()})
+        return out
+
+    def encode_dpo_cached(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A DPO example from the columns ``audiodata cache`` stored for ``row``: as :meth:`encode_cached` does for SFT."""
+        from trainer import cache
+
+        if cache.CHOSEN not in row:
+            return self.encode_dpo(row)
+        audio = self._cached_audio(row)
+        replies = {"chosen": cache.ids(row, cache.CHOSEN), "rejected": cache.ids(row, cache.REJECTED)}
+        return self.finish_preference(audio, cache.ids(row, cache.IDS), replies)
+
+    def encode_kto_cached(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A KTO example from the columns ``audiodata cache`` stored for ``row`` (the label from the row itself)."""
+        from trainer import cache
+
+        if cache.COMPLETION not in row:
+            return self.encode_kto(row)
+        label = kto_label(row)
+        audio = self._cached_audio(row)
+        replies = {"completion": cache.ids(row, cache.COMPLETION)}
+        return {**self.finish_preference(audio, cache.ids(row, cache.IDS), replies), "label": label}
+
+    def _cached_audio(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A cached row's audio features: from the cache when it holds them, else from the decoded clips, whose
+        audio-token counts must be the cached ones (or the cache is stale). A row the cache refused is skipped."""
+        from trainer import cache
+
+        if row.get(cache.SKIP):
+            raise SkipExample(row[cache.SKIP])
+        if cache.FEATURES in row:
+            return cache.features(row)
+        audio = self.clip_features(row)
+        counts = self.family.audio_token_counts(audio) if audio else []
+        if counts != list(row[cache.AUDIO_TOKENS]):
+            raise LabelError(
+                f"record {row.get('id')!r}: the processor makes {counts} audio tokens, the cache holds "
+                f"{list(row[cache.AUDIO_TOKENS])}: the cache is stale; rebuild it with `audiodata cache`"
+            )
+        return audio
 
     def fit(self, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cut to ``max_length`` but never inside or before an audio run."""
@@ -308,6 +346,14 @@ class AudioCollator:
             feats: dict[str, torch.Tensor] = {k: enc[k] for k in ("input_features", "feature_attention_mask") if k in enc}
             self._dummy = (enc["input_ids"][0], feats)
         return self._dummy
+
+
+def kto_label(row: dict[str, Any]) -> bool:
+    """A KTO row's label, which must be a boolean (anything else: the example is skipped with the reason)."""
+    label = row.get("label")
+    if not isinstance(label, bool):
+        raise SkipExample(f"KTO label must be true or false, got {label!r}")
+    return label
 
 
 def _take_meta(examples: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -168,8 +168,9 @@ class TrainConfig:
     cache: str = field(
         default="auto",
         metadata={
-            "help": "SFT input written by `audiodata cache`: auto (use a fresh one when there is one), require (fail "
-            "without one) or off; a stale cache (another tokenizer, template, processor or shards) is never used",
+            "help": "training input (SFT, DPO, KTO) written by `audiodata cache`: auto (use a fresh one when there is "
+            "one), require (fail without one) or off; a stale cache (another tokenizer, template, processor or shards) "
+            "is never used",
         },
     )
     # -- preference losses (TRL's DPOConfig / KTOConfig) -------------------------------

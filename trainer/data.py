@@ -30,8 +30,13 @@ from trainer.longaudio import clip_samples, window_lengths, window_samples
 SKIP_LOG = "skipped.jsonl"
 
 
-def load_rows(cfg: TrainConfig, split: str) -> Any:
-    """The split as a ``datasets.Dataset`` with ``audios`` left undecoded (``{bytes, path}``)."""
+def load_rows(cfg: TrainConfig, split: str, audio: bool = True) -> Any:
+    """The split as a ``datasets.Dataset`` with ``audios`` left undecoded (``{bytes, path}``).
+
+    ``audio=False`` (a local dataset whose audio the run never reads: a cache with features, see
+    ``trainer.train``): every other column read straight from the shards (pyarrow, in memory; text and
+    metadata, about 2% of the shards' bytes) and no ``audios`` column: nothing goes through ``datasets``'
+    Parquet import, which writes a copy of the whole split, audio included, into its cache on a first load."""
     import datasets
 
     if is_local(cfg.data):
@@ -44,8 +49,11 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
         shards = [(data.path(s), s.file) for s in entries]
         for s in entries:
             data.open_shard(s)  # the footers: a truncated or replaced shard is named before datasets reads it
+        direct = None if audio else rows_without_audio(cfg, shards)
+        if direct is not None:
+            return direct
         try:
-            ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards])
+            ds = datasets.Dataset.from_parquet([str(p) for p, _ in shards], features=undecoded_features([p for p, _ in shards]))
         except Exception as exc:  # datasets wraps the Parquet error twice and names no shard: find it
             if is_os_fault(exc):
                 raise
@@ -55,20 +63,76 @@ def load_rows(cfg: TrainConfig, split: str) -> Any:
             raise DatasetError(f"{root}: the shards do not load ({type(exc).__name__}: {exc}); {verify_hint(cfg.data)}") from None
     else:
         ds = datasets.load_dataset(cfg.data, cfg.config_name, split=split)
+    return _checked(cfg, ds)
+
+
+def _checked(cfg: TrainConfig, ds: Any, audio: bool = True) -> Any:
+    """The rows with DPO/KTO prompts under ``messages``, or a ConfigError naming the columns the task needs."""
+    import datasets
+
     if "prompt" in ds.column_names and "messages" not in ds.column_names:  # format 2: DPO/KTO prompts sit in `prompt`
         ds = ds.rename_column("prompt", "messages")
-    missing = {"messages", "audios"} - set(ds.column_names)
+    missing = ({"messages", "audios"} if audio else {"messages"}) - set(ds.column_names)
     if cfg.task == "dpo":
         missing |= {"chosen", "rejected"} - set(ds.column_names)
     if cfg.task == "kto":  # TRL's unpaired preference layout: prompt (read as messages), completion, boolean label
         missing |= {"completion", "label"} - set(ds.column_names)
     if missing:
         raise ConfigError(f"{cfg.data}: not an audiodata {cfg.task} dataset (missing columns {', '.join(sorted(missing))})")
+    if not audio:
+        return ds
     feature = ds.features["audios"]
     inner = getattr(feature, "feature", None)
     if inner is not None and getattr(inner, "decode", False):
         ds = ds.cast_column("audios", datasets.List(datasets.Audio(sampling_rate=inner.sampling_rate, decode=False)))
     return ds
+
+
+def rows_without_audio(cfg: TrainConfig, shards: list[tuple[Path, str]]) -> Any:
+    """The shards' rows without their ``audios`` column, read with pyarrow into memory (no ``datasets`` import); None
+    when the shards' schemas differ (the caller imports them as usual)."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = [p for p, _ in shards]
+    features = undecoded_features(paths)
+    if features is None:  # shards with differing schemas: one table cannot hold them; datasets reads them as before
+        return None
+    features = datasets.Features({k: v for k, v in features.items() if k != "audios"})
+    try:
+        table = pa.concat_tables([pq.read_table(p, columns=list(features)) for p in paths])
+    except (pa.ArrowException, OSError) as exc:
+        if is_os_fault(exc):
+            raise
+        found = first_damage(shards, cfg.data)
+        if found is not None:
+            raise found from None
+        raise DatasetError(f"{cfg.data}: the shards do not load ({type(exc).__name__}: {exc}); {verify_hint(cfg.data)}") from None
+    ds = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
+    return _checked(cfg, ds, audio=False)
+
+
+def undecoded_features(paths: list[Path]) -> Any:
+    """The shards' ``datasets`` features with ``audios`` left undecoded, or None when the shards' schemas differ.
+
+    ``datasets`` imports Parquet into Arrow files in its cache on the first load (a copy of the shards' bytes);
+    given these features it writes the undecoded audio column in that one pass, where ``cast_column`` afterwards
+    wrote the whole split a second time (``benchmarks/loader_bench.py`` measures the bytes written)."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(p) for p in paths]
+    if not schemas or any(not s.equals(schemas[0], check_metadata=True) for s in schemas[1:]):
+        return None
+    try:
+        features = datasets.Features.from_arrow_schema(schemas[0])
+    except (TypeError, ValueError):
+        return None
+    inner = getattr(features.get("audios"), "feature", None)
+    if inner is not None and getattr(inner, "decode", False):
+        features["audios"] = datasets.List(datasets.Audio(sampling_rate=inner.sampling_rate, decode=False))
+    return features
 
 
 def estimate_lengths(ds: Any, family: ModelFamily, long_audio: str = "truncate") -> tuple[list[int], list[int], list[float]]:

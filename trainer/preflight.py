@@ -708,10 +708,17 @@ def skips_noted(run: Any) -> Iterator[list[tuple[Any, str]]]:
 
 def render_record(run: Any, row: int) -> dict[str, Any]:
     """One record's conversation through the chat template as training renders it (audio as placeholders)."""
+    from trainer.data import audio_pieces
+    from trainer.longaudio import window_samples
+
     raw = run.trainer.planned_rows.rows.with_format(None)[row]
     collator, family = run.collator, run.family
     try:
-        _, windows = collator.audios(raw)
+        if "audios" in raw:
+            _, windows = collator.audios(raw)
+        else:  # rows read without their audio (a features cache): the windows from the stored durations
+            window = window_samples(family.math) if run.cfg.long_audio == "split" else None
+            windows = [len(audio_pieces([a], family.math, window)) for a in raw.get("audio_info") or []]
     except Exception:  # the template is shown even when the clip does not decode
         windows = None
     messages = list(raw["messages"])

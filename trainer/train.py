@@ -283,11 +283,11 @@ def build(cfg: TrainConfig) -> Run:
     dummy = cfg.dummy_audio if cfg.dummy_audio is not None else world > 1
     collator = AudioCollator(family, processor, cfg.max_length, cfg.system_prompt, cfg.long_audio, dummy_audio=dummy)
     encode = {"sft": collator.encode_sft, "dpo": collator.encode_dpo, "kto": collator.encode_kto}[cfg.task]
-    rows = load_rows(cfg, cfg.train_split)
     cached = find_cache(cfg, family, processor, rank)
-    if cached is not None:  # the SFT input written by `audiodata cache`: no template or tokenizer per example
+    rows = load_rows(cfg, cfg.train_split, audio=needs_audio(cfg, cached))
+    if cached is not None:  # the input written by `audiodata cache`: no template or tokenizer per example
         rows = cache.attach(rows, cached, cfg.train_split)
-        encode = collator.encode_cached
+        encode = {"sft": collator.encode_cached, "dpo": collator.encode_dpo_cached, "kto": collator.encode_kto_cached}[cfg.task]
     rows, eval_rows = evaluation.holdout(rows, cfg.eval_holdout, cfg.seed)
     long_plan = long_audio_plan(rows, family.math, cfg.long_audio)
     rows = _drop_skipped(rows, long_plan, skips)
@@ -438,19 +438,20 @@ def _drop_skipped(rows: Any, plan: LongAudioPlan, skips: SkipLog) -> Any:
 
 
 def find_cache(cfg: TrainConfig, family: Family, processor: Any, rank: int) -> cache.Lookup | None:
-    """The fresh ``audiodata cache`` output for this run (features preferred), or None: ``cache: off``, not SFT, not a
-    local dataset, or none fresh (each stale one named on rank 0, never used; ``cache: require`` then fails)."""
+    """The fresh ``audiodata cache`` output for this run (features preferred), or None: ``cache: off``, not a local
+    dataset, or none fresh (each stale one named on rank 0, never used; ``cache: require`` then fails)."""
     if cfg.cache == "off":
         return None
-    if cfg.task != "sft" or not is_local(cfg.data):
+    if not is_local(cfg.data):
         if cfg.cache == "require":
-            raise ConfigError("cache: require: the training-input cache holds SFT examples of a local converted dataset only")
+            raise ConfigError("cache: require: the training-input cache is written next to a local converted dataset only")
         return None
     root = Path(cfg.data).expanduser()
-    config = ConvertedDataset.open(root).find_config(cfg.data_config or cfg.task) or cfg.data_config or cfg.task
+    data = ConvertedDataset.open(root)
+    config = data.find_config(cfg.config_name) or cfg.config_name
     stale: list[str] = []
     for features in (True, False):
-        parts = cache.components(family, processor, cfg.system_prompt, cfg.long_audio, features)
+        parts = cache.components(family, processor, cfg.system_prompt, cfg.long_audio, features, data.kind(config))
         found = cache.lookup(root, parts, config)
         stale = stale or found.stale
         if found.path is not None:
@@ -464,8 +465,20 @@ def find_cache(cfg: TrainConfig, family: Family, processor: Any, rank: int) -> c
     if cfg.cache == "require":
         why = "; ".join(stale) if stale else f"none in {root / cache.CACHE_DIR}"
         raise ConfigError(f"cache: require, but no fresh training-input cache for this model and settings ({why}); "
-                          f"write one with `audiodata cache {cfg.data} --tokenizer {cfg.model}`")
+                          f"write one with `audiodata cache {cfg.data} --tokenizer {cfg.model}{_config_flag(cfg, config)}`")
     return None
+
+
+def needs_audio(cfg: TrainConfig, cached: cache.Lookup | None) -> bool:
+    """Whether the training rows must carry their audio: not with a features cache (every example comes from it)
+    unless evaluation holds out training records (it generates from their clips). Without it the shards are read
+    directly, and ``datasets`` never imports (copies) the split."""
+    return cached is None or not cached.features or bool(cfg.eval_holdout)
+
+
+def _config_flag(cfg: TrainConfig, config: str) -> str:
+    """The ``--data-config`` a cache command for this run needs (none for SFT's default)."""
+    return "" if config == "sft" or (config == "default" and cfg.task == "sft") else f" --data-config {config}"
 
 
 def _drop_refused(rows: Any, skips: SkipLog) -> Any:

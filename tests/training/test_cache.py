@@ -184,9 +184,8 @@ def test_cli_writes_keeps_and_reports(tiny: str, sample_out, tmp_path: Path, cap
     other = json.loads(capsys.readouterr().out)
     assert other["key"] != first["key"] and any("system_prompt" in s for s in other["stale_caches"])
     assert audiodata_main(["cache", str(tmp_path / "nothing"), "--tokenizer", tiny]) == 2
-    dpo = subset(src, tmp_path / "dpo", "dpo", keep=2)
-    assert audiodata_main(["cache", str(dpo), "--tokenizer", tiny, "--data-config", "dpo"]) == 2
-    assert "SFT examples only" in capsys.readouterr().err
+    assert audiodata_main(["cache", str(root), "--tokenizer", tiny, "--data-config", "dpo"]) == 2  # DPO: test_cache_preference
+    assert "no shards of config 'dpo'" in capsys.readouterr().err
 
 
 def test_records_that_cannot_be_encoded_keep_their_reason(tiny: str, sample_out, tmp_path: Path):
@@ -286,6 +285,10 @@ def test_loader_benchmark_smoke(tmp_path: Path):
     assert ways["cache"]["vs_shards"] > 0.5, run.stdout  # the same decode + features: never much slower
     assert ways["cache+features"]["lengths_s_for_hours"] * 20 < ways["shards"]["lengths_s_for_hours"], run.stdout
     assert "worker-days/epoch" in run.stdout and "x shards" in run.stdout
+    dpo = fig["dpo"]["ways"]  # the same four ways for DPO pairs (encode_dpo, encode_dpo_cached)
+    assert set(dpo) == set(ways) and dpo["cache+features"]["vs_shards"] > 5 and dpo["cache"]["vs_shards"] > 0.5, run.stdout
+    first = fig["datasets_first_import"]  # one Arrow copy of the shards on the first load, not two (the cast's)
+    assert first["copy_ratio"] < 1.1 and first["with_cast"]["copy_ratio"] > 1.8 and first["hours_for_hours"] > 0, run.stdout
 
 
 @pytest.mark.slow
