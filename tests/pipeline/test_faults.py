@@ -648,7 +648,7 @@ def test_train_names_the_damaged_shard(damaged: tuple[Path, str, str]):
 
     ds, how, name = damaged
     with pytest.raises(DatasetError) as err:
-        load_rows(SimpleNamespace(data=str(ds), data_config=None, task="sft"), "train")
+        load_rows(SimpleNamespace(data=str(ds), data_config=None, task="sft", config_name="sft"), "train")
     assert_named(2, str(err.value), ds, name, how)
 
 
