@@ -34,7 +34,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _shared import CACHE_DIR, REPO_ROOT, command_line, headline, machine, save_results, use_checkout
+from _shared import CACHE_DIR, command_line, headline, machine, save_results, use_checkout
 
 use_checkout()
 from convert_bench import Stopwatch  # noqa: E402
@@ -66,20 +65,20 @@ class Run:
 # --------------------------------------------------------------------------------------------
 
 
-def prepare(corpus: Path, cache: Path) -> Path:
-    """``corpus`` converted once (``--dedup off``) into ``cache/verify-<name>``; reused while its manifest is there."""
-    out = cache / f"verify-{corpus.name}"
+def prepare(corpus: Path, cache: Path, row_group_rows: int | None) -> Path:
+    """``corpus`` converted once (``--dedup off``; convert's row groups unless ``row_group_rows``) into
+    ``cache/verify-<name>[-rg<rows>]``; reused while its manifest is there."""
+    out = cache / f"verify-{corpus.name}{f'-rg{row_group_rows}' if row_group_rows else ''}"
     if (out / "manifest.json").is_file():
         return out
     jsonl = corpus / "corpus.jsonl"
     if not jsonl.is_file():
         raise SystemExit(f"{jsonl} not found: build it with `python benchmarks/convert_bench.py` or pass --dataset")
     print(f"converting {jsonl} once into {out} ...", flush=True)
-    cmd = [sys.executable, "-m", "audiodata", "convert", str(jsonl), "-o", str(out), "--media-root", str(corpus),
-           "--dedup", "off", "--no-progress", "--overwrite"]  # fmt: skip
-    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"convert failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    from audiodata import convert
+
+    extra = {"row_group_rows": row_group_rows} if row_group_rows else {}
+    convert([str(jsonl)], out, media_root=str(corpus), dedup="off", overwrite=True, **extra)
     return out
 
 
@@ -197,6 +196,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--dataset", type=Path, help="a converted output to verify (default: --corpus converted once)")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"clip corpus to convert once (default {DEFAULT_CORPUS})")
+    p.add_argument("--row-group-rows", type=int, help="rows per row group when converting --corpus (default: convert's)")
     p.add_argument("--workers", type=int, default=2, help="worker processes for verify and the floor (default 2)")
     p.add_argument("--serial", action="store_true", help="also verify with 1 worker")
     p.add_argument("--no-audio-run", action="store_true", help="also verify --no-audio")
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     at_start = machine()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    out = args.dataset or prepare(args.corpus.resolve(), args.cache)
+    out = args.dataset or prepare(args.corpus.resolve(), args.cache, args.row_group_rows)
     manifest = json.loads((out / "manifest.json").read_text())
     shards = manifest["shards"]
     rows = sum(s["rows"] for s in shards)
