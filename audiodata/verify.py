@@ -149,7 +149,8 @@ def verify(
 
     seen: dict[str, _ShardSeen] = {}
     workers = num_workers or os.cpu_count() or 1
-    plans = [_spans(root / s["file"]) if workers > 1 and (root / s["file"]).is_file() else None for s in shards]
+    span = span_rows(sum(int(s["rows"]) for s in shards), workers)
+    plans = [_spans(root / s["file"], span) if workers > 1 and (root / s["file"]).is_file() else None for s in shards]
     workers = min(workers, sum(len(p or [None]) for p in plans))  # one job per span (and per checksum)
     if workers <= 1:  # in this process, the progress ticking batch by batch
         outcomes: Iterator[tuple[int, tuple[VerifyReport, _ShardSeen, bool]]] = (
@@ -367,13 +368,19 @@ def _groups_span(
         return _Span(part.problems, rows, clips, part.clips_checked, ok, pf.metadata.num_rows)
 
 
-#: Rows per job when a shard's row groups are checked by several workers: enough to amortise opening the
-#: footer and the hand-off, small enough that two workers share a single shard evenly.
+#: Rows per job at most when a shard's row groups are checked by several workers: enough to amortise opening the
+#: footer and the hand-off, small enough that the workers share a single shard evenly.
 SPAN_ROWS = 200
 
 
-def _spans(path: Path) -> list[tuple[range, int]] | None:
-    """A shard's row groups in runs of about :data:`SPAN_ROWS` rows, each with its first row, from its footer;
+def span_rows(rows: int, workers: int) -> int:
+    """Rows per job: :data:`SPAN_ROWS`, or fewer when the dataset is small, so each worker gets ~4 jobs (a row
+    group is never split: a span is at least one)."""
+    return max(1, min(SPAN_ROWS, -(-rows // (4 * workers))))
+
+
+def _spans(path: Path, rows_per_span: int) -> list[tuple[range, int]] | None:
+    """A shard's row groups in runs of about ``rows_per_span`` rows, each with its first row, from its footer;
     None when the footer cannot be read (the shard is then checked whole, as one process does)."""
     try:
         with pq.ParquetFile(path) as pf:
@@ -384,7 +391,7 @@ def _spans(path: Path) -> list[tuple[range, int]] | None:
     start = first = row = 0
     for g, size in enumerate(sizes):
         row += size
-        if row - first >= SPAN_ROWS or g == len(sizes) - 1:
+        if row - first >= rows_per_span or g == len(sizes) - 1:
             spans.append((range(start, g + 1), first))
             start, first = g + 1, row
     return spans or [(range(0), 0)]

@@ -18,13 +18,14 @@ Each line prints wall and CPU seconds (this process and its reaped workers) and 
 floor (``of floor``: floor time / method time, 1.00 = at the floor), with the load and the share of the CPUs
 other processes took meanwhile: on a shared machine compare the CPU ratio.
 
-Input: a converted output (``--dataset DIR``), or a clip corpus (``--corpus DIR``, default convert_bench's
-cached ``corpus-2000``) converted once with ``audiodata convert --dedup off`` into
-``benchmarks/.cache/verify-<corpus name>`` (reused while the corpus is unchanged).
+Input: a converted output (``--dataset DIR``), or a clip corpus converted once with ``--dedup off`` into
+``benchmarks/.cache/verify-<corpus name>`` (reused while there): convert_bench's ``corpus-<--clips>`` (espeak-ng
+speech in mixed formats and rates, built if missing and shared with convert_bench and lint_bench), or ``--corpus
+DIR``.
 
 Usage::
 
-    python benchmarks/verify_bench.py [--corpus benchmarks/.cache/corpus-2000] [--workers 2] [--serial] [--json FILE]
+    python benchmarks/verify_bench.py [--clips 2000 | --corpus DIR | --dataset DIR] [--workers 2] [--serial] [--json FILE]
 """
 
 from __future__ import annotations
@@ -44,9 +45,8 @@ from typing import Any
 from _shared import CACHE_DIR, command_line, headline, machine, save_results, use_checkout
 
 use_checkout()
+import convert_bench  # noqa: E402
 from convert_bench import Stopwatch  # noqa: E402
-
-DEFAULT_CORPUS = CACHE_DIR / "corpus-2000"
 
 
 @dataclass
@@ -82,15 +82,16 @@ def prepare(corpus: Path, cache: Path, row_group_rows: int | None) -> Path:
     return out
 
 
-def spans(out: Path) -> list[tuple[str, list[int]]]:
-    """Every shard's row groups in runs, as verify splits them (``audiodata.verify._spans``)."""
-    from audiodata.verify import _spans
+def spans(out: Path, workers: int) -> list[tuple[str, list[int]]]:
+    """Every shard's row groups in runs, as verify splits them for ``workers`` (``audiodata.verify._spans``)."""
+    from audiodata.verify import _spans, span_rows
 
     manifest = json.loads((out / "manifest.json").read_text())
+    rows = span_rows(sum(s["rows"] for s in manifest["shards"]), workers)
     jobs = []
     for shard in manifest["shards"]:
         path = out / shard["file"]
-        for groups, _ in _spans(path) or []:
+        for groups, _ in _spans(path, rows) or []:
             jobs.append((str(path), list(groups)))
     return jobs
 
@@ -131,7 +132,7 @@ def run_floor(out: Path, workers: int, hashes: bool = False) -> Run:
     its spans, and each clip's PCM BLAKE2b), the floor of any verify that proves bytes and samples."""
     from audiodata.pipeline.window import ordered_map
 
-    work = spans(out)
+    work = spans(out, workers)
     jobs = []
     for n, (path, groups) in enumerate(work):
         if hashes and (n == 0 or work[n - 1][0] != path):
@@ -194,8 +195,11 @@ def table(runs: list[Run], audio_s: float) -> list[dict[str, Any]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--dataset", type=Path, help="a converted output to verify (default: --corpus converted once)")
-    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"clip corpus to convert once (default {DEFAULT_CORPUS})")
+    p.add_argument("--dataset", type=Path, help="a converted output to verify (default: a corpus converted once)")
+    p.add_argument(
+        "--clips", type=int, default=2000, help="convert_bench's corpus of this many clips (default 2000; built if missing)"
+    )
+    p.add_argument("--corpus", type=Path, help="a clip corpus folder (corpus.jsonl + clips) to convert instead")
     p.add_argument("--row-group-rows", type=int, help="rows per row group when converting --corpus (default: convert's)")
     p.add_argument("--workers", type=int, default=2, help="worker processes for verify and the floor (default 2)")
     p.add_argument("--serial", action="store_true", help="also verify with 1 worker")
@@ -218,13 +222,21 @@ def main(argv: list[str] | None = None) -> int:
     at_start = machine()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    out = args.dataset or prepare(args.corpus.resolve(), args.cache, args.row_group_rows)
+    if args.dataset:
+        out = args.dataset
+    else:
+        corpus = args.corpus or args.cache / f"corpus-{args.clips}"
+        if args.corpus is None:  # convert_bench's cached corpus, shared with it and lint_bench
+            convert_bench.build_corpus(corpus.resolve(), args.clips, os.cpu_count() or 1)
+        out = prepare(corpus.resolve(), args.cache, args.row_group_rows)
     manifest = json.loads((out / "manifest.json").read_text())
     shards = manifest["shards"]
     rows = sum(s["rows"] for s in shards)
     audio_s = float(manifest["summary"].get("audio_seconds") or 0)
     size = sum(s["bytes"] for s in shards)
-    print(f"dataset: {out} ({len(shards)} shard(s), {rows:,} rows, {size / 1e6:.0f} MB, {len(spans(out))} row-group spans)")
+    jobs = len(spans(out, args.workers))
+    print(f"dataset: {out} ({len(shards)} shard(s), {rows:,} rows, {size / 1e6:.0f} MB,"
+          f" {jobs} row-group spans, {args.workers} workers)")
 
     methods: list[tuple[str, Callable[[], Run]]] = [
         ("decode floor", lambda: run_floor(out, args.workers)),

@@ -422,9 +422,11 @@ def test_one_shard_is_checked_by_row_group_in_parallel_with_the_serial_report(ou
 
     monkeypatch.setattr(verify_mod, "SPAN_ROWS", 3)
     rows = pq.ParquetFile(out / SFT).metadata.num_rows
+    assert verify_mod.span_rows(rows, 2) == 3 and verify_mod.span_rows(1000, 2) == 3  # at most SPAN_ROWS
+    assert verify_mod.span_rows(16, 2) == 2 and verify_mod.span_rows(1, 2) == 1  # ~4 jobs a worker
     assert rows >= 12
     _regroup(out / SFT, 2, {1: {"num_samples": 1}, rows - 2: {"pcm_hash": "0" * 32}})
-    plan = verify_mod._spans(out / SFT)
+    plan = verify_mod._spans(out / SFT, 3)
     assert plan is not None and len(plan) >= 4 and [first for _, first in plan][:3] == [0, 4, 8]
     window = importlib.import_module("audiodata.pipeline.window")
     real, jobs = window.ordered_map, []
