@@ -95,6 +95,10 @@ def test_missing_shard(out: Path) -> None:
     assert report.shards_checked == 1
     # the card glob data/dpo/train-* now matches nothing
     assert any(p.code == "V014" and "data/dpo/train-*" in p.message for p in report.problems)
+    assert verify(out, num_workers=2).to_dict() == report.to_dict()  # split over workers: the same report
+    (out / SFT).unlink()
+    (out / DPO).write_bytes(b"not parquet")  # the footer unreadable: checked whole, as one process does
+    assert verify(out, num_workers=2).to_dict() == verify(out).to_dict()
 
 
 def test_extra_parquet_file(out: Path) -> None:
