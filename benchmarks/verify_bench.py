@@ -278,7 +278,17 @@ def main(argv: list[str] | None = None) -> int:
         f"verify, {verify_row['clips']:,} clips, {args.workers} workers", verify_row["clips"] / verify_row["cpu_s"],
         "clips/CPU-s", "decode floor: the audios column read and every clip decoded, same workers",
         verify_row["cpu_ratio_vs_floor"], "ratio: CPU seconds, floor / verify",
+    ), headline(
+        f"verify, {verify_row['clips']:,} clips, {args.workers} workers", verify_row["clips"] / verify_row["cpu_s"],
+        "clips/CPU-s", "floor + the sha256 and PCM BLAKE2b verify must compute, same workers",
+        _ratio(hashed["cpu_s"], verify_row["cpu_s"]), "ratio: CPU seconds, (floor + hashes) / verify",
     )]  # fmt: skip
+    if args.serial:
+        heads.append(headline(
+            f"verify, {verify_row['clips']:,} clips, {args.workers} workers", verify_row["wall_s"], "s (wall)",
+            "verify with 1 worker, same run", serial["wall_s"] / verify_row["wall_s"],
+            f"ratio: wall speed-up; {len(shards)} shard(s), split by row group",
+        ))  # fmt: skip
     save_results(args.json, "verify", command_line("verify_bench.py", argv), at_start, heads, figures)
     return 0
 
