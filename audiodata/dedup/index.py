@@ -69,7 +69,7 @@ class ClipIndex:
         self.near, self.threshold = near, threshold
         self.by_hash: dict[str, int] = {}
         self.prints = PrintStore()
-        self.buckets = Buckets(KEY_TABLES, KEY_BITS)
+        self.buckets = Buckets(KEY_TABLES if near else 0, KEY_BITS)  # exact mode never looks a clip up by sketch
         self._keyed: tuple[Fingerprint | None, np.ndarray] = (None, np.zeros(0, np.intp))
         self.candidates = 0  # distinct clips drawn from the buckets, before the sketch filter
         self.comparisons = 0  # of those, the ones close enough in sketch to be compared in full
