@@ -147,5 +147,5 @@ class Buckets:
     @property
     def nbytes(self) -> int:
         """Bytes of the buckets touched (heads and counts, as pages) and of the links."""
-        touched = np.count_nonzero(self.heads.reshape(-1, 1024).any(axis=1)) * 1024 * (4 + 2)
+        touched = int(np.count_nonzero(self.heads.reshape(-1, 1024).any(axis=1))) * 1024 * (4 + 2)
         return touched + self.links.size * self.tables * 4 + self.ids.size * 4
