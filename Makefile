@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python benchmarks/dedup_quality.py
 	$(BIN)/python benchmarks/dedup_bench.py
 	$(BIN)/python benchmarks/dedup_scale_bench.py
+	$(BIN)/python benchmarks/verify_bench.py --serial
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/export_bench.py
 
@@ -72,6 +73,7 @@ bench-results: setup
 	$(BIN)/python benchmarks/memory_bench.py --records 200 --factor 10 --json benchmarks/results/memory.json
 	$(BIN)/python benchmarks/lint_memory_bench.py --parts lint --sizes 20000,100000 --json benchmarks/results/lint_memory.json
 	$(BIN)/python benchmarks/dedup_scale_bench.py --clips 5000,50000 --sample-data --json benchmarks/results/dedup_scale.json
+	$(BIN)/python benchmarks/verify_bench.py --clips 2000 --serial --repeats 2 --json benchmarks/results/verify.json
 	$(BIN)/python benchmarks/audio_memory_bench.py --seconds 600 --json benchmarks/results/audio_memory.json
 	$(BIN)/python benchmarks/train_bench.py --records 80 --steps 10 --repeats 1 --no-processes --json benchmarks/results/train.json
 	$(BIN)/python benchmarks/readme_table.py

@@ -148,17 +148,20 @@ def verify(
             add(Problem("V003", rel, "Parquet file not listed in manifest.json (a stray or leftover shard?)"))
 
     seen: dict[str, _ShardSeen] = {}
-    workers = min(num_workers or os.cpu_count() or 1, len(shards))
+    workers = num_workers or os.cpu_count() or 1
+    span = span_rows(sum(int(s["rows"]) for s in shards), workers)
+    plans = [_spans(root / s["file"], span) if workers > 1 and (root / s["file"]).is_file() else None for s in shards]
+    workers = min(workers, sum(len(p or [None]) for p in plans))  # one job per span (and per checksum)
     if workers <= 1:  # in this process, the progress ticking batch by batch
         outcomes: Iterator[tuple[int, tuple[VerifyReport, _ShardSeen, bool]]] = (
             (n, _verify_shard(root, shard, rate, audio, partial(_tick_within, on_progress, n, len(shards), report)))
             for n, shard in enumerate(shards)
         )
-    else:  # one job per shard, results merged in shard order: the same report as one process gives
-        from audiodata.pipeline.window import ordered_map
-
-        jobs = ((n, (root, shard, rate, audio)) for n, shard in enumerate(shards))
-        outcomes = ordered_map(_verify_shard, jobs, workers)
+    else:  # row groups of every shard at once, results merged in order: the same report as one process gives
+        ticker = partial(_tick_within, on_progress)
+        outcomes = _verify_parallel(
+            root, shards, plans, rate, audio, workers, lambda n, rows: ticker(n, len(shards), report, rows)
+        )
     for n, (part, info, there) in outcomes:
         seen[shards[n]["file"]] = info
         report.problems += part.problems
@@ -244,55 +247,220 @@ def _check_shard(
     tick: Callable[[], None],
 ) -> None:
     add = report.problems.append
+    pf = _open_shard(path, name, rate, audio, add)
+    if pf is None:
+        return
+    with pf:
+        groups = pf.metadata.num_row_groups
+        rows, clips, ok = _check_groups(pf, name, rate, audio, range(groups), 0, report, tick)
+    if ok:
+        _check_counts(name, shard, rows, clips, pf.metadata.num_rows, info, add)
+
+
+def _open_shard(path: Path, name: str, rate: int, audio: bool, add: Callable[[Problem], None]) -> pq.ParquetFile | None:
+    """The shard open as Parquet with the columns verify reads and its schema metadata checked; None (reported) when
+    it cannot be read at all."""
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         add(Problem("V005", name, f"not readable as Parquet: {exc}"))
-        return
-    with pf:
-        columns = ["audios", "audio_info"] if audio else ["audio_info"]
-        missing = [c for c in ("audios", "audio_info") if c not in pf.schema_arrow.names]
-        if missing:
-            add(Problem("V005", name, f"missing column(s) {', '.join(missing)}"))
-            return
-        _check_schema_audio(pf, name, rate, add)
-        rows = clips = 0
-        try:
-            for batch in _batches(pf, columns):
-                audios = batch.column("audios").to_pylist() if audio else None
-                infos = batch.column("audio_info").to_pylist()
-                for i, row_info in enumerate(infos):
-                    row = rows + i
-                    row_infos = row_info or []
-                    row_audios = audios[i] or [] if audios is not None else None
-                    if row_audios is not None and len(row_audios) != len(row_infos):
-                        add(Problem("V007", f"{name} row {row}", f"{len(row_audios)} audios but {len(row_infos)} audio_info"))
-                    clips += len(row_audios) if row_audios is not None else len(row_infos)
-                    for c, meta in enumerate(row_infos):
-                        where = f"{name} row {row} audios[{c}]"
-                        declared = (meta or {}).get("sampling_rate")
-                        if declared != rate:
-                            add(Problem("V009", where, f"audio_info sampling_rate {declared}, the dataset's is {rate}"))
-                        if row_audios is not None and c < len(row_audios):
-                            _check_clip(row_audios[c], meta or {}, rate, where, add)
-                            report.clips_checked += 1
-                rows += batch.num_rows
-                report.rows_checked += batch.num_rows
-                tick()
-        except Exception as exc:  # a damaged page surfaces while streaming
-            add(Problem("V005", f"{name} row {rows}", f"Parquet read failed: {exc}"))
-            return
+        return None
+    missing = [c for c in ("audios", "audio_info") if c not in pf.schema_arrow.names]
+    if missing:
+        add(Problem("V005", name, f"missing column(s) {', '.join(missing)}"))
+        pf.close()
+        return None
+    _check_schema_audio(pf, name, rate, add)
+    return pf
+
+
+def _check_groups(
+    pf: pq.ParquetFile,
+    name: str,
+    rate: int,
+    audio: bool,
+    groups: range,
+    first_row: int,
+    report: VerifyReport,
+    tick: Callable[[], None],
+) -> tuple[int, int, bool]:
+    """Check the rows of row groups ``groups`` (the shard's row ``first_row`` on): rows and clips read, and False
+    when reading failed part way (V005, located at the first row not read)."""
+    add = report.problems.append
+    columns = ["audios", "audio_info"] if audio else ["audio_info"]
+    rows = clips = 0
+    try:
+        for batch in _batches(pf, columns, groups):
+            audios = batch.column("audios").to_pylist() if audio else None
+            infos = batch.column("audio_info").to_pylist()
+            for i, row_info in enumerate(infos):
+                row = first_row + rows + i
+                row_infos = row_info or []
+                row_audios = audios[i] or [] if audios is not None else None
+                if row_audios is not None and len(row_audios) != len(row_infos):
+                    add(Problem("V007", f"{name} row {row}", f"{len(row_audios)} audios but {len(row_infos)} audio_info"))
+                clips += len(row_audios) if row_audios is not None else len(row_infos)
+                for c, meta in enumerate(row_infos):
+                    where = f"{name} row {row} audios[{c}]"
+                    declared = (meta or {}).get("sampling_rate")
+                    if declared != rate:
+                        add(Problem("V009", where, f"audio_info sampling_rate {declared}, the dataset's is {rate}"))
+                    if row_audios is not None and c < len(row_audios):
+                        _check_clip(row_audios[c], meta or {}, rate, where, add)
+                        report.clips_checked += 1
+            rows += batch.num_rows
+            report.rows_checked += batch.num_rows
+            tick()
+    except Exception as exc:  # a damaged page surfaces while streaming
+        add(Problem("V005", f"{name} row {first_row + rows}", f"Parquet read failed: {exc}"))
+        return rows, clips, False
+    return rows, clips, True
+
+
+def _check_counts(
+    name: str, shard: dict[str, Any], rows: int, clips: int, footer_rows: int, info: _ShardSeen, add: Callable[[Problem], None]
+) -> None:
+    """A shard read to the end: its rows and clips against its footer and the manifest."""
     info.rows, info.clips = rows, clips
-    if rows != pf.metadata.num_rows:
-        add(Problem("V005", name, f"read {rows} rows, footer says {pf.metadata.num_rows}"))
+    if rows != footer_rows:
+        add(Problem("V005", name, f"read {rows} rows, footer says {footer_rows}"))
     if rows != shard["rows"]:
         add(Problem("V006", name, f"{rows} rows, manifest says {shard['rows']}"))
     if clips != shard["clips"]:
         add(Problem("V007", name, f"{clips} clips, manifest says {shard['clips']}"))
 
 
-def _batches(pf: pq.ParquetFile, columns: list[str]) -> Iterator[Any]:
-    for group in range(pf.metadata.num_row_groups):
+# -- within a shard, in parallel -----------------------------------------------------
+
+
+@dataclass
+class _Span:
+    """What a worker found in some row groups of one shard (or, ``groups`` None, in its checksum)."""
+
+    problems: list[Problem]
+    rows: int = 0  # rows read
+    clips: int = 0
+    clips_checked: int = 0
+    ok: bool = True  # False: the shard could not be opened, or reading failed part way (reported)
+    footer_rows: int = 0
+
+
+def _checksum_span(path: Path, name: str, shard: dict[str, Any]) -> _Span:
+    span = _Span([])
+    _check_checksum(path, name, shard, span.problems.append)
+    return span
+
+
+def _groups_span(
+    path: Path, name: str, rate: int, audio: bool, groups: range | None, first_row: int, header: bool
+) -> _Span:
+    """Row groups ``groups`` of one shard; the span holding the first group also reports the shard's header problems
+    (the others, finding the same, only stop)."""
+    part = VerifyReport("", audio_checked=audio)
+    pf = _open_shard(path, name, rate, audio, part.problems.append)
+    if pf is None:
+        return _Span(part.problems if header else [], ok=False)
+    if not header:
+        part.problems.clear()  # the schema's problems belong to the first span
+    with pf:
+        groups = range(pf.metadata.num_row_groups) if groups is None else groups
+        rows, clips, ok = _check_groups(pf, name, rate, audio, groups, first_row, part, lambda: None)
+        return _Span(part.problems, rows, clips, part.clips_checked, ok, pf.metadata.num_rows)
+
+
+#: Rows per job at most when a shard's row groups are checked by several workers: enough to amortise opening the
+#: footer and the hand-off, small enough that the workers share a single shard evenly.
+SPAN_ROWS = 200
+
+
+def span_rows(rows: int, workers: int) -> int:
+    """Rows per job: :data:`SPAN_ROWS`, or fewer when the dataset is small, so each worker gets ~4 jobs (a row
+    group is never split: a span is at least one)."""
+    return max(1, min(SPAN_ROWS, -(-rows // (4 * workers))))
+
+
+def _spans(path: Path, rows_per_span: int) -> list[tuple[range, int]] | None:
+    """A shard's row groups in runs of about ``rows_per_span`` rows, each with its first row, from its footer;
+    None when the footer cannot be read (the shard is then checked whole, as one process does)."""
+    try:
+        with pq.ParquetFile(path) as pf:
+            sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+    except Exception:  # reported by the check itself
+        return None
+    spans: list[tuple[range, int]] = []
+    start = first = row = 0
+    for g, size in enumerate(sizes):
+        row += size
+        if row - first >= rows_per_span or g == len(sizes) - 1:
+            spans.append((range(start, g + 1), first))
+            start, first = g + 1, row
+    return spans or [(range(0), 0)]
+
+
+def _run_span(job: Callable[..., _Span], args: tuple[Any, ...]) -> _Span:
+    return job(*args)
+
+
+def _verify_parallel(
+    root: Path,
+    shards: list[dict[str, Any]],
+    plans: list[list[tuple[range, int]] | None],
+    rate: int,
+    audio: bool,
+    workers: int,
+    tick: Callable[[int, int], None],
+) -> Iterator[tuple[int, tuple[VerifyReport, _ShardSeen, bool]]]:
+    """Every shard's checksum and runs of its row groups (``plans``, from :func:`_spans`) as separate jobs over
+    ``workers`` processes, so a single big shard keeps every worker busy; merged per shard, in order, into what
+    :func:`_verify_shard` returns: the same problems in the same order, reading stopped at the same row. Should the
+    rows read before a span differ from what the footer promised, the shard is checked again whole, here."""
+    from audiodata.pipeline.window import ordered_map
+
+    def jobs() -> Iterator[tuple[tuple[int, int], tuple[Any, ...]]]:
+        for n, shard in enumerate(shards):
+            path, name = root / shard["file"], shard["file"]
+            if not path.is_file():
+                continue
+            yield (n, -1), (_checksum_span, (path, name, shard))
+            whole: list[tuple[range | None, int]] = [(None, 0)]  # footer unreadable: one job, which reports it
+            for k, (groups, first) in enumerate(plans[n] or whole):
+                yield (n, k), (_groups_span, (path, name, rate, audio, groups, first, k == 0))
+
+    results = ordered_map(_run_span, jobs(), workers)
+    nxt = next(results, None)
+    for n, shard in enumerate(shards):
+        part, info = VerifyReport(str(root), audio_checked=audio), _ShardSeen()
+        if nxt is None or nxt[0][0] != n:  # no jobs: the file is missing
+            part.problems.append(Problem("V002", shard["file"], "listed in manifest.json but missing"))
+            yield n, (part, info, False)
+            continue
+        spans: list[_Span] = []
+        stopped = False
+        while nxt is not None and nxt[0][0] == n:
+            (_, k), span = nxt
+            nxt = next(results, None)
+            if k >= 0 and stopped:
+                continue  # the serial check stops at the first failure: so do we
+            part.problems += span.problems
+            if k >= 0:
+                spans.append(span)
+                part.rows_checked += span.rows
+                part.clips_checked += span.clips_checked
+                stopped = not span.ok
+                tick(n, part.rows_checked)
+        if not stopped:
+            firsts = [first for _, first in plans[n] or []] or [0]
+            reads = [span.rows for span in spans]
+            if any(first != sum(reads[:k]) for k, first in enumerate(firsts)):  # the footer and the pages disagree
+                part, info, _ = _verify_shard(root, shard, rate, audio)
+            else:
+                rows, clips = sum(reads), sum(span.clips for span in spans)
+                _check_counts(shard["file"], shard, rows, clips, spans[-1].footer_rows, info, part.problems.append)
+        yield n, (part, info, True)
+
+
+def _batches(pf: pq.ParquetFile, columns: list[str], groups: range) -> Iterator[Any]:
+    for group in groups:
         yield from pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=columns)
 
 

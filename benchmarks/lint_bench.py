@@ -538,31 +538,49 @@ def text_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _decode_one(path: str) -> float:
-    """Decode one clip fully; return its duration in seconds."""
+def _decode_one(path: str, identity: bool = False) -> float:
+    """Decode one clip fully; return its duration in seconds. ``identity``: also what lint must know of every clip
+    to judge it as convert would (mono, soxr HQ to 16 kHz, 16-bit, the BLAKE2b of those samples)."""
+    import hashlib
+
     import soundfile as sf
 
     cb = load_convert_bench()
     if Path(path).suffix.lower() in cb.SOUNDFILE_EXTS:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
-    else:  # m4a/aac: libsndfile cannot open it, lint goes through ffmpeg too
+    else:  # m4a/aac: libsndfile cannot open it; lint decodes it with FFmpeg's libraries in process too
         data, sr = cb._ffmpeg_decode(path)
+    if identity:
+        import numpy as np
+        import soxr
+
+        mono = cb._downmix(data)
+        if sr != cb.TARGET_SR:
+            mono = soxr.resample(mono, sr, cb.TARGET_SR, quality="HQ")
+        pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).round().astype("<i2")
+        hashlib.blake2b(pcm.data, digest_size=16).hexdigest()
     return data.shape[0] / sr
 
 
-def run_decode_floor(paths: list[str], workers: int, cb: ModuleType) -> Measurement:
-    """Decode every clip once in a Pool of ``workers`` (pool start-up included, as for lint)."""
+def _identity_one(path: str) -> float:
+    return _decode_one(path, identity=True)
+
+
+def run_decode_floor(paths: list[str], workers: int, cb: ModuleType, identity: bool = False) -> Measurement:
+    """Decode every clip once in a Pool of ``workers`` (pool start-up included, as for lint); ``identity``: and
+    resample and hash it (:func:`_decode_one`)."""
     chunksize = max(1, min(8, len(paths) // (workers * 8)))
     with cb.Stopwatch() as sw:
         with mp.Pool(workers) as pool:
-            seconds = list(pool.imap_unordered(_decode_one, paths, chunksize=chunksize))
+            seconds = list(pool.imap_unordered(_identity_one if identity else _decode_one, paths, chunksize=chunksize))
         pool.join()  # reap the workers so their CPU time is accounted as ours
     extra = {"decoded_seconds": sum(seconds), "foreign_cpu_share": sw.foreign_cpu_share}
-    return Measurement("decode floor", workers, len(seconds), sw.wall_s, extra)
+    return Measurement("floor + 16k/hash" if identity else "decode floor", workers, len(seconds), sw.wall_s, extra, sw.cpu_s)
 
 
 def audio_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
-    """Reuse convert_bench's clip corpus, time the decode floor and ``lint(audio=True)``, print the table."""
+    """Reuse convert_bench's clip corpus, time the decode floor, the floor plus what lint must compute of each clip,
+    and ``lint(audio=True)``; print the table, wall and CPU against the decode floor."""
     _, options_cls = load_audiodata()
     n_workers = args.workers or default_workers(options_cls)
     corpus_dir = (CACHE_DIR / f"corpus-{args.clips}").resolve()  # the same cache convert_bench uses
@@ -574,23 +592,24 @@ def audio_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
 
     runs = [run_decode_floor(paths, n_workers, cb)]
     runs.append(run_lint("lint with-audio", [str(jsonl)], args.workers, n_workers, cb, audio=True, media_root=str(corpus_dir)))
+    runs.append(run_decode_floor(paths, n_workers, cb, identity=True))
     audio_s = corpus["audio_seconds"]
     if runs[1].records != len(paths):
         print(f"warning: lint counted {runs[1].records} records, corpus has {len(paths)}")
 
     header = f"{'method':<16} {'workers':>7} {'clips':>6} {'audio h':>8} {'wall s':>8} {'clips/s':>8} "
-    header += f"{'x realtime':>11} {'vs floor':>9} {'findings':>9}"
+    header += f"{'x realtime':>11} {'vs floor':>9} {'CPU s':>7} {'CPU vs floor':>12} {'findings':>9}"
     print()
     print(header)
     print("-" * len(header))
-    floor = runs[0].per_s
+    floor, floor_cpu = runs[0].per_s, runs[0].per_cpu_s
     rows = []
     for m in runs:
-        ratio = _ratio(m.per_s, floor)
+        ratio, cpu_ratio = _ratio(m.per_s, floor), _ratio(m.per_cpu_s, floor_cpu)
         found = f"{m.extra['findings']:,}" if "findings" in m.extra else "-"
         print(
             f"{m.method:<16} {m.workers:>7} {m.records:>6} {audio_s / 3600:>8.3f} {m.wall_s:>8.2f} {m.per_s:>8.1f} "
-            f"{audio_s / m.wall_s:>10.1f}x {_fmt_ratio(ratio):>9} {found:>9}"
+            f"{audio_s / m.wall_s:>10.1f}x {_fmt_ratio(ratio):>9} {m.cpu_s or 0:>7.2f} {_fmt_ratio(cpu_ratio):>12} {found:>9}"
         )
         rows.append(
             {
@@ -601,15 +620,28 @@ def audio_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
                 "clips_per_s": m.per_s,
                 "x_realtime": audio_s / m.wall_s,
                 "ratio_vs_floor": ratio,
+                "cpu_s": m.cpu_s,
+                "cpu_ratio_vs_floor": cpu_ratio,
                 **m.extra,
             }
         )
+    print(
+        "(vs floor: clips/s against the decode floor of this run; CPU vs floor: the same per CPU-second. floor + 16k/hash: "
+        "the floor plus what lint must know of each clip to judge it as convert would: mono at 16 kHz (soxr HQ), 16-bit, "
+        "its BLAKE2b)"
+    )
     _warn_foreign(runs)
     print()
     if runs[1].extra["findings"]:
         print(f"findings by code: {runs[1].extra['by_code']}")
-    print(f"lint with-audio/decode floor = {_fmt_ratio(rows[1]['ratio_vs_floor'])}")
-    return {"corpus": {**corpus, "dir": str(corpus_dir), "clips": len(paths)}, "results": rows}
+    lint_row, identity = rows[1], rows[2]
+    print(
+        f"lint with-audio/decode floor = {_fmt_ratio(lint_row['ratio_vs_floor'])} wall, "
+        f"{_fmt_ratio(lint_row['cpu_ratio_vs_floor'])} CPU (target: within 10%, >= 0.90); "
+        f"against floor + 16k/hash: {_fmt_ratio(_ratio(identity['cpu_s'], lint_row['cpu_s']))} CPU; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    return {"corpus": {**corpus, "dir": str(corpus_dir), "clips": len(paths)}, "results": rows, "load": os.getloadavg()[0]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -674,8 +706,9 @@ def _headlines(figures: dict[str, Any]) -> list[dict[str, Any]]:
     if "audio" in figures:
         row = figures["audio"]["results"][1]
         heads.append(headline(
-            f"lint with audio, {row['clips']:,} clips, {row['workers']} workers", row["clips_per_s"], "clips/s (wall)",
-            "decode floor: every clip decoded, same workers", row["ratio_vs_floor"], "ratio: clips/s, lint / floor",
+            f"lint with audio, {row['clips']:,} clips, {row['workers']} workers", row["clips"] / row["cpu_s"], "clips/CPU-s",
+            "decode floor: every clip decoded, same workers", row["cpu_ratio_vs_floor"],
+            "ratio: clips per CPU second, lint / floor",
         ))  # fmt: skip
     return heads
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -94,6 +95,10 @@ def test_missing_shard(out: Path) -> None:
     assert report.shards_checked == 1
     # the card glob data/dpo/train-* now matches nothing
     assert any(p.code == "V014" and "data/dpo/train-*" in p.message for p in report.problems)
+    assert verify(out, num_workers=2).to_dict() == report.to_dict()  # split over workers: the same report
+    (out / SFT).unlink()
+    (out / DPO).write_bytes(b"not parquet")  # the footer unreadable: checked whole, as one process does
+    assert verify(out, num_workers=2).to_dict() == verify(out).to_dict()
 
 
 def test_extra_parquet_file(out: Path) -> None:
@@ -394,3 +399,74 @@ def test_verify_code_stays_quiet_on_a_near_miss(code: str, out: Path) -> None:
 def test_problems_carry_registered_codes_only() -> None:
     with pytest.raises(ValueError, match="not registered"):
         Problem("V999", "x", "y")
+
+
+def _regroup(path: Path, rows_per_group: int, info_edit: dict[int, dict[str, Any]] | None = None) -> None:
+    """Rewrite a shard in small row groups (its schema metadata kept), optionally changing some rows' audio_info."""
+    table = pq.read_table(path)
+    if info_edit:
+        infos = table.column("audio_info").to_pylist()
+        for row, change in info_edit.items():
+            infos[row][0].update(change)
+        col = table.schema.get_field_index("audio_info")
+        table = table.set_column(col, table.schema.field(col), pa.array(infos, table.schema.field(col).type))
+    pq.write_table(table, path, row_group_size=rows_per_group)
+
+
+def _serial_and_parallel(out: Path) -> tuple[VerifyReport, VerifyReport, list[Any], list[Any]]:
+    ticks: dict[int, list[Any]] = {1: [], 2: []}
+    serial = verify(out, on_progress=lambda *a: ticks[1].append(a), num_workers=1)
+    parallel = verify(out, on_progress=lambda *a: ticks[2].append(a), num_workers=2)
+    return serial, parallel, ticks[1], ticks[2]
+
+
+def test_one_shard_is_checked_by_row_group_in_parallel_with_the_serial_report(out: Path, monkeypatch) -> None:
+    """A single shard split over the workers (spans of row groups): problems from several spans, in row order."""
+    verify_mod = importlib.import_module("audiodata.verify")  # the package re-exports the function by that name
+
+    monkeypatch.setattr(verify_mod, "SPAN_ROWS", 3)
+    rows = pq.ParquetFile(out / SFT).metadata.num_rows
+    assert verify_mod.span_rows(rows, 2) == 3 and verify_mod.span_rows(1000, 2) == 3  # at most SPAN_ROWS
+    assert verify_mod.span_rows(16, 2) == 2 and verify_mod.span_rows(1, 2) == 1  # ~4 jobs a worker
+    assert rows >= 12
+    _regroup(out / SFT, 2, {1: {"num_samples": 1}, rows - 2: {"pcm_hash": "0" * 32}})
+    plan = verify_mod._spans(out / SFT, 3)
+    assert plan is not None and len(plan) >= 4 and [first for _, first in plan][:3] == [0, 4, 8]
+    window = importlib.import_module("audiodata.pipeline.window")
+    real, jobs = window.ordered_map, []
+
+    def counting(fn: Any, work: Any, workers: int, *args: Any, **kwargs: Any) -> Any:
+        return real(fn, (jobs.append(ctx) or (ctx, a) for ctx, a in work), workers, *args, **kwargs)
+
+    monkeypatch.setattr(window, "ordered_map", counting)
+    serial, parallel, ticks1, ticks2 = _serial_and_parallel(out)
+    assert len([ctx for ctx in jobs if ctx[0] == 0]) == 1 + len(plan)  # the checksum, then each span: one job each
+    assert serial.to_dict() == parallel.to_dict()
+    where = [p.where for p in serial.problems if p.code in ("V011", "V012")]
+    assert where == [f"{SFT} row 1 audios[0]", f"{SFT} row {rows - 2} audios[0]"]
+    assert ticks1[-1] == ticks2[-1]
+    assert len([t for t in ticks2 if t[0] == 0]) >= 4  # ticks within the one shard, span by span
+
+
+def test_a_read_failure_mid_shard_stops_the_parallel_check_where_the_serial_one_stops(out: Path, monkeypatch) -> None:
+    """A damaged page in row group 3: the serial check stops there (V005 at its first row), and so does the
+    parallel one, whose later spans' findings are dropped; the shard's counts are then not compared."""
+    verify_mod = importlib.import_module("audiodata.verify")  # the package re-exports the function by that name
+
+    monkeypatch.setattr(verify_mod, "SPAN_ROWS", 2)
+    rows = pq.ParquetFile(out / SFT).metadata.num_rows
+    _regroup(out / SFT, 2, {rows - 1: {"num_samples": 1}})  # a finding after the damage: must not be reported
+    meta = pq.ParquetFile(out / SFT).metadata
+    data = bytearray((out / SFT).read_bytes())
+    group = meta.row_group(3)
+    for i in range(group.num_columns):  # every page header of audio_info's leaves in that group
+        col = group.column(i)
+        if col.path_in_schema.startswith("audio_info"):
+            start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+            data[start : start + 16] = b"\xff" * 16
+    (out / SFT).write_bytes(bytes(data))
+    serial, parallel, _, _ = _serial_and_parallel(out)
+    assert serial.to_dict() == parallel.to_dict()
+    failed = [p for p in serial.problems if p.code == "V005"]
+    assert [p.where for p in failed] == [f"{SFT} row 6"], serial.problems
+    assert not [p for p in serial.problems if p.code == "V011"]

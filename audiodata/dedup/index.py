@@ -43,11 +43,11 @@ MAX_BUCKET = 2000  # a bucket this full is degenerate (e.g. silence): candidates
 #: Candidates whose 256-bit sketches differ in more bits than this are not compared in full: near
 #: copies differ in ~5-40, unrelated speech in ~80-130 (benchmarks/dedup_quality.py, dedup_bench.py).
 MAX_SKETCH_DISTANCE = 64
-#: ... and a candidate that agrees with the clip in one LSH band only, in more bits than this. Unrelated
-#: clips that come within 64 bits nearly all share a single band, and there are more of them per clip the
-#: more clips there are (dedup_bench at 100k clips: 7,400 of 7,984 failed comparisons were one-band
-#: candidates at 56-64 bits, 5,684 of them at 60-64, where 2 of 9,733 near copies were). With this,
-#: comparisons per clip stay ~0.12 from 10k to 100k clips instead of rising from 0.13 to 0.18.
+#: ... and a candidate whose sketch equals the clip's in one of its sixteen 16-bit words (bands) only, in more
+#: bits than this. Unrelated clips that come within 64 bits nearly all share a single band, and there are more
+#: of them per clip the more clips there are (dedup_bench at 100k clips, when the buckets were those bands: 7,400
+#: of 7,984 failed comparisons were one-band candidates at 56-64 bits, 5,684 of them at 60-64, where 2 of 9,733
+#: near copies were). With this, comparisons per clip stay ~0.1 from 10k to 1M clips.
 MAX_SKETCH_DISTANCE_ONE_BAND = 59
 
 
@@ -61,15 +61,16 @@ class ClipMatch:
 class ClipIndex:
     """Clip ids in arrival order; a clip matching an earlier one (same PCM hash, or a near copy found
     through the LSH buckets and verified by bit error rate) resolves to that one's id. Fingerprints and
-    buckets live in flat arrays (:mod:`audiodata.dedup.prints`): ~1 KB a clip of 1-5 s, and candidates
-    are gathered and filtered by sketch distance as arrays, so the time per clip does not grow with the
-    Python objects a bucket would otherwise hold."""
+    buckets live in flat arrays (:mod:`audiodata.dedup.prints`): ~1 KB a clip of 1-5 s over 96 MiB of bucket
+    heads, and candidates are gathered and filtered by sketch distance as arrays. The buckets' 19-bit keys
+    draw few unrelated clips however many are held (:data:`KEY_BITS`), so the time per clip stays flat."""
 
     def __init__(self, near: bool = True, threshold: float = NEAR_THRESHOLD) -> None:
         self.near, self.threshold = near, threshold
         self.by_hash: dict[str, int] = {}
         self.prints = PrintStore()
-        self.buckets = Buckets()
+        self.buckets = Buckets(KEY_TABLES if near else 0, KEY_BITS)  # exact mode never looks a clip up by sketch
+        self._keyed: tuple[Fingerprint | None, np.ndarray] = (None, np.zeros(0, np.intp))
         self.candidates = 0  # distinct clips drawn from the buckets, before the sketch filter
         self.comparisons = 0  # of those, the ones close enough in sketch to be compared in full
 
@@ -82,7 +83,9 @@ class ClipIndex:
             return ClipMatch(hit, "exact", 1.0)
         if not self.near or fp is None:
             return None
-        ids = self.buckets.candidates(_keys(fp), MAX_BUCKET)
+        keys = _keys(fp)
+        self._keyed = (fp, keys)  # add() of the same clip, next, reuses them
+        ids = self.buckets.candidates(keys, MAX_BUCKET)
         self.candidates += ids.size
         if not ids.size:
             return None
@@ -106,7 +109,7 @@ class ClipIndex:
         cid = self.prints.add(kept)  # the store keeps a clip's own frames, never the query phases
         self.by_hash.setdefault(pcm_hash, cid)
         if kept is not None:
-            self.buckets.add(_keys(kept), cid)
+            self.buckets.add(self._keyed[1] if self._keyed[0] is kept else _keys(kept), cid)
         return cid
 
     def resolve(self, pcm_hash: str | None, fp: Fingerprint | None) -> tuple[int, ClipMatch | None]:
@@ -128,12 +131,50 @@ def clip_identity(pcm_hash: str, fp: Fingerprint | None, rms_dbfs: float) -> tup
     return (None, None) if rms_dbfs < SILENCE_DBFS else (pcm_hash, fp)
 
 
-_BANDS = np.arange(16, dtype=np.int64) << 16
+#: LSH keys: KEY_TABLES tables, each keyed on KEY_BITS of the 256 sketch bits. The sixteen 16-bit bands used before
+#: drew unrelated candidates in proportion to the clips held (N / 65,536 a band: 3.4 a clip at 10k, 34.5 at 100k,
+#: ~345 at 1M), and the time per clip grew with them. 19-bit keys draw N / 524,288 a table, and 32 of them (each bit
+#: in 2 or 3 keys) find a near copy more often than the 16 bands did (a copy 32 sketch bits away shares one of the 32
+#: keys with probability ~0.91, one of the bands ~0.85): benchmarks/dedup_scale_bench.py, 100k clips, near recall
+#: 96.3% -> 96.7%, candidates 34.5 -> 2.7 a clip. Changing these changes which near copies are found.
+KEY_BITS = 19
+KEY_TABLES = 32
 
 
-def _keys(fp: Fingerprint) -> list[int]:
-    """Bucket keys of a fingerprint: band number and that band's 16 sketch bits."""
-    return (_BANDS | fp.sketch).tolist()
+def _key_positions(tables: int, bits: int) -> np.ndarray:
+    """Which sketch bits make each table's key: runs of a fixed shuffle of the 256 bits (a new shuffle each pass,
+    ordered by a hash, so the same on every machine and numpy version), each bit in 2 or 3 keys, none twice in
+    one key, two keys sharing ~1 bit on average (at most 6)."""
+    rows: list[list[int]] = []
+    row: list[int] = []
+    carry: list[int] = []  # a bit the current key already has goes to the next one
+    passes = -(-tables * bits // 256) + 1
+    for r in range(passes):
+        for b in sorted(range(256), key=lambda b: hashlib.blake2b(f"audiodata-lsh:{r}:{b}".encode(), digest_size=8).digest()):
+            pending, carry = [*carry, b], []
+            for x in pending:
+                if x in row:
+                    carry.append(x)
+                    continue
+                row.append(x)
+                if len(row) == bits:
+                    rows.append(sorted(row))
+                    row = []
+                if len(rows) == tables:
+                    return np.array(rows, np.intp)
+    raise AssertionError("unreachable: the passes hold more bits than the keys take")
+
+
+_POSITIONS = _key_positions(KEY_TABLES, KEY_BITS)
+_WEIGHTS = np.left_shift(1, np.arange(KEY_BITS, dtype=np.intp))
+_OFFSETS = np.arange(KEY_TABLES, dtype=np.intp) << KEY_BITS
+
+
+def _keys(fp: Fingerprint) -> np.ndarray:
+    """Bucket numbers of a fingerprint, one per table: table ``t``'s key bits read off the sketch (bit ``b`` is bit
+    ``b % 16`` of band ``b // 16``), offset into that table's range."""
+    bits = np.unpackbits(np.ascontiguousarray(fp.sketch, "<u2").view(np.uint8), bitorder="little")
+    return bits[_POSITIONS] @ _WEIGHTS + _OFFSETS
 
 
 @dataclass

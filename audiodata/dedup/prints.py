@@ -2,14 +2,13 @@
 
 A million clips held as Python objects (a dataclass of three numpy arrays each, and a list of int
 objects per bucket) cost ~4.8 KB a clip; here a clip costs its frames (4 bytes of bits and one bit of
-voicing per 16 ms frame), its 32-byte sketch, 16 bytes of where and length, and 4 bytes in each of its 16 buckets.
-Candidates are looked up and filtered as arrays (one ``np.unique`` over the buckets, one popcount
-over their sketches), never a Python loop over bucket members.
+voicing per 16 ms frame), its 32-byte sketch, 16 bytes of where and length, and a 4-byte link in each of its 32
+buckets (over the buckets' heads: 96 MiB of address space, backed as buckets are used).
+Candidates are looked up and filtered as arrays (the chains walked a link at a time for all buckets at once,
+one ``np.unique``, one popcount over their sketches), never a Python loop over bucket members.
 """
 
 from __future__ import annotations
-
-from array import array
 
 import numpy as np
 
@@ -103,36 +102,50 @@ class PrintStore:
 
 
 class Buckets:
-    """LSH buckets: for each (band, 16-bit band value), the ids of the clips whose sketch has it, in an
-    ``array('i')`` (4 bytes an entry, appended in place; a query copies its buckets' members into one
-    array that numpy reads without another copy)."""
+    """LSH buckets in flat arrays: ``tables`` tables of ``2**key_bits`` buckets, each a chain through the entries
+    (newest first), so a bucket costs nothing until used and a clip costs one 4-byte link per table.
 
-    def __init__(self) -> None:
-        self._table: dict[int, array[int]] = {}
+    A clip is added under one key per table (:func:`audiodata.dedup.index` computes them: bucket numbers, table
+    ``t``'s in ``[t << key_bits, (t + 1) << key_bits)``); a query gathers the clips of its buckets with how many of
+    them each shares (its agreement), skipping buckets fuller than ``max_bucket``. Arrays, not Python objects:
+    the ``heads`` and ``counts`` of untouched buckets are zero pages the kernel never backs."""
 
-    def add(self, keys: list[int], cid: int) -> None:
-        for key in keys:
-            bucket = self._table.get(key)
-            if bucket is None:
-                self._table[key] = array("i", (cid,))
-            else:
-                bucket.append(cid)
+    def __init__(self, tables: int, key_bits: int) -> None:
+        self.tables, self.key_bits = tables, key_bits
+        self.heads = np.zeros(tables << key_bits, np.int32)  # entry row + 1 of the newest clip; 0: empty
+        self.counts = np.zeros(tables << key_bits, np.uint16)  # clips in the bucket, saturating
+        self.links = _Grow(np.int32, (tables,))  # per entry row and table: the row + 1 of the next older clip
+        self.ids = _Grow(np.int32)  # per entry row: the clip id
 
-    def candidates(self, keys: list[int], max_bucket: int) -> np.ndarray:
-        """The distinct clip ids sharing any key, ascending; buckets fuller than ``max_bucket`` are skipped."""
-        gathered = array("i")
-        table = self._table
-        for key in keys:
-            bucket = table.get(key)
-            if bucket is not None and len(bucket) <= max_bucket:
-                gathered += bucket  # a memcpy, no Python int per member
-        if not gathered:
+    def add(self, keys: np.ndarray, cid: int) -> None:
+        row = self.ids.size
+        self.ids.append(cid)
+        self.links.append(self.heads[keys])
+        self.heads[keys] = row + 1
+        self.counts[keys] = np.minimum(self.counts[keys], np.iinfo(np.uint16).max - 1) + 1
+
+    def candidates(self, keys: np.ndarray, max_bucket: int) -> np.ndarray:
+        """The distinct clip ids sharing any key (``keys[t]`` is table ``t``'s), ascending; buckets fuller than
+        ``max_bucket`` are skipped. The chains are walked a link at a time for every bucket at once."""
+        rows = self.heads[keys]
+        tables = np.flatnonzero((rows > 0) & (self.counts[keys] <= max_bucket))
+        rows = rows[tables]
+        if not rows.size:
             return np.zeros(0, np.int32)
-        return np.unique(np.frombuffer(gathered, np.int32))
+        found = []
+        links = self.links.data
+        while rows.size:
+            found.append(rows)
+            rows = links[rows - 1, tables]
+            live = rows > 0
+            rows, tables = rows[live], tables[live]
+        return np.unique(self.ids.data[np.concatenate(found) - 1])
 
     def sizes(self) -> list[int]:
-        return [len(b) for b in self._table.values()]
+        return self.counts[self.counts > 0].tolist()
 
     @property
     def nbytes(self) -> int:
-        return sum(b.buffer_info()[1] * b.itemsize + 64 for b in self._table.values())
+        """Bytes of the buckets touched (heads and counts, as pages) and of the links."""
+        touched = int(np.count_nonzero(self.heads.reshape(-1, 1024).any(axis=1))) * 1024 * (4 + 2)
+        return touched + self.links.size * self.tables * 4 + self.ids.size * 4

@@ -63,39 +63,46 @@ def test_print_store_costs_the_frames_not_objects():
 
 
 def test_buckets_give_each_sharing_clip_once_ascending_and_skip_full_ones():
-    b = Buckets()
-    b.add([1, 2, 3], 0)
-    b.add([2, 3, 4], 1)
-    b.add([9], 2)
+    b = Buckets(3, 4)  # 3 tables of 16 buckets: table t's keys are t * 16 + 0..15
+
+    def keys(*values: int) -> np.ndarray:
+        return np.array([t * 16 + v for t, v in enumerate(values)])
+
+    b.add(keys(1, 2, 3), 0)
+    b.add(keys(2, 2, 4), 1)
+    b.add(keys(9, 9, 9), 2)
     for cid in range(3, 10):
-        b.add([7], cid)
-    assert b.candidates([2, 3], 100).tolist() == [0, 1]
-    assert b.candidates([4, 1, 9], 100).tolist() == [0, 1, 2]
-    assert b.candidates([7, 1], 5).tolist() == [0]  # bucket 7 holds 7 clips: over the limit, not tried
-    assert b.candidates([5], 100).tolist() == []
-    ids = b.candidates([7], 100)
-    b.add([7], 10)  # buffers handed to numpy are released: the bucket can grow again
-    assert ids.tolist() == list(range(3, 10)) and b.candidates([7], 100).tolist() == list(range(3, 11))
-    assert sorted(b.sizes()) == [1, 1, 1, 2, 2, 8]
+        b.add(keys(7, 8, 8), cid)
+    assert b.candidates(keys(0, 2, 0), 100).tolist() == [0, 1]  # one bucket, two clips
+    assert b.candidates(keys(2, 0, 3), 100).tolist() == [0, 1]  # a clip found in two tables, given once
+    assert b.candidates(keys(2, 9, 4), 100).tolist() == [1, 2]
+    assert b.candidates(keys(7, 2, 9), 5).tolist() == [0, 1, 2]  # bucket 7 of table 0 holds 7 clips: not tried
+    assert b.candidates(keys(7, 0, 0), 7).tolist() == list(range(3, 10))  # at the limit: tried, newest to oldest
+    assert b.candidates(keys(5, 5, 5), 100).tolist() == []
+    assert b.candidates(keys(3, 3, 0), 100).tolist() == []  # clip 0 has 3 in table 2 only: another bucket
+    b.add(keys(7, 0, 0), 10)
+    assert b.candidates(keys(7, 15, 15), 100).tolist() == list(range(3, 11))
+    assert sorted(b.sizes()) == [1] * 9 + [2, 7, 7, 8]
 
 
 def _reference_resolve(stream: list[tuple[str, Fingerprint]]) -> list[tuple[int, str | None, float | None]]:
     """The definition, one earlier clip at a time: an exact hash match first; else, among earlier stored
-    clips sharing a sketch band (bucket not over MAX_BUCKET) within the sketch distance (a tighter one when
-    they share one band only), the most similar at or above the threshold, the earliest on a tie."""
+    clips sharing an LSH key (bucket not over MAX_BUCKET) within the sketch distance (a tighter one when
+    they share one 16-bit sketch band only), the most similar at or above the threshold, the earliest on a tie."""
     by_hash: dict[str, int] = {}
     stored: list[Fingerprint] = []
-    members: dict[tuple[int, int], int] = {}
+    members: dict[int, int] = {}
     out: list[tuple[int, str | None, float | None]] = []
     for h, fp in stream:
         if h in by_hash:
             out.append((by_hash[h], "exact", 1.0))
             continue
         best, best_sim = None, -1.0
+        mine = dedup_index._keys(fp).tolist()
         for cid, other in enumerate(stored):
-            shared = [(b, int(v)) for b, v in enumerate(fp.sketch) if other.sketch[b] == v]
-            if not any(members[k] <= dedup_index.MAX_BUCKET for k in shared):
+            if not any(members[k] <= dedup_index.MAX_BUCKET for k in set(mine) & set(dedup_index._keys(other).tolist())):
                 continue
+            shared = [b for b, v in enumerate(fp.sketch) if other.sketch[b] == v]
             distance = int(np.bitwise_count(fp.sketch ^ other.sketch).sum())
             if distance > MAX_SKETCH_DISTANCE or (len(shared) == 1 and distance > MAX_SKETCH_DISTANCE_ONE_BAND):
                 continue
@@ -109,8 +116,8 @@ def _reference_resolve(stream: list[tuple[str, Fingerprint]]) -> list[tuple[int,
         cid = len(stored)
         stored.append(fp)
         by_hash.setdefault(h, cid)
-        for b, v in enumerate(fp.sketch):
-            members[(b, int(v))] = members.get((b, int(v)), 0) + 1
+        for k in dedup_index._keys(fp).tolist():
+            members[k] = members.get(k, 0) + 1
         out.append((cid, None, None))
     return out
 
@@ -121,7 +128,7 @@ def test_resolve_is_the_plain_definition(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(dedup_index, "MAX_BUCKET", 6)
     rng = np.random.default_rng(3)
     stream: list[tuple[str, Fingerprint]] = []
-    crowded = rng.integers(0, 1 << 16, dtype=np.uint16)
+    crowded = rng.integers(0, 2, dedup_index.KEY_BITS, dtype=np.uint8)
     for i in range(400):
         u = rng.random()
         if stream and u < 0.1:
@@ -132,8 +139,10 @@ def test_resolve_is_the_plain_definition(monkeypatch: pytest.MonkeyPatch):
             stream.append((f"n{i}", fp))
         else:
             fp = _fp(rng)
-            if u > 0.9:
-                fp.sketch[5] = crowded  # fills one bucket past MAX_BUCKET
+            if u > 0.9:  # fills one bucket past MAX_BUCKET: the bits of table 5's key set alike
+                bits = np.unpackbits(fp.sketch.view(np.uint8), bitorder="little")
+                bits[dedup_index._POSITIONS[5]] = crowded
+                fp = Fingerprint(fp.bits, fp.voiced, np.packbits(bits, bitorder="little").view("<u2"), fp.seconds)
             stream.append((f"d{i}", fp))
     index = ClipIndex()
     got = []

@@ -28,7 +28,10 @@ def register(subparsers: Any) -> None:
     v.add_argument("dataset", metavar="DATASET", help="a folder written by audiodata convert")
     v.add_argument("--no-audio", action="store_true", help="do not decode the audio (checksums, counts and card only)")
     v.add_argument(
-        "--num-workers", type=int, default=0, help="shards checked at once, in worker processes (default: all cores)"
+        "--num-workers",
+        type=int,
+        default=0,
+        help="worker processes (default: all cores): shards, and the row groups within one, are checked in parallel",
     )
     v.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     v.add_argument(
