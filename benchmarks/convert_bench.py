@@ -45,6 +45,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 from _shared import CACHE_DIR, use_checkout
+from mix_corpus import build_mix_corpus
 
 TARGET_SR = 16_000
 
@@ -668,6 +669,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=int, default=2000, help="corpus size to build (default 2000)")
+    p.add_argument(
+        "--corpus-kind",
+        choices=("mix", "espeak"),
+        default="mix",
+        help="mix (default): WAV/FLAC at 16-48 kHz derived from 150 espeak-ng utterances by seeded speed, gain, "
+        "noise and joins, about a minute per 10k clips (benchmarks/mix_corpus.py); espeak: the first corpus, "
+        "with mp3/ogg/m4a through an ffmpeg process per clip (about 8 minutes per 10k clips)",
+    )
     p.add_argument("--num-workers", type=int, default=2, help="workers for every method")
     p.add_argument("--skip-datasets", action="store_true", help="skip the datasets recipe")
     p.add_argument("--corpus", type=Path, help="corpus dir to reuse (built there if empty)")
@@ -678,13 +687,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build/reuse the corpus, time the three methods, print the comparison."""
     args = parse_args(argv)
-    corpus_dir = (args.corpus or CACHE_DIR / f"corpus-{args.clips}").resolve()
+    default_dir = f"mix-v2-{args.clips}" if args.corpus_kind == "mix" else f"corpus-{args.clips}"
+    corpus_dir = (args.corpus or CACHE_DIR / default_dir).resolve()
     jsonl = corpus_dir / "corpus.jsonl"
     meta_file = corpus_dir / "meta.json"
     corpus: dict[str, Any]
     if args.corpus is not None and jsonl.exists():
         # reuse as is; a foreign corpus (no meta.json) gets its audio seconds from the floor
         corpus = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    elif args.corpus_kind == "mix":
+        bases = build_bases(CACHE_DIR / f"base-v{CORPUS_VERSION}", os.cpu_count() or 1)
+        corpus = build_mix_corpus(corpus_dir, args.clips, os.cpu_count() or 1, bases)
     else:
         corpus = build_corpus(corpus_dir, args.clips, os.cpu_count() or 1)
     paths = read_manifest(jsonl)
