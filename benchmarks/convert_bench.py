@@ -780,8 +780,10 @@ def headlines(figures: dict[str, Any]) -> list[dict[str, object]]:
     heads = []
     if ad is not None:
         what = f"convert {n:,} clips ({hours:.1f} h), {ad['workers']} workers"
+        share = max(ad.get("foreign_cpu_share") or 0.0, floor.get("foreign_cpu_share") or 0.0)
+        busy = f"; other processes took {share:.0%} of the CPUs: unreliable, see CPU" if share > FOREIGN_CPU_WARN else ""
         heads.append(headline(f"{what}: wall", ad["wall_s"], "s", "floor, same run", figures["audiodata_over_floor"],
-                              "ratio: floor wall / audiodata wall (target >= 0.9)"))
+                              f"ratio: floor wall / audiodata wall (target >= 0.9){busy}"))
         heads.append(headline(f"{what}: CPU", ad["cpu_s"], "CPU s", "floor, same run", figures["audiodata_over_floor_cpu"],
                               "ratio: floor CPU / audiodata CPU"))
         heads.append(headline(f"{what}: peak RSS", ad["peak_rss_mib"], "MiB", "RSS before convert, same process",
