@@ -71,6 +71,8 @@ bench-results: setup
 	$(BIN)/python benchmarks/lint_bench.py --records 100000 --clips 200 --workers 2 --json benchmarks/results/lint.json
 	$(BIN)/python benchmarks/segments_bench.py --json benchmarks/results/segments.json
 	$(BIN)/python benchmarks/memory_bench.py --records 200 --factor 10 --json benchmarks/results/memory.json
+	$(BIN)/python benchmarks/memory_bench.py --clips 2000,20000 --json benchmarks/results/memory_clips.json
+	$(BIN)/python benchmarks/convert_bench.py --clips 10000 --json benchmarks/results/convert.json
 	$(BIN)/python benchmarks/lint_memory_bench.py --parts lint --sizes 20000,100000 --json benchmarks/results/lint_memory.json
 	$(BIN)/python benchmarks/dedup_scale_bench.py --clips 5000,50000 --sample-data --json benchmarks/results/dedup_scale.json
 	$(BIN)/python benchmarks/verify_bench.py --clips 2000 --serial --repeats 2 --json benchmarks/results/verify.json

@@ -18,7 +18,7 @@ The corpus is real (synthetic) speech from espeak-ng, cached in ``benchmarks/.ca
 
 Usage::
 
-    python benchmarks/convert_bench.py --clips 2000 --num-workers 2 --json-out bench.json
+    python benchmarks/convert_bench.py --clips 10000 --num-workers 2 --json benchmarks/results/convert.json
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -44,7 +45,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 import soxr
-from _shared import CACHE_DIR, use_checkout
+from _shared import CACHE_DIR, command_line, headline, machine, save_results, sibling, use_checkout
+from mix_corpus import build_mix_corpus
 
 TARGET_SR = 16_000
 
@@ -502,6 +504,27 @@ def run_floor(paths: list[str], workers: int) -> Measurement:
 # --------------------------------------------------------------------------------------------
 
 
+class PeakRss:
+    """Peak resident memory of this process and its workers while a block runs, sampled every 20 ms
+    (``memory_bench.tree_rss``); ``start_mib`` is this process's own before it (imports, the corpus list)."""
+
+    def __enter__(self) -> PeakRss:
+        self._tree_rss = sibling("memory_bench").tree_rss
+        self.start_mib = self.peak_mib = self._tree_rss(os.getpid()) / 2**20
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mib = max(self.peak_mib, self._tree_rss(os.getpid()) / 2**20)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_audiodata(jsonl: Path, workers: int, out_dir: Path) -> Measurement | None:
     """``audiodata.convert`` on the corpus, or None if the package is not importable yet."""
     use_checkout()
@@ -512,9 +535,11 @@ def run_audiodata(jsonl: Path, workers: int, out_dir: Path) -> Measurement | Non
     except (ImportError, AttributeError) as exc:
         print(f"audiodata not importable ({type(exc).__name__}: {exc}); skipping it", flush=True)
         return None
-    with Stopwatch() as sw:
+    with PeakRss() as rss, Stopwatch() as sw:
         result = convert(inputs=[str(jsonl)], output=str(out_dir), num_workers=workers, overwrite=True)
     extra = {k: getattr(result, k) for k in ("records_read", "records_written", "records_rejected", "audio_seconds")}
+    extra["peak_rss_mib"] = round(rss.peak_mib, 1)  # this process and its workers, at the peak
+    extra["rss_before_mib"] = round(rss.start_mib, 1)  # this process alone, before convert started
     extra["foreign_cpu_share"] = sw.foreign_cpu_share
     return Measurement("audiodata", workers, int(result.records_written), sw.wall_s, extra, sw.cpu_s)
 
@@ -546,15 +571,23 @@ def run_datasets(jsonl: Path, workers: int, work_dir: Path) -> Measurement:
     datasets.disable_caching()
     datasets.disable_progress_bars()
     out_file = work_dir / "train.parquet"
+    phases: dict[str, float] = {}
     with Stopwatch() as sw:
+        t0 = time.perf_counter()
         ds = load_dataset("json", data_files=str(jsonl), split="train", cache_dir=str(work_dir / "hf-cache"))
         ds = ds.map(_absolutize, batched=True, fn_kwargs={"base": str(jsonl.parent.resolve())})
         ds = ds.cast_column("audio", Audio(sampling_rate=TARGET_SR))
-        ds = ds.map(_reencode_flac, num_proc=workers, features=ds.features)
+        phases["load_and_cast_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ds = ds.map(_reencode_flac, num_proc=workers, features=ds.features)  # decode + resample + encode
+        phases["map_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         ds.to_parquet(str(out_file))
+        phases["to_parquet_s"] = time.perf_counter() - t0
     extra = {
         "parquet_bytes": out_file.stat().st_size,
         "datasets_version": datasets.__version__,
+        **{k: round(v, 3) for k, v in phases.items()},
         "foreign_cpu_share": sw.foreign_cpu_share,
     }
     return Measurement("datasets", workers, ds.num_rows, sw.wall_s, extra, sw.cpu_s)
@@ -627,6 +660,18 @@ def report(measurements: list[Measurement], audio_seconds: float, corpus: dict[s
     )
     if ad_cpu is not None:
         print(f"audiodata/floor by CPU seconds = {ad_cpu:.2f} (the wall target's stand-in on a loaded machine)")
+    ds_floor = _ratio(xrt.get("datasets"), floor)
+    ds_cpu = _ratio(cpu.get("floor"), cpu.get("datasets"))
+    if ds_floor is not None and ds_cpu is not None:
+        print(
+            f"datasets recipe/floor = {ds_floor:.2f} (CPU {ds_cpu:.2f}): the recipe itself runs at that share of the floor, "
+            f"so audiodata at the floor would be {1 / ds_floor:.2f}x the recipe; {TARGET_DATASETS_RATIO:g}x needs a recipe "
+            f"below {1 / TARGET_DATASETS_RATIO:.2f} of the floor"
+        )
+    ad_row = next((r for r in rows if r["method"] == "audiodata"), None)
+    peak = ad_row.get("peak_rss_mib") if ad_row else None
+    if ad_row is not None and peak is not None:
+        print(f"audiodata peak RSS (this process + workers) = {peak:.0f} MiB ({ad_row['rss_before_mib']:.0f} MiB before convert)")
     return {
         "audio_seconds": audio_seconds,
         "corpus": corpus,
@@ -634,6 +679,9 @@ def report(measurements: list[Measurement], audio_seconds: float, corpus: dict[s
         "audiodata_over_floor": ad_floor,
         "audiodata_over_floor_cpu": ad_cpu,
         "audiodata_over_datasets": ad_ds,
+        "datasets_over_floor": ds_floor,
+        "datasets_over_floor_cpu": ds_cpu,
+        "audiodata_peak_rss_mib": peak,
         "targets": {
             "audiodata_over_floor": TARGET_FLOOR_RATIO,
             "audiodata_over_datasets": TARGET_DATASETS_RATIO,
@@ -668,23 +716,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=int, default=2000, help="corpus size to build (default 2000)")
+    p.add_argument(
+        "--corpus-kind",
+        choices=("mix", "espeak"),
+        default="mix",
+        help="mix (default): WAV/FLAC at 16-48 kHz derived from 150 espeak-ng utterances by seeded speed, gain, "
+        "noise and joins, about a minute per 10k clips (benchmarks/mix_corpus.py); espeak: the first corpus, "
+        "with mp3/ogg/m4a through an ffmpeg process per clip (about 8 minutes per 10k clips)",
+    )
     p.add_argument("--num-workers", type=int, default=2, help="workers for every method")
     p.add_argument("--skip-datasets", action="store_true", help="skip the datasets recipe")
     p.add_argument("--corpus", type=Path, help="corpus dir to reuse (built there if empty)")
-    p.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    p.add_argument("--json", "--json-out", dest="json_out", type=Path, help="also write the figures and headlines as JSON here")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build/reuse the corpus, time the three methods, print the comparison."""
     args = parse_args(argv)
-    corpus_dir = (args.corpus or CACHE_DIR / f"corpus-{args.clips}").resolve()
+    at_start = machine()
+    default_dir = f"mix-v2-{args.clips}" if args.corpus_kind == "mix" else f"corpus-{args.clips}"
+    corpus_dir = (args.corpus or CACHE_DIR / default_dir).resolve()
     jsonl = corpus_dir / "corpus.jsonl"
     meta_file = corpus_dir / "meta.json"
     corpus: dict[str, Any]
     if args.corpus is not None and jsonl.exists():
         # reuse as is; a foreign corpus (no meta.json) gets its audio seconds from the floor
         corpus = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    elif args.corpus_kind == "mix":
+        bases = build_bases(CACHE_DIR / f"base-v{CORPUS_VERSION}", os.cpu_count() or 1)
+        corpus = build_mix_corpus(corpus_dir, args.clips, os.cpu_count() or 1, bases)
     else:
         corpus = build_corpus(corpus_dir, args.clips, os.cpu_count() or 1)
     paths = read_manifest(jsonl)
@@ -706,9 +767,35 @@ def main(argv: list[str] | None = None) -> int:
             measurements.append(run_datasets(jsonl, args.num_workers, Path(tmp)))
 
     figures = report(measurements, audio_seconds, corpus)
-    if args.json_out:
-        args.json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    save_results(args.json_out, "convert", command_line("convert_bench.py", argv), at_start, headlines(figures), figures)
     return 0
+
+
+def headlines(figures: dict[str, Any]) -> list[dict[str, object]]:
+    """The README table's rows: audiodata against the floor (wall and CPU) and the recipe, the recipe against
+    the floor, and audiodata's peak memory."""
+    rows = {r["method"]: r for r in figures["results"]}
+    ad, floor, ds = rows.get("audiodata"), rows["floor"], rows.get("datasets")
+    n, hours = floor["clips"], floor["audio_hours"]
+    heads = []
+    if ad is not None:
+        what = f"convert {n:,} clips ({hours:.1f} h), {ad['workers']} workers"
+        share = max(ad.get("foreign_cpu_share") or 0.0, floor.get("foreign_cpu_share") or 0.0)
+        busy = f"; other processes took {share:.0%} of the CPUs: unreliable, see CPU" if share > FOREIGN_CPU_WARN else ""
+        heads.append(headline(f"{what}: wall", ad["wall_s"], "s", "floor, same run", figures["audiodata_over_floor"],
+                              f"ratio: floor wall / audiodata wall (target >= 0.9){busy}"))
+        heads.append(headline(f"{what}: CPU", ad["cpu_s"], "CPU s", "floor, same run", figures["audiodata_over_floor_cpu"],
+                              "ratio: floor CPU / audiodata CPU"))
+        heads.append(headline(f"{what}: peak RSS", ad["peak_rss_mib"], "MiB", "RSS before convert, same process",
+                              ad["peak_rss_mib"] / ad["rss_before_mib"], "this process + workers"))
+    if ds is not None:
+        if ad is not None:
+            heads.append(headline(f"convert {n:,} clips vs the datasets recipe", ad["wall_s"], "s", "datasets recipe, same run",
+                                  figures["audiodata_over_datasets"], "ratio: recipe wall / audiodata wall (target >= 5)"))
+        heads.append(headline(f"datasets recipe, {n:,} clips", ds["wall_s"], "s", "floor, same run",
+                              figures["datasets_over_floor"],
+                              "ratio: floor wall / recipe wall (audiodata can be at most 1/ratio x the recipe)"))
+    return heads  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ so that is what this builds. Each run is a separate process tree; its resident s
 Prints the two peaks and their ratio: bounded memory means a ratio close to 1.
 
     python benchmarks/memory_bench.py [--records 400] [--factor 10] [--num-workers 2]
+
+``--clips 2000,20000`` measures the common case instead: JSONL naming clip files, the WAV/FLAC
+16-48 kHz corpora of ``convert_bench`` (built in minutes by ``mix_corpus``, cached in
+``benchmarks/.cache/mix-v2-N`` or under ``--corpus-root``), one convert per size.
 """
 
 from __future__ import annotations
@@ -86,6 +90,42 @@ def run(corpus: Path, out: Path, workers: int) -> tuple[float, float]:
     return peak / 2**20, time.perf_counter() - start
 
 
+def clip_corpora(sizes: list[int], root: Path | None) -> list[tuple[int, Path, float]]:
+    """(clips, corpus.jsonl, audio hours) per size: the mix corpora, built where missing."""
+    from _shared import CACHE_DIR
+    from convert_bench import CORPUS_VERSION, build_bases
+    from mix_corpus import build_mix_corpus
+
+    bases = build_bases(CACHE_DIR / f"base-v{CORPUS_VERSION}", os.cpu_count() or 1)
+    out = []
+    for n in sizes:
+        folder = (root or CACHE_DIR) / f"mix-v2-{n}"
+        meta = build_mix_corpus(folder, n, os.cpu_count() or 1, bases)
+        out.append((n, folder / "corpus.jsonl", meta["audio_seconds"] / 3600))
+    return out
+
+
+def main_clips(args: argparse.Namespace, argv: list[str] | None) -> None:
+    """Peak RSS of convert over clip-file corpora of each size (``--clips``)."""
+    at_start = machine()
+    sizes = [int(x) for x in args.clips.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="audiodata-mem-") as tmp:
+        for n, jsonl, hours in clip_corpora(sizes, args.corpus_root):
+            peak, wall = run(jsonl, Path(tmp) / f"out-{n}", args.num_workers)
+            rows.append((n, hours, peak, wall))
+            load = os.getloadavg()[0]
+            print(f"{n:>8} clips {hours:>7.2f} h  peak RSS {peak:>6.0f} MiB  {wall:>6.1f} s  load {load:.1f}", flush=True)
+    small, big = rows[0], rows[-1]
+    print(f"peak memory ratio ({big[0]:,} clips / {small[0]:,} clips) = {big[2] / small[2]:.2f} (bounded: close to 1)")
+    figures = {"clip_rows": [{"clips": n, "audio_hours": h, "peak_rss_mib": p, "wall_s": w} for n, h, p, w in rows]}
+    heads = [headline(
+        f"convert peak RSS, {big[0]:,} clip files ({big[1]:.0f} h WAV/FLAC)", big[2], "MiB",
+        f"the same at {small[0]:,} clips, same run", big[2] / small[2], "ratio: peak RSS big / small (bounded: close to 1)",
+    )]  # fmt: skip
+    save_results(args.json, "memory_clips", command_line("memory_bench.py", argv), at_start, heads, figures)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=400)
@@ -93,7 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--num-workers", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the figures and the headline ratio as JSON here")
+    ap.add_argument("--clips", help="comma-separated clip-file corpus sizes (e.g. 2000,20000) instead of inline base64")
+    ap.add_argument("--corpus-root", type=Path, help="with --clips: where the mix-v2-N corpora are (default benchmarks/.cache)")
     args = ap.parse_args(argv)
+    if args.clips:
+        main_clips(args, argv)
+        return
     at_start = machine()
     with tempfile.TemporaryDirectory(prefix="audiodata-mem-") as tmp:
         rows = []

@@ -40,11 +40,14 @@ class SourceLevels:
     def failed(self) -> bool:
         return bool(self.nonfinite) or self.overflow_at is not None
 
-    def add(self, block: np.ndarray) -> None:
+    def add(self, block: np.ndarray) -> bool:
+        """Count the block; True when every sample lies strictly inside full scale (so none is NaN or Inf)."""
         self.frames += block.shape[0]
         # most blocks clip nowhere: two reductions (no masks) prove it; NaN fails both and is counted as before
         if block.size and not (block.max() < CLIP_LEVEL and block.min() > -CLIP_LEVEL):
             self.clipped += int(np.count_nonzero(block >= CLIP_LEVEL) + np.count_nonzero(block <= -CLIP_LEVEL))
+            return False
+        return True
 
     def count_nonfinite(self, block: np.ndarray, start: int, mono: np.ndarray | None = None) -> None:
         """Count the non-finite samples of ``block`` (its first frame is ``start``); with ``mono`` (its

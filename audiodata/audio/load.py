@@ -286,6 +286,29 @@ class MediaFile:
         self.seek(0)
         return data
 
+    def descriptor(self) -> int | None:
+        """The file's OS descriptor at offset 0 for libsndfile to read itself (C reads, no Python call per read),
+        or None for bytes in memory or a file object that is not a plain OS file. Call :meth:`resync` when the
+        library is done: it moved the descriptor under this object's buffer."""
+        if type(self._fh) is not io.BufferedReader:
+            return None
+        self.resync()
+        return self._fh.fileno()
+
+    def resync(self) -> None:
+        """Drop the buffer and put the descriptor back at offset 0 (a seek to the end always reaches the OS;
+        one to 0 inside the buffer would not)."""
+        self.seek(0, os.SEEK_END)
+        self.seek(0)
+
+    def surface_error(self, chunk: int = 1 << 20) -> None:
+        """Read the file through this object to the end, so a failure the library saw only as "System error"
+        (its own reads of :meth:`descriptor`) is caught with its errno; :meth:`check` then raises it."""
+        self.resync()
+        while self.error is None and self.read(chunk):
+            pass
+        self.seek(0)
+
     def check(self) -> None:
         """Raise the read failure, if any, as the record's finding."""
         if self.error is not None:

@@ -24,7 +24,7 @@ import soxr
 
 from audiodata.audio.analyse import SourceLevels
 from audiodata.audio.decode import MAX_BLOCK_FRAMES, Decoded, Header, block_frames, check_header, decode_into
-from audiodata.audio.load import AudioError, AudioSource, open_binary
+from audiodata.audio.load import AudioError, AudioSource, open_binary, read_error
 from audiodata.audio.segment import decode_segment_into
 from audiodata.errtext import library_error
 from audiodata.records import Segment
@@ -59,6 +59,7 @@ class PcmSink:
         expected = header.expected_frames * target_rate // header.sampling_rate + 64 if header.sampling_rate > 0 else 0
         self._out = _Output(expected)
         self._stream: soxr.ResampleStream | None = None
+        self._bounded = True  # every block so far lay strictly inside full scale
         self._step = MAX_BLOCK_FRAMES
         if header.sampling_rate != target_rate:
             try:
@@ -69,12 +70,14 @@ class PcmSink:
 
     def feed(self, block: np.ndarray) -> None:
         start = self.levels.frames
-        self.levels.add(block)
+        # a block inside full scale is finite, and so are its mix and (every block so far inside too) the
+        # resampler's output: the finite checks below are needed only once a block reaches full scale
+        self._bounded = self.levels.add(block) and self._bounded
         if self.levels.failed:
             self.levels.count_nonfinite(block, start)  # already failed: only count
             return
         mono = _downmix(block)
-        if not all_finite(mono):  # NaN/Inf in the source, or a mix of huge values overflowing
+        if not self._bounded and not all_finite(mono):  # NaN/Inf in the source, or a mix of huge values overflowing
             self.levels.count_nonfinite(block, start, mono)
             return
         if self._stream is None:
@@ -98,7 +101,7 @@ class PcmSink:
             raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
 
     def _keep(self, mono: np.ndarray, at: int) -> None:
-        if not all_finite(mono):  # huge finite samples the resampler's filter overflowed
+        if not self._bounded and not all_finite(mono):  # huge finite samples the resampler's filter overflowed
             self.levels.overflow(at)
             return
         self._out.append(quantize(mono))
@@ -202,18 +205,59 @@ def pcm_hash(pcm: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(pcm, dtype="<i2").view(np.uint8).data, digest_size=16).hexdigest()
 
 
-def stored_as_is(src: AudioSource, header: Header, pcm: np.ndarray, rate: int, codec: str, max_bytes: int) -> bytes | None:
+def stored_form(header: Header, rate: int, codec: str) -> bool:
+    """The source already is what would be stored: FLAC, 16-bit, mono, at ``rate``, for ``codec`` flac."""
+    return codec == "flac" and header.format == "FLAC" and header.subtype == "PCM_16" and header.channels == 1 and (
+        header.sampling_rate == rate
+    )
+
+
+def flac_streaminfo(head: bytes) -> tuple[int, int, int] | None:
+    """(rate, channels, bits per sample) from a FLAC file's first bytes (its STREAMINFO block), or None."""
+    if len(head) < 26 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
+        return None
+    packed = int.from_bytes(head[18:21], "big")  # 20 bits rate, 3 bits channels - 1, the top bit of bps - 1
+    rate, channels = packed >> 4, ((packed >> 1) & 0x7) + 1
+    bits = (((packed & 1) << 4) | (head[21] >> 4)) + 1
+    return rate, channels, bits
+
+
+def read_if_stored_form(src: AudioSource, rate: int, codec: str, max_bytes: int) -> AudioSource:
+    """A file whose FLAC header says it is already the stored form (16-bit mono at ``rate``), read into memory
+    once: decoded from these bytes and stored as these bytes (:func:`stored_as_is` with ``decoded_from_data``),
+    never read and decoded a second time to check them. Anything else is returned as it is (a FLAC named
+    otherwise is still passed through, checked by a second decode)."""
+    if codec != "flac" or src.path is None or not src.path.name.lower().endswith(".flac"):
+        return src
+    with open_binary(src.path, src.label) as fh:
+        try:
+            head = fh.read(64)
+            if flac_streaminfo(head) != (rate, 1, 16):
+                return src
+            data = head + fh.read(max_bytes + 1 - len(head))
+        except OSError as exc:
+            raise read_error(exc, src.label) from None
+    if len(data) > max_bytes:
+        return src
+    return AudioSource(data=data, name=src.name, label=src.label)
+
+
+def stored_as_is(
+    src: AudioSource, header: Header, pcm: np.ndarray, rate: int, codec: str, max_bytes: int, decoded_from_data: bool = False
+) -> bytes | None:
     """The source's own bytes when they already are what would be stored (FLAC, 16-bit, mono, at ``rate``,
     for ``codec`` flac), else None: a 16 kHz mono FLAC of a dataset passes through unchanged, never
-    re-encoded. Hash checked: the bytes are decoded once more, straight to 16-bit, and kept only when
-    their samples hash to ``pcm``'s hash, the one the row records (a file changed since it was decoded,
+    re-encoded. Hash checked: ``pcm`` (whose hash the row records) must be these bytes' samples. With
+    ``decoded_from_data`` it was decoded from ``src.data`` itself, so it is by construction (a 16-bit sample
+    read as float is s / 32768 and quantizes back to s, exactly); otherwise the bytes are decoded once more,
+    straight to 16-bit, and kept only when their samples equal ``pcm`` (a file changed since it was decoded,
     or a decoder disagreeing, falls back to encoding)."""
-    if codec != "flac" or header.format != "FLAC" or header.subtype != "PCM_16" or header.channels != 1:
-        return None
-    if header.sampling_rate != rate:
+    if not stored_form(header, rate, codec):
         return None
     if src.data is not None:
         data = src.data
+        if decoded_from_data:
+            return bytes(data) if len(data) <= max_bytes else None
     else:
         assert src.path is not None
         with open_binary(src.path, src.label) as fh:

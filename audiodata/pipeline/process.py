@@ -24,7 +24,7 @@ import numpy as np
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import check_header
 from audiodata.audio.load import AudioError, AudioSource, describe_ref, open_ref, show_absolute
-from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash, stored_as_is
+from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash, read_if_stored_form, stored_as_is
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import clip_identity
@@ -207,6 +207,8 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         src = None
     else:
         src = open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir)
+        if settings.encode and ref.segment is None:  # a file already in the stored form: read once, decoded and kept
+            src = read_if_stored_form(src, settings.sample_rate, settings.codec, settings.max_audio_bytes)
         converted = convert(src, settings.sample_rate, settings.max_duration, ref.segment)
     header, levels, pcm = converted.header, converted.levels, converted.pcm
     if levels.frames == 0:
@@ -218,7 +220,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
     data = b""
     if settings.encode:  # a source already in the stored form passes through as it is, hash checked (never a segment)
         as_is = (
-            stored_as_is(src, header, pcm, settings.sample_rate, settings.codec, settings.max_audio_bytes)
+            stored_as_is(src, header, pcm, settings.sample_rate, settings.codec, settings.max_audio_bytes, decoded_from_data=True)
             if src is not None and ref.segment is None
             else None
         )

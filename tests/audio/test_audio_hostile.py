@@ -385,6 +385,38 @@ def test_a_read_failure_part_way_is_a005_without_a_traceback(media, monkeypatch,
     assert "Traceback" not in capfd.readouterr().err  # not even from inside libsndfile's C callbacks
 
 
+@pytest.mark.parametrize("name", ["a.wav", "a.flac", "a.mp3"])
+def test_a_read_failure_of_libsndfiles_own_descriptor_reads_is_a005_naming_the_cause(media, monkeypatch, capfd, name):
+    """libsndfile reads a file on disk through its descriptor, in C: a read failing there after the header
+    (here the descriptor made write-only once the file is open, so the kernel fails every later read) is
+    still the record's located A005 with the OS's reason, never a clip cut short or a generic library error."""
+    real = decode_mod.sf.SoundFile
+    opened: list[int] = []
+
+    def open_then_break(file: Any, *args: Any, **kw: Any) -> sf.SoundFile:
+        f = real(file, *args, **kw)
+        assert isinstance(file, int)  # the descriptor path, not Python callbacks
+        junk = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(junk, file)
+        os.close(junk)
+        opened.append(file)
+        return f
+
+    monkeypatch.setattr(decode_mod.sf, "SoundFile", open_then_break)
+    e = error_of(name, media)
+    assert opened
+    assert (e.code, e.message) == ("A005", f"{name} cannot be read: Bad file descriptor")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_descriptor_path_gives_the_callback_paths_samples(media, monkeypatch):
+    """Decoding through libsndfile's own reads and through Python callbacks gives the same stored PCM."""
+    by_fd = {n: make_clip(ref(n), str(media), SETTINGS).pcm_hash for n in ("a.wav", "a.flac", "a.mp3")}
+    monkeypatch.setattr(load_mod.MediaFile, "descriptor", lambda self: None)
+    by_callbacks = {n: make_clip(ref(n), str(media), SETTINGS).pcm_hash for n in ("a.wav", "a.flac", "a.mp3")}
+    assert by_fd == by_callbacks
+
+
 def test_a_file_deleted_after_it_was_resolved_is_a001(tmp_path, monkeypatch):
     import audiodata.pipeline.process as process_mod
 
