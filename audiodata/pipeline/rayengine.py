@@ -25,12 +25,13 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import audiodata
+from audiodata.dataset import Manifest
 from audiodata.pipeline import ranks
 from audiodata.pipeline.convert import ConvertResult
 from audiodata.pipeline.merge import merge
@@ -64,9 +65,10 @@ def _existing_count(out: Path) -> int | None:
     return counts.pop() if len(counts) == 1 else None
 
 
-def start(address: str | None) -> tuple[Any, str | None]:
-    """Connect to ``address`` (else ``$RAY_ADDRESS``), else start a local cluster. Returns ray and the dashboard
-    URL, when there is one. A cluster already connected in this process is used as it is."""
+def start(address: str | None, num_cpus: int | None = None) -> tuple[Any, str | None]:
+    """Connect to ``address`` (else ``$RAY_ADDRESS``), else start a local cluster (of ``num_cpus``, default all).
+    Returns ray and the dashboard URL, when there is one. A cluster already connected in this process is used
+    as it is."""
     ray = import_ray()
     if ray.is_initialized():
         return ray, _dashboard(ray, None)
@@ -76,6 +78,7 @@ def start(address: str | None) -> tuple[Any, str | None]:
         here = str(Path(audiodata.__file__).resolve().parent.parent)
         path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
         kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
+        kwargs["num_cpus"] = num_cpus
     context = ray.init(address=address, **kwargs)
     return ray, _dashboard(ray, context)
 
@@ -98,7 +101,7 @@ def _convert_rank(inputs: list[str | os.PathLike[str]], output: str, options: Co
 
 
 def convert_on_ray(
-    inputs: list[str | os.PathLike[str]] | str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
     options: ConvertOptions,
@@ -111,7 +114,6 @@ def convert_on_ray(
     ``on_rank(ranks done, ranks)``. Raises :class:`RayMissing` when ray is not installed."""
     if options.num_shards > 1 and options.shard_index:
         raise OptionsError("--engine ray runs every rank itself: give --num-shards N without --shard-index")
-    ray = import_ray()
     out = Path(output)
     paths: list[str | os.PathLike[str]] = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     ray, dashboard = start(address)
@@ -124,7 +126,7 @@ def convert_on_ray(
         ray.get(task.remote(paths, str(out), replace(options, num_workers=1, num_shards=1, shard_index=0), os.getcwd()))
         if on_rank is not None:
             on_rank(1, 1)
-        return audiodata.convert(paths, out, options=replace(options, num_shards=1, shard_index=0))  # complete: not redone
+        return ConvertResult.from_manifest(out, Manifest.load(out))
     task = ray.remote(num_cpus=1, max_retries=3)(_convert_rank)
     pending = [
         task.remote(paths, str(out), replace(options, num_workers=1, num_shards=count, shard_index=i), os.getcwd())
