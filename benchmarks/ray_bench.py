@@ -1,12 +1,14 @@
 """``convert --engine ray`` against the local pool, side by side in one run: what Ray costs on one machine.
 
 Converts the same corpus (default: the 2k-clip corpus convert_bench builds, cached in benchmarks/.cache/corpus-2000;
-``--clips`` takes its first lines) twice: ``convert`` on the local pool of ``--cpus`` workers, then ``--engine ray``
-on a local Ray cluster of ``--cpus`` CPUs (ranks as Ray tasks, one CPU each, merged on the driver:
-audiodata/pipeline/rayengine.py). Prints wall and CPU seconds of each and their ratios; the cluster's start-up is
-timed apart (a fixed cost per run, not per clip). Ray's CPU is summed over every process of the cluster (driver,
-GCS, raylet, workers and the pools they reaped), read before the cluster stops. Checks that both wrote the same
-dataset (rows' summary and rejects.jsonl). The machine may be shared: the load average is printed next to the ratios.
+``--clips`` takes its first lines) three times: on the local pool of ``--cpus`` workers, with ``--engine ray`` on a
+local Ray cluster of ``--cpus`` CPUs (ranks as Ray tasks, one CPU each, merged on the driver:
+audiodata/pipeline/rayengine.py), then on the local pool again: the baseline is the mean of the two local runs, so a
+load that drifts during the run (or a page cache warmer for later runs) weighs on both sides. Prints wall and CPU
+seconds of each and their ratios; the cluster's start-up is timed apart (a fixed cost per run, not per clip). Ray's
+CPU is summed over every process of the cluster (driver, GCS, raylet, workers and the pools they reaped), read before
+the cluster stops. Checks that Ray wrote the local dataset (rows' summary and rejects.jsonl). The machine may be
+shared: the load average is printed next to the ratios.
 
     python benchmarks/ray_bench.py --clips 400 --json out/ray.json
 """
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         jsonl, media_root = subset(args.corpus, args.clips, work)
         opts = {"num_workers": args.cpus, "dedup": args.dedup, "val_ratio": 0.1, "media_root": media_root}
-        with sibling("convert_bench").Stopwatch() as local_sw:
+        stopwatch = sibling("convert_bench").Stopwatch
+        with stopwatch() as before:
             local = audiodata.convert([str(jsonl)], work / "local", **opts)
         t0, c0 = time.perf_counter(), _tree_cpu_seconds()
         _, dashboard = start(None, num_cpus=args.cpus)
@@ -63,6 +66,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t2, c2 = time.perf_counter(), _tree_cpu_seconds()
         finally:
             shutdown()
+        with stopwatch() as after:  # the local pool again: the baseline is the mean of one run before Ray and one after
+            audiodata.convert([str(jsonl)], work / "local-again", **opts)
+        local_sw = {"wall_s": (before.wall_s + after.wall_s) / 2, "cpu_s": (before.cpu_s + after.cpu_s) / 2}
         a, b = ConvertedDataset.open(work / "local"), ConvertedDataset.open(work / "ray")
 
         def rows_only(s: Any) -> Any:
@@ -80,12 +86,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rows": result.records_written,
             "cpus": args.cpus,
             "dedup": args.dedup,
-            "local": {"wall_s": local_sw.wall_s, "cpu_s": local_sw.cpu_s},
+            "local": {**local_sw, "runs": [{"wall_s": w.wall_s, "cpu_s": w.cpu_s} for w in (before, after)]},
             "ray": ray_fig,
             "dashboard": dashboard,
-            "ray_wall_over_local": ray_fig["wall_s"] / local_sw.wall_s,
-            "ray_cpu_over_local": ray_fig["cpu_s"] / local_sw.cpu_s,
-            "ray_wall_with_start_over_local": (ray_fig["wall_s"] + ray_fig["start_wall_s"]) / local_sw.wall_s,
+            "ray_wall_over_local": ray_fig["wall_s"] / local_sw["wall_s"],
+            "ray_cpu_over_local": ray_fig["cpu_s"] / local_sw["cpu_s"],
+            "ray_wall_with_start_over_local": (ray_fig["wall_s"] + ray_fig["start_wall_s"]) / local_sw["wall_s"],
             "same_answer": same,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
         }
@@ -115,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start {at_start['load_average']}, at end {fig['load_average_end']} ({at_start['cores']} cores)")
     print(f"{fig['clips']} clips, {fig['records']} records, {fig['cpus']} CPUs, --dedup {fig['dedup']}")
     r = fig["ray"]
-    print(f"local pool              wall {fig['local']['wall_s']:8.1f} s   cpu {fig['local']['cpu_s']:8.1f} s")
+    for k, run_ in zip(("before", "after"), fig["local"]["runs"], strict=True):
+        print(f"local pool ({k:6s})     wall {run_['wall_s']:8.1f} s   cpu {run_['cpu_s']:8.1f} s")
     print(f"ray cluster start       wall {r['start_wall_s']:8.1f} s   cpu {r['start_cpu_s']:8.1f} s")
     print(f"--engine ray, {r['ranks']} ranks   wall {r['wall_s']:8.1f} s   cpu {r['cpu_s']:8.1f} s")
     print(f"ray wall / local wall              {fig['ray_wall_over_local']:.3f}")

@@ -5,6 +5,7 @@ cluster of 2 CPUs; without ray, ``--engine ray`` is a usage error that says what
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,18 @@ def test_ray_engine_gives_the_local_answer(cluster: Any, corpus: Path, local: Pa
     assert result.records_duplicate == ConvertedDataset.open(local).manifest.summary.duplicates
     again = convert_on_ray(inputs(corpus), out, options=options)  # a rerun: every rank complete, the merge too
     assert again.already_complete and rows(out) == rows(local)
+
+
+@pytest.mark.slow
+def test_cli_engine_ray(cluster: Any, corpus: Path, local: Path, tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "out"
+    argv = ["convert", *inputs(corpus), "-o", str(out), "--engine", "ray", "--num-workers", "1", "--dedup", "near"]
+    argv += ["--val-ratio", "0.3", "--max-shard-size", "64KiB", "--no-progress", "--json"]
+    assert main(argv) == 1  # records were rejected, as in the local run
+    assert json.loads(capsys.readouterr().out)["records_rejected"] == ConvertedDataset.open(local).manifest.summary.rejected
+    assert rows(out) == rows(local) and (out / "rejects.jsonl").read_bytes() == (local / "rejects.jsonl").read_bytes()
+    assert cluster.is_initialized()  # the CLI leaves a cluster it did not start alone
+    assert main([*argv, "--shard-index", "1", "--num-shards", "2"]) == 2  # ray runs every rank itself
 
 
 def test_without_ray_the_engine_is_a_usage_error(

@@ -184,9 +184,13 @@ def run(args: argparse.Namespace) -> int:
 def run_on_ray(args: argparse.Namespace, opts: Any) -> int:
     """``--engine ray``: ranks as Ray tasks, merged here (:mod:`audiodata.pipeline.rayengine`); the dashboard
     link, then a bar of ranks done."""
+    import sys
+
     from audiodata.pipeline.options import OptionsError
     from audiodata.pipeline.rayengine import convert_on_ray, shutdown
 
+    ray = sys.modules.get("ray")
+    connected = ray is not None and ray.is_initialized()  # a cluster this process already uses stays up after the run
     if args.shard_index is not None:
         raise OptionsError("--engine ray runs every rank itself: give --num-shards N without --shard-index")
     show = not args.no_progress and not args.json
@@ -206,7 +210,8 @@ def run_on_ray(args: argparse.Namespace, opts: Any) -> int:
                 args.inputs, args.output, options=opts, address=args.ray_address, on_start=on_start, on_rank=on_rank
             )
         finally:
-            shutdown()
+            if not connected:
+                shutdown()
         bar.finish()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
