@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _, dashboard = start(None, num_cpus=args.cpus)
         t1, c1 = time.perf_counter(), _tree_cpu_seconds()
         try:
-            result = convert_on_ray([str(jsonl)], work / "ray", options=ConvertOptions(**opts, num_shards=args.ranks))
+            rank_done: list[float] = []
+            result = convert_on_ray(
+                [str(jsonl)], work / "ray", options=ConvertOptions(**opts, num_shards=args.ranks),
+                on_rank=lambda done, count: rank_done.append(time.perf_counter()),
+            )  # fmt: skip
             t2, c2 = time.perf_counter(), _tree_cpu_seconds()
         finally:
             shutdown()
@@ -79,7 +83,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             (work / "local" / "rejects.jsonl").read_bytes() == (work / "ray" / "rejects.jsonl").read_bytes()
         )
         ranks = len(list((work / "ray" / "ranks").iterdir()))
-        ray_fig = {"wall_s": t2 - t1, "cpu_s": c2 - c1, "start_wall_s": t1 - t0, "start_cpu_s": c1 - c0, "ranks": ranks}
+        ray_fig = {"wall_s": t2 - t1, "cpu_s": c2 - c1, "start_wall_s": t1 - t0, "start_cpu_s": c1 - c0, "ranks": ranks,
+                   "first_rank_done_s": rank_done[0] - t1, "last_rank_done_s": rank_done[-1] - t1,
+                   "merge_wall_s": t2 - rank_done[-1]}  # fmt: skip
         return {
             "clips": local.clips,
             "records": local.records_read,
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local pool ({k:6s})     wall {run_['wall_s']:8.1f} s   cpu {run_['cpu_s']:8.1f} s")
     print(f"ray cluster start       wall {r['start_wall_s']:8.1f} s   cpu {r['start_cpu_s']:8.1f} s")
     print(f"--engine ray, {r['ranks']} ranks   wall {r['wall_s']:8.1f} s   cpu {r['cpu_s']:8.1f} s")
+    print(f"  ranks done at {r['first_rank_done_s']:.1f} s (first) and {r['last_rank_done_s']:.1f} s (last), "
+          f"merge on the driver {r['merge_wall_s']:.1f} s")  # fmt: skip
     print(f"ray wall / local wall              {fig['ray_wall_over_local']:.3f}")
     print(f"ray cpu / local cpu                {fig['ray_cpu_over_local']:.3f}")
     print(f"(ray + start) wall / local wall    {fig['ray_wall_with_start_over_local']:.3f}")
