@@ -68,6 +68,11 @@ def test_cli_engine_ray(cluster: Any, corpus: Path, local: Path, tmp_path: Path,
     assert rows(out) == rows(local) and (out / "rejects.jsonl").read_bytes() == (local / "rejects.jsonl").read_bytes()
     assert cluster.is_initialized()  # the CLI leaves a cluster it did not start alone
     assert main([*argv, "--shard-index", "1", "--num-shards", "2"]) == 2  # ray runs every rank itself
+    capsys.readouterr()
+    missing = ["convert", str(tmp_path / "nothing.jsonl"), "-o", str(tmp_path / "o2"), "--engine", "ray", "--no-progress"]
+    assert main(missing) == 2  # a rank's own error, said in one line as a local run says it
+    err = capsys.readouterr().err
+    assert "nothing.jsonl: no such file or folder" in err and "Traceback" not in err
 
 
 def test_without_ray_the_engine_is_a_usage_error(
