@@ -75,6 +75,19 @@ def register(subparsers: Any) -> None:
         help="which rank this run is, 0..N-1 (default: $SLURM_ARRAY_TASK_ID in a Slurm job array, $JOB_COMPLETION_INDEX "
         "in a Kubernetes indexed job)",
     )
+    c.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this machine's process pool (default); ray: ranks as Ray tasks on a cluster, merged on this "
+        "machine, the same output (needs `pip install audiodata[ray]` and a filesystem every node sees; "
+        "--num-shards sets the ranks, default the cluster's CPUs)",
+    )
+    c.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster for --engine ray (default $RAY_ADDRESS, else a local cluster started for this run)",
+    )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(func=run, resume_command=resume)
 
@@ -121,7 +134,7 @@ def shard_index(num_shards: int, given: int | None) -> int:
 def run(args: argparse.Namespace) -> int:
     from audiodata.pipeline.convert import Progress as RunProgress
     from audiodata.pipeline.convert import convert
-    from audiodata.pipeline.options import parse_size
+    from audiodata.pipeline.options import OptionsError, parse_size
 
     opts = reading_options(
         args,
@@ -138,8 +151,12 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         visual=args.visual,
         num_shards=args.num_shards,
-        shard_index=shard_index(args.num_shards, args.shard_index),
+        shard_index=0 if args.engine == "ray" else shard_index(args.num_shards, args.shard_index),
     )
+    if args.engine == "ray":
+        return run_on_ray(args, opts)
+    if args.ray_address:
+        raise OptionsError("--ray-address is for --engine ray")
     show = not args.no_progress and not args.json
     extra = ("{task.fields[hours]} h audio", "{task.fields[rejected]} rejected")
     with Bar("converting", "rec", stderr_console(), disable=not show, extra=extra, hours="0.00", rejected=0) as bar:
@@ -156,6 +173,45 @@ def run(args: argparse.Namespace) -> int:
             )
 
         result = convert(args.inputs, args.output, options=opts, on_progress=on_progress)
+        bar.finish()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_summary(result, stdout_console())
+    return result.exit_code
+
+
+def run_on_ray(args: argparse.Namespace, opts: Any) -> int:
+    """``--engine ray``: ranks as Ray tasks, merged here (:mod:`audiodata.pipeline.rayengine`); the dashboard
+    link, then a bar of ranks done."""
+    import sys
+
+    from audiodata.pipeline.options import OptionsError
+    from audiodata.pipeline.rayengine import convert_on_ray, shutdown
+
+    ray = sys.modules.get("ray")
+    connected = ray is not None and ray.is_initialized()  # a cluster this process already uses stays up after the run
+    if args.shard_index is not None:
+        raise OptionsError("--engine ray runs every rank itself: give --num-shards N without --shard-index")
+    show = not args.no_progress and not args.json
+    err = stderr_console()
+    with Bar("ranks", "rank", err, disable=not show) as bar:
+
+        def on_start(dashboard: str | None, count: int) -> None:
+            if dashboard and not args.json:
+                err.print(f"Ray dashboard: {dashboard}")
+            bar.update(total=count, completed=0, count=0)
+
+        def on_rank(done: int, count: int) -> None:
+            bar.update(total=count, completed=done, count=done)
+
+        try:
+            result = convert_on_ray(
+                args.inputs, args.output, options=opts, address=args.ray_address, on_start=on_start, on_rank=on_rank
+            )
+        finally:
+            if not connected:
+                shutdown()
         bar.finish()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
