@@ -42,7 +42,7 @@ from audiodata.dedup.store import SPILL_PREFIX
 from audiodata.dedup.stored import shard_records
 from audiodata.faults import MachineFault, on_path
 from audiodata.lock import hold
-from audiodata.pipeline import aside, outbox, ranks
+from audiodata.pipeline import aside, ranks
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records, visual_media
@@ -365,42 +365,25 @@ class _Run:
         return self.finalize()
 
     def _processed(self) -> Iterator[tuple[Pending, Processed | None]]:
-        """Records in input order with their audio-stage outcome (bounded in flight). With a pool, the clips'
-        encoded bytes come back through an :class:`~audiodata.pipeline.outbox.Outbox`, not the result pipe."""
-        workers = self.opts.workers
-        box = outbox.Outbox(2 * workers + 3) if workers > 1 and outbox.available() else None
+        """Records in input order with their audio-stage outcome (bounded in flight)."""
 
-        def args(batch: list[Pending], n: int) -> tuple[Any, ...]:
-            todo = self._todo(batch)
-            return (todo, self.settings) if box is None else (todo, self.settings, box.slot(n))
-
-        def jobs() -> Iterator[tuple[tuple[list[Pending], int], tuple[Any, ...]]]:
+        def jobs() -> Iterator[tuple[list[Pending], tuple[Any, ...]]]:
             batch: list[Pending] = []
             todo = 0  # records of the batch the audio stage will process (not rejected or written already)
-            n = 0  # the job's number: its outbox slot
             for pending in self._items():
                 batch.append(pending)
                 todo += self._needs_audio(pending)
                 if todo >= self._batch_records() or len(batch) >= 64 * self.opts.batch_size:
-                    yield (batch, n), args(batch, n)
-                    batch, todo, n = [], 0, n + 1
+                    yield batch, (self._todo(batch), self.settings)
+                    batch, todo = [], 0
             if batch:
-                yield (batch, n), args(batch, n)
+                yield batch, (self._todo(batch), self.settings)
 
-        try:
-            fn: Callable[..., Any] = process_batch if box is None else outbox.process_batch_out
-            for (items, n), out in ordered_map(fn, jobs(), workers):
-                done = out if box is None else box.receive(box.slot(n), *out)
-                yield from self._in_order(items, done)
-        finally:
-            if box is not None:
-                box.close()
-
-    def _in_order(self, items: list[Pending], done: list[Processed]) -> Iterator[tuple[Pending, Processed | None]]:
-        self._measure(done)
-        by_seq = {p.seq: p for p in done}
-        for p in items:
-            yield p, by_seq.get(p.seq)
+        for items, done in ordered_map(process_batch, jobs(), self.opts.workers):
+            self._measure(done)
+            by_seq = {p.seq: p for p in done}
+            for p in items:
+                yield p, by_seq.get(p.seq)
 
     def _batch_records(self) -> int:
         """Records for the next job: one until a job has come back (nothing says how big rows are yet),
