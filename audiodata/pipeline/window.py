@@ -7,12 +7,18 @@ input. With one worker everything runs in this process (easier to debug, no pick
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from audiodata.lock import drop_inherited
+
+PR_SET_PDEATHSIG = 1
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -39,7 +45,7 @@ def ordered_map(
         return
     limit = depth if depth is not None else 2 * workers + 1
     window: deque[tuple[C, Future[R]]] = deque()
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(initializer, initargs))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(), initializer, initargs))
     try:
         for ctx, args in jobs:
             window.append((ctx, pool.submit(fn, *args)))
@@ -53,8 +59,24 @@ def ordered_map(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _worker_init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
-    """Runs first in each worker: a forked worker must not keep the parent's output lock alive."""
+def _worker_init(parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """Runs first in each worker: a forked worker must not keep the parent's output lock alive, nor
+    outlive a parent that was killed (it would wait on the job queue for ever, holding its memory)."""
     drop_inherited()
+    die_with(parent)
     if initializer is not None:
         initializer(*initargs)
+
+
+def die_with(parent: int) -> None:
+    """Linux: the kernel sends this process SIGKILL when the thread that forked it ends (the pool is made and
+    fed by one thread). Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
