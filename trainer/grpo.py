@@ -438,19 +438,10 @@ def build(cfg: TrainConfig) -> GRPORun:
         have = [] if gen.eos_token_id is None else [gen.eos_token_id] if isinstance(gen.eos_token_id, int) else gen.eos_token_id
         gen.eos_token_id = list(dict.fromkeys([*have, *stops]))  # TRL cuts completions at these (the end of turn too)
     dedup_audio_tower(model, family)
-    peft_config = None
-    if cfg.use_lora:
-        from peft import LoraConfig
+    from trainer.train import lora_config
 
-        peft_config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_target_modules or family.lora_target_regex(),
-            modules_to_save=[family.projector] if cfg.train_projector else None,
-        )
-    else:
+    peft_config = lora_config(cfg, family)
+    if peft_config is None:
         from trainer.train import freeze_for_full_finetune
 
         freeze_for_full_finetune(model, family, cfg.train_projector)

@@ -324,18 +324,7 @@ def build(cfg: TrainConfig) -> Run:
         model = prepare_quantized(model, gc)
     elif not cfg.use_lora:
         freeze_for_full_finetune(model, family, cfg.train_projector)
-    peft_config = None
-    if cfg.use_lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_target_modules or family.lora_target_regex(),
-            modules_to_save=[family.projector] if cfg.train_projector else None,
-        )
+    peft_config = lora_config(cfg, family)
     trainer = _trainer_classes()[cfg.task](
         model=model,
         args=args,
@@ -435,6 +424,22 @@ def _drop_skipped(rows: Any, plan: LongAudioPlan, skips: SkipLog) -> Any:
             skips.add(meta[i], f"audio over the model's {window:.0f} s window (long_audio: skip)")
     drop = set(plan.skipped_rows)
     return rows.select([i for i in range(len(rows)) if i not in drop])
+
+
+def lora_config(cfg: TrainConfig, family: Family) -> Any:
+    """The LoRA adapter every trainer (SFT, DPO, KTO, GRPO) puts on the language model, or None (``use_lora: false``)."""
+    if not cfg.use_lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules or family.lora_target_regex(),
+        modules_to_save=[family.projector] if cfg.train_projector else None,
+    )
 
 
 def find_cache(cfg: TrainConfig, family: Family, processor: Any, rank: int) -> cache.Lookup | None:

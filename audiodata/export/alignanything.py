@@ -64,8 +64,7 @@ class ParquetRows:
     """Rows written to one Parquet file a row group at a time, with the ``datasets`` features in its schema
     metadata (so ``load_dataset`` decodes ``audio_path`` as audio); never the whole file in memory."""
 
-    def __init__(self, path: Path, kind: str) -> None:
-        feats = features(kind)
+    def __init__(self, path: Path, feats: Features) -> None:
         meta = {"huggingface": json.dumps({"info": {"features": feats.to_dict()}})}
         self.schema = feats.arrow_schema.with_metadata(meta)
         self.writer = pq.ParquetWriter(path, self.schema)

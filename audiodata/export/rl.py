@@ -21,21 +21,16 @@ as it reads its own data and ``audiodata convert`` reads them back as the same r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from datasets import Audio, Features, List, Value
 
+from audiodata.export.alignanything import ParquetRows
 from audiodata.export.base import EVAL_SPLITS, ExportResult, _Audio
 from audiodata.readers.dialects.rl import VERL_SOURCE, question_of
 from audiodata.records import Record
 from audiodata.writer.schema import meta_text
-
-#: Rows per Parquet row group (each holds its clips' bytes inline).
-ROW_GROUP = 64
 
 
 def _prompt(rec: Record) -> list[dict[str, str]]:
@@ -102,34 +97,19 @@ def verl_row(rec: Record, audios: list[_Audio], index: int, split: str) -> dict[
     }
 
 
-class VerlRows:
-    """verl rows written to one Parquet file a row group at a time, the ``datasets`` features in its schema metadata;
-    each row numbered (``extra_info.index``) in file order, as verl's preprocessing numbers them."""
+class VerlRows(ParquetRows):
+    """verl rows written like any export Parquet file (:class:`ParquetRows`), each row numbered
+    (``extra_info.index``) in file order, as verl's preprocessing numbers them."""
 
     def __init__(self, path: Path, split: str) -> None:
-        feats = verl_features()
-        meta = {"huggingface": json.dumps({"info": {"features": feats.to_dict()}})}
-        self.schema = feats.arrow_schema.with_metadata(meta)
-        self.writer = pq.ParquetWriter(path, self.schema)
-        self.rows: list[dict[str, Any]] = []
+        super().__init__(path, verl_features())
         self.split, self.n = split, 0
 
     def add(self, obj: dict[str, Any]) -> None:
         obj["extra_info"]["index"] = self.n
         obj["extra_info"]["split"] = self.split
         self.n += 1
-        self.rows.append(obj)
-        if len(self.rows) >= ROW_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
-            self.rows = []
-
-    def close(self) -> None:
-        self._flush()
-        self.writer.close()
+        super().add(obj)
 
 
 def _verl(rec: Record, audios: list[_Audio]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from audiodata.dataset import ConvertedDataset
-from audiodata.export.alignanything import ParquetRows, _align_anything
+from audiodata.export.alignanything import ParquetRows, _align_anything, features
 from audiodata.export.base import (
     _MAX_SKIP_LIST,
     AUDIO_FORMATS,
@@ -243,7 +243,7 @@ def _output(to: str, tmp: Path, kind: str, split: str = "") -> Iterator[Any]:
     """The data file's writer: a JSON array (LLaMA-Factory, MMAU), Parquet row groups (Align-Anything, verl), else
     JSON lines."""
     if to in ("align-anything", "verl"):
-        rows: ParquetRows | VerlRows = ParquetRows(tmp, kind) if to == "align-anything" else VerlRows(tmp, split)
+        rows: ParquetRows = ParquetRows(tmp, features(kind)) if to == "align-anything" else VerlRows(tmp, split)
         try:
             yield rows
         finally:
