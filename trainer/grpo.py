@@ -153,7 +153,9 @@ def distinct_rows(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[li
     n = x.shape[0]
     flat = x.reshape(n, -1)
     probe = flat[:, :: max(1, flat.shape[1] // 4096)].detach().cpu().contiguous()  # ~4k evenly spaced values
-    prints = [hash(probe[i].numpy().tobytes()) for i in range(n)]  # their bytes: no arithmetic, no rounding
+    # their bytes: no arithmetic, no rounding; viewed as bytes because numpy has no bfloat16 (bf16 features on a GPU)
+    raw = probe.view(torch.uint8) if probe.numel() else probe
+    prints = [hash(raw[i].numpy().tobytes()) for i in range(n)]
     keep: list[int] = []
     inverse: list[int] = []
     seen: dict[int, list[int]] = {}

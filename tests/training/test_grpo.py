@@ -57,6 +57,14 @@ def test_distinct_rows_finds_equal_rows_only():
     assert grpo.distinct_rows(y)[1] == [0, 1, 2, 3, 1]
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_distinct_rows_reads_the_dtypes_training_runs_in(dtype: torch.dtype):
+    """bf16 features (the GPU default) have no numpy dtype: the first GPU run crashed here (scripts/gpu_check.sh)."""
+    a, b = torch.randn(8, 30).to(dtype), torch.randn(8, 30).to(dtype)
+    x = torch.stack([a, b, a, b, b])
+    assert grpo.distinct_rows(x) == ([0, 1], [0, 1, 0, 1, 1])
+
+
 def test_stacked_audio_gives_each_row_slice_its_own_clips_in_order():
     clip = [torch.full((1, 2, 5), float(v)) for v in (1, 2, 3)]
     prompts = [
