@@ -262,4 +262,4 @@ def print_summary(r: ConvertResult, console: Console, command: str = "convert") 
             s.add_row(item["code"], item["source"], item["entry"], item["reason"])
         console.print(s)
     if r.records_rejected:
-        console.print(f"rejected records and their reasons: {r.output / 'rejects.jsonl'}")
+        console.print(f"rejected records and their reasons: {r.output}/rejects.jsonl")
