@@ -441,7 +441,9 @@ def allow_prefixes(given: Iterable[str]) -> tuple[str, ...]:
         if scheme in ("http", "https"):
             raise UsageError(f"--allow-remote {text}: http(s) media are never fetched; copy them into an object store or disk")
         if scheme not in SCHEMES:
-            raise UsageError(f"--allow-remote {text}: not an object-store prefix (s3://bucket/, gs://bucket/, hf://datasets/owner/name/)")
+            raise UsageError(
+                f"--allow-remote {text}: not an object-store prefix (s3://bucket/, gs://bucket/, hf://datasets/owner/name/)"
+            )
         rest = text[len(scheme or "") + 3 :].strip("/")
         if not rest:
             raise UsageError(f"--allow-remote {text}: name a bucket (or a folder in it), not the whole store")
