@@ -96,7 +96,7 @@ class ConvertResult:
 
     @classmethod
     def from_manifest(
-        cls, output: Path, manifest: Manifest, resumed_from: int = 0, already_complete: bool = False
+        cls, output: Path | str, manifest: Manifest, resumed_from: int = 0, already_complete: bool = False
     ) -> ConvertResult:
         s = manifest.summary
         return cls(
