@@ -168,10 +168,8 @@ def expand_inputs(
         local one is; records name it by its URL, and relative media paths resolve in its remote folder."""
         try:
             staged = objstore.stage(given)
-        except FileNotFoundError:
+        except FileNotFoundError:  # a store that keeps failing is a fault (RemoteFault, exit 3), not this
             raise InputError(f"{given}: no such object or folder") from None
-        except objstore.RemoteFault as exc:
-            raise InputError(f"{given}: cannot be read: {exc}") from None
         first = len(out)
         if not staged.path.is_dir():
             add_file(staged.path, given)
