@@ -52,6 +52,9 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 LEDGER = "objects.json"
 WORK = ".audiodata"  # audiodata.lock.WORK (not imported: this module sits below the pipeline)
 _NEVER_PUSHED = (f"{WORK}/lock",)
+#: Scratch in the work folder, never replicated: a spilled duplicate index (audiodata.dedup.store.SPILL_PREFIX)
+#: and merge's rewritten shards before they are placed (audiodata.pipeline.merge.REWRITE); a resume rebuilds both.
+SCRATCH = ("audiodata-dedup-", f"{WORK}/merge/")
 
 
 class MissingExtra(UsageError):
@@ -504,7 +507,8 @@ class Mirror:
         for p in sorted(self.local.rglob("*")):
             if p.is_file() and not p.name.endswith((".tmp", ".part")):
                 rel = p.relative_to(self.local).as_posix()
-                if rel not in _NEVER_PUSHED and rel != f"{WORK}/{LEDGER}":
+                scratch = rel.startswith(SCRATCH[1]) or any(part.startswith(SCRATCH[0]) for part in rel.split("/"))
+                if rel not in _NEVER_PUSHED and rel != f"{WORK}/{LEDGER}" and not scratch:
                     out[rel] = p
         return out
 

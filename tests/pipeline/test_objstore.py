@@ -281,3 +281,34 @@ def test_hf_ids_stay_hub_datasets_and_hf_paths_are_files() -> None:
     assert objstore.is_remote("hf://datasets/owner/name/data/train.jsonl")
     assert not objstore.is_remote("https://example.com/a.jsonl")
     assert objstore.is_remote("s3://bucket/a.jsonl") and objstore.is_remote("gs://bucket/a.jsonl")
+
+
+def test_scratch_names_are_the_modules_own() -> None:
+    from audiodata.dedup.store import SPILL_PREFIX
+    from audiodata.lock import WORK
+    from audiodata.pipeline.merge import REWRITE
+
+    assert objstore.SCRATCH == (SPILL_PREFIX, f"{WORK}/{REWRITE}/") and objstore.WORK == WORK
+
+
+def test_scratch_and_the_lock_stay_local(bucket: str) -> None:
+    """A spilled duplicate index, merge's shards before placing, the lock and .tmp files are never replicated;
+    the rest is, the resume state last; a file gone locally is deleted from the store."""
+    mirror = objstore.Mirror(f"{bucket}/m")
+    mirror.pull()
+    work = mirror.local / ".audiodata"
+    for rel in ("audiodata-dedup-x1/run-0", "merge/a.parquet", "lock", "state.json", "rejects.jsonl", "default/s.parquet.tmp"):
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(rel)
+    (mirror.local / "manifest.json").write_text("{}")
+    order: list[str] = []
+    real = objstore.upload
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(objstore, "upload", lambda src, url: order.append(url.rsplit("/m/", 1)[1]) or real(src, url))
+        mirror.push()
+    held = sorted(p.split("/m/", 1)[1] for p in MEM.find(f"/{bucket[9:]}/m"))
+    assert held == [".audiodata/objects.json", ".audiodata/rejects.jsonl", ".audiodata/state.json", "manifest.json"]
+    assert order[-2:] == [".audiodata/state.json", ".audiodata/objects.json"] and order.index("manifest.json") > 0
+    (work / "rejects.jsonl").unlink()
+    mirror.push()
+    assert not MEM.exists(f"/{bucket[9:]}/m/.audiodata/rejects.jsonl")
