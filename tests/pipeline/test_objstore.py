@@ -288,7 +288,7 @@ def test_scratch_names_are_the_modules_own() -> None:
     from audiodata.lock import WORK
     from audiodata.pipeline.merge import REWRITE
 
-    assert objstore.SCRATCH == (SPILL_PREFIX, f"{WORK}/{REWRITE}/") and objstore.WORK == WORK
+    assert (SPILL_PREFIX, f"{WORK}/{REWRITE}/") == objstore.SCRATCH and objstore.WORK == WORK
 
 
 def test_scratch_and_the_lock_stay_local(bucket: str) -> None:
