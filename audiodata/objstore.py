@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from audiodata.errors import FaultError, UsageError
+from audiodata.errors import FaultError, OutputError, UsageError
 
 T = TypeVar("T")
 
@@ -260,7 +260,7 @@ def download(url: str, dest: Path, sha256: str | None = None, meta: dict[str, An
     if meta is None:
         meta = retrying(f"{url}: looking it up", lambda: fs.info(path))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    part = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # ranks on one node may stage the same input at once
 
     def fetch() -> Digests:
         got = Digests()
@@ -399,7 +399,7 @@ def stage(url: str, wanted: Callable[[str], bool] | None = None) -> Staged:
 def _prune(slot: Path, keep: dict[str, str]) -> None:
     """Drop staged files the store no longer holds: a folder's copy is what the folder is now."""
     for p in slot.rglob("*"):
-        if p.is_file() and ".audiodata-source" not in p.parts and str(p) not in keep:
+        if p.is_file() and ".audiodata-source" not in p.parts and not p.name.endswith(".part") and str(p) not in keep:
             p.unlink()
 
 
@@ -420,7 +420,9 @@ def _fetch_cached(url: str, dest: Path, meta: dict[str, Any]) -> str:
     got = download(url, dest, meta=meta)
     sha = got.sha256.hexdigest()
     sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.write_text(json.dumps({"identity": identity, "sha256": sha}), encoding="utf-8")
+    tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps({"identity": identity, "sha256": sha}), encoding="utf-8")
+    os.replace(tmp, sidecar)
     return sha
 
 
@@ -594,9 +596,30 @@ class Mirror:
         _MIRRORS[key] = self
         try:
             yield self
-        finally:
+        except BaseException:
             _MIRRORS.pop(key, None)
+            with suppress(Exception):  # the run's own error is the one to report; a resume pushes again
+                self.push()
+            raise
+        _MIRRORS.pop(key, None)
         self.push()
+
+    @contextmanager
+    def claimed(self) -> Iterator[Mirror]:
+        """This machine's copy held by this process alone (a second run into the same store folder here would
+        pull over the first's files): an exclusive ``flock`` beside the copy, released however the process ends."""
+        import fcntl
+
+        self.local.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.local.parent / f"{self.local.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputError(f"{self.url}: another run on this machine is writing it; wait for it to finish") from None
+            yield self
+        finally:
+            os.close(fd)
 
     def clear_local(self) -> None:
         shutil.rmtree(self.local, ignore_errors=True)

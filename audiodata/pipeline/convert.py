@@ -171,9 +171,10 @@ def _convert_remote(paths: list[str], url: str, opts: ConvertOptions, on_progres
     url = url.rstrip("/")
     sub = ranks.rank_folder("", opts.shard_index, opts.num_shards).as_posix() if opts.num_shards > 1 else None
     mirror = objstore.Mirror(url, sub)
-    mirror.pull()
-    with mirror.attached():
-        result = _convert(paths, mirror.base, opts, on_progress)
+    with mirror.claimed():
+        mirror.pull()
+        with mirror.attached():
+            result = _convert(paths, mirror.base, opts, on_progress)
     result.output = url
     return result
 

@@ -238,22 +238,24 @@ def _merge_remote(
     durable point and at the end, as a remote convert's is."""
     out_url = output.rstrip("/") if objstore.is_remote(output) else None
     out_mirror = objstore.Mirror(out_url) if out_url is not None else None
-    if out_mirror is not None:
-        out_mirror.pull()
-    local: list[Path] = []
-    for part in named:
-        if not objstore.is_remote(part):
-            local.append(Path(part))
-        elif out_mirror is not None and part.rstrip("/") == out_url:
-            local.append(out_mirror.base)
-        else:
-            mirror = objstore.Mirror(part)
-            mirror.pull()
-            local.append(mirror.base)
-    if out_mirror is None:
-        return _merge(local, Path(output), dedup_memory, overwrite, on_progress)
-    with out_mirror.attached():
-        result = _merge(local, out_mirror.base, dedup_memory, overwrite, on_progress)
+    with contextlib.ExitStack() as held:
+        if out_mirror is not None:
+            held.enter_context(out_mirror.claimed())
+            out_mirror.pull()
+        local: list[Path] = []
+        for part in named:
+            if not objstore.is_remote(part):
+                local.append(Path(part))
+            elif out_mirror is not None and part.rstrip("/") == out_url:
+                local.append(out_mirror.base)
+            else:
+                mirror = held.enter_context(objstore.Mirror(part).claimed())
+                mirror.pull()
+                local.append(mirror.base)
+        if out_mirror is None:
+            return _merge(local, Path(output), dedup_memory, overwrite, on_progress)
+        with out_mirror.attached():
+            result = _merge(local, out_mirror.base, dedup_memory, overwrite, on_progress)
     result.output = output.rstrip("/")
     return result
 

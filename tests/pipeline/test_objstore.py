@@ -312,3 +312,12 @@ def test_scratch_and_the_lock_stay_local(bucket: str) -> None:
     (work / "rejects.jsonl").unlink()
     mirror.push()
     assert not MEM.exists(f"/{bucket[9:]}/m/.audiodata/rejects.jsonl")
+
+
+def test_one_run_at_a_time_per_local_copy(bucket: str) -> None:
+    from audiodata.errors import OutputError
+
+    busy = pytest.raises(OutputError, match="another run on this machine is writing it")
+    with objstore.Mirror(f"{bucket}/out").claimed(), busy:
+        audiodata.convert([f"{bucket}/corpus/a.jsonl"], f"{bucket}/out", num_workers=1)
+    assert audiodata.convert([f"{bucket}/corpus/a.jsonl"], f"{bucket}/out", num_workers=1).records_written

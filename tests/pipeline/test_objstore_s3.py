@@ -91,3 +91,36 @@ def test_convert_to_and_from_s3_with_etag_checks_and_resume(s3: Any, tmp_path: P
     again = audiodata.convert([src], f"s3://{bucket}/out", num_workers=1, allow_remote=[f"s3://{bucket}/shared/"])
     assert again.already_complete and again.records_written == len(CLIPS) + 1
     assert objstore.read_bytes(f"s3://{bucket}/out/README.md").startswith(b"---")
+
+
+@pytest.mark.slow
+def test_ray_engine_reads_and_writes_the_store(s3: Any) -> None:
+    """--engine ray with inputs, media and output in S3: each rank a Ray task staging the input and replicating its
+    rank folder, the driver merging in the store; the rows are a local pool's."""
+    pytest.importorskip("ray")
+    from audiodata.pipeline.options import ConvertOptions
+    from audiodata.pipeline.rayengine import convert_on_ray, shutdown, start
+
+    fs, bucket = s3
+    src, allow = f"s3://{bucket}/corpus/train.jsonl", [f"s3://{bucket}/shared/"]
+    pool = audiodata.convert([src], f"s3://{bucket}/pool", num_workers=1, allow_remote=allow, dedup="exact")
+    start(None, num_cpus=2)  # after the fixture set the credentials: the cluster's workers inherit them
+    try:
+        result = convert_on_ray([src], f"s3://{bucket}/ray", options=ConvertOptions(allow_remote=allow, dedup="exact"))
+    finally:
+        shutdown()
+    fs.invalidate_cache()
+    assert fs.exists(f"{bucket}/ray/ranks/rank-00001-of-00002/manifest.json")  # really two ranks, in the store
+    assert result.output == f"s3://{bucket}/ray" and result.records_written == pool.records_written
+    assert fs.cat_file(f"{bucket}/ray/rejects.jsonl") == fs.cat_file(f"{bucket}/pool/rejects.jsonl")
+    assert _rows(fs, f"{bucket}/ray") == _rows(fs, f"{bucket}/pool")  # shard boundaries may differ (README), rows never
+
+
+def _rows(fs: Any, folder: str) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    out: list[dict[str, Any]] = []
+    for shard in json.loads(fs.cat_file(f"{folder}/manifest.json"))["shards"]:
+        with fs.open(f"{folder}/{shard['file']}", "rb") as fh:
+            out += pq.read_table(fh).to_pylist()
+    return out
