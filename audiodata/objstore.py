@@ -276,18 +276,25 @@ def download(url: str, dest: Path, sha256: str | None = None, meta: dict[str, An
     return got
 
 
-def upload(src: Path, url: str) -> str:
-    """``src`` to ``url``, checked against what the store then reports; returns its sha256."""
+def upload(src: Path, url: str) -> tuple[str, str]:
+    """``src`` to ``url``, checked against what the store then reports; returns its sha256 and the object's
+    :func:`identity` in the store."""
     fs, path = filesystem(url)
     local = Digests.of_file(src)
 
-    def put() -> None:
+    def put() -> str:
         fs.put_file(str(src), path)
         fs.invalidate_cache(path)
-        check(url, fs.info(path), local)
+        meta = fs.info(path)
+        check(url, meta, local)
+        return identity(meta)
 
-    retrying(f"{url}: uploading {src.name}", put)
-    return local.sha256.hexdigest()
+    return local.sha256.hexdigest(), retrying(f"{url}: uploading {src.name}", put)
+
+
+def identity(meta: dict[str, Any]) -> str:
+    """What tells one version of an object from another in its store: size, checksum, modification time."""
+    return json.dumps([meta.get("size"), _stored_checksum(meta), str(_mtime(meta))])
 
 
 def remove(url: str) -> None:
@@ -478,6 +485,12 @@ def suggest_prefix(url: str) -> str:
 _MIRRORS: dict[Path, Mirror] = {}
 
 
+def readable(path: str | os.PathLike[str], check_ledger: bool = True) -> Path:
+    """A converted dataset to read: ``path`` itself, or for a folder in a store its local copy, pulled."""
+    text = str(path)
+    return Mirror(text).read_only(check_ledger) if is_remote(text) else Path(path)
+
+
 def saved(folder: Path) -> None:
     """Called after each durable save of ``folder`` (the resume state): replicate it when it mirrors a store."""
     mirror = _MIRRORS.get(Path(os.path.abspath(folder)))
@@ -514,8 +527,9 @@ class Mirror:
                     out[rel] = p
         return out
 
-    def pull(self) -> None:
-        """Bring the local copy to what the store holds, each file checked against the ledger's sha256."""
+    def pull(self, check_ledger: bool = True) -> None:
+        """Bring the local copy to what the store holds, each file checked against the store's checksum and the
+        ledger's sha256 (``check_ledger=False``: the store's checksum only, for verify to report damage itself)."""
         remote = listing(self.url)
         remote.pop(f"{WORK}/lock", None)
         ledger_meta = remote.pop(f"{WORK}/{LEDGER}", None)
@@ -530,16 +544,18 @@ class Mirror:
         for rel, meta in sorted(remote.items()):
             dest = self.local / rel
             want = ledger.get(rel)
-            same = (
+            mine = kept.get(rel) or {}
+            same = (  # the copy here is the very object the store holds: not fetched again
                 want is not None
-                and kept.get(rel) == want
+                and mine.get("sha256") == want.get("sha256")
+                and mine.get("store") == identity(meta)
                 and dest.is_file()
                 and dest.stat().st_size == want.get("size") == meta.get("size")
             )
             if want is None or not same:
-                got = download(join(self.url, rel), dest, want.get("sha256") if want else None, meta)
+                got = download(join(self.url, rel), dest, want.get("sha256") if want and check_ledger else None, meta)
                 want = {"size": got.size, "sha256": got.sha256.hexdigest()}
-            ledger[rel] = want
+            ledger[rel] = {"size": want.get("size"), "sha256": want.get("sha256"), "store": identity(meta)}
         for rel, p in self._files().items():
             if rel not in remote:
                 p.unlink()
@@ -573,8 +589,8 @@ class Mirror:
 
     def _upload(self, rel: str, path: Path) -> None:
         stamp = _stamp(path)
-        sha = upload(path, join(self.url, rel))
-        self.ledger[rel] = {"size": stamp[0], "sha256": sha}
+        sha, store = upload(path, join(self.url, rel))
+        self.ledger[rel] = {"size": stamp[0], "sha256": sha, "store": store}
         self._pushed[rel] = stamp
 
     def _read_local_ledger(self) -> dict[str, dict[str, Any]]:
@@ -620,6 +636,12 @@ class Mirror:
             yield self
         finally:
             os.close(fd)
+
+    def read_only(self, check_ledger: bool = True) -> Path:
+        """The local copy, brought to what the store holds, for a command that only reads it (verify, info, export)."""
+        with self.claimed():
+            self.pull(check_ledger)
+        return self.base
 
     def clear_local(self) -> None:
         shutil.rmtree(self.local, ignore_errors=True)

@@ -74,7 +74,7 @@ def s3(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_convert_to_and_from_s3_with_etag_checks_and_resume(s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fs, bucket = s3
     src = f"s3://{bucket}/corpus/train.jsonl"
-    code = main(["convert", src, "-o", f"s3://{bucket}/out", "--num-workers", "1", "--no-progress",
+    code = main(["convert", src, "-o", f"s3://{bucket}/out", "--num-workers", "2", "--no-progress",  # forked workers fetch
                  "--allow-remote", f"s3://{bucket}/shared/"])  # fmt: skip
     assert code == 0, capsys.readouterr()
     fs.invalidate_cache()
