@@ -342,3 +342,15 @@ def test_verify_info_and_export_read_a_dataset_in_the_store(
     assert main(["verify", f"{bucket}/out", "--json"]) == 1
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert any(p["where"].startswith(shard) or shard in json.dumps(p) for p in problems)
+
+
+def test_a_missing_library_names_its_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def no_s3fs(url: str, **kw: Any) -> Any:
+        raise ImportError("Install s3fs to access S3")
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", no_s3fs)
+    with pytest.raises(objstore.MissingExtra, match=r"s3:// needs s3fs, which is not installed \(pip install 'audiodata\[s3\]'\)"):
+        objstore.filesystem("s3://bucket/a.jsonl")
+    code = main(["lint", "sample_data/swift.jsonl", "--allow-remote", "s3://bucket/", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "audiodata[s3]" in err and len(err.strip().splitlines()) == 1
