@@ -349,7 +349,9 @@ def test_a_missing_library_names_its_extra(monkeypatch: pytest.MonkeyPatch, caps
         raise ImportError("Install s3fs to access S3")
 
     monkeypatch.setattr(fsspec.core, "url_to_fs", no_s3fs)
-    with pytest.raises(objstore.MissingExtra, match=r"s3:// needs s3fs, which is not installed \(pip install 'audiodata\[s3\]'\)"):
+    with pytest.raises(
+        objstore.MissingExtra, match=r"s3:// needs s3fs, which is not installed \(pip install 'audiodata\[s3\]'\)"
+    ):
         objstore.filesystem("s3://bucket/a.jsonl")
     code = main(["lint", "sample_data/swift.jsonl", "--allow-remote", "s3://bucket/", "--no-progress"])
     err = capsys.readouterr().err
