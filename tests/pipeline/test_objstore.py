@@ -356,3 +356,17 @@ def test_a_missing_library_names_its_extra(monkeypatch: pytest.MonkeyPatch, caps
     code = main(["lint", "sample_data/swift.jsonl", "--allow-remote", "s3://bucket/", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "audiodata[s3]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_lint_fix_of_a_remote_input_names_its_clips_by_url(bucket: str, tmp_path: Path) -> None:
+    """A repaired copy written to disk keeps reaching the clips it named: by their URL (which a later convert
+    fetches only with --allow-remote, as any URL in a record)."""
+    (tmp_path / "fixed").mkdir()  # a folder: each input's copy under it, relative clips re-pointed
+    main(["lint", f"{bucket}/corpus/a.jsonl", "--fix", str(tmp_path / "fixed"), "--no-progress", "--num-workers", "1"])
+    fixed = tmp_path / "fixed" / "a.jsonl"
+    audios = [json.loads(line)["audios"][0] for line in fixed.read_text().splitlines()]
+    assert f"{bucket}/corpus/audio/{CLIPS[0]}" in audios and "https://example.com/clip.wav" in audios
+    r = audiodata.convert([str(fixed)], tmp_path / "out", num_workers=1, allow_remote=[bucket])
+    assert "../../elsewhere/secret.wav" in audios  # outside the root: never turned into a URL to fetch
+    assert r.records_written == 2 * len(CLIPS)  # the relocated clips are fetched under --allow-remote
+    assert r.rejects_by_code == {"A001": 1, "A002": 1, "A003": 2}  # missing, the escape, media-store and http
