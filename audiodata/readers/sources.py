@@ -166,12 +166,19 @@ def expand_inputs(
     def take_remote(given: str) -> None:
         """An object-store file, folder or glob: staged into the local cache (audiodata.objstore), then read as a
         local one is; records name it by its URL, and relative media paths resolve in its remote folder."""
+        name = given.rstrip("/").rsplit("/", 1)[-1]
+        registry = name == DATASET_INFO or name.endswith(YAML_SUFFIXES)  # the files it names lie beside it: stage them too
         try:
-            staged = objstore.stage(given)
+            if registry and objstore.info(given).get("type") == "file":
+                staged = objstore.stage(objstore.parent(given))
+            else:
+                staged = objstore.stage(given)
         except FileNotFoundError:  # a store that keeps failing is a fault (RemoteFault, exit 3), not this
             raise InputError(f"{given}: no such object or folder") from None
         first = len(out)
-        if not staged.path.is_dir():
+        if registry and staged.path.is_dir() and (staged.path / name).is_file():
+            add_file(staged.path / name, given)
+        elif not staged.path.is_dir():
             add_file(staged.path, given)
         elif any(ch in given for ch in "*?["):
             for local in sorted(staged.digests, key=lambda f: staged.url_of(f) or f):

@@ -370,3 +370,19 @@ def test_lint_fix_of_a_remote_input_names_its_clips_by_url(bucket: str, tmp_path
     assert "../../elsewhere/secret.wav" in audios  # outside the root: never turned into a URL to fetch
     assert r.records_written == 2 * len(CLIPS)  # the relocated clips are fetched under --allow-remote
     assert r.rejects_by_code == {"A001": 1, "A002": 1, "A003": 2}  # missing, the escape, media-store and http
+
+
+@pytest.mark.parametrize("given", ["lf", "lf/dataset_info.json"])
+def test_a_remote_dataset_info_reads_the_files_it_names(tmp_path: Path, given: str) -> None:
+    """A LLaMA-Factory folder in a store, named by its folder or its dataset_info.json: the files it names are
+    staged with it and their media read from beside them, as on disk."""
+    name = f"lf{uuid.uuid4().hex[:8]}"
+    src = SAMPLE / "llamafactory"
+    for p in src.rglob("*"):
+        if p.is_file():
+            MEM.pipe(f"/{name}/lf/{p.relative_to(src).as_posix()}", p.read_bytes())
+    local = audiodata.convert([str(src / "dataset_info.json")], tmp_path / "local", num_workers=1)
+    remote = audiodata.convert([f"memory://{name}/{given}"], tmp_path / "remote", num_workers=1)
+    assert rows(tmp_path / "remote") == rows(tmp_path / "local")
+    assert remote.records_written == local.records_written > 0 and remote.rejects_by_code == local.rejects_by_code
+    MEM.rm(f"/{name}", recursive=True)
