@@ -149,10 +149,8 @@ def expand_inputs(
     def add_file(path: Path, display: str) -> None:
         kind = corpus.file_kind(path)
         if kind is not None:
-            spec = (
-                corpus.tar_spec(formatting, given_columns)
-                if kind == "webdataset"
-                else corpus.table_spec(path, display, formatting, given_columns)
+            spec = corpus.tar_spec(formatting, given_columns) if kind == "webdataset" else corpus.table_spec(
+                path, display, formatting, given_columns
             )
             add(path, display, media_root, spec, kind)
         elif is_registry(path):
