@@ -8,7 +8,7 @@ Three uses, one set of functions (every remote byte goes through :func:`filesyst
   cache (:func:`stage`), verified, then read by the same readers as local files; records keep the URL as their
   ``source``, and relative media paths resolve against the remote folder.
 - **Media references**: a record's ``s3://bucket/a.wav`` is fetched only from a prefix the user allows
-  (``--allow-remote s3://bucket/``, :class:`AllowList`); a relative path under a remote media root is fetched
+  (``--allow-remote s3://bucket/``, :func:`allow_prefixes`, :func:`allowed`); a relative path under a remote media root is fetched
   like a local one is read (it may not leave the root). http(s) and any other URL stay refused (A003).
 - **The output folder** (``convert ... -o s3://bucket/out``, ranks, ``merge``): :class:`Mirror` keeps a local
   working copy that the local engine writes as it always does (one writer, one resume logic), and replicates
