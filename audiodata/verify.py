@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from audiodata import objstore
 from audiodata.audio.transform import pcm_hash
 from audiodata.dataset import ConvertedDataset, DatasetError
 from audiodata.errors import DatasetFormatError
@@ -132,12 +133,12 @@ def verify(
     it with its ``pcm_hash`` (V018, V019). Raises
     :class:`VerifyError` when there is no readable manifest.
     """
-    root = Path(out)
+    root = objstore.readable(out, check_ledger=False)  # a store's folder: its copy, damage left for the checks below
     ds = _open(root)
     # the checks below compare the manifest's JSON form (what a hand edit changes) with the shards and the card
     summary, shards = ds.summary.to_dict(), [s.to_dict() for s in ds.manifest.shards]
     rate = ds.sample_rate
-    report = VerifyReport(str(root), audio_checked=audio)
+    report = VerifyReport(str(out) if objstore.is_remote(str(out)) else str(root), audio_checked=audio)
     add = report.problems.append
 
     listed = {s["file"] for s in shards}

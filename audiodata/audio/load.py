@@ -1,8 +1,10 @@
 """Turn a :class:`MediaRef` into bytes or a readable path, safely.
 
 Relative paths resolve against the media root (or, when missing there, the input's own
-folder inside it) and may not leave it (symlinks included); URLs are refused (audiodata
-never fetches); inline data is size-bounded before it is decoded. Problems raise
+folder inside it) and may not leave it (symlinks included); a media root in an object store
+(``s3://bucket/corpus``) is read the same way through :mod:`audiodata.objstore`. URLs are refused
+(A003) unless they lie under a prefix the user allows (``--allow-remote s3://bucket/``, object
+stores only: http(s) never); inline data is size-bounded before it is decoded. Problems raise
 :class:`AudioError` with an audio rule code; images and videos go through the same code
 (``what``) and map the codes to theirs.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audiodata import objstore
 from audiodata.privacy import MEDIA_ROOT
 from audiodata.records import MediaRef
 
@@ -174,9 +177,15 @@ def open_ref(
     allow_absolute: bool = True,
     input_dir: str | None = None,
     what: str = "audio",
+    allow_remote: tuple[str, ...] = (),
 ) -> AudioSource:
     if ref.kind == "url":
-        raise AudioError("A003", f"{what} is a URL ({str(ref.value)[:120]}); download it first, audiodata does not fetch")
+        url = str(ref.value)
+        if not objstore.is_remote(url) or not objstore.allowed(url, allow_remote):
+            raise AudioError("A003", _refused(url, what, allow_remote))
+        return _remote_source(ref, url, max_bytes, what)
+    if ref.kind == "path" and objstore.is_remote(media_root) and not _local_form(str(ref.value)):
+        return _remote_source(ref, _remote_path(str(ref.value), media_root), max_bytes, what)
     if ref.kind == "path":
         path = resolve_path(str(ref.value), media_root, allow_absolute, input_dir, what=what)
         try:
@@ -201,6 +210,47 @@ def open_ref(
     if ref.kind == "base64":
         return AudioSource(data=b64decode(ref.value, max_bytes, what), name=ref.name or "", label=describe_ref(ref))
     raise AudioError("A005", f"cannot read {what} given as {ref.kind}")
+
+
+def _refused(url: str, what: str, allow_remote: tuple[str, ...]) -> str:
+    """Why a URL is not fetched, and what would fetch it (object stores only)."""
+    shown = url[:120]
+    if not objstore.is_remote(url):
+        return f"{what} is a URL ({shown}); download it first: audiodata fetches only from object stores the user allows"
+    allow = objstore.suggest_prefix(url)
+    given = f" (allowed: {', '.join(allow_remote)})" if allow_remote else ""
+    return f"{what} is a remote object ({shown}) outside the allowed prefixes{given}; --allow-remote {allow} would fetch it"
+
+
+def _local_form(raw: str) -> bool:
+    """A path that names a local file even under a remote media root: absolute, or from the home folder."""
+    return raw.startswith(("/", "~"))
+
+
+def _remote_path(raw: str, media_root: str) -> str:
+    """``raw`` under the remote ``media_root``; it may not leave it (A002), as a local relative path may not."""
+    root = media_root.rstrip("/")
+    url = objstore.join(root, raw)
+    if not url.startswith(root + "/"):
+        raise AudioError("A002", f"path {raw} resolves to {url}, outside the media root {root}")
+    return url
+
+
+def _remote_source(ref: MediaRef, url: str, max_bytes: int, what: str) -> AudioSource:
+    """An object's bytes, bounded before they are fetched; failures (after the retries) are the record's finding."""
+    label = describe_ref(ref)
+    try:
+        data = objstore.read_bytes(url, None if ref.segment is not None else max_bytes)
+    except objstore.TooLarge as exc:
+        raise AudioError("A011", f"{what} file of {exc.size} bytes exceeds --max-audio-bytes {max_bytes}") from None
+    except FileNotFoundError:
+        raise AudioError("A001", f"{what} file not found: {label} (looked for {url})") from None
+    except PermissionError as exc:
+        raise AudioError("A005", f"{label} cannot be read: {objstore.reason(exc)}") from None
+    except (objstore.RemoteFault, objstore.MissingExtra) as exc:
+        raise AudioError("A005", f"{label} cannot be read: {exc}") from None
+    name = url.rsplit("/", 1)[-1]
+    return AudioSource(data=data, name=name, label=label)
 
 
 def read_error(exc: OSError, label: str, what: str = "audio") -> AudioError:

@@ -19,7 +19,18 @@ def add_reading_options(c: argparse.ArgumentParser) -> None:
     from audiodata.readers.templates import TASKS
 
     c.add_argument("--format", choices=[*DIALECTS, "openai"], help="force a dialect instead of detecting it per record")
-    c.add_argument("--media-root", help="folder relative audio paths resolve against (default: each input file's folder)")
+    c.add_argument(
+        "--media-root",
+        help="folder relative audio paths resolve against (default: each input file's folder); may be s3://, gs://, hf://",
+    )
+    c.add_argument(
+        "--allow-remote",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="fetch media URLs under this object-store prefix (s3://bucket/, gs://bucket/data/, hf://datasets/owner/name/; "
+        "repeatable); other URLs, and http(s) always, are refused (A003)",
+    )
     c.add_argument(
         "--dataset",
         action="append",
@@ -148,6 +159,7 @@ def reading_options(args: argparse.Namespace, **extra: Any) -> ConvertOptions:
     return ConvertOptions(
         format=args.format,
         media_root=args.media_root,
+        allow_remote=args.allow_remote,
         datasets=args.datasets,
         columns=args.columns,
         all_files=args.all_files,

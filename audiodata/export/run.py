@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from audiodata import objstore
 from audiodata.dataset import ConvertedDataset
 from audiodata.export.alignanything import ParquetRows, _align_anything, features
 from audiodata.export.base import (
@@ -120,7 +121,7 @@ def export(
     when another export writes ``dest``; records a target cannot express are
     skipped and counted in :attr:`ExportResult.skipped_by_reason`.
     """
-    out, dest = Path(out), Path(dest)
+    dest = Path(dest)
     if to not in TARGETS:
         raise ExportError(f"unknown target {to!r}; choose one of {', '.join(TARGETS)}")
     if form not in FORMS:
@@ -131,6 +132,7 @@ def export(
         raise ExportError(f"unknown audio format {audio_format!r}; choose one of {', '.join(AUDIO_FORMATS)}")
     if relative_paths and to != "ms-swift":
         raise ExportError("--relative-paths applies to --to ms-swift only")
+    out = objstore.readable(out)  # a dataset in an object store: read from its local copy (a Path either way)
     ds = ConvertedDataset.open(out)  # DatasetError: not a converted dataset, or a damaged one (read once, here)
     streams = _streams(ds)
     _check_dest(out, dest, overwrite)

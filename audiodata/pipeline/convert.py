@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodata import __version__
+from audiodata import __version__, objstore
 from audiodata.dataset import (
     CARD,
     FORMAT_VERSION,
@@ -71,7 +71,7 @@ RESTART = "pass --overwrite to convert again from the start"
 class ConvertResult:
     """What a conversion wrote, from its manifest (:meth:`from_manifest`: the one place that maps it)."""
 
-    output: Path
+    output: Path | str  # a str: an object-store URL (s3://bucket/out)
     records_read: int = 0
     records_written: int = 0
     records_rejected: int = 0
@@ -96,7 +96,7 @@ class ConvertResult:
 
     @classmethod
     def from_manifest(
-        cls, output: Path, manifest: Manifest, resumed_from: int = 0, already_complete: bool = False
+        cls, output: Path | str, manifest: Manifest, resumed_from: int = 0, already_complete: bool = False
     ) -> ConvertResult:
         s = manifest.summary
         return cls(
@@ -159,7 +159,27 @@ def convert(
     """
     opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    out = Path(output)
+    if objstore.is_remote(str(output)):
+        return _convert_remote(paths, str(output), opts, on_progress)
+    return _convert(paths, Path(output), opts, on_progress)
+
+
+def _convert_remote(paths: list[str], url: str, opts: ConvertOptions, on_progress: ProgressFn | None) -> ConvertResult:
+    """Into an object store: the local engine builds in the store folder's local copy (:class:`objstore.Mirror`),
+    brought first to what the store holds (a run resumes from there, on any machine), and every durable point
+    is replicated to the store. A rank mirrors only its own folder."""
+    url = url.rstrip("/")
+    sub = ranks.rank_folder("", opts.shard_index, opts.num_shards).as_posix() if opts.num_shards > 1 else None
+    mirror = objstore.Mirror(url, sub)
+    with mirror.claimed():
+        mirror.pull()
+        with mirror.attached():
+            result = _convert(paths, mirror.base, opts, on_progress)
+    result.output = url
+    return result
+
+
+def _convert(paths: list[str], out: Path, opts: ConvertOptions, on_progress: ProgressFn | None) -> ConvertResult:
     exclude = [out, aside.new_path(out), aside.old_path(out)]
     expanded = expand_inputs(
         paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.row_columns

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from audiodata import objstore
 from audiodata.audio.load import lexical_target
 from audiodata.faults import MachineFault, on_path, write_atomic
 from audiodata.pipeline.options import OptionsError
@@ -118,6 +119,11 @@ def relocate(obj: dict[str, Any], rec: Record, root: str) -> int:
         if ref.kind != "path":
             continue
         raw = str(ref.value)
+        if objstore.is_remote(rec.media_root) and not raw.startswith(("/", "~")):  # a remote input's clip: its URL
+            url = objstore.join(rec.media_root, raw)
+            if url.startswith(rec.media_root.rstrip("/") + "/"):  # one that left the root stays as written (A002)
+                moved += _set_path(obj, ref.field, url)
+            continue
         target = lexical_target(raw, rec.media_root, rec.input_dir)
         if target is None or target == here / raw:
             continue

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodata import __version__
+from audiodata import __version__, objstore
 from audiodata.dataset import FORMAT_VERSION, MANIFEST, ConvertedDataset, DatasetError, InputEntry, Manifest
 from audiodata.dedup.index import RecordDeduper
 from audiodata.dedup.store import DEFAULT_MEMORY
@@ -220,12 +220,49 @@ def merge(
     (default: the one part given). Returns the merged dataset's :class:`ConvertResult`; raises
     :class:`MergeError` when the ranks are incomplete or differ, :class:`OptionsError` when ``output`` holds
     another dataset (``overwrite`` replaces it). ``on_progress(ranks done, ranks)``."""
-    given = [Path(p) for p in ([parts] if isinstance(parts, (str, os.PathLike)) else parts)]
+    named = [str(p) for p in ([parts] if isinstance(parts, (str, os.PathLike)) else parts)]
     if output is None:
-        if len(given) != 1:
+        if len(named) != 1:
             raise OptionsError("merge of several folders needs -o OUT")
-        output = given[0]
-    out = Path(output)
+        output = named[0]
+    if objstore.is_remote(str(output)) or any(objstore.is_remote(p) for p in named):
+        return _merge_remote(named, str(output), dedup_memory, overwrite, on_progress)
+    return _merge([Path(p) for p in named], Path(output), dedup_memory, overwrite, on_progress)
+
+
+def _merge_remote(
+    named: list[str], output: str, dedup_memory: int, overwrite: bool, on_progress: Callable[[int, int], None] | None
+) -> ConvertResult:
+    """Ranks and/or the output in an object store: each remote part is brought into its local copy
+    (:class:`objstore.Mirror`, read only), the merge runs locally, and a remote output is replicated at each
+    durable point and at the end, as a remote convert's is."""
+    out_url = output.rstrip("/") if objstore.is_remote(output) else None
+    out_mirror = objstore.Mirror(out_url) if out_url is not None else None
+    with contextlib.ExitStack() as held:
+        if out_mirror is not None:
+            held.enter_context(out_mirror.claimed())
+            out_mirror.pull()
+        local: list[Path] = []
+        for part in named:
+            if not objstore.is_remote(part):
+                local.append(Path(part))
+            elif out_mirror is not None and part.rstrip("/") == out_url:
+                local.append(out_mirror.base)
+            else:
+                mirror = held.enter_context(objstore.Mirror(part).claimed())
+                mirror.pull()
+                local.append(mirror.base)
+        if out_mirror is None:
+            return _merge(local, Path(output), dedup_memory, overwrite, on_progress)
+        with out_mirror.attached():
+            result = _merge(local, out_mirror.base, dedup_memory, overwrite, on_progress)
+    result.output = output.rstrip("/")
+    return result
+
+
+def _merge(
+    given: list[Path], out: Path, dedup_memory: int, overwrite: bool, on_progress: Callable[[int, int], None] | None
+) -> ConvertResult:
     rank_outputs = open_ranks(find_ranks(given))
     key = _merge_key(rank_outputs)
     with hold(out, "merge"):

@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
+from audiodata import objstore
 from audiodata.budget import DEFAULT_CUTOFF
 from audiodata.dedup.index import NEAR_THRESHOLD
 from audiodata.dedup.store import DEFAULT_MEMORY
@@ -123,6 +124,7 @@ class ConvertOptions:
     # segments packed into windows of --window-seconds (default: the --model-family's window, else 30 s)
     long_form: str = "segments"
     window_seconds: float | None = None
+    allow_remote: list[str] = field(default_factory=list)  # object-store prefixes media URLs may come from (s3://bucket/)
     exclude: list[str] = field(default_factory=list)  # quarantine.jsonl / rejects.jsonl files: leave out the records listed
     # DPO pairs from ASR corpora (audiodata.readers.pairs): the transcript chosen, the hypothesis in
     # ``columns["rejected"]`` (--column rejected=NAME) or in this file, keyed by record id, rejected
@@ -199,7 +201,12 @@ class ConvertOptions:
             raise OptionsError(f"--window-seconds must be between 1 and 3600, got {self.window_seconds}")
         if self.cutoff_len < 16:
             raise OptionsError(f"--cutoff-len must be at least 16, got {self.cutoff_len}")
-        if self.media_root is not None and not os.path.isdir(self.media_root):
+        self.allow_remote = list(objstore.allow_prefixes(self.allow_remote))
+        for prefix in self.allow_remote:
+            objstore.filesystem(prefix)  # a missing library (s3fs, gcsfs) is said now, naming its extra
+        if self.media_root is not None and objstore.is_remote(self.media_root):
+            objstore.filesystem(self.media_root)
+        elif self.media_root is not None and not os.path.isdir(self.media_root):
             raise OptionsError(f"--media-root {self.media_root} is not a folder")
         self.exclude = [str(p) for p in self.exclude]
         if self.hypotheses is not None:
@@ -332,12 +339,15 @@ class ConvertOptions:
             task=self.rate_task,
             visual=self.visual,
             absolute_paths=self.absolute_paths,
+            allow_remote=tuple(self.allow_remote),
         )
 
     def recorded(self, public: bool = True) -> dict[str, object]:
         """The options that shape the output, as stored in the manifest: local paths (``media_root``, a local
         ``tokenizer``) in their public form unless ``absolute_paths`` (``public=False``: as typed)."""
         out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_ONLY}
+        if not self.allow_remote:
+            del out["allow_remote"]  # runs without --allow-remote record (and fingerprint) what they always did
         if not self.exclude:
             del out["exclude"]  # runs without --exclude record (and fingerprint) exactly what they always did
         if self.hypotheses is None:

@@ -59,6 +59,7 @@ class AudioSettings:
     task: str = "auto"  # auto | asr | none: which records the transcript-rate (R) rules measure
     visual: str = "embed"  # images/videos: "embed" their bytes, or keep "refs" (paths relative to the media root)
     absolute_paths: bool = False  # messages name resolved files absolutely (default: relative to the media root)
+    allow_remote: tuple[str, ...] = ()  # object-store prefixes media URLs may be fetched from (--allow-remote)
 
 
 @dataclass
@@ -206,7 +207,8 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         converted = convert_samples(samples, rate, settings.sample_rate, label)
         src = None
     else:
-        src = open_ref(ref, media_root, settings.max_audio_bytes, settings.allow_absolute_paths, input_dir)
+        allow, remote = settings.allow_absolute_paths, settings.allow_remote
+        src = open_ref(ref, media_root, settings.max_audio_bytes, allow, input_dir, allow_remote=remote)
         if settings.encode and ref.segment is None:  # a file already in the stored form: read once, decoded and kept
             src = read_if_stored_form(src, settings.sample_rate, settings.codec, settings.max_audio_bytes)
         converted = convert(src, settings.sample_rate, settings.max_duration, ref.segment)

@@ -26,6 +26,7 @@ driver, to come near this one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -35,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import audiodata
-from audiodata.dataset import Manifest
+from audiodata import objstore
+from audiodata.dataset import MANIFEST, Manifest
 from audiodata.pipeline import ranks
 from audiodata.pipeline.convert import ConvertResult
 from audiodata.pipeline.merge import merge
@@ -62,10 +64,14 @@ def import_ray() -> Any:
     return ray
 
 
-def _existing_count(out: Path) -> int | None:
+def _existing_count(out: Path | str) -> int | None:
     """The rank count of ranks already under ``OUT/ranks`` (a run to resume), when they agree on one."""
-    holder = out / ranks.RANKS_DIR
-    counts = {int(m.group(2)) for p in holder.iterdir() if (m := _RANK.match(p.name))} if holder.is_dir() else set()
+    if isinstance(out, str):  # an object store: the rank folders its objects lie in
+        names = {rel.split("/", 1)[0] for rel in objstore.listing(objstore.join(out, ranks.RANKS_DIR))}
+    else:
+        holder = out / ranks.RANKS_DIR
+        names = {p.name for p in holder.iterdir()} if holder.is_dir() else set()
+    counts = {int(m.group(2)) for name in names if (m := _RANK.match(name))}
     return counts.pop() if len(counts) == 1 else None
 
 
@@ -118,7 +124,7 @@ def convert_on_ray(
     ``on_rank(ranks done, ranks)``. Raises :class:`RayMissing` when ray is not installed."""
     if options.num_shards > 1 and options.shard_index:
         raise OptionsError("--engine ray runs every rank itself: give --num-shards N without --shard-index")
-    out = Path(output)
+    out: Path | str = str(output).rstrip("/") if objstore.is_remote(str(output)) else Path(output)
     paths: list[str | os.PathLike[str]] = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     ray, dashboard = start(address)
     cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
@@ -130,6 +136,9 @@ def convert_on_ray(
         _get(ray, task.remote(paths, str(out), replace(options, num_workers=1, num_shards=1, shard_index=0), os.getcwd()))
         if on_rank is not None:
             on_rank(1, 1)
+        if isinstance(out, str):  # written to the store by the task: its manifest read from there
+            manifest = Manifest.from_dict(json.loads(objstore.read_bytes(objstore.join(out, MANIFEST))))
+            return ConvertResult.from_manifest(out, manifest)
         return ConvertResult.from_manifest(out, Manifest.load(out))
     task = ray.remote(num_cpus=1, max_retries=3)(_convert_rank)
     pending = [

@@ -4,7 +4,8 @@ After every closed shard the run writes ``.audiodata/state.json`` (atomically):
 the closed shards, and for each stream the input position below which all of its
 records are in closed shards. A re-run with the same inputs and options starts at
 the lowest such position, drops what is already written, and so produces the same
-shards as an uninterrupted run.
+shards as an uninterrupted run. An output in an object store is replicated at each save
+(:func:`audiodata.objstore.saved`), so a resume on another machine starts from the same point.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiodata import objstore
 from audiodata.faults import on_path
 from audiodata.lock import WORK
 from audiodata.writer.shards import ShardInfo
@@ -57,6 +59,7 @@ class RunState:
             "shards": [s.to_dict() for s in self.shards],
         }
         atomic_write(out / WORK / "state.json", json.dumps(data, indent=1))
+        objstore.saved(out)  # a folder that mirrors an object store is replicated at each durable point
 
     @classmethod
     def load(cls, out: Path) -> RunState | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from audiodata import objstore
 from audiodata.dataset import MANIFEST
 from audiodata.privacy import input_base
 from audiodata.readers import corpus, hfdataset, hfhub
@@ -43,6 +44,7 @@ class InputFile:
     companion: Path | None = None  # a file read with it: the recordings manifest of a lhotse supervisions manifest
     hub: Any = None  # a Hub dataset (audiodata.readers.hfhub.HubRef) when kind is "hub"
     part: tuple[int, int] | None = None  # a rank's byte range of a JSONL file (audiodata.pipeline.ranks); None: all of it
+    sha256: str | None = None  # a file staged from an object store (audiodata.objstore): what it is, on any machine
 
     @property
     def input_dir(self) -> str | None:
@@ -65,7 +67,10 @@ class InputFile:
             size, mtime = st.st_size, st.st_mtime_ns
         except OSError:  # gone since the inputs were listed: reading it is that file's F004, not a crash here
             size, mtime = None, None
+        if self.sha256 is not None:  # staged from a store: its content names it (a local copy's mtime differs per machine)
+            mtime = None
         return {
+            **({"sha256": self.sha256} if self.sha256 is not None else {}),
             "file": self.display,
             "size": size,
             "mtime_ns": mtime,
@@ -158,7 +163,38 @@ def expand_inputs(
         else:
             add(path, display, media_root, DialectSpec(formatting=formatting))
 
+    def take_remote(given: str) -> None:
+        """An object-store file, folder or glob: staged into the local cache (audiodata.objstore), then read as a
+        local one is; records name it by its URL, and relative media paths resolve in its remote folder."""
+        name = given.rstrip("/").rsplit("/", 1)[-1]
+        registry = name == DATASET_INFO or name.endswith(YAML_SUFFIXES)  # the files it names lie beside it: stage them too
+        try:
+            if registry and objstore.info(given).get("type") == "file":
+                staged = objstore.stage(objstore.parent(given))
+            else:
+                staged = objstore.stage(given)
+        except FileNotFoundError:  # a store that keeps failing is a fault (RemoteFault, exit 3), not this
+            raise InputError(f"{given}: no such object or folder") from None
+        first = len(out)
+        if registry and staged.path.is_dir() and (staged.path / name).is_file():
+            add_file(staged.path / name, given)
+        elif not staged.path.is_dir():
+            add_file(staged.path, given)
+        elif any(ch in given for ch in "*?["):
+            for local in sorted(staged.digests, key=lambda f: staged.url_of(f) or f):
+                add_file(Path(local), staged.url_of(local) or local)
+        else:
+            _add_dir(staged.path, given.rstrip("/"), add, skipped, media_root, formatting, datasets, all_files, skip)
+        for f in out[first:]:
+            f.sha256 = staged.digests.get(str(f.path))
+            remote_root = staged.url_of(f.media_root) if not objstore.is_remote(f.media_root) else None
+            if remote_root is not None:
+                f.media_root = remote_root
+
     def take(given: str) -> None:
+        if objstore.is_remote(given):
+            take_remote(given)
+            return
         ref = hfhub.parse_hub_id(given)
         if ref is not None:
             why = hfhub.unavailable(ref)

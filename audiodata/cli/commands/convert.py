@@ -32,7 +32,13 @@ def register(subparsers: Any) -> None:
         "by another run)" + FAULT_EXIT + "; the same command resumes",
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL(.gz) files, folders, globs or dataset_info.json")
-    c.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    c.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output folder, or a folder in an object store (s3://bucket/out, gs://..., hf://datasets/owner/name/...)",
+    )
     add_reading_options(c)
     add_exclude_option(c)
     c.add_argument("--sample-rate", type=int, default=16000, help="target sample rate (default 16000)")
@@ -80,7 +86,8 @@ def register(subparsers: Any) -> None:
         choices=["local", "ray"],
         default="local",
         help="local: this machine's process pool (default); ray: ranks as Ray tasks on a cluster, merged on this "
-        "machine, the same output (needs `pip install audiodata[ray]` and a filesystem every node sees; "
+        "machine, the same output (needs `pip install audiodata[ray]`, and inputs and -o on a filesystem every node sees "
+        "or in an object store such as s3://; "
         "--num-shards sets the ranks, default the cluster's CPUs)",
     )
     c.add_argument(
@@ -262,4 +269,4 @@ def print_summary(r: ConvertResult, console: Console, command: str = "convert") 
             s.add_row(item["code"], item["source"], item["entry"], item["reason"])
         console.print(s)
     if r.records_rejected:
-        console.print(f"rejected records and their reasons: {r.output / 'rejects.jsonl'}")
+        console.print(f"rejected records and their reasons: {r.output}/rejects.jsonl")

@@ -63,13 +63,14 @@ def resume(args: argparse.Namespace, typed: list[str]) -> tuple[list[str], str]:
 def run(args: argparse.Namespace) -> int:
     from audiodata.errors import AudiodataError, FaultError
     from audiodata.export import DestinationNotEmpty, export
+    from audiodata.objstore import is_remote as objstore_url
 
     dest = output_or_positional(args, "dest")
     console = stderr_console()
     with Bar("exporting", "rec", console, disable=args.no_progress) as bar:
         try:
             r = export(
-                Path(args.dataset),
+                args.dataset if objstore_url(args.dataset) else Path(args.dataset),
                 args.to,
                 Path(dest),
                 form=args.form,

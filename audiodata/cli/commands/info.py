@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from audiodata.dataset import ConvertedDataset
+    from audiodata.objstore import readable
 
-    ds = ConvertedDataset.open(args.dataset)
+    ds = ConvertedDataset.open(readable(args.dataset))  # a folder in an object store: its local copy
     ds.check_shards()  # present, footers read, row counts: a damaged shard is named (verify reads everything)
     s = ds.summary
     if args.json:
