@@ -1,0 +1,359 @@
+"""Text-only lint's fused pass: one record's parse, text rules and dedup keys in one function over the parsed dict.
+
+The general path (:class:`audiodata.pipeline.read.Parser`, then :meth:`audiodata.pipeline.lint.Analyser.one`) builds a
+:class:`~audiodata.records.Record` with its :class:`~audiodata.records.Message` objects, runs every enabled rule
+over it and the compiled schema over the dict, then digests the conversation for the duplicate index: ~55 us a
+record, where 100k records/s on 2 cores allows 20. Nearly every record of a real corpus is one of a few plain
+shapes and draws no finding at all, so this module answers for exactly those:
+
+* LLaMA-Factory sharegpt (``conversations`` of ``{from, value}`` or ``{role, content}`` turns, SFT, or DPO with
+  ``chosen``/``rejected`` message objects), ms-swift ``messages`` of ``{role, content}`` strings (SFT), alpaca
+  (``instruction``/``input``/``output``, SFT) and MiniCPM (``audio``/``audios`` + ``text``);
+* with an optional leading system turn or ``system`` column, an ``id``, and audio paths (strings);
+* whose every check passes: roles in their dialect's standard spelling alternating user/assistant, no empty
+  turn, as many ``<audio>`` markers as audios in the places the trainers count them, no marker, special token
+  or control character where a rule would flag it.
+
+For such a record :meth:`Fused.record` returns what the worker sends back (kind, audios, exact-dedup digests,
+transcript style) computed straight from the dict; for anything else (another key, another type, a role alias,
+a finding the general path would report, a path that is not plain) it returns None and the caller runs the
+general path on that record. The answer is the general path's by construction of that contract, and
+``tests/pipeline/test_fused_lint.py`` checks it by property tests (the same findings, kinds, keys and styles
+on generated records of every shape, valid and broken) and on the benchmark corpus (the same report bytes).
+
+:func:`read_range` reads a byte range of a plain JSON-lines file the way
+:func:`audiodata.readers.jsonstream.iter_range` does, handing lines it cannot vouch for (blank, not an object on
+one line, not UTF-8 orjson reads) back as :class:`~audiodata.readers.jsonstream.RawItem` for the general path;
+a range it cannot read plainly (a failure, a byte order mark, carriage returns, a long digit run, long lines)
+is refused whole (None), and the caller reads it as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+from audiodata.dedup.index import exact_digests
+from audiodata.readers.dialects.common import _impossible_path
+from audiodata.readers.jsonstream import _DIGIT_RUNS, _LONG_RUN, RawItem, _parse
+from audiodata.readers.rawfile import Source, wrong_encoding
+from audiodata.readers.spec import DialectSpec
+from audiodata.rules.style import Style, style_entry
+from audiodata.rules.transcript import is_transcription_prompt
+
+_POSIX = os.path is posixpath
+
+#: Canonical roles as 0 (user), 1 (assistant), 2 (system), for the spellings each message form's trainer reads as
+#: they are (``audiodata.readers.spec.STANDARD_ROLES``: no S008); tool turns and aliases take the general path.
+_FROM = {"human": 0, "gpt": 1, "system": 2}  # sharegpt {from, value}
+_ROLE = {"user": 0, "assistant": 1, "system": 2}  # sharegpt {role, content}, ms-swift messages
+_NAMES = ("user", "assistant")
+
+#: The keys each shape may have (any other: the general path decides what it means).
+_SHAREGPT = frozenset({"conversations", "audios", "system", "id"})
+_SHAREGPT_DPO = _SHAREGPT | {"chosen", "rejected"}
+_MESSAGES = frozenset({"messages", "audios", "system", "id"})
+_ALPACA = frozenset({"instruction", "input", "output", "audios", "system", "id"})
+_MINICPM = frozenset({"audio", "audios", "text", "system", "id"})
+
+#: Text the rules look closer at: special tokens (M005: every token holds one of the first four), image and video
+#: markers (M004). A record holding any goes the general way.
+_CLOSER = ("<|", "(<audio>./", "audio_", "spk_", "<image>", "<video>")
+_BAD_TEXT = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # T001's characters (record_rules._BAD_TEXT)
+_AUDIO = "<audio>"
+
+
+def usable_spec(spec: DialectSpec) -> bool:
+    """Whether records of a file read with this spec may take the fused pass: dialects detected per record, with
+    their default columns and tags (a ``dataset_info.json`` entry renames and declares: the general path)."""
+    return spec == DialectSpec()
+
+
+def usable_settings(read: Any) -> bool:
+    """Whether records read with these settings (:class:`~audiodata.pipeline.read.ReadSettings`) may take the fused
+    pass: no prompt or system prompt given, no template, pairs or transcript normalising (all change the record)."""
+    plain = read.prompt is None and read.system is None and read.template is None and read.pairs is None
+    return plain and read.normalize == "none"
+
+
+def path_identity(root: str, value: str) -> str:
+    """What the exact duplicate index compares of an audio path (text-only lint: no audio is read): the path joined
+    to the media root and normalised, as ``os.path.normpath(os.path.join(root, value))`` gives it."""
+    path = os.path.join(root, value)
+    if _POSIX and path[:1] == "/" and path[-1] != "/" and "//" not in path and "/." not in path:
+        return "path:" + path  # normpath leaves such a path as it is: no empty part and no "." or ".." part
+    return "path:" + os.path.normpath(path)
+
+
+#: What :meth:`Fused.record` returns for a record it answers: (kind, audios, (whole, by prompt) digests or None,
+#: (prompt, field, style) or None).
+Answer = tuple[str, int, "tuple[bytes, bytes | None] | None", "tuple[str, str, Style] | None"]
+
+
+class Fused:
+    """The fused pass for the records of one input file (its media root) with one run's settings."""
+
+    def __init__(self, media_root: str, dedup: bool, style_task: str) -> None:
+        self.root, self.dedup, self.style_task = media_root, dedup, style_task
+
+    def record(self, obj: Any) -> Answer | None:
+        """See the module docstring: the record's answer, or None (the general path decides)."""
+        if type(obj) is not dict:
+            return None
+        keys = obj.keys()
+        if "id" in obj and type(obj["id"]) not in (str, int):  # the schema's string or integer (bool is not int here)
+            return None
+        system = obj.get("system", "")
+        if type(system) is not str or ("audios" in obj and obj["audios"] is None):  # null: the schemas refuse it
+            return None
+        chosen = rejected = None
+        if "conversations" in obj:
+            if "chosen" in obj or "rejected" in obj:
+                if not keys <= _SHAREGPT_DPO:
+                    return None
+                chosen, cfield = _reply(obj.get("chosen"))
+                rejected, _ = _reply(obj.get("rejected"))
+                if chosen is None or rejected is None or chosen == rejected:  # P001: the pair teaches nothing
+                    return None
+                cfield = "chosen." + cfield
+            elif not keys <= _SHAREGPT:
+                return None
+            turns = _turns(obj["conversations"], True)
+            if turns is None:
+                return None
+            contents, turn_system, fields = turns
+            key = "conversations"
+        elif "messages" in obj:
+            if not keys <= _MESSAGES:
+                return None
+            turns = _turns(obj["messages"], False)
+            if turns is None:
+                return None
+            contents, turn_system, fields = turns
+            key = "messages"
+        elif "output" in obj or "instruction" in obj:
+            if not keys <= _ALPACA:
+                return None
+            instruction, query, output = obj.get("instruction"), obj.get("input", ""), obj.get("output")
+            if type(instruction) is not str or type(output) is not str or type(query) is not str:
+                return None  # the schema wants the instruction when there is no input: always asked for here
+            contents = [f"{instruction}\n{query}" if instruction and query else instruction or query or "", output]
+            turn_system, fields, key = None, None, ""
+        elif "text" in obj and ("audio" in obj) != ("audios" in obj):
+            if not keys <= _MINICPM:
+                return None
+            text = obj["text"]
+            listed = obj["audios"] if "audios" in obj else obj["audio"]
+            if type(text) is not str or type(listed) is not (list if "audios" in obj else str) or not listed:
+                return None  # the schema: one reference under audio, a list of at least one under audios
+            clips = len(listed) if type(listed) is list else 1
+            contents = [_AUDIO * clips, text]
+            turn_system, fields, key = None, None, "minicpm"
+        else:
+            return None
+        if turn_system is not None:  # a leading system turn is the system prompt (it wins over the column)
+            system = turn_system
+        system = system or None
+        n = len(contents)
+        if chosen is None or rejected is None:
+            if n < 2 or n % 2:  # S007: SFT ends on the assistant (alternation is checked while reading the turns)
+                return None
+            kind = "sft"
+            texts = contents
+        else:
+            if n % 2 == 0 or _AUDIO in chosen or _AUDIO in rejected:  # S007 (a DPO prompt ends on the user), M002
+                return None
+            kind = "dpo"
+            texts = [*contents, chosen, rejected]
+        audios = _audio_paths(listed if key == "minicpm" else obj.get("audios"))
+        if audios is None:
+            return None
+        for t in texts:
+            if not t or t.isspace():  # S004
+                return None
+        joined = " ".join(texts)  # no piece looked for holds a space: none spans two texts
+        if joined.count(_AUDIO) != len(audios):  # M001 (DPO: no marker in either reply, so prompt + each side)
+            return None
+        for piece in _CLOSER:
+            if piece in joined:
+                return None
+        if ("\ufffd" in joined or not joined.isprintable()) and _BAD_TEXT.search(joined):  # T001, searched where it can match
+            return None
+        if system is not None:
+            if _AUDIO in system:  # M003
+                return None
+            for piece in _CLOSER:
+                if piece in system:
+                    return None
+        return kind, len(audios), self._digests(kind, contents, chosen, rejected, system, audios), self._style(
+            kind, contents, chosen, system, audios, key, fields, cfield if chosen is not None else ""
+        )
+
+    def _digests(
+        self, kind: str, contents: list[str], chosen: str | None, rejected: str | None, system: str | None, audios: list[str]
+    ) -> tuple[bytes, bytes | None] | None:
+        """:func:`audiodata.dedup.index.exact_digests` of :func:`~audiodata.dedup.index.conversation_keys` of the
+        record the general path would build (user and assistant turns alternating, no tools)."""
+        if not self.dedup:
+            return None
+        parts = [system or "", ""]
+        last = len(contents) - 1 if kind == "sft" else len(contents)  # SFT: the last reply is the response
+        for k in range(last):
+            parts += (_NAMES[k & 1], contents[k], "\x1e")
+        prompt = _h("\x1f".join(parts))
+        if kind == "sft":
+            response = _h(f"assistant\x1f{contents[-1]}\x1f\x1e")
+        else:
+            response = _h(f"c\x1fassistant\x1f{chosen}\x1f\x1e\x1fr\x1fassistant\x1f{rejected}\x1f\x1e")
+        root = self.root
+        return exact_digests(kind, [(path_identity(root, a), None) for a in audios], prompt, response)
+
+    def _style(
+        self,
+        kind: str,
+        contents: list[str],
+        chosen: str | None,
+        system: str | None,
+        audios: list[str],
+        key: str,
+        fields: list[str] | None,
+        cfield: str,
+    ) -> tuple[str, str, Style] | None:
+        """:func:`audiodata.rules.style.transcript_style` of the record (:func:`~audiodata.rules.transcript.transcript_of`
+        for its two shapes here: one exchange, or a DPO prompt of one turn)."""
+        task = self.style_task
+        if task == "none" or not audios:
+            return None
+        if kind == "sft":
+            if len(contents) != 2:
+                return None
+            reply = contents[1]
+            field = fields[1] if fields is not None else "text" if key == "minicpm" else "output"
+        else:
+            if len(contents) != 1:
+                return None
+            reply, field = chosen or "", cfield
+        if task != "asr" and (len(audios) != 1 or not is_transcription_prompt(contents[0])):
+            return None
+        return style_entry(contents[0], system, reply, field)
+
+
+def _h(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _turns(raw: Any, sharegpt: bool) -> tuple[list[str], str | None, list[str] | None] | None:
+    """(contents, a leading system turn's text, fields or None) of turns alternating user, assistant, ... in their
+    form's standard spellings with string contents and no other key; None for anything else. Fields (where each
+    content sits: ``conversations[2].value``) only for a single exchange (what the transcript style names)."""
+    if type(raw) is not list or not raw:
+        return None
+    contents: list[str] = []
+    system = None
+    for i, m in enumerate(raw):
+        if type(m) is not dict or len(m) != 2:
+            return None
+        role = m.get("from") if sharegpt else None
+        if role is not None:
+            text, table = m.get("value"), _FROM
+        else:
+            role, text, table = m.get("role"), m.get("content"), _ROLE
+        if type(role) is not str or type(text) is not str:
+            return None
+        want = table.get(role)
+        if want is None:
+            return None
+        if want == 2:
+            if i:  # S003: a system turn only leads
+                return None
+            system = text
+        elif want != len(contents) & 1:  # S003: user at even places, assistant at odd ones
+            return None
+        else:
+            contents.append(text)
+    fields = None
+    if len(contents) == 2:
+        base = "conversations" if sharegpt else "messages"
+        first = 1 if system is not None else 0
+        fields = [_field(base, first + k, raw[first + k]) for k in range(2)]
+    return contents, system, fields
+
+
+def _field(base: str, i: int, m: dict[str, Any]) -> str:
+    return f"{base}[{i}].{'value' if 'value' in m and 'from' in m else 'content'}"
+
+
+def _reply(m: Any) -> tuple[str | None, str]:
+    """(text, content key) of a sharegpt ``chosen``/``rejected`` message object that is an assistant turn in its
+    form's standard spelling; (None, "") for anything else."""
+    if type(m) is not dict or len(m) != 2:
+        return None, ""
+    if "from" in m:
+        role, text, key = m.get("from"), m.get("value"), "value"
+        ok = role == "gpt"
+    else:
+        role, text, key = m.get("role"), m.get("content"), "content"
+        ok = role == "assistant"
+    return (text, key) if ok and type(text) is str else (None, "")
+
+
+def _audio_paths(value: Any) -> list[str] | None:
+    """The audio paths of an ``audios`` list (or a single reference) that :func:`audiodata.readers.dialects.common.
+    media_ref` classifies as plain paths it can name; None for anything else (inline data, URLs, objects, a name no
+    file can have)."""
+    if value is None:
+        return []
+    items = value if type(value) is list else [value]
+    for v in items:
+        if type(v) is not str:
+            return None
+        s = v.strip()
+        if not s or s.startswith("data:") or "://" in s or (len(s) >= 128 and "." not in s[-8:]):
+            return None
+        if (len(v) > 63 or "\x00" in v) and _impossible_path(v):  # a name no file system allows (A001)
+            return None
+    return items
+
+
+def read_range(path: Path, start: int, end: int, max_chars: int) -> list[bytes] | None:
+    """The lines of bytes ``[start, end)`` of a plain JSON-lines file (``start`` at a line start), as
+    :func:`audiodata.readers.jsonstream.iter_range` reads them, each without its line end: line ``k`` is the range's
+    first line + ``k`` (a last empty one follows a final line end). None when the range is not plain enough to be
+    read this way (see the module docstring): the caller reads it as before."""
+    try:
+        with Source(path) as src:
+            if src.gzipped:
+                return None
+            src.raw.seek(start)
+            buf = src.raw.read(end - start)
+    except Exception:  # the general read reports it, located
+        return None
+    if len(buf) != end - start:
+        return None
+    if start == 0 and (buf[:3] == b"\xef\xbb\xbf" or wrong_encoding(buf[:8]) is not None):
+        return None
+    if _LONG_RUN in buf.translate(_DIGIT_RUNS):  # orjson would read a long integer as a float: json decides
+        return None
+    crlf = b"\r" in buf
+    if crlf:
+        if buf.count(b"\r") != buf.count(b"\r\n"):  # a lone carriage return ends a line too (rawfile._LoneCR)
+            return None
+        buf = buf.replace(b"\r\n", b"\n")  # the line's text is stripped when parsed
+    lines = buf.split(b"\n")
+    bound = max_chars - 8  # room for the line end the general reader counts (a line near the bound: its rules)
+    if len(buf) > bound and max(map(len, lines)) > bound:
+        return None
+    return lines
+
+
+def general_item(piece: bytes, index: int, line: int, max_chars: int) -> RawItem | None:
+    """The item :func:`audiodata.readers.jsonstream.iter_lines` gives for one line of :func:`read_range` that is not
+    blank as bytes (None: blank once decoded, not a record), its text not yet parsed."""
+    text = piece.decode("utf-8", "replace")
+    if text.isspace():
+        return None
+    return _parse(index, line, text, max_chars, lazy=True)
