@@ -99,6 +99,10 @@ class Fused:
 
     def __init__(self, media_root: str, dedup: bool, style_task: str) -> None:
         self.root, self.dedup, self.style_task = media_root, dedup, style_task
+        # path_identity of a plain relative path (no "." or ".." part, no empty part) under an absolute root is the
+        # normalised root, "/" and the path: computed once here, not normalised again per clip
+        root = os.path.normpath(media_root) if _POSIX and media_root.startswith("/") else None
+        self.prefix = None if root is None else "path:" + (root if root.endswith("/") else root + "/")
 
     def record(self, obj: Any) -> Answer | None:
         """See the module docstring: the record's answer, or None (the general path decides)."""
@@ -200,17 +204,27 @@ class Fused:
         record the general path would build (user and assistant turns alternating, no tools)."""
         if not self.dedup:
             return None
-        parts = [system or "", ""]
         last = len(contents) - 1 if kind == "sft" else len(contents)  # SFT: the last reply is the response
-        for k in range(last):
-            parts += (_NAMES[k & 1], contents[k], "\x1e")
-        prompt = _h("\x1f".join(parts))
+        if last == 1:  # one user turn: the common case, in one piece
+            prompt = _h(f"{system or ''}\x1f\x1fuser\x1f{contents[0]}\x1f\x1e")
+        else:
+            parts = [system or "", ""]
+            for k in range(last):
+                parts += (_NAMES[k & 1], contents[k], "\x1e")
+            prompt = _h("\x1f".join(parts))
         if kind == "sft":
             response = _h(f"assistant\x1f{contents[-1]}\x1f\x1e")
         else:
             response = _h(f"c\x1fassistant\x1f{chosen}\x1f\x1e\x1fr\x1fassistant\x1f{rejected}\x1f\x1e")
-        root = self.root
-        return exact_digests(kind, [(path_identity(root, a), None) for a in audios], prompt, response)
+        identity = self.identity
+        return exact_digests(kind, [(identity(a), None) for a in audios], prompt, response)
+
+    def identity(self, path: str) -> str:
+        """:func:`path_identity` of a non-empty audio path under this file's media root."""
+        prefix = self.prefix
+        if prefix is not None and path[0] not in "/." and path[-1] != "/" and "//" not in path and "/." not in path:
+            return prefix + path
+        return path_identity(self.root, path)
 
     def _style(
         self,

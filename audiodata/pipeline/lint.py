@@ -649,37 +649,29 @@ def _merge_chunks(
             continue
         display = files[n].display
         base = before[n]
-        indices, lines, found, excluded = chunk.indices, chunk.lines, chunk.findings, chunk.excluded
-        marks, digests = chunk.dedup, chunk.digests
-        at = 0
-        for i in range(chunk.count):
-            index = base + i if indices is None else indices[i]
-            if excluded:
-                by = excluded.get(i)
-                if by is not None:
-                    report.excluded[by] += 1
-                    continue
-            report.records += 1
-            if found:
-                fs = found.get(i)
-                if fs:
-                    report.findings += fs if indices is not None or not base else [_moved(f, base) for f in fs]
-            mark = marks[i]
-            if mark and dedup_on:
-                whole = bytes(digests[at : at + 16])
-                by_prompt = bytes(digests[at + 16 : at + 32]) if mark == 2 else None
-                at += 32
-                duplicates(n, index, lines[i], deduper.check_digests(display, index, lines[i], whole, by_prompt))
-            if styles is not None and chunk.styles:
-                style = chunk.styles.get(i)
-                if style is not None:
-                    styles.add(n, index, lines[i], *style)
+        lines, found, excluded = chunk.lines, chunk.findings, chunk.excluded
+        indices = range(base, base + chunk.count) if chunk.indices is None else chunk.indices
+        # the duplicate index first, in input order (it depends on nothing else), then the findings in input order
+        hits = deduper.check_rows(display, indices, lines, chunk.dedup, bytes(chunk.digests)) if dedup_on else {}
+        for i in sorted(found.keys() | hits.keys()) if hits else found:
+            fs = found.get(i)
+            if fs:
+                report.findings += fs if chunk.indices is not None or not base else [_moved(f, base) for f in fs]
+            verdict = hits.get(i)
+            if verdict is not None:
+                duplicates(n, indices[i], lines[i], verdict)
+        if styles is not None:
+            for i, style in chunk.styles.items():  # added in input order
+                styles.add(n, indices[i], lines[i], *style)
+        for by in excluded.values():
+            report.excluded[by] += 1
+        report.records += chunk.count - len(excluded)
         report.kinds.update(chunk.kinds)
         report.modality.update(chunk.modality)
         report.kto_labels.update(chunk.kto_labels)
         if first_kto is None and chunk.first_kto >= 0:
             k = chunk.first_kto
-            first_kto = SourceLoc(display, base + k if indices is None else indices[k], lines[k])
+            first_kto = SourceLoc(display, indices[k], lines[k])
         before[n] += chunk.count
         if chunk.stopped is not None:  # the file failed in this range: one more item, as the whole read gives it
             stopped[n] = True

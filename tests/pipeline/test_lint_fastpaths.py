@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audiodata.pipeline.lint import _normpath
+from audiodata.pipeline.fused import Fused, path_identity
 from audiodata.readers.dialects.common import MAX_NAME_BYTES, MAX_PATH_BYTES, _impossible_path
 from audiodata.records import Message, Record, SourceLoc
 from audiodata.rules.record_rules import _BAD_TEXT, _TOKEN_PIECES, SPECIAL_TOKENS, broken_text
@@ -24,7 +24,18 @@ PATHS = st.one_of(
 @given(PATHS)
 def test_normpath_shortcut_is_normpath(path: str) -> None:
     """An audio path's identity (D001/D003): the shortcut for paths normpath leaves alone is normpath."""
-    assert _normpath(path) == os.path.normpath(path)
+    assert path_identity("", path) == "path:" + os.path.normpath(path)
+
+
+ROOTS = st.sampled_from(["/", "//", "/data", "/data/", "/a/./b", "/a/../b", "/a//b/", "/x/.cache", "rel", ".", "", "../up"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(ROOTS, PATHS.filter(bool))
+def test_fused_identity_is_the_joined_normpath(root: str, path: str) -> None:
+    """The fused pass's shortcut (the root normalised once, a plain relative path appended) is the identity the
+    general path gives an audio path: normpath of the path joined to the media root."""
+    assert Fused(root, True, "none").identity(path) == "path:" + os.path.normpath(os.path.join(root, path))
 
 
 @settings(max_examples=1000, deadline=None)
