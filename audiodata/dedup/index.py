@@ -297,7 +297,10 @@ class RecordDeduper:
         ``digests`` when it has any. The verdicts that found something, by row; one loop, no object per record."""
         assert not self.near
         flags = self._source_id(source) << 2
-        first, pack = self.index.first, _LOC.pack
+        store = self.index
+        first, pack = store.first, _LOC.pack
+        # nothing spilled and room for every key of the rows in memory: FirstSeen.first is then the dict's setdefault
+        mem = store.mem if not store.runs and len(store.mem) + 2 * len(marks) < store.limit else None
         found: dict[int, Verdict] = {}
         at = 0
         for k, mark in enumerate(marks):
@@ -305,11 +308,21 @@ class RecordDeduper:
                 continue
             line = lines[k]
             here = pack(flags | (line is None), indices[k], line or 0)
-            earlier = first(digests[at : at + 16], here)
+            if mem is not None:
+                earlier: bytes | None = mem.setdefault(digests[at : at + 16], here)
+                if earlier is here:
+                    earlier = None
+            else:
+                earlier = first(digests[at : at + 16], here)
             if earlier is not None:
                 found[k] = self._duplicate(earlier, Where(source, indices[k], line), "exact", 1.0)
             elif mark == 2:
-                other = first(digests[at + 16 : at + 32], here)
+                if mem is not None:
+                    other: bytes | None = mem.setdefault(digests[at + 16 : at + 32], here)
+                    if other is here:
+                        other = None
+                else:
+                    other = first(digests[at + 16 : at + 32], here)
                 if other is not None:
                     found[k] = self._conflict(other, Where(source, indices[k], line))
             at += 32

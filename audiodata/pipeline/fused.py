@@ -65,6 +65,7 @@ _MINICPM = frozenset({"audio", "audios", "text", "system", "id"})
 _CLOSER = ("<|", "(<audio>./", "audio_", "spk_", "<image>", "<video>")
 _BAD_TEXT = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # T001's characters (record_rules._BAD_TEXT)
 _AUDIO = "<audio>"
+_PROMPTS = 4096  # distinct prompts remembered (digests, shared strings) before starting over: bounded memory
 
 
 def usable_spec(spec: DialectSpec) -> bool:
@@ -103,6 +104,8 @@ class Fused:
         # normalised root, "/" and the path: computed once here, not normalised again per clip
         root = os.path.normpath(media_root) if _POSIX and media_root.startswith("/") else None
         self.prefix = None if root is None else "path:" + (root if root.endswith("/") else root + "/")
+        self.prompts: dict[str, bytes] = {}  # prompt digests of recent prompts (at most _PROMPTS)
+        self.shared: dict[str, str] = {}  # one string object per distinct style prompt and field: pickled once a chunk
 
     def record(self, obj: Any) -> Answer | None:
         """See the module docstring: the record's answer, or None (the general path decides)."""
@@ -206,12 +209,18 @@ class Fused:
             return None
         last = len(contents) - 1 if kind == "sft" else len(contents)  # SFT: the last reply is the response
         if last == 1:  # one user turn: the common case, in one piece
-            prompt = _h(f"{system or ''}\x1f\x1fuser\x1f{contents[0]}\x1f\x1e")
+            text = f"{system or ''}\x1f\x1fuser\x1f{contents[0]}\x1f\x1e"
         else:
             parts = [system or "", ""]
             for k in range(last):
                 parts += (_NAMES[k & 1], contents[k], "\x1e")
-            prompt = _h("\x1f".join(parts))
+            text = "\x1f".join(parts)
+        prompts = self.prompts  # corpora repeat a few prompts over every record: each digested once
+        prompt = prompts.get(text)
+        if prompt is None:
+            if len(prompts) >= _PROMPTS:
+                prompts.clear()
+            prompt = prompts[text] = _h(text)
         if kind == "sft":
             response = _h(f"assistant\x1f{contents[-1]}\x1f\x1e")
         else:
@@ -253,7 +262,11 @@ class Fused:
             reply, field = chosen or "", cfield
         if task != "asr" and (len(audios) != 1 or not is_transcription_prompt(contents[0])):
             return None
-        return style_entry(contents[0], system, reply, field)
+        prompt, field, style = style_entry(contents[0], system, reply, field)
+        shared = self.shared  # the same prompt over and over: one object, so a chunk's pickle holds it once
+        if len(shared) >= _PROMPTS:
+            shared.clear()
+        return shared.setdefault(prompt, prompt), shared.setdefault(field, field), style
 
 
 def _h(text: str) -> bytes:
