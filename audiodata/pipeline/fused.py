@@ -37,7 +37,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from audiodata.dedup.index import exact_digests
 from audiodata.readers.dialects.common import _impossible_path
 from audiodata.readers.jsonstream import _DIGIT_RUNS, _LONG_RUN, RawItem, _parse
 from audiodata.readers.rawfile import Source, wrong_encoding
@@ -64,6 +63,7 @@ _MINICPM = frozenset({"audio", "audios", "text", "system", "id"})
 #: markers (M004). A record holding any goes the general way.
 _CLOSER = ("<|", "(<audio>./", "audio_", "spk_", "<image>", "<video>")
 _BAD_TEXT = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # T001's characters (record_rules._BAD_TEXT)
+_BAD_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])  # the same, of ASCII text
 _AUDIO = "<audio>"
 _PROMPTS = 4096  # distinct prompts remembered (digests, shared strings) before starting over: bounded memory
 
@@ -132,7 +132,7 @@ class Fused:
             turns = _turns(obj["conversations"], True)
             if turns is None:
                 return None
-            contents, turn_system, fields = turns
+            contents, turn_system, raw_turns = turns
             key = "conversations"
         elif "messages" in obj:
             if not keys <= _MESSAGES:
@@ -140,7 +140,7 @@ class Fused:
             turns = _turns(obj["messages"], False)
             if turns is None:
                 return None
-            contents, turn_system, fields = turns
+            contents, turn_system, raw_turns = turns
             key = "messages"
         elif "output" in obj or "instruction" in obj:
             if not keys <= _ALPACA:
@@ -149,7 +149,7 @@ class Fused:
             if type(instruction) is not str or type(output) is not str or type(query) is not str:
                 return None  # the schema wants the instruction when there is no input: always asked for here
             contents = [f"{instruction}\n{query}" if instruction and query else instruction or query or "", output]
-            turn_system, fields, key = None, None, ""
+            turn_system, raw_turns, key = None, None, ""
         elif "text" in obj and ("audio" in obj) != ("audios" in obj):
             if not keys <= _MINICPM:
                 return None
@@ -159,7 +159,7 @@ class Fused:
                 return None  # the schema: one reference under audio, a list of at least one under audios
             clips = len(listed) if type(listed) is list else 1
             contents = [_AUDIO * clips, text]
-            turn_system, fields, key = None, None, "minicpm"
+            turn_system, raw_turns, key = None, None, "minicpm"
         else:
             return None
         if turn_system is not None:  # a leading system turn is the system prompt (it wins over the column)
@@ -183,22 +183,29 @@ class Fused:
             if not t or t.isspace():  # S004
                 return None
         joined = " ".join(texts)  # no piece looked for holds a space: none spans two texts
-        if joined.count(_AUDIO) != len(audios):  # M001 (DPO: no marker in either reply, so prompt + each side)
+        markers = joined.count(_AUDIO)
+        if markers != len(audios):  # M001 (DPO: no marker in either reply, so prompt + each side)
             return None
-        for piece in _CLOSER:
-            if piece in joined:
+        # every piece of _CLOSER holds a "_", a "(" or a "<" that is not a marker's: only then are they looked for
+        if ("_" in joined or "(" in joined or joined.count("<") != markers) and any(p in joined for p in _CLOSER):
+            return None
+        if not joined.isprintable() or "\ufffd" in joined:  # T001, searched only where a character it names can be
+            if joined.isascii():
+                raw = joined.encode()
+                if len(raw.translate(None, _BAD_BYTES)) != len(raw):
+                    return None
+            elif _BAD_TEXT.search(joined):
                 return None
-        if ("\ufffd" in joined or not joined.isprintable()) and _BAD_TEXT.search(joined):  # T001, searched where it can match
-            return None
         if system is not None:
             if _AUDIO in system:  # M003
                 return None
             for piece in _CLOSER:
                 if piece in system:
                     return None
-        return kind, len(audios), self._digests(kind, contents, chosen, rejected, system, audios), self._style(
-            kind, contents, chosen, system, audios, key, fields, cfield if chosen is not None else ""
-        )
+        style = None
+        if audios and self.style_task != "none":
+            style = self._style(kind, contents, chosen, system, audios, key, raw_turns, cfield if chosen is not None else "")
+        return kind, len(audios), self._digests(kind, contents, chosen, rejected, system, audios), style
 
     def _digests(
         self, kind: str, contents: list[str], chosen: str | None, rejected: str | None, system: str | None, audios: list[str]
@@ -222,11 +229,24 @@ class Fused:
                 prompts.clear()
             prompt = prompts[text] = _h(text)
         if kind == "sft":
-            response = _h(f"assistant\x1f{contents[-1]}\x1f\x1e")
+            response = _blake2b(f"assistant\x1f{contents[-1]}\x1f\x1e".encode(), digest_size=16).digest()
         else:
-            response = _h(f"c\x1fassistant\x1f{chosen}\x1f\x1e\x1fr\x1fassistant\x1f{rejected}\x1f\x1e")
-        identity = self.identity
-        return exact_digests(kind, [(identity(a), None) for a in audios], prompt, response)
+            reply = f"c\x1fassistant\x1f{chosen}\x1f\x1e\x1fr\x1fassistant\x1f{rejected}\x1f\x1e"
+            response = _blake2b(reply.encode(), digest_size=16).digest()
+        # exact_digests: the clips' identities length-prefixed after their count, then the prompt digest; the whole
+        # digest adds the response digest, the by-prompt one (SFT with audio: conflicts) does not
+        if len(audios) == 1:
+            token = self.identity(audios[0]).encode()
+            body = b"\x01\x00\x00\x00" + len(token).to_bytes(4, "little") + token + prompt
+        else:
+            parts_b = [len(audios).to_bytes(4, "little")]
+            for a in audios:
+                token = self.identity(a).encode()
+                parts_b += (len(token).to_bytes(4, "little"), token)
+            parts_b.append(prompt)
+            body = b"".join(parts_b)
+        whole = _blake2b(body + b"W" + response, digest_size=16).digest()
+        return whole, _blake2b(body + b"P", digest_size=16).digest() if kind == "sft" and audios else None
 
     def identity(self, path: str) -> str:
         """:func:`path_identity` of a non-empty audio path under this file's media root."""
@@ -243,25 +263,28 @@ class Fused:
         system: str | None,
         audios: list[str],
         key: str,
-        fields: list[str] | None,
+        turns: list[Any] | None,
         cfield: str,
     ) -> tuple[str, str, Style] | None:
         """:func:`audiodata.rules.style.transcript_style` of the record (:func:`~audiodata.rules.transcript.transcript_of`
         for its two shapes here: one exchange, or a DPO prompt of one turn)."""
-        task = self.style_task
-        if task == "none" or not audios:
-            return None
         if kind == "sft":
             if len(contents) != 2:
                 return None
             reply = contents[1]
-            field = fields[1] if fields is not None else "text" if key == "minicpm" else "output"
         else:
             if len(contents) != 1:
                 return None
-            reply, field = chosen or "", cfield
-        if task != "asr" and (len(audios) != 1 or not is_transcription_prompt(contents[0])):
+            reply = chosen or ""
+        if self.style_task != "asr" and (len(audios) != 1 or not is_transcription_prompt(contents[0])):
             return None
+        if kind != "sft":
+            field = cfield
+        elif turns is not None:  # where the reply sits: after the user turn (and a leading system turn)
+            i = len(turns) - 1
+            field = f"{key}[{i}].{'value' if 'from' in turns[i] else 'content'}"
+        else:
+            field = "text" if key == "minicpm" else "output"
         prompt, field, style = style_entry(contents[0], system, reply, field)
         shared = self.shared  # the same prompt over and over: one object, so a chunk's pickle holds it once
         if len(shared) >= _PROMPTS:
@@ -270,13 +293,15 @@ class Fused:
 
 
 def _h(text: str) -> bytes:
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return _blake2b(text.encode(), digest_size=16).digest()
 
 
-def _turns(raw: Any, sharegpt: bool) -> tuple[list[str], str | None, list[str] | None] | None:
-    """(contents, a leading system turn's text, fields or None) of turns alternating user, assistant, ... in their
-    form's standard spellings with string contents and no other key; None for anything else. Fields (where each
-    content sits: ``conversations[2].value``) only for a single exchange (what the transcript style names)."""
+_blake2b = hashlib.blake2b
+
+
+def _turns(raw: Any, sharegpt: bool) -> tuple[list[str], str | None, list[Any]] | None:
+    """(contents, a leading system turn's text, the turns as read) of turns alternating user, assistant, ... in their
+    form's standard spellings with string contents and no other key; None for anything else."""
     if type(raw) is not list or not raw:
         return None
     contents: list[str] = []
@@ -302,16 +327,7 @@ def _turns(raw: Any, sharegpt: bool) -> tuple[list[str], str | None, list[str] |
             return None
         else:
             contents.append(text)
-    fields = None
-    if len(contents) == 2:
-        base = "conversations" if sharegpt else "messages"
-        first = 1 if system is not None else 0
-        fields = [_field(base, first + k, raw[first + k]) for k in range(2)]
-    return contents, system, fields
-
-
-def _field(base: str, i: int, m: dict[str, Any]) -> str:
-    return f"{base}[{i}].{'value' if 'value' in m and 'from' in m else 'content'}"
+    return contents, system, raw
 
 
 def _reply(m: Any) -> tuple[str | None, str]:

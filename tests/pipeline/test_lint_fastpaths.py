@@ -85,3 +85,13 @@ def test_a_bad_character_is_never_printable_but_ufffd(text: str) -> None:
 def test_broken_text_still_fires(text: str) -> None:
     rec = Record("r", "sft", [Message("user", "<audio>hi"), Message("assistant", text)], SourceLoc("in.jsonl", 0, 1))
     assert [f.code for f in broken_text(rec)] == ["T001"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=20))
+def test_the_fused_pass_bad_bytes_are_t001_characters(text: str) -> None:
+    """The fused lint pass looks for T001's characters in ASCII text by deleting bytes: the same answer as the regex."""
+    from audiodata.pipeline.fused import _BAD_BYTES
+
+    raw = text.encode()
+    assert (len(raw.translate(None, _BAD_BYTES)) != len(raw)) == bool(_BAD_TEXT.search(text))
