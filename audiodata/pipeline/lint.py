@@ -169,7 +169,7 @@ class Analyser:
             if piece[:1] == b"{" and piece[-1:] == b"}":
                 try:
                     a = answer(loads(piece))
-                except orjson.JSONDecodeError:  # not JSON to orjson: json says whether it is (the general path)
+                except Exception:  # not JSON to orjson (json says whether it is), or anything unforeseen: the general path
                     a = None
                 if a is not None:
                     kind, audios, keys, style = a
