@@ -361,3 +361,29 @@ def test_plain_settings_and_specs_only() -> None:
     assert not fused.usable_spec(DialectSpec(tags={"role_tag": "speaker"}))
     for changed in ({"prompt": "p"}, {"system": "s"}, {"normalize": "basic"}):
         assert not fused.usable_settings(ReadSettings(100, **changed)), changed
+
+
+def test_the_benchmark_corpus_takes_the_fused_pass(tmp_path: Path, analysers: dict[str, Analyser]) -> None:
+    """lint_bench's corpus (five dialects, planted defects, copies): every record the general path finds clean is
+    answered by the fused pass, equally (what makes text-only lint fast, checked without timing it)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        import convert_bench
+        import lint_bench
+    finally:
+        sys.path.pop(0)
+    path = tmp_path / "bench.jsonl"
+    lint_bench._write_part(str(path), 0, 2000, 11, convert_bench.make_sentences(300, 11))
+    an = analysers["auto"]
+    clean = answered = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        _, expected = general(an, line)
+        if expected is None:
+            continue
+        clean += 1
+        answer = an.fused[0].record(orjson.loads(line))
+        answered += answer is not None
+        assert answer is None or answer == expected, line
+    assert clean > 1900 and answered == clean
