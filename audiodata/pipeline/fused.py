@@ -24,16 +24,18 @@ on generated records of every shape, valid and broken) and on the benchmark corp
 :func:`read_range` reads a byte range of a plain JSON-lines file the way
 :func:`audiodata.readers.jsonstream.iter_range` does, handing lines it cannot vouch for (blank, not an object on
 one line, not UTF-8 orjson reads) back as :class:`~audiodata.readers.jsonstream.RawItem` for the general path;
-a range it cannot read plainly (a failure, a byte order mark, carriage returns, a long digit run, long lines)
+a range it cannot read plainly (a failure, a byte order mark, a lone carriage return, long lines)
 is refused whole (None), and the caller reads it as before.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import posixpath
 import re
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -362,11 +364,12 @@ def _audio_paths(value: Any) -> list[str] | None:
     return items
 
 
-def read_range(path: Path, start: int, end: int, max_chars: int) -> list[bytes] | None:
+def read_range(path: Path, start: int, end: int, max_chars: int) -> tuple[list[bytes], frozenset[int]] | None:
     """The lines of bytes ``[start, end)`` of a plain JSON-lines file (``start`` at a line start), as
     :func:`audiodata.readers.jsonstream.iter_range` reads them, each without its line end: line ``k`` is the range's
-    first line + ``k`` (a last empty one follows a final line end). None when the range is not plain enough to be
-    read this way (see the module docstring): the caller reads it as before."""
+    first line + ``k`` (a last empty one follows a final line end); with the lines orjson must not read (a run of 19
+    digits or more: orjson makes a float of such an integer, ``json`` decides). None when the range is not plain
+    enough to be read this way (see the module docstring): the caller reads it as before."""
     try:
         with Source(path) as src:
             if src.gzipped:
@@ -379,10 +382,7 @@ def read_range(path: Path, start: int, end: int, max_chars: int) -> list[bytes] 
         return None
     if start == 0 and (buf[:3] == b"\xef\xbb\xbf" or wrong_encoding(buf[:8]) is not None):
         return None
-    if _LONG_RUN in buf.translate(_DIGIT_RUNS):  # orjson would read a long integer as a float: json decides
-        return None
-    crlf = b"\r" in buf
-    if crlf:
+    if b"\r" in buf:
         if buf.count(b"\r") != buf.count(b"\r\n"):  # a lone carriage return ends a line too (rawfile._LoneCR)
             return None
         buf = buf.replace(b"\r\n", b"\n")  # the line's text is stripped when parsed
@@ -390,7 +390,21 @@ def read_range(path: Path, start: int, end: int, max_chars: int) -> list[bytes] 
     bound = max_chars - 8  # room for the line end the general reader counts (a line near the bound: its rules)
     if len(buf) > bound and max(map(len, lines)) > bound:
         return None
-    return lines
+    return lines, _long_runs(buf, lines)
+
+
+def _long_runs(buf: bytes, lines: list[bytes]) -> frozenset[int]:
+    """The lines of ``buf`` (split into ``lines``) that hold a run of 19 digits or more."""
+    digits = buf.translate(_DIGIT_RUNS)
+    at = digits.find(_LONG_RUN)
+    if at < 0:
+        return frozenset()
+    starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    found = set()
+    while at >= 0:
+        found.add(bisect.bisect_right(starts, at) - 1)
+        at = digits.find(_LONG_RUN, at + 1)
+    return frozenset(found)
 
 
 def general_item(piece: bytes, index: int, line: int, max_chars: int) -> RawItem | None:

@@ -158,15 +158,16 @@ class Analyser:
         """The records of a range read by :func:`audiodata.pipeline.fused.read_range`: those the fused pass answers
         added here, the others through :meth:`_add`; False (nothing added) when the range must be read as before."""
         max_chars = self.task.read.max_record_bytes
-        lines = fused.read_range(self.task.files[n].path, start, end, max_chars)
-        if lines is None:
+        got = fused.read_range(self.task.files[n].path, start, end, max_chars)
+        if got is None:
             return False
+        lines, general = got
         answer = self.fused[n].record
         loads = orjson.loads
         lines_out, dedup, digests = out.lines, out.dedup, out.digests
         kinds, modality, styles = out.kinds, out.modality, out.styles
         for k, piece in enumerate(lines):
-            if piece[:1] == b"{" and piece[-1:] == b"}":
+            if piece[:1] == b"{" and piece[-1:] == b"}" and (not general or k not in general):
                 try:
                     a = answer(loads(piece))
                 except Exception:  # not JSON to orjson (json says whether it is), or anything unforeseen: the general path

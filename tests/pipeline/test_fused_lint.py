@@ -315,12 +315,14 @@ def test_lines_the_reader_hands_back_keep_their_place(tmp_path: Path) -> None:
     """Findings of records the fused reader leaves to the general path keep their exact line and index."""
     good = json.dumps(PLAIN[0])
     path = tmp_path / "a.jsonl"
-    path.write_bytes(("\n".join([good, "", "  ", "{bad", good, "\u00a0", '{"conversations": []}', good]) + "\n").encode())
-    lines = fused.read_range(path, 0, path.stat().st_size, 1 << 20)
-    assert lines is not None and len(lines) == 9  # eight lines and the empty tail after the last line end
+    digits = good[:-1] + ', "n": 12345678901234567890123}'  # orjson would read a float: json reads it (a copy)
+    rows = [good, "", "  ", "{bad", good, "\u00a0", '{"conversations": []}', good, digits, good]
+    path.write_bytes(("\n".join(rows) + "\n").encode())
+    got = fused.read_range(path, 0, path.stat().st_size, 1 << 20)
+    assert got is not None and len(got[0]) == 11 and got[1] == {8}  # ten lines, the empty tail after the last line end
     found = lint([str(path)], audio=False, num_workers=1, progress=False).to_dict()["findings"]
     assert [(f["code"], f["line"], f["index"]) for f in found] == [
-        ("F001", 4, 1), ("D001", 5, 2), ("S005", 7, 3), ("S007", 7, 3), ("D001", 8, 4)
+        ("F001", 4, 1), ("D001", 5, 2), ("S005", 7, 3), ("S007", 7, 3), ("D001", 8, 4), ("D001", 9, 5), ("D001", 10, 6)
     ]
 
 
@@ -329,12 +331,11 @@ def test_ranges_it_cannot_read_plainly_are_refused(tmp_path: Path, monkeypatch: 
     cases = {
         "bom.jsonl": b"\xef\xbb\xbf" + line + b"\n",
         "lonecr.jsonl": line + b"\r" + line + b"\n",
-        "digits.jsonl": line[:-1] + b', "n": 1234567890123456789012}\n',
         "long.jsonl": line + b"\n" + line + b"\n",
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-    for name in ("bom.jsonl", "lonecr.jsonl", "digits.jsonl"):
+    for name in ("bom.jsonl", "lonecr.jsonl"):
         assert fused.read_range(tmp_path / name, 0, len(cases[name]), 1 << 20) is None, name
     assert fused.read_range(tmp_path / "long.jsonl", 0, len(cases["long.jsonl"]), len(line) + 4) is None
     assert fused.read_range(tmp_path / "long.jsonl", 0, len(cases["long.jsonl"]), len(line) + 8) is not None
