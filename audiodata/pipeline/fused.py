@@ -68,6 +68,7 @@ _BAD_TEXT = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # T001's chara
 _BAD_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])  # the same, of ASCII text
 _AUDIO = "<audio>"
 _PROMPTS = 4096  # distinct prompts remembered (digests, shared strings) before starting over: bounded memory
+_PROMPT_CHARS = 1024  # ... each at most this long (style prompts are at most style.MAX_PROMPT_KEY + a digest)
 
 
 def usable_spec(spec: DialectSpec) -> bool:
@@ -224,12 +225,14 @@ class Fused:
             for k in range(last):
                 parts += (_NAMES[k & 1], contents[k], "\x1e")
             text = "\x1f".join(parts)
-        prompts = self.prompts  # corpora repeat a few prompts over every record: each digested once
+        prompts = self.prompts  # corpora repeat a few short prompts over every record: each digested once
         prompt = prompts.get(text)
         if prompt is None:
-            if len(prompts) >= _PROMPTS:
-                prompts.clear()
-            prompt = prompts[text] = _h(text)
+            prompt = _h(text)
+            if len(text) <= _PROMPT_CHARS:  # a long one (a whole conversation) is not kept: bounded memory
+                if len(prompts) >= _PROMPTS:
+                    prompts.clear()
+                prompts[text] = prompt
         if kind == "sft":
             response = _blake2b(f"assistant\x1f{contents[-1]}\x1f\x1e".encode(), digest_size=16).digest()
         else:
