@@ -20,6 +20,8 @@ a finding the general path would report, a path that is not plain) it returns No
 general path on that record. The answer is the general path's by construction of that contract, and
 ``tests/pipeline/test_fused_lint.py`` checks it by property tests (the same findings, kinds, keys and styles
 on generated records of every shape, valid and broken) and on the benchmark corpus (the same report bytes).
+A new record rule, or a change to what the sharegpt, messages, alpaca or MiniCPM readers accept, must be mirrored
+here (or make the pass step aside for what it concerns), and the generator in that test taught the new case.
 
 :func:`read_range` reads a byte range of a plain JSON-lines file the way
 :func:`audiodata.readers.jsonstream.iter_range` does, handing lines it cannot vouch for (blank, not an object on
