@@ -17,8 +17,9 @@ this. The records are lint_bench's corpus (the same cache; built when missing), 
     rules            check_record: the enabled record rules (each one below)
     dedup keys       what the record deduper needs from the worker (conversation digests, audio identities)
     worker           the whole lint worker per record (Analyser: all of the above and the hand-off tuples)
-    worker, ranges   the same reading its records from byte ranges of the file, as text-only lint does
-                     (Analyser.chunk: reading, all of the above, exact-dedup digests, the compact result)
+    worker, ranges   what text-only lint's worker does: its records read from byte ranges of the file
+                     (Analyser.chunk), the common shapes answered by the fused pass (audiodata/pipeline/fused.py:
+                     parse, checks, exact-dedup digests and style from the parsed dict), the rest as above
 
 Usage::
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -288,40 +288,82 @@ class RecordDeduper:
         whole, by_prompt = _digests(tokens, rec.prompt, rec.response)
         return self._verdict(rec, whole, _conflicting(rec.kind, tokens, by_prompt), kinds, sims)
 
-    def check_digests(self, source: str, index: int, line: int | None, whole: bytes, by_prompt: bytes | None) -> Verdict:
-        """:meth:`check` (exact mode) of a record whose digests :func:`exact_digests` gave elsewhere (in a lint
-        worker): the same verdict, from 32 bytes instead of the record's clips and conversation."""
+    def check_rows(
+        self, source: str, indices: Sequence[int], lines: Sequence[int | None], marks: bytes | bytearray, digests: bytes
+    ) -> dict[int, Verdict]:
+        """:meth:`check` (exact mode) of many records of ``source`` in input order whose digests :func:`exact_digests`
+        gave elsewhere (a lint worker): row ``k`` is record ``indices[k]`` at ``lines[k]``, with ``marks[k]`` 0 (no
+        digests: it matches nothing), 1 (its whole digest) or 2 (whole and by prompt), its 32 bytes next in
+        ``digests`` when it has any. The verdicts that found something, by row; one loop, no object per record."""
         assert not self.near
-        return self._verdict(RecordInfo(source, index, line, "", [], b"", b""), whole, by_prompt, None, None)
+        flags = self._source_id(source) << 2
+        store = self.index
+        first, pack = store.first, _LOC.pack
+        # nothing spilled and room for every key of the rows in memory: FirstSeen.first is then the dict's setdefault
+        mem = store.mem if not store.runs and len(store.mem) + 2 * len(marks) < store.limit else None
+        found: dict[int, Verdict] = {}
+        at = 0
+        for k, mark in enumerate(marks):
+            if not mark:
+                continue
+            line = lines[k]
+            here = pack(flags | (line is None), indices[k], line or 0)
+            if mem is not None:
+                earlier: bytes | None = mem.setdefault(digests[at : at + 16], here)
+                if earlier is here:
+                    earlier = None
+            else:
+                earlier = first(digests[at : at + 16], here)
+            if earlier is not None:
+                found[k] = self._duplicate(earlier, Where(source, indices[k], line), "exact", 1.0)
+            elif mark == 2:
+                if mem is not None:
+                    other: bytes | None = mem.setdefault(digests[at + 16 : at + 32], here)
+                    if other is here:
+                        other = None
+                else:
+                    other = first(digests[at + 16 : at + 32], here)
+                if other is not None:
+                    found[k] = self._conflict(other, Where(source, indices[k], line))
+            at += 32
+        return found
 
     def _verdict(
         self, rec: RecordInfo, whole: bytes, by_prompt: bytes | None, kinds: list[str] | None, sims: list[float] | None
     ) -> Verdict:
         here = self._pack(rec)
         earlier = self.index.first(whole, here)
+        at = Where(rec.source, rec.index, rec.line, rec.reference)
         if earlier is not None:
             if rec.probe is not None and self._silent(rec):
                 return Verdict()
-            first = self._unpack(earlier)
             kind = "near" if kinds and "near" in kinds else "exact"
-            sim = min(sims) if sims else 1.0
-            if self.keep_report:
-                cluster = self.clusters.setdefault(cluster_id(first), Cluster(kind, [first], sim))
-                cluster.members.append(Where(rec.source, rec.index, rec.line, rec.reference))
-                cluster.matches.append((kind, sim))
-                if kind == "near":
-                    cluster.kind = "near"
-                cluster.similarity = min(cluster.similarity, sim)
-            return Verdict(first, kind, sim)
-        verdict = Verdict()
+            return self._duplicate(earlier, at, kind, min(sims) if sims else 1.0)
         if by_prompt is not None:
             other = self.index.first(by_prompt, here)
             # the first record with this audio and prompt had another response: with the same one, this
             # record's whole digest would have been found above
             if other is not None and not (rec.probe is not None and self._silent(rec)):
-                verdict.conflict_with = self._unpack(other)
-                if self.keep_report:
-                    self.conflicts.append((verdict.conflict_with, Where(rec.source, rec.index, rec.line, rec.reference)))
+                return self._conflict(other, at)
+        return Verdict()
+
+    def _duplicate(self, earlier: bytes, at: Where, kind: str, sim: float) -> Verdict:
+        """The verdict on the record ``at`` whose whole digest the record packed in ``earlier`` had first."""
+        first = self._unpack(earlier)
+        if self.keep_report:
+            cluster = self.clusters.setdefault(cluster_id(first), Cluster(kind, [first], sim))
+            cluster.members.append(at)
+            cluster.matches.append((kind, sim))
+            if kind == "near":
+                cluster.kind = "near"
+            cluster.similarity = min(cluster.similarity, sim)
+        return Verdict(first, kind, sim)
+
+    def _conflict(self, other: bytes, at: Where) -> Verdict:
+        """The verdict on the record ``at`` whose audio and prompt the record packed in ``other`` had first."""
+        verdict = Verdict(conflict_with=self._unpack(other))
+        if self.keep_report:
+            self.conflicts.append((verdict.conflict_with, at))  # type: ignore[arg-type]
         return verdict
 
     def _resolve_near(self, rec: RecordInfo) -> tuple[list[bytes | None], list[str], list[float]]:
@@ -343,12 +385,15 @@ class RecordDeduper:
         assert rec.probe is not None
         return any(rec.probe(k) for k in range(len(rec.clips)))
 
-    def _pack(self, rec: RecordInfo) -> bytes:
-        sid = self._source_ids.get(rec.source)
+    def _source_id(self, source: str) -> int:
+        sid = self._source_ids.get(source)
         if sid is None:
-            sid = self._source_ids[rec.source] = len(self._sources)
-            self._sources.append(rec.source)
-        flags = sid << 2 | rec.reference << 1 | (rec.line is None)
+            sid = self._source_ids[source] = len(self._sources)
+            self._sources.append(source)
+        return sid
+
+    def _pack(self, rec: RecordInfo) -> bytes:
+        flags = self._source_id(rec.source) << 2 | rec.reference << 1 | (rec.line is None)
         return _LOC.pack(flags, rec.index, rec.line or 0)
 
     def _unpack(self, value: bytes) -> Where:
@@ -378,7 +423,7 @@ def exact_digests(
 ) -> tuple[bytes, bytes | None] | None:
     """What :meth:`RecordDeduper.check` compares in exact mode, computed where the record is (a worker):
     (whole, by prompt) digests, by prompt None where no conflict is looked for (DPO, no audio); None when a
-    clip has no identity (the record matches nothing). :meth:`RecordDeduper.check_digests` takes them."""
+    clip has no identity (the record matches nothing). :meth:`RecordDeduper.check_rows` takes them."""
     tokens = [h.encode() if h is not None else None for h, _ in clips]
     if None in tokens:  # a clip without identity: this record matches nothing, and nothing will match it
         return None

@@ -146,6 +146,11 @@ class FirstSeen:
     def __len__(self) -> int:
         return len(self.mem) + self.spilled
 
+    @property
+    def limit(self) -> int:
+        """Keys the dict holds before it spills (:meth:`first` spills once it reaches this many)."""
+        return self._limit
+
     # -- the one operation -------------------------------------------------------------------------
     def first(self, key: bytes, value: bytes) -> bytes | None:
         """The earlier value for ``key``, or ``None`` after storing ``value`` as its first."""

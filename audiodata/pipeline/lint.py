@@ -12,6 +12,9 @@ all. It splits each into byte ranges at line starts (:mod:`audiodata.readers.ran
 range and returns what it found compactly (:class:`Chunk`: findings by position, the exact-duplicate
 digests as 32 bytes a record, counts), and the main process rebases indices, asks the duplicate index and
 merges in input order. The report is the one the per-record path gives (tests/pipeline/test_lint_ranges.py).
+In a range, records of the common shapes that draw no finding are answered by one fused pass over the parsed
+dict (:mod:`audiodata.pipeline.fused`), the rest by the general path; the report is the same
+(tests/pipeline/test_fused_lint.py).
 """
 
 from __future__ import annotations
@@ -22,17 +25,18 @@ import hashlib
 import heapq
 import json
 import os
-import posixpath
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, Where, conversation_keys, exact_digests
 from audiodata.exclude import ExcludeList
 from audiodata.families import DEFAULT_WINDOW, get_family
-from audiodata.pipeline import fixout
+from audiodata.pipeline import fixout, fused
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
@@ -110,6 +114,10 @@ class Analyser:
     def __init__(self, task: LintTask) -> None:
         self.task = task
         self.parse = Parser(task.files, task.read)
+        # the fused pass (text-only range jobs): per file, whether its records may take it, and its instance
+        ok = task.audio is None and not task.fix and not task.exclude and fused.usable_settings(task.read)
+        self.fused_ok = [ok and fused.usable_spec(f.spec) for f in task.files]
+        self.fused = [fused.Fused(f.media_root, task.dedup, task.style_task) for f in task.files]
 
     def __call__(self, batch: list[Job]) -> list[tuple[Any, ...]]:
         out = []
@@ -123,16 +131,19 @@ class Analyser:
         only what the parent needs in order (findings, exact-duplicate digests, transcript styles), the rest
         counted. A range job's records are read here, from the file (the parent reads nothing of them); their
         indices start at 0, and so do the ids of records without one (``<stem>-<index>``): the parent rebases
-        the indices and sends ranges only where ids name nothing (:func:`_chunk_jobs`)."""
+        the indices and sends ranges only where ids name nothing (:func:`_chunk_jobs`). Records of a range the
+        fused pass answers (:mod:`audiodata.pipeline.fused`) skip :meth:`one`, with the same result."""
         out = Chunk()
         if job[0] == "range":
             _, n, start, end, line = job
+            out.indices = None
+            if self.fused_ok[n] and self._fused_range(out, n, start, end, line):
+                return out
             f = self.task.files[n]
             read = self.task.read
             items: Any = iter_range_items(
                 f.path, start, end, line, f.media_root, f.input_dir, f.spec.formatting, read.max_record_bytes, self.task.longform
             )
-            out.indices = None
         else:
             _, n, batch = job
             items = (RawItem(i, ln, text=t, nbytes=len(t)) if isinstance(t, str) else t for _, _, i, ln, t in batch)
@@ -140,36 +151,81 @@ class Analyser:
             if item.stopped:
                 out.stopped = item
                 break
-            a = self.one(0, n, item)
-            i = out.count
-            out.count += 1
-            out.lines.append(item.line)
-            if out.indices is not None:
-                out.indices.append(item.index)
-            if a.excluded is not None:
-                out.excluded[i] = a.excluded
-                out.dedup.append(0)
-                continue
-            if a.findings:
-                out.findings[i] = a.findings
-            digests = exact_digests(*a.dedup) if a.dedup is not None else None
-            if digests is None:
-                out.dedup.append(0)
-            else:
-                whole, by_prompt = digests
-                out.dedup.append(1 if by_prompt is None else 2)
-                out.digests += whole + (by_prompt or _NO_DIGEST)
-            if a.task is not None:
-                kind, label, audios = a.task
-                out.kinds[kind] += 1
-                out.modality["audio" if audios else "text_only"] += 1
-                if kind == "kto":
-                    out.kto_labels[bool(label)] += 1
-                    if out.first_kto < 0:
-                        out.first_kto = i
-            if a.style is not None:
-                out.styles[i] = a.style
+            self._add(out, n, item)
         return out
+
+    def _fused_range(self, out: Chunk, n: int, start: int, end: int, line: int) -> bool:
+        """The records of a range read by :func:`audiodata.pipeline.fused.read_range`: those the fused pass answers
+        added here, the others through :meth:`_add`; False (nothing added) when the range must be read as before."""
+        max_chars = self.task.read.max_record_bytes
+        got = fused.read_range(self.task.files[n].path, start, end, max_chars)
+        if got is None:
+            return False
+        lines, general = got
+        answer = self.fused[n].record
+        loads = orjson.loads
+        lines_out, dedup, digests = out.lines, out.dedup, out.digests
+        kinds, modality, styles = out.kinds, out.modality, out.styles
+        for k, piece in enumerate(lines):
+            if piece[:1] == b"{" and piece[-1:] == b"}" and (not general or k not in general):
+                try:
+                    a = answer(loads(piece))
+                except Exception:  # not JSON to orjson (json says whether it is), or anything unforeseen: the general path
+                    a = None
+                if a is not None:
+                    kind, audios, keys, style = a
+                    i = out.count
+                    out.count = i + 1
+                    lines_out.append(line + k)
+                    if keys is None:
+                        dedup.append(0)
+                    else:
+                        whole, by_prompt = keys
+                        dedup.append(1 if by_prompt is None else 2)
+                        digests += whole + (by_prompt or _NO_DIGEST)
+                    kinds[kind] += 1
+                    modality["audio" if audios else "text_only"] += 1
+                    if style is not None:
+                        styles[i] = style
+                    continue
+            elif not piece or piece.isspace():
+                continue
+            item = fused.general_item(piece, out.count, line + k, max_chars)
+            if item is not None:
+                self._add(out, n, item)
+        return True
+
+    def _add(self, out: Chunk, n: int, item: RawItem) -> None:
+        """One record of a text-only job through :meth:`one`, added to ``out`` at position ``out.count``."""
+        a = self.one(0, n, item)
+        i = out.count
+        out.count += 1
+        out.lines.append(item.line)
+        if out.indices is not None:
+            out.indices.append(item.index)
+        if a.excluded is not None:
+            out.excluded[i] = a.excluded
+            out.dedup.append(0)
+            return
+        if a.findings:
+            out.findings[i] = a.findings
+        digests = exact_digests(*a.dedup) if a.dedup is not None else None
+        if digests is None:
+            out.dedup.append(0)
+        else:
+            whole, by_prompt = digests
+            out.dedup.append(1 if by_prompt is None else 2)
+            out.digests += whole + (by_prompt or _NO_DIGEST)
+        if a.task is not None:
+            kind, label, audios = a.task
+            out.kinds[kind] += 1
+            out.modality["audio" if audios else "text_only"] += 1
+            if kind == "kto":
+                out.kto_labels[bool(label)] += 1
+                if out.first_kto < 0:
+                    out.first_kto = i
+        if a.style is not None:
+            out.styles[i] = a.style
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
         text = item.text.strip() if item.text is not None and self.task.fix else None  # only --fix copies the text
@@ -255,22 +311,13 @@ class Chunk:
 
 def _ref_identity(rec: Record, kind: str, value: Any) -> str:
     if kind == "path":
-        return "path:" + _normpath(os.path.join(rec.media_root, str(value)))
+        return fused.path_identity(rec.media_root, str(value))
     if isinstance(value, (str, bytes)):
         data = value.encode() if isinstance(value, str) else value
         return f"{kind}:" + hashlib.blake2b(data, digest_size=16).hexdigest()
     return f"{kind}:" + hashlib.blake2b(json.dumps(value).encode(), digest_size=16).hexdigest()
 
 
-def _normpath(path: str) -> str:
-    """``os.path.normpath``, skipped for an absolute POSIX path it leaves as it is: no empty part (``//``, a
-    trailing ``/``) and no ``.`` or ``..`` part (every part follows a ``/``, so none starts with ``.``)."""
-    if _POSIX and path[:1] == "/" and path[-1] != "/" and "//" not in path and "/." not in path:
-        return path
-    return os.path.normpath(path)
-
-
-_POSIX = os.path is posixpath
 _ANALYSER: Analyser | None = None
 
 
@@ -606,37 +653,29 @@ def _merge_chunks(
             continue
         display = files[n].display
         base = before[n]
-        indices, lines, found, excluded = chunk.indices, chunk.lines, chunk.findings, chunk.excluded
-        marks, digests = chunk.dedup, chunk.digests
-        at = 0
-        for i in range(chunk.count):
-            index = base + i if indices is None else indices[i]
-            if excluded:
-                by = excluded.get(i)
-                if by is not None:
-                    report.excluded[by] += 1
-                    continue
-            report.records += 1
-            if found:
-                fs = found.get(i)
-                if fs:
-                    report.findings += fs if indices is not None or not base else [_moved(f, base) for f in fs]
-            mark = marks[i]
-            if mark and dedup_on:
-                whole = bytes(digests[at : at + 16])
-                by_prompt = bytes(digests[at + 16 : at + 32]) if mark == 2 else None
-                at += 32
-                duplicates(n, index, lines[i], deduper.check_digests(display, index, lines[i], whole, by_prompt))
-            if styles is not None and chunk.styles:
-                style = chunk.styles.get(i)
-                if style is not None:
-                    styles.add(n, index, lines[i], *style)
+        lines, found, excluded = chunk.lines, chunk.findings, chunk.excluded
+        indices = range(base, base + chunk.count) if chunk.indices is None else chunk.indices
+        # the duplicate index first, in input order (it depends on nothing else), then the findings in input order
+        hits = deduper.check_rows(display, indices, lines, chunk.dedup, bytes(chunk.digests)) if dedup_on else {}
+        for i in sorted(found.keys() | hits.keys()) if hits else found:
+            fs = found.get(i)
+            if fs:
+                report.findings += fs if chunk.indices is not None or not base else [_moved(f, base) for f in fs]
+            verdict = hits.get(i)
+            if verdict is not None:
+                duplicates(n, indices[i], lines[i], verdict)
+        if styles is not None:
+            for i, style in chunk.styles.items():  # added in input order
+                styles.add(n, indices[i], lines[i], *style)
+        for by in excluded.values():
+            report.excluded[by] += 1
+        report.records += chunk.count - len(excluded)
         report.kinds.update(chunk.kinds)
         report.modality.update(chunk.modality)
         report.kto_labels.update(chunk.kto_labels)
         if first_kto is None and chunk.first_kto >= 0:
             k = chunk.first_kto
-            first_kto = SourceLoc(display, base + k if indices is None else indices[k], lines[k])
+            first_kto = SourceLoc(display, indices[k], lines[k])
         before[n] += chunk.count
         if chunk.stopped is not None:  # the file failed in this range: one more item, as the whole read gives it
             stopped[n] = True

@@ -157,12 +157,17 @@ def transcript_style(rec: Record, task: str = "auto") -> tuple[str, str, Style] 
     reply = transcript_of(rec, task)
     if reply is None or not reply.content.strip():
         return None
-    prompt = rec.messages[0].content
-    if rec.system:
-        prompt = f"{rec.system}\n{prompt}"
+    return style_entry(rec.messages[0].content, rec.system, reply.content, reply.field or "messages[1]")
+
+
+def style_entry(user: str, system: str | None, reply: str, field: str) -> tuple[str, str, Style]:
+    """(prompt, field, style) of a transcript ``reply`` (at ``field``) under the user turn ``user`` and the
+    ``system`` prompt: :func:`transcript_style` of a record, and of the fused text-only lint pass
+    (:mod:`audiodata.pipeline.fused`), which has no :class:`Record`."""
+    prompt = f"{system}\n{user}" if system else user
     if len(prompt) > MAX_PROMPT_KEY:  # a long prompt is kept as its head and a digest: bounded memory, same identity
         prompt = prompt[: MAX_PROMPT_KEY // 2] + " … #" + hashlib.blake2b(prompt.encode(), digest_size=8).hexdigest()
-    return prompt, reply.field or "messages[1]", style_of(reply.content)
+    return prompt, field, style_of(reply)
 
 
 Loc = tuple[int, int, int]  # (file number, index, line or -1)

@@ -12,10 +12,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: lint's records per CPU-second (lint and its workers) over the json.loads floor's. Measured 0.06-0.07 at
-#: 20k and 200k records on the shared 2-core machine (start-up included); the floor leaves 2.5x for noise and
-#: catches what a regression like validating every record with jsonschema again (~150 us each) would do.
-CPU_RATIO_FLOOR = 0.025
+#: lint's records per CPU-second (lint and its workers) over the json.loads floor's. Measured 0.14 at 20k and 200k
+#: records with the fused pass on the shared 2-core machine under load 12-17 (0.05-0.07 before it; start-up
+#: included); the floor leaves 2.5x for noise and catches what a regression like validating every record with
+#: jsonschema again (~150 us each) would do. That the fused pass answers the benchmark's records is checked
+#: without timing (tests/pipeline/test_fused_lint.py::test_the_benchmark_corpus_takes_the_fused_pass).
+CPU_RATIO_FLOOR = 0.055
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audiodata.pipeline.lint import _normpath
+from audiodata.pipeline.fused import Fused, path_identity
 from audiodata.readers.dialects.common import MAX_NAME_BYTES, MAX_PATH_BYTES, _impossible_path
 from audiodata.records import Message, Record, SourceLoc
 from audiodata.rules.record_rules import _BAD_TEXT, _TOKEN_PIECES, SPECIAL_TOKENS, broken_text
@@ -24,7 +24,18 @@ PATHS = st.one_of(
 @given(PATHS)
 def test_normpath_shortcut_is_normpath(path: str) -> None:
     """An audio path's identity (D001/D003): the shortcut for paths normpath leaves alone is normpath."""
-    assert _normpath(path) == os.path.normpath(path)
+    assert path_identity("", path) == "path:" + os.path.normpath(path)
+
+
+ROOTS = st.sampled_from(["/", "//", "/data", "/data/", "/a/./b", "/a/../b", "/a//b/", "/x/.cache", "rel", ".", "", "../up"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(ROOTS, PATHS.filter(bool))
+def test_fused_identity_is_the_joined_normpath(root: str, path: str) -> None:
+    """The fused pass's shortcut (the root normalised once, a plain relative path appended) is the identity the
+    general path gives an audio path: normpath of the path joined to the media root."""
+    assert Fused(root, True, "none").identity(path) == "path:" + os.path.normpath(os.path.join(root, path))
 
 
 @settings(max_examples=1000, deadline=None)
@@ -74,3 +85,13 @@ def test_a_bad_character_is_never_printable_but_ufffd(text: str) -> None:
 def test_broken_text_still_fires(text: str) -> None:
     rec = Record("r", "sft", [Message("user", "<audio>hi"), Message("assistant", text)], SourceLoc("in.jsonl", 0, 1))
     assert [f.code for f in broken_text(rec)] == ["T001"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=20))
+def test_the_fused_pass_bad_bytes_are_t001_characters(text: str) -> None:
+    """The fused lint pass looks for T001's characters in ASCII text by deleting bytes: the same answer as the regex."""
+    from audiodata.pipeline.fused import _BAD_BYTES
+
+    raw = text.encode()
+    assert (len(raw.translate(None, _BAD_BYTES)) != len(raw)) == bool(_BAD_TEXT.search(text))
