@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import array
 import copy
+import functools
 import hashlib
 import heapq
 import json
@@ -397,6 +398,23 @@ def _window(family: str | None) -> float | None:
 
 
 ProgressFn = Callable[[int, int, int], None]  # (bytes done, bytes total, records)
+#: How a stage fans its jobs out: :func:`ordered_map` (this machine's pool) or its Ray twin.
+Mapper = Callable[..., Iterator[tuple[Any, Any]]]
+ENGINES = ("local", "ray")
+
+
+def engine_map(engine: str) -> Mapper:
+    """The fan-out of ``engine``: the local pool, or the connected Ray cluster (a local one started when none
+    is: :func:`audiodata.pipeline.rayengine.start`). An unknown engine is a usage error."""
+    if engine == "local":
+        return ordered_map
+    if engine != "ray":
+        raise OptionsError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    from audiodata.pipeline.raymap import ray_ordered_map
+    from audiodata.pipeline.rayengine import start
+
+    ray, _ = start(None)
+    return functools.partial(ray_ordered_map, ray=ray)
 
 
 def lint(
@@ -407,11 +425,14 @@ def lint(
     fix: str | os.PathLike[str] | None = None,
     html: bool = False,
     on_progress: ProgressFn | None = None,
+    engine: str = "local",
     **kwargs: Any,
 ) -> LintReport:
     """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only; ``fix`` writes
     the repaired copy there (one input file: that file, JSONL; several: a folder with one copy per
-    input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records."""
+    input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records. ``engine="ray"``
+    runs the workers' jobs on the connected Ray cluster (else a local one), the report the same
+    (:mod:`audiodata.pipeline.raymap`)."""
     opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     exclude = [Path(fix)] if fix else None
@@ -434,6 +455,7 @@ def lint(
     task = LintTask(
         files, read, settings, fix is not None, dup_on, roots, opts.excluded, opts.task if style_on else "none", longform
     )
+    mapper = engine_map(engine)  # once the inputs are known good: a bad path is said before any cluster starts
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
@@ -459,12 +481,12 @@ def lint(
 
     if _by_chunks(task):  # text only: workers read byte ranges and send digests (_merge_chunks)
         try:
-            first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress)
+            first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress, mapper)
         finally:
             deduper.close()
         return _finish(report, files, opts, task, enabled, first_kto, html, None, None, fix)
     try:
-        for n, index, line, a in analyse_stream(files, opts, task, on_progress):
+        for n, index, line, a in analyse_stream(files, opts, task, on_progress, mapper):
             if a.excluded is not None:
                 report.excluded[a.excluded] += 1
                 if out is not None:
@@ -589,6 +611,7 @@ def _merge_chunks(
     deduper: RecordDeduper,
     duplicates: Callable[[int, int, int, Verdict], None],
     on_progress: ProgressFn | None,
+    mapper: Mapper = ordered_map,
 ) -> SourceLoc | None:
     """Text-only lint's parent: what the workers found (:meth:`Analyser.chunk`) merged into ``report`` in input
     order, exactly as the per-record loop of :func:`lint` merges it; returns the first KTO record."""
@@ -601,7 +624,7 @@ def _merge_chunks(
     dedup_on = task.dedup
     styles = report.styles
     jobs = _chunk_jobs(files, opts, task)
-    for (n, done), chunk in ordered_map(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
+    for (n, done), chunk in mapper(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
         if stopped[n]:
             continue
         display = files[n].display
@@ -658,10 +681,14 @@ def _moved(f: Finding, base: int) -> Finding:
 
 
 def analyse_stream(
-    files: list[InputFile], opts: ConvertOptions, task: LintTask, on_progress: ProgressFn | None = None
+    files: list[InputFile],
+    opts: ConvertOptions,
+    task: LintTask,
+    on_progress: ProgressFn | None = None,
+    mapper: Mapper = ordered_map,
 ) -> Iterator[tuple[int, int, int, Analysis]]:
     """``(file number, index, line, analysis)`` for every record, in input order; the work runs in
-    ``opts.workers`` processes through the bounded ordered window convert uses."""
+    ``opts.workers`` processes through the bounded ordered window convert uses (or ``mapper``'s: a Ray cluster's)."""
     total = sum(f.size for f in files)
     done_bytes = [0]
     records = 0
@@ -683,7 +710,7 @@ def analyse_stream(
         if batch:
             yield batch, (batch,)
 
-    for batch, results in ordered_map(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
+    for batch, results in mapper(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
         for (_, n, index, line, _), packed in zip(batch, results, strict=True):
             yield n, index, line, Analysis.unpack(packed)
         records += len(batch)
