@@ -10,6 +10,7 @@ and the main process feeds them in input order to :class:`RecordDeduper`, which 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from audiodata.dataset import ConvertedDataset, DatasetError
 from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Where
 from audiodata.dedup.stored import reference_records
-from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
+from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream, engine_map
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.privacy import public_path
 from audiodata.readers.sources import expand
@@ -149,9 +150,14 @@ def dedup(
     against: str | os.PathLike[str] | None = None,
     threshold: float = NEAR_THRESHOLD,
     on_progress: ProgressFn | None = None,
+    engine: str = "local",
+    on_stage: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> DedupReport:
-    """Find duplicate records across ``inputs`` (and leaks into the converted dataset ``against``)."""
+    """Find duplicate records across ``inputs`` (and leaks into the converted dataset ``against``). ``engine="ray"``
+    runs on the connected Ray cluster (else a local one), the report the same: exact mode analyses the records there
+    and checks them here; near mode shuffles fingerprints by LSH key there (:mod:`audiodata.pipeline.raydedup`;
+    ``on_stage(name)`` as each of its stages starts)."""
     if mode not in MODES:
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     opts = resolve_options(options, kwargs)
@@ -167,15 +173,26 @@ def dedup(
             ConvertedDataset.open(against)
         except DatasetError as exc:
             raise DatasetError(f"--against {exc}") from None
+    mapper = engine_map(engine)  # once the inputs are known good: a bad path is said before any cluster starts
     deduper = RecordDeduper(near=mode == "near", threshold=threshold, memory=opts.dedup_memory)
     shown = public_path(str(against), opts.absolute_paths) if against else None
     report = DedupReport(mode, threshold, [f.display for f in files], shown, deduper=deduper)
     try:
+        if engine == "ray" and mode == "near":
+            from audiodata.pipeline.raydedup import near_on_ray
+
+            for reference, info in near_on_ray(files, opts, task, deduper, None if against is None else str(against), on_progress, on_stage):
+                if reference:
+                    report.reference_records += 1
+                    continue
+                report.records += 1
+                report.checked += info is not None
+            return report
         if against is not None:
             for info in reference_records(Path(against), near=mode == "near"):
                 deduper.check(info)
                 report.reference_records += 1
-        for n, index, line, a in analyse_stream(files, opts, task, on_progress):
+        for n, index, line, a in analyse_stream(files, opts, task, on_progress, mapper):
             report.records += 1
             if a.dedup is None:
                 continue

@@ -680,6 +680,24 @@ def _moved(f: Finding, base: int) -> Finding:
     return f if s is None else Finding(f.code, f.message, f.field, SourceLoc(s.file, s.index + base, s.line, s.member))
 
 
+def record_jobs(
+    files: list[InputFile], opts: ConvertOptions, task: LintTask, file_done: Callable[[int], None] | None = None
+) -> Iterator[tuple[list[Job], tuple[list[Job]]]]:
+    """The records of ``files``, read here, in batches for the workers (``(batch, (batch,))``, as the ordered map
+    takes jobs); ``file_done(bytes)`` as each input file is read."""
+    size = opts.batch_size if task.audio is not None else TEXT_BATCH
+    batch: list[Job] = []
+    longform = opts.longform(task.read.enabled)
+    raw = read_raw(files, opts.max_record_bytes, on_file_done=file_done, bounds=opts.gzip_bounds, longform=longform)
+    for seq, n, item in raw:
+        batch.append((seq, n, item.index, item.line, item.text if item.text is not None else item))
+        if len(batch) >= size:
+            yield batch, (batch,)
+            batch = []
+    if batch:
+        yield batch, (batch,)
+
+
 def analyse_stream(
     files: list[InputFile],
     opts: ConvertOptions,
@@ -696,21 +714,8 @@ def analyse_stream(
     def file_done(n: int) -> None:
         done_bytes[0] = n
 
-    size = opts.batch_size if task.audio is not None else TEXT_BATCH
-
-    def jobs() -> Iterator[tuple[list[Job], tuple[Any, ...]]]:
-        batch: list[Job] = []
-        longform = opts.longform(task.read.enabled)
-        raw = read_raw(files, opts.max_record_bytes, on_file_done=file_done, bounds=opts.gzip_bounds, longform=longform)
-        for seq, n, item in raw:
-            batch.append((seq, n, item.index, item.line, item.text if item.text is not None else item))
-            if len(batch) >= size:
-                yield batch, (batch,)
-                batch = []
-        if batch:
-            yield batch, (batch,)
-
-    for batch, results in mapper(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
+    jobs = record_jobs(files, opts, task, file_done)
+    for batch, results in mapper(_analyse, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
         for (_, n, index, line, _), packed in zip(batch, results, strict=True):
             yield n, index, line, Analysis.unpack(packed)
         records += len(batch)
