@@ -181,7 +181,8 @@ def dedup(
         if engine == "ray" and mode == "near":
             from audiodata.pipeline.raydedup import near_on_ray
 
-            for reference, info in near_on_ray(files, opts, task, deduper, None if against is None else str(against), on_progress, on_stage):
+            where = None if against is None else str(against)
+            for reference, info in near_on_ray(files, opts, task, deduper, where, on_progress, on_stage):
                 if reference:
                     report.reference_records += 1
                     continue

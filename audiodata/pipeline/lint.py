@@ -410,8 +410,8 @@ def engine_map(engine: str) -> Mapper:
         return ordered_map
     if engine != "ray":
         raise OptionsError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    from audiodata.pipeline.raymap import ray_ordered_map
     from audiodata.pipeline.rayengine import start
+    from audiodata.pipeline.raymap import ray_ordered_map
 
     ray, _ = start(None)
     return functools.partial(ray_ordered_map, ray=ray)

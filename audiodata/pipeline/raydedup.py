@@ -37,10 +37,10 @@ from typing import Any, cast
 
 import numpy as np
 
+from audiodata.dedup import index as dedup_index
 from audiodata.dedup.fingerprint import Fingerprint, similarity
 from audiodata.dedup.index import (
     KEY_TABLES,
-    MAX_BUCKET,
     MAX_SKETCH_DISTANCE,
     MAX_SKETCH_DISTANCE_ONE_BAND,
     ClipIndex,
@@ -65,14 +65,21 @@ _PAIRS = np.dtype([("bi", np.int32), ("ki", np.int32), ("bj", np.int32), ("kj", 
 _VERIFIED = np.dtype([("bi", np.int32), ("ki", np.int32), ("bj", np.int32), ("kj", np.int32), ("sim", np.float64)])
 
 
-def _block(metas: list[Meta], prints: list[Fingerprint], partitions: int) -> tuple[Any, ...]:
-    """A block's three outputs: metas, fingerprints, then its LSH keys split into ``partitions`` parts."""
+def key_rows(prints: list[Fingerprint], block: int, partitions: int) -> list[np.ndarray]:
+    """The map side of the shuffle: one row per (clip, table key) of a block's fingerprints, split into
+    ``partitions`` parts by key."""
     rows = np.zeros(len(prints) * KEY_TABLES, _KEYS)
+    rows["block"] = block
     for k, fp in enumerate(prints):
         rows["key"][k * KEY_TABLES : (k + 1) * KEY_TABLES] = _keys(fp)
         rows["clip"][k * KEY_TABLES : (k + 1) * KEY_TABLES] = k
     part = rows["key"] % partitions
-    return (metas, prints, *(rows[part == p] for p in range(partitions)))
+    return [rows[part == p] for p in range(partitions)]
+
+
+def _block(metas: list[Meta], prints: list[Fingerprint], block: int, partitions: int) -> tuple[Any, ...]:
+    """A block's outputs: metas, fingerprints, then its LSH key rows in ``partitions`` parts."""
+    return (metas, prints, *key_rows(prints, block, partitions))
 
 
 def _fingerprint_block(block: int, batch: list[Job], partitions: int) -> tuple[Any, ...]:
@@ -85,10 +92,7 @@ def _fingerprint_block(block: int, batch: list[Job], partitions: int) -> tuple[A
     for packed, (_, n, index, line, _) in zip(lint._analyse(batch), batch, strict=True):
         a = Analysis.unpack(packed)
         metas.append((n, index, line, _meta(a.dedup, prints)))
-    out = _block(metas, prints, partitions)
-    for rows in out[2:]:
-        rows["block"] = block
-    return out
+    return _block(metas, prints, block, partitions)
 
 
 def _meta(dedup: tuple[Any, ...] | None, prints: list[Fingerprint]) -> Any:
@@ -115,16 +119,13 @@ def _reference_block(against: str, partitions: int) -> tuple[Any, ...]:
     for info in reference_records(Path(against), near=True):
         dedup = (info.kind, info.clips, info.prompt, info.response)
         metas.append((info.source, info.index, info.line, _meta(dedup, prints)))
-    out = _block(metas, prints, partitions)
-    for rows in out[2:]:
-        rows["block"] = 0
-    return out
+    return _block(metas, prints, 0, partitions)
 
 
-def _candidates(verifiers: int, *parts: np.ndarray) -> tuple[Any, ...]:
+def candidate_pairs(verifiers: int, limit: int, *parts: np.ndarray) -> tuple[Any, ...]:
     """Stage 2, one shuffle partition: every pair of clips sharing a key (earlier, later), split into ``verifiers``
-    parts by the later clip's block; last, (whether a key is shared by more clips than a local bucket is searched at,
-    how many pairs)."""
+    parts by the later clip's block; last, (whether a key is shared by more than ``limit`` clips, the most a local bucket
+    is searched at, how many pairs)."""
     rows = np.concatenate(parts) if parts else np.zeros(0, _KEYS)
     rows = np.sort(rows, order=("key", "block", "clip"))
     pairs: list[np.ndarray] = []
@@ -133,7 +134,7 @@ def _candidates(verifiers: int, *parts: np.ndarray) -> tuple[Any, ...]:
         starts = np.flatnonzero(np.r_[True, rows["key"][1:] != rows["key"][:-1]])
         sizes = np.diff(np.r_[starts, rows.size])
         for s, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
-            if size > MAX_BUCKET:
+            if size > limit:
                 degenerate = True
                 continue
             group = rows[s : s + size]
@@ -146,17 +147,15 @@ def _candidates(verifiers: int, *parts: np.ndarray) -> tuple[Any, ...]:
     return (*(allp[part == v] for v in range(verifiers)), (degenerate, int(allp.size)))
 
 
-def _verify(prints: list[Any], *parts: np.ndarray) -> np.ndarray:
+def verify_pairs(fetch: Callable[[list[int]], list[list[Fingerprint]]], *parts: np.ndarray) -> np.ndarray:
     """Stage 3, one partition of pairs: each distinct pair through :meth:`ClipIndex.find`'s tests (the later clip is
     the query, with its sub-frame phases; the earlier one as the index stores it), those passing the sketch filter
-    returned with their similarity."""
-    import ray
-
+    returned with their similarity. ``fetch(blocks)`` gives those blocks' fingerprints."""
     pairs = np.unique(np.concatenate(parts)) if parts else np.zeros(0, _PAIRS)
     if not pairs.size:
         return np.zeros(0, _VERIFIED)
     needed = sorted(set(pairs["bi"].tolist()) | set(pairs["bj"].tolist()))
-    blocks = dict(zip(needed, ray.get([prints[b] for b in needed]), strict=True))
+    blocks = dict(zip(needed, fetch(needed), strict=True))
     out = np.zeros(pairs.size, _VERIFIED)
     kept = 0
     for bi, ki, bj, kj in pairs.tolist():
@@ -168,6 +167,38 @@ def _verify(prints: list[Any], *parts: np.ndarray) -> np.ndarray:
         out[kept] = (bi, ki, bj, kj, similarity(a, b.slim()))
         kept += 1
     return out[:kept]
+
+
+def _verify(prints: list[Any], *parts: np.ndarray) -> np.ndarray:
+    """:func:`verify_pairs` as a Ray task: ``prints`` are the blocks' fingerprint refs, fetched as needed."""
+    import ray
+
+    return verify_pairs(lambda needed: ray.get([prints[b] for b in needed]), *parts)
+
+
+def pair_matches(verified: list[np.ndarray]) -> dict[ClipKey, list[tuple[ClipKey, float]]]:
+    """Per later clip, its verified earlier clips in global order, with their similarity: :class:`PairedClips`'s input."""
+    matches: dict[ClipKey, list[tuple[ClipKey, float]]] = defaultdict(list)
+    for found in verified:
+        for bi, ki, bj, kj, sim in found.tolist():
+            matches[(bj, kj)].append(((bi, ki), sim))
+    for m in matches.values():
+        m.sort()
+    return dict(matches)
+
+
+def staged_matches(
+    blocks: list[list[Fingerprint]], partitions: int = 3, verifiers: int = 2, limit: int | None = None
+) -> tuple[dict[ClipKey, list[tuple[ClipKey, float]]], bool]:
+    """The three stages in this process, over ``blocks`` of fingerprints (block ``b``'s clip ``k`` is ``(b, k)``):
+    the verified pairs as :class:`PairedClips` takes them, and whether a key was degenerate. What the Ray stages
+    compute, without Ray (the tests hold it to the local index)."""
+    limit = dedup_index.MAX_BUCKET if limit is None else limit
+    rows = [key_rows(prints, b, partitions) for b, prints in enumerate(blocks)]
+    shuffled = [candidate_pairs(verifiers, limit, *(r[p] for r in rows)) for p in range(partitions)]
+    degenerate = any(c[-1][0] for c in shuffled)
+    verified = [verify_pairs(lambda needed: [blocks[b] for b in needed], *(c[v] for c in shuffled)) for v in range(verifiers)]
+    return pair_matches(verified), degenerate
 
 
 class PairedClips(ClipIndex):
@@ -232,8 +263,8 @@ def near_on_ray(
     replaces with :class:`PairedClips`): the caller counts. ``on_stage(name)`` as each stage starts; ``stages`` is
     filled with what the stages moved."""
     from audiodata.pipeline import lint
-    from audiodata.pipeline.raymap import actors
     from audiodata.pipeline.rayengine import get, start
+    from audiodata.pipeline.raymap import actors
 
     ray, _ = start(None)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -281,23 +312,19 @@ def near_on_ray(
     stages.blocks = len(blocks)
     say("band shuffle")
     verifiers = parts
-    shuffle = ray.remote(num_cpus=1, num_returns=verifiers + 1)(_candidates)
-    candidate = [shuffle.remote(verifiers, *(b[2 + p] for b in blocks)) for p in range(parts)]
+    shuffle = ray.remote(num_cpus=1, num_returns=verifiers + 1)(candidate_pairs)
+    limit = dedup_index.MAX_BUCKET
+    candidate = [shuffle.remote(verifiers, limit, *(b[2 + p] for b in blocks)) for p in range(parts)]
     counts = get(ray, [c[-1] for c in candidate])
     stages.degenerate = degenerate = any(d for d, _ in counts)
     stages.pairs = sum(n for _, n in counts)
-    matches: dict[ClipKey, list[tuple[ClipKey, float]]] = defaultdict(list)
     prints = [b[1] for b in blocks]
     if not degenerate:
         say("verify")
         verify = ray.remote(num_cpus=1)(_verify)
-        for found in get(ray, [verify.remote(prints, *(c[v] for c in candidate)) for v in range(verifiers)]):
-            stages.verified += found.size
-            for bi, ki, bj, kj, sim in found.tolist():
-                matches[(bj, kj)].append(((bi, ki), sim))
-        for m in matches.values():
-            m.sort()
-        deduper.clips = PairedClips(matches, deduper.near, deduper.threshold)
+        verified = get(ray, [verify.remote(prints, *(c[v] for c in candidate)) for v in range(verifiers)])
+        stages.verified = sum(v.size for v in verified)
+        deduper.clips = PairedClips(pair_matches(verified), deduper.near, deduper.threshold)
     say("keep-first")
     for b, block in enumerate(blocks):
         metas = get(ray, block[0])
@@ -320,4 +347,13 @@ def near_on_ray(
             yield reference, info
 
 
-__all__ = ["PairedClips", "Stages", "near_on_ray"]
+__all__ = [
+    "PairedClips",
+    "Stages",
+    "candidate_pairs",
+    "key_rows",
+    "near_on_ray",
+    "pair_matches",
+    "staged_matches",
+    "verify_pairs",
+]
