@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from audiodata.cli.common import stderr_console, write_json_report
+from audiodata.cli.engine import add_engine_options, cluster
 from audiodata.cli.progress import Bar
 from audiodata.cli.reading import add_exclude_option, add_reading_options, reading_options
 
@@ -46,6 +47,7 @@ def register(subparsers: Any) -> None:
         "the JSON report (= --json); github: GitHub Actions annotations; sarif: SARIF 2.1.0 for code scanning (all but "
         "full: stdout)",
     )
+    add_engine_options(lt, "the workers' jobs (byte ranges of JSON-lines inputs, batches of records)")
     lt.set_defaults(func=run)
 
 
@@ -64,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
     if args.report_json == "-" and args.output_format != "full":
         raise OptionsError(f"--report-json - and --output-format {args.output_format} both write to stdout; choose one")
     to_stdout = args.output_format != "full" or args.report_json == "-"
-    with Bar("linting", "rec", stderr_console(), disable=args.no_progress) as bar:
+    err = stderr_console()
+    with cluster(args, err), Bar("linting", "rec", err, disable=args.no_progress) as bar:
 
         def on_progress(done: int, total: int, records: int) -> None:
             bar.update(total=total or None, completed=done, count=records)
 
-        report = lint(
-            args.inputs, options=opts, audio=not args.no_audio, fix=args.fix, html=bool(args.report_html), on_progress=on_progress
-        )
+        audio, html, engine = not args.no_audio, bool(args.report_html), args.engine
+        report = lint(args.inputs, options=opts, audio=audio, fix=args.fix, html=html, on_progress=on_progress, engine=engine)
         bar.finish()
     data = report.to_dict()
     write_json_report(data, args.report_json)
