@@ -70,6 +70,7 @@ class DedupReport:
     checked: int = 0  # records that passed the rules (the ones convert would write)
     reference_records: int = 0
     deduper: RecordDeduper = field(default_factory=RecordDeduper)
+    stages: Any = None  # --engine ray, near mode: what the Ray stages moved (raydedup.Stages); not in the report
 
     @property
     def exit_code(self) -> int:
@@ -179,10 +180,11 @@ def dedup(
     report = DedupReport(mode, threshold, [f.display for f in files], shown, deduper=deduper)
     try:
         if engine == "ray" and mode == "near":
-            from audiodata.pipeline.raydedup import near_on_ray
+            from audiodata.pipeline.raydedup import Stages, near_on_ray
 
             where = None if against is None else str(against)
-            for reference, info in near_on_ray(files, opts, task, deduper, where, on_progress, on_stage):
+            report.stages = Stages()
+            for reference, info in near_on_ray(files, opts, task, deduper, where, on_progress, on_stage, report.stages):
                 if reference:
                     report.reference_records += 1
                     continue

@@ -78,8 +78,8 @@ def key_rows(prints: list[Fingerprint], block: int, partitions: int) -> list[np.
 
 
 def _block(metas: list[Meta], prints: list[Fingerprint], block: int, partitions: int) -> tuple[Any, ...]:
-    """A block's outputs: metas, fingerprints, then its LSH key rows in ``partitions`` parts."""
-    return (metas, prints, *key_rows(prints, block, partitions))
+    """A block's outputs: (metas, the fingerprints' bytes), fingerprints, then its LSH key rows in ``partitions`` parts."""
+    return ((metas, sum(fp.nbytes for fp in prints)), prints, *key_rows(prints, block, partitions))
 
 
 def _fingerprint_block(block: int, batch: list[Job], partitions: int) -> tuple[Any, ...]:
@@ -241,8 +241,9 @@ class Stages:
     """What the stages did, for the summary and the benchmark: blocks, clips, keys shuffled, pairs."""
 
     blocks: int = 0
-    clips: int = 0
-    key_bytes: int = 0
+    clips: int = 0  # fingerprinted clips (silent ones have none)
+    print_bytes: int = 0  # their fingerprints, as the verify stage fetches them (with the query phases)
+    key_bytes: int = 0  # the LSH key rows shuffled
     pairs: int = 0
     verified: int = 0
     degenerate: bool = False
@@ -264,70 +265,64 @@ def near_on_ray(
     filled with what the stages moved."""
     from audiodata.pipeline import lint
     from audiodata.pipeline.rayengine import get, start
-    from audiodata.pipeline.raymap import actors
+    from audiodata.pipeline.raymap import Stage, cpus
+    from audiodata.pipeline.raymap import task as remote_job
 
     ray, _ = start(None)
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    parts = max(1, cpus)
+    workers = cpus(ray)
+    parts = workers
     stages = stages if stages is not None else Stages()
     say = on_stage or (lambda _: None)
     say("fingerprint")
-    pool = actors(ray, cpus, lint._init_worker, (task,))
-    busy = [0] * cpus
+    stage = Stage(ray, lint._init_worker, (task,))
+    fingerprint = remote_job(ray, num_returns=2 + parts)
     blocks: list[tuple[Any, ...]] = []  # per block: (metas, prints, *keys) refs
     if against is not None:
-        blocks.append(ray.remote(num_cpus=1, num_returns=2 + parts)(_reference_block).remote(str(against), parts))
+        blocks.append(fingerprint.remote(stage, _reference_block, str(against), parts))
     total = sum(f.size for f in files)
     done_bytes = [0]
     records = 0
-    pending: dict[Any, tuple[int, int]] = {}  # metas ref -> (actor, records)
+    pending: dict[Any, int] = {}  # metas ref -> records
 
     def file_done(n: int) -> None:
         done_bytes[0] = n
 
     def settle(wait_all: bool) -> None:
         nonlocal records
-        while pending and (wait_all or len(pending) > 2 * cpus + 1):
+        while pending and (wait_all or len(pending) > 2 * workers + 1):
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                k, count = pending.pop(ref)
-                busy[k] -= 1
+                records += pending.pop(ref)
                 get(ray, ref)  # a worker's error (after Ray's retries) stops the run here
-                records += count
             if on_progress:
                 on_progress(done_bytes[0], total, records)
 
-    try:
-        for batch, _ in record_jobs(files, opts, task, file_done):
-            k = min(range(cpus), key=busy.__getitem__)
-            busy[k] += 1
-            refs = pool[k].run.options(num_returns=2 + parts).remote(_fingerprint_block, len(blocks), batch, parts)
-            blocks.append(tuple(refs))
-            pending[refs[0]] = (k, len(batch))
-            settle(False)
-        settle(True)
-    finally:
-        for a in pool:
-            ray.kill(a)
+    for batch, _ in record_jobs(files, opts, task, file_done):
+        refs = fingerprint.remote(stage, _fingerprint_block, len(blocks), batch, parts)
+        blocks.append(tuple(refs))
+        pending[refs[0]] = len(batch)
+        settle(False)
+    settle(True)
     stages.blocks = len(blocks)
     say("band shuffle")
     verifiers = parts
-    shuffle = ray.remote(num_cpus=1, num_returns=verifiers + 1)(candidate_pairs)
+    shuffle = remote_job(ray, num_returns=verifiers + 1)  # on the workers the fingerprint stage warmed
     limit = dedup_index.MAX_BUCKET
-    candidate = [shuffle.remote(verifiers, limit, *(b[2 + p] for b in blocks)) for p in range(parts)]
+    candidate = [shuffle.remote(stage, candidate_pairs, verifiers, limit, *(b[2 + p] for b in blocks)) for p in range(parts)]
     counts = get(ray, [c[-1] for c in candidate])
     stages.degenerate = degenerate = any(d for d, _ in counts)
     stages.pairs = sum(n for _, n in counts)
     prints = [b[1] for b in blocks]
     if not degenerate:
         say("verify")
-        verify = ray.remote(num_cpus=1)(_verify)
-        verified = get(ray, [verify.remote(prints, *(c[v] for c in candidate)) for v in range(verifiers)])
+        verify = remote_job(ray)
+        verified = get(ray, [verify.remote(stage, _verify, prints, *(c[v] for c in candidate)) for v in range(verifiers)])
         stages.verified = sum(v.size for v in verified)
         deduper.clips = PairedClips(pair_matches(verified), deduper.near, deduper.threshold)
     say("keep-first")
     for b, block in enumerate(blocks):
-        metas = get(ray, block[0])
+        metas, nbytes = get(ray, block[0])
+        stages.print_bytes += nbytes
         fps = get(ray, block[1]) if degenerate else None
         reference = against is not None and b == 0
         for n, index, line, dedup in metas:

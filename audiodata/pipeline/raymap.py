@@ -3,11 +3,13 @@
 through it, so the driver merges exactly what the local pool's parent merges, in the same order, and the report
 is the local one by construction.
 
-Each CPU of the cluster holds one actor, set up once by the stage's ``initializer`` (as each pool worker is):
-the analyser with its rules, compiled once, not per job. Jobs go to the actor with the fewest in flight, results
-come back in submission order, at most ``depth`` jobs in flight (memory stays bounded however long the input).
-A killed worker is restarted by Ray (its actor set up again) and the job retried (``max_restarts`` /
-``max_task_retries``): a job is a pure function of its inputs, so a retry gives the same result.
+Each job is a Ray task (one CPU). The stage's settings (the local pool's ``initializer`` and its args: every input
+file, the rules) go into the object store once per run; a worker sets the stage up on its first job of the run and
+keeps it for the next ones, as a pool worker does, so the rules are compiled once per worker, not per job. Ray keeps
+its worker processes between tasks and runs, so a second command on the same cluster starts no process. Results come
+back in submission order, at most ``depth`` jobs in flight (memory stays bounded however long the input). A worker
+killed mid-job is replaced and the job retried by Ray (:data:`RETRIES`): a job is a pure function of its inputs, so a
+retry gives the same result.
 """
 
 from __future__ import annotations
@@ -19,30 +21,43 @@ from typing import Any, TypeVar
 C = TypeVar("C")
 R = TypeVar("R")
 
-#: How often Ray restarts a dead worker's actor, and retries the job it held, before the run fails.
+#: How often Ray retries a job whose worker died before the run fails.
 RETRIES = 3
+#: The stage this worker process is set up for: (the run's settings ref, as hex) of the last job it ran.
+_SET_UP: list[str] = []
 
 
-class _Stage:
-    """One worker's state: what the local pool's ``initializer`` sets up in each process, set up here once."""
+class Stage:
+    """A run's stage as the workers see it: the ``initializer`` and a ref to its args in the object store (a list
+    around it, so that Ray hands the ref over as it is and the worker fetches the args only when it sets up)."""
 
-    def __init__(self, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
-        if initializer is not None:
-            initializer(*initargs)
+    def __init__(self, ray: Any, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+        self.initializer = initializer
+        self.args = [ray.put(initargs)]
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(*args)
+    def ready(self) -> None:
+        """Set this worker up for the stage, once per worker and run."""
+        import ray
 
-    def pid(self) -> int:
-        import os
+        key = self.args[0].hex()
+        if _SET_UP[-1:] != [key]:
+            if self.initializer is not None:
+                self.initializer(*ray.get(self.args[0]))
+            _SET_UP[:] = [key]
 
-        return os.getpid()
+
+def _job(stage: Stage, fn: Callable[..., Any], *args: Any) -> Any:
+    stage.ready()
+    return fn(*args)
 
 
-def actors(ray: Any, count: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> list[Any]:
-    """``count`` stage actors of one CPU each, retried as the module docstring says."""
-    cls = ray.remote(num_cpus=1, max_restarts=RETRIES, max_task_retries=RETRIES)(_Stage)
-    return [cls.remote(initializer, initargs) for _ in range(count)]
+def task(ray: Any, num_returns: int = 1) -> Any:
+    """The remote function that runs one job of a stage: ``.remote(stage, fn, *args)``."""
+    return ray.remote(num_cpus=1, max_retries=RETRIES, num_returns=num_returns)(_job)
+
+
+def cpus(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 def ray_ordered_map(
@@ -56,37 +71,30 @@ def ray_ordered_map(
     ray: Any = None,
 ) -> Iterator[tuple[C, R]]:
     """:func:`audiodata.pipeline.window.ordered_map`'s contract on the connected Ray cluster: ``(context,
-    fn(*args))`` for each job, in order. ``workers`` is ignored: one actor per CPU of the cluster. ``fn``,
+    fn(*args))`` for each job, in order. ``workers`` is ignored: the cluster's CPUs are the workers. ``fn``,
     ``initializer`` and the args must be importable by the cluster's workers (module-level functions)."""
+    from audiodata.pipeline.rayengine import get
+
     if ray is None:
         from audiodata.pipeline.rayengine import import_ray
 
         ray = import_ray()
-    count = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    pool = actors(ray, count, initializer, initargs)
-    busy = [0] * count
-    limit = depth if depth is not None else 2 * count + 1
-    window: deque[tuple[C, Any, int]] = deque()
+    stage = Stage(ray, initializer, initargs)
+    run = task(ray)
+    limit = depth if depth is not None else 2 * cpus(ray) + 1
+    window: deque[tuple[C, Any]] = deque()
     try:
         for ctx, args in jobs:
-            k = min(range(count), key=busy.__getitem__)
-            busy[k] += 1
-            window.append((ctx, pool[k].run.remote(fn, *args), k))
+            window.append((ctx, run.remote(stage, fn, *args)))
             while len(window) > limit:
-                yield _take(ray, window, busy)
+                c, ref = window.popleft()
+                yield c, get(ray, ref)
         while window:
-            yield _take(ray, window, busy)
+            c, ref = window.popleft()
+            yield c, get(ray, ref)
     finally:
-        for a in pool:
-            ray.kill(a)
+        for _, ref in window:  # stopped early (an error, the caller gone): the jobs left are not wanted
+            ray.cancel(ref)
 
 
-def _take(ray: Any, window: deque[tuple[C, Any, int]], busy: list[int]) -> tuple[C, Any]:
-    from audiodata.pipeline.rayengine import get
-
-    ctx, ref, k = window.popleft()
-    busy[k] -= 1
-    return ctx, get(ray, ref)
-
-
-__all__ = ["RETRIES", "actors", "ray_ordered_map"]
+__all__ = ["RETRIES", "Stage", "cpus", "ray_ordered_map", "task"]
