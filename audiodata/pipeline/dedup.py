@@ -18,7 +18,7 @@ from typing import Any
 from audiodata.dataset import ConvertedDataset, DatasetError
 from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Where
 from audiodata.dedup.stored import reference_records
-from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream, engine_map
+from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream, stage_mapper
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.privacy import public_path
 from audiodata.readers.sources import expand
@@ -71,6 +71,7 @@ class DedupReport:
     reference_records: int = 0
     deduper: RecordDeduper = field(default_factory=RecordDeduper)
     stages: Any = None  # --engine ray, near mode: what the Ray stages moved (raydedup.Stages); not in the report
+    part: str | None = None  # a rank (--num-shards, --parts): the file its share of the work was saved to
 
     @property
     def exit_code(self) -> int:
@@ -153,12 +154,14 @@ def dedup(
     on_progress: ProgressFn | None = None,
     engine: str = "local",
     on_stage: Callable[[str], None] | None = None,
+    parts: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> DedupReport:
     """Find duplicate records across ``inputs`` (and leaks into the converted dataset ``against``). ``engine="ray"``
     runs on the connected Ray cluster (else a local one), the report the same: exact mode analyses the records there
     and checks them here; near mode shuffles fingerprints by LSH key there (:mod:`audiodata.pipeline.raydedup`;
-    ``on_stage(name)`` as each of its stages starts)."""
+    ``on_stage(name)`` as each of its stages starts). ``parts``: ranks, as for lint
+    (:func:`audiodata.pipeline.lint.stage_mapper`); a rank returns an empty report whose ``part`` names its file."""
     if mode not in MODES:
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     opts = resolve_options(options, kwargs)
@@ -174,7 +177,9 @@ def dedup(
             ConvertedDataset.open(against)
         except DatasetError as exc:
             raise DatasetError(f"--against {exc}") from None
-    mapper = engine_map(engine)  # once the inputs are known good: a bad path is said before any cluster starts
+    # once the inputs are known good: a bad path is said before any cluster starts
+    mapper, ranked = stage_mapper("dedup", engine, parts, opts, files, {"mode": mode})
+    rank = ranked is not None and ranked.index is not None
     deduper = RecordDeduper(near=mode == "near", threshold=threshold, memory=opts.dedup_memory)
     shown = public_path(str(against), opts.absolute_paths) if against else None
     report = DedupReport(mode, threshold, [f.display for f in files], shown, deduper=deduper)
@@ -191,7 +196,7 @@ def dedup(
                 report.records += 1
                 report.checked += info is not None
             return report
-        if against is not None:
+        if against is not None and not rank:  # a rank only analyses its share of the inputs: the merge reads --against
             for info in reference_records(Path(against), near=mode == "near"):
                 deduper.check(info)
                 report.reference_records += 1
@@ -204,6 +209,9 @@ def dedup(
             deduper.check(RecordInfo(files[n].display, index, line, kind, clips, prompt, response))
     finally:
         deduper.close()  # the clusters and conflicts stay for the report
+    if rank:
+        assert ranked is not None and ranked.index is not None and ranked.count is not None
+        report.part = str(ranked.folder / ranked.name(ranked.index, ranked.count))
     return report
 
 

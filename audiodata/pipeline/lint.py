@@ -312,6 +312,7 @@ class LintReport:
     rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
     styles: StyleStats | None = None  # transcript style per input file and per prompt (T002, T003)
     excluded: Counter[str] = field(default_factory=Counter)  # records left out, per --exclude list
+    part: str | None = None  # a rank (--num-shards, --parts): the file its share of the work was saved to
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -417,6 +418,31 @@ def engine_map(engine: str) -> Mapper:
     return functools.partial(ray_ordered_map, ray=ray)
 
 
+def stage_mapper(
+    command: str,
+    engine: str,
+    parts: str | os.PathLike[str] | None,
+    opts: ConvertOptions,
+    files: list[InputFile],
+    extra: dict[str, Any],
+) -> tuple[Mapper, Any]:
+    """How ``command``'s jobs run: the local pool or Ray (:func:`engine_map`), or ranks: with ``parts``, this rank's
+    share saved there (``--num-shards N --shard-index I``) or every rank's merged (:mod:`audiodata.pipeline.rankparts`).
+    Returns the mapper and the :class:`~audiodata.pipeline.rankparts.RankParts` (None without ``parts``)."""
+    if parts is None:
+        if opts.num_shards > 1:
+            raise OptionsError(f"--num-shards for {command} needs --parts DIR: where each rank saves what it found")
+        return engine_map(engine), None
+    if engine != "local":
+        raise OptionsError("--parts runs ranks without an engine (a job array): leave out --engine ray")
+    from audiodata.pipeline.rankparts import RankParts, rank_map, run_fingerprint
+
+    ranked = opts.num_shards > 1
+    run = run_fingerprint(command, opts, files, extra)
+    rp = RankParts(Path(parts), command, run, opts.num_shards if ranked else None, opts.shard_index if ranked else None)
+    return rank_map(rp), rp
+
+
 def lint(
     inputs: list[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
@@ -426,13 +452,15 @@ def lint(
     html: bool = False,
     on_progress: ProgressFn | None = None,
     engine: str = "local",
+    parts: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> LintReport:
     """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only; ``fix`` writes
     the repaired copy there (one input file: that file, JSONL; several: a folder with one copy per
     input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records. ``engine="ray"``
     runs the workers' jobs on the connected Ray cluster (else a local one), the report the same
-    (:mod:`audiodata.pipeline.raymap`)."""
+    (:mod:`audiodata.pipeline.raymap`). ``parts``: ranks (:func:`stage_mapper`); a rank returns an empty report
+    whose ``part`` names the file it saved."""
     opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     exclude = [Path(fix)] if fix else None
@@ -455,7 +483,10 @@ def lint(
     task = LintTask(
         files, read, settings, fix is not None, dup_on, roots, opts.excluded, opts.task if style_on else "none", longform
     )
-    mapper = engine_map(engine)  # once the inputs are known good: a bad path is said before any cluster starts
+    # once the inputs are known good: a bad path is said before any cluster starts
+    mapper, ranked = stage_mapper("lint", engine, parts, opts, files, {"audio": audio, "html": html, "fix": fix is not None})
+    if ranked is not None and ranked.index is not None and fix is not None:
+        raise OptionsError("--fix writes its copies when the ranks are merged (--parts DIR without --num-shards), not in a rank")
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
@@ -484,6 +515,9 @@ def lint(
             first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress, mapper)
         finally:
             deduper.close()
+        if ranked is not None and ranked.index is not None:
+            report.part = str(ranked.folder / ranked.name(ranked.index, ranked.count))
+            return report
         return _finish(report, files, opts, task, enabled, first_kto, html, None, None, fix)
     try:
         for n, index, line, a in analyse_stream(files, opts, task, on_progress, mapper):
@@ -526,6 +560,9 @@ def lint(
         raise
     finally:
         deduper.close()
+    if ranked is not None and ranked.index is not None:
+        report.part = str(ranked.folder / ranked.name(ranked.index, ranked.count))
+        return report
     return _finish(report, files, opts, task, enabled, first_kto, html, out, plan, fix)
 
 

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from audiodata.cli.common import stderr_console, write_json_report
-from audiodata.cli.engine import add_engine_options, cluster
+from audiodata.cli.engine import add_engine_options, add_rank_options, cluster, said_rank, with_ranks
 from audiodata.cli.progress import Bar
 from audiodata.cli.reading import add_exclude_option, add_reading_options, reading_options
 
@@ -48,6 +48,7 @@ def register(subparsers: Any) -> None:
         "full: stdout)",
     )
     add_engine_options(lt, "the workers' jobs (byte ranges of JSON-lines inputs, batches of records)")
+    add_rank_options(lt, NAME)
     lt.set_defaults(func=run)
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from audiodata.pipeline.lint import lint
     from audiodata.pipeline.options import OptionsError
 
-    opts = reading_options(args)
+    opts = with_ranks(args, reading_options(args))
     if args.json:
         args.output_format = "json" if args.output_format == "full" else args.output_format
         if args.output_format != "json":
@@ -72,9 +73,19 @@ def run(args: argparse.Namespace) -> int:
         def on_progress(done: int, total: int, records: int) -> None:
             bar.update(total=total or None, completed=done, count=records)
 
-        audio, html, engine = not args.no_audio, bool(args.report_html), args.engine
-        report = lint(args.inputs, options=opts, audio=audio, fix=args.fix, html=html, on_progress=on_progress, engine=engine)
+        report = lint(
+            args.inputs,
+            options=opts,
+            audio=not args.no_audio,
+            fix=args.fix,
+            html=bool(args.report_html),
+            on_progress=on_progress,
+            engine=args.engine,
+            parts=args.parts,
+        )
         bar.finish()
+    if report.part is not None:
+        return said_rank(report.part, opts, args, err)
     data = report.to_dict()
     write_json_report(data, args.report_json)
     if args.report_html:
