@@ -148,3 +148,27 @@ def test_without_ray_the_engine_is_a_usage_error(corpus: Path, monkeypatch: pyte
         assert main([command, str(corpus / "c.jsonl"), "--engine", "ray", "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert "audiodata[ray]" in err and "--engine local" in err
+
+
+def test_the_dashboard_link_is_said_and_a_started_cluster_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--engine ray`` says Ray's dashboard link when the cluster runs one, and stops a cluster it started itself."""
+    import argparse
+    import io
+
+    from rich.console import Console
+
+    from audiodata.cli.engine import cluster
+    from audiodata.pipeline import rayengine
+
+    stopped: list[bool] = []
+    monkeypatch.setitem(sys.modules, "ray", None)  # no cluster connected in this process before the command
+    monkeypatch.setattr(rayengine, "start", lambda address, num_cpus=None: (None, "http://127.0.0.1:8265"))
+    monkeypatch.setattr(rayengine, "shutdown", lambda: stopped.append(True))
+    out = io.StringIO()
+    args = argparse.Namespace(engine="ray", ray_address=None, json=False)
+    with cluster(args, Console(file=out, width=200)):
+        assert not stopped
+    assert out.getvalue() == "Ray dashboard: http://127.0.0.1:8265\n" and stopped == [True]
+    with cluster(argparse.Namespace(engine="ray", ray_address=None, json=True), Console(file=out)):
+        pass  # --json: stdout is the report, and the link is not said at all
+    assert out.getvalue().count("dashboard") == 1
