@@ -14,6 +14,7 @@ retry gives the same result.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -34,11 +35,14 @@ class Stage:
     def __init__(self, ray: Any, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
         self.initializer = initializer
         self.args = [ray.put(initargs)]
+        self.cwd = os.getcwd()  # relative inputs and media resolve as on the driver (every node sees the same paths)
 
     def ready(self) -> None:
         """Set this worker up for the stage, once per worker and run."""
         import ray
 
+        if os.getcwd() != self.cwd:
+            os.chdir(self.cwd)
         key = self.args[0].hex()
         if _SET_UP[-1:] != [key]:
             if self.initializer is not None:
