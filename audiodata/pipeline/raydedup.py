@@ -60,6 +60,11 @@ ClipKey = tuple[int, int]
 #: position or -1)], prompt digest, response digest), or None when the record is not checked (convert rejects it).
 Meta = tuple[int, int, int | None, tuple[str, list[tuple[str | None, int]], bytes, bytes] | None]
 #: Keys of a shuffle partition: one row per (clip, table key).
+#: Records per fingerprint block (task): ~1.8 MB of fingerprints at ~7 KB a clip, and few enough blocks that the
+#: shuffle's objects (blocks x partitions) stay in the hundreds of thousands at a million clips.
+BLOCK_RECORDS = 256
+#: Shuffle (and verify) partitions: one per CPU, at most this many (each block writes one object per partition).
+MAX_PARTITIONS = 64
 _KEYS = np.dtype([("key", np.int64), ("block", np.int32), ("clip", np.int32)])
 _PAIRS = np.dtype([("bi", np.int32), ("ki", np.int32), ("bj", np.int32), ("kj", np.int32)])
 _VERIFIED = np.dtype([("bi", np.int32), ("ki", np.int32), ("bj", np.int32), ("kj", np.int32), ("sim", np.float64)])
@@ -270,7 +275,7 @@ def near_on_ray(
 
     ray, _ = start(None)
     workers = cpus(ray)
-    parts = workers
+    parts = min(workers, MAX_PARTITIONS)
     stages = stages if stages is not None else Stages()
     say = on_stage or (lambda _: None)
     say("fingerprint")
@@ -297,11 +302,20 @@ def near_on_ray(
             if on_progress:
                 on_progress(done_bytes[0], total, records)
 
-    for batch, _ in record_jobs(files, opts, task, file_done):
-        refs = fingerprint.remote(stage, _fingerprint_block, len(blocks), batch, parts)
+    def submit(block: list[Job]) -> None:
+        refs = fingerprint.remote(stage, _fingerprint_block, len(blocks), block, parts)
         blocks.append(tuple(refs))
-        pending[refs[0]] = len(batch)
+        pending[refs[0]] = len(block)
         settle(False)
+
+    gathered: list[Job] = []
+    for batch, _ in record_jobs(files, opts, task, file_done):
+        gathered += batch
+        if len(gathered) >= BLOCK_RECORDS:
+            submit(gathered)
+            gathered = []
+    if gathered:
+        submit(gathered)
     settle(True)
     stages.blocks = len(blocks)
     say("band shuffle")
@@ -320,10 +334,10 @@ def near_on_ray(
         stages.verified = sum(v.size for v in verified)
         deduper.clips = PairedClips(pair_matches(verified), deduper.near, deduper.threshold)
     say("keep-first")
-    for b, block in enumerate(blocks):
-        metas, nbytes = get(ray, block[0])
+    for b, refs in enumerate(blocks):
+        metas, nbytes = get(ray, refs[0])
         stages.print_bytes += nbytes
-        fps = get(ray, block[1]) if degenerate else None
+        fps = get(ray, refs[1]) if degenerate else None
         reference = against is not None and b == 0
         for n, index, line, dedup in metas:
             if dedup is not None:
@@ -343,6 +357,8 @@ def near_on_ray(
 
 
 __all__ = [
+    "BLOCK_RECORDS",
+    "MAX_PARTITIONS",
     "PairedClips",
     "Stages",
     "candidate_pairs",

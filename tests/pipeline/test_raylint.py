@@ -18,6 +18,7 @@ import pytest
 from audiodata.cli.main import main
 from audiodata.dedup import index as dedup_index
 from audiodata.pipeline import lint as lint_mod
+from audiodata.pipeline import raydedup
 from audiodata.pipeline.dedup import dedup
 from audiodata.pipeline.lint import lint
 from tests.pipeline import test_lint_ranges
@@ -77,9 +78,12 @@ def test_audio_lint_on_ray_is_the_local_report(cluster: Any, corpus: Path) -> No
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["near", "exact"])
-def test_dedup_on_ray_is_the_local_report(cluster: Any, corpus: Path, local: Path, mode: str) -> None:
+def test_dedup_on_ray_is_the_local_report(
+    cluster: Any, corpus: Path, local: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     """Blocks of 2 records: near copies of one clip sit in different blocks and input files, so they meet only in the
     shuffle; ``--against`` the converted corpus makes every record a leak, found through the reference block."""
+    monkeypatch.setattr(raydedup, "BLOCK_RECORDS", 2)
     kwargs: dict[str, Any] = {"num_workers": 1, "batch_size": 2, "progress": False, "mode": mode}
     for against in (None, local):
         here = dedup(inputs(corpus), against=against, **kwargs).to_dict()
@@ -100,6 +104,7 @@ def test_a_crowded_key_falls_back_to_the_local_index(cluster: Any, corpus: Path,
     """A key shared by more clips than a local bucket is searched at: the driver resolves the run from the
     fingerprints as the local index does (here every bucket is "full": no near candidate at all, as locally)."""
     monkeypatch.setattr(dedup_index, "MAX_BUCKET", 0)
+    monkeypatch.setattr(raydedup, "BLOCK_RECORDS", 2)
     kwargs: dict[str, Any] = {"num_workers": 1, "batch_size": 2, "progress": False}
     here = dedup(inputs(corpus), **kwargs).to_dict()
     stages: list[str] = []
