@@ -18,7 +18,8 @@ from typing import Any
 from audiodata.dataset import ConvertedDataset, DatasetError
 from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Where
 from audiodata.dedup.stored import reference_records
-from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream, stage_mapper
+from audiodata.pipeline.engines import stage_mapper
+from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.privacy import public_path
 from audiodata.readers.sources import expand
@@ -161,7 +162,7 @@ def dedup(
     runs on the connected Ray cluster (else a local one), the report the same: exact mode analyses the records there
     and checks them here; near mode shuffles fingerprints by LSH key there (:mod:`audiodata.pipeline.raydedup`;
     ``on_stage(name)`` as each of its stages starts). ``parts``: ranks, as for lint
-    (:func:`audiodata.pipeline.lint.stage_mapper`); a rank returns an empty report whose ``part`` names its file."""
+    (:func:`audiodata.pipeline.engines.stage_mapper`); a rank returns an empty report whose ``part`` names its file."""
     if mode not in MODES:
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     opts = resolve_options(options, kwargs)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import array
 import copy
-import functools
 import hashlib
 import heapq
 import json
@@ -34,6 +33,7 @@ from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, Where, con
 from audiodata.exclude import ExcludeList
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout
+from audiodata.pipeline.engines import Mapper, stage_mapper
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
@@ -399,48 +399,6 @@ def _window(family: str | None) -> float | None:
 
 
 ProgressFn = Callable[[int, int, int], None]  # (bytes done, bytes total, records)
-#: How a stage fans its jobs out: :func:`ordered_map` (this machine's pool) or its Ray twin.
-Mapper = Callable[..., Iterator[tuple[Any, Any]]]
-ENGINES = ("local", "ray")
-
-
-def engine_map(engine: str) -> Mapper:
-    """The fan-out of ``engine``: the local pool, or the connected Ray cluster (a local one started when none
-    is: :func:`audiodata.pipeline.rayengine.start`). An unknown engine is a usage error."""
-    if engine == "local":
-        return ordered_map
-    if engine != "ray":
-        raise OptionsError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    from audiodata.pipeline.rayengine import start
-    from audiodata.pipeline.raymap import ray_ordered_map
-
-    ray, _ = start(None)
-    return functools.partial(ray_ordered_map, ray=ray)
-
-
-def stage_mapper(
-    command: str,
-    engine: str,
-    parts: str | os.PathLike[str] | None,
-    opts: ConvertOptions,
-    files: list[InputFile],
-    extra: dict[str, Any],
-) -> tuple[Mapper, Any]:
-    """How ``command``'s jobs run: the local pool or Ray (:func:`engine_map`), or ranks: with ``parts``, this rank's
-    share saved there (``--num-shards N --shard-index I``) or every rank's merged (:mod:`audiodata.pipeline.rankparts`).
-    Returns the mapper and the :class:`~audiodata.pipeline.rankparts.RankParts` (None without ``parts``)."""
-    if parts is None:
-        if opts.num_shards > 1:
-            raise OptionsError(f"--num-shards for {command} needs --parts DIR: where each rank saves what it found")
-        return engine_map(engine), None
-    if engine != "local":
-        raise OptionsError("--parts runs ranks without an engine (a job array): leave out --engine ray")
-    from audiodata.pipeline.rankparts import RankParts, rank_map, run_fingerprint
-
-    ranked = opts.num_shards > 1
-    run = run_fingerprint(command, opts, files, extra)
-    rp = RankParts(Path(parts), command, run, opts.num_shards if ranked else None, opts.shard_index if ranked else None)
-    return rank_map(rp), rp
 
 
 def lint(
