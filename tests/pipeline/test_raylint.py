@@ -67,13 +67,16 @@ def test_text_lint_on_ray_is_the_local_report(
 
 
 @pytest.mark.slow
-def test_audio_lint_on_ray_is_the_local_report(cluster: Any, corpus: Path) -> None:
+def test_audio_lint_on_ray_is_the_local_report(cluster: Any, corpus: Path, tmp_path: Path) -> None:
+    """With audio, and with --fix: the repaired copies the workers prepare are written by the driver, the same files."""
     kwargs: dict[str, Any] = {"num_workers": 1, "batch_size": 2, "progress": False}
-    here = lint(inputs(corpus), **kwargs)
-    there = lint(inputs(corpus), engine="ray", **kwargs)
+    here = lint(inputs(corpus), fix=tmp_path / "here", **kwargs)
+    there = lint(inputs(corpus), fix=tmp_path / "there", engine="ray", **kwargs)
     assert here.to_dict()["summary"]["clips"] > 20 and {"D001", "A001"} <= {f.code for f in here.findings}
-    assert _json(there) == _json(here)
+    assert _json(there).replace("there", "here") == _json(here)
     assert list(there.durations) == list(here.durations) and there.sample_rates == here.sample_rates
+    copies = sorted(p.relative_to(tmp_path / "here") for p in (tmp_path / "here").rglob("*") if p.is_file())
+    assert copies and all((tmp_path / "there" / c).read_bytes() == (tmp_path / "here" / c).read_bytes() for c in copies)
 
 
 @pytest.mark.slow
