@@ -10,6 +10,7 @@ and the main process feeds them in input order to :class:`RecordDeduper`, which 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from audiodata.dataset import ConvertedDataset, DatasetError
 from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Where
 from audiodata.dedup.stored import reference_records
+from audiodata.pipeline.engines import stage_mapper
 from audiodata.pipeline.lint import LintTask, ProgressFn, analyse_stream
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.privacy import public_path
@@ -69,6 +71,8 @@ class DedupReport:
     checked: int = 0  # records that passed the rules (the ones convert would write)
     reference_records: int = 0
     deduper: RecordDeduper = field(default_factory=RecordDeduper)
+    stages: Any = None  # --engine ray, near mode: what the Ray stages moved (raydedup.Stages); not in the report
+    part: str | None = None  # a rank (--num-shards, --parts): the file its share of the work was saved to
 
     @property
     def exit_code(self) -> int:
@@ -149,9 +153,16 @@ def dedup(
     against: str | os.PathLike[str] | None = None,
     threshold: float = NEAR_THRESHOLD,
     on_progress: ProgressFn | None = None,
+    engine: str = "local",
+    on_stage: Callable[[str], None] | None = None,
+    parts: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> DedupReport:
-    """Find duplicate records across ``inputs`` (and leaks into the converted dataset ``against``)."""
+    """Find duplicate records across ``inputs`` (and leaks into the converted dataset ``against``). ``engine="ray"``
+    runs on the connected Ray cluster (else a local one), the report the same: exact mode analyses the records there
+    and checks them here; near mode shuffles fingerprints by LSH key there (:mod:`audiodata.pipeline.raydedup`;
+    ``on_stage(name)`` as each of its stages starts). ``parts``: ranks, as for lint
+    (:func:`audiodata.pipeline.engines.stage_mapper`); a rank returns an empty report whose ``part`` names its file."""
     if mode not in MODES:
         raise OptionsError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     opts = resolve_options(options, kwargs)
@@ -167,15 +178,30 @@ def dedup(
             ConvertedDataset.open(against)
         except DatasetError as exc:
             raise DatasetError(f"--against {exc}") from None
+    # once the inputs are known good: a bad path is said before any cluster starts
+    mapper, ranked = stage_mapper("dedup", engine, parts, opts, files, {"mode": mode})
+    rank = ranked is not None and ranked.index is not None
     deduper = RecordDeduper(near=mode == "near", threshold=threshold, memory=opts.dedup_memory)
     shown = public_path(str(against), opts.absolute_paths) if against else None
     report = DedupReport(mode, threshold, [f.display for f in files], shown, deduper=deduper)
     try:
-        if against is not None:
+        if engine == "ray" and mode == "near":
+            from audiodata.pipeline.raydedup import Stages, near_on_ray
+
+            where = None if against is None else str(against)
+            report.stages = Stages()
+            for reference, info in near_on_ray(files, opts, task, deduper, where, on_progress, on_stage, report.stages):
+                if reference:
+                    report.reference_records += 1
+                    continue
+                report.records += 1
+                report.checked += info is not None
+            return report
+        if against is not None and not rank:  # a rank only analyses its share of the inputs: the merge reads --against
             for info in reference_records(Path(against), near=mode == "near"):
                 deduper.check(info)
                 report.reference_records += 1
-        for n, index, line, a in analyse_stream(files, opts, task, on_progress):
+        for n, index, line, a in analyse_stream(files, opts, task, on_progress, mapper):
             report.records += 1
             if a.dedup is None:
                 continue
@@ -184,6 +210,9 @@ def dedup(
             deduper.check(RecordInfo(files[n].display, index, line, kind, clips, prompt, response))
     finally:
         deduper.close()  # the clusters and conflicts stay for the report
+    if rank:
+        assert ranked is not None and ranked.index is not None and ranked.count is not None
+        report.part = str(ranked.folder / ranked.name(ranked.index, ranked.count))
     return report
 
 

@@ -37,6 +37,7 @@ from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, Where, con
 from audiodata.exclude import ExcludeList
 from audiodata.families import DEFAULT_WINDOW, get_family
 from audiodata.pipeline import fixout, fused
+from audiodata.pipeline.engines import Mapper, stage_mapper
 from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_options
 from audiodata.pipeline.process import AudioSettings, preview_record, process_record
 from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
@@ -358,6 +359,7 @@ class LintReport:
     rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
     styles: StyleStats | None = None  # transcript style per input file and per prompt (T002, T003)
     excluded: Counter[str] = field(default_factory=Counter)  # records left out, per --exclude list
+    part: str | None = None  # a rank (--num-shards, --parts): the file its share of the work was saved to
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -454,11 +456,16 @@ def lint(
     fix: str | os.PathLike[str] | None = None,
     html: bool = False,
     on_progress: ProgressFn | None = None,
+    engine: str = "local",
+    parts: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> LintReport:
     """Check ``inputs`` without touching them. ``audio=False`` runs the text rules only; ``fix`` writes
     the repaired copy there (one input file: that file, JSONL; several: a folder with one copy per
-    input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records."""
+    input, see :mod:`audiodata.pipeline.fixout`); ``html`` keeps audio previews of flagged records. ``engine="ray"``
+    runs the workers' jobs on the connected Ray cluster (else a local one), the report the same
+    (:mod:`audiodata.pipeline.raymap`). ``parts``: ranks (:func:`stage_mapper`); a rank returns an empty report
+    whose ``part`` names the file it saved."""
     opts = resolve_options(options, kwargs)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     exclude = [Path(fix)] if fix else None
@@ -481,6 +488,10 @@ def lint(
     task = LintTask(
         files, read, settings, fix is not None, dup_on, roots, opts.excluded, opts.task if style_on else "none", longform
     )
+    # once the inputs are known good: a bad path is said before any cluster starts
+    mapper, ranked = stage_mapper("lint", engine, parts, opts, files, {"audio": audio, "html": html, "fix": fix is not None})
+    if ranked is not None and ranked.index is not None and fix is not None:
+        raise OptionsError("--fix writes its copies when the ranks are merged (--parts DIR without --num-shards), not in a rank")
     report = LintReport(
         inputs=[f.display for f in files], audio_checked=audio, model_family=opts.model_family, cutoff_len=opts.cutoff_len
     )
@@ -506,12 +517,15 @@ def lint(
 
     if _by_chunks(task):  # text only: workers read byte ranges and send digests (_merge_chunks)
         try:
-            first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress)
+            first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress, mapper)
         finally:
             deduper.close()
+        if ranked is not None and ranked.index is not None:
+            report.part = str(ranked.folder / ranked.name(ranked.index, ranked.count))
+            return report
         return _finish(report, files, opts, task, enabled, first_kto, html, None, None, fix)
     try:
-        for n, index, line, a in analyse_stream(files, opts, task, on_progress):
+        for n, index, line, a in analyse_stream(files, opts, task, on_progress, mapper):
             if a.excluded is not None:
                 report.excluded[a.excluded] += 1
                 if out is not None:
@@ -551,6 +565,9 @@ def lint(
         raise
     finally:
         deduper.close()
+    if ranked is not None and ranked.index is not None:
+        report.part = str(ranked.folder / ranked.name(ranked.index, ranked.count))
+        return report
     return _finish(report, files, opts, task, enabled, first_kto, html, out, plan, fix)
 
 
@@ -636,6 +653,7 @@ def _merge_chunks(
     deduper: RecordDeduper,
     duplicates: Callable[[int, int, int, Verdict], None],
     on_progress: ProgressFn | None,
+    mapper: Mapper = ordered_map,
 ) -> SourceLoc | None:
     """Text-only lint's parent: what the workers found (:meth:`Analyser.chunk`) merged into ``report`` in input
     order, exactly as the per-record loop of :func:`lint` merges it; returns the first KTO record."""
@@ -648,7 +666,7 @@ def _merge_chunks(
     dedup_on = task.dedup
     styles = report.styles
     jobs = _chunk_jobs(files, opts, task)
-    for (n, done), chunk in ordered_map(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
+    for (n, done), chunk in mapper(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
         if stopped[n]:
             continue
         display = files[n].display
@@ -696,11 +714,33 @@ def _moved(f: Finding, base: int) -> Finding:
     return f if s is None else Finding(f.code, f.message, f.field, SourceLoc(s.file, s.index + base, s.line, s.member))
 
 
+def record_jobs(
+    files: list[InputFile], opts: ConvertOptions, task: LintTask, file_done: Callable[[int], None] | None = None
+) -> Iterator[tuple[list[Job], tuple[list[Job]]]]:
+    """The records of ``files``, read here, in batches for the workers (``(batch, (batch,))``, as the ordered map
+    takes jobs); ``file_done(bytes)`` as each input file is read."""
+    size = opts.batch_size if task.audio is not None else TEXT_BATCH
+    batch: list[Job] = []
+    longform = opts.longform(task.read.enabled)
+    raw = read_raw(files, opts.max_record_bytes, on_file_done=file_done, bounds=opts.gzip_bounds, longform=longform)
+    for seq, n, item in raw:
+        batch.append((seq, n, item.index, item.line, item.text if item.text is not None else item))
+        if len(batch) >= size:
+            yield batch, (batch,)
+            batch = []
+    if batch:
+        yield batch, (batch,)
+
+
 def analyse_stream(
-    files: list[InputFile], opts: ConvertOptions, task: LintTask, on_progress: ProgressFn | None = None
+    files: list[InputFile],
+    opts: ConvertOptions,
+    task: LintTask,
+    on_progress: ProgressFn | None = None,
+    mapper: Mapper = ordered_map,
 ) -> Iterator[tuple[int, int, int, Analysis]]:
     """``(file number, index, line, analysis)`` for every record, in input order; the work runs in
-    ``opts.workers`` processes through the bounded ordered window convert uses."""
+    ``opts.workers`` processes through the bounded ordered window convert uses (or ``mapper``'s: a Ray cluster's)."""
     total = sum(f.size for f in files)
     done_bytes = [0]
     records = 0
@@ -708,21 +748,8 @@ def analyse_stream(
     def file_done(n: int) -> None:
         done_bytes[0] = n
 
-    size = opts.batch_size if task.audio is not None else TEXT_BATCH
-
-    def jobs() -> Iterator[tuple[list[Job], tuple[Any, ...]]]:
-        batch: list[Job] = []
-        longform = opts.longform(task.read.enabled)
-        raw = read_raw(files, opts.max_record_bytes, on_file_done=file_done, bounds=opts.gzip_bounds, longform=longform)
-        for seq, n, item in raw:
-            batch.append((seq, n, item.index, item.line, item.text if item.text is not None else item))
-            if len(batch) >= size:
-                yield batch, (batch,)
-                batch = []
-        if batch:
-            yield batch, (batch,)
-
-    for batch, results in ordered_map(_analyse, jobs(), opts.workers, initializer=_init_worker, initargs=(task,)):
+    jobs = record_jobs(files, opts, task, file_done)
+    for batch, results in mapper(_analyse, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
         for (_, n, index, line, _), packed in zip(batch, results, strict=True):
             yield n, index, line, Analysis.unpack(packed)
         records += len(batch)

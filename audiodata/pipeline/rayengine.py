@@ -133,7 +133,7 @@ def convert_on_ray(
         on_start(dashboard, count)
     if count <= 1:  # one rank is the whole conversion: run it as one task straight into OUT
         task = ray.remote(num_cpus=1, max_retries=3)(_convert_rank)
-        _get(ray, task.remote(paths, str(out), replace(options, num_workers=1, num_shards=1, shard_index=0), os.getcwd()))
+        get(ray, task.remote(paths, str(out), replace(options, num_workers=1, num_shards=1, shard_index=0), os.getcwd()))
         if on_rank is not None:
             on_rank(1, 1)
         if isinstance(out, str):  # written to the store by the task: its manifest read from there
@@ -148,14 +148,14 @@ def convert_on_ray(
     done = 0
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
-        _get(ray, ready)  # a rank's failure (after Ray's retries) stops the run here; its finished shards stay
+        get(ray, ready)  # a rank's failure (after Ray's retries) stops the run here; its finished shards stay
         done += 1
         if on_rank is not None:
             on_rank(done, count)
     return merge(out, dedup_memory=options.dedup_memory, overwrite=options.overwrite)
 
 
-def _get(ray: Any, refs: Any) -> Any:
+def get(ray: Any, refs: Any) -> Any:
     """``ray.get``, a rank's own error (a bad input: exit 2; a machine fault: exit 3) raised as itself, so the CLI
     says it in one line as a local run does, not as Ray's wrapper with the worker's traceback."""
     try:
@@ -174,4 +174,4 @@ def shutdown() -> None:
         ray.shutdown()
 
 
-__all__ = ["ENGINES", "RayMissing", "convert_on_ray", "import_ray", "shutdown", "start"]
+__all__ = ["ENGINES", "RayMissing", "convert_on_ray", "get", "import_ray", "shutdown", "start"]

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from audiodata.cli.common import stderr_console, write_json_report
+from audiodata.cli.engine import add_engine_options, add_rank_options, cluster, said_rank, with_ranks
 from audiodata.cli.flags import renamed
 from audiodata.cli.progress import Bar
 from audiodata.cli.reading import add_reading_options, reading_options
@@ -43,6 +44,8 @@ def register(subparsers: Any) -> None:
     d.add_argument("--report-json", metavar="FILE", help="write the clusters as JSON, '-' for stdout")
     d.add_argument("--json", action="store_true", help="print the clusters as JSON on stdout (the tables go to stderr)")
     d.add_argument("--max-examples", type=int, default=10, help="clusters shown in the terminal (default 10)")
+    add_engine_options(d, "fingerprints as tasks, a shuffle by LSH key, candidates verified as a stage")
+    add_rank_options(d, NAME)
     d.set_defaults(func=run)
 
 
@@ -52,16 +55,30 @@ def run(args: argparse.Namespace) -> int:
 
     from audiodata.pipeline.dedup import dedup
 
-    opts = reading_options(args)
-    with Bar("dedup", "rec", stderr_console(), disable=args.no_progress) as bar:
+    opts = with_ranks(args, reading_options(args))
+    err = stderr_console()
+    with cluster(args, err), Bar("dedup", "rec", err, disable=args.no_progress, extra=("{task.fields[stage]}",), stage="") as bar:
 
         def on_progress(done: int, total: int, records: int) -> None:
             bar.update(total=total or None, completed=done, count=records)
 
+        def on_stage(name: str) -> None:
+            bar.update(stage=name)
+
         report = dedup(
-            args.inputs, options=opts, mode=args.mode, against=args.against, threshold=args.threshold, on_progress=on_progress
+            args.inputs,
+            options=opts,
+            mode=args.mode,
+            against=args.against,
+            threshold=args.threshold,
+            on_progress=on_progress,
+            engine=args.engine,
+            on_stage=on_stage,
+            parts=args.parts,
         )
         bar.finish()
+    if report.part is not None:
+        return said_rank(report.part, opts, args, err)
     data = report.to_dict()
     to_stdout = args.json or args.report_json == "-"
     write_json_report(data, "-" if args.json else None)

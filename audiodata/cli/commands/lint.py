@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from audiodata.cli.common import stderr_console, write_json_report
+from audiodata.cli.engine import add_engine_options, add_rank_options, cluster, said_rank, with_ranks
 from audiodata.cli.progress import Bar
 from audiodata.cli.reading import add_exclude_option, add_reading_options, reading_options
 
@@ -46,6 +47,8 @@ def register(subparsers: Any) -> None:
         "the JSON report (= --json); github: GitHub Actions annotations; sarif: SARIF 2.1.0 for code scanning (all but "
         "full: stdout)",
     )
+    add_engine_options(lt, "the workers' jobs (byte ranges of JSON-lines inputs, batches of records)")
+    add_rank_options(lt, NAME)
     lt.set_defaults(func=run)
 
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from audiodata.pipeline.lint import lint
     from audiodata.pipeline.options import OptionsError
 
-    opts = reading_options(args)
+    opts = with_ranks(args, reading_options(args))
     if args.json:
         args.output_format = "json" if args.output_format == "full" else args.output_format
         if args.output_format != "json":
@@ -64,15 +67,25 @@ def run(args: argparse.Namespace) -> int:
     if args.report_json == "-" and args.output_format != "full":
         raise OptionsError(f"--report-json - and --output-format {args.output_format} both write to stdout; choose one")
     to_stdout = args.output_format != "full" or args.report_json == "-"
-    with Bar("linting", "rec", stderr_console(), disable=args.no_progress) as bar:
+    err = stderr_console()
+    with cluster(args, err), Bar("linting", "rec", err, disable=args.no_progress) as bar:
 
         def on_progress(done: int, total: int, records: int) -> None:
             bar.update(total=total or None, completed=done, count=records)
 
         report = lint(
-            args.inputs, options=opts, audio=not args.no_audio, fix=args.fix, html=bool(args.report_html), on_progress=on_progress
+            args.inputs,
+            options=opts,
+            audio=not args.no_audio,
+            fix=args.fix,
+            html=bool(args.report_html),
+            on_progress=on_progress,
+            engine=args.engine,
+            parts=args.parts,
         )
         bar.finish()
+    if report.part is not None:
+        return said_rank(report.part, opts, args, err)
     data = report.to_dict()
     write_json_report(data, args.report_json)
     if args.report_html:
