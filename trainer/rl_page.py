@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from trainer.eval_page import MIME, SCRIPT, STYLE, _chart, _curve, diff_html
+from trainer.eval_page import MIME, SCRIPT, STYLE, chart, diff_html, loss_section
 
 PAGE = "rl.html"
 SHARES = ("clipped_ratio",)  # charted on a 0-1 scale
@@ -70,7 +70,7 @@ def render_rl_page(report: dict[str, Any], loss_png: bytes | None, audio: dict[i
         _rewards_section(report, hist),
         _series_section("kl", "KL to the reference", [] if _kl_note(report) else hist, ["kl"], _kl_note(report)),
         _series_section("lengths", "Completion length (tokens)", hist, ["completion_mean_length", "clipped_ratio"]),
-        _curve(loss_png),
+        loss_section(loss_png),
         _samples_section(report, audio),
         "</main>",
         "<footer>written by audiodata train grpo · self-contained: the loss curve and the audio are embedded</footer>",
@@ -136,10 +136,10 @@ def _rewards_section(report: dict[str, Any], hist: list[dict[str, Any]]) -> str:
     head = '<section id="rewards"><h2>Rewards by step</h2>'
     if not hist:
         return head + '<p class="empty">No training step logged yet.</p></section>'
-    # "exact_match": the eval page's scale for shares, 0 to 1 while every value is within it
-    charts = [f"<h3>mean reward (weighted sum)</h3>{_chart(_points(hist, 'reward'), 'exact_match', 'mean reward')}"]
+    # "exact_match": one of the eval page's SHARE_METRICS, charted 0 to 1 while every value is within it
+    charts = [f"<h3>mean reward (weighted sum)</h3>{chart(_points(hist, 'reward'), 'exact_match', 'mean reward')}"]
     for n in names:
-        charts.append(f"<h3>{escape(n)}</h3>{_chart(_points(hist, 'rewards', n), 'exact_match', n)}")
+        charts.append(f"<h3>{escape(n)}</h3>{chart(_points(hist, 'rewards', n), 'exact_match', n)}")
     cols = ["step", "reward", "reward std", *names, "KL", "mean length", "clipped", "loss"]
     rows = []
     for h in hist:
@@ -167,7 +167,7 @@ def _kl_note(report: dict[str, Any]) -> str | None:
 def _series_section(sid: str, title: str, hist: list[dict[str, Any]], keys: list[str], note: str | None = None) -> str:
     head = f'<section id="{escape(sid)}"><h2>{escape(title)}</h2>'
     charts = [
-        f"<h3>{escape(k.replace('_', ' '))}</h3>{_chart(pts, 'exact_match' if k in SHARES else '', k)}"
+        f"<h3>{escape(k.replace('_', ' '))}</h3>{chart(pts, 'exact_match' if k in SHARES else '', k)}"
         for k in keys
         if (pts := _points(hist, k))
     ]

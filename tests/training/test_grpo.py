@@ -233,7 +233,7 @@ def test_grpo_bench_encoder_dedup_pays(tmp_path: Path):
     """benchmarks/grpo_bench.py at CI size (16 completions, 8 per prompt, 2 timed steps each way): the encoder once
     per distinct clip measured 4-5x faster per step at the default size (2 cores, load 12); under 1.5x the dedup
     is lost (every completion encoding its clip again) or costs what it saves."""
-    from tests.test_bench_smoke import ratios, run_bench
+    from tests.bench_run import ratios, run_bench
 
     args = ["--steps", "2", "--prompts", "4", "--completions", "16", "--generations", "8", "--tokens", "8"]
     doc = run_bench("grpo_bench.py", args, tmp_path)
