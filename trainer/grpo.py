@@ -3,7 +3,7 @@
 The run: the ``rl`` rows (trainer/rldata.py), the reward functions (trainer/rewards.py, weighted), TRL's
 ``GRPOConfig`` from :class:`~trainer.config.TrainConfig`, LoRA on the language model as for SFT/DPO/KTO, and
 :class:`AudioGRPOTrainer` (a thin subclass, its docstring says why). Generation runs through transformers'
-``generate`` (CPU or GPU); vLLM is not wired for audio yet (see the README's "GRPO" section).
+``generate`` (CPU or GPU), or through vLLM with each prompt's audio (``use_vllm``, GPU; trainer/grpo_vllm.py).
 
 Distributed rules, as for the other trainers: every prompt is trained on at least once per epoch across the ranks
 (:class:`CoveringRepeatSampler`; the prompts repeated to fill the last generation batch are counted in the report),
@@ -18,7 +18,7 @@ import math
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Prompt:
     features: torch.Tensor | None  # (clips, mel, frames)
     mask: torch.Tensor | None  # (clips, frames)
     broken: str | None = None  # why its audio could not be used (its clips are silence; its group is not learned from)
+    clips: list[np.ndarray] = field(default_factory=list)  # the decoded waveforms, one per placeholder (for vLLM)
 
 
 def encode_prompt(collator: AudioCollator, row: dict[str, Any]) -> Prompt:
@@ -68,7 +69,8 @@ def encode_prompt(collator: AudioCollator, row: dict[str, Any]) -> Prompt:
     conv = collator.family.conversation(row["prompt"], collator.system(row), windows)
     text = collator.render(conv, True)
     enc = collator.family.process(collator.processor, text, clips)
-    return Prompt(enc["input_ids"][0].tolist(), enc.get("input_features"), enc.get("feature_attention_mask"), broken)
+    ids = enc["input_ids"][0].tolist()
+    return Prompt(ids, enc.get("input_features"), enc.get("feature_attention_mask"), broken, list(clips))
 
 
 def stack_audio(prompts: list[Prompt]) -> dict[str, torch.Tensor] | None:
@@ -235,7 +237,8 @@ def trainer_class() -> type:
         along the rows, so they stay with their completions); ``_tokenize_prompts`` returns those ids and
         features for ``generate``; ``_get_per_token_logps_and_entropies`` is TRL's loop with the rows' audio
         added to each forward (and without the image branches); ``_compute_loss`` points it at the batch's
-        audio; ``_get_train_sampler`` covers every prompt; ``_calculate_rewards`` gives no reward to the
+        audio; ``_generate_single_turn`` hands vLLM the clips (``use_vllm``: trainer/grpo_vllm.py says why TRL's
+        own vLLM call cannot); ``_get_train_sampler`` covers every prompt; ``_calculate_rewards`` gives no reward to the
         completions of a prompt whose clip did not decode (:func:`encode_prompt`), so its group teaches nothing.
         """
 
@@ -299,6 +302,22 @@ def trainer_class() -> type:
             dtype = getattr(self.model, "dtype", torch.float32)
             fields = audio_inputs(self._audio, 0, len(prompts), dtype)
             return [p.ids for p in self._prompts], None, fields
+
+        def _generate_single_turn(
+            self, prompt_ids: Any, images: Any, multimodal_fields: Any, num_generations: int, has_tool_images: bool = False
+        ) -> Any:
+            if not self.use_vllm:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+            from trainer.grpo_vllm import generate_colocated, request
+
+            if self._prompts is None or len(self._prompts) != len(prompt_ids):
+                raise RuntimeError("AudioGRPOTrainer: vLLM generation outside a generation batch")
+            if self.state.global_step != self._last_loaded_step:  # the policy changed: vLLM gets its weights (as TRL)
+                self.vllm_generation.sync_weights()
+                self._last_loaded_step = self.state.global_step
+            audio_id, rate = self.audio_collator.audio_id, self.audio_collator.family.math.sampling_rate
+            requests = [request(ids, p.clips, audio_id, rate) for ids, p in zip(prompt_ids, self._prompts, strict=True)]
+            return generate_colocated(self.vllm_generation, requests)
 
         def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
             self._audio = {k: inputs[k] for k in (FEATURES, FEATURE_MASK, CLIP_MASK)} if FEATURES in inputs else None
@@ -382,7 +401,10 @@ def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audi
         loss_type=cfg.loss_type or "dapo",
         scale_rewards=cfg.scale_rewards,
         reward_weights=cfg.reward_weight_list,
-        use_vllm=False,
+        use_vllm=cfg.use_vllm,  # colocated; AudioGRPOTrainer._generate_single_turn hands vLLM the audio
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size,
         generation_kwargs={"suppress_tokens": [audio_token]},
         # the audio tower is frozen; only a trained projector can go without gradient (a text-only batch)
         ddp_find_unused_parameters=bool(cfg.train_projector),
@@ -419,6 +441,10 @@ def build(cfg: TrainConfig) -> GRPORun:
     if prec in ("bf16", "fp16") and not cuda:
         raise ConfigError(f"precision {prec} needs a CUDA GPU; use precision fp32 (or auto) on CPU")
     check_environment(cfg, cuda)
+    if cfg.use_vllm:
+        from trainer.grpo_vllm import check_available
+
+        check_available(cuda)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float32, "fp32": torch.float32}[prec]
     processor = family.training_processor(cfg.model, cfg.chat_template)
     tok = processor.tokenizer
