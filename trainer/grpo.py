@@ -117,11 +117,23 @@ def dedup_audio_tower(model: Any, family: Family) -> bool:
     GRPO repeats every prompt ``num_generations`` times (and TRL's shuffle scatters the copies), so generation and
     every log-prob pass would encode each clip that many times: on the tiny model 90% of a step went there. The
     wrapper finds equal rows of ``input_features`` (and of the encoder's attention mask), encodes each once and
-    gathers the output back to every row. Exact: the encoder is deterministic (Qwen2-Audio's dropout is 0; a
-    ``dropout`` > 0 would give copies one dropout mask instead of several), and the gather is differentiable, so a
-    trained projector gets the same gradient. Qwen2-Audio only (Qwen2.5-Omni's encoder takes packed features)."""
-    if family.name != "qwen2-audio":
-        return False
+    gathers the output back to every row. Exact: the encoder is deterministic (its dropout is 0; a ``dropout`` > 0
+    would give copies one dropout mask instead of several) and encodes each clip on its own, and the gather is
+    differentiable, so a trained projector gets the same gradient.
+
+    Qwen2-Audio: the ``audio_tower``'s forward takes one row per clip, its output one row per clip. Qwen2.5-Omni:
+    the thinker packs the clips' valid frames into one sequence before its encoder, so the wrapper sits one level
+    up, on the thinker model's ``get_audio_features`` (padded rows + frame mask in, the clips' encodings packed
+    out): distinct rows in, the packed output split per clip by the encoder's own output lengths and gathered back
+    to every row."""
+    if family.name == "qwen2-audio":
+        return _dedup_tower_rows(model)
+    if family.name == "qwen2.5-omni":
+        return _dedup_packed_audio(model)
+    return False
+
+
+def _dedup_tower_rows(model: Any) -> bool:
     tower = model.get_submodule("model.audio_tower") if _has(model, "model.audio_tower") else getattr(model, "audio_tower", None)
     if tower is None:
         return False
@@ -138,6 +150,36 @@ def dedup_audio_tower(model: Any, family: Family) -> bool:
 
     forward.original = original  # type: ignore[attr-defined]
     tower.forward = forward
+    return True
+
+
+def _dedup_packed_audio(model: Any) -> bool:
+    thinker = next((m for m in model.modules() if type(m).__name__ == "Qwen2_5OmniThinkerModel"), None)
+    if thinker is None:
+        return False
+    original = thinker.get_audio_features
+
+    def get_audio_features(
+        input_features: torch.Tensor,
+        feature_attention_mask: torch.Tensor | None = None,
+        audio_feature_lengths: torch.Tensor | None = None,
+        **kw: Any,
+    ) -> Any:
+        if feature_attention_mask is None or input_features.dim() != 3:
+            return original(input_features, feature_attention_mask, audio_feature_lengths, **kw)
+        keep, inverse = distinct_rows(input_features, feature_attention_mask)
+        if len(keep) == input_features.shape[0]:
+            return original(input_features, feature_attention_mask, audio_feature_lengths, **kw)
+        idx = torch.tensor(keep, device=input_features.device)
+        mask = feature_attention_mask[idx]
+        out = original(input_features[idx], mask, None, **kw)
+        _, lengths = thinker.audio_tower._get_feat_extract_output_lengths(mask.sum(-1))
+        pieces = torch.split(out.last_hidden_state, [int(n) for n in lengths.tolist()])
+        out.last_hidden_state = torch.cat([pieces[j] for j in inverse])
+        return out
+
+    get_audio_features.original = original  # type: ignore[attr-defined]
+    thinker.get_audio_features = get_audio_features
     return True
 
 

@@ -179,7 +179,8 @@ def test_two_processes_train_every_prompt_each_epoch_with_one_report(tiny: str, 
 
 @pytest.mark.slow
 def test_omni_thinker_hears_the_audio_and_trains(tmp_path: Path):
-    """Qwen2.5-Omni's thinker (its encoder takes packed features; no encoder dedup there): the same audio path."""
+    """Qwen2.5-Omni's thinker (its encoder takes the clips' frames packed into one sequence): the same audio path,
+    and each distinct clip through the encoder once per call (the dedup wraps the thinker's get_audio_features)."""
     from trainer.tiny import make_tiny_model
 
     omni = str(make_tiny_model(tmp_path / "omni", family="qwen2.5-omni"))
@@ -196,6 +197,20 @@ def test_omni_thinker_hears_the_audio_and_trains(tmp_path: Path):
     silent = t._get_per_token_logps_and_entropies(t.model, ids, torch.ones_like(ids), 3)[0]
     t._audio = None
     assert not torch.allclose(heard, silent)
+    thinker = next(m for m in t.model.modules() if type(m).__name__ == "Qwen2_5OmniThinkerModel")
+    assert hasattr(thinker.get_audio_features, "original")
+    feats, mask = audio[grpo.FEATURES][0, :1], audio[grpo.FEATURE_MASK][0, :1]
+    other = torch.randn_like(feats)
+    x, m = torch.cat([feats, feats, other, feats]), torch.cat([mask, mask, mask, mask])
+    m[2, int(mask.sum()) // 2 :] = 0  # the other clip shorter: its own length out
+    frames: list[int] = []
+    hook = thinker.audio_tower.register_forward_hook(lambda mod, args, out: frames.append(args[0].shape[-1]))
+    with torch.no_grad():
+        deduped = thinker.get_audio_features(x, m).last_hidden_state
+        each = torch.cat([thinker.get_audio_features.original(x[i : i + 1], m[i : i + 1]).last_hidden_state for i in range(4)])
+    hook.remove()
+    assert frames[0] == int(mask.sum()) + int(m[2].sum())  # the encoder saw the two distinct clips, not four
+    assert deduped.shape == each.shape and torch.allclose(deduped, each, atol=1e-5, rtol=0)  # packing: float rounding only
     t.train()
     assert t.state.global_step == 2 and all("kl" in e for e in t.state.log_history if "reward" in e)
 
