@@ -449,8 +449,6 @@ class TrainConfig:
             raise ConfigError(f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}")
         if self.rl_samples < 0 or (self.rl_sample_steps is not None and self.rl_sample_steps < 1):
             raise ConfigError("rl_samples must be >= 0 and rl_sample_steps >= 1")
-        if self.eval_split or self.eval_holdout:
-            raise ConfigError("grpo: eval_split/eval_holdout are not read; rl.html scores rl_samples fixed prompts instead")
         if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0 or self.vllm_tensor_parallel_size < 1:
             raise ConfigError("vllm_gpu_memory_utilization must be in (0, 1] and vllm_tensor_parallel_size >= 1")
 

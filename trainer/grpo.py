@@ -407,7 +407,7 @@ def trainer_class() -> type:
     return AudioGRPOTrainer
 
 
-def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audio_token: int) -> Any:
+def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audio_token: int, has_eval: bool = False) -> Any:
     from trl import GRPOConfig
 
     from trainer.scale import training_args_extras
@@ -416,6 +416,11 @@ def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audi
     return GRPOConfig(
         output_dir=cfg.output_dir,
         per_device_train_batch_size=cfg.per_device_batch_size,
+        per_device_eval_batch_size=cfg.per_device_batch_size,
+        # held-out prompts: TRL generates num_generations completions each, with the audio (our override), and logs
+        # eval_reward and each function's mean; rl.html charts them
+        eval_strategy=cfg.eval_strategy if has_eval else "no",
+        eval_steps=cfg.eval_steps or cfg.save_steps,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.lr,
         lr_scheduler_type=cfg.lr_scheduler_type,
@@ -465,9 +470,15 @@ class GRPORun:
     rewards: list[RewardFunc]
     skips: SkipLog
     sampler: Any  # trainer/rl_page.py's FixedPrompts callback
+    eval_rows: Any = None  # the held-out prompts (eval_split, or eval_holdout of the training records), or None
+
+    @property
+    def model(self) -> Any:
+        return self.trainer.model
 
 
 def build(cfg: TrainConfig) -> GRPORun:
+    from trainer.evaluate import holdout
     from trainer.rl_samples import FixedPrompts
     from trainer.rldata import drop_unusable, load_rl_rows
     from trainer.scale import check_environment, load_kwargs
@@ -475,8 +486,6 @@ def build(cfg: TrainConfig) -> GRPORun:
 
     if cfg.task != "grpo":
         raise ConfigError(f"trainer.grpo trains grpo, not {cfg.task}")
-    if cfg.dry_run:
-        raise ConfigError("dry_run: the pre-flight checks cover sft, dpo and kto; not grpo yet")
     family = get_family(cfg.family) if cfg.family else detect_family(cfg.model)
     cuda = torch.cuda.is_available()
     prec = precision(cfg)
@@ -495,8 +504,13 @@ def build(cfg: TrainConfig) -> GRPORun:
     rows = drop_unusable(load_rl_rows(cfg, cfg.train_split), skips)
     if len(rows) == 0:
         raise ConfigError(f"{cfg.data}: no usable rl records in split {cfg.train_split} (see {skips.path})")
+    rows, eval_rows = holdout(rows, cfg.eval_holdout, cfg.seed)
+    if cfg.eval_split:
+        eval_rows = drop_unusable(load_rl_rows(cfg, cfg.eval_split), skips)
+        if len(eval_rows) == 0:
+            raise ConfigError(f"{cfg.data}: no usable rl records in eval split {cfg.eval_split} (see {skips.path})")
     rewards = resolve_all(cfg.reward_names)
-    args = grpo_arguments(cfg, family, prec, cuda, collator.audio_id)
+    args = grpo_arguments(cfg, family, prec, cuda, collator.audio_id, eval_rows is not None)
     model = family.load(cfg.model, dtype, cfg.attn_implementation or "sdpa", **load_kwargs(cfg, family))
     model.config.get_text_config().pad_token_id = tok.pad_token_id
     gen = getattr(model, "generation_config", None)
@@ -518,14 +532,16 @@ def build(cfg: TrainConfig) -> GRPORun:
         reward_funcs=rewards,
         args=args,
         train_dataset=rows,
+        eval_dataset=eval_rows,
         processing_class=tok,  # not the processor: see AudioGRPOTrainer's docstring, point 3
         peft_config=peft_config,
         audio_collator=collator,
         skips=skips,
     )
-    sampler = FixedPrompts(cfg, family, processor, collator, rows, rewards)
+    # the fixed prompts of rl.html: held-out ones when there are (how the policy answers what it never trained on)
+    sampler = FixedPrompts(cfg, family, processor, collator, eval_rows if eval_rows is not None else rows, rewards)
     trainer.add_callback(sampler)
-    return GRPORun(cfg, family, processor, trainer, collator, rows, rewards, skips, sampler)
+    return GRPORun(cfg, family, processor, trainer, collator, rows, rewards, skips, sampler, eval_rows)
 
 
 def _stop_ids(family: Family, processor: Any, collator: AudioCollator) -> list[int]:
@@ -537,7 +553,7 @@ def _stop_ids(family: Family, processor: Any, collator: AudioCollator) -> list[i
 def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
     """Train, save the adapter and processor, write ``train_report.json``, ``loss_curve.png`` and ``rl.html``."""
     from trainer.report import write_report
-    from trainer.rl_page import history, write_rl_page
+    from trainer.rl_page import eval_history, history, write_rl_page
     from trainer.train import precision, resume_point
 
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
@@ -546,6 +562,10 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
     run = build(cfg)
     rank, world = dist.world()
     result = run.trainer.train(resume_from_checkpoint=checkpoint)
+    if run.eval_rows is not None and not any(
+        e.get("step") == run.trainer.state.global_step and "eval_reward" in e for e in run.trainer.state.log_history
+    ):
+        run.trainer.evaluate()  # the held-out reward at the last step too
     run.sampler.sample(run.trainer.model, run.trainer.state.global_step, final=True)
     run.trainer.save_model(cfg.output_dir)
     state = run.trainer.state
@@ -572,12 +592,17 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
         "num_generations": cfg.num_generations,
         "skipped": _skipped(run.skips),
         "samples": run.sampler.section(),
+        "samples_from": "eval" if run.eval_rows is not None else "train",
         "runtime_s": round(time.time() - started, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "precision": precision(cfg),
         "processes": world,
         "config": cfg.to_dict(),
     }
+    if run.eval_rows is not None:
+        held = f"eval_holdout {cfg.eval_holdout:g} of the training records"
+        source = f"eval split {cfg.eval_split!r}" if cfg.eval_split else held
+        report["evaluation"] = {"records": len(run.eval_rows), "source": source, "history": eval_history(state.log_history)}
     if rank == 0:
         run.processor.save_pretrained(cfg.output_dir)
         write_report(report, Path(cfg.output_dir))

@@ -47,6 +47,19 @@ def history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def eval_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The held-out evaluations (``eval_split``/``eval_holdout``): TRL logs each with the ``eval_`` prefix."""
+    out = []
+    for e in log_history:
+        if "eval_reward" not in e:
+            continue
+        h: dict[str, Any] = {"step": e.get("step")}
+        h.update({ours: e[f"eval_{theirs}"] for theirs, ours in METRICS.items() if f"eval_{theirs}" in e})
+        h["rewards"] = {k.split("/")[1]: v for k, v in e.items() if k.startswith("eval_rewards/") and k.endswith("/mean")}
+        out.append(h)
+    return out
+
+
 def write_rl_page(report: dict[str, Any], out: Path, audio: dict[int, list[tuple[str, bytes]]] | None = None) -> Path:
     curve = out / "loss_curve.png"
     page = render_rl_page(report, curve.read_bytes() if curve.is_file() else None, audio or {})
@@ -68,6 +81,7 @@ def render_rl_page(report: dict[str, Any], loss_png: bytes | None, audio: dict[i
         _header(report, hist, title),
         "<main>",
         _rewards_section(report, hist),
+        _eval_section(report),
         _series_section("kl", "KL to the reference", [] if _kl_note(report) else hist, ["kl"], _kl_note(report)),
         _series_section("lengths", "Completion length (tokens)", hist, ["completion_mean_length", "clipped_ratio"]),
         loss_section(loss_png),
@@ -157,6 +171,39 @@ def _rewards_section(report: dict[str, Any], hist: list[dict[str, Any]]) -> str:
     table = "<table><thead><tr>" + "".join(f'<th class="n">{escape(c)}</th>' for c in cols) + "</tr></thead><tbody>"
     summary = f"<summary>every logged step ({len(rows)})</summary>"
     return head + "".join(charts) + f"<details>{summary}{table}{''.join(rows)}</tbody></table></details></section>"
+
+
+def _eval_section(report: dict[str, Any]) -> str:
+    """Mean reward on the held-out prompts by evaluation (sampled as in training), when the run had any."""
+    ev = report.get("evaluation") or {}
+    if not ev:
+        return ""
+    hist = [h for h in ev.get("history") or [] if isinstance(h, dict)]
+    what = f"{ev.get('records', 0)} held-out prompts ({ev.get('source', '')})"
+    head = f'<section id="evaluation"><h2>Held-out reward by step</h2><p class="sub">{escape(what)}</p>'
+    if not hist:
+        return head + '<p class="empty">No evaluation logged yet.</p></section>'
+    names = list((report.get("rewards") or {}).get("functions") or [])
+    charts = f"<h3>mean reward, held out</h3>{chart(_points(hist, 'reward'), 'exact_match', 'held-out reward')}"
+    cols = ["step", "reward", *names, "mean length", "loss"]
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{escape(c)}</td>'
+            for c in (
+                str(h.get("step", "")),
+                _num(h.get("reward")),
+                *[_num((h.get("rewards") or {}).get(n)) for n in names],
+                _num(h.get("completion_mean_length"), 1),
+                _num(h.get("loss"), 4),
+            )
+        )
+        + "</tr>"
+        for h in hist
+    )
+    heads = "".join(f'<th class="n">{escape(c)}</th>' for c in cols)
+    table = f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+    return head + charts + table + "</section>"
 
 
 def _kl_note(report: dict[str, Any]) -> str | None:

@@ -276,3 +276,32 @@ def test_a_clip_that_does_not_decode_costs_its_group_not_the_run(tiny: str, tmp_
     samples = {s["id"]: s for s in run.sampler.section()}
     assert all(c["error"] and c["reward"] is None for c in samples["mcq-001"]["completions"])
     assert all(c["error"] is None and c["rewards"]["format"] is not None for c in samples["mcq-000"]["completions"])
+
+
+@pytest.mark.slow
+def test_an_eval_split_is_scored_with_the_rewards_and_shown_on_the_page(tiny: str, tmp_path: Path):
+    """eval_split: TRL generates on the held-out prompts (with their audio) every eval_steps and at the end, scores
+    them with the run's rewards; the report keeps each evaluation, rl.html charts it, the fixed prompts are held out."""
+    data = write_rl_dataset(tmp_path / "data", [mcq_row(i, CLIPS[i % len(CLIPS)]) for i in range(4)])
+    write_rl_dataset(data, [mcq_row(10, CLIPS[3]), asr_row(11, CLIPS[4])], split="validation")
+    cfg = config(tiny, data, tmp_path / "out", max_steps=3, eval_split="validation", eval_steps=2, reward_funcs="answer,format")
+    from trainer.train import train
+
+    report = train(cfg)
+    ev = report["evaluation"]
+    assert ev["records"] == 2 and ev["source"] == "eval split 'validation'"
+    assert [h["step"] for h in ev["history"]] == [2, 3]  # every eval_steps, and once at the end
+    assert all(set(h["rewards"]) == {"answer", "format"} and h["reward"] is not None for h in ev["history"])
+    assert {s["id"] for s in report["samples"]} == {"mcq-010", "asr-011"} and report["samples_from"] == "eval"
+    assert report["coverage"]["prompts"] == 4  # the held-out prompts are never trained on
+    page = (tmp_path / "out" / "rl.html").read_text(encoding="utf-8")
+    assert "2 held-out prompts (eval split &#x27;validation&#x27;)" in page
+
+
+@pytest.mark.slow
+def test_eval_holdout_keeps_training_records_out_of_training(tiny: str, tmp_path: Path):
+    data = write_rl_dataset(tmp_path / "data", [mcq_row(i, CLIPS[i % len(CLIPS)]) for i in range(6)])
+    run = grpo.build(config(tiny, data, tmp_path / "out", max_steps=1, eval_holdout=0.34))
+    assert len(run.eval_rows) == 2 and len(run.rows) == 4
+    assert not set(run.eval_rows["id"]) & set(run.rows["id"]) and run.trainer.eval_dataset is run.eval_rows
+    assert run.trainer.args.eval_strategy == "steps"

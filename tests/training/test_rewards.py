@@ -106,7 +106,7 @@ def test_config_selects_and_weighs_rewards_and_checks_them_up_front(tmp_path):
         "loss_type": ("sigmoid", "loss_type for grpo"),
         "scale_rewards": ("yes", "scale_rewards"),
         "vllm_tensor_parallel_size": (0, "vllm_tensor_parallel_size >= 1"),
-        "eval_split": ("validation", "eval_split/eval_holdout"),
+        "eval_split": ("validation", r"no split 'validation' \(no data/rl/validation-\*.parquet shards\)"),
     }
     for key, (value, message) in bad.items():
         with pytest.raises(ConfigError, match=message):
