@@ -552,6 +552,7 @@ def _stop_ids(family: Family, processor: Any, collator: AudioCollator) -> list[i
 
 def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
     """Train, save the adapter and processor, write ``train_report.json``, ``loss_curve.png`` and ``rl.html``."""
+    from trainer import grpo_preflight
     from trainer.report import write_report
     from trainer.rl_page import eval_history, history, write_rl_page
     from trainer.train import precision, resume_point
@@ -561,6 +562,7 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
     started = time.time()
     run = build(cfg)
     rank, world = dist.world()
+    checks = grpo_preflight.before_training(run)  # stops here (exit 2) on a failing check
     result = run.trainer.train(resume_from_checkpoint=checkpoint)
     if run.eval_rows is not None and not any(
         e.get("step") == run.trainer.state.global_step and "eval_reward" in e for e in run.trainer.state.log_history
@@ -599,6 +601,7 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
         "processes": world,
         "config": cfg.to_dict(),
     }
+    report.update(grpo_preflight.report_entries(run, checks))  # the hearing comparison after training too
     if run.eval_rows is not None:
         held = f"eval_holdout {cfg.eval_holdout:g} of the training records"
         source = f"eval split {cfg.eval_split!r}" if cfg.eval_split else held

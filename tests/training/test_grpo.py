@@ -296,6 +296,14 @@ def test_an_eval_split_is_scored_with_the_rewards_and_shown_on_the_page(tiny: st
     assert report["coverage"]["prompts"] == 4  # the held-out prompts are never trained on
     page = (tmp_path / "out" / "rl.html").read_text(encoding="utf-8")
     assert "2 held-out prompts (eval split &#x27;validation&#x27;)" in page
+    # the pre-flight ran before step 1, and the hearing comparison on the held-out prompts before and after
+    checks = report["preflight"]["checks"]
+    assert report["preflight"]["ok"] and list(checks) == ["versions", "loading", "prompts", "audio_tokens", "memory",
+                                                           "rollout", "hearing"]  # fmt: skip
+    heard = report["audio_conditioning"]
+    assert heard["held_out"] and heard["dataset"] == "eval" and len(heard["rows"]) == 2
+    assert heard["before"]["kl_zeroed"] > 0 and heard["after"]["kl_zeroed"] > 0
+    assert (tmp_path / "out" / "preflight.json").is_file()
 
 
 @pytest.mark.slow
