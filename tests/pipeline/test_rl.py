@@ -202,6 +202,33 @@ def test_an_asr_answer_is_measured_as_a_transcript(corpus: Path) -> None:
     assert rates == {("R001", 0, "answer"), ("R003", 0, "answer")}  # letters and words per second, both too many
 
 
+def test_normalize_transcripts_rewrites_asr_answers_only(corpus: Path, tmp_path: Path) -> None:
+    """``--normalize-transcripts``: an ``asr`` record's answer is the transcript a WER reward scores against, written
+    in the run's style; the original is kept in ``meta`` (the rl config has no metadata column). Other tasks' answers
+    (a choice's text, a free answer) are left as they are."""
+    ask = [{"role": "user", "content": "<audio>Transcribe the audio."}]
+    clip = ["audio/clip08_16k.flac"]
+    records = [
+        {"prompt": ask, "solution": "The meeting has been moved to Thursday.", "task": "asr", "audios": clip, "speaker": "s1"},
+        {"prompt": ask, "solution": "the meeting has been moved to thursday", "task": "asr", "audios": clip},
+        {"prompt": [{"role": "user", "content": "<audio>Who? (A) A Man (B) A Woman"}], "solution": "A Woman",
+         "choices": ["A Man", "A Woman"], "task": "mcq", "audios": clip},
+        {"prompt": [{"role": "user", "content": "<audio>Where?"}], "solution": "In the Office.", "task": "qa", "audios": clip},
+    ]  # fmt: skip
+    path = write_jsonl(corpus / "asr_norm.jsonl", records)
+    out = tmp_path / "norm"
+    audiodata.convert([str(path)], out, num_workers=1, media_root=str(corpus), normalize_transcripts="basic")
+    got = sorted(rows(out).values(), key=lambda r: r["source"]["index"])
+    assert [r["answer"] for r in got] == ["the meeting has been moved to thursday"] * 2 + ["A Woman", "In the Office."]
+    meta = [json.loads(r["meta"]) if r["meta"] else {} for r in got]
+    assert meta[0] == {"speaker": "s1", "transcript_original": {"answer": "The meeting has been moved to Thursday."}}
+    assert all("transcript_original" not in m for m in meta[1:])  # unchanged, or not a transcript
+    plain = tmp_path / "plain"
+    audiodata.convert([str(path)], plain, num_workers=1, media_root=str(corpus))
+    assert sorted(r["answer"] for r in rows(plain).values())[0] == "A Woman"  # without the flag: as written
+    assert "The meeting has been moved to Thursday." in {r["answer"] for r in rows(plain).values()}
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert {k: a[k] for k in (*FIELDS, "hashes")} == {k: b[k] for k in (*FIELDS, "hashes")}, (a["id"], b["id"])
 
