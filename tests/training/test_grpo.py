@@ -313,3 +313,41 @@ def test_eval_holdout_keeps_training_records_out_of_training(tiny: str, tmp_path
     assert len(run.eval_rows) == 2 and len(run.rows) == 4
     assert not set(run.eval_rows["id"]) & set(run.rows["id"]) and run.trainer.eval_dataset is run.eval_rows
     assert run.trainer.args.eval_strategy == "steps"
+
+
+MIRROR_MMAU = Path("/work/.mirror/Sakshi113+MMAU/repo")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MIRROR_MMAU.is_dir(), reason="no mirror of github.com/Sakshi113/MMAU here (never committed)")
+def test_grpo_on_real_mmau_items_paired_with_sample_clips(tiny: str, tmp_path: Path):
+    """The issue's proof on real public records: items of MMAU's own test-mini file (read from the repository's
+    mirror at test time, never committed), each paired with a real sample_data clip (MMAU's audio is not
+    redistributed), linted (counted per task), converted and trained on with GRPO, every item a multiple-choice prompt."""
+    import shutil
+    import subprocess
+
+    import audiodata
+    from tests.training.rl_fixture import SAMPLE_AUDIO
+    from trainer.train import train
+
+    show = ["git", "-C", str(MIRROR_MMAU), "show", "HEAD:mmau-test-mini.json"]
+    items = json.loads(subprocess.run(show, capture_output=True, check=True).stdout)
+    picked = [it for it in items if [c.strip().casefold() for c in it["choices"]].count(it["answer"].strip().casefold()) == 1]
+    picked = [dict(it) for it in picked[:8]]
+    corpus = tmp_path / "mmau"
+    (corpus / "test-mini-audios").mkdir(parents=True)
+    for k, it in enumerate(picked):
+        clip = CLIPS[k % len(CLIPS)]
+        it["audio_id"] = f"./test-mini-audios/{clip}"
+        shutil.copy(SAMPLE_AUDIO / clip, corpus / "test-mini-audios" / clip)
+    (corpus / "mmau-test-mini.json").write_text(json.dumps(picked), encoding="utf-8")
+    linted = audiodata.lint([str(corpus / "mmau-test-mini.json")], media_root=str(corpus), num_workers=1).to_dict()
+    assert linted["summary"]["errors"] == 0 and linted["summary"]["rl_tasks"] == {"mcq": 8}
+    out = tmp_path / "converted"
+    audiodata.convert([str(corpus / "mmau-test-mini.json")], out, num_workers=1, media_root=str(corpus))
+    report = train(config(tiny, out, tmp_path / "run", max_steps=2, max_completion_length=4, reward_funcs="mcq_letter"))
+    assert report["steps"] == 2 and report["train_records"] == 8 and report["skipped"]["records"] == 0
+    questions = {it["question"] for it in picked}
+    assert all(s["choices"] and s["task"] == "mcq" and s["answer"] in s["choices"] for s in report["samples"])
+    assert all(any(q in s["prompt"] for q in questions) for s in report["samples"])
