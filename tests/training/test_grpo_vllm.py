@@ -128,6 +128,21 @@ def test_use_vllm_is_checked_before_anything_loads(tmp_path: Path):
             grpo_vllm.check_available(True)
 
 
+def test_cli_use_vllm_without_a_gpu_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    import torch
+
+    from tests.training.rl_fixture import mcq_row, write_rl_dataset
+    from trainer.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine: use_vllm goes on to need the vllm package")
+    data = write_rl_dataset(tmp_path / "rl", [mcq_row(0, "clip01_22k.wav")])
+    args = ["train", "grpo", "--model", str(tmp_path / "none"), "--family", "qwen2-audio", "--data", str(data),
+            "--output-dir", str(tmp_path / "out"), "--use-vllm"]  # fmt: skip
+    assert main(args) == 2
+    assert "use_vllm needs a CUDA GPU" in capsys.readouterr().err
+
+
 # -- slow: the tiny model, one training step with vLLM standing in ---------------------------------------------------
 
 
