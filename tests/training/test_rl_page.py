@@ -149,3 +149,15 @@ def test_page_screenshot(tmp_path: Path):
     img = Image.open(shot).convert("RGB")
     assert img.size == (1280, 2400)
     assert len(img.resize((64, 120)).getcolors(64 * 120) or []) > 20
+
+
+def test_cli_summary_shows_the_held_out_reward_and_the_hearing():
+    from trainer.cli import _grpo_rows
+
+    ev = {"records": 3, "source": "eval split 'validation'", "history": eval_history([eval_line(2, 0.25), eval_line(4, 0.75)])}
+    heard = {"before": {"kl_zeroed": 0.5}, "after": {"kl_zeroed": 0.0001}, "heard_after_training": False}
+    base = {"runtime_s": 1.0, "config": {"output_dir": "o"}}
+    rows = dict(_grpo_rows(report(evaluation=ev, audio_conditioning=heard, **base)))
+    assert rows["held-out mean reward (3 prompts)"] == "0.250 -> 0.750"
+    assert rows["audio KL real vs zeroed (before -> after)"] == "0.5 -> 0.0001 (deaf)"
+    assert "held-out mean reward (3 prompts)" not in dict(_grpo_rows(report(**base)))
