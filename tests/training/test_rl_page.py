@@ -145,7 +145,9 @@ def test_page_screenshot(tmp_path: Path):
     from PIL import Image
 
     shot = tmp_path / "rl.png"
-    run_chromium(render_rl_page(report(), png(), AUDIO), tmp_path, "--window-size=1280,2400", f"--screenshot={shot}")
+    ev = {"records": 3, "source": "eval split 'validation'", "history": eval_history([eval_line(2, 0.25), eval_line(4, 0.75)])}
+    page = render_rl_page(report(evaluation=ev), png(), AUDIO)  # with the held-out section
+    run_chromium(page, tmp_path, "--window-size=1280,2400", f"--screenshot={shot}")
     img = Image.open(shot).convert("RGB")
     assert img.size == (1280, 2400)
     assert len(img.resize((64, 120)).getcolors(64 * 120) or []) > 20
