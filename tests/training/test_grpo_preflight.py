@@ -66,6 +66,14 @@ def test_dry_run_checks_everything_and_trains_nothing(tiny: str, tmp_path: Path,
     assert json.loads((out / "preflight.json").read_text())["checks"] == doc["checks"]
     assert not (out / "adapter_config.json").exists() and not list(out.glob("checkpoint-*"))
     assert not (out / "skipped.jsonl").exists() or "mcq-003" not in (out / "skipped.jsonl").read_text()
+    from trainer.config import TrainConfig
+    from trainer.train import train
+
+    cfg = {"task": "grpo", "model": tiny, "data": str(data), "output_dir": str(tmp_path / "api"), "dry_run": True,
+           "per_device_batch_size": 8, "num_generations": 4, "max_completion_length": 4}  # fmt: skip
+    api = train(TrainConfig.from_dict(cfg))  # the Python API: the checks too, never a training run
+    assert api["dry_run"] and [c["name"] for c in api["checks"]] == list(GRPO_CHECKS)
+    assert not (tmp_path / "api" / "adapter_config.json").exists()
 
 
 @pytest.mark.slow
