@@ -2,8 +2,8 @@
 epoch (one process and two), the encoder runs once per distinct clip without changing its output, and a tiny
 model's mean reward rises on a task it can learn, within CI's time.
 
-The data comes from tests/training/rl_fixture.py (the ``rl`` contract's columns written with ``datasets``) until
-``audiodata convert`` writes the ``rl`` config.
+The data comes from tests/training/rl_fixture.py (the ``rl`` contract's columns written with ``datasets``), and
+through ``audiodata convert`` from MMAU-style JSON (the hand-written fixture, and real MMAU items where the mirror is).
 """
 
 from __future__ import annotations
@@ -219,9 +219,8 @@ MMAU = Path(__file__).resolve().parents[1] / "fixtures" / "rl" / "mmau_test_mini
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MMAU.is_file(), reason="the rl fixtures and convert's rl records come with rldata (issue 17)")
 def test_grpo_trains_on_what_convert_wrote_from_mmau_json(tiny: str, tmp_path: Path):
-    """The contract end to end: MMAU-style JSON -> `audiodata convert` -> `train grpo` (active once rldata is merged)."""
+    """The contract end to end: MMAU-style JSON -> `audiodata convert` -> `train grpo`."""
     import re
     import shutil
 
