@@ -325,6 +325,8 @@ class TrainConfig:
             raise ConfigError("model is required (a local path or a Hub id)")
         if not self.data:
             raise ConfigError("data is required (a folder written by `audiodata convert`, or a Hub dataset id)")
+        if self.use_vllm and self.task != "grpo":  # only GRPO generates while it trains
+            raise ConfigError(f"use_vllm is a GRPO setting (vLLM generates its completions); {self.task} generates nothing")
         if self.family is not None and self.family not in TRAINABLE_FAMILIES:
             known = ", ".join(TRAINABLE_FAMILIES)
             extra = " (audiodata can lint it, but training it is not supported yet)" if self.family in FAMILIES else ""

@@ -117,6 +117,8 @@ def test_use_vllm_is_checked_before_anything_loads(tmp_path: Path):
     data = write_rl_dataset(tmp_path / "rl", [mcq_row(0, "clip01_22k.wav")])
     cfg = TrainConfig.from_dict({"task": "grpo", "model": "m", "data": str(data), "use_vllm": True})
     assert cfg.use_vllm and cfg.vllm_gpu_memory_utilization == 0.3 and cfg.vllm_tensor_parallel_size == 1
+    with pytest.raises(ConfigError, match="use_vllm is a GRPO setting"):
+        TrainConfig.from_dict({**cfg.to_dict(), "task": "sft"})
     with pytest.raises(ConfigError, match="vllm_gpu_memory_utilization"):
         TrainConfig.from_dict({**cfg.to_dict(), "vllm_gpu_memory_utilization": 1.5})
     with pytest.raises(ConfigError, match="use_vllm needs a CUDA GPU"):
