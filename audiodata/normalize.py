@@ -7,6 +7,8 @@ transcription_replies`: the same records the R rules measure, both sides of a DP
 run, so a transcript that normalises to nothing (``[noise]`` alone) is rejected as an empty reply (S004)
 rather than written empty. The original text of every changed reply goes into the row's ``metadata``
 column as ``transcript_original``, keyed by its place in the row (``{"messages[1]": "Hello, World."}``).
+The reference answer of an ``rl`` record tagged ``asr`` (what a WER reward scores against) is rewritten too, its
+original kept in the record's ``meta`` (the ``rl`` config has no ``metadata`` column).
 
 * ``basic``: for any language. Unicode NFKC; tags (``[noise]``, ``<laugh>``, ``<|en|>``) and short
   parenthesised notes (``(inaudible)``) removed; lower case; punctuation and symbols removed, except an
@@ -118,7 +120,10 @@ def normalizer(name: str) -> Callable[[str], str] | None:
 
 def normalize_record(rec: Record, fn: Callable[[str], str], task: str = "auto") -> bool:
     """Rewrite the transcript replies of ``rec`` with ``fn``, keeping each changed original in its metadata
-    (``transcript_original``). True when anything changed."""
+    (``transcript_original``). True when anything changed. An ``rl`` record of task ``asr`` has no reply: its
+    ``answer`` is the transcript a WER reward scores completions against, rewritten here (see :func:`_rl_answer`)."""
+    if rec.kind == "rl":
+        return _rl_answer(rec, fn, task)
     originals: dict[str, str] = {}
     for place, message in transcription_replies(rec, task):
         new = fn(message.content)
@@ -129,4 +134,20 @@ def normalize_record(rec: Record, fn: Callable[[str], str], task: str = "auto") 
         return False
     rec.metadata = {**(rec.metadata or {}), ORIGINAL_KEY: originals}
     rec._texts = None  # the text rules must see the written text
+    return True
+
+
+def _rl_answer(rec: Record, fn: Callable[[str], str], task: str) -> bool:
+    """An ``rl`` ASR record's reference transcript in the run's style, so a WER or exact-match reward compares
+    completions with the style the SFT targets were written in. The ``rl`` config has no ``metadata`` column, so
+    the original is kept in the record's ``meta`` (written as JSON, handed to reward functions) under
+    ``transcript_original``: ``{"answer": "Hello, World."}``."""
+    if task == "none" or rec.task != "asr" or not rec.audios or not isinstance(rec.answer, str):
+        return False
+    new = fn(rec.answer)
+    if new == rec.answer:
+        return False
+    rec.meta = {**(rec.meta or {}), ORIGINAL_KEY: {"answer": rec.answer}}
+    rec.answer = new
+    rec._texts = None
     return True

@@ -9,12 +9,14 @@ the first; the CPU seconds of each whole ``train()`` are reported next to it (le
 
 Data: ``--prompts`` (default 8) four-way multiple-choice questions on sample_data clips (real espeak-ng speech),
 written in the ``rl`` contract's columns (tests/training/rl_fixture.py); ``--completions`` (default 32) per step
-in groups of ``--generations`` (default 16), ``--tokens`` (default 16) new tokens each.
+in groups of ``--generations`` (default 16), ``--tokens`` (default 16) new tokens each. ``--family qwen2.5-omni``
+measures the Omni thinker instead (its dedup wraps the thinker's ``get_audio_features``; results as ``grpo_omni``).
 
 Usage::
 
     python benchmarks/grpo_bench.py                         # 6 steps each way
     python benchmarks/grpo_bench.py --steps 3 --json grpo.json
+    python benchmarks/grpo_bench.py --family qwen2.5-omni --json grpo_omni.json
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ def run_once(model: str, data: Path, out: Path, args: argparse.Namespace, dedup:
     }  # fmt: skip
     cfg = TrainConfig.from_dict(settings)
     run = grpo.build(cfg)
-    tower = run.trainer.accelerator.unwrap_model(run.trainer.model).get_base_model().model.audio_tower
-    if not dedup:
-        tower.forward = tower.forward.original  # TRL's way: the encoder on every row
+    if not dedup:  # TRL's way: the encoder on every row
+        model = run.trainer.accelerator.unwrap_model(run.trainer.model).get_base_model()
+        if args.family == "qwen2.5-omni":
+            thinker = next(m for m in model.modules() if type(m).__name__ == "Qwen2_5OmniThinkerModel")
+            thinker.get_audio_features = thinker.get_audio_features.original
+        else:
+            tower = model.model.audio_tower
+            tower.forward = tower.forward.original
     cpu, wall = time.process_time(), time.perf_counter()
     run.trainer.train()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -66,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--completions", type=int, default=32, help="completions per step (per_device_batch_size)")
     p.add_argument("--generations", type=int, default=16, help="completions per prompt (num_generations)")
     p.add_argument("--tokens", type=int, default=16, help="max_completion_length")
+    p.add_argument("--family", default="qwen2-audio", choices=("qwen2-audio", "qwen2.5-omni"), help="the tiny model's family")
     p.add_argument("--json", help="write the figures here (benchmarks/results/grpo.json feeds the README table)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     at_start = machine()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = str(make_tiny_model(root / "model", family="qwen2-audio"))
+        model = str(make_tiny_model(root / "model", family=args.family))
         data = write_rl_dataset(root / "data", [mcq_row(i, CLIPS[i % len(CLIPS)]) for i in range(args.prompts)])
         runs = [run_once(model, data, root / f"out-{d}", args, d) for d in (True, False)]
     on, off = runs
@@ -92,14 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         f"GRPO step, encoder once per distinct clip: {on['seconds_per_step']:.2f} s vs {off['seconds_per_step']:.2f} s once "
         f"per completion: {speedup:.2f}x (train CPU-s ratio {cpu_ratio:.2f}x; load {at_start['load_average']})"
     )
+    omni = args.family == "qwen2.5-omni"
+    label = "Omni thinker" if omni else "model"
     heads = [
         headline(
-            "GRPO step, tiny model (encoder once per distinct clip)", on["seconds_per_step"], "s/step",
+            f"GRPO step, tiny {label} (encoder once per distinct clip)", on["seconds_per_step"], "s/step",
             f"encoder once per completion ({args.completions} completions, {args.generations} per prompt)", speedup,
             f"train() CPU-s ratio {cpu_ratio:.2f}x",
         )
     ]  # fmt: skip
-    save_results(args.json, "grpo", command_line("grpo_bench.py", argv), at_start, heads, figures)
+    save_results(args.json, "grpo_omni" if omni else "grpo", command_line("grpo_bench.py", argv), at_start, heads, figures)
     return 0
 
 

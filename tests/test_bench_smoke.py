@@ -7,34 +7,11 @@ being rewritten (``benchmarks/convert_bench.py``); lint, lint memory, dedup scal
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_bench(script: str, args: list[str], tmp_path: Path, timeout: int = 900) -> dict[str, Any]:
-    """Run ``benchmarks/<script>`` with ``--json`` and return what it saved (its stdout in any failure)."""
-    out = tmp_path / "figures.json"
-    run = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / script), *args, "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    doc: dict[str, Any] = json.loads(out.read_text())
-    assert doc["headlines"] and doc["measured_on"]["load_average"], doc
-    doc["stdout"] = run.stdout
-    return doc
-
-
-def ratios(doc: dict[str, Any]) -> dict[str, float]:
-    return {h["metric"]: h["ratio"] for h in doc["headlines"]}
-
+from tests.bench_run import REPO, ratios, run_bench
 
 #: export's audio MB per CPU-second over a plain copy of the same bytes, targets that write one file per clip.
 #: Measured 0.5-0.9 at 60/240 records on the shared 2-core machine; per-file resolve and mkdir calls (fixed in

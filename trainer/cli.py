@@ -326,10 +326,26 @@ def _grpo_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("KL, last log", num(last.get("kl"))),
         ("mean completion tokens, last log", num(last.get("completion_mean_length"))),
         ("prompts trained / in the data", f"{cov.get('trained', '-')} / {cov.get('prompts', '-')}"),
+        *_held_out_rows(report, num),
         ("skipped records", str(report["skipped"]["records"])),
         ("report page", f"{report['config']['output_dir']}/rl.html"),
         ("runtime s", str(report["runtime_s"])),
     ]
+
+
+def _held_out_rows(report: dict[str, Any], num: Any) -> list[tuple[str, str]]:
+    """GRPO: the held-out prompts' mean reward (first -> last evaluation) and whether the policy still hears the audio."""
+    rows = []
+    ev = report.get("evaluation") or {}
+    hist = ev.get("history") or []
+    if hist:
+        first, last = num(hist[0].get("reward")), num(hist[-1].get("reward"))
+        rows.append((f"held-out mean reward ({ev.get('records')} prompts)", f"{first} -> {last}"))
+    heard = report.get("audio_conditioning") or {}
+    if heard.get("after"):
+        kl = f"{heard['before']['kl_zeroed']:.3g} -> {heard['after']['kl_zeroed']:.3g}"
+        rows.append(("audio KL real vs zeroed (before -> after)", kl + ("" if heard.get("heard_after_training") else " (deaf)")))
+    return rows
 
 
 def _long_audio_row(report: dict[str, Any]) -> list[tuple[str, str]]:

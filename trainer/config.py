@@ -211,7 +211,13 @@ class TrainConfig:
     )
     use_vllm: bool = field(
         default=False,
-        metadata={"help": "GRPO: generate with vLLM (GPU); not yet for audio prompts (README: GRPO with vLLM)"},
+        metadata={"help": "GRPO: generate with vLLM colocated on the training GPUs, audio included (README: GRPO with vLLM)"},
+    )
+    vllm_gpu_memory_utilization: float = field(
+        default=0.3, metadata={"help": "GRPO with use_vllm: the share of each GPU's memory vLLM takes (weights and KV cache)"}
+    )
+    vllm_tensor_parallel_size: int = field(
+        default=1, metadata={"help": "GRPO with use_vllm: GPUs one vLLM copy spans (must divide the number of processes)"}
     )
     rl_samples: int = field(
         default=4, metadata={"help": "GRPO: fixed prompts whose greedy completion and rewards rl.html shows at each sampling"}
@@ -319,6 +325,8 @@ class TrainConfig:
             raise ConfigError("model is required (a local path or a Hub id)")
         if not self.data:
             raise ConfigError("data is required (a folder written by `audiodata convert`, or a Hub dataset id)")
+        if self.use_vllm and self.task != "grpo":  # only GRPO generates while it trains
+            raise ConfigError(f"use_vllm is a GRPO setting (vLLM generates its completions); {self.task} generates nothing")
         if self.family is not None and self.family not in TRAINABLE_FAMILIES:
             known = ", ".join(TRAINABLE_FAMILIES)
             extra = " (audiodata can lint it, but training it is not supported yet)" if self.family in FAMILIES else ""
@@ -443,13 +451,8 @@ class TrainConfig:
             raise ConfigError(f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}")
         if self.rl_samples < 0 or (self.rl_sample_steps is not None and self.rl_sample_steps < 1):
             raise ConfigError("rl_samples must be >= 0 and rl_sample_steps >= 1")
-        if self.eval_split or self.eval_holdout:
-            raise ConfigError("grpo: eval_split/eval_holdout are not read; rl.html scores rl_samples fixed prompts instead")
-        if self.use_vllm:
-            raise ConfigError(
-                "use_vllm: TRL 1.16's vLLM generation passes images only (vllm_generation.generate(prompts, images)), so "
-                "audio prompts would be generated without their audio; generate with transformers (the default) for now"
-            )
+        if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0 or self.vllm_tensor_parallel_size < 1:
+            raise ConfigError("vllm_gpu_memory_utilization must be in (0, 1] and vllm_tensor_parallel_size >= 1")
 
     @property
     def reward_names(self) -> list[str]:

@@ -106,7 +106,7 @@ def render_eval_page(report: dict[str, Any], loss_png: bytes | None, audio: dict
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         _header(report, ev, name, history, title),
         "<main>",
-        _curve(loss_png),
+        loss_section(loss_png),
         _metric_section(ev, name, history),
         _samples_section(ev, name, history, audio),
         "</main>",
@@ -168,7 +168,8 @@ def _header(report: dict[str, Any], ev: dict[str, Any], name: str, history: list
     return f'<header><h1>{escape(title)}</h1><p class="sub">{sub}</p><div class="stats">{boxes}</div>{alert}</header>'
 
 
-def _curve(png: bytes | None) -> str:
+def loss_section(png: bytes | None) -> str:
+    """The loss curve (``loss_curve.png``) embedded as a section; shared by ``eval.html`` and ``rl.html``."""
     if not png:
         return '<section id="loss"><h2>Loss</h2><p class="empty">No loss curve yet.</p></section>'
     data = base64.b64encode(png).decode("ascii")
@@ -198,10 +199,16 @@ def _metric_section(ev: dict[str, Any], name: str, history: list[dict[str, Any]]
     head = ["step", "epoch", "eval loss", name, "scored", "no stop token", "template tokens", "failed", "seconds"]
     table = "<table><thead><tr>" + "".join(f'<th class="n">{escape(c)}</th>' for c in head) + "</tr></thead><tbody>"
     table += "".join(rows) + "</tbody></table>"
-    return f'<section id="metric"><h2>{escape(name)} per evaluation</h2>{_chart(history, metric, name)}{table}</section>'
+    return f'<section id="metric"><h2>{escape(name)} per evaluation</h2>{chart(history, metric, name)}{table}</section>'
 
 
-def _chart(history: list[dict[str, Any]], metric: str, name: str) -> str:
+#: Metrics charted on a 0-1 scale while every value is within it (shares; rl.html charts rewards on it too).
+SHARE_METRICS = ("wer", "cer", "exact_match")
+
+
+def chart(history: list[dict[str, Any]], metric: str, name: str) -> str:
+    """An inline SVG line chart of ``history``'s ``{"step", "value"}`` points (``eval.html`` and ``rl.html``); ``metric``
+    picks the number format and, for :data:`SHARE_METRICS`, a 0-1 scale."""
     points = [
         (h["step"], h["value"]) for h in history if isinstance(h.get("value"), (int, float)) and isinstance(h.get("step"), int)
     ]
@@ -211,7 +218,7 @@ def _chart(history: list[dict[str, Any]], metric: str, name: str) -> str:
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(0.0, min(ys)), max(ys) if max(ys) > 0 else 1.0
-    if metric in ("wer", "cer", "exact_match") and y1 <= 1.0:
+    if metric in SHARE_METRICS and y1 <= 1.0:
         y1 = 1.0
 
     def px(x: float) -> float:

@@ -3,7 +3,7 @@
 The run: the ``rl`` rows (trainer/rldata.py), the reward functions (trainer/rewards.py, weighted), TRL's
 ``GRPOConfig`` from :class:`~trainer.config.TrainConfig`, LoRA on the language model as for SFT/DPO/KTO, and
 :class:`AudioGRPOTrainer` (a thin subclass, its docstring says why). Generation runs through transformers'
-``generate`` (CPU or GPU); vLLM is not wired for audio yet (see the README's "GRPO" section).
+``generate`` (CPU or GPU), or through vLLM with each prompt's audio (``use_vllm``, GPU; trainer/grpo_vllm.py).
 
 Distributed rules, as for the other trainers: every prompt is trained on at least once per epoch across the ranks
 (:class:`CoveringRepeatSampler`; the prompts repeated to fill the last generation batch are counted in the report),
@@ -18,7 +18,7 @@ import math
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Prompt:
     features: torch.Tensor | None  # (clips, mel, frames)
     mask: torch.Tensor | None  # (clips, frames)
     broken: str | None = None  # why its audio could not be used (its clips are silence; its group is not learned from)
+    clips: list[np.ndarray] = field(default_factory=list)  # the decoded waveforms, one per placeholder (for vLLM)
 
 
 def encode_prompt(collator: AudioCollator, row: dict[str, Any]) -> Prompt:
@@ -68,7 +69,8 @@ def encode_prompt(collator: AudioCollator, row: dict[str, Any]) -> Prompt:
     conv = collator.family.conversation(row["prompt"], collator.system(row), windows)
     text = collator.render(conv, True)
     enc = collator.family.process(collator.processor, text, clips)
-    return Prompt(enc["input_ids"][0].tolist(), enc.get("input_features"), enc.get("feature_attention_mask"), broken)
+    ids = enc["input_ids"][0].tolist()
+    return Prompt(ids, enc.get("input_features"), enc.get("feature_attention_mask"), broken, list(clips))
 
 
 def stack_audio(prompts: list[Prompt]) -> dict[str, torch.Tensor] | None:
@@ -115,11 +117,23 @@ def dedup_audio_tower(model: Any, family: Family) -> bool:
     GRPO repeats every prompt ``num_generations`` times (and TRL's shuffle scatters the copies), so generation and
     every log-prob pass would encode each clip that many times: on the tiny model 90% of a step went there. The
     wrapper finds equal rows of ``input_features`` (and of the encoder's attention mask), encodes each once and
-    gathers the output back to every row. Exact: the encoder is deterministic (Qwen2-Audio's dropout is 0; a
-    ``dropout`` > 0 would give copies one dropout mask instead of several), and the gather is differentiable, so a
-    trained projector gets the same gradient. Qwen2-Audio only (Qwen2.5-Omni's encoder takes packed features)."""
-    if family.name != "qwen2-audio":
-        return False
+    gathers the output back to every row. Exact: the encoder is deterministic (its dropout is 0; a ``dropout`` > 0
+    would give copies one dropout mask instead of several) and encodes each clip on its own, and the gather is
+    differentiable, so a trained projector gets the same gradient.
+
+    Qwen2-Audio: the ``audio_tower``'s forward takes one row per clip, its output one row per clip. Qwen2.5-Omni:
+    the thinker packs the clips' valid frames into one sequence before its encoder, so the wrapper sits one level
+    up, on the thinker model's ``get_audio_features`` (padded rows + frame mask in, the clips' encodings packed
+    out): distinct rows in, the packed output split per clip by the encoder's own output lengths and gathered back
+    to every row."""
+    if family.name == "qwen2-audio":
+        return _dedup_tower_rows(model)
+    if family.name == "qwen2.5-omni":
+        return _dedup_packed_audio(model)
+    return False
+
+
+def _dedup_tower_rows(model: Any) -> bool:
     tower = model.get_submodule("model.audio_tower") if _has(model, "model.audio_tower") else getattr(model, "audio_tower", None)
     if tower is None:
         return False
@@ -136,6 +150,36 @@ def dedup_audio_tower(model: Any, family: Family) -> bool:
 
     forward.original = original  # type: ignore[attr-defined]
     tower.forward = forward
+    return True
+
+
+def _dedup_packed_audio(model: Any) -> bool:
+    thinker = next((m for m in model.modules() if type(m).__name__ == "Qwen2_5OmniThinkerModel"), None)
+    if thinker is None:
+        return False
+    original = thinker.get_audio_features
+
+    def get_audio_features(
+        input_features: torch.Tensor,
+        feature_attention_mask: torch.Tensor | None = None,
+        audio_feature_lengths: torch.Tensor | None = None,
+        **kw: Any,
+    ) -> Any:
+        if feature_attention_mask is None or input_features.dim() != 3:
+            return original(input_features, feature_attention_mask, audio_feature_lengths, **kw)
+        keep, inverse = distinct_rows(input_features, feature_attention_mask)
+        if len(keep) == input_features.shape[0]:
+            return original(input_features, feature_attention_mask, audio_feature_lengths, **kw)
+        idx = torch.tensor(keep, device=input_features.device)
+        mask = feature_attention_mask[idx]
+        out = original(input_features[idx], mask, None, **kw)
+        _, lengths = thinker.audio_tower._get_feat_extract_output_lengths(mask.sum(-1))
+        pieces = torch.split(out.last_hidden_state, [int(n) for n in lengths.tolist()])
+        out.last_hidden_state = torch.cat([pieces[j] for j in inverse])
+        return out
+
+    get_audio_features.original = original  # type: ignore[attr-defined]
+    thinker.get_audio_features = get_audio_features
     return True
 
 
@@ -237,7 +281,8 @@ def trainer_class() -> type:
         along the rows, so they stay with their completions); ``_tokenize_prompts`` returns those ids and
         features for ``generate``; ``_get_per_token_logps_and_entropies`` is TRL's loop with the rows' audio
         added to each forward (and without the image branches); ``_compute_loss`` points it at the batch's
-        audio; ``_get_train_sampler`` covers every prompt; ``_calculate_rewards`` gives no reward to the
+        audio; ``_generate_single_turn`` hands vLLM the clips (``use_vllm``: trainer/grpo_vllm.py says why TRL's
+        own vLLM call cannot); ``_get_train_sampler`` covers every prompt; ``_calculate_rewards`` gives no reward to the
         completions of a prompt whose clip did not decode (:func:`encode_prompt`), so its group teaches nothing.
         """
 
@@ -302,6 +347,22 @@ def trainer_class() -> type:
             fields = audio_inputs(self._audio, 0, len(prompts), dtype)
             return [p.ids for p in self._prompts], None, fields
 
+        def _generate_single_turn(
+            self, prompt_ids: Any, images: Any, multimodal_fields: Any, num_generations: int, has_tool_images: bool = False
+        ) -> Any:
+            if not self.use_vllm:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+            from trainer.grpo_vllm import generate_colocated, request
+
+            if self._prompts is None or len(self._prompts) != len(prompt_ids):
+                raise RuntimeError("AudioGRPOTrainer: vLLM generation outside a generation batch")
+            if self.state.global_step != self._last_loaded_step:  # the policy changed: vLLM gets its weights (as TRL)
+                self.vllm_generation.sync_weights()
+                self._last_loaded_step = self.state.global_step
+            audio_id, rate = self.audio_collator.audio_id, self.audio_collator.family.math.sampling_rate
+            requests = [request(ids, p.clips, audio_id, rate) for ids, p in zip(prompt_ids, self._prompts, strict=True)]
+            return generate_colocated(self.vllm_generation, requests)
+
         def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
             self._audio = {k: inputs[k] for k in (FEATURES, FEATURE_MASK, CLIP_MASK)} if FEATURES in inputs else None
             try:
@@ -348,7 +409,7 @@ def trainer_class() -> type:
     return AudioGRPOTrainer
 
 
-def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audio_token: int) -> Any:
+def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audio_token: int, has_eval: bool = False) -> Any:
     from trl import GRPOConfig
 
     from trainer.scale import training_args_extras
@@ -357,6 +418,11 @@ def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audi
     return GRPOConfig(
         output_dir=cfg.output_dir,
         per_device_train_batch_size=cfg.per_device_batch_size,
+        per_device_eval_batch_size=cfg.per_device_batch_size,
+        # held-out prompts: TRL generates num_generations completions each, with the audio (our override), and logs
+        # eval_reward and each function's mean; rl.html charts them
+        eval_strategy=cfg.eval_strategy if has_eval else "no",
+        eval_steps=cfg.eval_steps or cfg.save_steps,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.lr,
         lr_scheduler_type=cfg.lr_scheduler_type,
@@ -384,7 +450,10 @@ def grpo_arguments(cfg: TrainConfig, family: Family, prec: str, cuda: bool, audi
         loss_type=cfg.loss_type or "dapo",
         scale_rewards=cfg.scale_rewards,
         reward_weights=cfg.reward_weight_list,
-        use_vllm=False,
+        use_vllm=cfg.use_vllm,  # colocated; AudioGRPOTrainer._generate_single_turn hands vLLM the audio
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size,
         generation_kwargs={"suppress_tokens": [audio_token]},
         # the audio tower is frozen; only a trained projector can go without gradient (a text-only batch)
         ddp_find_unused_parameters=bool(cfg.train_projector),
@@ -403,9 +472,15 @@ class GRPORun:
     rewards: list[RewardFunc]
     skips: SkipLog
     sampler: Any  # trainer/rl_page.py's FixedPrompts callback
+    eval_rows: Any = None  # the held-out prompts (eval_split, or eval_holdout of the training records), or None
+
+    @property
+    def model(self) -> Any:
+        return self.trainer.model
 
 
 def build(cfg: TrainConfig) -> GRPORun:
+    from trainer.evaluate import holdout
     from trainer.rl_samples import FixedPrompts
     from trainer.rldata import drop_unusable, load_rl_rows
     from trainer.scale import check_environment, load_kwargs
@@ -413,14 +488,16 @@ def build(cfg: TrainConfig) -> GRPORun:
 
     if cfg.task != "grpo":
         raise ConfigError(f"trainer.grpo trains grpo, not {cfg.task}")
-    if cfg.dry_run:
-        raise ConfigError("dry_run: the pre-flight checks cover sft, dpo and kto; not grpo yet")
     family = get_family(cfg.family) if cfg.family else detect_family(cfg.model)
     cuda = torch.cuda.is_available()
     prec = precision(cfg)
     if prec in ("bf16", "fp16") and not cuda:
         raise ConfigError(f"precision {prec} needs a CUDA GPU; use precision fp32 (or auto) on CPU")
     check_environment(cfg, cuda)
+    if cfg.use_vllm:
+        from trainer.grpo_vllm import check_available
+
+        check_available(cuda)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float32, "fp32": torch.float32}[prec]
     processor = family.training_processor(cfg.model, cfg.chat_template)
     tok = processor.tokenizer
@@ -429,8 +506,13 @@ def build(cfg: TrainConfig) -> GRPORun:
     rows = drop_unusable(load_rl_rows(cfg, cfg.train_split), skips)
     if len(rows) == 0:
         raise ConfigError(f"{cfg.data}: no usable rl records in split {cfg.train_split} (see {skips.path})")
+    rows, eval_rows = holdout(rows, cfg.eval_holdout, cfg.seed)
+    if cfg.eval_split:
+        eval_rows = drop_unusable(load_rl_rows(cfg, cfg.eval_split), skips)
+        if len(eval_rows) == 0:
+            raise ConfigError(f"{cfg.data}: no usable rl records in eval split {cfg.eval_split} (see {skips.path})")
     rewards = resolve_all(cfg.reward_names)
-    args = grpo_arguments(cfg, family, prec, cuda, collator.audio_id)
+    args = grpo_arguments(cfg, family, prec, cuda, collator.audio_id, eval_rows is not None)
     model = family.load(cfg.model, dtype, cfg.attn_implementation or "sdpa", **load_kwargs(cfg, family))
     model.config.get_text_config().pad_token_id = tok.pad_token_id
     gen = getattr(model, "generation_config", None)
@@ -452,14 +534,16 @@ def build(cfg: TrainConfig) -> GRPORun:
         reward_funcs=rewards,
         args=args,
         train_dataset=rows,
+        eval_dataset=eval_rows,
         processing_class=tok,  # not the processor: see AudioGRPOTrainer's docstring, point 3
         peft_config=peft_config,
         audio_collator=collator,
         skips=skips,
     )
-    sampler = FixedPrompts(cfg, family, processor, collator, rows, rewards)
+    # the fixed prompts of rl.html: held-out ones when there are (how the policy answers what it never trained on)
+    sampler = FixedPrompts(cfg, family, processor, collator, eval_rows if eval_rows is not None else rows, rewards)
     trainer.add_callback(sampler)
-    return GRPORun(cfg, family, processor, trainer, collator, rows, rewards, skips, sampler)
+    return GRPORun(cfg, family, processor, trainer, collator, rows, rewards, skips, sampler, eval_rows)
 
 
 def _stop_ids(family: Family, processor: Any, collator: AudioCollator) -> list[int]:
@@ -470,8 +554,9 @@ def _stop_ids(family: Family, processor: Any, collator: AudioCollator) -> list[i
 
 def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
     """Train, save the adapter and processor, write ``train_report.json``, ``loss_curve.png`` and ``rl.html``."""
+    from trainer import grpo_preflight
     from trainer.report import write_report
-    from trainer.rl_page import history, write_rl_page
+    from trainer.rl_page import eval_history, history, write_rl_page
     from trainer.train import precision, resume_point
 
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
@@ -479,7 +564,12 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
     started = time.time()
     run = build(cfg)
     rank, world = dist.world()
+    checks = grpo_preflight.before_training(run)  # stops here (exit 2) on a failing check
     result = run.trainer.train(resume_from_checkpoint=checkpoint)
+    if run.eval_rows is not None and not any(
+        e.get("step") == run.trainer.state.global_step and "eval_reward" in e for e in run.trainer.state.log_history
+    ):
+        run.trainer.evaluate()  # the held-out reward at the last step too
     run.sampler.sample(run.trainer.model, run.trainer.state.global_step, final=True)
     run.trainer.save_model(cfg.output_dir)
     state = run.trainer.state
@@ -506,12 +596,18 @@ def train_grpo(cfg: TrainConfig) -> dict[str, Any]:
         "num_generations": cfg.num_generations,
         "skipped": _skipped(run.skips),
         "samples": run.sampler.section(),
+        "samples_from": "eval" if run.eval_rows is not None else "train",
         "runtime_s": round(time.time() - started, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "precision": precision(cfg),
         "processes": world,
         "config": cfg.to_dict(),
     }
+    report.update(grpo_preflight.report_entries(run, checks))  # the hearing comparison after training too
+    if run.eval_rows is not None:
+        held = f"eval_holdout {cfg.eval_holdout:g} of the training records"
+        source = f"eval split {cfg.eval_split!r}" if cfg.eval_split else held
+        report["evaluation"] = {"records": len(run.eval_rows), "source": source, "history": eval_history(state.log_history)}
     if rank == 0:
         run.processor.save_pretrained(cfg.output_dir)
         write_report(report, Path(cfg.output_dir))

@@ -1,4 +1,5 @@
-"""Pre-flight of a training run: ``audiodata train sft|dpo|kto --dry-run``, and the same checks before step 1 of every run.
+"""Pre-flight of a training run: ``audiodata train sft|dpo|kto --dry-run``, and the same checks before step 1 of every run
+(GRPO's own: trainer/grpo_preflight.py).
 
 The commonest ways a training job dies (a processor or library version mismatch, running out of
 memory, audio placeholders that do not match the features) show hours in, after a GPU was queued;
@@ -55,7 +56,12 @@ TITLES = {
     "memory": "memory per device",
     "step": "one forward and backward",
     "hearing": "does the model hear the audio?",
+    "prompts": "longest prompts, rendered with their audio",  # GRPO (trainer/grpo_preflight.py)
+    "rollout": "one GRPO step: generate, reward, backward",
 }
+#: The checks of each kind of run, in order (a check not reached is listed as skipped).
+SFT_CHECKS = ("versions", "loading", "build", "batches", "audio_tokens", "memory", "step", "hearing")
+GRPO_CHECKS = ("versions", "loading", "build", "prompts", "audio_tokens", "memory", "rollout", "hearing")
 #: A real run does the forward and backward only for models this small (bigger ones: step 1 is that batch).
 STEP_PARAMS_LIMIT = 1e9
 #: Batches of the plan the checks encode: the most padded tokens, the longest row, the most clips.
@@ -97,6 +103,7 @@ class Preflight:
     held_out: dict[str, Any] | None = None  # records for the hearing comparison after training, and "before"
     params: float | None = None
     started: float = field(default_factory=time.time)
+    order: tuple[str, ...] = SFT_CHECKS
 
     # -- running checks ----------------------------------------------------------------
     def run(self, name: str, fn: Any) -> Check:
@@ -197,6 +204,10 @@ def dry_run(cfg: TrainConfig) -> Preflight:
     """``--dry-run``: every check, nothing trained; later checks are skipped when what they need failed."""
     from trainer import dist
 
+    if cfg.task == "grpo":  # its own checks of prompts and a rollout (trainer/grpo_preflight.py)
+        from trainer import grpo_preflight
+
+        return grpo_preflight.dry_run(cfg)
     pf = Preflight(cfg, dry_run=True)
     family = family_name(cfg)
     pf.run("versions", lambda: check_versions(cfg, family))
@@ -793,7 +804,7 @@ def _model_checks_possible(cfg: TrainConfig) -> str | None:
 
 def _skip_rest(pf: Preflight, why: str) -> None:
     done = {c.name for c in pf.checks}
-    for name in TITLES:
+    for name in pf.order:
         if name not in done and not (name == "build" and not pf.dry_run):
             pf.skip(name, why)
 

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from trainer.eval_page import MIME, SCRIPT, STYLE, _chart, _curve, diff_html
+from trainer.eval_page import MIME, SCRIPT, STYLE, chart, diff_html, loss_section
 
 PAGE = "rl.html"
 SHARES = ("clipped_ratio",)  # charted on a 0-1 scale
@@ -47,6 +47,19 @@ def history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def eval_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The held-out evaluations (``eval_split``/``eval_holdout``): TRL logs each with the ``eval_`` prefix."""
+    out = []
+    for e in log_history:
+        if "eval_reward" not in e:
+            continue
+        h: dict[str, Any] = {"step": e.get("step")}
+        h.update({ours: e[f"eval_{theirs}"] for theirs, ours in METRICS.items() if f"eval_{theirs}" in e})
+        h["rewards"] = {k.split("/")[1]: v for k, v in e.items() if k.startswith("eval_rewards/") and k.endswith("/mean")}
+        out.append(h)
+    return out
+
+
 def write_rl_page(report: dict[str, Any], out: Path, audio: dict[int, list[tuple[str, bytes]]] | None = None) -> Path:
     curve = out / "loss_curve.png"
     page = render_rl_page(report, curve.read_bytes() if curve.is_file() else None, audio or {})
@@ -68,9 +81,10 @@ def render_rl_page(report: dict[str, Any], loss_png: bytes | None, audio: dict[i
         _header(report, hist, title),
         "<main>",
         _rewards_section(report, hist),
+        _eval_section(report),
         _series_section("kl", "KL to the reference", [] if _kl_note(report) else hist, ["kl"], _kl_note(report)),
         _series_section("lengths", "Completion length (tokens)", hist, ["completion_mean_length", "clipped_ratio"]),
-        _curve(loss_png),
+        loss_section(loss_png),
         _samples_section(report, audio),
         "</main>",
         "<footer>written by audiodata train grpo · self-contained: the loss curve and the audio are embedded</footer>",
@@ -136,10 +150,10 @@ def _rewards_section(report: dict[str, Any], hist: list[dict[str, Any]]) -> str:
     head = '<section id="rewards"><h2>Rewards by step</h2>'
     if not hist:
         return head + '<p class="empty">No training step logged yet.</p></section>'
-    # "exact_match": the eval page's scale for shares, 0 to 1 while every value is within it
-    charts = [f"<h3>mean reward (weighted sum)</h3>{_chart(_points(hist, 'reward'), 'exact_match', 'mean reward')}"]
+    # "exact_match": one of the eval page's SHARE_METRICS, charted 0 to 1 while every value is within it
+    charts = [f"<h3>mean reward (weighted sum)</h3>{chart(_points(hist, 'reward'), 'exact_match', 'mean reward')}"]
     for n in names:
-        charts.append(f"<h3>{escape(n)}</h3>{_chart(_points(hist, 'rewards', n), 'exact_match', n)}")
+        charts.append(f"<h3>{escape(n)}</h3>{chart(_points(hist, 'rewards', n), 'exact_match', n)}")
     cols = ["step", "reward", "reward std", *names, "KL", "mean length", "clipped", "loss"]
     rows = []
     for h in hist:
@@ -159,6 +173,39 @@ def _rewards_section(report: dict[str, Any], hist: list[dict[str, Any]]) -> str:
     return head + "".join(charts) + f"<details>{summary}{table}{''.join(rows)}</tbody></table></details></section>"
 
 
+def _eval_section(report: dict[str, Any]) -> str:
+    """Mean reward on the held-out prompts by evaluation (sampled as in training), when the run had any."""
+    ev = report.get("evaluation") or {}
+    if not ev:
+        return ""
+    hist = [h for h in ev.get("history") or [] if isinstance(h, dict)]
+    what = f"{ev.get('records', 0)} held-out prompts ({ev.get('source', '')})"
+    head = f'<section id="evaluation"><h2>Held-out reward by step</h2><p class="sub">{escape(what)}</p>'
+    if not hist:
+        return head + '<p class="empty">No evaluation logged yet.</p></section>'
+    names = list((report.get("rewards") or {}).get("functions") or [])
+    charts = f"<h3>mean reward, held out</h3>{chart(_points(hist, 'reward'), 'exact_match', 'held-out reward')}"
+    cols = ["step", "reward", *names, "mean length", "loss"]
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{escape(c)}</td>'
+            for c in (
+                str(h.get("step", "")),
+                _num(h.get("reward")),
+                *[_num((h.get("rewards") or {}).get(n)) for n in names],
+                _num(h.get("completion_mean_length"), 1),
+                _num(h.get("loss"), 4),
+            )
+        )
+        + "</tr>"
+        for h in hist
+    )
+    heads = "".join(f'<th class="n">{escape(c)}</th>' for c in cols)
+    table = f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+    return head + charts + table + "</section>"
+
+
 def _kl_note(report: dict[str, Any]) -> str | None:
     beta = (report.get("config") or {}).get("beta")
     return "beta is 0: no reference model, so no KL is computed." if beta == 0 else None
@@ -167,7 +214,7 @@ def _kl_note(report: dict[str, Any]) -> str | None:
 def _series_section(sid: str, title: str, hist: list[dict[str, Any]], keys: list[str], note: str | None = None) -> str:
     head = f'<section id="{escape(sid)}"><h2>{escape(title)}</h2>'
     charts = [
-        f"<h3>{escape(k.replace('_', ' '))}</h3>{_chart(pts, 'exact_match' if k in SHARES else '', k)}"
+        f"<h3>{escape(k.replace('_', ' '))}</h3>{chart(pts, 'exact_match' if k in SHARES else '', k)}"
         for k in keys
         if (pts := _points(hist, k))
     ]

@@ -41,6 +41,9 @@ def check_hub_layout(cfg: TrainConfig) -> None:
             f"data {root}: neither a converted dataset (no manifest.json) nor a Hub-layout folder with "
             f"data/{cfg.config_name}/{cfg.train_split}-*.parquet shards"
         )
+    if cfg.eval_split and not hub_shards(root, cfg.config_name, cfg.eval_split):
+        shards = f"data/{cfg.config_name}/{cfg.eval_split}-*.parquet"
+        raise ConfigError(f"data {root}: no split {cfg.eval_split!r} (no {shards} shards)")
 
 
 def load_rl_rows(cfg: TrainConfig, split: str) -> Any:

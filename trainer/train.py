@@ -574,12 +574,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     """
     from trainer import preflight
 
+    if cfg.dry_run:  # the checks only, nothing trained (trainer/preflight.py; GRPO's: trainer/grpo_preflight.py)
+        return preflight.dry_run(cfg).to_dict()
     if cfg.task == "grpo":  # TRL's GRPOTrainer, its own report and page (trainer/grpo.py)
         from trainer.grpo import train_grpo
 
         return train_grpo(cfg)
-    if cfg.dry_run:  # the checks only, nothing trained (trainer/preflight.py)
-        return preflight.dry_run(cfg).to_dict()
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     checkpoint = resume_point(cfg)
     started = time.time()

@@ -77,7 +77,8 @@ class Analysis:
     changes: list[str] | None = None
     copy: str | None = None  # the unchanged record as one JSON line (for --fix)
     moved: int = 0  # relative audio paths made absolute in its --fix copy
-    task: tuple[str, bool | None, int] | None = None  # (kind, KTO label, audios) of a record convert would write
+    #: (kind, KTO label or rl task tag, audios) of a record convert would write
+    task: tuple[str, bool | str | None, int] | None = None
     rate: tuple[str, float, float, str] | None = None  # (script, chars/s, seconds, field) of a transcription record
     excluded: str | None = None  # the --exclude list that names the record: not checked
     style: tuple[str, str, Style] | None = None  # (prompt, field, style) of a transcription record's transcript
@@ -225,6 +226,8 @@ class Analyser:
                 out.kto_labels[bool(label)] += 1
                 if out.first_kto < 0:
                     out.first_kto = i
+            elif kind == "rl":
+                out.rl_tasks[rl_task_tag(label)] += 1
         if a.style is not None:
             out.styles[i] = a.style
 
@@ -255,7 +258,7 @@ class Analyser:
         if self.task.dedup and rec is not None and clips is not None and not rejected:
             out.dedup = (rec.kind, clips, *conversation_keys(rec))
         if rec is not None and not rejected:
-            out.task = (rec.kind, rec.label, len(rec.audios))
+            out.task = (rec.kind, rec.task if rec.kind == "rl" else rec.label, len(rec.audios))
             out.style = transcript_style(rec, self.task.style_task) if self.task.style_task != "none" else None
         if self.task.fix:
             self.fix(p, n, out, text)
@@ -305,9 +308,15 @@ class Chunk:
     kinds: Counter[str] = field(default_factory=Counter)
     modality: Counter[str] = field(default_factory=Counter)
     kto_labels: Counter[bool] = field(default_factory=Counter)
+    rl_tasks: Counter[str] = field(default_factory=Counter)
     first_kto: int = -1
     styles: dict[int, tuple[str, str, Style]] = field(default_factory=dict)
     stopped: RawItem | None = None  # a range job: the file failed here (jsonstream.iter_range); its later ranges are not read
+
+
+def rl_task_tag(task: object) -> str:
+    """An rl record's task tag as the report counts it ("untagged" when it has none)."""
+    return str(task) if isinstance(task, str) and task else "untagged"
 
 
 def _ref_identity(rec: Record, kind: str, value: Any) -> str:
@@ -355,6 +364,7 @@ class LintReport:
     paths_rewritten: int = 0
     kinds: Counter[str] = field(default_factory=Counter)  # records convert would write, per config kind
     kto_labels: Counter[bool] = field(default_factory=Counter)
+    rl_tasks: Counter[str] = field(default_factory=Counter)  # rl records convert would write, per task tag
     modality: Counter[str] = field(default_factory=Counter)  # records convert would write: "audio" / "text_only"
     rates: RateStats | None = None  # transcript chars/s per script (audio checked only)
     styles: StyleStats | None = None  # transcript style per input file and per prompt (T002, T003)
@@ -397,6 +407,8 @@ class LintReport:
                 "modality": {"audio": self.modality["audio"], "text_only": self.modality["text_only"]},
                 "excluded": sum(self.excluded.values()),
                 "excluded_by": dict(sorted(self.excluded.items())),
+                # only with rl records (reports of other corpora stay as they were)
+                **({"rl_tasks": dict(sorted(self.rl_tasks.items()))} if self.rl_tasks else {}),
             },
             "findings": [
                 {
@@ -544,6 +556,8 @@ def lint(
                 if a.task[0] == "kto":
                     report.kto_labels[bool(a.task[1])] += 1
                     first_kto = first_kto or where(n, index, line)
+                elif a.task[0] == "rl":
+                    report.rl_tasks[rl_task_tag(a.task[1])] += 1
             if a.rate is not None and report.rates is not None:
                 report.rates.add(n, index, line, *a.rate)
             if a.style is not None and report.styles is not None:
@@ -691,6 +705,7 @@ def _merge_chunks(
         report.kinds.update(chunk.kinds)
         report.modality.update(chunk.modality)
         report.kto_labels.update(chunk.kto_labels)
+        report.rl_tasks.update(chunk.rl_tasks)
         if first_kto is None and chunk.first_kto >= 0:
             k = chunk.first_kto
             first_kto = SourceLoc(display, indices[k], lines[k])

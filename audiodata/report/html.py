@@ -623,6 +623,35 @@ def _records_section(findings: Sequence[Mapping[str, Any]], previews: Mapping[st
     return head + intro + flt + '<ul class="recs">' + "".join(items) + "</ul>" + more + "</section>"
 
 
+# --------------------------------------------------------------------------- rl tasks
+
+
+def _rl_section(raw: object) -> str:
+    """The rl records per task tag (``summary.rl_tasks``), as bars; empty without rl records."""
+    tasks = {str(k): _int(v) for k, v in raw.items() if _int(v) > 0} if isinstance(raw, Mapping) else {}
+    if not tasks:
+        return ""
+    order = sorted(tasks.items(), key=lambda kv: (-kv[1], kv[0]))
+    total = sum(tasks.values())
+    most = max(tasks.values())
+    rows = "".join(
+        f'<tr><td><code>{_e(task)}</code></td><td class="n">{_num(n)}</td><td class="n">{n / total:.0%}</td>'
+        f'<td class="hb"><i class="hbar" style="width:{max(1.0, 100 * n / most):.0f}%"></i></td></tr>'
+        for task, n in order
+    )
+    note = (
+        '<p class="note">Records without errors (what convert would write) per task tag. Each task is checked by its '
+        "own rules (an <code>mcq</code> answer is one of its choices, an <code>asr</code> answer is measured as a "
+        "transcript) and rewarded by its own check in <code>audiodata train grpo</code> (reward <code>answer</code>).</p>"
+    )
+    table = (
+        '<table class="rltasks"><thead><tr><th>task</th><th class="n">records</th><th class="n">share</th><th></th></tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+    stats = _stats([("rl records", _num(total)), ("tasks", str(len(tasks)))])
+    return f'<section id="rl"><h2>RL tasks</h2>{stats}{table}{note}</section>'
+
+
 # --------------------------------------------------------------------------- page
 
 
@@ -682,6 +711,9 @@ def render_html(report: dict, extras: dict, title: str = "audiodata lint report"
     style = _style_section(summary.get("transcript_style"))
     if style:
         nav += '<a href="#style">transcript style</a>'
+    rl = _rl_section(summary.get("rl_tasks"))
+    if rl:
+        nav += '<a href="#rl">RL tasks</a>'
     nav += '<a href="#rules">rules</a><a href="#records">records</a></nav>'
     body = (
         _header(title, summary)
@@ -689,6 +721,7 @@ def render_html(report: dict, extras: dict, title: str = "audiodata lint report"
         + nav
         + audio
         + style
+        + rl
         + _rules_section(_by_code(summary, findings), findings)
         + _records_section(findings, previews)
         + "</main>"

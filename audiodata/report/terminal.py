@@ -80,6 +80,10 @@ def print_lint(data: dict[str, Any], out: Console, max_examples: int = 3) -> Non
     out.print(Text(f"{s['records']} records, {s['clips']} clips, {s['audio_hours']:.3f} h audio{extra}: ") + verdict)
     for name, n in s.get("excluded_by", {}).items():
         out.print(Text(f"excluded by {name}: {n} records (not checked)"))
+    tasks = s.get("rl_tasks") or {}
+    if tasks:
+        listed = ", ".join(f"{n} {task}" for task, n in sorted(tasks.items(), key=lambda kv: (-kv[1], kv[0])))
+        out.print(f"RL records by task: {listed} ({sum(tasks.values())} in all)", markup=False)
     mix = s.get("modality") or {}
     if mix.get("audio") and mix.get("text_only"):
         out.print(

@@ -202,6 +202,58 @@ def test_an_asr_answer_is_measured_as_a_transcript(corpus: Path) -> None:
     assert rates == {("R001", 0, "answer"), ("R003", 0, "answer")}  # letters and words per second, both too many
 
 
+@pytest.mark.parametrize("audio", [True, False])
+def test_lint_counts_rl_records_per_task_as_convert_writes_them(corpus: Path, audio: bool) -> None:
+    """The lint report's ``rl_tasks`` (JSON, terminal): the records convert would write, per task tag, the same
+    counts as the converted manifest's; with audio (record jobs) and text only (byte-range chunks in the workers)."""
+    from audiodata.report.terminal import print_lint
+
+    files = [str(corpus / f) for f in FILES]
+    report = audiodata.lint(files, media_root=str(corpus), num_workers=2, audio=audio).to_dict()
+    assert report["summary"]["rl_tasks"] == {"asr": 2, "mcq": 7, "qa": 5}
+    assert report["summary"]["kinds"] == {"rl": 14}
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((Path(__file__).parents[2] / "schemas" / "lint_report.schema.json").read_text())
+    Draft202012Validator(schema).validate(report)
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    print_lint(report, Console(file=buf, width=200))
+    assert "RL records by task: 7 mcq, 5 qa, 2 asr (14 in all)" in buf.getvalue()
+    plain = audiodata.lint([str(SAMPLE / "swift.jsonl")], num_workers=1, audio=False).to_dict()["summary"]
+    assert "rl_tasks" not in plain  # reports of other corpora stay as they were
+
+
+def test_normalize_transcripts_rewrites_asr_answers_only(corpus: Path, tmp_path: Path) -> None:
+    """``--normalize-transcripts``: an ``asr`` record's answer is the transcript a WER reward scores against, written
+    in the run's style; the original is kept in ``meta`` (the rl config has no metadata column). Other tasks' answers
+    (a choice's text, a free answer) are left as they are."""
+    ask = [{"role": "user", "content": "<audio>Transcribe the audio."}]
+    clip = ["audio/clip08_16k.flac"]
+    records = [
+        {"prompt": ask, "solution": "The meeting has been moved to Thursday.", "task": "asr", "audios": clip, "speaker": "s1"},
+        {"prompt": ask, "solution": "the meeting has been moved to thursday", "task": "asr", "audios": clip},
+        {"prompt": [{"role": "user", "content": "<audio>Who? (A) A Man (B) A Woman"}], "solution": "A Woman",
+         "choices": ["A Man", "A Woman"], "task": "mcq", "audios": clip},
+        {"prompt": [{"role": "user", "content": "<audio>Where?"}], "solution": "In the Office.", "task": "qa", "audios": clip},
+    ]  # fmt: skip
+    path = write_jsonl(corpus / "asr_norm.jsonl", records)
+    out = tmp_path / "norm"
+    audiodata.convert([str(path)], out, num_workers=1, media_root=str(corpus), normalize_transcripts="basic")
+    got = sorted(rows(out).values(), key=lambda r: r["source"]["index"])
+    assert [r["answer"] for r in got] == ["the meeting has been moved to thursday"] * 2 + ["A Woman", "In the Office."]
+    meta = [json.loads(r["meta"]) if r["meta"] else {} for r in got]
+    assert meta[0] == {"speaker": "s1", "transcript_original": {"answer": "The meeting has been moved to Thursday."}}
+    assert all("transcript_original" not in m for m in meta[1:])  # unchanged, or not a transcript
+    plain = tmp_path / "plain"
+    audiodata.convert([str(path)], plain, num_workers=1, media_root=str(corpus))
+    assert sorted(r["answer"] for r in rows(plain).values())[0] == "A Woman"  # without the flag: as written
+    assert "The meeting has been moved to Thursday." in {r["answer"] for r in rows(plain).values()}
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert {k: a[k] for k in (*FIELDS, "hashes")} == {k: b[k] for k in (*FIELDS, "hashes")}, (a["id"], b["id"])
 

@@ -407,3 +407,35 @@ def test_transcript_style_section_in_a_real_browser(tmp_path: Path):
     dom = browser_dom(render_html(r, extras()), tmp_path)
     assert script_errors(dom) is None
     assert '<section id="style">' in dom and dom.count('class="mixed"') == 2
+
+
+def test_rl_tasks_section_counts_each_task_and_escapes():
+    r = report([])
+    r["summary"]["rl_tasks"] = {"mcq": 7, "asr": 2, "qa": 5, "<b>x</b>": 1}
+    page = render_html(r, extras())
+    assert Page(page).problems == [] and 'href="#rl"' in page
+    section = page[page.index('<section id="rl">') : page.index("</section>", page.index('<section id="rl">'))]
+    rows = re.findall(r"<tr><td><code>(.*?)</code></td><td class=\"n\">(\d+)</td>", section)
+    assert rows == [("mcq", "7"), ("qa", "5"), ("asr", "2"), ("&lt;b&gt;x&lt;/b&gt;", "1")]  # most first
+    assert "rl records <b>15</b>" in section and "tasks <b>4</b>" in section and "<b>x</b>" not in section
+    assert '<section id="rl">' not in render_html(report([]), extras())  # no rl records: no section
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+def test_rl_tasks_section_in_a_real_browser_with_a_screenshot(tmp_path: Path):
+    """No script errors with the section there, and a screenshot to look at (kept in the test's tmp folder)."""
+    from PIL import Image
+
+    r = report([finding("Q003", 0, source="mmau.json"), finding("Q004", 3, source="mmau.json")])
+    r["summary"]["rl_tasks"] = {"mcq": 7, "asr": 2, "qa": 5}
+    page = render_html(r, extras())
+    dom = browser_dom(page, tmp_path)
+    assert script_errors(dom) is None and '<section id="rl">' in dom
+    shot = tmp_path / "rl_tasks.png"
+    path = tmp_path / "rl.html"
+    path.write_text(page, encoding="utf-8")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1800", f"--screenshot={shot}",
+           path.as_uri()]  # fmt: skip
+    subprocess.run(cmd, capture_output=True, timeout=120, check=True)
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1200, 1800) and len(img.resize((60, 90)).getcolors(60 * 90) or []) > 20

@@ -1,9 +1,10 @@
 """Test shards of ``rl`` records in the contract's columns, written with ``datasets`` (Audio feature).
 
-Until ``audiodata convert`` writes the ``rl`` config (issue 17, part ``rldata``), the GRPO tests build their data
-here: a Hub-layout folder ``data/rl/{split}-00000-of-00001.parquet`` with ``id``, ``prompt``, ``answer``,
-``choices``, ``task``, ``meta``, ``system``, ``tools``, ``audios`` (the real espeak-ng clips of sample_data),
-``audio_info``, ``audio_seconds`` and ``source``. At merge the lead switches this to ``convert``.
+A Hub-layout folder ``data/rl/{split}-00000-of-00001.parquet`` (the layout TRL users publish, which ``train grpo``
+reads without a manifest) with ``id``, ``prompt``, ``answer``, ``choices``, ``task``, ``meta``, ``system``, ``tools``,
+``audios`` (the real espeak-ng clips of sample_data), ``audio_info``, ``audio_seconds`` and ``source``: quick to
+write, and any row the tests need (a corrupt clip, a marker without a clip). The tests that go through
+``audiodata convert`` read the peers' forms in tests/fixtures/rl instead (tests/training/test_grpo.py's MMAU tests).
 """
 
 from __future__ import annotations

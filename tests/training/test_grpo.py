@@ -2,8 +2,8 @@
 epoch (one process and two), the encoder runs once per distinct clip without changing its output, and a tiny
 model's mean reward rises on a task it can learn, within CI's time.
 
-The data comes from tests/training/rl_fixture.py (the ``rl`` contract's columns written with ``datasets``) until
-``audiodata convert`` writes the ``rl`` config.
+The data comes from tests/training/rl_fixture.py (the ``rl`` contract's columns written with ``datasets``), and
+through ``audiodata convert`` from MMAU-style JSON (the hand-written fixture, and real MMAU items where the mirror is).
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ def test_two_processes_train_every_prompt_each_epoch_with_one_report(tiny: str, 
 
 @pytest.mark.slow
 def test_omni_thinker_hears_the_audio_and_trains(tmp_path: Path):
-    """Qwen2.5-Omni's thinker (its encoder takes packed features; no encoder dedup there): the same audio path."""
+    """Qwen2.5-Omni's thinker (its encoder takes the clips' frames packed into one sequence): the same audio path,
+    and each distinct clip through the encoder once per call (the dedup wraps the thinker's get_audio_features)."""
     from trainer.tiny import make_tiny_model
 
     omni = str(make_tiny_model(tmp_path / "omni", family="qwen2.5-omni"))
@@ -204,6 +205,20 @@ def test_omni_thinker_hears_the_audio_and_trains(tmp_path: Path):
     silent = t._get_per_token_logps_and_entropies(t.model, ids, torch.ones_like(ids), 3)[0]
     t._audio = None
     assert not torch.allclose(heard, silent)
+    thinker = next(m for m in t.model.modules() if type(m).__name__ == "Qwen2_5OmniThinkerModel")
+    assert hasattr(thinker.get_audio_features, "original")
+    feats, mask = audio[grpo.FEATURES][0, :1], audio[grpo.FEATURE_MASK][0, :1]
+    other = torch.randn_like(feats)
+    x, m = torch.cat([feats, feats, other, feats]), torch.cat([mask, mask, mask, mask])
+    m[2, int(mask.sum()) // 2 :] = 0  # the other clip shorter: its own length out
+    frames: list[int] = []
+    hook = thinker.audio_tower.register_forward_hook(lambda mod, args, out: frames.append(args[0].shape[-1]))
+    with torch.no_grad():
+        deduped = thinker.get_audio_features(x, m).last_hidden_state
+        each = torch.cat([thinker.get_audio_features.original(x[i : i + 1], m[i : i + 1]).last_hidden_state for i in range(4)])
+    hook.remove()
+    assert frames[0] == int(mask.sum()) + int(m[2].sum())  # the encoder saw the two distinct clips, not four
+    assert deduped.shape == each.shape and torch.allclose(deduped, each, atol=1e-5, rtol=0)  # packing: float rounding only
     t.train()
     assert t.state.global_step == 2 and all("kl" in e for e in t.state.log_history if "reward" in e)
 
@@ -212,9 +227,8 @@ MMAU = Path(__file__).resolve().parents[1] / "fixtures" / "rl" / "mmau_test_mini
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MMAU.is_file(), reason="the rl fixtures and convert's rl records come with rldata (issue 17)")
 def test_grpo_trains_on_what_convert_wrote_from_mmau_json(tiny: str, tmp_path: Path):
-    """The contract end to end: MMAU-style JSON -> `audiodata convert` -> `train grpo` (active once rldata is merged)."""
+    """The contract end to end: MMAU-style JSON -> `audiodata convert` -> `train grpo`."""
     import re
     import shutil
 
@@ -241,7 +255,7 @@ def test_grpo_bench_encoder_dedup_pays(tmp_path: Path):
     """benchmarks/grpo_bench.py at CI size (16 completions, 8 per prompt, 2 timed steps each way): the encoder once
     per distinct clip measured 4-5x faster per step at the default size (2 cores, load 12); under 1.5x the dedup
     is lost (every completion encoding its clip again) or costs what it saves."""
-    from tests.test_bench_smoke import ratios, run_bench
+    from tests.bench_run import ratios, run_bench
 
     args = ["--steps", "2", "--prompts", "4", "--completions", "16", "--generations", "8", "--tokens", "8"]
     doc = run_bench("grpo_bench.py", args, tmp_path)
@@ -269,3 +283,78 @@ def test_a_clip_that_does_not_decode_costs_its_group_not_the_run(tiny: str, tmp_
     samples = {s["id"]: s for s in run.sampler.section()}
     assert all(c["error"] and c["reward"] is None for c in samples["mcq-001"]["completions"])
     assert all(c["error"] is None and c["rewards"]["format"] is not None for c in samples["mcq-000"]["completions"])
+
+
+@pytest.mark.slow
+def test_an_eval_split_is_scored_with_the_rewards_and_shown_on_the_page(tiny: str, tmp_path: Path):
+    """eval_split: TRL generates on the held-out prompts (with their audio) every eval_steps and at the end, scores
+    them with the run's rewards; the report keeps each evaluation, rl.html charts it, the fixed prompts are held out."""
+    data = write_rl_dataset(tmp_path / "data", [mcq_row(i, CLIPS[i % len(CLIPS)]) for i in range(4)])
+    write_rl_dataset(data, [mcq_row(10, CLIPS[3]), asr_row(11, CLIPS[4])], split="validation")
+    cfg = config(tiny, data, tmp_path / "out", max_steps=3, eval_split="validation", eval_steps=2, reward_funcs="answer,format")
+    from trainer.train import train
+
+    report = train(cfg)
+    ev = report["evaluation"]
+    assert ev["records"] == 2 and ev["source"] == "eval split 'validation'"
+    assert [h["step"] for h in ev["history"]] == [2, 3]  # every eval_steps, and once at the end
+    assert all(set(h["rewards"]) == {"answer", "format"} and h["reward"] is not None for h in ev["history"])
+    assert {s["id"] for s in report["samples"]} == {"mcq-010", "asr-011"} and report["samples_from"] == "eval"
+    assert report["coverage"]["prompts"] == 4  # the held-out prompts are never trained on
+    page = (tmp_path / "out" / "rl.html").read_text(encoding="utf-8")
+    assert "2 held-out prompts (eval split &#x27;validation&#x27;)" in page
+    # the pre-flight ran before step 1, and the hearing comparison on the held-out prompts before and after
+    checks = report["preflight"]["checks"]
+    assert report["preflight"]["ok"] and list(checks) == ["versions", "loading", "prompts", "audio_tokens", "memory",
+                                                           "rollout", "hearing"]  # fmt: skip
+    heard = report["audio_conditioning"]
+    assert heard["held_out"] and heard["dataset"] == "eval" and len(heard["rows"]) == 2
+    assert heard["before"]["kl_zeroed"] > 0 and heard["after"]["kl_zeroed"] > 0
+    assert (tmp_path / "out" / "preflight.json").is_file()
+
+
+@pytest.mark.slow
+def test_eval_holdout_keeps_training_records_out_of_training(tiny: str, tmp_path: Path):
+    data = write_rl_dataset(tmp_path / "data", [mcq_row(i, CLIPS[i % len(CLIPS)]) for i in range(6)])
+    run = grpo.build(config(tiny, data, tmp_path / "out", max_steps=1, eval_holdout=0.34))
+    assert len(run.eval_rows) == 2 and len(run.rows) == 4
+    assert not set(run.eval_rows["id"]) & set(run.rows["id"]) and run.trainer.eval_dataset is run.eval_rows
+    assert run.trainer.args.eval_strategy == "steps"
+
+
+MIRROR_MMAU = Path("/work/.mirror/Sakshi113+MMAU/repo")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MIRROR_MMAU.is_dir(), reason="no mirror of github.com/Sakshi113/MMAU here (never committed)")
+def test_grpo_on_real_mmau_items_paired_with_sample_clips(tiny: str, tmp_path: Path):
+    """The issue's proof on real public records: items of MMAU's own test-mini file (read from the repository's
+    mirror at test time, never committed), each paired with a real sample_data clip (MMAU's audio is not
+    redistributed), linted (counted per task), converted and trained on with GRPO, every item a multiple-choice prompt."""
+    import shutil
+    import subprocess
+
+    import audiodata
+    from tests.training.rl_fixture import SAMPLE_AUDIO
+    from trainer.train import train
+
+    show = ["git", "-C", str(MIRROR_MMAU), "show", "HEAD:mmau-test-mini.json"]
+    items = json.loads(subprocess.run(show, capture_output=True, check=True).stdout)
+    picked = [it for it in items if [c.strip().casefold() for c in it["choices"]].count(it["answer"].strip().casefold()) == 1]
+    picked = [dict(it) for it in picked[:8]]
+    corpus = tmp_path / "mmau"
+    (corpus / "test-mini-audios").mkdir(parents=True)
+    for k, it in enumerate(picked):
+        clip = CLIPS[k % len(CLIPS)]
+        it["audio_id"] = f"./test-mini-audios/{clip}"
+        shutil.copy(SAMPLE_AUDIO / clip, corpus / "test-mini-audios" / clip)
+    (corpus / "mmau-test-mini.json").write_text(json.dumps(picked), encoding="utf-8")
+    linted = audiodata.lint([str(corpus / "mmau-test-mini.json")], media_root=str(corpus), num_workers=1).to_dict()
+    assert linted["summary"]["errors"] == 0 and linted["summary"]["rl_tasks"] == {"mcq": 8}
+    out = tmp_path / "converted"
+    audiodata.convert([str(corpus / "mmau-test-mini.json")], out, num_workers=1, media_root=str(corpus))
+    report = train(config(tiny, out, tmp_path / "run", max_steps=2, max_completion_length=4, reward_funcs="mcq_letter"))
+    assert report["steps"] == 2 and report["train_records"] == 8 and report["skipped"]["records"] == 0
+    questions = {it["question"] for it in picked}
+    assert all(s["choices"] and s["task"] == "mcq" and s["answer"] in s["choices"] for s in report["samples"])
+    assert all(any(q in s["prompt"] for q in questions) for s in report["samples"])

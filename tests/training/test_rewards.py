@@ -105,8 +105,8 @@ def test_config_selects_and_weighs_rewards_and_checks_them_up_front(tmp_path):
         "num_generations": (1, "num_generations must be >= 2"),
         "loss_type": ("sigmoid", "loss_type for grpo"),
         "scale_rewards": ("yes", "scale_rewards"),
-        "use_vllm": (True, "vLLM generation passes images only"),
-        "eval_split": ("validation", "eval_split/eval_holdout"),
+        "vllm_tensor_parallel_size": (0, "vllm_tensor_parallel_size >= 1"),
+        "eval_split": ("validation", r"no split 'validation' \(no data/rl/validation-\*.parquet shards\)"),
     }
     for key, (value, message) in bad.items():
         with pytest.raises(ConfigError, match=message):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.report.test_report_html import CHROMIUM, Page, script_errors
 from tests.training.test_eval_page import attr, flac, png, run_chromium
-from trainer.rl_page import history, render_rl_page
+from trainer.rl_page import eval_history, history, render_rl_page
 
 CHOICES = ["a man", "a woman", "a child", "nobody"]
 
@@ -85,6 +85,30 @@ def test_page_is_well_formed_self_contained_and_complete():
     assert page.count("(unchanged)") == 1 and '<span class="empty">(empty)</span>' in page
 
 
+def eval_line(step: int, reward: float) -> dict[str, Any]:
+    """One evaluation as TRL's GRPOTrainer logs it on held-out prompts: its metrics with the ``eval_`` prefix."""
+    return {
+        "step": step, "eval_loss": 0.02, "eval_reward": reward, "eval_reward_std": 0.2, "eval_rewards/mcq_letter/mean": reward,
+        "eval_rewards/format/mean": 0.5, "eval_completions/mean_length": 9.0, "eval_runtime": 1.0, "epoch": 0.5,
+    }  # fmt: skip
+
+
+def test_held_out_rewards_are_charted_apart_from_training():
+    logs = [log_line(2, 0.3, 0.01), eval_line(2, 0.25), log_line(4, 0.9, 0.03), eval_line(4, 0.75)]
+    held = eval_history(logs)
+    assert [h["step"] for h in held] == [2, 4] and held[1]["rewards"] == {"mcq_letter": 0.75, "format": 0.5}
+    assert held[1]["reward"] == 0.75 and held[1]["loss"] == 0.02 and held[1]["completion_mean_length"] == 9.0
+    assert [h["step"] for h in history(logs)] == [2, 4]  # training's own history never takes an evaluation
+    ev = {"records": 3, "source": "eval split 'validation'", "history": held}
+    page = render_rl_page(report(evaluation=ev), None, {})
+    section = page.split('id="evaluation"')[1].split("</section>")[0]
+    assert "3 held-out prompts (eval split &#x27;validation&#x27;)" in section and section.count('<circle class="pt"') == 2
+    assert section.count("<tr>") == 3 and "0.750" in section and Page(page).problems == []
+    assert 'id="evaluation"' not in render_rl_page(report(), None, {})  # no eval set: no section
+    empty = render_rl_page(report(evaluation={**ev, "history": []}), None, {})
+    assert "No evaluation logged yet." in empty
+
+
 def test_header_calls_out_a_run_with_nothing_to_learn_from_and_a_run_without_kl():
     logs = [log_line(1, 0.0, 0.0) | {"frac_reward_zero_std": 1.0}]
     page = render_rl_page(report(rl_history=history(logs), config={"beta": 0}), None, {})
@@ -121,7 +145,21 @@ def test_page_screenshot(tmp_path: Path):
     from PIL import Image
 
     shot = tmp_path / "rl.png"
-    run_chromium(render_rl_page(report(), png(), AUDIO), tmp_path, "--window-size=1280,2400", f"--screenshot={shot}")
+    ev = {"records": 3, "source": "eval split 'validation'", "history": eval_history([eval_line(2, 0.25), eval_line(4, 0.75)])}
+    page = render_rl_page(report(evaluation=ev), png(), AUDIO)  # with the held-out section
+    run_chromium(page, tmp_path, "--window-size=1280,2400", f"--screenshot={shot}")
     img = Image.open(shot).convert("RGB")
     assert img.size == (1280, 2400)
     assert len(img.resize((64, 120)).getcolors(64 * 120) or []) > 20
+
+
+def test_cli_summary_shows_the_held_out_reward_and_the_hearing():
+    from trainer.cli import _grpo_rows
+
+    ev = {"records": 3, "source": "eval split 'validation'", "history": eval_history([eval_line(2, 0.25), eval_line(4, 0.75)])}
+    heard = {"before": {"kl_zeroed": 0.5}, "after": {"kl_zeroed": 0.0001}, "heard_after_training": False}
+    base = {"runtime_s": 1.0, "config": {"output_dir": "o"}}
+    rows = dict(_grpo_rows(report(evaluation=ev, audio_conditioning=heard, **base)))
+    assert rows["held-out mean reward (3 prompts)"] == "0.250 -> 0.750"
+    assert rows["audio KL real vs zeroed (before -> after)"] == "0.5 -> 0.0001 (deaf)"
+    assert "held-out mean reward (3 prompts)" not in dict(_grpo_rows(report(**base)))

@@ -338,7 +338,7 @@ def test_dry_run_passes_on_the_tiny_model_and_trains_nothing(tiny, sample_out, t
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((dry / "preflight.json").read_text()) | {"seconds": report["seconds"]}
     statuses = {c["name"]: c["status"] for c in report["checks"]}
-    assert list(statuses) == list(preflight.TITLES)
+    assert list(statuses) == list(preflight.SFT_CHECKS)
     assert all(s in ("ok", "warn") for s in statuses.values()), report["checks"]
     assert all(statuses[n] == "ok" for n in ("loading", "build", "batches", "audio_tokens", "memory", "step", "hearing"))
     assert report["exit_code"] == 0 and report["dry_run"] and report["template"]["rendered"].startswith("<|im_start|>")
