@@ -150,8 +150,9 @@ class ShardWriter:
         self._first_seq = self._last_seq = -1
         self._stats: dict[str, Any] = {}
 
-    def add(self, row: dict[str, Any], seq: int, stats: dict[str, Any]) -> None:
-        size = row_nbytes(row)
+    def add(self, row: dict[str, Any], seq: int, stats: dict[str, Any], size: int | None = None) -> None:
+        """``size``: the row's :func:`row_nbytes`, when the worker that built it measured it already."""
+        size = row_nbytes(row) if size is None else size
         written = self._file.size if self._file else 0
         if self._shard_rows and written + self._buffered + size + self.reserve > self.max_bytes:
             self._close_shard()
