@@ -23,7 +23,7 @@ import numpy as np
 
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import check_header
-from audiodata.audio.load import AudioError, AudioSource, describe_ref, open_ref, show_absolute
+from audiodata.audio.load import AudioError, AudioSource, describe_ref, open_ref, roots_resolved_once, show_absolute
 from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash, read_if_stored_form, stored_as_is
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
@@ -86,7 +86,8 @@ class Processed:
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
-    return [_process_guarded(seq, rec, settings) for seq, rec in batch]
+    with roots_resolved_once():  # the records of a job share their media root: its links resolved once
+        return [_process_guarded(seq, rec, settings) for seq, rec in batch]
 
 
 def _process_guarded(seq: int, rec: Record, settings: AudioSettings) -> Processed:
