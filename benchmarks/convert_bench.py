@@ -899,6 +899,16 @@ def headlines(figures: dict[str, Any]) -> list[dict[str, object]]:
                               "ratio: floor CPU / audiodata CPU"))
         heads.append(headline(f"{what}: peak RSS", ad["peak_rss_mib"], "MiB", "RSS before convert, same process",
                               ad["peak_rss_mib"] / ad["rss_before_mib"], "this process + workers"))
+    fmt = rows.get("floor+format")
+    if fmt is not None and figures.get("format_over_floor_cpu") is not None:
+        heads.append(headline(f"convert {n:,} clips: floor + what the format requires, CPU", fmt["cpu_s"], "CPU s",
+                              "floor, same run", figures["format_over_floor_cpu"],
+                              "ratio: floor CPU / (floor + 16-bit PCM hash, levels, Parquet with CDC and sha256) CPU: "
+                              "the most a converter writing this format can reach"))
+        if ad is not None and figures.get("audiodata_over_format_cpu") is not None:
+            heads.append(headline(f"convert {n:,} clips vs floor + format, CPU", ad["cpu_s"], "CPU s",
+                                  "floor + format, same run", figures["audiodata_over_format_cpu"],
+                                  "ratio: (floor + format) CPU / audiodata CPU: audiodata's own overhead"))
     if ds is not None:
         if ad is not None:
             heads.append(headline(f"convert {n:,} clips vs the datasets recipe", ad["wall_s"], "s", "datasets recipe, same run",
