@@ -100,13 +100,14 @@ class PcmSink:
             return
         self.levels.frames = samples.shape[0]  # what SourceLevels.add counts for a block inside full scale
         mono = _downmix(samples)
+        own = samples.shape[1] > 1  # a channel mix is a new array; a mono source's channel is the caller's samples
         if self._resamples:
             try:
                 mono = soxr.resample(mono, self.header.sampling_rate, self.target_rate, quality="HQ")
             except (ValueError, RuntimeError, TypeError) as exc:  # soxr refusing a rate
                 raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
-            self._resamples = False  # done: nothing left to flush
-        self._out.append(quantize(mono))
+            self._resamples, own = False, True  # done: nothing left to flush; soxr's output is ours
+        self._out.adopt(quantize(mono, scratch=own))  # the sink's own arrays quantized in place, kept without a copy
 
     def finish(self) -> np.ndarray:
         """The int16 output; call once, after the last block."""
@@ -138,6 +139,11 @@ class _Output:
         self.buf = np.empty(max(expected, 0), "<i2")  # pages a lying header over-promises are never touched
         self.n = 0
 
+    def adopt(self, whole: np.ndarray) -> None:
+        """The whole output at once (int16, this sink's own array): kept as it is, not copied into the buffer."""
+        assert self.n == 0 and whole.dtype == np.dtype("<i2")
+        self.buf, self.n = whole, whole.size
+
     def append(self, part: np.ndarray) -> None:
         end = self.n + part.size
         if end > self.buf.size:
@@ -166,10 +172,14 @@ def all_finite(samples: np.ndarray) -> bool:
     return bool(np.isfinite(samples).all())
 
 
-def quantize(mono: np.ndarray) -> np.ndarray:
-    """float32 -> int16 as ``rint(x * 32768)`` clipped to the int16 range; in place on one scratch array."""
+def quantize(mono: np.ndarray, scratch: bool = False) -> np.ndarray:
+    """float32 -> int16 as ``rint(x * 32768)`` clipped to the int16 range; in place on one scratch array
+    (``scratch``: ``mono`` itself, a float32 array of the caller's that it no longer needs)."""
     with np.errstate(over="ignore"):  # samples beyond full scale clip (A013 counts them), however large
-        scaled = np.multiply(np.asarray(mono, dtype=np.float32), np.float32(32768.0))
+        if scratch and mono.dtype == np.float32 and mono.flags.writeable:
+            scaled = np.multiply(mono, np.float32(32768.0), out=mono)
+        else:
+            scaled = np.multiply(np.asarray(mono, dtype=np.float32), np.float32(32768.0))
         np.rint(scaled, out=scaled)
     np.clip(scaled, -32768, 32767, out=scaled)
     return scaled.astype("<i2")
