@@ -865,14 +865,14 @@ def main(argv: list[str] | None = None) -> int:
     # x-realtime denominator: the corpus' nominal source seconds, else what the floor decoded
     audio_seconds = corpus.get("audio_seconds") or measurements[0].extra["decoded_seconds"]
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    if not args.skip_format:
-        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-format-") as tmp:
-            measurements.append(run_floor_format(paths, args.num_workers, Path(tmp)))
     with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-audiodata-") as tmp:
         ad = run_audiodata(jsonl, args.num_workers, Path(tmp))
     if ad is not None:
         _check_audiodata(ad, len(paths), audio_seconds)
         measurements.append(ad)
+    if not args.skip_format:  # after audiodata: what it imports (datasets' Audio) would count in audiodata's peak RSS
+        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-format-") as tmp:
+            measurements.append(run_floor_format(paths, args.num_workers, Path(tmp)))
     if not args.skip_datasets:
         with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-datasets-") as tmp:
             measurements.append(run_datasets(jsonl, args.num_workers, Path(tmp)))
