@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import multiprocessing as mp
@@ -500,6 +501,95 @@ def run_floor(paths: list[str], workers: int) -> Measurement:
 
 
 # --------------------------------------------------------------------------------------------
+# Method 1b: the floor plus what the output format requires
+# --------------------------------------------------------------------------------------------
+
+
+def _format_one(path: str) -> tuple[float, bytes, str, int, int]:
+    """The floor's work, quantized to the stored 16-bit PCM first (the format hashes those samples), plus what every
+    row of the output states of its clip: the blake2b PCM hash and the levels (sum of squares, peak)."""
+    if Path(path).suffix.lower() in SOUNDFILE_EXTS:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    else:
+        data, sr = _ffmpeg_decode(path)
+    mono = _downmix(data)
+    if sr != TARGET_SR:
+        mono = soxr.resample(mono, sr, TARGET_SR, quality="HQ")
+    pcm = np.clip(np.rint(mono * np.float32(32768.0)), -32768, 32767).astype("<i2")
+    buf = io.BytesIO()
+    sf.write(buf, pcm, TARGET_SR, format="FLAC", subtype="PCM_16")
+    digest = hashlib.blake2b(pcm.view(np.uint8).data, digest_size=16).hexdigest()
+    squares = int(np.square(pcm, dtype=np.int32).sum(dtype=np.int64))
+    peak = max(-int(pcm.min()), int(pcm.max())) if pcm.size else 0
+    return data.shape[0] / sr, buf.getvalue(), digest, squares, peak
+
+
+class _HashedFile:
+    """A write-only file that hashes what it writes (sha256), as the shard writer does."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh, self.sha, self.closed = open(path, "wb"), hashlib.sha256(), False
+
+    def write(self, data: Any) -> int:
+        mv = memoryview(data)
+        self._fh.write(mv)
+        self.sha.update(mv)
+        return mv.nbytes
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+
+def run_floor_format(paths: list[str], workers: int, out_dir: Path) -> Measurement:
+    """The floor plus what the output format requires of each clip, and nothing else: each clip quantized to 16-bit
+    PCM, FLAC-encoded, its PCM hashed (blake2b) and its levels measured in the pool; the clips, in input order,
+    written by this process to one Parquet file as ``datasets`` writes it (Audio struct column, PLAIN and uncompressed,
+    content-defined chunking, page index, row groups of 100) through a sha256-hashing file, fsynced. No JSON, rules,
+    resume state or other columns: what audiodata costs above this is its own overhead."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Audio, Features, Value
+    from datasets import config as ds_config
+    from datasets.arrow_writer import get_parquet_column_options
+
+    feats = Features({"audio": Audio(sampling_rate=TARGET_SR), "pcm_hash": Value("string")})
+    schema = feats.arrow_schema
+    kwargs: dict[str, Any] = {"write_page_index": True, **get_parquet_column_options(feats, schema)}
+    if getattr(ds_config, "DEFAULT_CDC_OPTIONS", None):
+        kwargs["use_content_defined_chunking"] = ds_config.DEFAULT_CDC_OPTIONS
+    chunksize = max(1, min(8, len(paths) // (workers * 8)))
+    seconds = 0.0
+    with Stopwatch() as sw:
+        sink = _HashedFile(out_dir / "floor-format.parquet")
+        writer = pq.ParquetWriter(sink, schema, **kwargs)  # type: ignore[arg-type]
+        cells: list[dict[str, Any]] = []
+        hashes: list[str] = []
+        with mp.Pool(workers) as pool:
+            for k, (secs, flac, digest, _squares, _peak) in enumerate(pool.imap(_format_one, paths, chunksize=chunksize)):
+                seconds += secs
+                cells.append({"bytes": flac, "path": f"{k}.flac"})
+                hashes.append(digest)
+                if len(cells) == 100:
+                    writer.write_table(pa.table({"audio": cells, "pcm_hash": hashes}, schema=schema), row_group_size=100)
+                    cells, hashes = [], []
+            if cells:
+                writer.write_table(pa.table({"audio": cells, "pcm_hash": hashes}, schema=schema), row_group_size=len(cells))
+        pool.join()
+        writer.close()
+        sink.close()
+        file_sha = sink.sha.hexdigest()
+    extra = {"decoded_seconds": seconds, "chunksize": chunksize, "sha256": file_sha, "foreign_cpu_share": sw.foreign_cpu_share}
+    return Measurement("floor+format", workers, len(paths), sw.wall_s, extra, sw.cpu_s)
+
+
+# --------------------------------------------------------------------------------------------
 # Method 2: audiodata
 # --------------------------------------------------------------------------------------------
 
@@ -623,7 +713,7 @@ def report(measurements: list[Measurement], audio_seconds: float, corpus: dict[s
                 **m.extra,
             }
         )
-    header = f"{'method':<10} {'workers':>7} {'clips':>6} {'audio h':>8} {'wall s':>8} "
+    header = f"{'method':<12} {'workers':>7} {'clips':>6} {'audio h':>8} {'wall s':>8} "
     header += f"{'x realtime':>11} {'vs floor':>9} {'CPU s':>8} {'CPU vs floor':>12} {'load':>5}"
     print()
     print(header)
@@ -633,7 +723,7 @@ def report(measurements: list[Measurement], audio_seconds: float, corpus: dict[s
         cpu_vs = f"{r['cpu_ratio_vs_floor']:.2f}" if r["cpu_ratio_vs_floor"] is not None else "n/a"
         load = f"{r['foreign_cpu_share']:.0%}" if r.get("foreign_cpu_share") is not None else "n/a"
         print(
-            f"{r['method']:<10} {r['workers']:>7} {r['clips']:>6} {r['audio_hours']:>8.3f} "
+            f"{r['method']:<12} {r['workers']:>7} {r['clips']:>6} {r['audio_hours']:>8.3f} "
             f"{r['wall_s']:>8.2f} {r['x_realtime']:>10.1f}x {vs:>9} {r['cpu_s'] or 0:>8.2f} {cpu_vs:>12} {load:>5}"
         )
     print("(load: share of the machine's CPUs other processes took meanwhile; CPU vs floor = floor CPU / method CPU)")
@@ -660,6 +750,17 @@ def report(measurements: list[Measurement], audio_seconds: float, corpus: dict[s
     )
     if ad_cpu is not None:
         print(f"audiodata/floor by CPU seconds = {ad_cpu:.2f} (the wall target's stand-in on a loaded machine)")
+    fmt_floor, fmt_cpu = _ratio(xrt.get("floor+format"), floor), _ratio(cpu.get("floor"), cpu.get("floor+format"))
+    ad_fmt = _ratio(xrt.get("audiodata"), xrt.get("floor+format"))
+    ad_fmt_cpu = _ratio(cpu.get("floor+format"), cpu.get("audiodata"))
+    if fmt_floor is not None and fmt_cpu is not None:
+        print(
+            f"floor+format/floor = {fmt_floor:.2f} (CPU {fmt_cpu:.2f}): the floor plus only what the output format requires "
+            "(16-bit PCM hash, levels, Parquet with content-defined chunking and sha256) is the most a converter writing "
+            "this format can reach against the bare floor"
+        )
+    if ad_fmt is not None and ad_fmt_cpu is not None:
+        print(f"audiodata/(floor+format) = {ad_fmt:.2f} (CPU {ad_fmt_cpu:.2f}): audiodata's own overhead")
     ds_floor = _ratio(xrt.get("datasets"), floor)
     ds_cpu = _ratio(cpu.get("floor"), cpu.get("datasets"))
     if ds_floor is not None and ds_cpu is not None:
@@ -680,6 +781,10 @@ def report(measurements: list[Measurement], audio_seconds: float, corpus: dict[s
         "audiodata_over_floor_cpu": ad_cpu,
         "audiodata_over_datasets": ad_ds,
         "datasets_over_floor": ds_floor,
+        "format_over_floor": fmt_floor,
+        "format_over_floor_cpu": fmt_cpu,
+        "audiodata_over_format": ad_fmt,
+        "audiodata_over_format_cpu": ad_fmt_cpu,
         "datasets_over_floor_cpu": ds_cpu,
         "audiodata_peak_rss_mib": peak,
         "targets": {
@@ -726,6 +831,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--num-workers", type=int, default=2, help="workers for every method")
     p.add_argument("--skip-datasets", action="store_true", help="skip the datasets recipe")
+    p.add_argument(
+        "--skip-format", action="store_true", help="skip the floor + format baseline (the floor plus PCM hash, levels, Parquet)"
+    )
     p.add_argument("--corpus", type=Path, help="corpus dir to reuse (built there if empty)")
     p.add_argument("--json", "--json-out", dest="json_out", type=Path, help="also write the figures and headlines as JSON here")
     return p.parse_args(argv)
@@ -762,6 +870,9 @@ def main(argv: list[str] | None = None) -> int:
     if ad is not None:
         _check_audiodata(ad, len(paths), audio_seconds)
         measurements.append(ad)
+    if not args.skip_format:  # after audiodata: what it imports (datasets' Audio) would count in audiodata's peak RSS
+        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-format-") as tmp:
+            measurements.append(run_floor_format(paths, args.num_workers, Path(tmp)))
     if not args.skip_datasets:
         with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-datasets-") as tmp:
             measurements.append(run_datasets(jsonl, args.num_workers, Path(tmp)))
@@ -788,6 +899,16 @@ def headlines(figures: dict[str, Any]) -> list[dict[str, object]]:
                               "ratio: floor CPU / audiodata CPU"))
         heads.append(headline(f"{what}: peak RSS", ad["peak_rss_mib"], "MiB", "RSS before convert, same process",
                               ad["peak_rss_mib"] / ad["rss_before_mib"], "this process + workers"))
+    fmt = rows.get("floor+format")
+    if fmt is not None and figures.get("format_over_floor_cpu") is not None:
+        heads.append(headline(f"convert {n:,} clips: floor + what the format requires, CPU", fmt["cpu_s"], "CPU s",
+                              "floor, same run", figures["format_over_floor_cpu"],
+                              "ratio: floor CPU / (floor + 16-bit PCM hash, levels, Parquet with CDC and sha256) CPU: "
+                              "the most a converter writing this format can reach"))
+        if ad is not None and figures.get("audiodata_over_format_cpu") is not None:
+            heads.append(headline(f"convert {n:,} clips vs floor + format, CPU", ad["cpu_s"], "CPU s",
+                                  "floor + format, same run", figures["audiodata_over_format_cpu"],
+                                  "ratio: (floor + format) CPU / audiodata CPU: audiodata's own overhead"))
     if ds is not None:
         if ad is not None:
             heads.append(headline(f"convert {n:,} clips vs the datasets recipe", ad["wall_s"], "s", "datasets recipe, same run",

@@ -15,9 +15,11 @@ thread), on the same records, in the same run, so the ratios hold however loaded
 * **cache+features**: with ``audiodata cache --features``: everything from the cache (fp16 log-mel frames
   rebuilt to the processor's padded array), no audio decoded.
 
-DPO (``--tasks sft,dpo``, the default): the same four ways for preference pairs (the same clips, the reply as
+DPO (``--tasks sft,dpo,kto``, the default): the same four ways for preference pairs (the same clips, the reply as
 ``chosen`` and another record's reply as ``rejected``): ``encode_dpo`` from JSON and from the shards,
 ``encode_dpo_cached`` from ``audiodata cache --data-config dpo`` with and without features.
+KTO: the same for unpaired preference records (TRL's ``prompt``/``completion``/``label`` layout, the same clips, the
+reply as the completion, labels alternating): ``encode_kto`` and ``encode_kto_cached`` (``--data-config kto``).
 
 Also measured: the start (rows loaded and the lengths the batch sampler needs, the one-off ``datasets``
 Parquet import excluded and reported apart) and the one-off cost of building each cache. The ``datasets``
@@ -35,9 +37,10 @@ feature extractor, a small byte-level BPE). Cached in ``benchmarks/.cache/loader
 
 Usage::
 
-    python benchmarks/loader_bench.py                  # 240 records, SFT and DPO, best of 3 passes per way
+    python benchmarks/loader_bench.py                  # 240 records, SFT, DPO and KTO, best of 3 passes per way
     python benchmarks/loader_bench.py --records 60 --repeats 1 --json loader.json
     python benchmarks/loader_bench.py --tasks dpo      # DPO only
+    python benchmarks/loader_bench.py --tasks kto      # KTO only
 """
 
 from __future__ import annotations
@@ -126,6 +129,24 @@ def dpo_corpus(corpus: Path) -> Path:
     return dpo
 
 
+def kto_corpus(corpus: Path) -> Path:
+    """The SFT corpus as unpaired preference records (TRL's KTO layout): the prompt turns, the reply as the completion,
+    labelled desirable and undesirable in turn."""
+    kto = corpus.with_name("corpus-kto.json")
+    if kto.is_file() and kto.stat().st_mtime >= corpus.stat().st_mtime:
+        return kto
+    roles = {"human": "user", "gpt": "assistant"}
+    records = []
+    for n, item in enumerate(json.loads(corpus.read_text(encoding="utf-8"))):
+        turns = [{"role": roles[m["from"]], "content": m["value"]} for m in item["conversations"]]
+        records.append({"prompt": turns[:-1], "completion": turns[-1:], "label": n % 2 == 0, "audios": item["audios"]})
+    kto.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    return kto
+
+
+SOURCES: dict[str, Callable[[Path], Path]] = {"sft": lambda corpus: corpus, "dpo": dpo_corpus, "kto": kto_corpus}
+
+
 def convert(corpus: Path, out: Path) -> None:
     import audiodata
 
@@ -139,8 +160,13 @@ def json_rows(corpus: Path) -> list[dict[str, Any]]:
     rows = []
     roles = {"human": "user", "gpt": "assistant"}
     for k, item in enumerate(json.loads(corpus.read_text(encoding="utf-8"))):
+        paths = [str(corpus.parent / p) for p in item["audios"]]
+        if "completion" in item:  # KTO (TRL's layout): role/content turns already
+            rows.append({"id": f"json-{k}", "messages": item["prompt"], "completion": item["completion"],
+                         "label": item["label"], "paths": paths})  # fmt: skip
+            continue
         messages = [{"role": roles[m["from"]], "content": m["value"]} for m in item["conversations"]]
-        row = {"id": f"json-{k}", "messages": messages, "paths": [str(corpus.parent / p) for p in item["audios"]]}
+        row = {"id": f"json-{k}", "messages": messages, "paths": paths}
         for key in ("chosen", "rejected"):
             if key in item:
                 row[key] = [{"role": roles[item[key]["from"]], "content": item[key]["value"]}]
@@ -175,7 +201,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         make_tiny_model(model, family="qwen2-audio")
     fig: dict[str, Any] = {"machine": machine(), "tasks": args.tasks}
     for task in args.tasks:
-        source = corpus if task == "sft" else dpo_corpus(corpus)
+        source = SOURCES[task](corpus)
         out = work / ("out" if task == "sft" else f"out-{task}")
         convert(source, out)
         figures = measure_task(args, task, source, out, model, work)
@@ -271,7 +297,7 @@ def direct_read_rate(cfg: Any, out: Path, config: str) -> tuple[float, float, fl
 
 
 def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, model: Path, work: Path) -> dict[str, Any]:
-    """The four ways for ``task`` (sft or dpo) on the converted ``out``."""
+    """The four ways for ``task`` (sft, dpo or kto) on the converted ``out``."""
     from audiodata.dataset import ConvertedDataset
     from trainer import cache
     from trainer.collators import AudioCollator
@@ -285,7 +311,8 @@ def measure_task(args: argparse.Namespace, task: str, corpus: Path, out: Path, m
     cfg = TrainConfig(model=str(model), data=str(out), task=task)
     skips = SkipLog(str(work / "run"))
     plain, from_cache = {"sft": (collator.encode_sft, collator.encode_cached),
-                         "dpo": (collator.encode_dpo, collator.encode_dpo_cached)}[task]  # fmt: skip
+                         "dpo": (collator.encode_dpo, collator.encode_dpo_cached),
+                         "kto": (collator.encode_kto, collator.encode_kto_cached)}[task]  # fmt: skip
     config = ConvertedDataset.open(out).find_config(task) or task
 
     builds: dict[str, float] = {}
@@ -462,8 +489,8 @@ def print_report(fig: dict[str, Any]) -> None:
 
 def _tasks(value: str) -> list[str]:
     tasks = [t.strip() for t in value.split(",") if t.strip()]
-    if not tasks or set(tasks) - {"sft", "dpo"}:
-        raise argparse.ArgumentTypeError(f"{value!r}: sft, dpo or sft,dpo")
+    if not tasks or set(tasks) - set(SOURCES):
+        raise argparse.ArgumentTypeError(f"{value!r}: one or more of sft, dpo, kto (comma-separated)")
     return tasks
 
 
@@ -473,7 +500,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed passes per way (the fastest is shown)")
     p.add_argument("--length-records", type=int, default=50_000, help="rows (the corpus repeated) the start's lengths take")
     p.add_argument("--hours", type=float, default=10_000, help="hours of audio the per-epoch figure stands for")
-    p.add_argument("--tasks", type=_tasks, default=["sft", "dpo"], help="sft, dpo or both (default sft,dpo)")
+    p.add_argument("--tasks", type=_tasks, default=["sft", "dpo", "kto"], help="sft, dpo, kto, comma-separated (default all)")
     p.add_argument("--cache", default=str(CACHE_DIR), help="folder for the corpus, shards and model")
     p.add_argument("--json", help="also write the figures to this file")
     return p.parse_args(argv)

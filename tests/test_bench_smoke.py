@@ -1,9 +1,9 @@
 """CI-sized runs of the benchmarks that had no smoke test (issue 15): each ratio against its baseline from the
 same run stays on the right side of a floor set with margin for noise (the machine may be shared); ratios only,
 never absolute times. The figures come from the ``--json`` file each benchmark writes (``headlines``), the same
-one ``benchmarks/readme_table.py`` turns into the README's table. Convert's smoke is not here: its benchmark is
-being rewritten (``benchmarks/convert_bench.py``); lint, lint memory, dedup scale and the loader have theirs
-(``tests/pipeline/test_lint_bench_smoke.py``, ``tests/dedup/``, ``tests/training/test_cache.py``)."""
+one ``benchmarks/readme_table.py`` turns into the README's table. Convert, lint, lint memory, dedup scale and the
+loader have theirs elsewhere (``tests/pipeline/test_convert_bench.py``, ``tests/pipeline/test_lint_bench_smoke.py``,
+``tests/dedup/``, ``tests/training/test_cache.py``)."""
 
 from __future__ import annotations
 

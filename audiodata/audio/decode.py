@@ -198,6 +198,10 @@ def _read_soundfile(
             except _SNDFILE_ERRORS as exc:
                 raise _LibraryFailed(exc) from None
             fh.check()
+            feed_whole = getattr(sink, "feed_whole", None)  # a sink that can take it all at once (PcmSink)
+            if feed_whole is not None:
+                feed_whole(whole, step)
+                return sink
             for i in range(0, whole.shape[0], step):
                 sink.feed(whole[i : i + step])
             return sink

@@ -106,6 +106,33 @@ def b64decode(text: str, max_bytes: int, what: str = "audio") -> bytes:
         raise AudioError("A004", f"invalid base64 ({exc})") from None
 
 
+_ROOTS: ContextVar[dict[str, Path] | None] = ContextVar("audiodata_media_roots", default=None)
+
+
+@contextmanager
+def roots_resolved_once() -> Iterator[None]:
+    """Within it, each media root's real path is resolved once (a worker's job of records shares one root; a realpath
+    costs an lstat per component, for every clip); outside it on every call, so that a root whose links change
+    between two runs in one process is followed."""
+    token = _ROOTS.set({}) if _ROOTS.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _ROOTS.reset(token)
+
+
+def real_root(media_root: str) -> Path:
+    """The media root with its links resolved (once per job inside :func:`roots_resolved_once`)."""
+    roots = _ROOTS.get()
+    if roots is None:
+        return Path(os.path.realpath(media_root))
+    root = roots.get(media_root)
+    if root is None:
+        root = roots[media_root] = Path(os.path.realpath(media_root))
+    return root
+
+
 def resolve_path(
     raw: str, media_root: str, allow_absolute: bool = True, input_dir: str | None = None, hint: bool = True, what: str = "audio"
 ) -> Path:
@@ -114,7 +141,7 @@ def resolve_path(
     folder (a corpus folder inside a wider --media-root keeps paths relative to itself, e.g. through
     a link ``corpus/audio -> /mnt/shared/audio``). Either way the real file, links followed, must lie
     inside the media root; an A002 says which --media-root would accept the path."""
-    root = Path(os.path.realpath(media_root))
+    root = real_root(media_root)
     p = Path(os.path.expanduser(raw)) if raw.startswith("~") else Path(raw)
     if p.is_absolute():
         real = Path(os.path.realpath(p))

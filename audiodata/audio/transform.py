@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from audiodata.audio.analyse import SourceLevels
+from audiodata.audio.analyse import CLIP_LEVEL, SourceLevels
 from audiodata.audio.decode import MAX_BLOCK_FRAMES, Decoded, Header, block_frames, check_header, decode_into
 from audiodata.audio.load import AudioError, AudioSource, open_binary, read_error
 from audiodata.audio.segment import decode_segment_into
@@ -34,6 +34,9 @@ CODECS = {"flac": ("FLAC", "PCM_16", "flac"), "wav": ("WAV", "PCM_16", "wav"), "
 #: Output samples soxr makes per call at most: a source at a few Hz upsampled to 16 kHz would otherwise
 #: come back as one float32 array of the whole clip.
 MAX_OUT_BLOCK = 1 << 17
+#: Output samples of a source resampled in one call (:meth:`PcmSink.feed_whole`) at most (16 MiB of float32,
+#: 262 s at 16 kHz); longer outputs go block by block.
+MAX_ONE_SHOT_OUT = 1 << 22
 
 
 @dataclass(slots=True)
@@ -58,14 +61,12 @@ class PcmSink:
         self.levels = SourceLevels(header.channels, header.sampling_rate)
         expected = header.expected_frames * target_rate // header.sampling_rate + 64 if header.sampling_rate > 0 else 0
         self._out = _Output(expected)
+        self._resamples = header.sampling_rate != target_rate
+        # made on the first streamed block: a source read whole is resampled in one call (:meth:`feed_whole`)
         self._stream: soxr.ResampleStream | None = None
         self._bounded = True  # every block so far lay strictly inside full scale
         self._step = MAX_BLOCK_FRAMES
-        if header.sampling_rate != target_rate:
-            try:
-                self._stream = soxr.ResampleStream(header.sampling_rate, target_rate, 1, dtype="float32", quality="HQ")
-            except (ValueError, RuntimeError, TypeError) as exc:  # soxr refusing a rate
-                raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
+        if self._resamples:
             self._step = max(1, min(MAX_BLOCK_FRAMES, MAX_OUT_BLOCK * header.sampling_rate // target_rate))
 
     def feed(self, block: np.ndarray) -> None:
@@ -80,22 +81,45 @@ class PcmSink:
         if not self._bounded and not all_finite(mono):  # NaN/Inf in the source, or a mix of huge values overflowing
             self.levels.count_nonfinite(block, start, mono)
             return
-        if self._stream is None:
+        if not self._resamples:
             self._keep(mono, start)
             return
         for i in range(0, mono.shape[0], self._step):
             self._keep(self._resample(mono[i : i + self._step]), start + i)
 
+    def feed_whole(self, samples: np.ndarray, step: int) -> None:
+        """The whole source at once (it was read in one call): when every sample lies strictly inside full scale
+        (so nothing can overflow), downmixed and resampled in one call, soxr's one-shot resampler, which is the
+        streaming output bit for bit (``tests/audio/test_audio_hostile.py``) at 0.2-0.4 ms less a clip (no stream
+        to set up, no call per block); otherwise block by block as :meth:`feed`, so the non-finite findings
+        still say where. Call it only as the sole block."""
+        out_frames = samples.shape[0] * self.target_rate // max(self.header.sampling_rate, 1)
+        if self.levels.frames or not samples.size or out_frames > MAX_ONE_SHOT_OUT or not _inside(samples):
+            for i in range(0, samples.shape[0], step):
+                self.feed(samples[i : i + step])
+            return
+        self.levels.frames = samples.shape[0]  # what SourceLevels.add counts for a block inside full scale
+        mono = _downmix(samples)
+        own = samples.shape[1] > 1  # a channel mix is a new array; a mono source's channel is the caller's samples
+        if self._resamples:
+            try:
+                mono = soxr.resample(mono, self.header.sampling_rate, self.target_rate, quality="HQ")
+            except (ValueError, RuntimeError, TypeError) as exc:  # soxr refusing a rate
+                raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
+            self._resamples, own = False, True  # done: nothing left to flush; soxr's output is ours
+        self._out.adopt(quantize(mono, scratch=own))  # the sink's own arrays quantized in place, kept without a copy
+
     def finish(self) -> np.ndarray:
         """The int16 output; call once, after the last block."""
-        if self._stream is not None and self.levels.frames and not self.levels.failed:
+        if self._resamples and self.levels.frames and not self.levels.failed:
             self._keep(self._resample(np.zeros(0, np.float32), last=True), self.levels.frames)
         out, self._out = self._out.array(), _Output(0)
         return np.zeros(0, "<i2") if self.levels.failed else out
 
     def _resample(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
-        assert self._stream is not None
         try:
+            if self._stream is None:
+                self._stream = soxr.ResampleStream(self.header.sampling_rate, self.target_rate, 1, dtype="float32", quality="HQ")
             return self._stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
         except (ValueError, RuntimeError, TypeError) as exc:
             raise AudioError("A005", f"{self.label} cannot be resampled: {library_error(exc, self.label)}") from None
@@ -115,6 +139,11 @@ class _Output:
         self.buf = np.empty(max(expected, 0), "<i2")  # pages a lying header over-promises are never touched
         self.n = 0
 
+    def adopt(self, whole: np.ndarray) -> None:
+        """The whole output at once (int16, this sink's own array): kept as it is, not copied into the buffer."""
+        assert self.n == 0 and whole.dtype == np.dtype("<i2")
+        self.buf, self.n = whole, whole.size
+
     def append(self, part: np.ndarray) -> None:
         end = self.n + part.size
         if end > self.buf.size:
@@ -128,6 +157,11 @@ class _Output:
         return self.buf[: self.n]
 
 
+def _inside(samples: np.ndarray) -> bool:
+    """Every sample strictly inside full scale (so none is NaN or Inf): two reductions, no mask."""
+    return bool(samples.max() < CLIP_LEVEL and samples.min() > -CLIP_LEVEL)
+
+
 def all_finite(samples: np.ndarray) -> bool:
     """No NaN or Inf in ``samples``. A finite sum proves it in one pass without a mask (NaN and Inf
     propagate through a sum); only a non-finite sum (a bad sample, or finite ones whose float32 sum
@@ -138,10 +172,14 @@ def all_finite(samples: np.ndarray) -> bool:
     return bool(np.isfinite(samples).all())
 
 
-def quantize(mono: np.ndarray) -> np.ndarray:
-    """float32 -> int16 as ``rint(x * 32768)`` clipped to the int16 range; in place on one scratch array."""
+def quantize(mono: np.ndarray, scratch: bool = False) -> np.ndarray:
+    """float32 -> int16 as ``rint(x * 32768)`` clipped to the int16 range; in place on one scratch array
+    (``scratch``: ``mono`` itself, a float32 array of the caller's that it no longer needs)."""
     with np.errstate(over="ignore"):  # samples beyond full scale clip (A013 counts them), however large
-        scaled = np.multiply(np.asarray(mono, dtype=np.float32), np.float32(32768.0))
+        if scratch and mono.dtype == np.float32 and mono.flags.writeable:
+            scaled = np.multiply(mono, np.float32(32768.0), out=mono)
+        else:
+            scaled = np.multiply(np.asarray(mono, dtype=np.float32), np.float32(32768.0))
         np.rint(scaled, out=scaled)
     np.clip(scaled, -32768, 32767, out=scaled)
     return scaled.astype("<i2")

@@ -55,7 +55,7 @@ from audiodata.rules.findings import Finding
 from audiodata.rules.registry import select
 from audiodata.writer.card import card_yaml, render_card
 from audiodata.writer.schema import KINDS, Visual
-from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats, row_nbytes
+from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
 
 #: About how many bytes of rows one job of records brings back from a worker. Records per job shrink
 #: from --batch-size as the records' clips grow (measured on the rows already back), so what workers and
@@ -389,15 +389,16 @@ class _Run:
 
         def jobs() -> Iterator[tuple[list[Pending], tuple[Any, ...]]]:
             batch: list[Pending] = []
-            todo = 0  # records of the batch the audio stage will process (not rejected or written already)
+            todo: list[tuple[int, Record]] = []  # what the audio stage processes (not rejected or written already)
             for pending in self._items():
                 batch.append(pending)
-                todo += self._needs_audio(pending)
-                if todo >= self._batch_records() or len(batch) >= 64 * self.opts.batch_size:
-                    yield batch, (self._todo(batch), self.settings)
-                    batch, todo = [], 0
+                if pending.record is not None and self._needs_audio(pending):
+                    todo.append((pending.seq, pending.record))
+                if len(todo) >= self._batch_records() or len(batch) >= 64 * self.opts.batch_size:
+                    yield batch, (todo, self.settings)
+                    batch, todo = [], []
             if batch:
-                yield batch, (self._todo(batch), self.settings)
+                yield batch, (todo, self.settings)
 
         for items, done in ordered_map(process_batch, jobs(), self.opts.workers):
             self._measure(done)
@@ -414,7 +415,7 @@ class _Run:
 
     def _measure(self, done: list[Processed]) -> None:
         if done:  # a rejected record brings nothing back
-            mean = sum(row_nbytes(p.row) if p.row is not None else 0 for p in done) / len(done)
+            mean = sum(p.nbytes for p in done) / len(done)
             self.row_bytes = mean if self.row_bytes is None else (self.row_bytes + mean) / 2
 
     def _needs_audio(self, p: Pending) -> bool:
@@ -435,9 +436,6 @@ class _Run:
         """The --exclude list naming this record, if any (exclusion wins over every other outcome)."""
         excluded = self.opts.excluded
         return excluded.by(p.record.id) if excluded and p.record is not None else None
-
-    def _todo(self, items: list[Pending]) -> list[tuple[int, Record]]:
-        return [(p.seq, p.record) for p in items if p.record is not None and self._needs_audio(p)]
 
     def _streams_of(self, kind: str) -> list[str]:
         splits = [self.opts.split] + ([self.opts.val_split] if self.opts.val_ratio else [])
@@ -489,7 +487,7 @@ class _Run:
                 self.keys.write(keys.to_json() + "\n")
         writer = self._writer(stream, p.record.kind)
         self.progress.audio_seconds += processed.row["audio_seconds"]
-        writer.add(processed.row, p.seq, processed.stats)
+        writer.add(processed.row, p.seq, processed.stats, processed.nbytes)
         if self.on_progress:
             self.on_progress(self.progress)
 

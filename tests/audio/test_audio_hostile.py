@@ -135,6 +135,33 @@ def test_block_decoding_gives_the_one_shot_pcm(tmp_path, monkeypatch, fmt, subty
     assert (streamed.data, streamed.stats) == (whole.data, whole.stats)
 
 
+def test_a_source_read_whole_is_resampled_in_one_call(tmp_path, monkeypatch):
+    """A source read in one call and inside full scale goes through soxr's one-shot resampler (no stream is made);
+    one reaching full scale goes block by block, as before. Either way the stored PCM and the measurements are the
+    streamed conversion's (every source in blocks of an odd size)."""
+    import audiodata.audio.transform as transform_mod
+
+    made: list[tuple[Any, ...]] = []
+    real = soxr.ResampleStream
+
+    def stream(*args: Any, **kw: Any) -> Any:
+        made.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(transform_mod.soxr, "ResampleStream", stream)
+    quiet = write(tmp_path / "quiet.wav", signal(3.0, 44100, 2), 44100, subtype="FLOAT")
+    loud = write(tmp_path / "loud.wav", np.clip(signal(3.0, 44100, 2, amp=2.0), -1.0, 1.0), 44100, subtype="FLOAT")
+    whole = {name: clip(path) for name, path in (("quiet", quiet), ("loud", loud))}
+    assert whole["loud"].stats.clipped_fraction > 0 and whole["quiet"].stats.clipped_fraction == 0
+    assert len(made) == 1  # the loud clip's stream only
+    monkeypatch.setattr(decode_mod, "ONE_SHOT_BYTES", 0)
+    monkeypatch.setattr(decode_mod, "MAX_BLOCK_FRAMES", 10007)
+    for name, path in (("quiet", quiet), ("loud", loud)):
+        streamed = clip(path)
+        assert (streamed.pcm_hash, streamed.data, streamed.stats) == (whole[name].pcm_hash, whole[name].data, whole[name].stats)
+    assert len(made) == 3
+
+
 def test_ffmpeg_sources_are_streamed_to_the_one_shot_pcm(tmp_path):
     """PyAV decodes frame by frame anyway; its frames are gathered into blocks and streamed through soxr."""
     path = write_m4a(tmp_path / "wide.m4a", signal(8.0, 44100, 6), 44100, "5.1")
@@ -274,14 +301,20 @@ def test_a_memory_error_on_one_clip_rejects_that_record_only(tmp_path, monkeypat
 
     write(tmp_path / "ok.wav", signal(1.0, 16000), 16000, subtype="PCM_16")
     write(tmp_path / "big.wav", signal(1.0, 16000, 2), 16000, subtype="PCM_16")
-    real_feed = PcmSink.feed
+    real_feed, real_whole = PcmSink.feed, PcmSink.feed_whole
 
     def feed(self: PcmSink, block: np.ndarray) -> None:
         if self.header.channels == 2:  # the clip the machine cannot hold
             raise MemoryError
         real_feed(self, block)
 
+    def feed_whole(self: PcmSink, samples: np.ndarray, step: int) -> None:
+        if self.header.channels == 2:  # ... read in one call
+            raise MemoryError
+        real_whole(self, samples, step)
+
     monkeypatch.setattr(PcmSink, "feed", feed)
+    monkeypatch.setattr(PcmSink, "feed_whole", feed_whole)
     rec = Record(
         id="r",
         kind="sft",

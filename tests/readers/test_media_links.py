@@ -124,3 +124,38 @@ def test_dataset_info_entries_resolve_against_the_dataset_dir_only(tmp_path: Pat
     (lf / "dataset_info.json").write_text(json.dumps({"demo": entry}))
     codes = [f.code for f in audiodata.lint([str(lf / "dataset_info.json")], num_workers=1).findings]
     assert "A001" in codes
+
+
+def test_a_job_resolves_its_media_root_once_and_the_next_job_follows_a_changed_link(tmp_path: Path, monkeypatch):
+    """process_batch resolves each media root once per job (roots_resolved_once); a link re-pointed between jobs
+    is followed, and outside a job every call resolves the root again."""
+    from audiodata.audio.load import roots_resolved_once
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    write_audio(first / "x.wav")
+    root = tmp_path / "root"
+    root.symlink_to(first)
+    seen: list[str] = []
+    real = os.path.realpath
+
+    def realpath(path, *args, **kw):
+        seen.append(os.fspath(path))
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(os.path, "realpath", realpath)
+    with roots_resolved_once():
+        assert resolve_path("x.wav", str(root)) == first.resolve() / "x.wav"
+        assert resolve_path("x.wav", str(root)) == first.resolve() / "x.wav"
+    assert seen.count(str(root)) == 1
+    root.unlink()
+    root.symlink_to(second)
+    with roots_resolved_once(), pytest.raises(AudioError) as exc:
+        resolve_path("x.wav", str(root))
+    assert exc.value.code == "A001"
+    seen.clear()
+    for _ in range(2):
+        with pytest.raises(AudioError):
+            resolve_path("x.wav", str(root))
+    assert seen.count(str(root)) == 2

@@ -287,6 +287,9 @@ def test_loader_benchmark_smoke(tmp_path: Path):
     assert "worker-days/epoch" in run.stdout and "x shards" in run.stdout
     dpo = fig["dpo"]["ways"]  # the same four ways for DPO pairs (encode_dpo, encode_dpo_cached)
     assert set(dpo) == set(ways) and dpo["cache+features"]["vs_shards"] > 5 and dpo["cache"]["vs_shards"] > 0.5, run.stdout
+    kto = fig["kto"]["ways"]  # and for KTO records (encode_kto, encode_kto_cached)
+    assert set(kto) == set(ways) and kto["cache+features"]["vs_shards"] > 5 and kto["cache"]["vs_shards"] > 0.5, run.stdout
+    assert fig["kto"]["records"] == 24 and "loader_bench kto" in run.stdout
     first = fig["datasets_first_import"]  # one Arrow copy of the shards on the first load, not two (the cast's)
     assert first["copy_ratio"] < 1.1 and first["with_cast"]["copy_ratio"] > 1.8 and first["hours_for_hours"] > 0, run.stdout
 
