@@ -120,3 +120,53 @@ def command_line(script: str, argv: list[str] | None) -> str:
             continue
         shown.append(a)
     return " ".join(["python", f"benchmarks/{script}", *shown])
+
+
+# -- what ranks_bench and ray_bench share: a corpus subset, the CPU of a process tree, the same-answer check ----------
+
+
+def corpus_subset(corpus: Path, clips: int | None, work: Path) -> tuple[Path, str]:
+    """A convert_bench/mix_corpus corpus's JSONL (or its first ``clips`` lines, written to ``work``) and the media
+    root its paths need."""
+    src = corpus / "corpus.jsonl"
+    if not clips:
+        return src, str(corpus)
+    with open(src, encoding="utf-8") as fh:
+        lines = [line for _, line in zip(range(clips), fh, strict=False)]
+    dst = work / "corpus.jsonl"
+    dst.write_text("".join(lines), encoding="utf-8")
+    return dst, str(corpus)
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds of this process, its descendants alive now (a local Ray cluster's GCS, raylet and workers, a
+    pool's workers) and what each of them reaped."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:  # gone meanwhile
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def same_dataset(a: Path, b: Path) -> bool:
+    """Two converted datasets hold the same rows' summary (shard bytes aside: shard boundaries may differ) and a
+    byte-identical rejects.jsonl."""
+    from dataclasses import replace
+    from typing import Any
+
+    from audiodata.dataset import ConvertedDataset
+
+    def rows_only(s: Any) -> Any:
+        return replace(s, configs={k: replace(c, splits={n: replace(v, bytes=0) for n, v in c.splits.items()})
+                                   for k, c in s.configs.items()})  # fmt: skip
+
+    x, y = ConvertedDataset.open(a), ConvertedDataset.open(b)
+    return bool(
+        rows_only(x.summary) == rows_only(y.summary) and (a / "rejects.jsonl").read_bytes() == (b / "rejects.jsonl").read_bytes()
+    )

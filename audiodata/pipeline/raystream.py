@@ -30,6 +30,7 @@ import contextlib
 import os
 import pickle
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
@@ -49,7 +50,7 @@ from audiodata.pipeline.state import RunState
 #: Pieces per cluster CPU when ``--num-shards`` does not say: enough that one slow piece is a short tail, few
 #: enough that each piece's shards stay large (each piece writes its own shards).
 PIECES_PER_CPU = 4
-#: How many times Ray runs a task again whose worker died.
+#: How many times Ray runs a task again whose worker died (killed, out of memory); then the run stops with the error.
 MAX_RETRIES = 3
 
 
@@ -90,7 +91,7 @@ def _process_pieces(batch: dict[str, Any], job: Job) -> Iterator[dict[str, Any]]
     for piece, count, blob in zip(batch["piece"], batch["count"], batch["items"], strict=True):
         records: list[tuple[Pending, bool]] = pickle.loads(blob)
         if not records:
-            yield {"piece": [int(piece)], "count": [0], "pair": [b""]}
+            yield {"piece": [int(piece)], "count": [0], "pair": [b""], "pid": [os.getpid()]}
             continue
         if settings is None:
             from audiodata.rules.registry import select
@@ -101,26 +102,29 @@ def _process_pieces(batch: dict[str, Any], job: Job) -> Iterator[dict[str, Any]]
             chunk = records[at : at + step]
             done = {p.seq: p for p in process_batch([(p.seq, p.record) for p, needs in chunk if needs and p.record], settings)}
             pairs = [pickle.dumps((p, done.get(p.seq)), protocol=pickle.HIGHEST_PROTOCOL) for p, _ in chunk]
-            yield {"piece": [int(piece)] * len(chunk), "count": [int(count)] * len(chunk), "pair": pairs}
+            n = len(chunk)
+            yield {"piece": [int(piece)] * n, "count": [int(count)] * n, "pair": pairs, "pid": [os.getpid()] * n}
             if job.fault is not None:
                 job.fault(int(piece), at + len(chunk))
 
 
-def _rows(blocks: Iterable[Any]) -> Iterator[tuple[int, int, bytes]]:
+def _rows(blocks: Iterable[Any]) -> Iterator[tuple[int, int, bytes, int]]:
     for block in blocks:  # pyarrow tables
         columns = block.to_pydict()
-        yield from zip(columns["piece"], columns["count"], columns["pair"], strict=True)
+        yield from zip(columns["piece"], columns["count"], columns["pair"], columns["pid"], strict=True)
 
 
 class _PieceFeed:
     """One piece's rows as the fed rank takes them, counting what arrives against what the read stage counted."""
 
-    def __init__(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
-        self.rows, self.seen, self.count = rows, 0, 0
+    def __init__(self, rows: Iterable[tuple[int, int, bytes, int]]) -> None:
+        self.rows, self.seen, self.count, self.moved = rows, 0, 0, 0
 
     def __iter__(self) -> Iterator[tuple[Pending, Processed | None]]:
-        for _, count, blob in self.rows:
+        me = os.getpid()
+        for _, count, blob, pid in self.rows:
             self.count = count
+            self.moved += pid != me  # made by another process: the row travelled (stages not fused)
             if blob:  # an empty piece's one row holds no record
                 self.seen += 1
                 yield pickle.loads(blob)
@@ -146,13 +150,20 @@ def _make_sink(job: Job) -> Any:
                 result = convert_fed(job.paths, job.out, job.rank_options(piece), iter(feed))
                 if feed.seen != feed.count and not result.already_complete:
                     raise FeedError(f"piece {piece}: {feed.seen} of its {feed.count} records reached its writer")
-                written.append({"piece": piece, "read": result.records_read, "written": result.records_written})
+                written.append({"piece": piece, "rows": feed.seen, "moved": feed.moved})
             return written
+
+        def on_write_complete(self, write_result: Any) -> None:
+            """On the driver: what the writers said, for :func:`stream_on_ray`'s ``stats``."""
+            for returned in write_result.write_returns:
+                self.pieces.extend(returned)
 
         def get_name(self) -> str:
             return "RankWriter"
 
-    return RankSink()
+    sink = RankSink()
+    sink.pieces = []
+    return sink
 
 
 def _finished(out: Path, piece: int, count: int) -> bool:
@@ -172,13 +183,16 @@ def stream_on_ray(
     concurrency: int | None = None,
     on_start: Callable[[str | None, int], None] | None = None,
     on_rank: Callable[[int, int], None] | None = None,
+    stats: dict[str, Any] | None = None,
     _fault: Callable[[int, int], None] | None = None,
 ) -> ConvertResult:
     """Convert ``inputs`` into ``output`` as a Ray Data pipeline (read, ``process_batch``, a writer in the workers),
     then merge on the driver: the local pool's answer. ``options.num_shards`` > 1 sets the piece count (default:
     :data:`PIECES_PER_CPU` per cluster CPU, or the count of pieces already under ``OUT/ranks``). ``read_cpus``,
     ``process_cpus``: CPUs a read task, a process-and-write task holds; ``concurrency``: at most that many
-    process-and-write tasks at once. ``on_start(dashboard URL, pieces)``, ``on_rank(pieces done, pieces)``."""
+    process-and-write tasks at once. ``on_start(dashboard URL, pieces)``, ``on_rank(pieces done, pieces)``; ``stats``
+    gets what the writers reported: per piece its rows and how many were made in another process (``rows_moved``:
+    0 while Ray Data fuses the process stage with the writer)."""
     if options.num_shards > 1 and options.shard_index:
         raise OptionsError("--engine ray runs every rank itself: give --num-shards N without --shard-index")
     out = Path(output)
@@ -191,7 +205,7 @@ def stream_on_ray(
         on_start(dashboard, count)
     todo = [i for i in range(count) if not _finished(out, i, count)]
     if todo:
-        _run_pipeline(ray, job, todo, read_cpus, process_cpus, concurrency, lambda: _done(out, count), on_rank, count)
+        _run_pipeline(ray, job, todo, (read_cpus, process_cpus, concurrency), lambda: _done(out, count), on_rank, count, stats)
     if on_rank is not None:
         on_rank(count, count)
     return merge(out, dedup_memory=options.dedup_memory, overwrite=options.overwrite)
@@ -205,32 +219,38 @@ def _run_pipeline(
     ray: Any,
     job: Job,
     todo: list[int],
-    read_cpus: float,
-    process_cpus: float,
-    concurrency: int | None,
+    resources: tuple[float, float, int | None],
     done: Callable[[], int],
     on_rank: Callable[[int, int], None] | None,
     count: int,
+    stats: dict[str, Any] | None,
 ) -> None:
     """The three stages over the pieces ``todo``; progress is read from the rank folders as they finish (the
     output is on a filesystem every node and the driver see)."""
     import ray.data
 
+    read_cpus, process_cpus, concurrency = resources
     ctx = ray.data.DataContext.get_current()
     saved = ctx.enable_progress_bars
     ctx.enable_progress_bars = on_rank is None  # the CLI shows its own progress
+    retries = {"max_retries": MAX_RETRIES}  # Ray Data's default retries a dead worker's task for ever
     ds = ray.data.from_items([{"piece": i} for i in todo], override_num_blocks=len(todo))
-    ds = ds.map_batches(_read_pieces, fn_kwargs={"job": job}, batch_size=1, num_cpus=read_cpus, ray_remote_args_fn=_retries)
-    ds = ds.map_batches(  # fused with the writer below (same resources): rows stay in the worker that made them
-        _process_pieces, fn_kwargs={"job": job}, batch_size=1, concurrency=concurrency, num_cpus=process_cpus,
-        ray_remote_args_fn=_retries,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # Ray 2.60 names max_retries a deprecated remote argument, and offers no other way
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(_read_pieces, fn_kwargs={"job": job}, batch_size=1, num_cpus=read_cpus, **retries)
+        ds = ds.map_batches(  # fused with the writer below (the same remote arguments): rows stay where they were made
+            _process_pieces, fn_kwargs={"job": job}, batch_size=1, concurrency=concurrency, num_cpus=process_cpus, **retries
+        )
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(stop, done, on_rank, count), daemon=True) if on_rank else None
     if watcher is not None:
         watcher.start()
     try:
-        ds.write_datasink(_make_sink(job), ray_remote_args={"num_cpus": process_cpus}, concurrency=concurrency)
+        sink = _make_sink(job)
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": process_cpus, **retries}, concurrency=concurrency)
+        if stats is not None:
+            stats["pieces"] = list(sink.pieces)
+            stats["rows_moved"] = sum(p["moved"] for p in sink.pieces)
     except ray.exceptions.RayTaskError as e:  # a piece's own error (a bad input: exit 2; a fault: exit 3) as itself
         cause = _root_cause(e)
         if cause is not None:
@@ -241,12 +261,6 @@ def _run_pipeline(
         if watcher is not None:
             watcher.join()
         ctx.enable_progress_bars = saved
-
-
-def _retries() -> dict[str, Any]:
-    """A task whose worker dies (killed, out of memory) is retried this many times, then the run stops with the
-    error (Ray Data's default retries for ever: a clip that kills its decoder would loop)."""
-    return {"max_retries": MAX_RETRIES}
 
 
 def _root_cause(e: BaseException) -> Exception | None:

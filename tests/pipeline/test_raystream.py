@@ -108,10 +108,14 @@ def test_streaming_gives_the_local_answer(cluster: Any, corpus: Path, local: Pat
     out = tmp_path / "out"
     seen: list[int] = []
     done: list[int] = []
-    options = ConvertOptions(**{**OPTS, "num_shards": num_shards})
+    stats: dict[str, Any] = {}
+    options = ConvertOptions(**{**OPTS, "num_shards": num_shards, "batch_size": 2})  # pieces of several jobs
     result = stream_on_ray(
-        inputs(corpus), out, options=options, on_start=lambda d, n: seen.append(n), on_rank=lambda k, n: done.append(k)
-    )
+        inputs(corpus), out, options=options, on_start=lambda d, n: seen.append(n), on_rank=lambda k, n: done.append(k),
+        stats=stats,
+    )  # fmt: skip
+    assert stats["rows_moved"] == 0  # every row written by the process that made it: process and writer fused
+    assert sorted(p["piece"] for p in stats["pieces"]) == list(range(PIECES_PER_CPU * 2 if num_shards == 1 else num_shards))
     count = PIECES_PER_CPU * 2 if num_shards == 1 else num_shards
     assert seen == [count] and done[-1] == count and done == sorted(done)
     assert len(list((out / "ranks").iterdir())) == count  # every piece written as its own rank by the sink
