@@ -16,7 +16,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,12 @@ def rank_feed_items(inputs: Inputs, output: str | os.PathLike[str], options: Con
     run = _Run(plan.files, plan.out, options, RunState(plan.fingerprint), None, plan.skipped, plan.rank)
     for p in run._items():
         yield p, run._needs_audio(p)
+
+
+def check_inputs(inputs: Inputs, output: str | os.PathLike[str], options: ConvertOptions) -> None:
+    """What a conversion would refuse before reading a record (an input that is not there, options that do not go
+    together), raised as the conversion raises it: a distributed engine's driver says it before any task starts."""
+    _Plan.of(inputs, output, replace(options, num_shards=1, shard_index=0))
 
 
 class FeedError(RuntimeError):
@@ -941,5 +947,14 @@ def _result_from_manifest(out: Path, resumed_from: int = 0, already_complete: bo
 
 
 __all__ = [
-    "ConvertResult", "Feed", "FeedError", "InputError", "OptionsError", "Progress", "convert", "convert_fed", "rank_feed_items",
+    "ConvertResult",
+    "Feed",
+    "FeedError",
+    "InputError",
+    "OptionsError",
+    "Progress",
+    "check_inputs",
+    "convert",
+    "convert_fed",
+    "rank_feed_items",
 ]  # fmt: skip

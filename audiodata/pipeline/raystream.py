@@ -39,7 +39,7 @@ from typing import Any
 
 from audiodata.dataset import MANIFEST
 from audiodata.pipeline import ranks
-from audiodata.pipeline.convert import ConvertResult, FeedError, convert_fed, rank_feed_items
+from audiodata.pipeline.convert import ConvertResult, FeedError, check_inputs, convert_fed, rank_feed_items
 from audiodata.pipeline.merge import merge
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.process import Processed, process_batch
@@ -197,6 +197,7 @@ def stream_on_ray(
         raise OptionsError("--engine ray runs every rank itself: give --num-shards N without --shard-index")
     out = Path(output)
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    check_inputs(paths, out, options)  # a missing input or a bad option: said here, before any task starts
     ray, dashboard = start(address)
     cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
     count = options.num_shards if options.num_shards > 1 else (_existing_count(out) or max(2, PIECES_PER_CPU * cpus))
@@ -231,8 +232,8 @@ def _run_pipeline(
 
     read_cpus, process_cpus, concurrency = resources
     ctx = ray.data.DataContext.get_current()
-    saved = ctx.enable_progress_bars
-    ctx.enable_progress_bars = on_rank is None  # the CLI shows its own progress
+    saved = ctx.enable_progress_bars, ctx.print_on_execution_start
+    ctx.enable_progress_bars = ctx.print_on_execution_start = on_rank is None  # the CLI shows its own progress
     retries = {"max_retries": MAX_RETRIES}  # Ray Data's default retries a dead worker's task for ever
     ds = ray.data.from_items([{"piece": i} for i in todo], override_num_blocks=len(todo))
     with warnings.catch_warnings():  # Ray 2.60 names max_retries a deprecated remote argument, and offers no other way
@@ -260,7 +261,7 @@ def _run_pipeline(
         stop.set()
         if watcher is not None:
             watcher.join()
-        ctx.enable_progress_bars = saved
+        ctx.enable_progress_bars, ctx.print_on_execution_start = saved
 
 
 def _root_cause(e: BaseException) -> Exception | None:
