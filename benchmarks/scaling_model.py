@@ -120,12 +120,15 @@ def render(c: dict[str, Any]) -> str:
     crossover = one["parallel_h"] / max(one["merge_h"] + one["keys_h"], 1e-9)  # nodes where serial = parallel
     p1 = predict(c, c["clips_measured"] * c["audio_s_per_clip"] / 3600, 1, c["cpus_measured"], engine)
     measured = c["ray_walls"].get(engine)
+    load = c["measured_on"]["ray"]["load_average"][0]
     lines += [
         "",
         f"The measured point the model is built on: {c['clips_measured']:,} clips on one node of {c['cpus_measured']} CPUs, "
-        f"predicted {3600 * p1['parallel_h']:.0f} s of convert (CPU-bound), measured "
-        + (f"{measured:.0f} s wall for the engine and {c['local_wall_s']:.0f} s for the local pool" if measured else "n/a")
-        + " on the shared machine (its load above). What scales linearly: convert (every clip independent). "
+        f"{c['cpus_measured'] * 3600 * p1['parallel_h']:.0f} CPU s of convert through the engine, so "
+        f"{3600 * p1['parallel_h']:.0f} s of wall with both CPUs its own; measured "
+        + (f"{measured:.0f} s wall (the pool {c['local_wall_s']:.0f} s)" if measured else "n/a")
+        + f" at load {load} on 2 cores (other jobs held most of the CPUs). What scales linearly: convert (every clip "
+        "independent). "
         "What does not: merge on one driver (the dedup replay in global input order and the shard rewrites; "
         "it grows with the rows, not the nodes) and the keys it reads: "
         + (
