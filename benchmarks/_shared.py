@@ -138,20 +138,54 @@ def corpus_subset(corpus: Path, clips: int | None, work: Path) -> tuple[Path, st
     return dst, str(corpus)
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds of this process, its descendants alive now (a local Ray cluster's GCS, raylet and workers, a
-    pool's workers) and what each of them reaped."""
-    import psutil
+class TreeCPU:
+    """CPU seconds of this process and every process descended from it while the tracker runs (a local Ray
+    cluster's GCS, raylet and workers): the tree is sampled every ``interval`` seconds and each process counts with
+    its last sample, so a worker that exits still counts (Ray's raylet does not wait for its workers, so their CPU
+    never reaches anyone's ``children`` times: summing the live tree alone lost it, and could even go backwards).
+    What a process spends after its last sample (under ``interval``) is lost. Use as a context manager."""
 
-    me = psutil.Process()
-    total = 0.0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-        except psutil.Error:  # gone meanwhile
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.interval = interval
+        self._seen: dict[tuple[int, float], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeCPU:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                with p.oneshot():
+                    t = p.cpu_times()
+                    key = (p.pid, p.create_time())
+            except psutil.Error:  # gone meanwhile: its last sample stands
+                continue
+            with self._lock:
+                self._seen[key] = t.user + t.system  # its own CPU only: a reaped child is counted as itself
+
+    def seconds(self) -> float:
+        """CPU seconds so far (sampled now)."""
+        self._sample()
+        with self._lock:
+            return sum(self._seen.values())
 
 
 def same_dataset(a: Path, b: Path) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 
 from _shared import (
     CACHE_DIR,
+    TreeCPU,
     command_line,
     corpus_subset,
     headline,
@@ -37,7 +38,6 @@ from _shared import (
     same_dataset,
     save_results,
     sibling,
-    tree_cpu_seconds,
     use_checkout,
 )
 
@@ -59,40 +59,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stopwatch = sibling("convert_bench").Stopwatch
         with stopwatch() as before:
             local = audiodata.convert([str(jsonl)], work / "local", **opts)
+        tracker = TreeCPU().__enter__()  # from the cluster's start to its stop: every process it ever ran
+        tree_cpu_seconds = tracker.seconds
         t0, c0 = time.perf_counter(), tree_cpu_seconds()
         _, dashboard = start(None, num_cpus=args.cpus)
         t1, c1 = time.perf_counter(), tree_cpu_seconds()
         engines: dict[str, dict[str, Any]] = {}
+        warm: dict[str, dict[str, float]] = {}
+
+        def convert_with(engine: str, source: Path, out: Path, done_at: list[float]) -> Any:
+            on_rank = lambda done, count: done_at.append(time.perf_counter())  # noqa: E731
+            if engine == "ranks":
+                return convert_on_ray([str(source)], out, options=ConvertOptions(**opts, num_shards=args.ranks), on_rank=on_rank)
+            return stream_on_ray([str(source)], out, options=ConvertOptions(**opts, num_shards=args.pieces), on_rank=on_rank)
+
         try:
-            for engine in args.engines:
-                out = work / engine
+            if args.warmup:  # each engine once on a few clips: Ray's workers started and audiodata imported, timed apart
+                (work / "warm").mkdir()
+                small, _ = corpus_subset(args.corpus, args.warmup, work / "warm")
+                for engine in args.engines:
+                    t_a, c_a = time.perf_counter(), tree_cpu_seconds()
+                    convert_with(engine, small, work / "warm" / engine, [])
+                    warm[engine] = {"wall_s": time.perf_counter() - t_a, "cpu_s": tree_cpu_seconds() - c_a}
+            order = [e for r in range(args.repeats) for e in (args.engines if r % 2 == 0 else args.engines[::-1])]
+            for run_no, engine in enumerate(order):  # ABBA...: an engine's place in the run weighs on each alike
+                out = work / f"{engine}-{run_no}"
                 done_at: list[float] = []
                 t_a, c_a = time.perf_counter(), tree_cpu_seconds()
-                if engine == "ranks":
-                    result = convert_on_ray(
-                        [str(jsonl)], out, options=ConvertOptions(**opts, num_shards=args.ranks),
-                        on_rank=lambda done, count, at=done_at: at.append(time.perf_counter()),
-                    )  # fmt: skip
-                else:
-                    result = stream_on_ray(
-                        [str(jsonl)], out, options=ConvertOptions(**opts, num_shards=args.pieces),
-                        on_rank=lambda done, count, at=done_at: at.append(time.perf_counter()),
-                    )  # fmt: skip
+                result = convert_with(engine, jsonl, out, done_at)
                 t_b, c_b = time.perf_counter(), tree_cpu_seconds()
                 merged = ConvertedDataset.open(out)
-                engines[engine] = {
-                    "wall_s": t_b - t_a,
-                    "cpu_s": c_b - c_a,
+                fig = engines.setdefault(engine, {"runs": []})
+                fig["runs"].append({"wall_s": t_b - t_a, "cpu_s": c_b - c_a})
+                fig.update({
+                    "wall_s": sum(r["wall_s"] for r in fig["runs"]) / len(fig["runs"]),
+                    "cpu_s": sum(r["cpu_s"] for r in fig["runs"]) / len(fig["runs"]),
                     "ranks": len(list((out / "ranks").iterdir())),
                     "shards": len(merged.manifest.shards),
                     "rows": result.records_written,
                     "last_rank_done_s": (done_at[-1] - t_a) if done_at else None,
                     "merge_wall_s": (t_b - done_at[-1]) if done_at else None,
-                    "same_answer": same_dataset(work / "local", out),
-                }
+                    "same_answer": fig.get("same_answer", True) and same_dataset(work / "local", out),
+                    "warmup": warm.get(engine),
+                })  # fmt: skip
                 shutil.rmtree(out, ignore_errors=True)  # the page cache and disk of a 10k-clip output, freed for the next
         finally:
             shutdown()
+            tracker.__exit__()
         with stopwatch() as after:  # the local pool again: the baseline is the mean of one run before Ray and one after
             audiodata.convert([str(jsonl)], work / "local-again", **opts)
         local_sw = {"wall_s": (before.wall_s + after.wall_s) / 2, "cpu_s": (before.cpu_s + after.cpu_s) / 2}
@@ -136,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ranks", type=int, default=1, help="ranks of the ranks engine (default 1: one per cluster CPU)")
     p.add_argument("--pieces", type=int, default=1, help="pieces of the streaming engine (default 1: 4 per cluster CPU)")
     p.add_argument("--engines", default=",".join(ENGINES), help="which Ray engines, in this order (default ranks,stream)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each engine, in ABBA order (default 1)")
+    p.add_argument("--warmup", type=int, default=50, help="clips of an untimed first run of each engine (default 50; 0: none)")
     p.add_argument("--dedup", choices=["off", "exact", "near"], default="exact", help="--dedup of both runs (default exact)")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
@@ -162,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:28s} wall {e['wall_s']:8.1f} s   cpu {e['cpu_s']:8.1f} s   {e['shards']} shards   "
               f"wall {e['wall_over_local']:.3f}x  cpu {e['cpu_over_local']:.3f}x the pool  "
               f"(merge {e['merge_wall_s'] or 0:.1f} s)  same answer: {e['same_answer']}")  # fmt: skip
+        print("  each run: " + ", ".join(f"wall {r['wall_s']:.1f} s cpu {r['cpu_s']:.1f} s" for r in e["runs"])
+              + (f"; warm-up ({args.warmup} clips, apart) wall {e['warmup']['wall_s']:.1f} s cpu {e['warmup']['cpu_s']:.1f} s"
+                 if e.get("warmup") else ""))  # fmt: skip
     hours = fig["local"]["audio_seconds"] / 3600
     print(f"local pool: {fig['local']['cpu_ms_per_clip']:.2f} ms CPU a clip, {hours:.2f} h of audio")
     print(f"dashboard: {fig['dashboard'] or 'none (ray[data] alone runs no dashboard; ray[default] adds it)'}")
