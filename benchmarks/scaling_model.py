@@ -83,7 +83,7 @@ def predict(c: dict[str, Any], hours: float, nodes: int, cores: int, engine: str
 
 
 def render(c: dict[str, Any]) -> str:
-    engine = "stream" if "stream" in c["engine_overhead"] else next(iter(c["engine_overhead"]))
+    engine = "ranks" if "ranks" in c["engine_overhead"] else next(iter(c["engine_overhead"]))  # what --engine ray runs
     m = c["measured_on"]
     lines = [
         f"Measured per-stage costs (`benchmarks/results/`: ray.json {m['ray']['date']}, load {m['ray']['load_average'][0]}; "

@@ -79,10 +79,9 @@ def register(subparsers: Any) -> None:
         "--engine",
         choices=["local", "ray"],
         default="local",
-        help="local: this machine's process pool (default); ray: a streaming Ray Data pipeline on a cluster (pieces "
-        "read as tasks, decoded and written as shards in the workers, merged on this machine), the same output "
-        "(needs `pip install audiodata[ray]` and a filesystem every node sees; --num-shards sets the pieces, default "
-        "4 per cluster CPU)",
+        help="local: this machine's process pool (default); ray: ranks as Ray tasks on a cluster, merged on this "
+        "machine, the same output (needs `pip install audiodata[ray]` and a filesystem every node sees; "
+        "--num-shards sets the ranks, default the cluster's CPUs)",
     )
     c.add_argument(
         "--ray-address",
@@ -183,14 +182,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_on_ray(args: argparse.Namespace, opts: Any) -> int:
-    """``--engine ray``: the streaming Ray Data pipeline, merged here (:mod:`audiodata.pipeline.raystream`; it
-    replaced ranks as Ray tasks, :mod:`audiodata.pipeline.rayengine`, by measurement: README); the dashboard link,
-    then a bar of pieces done across the cluster."""
+    """``--engine ray``: ranks as Ray tasks, merged here (:mod:`audiodata.pipeline.rayengine`); the dashboard
+    link, then a bar of ranks done."""
     import sys
 
     from audiodata.pipeline.options import OptionsError
-    from audiodata.pipeline.rayengine import shutdown
-    from audiodata.pipeline.raystream import stream_on_ray
+    from audiodata.pipeline.rayengine import convert_on_ray, shutdown
 
     ray = sys.modules.get("ray")
     connected = ray is not None and ray.is_initialized()  # a cluster this process already uses stays up after the run
@@ -198,7 +195,7 @@ def run_on_ray(args: argparse.Namespace, opts: Any) -> int:
         raise OptionsError("--engine ray runs every rank itself: give --num-shards N without --shard-index")
     show = not args.no_progress and not args.json
     err = stderr_console()
-    with Bar("pieces", "piece", err, disable=not show) as bar:
+    with Bar("ranks", "rank", err, disable=not show) as bar:
 
         def on_start(dashboard: str | None, count: int) -> None:
             if dashboard and not args.json:
@@ -209,7 +206,7 @@ def run_on_ray(args: argparse.Namespace, opts: Any) -> int:
             bar.update(total=count, completed=done, count=done)
 
         try:
-            result = stream_on_ray(
+            result = convert_on_ray(
                 args.inputs, args.output, options=opts, address=args.ray_address, on_start=on_start, on_rank=on_rank
             )
         finally:
