@@ -120,3 +120,87 @@ def command_line(script: str, argv: list[str] | None) -> str:
             continue
         shown.append(a)
     return " ".join(["python", f"benchmarks/{script}", *shown])
+
+
+# -- what ranks_bench and ray_bench share: a corpus subset, the CPU of a process tree, the same-answer check ----------
+
+
+def corpus_subset(corpus: Path, clips: int | None, work: Path) -> tuple[Path, str]:
+    """A convert_bench/mix_corpus corpus's JSONL (or its first ``clips`` lines, written to ``work``) and the media
+    root its paths need."""
+    src = corpus / "corpus.jsonl"
+    if not clips:
+        return src, str(corpus)
+    with open(src, encoding="utf-8") as fh:
+        lines = [line for _, line in zip(range(clips), fh, strict=False)]
+    dst = work / "corpus.jsonl"
+    dst.write_text("".join(lines), encoding="utf-8")
+    return dst, str(corpus)
+
+
+class TreeCPU:
+    """CPU seconds of this process and every process descended from it while the tracker runs (a local Ray
+    cluster's GCS, raylet and workers): the tree is sampled every ``interval`` seconds and each process counts with
+    its last sample, so a worker that exits still counts (Ray's raylet does not wait for its workers, so their CPU
+    never reaches anyone's ``children`` times: summing the live tree alone lost it, and could even go backwards).
+    What a process spends after its last sample (under ``interval``) is lost. Use as a context manager."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.interval = interval
+        self._seen: dict[tuple[int, float], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeCPU:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                with p.oneshot():
+                    t = p.cpu_times()
+                    key = (p.pid, p.create_time())
+            except psutil.Error:  # gone meanwhile: its last sample stands
+                continue
+            with self._lock:
+                self._seen[key] = t.user + t.system  # its own CPU only: a reaped child is counted as itself
+
+    def seconds(self) -> float:
+        """CPU seconds so far (sampled now)."""
+        self._sample()
+        with self._lock:
+            return sum(self._seen.values())
+
+
+def same_dataset(a: Path, b: Path) -> bool:
+    """Two converted datasets hold the same rows' summary (shard bytes aside: shard boundaries may differ) and a
+    byte-identical rejects.jsonl."""
+    from dataclasses import replace
+    from typing import Any
+
+    from audiodata.dataset import ConvertedDataset
+
+    def rows_only(s: Any) -> Any:
+        return replace(s, configs={k: replace(c, splits={n: replace(v, bytes=0) for n, v in c.splits.items()})
+                                   for k, c in s.configs.items()})  # fmt: skip
+
+    x, y = ConvertedDataset.open(a), ConvertedDataset.open(b)
+    return bool(
+        rows_only(x.summary) == rows_only(y.summary) and (a / "rejects.jsonl").read_bytes() == (b / "rejects.jsonl").read_bytes()
+    )

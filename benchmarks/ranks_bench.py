@@ -19,27 +19,14 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from _shared import CACHE_DIR, command_line, headline, machine, save_results, sibling, use_checkout
+from _shared import CACHE_DIR, command_line, corpus_subset, headline, machine, same_dataset, save_results, sibling, use_checkout
 
 
 def _stopwatch() -> Any:
     return sibling("convert_bench").Stopwatch()
-
-
-def _subset(corpus: Path, clips: int | None, work: Path) -> tuple[Path, str]:
-    """The corpus's JSONL (or its first ``clips`` lines, written to ``work``) and the media root its paths need."""
-    src = corpus / "corpus.jsonl"
-    if not clips:
-        return src, str(corpus)
-    with open(src, encoding="utf-8") as fh:
-        lines = [line for _, line in zip(range(clips), fh, strict=False)]
-    dst = work / "corpus.jsonl"
-    dst.write_text("".join(lines), encoding="utf-8")
-    return dst, str(corpus)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,7 +36,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="ranks-bench-"))
     try:
-        jsonl, media_root = _subset(args.corpus, args.clips, work)
+        jsonl, media_root = corpus_subset(args.corpus, args.clips, work)
         opts = {"num_workers": args.num_workers, "dedup": args.dedup, "val_ratio": 0.1, "media_root": media_root}
         with _stopwatch() as local_sw:
             local = audiodata.convert([str(jsonl)], work / "local", **opts)
@@ -63,15 +50,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         keys = sum(p.stat().st_size for p in (work / "ranked" / "ranks").rglob("dedup-keys.jsonl"))
         with _stopwatch() as merge_sw:
             merged = audiodata.merge(work / "ranked")
-        a, b = ConvertedDataset.open(work / "local"), ConvertedDataset.open(work / "ranked")
-
-        def rows_only(s: Any) -> Any:
-            return replace(s, configs={k: replace(c, splits={n: replace(v, bytes=0) for n, v in c.splits.items()})
-                                       for k, c in s.configs.items()})  # fmt: skip
-
-        same = rows_only(a.summary) == rows_only(b.summary) and (
-            (work / "local" / "rejects.jsonl").read_bytes() == (work / "ranked" / "rejects.jsonl").read_bytes()
-        )
+        b = ConvertedDataset.open(work / "ranked")
+        same = same_dataset(work / "local", work / "ranked")
         rank_cpu = sum(r["cpu_s"] for r in ranks)
         shards = len(b.manifest.shards)
         return {

@@ -99,12 +99,14 @@ def test_train_bench_length_grouped_batches_beat_random_ones(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_ray_bench_engine_ray_writes_the_local_dataset_at_a_bounded_cost(tmp_path: Path) -> None:
-    """200 clips on a local 2-CPU Ray cluster: Ray's CPU (every cluster process) measured 2.3x the local pool at 200
-    clips under load ~10, 1.16x at 2,000 (a fixed cost: worker start-up, the idle GCS and raylet); over 5x at 200
-    means ranks decode twice or the workers start per task. Needs ray and the 2k corpus (benchmarks/.cache)."""
+    """200 clips on a local 2-CPU Ray cluster, both Ray engines: Ray's CPU (every cluster process) measured 2.3x the
+    local pool at 200 clips under load ~10, 1.16x at 2,000 (a fixed cost: worker start-up, the idle GCS and raylet);
+    over 5x at 200 means ranks decode twice or the workers start per task. Needs ray and the 2k corpus (benchmarks/.cache)."""
     pytest.importorskip("ray")
     if not (REPO / "benchmarks" / ".cache" / "corpus-2000" / "corpus.jsonl").is_file():
         pytest.skip("no benchmarks/.cache/corpus-2000 (python benchmarks/convert_bench.py builds it)")
     doc = run_bench("ray_bench.py", ["--clips", "200"], tmp_path)
     assert doc["same_answer"] is True, doc["stdout"]
-    assert ratios(doc)["--engine ray CPU"] <= 5.0, doc["stdout"]
+    assert ratios(doc)["--engine ray CPU (ranks as Ray tasks)"] <= 5.0, doc["stdout"]
+    # the streaming engine beside it: a larger fixed cost per run (Ray Data's executor, its read workers): 1.6x at 10k
+    assert ratios(doc)["--engine ray CPU (streaming Ray Data)"] <= 10.0, doc["stdout"]

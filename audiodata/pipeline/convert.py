@@ -15,8 +15,8 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,7 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+Inputs = Sequence[str | os.PathLike[str]] | str | os.PathLike[str]
 
 
 def convert(
@@ -161,7 +162,7 @@ def convert(
     paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     if objstore.is_remote(str(output)):
         return _convert_remote(paths, str(output), opts, on_progress)
-    return _convert(paths, Path(output), opts, on_progress)
+    return _convert(_Plan.of(paths, output, opts), opts, on_progress)
 
 
 def _convert_remote(paths: list[str], url: str, opts: ConvertOptions, on_progress: ProgressFn | None) -> ConvertResult:
@@ -174,27 +175,80 @@ def _convert_remote(paths: list[str], url: str, opts: ConvertOptions, on_progres
     with mirror.claimed():
         mirror.pull()
         with mirror.attached():
-            result = _convert(paths, mirror.base, opts, on_progress)
+            result = _convert(_Plan.of(paths, mirror.base, opts), opts, on_progress)
     result.output = url
     return result
 
 
-def _convert(paths: list[str], out: Path, opts: ConvertOptions, on_progress: ProgressFn | None) -> ConvertResult:
-    exclude = [out, aside.new_path(out), aside.old_path(out)]
-    expanded = expand_inputs(
-        paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.row_columns
-    )
-    files = expanded.files
-    fingerprint = opts.fingerprint([f.describe() for f in files])
-    rank: Rank | None = None
-    skipped = expanded.skipped
-    if opts.num_shards > 1:  # one rank's slice, into OUT/ranks/rank-I-of-N (audiodata.pipeline.ranks)
-        i, n = opts.shard_index, opts.num_shards
-        rank = Rank(i, n, fingerprint, ranks.plan(files, n, i), files)
-        out = ranks.rank_folder(out, i, n)
-        fingerprint = ranks.rank_fingerprint(fingerprint, i, n)
-        files = ranks.sliced(files, rank.parts)
-        skipped = skipped if i == 0 else []  # inputs named but not read: reported once, by rank 0
+def convert_fed(inputs: Inputs, output: str | os.PathLike[str], options: ConvertOptions, feed: Feed) -> ConvertResult:
+    """One rank's conversion (``options.num_shards`` > 1) whose records and audio-stage outcomes come from ``feed``
+    (``(Pending, Processed | None)`` in input order, as :func:`rank_feed_items` read them and ``process_batch``
+    processed them elsewhere) instead of its own read and pool: what a streaming engine's writer runs where the
+    rows already are. Everything else (resume, rejects, dedup keys, shards, the rank's manifest) is the rank's own
+    :func:`convert`. Raises :class:`FeedError` when ``feed`` is not the rank's records, every one once, in order."""
+    if options.num_shards <= 1:
+        raise OptionsError("convert_fed writes one rank: give num_shards > 1")
+    return _convert(_Plan.of(inputs, output, options), options, None, feed)
+
+
+def rank_feed_items(inputs: Inputs, output: str | os.PathLike[str], options: ConvertOptions) -> Iterator[tuple[Pending, bool]]:
+    """Rank ``options.shard_index``'s records, read and checked as its own convert reads them, each with whether
+    the audio stage must process it (not rejected by the record rules, not excluded, not an equal pair). Nothing is
+    written. The read side of a streaming engine: :func:`convert_fed` takes them back with their outcomes."""
+    plan = _Plan.of(inputs, output, options)
+    run = _Run(plan.files, plan.out, options, RunState(plan.fingerprint), None, plan.skipped, plan.rank)
+    for p in run._items():
+        yield p, run._needs_audio(p)
+
+
+def check_inputs(inputs: Inputs, output: str | os.PathLike[str], options: ConvertOptions) -> None:
+    """What a conversion would refuse before reading a record (an input that is not there, options that do not go
+    together), raised as the conversion raises it: a distributed engine's driver says it before any task starts."""
+    _Plan.of(inputs, output, replace(options, num_shards=1, shard_index=0))
+
+
+class FeedError(RuntimeError):
+    """A fed rank's records are not the rank's own (out of order, missing, or more): a bug, never a bad input."""
+
+
+#: What a fed rank consumes: every record of the rank in input order, with its audio-stage outcome (None: not processed).
+Feed = Iterable[tuple[Pending, Processed | None]]
+
+
+@dataclass
+class _Plan:
+    """What a run converts and where: its input files (a rank's slice), output folder, fingerprint, rank."""
+
+    files: list[InputFile]
+    out: Path
+    fingerprint: str
+    rank: Rank | None
+    skipped: list[Skipped]
+
+    @classmethod
+    def of(cls, inputs: Inputs, output: str | os.PathLike[str], opts: ConvertOptions) -> _Plan:
+        paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+        out = Path(output)
+        exclude = [out, aside.new_path(out), aside.old_path(out)]
+        expanded = expand_inputs(
+            paths, opts.media_root, opts.format, opts.datasets, exclude, opts.all_files, opts.absolute_paths, opts.row_columns
+        )
+        files = expanded.files
+        fingerprint = opts.fingerprint([f.describe() for f in files])
+        rank: Rank | None = None
+        skipped = expanded.skipped
+        if opts.num_shards > 1:  # one rank's slice, into OUT/ranks/rank-I-of-N (audiodata.pipeline.ranks)
+            i, n = opts.shard_index, opts.num_shards
+            rank = Rank(i, n, fingerprint, ranks.plan(files, n, i), files)
+            out = ranks.rank_folder(out, i, n)
+            fingerprint = ranks.rank_fingerprint(fingerprint, i, n)
+            files = ranks.sliced(files, rank.parts)
+            skipped = skipped if i == 0 else []  # inputs named but not read: reported once, by rank 0
+        return cls(files, out, fingerprint, rank, skipped)
+
+
+def _convert(plan: _Plan, opts: ConvertOptions, on_progress: ProgressFn | None, feed: Feed | None = None) -> ConvertResult:
+    files, out, fingerprint, rank, skipped = plan.files, plan.out, plan.fingerprint, plan.rank, plan.skipped
     _refuse_foreign(out, opts.overwrite)
     with contextlib.ExitStack() as locks:
         locks.enter_context(hold(out, "convert"))
@@ -210,7 +264,7 @@ def _convert(paths: list[str], out: Path, opts: ConvertOptions, on_progress: Pro
         state = _prepare_output(target, fingerprint, clear)
         if state.status == "complete":
             return _result_from_manifest(out, already_complete=True)
-        run = _Run(files, target, opts, state, on_progress, skipped, rank)
+        run = _Run(files, target, opts, state, on_progress, skipped, rank, feed)
         result = run.finalize() if state.status == "finalizing" else run.run()
         if target != out:
             aside.swap_in(target, out)
@@ -304,8 +358,10 @@ class _Run:
         on_progress: ProgressFn | None,
         skipped: list[Skipped] | None = None,
         rank: Rank | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.files, self.out, self.opts, self.state = files, out, opts, state
+        self.feed = feed
         self.skipped = skipped or []
         self.rank = rank
         self.all_files = rank.all_files if rank is not None else files
@@ -361,7 +417,7 @@ class _Run:
             with on_path(self.keys_path, "open"):
                 self.keys = open(self.keys_path, "a", encoding="utf-8")
         try:
-            for pending, processed in self._processed():
+            for pending, processed in self._processed() if self.feed is None else self._fed(self.feed):
                 self._accept(pending, processed, rejects)
             with on_path(self.rejects_path):
                 rejects.flush()
@@ -405,6 +461,16 @@ class _Run:
             by_seq = {p.seq: p for p in done}
             for p in items:
                 yield p, by_seq.get(p.seq)
+
+    def _fed(self, feed: Feed) -> Iterator[tuple[Pending, Processed | None]]:
+        """The fed records from the resume point on, checked to be this rank's, each once, in input order: the
+        same records ``_items`` would read (a resumed rank's records before its resume point are dropped here,
+        as ``_items`` never reads them)."""
+        for expected, (pending, processed) in enumerate(feed):
+            if pending.seq != expected:
+                raise FeedError(f"{self.out}: fed record {pending.seq} where record {expected} was due")
+            if pending.seq >= self.start:
+                yield pending, processed
 
     def _batch_records(self) -> int:
         """Records for the next job: one until a job has come back (nothing says how big rows are yet),
@@ -896,4 +962,15 @@ def _result_from_manifest(out: Path, resumed_from: int = 0, already_complete: bo
     return ConvertResult.from_manifest(out, Manifest.load(out), resumed_from, already_complete)
 
 
-__all__ = ["ConvertResult", "InputError", "OptionsError", "Progress", "convert"]
+__all__ = [
+    "ConvertResult",
+    "Feed",
+    "FeedError",
+    "InputError",
+    "OptionsError",
+    "Progress",
+    "check_inputs",
+    "convert",
+    "convert_fed",
+    "rank_feed_items",
+]  # fmt: skip

@@ -3,9 +3,10 @@ the inputs, ``merge`` (:mod:`audiodata.pipeline.merge`) assembles the N rank out
 
 The slice is by bytes: the inputs, in the order the run lists them, are laid end to end and cut into N
 ranges of about equal bytes. A JSONL file that a cut falls into is split at a line boundary
-(:mod:`audiodata.readers.ranges`), so one huge file still spreads over every rank; any other input (a
-JSON array, a gzip file, a dataset, a tar, a NeMo or lhotse manifest, whose records are not one per line)
-goes whole to the rank its first byte falls in. The cut depends on the inputs alone, so every rank,
+(:mod:`audiodata.readers.ranges`), a Parquet file at a row-group start (each row group goes to the rank its first
+byte falls in), so one huge file still spreads over every rank; any other input (a JSON array, a gzip file, an Arrow
+file, a tar, a NeMo or lhotse manifest, whose records are not one per line) goes whole to the rank its first byte
+falls in. The cut depends on the inputs alone, so every rank,
 whichever machine runs it, computes the same plan, and rank I's records are exactly the records a local
 run reads between rank I-1's and rank I+1's: the ranks in order are the local run's input order.
 
@@ -22,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from audiodata.readers.hfdataset import row_group_starts
 from audiodata.readers.items import JSON
 from audiodata.readers.jsonstream import sniff_layout
 from audiodata.readers.sources import InputFile
@@ -56,6 +58,14 @@ def next_line_start(path: str | Path, pos: int) -> int:
     return size
 
 
+def next_start(f: InputFile, pos: int) -> int:
+    """The first record boundary at or after byte ``pos`` of a splittable input: a line start of a JSONL file, a
+    row-group start of a Parquet file (else the file's size)."""
+    if f.kind != "parquet":
+        return next_line_start(f.path, pos)
+    return next((at for at, _ in row_group_starts(f.path) if at >= pos), f.size)
+
+
 def rank_name(index: int, count: int) -> str:
     return f"rank-{index:05d}-of-{count:05d}"
 
@@ -70,7 +80,13 @@ def rank_fingerprint(run: str, index: int, count: int) -> str:
 
 
 def splittable(f: InputFile) -> bool:
-    """A file cut at line boundaries: plain (not gzip) JSONL whose records are one per line."""
+    """A file cut at record boundaries: plain (not gzip) JSONL whose records are one per line (cut at line starts),
+    or a local Parquet file of more than one row group (cut at row-group starts)."""
+    if f.kind == "parquet" and f.part is None and f.hub is None:
+        try:
+            return len(row_group_starts(f.path)) > 1
+        except Exception:  # pyarrow's errors for a damaged file: read whole, where reading it says why (F004)
+            return False
     if f.kind != JSON or f.part is not None or not f.path.name.endswith(".jsonl"):
         return False
     if f.spec.formatting in ("nemo", "lhotse"):
@@ -112,8 +128,8 @@ def plan(files: list[InputFile], count: int, index: int) -> list[Part]:
     for n, (f, size) in enumerate(zip(files, sizes, strict=True)):
         if size and splittable(f):
             a, b = min(max(lo - offset, 0), size), min(max(hi - offset, 0), size)
-            start = next_line_start(f.path, a) if a < size else size
-            end = next_line_start(f.path, b) if b < size else size
+            start = next_start(f, a) if a < size else size
+            end = next_start(f, b) if b < size else size
             if start < end:
                 parts.append(Part(n, start, end) if (start, end) != (0, size) else Part(n))
         else:  # whole, to the rank its first byte falls in (an empty file: where it sits)
@@ -138,6 +154,7 @@ __all__ = [
     "RANKS_DIR",
     "Part",
     "next_line_start",
+    "next_start",
     "plan",
     "rank_fingerprint",
     "rank_folder",

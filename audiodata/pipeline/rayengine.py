@@ -1,6 +1,6 @@
 """``convert --engine ray``: one conversion spread over a Ray cluster (``pip install audiodata[ray]``).
 
-This first version is ranks + merge on Ray: the driver picks N ranks (``--num-shards``, else the cluster's
+Ranks + merge on Ray: the driver picks N ranks (``--num-shards``, else the cluster's
 CPUs, else the count of ranks already under ``OUT/ranks`` so that a rerun resumes them), runs every rank of
 :func:`audiodata.pipeline.ranks.plan` as one Ray task (the very :func:`audiodata.convert` a Slurm array task
 runs, with one worker process inside the task's one CPU), and finishes with
@@ -9,18 +9,14 @@ construction (the ranks + merge equality, ``tests/pipeline/test_ranks.py``), and
 task killed mid-rank is retried by Ray and picks its rank up from its finished shards; a driver killed
 mid-run is simply rerun (finished ranks are not redone, merge is idempotent).
 
-What it needs: every node sees the inputs, the media and ``OUT`` at the same paths (a shared filesystem;
-object stores are the next step of issue 16), and has this audiodata installed. A local cluster started
+What it needs: every node sees the inputs, the media and ``OUT`` at the same paths (a shared filesystem, or
+an object store through :mod:`audiodata.objstore`), and has this audiodata installed. A local cluster started
 here gets this checkout on its workers' ``PYTHONPATH``.
 
-The next step is streaming: read and parse as tasks over byte ranges, ``process_batch`` as a
-``map_batches`` stage, our shard writer in a custom datasink, so that decode is balanced across the cluster
-record by record rather than rank by rank (a rank is a fixed byte range: one slow rank is the run's tail).
-Measured only in part (local 2-CPU cluster, load ~3.5): this version took 1.15x the local pool's CPU on the 2k-clip
-corpus (``benchmarks/ray_bench.py``); a bare Ray Data pipeline moving 2,000 rows of 100 KB (about one encoded clip)
-through a ``map_batches`` stage to the driver took 2.6 ms CPU a row, 0.4x the whole local conversion's 6.6 ms a
-clip. So the streaming version must write shards in the workers (a datasink), never ship the encoded audio to the
-driver, to come near this one.
+The streaming Ray Data engine (:mod:`audiodata.pipeline.raystream`: pieces read as tasks, ``process_batch`` as
+``map_batches`` fused with our shard writer as a datasink in the workers) gives the same answer but cost 1.62x the
+pool's CPU at 10k clips against this engine's 1.21x (``benchmarks/ray_bench.py``, README "On a Ray cluster"), so
+``--engine ray`` is this one.
 """
 
 from __future__ import annotations

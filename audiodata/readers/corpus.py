@@ -55,11 +55,14 @@ def hub_spec(ref: hfhub.HubRef, formatting: str | None, columns: dict[str, str])
     return row_spec(ref.shown, names, audio, columns, formatting, sample)
 
 
-def iter_items(kind: str, path: Path, hub: Any, max_record_bytes: int, bounds: GzipBounds | None = None) -> Iterator[RawItem]:
+def iter_items(
+    kind: str, path: Path, hub: Any, max_record_bytes: int, bounds: GzipBounds | None = None, part: tuple[int, int] | None = None
+) -> Iterator[RawItem]:
     """The rows of one raw-corpus input, in order, as parsed items located by ``member``; a failure of
-    the input itself is one item with its finding, never an exception."""
+    the input itself is one item with its finding, never an exception. ``part``: a Parquet file's bytes
+    ``[start, end)``, the row groups starting there (a rank's slice)."""
     if kind in ("parquet", "arrow"):
-        return hfdataset.iter_rows(path, str(path))
+        return hfdataset.iter_rows(path, str(path), part if kind == "parquet" else None)
     if kind == "webdataset":
         return webdataset.iter_samples(path, max_record_bytes, bounds)
     if kind == "hub":

@@ -143,12 +143,40 @@ def sample_row(sch: Any) -> dict[str, Any]:
 # -- rows ------------------------------------------------------------------------------------------
 
 
-def iter_rows(path: Path, display: str) -> Iterator[RawItem]:
+def row_group_starts(path: Path) -> list[tuple[int, int]]:
+    """Where each row group of a Parquet file starts: ``(byte, first row)``, the first at byte 0 (before the
+    magic) so that the starts cut ``[0, size)``; a row group's byte is its first column chunk's first page. A rank
+    cuts a Parquet input at these bytes (:mod:`audiodata.pipeline.ranks`). Raises what pyarrow raises on a file it
+    cannot read."""
+    import pyarrow.parquet as pq
+
+    starts: list[tuple[int, int]] = []
+    row = 0
+    meta = pq.read_metadata(path)
+    for k in range(meta.num_row_groups):
+        rg = meta.row_group(k)
+        offsets = [
+            min(o for o in (c.dictionary_page_offset, c.data_page_offset) if o is not None and o > 0)
+            for c in (rg.column(j) for j in range(rg.num_columns))
+        ]
+        starts.append((0 if k == 0 else min(offsets), row))
+        row += rg.num_rows
+    return starts
+
+
+def iter_rows(path: Path, display: str, part: tuple[int, int] | None = None) -> Iterator[RawItem]:
     """Every row of one Parquet or Arrow file as a parsed item (``row N``). A file that cannot be read
-    (or stops part way) is one item with its F004, located where reading stopped; never an exception."""
+    (or stops part way) is one item with its F004, located where reading stopped; never an exception.
+    ``part``: bytes ``[start, end)`` of a Parquet file: the row groups that start in it (:func:`row_group_starts`),
+    numbered as in the whole file."""
     index = 0
     try:
-        for batch in _batches(path):
+        groups: list[int] | None = None
+        if part is not None:
+            starts = row_group_starts(path)
+            groups = [k for k, (at, _) in enumerate(starts) if part[0] <= at < part[1]]
+            index = starts[groups[0]][1] if groups else 0
+        for batch in _batches(path, groups):
             for row in batch.to_pylist():
                 yield RawItem(index, 0, obj=row, member=f"row {index}")
                 index += 1
@@ -161,13 +189,15 @@ def iter_rows(path: Path, display: str) -> Iterator[RawItem]:
         yield RawItem(index if index else -1, 0, code="F004", error=reason, member=f"row {index}" if index else None)
 
 
-def _batches(path: Path) -> Iterator[Any]:
+def _batches(path: Path, groups: list[int] | None = None) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if path.name.endswith(".parquet"):
+        if groups == []:
+            return
         with pq.ParquetFile(path) as pf:
-            yield from pf.iter_batches(batch_size=BATCH_ROWS)
+            yield from pf.iter_batches(batch_size=BATCH_ROWS, row_groups=groups)
         return
     with pa.memory_map(str(path)) as src:
         try:

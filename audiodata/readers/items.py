@@ -65,9 +65,10 @@ def iter_items(
     """The raw items of one input, in order. ``longform`` None: no audio is read (windows are cut only
     where the timestamps leave gaps) and NeMo lines and cuts pass unchanged (a pre-pass that only looks).
     ``hub``: the Hub dataset (``hfhub.HubRef``) of an input of kind ``hub``. ``part``: bytes ``[start, end)``
-    of a JSONL file (a rank's slice, :mod:`audiodata.pipeline.ranks`), numbered as in the whole file."""
+    of a JSONL file, or the row groups starting there of a Parquet file (a rank's slice,
+    :mod:`audiodata.pipeline.ranks`), numbered as in the whole file."""
     if kind in corpus.KINDS:  # rows of a dataset or tar, located by member
-        yield from corpus.iter_items(kind, path, hub, max_record_bytes, bounds)
+        yield from corpus.iter_items(kind, path, hub, max_record_bytes, bounds, part)
         return
     lf = longform or LongForm(detect_pauses=False)
     finder = _finder(media_root, input_dir, lf) if longform is not None and lf.detect_pauses else None
