@@ -218,6 +218,9 @@ def _too_large(index: int, line: int, size: int, bound: int) -> RawItem:
 
 # -- JSONL -----------------------------------------------------------------------------------
 
+_LEADING_WS = frozenset(b" \t\r\x0b\x0c")  # what bytes.lstrip() strips, but the line feed (data never starts with one here)
+
+
 def _skip_blank(fh: io.BufferedReader, pos: Cursor, lineno: int) -> int:
     """Consume a run of whitespace (blank lines) without a Python turn per line; the line
     breaks consumed so far (``lineno``) after it."""
@@ -250,6 +253,13 @@ def iter_lines(
         data = fh.readline(limit)
         if not data:
             return
+        if data[0] in _LEADING_WS and not data.isspace():
+            # leading whitespace is not the record's (parsing strips it), as when a blank run before it ate it
+            # (_skip_blank): cut here, so a line's bound and size never depend on where a byte range began
+            rest = data.lstrip()
+            if not rest.endswith(b"\n") and len(data) >= limit:
+                rest += fh.readline(limit - len(rest))
+            data = rest
         if data.endswith(b"\n"):
             lineno += 1
         elif len(data) >= limit:  # an oversized line

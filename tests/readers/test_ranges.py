@@ -233,3 +233,17 @@ def test_an_io_error_in_a_range_is_reported_as_reading_the_whole_file_reports_it
         whole, joined = whole_and_ranges(path, parts, 1000)
         assert joined == whole
         assert whole[-1][5] == "F004" if at < 10**6 else len(whole) == 2000
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_leading_whitespace_is_not_the_records_wherever_a_range_begins(parts: int, tmp_path: Path) -> None:
+    """A whitespace line without a line end joins the next line: whole, the blank run before it ate those spaces;
+    a range beginning there read them as the record's, so its F005 size (66 vs 63) and bound differed (found by
+    hypothesis). Leading whitespace is never the record's now: the same size and the same verdict both ways."""
+    lines = [b'{"a": 1}\n'] * 7 + [b"   \n", b"   ", b'"' + b"y" * 60 + b'"\n', b"     " + b'"' + b"z" * 35 + b'"\n']
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"".join(lines))
+    whole, joined = whole_and_ranges(path, parts, 40)
+    assert joined == whole
+    assert whole[7][4] == "record of 63 bytes exceeds the bound of 40"
+    assert whole[8][2] == "z" * 35  # 37 bytes of record after 5 spaces: within the bound of 40
