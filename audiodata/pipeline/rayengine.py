@@ -14,8 +14,8 @@ an object store through :mod:`audiodata.objstore`), and has this audiodata insta
 here gets this checkout on its workers' ``PYTHONPATH``.
 
 The streaming Ray Data engine (:mod:`audiodata.pipeline.raystream`: pieces read as tasks, ``process_batch`` as
-``map_batches`` fused with our shard writer as a datasink in the workers) gives the same answer but cost 1.62x the
-pool's CPU at 10k clips against this engine's 1.21x (``benchmarks/ray_bench.py``, README "On a Ray cluster"), so
+``map_batches`` fused with our shard writer as a datasink in the workers) gives the same answer but cost 1.25x the
+pool's CPU at 10k clips against this engine's 1.00x (quiet machine) (``benchmarks/ray_bench.py``, README "On a Ray cluster"), so
 ``--engine ray`` is this one.
 """
 
