@@ -75,6 +75,23 @@ def test_cli_engine_ray(cluster: Any, corpus: Path, local: Path, tmp_path: Path,
     assert "nothing.jsonl: no such file or folder" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
+def test_cli_engine_ray_data(cluster: Any, corpus: Path, local: Path, tmp_path: Path, capsys: Any) -> None:
+    """``--engine ray-data``: the streaming Ray Data engine from the command line, the same answer."""
+    out = tmp_path / "out"
+    argv = ["convert", *inputs(corpus), "-o", str(out), "--engine", "ray-data", "--num-shards", "3", "--dedup", "near"]
+    argv += ["--val-ratio", "0.3", "--max-shard-size", "64KiB", "--no-progress", "--json"]
+    assert main(argv) == 1  # records were rejected, as in the local run
+    assert json.loads(capsys.readouterr().out)["records_rejected"] == ConvertedDataset.open(local).manifest.summary.rejected
+    assert len(list((out / "ranks").iterdir())) == 3  # three pieces, each a rank merge assembled
+    assert rows(out) == rows(local) and (out / "rejects.jsonl").read_bytes() == (local / "rejects.jsonl").read_bytes()
+
+
+def test_ray_data_engine_refuses_an_object_store_output(corpus: Path, capsys: Any) -> None:
+    code = main(["convert", str(corpus / "c.jsonl"), "-o", "memory://bucket/out", "--engine", "ray-data", "--no-progress"])
+    assert code == 2 and "--engine ray" in capsys.readouterr().err
+
+
 def test_without_ray_the_engine_is_a_usage_error(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
