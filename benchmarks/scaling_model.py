@@ -127,7 +127,9 @@ def render(c: dict[str, Any]) -> str:
         f"{c['cpus_measured'] * 3600 * p1['parallel_h']:.0f} CPU s of convert through the engine, so "
         f"{3600 * p1['parallel_h']:.0f} s of wall with both CPUs its own; measured "
         + (f"{measured:.0f} s wall (the pool {c['local_wall_s']:.0f} s)" if measured else "n/a")
-        + f" at load {load} on 2 cores{' (other jobs held most of the CPUs)' if load > 2 else ''}. What scales linearly: convert (every clip "
+        + f" at load {load} on 2 cores"
+        + (" (other jobs held most of the CPUs)" if load > 2 else "")
+        + ". What scales linearly: convert (every clip "
         "independent). "
         "What does not: merge on one driver (the dedup replay in global input order and the shard rewrites; "
         "it grows with the rows, not the nodes) and the keys it reads: "
