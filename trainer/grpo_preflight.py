@@ -44,7 +44,7 @@ from trainer.preflight import (
     check_loading,
     check_memory,
     check_versions,
-    family_name,
+    load_and_build,
 )
 
 #: Prompts the checks encode: the longest by estimated tokens and the ones with the most clips.
@@ -55,28 +55,18 @@ def dry_run(cfg: TrainConfig) -> Preflight:
     """``train grpo --dry-run``: every check, nothing trained."""
     from trainer import dist
 
-    pf = Preflight(cfg, dry_run=True, order=GRPO_CHECKS)
-    pf.run("versions", lambda: check_versions(cfg, family_name(cfg)))
-    if pf.get("versions").status == "fail":  # type: ignore[union-attr]
-        _skip_rest(pf, "a library the trainer needs is missing or too old")
-        return pf
-    if pf.run("loading", lambda: check_loading(cfg)).status in ("fail", "fault"):
-        _skip_rest(pf, "the model or processor does not load")
-        return pf
-    holder: dict[str, Any] = {}
-
-    def build_run() -> tuple[str, str, dict[str, Any]]:
+    def build_run() -> tuple[Any, str, dict[str, Any]]:
         from trainer.grpo import build
 
-        holder["run"] = run = build(cfg)
+        run = build(cfg)
         evals = 0 if run.eval_rows is None else len(run.eval_rows)
         detail = f"{len(run.rows)} training prompts, {evals} held out, {type(run.trainer).__name__}"
-        return "ok", detail, {"records": len(run.rows), "eval_records": evals, "processes": dist.world()[1]}
+        return run, detail, {"records": len(run.rows), "eval_records": evals, "processes": dist.world()[1]}
 
-    if pf.run("build", build_run).status != "ok":
-        _skip_rest(pf, "the run could not be assembled")
-        return pf
-    inspect(pf, holder["run"])
+    pf = Preflight(cfg, dry_run=True, order=GRPO_CHECKS)
+    run = load_and_build(pf, cfg, build_run)
+    if run is not None:
+        inspect(pf, run)
     return pf
 
 

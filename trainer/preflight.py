@@ -38,7 +38,7 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,30 +208,44 @@ def dry_run(cfg: TrainConfig) -> Preflight:
         from trainer import grpo_preflight
 
         return grpo_preflight.dry_run(cfg)
-    pf = Preflight(cfg, dry_run=True)
-    family = family_name(cfg)
-    pf.run("versions", lambda: check_versions(cfg, family))
-    if pf.get("versions").status == "fail":  # type: ignore[union-attr]
-        _skip_rest(pf, "a library the trainer needs is missing or too old")
-        return pf
-    if pf.run("loading", lambda: check_loading(cfg)).status in ("fail", "fault"):
-        _skip_rest(pf, "the model or processor does not load")
-        return pf
-    holder: dict[str, Any] = {}
 
-    def build_run() -> tuple[str, str, dict[str, Any]]:
+    def build_run() -> tuple[Any, str, dict[str, Any]]:
         from trainer.train import build
 
-        holder["run"] = run = build(cfg)
+        run = build(cfg)
         rows = len(run.sampler.lengths)
-        return "ok", f"{rows} training records, {len(run.sampler)} batches per epoch, {type(run.trainer).__name__}", {
+        return run, f"{rows} training records, {len(run.sampler)} batches per epoch, {type(run.trainer).__name__}", {
             "records": rows, "batches_per_epoch": len(run.sampler), "processes": dist.world()[1]}  # fmt: skip
 
-    if pf.run("build", build_run).status != "ok":
-        _skip_rest(pf, "the run could not be assembled")
+    pf = Preflight(cfg, dry_run=True)
+    run = load_and_build(pf, cfg, build_run)
+    if run is None:
         return pf
-    inspect(pf, holder["run"])
+    inspect(pf, run)
     return pf
+
+
+def load_and_build(pf: Preflight, cfg: TrainConfig, build: Callable[[], tuple[Any, str, dict[str, Any]]]) -> Any | None:
+    """A dry run's first three checks, in order, each stopping the rest when it fails: the versions, the model and
+    processor loading, and ``build`` (the run assembled: it returns the run, the check's detail and its data). The
+    run, or None when one of them failed (the rest marked skipped)."""
+    pf.run("versions", lambda: check_versions(cfg, family_name(cfg)))
+    if pf.get("versions").status == "fail":  # type: ignore[union-attr]
+        _skip_rest(pf, "a library the trainer needs is missing or too old")
+        return None
+    if pf.run("loading", lambda: check_loading(cfg)).status in ("fail", "fault"):
+        _skip_rest(pf, "the model or processor does not load")
+        return None
+    holder: dict[str, Any] = {}
+
+    def built() -> tuple[str, str, dict[str, Any]]:
+        holder["run"], detail, data = build()
+        return "ok", detail, data
+
+    if pf.run("build", built).status != "ok":
+        _skip_rest(pf, "the run could not be assembled")
+        return None
+    return holder["run"]
 
 
 def before_training(run: Any) -> Preflight:

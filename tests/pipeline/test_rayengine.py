@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,10 @@ import pytest
 from audiodata.cli.main import main
 from audiodata.dataset import ConvertedDataset
 from audiodata.pipeline.options import ConvertOptions
+from tests.pipeline.ray_cluster import cluster
 from tests.pipeline.test_ranks import OPTS, corpus, inputs, local, rows, without_bytes
 
-__all__ = ["corpus", "local"]  # the ranks test's module fixtures, used here
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    pytest.importorskip("ray")
-    from audiodata.pipeline.rayengine import shutdown, start
-
-    ray, _ = start(None, num_cpus=2)
-    try:
-        yield ray
-    finally:
-        shutdown()
+__all__ = ["cluster", "corpus", "local"]  # module fixtures imported here (the shared cluster, the ranks test's corpus)
 
 
 @pytest.mark.slow

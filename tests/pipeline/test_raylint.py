@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,10 @@ from audiodata.pipeline import raydedup
 from audiodata.pipeline.dedup import dedup
 from audiodata.pipeline.lint import lint
 from tests.pipeline import test_lint_ranges
+from tests.pipeline.ray_cluster import cluster
 from tests.pipeline.test_ranks import corpus, inputs, local
 
-__all__ = ["corpus", "local"]  # the ranks test's module fixtures, used here
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    pytest.importorskip("ray")
-    from audiodata.pipeline.rayengine import shutdown, start
-
-    ray, _ = start(None, num_cpus=2)
-    try:
-        yield ray
-    finally:
-        shutdown()
+__all__ = ["cluster", "corpus", "local"]  # module fixtures imported here (the shared cluster, the ranks test's corpus)
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,10 @@ from audiodata.pipeline.convert import FeedError, convert_fed, rank_feed_items
 from audiodata.pipeline.options import ConvertOptions, OptionsError
 from audiodata.pipeline.process import process_batch
 from audiodata.rules.registry import select
+from tests.pipeline.ray_cluster import cluster
 from tests.pipeline.test_ranks import OPTS, corpus, inputs, local, rows, without_bytes
 
-__all__ = ["corpus", "local"]  # the ranks test's module fixtures, used here
+__all__ = ["cluster", "corpus", "local"]  # module fixtures imported here (the shared cluster, the ranks test's corpus)
 
 
 def _fed_pairs(paths: list[str], out: Path, options: ConvertOptions) -> list[Any]:
@@ -86,18 +87,6 @@ def test_a_fed_rank_resumes_past_its_durable_shards(corpus: Path, tmp_path: Path
 def test_convert_fed_is_for_ranks(corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(OptionsError, match="num_shards"):
         convert_fed(inputs(corpus), tmp_path / "o", ConvertOptions(**OPTS), iter([]))
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    pytest.importorskip("ray")
-    from audiodata.pipeline.rayengine import shutdown, start
-
-    ray, _ = start(None, num_cpus=2)
-    try:
-        yield ray
-    finally:
-        shutdown()
 
 
 @pytest.mark.slow
