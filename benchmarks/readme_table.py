@@ -81,13 +81,14 @@ def render(docs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(readme: str, body: str) -> str:
-    """``readme`` with the text between the markers replaced by ``body`` (the markers must be there, once)."""
-    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
-        raise SystemExit(f"the README needs the two markers once each, in order:\n{BEGIN}\n{END}")
-    head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{body}{END}{tail}"
+def replace_section(readme: str, body: str, begin: str = BEGIN, end: str = END) -> str:
+    """``readme`` with the text between the markers replaced by ``body`` (the markers must be there, once); the
+    README's other generated sections (benchmarks/scaling_model.py) name their own markers."""
+    if readme.count(begin) != 1 or readme.count(end) != 1 or readme.index(begin) > readme.index(end):
+        raise SystemExit(f"the README needs the two markers once each, in order:\n{begin}\n{end}")
+    head, rest = readme.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,17 @@ END = "<!-- scaling-model:end -->"
 HOURS = 20_000
 NODES = (10, 100)
 CORES_PER_NODE = 32
+
+
+def _readme_table() -> Any:
+    """benchmarks/readme_table.py (its marker-section rewrite), whether this runs as a script or is loaded by a test."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_table", BENCH_DIR / "readme_table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 DRIVER_GBPS = 10.0  # the driver's network link, Gbit/s: what the dedup keys cross to reach merge
 
 
@@ -142,14 +153,6 @@ def render(c: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(readme: str, body: str) -> str:
-    if BEGIN not in readme or END not in readme:
-        raise SystemExit(f"the README has no scaling-model markers ({BEGIN} ... {END})")
-    head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{body}{END}{tail}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="exit 1 if the README's section is not what the results give")
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     body = render(costs(load(args.results)))
     old = args.readme.read_text(encoding="utf-8")
-    new = replace_section(old, body)
+    new = _readme_table().replace_section(old, body, BEGIN, END)
     if args.check:
         if new != old:
             print(f"{args.readme}: the scaling model is not what {args.results} gives; run benchmarks/scaling_model.py")
