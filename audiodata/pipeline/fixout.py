@@ -58,10 +58,14 @@ class FixPlan:
         return None if self.single else tuple(t.root for t in self.targets)
 
 
-def plan(files: list[InputFile], fix: Path, media_root: str | None) -> FixPlan:
-    """Where each input's repaired copy goes. Raises :class:`OptionsError` when ``fix`` cannot hold them."""
+def plan(files: list[InputFile], fix_arg: str | os.PathLike[str], media_root: str | None) -> FixPlan:
+    """Where each input's repaired copy goes. Raises :class:`OptionsError` when ``fix`` cannot hold them.
+
+    ``fix_arg`` is taken as typed: a trailing slash (``--fix out/``) names a folder even before it exists,
+    which a :class:`Path` would forget."""
+    fix = Path(fix_arg)
     one = len(files) == 1 and files[0].spec.name is None
-    if one and not fix.is_dir() and not str(fix).endswith(("/", os.sep)):
+    if one and not fix.is_dir() and not os.fspath(fix_arg).endswith(("/", os.sep)):
         return FixPlan(fix, True, [FixTarget(fix, files[0].display)])
     if fix.is_file() or fix.name.endswith(JSON_NAMES):
         raise OptionsError(f"--fix {fix}: each of the {len(files)} input files gets its own repaired copy; name a folder")

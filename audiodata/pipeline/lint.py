@@ -495,7 +495,7 @@ def lint(
     raw = next((f for f in files if f.kind != "json"), None)
     if fix is not None and raw is not None:  # a dataset's rows or a tar's samples have no JSON text to repair in place
         raise OptionsError(f"--fix writes repaired copies of JSON inputs; {raw.display} is a {raw.kind} input (convert reads it)")
-    plan = fixout.plan(files, Path(fix), opts.media_root) if fix is not None else None
+    plan = fixout.plan(files, fix, opts.media_root) if fix is not None else None
     # the transcript style profile: what T002/T003 judge, reported with them (about a fifth of text-only lint's CPU)
     style_on = opts.task != "none" and ("T002" in enabled or "T003" in enabled)
     roots = plan.roots() if plan else None

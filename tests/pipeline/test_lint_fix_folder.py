@@ -128,3 +128,16 @@ def test_several_inputs_need_a_folder(tmp_path: Path, capsys):
     assert not (tmp_path / "merged.jsonl").exists()
     code = main(["lint", str(src), "--fix", str(tmp_path / "fixed"), "--no-progress"])
     assert code == 1 and "3 files; 5 relative audio paths made absolute" in capsys.readouterr().out  # the input still fails
+
+
+def test_fix_with_a_trailing_slash_names_a_folder_even_before_it_exists(tmp_path: Path):
+    """``--fix out/`` for one input file: the copy goes to out/<name>, never to a file called ``out``."""
+    src = make_corpus(tmp_path / "corpus")
+    out = tmp_path / "out"
+    rc = main(["lint", str(src / "a/x.jsonl"), "--fix", f"{out}/", "--num-workers", "1"])
+    assert rc == 0  # S008 (a role alias) is a warning the copy repairs
+    assert out.is_dir() and [p.name for p in out.iterdir()] == ["x.jsonl"]
+    assert json.loads((out / "x.jsonl").read_text().splitlines()[0])["conversations"][1]["from"] == "gpt"
+    plain = tmp_path / "plain.jsonl"
+    main(["lint", str(src / "a/x.jsonl"), "--fix", str(plain), "--num-workers", "1"])
+    assert plain.is_file()  # without the slash, one input's copy is the file named
