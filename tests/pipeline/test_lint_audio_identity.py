@@ -74,3 +74,5 @@ def test_lint_identity_tells_the_same_clips_apart_as_pcm_hash(tmp_path):
     other[1234] += 1
     assert identity_hash(other) != own.pcm_hash and pcm_hash(other) != plain.pcm_hash
     assert identity_hash(own.pcm.copy()) == own.pcm_hash
+    stored = make_clip(audio_ref("a.wav", "audio"), str(tmp_path), AudioSettings(own_identity=True))
+    assert stored.pcm_hash == plain.pcm_hash  # a clip that is written always carries the stored pcm_hash
