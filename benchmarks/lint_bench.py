@@ -19,6 +19,9 @@ same run, so each part times a baseline first and reports lint as a ratio agains
     baseline    decode every clip once with ``soundfile.read`` (ffmpeg for the few m4a clips
                 libsndfile cannot open) in a process pool of the same size: the decode floor.
     lint        ``lint([jsonl], audio=True, media_root=dir)``.
+    floor + 16k/hash  the decode floor plus soxr HQ to 16 kHz, int16 and BLAKE2b of every clip: what lint
+                must compute to judge a clip as convert would (its duplicate and silence rules judge the
+                stored 16 kHz PCM), so lint's own floor; lint is printed against both.
 
 Records/s (and x-realtime for audio) are printed for every method, with the lint/baseline ratio,
 the findings count (so the run visibly does work), and whether 1M text-only records take under
@@ -635,13 +638,24 @@ def audio_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
     if runs[1].extra["findings"]:
         print(f"findings by code: {runs[1].extra['by_code']}")
     lint_row, identity = rows[1], rows[2]
+    # lint's own floor: what it must compute of every clip to judge it as convert would (see the note printed below)
+    lint_row["ratio_vs_floor16"] = _ratio(identity["wall_s"], lint_row["wall_s"])
+    lint_row["cpu_ratio_vs_floor16"] = _ratio(identity["cpu_s"], lint_row["cpu_s"])
+    load = os.getloadavg()[0]
     print(
-        f"lint with-audio/decode floor = {_fmt_ratio(lint_row['ratio_vs_floor'])} wall, "
-        f"{_fmt_ratio(lint_row['cpu_ratio_vs_floor'])} CPU (target: within 10%, >= 0.90); "
-        f"against floor + 16k/hash: {_fmt_ratio(_ratio(identity['cpu_s'], lint_row['cpu_s']))} CPU; "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"lint with-audio/decode floor     = {_fmt_ratio(lint_row['ratio_vs_floor'])} wall, "
+        f"{_fmt_ratio(lint_row['cpu_ratio_vs_floor'])} CPU (issue 15 asks >= 0.90; a floor lint cannot reach, below)"
     )
-    return {"corpus": {**corpus, "dir": str(corpus_dir), "clips": len(paths)}, "results": rows, "load": os.getloadavg()[0]}
+    print(
+        f"lint with-audio/floor + 16k/hash = {_fmt_ratio(lint_row['ratio_vs_floor16'])} wall, "
+        f"{_fmt_ratio(lint_row['cpu_ratio_vs_floor16'])} CPU (lint's own floor; load average {load:.2f})"
+    )
+    print(
+        "(the decode floor is not lint's floor: D001/D003 compare the stored 16 kHz PCM and A012 judges its level, so lint "
+        "resamples and hashes every clip as convert does; tests/pipeline/test_lint_audio_identity.py has a case each that "
+        "the decoded source judges wrongly: a stored 16 kHz copy of a 48 kHz clip, a clip loud only above 8 kHz)"
+    )
+    return {"corpus": {**corpus, "dir": str(corpus_dir), "clips": len(paths)}, "results": rows, "load": load}
 
 
 # --------------------------------------------------------------------------------------------
@@ -710,6 +724,13 @@ def _headlines(figures: dict[str, Any]) -> list[dict[str, Any]]:
             "decode floor: every clip decoded, same workers", row["cpu_ratio_vs_floor"],
             "ratio: clips per CPU second, lint / floor",
         ))  # fmt: skip
+        if row.get("cpu_ratio_vs_floor16") is not None:  # results from before the field have the decode floor only
+            heads.append(headline(
+                f"lint with audio, {row['clips']:,} clips, {row['workers']} workers, against its own floor",
+                row["clips"] / row["cpu_s"], "clips/CPU-s",
+                "decode floor + soxr HQ to 16 kHz + int16 + BLAKE2b of every clip (what lint's verdicts need), same workers",
+                row["cpu_ratio_vs_floor16"], "ratio: clips per CPU second, lint / floor + 16k/hash",
+            ))  # fmt: skip
     return heads
 
 

@@ -27,7 +27,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -489,7 +489,8 @@ def lint(
     )
     files = expanded.files
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
-    settings = opts.audio_settings(enabled, encode=False, preview=html) if audio else None
+    # lint's clips meet only each other: hashed by its own identity (transform.identity_hash), not the stored pcm_hash
+    settings = replace(opts.audio_settings(enabled, encode=False, preview=html), own_identity=True) if audio else None
     dup_on = "D001" in enabled or "D003" in enabled
     read = opts.read_settings(enabled)
     raw = next((f for f in files if f.kind != "json"), None)

@@ -24,7 +24,16 @@ import numpy as np
 from audiodata.audio.analyse import measure
 from audiodata.audio.decode import check_header
 from audiodata.audio.load import AudioError, AudioSource, describe_ref, open_ref, roots_resolved_once, show_absolute
-from audiodata.audio.transform import CODECS, convert, convert_samples, encode, pcm_hash, read_if_stored_form, stored_as_is
+from audiodata.audio.transform import (
+    CODECS,
+    convert,
+    convert_samples,
+    encode,
+    identity_hash,
+    pcm_hash,
+    read_if_stored_form,
+    stored_as_is,
+)
 from audiodata.budget import DEFAULT_CUTOFF, token_counter
 from audiodata.dedup.fingerprint import fingerprint
 from audiodata.dedup.index import clip_identity
@@ -61,6 +70,9 @@ class AudioSettings:
     visual: str = "embed"  # images/videos: "embed" their bytes, or keep "refs" (paths relative to the media root)
     absolute_paths: bool = False  # messages name resolved files absolutely (default: relative to the media root)
     allow_remote: tuple[str, ...] = ()  # object-store prefixes media URLs may be fetched from (--allow-remote)
+    #: clips are compared only with each other (lint, encode off): hashed by transform.identity_hash; a clip that is
+    #: stored always carries its pcm_hash
+    own_identity: bool = False
 
 
 @dataclass
@@ -237,7 +249,7 @@ def make_clip(ref: Any, media_root: str, settings: AudioSettings, input_dir: str
         sampling_rate=settings.sample_rate,
         channels=1,
         num_samples=int(pcm.shape[0]),
-        pcm_hash=pcm_hash(pcm),
+        pcm_hash=identity_hash(pcm) if settings.own_identity and not settings.encode else pcm_hash(pcm),
         origin=ref.origin(),
         source_format=header.format,
         source_sampling_rate=header.sampling_rate,

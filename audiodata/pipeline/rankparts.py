@@ -30,7 +30,7 @@ from audiodata.pipeline.options import OptionsError
 from audiodata.pipeline.window import ordered_map
 
 _PART = re.compile(r"(lint|dedup)-rank-(\d{5})-of-(\d{5})\.parts$")
-VERSION = 1
+VERSION = 2  # 2: lint ranks hash clips by transform.identity_hash (1: pcm_hash); parts of either never mix
 
 
 class PartsError(OptionsError):
