@@ -19,7 +19,8 @@ same run, so each part times a baseline first and reports lint as a ratio agains
     baseline    decode every clip once with ``soundfile.read`` (ffmpeg for the few m4a clips
                 libsndfile cannot open) in a process pool of the same size: the decode floor.
     lint        ``lint([jsonl], audio=True, media_root=dir)``.
-    floor + 16k/hash  the decode floor plus soxr HQ to 16 kHz, int16 and BLAKE2b of every clip: what lint
+    floor + 16k/hash  the decode floor plus soxr HQ to 16 kHz, int16 and the hash lint compares clips by
+                (SHA-256 cut to 128 bits, ``transform.identity_hash``) of every clip: what lint
                 must compute to judge a clip as convert would (its duplicate and silence rules judge the
                 stored 16 kHz PCM), so lint's own floor; lint is printed against both.
 
@@ -543,7 +544,7 @@ def text_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
 
 def _decode_one(path: str, identity: bool = False) -> float:
     """Decode one clip fully; return its duration in seconds. ``identity``: also what lint must know of every clip
-    to judge it as convert would (mono, soxr HQ to 16 kHz, 16-bit, the BLAKE2b of those samples)."""
+    to judge it as convert would (mono, soxr HQ to 16 kHz, 16-bit, the hash lint compares clips by: SHA-256/128)."""
     import hashlib
 
     import soundfile as sf
@@ -561,7 +562,7 @@ def _decode_one(path: str, identity: bool = False) -> float:
         if sr != cb.TARGET_SR:
             mono = soxr.resample(mono, sr, cb.TARGET_SR, quality="HQ")
         pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).round().astype("<i2")
-        hashlib.blake2b(pcm.data, digest_size=16).hexdigest()
+        hashlib.sha256(pcm.data).digest()[:16].hex()  # = transform.identity_hash, the cheapest exact identity
     return data.shape[0] / sr
 
 
@@ -631,7 +632,7 @@ def audio_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
     print(
         "(vs floor: clips/s against the decode floor of this run; CPU vs floor: the same per CPU-second. floor + 16k/hash: "
         "the floor plus what lint must know of each clip to judge it as convert would: mono at 16 kHz (soxr HQ), 16-bit, "
-        "its BLAKE2b)"
+        "its SHA-256/128, the hash lint uses)"
     )
     _warn_foreign(runs)
     print()
@@ -728,7 +729,7 @@ def _headlines(figures: dict[str, Any]) -> list[dict[str, Any]]:
             heads.append(headline(
                 f"lint with audio, {row['clips']:,} clips, {row['workers']} workers, against its own floor",
                 row["clips"] / row["cpu_s"], "clips/CPU-s",
-                "decode floor + soxr HQ to 16 kHz + int16 + BLAKE2b of every clip (what lint's verdicts need), same workers",
+                "decode floor + soxr HQ to 16 kHz + int16 + SHA-256/128 of every clip (what lint's verdicts need), same workers",
                 row["cpu_ratio_vs_floor16"], "ratio: clips per CPU second, lint / floor + 16k/hash",
             ))  # fmt: skip
     return heads
