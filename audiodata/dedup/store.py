@@ -124,7 +124,7 @@ class _Bloom:
     def nbytes(self) -> int:
         return len(self.bits)
 
-    def _positions(self, keys: bytes) -> Iterator[np.ndarray]:
+    def _positions(self, keys: bytes) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         h = _mixed(keys)
         h1, h2 = h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
         for i in range(self.k):
