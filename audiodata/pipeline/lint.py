@@ -28,7 +28,7 @@ import heapq
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import Severity, select
-from audiodata.rules.style import Style, StyleStats, shown_prompt, transcript_style
+from audiodata.rules.style import ChunkStyles, Style, StyleStats, shown_prompt, transcript_style
 from audiodata.rules.transcript import RateStats
 from audiodata.writer.schema import KINDS
 
@@ -191,7 +191,7 @@ class Analyser:
                     kinds[kind] += 1
                     modality["audio" if audios else "text_only"] += 1
                     if style is not None:
-                        styles[i] = style
+                        styles.add(n, i, line + k, *style)
                     continue
             elif not piece or piece.isspace():
                 continue
@@ -232,7 +232,7 @@ class Analyser:
             elif kind == "rl":
                 out.rl_tasks[rl_task_tag(label)] += 1
         if a.style is not None:
-            out.styles[i] = a.style
+            out.styles.add(n, i, item.line, *a.style)
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
         text = item.text.strip() if item.text is not None and self.task.fix else None  # only --fix copies the text
@@ -313,7 +313,7 @@ class Chunk:
     kto_labels: Counter[bool] = field(default_factory=Counter)
     rl_tasks: Counter[str] = field(default_factory=Counter)
     first_kto: int = -1
-    styles: dict[int, tuple[str, str, Style]] = field(default_factory=dict)
+    styles: ChunkStyles = field(default_factory=ChunkStyles)  # transcript styles by prompt, located by position
     stopped: RawItem | None = None  # a range job: the file failed here (jsonstream.iter_range); its later ranges are not read
 
 
@@ -702,9 +702,8 @@ def _merge_chunks(
             verdict = hits.get(i)
             if verdict is not None:
                 duplicates(n, indices[i], lines[i], verdict)
-        if styles is not None:
-            for i, style in chunk.styles.items():  # added in input order
-                styles.add(n, indices[i], lines[i], *style)
+        if styles is not None and chunk.styles.groups:
+            styles.merge(n, chunk.styles, _locator(indices, lines))
         for by in excluded.values():
             report.excluded[by] += 1
         report.records += chunk.count - len(excluded)
@@ -743,6 +742,16 @@ def _heap_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _locator(indices: Sequence[int], lines: Sequence[int | None]) -> Callable[[int], tuple[int, int]]:
+    """A chunk position -> (index, line or -1) in its file."""
+
+    def at(i: int) -> tuple[int, int]:
+        line = lines[i]
+        return indices[i], -1 if line is None else line
+
+    return at
 
 
 def _moved(f: Finding, base: int) -> Finding:
