@@ -30,7 +30,7 @@ from audiodata.pipeline.options import OptionsError
 from audiodata.pipeline.window import ordered_map
 
 _PART = re.compile(r"(lint|dedup)-rank-(\d{5})-of-(\d{5})\.parts$")
-VERSION = 1
+VERSION = 2  # 2: lint chunks hold their styles grouped by prompt and their lines from 1 in a range
 
 
 class PartsError(OptionsError):

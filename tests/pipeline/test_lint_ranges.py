@@ -101,7 +101,7 @@ def test_a_file_that_fails_in_a_range_stops_there(tmp_path: Path, monkeypatch: p
 
     def failing(fh: Any, max_chars: int, lazy: bool = False, pos: Any = None, index: int = 0, lineno: int = 0) -> Any:
         for item in real(fh, max_chars, lazy, pos, index, lineno):
-            if item.line == 150:
+            if item.text is not None and '"q149"' in item.text:  # line 150 (a range's worker counts its lines from 1)
                 raise OSError(5, "Input/output error")
             yield item
 
@@ -120,7 +120,6 @@ def test_a_file_that_fails_in_a_range_stops_there(tmp_path: Path, monkeypatch: p
     assert "reading stopped here; the records before it are kept" in stop[0]["message"]
     assert found["summary"]["records"] == 149 + 1 + 1  # the records before, the failure, b's record
     assert all(f["line"] <= 150 for f in found["findings"] if f["source"].endswith("a.jsonl"))
-
 
 
 def test_the_heap_is_frozen_while_merging_and_handed_back(
