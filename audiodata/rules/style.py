@@ -328,14 +328,15 @@ class ChunkStyles:
         g.profile.add(style, (n, pos, -1 if line is None else line), where)
         if style.punct_per_word is not None:
             g.punct.append((pos, style.punct_per_word))
-        for name, found in (("fillers", style.fillers), ("tags", style.tags)):
-            counts = g.names[name]
-            for k, item in enumerate(found):
-                seen = counts.get(item)
-                if seen is None:
-                    counts[item] = [(pos, k), 1]
-                else:
-                    seen[1] += 1
+        if style.fillers or style.tags:  # most transcripts have neither
+            for name, found in (("fillers", style.fillers), ("tags", style.tags)):
+                counts = g.names[name]
+                for k, item in enumerate(found):
+                    seen = counts.get(item)
+                    if seen is None:
+                        counts[item] = [(pos, k), 1]
+                    else:
+                        seen[1] += 1
 
 
 def _absorb(p: Profile, groups: list[_Group], n: int, locate: Callable[[int], tuple[int, int]]) -> None:
