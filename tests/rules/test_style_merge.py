@@ -13,7 +13,8 @@ from audiodata.rules.style import ChunkStyles, Style, StyleStats
 
 
 def _style(rng: random.Random) -> Style:
-    fillers = tuple(rng.choice(["uh", "um", "er", "hmm", "mhm", "erm", "mm", "uhm"]) for _ in range(rng.choice([0, 0, 0, 0, 1, 2])))
+    names = ["uh", "um", "er", "hmm", "mhm", "erm", "mm", "uhm"]
+    fillers = tuple(rng.choice(names) for _ in range(rng.choice([0, 0, 0, 0, 1, 2])))
     tags = tuple(rng.choice(["[noise]", "<laugh>", "[cough]"]) for _ in range(rng.choice([0, 0, 0, 1, 2])))
     return Style(
         rng.choice([None, "lower", "upper", "cased"]),
