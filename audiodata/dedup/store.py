@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import os
 import shutil
+import struct
 import tempfile
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import is_not
 from pathlib import Path
 
 import numpy as np
@@ -221,8 +225,9 @@ class FirstSeen:
         return out
 
     def _first_batch(self, keys: bytes, values: bytes) -> dict[int, bytes]:
-        ks = [keys[i : i + KEY] for i in range(0, len(keys), KEY)]
-        vs = [values[i : i + VALUE] for i in range(0, len(values), VALUE)]
+        n = len(keys) // KEY
+        ks = _cut(KEY, n).unpack(keys)  # n bytes objects in one call
+        vs = _cut(VALUE, n).unpack(values)
         # a key of the runs is never in the dict (first() asks the runs before storing one): what the runs hold for
         # the keys that may be there, looked up before any of the batch is stored, is what first() would find
         spilled: dict[int, bytes] = {}
@@ -234,9 +239,10 @@ class FirstSeen:
                     if found is not None:
                         spilled[k] = found
                         break
-        setdefault = self.mem.setdefault
-        got = [setdefault(k, v) for k, v in zip(ks, vs, strict=True)]
-        out = {p: g for p, (g, v) in enumerate(zip(got, vs, strict=True)) if g is not v}
+        # the dict's setdefault and the identity test mapped in C: no Python frame per key
+        got = list(map(self.mem.setdefault, ks, vs))
+        hits = list(compress(range(n), map(is_not, got, vs)))
+        out = {k: got[k] for k in hits}
         for k, found in spilled.items():  # stored above by the batch's first copy of it: the run's value is the answer
             self.mem.pop(ks[k], None)
             out[k] = found
@@ -370,6 +376,12 @@ class FirstSeen:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@functools.lru_cache(maxsize=8)
+def _cut(size: int, n: int) -> struct.Struct:
+    """A struct that cuts ``n * size`` bytes into ``n`` bytes objects of ``size``."""
+    return struct.Struct(f"{size}s" * n)
 
 
 def _read_at(fd: int, size: int, offset: int) -> bytes:
