@@ -244,6 +244,7 @@ class Cluster:
 
 
 _LOC = struct.Struct("<Qqq")  # (source number << 2 | reference << 1 | no line, index, line)
+_LOC_ROW = np.dtype([("flags", "<u8"), ("index", "<i8"), ("line", "<i8")])  # the same, as numpy packs many
 
 
 @dataclass
@@ -294,39 +295,43 @@ class RecordDeduper:
         """:meth:`check` (exact mode) of many records of ``source`` in input order whose digests :func:`exact_digests`
         gave elsewhere (a lint worker): row ``k`` is record ``indices[k]`` at ``lines[k]``, with ``marks[k]`` 0 (no
         digests: it matches nothing), 1 (its whole digest) or 2 (whole and by prompt), its 32 bytes next in
-        ``digests`` when it has any. The verdicts that found something, by row; one loop, no object per record."""
+        ``digests`` when it has any. The verdicts that found something, by row.
+
+        Batched (:meth:`FirstSeen.first_many`): every whole digest first, then the by-prompt digests of the records
+        whose whole digest was new, which is what record by record gives, since a whole digest never equals a
+        by-prompt one (they hash different inputs: the body then ``W`` and the response, or the body then ``P``).
+        What a record is remembered by (:data:`_LOC`) is packed for all rows at once."""
         assert not self.near
-        flags = self._source_id(source) << 2
-        store = self.index
-        first, pack = store.first, _LOC.pack
-        # nothing spilled and room for every key of the rows in memory: FirstSeen.first is then the dict's setdefault
-        mem = store.mem if not store.runs and len(store.mem) + 2 * len(marks) < store.limit else None
+        mark = np.frombuffer(marks, dtype=np.uint8)
+        rows = np.flatnonzero(mark)
+        if not rows.size:
+            return {}
+        at = rows.tolist()
+        locs = np.empty(len(at), dtype=_LOC_ROW)
+        locs["flags"] = self._source_id(source) << 2
+        if None in lines:
+            lines_at = [lines[k] for k in at]
+            locs["flags"] |= np.fromiter((line is None for line in lines_at), dtype=np.uint64, count=len(at))
+            locs["line"] = [line or 0 for line in lines_at]
+        else:
+            locs["line"] = np.asarray(lines, dtype=np.int64)[rows]
+        locs["index"] = indices.start + rows * indices.step if isinstance(indices, range) else np.asarray(indices)[rows]
+        packed = locs.tobytes()
+        pairs = np.frombuffer(digests, dtype="V16").reshape(-1, 2)
+        earlier = self.index.first_many(pairs[:, 0].tobytes(), packed)
         found: dict[int, Verdict] = {}
-        at = 0
-        for k, mark in enumerate(marks):
-            if not mark:
-                continue
-            line = lines[k]
-            here = pack(flags | (line is None), indices[k], line or 0)
-            if mem is not None:
-                earlier: bytes | None = mem.setdefault(digests[at : at + 16], here)
-                if earlier is here:
-                    earlier = None
-            else:
-                earlier = first(digests[at : at + 16], here)
-            if earlier is not None:
-                found[k] = self._duplicate(earlier, Where(source, indices[k], line), "exact", 1.0)
-            elif mark == 2:
-                if mem is not None:
-                    other: bytes | None = mem.setdefault(digests[at + 16 : at + 32], here)
-                    if other is here:
-                        other = None
-                else:
-                    other = first(digests[at + 16 : at + 32], here)
-                if other is not None:
-                    found[k] = self._conflict(other, Where(source, indices[k], line))
-            at += 32
-        return found
+        new = mark[rows] == 2  # rows whose by-prompt digest is asked: those with one whose whole digest was new
+        for j, e in earlier.items():
+            k = at[j]
+            found[k] = self._duplicate(e, Where(source, indices[k], lines[k]), "exact", 1.0)
+            new[j] = False
+        second = np.flatnonzero(new)
+        if second.size:
+            locs_at = np.frombuffer(packed, dtype=_LOC_ROW)[second].tobytes()
+            for j, other in self.index.first_many(pairs[second, 1].tobytes(), locs_at).items():
+                k = at[int(second[j])]
+                found[k] = self._conflict(other, Where(source, indices[k], lines[k]))
+        return dict(sorted(found.items()))
 
     def _verdict(
         self, rec: RecordInfo, whole: bytes, by_prompt: bytes | None, kinds: list[str] | None, sims: list[float] | None

@@ -2,7 +2,8 @@
 
 The record deduper asks one question per key: "was this digest seen before, and what did the first one
 say?" (``first``). Keys are 16-byte digests, so they are uniformly spread; values are 24 bytes (where the
-first record is). Up to ``memory`` bytes the map is a dict; past it the dict is written out as a sorted
+first record is). Up to ``memory`` bytes the map is a dict (:meth:`FirstSeen.first_many` asks it a batch of keys at
+once: what lint's parent does per chunk of records); past it the dict is written out as a sorted
 *run* (a file of fixed-size rows) and emptied, so memory stays flat however large the corpus:
 
 * a Bloom filter over every spilled key answers "certainly new" for almost every new key without a read
@@ -22,11 +23,16 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import os
 import shutil
+import struct
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import is_not
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +93,31 @@ class _Run:
         return start + int(np.searchsorted(_prefixes(block["key"]), np.uint64(hi), side="left"))
 
 
+#: Constants of the Bloom filter's mix of a key's two 64-bit halves (splitmix64's): keys are digests, but a
+#: caller's keys may share a half (tests count), so both halves go into every bit position.
+_MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9
+_MASK64 = (1 << 64) - 1
+
+
+def _mixed(keys: bytes) -> np.ndarray:
+    """:func:`_mix` of each 16-byte key of ``keys`` (concatenated), in numpy."""
+    halves = np.frombuffer(keys, dtype="<u8").reshape(-1, 2)
+    with np.errstate(over="ignore"):
+        h = (halves[:, 0] ^ (halves[:, 1] * np.uint64(_MIX1))) * np.uint64(_MIX2)
+    return h ^ (h >> np.uint64(31))
+
+
+def _mix(key: bytes) -> int:
+    """One key's 64-bit hash: :func:`_mixed` of one key, in Python integers."""
+    a, b = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:16], "little")
+    h = (a ^ (b * _MIX1 & _MASK64)) * _MIX2 & _MASK64
+    return h ^ (h >> 31)
+
+
 class _Bloom:
-    """k bit positions per key by double hashing Python's own (cached) hash of the key bytes: the dict
-    lookup before it already computed that hash, so a check costs a few integer operations. The hash is
-    salted per process, which is fine: the filter lives and dies with its process."""
+    """k bit positions per key by double hashing a mix of the key's bytes (:func:`_mix`): the same positions for one
+    key in Python (:meth:`__contains__`, what :meth:`FirstSeen.first` asks) and for many at once in numpy
+    (:meth:`contains_many`, what :meth:`FirstSeen.first_many` asks for a whole batch before it touches the dict)."""
 
     def __init__(self, bits_log2: int, k: int) -> None:
         self.mask = (1 << bits_log2) - 1
@@ -101,16 +128,29 @@ class _Bloom:
     def nbytes(self) -> int:
         return len(self.bits)
 
-    def add_many(self, keys: list[bytes]) -> None:
-        h = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys)).view(np.uint64)
+    def _positions(self, keys: bytes) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        h = _mixed(keys)
         h1, h2 = h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
-        view = np.frombuffer(self.bits, dtype=np.uint8)
         for i in range(self.k):
             pos = (h1 + np.uint64(i) * h2) & np.uint64(self.mask)
-            np.bitwise_or.at(view, (pos >> np.uint64(3)).astype(np.intp), np.left_shift(1, pos & np.uint64(7)).astype(np.uint8))
+            yield (pos >> np.uint64(3)).astype(np.intp), (pos & np.uint64(7)).astype(np.uint8)
+
+    def add_many(self, keys: bytes) -> None:
+        """Add the 16-byte keys of ``keys`` (concatenated)."""
+        view = np.frombuffer(self.bits, dtype=np.uint8)
+        for byte, bit in self._positions(keys):
+            np.bitwise_or.at(view, byte, np.left_shift(1, bit).astype(np.uint8))
+
+    def contains_many(self, keys: bytes) -> np.ndarray:
+        """Per 16-byte key of ``keys`` (concatenated): whether it may have been added (False: certainly not)."""
+        view = np.frombuffer(self.bits, dtype=np.uint8)
+        maybe = np.ones(len(keys) // KEY, dtype=bool)
+        for byte, bit in self._positions(keys):
+            maybe &= (view[byte] >> bit) & 1 == 1
+        return maybe
 
     def __contains__(self, key: bytes) -> bool:
-        h = hash(key) & 0xFFFFFFFFFFFFFFFF
+        h = _mix(key)
         h1, h2, bits, mask = h & 0xFFFFFFFF, (h >> 32) | 1, self.bits, self.mask
         p = h1 & mask
         if not bits[p >> 3] >> (p & 7) & 1:  # most new keys stop here
@@ -166,6 +206,47 @@ class FirstSeen:
         if len(self.mem) >= self._limit:
             self.spill()
         return None
+
+    def first_many(self, keys: bytes, values: bytes) -> dict[int, bytes]:
+        """:meth:`first` of each (key, value) in order, ``keys`` 16 bytes each and ``values`` 24 each, concatenated:
+        the earlier value of each key seen before, by position (in order). The same answers with less Python per key: the
+        keys that may be in the spilled runs come from one Bloom query for the batch, and the rest is the dict's
+        ``setdefault`` in a comprehension. The memory bound holds (a batch is cut where the dict fills)."""
+        n = len(keys) // KEY
+        out: dict[int, bytes] = {}
+        start = 0
+        while start < n:
+            stop = min(n, start + max(self._limit - len(self.mem), 1))
+            found = self._first_batch(keys[KEY * start : KEY * stop], values[VALUE * start : VALUE * stop])
+            out.update(found if not start else {start + k: v for k, v in found.items()})
+            start = stop
+            if len(self.mem) >= self._limit:
+                self.spill()
+        return out
+
+    def _first_batch(self, keys: bytes, values: bytes) -> dict[int, bytes]:
+        n = len(keys) // KEY
+        ks = _cut(KEY, n).unpack(keys)  # n bytes objects in one call
+        vs = _cut(VALUE, n).unpack(values)
+        # a key of the runs is never in the dict (first() asks the runs before storing one): what the runs hold for
+        # the keys that may be there, looked up before any of the batch is stored, is what first() would find
+        spilled: dict[int, bytes] = {}
+        if self.runs:
+            maybe = self.bloom.contains_many(keys) if self.bloom is not None else np.ones(len(ks), dtype=bool)
+            for k in np.flatnonzero(maybe).tolist():
+                for run in self.runs:
+                    found = run.find(ks[k])
+                    if found is not None:
+                        spilled[k] = found
+                        break
+        # the dict's setdefault and the identity test mapped in C: no Python frame per key
+        got = list(map(self.mem.setdefault, ks, vs))
+        hits = list(compress(range(n), map(is_not, got, vs)))
+        out = {k: got[k] for k in hits}
+        for k, found in spilled.items():  # stored above by the batch's first copy of it: the run's value is the answer
+            self.mem.pop(ks[k], None)
+            out[k] = found
+        return dict(sorted(out.items())) if spilled else out
 
     # -- memory ------------------------------------------------------------------------------------
     @property
@@ -264,7 +345,7 @@ class FirstSeen:
         than half of ``memory``; then fewer hashes keep it useful, and more lookups read the runs)."""
         if self.bloom is not None and self.spilled <= self._bloom_capacity:
             for start in range(0, len(new_keys), SLICE_ROWS * KEY):
-                self.bloom.add_many(_split(new_keys[start : start + SLICE_ROWS * KEY]))
+                self.bloom.add_many(new_keys[start : start + SLICE_ROWS * KEY])
             return
         self._bloom_capacity = max(2 * self.spilled, 1024)
         self.bloom = None  # never two filters at once
@@ -276,7 +357,7 @@ class FirstSeen:
         for run in self.runs:
             for start in range(0, run.rows, SLICE_ROWS):
                 keys = np.ascontiguousarray(run.read(start, min(start + SLICE_ROWS, run.rows))["key"])
-                self.bloom.add_many(_split(keys.tobytes()))
+                self.bloom.add_many(keys.tobytes())
 
     # -- lifetime ----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -297,8 +378,10 @@ class FirstSeen:
         self.close()
 
 
-def _split(keys: bytes) -> list[bytes]:
-    return [keys[i : i + KEY] for i in range(0, len(keys), KEY)]
+@functools.lru_cache(maxsize=8)
+def _cut(size: int, n: int) -> struct.Struct:
+    """A struct that cuts ``n * size`` bytes into ``n`` bytes objects of ``size``."""
+    return struct.Struct(f"{size}s" * n)
 
 
 def _read_at(fd: int, size: int, offset: int) -> bytes:

@@ -235,25 +235,33 @@ class Fused:
                 if len(prompts) >= _PROMPTS:
                     prompts.clear()
                 prompts[text] = prompt
+        # each digest a copy of an empty 16-byte BLAKE2b (the constructor's keywords cost more than the hashing of
+        # such short texts); the whole and by-prompt digests share the hashing of their common body
+        response = _B16.copy()
         if kind == "sft":
-            response = _blake2b(f"assistant\x1f{contents[-1]}\x1f\x1e".encode(), digest_size=16).digest()
+            response.update(f"assistant\x1f{contents[-1]}\x1f\x1e".encode())
         else:
-            reply = f"c\x1fassistant\x1f{chosen}\x1f\x1e\x1fr\x1fassistant\x1f{rejected}\x1f\x1e"
-            response = _blake2b(reply.encode(), digest_size=16).digest()
+            response.update(f"c\x1fassistant\x1f{chosen}\x1f\x1e\x1fr\x1fassistant\x1f{rejected}\x1f\x1e".encode())
         # exact_digests: the clips' identities length-prefixed after their count, then the prompt digest; the whole
         # digest adds the response digest, the by-prompt one (SFT with audio: conflicts) does not
+        whole = _B16.copy()
         if len(audios) == 1:
             token = self.identity(audios[0]).encode()
-            body = b"\x01\x00\x00\x00" + len(token).to_bytes(4, "little") + token + prompt
+            whole.update(b"\x01\x00\x00\x00" + len(token).to_bytes(4, "little") + token + prompt)
         else:
             parts_b = [len(audios).to_bytes(4, "little")]
             for a in audios:
                 token = self.identity(a).encode()
                 parts_b += (len(token).to_bytes(4, "little"), token)
             parts_b.append(prompt)
-            body = b"".join(parts_b)
-        whole = _blake2b(body + b"W" + response, digest_size=16).digest()
-        return whole, _blake2b(body + b"P", digest_size=16).digest() if kind == "sft" and audios else None
+            whole.update(b"".join(parts_b))
+        by_prompt = None
+        if kind == "sft" and audios:
+            body = whole.copy()
+            body.update(b"P")
+            by_prompt = body.digest()
+        whole.update(b"W" + response.digest())
+        return whole.digest(), by_prompt
 
     def identity(self, path: str) -> str:
         """:func:`path_identity` of a non-empty audio path under this file's media root."""
@@ -300,10 +308,12 @@ class Fused:
 
 
 def _h(text: str) -> bytes:
-    return _blake2b(text.encode(), digest_size=16).digest()
+    h = _B16.copy()
+    h.update(text.encode())
+    return h.digest()
 
 
-_blake2b = hashlib.blake2b
+_B16 = hashlib.blake2b(digest_size=16)
 
 
 def _turns(raw: Any, sharegpt: bool) -> tuple[list[str], str | None, list[Any]] | None:

@@ -20,13 +20,15 @@ dict (:mod:`audiodata.pipeline.fused`), the rest by the general path; the report
 from __future__ import annotations
 
 import array
+import contextlib
 import copy
+import gc
 import hashlib
 import heapq
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,13 +49,13 @@ from audiodata.privacy import public_path
 from audiodata.readers.items import iter_range_items, range_splittable
 from audiodata.readers.jsonstream import RawItem, file_failure
 from audiodata.readers.longform import LongForm
-from audiodata.readers.ranges import split_ranges
+from audiodata.readers.ranges import line_ends, split_ranges
 from audiodata.readers.sources import InputFile, expand_inputs
 from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
 from audiodata.rules.findings import Finding
 from audiodata.rules.registry import Severity, select
-from audiodata.rules.style import Style, StyleStats, shown_prompt, transcript_style
+from audiodata.rules.style import ChunkStyles, Style, StyleStats, shown_prompt, transcript_style
 from audiodata.rules.transcript import RateStats
 from audiodata.writer.schema import KINDS
 
@@ -133,9 +135,10 @@ class Analyser:
         """The records of one job, analysed by :meth:`one` as every record is, kept compactly: per record
         only what the parent needs in order (findings, exact-duplicate digests, transcript styles), the rest
         counted. A range job's records are read here, from the file (the parent reads nothing of them); their
-        indices start at 0, and so do the ids of records without one (``<stem>-<index>``): the parent rebases
-        the indices and sends ranges only where ids name nothing (:func:`_chunk_jobs`). Records of a range the
-        fused pass answers (:mod:`audiodata.pipeline.fused`) skip :meth:`one`, with the same result."""
+        indices start at 0, and so do the ids of records without one (``<stem>-<index>``), their lines at 1 (the
+        range's line ends counted): the parent rebases indices and lines, and sends ranges only where ids name
+        nothing (:func:`_chunk_jobs`). Records of a range the fused pass answers (:mod:`audiodata.pipeline.fused`)
+        skip :meth:`one`, with the same result."""
         out = Chunk()
         if job[0] == "range":
             _, n, start, end, line = job
@@ -144,6 +147,7 @@ class Analyser:
                 return out
             f = self.task.files[n]
             read = self.task.read
+            out.line_ends = _range_line_ends(f.path, start, end)
             items: Any = iter_range_items(
                 f.path, start, end, line, f.media_root, f.input_dir, f.spec.formatting, read.max_record_bytes, self.task.longform
             )
@@ -165,6 +169,7 @@ class Analyser:
         if got is None:
             return False
         lines, general = got
+        out.line_ends = len(lines) - 1  # the range's line ends (read_range refuses a lone carriage return)
         answer = self.fused[n].record
         loads = orjson.loads
         lines_out, dedup, digests = out.lines, out.dedup, out.digests
@@ -189,7 +194,7 @@ class Analyser:
                     kinds[kind] += 1
                     modality["audio" if audios else "text_only"] += 1
                     if style is not None:
-                        styles[i] = style
+                        styles.add(n, i, line + k, *style)
                     continue
             elif not piece or piece.isspace():
                 continue
@@ -230,7 +235,7 @@ class Analyser:
             elif kind == "rl":
                 out.rl_tasks[rl_task_tag(label)] += 1
         if a.style is not None:
-            out.styles[i] = a.style
+            out.styles.add(n, i, item.line, *a.style)
 
     def one(self, seq: int, n: int, item: RawItem) -> Analysis:
         text = item.text.strip() if item.text is not None and self.task.fix else None  # only --fix copies the text
@@ -311,8 +316,11 @@ class Chunk:
     kto_labels: Counter[bool] = field(default_factory=Counter)
     rl_tasks: Counter[str] = field(default_factory=Counter)
     first_kto: int = -1
-    styles: dict[int, tuple[str, str, Style]] = field(default_factory=dict)
+    styles: ChunkStyles = field(default_factory=ChunkStyles)  # transcript styles by prompt, located by position
     stopped: RawItem | None = None  # a range job: the file failed here (jsonstream.iter_range); its later ranges are not read
+    #: A range job: its line ends (readers.ranges.line_ends; None: not counted). Its lines count from 1, the parent
+    #: adds the lines before the range (it does not read the file to number them).
+    line_ends: int | None = None
 
 
 def rl_task_tag(task: object) -> str:
@@ -533,7 +541,8 @@ def lint(
 
     if _by_chunks(task):  # text only: workers read byte ranges and send digests (_merge_chunks)
         try:
-            first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress, mapper)
+            with _heap_frozen():
+                first_kto = _merge_chunks(files, opts, task, report, deduper, duplicates, on_progress, mapper)
         finally:
             deduper.close()
         if ranked is not None and ranked.index is not None:
@@ -630,8 +639,8 @@ def _finish(
 
 def _chunk_jobs(
     files: list[InputFile], opts: ConvertOptions, task: LintTask
-) -> Iterator[tuple[tuple[int, int], tuple[ChunkJob]]]:
-    """Text-only jobs in input order, each with (file number, bytes of the inputs done when it is): byte
+) -> Iterator[tuple[tuple[int, int, tuple[int, int] | None], tuple[ChunkJob]]]:
+    """Text-only jobs in input order, each with (file number, bytes of the inputs done when it is, a range's bytes): byte
     ranges of every JSON-lines file that can be split (:func:`range_splittable`), whose records the workers
     read; records read here, in batches, from every other input."""
     done = 0
@@ -642,13 +651,13 @@ def _chunk_jobs(
         ranges = None
         if not ids_matter and range_splittable(f.path, f.kind, f.spec.formatting, task.longform):
             try:
-                ranges = split_ranges(f.path, max(1, -(-f.size // RANGE_BYTES)))
+                ranges = split_ranges(f.path, max(1, -(-f.size // RANGE_BYTES)), lines=False)
             except (OSError, ValueError):  # gone or changed since: the whole read reports it
                 ranges = None
         if ranges is not None:
             for r in ranges:
                 if r.size:
-                    yield (n, done + r.end), (("range", n, r.start, r.end, r.line),)
+                    yield (n, done + r.end, (r.start, r.end)), (("range", n, r.start, r.end, 1),)
             done += f.size
             continue
         batch: list[Job] = []
@@ -656,11 +665,11 @@ def _chunk_jobs(
         for _, _, item in raw:
             batch.append((0, n, item.index, item.line, item.text if item.text is not None else item))
             if len(batch) >= TEXT_BATCH:
-                yield (n, done), (("items", n, batch),)
+                yield (n, done, None), (("items", n, batch),)
                 batch = []
         done += f.size
         if batch:
-            yield (n, done), (("items", n, batch),)
+            yield (n, done, None), (("items", n, batch),)
 
 
 def _merge_chunks(
@@ -684,25 +693,37 @@ def _merge_chunks(
     dedup_on = task.dedup
     styles = report.styles
     jobs = _chunk_jobs(files, opts, task)
-    for (n, done), chunk in mapper(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
+    next_line = [1] * len(files)  # of each file, the first line of the next range
+    for (n, done, span), chunk in mapper(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
         if stopped[n]:
             continue
         display = files[n].display
         base = before[n]
         lines, found, excluded = chunk.lines, chunk.findings, chunk.excluded
+        shift = 0  # a range's lines count from 1: the lines before it
+        if span is not None:
+            shift = next_line[n] - 1
+            ends = chunk.line_ends
+            if ends is None and chunk.stopped is None:  # not counted there: counted here
+                ends = _range_line_ends(files[n].path, *span)
+                if ends is None:
+                    raise OSError(f"cannot read {files[n].display} again")
+            next_line[n] += ends or 0
+            if shift:
+                lines = [line + shift for line in lines]
         indices = range(base, base + chunk.count) if chunk.indices is None else chunk.indices
         # the duplicate index first, in input order (it depends on nothing else), then the findings in input order
         hits = deduper.check_rows(display, indices, lines, chunk.dedup, bytes(chunk.digests)) if dedup_on else {}
         for i in sorted(found.keys() | hits.keys()) if hits else found:
             fs = found.get(i)
             if fs:
-                report.findings += fs if chunk.indices is not None or not base else [_moved(f, base) for f in fs]
+                moved = chunk.indices is None and (base or shift)
+                report.findings += [_moved(f, base, shift) for f in fs] if moved else fs
             verdict = hits.get(i)
             if verdict is not None:
                 duplicates(n, indices[i], lines[i], verdict)
-        if styles is not None:
-            for i, style in chunk.styles.items():  # added in input order
-                styles.add(n, indices[i], lines[i], *style)
+        if styles is not None and chunk.styles.groups:
+            styles.merge(n, chunk.styles, _locator(indices, lines))
         for by in excluded.values():
             report.excluded[by] += 1
         report.records += chunk.count - len(excluded)
@@ -717,7 +738,7 @@ def _merge_chunks(
         if chunk.stopped is not None:  # the file failed in this range: one more item, as the whole read gives it
             stopped[n] = True
             item = chunk.stopped
-            item = file_failure(RawItem(base + item.index, item.line, code=item.code, error=item.error), before[n] > 0)
+            item = file_failure(RawItem(base + item.index, item.line + shift, code=item.code, error=item.error), before[n] > 0)
             parse = parse or Parser(files, task.read)
             report.records += 1
             report.findings += parse(0, n, item).findings
@@ -727,10 +748,52 @@ def _merge_chunks(
     return first_kto
 
 
-def _moved(f: Finding, base: int) -> Finding:
-    """``f`` of a record read in a byte range, located by its index in the file (the range's records start at 0)."""
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """The objects alive now (modules, the caller's data: hundreds of thousands) left out of the garbage collector's
+    full passes while the parent merges (``gc.freeze``): each chunk it unpickles makes objects, which trigger
+    collections, and a full one walked that whole heap again (8% of the parent's CPU at 200k records). Nothing
+    of it is garbage meanwhile; it is handed back after. Left alone when the caller froze objects itself."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _locator(indices: Sequence[int], lines: Sequence[int | None]) -> Callable[[int], tuple[int, int]]:
+    """A chunk position -> (index, line or -1) in its file."""
+
+    def at(i: int) -> tuple[int, int]:
+        line = lines[i]
+        return indices[i], -1 if line is None else line
+
+    return at
+
+
+def _moved(f: Finding, base: int, shift: int) -> Finding:
+    """``f`` of a record read in a byte range, located by its index and line in the file (the range's records start
+    at index 0 and line 1)."""
     s = f.source
-    return f if s is None else Finding(f.code, f.message, f.field, SourceLoc(s.file, s.index + base, s.line, s.member))
+    if s is None:
+        return f
+    line = None if s.line is None else s.line + shift
+    return Finding(f.code, f.message, f.field, SourceLoc(s.file, s.index + base, line, s.member))
+
+
+def _range_line_ends(path: Path, start: int, end: int) -> int | None:
+    """:func:`~audiodata.readers.ranges.line_ends` of bytes ``[start, end)`` of ``path`` (None: unreadable, which the
+    range's own read reports)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(end - start)
+    except OSError:
+        return None
+    return line_ends(data) if len(data) == end - start else None
 
 
 def record_jobs(

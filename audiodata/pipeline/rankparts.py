@@ -30,7 +30,8 @@ from audiodata.pipeline.options import OptionsError
 from audiodata.pipeline.window import ordered_map
 
 _PART = re.compile(r"(lint|dedup)-rank-(\d{5})-of-(\d{5})\.parts$")
-VERSION = 2  # 2: lint ranks hash clips by transform.identity_hash (1: pcm_hash); parts of either never mix
+VERSION = 3  # 3: lint chunks hold styles grouped by prompt and lines from 1 in a range (2: lint ranks hash clips by
+# transform.identity_hash; 1: pcm_hash); parts of different versions never mix
 
 
 class PartsError(OptionsError):

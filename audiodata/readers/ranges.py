@@ -41,7 +41,7 @@ class ByteRange:
         return self.end - self.start
 
 
-def split_ranges(source: str | os.PathLike[str] | IO[bytes], parts: int) -> list[ByteRange]:
+def split_ranges(source: str | os.PathLike[str] | IO[bytes], parts: int, lines: bool = True) -> list[ByteRange]:
     """``parts`` contiguous ranges covering the whole file, in order, each starting at a line start.
 
     Range ``k`` starts at the first line start at or after byte ``k * size // parts``, so ranges are
@@ -52,16 +52,27 @@ def split_ranges(source: str | os.PathLike[str] | IO[bytes], parts: int) -> list
 
     ``source`` is a path or a seekable binary file (read from offset 0; its position is not
     restored). Plain text only: a gzip file (its first bytes ``1f 8b``) raises ``ValueError``, since
-    its byte offsets are not line boundaries; read it whole instead."""
+    its byte offsets are not line boundaries; read it whole instead.
+
+    ``lines=False`` leaves the line numbers out (every range's ``line`` is 1): finding them reads the whole file,
+    which a caller whose readers count each range's line ends themselves (:func:`line_ends`) need not do."""
     if parts < 1:
         raise ValueError(f"parts must be at least 1, got {parts}")
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as fh:
-            return _split(fh, parts)
-    return _split(source, parts)
+            return _split(fh, parts, lines)
+    return _split(source, parts, lines)
 
 
-def _split(fh: IO[bytes], parts: int) -> list[ByteRange]:
+def line_ends(data: bytes) -> int:
+    """The line ends in ``data``, a range's bytes (``\\n``, ``\\r\\n`` and a lone ``\\r``, as the line numbers count
+    them): the next range's first line is this one's plus these. A range starts at a line start, so no ``\\r\\n``
+    straddles two ranges."""
+    crs = data.count(b"\r")
+    return data.count(b"\n") + (crs - data.count(b"\r\n") if crs else 0)
+
+
+def _split(fh: IO[bytes], parts: int, lines: bool = True) -> list[ByteRange]:
     size = fh.seek(0, io.SEEK_END)
     fh.seek(0)
     if fh.read(2) == b"\x1f\x8b":
@@ -70,9 +81,9 @@ def _split(fh: IO[bytes], parts: int) -> list[ByteRange]:
     for k in range(1, parts):
         target = k * size // parts
         starts.append(max(starts[-1], _line_start(fh, target, size)))
-    lines = _line_numbers(fh, starts)
+    numbers = _line_numbers(fh, starts) if lines else [1] * len(starts)
     ends = [*starts[1:], size]
-    return [ByteRange(s, e, n) for s, e, n in zip(starts, ends, lines, strict=True)]
+    return [ByteRange(s, e, n) for s, e, n in zip(starts, ends, numbers, strict=True)]
 
 
 def _line_start(fh: IO[bytes], target: int, size: int) -> int:

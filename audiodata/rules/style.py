@@ -30,9 +30,9 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from audiodata.records import Record
 from audiodata.rules.transcript import TAGS, transcript_of
@@ -301,6 +301,78 @@ def merged(profiles: Iterable[Profile]) -> Profile:
     return out
 
 
+@dataclass(slots=True)
+class _Group:
+    """A chunk's transcripts under one prompt: their :class:`Profile` (located by position in the chunk), with what
+    merging it exactly into a run's profile needs besides: each punctuation rate in order (the run adds them one by
+    one, as floats add) and each filler or tag with its first place and count (the run admits names in that order)."""
+
+    profile: Profile = field(default_factory=Profile)
+    punct: list[tuple[int, float]] = field(default_factory=list)  # (position, punctuation per word)
+    names: dict[str, dict[str, list[Any]]] = field(default_factory=lambda: {a: {} for a in ANNOTATIONS})
+
+
+@dataclass(slots=True)
+class ChunkStyles:
+    """The transcript styles of one chunk of records (a lint worker's job), grouped by prompt in the order each prompt
+    first appears, so the parent merges a few groups (:meth:`StyleStats.merge`) where it added every record
+    (:meth:`StyleStats.add`), to the very same profiles. Memory: bounded by the chunk."""
+
+    groups: dict[str, _Group] = field(default_factory=dict)
+
+    def add(self, n: int, pos: int, line: int | None, prompt: str, where: str, style: Style) -> None:
+        """The transcript of the chunk's record at ``pos`` (of file ``n``, at ``line``)."""
+        g = self.groups.get(prompt)
+        if g is None:
+            g = self.groups[prompt] = _Group()
+        g.profile.add(style, (n, pos, -1 if line is None else line), where)
+        if style.punct_per_word is not None:
+            g.punct.append((pos, style.punct_per_word))
+        if style.fillers or style.tags:  # most transcripts have neither
+            for name, found in (("fillers", style.fillers), ("tags", style.tags)):
+                counts = g.names[name]
+                for k, item in enumerate(found):
+                    seen = counts.get(item)
+                    if seen is None:
+                        counts[item] = [(pos, k), 1]
+                    else:
+                        seen[1] += 1
+
+
+def _absorb(p: Profile, groups: list[_Group], n: int, locate: Callable[[int], tuple[int, int]]) -> None:
+    """Add chunk groups to ``p`` as :meth:`Profile.add` of each of their records in input order would (positions
+    relocated by ``locate``: position -> (index, line or -1) in file ``n``)."""
+    for g in groups:
+        q = g.profile
+        p.records += q.records
+        for key, count in q.combos.items():
+            p.combos[key] = p.combos.get(key, 0) + count
+        p.with_fillers += q.with_fillers
+        p.with_tags += q.with_tags
+        for key, (loc, where) in q.first.items():
+            at = ((n, *locate(loc[1])), where)
+            if key not in p.first or at < p.first[key]:
+                p.first[key] = at
+        if q.start is not None:
+            at = ((n, *locate(q.start[0][1])), q.start[1])
+            if p.start is None or at < p.start:
+                p.start = at
+    rates = groups[0].punct if len(groups) == 1 else sorted(r for g in groups for r in g.punct)
+    for _, rate in rates:  # one by one in input order: the sum a record at a time gives, to the last bit
+        p.punct_sum += rate
+    p.punct_n += len(rates)
+    for name in ANNOTATIONS:
+        found: dict[str, list[Any]] = {}
+        for g in groups:
+            for item, (first, count) in g.names[name].items():
+                had = found.get(item)
+                found[item] = [first, count] if had is None else [min(had[0], first), had[1] + count]
+        counts = p.names[name]
+        for item, (_, count) in sorted(found.items(), key=lambda kv: kv[1][0]):  # admitted in order of first place
+            if item in counts or len(counts) < MAX_NAMES:
+                counts[item] += count
+
+
 class StyleStats:
     """Style profiles of a lint run. One profile per (prompt, file) is all :meth:`add` updates (it runs for every
     transcript); the per-file and per-prompt profiles are merged from them when asked."""
@@ -324,6 +396,26 @@ class StyleStats:
                 self.prompts.add(prompt)
                 p = self.pairs[key] = Profile()
         p.add(style, (n, index, -1 if line is None else line), where)
+
+    def merge(self, n: int, chunk: ChunkStyles, locate: Callable[[int], tuple[int, int]]) -> None:
+        """:meth:`add` of every transcript of a chunk of file ``n`` in input order (``locate``: a chunk position ->
+        (index, line or -1)): the prompts met in the order they first appear, so the same pairs, tracked or not."""
+        into: dict[int, tuple[Profile, list[_Group]]] = {}
+        for prompt, g in chunk.groups.items():
+            self.records += g.profile.records
+            key = (prompt, n)
+            p = self.pairs.get(key)
+            if p is None:
+                if prompt not in self.prompts and len(self.prompts) >= MAX_PROMPTS:
+                    p = self.untracked.get(n)
+                    if p is None:
+                        p = self.untracked[n] = Profile()
+                else:
+                    self.prompts.add(prompt)
+                    p = self.pairs[key] = Profile()
+            into.setdefault(id(p), (p, []))[1].append(g)
+        for p, groups in into.values():
+            _absorb(p, groups, n, locate)
 
     @property
     def by_prompt(self) -> dict[str, Profile]:

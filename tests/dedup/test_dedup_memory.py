@@ -97,6 +97,30 @@ def test_entry_bytes_is_what_a_dict_entry_costs():
     assert 0.8 * ENTRY_BYTES < used / len(d) <= ENTRY_BYTES
 
 
+@pytest.mark.parametrize("memory", [0, 20_000, 1 << 30])
+def test_first_many_answers_like_first(memory: int, tmp_path: Path):
+    """A batch (repeats inside it and across batches, spilled or not) gets what key-by-key first() gives."""
+    stream = _stream(12_000, seed=memory + 1)
+    plain: dict[bytes, bytes] = {}
+    want: dict[int, bytes] = {}
+    for i, key in enumerate(stream):
+        value = i.to_bytes(24, "little")
+        if plain.setdefault(key, value) is not value:
+            want[i] = plain[key]
+    got: dict[int, bytes] = {}
+    with FirstSeen(memory, tmp_path) as seen:
+        rng = random.Random(7)
+        i = 0
+        while i < len(stream):
+            n = rng.choice([1, 7, 500, 2500])
+            keys = b"".join(stream[i : i + n])
+            values = b"".join(k.to_bytes(24, "little") for k in range(i, min(i + n, len(stream))))
+            got.update({i + k: v for k, v in seen.first_many(keys, values).items()})
+            i += n
+        assert (seen.spills > 0) == (memory < 1 << 20)
+    assert got == want and len(want) > 3000
+
+
 # -- the record deduper ------------------------------------------------------------------------------
 
 
