@@ -7,6 +7,7 @@ input. With one worker everything runs in this process (easier to debug, no pick
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -19,6 +20,11 @@ from typing import Any, TypeVar
 from audiodata.lock import drop_inherited
 
 PR_SET_PDEATHSIG = 1
+F_SETPIPE_SZ = 1031  # Linux fcntl: resize a pipe's buffer
+#: The result pipe's buffer (Linux's default is 64 KiB; 1 MiB is the most an unprivileged process gets by default,
+#: /proc/sys/fs/pipe-max-size). A worker writes a result that fits into it and goes on with its next job, whatever
+#: this process is doing; a bigger result waits until this process has read the rest: convert sizes its jobs to fit.
+RESULT_PIPE_BYTES = 2**20
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -28,14 +34,16 @@ def ordered_map(
     fn: Callable[..., R],
     jobs: Iterable[tuple[C, tuple[Any, ...]]],
     workers: int,
-    depth: int | None = None,
+    depth: int | Callable[[], int] | None = None,
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
 ) -> Iterator[tuple[C, R]]:
     """``(context, fn(*args))`` for each ``(context, args)`` job, in order.
 
     ``fn`` must be a module-level function when ``workers > 1``. ``initializer`` runs once
-    per worker (or once here when ``workers <= 1``) to set up state ``fn`` reads.
+    per worker (or once here when ``workers <= 1``) to set up state ``fn`` reads. ``depth``: the jobs
+    in flight, or a function asked again after each job (a caller whose jobs change size keeps the
+    bytes in flight bounded).
     """
     if workers <= 1:
         if initializer is not None:
@@ -43,13 +51,15 @@ def ordered_map(
         for ctx, args in jobs:
             yield ctx, fn(*args)
         return
-    limit = depth if depth is not None else 2 * workers + 1
+    fixed = depth if depth is not None else 2 * workers + 1
+    limit: Callable[[], int] = fixed if callable(fixed) else lambda: fixed
     window: deque[tuple[C, Future[R]]] = deque()
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(), initializer, initargs))
+    widen_result_pipe(pool)
     try:
         for ctx, args in jobs:
             window.append((ctx, pool.submit(fn, *args)))
-            while len(window) > limit:
+            while len(window) > limit():
                 c, fut = window.popleft()
                 yield c, fut.result()
         while window:
@@ -57,6 +67,22 @@ def ordered_map(
             yield c, fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def widen_result_pipe(pool: ProcessPoolExecutor, size: int = RESULT_PIPE_BYTES) -> int | None:
+    """Give ``pool``'s result pipe a ``size`` buffer, or the most the system grants below it. Returns the size it
+    has, or None where there is no such pipe to resize (not Linux, or a pool without one): then it stays as it was."""
+    if not sys.platform.startswith("linux"):
+        return None
+    reader = getattr(getattr(pool, "_result_queue", None), "_reader", None)  # a SimpleQueue's receiving Connection
+    if reader is None:
+        return None
+    import fcntl
+
+    for want in (size, size // 2, size // 4):
+        with contextlib.suppress(OSError, ValueError):
+            return int(fcntl.fcntl(reader.fileno(), F_SETPIPE_SZ, want))
+    return None
 
 
 def _worker_init(parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
