@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _shared import CACHE_DIR, command_line, machine, save_results, use_checkout
+from _shared import CACHE_DIR, command_line, headline, machine, save_results, use_checkout
 
 #: (pid, start, end, records) per worker job: appended in the worker, sent back through a pipe-free file per pid
 _JOB_LOG: Path | None = None
@@ -34,32 +34,22 @@ def _stamped_batch(batch: list[Any], settings: Any) -> Any:
     """``process_batch`` with its start and end written to this worker's log (module-level: it is pickled)."""
     from audiodata.pipeline.process import process_batch
 
-    t0, s0 = time.perf_counter(), _schedstat()
+    t0 = time.perf_counter()
     out = process_batch(batch, settings)
-    t1, s1 = time.perf_counter(), _schedstat()
+    t1 = time.perf_counter()
     assert _JOB_LOG is not None
     with open(_JOB_LOG / f"{os.getpid()}.log", "a") as fh:
-        fh.write(f"{t0!r} {t1!r} {len(batch)} {s0[0]!r} {s0[1]!r} {s1[0]!r} {s1[1]!r}\n")
+        fh.write(f"{t0!r} {t1!r} {len(batch)}\n")
     return out
-
-
-def _schedstat() -> tuple[float, float]:
-    """Seconds this process ran, and waited runnable for a core (another process had it): Linux schedstat."""
-    try:
-        run_ns, wait_ns, _ = open("/proc/self/schedstat").read().split()
-        return int(run_ns) / 1e9, int(wait_ns) / 1e9
-    except (OSError, ValueError):
-        return 0.0, 0.0
 
 
 def _timed_sendback(result_queue: Any, work_id: Any, *args: Any, **kwargs: Any) -> None:
     """The pool's own send of a result back to the parent, timed (a full pipe blocks the worker here)."""
-    t0, (run0, wait0) = time.perf_counter(), _schedstat()
+    t0 = time.perf_counter()
     _SENDBACK(result_queue, work_id, *args, **kwargs)
-    t1, (run1, wait1) = time.perf_counter(), _schedstat()
     assert _JOB_LOG is not None
     with open(_JOB_LOG / f"{os.getpid()}.send", "a") as fh:
-        fh.write(f"{t1 - t0!r} {t1 - t0 - (run1 - run0) - (wait1 - wait0)!r}\n")
+        fh.write(f"{time.perf_counter() - t0!r}\n")
 
 
 _SENDBACK: Any = None
@@ -70,14 +60,14 @@ def _cpu() -> float:
     return t.user + t.system
 
 
-def run(jsonl: Path, workers: int, out_dir: Path, log_dir: Path) -> dict[str, Any]:
+def run(jsonl: Path, workers: int, out_dir: Path, log_dir: Path, batch_size: int = 16) -> dict[str, Any]:
     """One conversion with stage stamps; the timeline's figures."""
     global _JOB_LOG, _SENDBACK
     import concurrent.futures.process as pool_module
 
     _JOB_LOG = log_dir
     _SENDBACK = pool_module._sendback_result
-    pool_module._sendback_result = _timed_sendback  # type: ignore[attr-defined]  # looked up at call time, in the forked workers too
+    pool_module._sendback_result = _timed_sendback  # looked up at call time, in the forked workers too
     use_checkout(strict=True)
     import audiodata
     from audiodata.pipeline import convert as conv
@@ -148,25 +138,20 @@ def run(jsonl: Path, workers: int, out_dir: Path, log_dir: Path) -> dict[str, An
     conv._Run.finalize = finalize  # type: ignore[method-assign]
     conv._Run.run = run_  # type: ignore[method-assign]
     t0, cpu0 = time.perf_counter(), _cpu()
-    result = audiodata.convert(inputs=[str(jsonl)], output=str(out_dir), num_workers=workers, overwrite=True)
+    result = audiodata.convert([str(jsonl)], str(out_dir), num_workers=workers, overwrite=True, batch_size=batch_size)
     t_end = time.perf_counter()
     t = os.times()
     children_cpu = t.children_user + t.children_system
     parent_cpu = _cpu() - cpu0
 
-    jobs: dict[str, list[tuple[float, float, int, float]]] = {}
-    asleep: dict[str, float] = {}  # per worker, first job start to last job end: neither running nor waiting for a core
+    jobs: dict[str, list[tuple[float, float, int]]] = {}
     for log in log_dir.glob("*.log"):
         rows = [line.split() for line in log.read_text().splitlines()]
-        jobs[log.stem] = [(float(a), float(b), int(n), 0.0) for a, b, n, *_ in rows]
-        first, last = rows[0], rows[-1]
-        span_w = float(last[1]) - float(first[0])
-        ran, waited = float(last[5]) - float(first[3]), float(last[6]) - float(first[4])
-        asleep[log.stem] = round(span_w - ran - waited, 3)
+        jobs[log.stem] = [(float(a), float(b), int(n)) for a, b, n in rows]
     first_clip = min(j[0] for js in jobs.values() for j in js)
     last_clip = max(j[1] for js in jobs.values() for j in js)
     span = last_clip - first_clip
-    busy = {pid: sum(b - a for a, b, _, _ in js) for pid, js in jobs.items()}
+    busy = {pid: sum(b - a for a, b, _ in js) for pid, js in jobs.items()}
     rel = {k: round(v - t0, 3) for k, v in stamps.items()}
     figures = {
         "workers": workers,
@@ -193,11 +178,9 @@ def run(jsonl: Path, workers: int, out_dir: Path, log_dir: Path) -> dict[str, An
         gaps[pid] = round(sum(max(0.0, b[0] - a[1]) for a, b in itertools.pairwise(js)), 3)
     figures["worker_gaps_s"] = gaps
     figures["shard_closes"] = [{"at_s": round(a, 2), "close_s": round(c, 3), "fsync_s": round(f, 3)} for a, c, f in closes]
-    figures["worker_asleep_s"] = asleep  # blocked on the pipe or waiting for a job: the idle our code causes
-    sends = [tuple(map(float, line.split())) for f in log_dir.glob("*.send") for line in f.read_text().splitlines()]
-    figures["worker_send_s"] = round(sum(s for s, _ in sends), 3)
-    figures["worker_send_asleep_s"] = round(sum(a for _, a in sends), 3)  # blocked on a full result pipe
-    figures["worker_send_max_s"] = round(max(s for s, _ in sends), 4) if sends else 0.0
+    sends = [float(x) for f in log_dir.glob("*.send") for x in f.read_text().split()]
+    figures["worker_send_s"] = round(sum(sends), 3)  # handing results to the pool's pipe: copying, or waiting for room
+    figures["worker_send_max_s"] = round(max(sends), 4) if sends else 0.0
     figures["parent_in_window_s"] = round(sum(waits), 3)
     figures["parent_outside_window_s"] = round(stamps["last_result"] - stamps["first_job_read"] - sum(waits), 3)
     return figures
@@ -207,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", type=Path, default=CACHE_DIR / "mix-v2-2000", help="a corpus folder holding corpus.jsonl")
     p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=16, help="records a job (convert's --batch-size)")
     p.add_argument("--json", dest="json_out", type=Path, help="also write the figures as JSON here")
     args = p.parse_args(argv)
     at_start = machine()
@@ -215,10 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="out-timeline-") as tmp:
         out, logs = Path(tmp) / "out", Path(tmp) / "logs"
         logs.mkdir()
-        figures = run(jsonl, args.num_workers, out, logs)
+        figures = run(jsonl, args.num_workers, out, logs, args.batch_size)
     for key, value in figures.items():
         print(f"{key:>32}: {value}")
-    save_results(args.json_out, "convert_timeline", command_line("convert_timeline.py", argv), at_start, [], figures)
+    cpu = figures["parent_cpu_s"] + figures["workers_cpu_s"]
+    busy = cpu / (figures["wall_s"] * args.num_workers)
+    what = f"convert {figures['records_written']:,} records, {args.num_workers} workers: idle core-time"
+    note = "ratio: CPU / (wall x workers), 1.0 = no core ever idle"
+    heads = [headline(what, figures["idle_core_s"], "core s", "wall x workers, same run", busy, note)]
+    save_results(args.json_out, "convert_timeline", command_line("convert_timeline.py", argv), at_start, heads, figures)
     return 0
 
 

@@ -47,7 +47,7 @@ from audiodata.pipeline.options import ConvertOptions, OptionsError, resolve_opt
 from audiodata.pipeline.process import Processed, process_batch
 from audiodata.pipeline.read import Pending, read_records, visual_media
 from audiodata.pipeline.state import WORK, RunState, atomic_write
-from audiodata.pipeline.window import RESULT_PIPE_BYTES, ordered_map
+from audiodata.pipeline.window import ordered_map
 from audiodata.readers.sources import InputError, InputFile, Skipped, expand_inputs
 from audiodata.records import Record
 from audiodata.rules.engine import has_error
@@ -60,14 +60,8 @@ from audiodata.writer.shards import ShardInfo, ShardWriter, merge_stats
 #: About how many bytes of rows one job of records brings back from a worker. Records per job shrink
 #: from --batch-size as the records' clips grow (measured on the rows already back), so what workers and
 #: the in-flight window hold stays bounded however long the clips: 16 records of 20-minute clips would
-#: be 600 MB a job. Half the result pipe: a worker hands a job's rows over without waiting for this process
-#: to read them (16 records of 7 s clips are 2.2 MB: a worker waited on every job while this process wrote shards).
-BATCH_BYTES = RESULT_PIPE_BYTES // 2
-#: Jobs in flight per worker. Jobs are small (:data:`BATCH_BYTES`), so the window holds about as many records as
-#: 3 jobs of --batch-size per worker: a worker finds a job queued while this process writes a shard...
-JOBS_PER_WORKER = 12
-#: ... within this many bytes of rows per worker; records bigger than a job stay at the old 2 jobs a worker (+1).
-WINDOW_BYTES = 8 * 2**20
+#: be 600 MB a job.
+BATCH_BYTES = 16 * 2**20
 
 OUTPUT_FILES = aside.DATASET_FILES
 RESTART = "pass --overwrite to convert again from the start"
@@ -462,7 +456,7 @@ class _Run:
             if batch:
                 yield batch, (todo, self.settings)
 
-        for items, done in ordered_map(process_batch, jobs(), self.opts.workers, depth=self._window_jobs):
+        for items, done in ordered_map(process_batch, jobs(), self.opts.workers):
             self._measure(done)
             by_seq = {p.seq: p for p in done}
             for p in items:
@@ -484,16 +478,6 @@ class _Run:
         if self.row_bytes is None:
             return 1
         return max(1, min(self.opts.batch_size, int(BATCH_BYTES // max(self.row_bytes, 1.0))))
-
-    def _window_jobs(self) -> int:
-        """Jobs in flight: :data:`JOBS_PER_WORKER` a worker while they fit :data:`WINDOW_BYTES` a worker (by the rows
-        back so far), never fewer than 2 a worker and one more."""
-        workers = self.opts.workers
-        least = 2 * workers + 1
-        if self.row_bytes is None:
-            return least
-        job_bytes = max(self.row_bytes * self._batch_records(), 1.0)
-        return max(least, min(JOBS_PER_WORKER * workers + 1, int(WINDOW_BYTES * workers // job_bytes)))
 
     def _measure(self, done: list[Processed]) -> None:
         if done:  # a rejected record brings nothing back
