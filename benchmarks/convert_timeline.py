@@ -45,11 +45,12 @@ def _stamped_batch(batch: list[Any], settings: Any) -> Any:
 
 def _timed_sendback(result_queue: Any, work_id: Any, *args: Any, **kwargs: Any) -> None:
     """The pool's own send of a result back to the parent, timed (a full pipe blocks the worker here)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     _SENDBACK(result_queue, work_id, *args, **kwargs)
+    t1, c1 = time.perf_counter(), time.thread_time()
     assert _JOB_LOG is not None
     with open(_JOB_LOG / f"{os.getpid()}.send", "a") as fh:
-        fh.write(f"{time.perf_counter() - t0!r}\n")
+        fh.write(f"{t1 - t0!r} {c1 - c0!r}\n")
 
 
 _SENDBACK: Any = None
@@ -178,9 +179,10 @@ def run(jsonl: Path, workers: int, out_dir: Path, log_dir: Path, batch_size: int
         gaps[pid] = round(sum(max(0.0, b[0] - a[1]) for a, b in itertools.pairwise(js)), 3)
     figures["worker_gaps_s"] = gaps
     figures["shard_closes"] = [{"at_s": round(a, 2), "close_s": round(c, 3), "fsync_s": round(f, 3)} for a, c, f in closes]
-    sends = [float(x) for f in log_dir.glob("*.send") for x in f.read_text().split()]
-    figures["worker_send_s"] = round(sum(sends), 3)  # handing results to the pool's pipe: copying, or waiting for room
-    figures["worker_send_max_s"] = round(max(sends), 4) if sends else 0.0
+    sends = [tuple(map(float, line.split())) for f in log_dir.glob("*.send") for line in f.read_text().splitlines()]
+    figures["worker_send_s"] = round(sum(w for w, _ in sends), 3)  # handing results to the pool's pipe
+    figures["worker_send_cpu_s"] = round(sum(c for _, c in sends), 3)  # of which copying; the rest waiting (room, a core)
+    figures["worker_send_max_s"] = round(max(w for w, _ in sends), 4) if sends else 0.0
     figures["parent_in_window_s"] = round(sum(waits), 3)
     figures["parent_outside_window_s"] = round(stamps["last_result"] - stamps["first_job_read"] - sum(waits), 3)
     return figures

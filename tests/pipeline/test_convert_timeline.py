@@ -23,4 +23,5 @@ def test_the_timeline_of_a_small_convert_adds_up(tmp_path: Path) -> None:
     cpu = doc["parent_cpu_s"] + doc["workers_cpu_s"]
     assert abs(doc["idle_core_s"] - (2 * doc["wall_s"] - cpu)) < 0.01
     assert [c["close_s"] >= c["fsync_s"] >= 0 for c in doc["shard_closes"]] == [True]  # one shard, closed once
+    assert 0 <= doc["worker_send_cpu_s"] <= doc["worker_send_s"] + 0.01
     assert abs(doc["headlines"][0]["ratio"] - cpu / (2 * doc["wall_s"])) < 1e-3
