@@ -9,9 +9,11 @@ only a closed, fsynced file is renamed to its final name. A crash or kill leaves
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +27,36 @@ from datasets.arrow_writer import get_parquet_column_options
 from audiodata.faults import MachineFault, fsync_dir, is_os_fault, on_path
 from audiodata.writer.schema import NO_VISUAL, Visual, features
 
+#: Bytes of a shard written before the kernel is asked to start writing them to disk (asynchronously, Linux's
+#: ``sync_file_range``). The fsync that closes a shard then waits for the last few megabytes instead of a whole
+#: shard (0.25 s for 500 MB here), while the workers, their window full, wait for this process.
+WRITEBACK_BYTES = 8 * 2**20
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def _sync_file_range() -> Callable[[int, int, int], None] | None:
+    """``sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE)``: start writing back a range, don't wait for it;
+    None off Linux (or without it): the close's fsync then does it all, as before."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+
+    def start(fd: int, offset: int, nbytes: int) -> None:
+        func(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE)  # a failure only leaves the work to fsync: not checked
+
+    return start
+
+
+_START_WRITEBACK = _sync_file_range()
+
 
 class CountingFile:
-    """A write-only binary file that tracks its size and sha256 as it goes."""
+    """A write-only binary file that tracks its size and sha256 as it goes, and has the kernel write it to disk
+    as it grows (:data:`WRITEBACK_BYTES`), so that closing it waits little."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -36,6 +65,7 @@ class CountingFile:
         self.sha = hashlib.sha256()
         self.size = 0
         self.closed = False
+        self._written_back = 0  # bytes whose writeback has been started
 
     def write(self, data: Any) -> int:
         mv = memoryview(data)
@@ -47,7 +77,15 @@ class CountingFile:
             raise
         self.sha.update(mv)
         self.size += mv.nbytes
+        if self.size - self._written_back >= WRITEBACK_BYTES and _START_WRITEBACK is not None:
+            self._start_writeback()
         return mv.nbytes
+
+    def _start_writeback(self) -> None:
+        assert _START_WRITEBACK is not None
+        self.flush()  # what Python still buffers, into the kernel first
+        _START_WRITEBACK(self._fh.fileno(), self._written_back, self.size - self._written_back)
+        self._written_back = self.size
 
     def tell(self) -> int:
         return self.size
