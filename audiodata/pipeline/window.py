@@ -87,60 +87,8 @@ def _worker_init(parent: int, initializer: Callable[..., None] | None, initargs:
     outlive a parent that was killed (it would wait on the job queue for ever, holding its memory)."""
     drop_inherited()
     die_with(parent)
-    send_in_background()
     if initializer is not None:
         initializer(*initargs)
-
-
-def send_in_background() -> bool:
-    """In a pool worker: its results are written to the result pipe by a thread of its own, in order, so the worker
-    starts its next job at once instead of waiting until the parent has read a result bigger than the pipe (the
-    parent reads while it also writes shards: a worker waited there for 93% of its sends). A result is pickled here,
-    as before (an unpicklable result still comes back as its error); the worker's last message, its exit, waits until
-    every result before it is written. Returns False, changing nothing, where the pool is not the one this expects."""
-    import multiprocessing
-    import queue
-    import threading
-    from multiprocessing.queues import SimpleQueue
-    from multiprocessing.reduction import ForkingPickler
-
-    args: tuple[Any, ...] = getattr(multiprocessing.current_process(), "_args", ())
-    results = args[1] if len(args) > 1 else None  # ProcessPoolExecutor's worker: (call queue, result queue, ...)
-    if not isinstance(results, SimpleQueue) or not hasattr(results, "_writer") or not hasattr(results, "_wlock"):
-        return False
-    writer: Any = results._writer
-    lock: Any = results._wlock
-
-    backlog: queue.Queue[bytes] = queue.Queue()
-
-    def write(data: bytes) -> None:
-        if lock is None:
-            writer.send_bytes(data)
-        else:
-            with lock:
-                writer.send_bytes(data)
-
-    def drain() -> None:
-        while True:
-            data = backlog.get()
-            try:
-                write(data)
-            except OSError:  # the parent is gone: nothing to hand results to
-                os._exit(1)
-            finally:
-                backlog.task_done()
-
-    def put(obj: Any) -> None:
-        data = bytes(ForkingPickler.dumps(obj))
-        if getattr(obj, "exit_pid", None) is None and not isinstance(obj, int):
-            backlog.put(data)
-            return
-        backlog.join()  # the worker's exit: after every result before it
-        write(data)
-
-    threading.Thread(target=drain, name="results", daemon=True).start()
-    results.put = put  # type: ignore[method-assign]
-    return True
 
 
 def die_with(parent: int) -> None:

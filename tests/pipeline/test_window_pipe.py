@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import fcntl
 import sys
-import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -62,29 +60,3 @@ def test_ordered_map_widens_its_pool_and_big_results_come_back_whole_in_order(mo
     assert [k for k, _ in got] == list(range(len(sizes)))
     assert [r for _, r in got] == [_rows(k, size) for k, size in enumerate(sizes)]
     assert len(granted) == 1 and granted[0] is not None and granted[0] > DEFAULT_PIPE
-
-
-def _timed(delay: float, size: int) -> tuple[float, float, bytes]:
-    start = time.time()
-    time.sleep(delay)
-    return start, time.time(), b"r" * size
-
-
-def test_a_worker_starts_its_next_job_while_the_parent_has_not_read_its_last_result() -> None:
-    """The parent holds its GIL (a long C call: its pool thread cannot read) while both workers finish a job whose rows
-    are three times the pipe: their result threads wait for room, and a worker goes on to the third job meanwhile."""
-    released: list[float] = []
-
-    def jobs() -> Iterator[tuple[int, tuple[float, int]]]:
-        yield 0, (0.6, 3 * RESULT_PIPE_BYTES)
-        yield 1, (0.6, 3 * RESULT_PIPE_BYTES)
-        yield 2, (0.0, 10)
-        time.sleep(0.3)  # the three jobs reach the workers' queue (the pool's threads need the GIL for that)
-        sum(range(60_000_000))  # one C call, a second or more, never letting the GIL go: the results stay unread
-        released.append(time.time())
-
-    got = dict(ordered_map(_timed, jobs(), workers=2, depth=3))
-    assert [len(got[k][2]) for k in range(3)] == [3 * RESULT_PIPE_BYTES, 3 * RESULT_PIPE_BYTES, 10]
-    # measured: the third job started 0.01 s after the first two ended, 2 s before the parent let go of the GIL;
-    # with each worker writing its own result, it started when the parent let go (the workers waited on the pipe)
-    assert got[2][0] < released[0] - 0.3, (got[0][:2], got[1][:2], got[2][:2], released)
