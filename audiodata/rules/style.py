@@ -385,6 +385,10 @@ class StyleStats:
 
     def add(self, n: int, index: int, line: int | None, prompt: str, where: str, style: Style) -> None:
         self.records += 1
+        self._profile(n, prompt).add(style, (n, index, -1 if line is None else line), where)
+
+    def _profile(self, n: int, prompt: str) -> Profile:
+        """The profile of ``prompt`` in file ``n``, made on first use; past MAX_PROMPTS prompts, the file's untracked one."""
         key = (prompt, n)
         p = self.pairs.get(key)
         if p is None:
@@ -395,7 +399,7 @@ class StyleStats:
             else:
                 self.prompts.add(prompt)
                 p = self.pairs[key] = Profile()
-        p.add(style, (n, index, -1 if line is None else line), where)
+        return p
 
     def merge(self, n: int, chunk: ChunkStyles, locate: Callable[[int], tuple[int, int]]) -> None:
         """:meth:`add` of every transcript of a chunk of file ``n`` in input order (``locate``: a chunk position ->
@@ -403,16 +407,7 @@ class StyleStats:
         into: dict[int, tuple[Profile, list[_Group]]] = {}
         for prompt, g in chunk.groups.items():
             self.records += g.profile.records
-            key = (prompt, n)
-            p = self.pairs.get(key)
-            if p is None:
-                if prompt not in self.prompts and len(self.prompts) >= MAX_PROMPTS:
-                    p = self.untracked.get(n)
-                    if p is None:
-                        p = self.untracked[n] = Profile()
-                else:
-                    self.prompts.add(prompt)
-                    p = self.pairs[key] = Profile()
+            p = self._profile(n, prompt)
             into.setdefault(id(p), (p, []))[1].append(g)
         for p, groups in into.values():
             _absorb(p, groups, n, locate)
