@@ -23,27 +23,21 @@ on generated records of every shape, valid and broken) and on the benchmark corp
 A new record rule, or a change to what the sharegpt, messages, alpaca or MiniCPM readers accept, must be mirrored
 here (or make the pass step aside for what it concerns), and the generator in that test taught the new case.
 
-:func:`read_range` reads a byte range of a plain JSON-lines file the way
-:func:`audiodata.readers.jsonstream.iter_range` does, handing lines it cannot vouch for (blank, not an object on
-one line, not UTF-8 orjson reads) back as :class:`~audiodata.readers.jsonstream.RawItem` for the general path;
-a range it cannot read plainly (a failure, a byte order mark, a lone carriage return, long lines)
-is refused whole (None), and the caller reads it as before.
+Its records come as raw lines of a byte range (:func:`audiodata.readers.jsonstream.range_lines`, read as
+:func:`~audiodata.readers.jsonstream.iter_range` reads them); a line it cannot vouch for (blank, not an object on one
+line, not JSON orjson reads as ``json`` does) goes the general way as the line reader's item
+(:func:`~audiodata.readers.jsonstream.line_item`).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import os
 import posixpath
 import re
-from itertools import accumulate
-from pathlib import Path
 from typing import Any
 
 from audiodata.readers.dialects.common import _impossible_path
-from audiodata.readers.jsonstream import _DIGIT_RUNS, _LONG_RUN, RawItem, _parse
-from audiodata.readers.rawfile import Source, wrong_encoding
 from audiodata.readers.spec import DialectSpec
 from audiodata.rules.style import Style, style_entry
 from audiodata.rules.transcript import is_transcription_prompt
@@ -377,55 +371,3 @@ def _audio_paths(value: Any) -> list[str] | None:
         if (len(v) > 63 or "\x00" in v) and _impossible_path(v):  # a name no file system allows (A001)
             return None
     return items
-
-
-def read_range(path: Path, start: int, end: int, max_chars: int) -> tuple[list[bytes], frozenset[int]] | None:
-    """The lines of bytes ``[start, end)`` of a plain JSON-lines file (``start`` at a line start), as
-    :func:`audiodata.readers.jsonstream.iter_range` reads them, each without its line end: line ``k`` is the range's
-    first line + ``k`` (a last empty one follows a final line end); with the lines orjson must not read (a run of 19
-    digits or more: orjson makes a float of such an integer, ``json`` decides). None when the range is not plain
-    enough to be read this way (see the module docstring): the caller reads it as before."""
-    try:
-        with Source(path) as src:
-            if src.gzipped:
-                return None
-            src.raw.seek(start)
-            buf = src.raw.read(end - start)
-    except Exception:  # the general read reports it, located
-        return None
-    if len(buf) != end - start:
-        return None
-    if start == 0 and (buf[:3] == b"\xef\xbb\xbf" or wrong_encoding(buf[:8]) is not None):
-        return None
-    if b"\r" in buf:
-        if buf.count(b"\r") != buf.count(b"\r\n"):  # a lone carriage return ends a line too (rawfile._LoneCR)
-            return None
-        buf = buf.replace(b"\r\n", b"\n")  # the line's text is stripped when parsed
-    lines = buf.split(b"\n")
-    bound = max_chars - 8  # room for the line end the general reader counts (a line near the bound: its rules)
-    if len(buf) > bound and max(map(len, lines)) > bound:
-        return None
-    return lines, _long_runs(buf, lines)
-
-
-def _long_runs(buf: bytes, lines: list[bytes]) -> frozenset[int]:
-    """The lines of ``buf`` (split into ``lines``) that hold a run of 19 digits or more."""
-    digits = buf.translate(_DIGIT_RUNS)
-    at = digits.find(_LONG_RUN)
-    if at < 0:
-        return frozenset()
-    starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
-    found = set()
-    while at >= 0:
-        found.add(bisect.bisect_right(starts, at) - 1)
-        at = digits.find(_LONG_RUN, at + 1)
-    return frozenset(found)
-
-
-def general_item(piece: bytes, index: int, line: int, max_chars: int) -> RawItem | None:
-    """The item :func:`audiodata.readers.jsonstream.iter_lines` gives for one line of :func:`read_range` that is not
-    blank as bytes (None: blank once decoded, not a record), its text not yet parsed."""
-    text = piece.decode("utf-8", "replace")
-    if text.isspace():
-        return None
-    return _parse(index, line, text, max_chars, lazy=True)

@@ -47,9 +47,9 @@ from audiodata.pipeline.read import Parser, Pending, ReadSettings, read_raw
 from audiodata.pipeline.window import ordered_map
 from audiodata.privacy import public_path
 from audiodata.readers.items import iter_range_items, range_splittable
-from audiodata.readers.jsonstream import RawItem, file_failure
+from audiodata.readers.jsonstream import Cursor, RawItem, file_failure, line_item, range_lines
 from audiodata.readers.longform import LongForm
-from audiodata.readers.ranges import line_ends, split_ranges
+from audiodata.readers.ranges import split_ranges
 from audiodata.readers.sources import InputFile, expand_inputs
 from audiodata.records import Record, SourceLoc
 from audiodata.rules import fixes
@@ -146,10 +146,10 @@ class Analyser:
             if self.fused_ok[n] and self._fused_range(out, n, start, end, line):
                 return out
             f = self.task.files[n]
-            read = self.task.read
-            out.line_ends = _range_line_ends(f.path, start, end)
+            pos = Cursor()
+            bound = self.task.read.max_record_bytes
             items: Any = iter_range_items(
-                f.path, start, end, line, f.media_root, f.input_dir, f.spec.formatting, read.max_record_bytes, self.task.longform
+                f.path, start, end, line, f.media_root, f.input_dir, f.spec.formatting, bound, self.task.longform, pos=pos
             )
         else:
             _, n, batch = job
@@ -157,19 +157,22 @@ class Analyser:
         for item in items:
             if item.stopped:
                 out.stopped = item
-                break
+                return out
             self._add(out, n, item)
+        if job[0] == "range":
+            out.line_ends = pos.line - line  # read to its end: the line the reader reached, less the first
         return out
 
     def _fused_range(self, out: Chunk, n: int, start: int, end: int, line: int) -> bool:
-        """The records of a range read by :func:`audiodata.pipeline.fused.read_range`: those the fused pass answers
-        added here, the others through :meth:`_add`; False (nothing added) when the range must be read as before."""
+        """The records of a range read as lines (:func:`audiodata.readers.jsonstream.range_lines`): those the fused pass
+        answers added here, the others through :meth:`_add`; False (nothing added) when the range must be read as
+        items (:func:`audiodata.readers.jsonstream.iter_range`)."""
         max_chars = self.task.read.max_record_bytes
-        got = fused.read_range(self.task.files[n].path, start, end, max_chars)
+        got = range_lines(self.task.files[n].path, start, end, max_chars)
         if got is None:
             return False
         lines, general = got
-        out.line_ends = len(lines) - 1  # the range's line ends (read_range refuses a lone carriage return)
+        out.line_ends = len(lines) - 1  # the range's line ends (every one a \n in the lines read)
         answer = self.fused[n].record
         loads = orjson.loads
         lines_out, dedup, digests = out.lines, out.dedup, out.digests
@@ -198,7 +201,7 @@ class Analyser:
                     continue
             elif not piece or piece.isspace():
                 continue
-            item = fused.general_item(piece, out.count, line + k, max_chars)
+            item = line_item(piece, out.count, line + k, max_chars, lazy=True)
             if item is not None:
                 self._add(out, n, item)
         return True
@@ -318,8 +321,8 @@ class Chunk:
     first_kto: int = -1
     styles: ChunkStyles = field(default_factory=ChunkStyles)  # transcript styles by prompt, located by position
     stopped: RawItem | None = None  # a range job: the file failed here (jsonstream.iter_range); its later ranges are not read
-    #: A range job: its line ends (readers.ranges.line_ends; None: not counted). Its lines count from 1, the parent
-    #: adds the lines before the range (it does not read the file to number them).
+    #: A range job: its line ends (None: the file failed in it). Its lines count from 1, the parent adds the lines
+    #: before the range (it does not read the file to number them).
     line_ends: int | None = None
 
 
@@ -703,12 +706,7 @@ def _merge_chunks(
         shift = 0  # a range's lines count from 1: the lines before it
         if span is not None:
             shift = next_line[n] - 1
-            ends = chunk.line_ends
-            if ends is None and chunk.stopped is None:  # not counted there: counted here
-                ends = _range_line_ends(files[n].path, *span)
-                if ends is None:
-                    raise OSError(f"cannot read {files[n].display} again")
-            next_line[n] += ends or 0
+            next_line[n] += chunk.line_ends or 0  # None: the file failed in the range (it is not read further)
             if shift:
                 lines = [line + shift for line in lines]
         indices = range(base, base + chunk.count) if chunk.indices is None else chunk.indices
@@ -782,18 +780,6 @@ def _moved(f: Finding, base: int, shift: int) -> Finding:
         return f
     line = None if s.line is None else s.line + shift
     return Finding(f.code, f.message, f.field, SourceLoc(s.file, s.index + base, line, s.member))
-
-
-def _range_line_ends(path: Path, start: int, end: int) -> int | None:
-    """:func:`~audiodata.readers.ranges.line_ends` of bytes ``[start, end)`` of ``path`` (None: unreadable, which the
-    range's own read reports)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read(end - start)
-    except OSError:
-        return None
-    return line_ends(data) if len(data) == end - start else None
 
 
 def record_jobs(

@@ -19,7 +19,7 @@ from typing import Any
 from audiodata.readers import corpus, lhotse, nemo, subtitles
 from audiodata.readers.dialects import lhotse as lhotse_rows
 from audiodata.readers.dialects import nemo as nemo_rows
-from audiodata.readers.jsonstream import RawItem, iter_file, iter_file_range, iter_range, parse_text, splittable
+from audiodata.readers.jsonstream import Cursor, RawItem, iter_file, iter_range, parse_text, splittable
 from audiodata.readers.longform import LongForm
 from audiodata.readers.rawfile import GzipBounds
 
@@ -78,7 +78,7 @@ def iter_items(
         stream = lhotse.joined_items(path, companion, max_record_bytes, bounds, lf, finder)
     else:
         if part is not None:
-            stream = iter_file_range(path, part[0], part[1], max_record_bytes, lazy=True, bounds=bounds)
+            stream = iter_range(path, part[0], part[1], None, max_record_bytes, lazy=True, bounds=bounds)
         else:
             stream = iter_file(path, max_record_bytes, lazy=True, bounds=bounds)
         if longform is None or formatting not in (None, "nemo", "lhotse"):
@@ -109,12 +109,13 @@ def iter_range_items(
     formatting: str | None,
     max_record_bytes: int,
     longform: LongForm | None = None,
+    pos: Cursor | None = None,
 ) -> Iterator[RawItem]:
     """:func:`iter_items` for the lines in bytes ``[start, end)`` of a :func:`range_splittable` input, ``start``
     being the start of line ``line``: the same items with the same lines, indexed from 0 within the range
-    (the caller adds the records of the ranges before; a failure of the file: see
+    (the caller adds the records of the ranges before; a failure of the file, and ``pos``: see
     :func:`audiodata.readers.jsonstream.iter_range`)."""
-    stream = iter_range(path, start, end, line, max_record_bytes, lazy=True)
+    stream = iter_range(path, start, end, line, max_record_bytes, lazy=True, pos=pos)
     if longform is None or formatting not in (None, "nemo", "lhotse"):
         yield from stream
         return

@@ -22,12 +22,14 @@ Hostile input is bounded here, once, for every command:
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +245,7 @@ def iter_lines(
 ) -> Iterator[RawItem]:
     """JSONL: one record per non-blank line (lines end with ``\\n``, as in JSON Lines).
     ``max_chars`` bounds a line's bytes: a longer one is drained undecoded (F005). ``index``/``lineno``:
-    the records and line breaks before ``fh``'s first byte (a byte range of a file: :func:`iter_file_range`
-    counts them, :func:`iter_range` indexes from 0)."""
+    the records and line breaks before ``fh``'s first byte (a byte range of a file: :func:`open_range`)."""
     pos = pos if pos is not None else Cursor()
     limit = max_chars + 2  # room for the record and its line ending
     while True:
@@ -277,11 +278,19 @@ def iter_lines(
         if data.isspace():
             lineno = _skip_blank(fh, pos, lineno)
             continue
-        text = _decode(data)
-        if text.isspace():  # blank in a wider sense (U+00A0, U+0085, \x1c-\x1f); never empty (data is not), so = not strip()
-            continue
-        yield _parse(index, start, text, max_chars, lazy)
-        index += 1
+        item = line_item(data, index, start, max_chars, lazy)
+        if item is not None:
+            yield item
+            index += 1
+
+
+def line_item(data: bytes, index: int, line: int, max_chars: int, lazy: bool = False) -> RawItem | None:
+    """The item of one JSON line (bytes not blank as bytes, within ``max_chars``: :func:`iter_lines` and
+    :func:`range_lines` see to both), or None where it is blank once decoded (U+00A0, U+0085, \\x1c-\\x1f: no record)."""
+    text = _decode(data)
+    if text.isspace():  # never empty (data is not), so = not strip()
+        return None
+    return _parse(index, line, text, max_chars, lazy)
 
 
 # -- JSON arrays -----------------------------------------------------------------------------
@@ -447,35 +456,104 @@ def iter_file(path: Path, max_chars: int, lazy: bool = False, bounds: GzipBounds
             for item in items:
                 yield item
     except Exception as exc:  # the file itself: cannot be opened, not a regular file, a broken stream, a bomb
-        yield _file_failure(exc, path, pos if yielded else None)
+        yield file_failure(_stopped(exc, path, pos), yielded)
 
 
-def iter_file_range(
-    path: Path, start: int, end: int, max_chars: int, lazy: bool = False, bounds: GzipBounds | None = None
+@dataclass(slots=True)
+class Window:
+    """A byte range of a file opened for reading: its bytes as :func:`iter_lines` reads them, and the records and
+    line breaks before them (its first record's index, its first line - 1)."""
+
+    fh: io.BufferedReader
+    index: int
+    lineno: int
+
+
+def open_range(src: Source, start: int, end: int, max_chars: int, line: int | None = None) -> Window:
+    """Bytes ``[start, end)`` of ``src`` (``start`` a line start: :mod:`audiodata.readers.ranges`) as :func:`iter_lines`
+    reads them: lone carriage returns as line ends, at offset 0 past a byte order mark (UTF-16/32: F009), a gzip
+    file's decompressed text within its bounds (its offsets are the text's). ``line``: the number of the line at
+    ``start``, records indexed from 0, a plain file read from ``start`` on; None: the records and line breaks before
+    ``start`` are counted (the bytes before read through, no record parsed), so both are numbered as reading the
+    whole file numbers them. The one way every range reader (:func:`iter_range`, :func:`range_lines`) opens a range."""
+    if line is not None and not src.gzipped:
+        return Window(src.window(start, end), 0, line - 1)
+    fh = src.stream(lines=True)
+    index, lineno = _count_prefix(fh, max(0, start - src.bom), max_chars)
+    if line is not None:
+        index, lineno = 0, line - 1
+    return Window(io.BufferedReader(_Take(fh, end - max(start, src.bom)), buffer_size=CHUNK), index, lineno)
+
+
+def iter_range(
+    path: Path,
+    start: int,
+    end: int,
+    line: int | None,
+    max_chars: int,
+    lazy: bool = False,
+    bounds: GzipBounds | None = None,
+    pos: Cursor | None = None,
 ) -> Iterator[RawItem]:
-    """The records of bytes ``[start, end)`` of an uncompressed JSONL file (both at line starts:
-    :mod:`audiodata.readers.ranges`), numbered as reading the whole file numbers them: the records and lines
-    before ``start`` are counted (a chunked scan, no record parsed), so index and line stay exact. What
-    :func:`iter_file` yields for the whole file is what the ranges of a cut yield one after another."""
-    pos = Cursor()
-    yielded = False
+    """The records of bytes ``[start, end)`` of a JSON-lines file (:func:`open_range`): exactly the items
+    :func:`iter_file` yields for those lines, with the same lines. What the ranges of a cut yield one after another
+    is what :func:`iter_file` yields for the whole file.
+
+    ``line`` None (a rank's part): the records and lines before ``start`` are counted, so index and line are the
+    whole file's, and a failure of the file is the item :func:`iter_file` yields for it. ``line`` given (the first
+    line's number: :func:`audiodata.readers.ranges.split_ranges`): records indexed from 0 (the caller adds the
+    records before the range), and a failure of the file is one item with ``stopped`` set, its index and line where
+    reading stopped in this range, its error *without* :func:`iter_file`'s "reading stopped here" (the caller knows
+    whether records came before it in the file, which decides that text: :func:`file_failure`).
+
+    ``pos``: where reading is (see :class:`Cursor`); once the range is read, ``pos.line - line`` is its line ends."""
+    pos = pos if pos is not None else Cursor()
+    pos.index, pos.line = 0, line or 1
     try:
         with Source(path, bounds) as src:
-            fh = src.stream(lines=True)
-            bom = 3 if _has_bom(path) else 0
-            index, lineno = _count_prefix(fh, max(0, start - bom), max_chars)
-            pos.index, pos.line = index, lineno + 1
-            window: Any = io.BufferedReader(_Take(fh, end - max(start, bom)), buffer_size=CHUNK)
-            for item in iter_lines(window, max_chars, lazy, pos, index, lineno):
-                yielded = True
-                yield item
-    except Exception as exc:  # the file itself: as iter_file says it
-        yield _file_failure(exc, path, pos if (yielded or start) else None)
+            w = open_range(src, start, end, max_chars, line)
+            pos.index, pos.line = w.index, w.lineno + 1
+            yield from iter_lines(w.fh, max_chars, lazy, pos, w.index, w.lineno)
+    except Exception as exc:  # the file itself: cannot be opened, not a regular file, a broken stream, a bomb
+        item = _stopped(exc, path, pos)
+        yield item if line is not None else file_failure(item, item.index > 0)
 
 
-def _has_bom(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(3) == b"\xef\xbb\xbf"
+def range_lines(path: Path, start: int, end: int, max_chars: int) -> tuple[list[bytes], frozenset[int]] | None:
+    """The lines of bytes ``[start, end)`` of a plain JSON-lines file as :func:`iter_range` reads them (the same
+    :func:`open_range`), for a caller that parses lines itself: each without its line end, line ``k`` being the
+    range's first line + ``k`` (after a final line end, an empty last one); with the lines :func:`loads` would not
+    give orjson (a run of 19 digits or more: ``json`` decides). None where :func:`iter_range` must read the range: a
+    gzip file, a failure (it locates it), a line near ``max_chars`` (it bounds it: F005). Blank lines are the caller's
+    to skip (:func:`line_item` for the rest)."""
+    try:
+        with Source(path) as src:
+            if src.gzipped:
+                return None
+            buf = open_range(src, start, end, max_chars, 1).fh.read(max(0, end - start))
+    except Exception:  # iter_range reports it, located
+        return None
+    if b"\r" in buf:  # only in \r\n now (the window made lone ones line ends); a line's text is stripped when parsed
+        buf = buf.replace(b"\r\n", b"\n")
+    lines = buf.split(b"\n")
+    bound = max_chars - 8  # room for the line end iter_lines counts (a line near the bound: its rules)
+    if len(buf) > bound and max(map(len, lines)) > bound:
+        return None
+    return lines, _long_runs(buf, lines)
+
+
+def _long_runs(buf: bytes, lines: list[bytes]) -> frozenset[int]:
+    """The lines of ``buf`` (split into ``lines``) that hold a run of 19 digits or more."""
+    digits = buf.translate(_DIGIT_RUNS)
+    at = digits.find(_LONG_RUN)
+    if at < 0:
+        return frozenset()
+    starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    found = set()
+    while at >= 0:
+        found.add(bisect.bisect_right(starts, at) - 1)
+        at = digits.find(_LONG_RUN, at + 1)
+    return frozenset(found)
 
 
 class _Take(io.RawIOBase):
@@ -543,26 +621,9 @@ def splittable(path: Path) -> bool:
     return first is None or (first.text is not None and parse_text(first, 1 << 20).code is None)
 
 
-def iter_range(path: Path, start: int, end: int, line: int, max_chars: int, lazy: bool = False) -> Iterator[RawItem]:
-    """The records of bytes ``[start, end)`` of a :func:`splittable` file, ``start`` being the start of line
-    ``line`` (:func:`audiodata.readers.ranges.split_ranges`): exactly the items :func:`iter_file` yields for
-    those lines, with the same lines, but indexed from 0 (the caller adds the records before the range).
-
-    A failure of the file ends the iteration with one item: its index and line where reading stopped in
-    this range, its error *without* :func:`iter_file`'s "reading stopped here" (the caller knows whether
-    records came before it in the file, which decides that text: :func:`file_failure`)."""
-    pos = Cursor(0, line)
-    try:
-        with Source(path) as src:
-            yield from iter_lines(src.window(start, end), max_chars, lazy, pos, 0, line - 1)
-    except Exception as exc:
-        code, reason = _failure_reason(exc, path)
-        yield RawItem(pos.index, pos.line, code=code, error=reason, stopped=True)
-
-
 def file_failure(item: RawItem, before: bool) -> RawItem:
-    """The item :func:`iter_file` yields for the failure :func:`iter_range` gave as ``item``; ``before``: the
-    file yielded records before it."""
+    """The item :func:`iter_file` yields for the failure :func:`iter_range` gave as ``item`` (``stopped``); ``before``:
+    the file yielded records before it."""
     if not before:
         return RawItem(-1, 0, code=item.code, error=item.error)
     return RawItem(item.index, item.line, code=item.code, error=f"{item.error}{_STOPPED}")
@@ -577,11 +638,10 @@ def _failure_reason(exc: Exception, path: Path) -> tuple[str, str]:
     return "F004", f"cannot read the file: {library_error(exc, path.name, (str(path),))}"
 
 
-def _file_failure(exc: Exception, path: Path, pos: Cursor | None) -> RawItem:
+def _stopped(exc: Exception, path: Path, pos: Cursor) -> RawItem:
+    """The failure of the file ``exc`` says, where reading stopped (``pos``)."""
     code, reason = _failure_reason(exc, path)
-    if pos is None:  # nothing was read: the file as a whole
-        return RawItem(-1, 0, code=code, error=reason)
-    return RawItem(pos.index, pos.line, code=code, error=f"{reason}{_STOPPED}")
+    return RawItem(pos.index, pos.line, code=code, error=reason, stopped=True)
 
 
 def _whole_object(src: Source, max_chars: int) -> RawItem | None:

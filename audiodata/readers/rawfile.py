@@ -216,16 +216,17 @@ def wrong_encoding(head: bytes) -> str | None:
     return f"the file is {name} ({mark} a byte order mark), not UTF-8: re-encode it as UTF-8 (iconv -f {iconv} -t UTF-8)"
 
 
-def _text(fh: io.BufferedReader) -> io.BufferedReader:
-    """``fh`` past a UTF-8 byte order mark; :class:`FileFailure` (F009) when its head says UTF-16/32."""
+def _text(fh: io.BufferedReader) -> int:
+    """Moves ``fh`` past a UTF-8 byte order mark: the bytes it skipped (3 or 0); :class:`FileFailure` (F009) when its
+    head says UTF-16/32."""
     head = fh.peek(8)[:8]
     if head.startswith(b"\xef\xbb\xbf"):
         fh.read(3)
-        return fh
+        return 3
     why = wrong_encoding(head)
     if why is not None:
         raise FileFailure("F009", why)
-    return fh
+    return 0
 
 
 class _Window(io.RawIOBase):
@@ -255,6 +256,7 @@ class Source:
     def __init__(self, path: Path, bounds: GzipBounds | None = None) -> None:
         self.raw = open_regular(path)
         self.bounds = bounds or GzipBounds()
+        self.bom = 0  # the byte order mark's bytes the last text read from offset 0 skipped (3 or 0)
         try:
             self.gzipped = self.raw.read(2) == b"\x1f\x8b"
         except BaseException:
@@ -268,7 +270,9 @@ class Source:
         inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
         if lines:
             inner = _LoneCR(inner)
-        return _text(io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE)))
+        fh = io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
+        self.bom = _text(fh)
+        return fh
 
     def window(self, start: int, end: int) -> io.BufferedReader:
         """Bytes ``[start, end)`` of a plain (not gzip) file, read as ``stream(lines=True)`` reads them: lone
@@ -276,7 +280,9 @@ class Source:
         must be a line start (:func:`audiodata.readers.ranges.split_ranges`), so no ``\\r\\n`` is cut."""
         inner: Any = _LoneCR(_Window(self.raw, start, end))
         fh = io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
-        return _text(fh) if start == 0 else fh
+        if start == 0:
+            self.bom = _text(fh)
+        return fh
 
     def binary(self) -> io.BufferedReader:
         """The decompressed bytes from the start, as they are (a tar shard: no text checks), within the gzip bounds."""

@@ -4,6 +4,7 @@ same byte for byte with the pass on or off."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from audiodata.pipeline import fused
 from audiodata.pipeline import lint as lint_mod
 from audiodata.pipeline.lint import Analyser, LintTask, lint
 from audiodata.pipeline.options import resolve_options
-from audiodata.readers.jsonstream import RawItem
+from audiodata.readers.jsonstream import RawItem, range_lines
 from audiodata.readers.sources import expand_inputs
 from audiodata.rules.registry import select
 
@@ -318,7 +319,7 @@ def test_lines_the_reader_hands_back_keep_their_place(tmp_path: Path) -> None:
     digits = good[:-1] + ', "n": 12345678901234567890123}'  # orjson would read a float: json reads it (a copy)
     rows = [good, "", "  ", "{bad", good, "\u00a0", '{"conversations": []}', good, digits, good]
     path.write_bytes(("\n".join(rows) + "\n").encode())
-    got = fused.read_range(path, 0, path.stat().st_size, 1 << 20)
+    got = range_lines(path, 0, path.stat().st_size, 1 << 20)
     assert got is not None and len(got[0]) == 11 and got[1] == {8}  # ten lines, the empty tail after the last line end
     found = lint([str(path)], audio=False, num_workers=1, progress=False).to_dict()["findings"]
     assert [(f["code"], f["line"], f["index"]) for f in found] == [
@@ -327,6 +328,9 @@ def test_lines_the_reader_hands_back_keep_their_place(tmp_path: Path) -> None:
 
 
 def test_ranges_it_cannot_read_plainly_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines near the bound (F005 is the line reader's), a file that cannot be read (the line reader locates the
+    failure), a gzip file: refused. A byte order mark and lone carriage returns are read as the line reader reads
+    them (the one window does both), so the report is the same with the pass on or off."""
     line = json.dumps(PLAIN[0]).encode()
     cases = {
         "bom.jsonl": b"\xef\xbb\xbf" + line + b"\n",
@@ -335,11 +339,16 @@ def test_ranges_it_cannot_read_plainly_are_refused(tmp_path: Path, monkeypatch: 
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
+    (tmp_path / "gz.jsonl").write_bytes(gzip.compress(cases["long.jsonl"]))
+    assert range_lines(tmp_path / "bom.jsonl", 0, len(cases["bom.jsonl"]), 1 << 20) == ([line, b""], frozenset())
+    assert range_lines(tmp_path / "lonecr.jsonl", 0, len(cases["lonecr.jsonl"]), 1 << 20) == ([line, line, b""], frozenset())
     for name in ("bom.jsonl", "lonecr.jsonl"):
-        assert fused.read_range(tmp_path / name, 0, len(cases[name]), 1 << 20) is None, name
-    assert fused.read_range(tmp_path / "long.jsonl", 0, len(cases["long.jsonl"]), len(line) + 4) is None
-    assert fused.read_range(tmp_path / "long.jsonl", 0, len(cases["long.jsonl"]), len(line) + 8) is not None
-    assert fused.read_range(tmp_path / "gone.jsonl", 0, 10, 1 << 20) is None
+        on, off = reports([tmp_path / name], monkeypatch)
+        assert on == off and on["summary"]["records"] == name.count("lonecr") + 1, name
+    assert range_lines(tmp_path / "long.jsonl", 0, len(cases["long.jsonl"]), len(line) + 4) is None
+    assert range_lines(tmp_path / "long.jsonl", 0, len(cases["long.jsonl"]), len(line) + 8) is not None
+    assert range_lines(tmp_path / "gone.jsonl", 0, 10, 1 << 20) is None
+    assert range_lines(tmp_path / "gz.jsonl", 0, 10, 1 << 20) is None
 
     from audiodata.readers import rawfile
 
@@ -347,7 +356,7 @@ def test_ranges_it_cannot_read_plainly_are_refused(tmp_path: Path, monkeypatch: 
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(rawfile, "open_regular", failing)
-    assert fused.read_range(tmp_path / "long.jsonl", 0, 10, 1 << 20) is None
+    assert range_lines(tmp_path / "long.jsonl", 0, 10, 1 << 20) is None
 
 
 def test_plain_settings_and_specs_only() -> None:

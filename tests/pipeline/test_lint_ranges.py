@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from audiodata.pipeline import fused
 from audiodata.pipeline import lint as lint_mod
 from audiodata.pipeline.lint import lint
 
@@ -106,14 +105,14 @@ def test_a_file_that_fails_in_a_range_stops_there(tmp_path: Path, monkeypatch: p
             yield item
 
     bad = sum(len(line) for line in a.read_bytes().splitlines(keepends=True)[:149])  # where line 150 starts
-    real_range = fused.read_range
+    real_range = lint_mod.range_lines
 
     def failing_range(path: Path, start: int, end: int, max_chars: int) -> Any:  # the fused read hits it too
         return None if Path(path) == a and start <= bad < end else real_range(path, start, end, max_chars)
 
     monkeypatch.setattr(lint_mod, "RANGE_BYTES", 2000)
     monkeypatch.setattr(jsonstream, "iter_lines", failing)
-    monkeypatch.setattr(fused, "read_range", failing_range)  # what it gives when its read fails: the general reader's turn
+    monkeypatch.setattr(lint_mod, "range_lines", failing_range)  # what it gives when its read fails: the general reader's turn
     found = report([a, b], 1)
     stop = [f for f in found["findings"] if f["code"] == "F004"]
     assert len(stop) == 1 and stop[0]["line"] == 150 and stop[0]["index"] == 149, stop

@@ -8,6 +8,7 @@ import io
 import itertools
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audiodata.readers import ranges, rawfile
-from audiodata.readers.jsonstream import RawItem, file_failure, iter_file, iter_range, parse_text, splittable
+from audiodata.readers.jsonstream import (
+    Cursor,
+    RawItem,
+    file_failure,
+    iter_file,
+    iter_range,
+    line_item,
+    parse_text,
+    range_lines,
+    splittable,
+)
 from audiodata.readers.ranges import ByteRange, split_ranges
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -199,6 +210,64 @@ def test_reading_ranges_gives_the_items_of_the_whole_file(lines: list[tuple[byte
         path.write_bytes(data)
         whole, joined = whole_and_ranges(path, parts, 40)
     assert joined == whole
+
+
+def lines_read_as_items(path: Path, r: ByteRange, max_chars: int) -> list[RawItem] | None:
+    """The items of a range read as raw lines (:func:`range_lines`), each line as text-only lint's general path takes
+    it (:func:`line_item`); None where range_lines refuses the range."""
+    got = range_lines(path, r.start, r.end, max_chars)
+    if got is None:
+        return None
+    lines, long_runs = got
+    assert long_runs == {k for k, piece in enumerate(lines) if re.search(rb"[0-9]{19}", piece)}
+    out: list[RawItem] = []
+    for k, piece in enumerate(lines):
+        if piece and not piece.isspace():
+            item = line_item(piece, len(out), r.line + k, max_chars, lazy=True)
+            if item is not None:
+                out.append(parse_text(item, max_chars))
+    return out
+
+
+_DIGITS = st.just(b'{"n": 12345678901234567890}')  # json reads it (an int), orjson would not: a long digit run
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.one_of(_RECORD, _DIGITS), _END_), max_size=25), st.integers(1, 9), st.booleans())
+def test_every_way_of_reading_a_range_gives_the_same_items(lines: list[tuple[bytes, bytes]], parts: int, bom: bool) -> None:
+    """One range read three ways, each the items the whole file gives there: from its known first line (indexed
+    from 0; the reader's cursor ends on the next range's first line), counted from the file's start (a rank's part:
+    index and line the whole file's), and as raw lines (text-only lint's fast read; it may refuse a range)."""
+    data = (b"\xef\xbb\xbf" if bom else b"") + b"".join(a + b for a, b in lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.jsonl"
+        path.write_bytes(data)
+        whole = [parse_text(x, 40) for x in iter_file(path, 40, lazy=True)]
+        cut = split_ranges(path, parts)
+        counted: list[RawItem] = []
+        for k, r in enumerate(cut):
+            pos = Cursor()
+            known = [parse_text(x, 40) for x in iter_range(path, r.start, r.end, r.line, 40, lazy=True, pos=pos)]
+            nxt = cut[k + 1].line if k + 1 < len(cut) else len(re.findall(rb"\r\n|\r|\n", data)) + 1
+            assert pos.line == nxt  # pos.line - r.line: the range's line ends
+            upto = nxt if r.end < len(data) else len(data) + 1  # the lines in it: a last line without a line end too
+            mine = [replace(x, index=x.index - len(counted)) for x in whole if r.size and r.line <= x.line < upto]
+            assert _items(known) == _items(mine)
+            raw = lines_read_as_items(path, r, 40)
+            assert raw is None or _items(raw) == _items(known)
+            counted += [parse_text(x, 40) for x in iter_range(path, r.start, r.end, None, 40, lazy=True)]
+    assert _items(counted) == _items(whole)
+
+
+def test_the_raw_lines_read_take_a_byte_order_mark_and_lone_carriage_returns_as_the_items_read(tmp_path: Path) -> None:
+    """A byte order mark and lone carriage returns are the window's to handle: raw lines read them as items do."""
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\r{"b": 2}\r\n\r{"c": 3}\n')
+    r = split_ranges(path, 1)[0]
+    known = list(iter_range(path, r.start, r.end, r.line, 1000))
+    assert [(x.obj, x.line) for x in known] == [({"a": 1}, 1), ({"b": 2}, 2), ({"c": 3}, 4)]
+    assert range_lines(path, r.start, r.end, 1000) == ([b'{"a": 1}', b'{"b": 2}', b"", b'{"c": 3}', b""], frozenset())
+    assert _items(lines_read_as_items(path, r, 1000) or []) == _items(known)
 
 
 class _FailingFile(io.FileIO):
