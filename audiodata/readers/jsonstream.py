@@ -475,7 +475,8 @@ def open_range(src: Source, start: int, end: int, max_chars: int, line: int | No
     file's decompressed text within its bounds (its offsets are the text's). ``line``: the number of the line at
     ``start``, records indexed from 0, a plain file read from ``start`` on; None: the records and line breaks before
     ``start`` are counted (the bytes before read through, no record parsed), so both are numbered as reading the
-    whole file numbers them. The one way every range reader (:func:`iter_range`, :func:`range_lines`) opens a range."""
+    whole file numbers them. The one way :func:`iter_range` opens a range (:func:`range_lines` reads the same window
+    at once: :meth:`~audiodata.readers.rawfile.Source.window_bytes`)."""
     if line is not None and not src.gzipped:
         return Window(src.window(start, end), 0, line - 1)
     fh = src.stream(lines=True)
@@ -521,16 +522,16 @@ def iter_range(
 
 def range_lines(path: Path, start: int, end: int, max_chars: int) -> tuple[list[bytes], frozenset[int]] | None:
     """The lines of bytes ``[start, end)`` of a plain JSON-lines file as :func:`iter_range` reads them (the same
-    :func:`open_range`), for a caller that parses lines itself: each without its line end, line ``k`` being the
-    range's first line + ``k`` (after a final line end, an empty last one); with the lines :func:`loads` would not
-    give orjson (a run of 19 digits or more: ``json`` decides). None where :func:`iter_range` must read the range: a
-    gzip file, a failure (it locates it), a line near ``max_chars`` (it bounds it: F005). Blank lines are the caller's
-    to skip (:func:`line_item` for the rest)."""
+    window: byte order mark, encoding, lone carriage returns), for a caller that parses lines itself: each without its
+    line end, line ``k`` being the range's first line + ``k`` (after a final line end, an empty last one); with the
+    lines :func:`loads` would not give orjson (a run of 19 digits or more: ``json`` decides). None where
+    :func:`iter_range` must read the range: a gzip file, a failure (it locates it), a line near ``max_chars`` (it
+    bounds it: F005). Blank lines are the caller's to skip (:func:`line_item` for the rest)."""
     try:
         with Source(path) as src:
             if src.gzipped:
                 return None
-            buf = open_range(src, start, end, max_chars, 1).fh.read(max(0, end - start))
+            buf = src.window_bytes(start, end)  # the window open_range opens, read at once
     except Exception:  # iter_range reports it, located
         return None
     if b"\r" in buf:  # only in \r\n now (the window made lone ones line ends); a line's text is stripped when parsed

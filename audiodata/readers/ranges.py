@@ -55,21 +55,14 @@ def split_ranges(source: str | os.PathLike[str] | IO[bytes], parts: int, lines: 
     its byte offsets are not line boundaries; read it whole instead.
 
     ``lines=False`` leaves the line numbers out (every range's ``line`` is 1): finding them reads the whole file,
-    which a caller whose readers count each range's line ends themselves (:func:`line_ends`) need not do."""
+    which a caller whose readers count each range's line ends themselves (the reader's cursor:
+    :func:`audiodata.readers.jsonstream.iter_range`) need not do."""
     if parts < 1:
         raise ValueError(f"parts must be at least 1, got {parts}")
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as fh:
             return _split(fh, parts, lines)
     return _split(source, parts, lines)
-
-
-def line_ends(data: bytes) -> int:
-    """The line ends in ``data``, a range's bytes (``\\n``, ``\\r\\n`` and a lone ``\\r``, as the line numbers count
-    them): the next range's first line is this one's plus these. A range starts at a line start, so no ``\\r\\n``
-    straddles two ranges."""
-    crs = data.count(b"\r")
-    return data.count(b"\n") + (crs - data.count(b"\r\n") if crs else 0)
 
 
 def _split(fh: IO[bytes], parts: int, lines: bool = True) -> list[ByteRange]:

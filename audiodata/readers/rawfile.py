@@ -216,17 +216,22 @@ def wrong_encoding(head: bytes) -> str | None:
     return f"the file is {name} ({mark} a byte order mark), not UTF-8: re-encode it as UTF-8 (iconv -f {iconv} -t UTF-8)"
 
 
-def _text(fh: io.BufferedReader) -> int:
-    """Moves ``fh`` past a UTF-8 byte order mark: the bytes it skipped (3 or 0); :class:`FileFailure` (F009) when its
-    head says UTF-16/32."""
-    head = fh.peek(8)[:8]
+def _head(head: bytes) -> int:
+    """The bytes of a UTF-8 byte order mark starting a text whose first bytes are ``head`` (3 or 0);
+    :class:`FileFailure` (F009) when they say UTF-16/32."""
     if head.startswith(b"\xef\xbb\xbf"):
-        fh.read(3)
         return 3
     why = wrong_encoding(head)
     if why is not None:
         raise FileFailure("F009", why)
     return 0
+
+
+def _text(fh: io.BufferedReader) -> int:
+    """Moves ``fh`` past a UTF-8 byte order mark (:func:`_head`): the bytes it skipped."""
+    skip = _head(fh.peek(8)[:8])
+    fh.read(skip)
+    return skip
 
 
 class _Window(io.RawIOBase):
@@ -283,6 +288,22 @@ class Source:
         if start == 0:
             self.bom = _text(fh)
         return fh
+
+    def window_bytes(self, start: int, end: int) -> bytes:
+        """What :meth:`window` reads, at once (no stream: a reader that takes a whole range as bytes)."""
+        self.raw.seek(start)
+        parts, left = [], end - start
+        while left > 0:
+            got = self.raw.read(left)
+            if not got:
+                break
+            parts.append(got)
+            left -= len(got)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if start == 0:
+            self.bom = _head(data[:8])
+            data = data[self.bom :]
+        return _LONE_CR.sub(b"\n", data) if b"\r" in data else data
 
     def binary(self) -> io.BufferedReader:
         """The decompressed bytes from the start, as they are (a tar shard: no text checks), within the gzip bounds."""

@@ -316,3 +316,33 @@ def test_leading_whitespace_is_not_the_records_wherever_a_range_begins(parts: in
     assert joined == whole
     assert whole[7][4] == "record of 63 bytes exceeds the bound of 40"
     assert whole[8][2] == "z" * 35  # 37 bytes of record after 5 spaces: within the bound of 40
+
+
+def _window(path: Path, start: int, end: int, whole: bool) -> tuple[str, bytes | str, int]:
+    with rawfile.Source(path) as src:
+        try:
+            data = src.window_bytes(start, end) if whole else src.window(start, end).read()
+        except rawfile.FileFailure as exc:
+            return "failed", exc.message, src.bom
+        return "read", data, src.bom
+
+
+_HEAD = st.sampled_from([b"", b"\xef\xbb\xbf", b"\xff\xfe", b"{\x00\x00\x00", b"\x00{"])
+
+
+@SETTINGS
+@given(_HEAD, st.lists(st.tuples(_LINE, _END_), max_size=20), st.integers(0, 40), st.integers(0, 40))
+def test_a_window_read_at_once_is_the_window_streamed(head: bytes, lines: list[tuple[bytes, bytes]], a: int, b: int) -> None:
+    """Source.window_bytes (the raw-lines read) and Source.window (the item reader's stream) read the same bytes of any
+    window between line starts: the byte order mark skipped at offset 0, UTF-16/32 refused with the same F009, every
+    lone carriage return a line feed."""
+    data = head + b"".join(x + y for x, y in lines)
+    starts = sorted({0, len(data), *(s for s in line_starts(data) if s <= len(data))})
+    start, end = sorted((starts[a % len(starts)], starts[b % len(starts)]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.jsonl"
+        path.write_bytes(data)
+        streamed = _window(path, start, end, whole=False)
+        assert _window(path, start, end, whole=True) == streamed
+    if streamed[0] == "read" and start > 0:
+        assert streamed[1] == re.sub(rb"\r(?!\n)", b"\n", data[start:end])
