@@ -469,15 +469,18 @@ def test_a_file_deleted_after_it_was_resolved_is_a001(tmp_path, monkeypatch):
 
 def test_a_file_deleted_before_its_size_is_read_is_a001(tmp_path, monkeypatch):
     write(tmp_path / "gone.wav", signal(1.0, 16000), 16000)
-    real = load_mod.resolve_path
+    real = load_mod._resolve
 
-    def resolve_then_delete(*args: Any, **kw: Any) -> Path:
-        path = real(*args, **kw)
+    def resolve_then_delete(*args: Any, **kw: Any) -> tuple[Path, int | None]:
+        path, size = real(*args, **kw)
         path.unlink()
-        return path
+        return path, size
 
-    monkeypatch.setattr(load_mod, "resolve_path", resolve_then_delete)
+    monkeypatch.setattr(load_mod, "_resolve", resolve_then_delete)
     assert error_of("gone.wav", tmp_path).code == "A001"
+    write(tmp_path / "gone.wav", signal(1.0, 16000), 16000)
+    with load_mod.roots_resolved_once():  # found by one lstat, size known: deleted before it is opened
+        assert error_of("gone.wav", tmp_path).code == "A001"
 
 
 def test_an_unreadable_file_is_a005(tmp_path, monkeypatch):
