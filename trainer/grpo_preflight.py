@@ -36,15 +36,12 @@ import torch
 from trainer.config import TrainConfig
 from trainer.preflight import (
     GRPO_CHECKS,
-    STEP_PARAMS_LIMIT,
     Preflight,
     PreflightFailed,
-    _model_checks_possible,
-    _skip_rest,
     check_loading,
-    check_memory,
     check_versions,
     load_and_build,
+    run_checks,
 )
 
 #: Prompts the checks encode: the longest by estimated tokens and the ones with the most clips.
@@ -96,26 +93,16 @@ def before_training(run: Any) -> Preflight:
 
 
 def inspect(pf: Preflight, run: Any) -> None:
-    """The checks that need the assembled run, in order (a later one skipped when its input failed)."""
+    """The checks that need the assembled run, in the order every pre-flight runs them (:func:`run_checks`)."""
     state: dict[str, Any] = {}
-    if pf.run("prompts", lambda: check_prompts(pf, run, state)).status in ("fail", "fault"):
-        _skip_rest(pf, "the longest prompts could not be rendered")
-        return
-    pf.run("audio_tokens", lambda: check_audio_tokens(run, state))
-    pf.run("memory", lambda: check_memory(pf, run))
-    blocked = _model_checks_possible(run.cfg)
-    if blocked:
-        pf.skip("rollout", blocked)
-        pf.skip("hearing", blocked)
-        return
-    if pf.dry_run or (pf.params or 0) < STEP_PARAMS_LIMIT:
-        pf.run("rollout", lambda: check_rollout(run, state))
-    else:
-        pf.skip("rollout", f"{(pf.params or 0) / 1e9:.1f}e9 parameters: step 1 is this check; --dry-run runs it")
-    if not run.cfg.preflight_audio_check:
-        pf.skip("hearing", "preflight_audio_check: false")
-    else:
-        pf.run("hearing", lambda: check_hearing(pf, run))
+    run_checks(
+        pf,
+        run,
+        first=("prompts", lambda: check_prompts(pf, run, state), "the longest prompts could not be rendered"),
+        audio_tokens=lambda: check_audio_tokens(run, state),
+        step=("rollout", lambda: check_rollout(run, state), "step 1 is this check; --dry-run runs it"),
+        hearing=lambda: check_hearing(pf, run),
+    )
 
 
 # -- the checks ------------------------------------------------------------------------------------------------

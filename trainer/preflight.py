@@ -318,25 +318,51 @@ def run_dry(cfg: TrainConfig, as_json: bool) -> int:
 # -- the shared checks ----------------------------------------------------------------------
 def inspect(pf: Preflight, run: Any) -> None:
     """The checks that need the assembled run, in order (a later one is skipped when its input failed)."""
-    if pf.run("batches", lambda: check_batches(pf, run)).status in ("fail", "fault"):
-        _skip_rest(pf, "the longest batches could not be encoded and collated")
+    run_checks(
+        pf,
+        run,
+        first=("batches", lambda: check_batches(pf, run), "the longest batches could not be encoded and collated"),
+        audio_tokens=lambda: check_audio_tokens(pf, run),
+        step=("step", lambda: check_step(pf, run), "step 1 trains this batch (the longest goes first); --dry-run runs it"),
+        hearing=lambda: check_hearing(pf, run),
+    )
+
+
+CheckFn = Callable[[], tuple[str, str, dict[str, Any]]]
+
+
+def run_checks(
+    pf: Preflight,
+    run: Any,
+    *,
+    first: tuple[str, CheckFn, str],
+    audio_tokens: CheckFn,
+    step: tuple[str, CheckFn, str],
+    hearing: CheckFn,
+) -> None:
+    """The order every pre-flight (SFT/DPO/KTO, GRPO) runs its run-level checks in: ``first`` (name, check, why the
+    rest is skipped when it fails), the audio tokens, memory, then -- when the model can run here -- ``step`` (name,
+    check, why it is left to step 1 for a model too big to try twice) and hearing."""
+    name, check, failed = first
+    if pf.run(name, check).status in ("fail", "fault"):
+        _skip_rest(pf, failed)
         return
-    pf.run("audio_tokens", lambda: check_audio_tokens(pf, run))
+    pf.run("audio_tokens", audio_tokens)
     pf.run("memory", lambda: check_memory(pf, run))
+    step_name, step_check, too_big = step
     blocked = _model_checks_possible(run.cfg)
     if blocked:
-        pf.skip("step", blocked)
+        pf.skip(step_name, blocked)
         pf.skip("hearing", blocked)
         return
     if pf.dry_run or (pf.params or 0) < STEP_PARAMS_LIMIT:
-        pf.run("step", lambda: check_step(pf, run))
+        pf.run(step_name, step_check)
     else:
-        why = f"{(pf.params or 0) / 1e9:.1f}e9 parameters: step 1 trains this batch (the longest goes first); --dry-run runs it"
-        pf.skip("step", why)
+        pf.skip(step_name, f"{(pf.params or 0) / 1e9:.1f}e9 parameters: {too_big}")
     if not run.cfg.preflight_audio_check:
         pf.skip("hearing", "preflight_audio_check: false")
     else:
-        pf.run("hearing", lambda: check_hearing(pf, run))
+        pf.run("hearing", hearing)
 
 
 def check_versions(cfg: TrainConfig, family: str | None) -> tuple[str, str, dict[str, Any]]:
