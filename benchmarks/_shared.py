@@ -204,3 +204,17 @@ def same_dataset(a: Path, b: Path) -> bool:
     return bool(
         rows_only(x.summary) == rows_only(y.summary) and (a / "rejects.jsonl").read_bytes() == (b / "rejects.jsonl").read_bytes()
     )
+
+
+def ray_corpus_missing(corpus: Path) -> int:
+    """What a Ray benchmark returns before it starts: 0 when ``corpus`` has a corpus.jsonl and Ray imports, else 2
+    with the line that says what to do."""
+    if not (corpus / "corpus.jsonl").is_file():
+        print(f"{corpus}: no corpus.jsonl; build one with: python benchmarks/convert_bench.py --corpus {corpus}")
+        return 2
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print("ray is not installed: pip install 'audiodata[ray]'")
+        return 2
+    return 0

@@ -418,8 +418,9 @@ def _downmix(data: np.ndarray) -> np.ndarray:
     return mono
 
 
-def _floor_one(path: str) -> tuple[float, int]:
-    """Decode, downmix, resample, FLAC-encode one file; return (source seconds, flac bytes)."""
+def decode_16k(path: str) -> tuple[float, np.ndarray]:
+    """The floor's decode: one file to float32 (soundfile, or FFmpeg for what libsndfile cannot open), mean downmix,
+    soxr HQ to 16 kHz; returns (source seconds, mono 16 kHz samples)."""
     if Path(path).suffix.lower() in SOUNDFILE_EXTS:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
     else:
@@ -427,9 +428,15 @@ def _floor_one(path: str) -> tuple[float, int]:
     mono = _downmix(data)
     if sr != TARGET_SR:
         mono = soxr.resample(mono, sr, TARGET_SR, quality="HQ")
+    return data.shape[0] / sr, mono
+
+
+def _floor_one(path: str) -> tuple[float, int]:
+    """Decode, downmix, resample, FLAC-encode one file; return (source seconds, flac bytes)."""
+    seconds, mono = decode_16k(path)
     buf = io.BytesIO()
     sf.write(buf, mono, TARGET_SR, format="FLAC", subtype="PCM_16")
-    return data.shape[0] / sr, buf.getbuffer().nbytes
+    return seconds, buf.getbuffer().nbytes
 
 
 def _machine_busy_seconds() -> float | None:
@@ -508,20 +515,14 @@ def run_floor(paths: list[str], workers: int) -> Measurement:
 def _format_one(path: str) -> tuple[float, bytes, str, int, int]:
     """The floor's work, quantized to the stored 16-bit PCM first (the format hashes those samples), plus what every
     row of the output states of its clip: the blake2b PCM hash and the levels (sum of squares, peak)."""
-    if Path(path).suffix.lower() in SOUNDFILE_EXTS:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
-    else:
-        data, sr = _ffmpeg_decode(path)
-    mono = _downmix(data)
-    if sr != TARGET_SR:
-        mono = soxr.resample(mono, sr, TARGET_SR, quality="HQ")
+    seconds, mono = decode_16k(path)
     pcm = np.clip(np.rint(mono * np.float32(32768.0)), -32768, 32767).astype("<i2")
     buf = io.BytesIO()
     sf.write(buf, pcm, TARGET_SR, format="FLAC", subtype="PCM_16")
     digest = hashlib.blake2b(pcm.view(np.uint8).data, digest_size=16).hexdigest()
     squares = int(np.square(pcm, dtype=np.int32).sum(dtype=np.int64))
     peak = max(-int(pcm.min()), int(pcm.max())) if pcm.size else 0
-    return data.shape[0] / sr, buf.getvalue(), digest, squares, peak
+    return seconds, buf.getvalue(), digest, squares, peak
 
 
 class _HashedFile:

@@ -545,24 +545,22 @@ def text_part(args: argparse.Namespace, cb: ModuleType) -> dict[str, Any]:
 def _decode_one(path: str, identity: bool = False) -> float:
     """Decode one clip fully; return its duration in seconds. ``identity``: also what lint must know of every clip
     to judge it as convert would (mono, soxr HQ to 16 kHz, 16-bit, the hash lint compares clips by: SHA-256/128)."""
-    import hashlib
+    cb = load_convert_bench()
+    if identity:
+        import hashlib
 
+        import numpy as np
+
+        seconds, mono = cb.decode_16k(path)  # the convert floor's decode, downmix and soxr HQ to 16 kHz
+        pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).round().astype("<i2")
+        hashlib.sha256(pcm.data).digest()[:16].hex()  # = transform.identity_hash, the cheapest exact identity
+        return float(seconds)
     import soundfile as sf
 
-    cb = load_convert_bench()
     if Path(path).suffix.lower() in cb.SOUNDFILE_EXTS:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
     else:  # m4a/aac: libsndfile cannot open it; lint decodes it with FFmpeg's libraries in process too
         data, sr = cb._ffmpeg_decode(path)
-    if identity:
-        import numpy as np
-        import soxr
-
-        mono = cb._downmix(data)
-        if sr != cb.TARGET_SR:
-            mono = soxr.resample(mono, sr, cb.TARGET_SR, quality="HQ")
-        pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).round().astype("<i2")
-        hashlib.sha256(pcm.data).digest()[:16].hex()  # = transform.identity_hash, the cheapest exact identity
     return data.shape[0] / sr
 
 

@@ -35,6 +35,7 @@ from _shared import (
     corpus_subset,
     headline,
     machine,
+    ray_corpus_missing,
     same_dataset,
     save_results,
     sibling,
@@ -157,13 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if not args.engines or any(e not in ENGINES for e in args.engines):
         p.error(f"--engines takes a comma list of {', '.join(ENGINES)}")
-    if not (args.corpus / "corpus.jsonl").is_file():
-        print(f"{args.corpus}: no corpus.jsonl; build one with: python benchmarks/convert_bench.py --corpus {args.corpus}")
-        return 2
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        print("ray is not installed: pip install 'audiodata[ray]'")
+    if ray_corpus_missing(args.corpus):
         return 2
     at_start = machine()
     fig = run(args)

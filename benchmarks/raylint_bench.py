@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _shared import CACHE_DIR, command_line, headline, machine, save_results, sibling, use_checkout
+from _shared import CACHE_DIR, command_line, headline, machine, ray_corpus_missing, save_results, sibling, use_checkout
 
 
 def _measure(fn: Callable[[], Any], cpu: Callable[[], float]) -> tuple[Any, float, float]:
@@ -129,13 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", type=int, default=2, help="local pool workers, and the local Ray cluster's CPUs (default 2)")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
-    if not (args.corpus / "corpus.jsonl").is_file():
-        print(f"{args.corpus}: no corpus.jsonl; build one with: python benchmarks/convert_bench.py --corpus {args.corpus}")
-        return 2
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        print("ray is not installed: pip install 'audiodata[ray]'")
+    if ray_corpus_missing(args.corpus):
         return 2
     at_start = machine()
     fig = run(args)

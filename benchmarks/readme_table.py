@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,22 +92,45 @@ def replace_section(readme: str, body: str, begin: str = BEGIN, end: str = END) 
     return f"{head}{begin}\n{body}{end}{tail}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+def section_main(
+    argv: list[str] | None,
+    description: str,
+    what: str,
+    body_of: Callable[[Path], str],
+    begin: str = BEGIN,
+    end: str = END,
+    echo: bool = False,
+) -> int:
+    """The command line of a generated README section: ``body_of(results folder)`` between ``begin`` and ``end``,
+    written (``echo``: and printed), or with ``--check`` exit 1 when the README differs. ``what`` names the section and
+    the script that makes it, for the --check message."""
+    p = argparse.ArgumentParser(description=description.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="exit 1 if the README's section is not what the results give")
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help=f"folder of saved results (default {RESULTS_DIR})")
     p.add_argument("--readme", type=Path, default=README, help=f"the README to update (default {README})")
     args = p.parse_args(argv)
+    body = body_of(args.results)
     old = args.readme.read_text(encoding="utf-8")
-    new = replace_section(old, render(load_results(args.results)))
+    new = replace_section(old, body, begin, end)
     if args.check:
         if new != old:
-            print(f"{args.readme}: the performance table is not what {args.results} gives; run benchmarks/readme_table.py")
+            print(f"{args.readme}: {what.format(results=args.results)}")
             return 1
         return 0
+    if echo:
+        print(body)
     if new != old:
         args.readme.write_text(new, encoding="utf-8")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return section_main(
+        argv,
+        __doc__ or "",
+        "the performance table is not what {results} gives; run benchmarks/readme_table.py",
+        lambda results: render(load_results(results)),
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ give (a test runs it); without it the section is rewritten.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -154,23 +153,17 @@ def render(c: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--check", action="store_true", help="exit 1 if the README's section is not what the results give")
-    p.add_argument("--results", type=Path, default=RESULTS_DIR, help=f"folder of saved results (default {RESULTS_DIR})")
-    p.add_argument("--readme", type=Path, default=README, help=f"the README to update (default {README})")
-    args = p.parse_args(argv)
-    body = render(costs(load(args.results)))
-    old = args.readme.read_text(encoding="utf-8")
-    new = _readme_table().replace_section(old, body, BEGIN, END)
-    if args.check:
-        if new != old:
-            print(f"{args.readme}: the scaling model is not what {args.results} gives; run benchmarks/scaling_model.py")
-            return 1
-        return 0
-    print(body)
-    if new != old:
-        args.readme.write_text(new, encoding="utf-8")
-    return 0
+    return int(
+        _readme_table().section_main(
+            argv,
+            __doc__ or "",
+            "the scaling model is not what {results} gives; run benchmarks/scaling_model.py",
+            lambda results: render(costs(load(results))),
+            BEGIN,
+            END,
+            echo=True,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ read back. Shared by tests/test_bench_smoke.py and the smoke tests next to the c
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,3 +32,13 @@ def run_bench(script: str, args: list[str], tmp_path: Path, timeout: int = 900) 
 def ratios(doc: dict[str, Any]) -> dict[str, float]:
     """Each headline's ratio against its baseline, by metric name."""
     return {h["metric"]: h["ratio"] for h in doc["headlines"]}
+
+
+def load_script(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as module ``name`` (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module

@@ -3,24 +3,19 @@ by hand, every figure with its same-run baseline, ratio and the machine's load."
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.bench_run import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("readme_table", REPO / "benchmarks" / "readme_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("readme_table", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("readme_table")
 
 
 def test_the_readme_table_is_what_the_committed_results_give() -> None:

@@ -4,21 +4,16 @@ benchmarks/scaling_model.py, never typed by hand; its convert part scales with t
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from tests.bench_run import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scaling_model", REPO / "benchmarks" / "scaling_model.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("scaling_model", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scaling_model")
 
 
 def test_the_readme_model_is_what_the_committed_results_give() -> None:
