@@ -227,11 +227,34 @@ def _head(head: bytes) -> int:
     return 0
 
 
-def _text(fh: io.BufferedReader) -> int:
-    """Moves ``fh`` past a UTF-8 byte order mark (:func:`_head`): the bytes it skipped."""
-    skip = _head(fh.peek(8)[:8])
-    fh.read(skip)
-    return skip
+class _Text(io.RawIOBase):
+    """The text of ``inner`` past a UTF-8 byte order mark (:func:`_head`; ``skip``: the bytes skipped). Its first
+    8 bytes are read whole before anything is handed on: a reader below may return fewer in one read (a lone
+    carriage return held back, a gzip block's end), and the encoding check must see the same 8 bytes however
+    the text is read (whole, streamed, by window)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        head = bytearray()
+        chunk = bytearray(4096)  # whole reads: _LoneCR cannot hand on a held \r into a 1-byte buffer
+        while len(head) < 8:
+            got = inner.readinto(chunk) or 0
+            if got == 0:
+                break
+            head += chunk[:got]
+        self.skip = _head(bytes(head[:8]))
+        self.pending = bytes(head[self.skip :])
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.pending:
+            n = min(len(b), len(self.pending))
+            b[:n] = self.pending[:n]
+            self.pending = self.pending[n:]
+            return n
+        return self.inner.readinto(b) or 0
 
 
 class _Window(io.RawIOBase):
@@ -275,19 +298,19 @@ class Source:
         inner: Any = _Gunzip(self.raw, self.bounds) if self.gzipped else _Borrowed(self.raw)
         if lines:
             inner = _LoneCR(inner)
-        fh = io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
-        self.bom = _text(fh)
-        return fh
+        text = _Text(inner)
+        self.bom = text.skip
+        return io.BufferedReader(text, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
 
     def window(self, start: int, end: int) -> io.BufferedReader:
         """Bytes ``[start, end)`` of a plain (not gzip) file, read as ``stream(lines=True)`` reads them: lone
         carriage returns as line ends, and at offset 0 the byte order mark and encoding checks. ``start``
         must be a line start (:func:`audiodata.readers.ranges.split_ranges`), so no ``\\r\\n`` is cut."""
         inner: Any = _LoneCR(_Window(self.raw, start, end))
-        fh = io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
         if start == 0:
-            self.bom = _text(fh)
-        return fh
+            inner = _Text(inner)
+            self.bom = inner.skip
+        return io.BufferedReader(inner, buffer_size=max(BUFFER, io.DEFAULT_BUFFER_SIZE))
 
     def window_bytes(self, start: int, end: int) -> bytes:
         """What :meth:`window` reads, at once (no stream: a reader that takes a whole range as bytes)."""
