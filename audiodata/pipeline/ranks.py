@@ -19,13 +19,13 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from audiodata.readers.hfdataset import row_group_starts
 from audiodata.readers.items import JSON
-from audiodata.readers.jsonstream import sniff_layout
+from audiodata.readers.jsonstream import splittable as lines_splittable
+from audiodata.readers.ranges import line_start
 from audiodata.readers.sources import InputFile
 
 #: Where ``convert -o OUT --num-shards N --shard-index I`` writes rank I, and where ``merge OUT`` looks.
@@ -37,32 +37,11 @@ _LONG_FORM = (b'"audio_filepath"', b'"audio_filename"', b'"supervisions"')
 _HEAD = 1 << 16
 
 
-def next_line_start(path: str | Path, pos: int) -> int:
-    """The first line start at or after byte ``pos``: ``pos`` itself when it is 0 or follows a ``\\n``, else the
-    byte after the next ``\\n``, else the file's size. (:func:`audiodata.readers.ranges.split_ranges` cuts one file
-    into equal parts; a rank cuts the inputs laid end to end, at any byte. Only a ``\\n`` cuts here: after it is a
-    line start however lone carriage returns are read, and a file of lone ``\\r`` line ends simply stays whole.)"""
-    size = os.path.getsize(path)
-    if pos <= 0:
-        return 0
-    if pos >= size:
-        return size
-    with open(path, "rb") as fh:
-        fh.seek(pos - 1)
-        at = pos - 1
-        while block := fh.read(1 << 20):
-            k = block.find(b"\n")
-            if k >= 0:
-                return at + k + 1
-            at += len(block)
-    return size
-
-
 def next_start(f: InputFile, pos: int) -> int:
     """The first record boundary at or after byte ``pos`` of a splittable input: a line start of a JSONL file, a
     row-group start of a Parquet file (else the file's size)."""
     if f.kind != "parquet":
-        return next_line_start(f.path, pos)
+        return line_start(f.path, pos, lone_cr=False)
     return next((at for at, _ in row_group_starts(f.path) if at >= pos), f.size)
 
 
@@ -98,7 +77,7 @@ def splittable(f: InputFile) -> bool:
         return False  # read whole: reading it says why (F004)
     if head.startswith(b"\x1f\x8b") or any(m in head for m in _LONG_FORM):
         return False
-    return sniff_layout(f.path) == "lines"
+    return lines_splittable(f.path)  # plain UTF-8 JSON lines: a UTF-16/32 file is read whole (one F009)
 
 
 @dataclass(frozen=True)
@@ -153,7 +132,6 @@ __all__ = [
     "KEYS",
     "RANKS_DIR",
     "Part",
-    "next_line_start",
     "next_start",
     "plan",
     "rank_fingerprint",

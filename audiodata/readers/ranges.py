@@ -24,6 +24,7 @@ from typing import IO
 
 BLOCK = 1 << 20
 _END = re.compile(rb"[\r\n]")
+_LF = re.compile(rb"\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,17 @@ def _split(fh: IO[bytes], parts: int, lines: bool = True) -> list[ByteRange]:
     return [ByteRange(s, e, n) for s, e, n in zip(starts, ends, numbers, strict=True)]
 
 
-def _line_start(fh: IO[bytes], target: int, size: int) -> int:
+def line_start(path: str | os.PathLike[str], pos: int, lone_cr: bool = True) -> int:
+    """The first line start at or after byte ``pos`` of the file at ``path`` (its size if none). ``lone_cr=False``:
+    only a ``\\n`` ends a line here (a rank's cut, :mod:`audiodata.pipeline.ranks`: after a ``\\n`` is a line
+    start however lone carriage returns are read, and a file of lone ``\\r`` line ends simply stays whole)."""
+    with open(path, "rb") as fh:
+        return _line_start(fh, pos, fh.seek(0, io.SEEK_END), _END if lone_cr else _LF)
+
+
+def _line_start(fh: IO[bytes], target: int, size: int, ends: re.Pattern[bytes] = _END) -> int:
     """The first line start at or after ``target`` (``size`` if none): just past the first line
-    end that ends at or after ``target``."""
+    end that ends at or after ``target``; ``ends`` matches the bytes that end a line."""
     if target <= 0:
         return 0
     at = target - 1  # a line end at target - 1 makes target itself a line start
@@ -90,7 +99,7 @@ def _line_start(fh: IO[bytes], target: int, size: int) -> int:
         block = fh.read(BLOCK)
         if not block:
             break
-        m = _END.search(block)
+        m = ends.search(block)
         if m is None:
             at += len(block)
             continue

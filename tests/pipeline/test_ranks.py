@@ -280,3 +280,16 @@ def test_ranks_on_another_filesystem_are_copied(corpus: Path, tmp_path: Path, mo
     inodes = {p.stat().st_ino for p in (out / "ranks").rglob("*.parquet")}
     assert ds.shards() and not any(ds.path(s).stat().st_ino in inodes for s in ds.shards())
     ds.check_shards()
+
+
+def test_a_utf16_jsonl_goes_whole_to_one_rank(tmp_path: Path) -> None:
+    """A UTF-16 .jsonl is refused whole (one F009); were it split, each of N ranks would report that F009 again.
+    Its UTF-8 twin is split (the check is the encoding, not the name)."""
+    text = "".join(json.dumps({"a": i}) + "\n" for i in range(200))
+    (tmp_path / "u16.jsonl").write_bytes(text.encode("utf-16"))
+    (tmp_path / "u8.jsonl").write_text(text, encoding="utf-8")
+    for name, split in (("u16.jsonl", False), ("u8.jsonl", True)):
+        files = expand([str(tmp_path / name)])
+        assert ranks.splittable(files[0]) is split
+        owners = [i for i in range(3) if ranks.plan(files, 3, i)]
+        assert len(owners) == (3 if split else 1), name

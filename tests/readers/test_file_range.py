@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from audiodata.pipeline.ranks import next_line_start
 from audiodata.readers.jsonstream import iter_file, iter_range
-from audiodata.readers.ranges import split_ranges
+from audiodata.readers.ranges import line_start, split_ranges
 
 LINES = [
     b'{"a": 1}\n',
@@ -48,7 +47,7 @@ def test_ranges_read_back_the_whole_file(tmp_path: Path, bom: bool) -> None:
             assert all(line >= r.line for _, line, *_ in items)  # numbered as ranges.py numbers the range's first line
             got += items
         assert got == whole, n
-    cuts = [0] + [next_line_start(path, p) for p in range(1, path.stat().st_size, 7)] + [path.stat().st_size]
+    cuts = [0] + [line_start(path, p, lone_cr=False) for p in range(1, path.stat().st_size, 7)] + [path.stat().st_size]
     cuts = sorted(set(cuts))
     got = [x for a, b in itertools.pairwise(cuts) for x in _items(iter_range(path, a, b, None, 200))]
     assert got == whole
@@ -57,7 +56,7 @@ def test_ranges_read_back_the_whole_file(tmp_path: Path, bom: bool) -> None:
 def test_a_cut_moves_to_the_byte_after_the_next_line_feed(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_bytes(b"ab\ncd\n\nef")
-    assert [next_line_start(path, p) for p in range(0, 11)] == [0, 3, 3, 3, 6, 6, 6, 7, 9, 9, 9]
+    assert [line_start(path, p, lone_cr=False) for p in range(0, 11)] == [0, 3, 3, 3, 6, 6, 6, 7, 9, 9, 9]
 
 
 def test_a_gzip_file_is_read_in_ranges_of_its_text(tmp_path: Path) -> None:
@@ -84,3 +83,11 @@ def test_a_failure_in_a_range_is_the_failure_the_whole_read_gives(tmp_path: Path
         assert _items(iter_range(path, start, path.stat().st_size, None, 200)) == whole
     gone = [(x.index, x.line, x.code) for x in iter_range(tmp_path / "gone.jsonl", 3, 10, None, 200)]
     assert gone == [(-1, 0, "F004")]
+
+
+def test_a_line_start_is_after_a_lone_carriage_return_unless_only_line_feeds_cut(tmp_path: Path) -> None:
+    """Split ranges (lint) cut where the reader ends lines (``\\r``, ``\\r\\n``, ``\\n``); a rank's cut only after ``\\n``."""
+    path = tmp_path / "cr.jsonl"
+    path.write_bytes(b"ab\rcd\r\nef\r")  # bytes: a b \r c d \r \n e f \r (10)
+    assert [line_start(path, p) for p in range(0, 12)] == [0, 3, 3, 3, 7, 7, 7, 7, 10, 10, 10, 10]
+    assert [line_start(path, p, lone_cr=False) for p in range(0, 12)] == [0, 7, 7, 7, 7, 7, 7, 7, 10, 10, 10, 10]
