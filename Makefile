@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps test-deps demo test test-slow lint bench bench-results docs sample-data schemas clean
+.PHONY: setup system-deps test-deps demo test test-slow fuzz lint bench bench-results docs sample-data schemas clean
 
 # ffmpeg: datasets decodes Audio columns through torchcodec+ffmpeg, and m4a/aac/opus inputs need it.
 system-deps:
@@ -49,6 +49,12 @@ test: setup test-deps $(BIN)/.peers
 # minutes, not seconds. CI runs `make test` then `make test-slow`.
 test-slow: setup test-deps $(BIN)/.peers
 	$(BIN)/python -m pytest -m slow
+
+# The property tests (hypothesis) under FUZZ_SEEDS fresh seeds each: CI draws the same examples every run, this
+# draws new ones (a failure prints a @reproduce_failure blob to pin it).
+FUZZ_SEEDS ?= 10
+fuzz: setup test-deps
+	for i in $$(seq $(FUZZ_SEEDS)); do HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -m hypothesis -p no:cacheprovider || exit 1; done
 
 bench: setup
 	$(BIN)/python benchmarks/convert_bench.py
