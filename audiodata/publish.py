@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiodata import objstore
 from audiodata.dataset import CARD, MANIFEST, ConvertedDataset, verify_hint
 from audiodata.errors import DatasetFormatError
 from audiodata.faults import on_path
@@ -85,7 +86,7 @@ def plan(
 
     Reads no audio (the manifest holds each shard's sha256): one footer per shard, so the cost is per shard.
     ``on_progress("checking", bytes_done, bytes_total)`` after each shard (bytes as the manifest lists them)."""
-    root = Path(out)
+    root = objstore.readable(out)  # a dataset in an object store: its local copy, brought to what the store holds
     ds = ConvertedDataset.open(root)  # DatasetError: not a converted dataset, or a damaged one
     if not (root / CARD).is_file():
         raise PublishError(f"{root}: no {CARD} dataset card")

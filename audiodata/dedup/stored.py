@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from audiodata import objstore
 from audiodata.audio.analyse import rms_dbfs
 from audiodata.audio.transform import decode_bytes
 from audiodata.dataset import ConvertedDataset, DatasetError, batches, open_shard, reading
@@ -65,8 +66,10 @@ def shard_records(
             row_number += 1
 
 
-def reference_records(out: Path, near: bool) -> Iterator[RecordInfo]:
-    return stored_records(out, near, reference=True)
+def reference_records(out: str | os.PathLike[str], near: bool) -> Iterator[RecordInfo]:
+    """The records of the ``--against`` dataset ``out`` (a folder, or one in an object store: its local copy,
+    brought to what the store holds where this runs, so a Ray task on another node pulls its own)."""
+    return stored_records(objstore.readable(out), near, reference=True)
 
 
 class _StoredAudio:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from audiodata import objstore
 from audiodata.dataset import ConvertedDataset, DatasetError
 from audiodata.dedup.index import NEAR_THRESHOLD, RecordDeduper, RecordInfo, Where
 from audiodata.dedup.stored import reference_records
@@ -175,7 +175,7 @@ def dedup(
     task = LintTask(files, opts.read_settings(enabled), settings)
     if against is not None:  # a converted dataset, of a format this audiodata reads: checked before any input is read
         try:
-            ConvertedDataset.open(against)
+            ConvertedDataset.open(objstore.readable(against))  # one in an object store: its local copy
         except DatasetError as exc:
             raise DatasetError(f"--against {exc}") from None
     # once the inputs are known good: a bad path is said before any cluster starts
@@ -198,7 +198,7 @@ def dedup(
                 report.checked += info is not None
             return report
         if against is not None and not rank:  # a rank only analyses its share of the inputs: the merge reads --against
-            for info in reference_records(Path(against), near=mode == "near"):
+            for info in reference_records(against, near=mode == "near"):
                 deduper.check(info)
                 report.reference_records += 1
         for n, index, line, a in analyse_stream(files, opts, task, on_progress, mapper):

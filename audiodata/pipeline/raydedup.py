@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -121,7 +120,7 @@ def _reference_block(against: str, partitions: int) -> tuple[Any, ...]:
 
     metas: list[Any] = []
     prints: list[Fingerprint] = []
-    for info in reference_records(Path(against), near=True):
+    for info in reference_records(against, near=True):
         dedup = (info.kind, info.clips, info.prompt, info.response)
         metas.append((info.source, info.index, info.line, _meta(dedup, prints)))
     return _block(metas, prints, 0, partitions)

@@ -386,3 +386,33 @@ def test_a_remote_dataset_info_reads_the_files_it_names(tmp_path: Path, given: s
     assert rows(tmp_path / "remote") == rows(tmp_path / "local")
     assert remote.records_written == local.records_written > 0 and remote.rejects_by_code == local.rejects_by_code
     MEM.rm(f"/{name}", recursive=True)
+
+
+def test_dedup_against_and_publish_read_a_dataset_in_the_store(
+    bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``dedup --against s3://.../OUT`` and ``publish s3://.../OUT`` read the store's dataset as they read the same
+    dataset on disk (its local copy, brought to what the store holds): the same leaks, the same upload plan."""
+    corpus = str(tmp_path / "corpus" / "a.jsonl")
+    audiodata.convert([f"{bucket}/corpus/a.jsonl"], f"{bucket}/out", num_workers=1, allow_remote=["memory://media-store"])
+    audiodata.convert([corpus], tmp_path / "local", num_workers=1, allow_remote=["memory://media-store"])
+
+    def summary(against: str) -> dict[str, Any]:
+        assert main(["dedup", corpus, "--against", against, "--dedup", "exact", "--json", "--no-progress"]) == 1
+        got: dict[str, Any] = json.loads(capsys.readouterr().out)["summary"]
+        return got
+
+    remote, local = summary(f"{bucket}/out"), summary(str(tmp_path / "local"))
+    assert remote["leaks"] == local["leaks"] > 0 and remote["reference_records"] == local["reference_records"] > 0
+    assert remote["against"] == f"{bucket}/out"
+
+    def plan(dataset: str) -> list[tuple[str, int]]:
+        assert main(["publish", dataset, "me/x", "--dry-run", "--json"]) == 0
+        return [(f["path"], f["bytes"]) for f in json.loads(capsys.readouterr().out)["planned"]]
+
+    files = plan(f"{bucket}/out")
+    assert files and [p for p, _ in files] == [p for p, _ in plan(str(tmp_path / "local"))]
+    assert any(p.endswith(".parquet") for p, _ in files)
+    MEM.rm(f"/{bucket[9:]}/out/manifest.json")  # the store's dataset is gone: its stale local copy is not published
+    assert main(["publish", f"{bucket}/out", "me/x", "--dry-run"]) == 2
+    assert "manifest" in capsys.readouterr().err

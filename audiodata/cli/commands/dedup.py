@@ -40,7 +40,11 @@ def register(subparsers: Any) -> None:
     )
     renamed(d, "--dedup", "--mode")  # convert's names for the same two things
     renamed(d, "--dedup-threshold", "--threshold")
-    d.add_argument("--against", metavar="DATASET", help="a converted dataset (e.g. the test split) to check the inputs against")
+    d.add_argument(
+        "--against",
+        metavar="DATASET",
+        help="a converted dataset (e.g. the test split), on disk or in an object store, to check the inputs against",
+    )
     d.add_argument("--report-json", metavar="FILE", help="write the clusters as JSON, '-' for stdout")
     d.add_argument("--json", action="store_true", help="print the clusters as JSON on stdout (the tables go to stderr)")
     d.add_argument("--max-examples", type=int, default=10, help="clusters shown in the terminal (default 10)")

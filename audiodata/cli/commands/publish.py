@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
         epilog="exit codes: 0 uploaded (or nothing to do), 1 the upload failed (re-run to resume), 2 usage error (or a "
         "damaged dataset)" + FAULT_EXIT,
     )
-    pb.add_argument("dataset", metavar="DATASET", help="a folder written by `audiodata convert`")
+    pb.add_argument("dataset", metavar="DATASET", help="a folder written by `audiodata convert` (on disk or in an object store)")
     pb.add_argument("repo_id", metavar="REPO_ID", help="the dataset repo, e.g. me/my-audio-sft")
     pb.add_argument("--private", action="store_true", help="create the repo private")
     pb.add_argument("--revision", metavar="BRANCH", help="upload to this branch (created if needed)")
