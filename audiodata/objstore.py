@@ -621,25 +621,27 @@ class Mirror:
         self.push()
 
     @contextmanager
-    def claimed(self) -> Iterator[Mirror]:
+    def claimed(self, wait: bool = False) -> Iterator[Mirror]:
         """This machine's copy held by this process alone (a second run into the same store folder here would
-        pull over the first's files): an exclusive ``flock`` beside the copy, released however the process ends."""
+        pull over the first's files): an exclusive ``flock`` beside the copy, released however the process ends.
+        ``wait``: take turns with the holder instead of refusing (readers: ranks of one training run)."""
         import fcntl
 
         self.local.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.local.parent / f"{self.local.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 raise OutputError(f"{self.url}: another run on this machine is writing it; wait for it to finish") from None
             yield self
         finally:
             os.close(fd)
 
-    def read_only(self, check_ledger: bool = True) -> Path:
-        """The local copy, brought to what the store holds, for a command that only reads it (verify, info, export)."""
-        with self.claimed():
+    def read_only(self, check_ledger: bool = True, wait: bool = False) -> Path:
+        """The local copy, brought to what the store holds, for a command that only reads it (verify, info, export);
+        ``wait``: after another process of this machine is done with it (see :meth:`claimed`)."""
+        with self.claimed(wait):
             self.pull(check_ledger)
         return self.base
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from audiodata import objstore
 from audiodata.errors import UsageError
 
 TASKS = ("sft", "dpo", "kto", "grpo")
@@ -67,7 +68,10 @@ class TrainConfig:
     )
     data: str = field(
         default="",
-        metadata={"help": "a folder written by `audiodata convert`, or a Hub dataset id", "aliases": ["--dataset_name"]},
+        metadata={
+            "help": "a folder written by `audiodata convert` (on disk, or s3://, gs://, hf://datasets/...), or a Hub dataset id",
+            "aliases": ["--dataset_name"],
+        },
     )
     output_dir: str = field(
         default="runs/train",
@@ -531,7 +535,18 @@ TRAINABLE_FAMILIES = ("qwen2-audio", "qwen2.5-omni")
 
 
 def is_local(data: str) -> bool:
-    return Path(data).exists() or data.startswith((".", "/", "~"))
+    """A converted dataset's folder (on disk, or in an object store: read from its local copy), not a Hub id."""
+    return objstore.is_remote(data) or Path(data).exists() or data.startswith((".", "/", "~"))
+
+
+@functools.cache
+def data_root(data: str) -> Path:
+    """The folder ``data`` (:func:`is_local`) is read from: itself, or for one in an object store (``s3://``,
+    ``gs://``, ``hf://datasets/...``) its local copy, brought to what the store holds once per process (the ranks
+    of one machine take turns: the first pulls, the others find the copy current); the run reads that copy."""
+    if objstore.is_remote(data):
+        return objstore.Mirror(data).read_only(wait=True)
+    return Path(data).expanduser()
 
 
 def check_data(cfg: TrainConfig) -> None:
@@ -542,7 +557,7 @@ def check_data(cfg: TrainConfig) -> None:
         return
     from audiodata.dataset import ConvertedDataset
 
-    root = Path(cfg.data).expanduser()
+    root = data_root(cfg.data)
     if cfg.task == "grpo" and not (root / "manifest.json").is_file():
         from trainer.rldata import check_hub_layout
 
@@ -551,11 +566,11 @@ def check_data(cfg: TrainConfig) -> None:
     ds = ConvertedDataset.open(root)  # DatasetError (exit 2): not a converted dataset, damaged, or of a newer format
     name = cfg.config_name
     if ds.find_config(name, exact=cfg.data_config is not None) is None:
-        raise ConfigError(f"data {root} has no {name!r} records (configs: {', '.join(ds.configs) or 'none'})")
+        raise ConfigError(f"data {cfg.data} has no {name!r} records (configs: {', '.join(ds.configs) or 'none'})")
     splits = sorted(ds.splits())
     for split in (cfg.train_split, cfg.eval_split):
         if split is not None and split not in splits:
-            raise ConfigError(f"data {root} has no split {split!r} (splits: {', '.join(splits)})")
+            raise ConfigError(f"data {cfg.data} has no split {split!r} (splits: {', '.join(splits)})")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

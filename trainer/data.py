@@ -24,7 +24,7 @@ from audiodata.budget import estimate_tokens
 from audiodata.dataset import ConvertedDataset, DatasetError, first_damage, verify_hint
 from audiodata.families import ModelFamily
 from audiodata.faults import is_os_fault, on_path
-from trainer.config import ConfigError, TrainConfig, is_local
+from trainer.config import ConfigError, TrainConfig, data_root, is_local
 from trainer.longaudio import clip_samples, window_lengths, window_samples
 
 SKIP_LOG = "skipped.jsonl"
@@ -40,7 +40,7 @@ def load_rows(cfg: TrainConfig, split: str, audio: bool = True) -> Any:
     import datasets
 
     if is_local(cfg.data):
-        root = Path(cfg.data).expanduser()
+        root = data_root(cfg.data)
         data = ConvertedDataset.open(root)
         name = data.find_config(cfg.config_name) or cfg.config_name
         entries = data.shards(name, split)

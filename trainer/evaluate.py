@@ -390,14 +390,14 @@ def final_evaluation(run_trainer: Any, evaluator: Evaluator | None) -> None:
 
 
 def _manifest_task(cfg: TrainConfig) -> str | None:
-    from trainer.config import is_local
+    from trainer.config import data_root, is_local
 
     if not is_local(cfg.data):
         return None
     from audiodata.dataset import DatasetError, load_manifest
 
     try:
-        options = load_manifest(Path(cfg.data).expanduser()).options
+        options = load_manifest(data_root(cfg.data)).options
     except DatasetError:
         return None
     task = options.get("task")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from audiodata.records import AUDIO_MARKER
-from trainer.config import ConfigError, TrainConfig, is_local
+from trainer.config import ConfigError, TrainConfig, data_root, is_local
 from trainer.data import SkipLog
 
 REQUIRED = ("prompt", "answer")
@@ -33,7 +33,7 @@ def hub_shards(root: Path, config: str, split: str) -> list[Path]:
 
 def check_hub_layout(cfg: TrainConfig) -> None:
     """A local folder without a manifest must hold ``data/<config>/<split>-*.parquet`` shards."""
-    root = Path(cfg.data).expanduser()
+    root = data_root(cfg.data)
     if not root.is_dir():
         raise ConfigError(f"data {root}: no such folder")
     if not hub_shards(root, cfg.config_name, cfg.train_split):
@@ -51,7 +51,7 @@ def load_rl_rows(cfg: TrainConfig, split: str) -> Any:
     import datasets
 
     if is_local(cfg.data):
-        root = Path(cfg.data).expanduser()
+        root = data_root(cfg.data)
         if (root / "manifest.json").is_file():
             from trainer.data import load_rows
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from audiodata import objstore
 from audiodata.dataset import ConvertedDataset
 from trainer import cache, dist
 from trainer import evaluate as evaluation
@@ -447,9 +448,9 @@ def find_cache(cfg: TrainConfig, family: Family, processor: Any, rank: int) -> c
     dataset, or none fresh (each stale one named on rank 0, never used; ``cache: require`` then fails)."""
     if cfg.cache == "off":
         return None
-    if not is_local(cfg.data):
+    if not is_local(cfg.data) or objstore.is_remote(cfg.data):
         if cfg.cache == "require":
-            raise ConfigError("cache: require: the training-input cache is written next to a local converted dataset only")
+            raise ConfigError("cache: require: the training-input cache is written next to a converted dataset on disk only")
         return None
     root = Path(cfg.data).expanduser()
     data = ConvertedDataset.open(root)

@@ -416,3 +416,22 @@ def test_dedup_against_and_publish_read_a_dataset_in_the_store(
     MEM.rm(f"/{bucket[9:]}/out/manifest.json")  # the store's dataset is gone: its stale local copy is not published
     assert main(["publish", f"{bucket}/out", "me/x", "--dry-run"]) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+def test_readers_of_one_copy_take_turns_when_asked_to_wait(bucket: str) -> None:
+    """Ranks of one training run on one machine read one local copy: ``read_only(wait=True)`` waits for the
+    process pulling it instead of refusing; without ``wait`` a second claim is refused, as for two writers."""
+    import threading
+
+    audiodata.convert([f"{bucket}/corpus/a.jsonl"], f"{bucket}/out", num_workers=1)
+    mirror = objstore.Mirror(f"{bucket}/out")
+    got: list[Path] = []
+    with mirror.claimed():
+        reader = threading.Thread(target=lambda: got.append(objstore.Mirror(f"{bucket}/out").read_only(wait=True)))
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive() and not got  # waiting for the holder
+        with pytest.raises(audiodata.errors.OutputError, match="another run on this machine"):
+            objstore.Mirror(f"{bucket}/out").read_only()
+    reader.join(30)
+    assert got == [mirror.base] and (mirror.base / "manifest.json").is_file()

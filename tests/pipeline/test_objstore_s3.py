@@ -124,3 +124,24 @@ def _rows(fs: Any, folder: str) -> list[dict[str, Any]]:
         with fs.open(f"{folder}/{shard['file']}", "rb") as fh:
             out += pq.read_table(fh).to_pylist()
     return out
+
+
+@pytest.mark.slow
+def test_two_ranks_train_from_a_dataset_in_s3(s3: Any, sample_out: Any, tmp_path: Path) -> None:
+    """``torchrun --nproc_per_node 2 -m trainer train sft --data s3://...``: both ranks of the machine read one local
+    copy (they take turns pulling it: the second finds it current) and train on every row, one summed report."""
+    pytest.importorskip("trl")
+    from tests.training.test_distributed import torchrun
+    from trainer.tiny import make_tiny_model
+
+    fs, bucket = s3
+    out, _ = sample_out
+    fs.put(str(out), f"{bucket}/ds", recursive=True)
+    fs.invalidate_cache()
+    tiny = make_tiny_model(tmp_path / "tiny", family="qwen2-audio")
+    url = f"s3://{bucket}/ds"
+    report = torchrun("sft", {"model": tiny, "data": url, "output_dir": tmp_path / "run", "max_steps": 2, "logging_steps": 1,
+                              "per_device_batch_size": 2, "save_steps": 1000})  # fmt: skip
+    assert report["processes"] == 2 and report["steps"] == 2 and report["data"] == url
+    copies = [p.parent for p in (tmp_path / "cache").rglob("manifest.json")]
+    assert len(copies) == 1 and (copies[0] / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()

@@ -274,3 +274,29 @@ def test_eval_split_and_trainable_projector(tiny: str, tmp_path: Path):
     report = train(cfg)
     assert report["eval_history"] and all(e["eval_loss"] > 0 for e in report["eval_history"])
     assert [h["step"] for h in report["evaluation"]["history"]] == [1, 2]  # generated and scored at each evaluation
+
+
+def test_sft_trains_from_a_dataset_in_an_object_store(tiny: str, sample_out, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``data: s3://.../OUT`` (here fsspec's memory://): the run reads the dataset's local copy, pulled once, and
+    names the store's URL; the training cache is not looked for (it lives beside a dataset on disk)."""
+    import fsspec
+
+    from trainer.config import data_root
+
+    out, _ = sample_out
+    monkeypatch.setenv("AUDIODATA_CACHE", str(tmp_path / "cache"))
+    mem = fsspec.filesystem("memory")
+    bucket = f"/trainstore{os.getpid()}"
+    mem.put(str(out), f"{bucket}/out", recursive=True)
+    url = f"memory:/{bucket}/out"
+    try:
+        report = train(config(tiny, url, tmp_path / "run", max_steps=2))  # type: ignore[arg-type]
+        assert report["steps"] == 2 and report["data"] == url
+        root = data_root(url)
+        assert root.is_relative_to(tmp_path / "cache")
+        assert (root / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+        with pytest.raises(ConfigError, match="on disk only"):
+            train(config(tiny, url, tmp_path / "run2", max_steps=1, cache="require"))  # type: ignore[arg-type]
+    finally:
+        mem.rm(bucket, recursive=True)
+        data_root.cache_clear()
