@@ -160,6 +160,7 @@ def run_cache(args: argparse.Namespace) -> int:
     """``audiodata cache``: build (or find up to date) the training-input cache, print what it holds."""
     import os
 
+    from audiodata import objstore
     from audiodata.cli.common import stderr_console, stdout_console
     from audiodata.cli.progress import Bar
     from trainer import cache
@@ -167,6 +168,11 @@ def run_cache(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        if objstore.is_remote(args.dataset):  # said before any model loads
+            raise ConfigError(
+                f"{args.dataset}: the training-input cache is written beside a dataset on disk; "
+                "train from the store without it, or cache a local copy"
+            )
         family = get_family(args.model_family) if args.model_family else detect_family(args.tokenizer)
         if args.chat_template and not Path(args.chat_template).is_file():
             raise ConfigError(f"--chat-template {args.chat_template}: no such file")

@@ -297,6 +297,9 @@ def test_sft_trains_from_a_dataset_in_an_object_store(tiny: str, sample_out, tmp
         assert (root / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
         with pytest.raises(ConfigError, match="on disk only"):
             train(config(tiny, url, tmp_path / "run2", max_steps=1, cache="require"))  # type: ignore[arg-type]
+        from audiodata.cli.main import main
+
+        assert main(["cache", url, "--tokenizer", tiny]) == 2  # `audiodata cache` says so before loading anything
     finally:
         mem.rm(bucket, recursive=True)
         data_root.cache_clear()
