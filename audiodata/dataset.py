@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from audiodata import objstore
 from audiodata.errors import DatasetFormatError, UsageError
 from audiodata.faults import MachineFault, is_os_fault
 from audiodata.records import RECORD_KINDS
@@ -49,7 +50,7 @@ DatasetError = DatasetFormatError
 
 
 def verify_hint(out: str | os.PathLike[str]) -> str:
-    return f"run `audiodata verify {out}` to see every problem"
+    return f"run `audiodata verify {objstore.shown(out)}` to see every problem"
 
 
 # -- the manifest's layout ------------------------------------------------------------------------
@@ -342,18 +343,18 @@ class Manifest(_Json):
         root = Path(out)
         path = root / MANIFEST
         if not path.is_file():
-            raise DatasetError(f"{root}: not a converted dataset (no {MANIFEST}); run `audiodata convert` first")
+            raise DatasetError(f"{objstore.shown(root)}: not a converted dataset (no {MANIFEST}); run `audiodata convert` first")
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except _Version as exc:
-            raise DatasetError(f"{path}: {exc}") from None
+            raise DatasetError(f"{objstore.shown(path)}: {exc}") from None
         except OSError as exc:
             if is_os_fault(exc):
                 raise MachineFault("read", path, exc) from exc
-            raise DatasetError(f"{path}: unreadable ({exc}); {verify_hint(root)}") from None
+            raise DatasetError(f"{objstore.shown(path)}: unreadable ({exc}); {verify_hint(root)}") from None
         except (_Bad, ValueError, KeyError, TypeError, AttributeError) as exc:  # UnicodeDecodeError, JSONDecodeError
             what = str(exc) if isinstance(exc, _Bad) else f"{type(exc).__name__}: {exc}"
-            raise DatasetError(f"{path}: not a readable manifest ({what}); {verify_hint(root)}") from None
+            raise DatasetError(f"{objstore.shown(path)}: not a readable manifest ({what}); {verify_hint(root)}") from None
 
 
 class _Version(Exception):

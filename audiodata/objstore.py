@@ -483,6 +483,18 @@ def suggest_prefix(url: str) -> str:
 # -- the output folder ----------------------------------------------------------------------------------
 
 _MIRRORS: dict[Path, Mirror] = {}
+_COPIES: dict[Path, str] = {}  # a pulled local copy -> the store folder it copies (for messages: shown())
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """``path`` as a user should read it: inside a local copy of a store folder (:meth:`Mirror.read_only`), the
+    store's URL (the cache's folder name means nothing to them); else ``path`` as it is."""
+    p = Path(os.path.abspath(path))
+    for base, url in _COPIES.items():
+        if p == base or base in p.parents:
+            rel = p.relative_to(base).as_posix()
+            return url if rel == "." else join(url, rel)
+    return str(path)
 
 
 def readable(path: str | os.PathLike[str], check_ledger: bool = True) -> Path:
@@ -643,6 +655,7 @@ class Mirror:
         ``wait``: after another process of this machine is done with it (see :meth:`claimed`)."""
         with self.claimed(wait):
             self.pull(check_ledger)
+        _COPIES[Path(os.path.abspath(self.base))] = self.url
         return self.base
 
     def clear_local(self) -> None:

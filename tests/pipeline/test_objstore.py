@@ -435,3 +435,17 @@ def test_readers_of_one_copy_take_turns_when_asked_to_wait(bucket: str) -> None:
             objstore.Mirror(f"{bucket}/out").read_only()
     reader.join(30)
     assert got == [mirror.base] and (mirror.base / "manifest.json").is_file()
+
+
+def test_a_wrong_or_damaged_store_dataset_is_named_by_its_url(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The local copy's folder under the cache means nothing to the user: errors about a dataset read from a store
+    name the store's URL (a folder with nothing there, a manifest that does not parse)."""
+    for argv in (["info", f"{bucket}/nothing"], ["publish", f"{bucket}/nothing", "me/x", "--dry-run"],
+                 ["dedup", f"{bucket}/corpus/a.jsonl", "--against", f"{bucket}/nothing", "--no-progress"]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{bucket}/nothing: not a converted dataset" in err and "cache" not in err, argv
+    MEM.pipe(f"/{bucket[9:]}/bad/manifest.json", b"{not json")
+    assert main(["info", f"{bucket}/bad"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bucket}/bad/manifest.json: not a readable manifest" in err and f"audiodata verify {bucket}/bad`" in err
