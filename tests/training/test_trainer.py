@@ -276,7 +276,9 @@ def test_eval_split_and_trainable_projector(tiny: str, tmp_path: Path):
     assert [h["step"] for h in report["evaluation"]["history"]] == [1, 2]  # generated and scored at each evaluation
 
 
-def test_sft_trains_from_a_dataset_in_an_object_store(tiny: str, sample_out, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_sft_trains_from_a_dataset_in_an_object_store(
+    tiny: str, sample_out, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
     """``data: s3://.../OUT`` (here fsspec's memory://): the run reads the dataset's local copy, pulled once, and
     names the store's URL; the training cache is not looked for (it lives beside a dataset on disk)."""
     import fsspec
@@ -299,7 +301,8 @@ def test_sft_trains_from_a_dataset_in_an_object_store(tiny: str, sample_out, tmp
             train(config(tiny, url, tmp_path / "run2", max_steps=1, cache="require"))  # type: ignore[arg-type]
         from audiodata.cli.main import main
 
-        assert main(["cache", url, "--tokenizer", tiny]) == 2  # `audiodata cache` says so before loading anything
+        assert main(["cache", url, "--tokenizer", str(tmp_path / "no-model")]) == 2  # said before any model loads
+        assert "beside a dataset on disk" in capsys.readouterr().err
     finally:
         mem.rm(bucket, recursive=True)
         data_root.cache_clear()
