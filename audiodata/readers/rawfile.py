@@ -144,11 +144,21 @@ class _LoneCR(io.RawIOBase):
         self.inner = inner
         self.buf = bytearray(2)
         self.held = False  # a trailing \r whose next byte is not read yet
+        self.carry = b""  # bytes turned out but not yet handed on (a read into a 1-byte buffer)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
+        if self.carry:
+            n = min(len(b), len(self.carry))
+            b[:n], self.carry = self.carry[:n], self.carry[n:]
+            return n
+        if len(b) == 1:  # a held \r needs its next byte beside it: read 2, hand on 1
+            two = bytearray(2)
+            n = self.readinto(two)
+            b[:n and 1], self.carry = two[: n and 1], bytes(two[1:n])
+            return min(n, 1)
         want = max(len(b), 2)  # a BufferedReader asks for its buffer size; 2 leaves room for a held \r
         if len(self.buf) < want:
             self.buf = bytearray(want)
@@ -236,7 +246,7 @@ class _Text(io.RawIOBase):
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         head = bytearray()
-        chunk = bytearray(4096)  # whole reads: _LoneCR cannot hand on a held \r into a 1-byte buffer
+        chunk = bytearray(4096)
         while len(head) < 8:
             got = inner.readinto(chunk) or 0
             if got == 0:

@@ -271,22 +271,37 @@ def test_empty_file_yields_nothing(tmp_path):
 CR_TEXT = '{"a": 1}\r{"b": 2}\r\r\n{"c": 3}\r\n\r{"d": 4}\r'
 
 
+CR_READ = CR_TEXT.replace("\r\n", "\0").replace("\r", "\n").replace("\0", "\r\n").encode()
+
+
+class Trickle(io.RawIOBase):
+    """At most ``step`` bytes per read: a \r at the end of one, its \n in the next."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(self.step, len(b), len(self.data))
+        b[:n], self.data = self.data[:n], self.data[n:]
+        return n
+
+
 @pytest.mark.parametrize("step", [1, 2, 3, 7])
 def test_lone_carriage_returns_become_line_ends_across_reads(step):
-    class Trickle(io.RawIOBase):  # at most ``step`` bytes per read: a \r at the end of one, its \n in the next
-        def __init__(self, data: bytes) -> None:
-            self.data = data
+    assert io.BufferedReader(rawfile._LoneCR(Trickle(CR_TEXT.encode(), step)), 4).read() == CR_READ
 
-        def readable(self) -> bool:
-            return True
 
-        def readinto(self, b) -> int:
-            n = min(step, len(b), len(self.data))
-            b[:n], self.data = self.data[:n], self.data[n:]
-            return n
-
-    got = io.BufferedReader(rawfile._LoneCR(Trickle(CR_TEXT.encode())), 4).read()
-    assert got == CR_TEXT.replace("\r\n", "\0").replace("\r", "\n").replace("\0", "\r\n").encode()
+@pytest.mark.parametrize("step", [1, 2, 3, 7])
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_lone_carriage_returns_read_into_buffers_of_any_size(step, size):
+    """A 1-byte buffer while a \r is held: the \r\n stays one line end (it was handed on as a lone \r)."""
+    raw, buf, got = rawfile._LoneCR(Trickle(CR_TEXT.encode(), step)), bytearray(size), bytearray()
+    while n := raw.readinto(buf):
+        got += buf[:n]
+    assert bytes(got) == CR_READ
 
 
 @pytest.mark.parametrize("gz", [False, True])
