@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,6 +37,19 @@ def sample_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, audiodat
 @pytest.fixture(scope="session")
 def expected() -> dict:
     return json.loads((REPO / "tests" / "sample_expected.json").read_text())
+
+
+def spy_realpath(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, every path ``os.path.realpath`` is asked for (it still answers): how a test counts resolutions."""
+    calls: list[str] = []
+    real = os.path.realpath
+
+    def realpath(path: Any, *args: Any, **kw: Any) -> str:
+        calls.append(os.fspath(path))
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(os.path, "realpath", realpath)
+    return calls
 
 
 def tone(seconds: float = 1.0, rate: int = 16000, freq: float = 440.0, channels: int = 1, seed: int = 0) -> np.ndarray:

@@ -191,8 +191,7 @@ def _known_file(rel: Path, root: Path) -> tuple[Path, int] | None:
         folder = cache[key]
     else:
         real = os.path.realpath(root / rel.parent)
-        inside = real == str(root) or real.startswith(str(root).rstrip(os.sep) + os.sep)
-        folder = cache[key] = real if inside else None
+        folder = cache[key] = real if Path(real).is_relative_to(root) else None
     if folder is None:
         return None
     path = os.path.join(folder, name)

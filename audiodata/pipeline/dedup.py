@@ -173,9 +173,11 @@ def dedup(
     enabled = frozenset(select(opts.select or None, opts.ignore or None))
     settings = opts.audio_settings(enabled, encode=False, fingerprint=mode == "near")
     task = LintTask(files, opts.read_settings(enabled), settings)
+    against_root = None  # --against's folder: one in an object store is its local copy, pulled once here
     if against is not None:  # a converted dataset, of a format this audiodata reads: checked before any input is read
         try:
-            ConvertedDataset.open(objstore.readable(against))  # one in an object store: its local copy
+            against_root = objstore.readable(against)
+            ConvertedDataset.open(against_root)
         except DatasetError as exc:
             raise DatasetError(f"--against {exc}") from None
     # once the inputs are known good: a bad path is said before any cluster starts
@@ -197,8 +199,8 @@ def dedup(
                 report.records += 1
                 report.checked += info is not None
             return report
-        if against is not None and not rank:  # a rank only analyses its share of the inputs: the merge reads --against
-            for info in reference_records(against, near=mode == "near"):
+        if against_root is not None and not rank:  # a rank only analyses its share of the inputs: the merge reads --against
+            for info in reference_records(against_root, near=mode == "near"):
                 deduper.check(info)
                 report.reference_records += 1
         for n, index, line, a in analyse_stream(files, opts, task, on_progress, mapper):

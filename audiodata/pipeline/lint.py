@@ -642,8 +642,8 @@ def _finish(
 
 def _chunk_jobs(
     files: list[InputFile], opts: ConvertOptions, task: LintTask
-) -> Iterator[tuple[tuple[int, int, tuple[int, int] | None], tuple[ChunkJob]]]:
-    """Text-only jobs in input order, each with (file number, bytes of the inputs done when it is, a range's bytes): byte
+) -> Iterator[tuple[tuple[int, int, bool], tuple[ChunkJob]]]:
+    """Text-only jobs in input order, each with (file number, bytes of the inputs done when it is, a range job?): byte
     ranges of every JSON-lines file that can be split (:func:`range_splittable`), whose records the workers
     read; records read here, in batches, from every other input."""
     done = 0
@@ -660,7 +660,7 @@ def _chunk_jobs(
         if ranges is not None:
             for r in ranges:
                 if r.size:
-                    yield (n, done + r.end, (r.start, r.end)), (("range", n, r.start, r.end, 1),)
+                    yield (n, done + r.end, True), (("range", n, r.start, r.end, r.line),)
             done += f.size
             continue
         batch: list[Job] = []
@@ -668,11 +668,11 @@ def _chunk_jobs(
         for _, _, item in raw:
             batch.append((0, n, item.index, item.line, item.text if item.text is not None else item))
             if len(batch) >= TEXT_BATCH:
-                yield (n, done, None), (("items", n, batch),)
+                yield (n, done, False), (("items", n, batch),)
                 batch = []
         done += f.size
         if batch:
-            yield (n, done, None), (("items", n, batch),)
+            yield (n, done, False), (("items", n, batch),)
 
 
 def _merge_chunks(
@@ -697,14 +697,14 @@ def _merge_chunks(
     styles = report.styles
     jobs = _chunk_jobs(files, opts, task)
     next_line = [1] * len(files)  # of each file, the first line of the next range
-    for (n, done, span), chunk in mapper(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
+    for (n, done, ranged), chunk in mapper(_analyse_chunk, jobs, opts.workers, initializer=_init_worker, initargs=(task,)):
         if stopped[n]:
             continue
         display = files[n].display
         base = before[n]
         lines, found, excluded = chunk.lines, chunk.findings, chunk.excluded
         shift = 0  # a range's lines count from 1: the lines before it
-        if span is not None:
+        if ranged:
             shift = next_line[n] - 1
             next_line[n] += chunk.line_ends or 0  # None: the file failed in the range (it is not read further)
             if shift:

@@ -134,6 +134,13 @@ class _Gunzip(io.RawIOBase):
 _LONE_CR = re.compile(rb"\r(?!\n)")
 
 
+def _hand_on(b: Any, held: bytes) -> tuple[int, bytes]:
+    """Bytes a reader holds back handed on first: as many of ``held`` as ``b`` takes; (their count, the rest)."""
+    n = min(len(b), len(held))
+    b[:n] = held[:n]
+    return n, held[n:]
+
+
 class _LoneCR(io.RawIOBase):
     """JSONL with classic Mac line ends: a lone carriage return ends a line, as pyarrow's JSON reader
     (what LLaMA-Factory reads through ``datasets``) and Python's universal newlines take it. Turned
@@ -151,8 +158,7 @@ class _LoneCR(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         if self.carry:
-            n = min(len(b), len(self.carry))
-            b[:n], self.carry = self.carry[:n], self.carry[n:]
+            n, self.carry = _hand_on(b, self.carry)
             return n
         if len(b) == 1:  # a held \r needs its next byte beside it: read 2, hand on 1
             two = bytearray(2)
@@ -260,9 +266,7 @@ class _Text(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         if self.pending:
-            n = min(len(b), len(self.pending))
-            b[:n] = self.pending[:n]
-            self.pending = self.pending[n:]
+            n, self.pending = _hand_on(b, self.pending)
             return n
         return self.inner.readinto(b) or 0
 

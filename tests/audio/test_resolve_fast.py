@@ -4,7 +4,6 @@ resolution (``realpath`` of every component, outside a job) gives: the same file
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from audiodata.audio import load
 from audiodata.audio.load import AudioError, open_ref, resolve_path, roots_resolved_once
 from audiodata.records import MediaRef
+from tests.conftest import spy_realpath
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -86,14 +86,7 @@ def test_the_fast_path_is_taken_for_plain_files_and_left_for_links(tmp_path: Pat
         return found
 
     monkeypatch.setattr(load, "_known_file", spy)
-    calls: list[str] = []
-    real = os.path.realpath
-
-    def realpath(path, *args, **kw):
-        calls.append(os.fspath(path))
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(os.path, "realpath", realpath)
+    calls = spy_realpath(monkeypatch)
     with roots_resolved_once():
         for raw in ("clips/000/a.wav", "clips/000/a.wav", "clips/000/c.wav", "clips/000/missing.wav", "linked/b.wav"):
             with contextlib.suppress(AudioError):

@@ -12,7 +12,7 @@ import pytest
 
 import audiodata
 from audiodata.audio.load import AudioError, resolve_path
-from tests.conftest import write_audio
+from tests.conftest import spy_realpath, write_audio
 
 RECORD = {"messages": [{"role": "user", "content": "<audio>Transcribe."}, {"role": "assistant", "content": "a tone"}]}
 
@@ -137,14 +137,7 @@ def test_a_job_resolves_its_media_root_once_and_the_next_job_follows_a_changed_l
     write_audio(first / "x.wav")
     root = tmp_path / "root"
     root.symlink_to(first)
-    seen: list[str] = []
-    real = os.path.realpath
-
-    def realpath(path, *args, **kw):
-        seen.append(os.fspath(path))
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(os.path, "realpath", realpath)
+    seen = spy_realpath(monkeypatch)
     with roots_resolved_once():
         assert resolve_path("x.wav", str(root)) == first.resolve() / "x.wav"
         assert resolve_path("x.wav", str(root)) == first.resolve() / "x.wav"
