@@ -89,7 +89,7 @@ def plan(
     root = objstore.readable(out)  # a dataset in an object store: its local copy, brought to what the store holds
     ds = ConvertedDataset.open(root)  # DatasetError: not a converted dataset, or a damaged one
     if not (root / CARD).is_file():
-        raise PublishError(f"{root}: no {CARD} dataset card")
+        raise PublishError(f"{objstore.shown(root)}: no {CARD} dataset card")
     items: list[UploadItem] = []
     shards = list(ds.shards())
     total, done = sum(s.bytes for s in shards), 0

@@ -449,3 +449,11 @@ def test_a_wrong_or_damaged_store_dataset_is_named_by_its_url(bucket: str, capsy
     assert main(["info", f"{bucket}/bad"]) == 2
     err = capsys.readouterr().err
     assert f"{bucket}/bad/manifest.json: not a readable manifest" in err and f"audiodata verify {bucket}/bad`" in err
+
+
+def test_publishing_a_store_dataset_without_its_card_names_the_url(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+    audiodata.convert([f"{bucket}/corpus/a.jsonl"], f"{bucket}/out", num_workers=1)
+    MEM.rm(f"/{bucket[9:]}/out/README.md")
+    capsys.readouterr()
+    assert main(["publish", f"{bucket}/out", "me/x", "--dry-run"]) == 2
+    assert f"{bucket}/out: no README.md dataset card" in capsys.readouterr().err
